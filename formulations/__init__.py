@@ -1,0 +1,1 @@
+"""Exact formulations, one subpackage per problem family."""

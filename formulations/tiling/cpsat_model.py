@@ -1,0 +1,130 @@
+"""CP-SAT model of one stationary class, with exact integer products.
+
+Each loop dimension picks one candidate tile through one Boolean per
+candidate; trips, swept input extents and tile extents are integer variables
+tied to those Booleans linearly.  Traffic and footprint are products of a few
+of them, which CP-SAT represents exactly (``AddMultiplicationEquality``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ortools.sat.python import cp_model
+
+from .problem import LOOP_DIMS, TENSORS, TilingProblem
+from .space import DimTable
+from .terms import class_terms
+
+
+@dataclass
+class CpsatTilingModel:
+    model: cp_model.CpModel
+    choice: dict[str, list]  # dim -> Booleans, or [] when the dim has one candidate
+    tables: dict[str, DimTable]
+    stationary: str
+    unit: int
+
+
+def _feature(model, table: DimTable, choice: list, values, name: str):
+    values = [int(v) for v in values]
+    if len(values) == 1:
+        return values[0]
+    var = model.NewIntVarFromDomain(cp_model.Domain.FromValues(sorted(set(values))), name)
+    model.Add(var == sum(v * b for v, b in zip(values, choice)))
+    return var
+
+
+def _product(model, factors: list, upper: int, name: str):
+    """An integer variable equal to the product of ``factors`` (ints or vars)."""
+    constant = 1
+    variables = []
+    for f in factors:
+        if isinstance(f, int):
+            constant *= f
+        else:
+            variables.append(f)
+    if not variables:
+        return constant
+    current = variables[0]
+    for i, other in enumerate(variables[1:]):
+        nxt = model.NewIntVar(0, upper, f"{name}_{i}")
+        model.AddMultiplicationEquality(nxt, [current, other])
+        current = nxt
+    if constant == 1:
+        return current
+    return constant * current
+
+
+def build_cpsat(problem: TilingProblem, tables: dict[str, DimTable], stationary: str) -> CpsatTilingModel:
+    layer = problem.layer
+    model = cp_model.CpModel()
+    choice: dict[str, list] = {}
+    trips, tile, in_extent, swept = {}, {}, {}, {}
+    for d in LOOP_DIMS:
+        table = tables[d]
+        bools = [model.NewBoolVar(f"x_{d}_{int(t)}") for t in table.tiles] if len(table) > 1 else []
+        if bools:
+            model.AddExactlyOne(bools)
+        choice[d] = bools
+        trips[d] = _feature(model, table, bools, table.trips, f"n_{d}")
+        tile[d] = _feature(model, table, bools, table.tiles, f"t_{d}")
+        in_extent[d] = _feature(model, table, bools, table.input_extent, f"f_{d}")
+        swept[d] = _feature(model, table, bools, table.swept, f"A_{d}")
+
+    # capacity: products are bounded by what may fit
+    prec = layer.precision
+    cap = problem.buffer.capacity_bits
+    limits = problem.buffer.partition_bits or {t: cap for t in TENSORS}
+    foot_in = _product(model, [tile["N"], tile["G"], tile["C"], in_extent["P"], in_extent["Q"]],
+                       limits["inputs"] // prec.inputs, "fin")
+    foot_w = _product(model, [tile["G"], tile["M"], tile["C"]], limits["weights"] // prec.weights, "fw")
+    foot_o = _product(model, [tile["N"], tile["G"], tile["M"], tile["P"], tile["Q"]],
+                      limits["outputs"] // prec.psums, "fo")
+    rs = layer.R * layer.S
+    bits = {
+        "inputs": prec.inputs * foot_in,
+        "weights": prec.weights * rs * foot_w,
+        "outputs": prec.psums * foot_o,
+    }
+    if problem.buffer.partition_bits is None:
+        model.Add(sum(bits.values()) <= cap)
+    else:
+        for t in TENSORS:
+            model.Add(bits[t] <= limits[t])
+
+    terms = class_terms(layer)
+    objective = terms.outputs
+    in_factors = [swept["P"], swept["Q"]] + ([] if stationary == "inputs" else [trips["M"]])
+    top = {d: (int(tables[d].trips.max()), int(tables[d].swept.max())) for d in LOOP_DIMS}
+    in_upper = top["P"][1] * top["Q"][1] * top["M"][0]
+    objective += terms.inputs * _product(model, in_factors, in_upper, "traffic_in")
+    if stationary == "weights":
+        objective += terms.weights
+    else:
+        w_upper = top["N"][0] * top["P"][0] * top["Q"][0]
+        objective += terms.weights * _product(model, [trips["N"], trips["P"], trips["Q"]], w_upper, "traffic_w")
+    if stationary != "outputs":
+        objective += terms.psums * (trips["C"] - 1)
+    model.Minimize(objective)
+    return CpsatTilingModel(model, choice, tables, stationary, terms.unit)
+
+
+def read_choice(handle: CpsatTilingModel):
+    """Callable for solvers.cpsat: the chosen candidate index per dim."""
+
+    def read(solver: cp_model.CpSolver) -> dict[str, int]:
+        chosen = {}
+        for d in LOOP_DIMS:
+            bools = handle.choice[d]
+            chosen[d] = next((k for k, b in enumerate(bools) if solver.BooleanValue(b)), 0)
+        return chosen
+
+    return read
+
+
+def add_hint(handle: CpsatTilingModel, tiles: dict[str, int]) -> None:
+    """Warm start from a known mapping (ignored for tiles not in the tables)."""
+    for d in LOOP_DIMS:
+        for k, b in enumerate(handle.choice[d]):
+            handle.model.AddHint(b, int(handle.tables[d].tiles[k]) == tiles[d])

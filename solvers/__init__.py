@@ -1,0 +1,1 @@
+"""Solver back-ends shared by every family, and heuristic mappers."""

@@ -1,0 +1,70 @@
+"""Byte-size parsing and formatting shared by instances, reports and the CLI.
+
+Capacities are written the way hardware papers write them: ``64 KiB`` is
+65536 bytes (binary prefix), ``100 KB`` is 100000 bytes (decimal prefix), and
+a plain integer is a byte count.  Everything internal is kept in bits so that
+tensors of different precisions can share one buffer without rounding.
+"""
+
+from __future__ import annotations
+
+import re
+
+_PREFIX = {
+    "": 1,
+    "k": 1000, "m": 1000**2, "g": 1000**3,
+    "ki": 1024, "mi": 1024**2, "gi": 1024**3,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]i?)?\s*([bB])?\s*$")
+
+
+def parse_bytes(value: object) -> int:
+    """Return the byte count of ``64 KiB``, ``100 KB``, ``4096`` or ``4096 B``.
+
+    Raises ValueError with a message fit for the user when the text is not a
+    size or is not a whole number of bytes.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size such as '64 KiB', got {value!r}")
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError(f"size must be positive, got {value}")
+        return value
+    if isinstance(value, float):
+        if value <= 0 or value != int(value):
+            raise ValueError(f"size must be a positive whole number of bytes, got {value}")
+        return int(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a size such as '64 KiB', got {value!r}")
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"cannot read {value!r} as a size; write e.g. '64 KiB', '100 KB' or 65536")
+    number, prefix, unit = match.groups()
+    if prefix and not unit:
+        raise ValueError(f"cannot read {value!r} as a size; add the unit B, e.g. '{number} {prefix}B'")
+    scale = _PREFIX[(prefix or "").lower()]
+    size = float(number) * scale
+    if size != int(size) or size <= 0:
+        raise ValueError(f"size {value!r} is not a positive whole number of bytes")
+    return int(size)
+
+
+def format_bytes(n_bytes: float) -> str:
+    """Human-readable size with binary prefixes (``1.5 MiB``), exact below 1 KiB."""
+    value = float(n_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            if unit == "B":
+                return f"{value:g} B"
+            return f"{value:.2f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_count(n: float) -> str:
+    """Compact count (``6.85M``) as architects quote traffic figures."""
+    value = float(n)
+    for suffix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:g}"
