@@ -1,0 +1,90 @@
+"""Analytical lower bounds on off-chip traffic (derivations in docs/bounds.md).
+
+* ``compulsory``: every input element some MAC reads, every weight and every
+  output crosses the chip boundary at least once.  Rigorous.
+* ``hong_kung``: a red-blue pebble / Loomis-Whitney argument over segments of
+  the execution, with the per-element sliding-window reuse ``Rmax``.  Rigorous
+  for every schedule, whatever its tiling or order.
+* ``seed``: the paper's asymptotic form 2*MACs/sqrt(Rw*S) + |O|; not rigorous
+  for small or deep layers, so its ratio is reported, never asserted.
+
+``rigorous`` is the larger of the two rigorous bounds: a proved optimum below
+it is a bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil, sqrt
+
+import numpy as np
+
+from ..formulations.tiling.problem import TilingProblem
+
+
+@dataclass(frozen=True)
+class Bound:
+    name: str
+    bytes: float
+    rigorous: bool
+    meaning: str
+
+    def to_dict(self) -> dict:
+        return {"bytes": self.bytes, "rigorous": self.rigorous, "meaning": self.meaning}
+
+
+def word_bits(problem: TilingProblem) -> int:
+    """The narrowest element: bounds count elements, and every element moved
+    costs at least this many bits, every buffer slot holds at most one."""
+    p = problem.layer.precision
+    return min(p.inputs, p.weights, p.outputs, p.psums)
+
+
+def buffer_words(problem: TilingProblem) -> int:
+    return problem.buffer.capacity_bits // word_bits(problem) if problem.buffer.partition_bits is None else (
+        sum(problem.buffer.partition_bits.values()) // word_bits(problem)
+    )
+
+
+def compulsory_bytes(problem: TilingProblem) -> float:
+    layer = problem.layer
+    p = layer.precision
+    bits = layer.input_elements_used * p.inputs + layer.weight_elements * p.weights + layer.output_elements * p.outputs
+    return bits / 8
+
+
+def hong_kung_words(macs: int, reuse_max: int, words: int) -> float:
+    """max over segment lengths T of T * (ceil(macs / V(T)) - 1), where
+    V(T) = sqrt(reuse_max) * ((2*words + T) / 3) ** 1.5 bounds the MACs one
+    segment of T transfers can perform."""
+    best = 0.0
+    for x in np.linspace(0.05, 40.0, 800):
+        t = max(1, int(x * words))
+        per_segment = sqrt(reuse_max) * ((2 * words + t) / 3) ** 1.5
+        best = max(best, t * (ceil(macs / per_segment) - 1))
+    return best
+
+
+def seed_words(macs: int, reuse_avg: float, words: int, outputs: int) -> float:
+    return 2 * macs / sqrt(reuse_avg * words) + outputs
+
+
+def tiling_bounds(problem: TilingProblem) -> dict[str, Bound]:
+    layer = problem.layer
+    wb = word_bits(problem) / 8
+    words = buffer_words(problem)
+    compulsory = Bound(
+        "compulsory", compulsory_bytes(problem), True,
+        "every used input, every weight and every output crosses DRAM once",
+    )
+    hk = Bound(
+        "hong_kung", hong_kung_words(layer.macs, layer.reuse_max(), words) * wb, True,
+        f"segment argument, S = {words} words, Rmax = {layer.reuse_max()}",
+    )
+    seed = Bound(
+        "seed", seed_words(layer.macs, layer.reuse_average(), words, layer.output_elements) * wb, False,
+        f"paper's asymptotic 2N/sqrt(Rw*S)+|O|, Rw = {layer.reuse_average():g}",
+    )
+    rigorous = max(compulsory, hk, key=lambda b: b.bytes)
+    best = Bound("rigorous", rigorous.bytes, True, f"max of compulsory and hong_kung ({rigorous.name})")
+    return {"compulsory": compulsory, "hong_kung": hk, "seed": seed, "rigorous": best}
