@@ -1,0 +1,5 @@
+"""``python -m mapcert`` is the ``mapcert`` command."""
+
+from .cli import entry
+
+entry()

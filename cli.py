@@ -1,0 +1,356 @@
+"""The ``mapcert`` command.
+
+Exit status: 0 when a mapping is optimal or feasible (or a verification
+passed), 2 for bad input or an instance with no feasible mapping (one line
+per problem, ``file:line: field: what is wrong``), 1 when a check failed or
+a solver gave no usable answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich import box
+from rich.table import Table as _RichTable
+
+from . import __version__
+from .formulations.tiling.problem import LOOP_DIMS, TilingProblem
+from .formulations.tiling.solve import METHODS
+from .formulations.tiling.space import CANONICAL_ORDER
+from .instances import InstanceError, Issue, line_of, load, load_text
+from .report import RESULT_FORMAT, Report, solve_and_certify
+from .units import format_bytes, format_count
+from .validation.bounds import tiling_bounds
+from .verification import verify_result
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Provably optimal mappings of neural-network layers onto accelerators, with certificates.",
+)
+out = Console(width=None if sys.stdout.isatty() else 110, highlight=False)
+err = Console(stderr=True, highlight=False)
+
+EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
+
+
+def Table(**kwargs) -> _RichTable:
+    """Tables in one plain style that reads well in a terminal and in a log."""
+    kwargs.setdefault("box", box.SIMPLE_HEAD)
+    return _RichTable(**kwargs)
+
+
+class _Exit(Exception):
+    def __init__(self, code: int):
+        self.code = code
+
+
+def _fail_input(lines: list[str]) -> None:
+    for line in lines:
+        err.print(line, markup=False, soft_wrap=True)
+    raise _Exit(EXIT_INPUT)
+
+
+def _load(file: Path) -> TilingProblem:
+    try:
+        return load(file)
+    except InstanceError as exc:
+        _fail_input([str(i) for i in exc.issues])
+    raise AssertionError("unreachable")
+
+
+def _stationary(order: tuple[str, ...]) -> str:
+    for cls, canonical in CANONICAL_ORDER.items():
+        if tuple(order) == canonical:
+            return {"inputs": "the input tile stays on chip across M (innermost)",
+                    "weights": "the weight tile stays on chip across N, P, Q (innermost)",
+                    "outputs": "the output tile stays on chip across C (innermost): no partial-sum spills"}[cls]
+    return ""
+
+
+def _title(problem: TilingProblem) -> str:
+    layer = problem.layer
+    dims = " ".join(f"{k}={v}" for k, v in layer.dims().items())
+    extra = []
+    if layer.stride != (1, 1):
+        extra.append(f"stride {layer.stride[0]}x{layer.stride[1]}")
+    if layer.dilation != (1, 1):
+        extra.append(f"dilation {layer.dilation[0]}x{layer.dilation[1]}")
+    if layer.groups != 1:
+        extra.append(f"groups {layer.groups}")
+    hw = f"{problem.buffer.name} {format_bytes(problem.buffer.capacity_bytes)}"
+    if problem.buffer.partition_bits:
+        hw += " (partitioned: " + ", ".join(
+            f"{t} {format_bytes(b / 8)}" for t, b in problem.buffer.partition_bits.items()) + ")"
+    return f"[bold]{layer.name}[/] ({layer.op} {dims}{', ' + ', '.join(extra) if extra else ''}) on {hw}"
+
+
+def _render_report(report: Report) -> None:
+    problem, result, cert = report.problem, report.result, report.certificate
+    layer = problem.layer
+    out.print(_title(problem))
+    out.print(f"objective: off-chip traffic (bytes) · space: {problem.space} · method: {result.method}")
+    colour = {"optimal": "green", "feasible": "yellow"}.get(cert.status, "red")
+    out.print()
+    if cert.status in ("infeasible", "error") and result.mapping is None:
+        out.print(f"status: [bold {colour}]{cert.status.upper()}[/] - {cert.reason}")
+        return
+    claim = {
+        "optimal": f"proved by {result.method} in {result.wall_time_s:.2f} s, confirmed by evaluate and the functional model",
+        "feasible": f"best mapping found in {result.wall_time_s:.2f} s; gap {100 * (result.gap or 0):.2f}% to the solver's bound",
+        "error": cert.reason,
+    }.get(cert.status, cert.reason)
+    out.print(f"status: [bold {colour}]{cert.status.upper()}[/] ({claim})")
+
+    mapping, metrics = result.mapping, result.metrics
+    shown = [d for d in LOOP_DIMS if d != "G" or layer.groups > 1]
+    table = Table(title="mapping", title_justify="left", show_edge=False)
+    table.add_column("")
+    for d in shown + ["R", "S"]:
+        table.add_column(d, justify="right")
+    table.add_row("extent", *[str(layer.extent(d)) for d in shown], str(layer.R), str(layer.S))
+    table.add_row("on-chip tile", *[str(mapping.tiles[d]) for d in shown], str(layer.R), str(layer.S))
+    table.add_row("DRAM trips", *[str(metrics.trips[d]) for d in shown], "1", "1")
+    out.print(table)
+    order = " > ".join(d for d in mapping.order if d != "G" or layer.groups > 1)
+    out.print(f"DRAM loop order (outer > inner): {order}; {_stationary(mapping.order)}")
+
+    table = Table(title="off-chip traffic", title_justify="left", show_edge=False)
+    for col in ("term", "bytes", "share"):
+        table.add_column(col, justify="right" if col != "term" else "left")
+    total = metrics.objective or 1
+    for term, bits in metrics.traffic_bits.items():
+        table.add_row(term.replace("_", " "), f"{bits / 8:,.0f}", f"{100 * bits / 8 / total:.1f}%")
+    table.add_row("[bold]total[/]", f"[bold]{metrics.objective:,.0f}[/]", "100%")
+    out.print(table)
+    foot = ", ".join(f"{t} {format_bytes(b / 8)}" for t, b in metrics.footprint_bits.items())
+    out.print(f"buffer footprint: {foot} = {format_bytes(sum(metrics.footprint_bits.values()) / 8)} "
+              f"of {format_bytes(problem.buffer.capacity_bytes)}")
+
+    table = Table(title="bounds", title_justify="left", show_edge=False)
+    for col in ("bound", "bytes", "optimum / bound", "rigorous", "meaning"):
+        table.add_column(col, justify="right" if col in ("bytes", "optimum / bound") else "left")
+    for name, bound in cert.bounds.items():
+        ratio = cert.ratio(name)
+        table.add_row(name, f"{bound.bytes:,.0f}", f"{ratio:.3f}" if ratio else "-",
+                      "yes" if bound.rigorous else "no", bound.meaning)
+    out.print(table)
+    if result.best_bound is not None:
+        out.print(f"solver bound: {result.best_bound:,.0f} B · gap {100 * (result.gap or 0):.3f}%")
+
+    if report.heuristics:
+        table = Table(title="heuristics", title_justify="left", show_edge=False)
+        for col in ("method", "bytes", "gap to optimum", "tiles", "time"):
+            table.add_column(col, justify="left" if col in ("method", "tiles") else "right")
+        for h in report.heuristics:
+            if h.metrics is None:
+                table.add_row(h.name, "no mapping fits", "-", "-", f"{h.wall_time_s:.2f} s")
+                continue
+            gap = f"{100 * h.gap_to_optimum:.1f}%" if h.gap_to_optimum is not None else "-"
+            tiles = " ".join(f"{d}{h.mapping.tiles[d]}" for d in shown)
+            table.add_row(h.name, f"{h.metrics.objective:,.0f}", gap, tiles, f"{h.wall_time_s:.2f} s")
+        out.print(table)
+
+    table = Table(title="certificate checks", title_justify="left", show_edge=False)
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail")
+    for check in cert.checks:
+        table.add_row(check.name, "[green]pass[/]" if check.passed else "[red]FAIL[/]", check.detail)
+    out.print(table)
+    if cert.functional is None:
+        out.print("functional check skipped (--no-functional)")
+
+
+def _exit_code(status: str) -> int:
+    return {"optimal": EXIT_OK, "feasible": EXIT_OK, "infeasible": EXIT_INPUT}.get(status, EXIT_ERROR)
+
+
+def _write_result(path: Path, report: Report, force: bool) -> None:
+    if path.exists() and not force:
+        _fail_input([f"{path}: exists; not overwritten (use --force to replace it)"])
+    try:
+        path.write_text(yaml.safe_dump(report.to_dict(), sort_keys=False))
+    except OSError as exc:
+        _fail_input([f"{path}: cannot write: {exc.strerror or exc}"])
+
+
+@app.command()
+def solve(
+    file: Path = typer.Argument(..., help="Instance YAML (see README: family, workload, hardware, ...)."),
+    method: Optional[str] = typer.Option(None, "--method", "-m",
+                                         help=f"Exact method: {', '.join(METHODS)} (default: the instance's solver.method)."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", "-t",
+                                               help="Seconds for the solver; on time-out the best mapping is returned as 'feasible' with its gap."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Save the result (YAML) for `mapcert verify`."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
+    functional: bool = typer.Option(True, "--functional/--no-functional",
+                                    help="Execute the mapping in the functional model (on by default)."),
+) -> None:
+    """Find the optimal mapping of an instance and certify it."""
+    problem = _load(file)
+    if method is not None and method not in METHODS:
+        _fail_input([f"--method: unknown method {method!r}; choose one of {', '.join(METHODS)}"])
+    if time_limit is not None and time_limit <= 0:
+        _fail_input([f"--time-limit: must be positive, got {time_limit}"])
+    if output is not None and output.exists() and not force:
+        _fail_input([f"{output}: exists; not overwritten (use --force to replace it)"])
+    with err.status("solving...", spinner="dots") if sys.stderr.isatty() and not as_json else _null():
+        report = solve_and_certify(problem, method, time_limit, functional=functional)
+    if output is not None:
+        _write_result(output, report, force)
+    status = report.status
+    if status == "infeasible" and not as_json:
+        line = line_of(file, ("hardware", "levels", 1, "capacity"))
+        _fail_input([str(Issue(str(file), line, "hardware", f"no feasible mapping: {report.result.message}"))])
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _render_report(report)
+        if output is not None:
+            out.print(f"result saved to {output}")
+    raise _Exit(_exit_code(status))
+
+
+@app.command()
+def bound(
+    file: Path = typer.Argument(..., help="Instance YAML."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Analytical lower bounds on off-chip traffic, without solving."""
+    problem = _load(file)
+    bounds = tiling_bounds(problem)
+    if as_json:
+        print(json.dumps({k: b.to_dict() for k, b in bounds.items()}, indent=2))
+        raise _Exit(EXIT_OK)
+    out.print(_title(problem))
+    table = Table(show_edge=False)
+    for col in ("bound", "bytes", "", "rigorous", "meaning"):
+        table.add_column(col)
+    for name, b in bounds.items():
+        table.add_row(name, f"{b.bytes:,.0f}", format_count(b.bytes), "yes" if b.rigorous else "no", b.meaning)
+    out.print(table)
+    raise _Exit(EXIT_OK)
+
+
+@app.command()
+def verify(
+    result: Path = typer.Argument(..., help="A result saved by `mapcert solve -o`."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    time_limit: float = typer.Option(60.0, "--time-limit", "-t", help="Seconds for each re-proof."),
+) -> None:
+    """Re-derive everything in a saved result without trusting it: the
+    objective, the bounds, the functional run, and the optimum by two exact
+    methods."""
+    try:
+        data = yaml.safe_load(result.read_text())
+    except OSError as exc:
+        _fail_input([f"{result}: cannot read: {exc.strerror or exc}"])
+    except yaml.YAMLError as exc:
+        _fail_input([f"{result}:1: (yaml): not valid YAML: {exc}"])
+    if not isinstance(data, dict) or data.get("format") != RESULT_FORMAT or "instance" not in data:
+        _fail_input([f"{result}:1: format: not a mapcert result (expected format: {RESULT_FORMAT})"])
+    try:
+        problem = load_text(yaml.safe_dump(data["instance"], sort_keys=False), f"{result}#instance")
+    except InstanceError as exc:
+        _fail_input([str(i) for i in exc.issues])
+    checks = verify_result(problem, data, time_limit=time_limit)
+    ok = all(c.passed for c in checks)
+    if as_json:
+        print(json.dumps({"verified": ok, "checks": [c.to_dict() for c in checks]}, indent=2))
+    else:
+        out.print(_title(problem))
+        table = Table(show_edge=False)
+        table.add_column("check")
+        table.add_column("result")
+        table.add_column("detail")
+        for c in checks:
+            table.add_row(c.name, "[green]pass[/]" if c.passed else "[red]FAIL[/]", c.detail)
+        out.print(table)
+        out.print("[bold green]VERIFIED[/]" if ok else "[bold red]NOT VERIFIED[/]")
+    raise _Exit(EXIT_OK if ok else EXIT_ERROR)
+
+
+@app.command()
+def presets() -> None:
+    """List the named networks (layers usable as `workload: net.layer`) and hardware."""
+    from . import workload_library
+    from .hardware.presets import hardware_presets
+
+    table = Table(title="networks", title_justify="left", show_edge=False)
+    table.add_column("network")
+    table.add_column("layers", justify="right")
+    table.add_column("first layers")
+    for name in workload_library.networks():
+        layers = workload_library.network(name)
+        table.add_row(name, str(len(layers)), ", ".join(list(layers)[:4]) + ", ...")
+    out.print(table)
+    table = Table(title="hardware", title_justify="left", show_edge=False)
+    table.add_column("preset")
+    table.add_column("levels")
+    table.add_column("source")
+    for name, hw in hardware_presets().items():
+        levels = " > ".join(l["name"] + (f" {l['capacity']}" if "capacity" in l else "") for l in hw["levels"])
+        table.add_row(name, levels, hw.get("source", ""))
+    out.print(table)
+    raise _Exit(EXIT_OK)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"mapcert {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """mapcert: provably optimal accelerator mappings with certificates."""
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status instead of raising."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except _Exit as exc:
+        return exc.code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        return 130
+    except Exception as exc:  # click usage errors and the unexpected
+        import click
+
+        if isinstance(exc, click.exceptions.UsageError):
+            exc.show()
+            return EXIT_INPUT
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return EXIT_INPUT
+        if os.environ.get("MAPCERT_DEBUG"):
+            raise
+        err.print(f"mapcert: internal error: {type(exc).__name__}: {exc} (set MAPCERT_DEBUG=1 for a traceback)",
+                  markup=False)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def entry() -> None:
+    sys.exit(main())
