@@ -103,7 +103,8 @@ def _render_report(report: Report) -> None:
         out.print(f"status: [bold {colour}]{cert.status.upper()}[/] - {cert.reason}")
         return
     claim = {
-        "optimal": f"proved by {result.method} in {result.wall_time_s:.2f} s, confirmed by evaluate and the functional model",
+        "optimal": f"proved by {result.method} in {result.wall_time_s:.2f} s, confirmed by evaluate"
+                   + (" and the functional model" if cert.functional else ""),
         "feasible": f"best mapping found in {result.wall_time_s:.2f} s; gap {100 * (result.gap or 0):.2f}% to the solver's bound",
         "error": cert.reason,
     }.get(cert.status, cert.reason)
