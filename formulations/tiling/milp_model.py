@@ -125,6 +125,9 @@ def build_milp(
     m = pyo.ConcreteModel(name=f"tiling_{stationary}")
     index = [(d, k) for d in LOOP_DIMS if len(tables[d]) > 1 for k in range(len(tables[d]))]
     m.x = pyo.Var(index, domain=pyo.Binary)
+    # a variable fixed at zero keeps every expression a pyomo expression even
+    # when all dimensions have a single candidate (constant constraints)
+    m.zero = pyo.Var(bounds=(0, 0))
     m.one_tile = pyo.ConstraintList()
     for d in LOOP_DIMS:
         if len(tables[d]) > 1:
@@ -143,10 +146,10 @@ def build_milp(
     m.capacity = pyo.ConstraintList()
     partition = problem.buffer.partition_bits
     if partition is None:
-        m.capacity.add(sum(bits.values()) <= problem.buffer.capacity_bits)
+        m.capacity.add(m.zero + sum(bits.values()) <= problem.buffer.capacity_bits)
     else:
         for tensor in TENSORS:
-            m.capacity.add(bits[tensor] <= partition[tensor])
+            m.capacity.add(m.zero + bits[tensor] <= partition[tensor])
 
     terms = class_terms(layer)
     in_factors = [("P", a["P"]), ("Q", a["Q"])] + ([] if stationary == "inputs" else [("M", n["M"])])
@@ -157,7 +160,7 @@ def build_milp(
         objective += terms.weights * pb.product([("N", n["N"]), ("P", n["P"]), ("Q", n["Q"])])
     if stationary != "outputs":
         objective += terms.psums * (pb.linear("C", n["C"]) - 1)
-    m.objective = pyo.Objective(expr=objective, sense=pyo.minimize)
+    m.objective = pyo.Objective(expr=m.zero + objective, sense=pyo.minimize)
     return MilpTilingModel(m, tables, stationary, terms.unit)
 
 

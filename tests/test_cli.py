@@ -1,0 +1,115 @@
+"""The command line end to end: JSON contract, saved results, verification,
+bounds, infeasible instances and time-outs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+import mapcert
+from mapcert.formulations.tiling import solve as solve_module
+from mapcert.solvers.outcome import SolverOutcome
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "vgg16_conv3_2_64KiB.yaml"
+REQUIRED = {"status", "objective", "best_bound", "gap", "lower_bound", "solution", "metrics",
+            "method", "wall_time_s", "certificate"}
+
+
+def test_solve_json_has_the_design_fields(cli):
+    code, stdout, _ = cli("solve", str(EXAMPLE), "--json")
+    assert code == 0
+    data = json.loads(stdout)
+    assert REQUIRED <= set(data)
+    assert data["status"] == "optimal" and data["gap"] == 0.0
+    assert data["objective"] >= data["lower_bound"]
+    assert all(c["passed"] for c in data["certificate"]["checks"])
+    assert data["heuristics"][0]["method"] == "paper-dataflow"
+    assert data["heuristics"][0]["objective"] >= data["objective"]
+
+
+def test_solve_prints_tables(cli):
+    code, stdout, _ = cli("solve", str(EXAMPLE), "--method", "milp")
+    assert code == 0
+    for text in ("OPTIMAL", "on-chip tile", "off-chip traffic", "bounds", "paper-dataflow", "functional"):
+        assert text in stdout
+
+
+def test_saved_result_verifies_and_is_not_overwritten(cli, tmp_path):
+    out = tmp_path / "result.yaml"
+    assert cli("solve", str(EXAMPLE), "-o", str(out), "--no-functional")[0] == 0
+    saved = out.read_text()
+    code, _, stderr = cli("solve", str(EXAMPLE), "-o", str(out))
+    assert code == 2 and "--force" in stderr
+    assert out.read_text() == saved
+    code, stdout, _ = cli("verify", str(out), "--json")
+    assert code == 0 and json.loads(stdout)["verified"]
+
+
+def test_verify_catches_a_tampered_result(cli, tmp_path):
+    out = tmp_path / "result.yaml"
+    cli("solve", str(EXAMPLE), "-o", str(out), "--no-functional")
+    data = yaml.safe_load(out.read_text())
+    data["objective"] *= 0.9
+    out.write_text(yaml.safe_dump(data))
+    code, stdout, _ = cli("verify", str(out), "--json")
+    assert code == 1
+    failed = {c["name"] for c in json.loads(stdout)["checks"] if not c["passed"]}
+    assert "objective re-evaluated" in failed
+
+
+def test_verify_rejects_a_non_result(cli):
+    code, _, stderr = cli("verify", str(EXAMPLE))
+    assert code == 2 and "not a mapcert result" in stderr
+
+
+def test_bound_command(cli):
+    code, stdout, _ = cli("bound", str(EXAMPLE), "--json")
+    data = json.loads(stdout)
+    assert code == 0 and data["rigorous"]["bytes"] >= data["compulsory"]["bytes"]
+
+
+def test_infeasible_json_has_a_status(cli):
+    bad = Path(__file__).parent / "bad_instances" / "28_infeasible_tiny_buffer.yaml"
+    code, stdout, _ = cli("solve", str(bad), "--json")
+    data = json.loads(stdout)
+    assert code == 2 and data["status"] == "infeasible" and "smallest footprint" in data["message"]
+
+
+def test_time_out_returns_feasible_with_gap(monkeypatch):
+    """A solver stopped by its time limit yields the best mapping it has,
+    status feasible, and the gap to its bound; never 'optimal'."""
+    problem = mapcert.load(EXAMPLE)
+    real = solve_module.solve_cpsat
+
+    def interrupted(model, read, time_limit, workers=0):
+        outcome = real(model, read, time_limit, workers)
+        return SolverOutcome("cpsat", False, False, outcome.objective, outcome.bound * 0.5, 0.01,
+                             outcome.values, "FEASIBLE")
+
+    monkeypatch.setattr(solve_module, "solve_cpsat", interrupted)
+    report = mapcert.solve(problem, functional=False)
+    assert report.status == "feasible"
+    assert 0 < report.result.gap < 1
+    assert report.to_dict()["gap"] == report.result.gap
+
+
+def test_bad_option_values(cli):
+    assert cli("solve", str(EXAMPLE), "--method", "gurobi")[0] == 2
+    assert cli("solve", str(EXAMPLE), "--time-limit", "-1")[0] == 2
+
+
+def test_help_explains_commands(cli):
+    code, stdout, _ = cli("--help")
+    assert code == 0 and "solve" in stdout and "verify" in stdout and "bound" in stdout
+
+
+def test_module_entry_point_has_no_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("family: tiling\nworkload: vgg16.conv3_2\nhardware: {levels: [{name: DRAM}]}\n")
+    proc = subprocess.run([sys.executable, "-m", "mapcert", "solve", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1

@@ -1,0 +1,55 @@
+"""Real layers of VGG-16 and ResNet-50 at 16, 64 and 256 KiB (batch 1, 8-bit,
+divisor tiles): CP-SAT and the MILP both prove the same optimum, it is at or
+above the rigorous bound, and the functional model passes.  The default run
+covers a chosen subset; ``make test-all`` (marker ``slow``) covers every conv
+layer."""
+
+from __future__ import annotations
+
+import pytest
+
+from mapcert import workload_library
+from mapcert.formulations.tiling.solve import solve_tiling
+from mapcert.instances import load_text
+from mapcert.validation.certificate import certify
+
+SIZES = ("16KiB", "64KiB", "256KiB")
+SUBSET = [
+    "vgg16.conv1_2",   # large spatial, few channels
+    "vgg16.conv3_2",   # the demo layer
+    "vgg16.conv5_1",   # deep, small spatial
+    "resnet50.conv1",  # 7x7 stride 2
+    "resnet50.layer2.0.conv2",  # 3x3 stride 2
+    "resnet50.layer4.1.conv1",  # 1x1, many channels
+]
+ALL = [f"{net}.{name}" for net in ("vgg16", "resnet50")
+       for name, layer in workload_library.network(net).items() if layer["op"] == "conv2d"]
+
+
+def problem_for(layer: str, size: str):
+    return load_text(f"family: tiling\nworkload: {layer}\nhardware: glb-{size}\n", f"{layer}@{size}")
+
+
+def check_layer(layer: str, size: str) -> None:
+    problem = problem_for(layer, size)
+    cpsat = solve_tiling(problem, "cpsat", 120)
+    milp = solve_tiling(problem, "milp", 120)
+    assert cpsat.status == "optimal", cpsat.message
+    assert milp.status == "optimal", milp.message
+    assert cpsat.objective == milp.objective
+    cert = certify(problem, cpsat, functional=True)
+    assert cert.status == "optimal", [c for c in cert.checks if not c.passed]
+    assert cert.objective >= cert.lower_bound
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("layer", SUBSET)
+def test_network_layer_subset(layer, size):
+    check_layer(layer, size)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("layer", [l for l in ALL if l not in SUBSET])
+def test_network_layer_all(layer, size):
+    check_layer(layer, size)
