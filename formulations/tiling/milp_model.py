@@ -44,27 +44,96 @@ class MilpTilingModel:
 
 
 class _ProductBuilder:
-    """Adds exact linearizations of products of per-dimension values."""
+    """Adds exact linearizations of products of per-dimension values.
 
-    def __init__(self, model: pyo.ConcreteModel, tables: dict[str, DimTable], strategy: str = "auto"):
+    Products are expressed over three *joint blocks*, one per tensor tile
+    (outputs: N G M P Q, inputs: N G C P Q, weights: G M C).  Every product
+    term of the model involves dims of one block, so terms that share dims
+    share variables, and blocks that share two or more dims are tied by the
+    marginals of their shared combinations.  Both make the LP relaxation
+    much tighter than one independent linearization per term.
+    """
+
+    BLOCKS = {
+        "outputs": ("N", "G", "M", "P", "Q"),
+        "inputs": ("N", "G", "C", "P", "Q"),
+        "weights": ("G", "M", "C"),
+    }
+
+    def __init__(self, model: pyo.ConcreteModel, tables: dict[str, DimTable], strategy: str = "auto",
+                 room: dict[str, tuple[list[tuple[str, np.ndarray]], float]] | None = None):
         self.m = model
         self.tables = tables
         self.strategy = strategy
+        self.room = room or {}
         self.count = 0
+        self.blocks: dict[str, tuple[tuple[str, ...], np.ndarray, object] | None] = {}
+        for name, dims in self.BLOCKS.items():
+            varying = tuple(d for d in dims if len(tables[d]) > 1)
+            joint = prod(len(tables[d]) for d in varying)
+            use = len(varying) >= 2 and (
+                strategy == "combinations" or (strategy == "auto" and joint <= COMBINATION_LIMIT)
+            )
+            self.blocks[name] = self._joint_block(name, varying) if use else None
+        self._tie_blocks()
 
-    def x(self, d: str, k: int):
-        return self.m.x[d, k] if len(self.tables[d]) > 1 else 1
+    def _joint_block(self, name: str, varying: tuple[str, ...]):
+        combos = np.array(list(itertools.product(*(range(len(self.tables[d])) for d in varying))), dtype=np.int64)
+        block = pyo.Block()
+        self.m.add_component(f"joint_{name}", block)
+        block.z = pyo.Var(range(len(combos)), bounds=(0, 1))
+        if name in self.room:
+            # a combination whose own tile cannot fit next to the smallest
+            # tiles of the other tensors is in no feasible mapping
+            factors, limit = self.room[name]
+            size = np.ones(len(combos))
+            for d, values in factors:
+                if d in varying:
+                    size *= values[combos[:, varying.index(d)]]
+                else:
+                    size *= float(values[0]) if len(values) == 1 else float(values.min())
+            for c in np.flatnonzero(size > limit + 1e-9):
+                block.z[int(c)].fix(0)
+        block.marginal = pyo.ConstraintList()
+        for i, d in enumerate(varying):
+            for k in range(len(self.tables[d])):
+                members = np.flatnonzero(combos[:, i] == k)
+                block.marginal.add(sum(block.z[int(c)] for c in members) == self.m.x[d, k])
+        return varying, combos, block
+
+    def _tie_blocks(self) -> None:
+        """Equal marginals over the joint choices of dims two blocks share."""
+        self.m.ties = pyo.ConstraintList()
+        names = [n for n, b in self.blocks.items() if b is not None]
+        for a, b in itertools.combinations(names, 2):
+            dims_a, combos_a, block_a = self.blocks[a]
+            dims_b, combos_b, block_b = self.blocks[b]
+            shared = [d for d in dims_a if d in dims_b]
+            if len(shared) < 2:
+                continue
+            ia = [dims_a.index(d) for d in shared]
+            ib = [dims_b.index(d) for d in shared]
+            groups_a: dict[tuple, list[int]] = {}
+            groups_b: dict[tuple, list[int]] = {}
+            for c, row in enumerate(combos_a[:, ia].tolist()):
+                groups_a.setdefault(tuple(row), []).append(c)
+            for c, row in enumerate(combos_b[:, ib].tolist()):
+                groups_b.setdefault(tuple(row), []).append(c)
+            for key, members in groups_a.items():
+                self.m.ties.add(sum(block_a.z[c] for c in members) == sum(block_b.z[c] for c in groups_b[key]))
 
     def linear(self, d: str, values: np.ndarray):
         if len(self.tables[d]) == 1:
             return float(values[0])
         return sum(float(v) * self.m.x[d, k] for k, v in enumerate(values))
 
-    def product(self, factors: list[tuple[str, np.ndarray]]):
-        """Expression equal to prod_d values_d[k_d] over ``factors``."""
+    def product(self, factors: list[tuple[str, np.ndarray]], block: str):
+        """Expression equal to prod_d values_d[k_d] over ``factors``, all of
+        whose dims belong to joint block ``block``."""
         constant = 1.0
         varying = []
         for d, values in factors:
+            assert d in self.BLOCKS[block], (d, block)
             if len(self.tables[d]) == 1:
                 constant *= float(values[0])
             else:
@@ -74,32 +143,17 @@ class _ProductBuilder:
         if len(varying) == 1:
             d, values = varying[0]
             return constant * self.linear(d, values)
-        joint = prod(len(v) for _, v in varying)
-        use_combos = self.strategy == "combinations" or (
-            self.strategy == "auto" and joint <= COMBINATION_LIMIT
-        )
-        self.count += 1
-        if use_combos:
-            return constant * self._combinations(varying)
-        return constant * self._chain(varying)
-
-    def _combinations(self, varying):
-        block = pyo.Block()
-        self.m.add_component(f"prod{self.count}", block)
-        ranges = [range(len(v)) for _, v in varying]
-        combos = list(itertools.product(*ranges))
-        block.z = pyo.Var(range(len(combos)), bounds=(0, 1))
-        block.marginal = pyo.ConstraintList()
-        for i, (d, values) in enumerate(varying):
-            groups: dict[int, list[int]] = {}
-            for c, combo in enumerate(combos):
-                groups.setdefault(combo[i], []).append(c)
-            for k, members in groups.items():
-                block.marginal.add(sum(block.z[c] for c in members) == self.m.x[d, k])
-        coeff = [prod(float(values[combo[i]]) for i, (_, values) in enumerate(varying)) for combo in combos]
-        return sum(coeff[c] * block.z[c] for c in range(len(combos)))
+        joint = self.blocks[block]
+        if joint is None:
+            return constant * self._chain(varying)
+        dims, combos, var_block = joint
+        coeff = np.ones(len(combos))
+        for d, values in varying:
+            coeff *= values[combos[:, dims.index(d)]]
+        return constant * sum(float(coeff[c]) * var_block.z[c] for c in range(len(combos)))
 
     def _chain(self, varying):
+        self.count += 1
         block = pyo.Block()
         self.m.add_component(f"chain{self.count}", block)
         d0, v0 = varying[0]
@@ -132,17 +186,19 @@ def build_milp(
     for d in LOOP_DIMS:
         if len(tables[d]) > 1:
             m.one_tile.add(sum(m.x[d, k] for k in range(len(tables[d]))) == 1)
-    pb = _ProductBuilder(m, tables, strategy)
     t = {d: tables[d].tiles for d in LOOP_DIMS}
     f = {d: tables[d].input_extent for d in LOOP_DIMS}
     n = {d: tables[d].trips for d in LOOP_DIMS}
     a = {d: tables[d].swept for d in LOOP_DIMS}
-
-    bits = {
-        "inputs": prec.inputs * pb.product([("N", t["N"]), ("G", t["G"]), ("C", t["C"]), ("P", f["P"]), ("Q", f["Q"])]),
-        "weights": prec.weights * layer.R * layer.S * pb.product([("G", t["G"]), ("M", t["M"]), ("C", t["C"])]),
-        "outputs": prec.psums * pb.product([("N", t["N"]), ("G", t["G"]), ("M", t["M"]), ("P", t["P"]), ("Q", t["Q"])]),
+    tile_factors = {
+        "inputs": [("N", t["N"]), ("G", t["G"]), ("C", t["C"]), ("P", f["P"]), ("Q", f["Q"])],
+        "weights": [("G", t["G"]), ("M", t["M"]), ("C", t["C"])],
+        "outputs": [("N", t["N"]), ("G", t["G"]), ("M", t["M"]), ("P", t["P"]), ("Q", t["Q"])],
     }
+    pb = _ProductBuilder(m, tables, strategy, room=_room(problem, tile_factors))
+
+    bits = {tensor: _bits_per_element(problem, tensor) * pb.product(tile_factors[tensor], tensor)
+            for tensor in TENSORS}
     m.capacity = pyo.ConstraintList()
     partition = problem.buffer.partition_bits
     if partition is None:
@@ -153,15 +209,42 @@ def build_milp(
 
     terms = class_terms(layer)
     in_factors = [("P", a["P"]), ("Q", a["Q"])] + ([] if stationary == "inputs" else [("M", n["M"])])
-    objective = terms.outputs + terms.inputs * pb.product(in_factors)
+    objective = terms.outputs + terms.inputs * pb.product(in_factors, "outputs")
     if stationary == "weights":
         objective += terms.weights
     else:
-        objective += terms.weights * pb.product([("N", n["N"]), ("P", n["P"]), ("Q", n["Q"])])
+        objective += terms.weights * pb.product([("N", n["N"]), ("P", n["P"]), ("Q", n["Q"])], "outputs")
     if stationary != "outputs":
         objective += terms.psums * (pb.linear("C", n["C"]) - 1)
     m.objective = pyo.Objective(expr=m.zero + objective, sense=pyo.minimize)
     return MilpTilingModel(m, tables, stationary, terms.unit)
+
+
+def _bits_per_element(problem: TilingProblem, tensor: str) -> int:
+    """Bits one element of ``tensor``'s tile occupies, counting the R x S
+    filter window into each weight element."""
+    prec = problem.layer.precision
+    if tensor == "weights":
+        return prec.weights * problem.layer.R * problem.layer.S
+    return prec.inputs if tensor == "inputs" else prec.psums
+
+
+def _room(problem: TilingProblem, tile_factors) -> dict:
+    """Per tensor: its tile-extent factors and the most elements its tile may
+    hold, given the smallest possible tiles of the other tensors."""
+    smallest = {
+        tensor: _bits_per_element(problem, tensor) * float(np.prod([v.min() for _, v in factors]))
+        for tensor, factors in tile_factors.items()
+    }
+    partition = problem.buffer.partition_bits
+    room = {}
+    for tensor in TENSORS:
+        if partition is None:
+            free = problem.buffer.capacity_bits - sum(v for k, v in smallest.items() if k != tensor)
+        else:
+            free = partition[tensor]
+        room[tensor] = (tile_factors[tensor], free / _bits_per_element(problem, tensor))
+    return room
 
 
 def read_choice(handle: MilpTilingModel):

@@ -1,0 +1,103 @@
+"""Solve time of each exact method and the optimum's ratio to each bound,
+for every conv layer of VGG-16 and ResNet-50 at several buffer sizes.
+
+    python benchmarks/tiling.py                 # all layers, 16/64/256 KiB, 3 repeats
+    python benchmarks/tiling.py --repeats 1 --networks resnet50 --sizes 64KiB
+
+Times are medians over the repeats (wall clock, this machine); ratios and the
+heuristic gap are exact and measured once.  The final table gives medians per
+network and buffer size, and the total CP-SAT time to prove a whole network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+from mapcert import workload_library
+from mapcert.formulations.tiling.cost import evaluate
+from mapcert.formulations.tiling.enumeration import ENUMERATION_LIMIT
+from mapcert.formulations.tiling.solve import solve_tiling
+from mapcert.formulations.tiling.space import space_size
+from mapcert.instances import load_text
+from mapcert.solvers.tiling_heuristics import paper_dataflow
+from mapcert.validation.bounds import tiling_bounds
+
+
+def timed(problem, method, repeats):
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = solve_tiling(problem, method, 600)
+        times.append(time.perf_counter() - start)
+    return result, statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--networks", nargs="+", default=["vgg16", "resnet50"])
+    parser.add_argument("--sizes", nargs="+", default=["16KiB", "64KiB", "256KiB"])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    header = (f"{'layer':28s} {'size':>7s} {'optimum B':>13s} {'cpsat s':>8s} {'milp s':>8s} {'milp/cp':>7s} "
+              f"{'enum s':>8s} {'/compul':>8s} {'/rigor':>7s} {'/seed':>6s} {'paper gap':>9s}")
+    summary = []
+    for net in args.networks:
+        for size in args.sizes:
+            print(f"\n{net} at {size}", flush=True)
+            print(header)
+            rows = []
+            for name, layer in workload_library.network(net).items():
+                if layer["op"] != "conv2d":
+                    continue
+                problem = load_text(f"family: tiling\nworkload: {net}.{name}\nhardware: glb-{size}\n")
+                cp, t_cp = timed(problem, "cpsat", args.repeats)
+                mi, t_mi = timed(problem, "milp", args.repeats)
+                full_points = space_size(problem.layer, problem.space)
+                if full_points <= ENUMERATION_LIMIT:
+                    en, t_en = timed(problem, "enumerate", args.repeats)
+                else:
+                    en, t_en = None, None
+                if cp.status != "optimal" or mi.status != "optimal" or cp.objective != mi.objective:
+                    print(f"DISAGREEMENT on {name}: cpsat {cp.status} {cp.objective}, milp {mi.status} {mi.objective}")
+                    return 1
+                if en is not None and en.objective != cp.objective:
+                    print(f"DISAGREEMENT on {name}: enumeration {en.objective}")
+                    return 1
+                bounds = tiling_bounds(problem)
+                if cp.objective < bounds["rigorous"].bytes:
+                    print(f"BOUND VIOLATED on {name}")
+                    return 1
+                heuristic = paper_dataflow(problem)
+                gap = evaluate(problem, heuristic).objective / cp.objective - 1
+                row = dict(
+                    cpsat=t_cp, milp=t_mi, enum=t_en, ratio=t_mi / t_cp,
+                    compulsory=cp.objective / bounds["compulsory"].bytes,
+                    rigorous=cp.objective / bounds["rigorous"].bytes,
+                    seed=cp.objective / bounds["seed"].bytes, gap=gap,
+                )
+                rows.append(row)
+                enum_text = f"{t_en:8.3f}" if t_en is not None else f"{'>1e7':>8s}"
+                print(f"{name:28s} {size:>7s} {cp.objective:13,.0f} {t_cp:8.3f} {t_mi:8.3f} {row['ratio']:7.1f} "
+                      f"{enum_text} {row['compulsory']:8.3f} {row['rigorous']:7.3f} {row['seed']:6.3f} "
+                      f"{100 * gap:8.1f}%", flush=True)
+            summary.append((net, size, rows))
+
+    print("\nmedians per network and buffer size (times in seconds)")
+    print(f"{'network':10s} {'size':>7s} {'layers':>6s} {'cpsat':>7s} {'cpsat tot':>9s} {'milp':>7s} "
+          f"{'milp/cp':>7s} {'enum':>7s} {'/compul':>8s} {'/rigor':>7s} {'/seed':>6s} {'paper gap':>9s} {'worst gap':>9s}")
+    for net, size, rows in summary:
+        med = lambda key: statistics.median(r[key] for r in rows if r[key] is not None)  # noqa: E731
+        enum = [r["enum"] for r in rows if r["enum"] is not None]
+        print(f"{net:10s} {size:>7s} {len(rows):6d} {med('cpsat'):7.3f} {sum(r['cpsat'] for r in rows):9.2f} "
+              f"{med('milp'):7.3f} {med('ratio'):7.1f} {statistics.median(enum) if enum else float('nan'):7.3f} "
+              f"{med('compulsory'):8.3f} {med('rigorous'):7.3f} {med('seed'):6.3f} {100 * med('gap'):8.1f}% "
+              f"{100 * max(r['gap'] for r in rows):8.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
