@@ -119,7 +119,7 @@ def _render_report(report: Report) -> None:
     table.add_row("extent", *[str(layer.extent(d)) for d in shown], str(layer.R), str(layer.S))
     table.add_row("on-chip tile", *[str(mapping.tiles[d]) for d in shown], str(layer.R), str(layer.S))
     table.add_row("DRAM trips", *[str(metrics.trips[d]) for d in shown], "1", "1")
-    out.print(table)
+    _show(table)
     order = " > ".join(d for d in mapping.order if d != "G" or layer.groups > 1)
     out.print(f"DRAM loop order (outer > inner): {order}; {_stationary(mapping.order)}")
 
@@ -130,7 +130,7 @@ def _render_report(report: Report) -> None:
     for term, bits in metrics.traffic_bits.items():
         table.add_row(term.replace("_", " "), f"{bits / 8:,.0f}", f"{100 * bits / 8 / total:.1f}%")
     table.add_row("[bold]total[/]", f"[bold]{metrics.objective:,.0f}[/]", "100%")
-    out.print(table)
+    _show(table)
     foot = ", ".join(f"{t} {format_bytes(b / 8)}" for t, b in metrics.footprint_bits.items())
     out.print(f"buffer footprint: {foot} = {format_bytes(sum(metrics.footprint_bits.values()) / 8)} "
               f"of {format_bytes(problem.buffer.capacity_bytes)}")
@@ -142,7 +142,7 @@ def _render_report(report: Report) -> None:
         ratio = cert.ratio(name)
         table.add_row(name, f"{bound.bytes:,.0f}", f"{ratio:.3f}" if ratio else "-",
                       "yes" if bound.rigorous else "no", bound.meaning)
-    out.print(table)
+    _show(table)
     if result.best_bound is not None:
         out.print(f"solver bound: {result.best_bound:,.0f} B · gap {100 * (result.gap or 0):.3f}%")
 
@@ -157,7 +157,7 @@ def _render_report(report: Report) -> None:
             gap = f"{100 * h.gap_to_optimum:.1f}%" if h.gap_to_optimum is not None else "-"
             tiles = " ".join(f"{d}{h.mapping.tiles[d]}" for d in shown)
             table.add_row(h.name, f"{h.metrics.objective:,.0f}", gap, tiles, f"{h.wall_time_s:.2f} s")
-        out.print(table)
+        _show(table)
 
     table = Table(title="certificate checks", title_justify="left", show_edge=False)
     table.add_column("check")
@@ -165,9 +165,14 @@ def _render_report(report: Report) -> None:
     table.add_column("detail")
     for check in cert.checks:
         table.add_row(check.name, "[green]pass[/]" if check.passed else "[red]FAIL[/]", check.detail)
-    out.print(table)
+    _show(table)
     if cert.functional is None:
         out.print("functional check skipped (--no-functional)")
+
+
+def _show(table) -> None:
+    out.print()
+    out.print(table)
 
 
 def _exit_code(status: str) -> int:

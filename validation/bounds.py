@@ -75,16 +75,16 @@ def tiling_bounds(problem: TilingProblem) -> dict[str, Bound]:
     words = buffer_words(problem)
     compulsory = Bound(
         "compulsory", compulsory_bytes(problem), True,
-        "every used input, every weight and every output crosses DRAM once",
+        "each used input, weight and output crosses once",
     )
     hk = Bound(
         "hong_kung", hong_kung_words(layer.macs, layer.reuse_max(), words) * wb, True,
-        f"segment argument, S = {words} words, Rmax = {layer.reuse_max()}",
+        f"segment argument, S={words} words, Rmax={layer.reuse_max()}",
     )
     seed = Bound(
         "seed", seed_words(layer.macs, layer.reuse_average(), words, layer.output_elements) * wb, False,
-        f"paper's asymptotic 2N/sqrt(Rw*S)+|O|, Rw = {layer.reuse_average():g}",
+        f"paper's 2N/sqrt(Rw*S)+|O|, Rw={layer.reuse_average():g}",
     )
     rigorous = max(compulsory, hk, key=lambda b: b.bytes)
-    best = Bound("rigorous", rigorous.bytes, True, f"max of compulsory and hong_kung ({rigorous.name})")
+    best = Bound("rigorous", rigorous.bytes, True, f"larger rigorous bound: {rigorous.name}")
     return {"compulsory": compulsory, "hong_kung": hk, "seed": seed, "rigorous": best}
