@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..formulations.tiling.enumeration import enumerate_space
-from ..formulations.tiling.problem import Mapping, TilingProblem
-from ..formulations.tiling.space import DimTable, dim_tables
+from ..formulations.tiling.enumeration import SpaceTooLarge, enumerate_space
+from ..formulations.tiling.problem import LOOP_DIMS, Mapping, TilingProblem
+from ..formulations.tiling.space import CANONICAL_ORDER, DimTable, dim_tables
+
+HEURISTIC_LIMIT = 10**7
+"""Most points the paper-dataflow search visits before giving up."""
 
 
 def paper_dataflow(problem: TilingProblem) -> Mapping | None:
@@ -25,8 +28,20 @@ def paper_dataflow(problem: TilingProblem) -> Mapping | None:
     one = np.array([1], dtype=np.int64)
     channels = np.array([layer.extent("C")], dtype=np.int64)
     tables["C"] = DimTable("C", tiles=one, trips=channels, swept=channels, input_extent=one)
-    outcome = enumerate_space(problem, tables=tables, classes=("outputs",), limit=10**8)
+    try:
+        outcome = enumerate_space(problem, tables=tables, classes=("outputs",), limit=HEURISTIC_LIMIT)
+    except SpaceTooLarge:
+        return None
     return outcome.mapping
+
+
+def fallback_mapping(problem: TilingProblem) -> Mapping:
+    """A mapping that fits whenever anything does: the paper's dataflow, or
+    tiles of one element each."""
+    mapping = paper_dataflow(problem)
+    if mapping is None:
+        mapping = Mapping({d: 1 for d in LOOP_DIMS}, CANONICAL_ORDER["outputs"])
+    return mapping
 
 
 HEURISTICS = {"paper-dataflow": paper_dataflow}

@@ -113,3 +113,16 @@ def test_module_entry_point_has_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mapcert", "solve", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_time_out_without_any_mapping_falls_back_to_the_heuristic(monkeypatch):
+    problem = mapcert.load(EXAMPLE)
+
+    def nothing(model, read, time_limit, workers=0):
+        return SolverOutcome("cpsat", False, False, None, 1000.0, time_limit, None, "UNKNOWN")
+
+    monkeypatch.setattr(solve_module, "solve_cpsat", nothing)
+    report = mapcert.solve(problem, functional=False)
+    assert report.status == "feasible"
+    assert report.result.mapping is not None and report.certificate.objective > 0
+    assert "optimality not proved" in report.result.message

@@ -41,9 +41,11 @@ def word_bits(problem: TilingProblem) -> int:
 
 
 def buffer_words(problem: TilingProblem) -> int:
-    return problem.buffer.capacity_bits // word_bits(problem) if problem.buffer.partition_bits is None else (
-        sum(problem.buffer.partition_bits.values()) // word_bits(problem)
-    )
+    """Elements the buffer can hold at most (all partitions together), at least 1."""
+    bits = problem.buffer.capacity_bits
+    if problem.buffer.partition_bits is not None:
+        bits = sum(problem.buffer.partition_bits.values())
+    return max(1, bits // word_bits(problem))
 
 
 def compulsory_bytes(problem: TilingProblem) -> float:

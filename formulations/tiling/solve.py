@@ -151,15 +151,33 @@ def _solve_by_class(problem: TilingProblem, method: str, time_limit: float) -> T
                 tiles = {d: int(tables[d].tiles[k]) for d, k in outcome.values.items()}
                 best_units, best_mapping = value, Mapping(tiles=tiles, order=CANONICAL_ORDER[cls])
     if best_mapping is None:
-        reason = "the time limit ran out before any mapping was found" if not proved_all else "no mapping fits"
-        return TilingResult(status="error" if not proved_all else "infeasible", method=method,
-                            message=reason, classes=classes)
+        if proved_all:
+            return TilingResult(status="infeasible", method=method, proved=True, classes=classes,
+                                message="no mapping of the declared space fits the buffer")
+        return _fallback(problem, method, bounds, unit, classes)
     result = _finish(problem, method, best_mapping, best_units * unit, proved=proved_all)
     result.best_bound = min(bounds) * unit / 8 if bounds else None
     result.classes = classes
     if not proved_all:
         result.message = "time limit reached: best mapping found, optimality not proved"
     return result
+
+
+def _fallback(problem: TilingProblem, method: str, bounds: list[float], unit: int, classes: dict) -> TilingResult:
+    """The solver ran out of time without a mapping: return the paper
+    dataflow's mapping (or the all-ones mapping) as a feasible answer with
+    the solver's bound, never as optimal."""
+    from ...solvers.tiling_heuristics import fallback_mapping
+
+    mapping = fallback_mapping(problem)
+    metrics = evaluate(problem, mapping)
+    bound = min(bounds) * unit / 8 if bounds else None
+    return TilingResult(
+        status="feasible", method=method, mapping=mapping, metrics=metrics, objective=metrics.objective,
+        best_bound=bound, proved=False, classes=classes,
+        message="time limit reached before the solver found a mapping; the paper-dataflow heuristic's "
+                "mapping is shown, optimality not proved",
+    )
 
 
 def _finish(problem: TilingProblem, method: str, mapping: Mapping, solver_bits: int, proved: bool) -> TilingResult:
