@@ -227,13 +227,8 @@ def _build_layer(raw: Any, where: _Located, path: tuple) -> ConvLayer | None:
         path_note = f" (from preset {raw['name']})"
     else:
         path_note = ""
-    if not isinstance(raw, dict):
-        where.add(path, "must be a layer name such as vgg16.conv3_2 or a mapping with op and dims")
-        return None
-    try:
-        spec = WorkloadSpec.model_validate(raw)
-    except ValidationError as exc:
-        where.pydantic(exc, path)
+    spec = _validate(WorkloadSpec, raw, where, path, "a layer name such as vgg16.conv3_2 or a mapping with op and dims")
+    if spec is None:
         return None
     allowed = _CONV_DIMS if spec.op == "conv2d" else _MATMUL_DIMS
     bad = False
@@ -268,6 +263,18 @@ def _build_layer(raw: Any, where: _Located, path: tuple) -> ConvLayer | None:
     )
 
 
+def _validate(schema: type[BaseModel], raw: Any, where: _Located, path: tuple, expected: str):
+    """``raw`` checked against ``schema``; None (with issues recorded) if it fails."""
+    if not isinstance(raw, dict):
+        where.add(path, f"must be {expected}")
+        return None
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        where.pydantic(exc, path)
+        return None
+
+
 def _size_bits(value: Any, where: _Located, path: tuple) -> int | None:
     try:
         return parse_bytes(value) * 8
@@ -284,13 +291,8 @@ def _build_buffer(raw: Any, where: _Located, path: tuple) -> tuple[Buffer, str, 
             where.add(path, f"unknown hardware preset {raw!r}; known: {', '.join(presets)}")
             return None
         name, raw = raw, presets[raw]
-    if not isinstance(raw, dict):
-        where.add(path, "must be a preset name or a mapping with levels")
-        return None
-    try:
-        spec = HardwareSpec.model_validate(raw)
-    except ValidationError as exc:
-        where.pydantic(exc, path)
+    spec = _validate(HardwareSpec, raw, where, path, "a preset name or a mapping with levels")
+    if spec is None:
         return None
     levels = spec.levels
     if len(levels) != 2:
