@@ -27,6 +27,7 @@ from math import prod
 import numpy as np
 import pyomo.environ as pyo
 
+from .cost import fits, footprint_bits
 from .problem import LOOP_DIMS, TENSORS, TilingProblem
 from .space import DimTable
 from .terms import class_terms
@@ -61,11 +62,11 @@ class _ProductBuilder:
     }
 
     def __init__(self, model: pyo.ConcreteModel, tables: dict[str, DimTable], strategy: str = "auto",
-                 room: dict[str, tuple[list[tuple[str, np.ndarray]], float]] | None = None):
+                 problem: TilingProblem | None = None):
         self.m = model
         self.tables = tables
         self.strategy = strategy
-        self.room = room or {}
+        self.problem = problem
         self.count = 0
         self.blocks: dict[str, tuple[tuple[str, ...], np.ndarray, object] | None] = {}
         for name, dims in self.BLOCKS.items():
@@ -79,27 +80,28 @@ class _ProductBuilder:
 
     def _joint_block(self, name: str, varying: tuple[str, ...]):
         combos = np.array(list(itertools.product(*(range(len(self.tables[d])) for d in varying))), dtype=np.int64)
+        if self.problem is not None:
+            combos = combos[self._could_fit(varying, combos)]
         block = pyo.Block()
         self.m.add_component(f"joint_{name}", block)
         block.z = pyo.Var(range(len(combos)), bounds=(0, 1))
-        if name in self.room:
-            # a combination whose own tile cannot fit next to the smallest
-            # tiles of the other tensors is in no feasible mapping
-            factors, limit = self.room[name]
-            size = np.ones(len(combos))
-            for d, values in factors:
-                if d in varying:
-                    size *= values[combos[:, varying.index(d)]]
-                else:
-                    size *= float(values[0]) if len(values) == 1 else float(values.min())
-            for c in np.flatnonzero(size > limit + 1e-9):
-                block.z[int(c)].fix(0)
         block.marginal = pyo.ConstraintList()
         for i, d in enumerate(varying):
             for k in range(len(self.tables[d])):
                 members = np.flatnonzero(combos[:, i] == k)
-                block.marginal.add(sum(block.z[int(c)] for c in members) == self.m.x[d, k])
+                block.marginal.add(self.m.zero + sum(block.z[int(c)] for c in members) == self.m.x[d, k])
         return varying, combos, block
+
+    def _could_fit(self, varying: tuple[str, ...], combos: np.ndarray) -> np.ndarray:
+        """Combinations that fit the buffer when every other dimension takes
+        its smallest candidate.  Footprints only grow with tile sizes, so a
+        combination failing this is in no feasible mapping; leaving it out
+        is exact and removes most fractional mixtures from the relaxation."""
+        tiles = {}
+        for d in LOOP_DIMS:
+            table = self.tables[d].tiles
+            tiles[d] = table[combos[:, varying.index(d)]] if d in varying else np.int64(table.min())
+        return np.asarray(fits(self.problem, footprint_bits(self.problem.layer, tiles)), dtype=bool)
 
     def _tie_blocks(self) -> None:
         """Equal marginals over the joint choices of dims two blocks share."""
@@ -119,8 +121,9 @@ class _ProductBuilder:
                 groups_a.setdefault(tuple(row), []).append(c)
             for c, row in enumerate(combos_b[:, ib].tolist()):
                 groups_b.setdefault(tuple(row), []).append(c)
-            for key, members in groups_a.items():
-                self.m.ties.add(sum(block_a.z[c] for c in members) == sum(block_b.z[c] for c in groups_b[key]))
+            for key in set(groups_a) | set(groups_b):
+                self.m.ties.add(self.m.zero + sum(block_a.z[c] for c in groups_a.get(key, []))
+                                == sum(block_b.z[c] for c in groups_b.get(key, [])))
 
     def linear(self, d: str, values: np.ndarray):
         if len(self.tables[d]) == 1:
@@ -195,7 +198,7 @@ def build_milp(
         "weights": [("G", t["G"]), ("M", t["M"]), ("C", t["C"])],
         "outputs": [("N", t["N"]), ("G", t["G"]), ("M", t["M"]), ("P", t["P"]), ("Q", t["Q"])],
     }
-    pb = _ProductBuilder(m, tables, strategy, room=_room(problem, tile_factors))
+    pb = _ProductBuilder(m, tables, strategy, problem=problem)
 
     bits = {tensor: _bits_per_element(problem, tensor) * pb.product(tile_factors[tensor], tensor)
             for tensor in TENSORS}
@@ -227,24 +230,6 @@ def _bits_per_element(problem: TilingProblem, tensor: str) -> int:
     if tensor == "weights":
         return prec.weights * problem.layer.R * problem.layer.S
     return prec.inputs if tensor == "inputs" else prec.psums
-
-
-def _room(problem: TilingProblem, tile_factors) -> dict:
-    """Per tensor: its tile-extent factors and the most elements its tile may
-    hold, given the smallest possible tiles of the other tensors."""
-    smallest = {
-        tensor: _bits_per_element(problem, tensor) * float(np.prod([v.min() for _, v in factors]))
-        for tensor, factors in tile_factors.items()
-    }
-    partition = problem.buffer.partition_bits
-    room = {}
-    for tensor in TENSORS:
-        if partition is None:
-            free = problem.buffer.capacity_bits - sum(v for k, v in smallest.items() if k != tensor)
-        else:
-            free = partition[tensor]
-        room[tensor] = (tile_factors[tensor], free / _bits_per_element(problem, tensor))
-    return room
 
 
 def read_choice(handle: MilpTilingModel):
