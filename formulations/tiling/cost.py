@@ -151,6 +151,8 @@ class Metrics:
 def evaluate(problem: TilingProblem, mapping: Mapping) -> Metrics:
     """Exact off-chip traffic and footprint of ``mapping`` (no trust in solvers)."""
     layer = problem.layer
+    if sorted(mapping.order) != sorted(LOOP_DIMS):
+        raise ValueError(f"order must list each of {', '.join(LOOP_DIMS)} once, got {list(mapping.order)}")
     tiles = {d: np.int64(mapping.tiles[d]) for d in LOOP_DIMS}
     for d in LOOP_DIMS:
         if not 1 <= mapping.tiles[d] <= layer.extent(d):

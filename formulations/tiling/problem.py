@@ -244,9 +244,11 @@ class Mapping:
             raise ValueError(f"unknown tile dimension(s) {sorted(unknown)}")
         tiles = {}
         for d in LOOP_DIMS:
-            value = int(raw.get(d, 1 if layer.extent(d) == 1 else 0))
+            if d not in raw and layer.extent(d) > 1:
+                raise ValueError(f"tile of {d} is missing (extent {layer.extent(d)})")
+            value = int(raw.get(d, 1))
             if not 1 <= value <= layer.extent(d):
-                raise ValueError(f"tile of {d} must be between 1 and {layer.extent(d)}, got {raw.get(d)}")
+                raise ValueError(f"tile of {d} must be between 1 and {layer.extent(d)}, got {value}")
             tiles[d] = value
         order = list(data.get("order", LOOP_DIMS))
         if "G" not in order:
