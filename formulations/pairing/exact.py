@@ -212,16 +212,20 @@ def solve_pairing(problem: PairingProblem, method: str = "milp", time_limit: flo
         return _cpsat(n, edges, cost, remaining, set(hint), duals)
 
     # 1. exact optimum over the LP's own edges: a strong upper bound
-    first = run(generated, greedy)
+    # on the LP's tight edges (reduced cost ~0) plus the greedy matching,
+    # which keeps a perfect matching available
+    tight = kept_edges(reduced, lower, lower)
+    support = np.array(sorted({tuple(e) for e in tight.tolist()} | set(greedy)), dtype=np.int64)
+    first = run(support, greedy)
     incumbent = greedy
     if first.has_solution:
-        found = [tuple(int(v) for v in generated[e]) for e in first.values]
+        found = [tuple(int(v) for v in support[e]) for e in first.values]
         if _cost(cost, found) <= _cost(cost, incumbent):
             incumbent = found
     upper = _cost(cost, incumbent)
     # 2. only edges with room under that bound can be in an optimal matching
     edges = kept_edges(reduced, upper, lower)
-    inside = {tuple(e) for e in generated.tolist()}
+    inside = {tuple(e) for e in support.tolist()}
     if all(tuple(e) in inside for e in edges.tolist()) and first.proved:
         outcome, chosen = first, incumbent  # the restricted optimum is the optimum
     else:
