@@ -24,16 +24,22 @@ from .validation.certificate import Certificate, certify
 __version__ = "0.1.0"
 
 
-def solve(
-    problem: TilingProblem | str | Path,
-    method: str | None = None,
-    time_limit: float | None = None,
-    functional: bool = True,
-) -> Report:
-    """Solve an instance (a problem or a YAML path) and certify the answer."""
-    if not isinstance(problem, TilingProblem):
+def solve(problem, method: str | None = None, time_limit: float | None = None, functional: bool = True):
+    """Solve an instance (a problem, a loaded instance or a YAML path) and
+    certify the answer.  Tiling gives a Report; the PIM families give a
+    CrossbarReport or PairingReport (pim_reports.py)."""
+    if isinstance(problem, (str, Path)):
         problem = load(problem)
-    return solve_and_certify(problem, method, time_limit, functional=functional)
+    if isinstance(problem, TilingProblem):
+        return solve_and_certify(problem, method, time_limit, functional=functional)
+    from .pim_instances import CrossbarInstance, PairingInstance
+    from .pim_reports import solve_crossbar_instance, solve_pairing_instance
+
+    if isinstance(problem, CrossbarInstance):
+        return solve_crossbar_instance(problem, method, time_limit)
+    if isinstance(problem, PairingInstance):
+        return solve_pairing_instance(problem, method, time_limit)
+    raise TypeError(f"cannot solve a {type(problem).__name__}")
 
 
 __all__ = [

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 import yaml
 from rich.console import Console
@@ -203,6 +204,8 @@ def solve(
 ) -> None:
     """Find the optimal mapping of an instance and certify it."""
     problem = _load(file)
+    if not isinstance(problem, TilingProblem):
+        _solve_pim(problem, method, time_limit, as_json, output, force)
     if method is not None and method not in METHODS:
         _fail_input([f"--method: unknown method {method!r}; choose one of {', '.join(METHODS)}"])
     if time_limit is not None and time_limit <= 0:
@@ -231,8 +234,10 @@ def bound(
     file: Path = typer.Argument(..., help="Instance YAML."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Analytical lower bounds on off-chip traffic, without solving."""
+    """Analytical lower bounds (off-chip traffic, pipeline period), without solving."""
     problem = _load(file)
+    if not isinstance(problem, TilingProblem):
+        _bound_pim(problem, as_json)
     bounds = tiling_bounds(problem)
     if as_json:
         print(json.dumps({k: b.to_dict() for k, b in bounds.items()}, indent=2))
@@ -307,6 +312,152 @@ def presets() -> None:
         levels = " > ".join(l["name"] + (f" {l['capacity']}" if "capacity" in l else "") for l in hw["levels"])
         table.add_row(name, levels, hw.get("source", ""))
     out.print(table)
+    raise _Exit(EXIT_OK)
+
+
+def _solve_pim(instance, method, time_limit, as_json, output, force) -> None:
+    from .pim_instances import CrossbarInstance
+    from .pim_reports import solve_crossbar_instance, solve_pairing_instance
+
+    crossbar = isinstance(instance, CrossbarInstance)
+    methods = ("milp", "cpsat", "bisection") if crossbar else ("milp", "cpsat")
+    if method is not None and method not in methods:
+        _fail_input([f"--method: unknown method {method!r} for this family; choose one of {', '.join(methods)}"])
+    if time_limit is not None and time_limit <= 0:
+        _fail_input([f"--time-limit: must be positive, got {time_limit}"])
+    if output is not None and output.exists() and not force:
+        _fail_input([f"{output}: exists; not overwritten (use --force to replace it)"])
+    with err.status("solving...", spinner="dots") if sys.stderr.isatty() and not as_json else _null():
+        report = (solve_crossbar_instance if crossbar else solve_pairing_instance)(instance, method, time_limit)
+    data = report.to_dict()
+    if output is not None:
+        try:
+            output.write_text(yaml.safe_dump(data, sort_keys=False))
+        except OSError as exc:
+            _fail_input([f"{output}: cannot write: {exc.strerror or exc}"])
+    if report.status == "infeasible" and not as_json:
+        _fail_input([f"{instance.source}:1: {'constraints' if crossbar else 'workload'}: "
+                     f"no feasible solution: {report.result.message}"])
+    if as_json:
+        print(json.dumps(data, indent=2, default=_plain))
+    elif crossbar:
+        _render_crossbar(report)
+    else:
+        _render_pairing(report)
+    raise _Exit(_exit_code(report.status))
+
+
+def _plain(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    raise TypeError(type(value).__name__)
+
+
+def _status_line(status: str, method: str, seconds: float, reason: str) -> None:
+    colour = {"optimal": "green", "feasible": "yellow"}.get(status, "red")
+    text = {"optimal": f"proved by {method} in {seconds:.2f} s; checks below",
+            "feasible": f"best found in {seconds:.2f} s; optimality not proved"}.get(status, reason)
+    out.print(f"status: [bold {colour}]{status.upper()}[/] ({text})")
+
+
+def _checks_table(checks) -> None:
+    table = Table(title="certificate checks", title_justify="left", show_edge=False)
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail")
+    for check in checks:
+        table.add_row(check.name, "[green]pass[/]" if check.passed else "[red]FAIL[/]", check.detail)
+    _show(table)
+
+
+def _heuristics_table(heuristics, unit: str) -> None:
+    table = Table(title="heuristics", title_justify="left", show_edge=False)
+    for col in ("method", unit, "gap to optimum", "time", "note"):
+        table.add_column(col, justify="right" if col not in ("method", "note") else "left")
+    for h in heuristics:
+        table.add_row(h.name, "-" if h.objective is None else f"{h.objective:,.0f}",
+                      "-" if h.gap is None else f"{100 * h.gap:.1f}%", f"{h.wall_time_s:.2f} s", h.detail)
+    _show(table)
+
+
+def _render_crossbar(report) -> None:
+    from .formulations.crossbar.cost import evaluate as evaluate_allocation
+
+    p, r = report.instance.problem, report.result
+    chip = p.chip
+    out.print(f"[bold]{p.name}[/] ({len(p.layers)} layers) on {chip.name}: {chip.rows}x{chip.columns} crossbars, "
+              f"budget {p.crossbar_budget:,} crossbars, {chip.tiles} tiles")
+    extras = [name for name, on in (("one layer per tile", p.one_layer_per_tile), ("buffer bandwidth", p.bandwidth)) if on]
+    out.print(f"objective: {p.objective} · styles: {', '.join(p.styles)}" + (f" · {', '.join(extras)}" if extras else ""))
+    out.print()
+    if r.allocation is None:
+        out.print(f"status: [bold red]{report.status.upper()}[/] - {r.message}")
+        return
+    _status_line(report.status, r.method, r.wall_time_s, r.message)
+    metrics = evaluate_allocation(p, r.allocation)
+    table = Table(title="allocation", title_justify="left", show_edge=False)
+    for col in ("layer", "style", "copies", "crossbars", "stage cycles"):
+        table.add_column(col, justify="left" if col in ("layer", "style") else "right")
+    slowest = max(metrics.stage_cycles)
+    for layer, style, copies, xb, cyc in zip(p.layers, r.allocation.styles, r.allocation.copies,
+                                             metrics.crossbars, metrics.stage_cycles):
+        mark = " <" if cyc == slowest else ""
+        table.add_row(layer.name, style, str(copies), f"{xb:,}", f"{cyc:,}{mark}")
+    _show(table)
+    out.print(f"pipeline period {metrics.period:,} cycles (slowest stage {slowest:,}"
+              + (f", bandwidth {metrics.bandwidth_cycles:,}" if p.bandwidth else "") + f"); latency {metrics.latency:,} cycles; "
+              f"{metrics.crossbars_used:,} of {p.crossbar_budget:,} crossbars, {metrics.tiles_used} tiles")
+    if report.bounds:
+        out.print("bounds: " + ", ".join(f"{k} {v:,.0f}" for k, v in report.bounds.items() if v != float("inf")))
+    if report.styles:
+        conv, split = report.styles.get("conventional"), report.styles.get("split")
+        if conv and split:
+            out.print(f"styles alone: conventional {conv:,}, split {split:,} cycles: kernel split is "
+                      f"{conv / split:.2f}x the speed of conventional (the paper reports 2.03x on ResNet-34)")
+    _heuristics_table(report.heuristics, "cycles")
+    _checks_table(report.checks)
+
+
+def _render_pairing(report) -> None:
+    from .formulations.pairing.cost import evaluate as evaluate_pairing
+
+    inst, r = report.instance, report.result
+    p = inst.problem
+    out.print(f"[bold]{p.name}[/]: {p.filters} filters x {p.positions} weights, {p.bits}-bit; weights {inst.weights_origin}")
+    out.print()
+    if r.pairing is None:
+        out.print(f"status: [bold red]{report.status.upper()}[/] - {r.message}")
+        return
+    _status_line(report.status, r.method, r.wall_time_s, r.message)
+    metrics = evaluate_pairing(p, r.pairing)
+    out.print(f"distortion {metrics.distortion:,} (sum of squared weight changes); LP bound {r.lp_bound:,.0f}; "
+              f"{r.message}")
+    out.print(f"{metrics.pairs} pairs, {len(r.pairing.unpaired)} unpaired: {metrics.rows} rows instead of "
+              f"{metrics.rows_unpaired} ({metrics.density_gain:.2f}x weight density)")
+    shown = ", ".join(f"{i}+{j}" for i, j in r.pairing.pairs[:12])
+    out.print(f"pairs: {shown}{', ...' if len(r.pairing.pairs) > 12 else ''}")
+    _heuristics_table(report.heuristics, "distortion")
+    _checks_table(report.checks)
+
+
+def _bound_pim(instance, as_json: bool) -> None:
+    from .formulations.pairing.cost import distortion_matrix
+    from .formulations.pairing.exact import _with_dummy, column_generation
+    from .pim_instances import CrossbarInstance
+    from .validation.crossbar_bounds import period_bounds
+
+    if isinstance(instance, CrossbarInstance):
+        bounds = period_bounds(instance.problem)
+    else:
+        cost, _ = _with_dummy(distortion_matrix(instance.problem))
+        bounds = {"matching_lp": column_generation(cost)[3]}
+    if as_json:
+        print(json.dumps(bounds, indent=2))
+    else:
+        for name, value in bounds.items():
+            out.print(f"{name:14s} {value:,.0f}")
     raise _Exit(EXIT_OK)
 
 

@@ -22,7 +22,7 @@ from .formulations.tiling.problem import (
 from .hardware.presets import hardware_presets
 from .units import parse_bytes
 
-FAMILIES = ("tiling",)
+FAMILIES = ("tiling", "crossbar", "pairing")
 
 
 @dataclass(frozen=True)
@@ -323,13 +323,16 @@ def _build_buffer(raw: Any, where: _Located, path: tuple) -> tuple[Buffer, str, 
     return Buffer(inner.name, capacity, partition), outer.name, name or spec.name
 
 
-def load(path: str | Path) -> TilingProblem:
-    """Read and validate an instance file; raise InstanceError listing every problem."""
-    return load_text(_read_file(Path(path), str(path)), str(path))
+def load(path: str | Path):
+    """Read and validate an instance file; raise InstanceError listing every
+    problem.  Returns a TilingProblem, or a CrossbarInstance / PairingInstance
+    (pim_instances.py) for the processing-in-memory families."""
+    return load_text(_read_file(Path(path), str(path)), str(path), base=Path(path).parent)
 
 
-def load_text(text: str, label: str = "<text>") -> TilingProblem:
-    """Validate instance YAML ``text``; ``label`` names it in messages."""
+def load_text(text: str, label: str = "<text>", base: Path | None = None):
+    """Validate instance YAML ``text``; ``label`` names it in messages and
+    ``base`` is where relative file names (weights) are looked up."""
     data, where = _read_yaml(text, label)
     if not isinstance(data, dict):
         raise InstanceError([Issue(label, 1, "(document)", "an instance is a mapping with family, workload and hardware")])
@@ -337,6 +340,16 @@ def load_text(text: str, label: str = "<text>") -> TilingProblem:
     if family is not None and family not in FAMILIES:
         where.add(("family",), f"unknown family {family!r}; this version solves: {', '.join(FAMILIES)}")
         raise InstanceError(where.issues)
+    if family in ("crossbar", "pairing"):
+        from . import pim_instances
+
+        if family == "crossbar":
+            instance = pim_instances.build_crossbar(data, where, label)
+        else:
+            instance = pim_instances.build_pairing(data, where, label, base or Path("."))
+        if where.issues or instance is None:
+            raise InstanceError(where.issues)
+        return instance
     spec = None
     try:
         spec = InstanceSpec.model_validate(data)

@@ -126,3 +126,17 @@ def test_time_out_without_any_mapping_falls_back_to_the_heuristic(monkeypatch):
     assert report.status == "feasible"
     assert report.result.mapping is not None and report.certificate.objective > 0
     assert "optimality not proved" in report.result.message
+
+
+def test_pim_families_through_the_cli(cli):
+    root = Path(__file__).resolve().parents[1] / "examples"
+    code, stdout, _ = cli("solve", str(root / "resnet34_crossbar.yaml"))
+    assert code == 0 and "OPTIMAL" in stdout and "kernel split" in stdout and "genetic" in stdout
+    code, stdout, _ = cli("solve", str(root / "mobilenetv2_pairing.yaml"), "--json", "--method", "cpsat")
+    data = json.loads(stdout)
+    assert code == 0 and data["status"] == "optimal" and REQUIRED <= set(data)
+    assert all(c["passed"] for c in data["certificate"]["checks"])
+    code, _, stderr = cli("solve", str(root / "mobilenetv2_pairing.yaml"), "--method", "bisection")
+    assert code == 2 and "bisection" in stderr
+    code, stdout, _ = cli("bound", str(root / "resnet34_crossbar.yaml"), "--json")
+    assert code == 0 and json.loads(stdout)["rigorous"] > 0
