@@ -312,6 +312,16 @@ def presets() -> None:
         levels = " > ".join(l["name"] + (f" {l['capacity']}" if "capacity" in l else "") for l in hw["levels"])
         table.add_row(name, levels, hw.get("source", ""))
     out.print(table)
+    from .hardware.pim import pim_presets
+
+    table = Table(title="processing-in-memory chips", title_justify="left", show_edge=False)
+    for col in ("preset", "crossbar", "cells", "budget", "source"):
+        table.add_column(col)
+    for name, chip in pim_presets().items():
+        budget = chip["crossbars_per_pe"] * chip["pes_per_tile"] * chip["tiles"]
+        table.add_row(name, f"{chip['rows']}x{chip['columns']}", f"{chip['cell_bits']} bit",
+                      f"{budget:,} crossbars", " ".join(str(chip.get("source", "")).split())[:60])
+    out.print(table)
     raise _Exit(EXIT_OK)
 
 

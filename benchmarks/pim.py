@@ -1,8 +1,14 @@
-"""Complementary filter pairing (DDC-PIM): solve times of the exact methods,
+"""Processing-in-memory benchmarks.
+
+Crossbar allocation: solve times of MILP, CP-SAT and bisection on ResNet-34
+at several budgets (with and without tiles and bandwidth) and on a synthetic
+100-layer network, each heuristic's gap, and the kernel-split speed-up.
+
+Complementary filter pairing (DDC-PIM): solve times of the exact methods,
 the blossom cross-check, and the distortion of each heuristic against the
 proved optimum.
 
-    python benchmarks/pim.py [--repeats 3]
+    python benchmarks/pim.py [--repeats 3] [--family crossbar|pairing|all]
 
 Weights are generated for real layer shapes (MobileNetV2 and
 EfficientNet-B0 pointwise and depthwise layers; filters x positions) as
@@ -19,8 +25,14 @@ import time
 
 import numpy as np
 
+from mapcert import workload_library
+from mapcert.formulations.crossbar import CrossbarLayer, CrossbarProblem, layers_from_network, solve_crossbar
+from mapcert.formulations.crossbar import evaluate as evaluate_allocation
 from mapcert.formulations.pairing import PairingProblem, evaluate, solve_pairing
+from mapcert.hardware.pim import pim_chip
+from mapcert.solvers.crossbar_heuristics import CROSSBAR_HEURISTICS
 from mapcert.solvers.pairing_heuristics import PAIRING_HEURISTICS
+from mapcert.validation.crossbar_bounds import period_bounds
 from mapcert.validation.matching_check import blossom_pairing
 
 LAYERS = [  # name, filters, positions per filter
@@ -41,11 +53,79 @@ def quantized(filters: int, positions: int, seed: int) -> np.ndarray:
     return np.clip(np.rint(w * scale), -128, 127).astype(np.int64)
 
 
+def median_time(fn, repeats):
+    runs, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        runs.append(time.perf_counter() - start)
+    return result, statistics.median(runs)
+
+
+def synthetic_network(layers: int, seed: int = 0) -> tuple[CrossbarLayer, ...]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(layers):
+        size = int(rng.choice([7, 14, 28, 56]))
+        out.append(CrossbarLayer(f"s{i}", C=int(rng.choice([64, 128, 256])), M=int(rng.choice([64, 128, 256])),
+                                 P=size, Q=size, R=3, S=3))
+    return tuple(out)
+
+
+def crossbar_section(repeats: int) -> int:
+    chip = pim_chip("neurosim-rram")
+    resnet34 = tuple(layers_from_network(workload_library.network("resnet34")))
+    cases = [("resnet34", resnet34, budget, extra) for budget in (12000, 16384, 32768)
+             for extra in ({}, {"one_layer_per_tile": True, "bandwidth": True})]
+    big_chip = pim_chip("neurosim-rram", tiles=2048)
+    cases += [("synthetic-100", synthetic_network(100), 120000, {"one_layer_per_tile": True, "bandwidth": True})]
+    heuristics = list(CROSSBAR_HEURISTICS)
+    print(f"{'network':14s} {'budget':>7s} {'tiles+bw':>8s} {'period':>8s} {'bound':>8s} {'milp s':>7s} "
+          f"{'cpsat s':>7s} {'bisect s':>8s} {'split x':>8s} " + " ".join(f"{h[:12]:>12s}" for h in heuristics))
+    for name, layers, budget, extra in cases:
+        use_chip = big_chip if name.startswith("synthetic") else chip
+        problem = CrossbarProblem(layers, use_chip, budget=budget, **extra)
+        milp, t_milp = median_time(lambda: solve_crossbar(problem, "milp", 300), repeats)
+        cpsat, t_cp = median_time(lambda: solve_crossbar(problem, "cpsat", 300), repeats)
+        if milp.status != "optimal" or cpsat.status != "optimal" or milp.objective != cpsat.objective:
+            print(f"DISAGREEMENT on {name} {budget}: milp {milp.status} {milp.objective}, cpsat {cpsat.status} {cpsat.objective}")
+            return 1
+        t_bis = "-"
+        if not extra:
+            bis, t = median_time(lambda: solve_crossbar(problem, "bisection"), repeats)
+            if bis.objective != milp.objective:
+                print(f"BISECTION DISAGREES on {name} {budget}")
+                return 1
+            t_bis = f"{t:.3f}"
+        bound = period_bounds(problem)["rigorous"]
+        styles = {}
+        for style in ("conventional", "split"):
+            single = CrossbarProblem(layers, use_chip, styles=(style,), budget=budget, **extra)
+            styles[style] = solve_crossbar(single, "milp", 300).objective
+        speedup = (styles["conventional"] / styles["split"]) if styles["split"] and styles["conventional"] else float("nan")
+        gaps = []
+        for h in heuristics:
+            m = evaluate_allocation(problem, CROSSBAR_HEURISTICS[h](problem))
+            gaps.append(f"{100 * (m.period / milp.objective - 1):11.1f}%" if m.feasible else f"{'no fit':>12s}")
+        print(f"{name:14s} {budget:7d} {'yes' if extra else 'no':>8s} {milp.objective:8,d} {bound:8,.0f} {t_milp:7.3f} "
+              f"{t_cp:7.3f} {t_bis:>8s} {speedup:8.2f} " + " ".join(gaps), flush=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--family", choices=["crossbar", "pairing", "all"], default="all")
     parser.add_argument("--blossom-limit", type=int, default=700, help="skip blossom above this many filters")
     args = parser.parse_args()
+    if args.family in ("crossbar", "all"):
+        print("crossbar allocation (period in cycles; gaps relative to the optimum)")
+        if crossbar_section(args.repeats):
+            return 1
+        print()
+    if args.family == "crossbar":
+        return 0
+    print("complementary filter pairing (gaps: distortion relative to the optimum)")
     names = list(PAIRING_HEURISTICS)
     print(f"{'layer':42s} {'F':>5s} {'K':>4s} {'milp s':>7s} {'cpsat s':>7s} {'blossom s':>9s} {'kept %':>7s} "
           + " ".join(f"{n + ' gap':>16s}" for n in names if n != "none"))
