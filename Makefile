@@ -26,6 +26,7 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/tiling.py
+	$(BIN)/python benchmarks/pim.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
