@@ -25,8 +25,10 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/tiling.py
 	$(BIN)/python benchmarks/pim.py
+	$(BIN)/python benchmarks/pairing_accuracy.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
