@@ -291,6 +291,44 @@ def verify(
 
 
 @app.command()
+def compare(
+    file: Path = typer.Argument(..., help="Instance YAML of any family."),
+    methods: Optional[str] = typer.Option(None, "--methods",
+                                          help="Comma-separated methods (default: every exact method and heuristic of the family)."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", "-t", help="Seconds for each exact method."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object with one row per method."),
+) -> None:
+    """Run every method on one instance and score each against the certified optimum."""
+    from .comparison import available_methods, compare as run_compare
+
+    problem = _load(file)
+    chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    unknown = [m for m in chosen or [] if m not in available_methods(problem)]
+    if unknown:
+        _fail_input([f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(available_methods(problem))}"])
+    if time_limit is not None and time_limit <= 0:
+        _fail_input([f"--time-limit: must be positive, got {time_limit}"])
+    with err.status("comparing...", spinner="dots") if sys.stderr.isatty() and not as_json else _null():
+        result = run_compare(problem, chosen, time_limit)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2, default=_plain))
+    else:
+        out.print(f"{result.family}: {result.unit}; certified optimum "
+                  + (f"{result.optimum:,.0f}" if result.optimum is not None else "not proved"))
+        if result.message:
+            out.print(f"[bold red]{result.message}[/]")
+        table = Table(show_edge=False)
+        for col in ("method", "kind", "status", "objective", "gap to optimum", "time", "note"):
+            table.add_column(col, justify="right" if col in ("objective", "gap to optimum", "time") else "left")
+        for row in result.rows:
+            table.add_row(row.method, row.kind, row.status,
+                          "-" if row.objective is None else f"{row.objective:,.0f}",
+                          "-" if row.gap is None else f"{100 * row.gap:.1f}%", f"{row.wall_time_s:.2f} s", row.note[:50])
+        _show(table)
+    raise _Exit(EXIT_ERROR if result.status == "error" else EXIT_OK)
+
+
+@app.command()
 def presets() -> None:
     """List the named networks (layers usable as `workload: net.layer`) and hardware."""
     from . import workload_library

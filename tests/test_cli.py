@@ -140,3 +140,19 @@ def test_pim_families_through_the_cli(cli):
     assert code == 2 and "bisection" in stderr
     code, stdout, _ = cli("bound", str(root / "resnet34_crossbar.yaml"), "--json")
     assert code == 0 and json.loads(stdout)["rigorous"] > 0
+
+
+def test_compare_scores_every_method_against_the_optimum(cli):
+    root = Path(__file__).resolve().parents[1] / "examples"
+    for example, family in (("vgg16_conv3_2_64KiB.yaml", "tiling"), ("mobilenetv2_pairing.yaml", "pairing"),
+                            ("resnet34_crossbar.yaml", "crossbar")):
+        code, stdout, _ = cli("compare", str(root / example), "--json")
+        data = json.loads(stdout)
+        assert code == 0 and data["family"] == family and data["status"] == "optimal"
+        exact = [r for r in data["rows"] if r["kind"] == "exact"]
+        assert len(exact) >= 2 and all(r["objective"] == data["optimum"] for r in exact)
+        for row in data["rows"]:
+            if row["kind"] == "heuristic" and row["gap"] is not None:
+                assert row["gap"] >= 0
+    code, _, stderr = cli("compare", str(root / "mobilenetv2_pairing.yaml"), "--methods", "milp,simplex")
+    assert code == 2 and "simplex" in stderr

@@ -1,0 +1,142 @@
+"""Every method of a family on one instance, scored against the certified
+optimum (``mapcert compare``).
+
+Exact methods must agree; their common proved value is the optimum every
+row's gap refers to.  Heuristics are scored by the family's ``evaluate``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .formulations.crossbar.cost import evaluate as evaluate_allocation
+from .formulations.crossbar.exact import solve_crossbar
+from .formulations.pairing.cost import evaluate as evaluate_pairing
+from .formulations.pairing.exact import solve_pairing
+from .formulations.tiling.cost import evaluate as evaluate_mapping
+from .formulations.tiling.problem import TilingProblem
+from .formulations.tiling.solve import solve_tiling
+from .pim_instances import CrossbarInstance, PairingInstance
+from .solvers.crossbar_heuristics import CROSSBAR_HEURISTICS
+from .solvers.pairing_heuristics import PAIRING_HEURISTICS
+from .solvers.tiling_heuristics import HEURISTICS as TILING_HEURISTICS
+from .pim_reports import BLOSSOM_LIMIT
+from .validation.matching_check import blossom_pairing
+
+
+@dataclass
+class Row:
+    method: str
+    kind: str              # exact | heuristic | check
+    status: str
+    objective: float | None
+    wall_time_s: float
+    gap: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Comparison:
+    family: str
+    unit: str
+    rows: list[Row] = field(default_factory=list)
+    optimum: float | None = None
+    message: str = ""
+
+    @property
+    def status(self) -> str:
+        if self.message:
+            return "error"
+        return "optimal" if self.optimum is not None else "feasible"
+
+    def to_dict(self) -> dict:
+        return {"family": self.family, "status": self.status, "optimum": self.optimum, "unit": self.unit,
+                "message": self.message, "rows": [r.__dict__ for r in self.rows]}
+
+
+def _exact_methods(instance) -> tuple[str, ...]:
+    if isinstance(instance, TilingProblem):
+        return ("cpsat", "milp", "enumerate")
+    if isinstance(instance, CrossbarInstance):
+        p = instance.problem
+        pure = p.objective == "bottleneck" and not p.one_layer_per_tile and not p.bandwidth
+        return ("milp", "cpsat") + (("bisection",) if pure else ())
+    return ("milp", "cpsat", "blossom")
+
+
+def _heuristics(instance) -> dict:
+    if isinstance(instance, TilingProblem):
+        return TILING_HEURISTICS
+    return CROSSBAR_HEURISTICS if isinstance(instance, CrossbarInstance) else PAIRING_HEURISTICS
+
+
+def available_methods(instance) -> tuple[str, ...]:
+    return _exact_methods(instance) + tuple(_heuristics(instance))
+
+
+def compare(instance, methods: list[str] | None = None, time_limit: float | None = None) -> Comparison:
+    """Run ``methods`` (default: all of the family) and score them."""
+    if not methods:
+        methods = list(available_methods(instance))
+        if isinstance(instance, PairingInstance) and instance.problem.filters > BLOSSOM_LIMIT:
+            methods.remove("blossom")  # pure Python: minutes at this size; ask for it explicitly
+    unknown = [m for m in methods if m not in available_methods(instance)]
+    if unknown:
+        raise ValueError(f"unknown method(s) {', '.join(unknown)}; this family has {', '.join(available_methods(instance))}")
+    if isinstance(instance, TilingProblem):
+        comparison = Comparison("tiling", "bytes of off-chip traffic")
+    elif isinstance(instance, CrossbarInstance):
+        unit = "cycles (period)" if instance.problem.objective == "bottleneck" else "cycles (latency)"
+        comparison = Comparison("crossbar", unit)
+    else:
+        comparison = Comparison("pairing", "distortion")
+    for method in methods:
+        start = time.perf_counter()
+        if method in _exact_methods(instance):
+            status, value, note = _run_exact(instance, method, time_limit)
+            kind = "check" if method == "blossom" else "exact"
+        else:
+            status, value, note = _run_heuristic(instance, method)
+            kind = "heuristic"
+        comparison.rows.append(Row(method, kind, status, value, time.perf_counter() - start, note=note))
+    proved = {r.objective for r in comparison.rows if r.kind in ("exact", "check") and r.status == "optimal"}
+    if len(proved) > 1:
+        comparison.message = f"exact methods disagree: {sorted(proved)}"
+    elif proved:
+        comparison.optimum = proved.pop()
+    for row in comparison.rows:
+        if comparison.optimum and row.objective is not None and row.status != "baseline":
+            row.gap = (row.objective - comparison.optimum) / comparison.optimum
+    return comparison
+
+
+def _run_exact(instance, method: str, time_limit: float | None):
+    if isinstance(instance, TilingProblem):
+        result = solve_tiling(instance, method, time_limit)
+        return result.status, result.objective, result.message
+    if isinstance(instance, CrossbarInstance):
+        result = solve_crossbar(instance.problem, method, time_limit or instance.time_limit, instance.workers)
+        return result.status, result.objective, result.message
+    if method == "blossom":
+        _, value = blossom_pairing(instance.problem)
+        return "optimal", value, "Edmonds' blossom (networkx)"
+    result = solve_pairing(instance.problem, method, time_limit or instance.time_limit)
+    return result.status, result.objective, result.message
+
+
+def _run_heuristic(instance, method: str):
+    if isinstance(instance, TilingProblem):
+        mapping = TILING_HEURISTICS[method](instance)
+        if mapping is None:
+            return "infeasible", None, "no mapping of this dataflow fits"
+        return "feasible", evaluate_mapping(instance, mapping).objective, ""
+    if isinstance(instance, CrossbarInstance):
+        metrics = evaluate_allocation(instance.problem, CROSSBAR_HEURISTICS[method](instance.problem))
+        if not metrics.feasible:
+            return "infeasible", None, "; ".join(metrics.violations)
+        return "feasible", metrics.objective(instance.problem.objective), ""
+    metrics = evaluate_pairing(instance.problem, PAIRING_HEURISTICS[method](instance.problem))
+    if method == "none":
+        return "baseline", metrics.distortion, "no pairing: no distortion, no capacity gain"
+    return "feasible", metrics.distortion, f"{metrics.density_gain:.2f}x density"
