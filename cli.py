@@ -267,6 +267,9 @@ def verify(
         _fail_input([f"{result}: cannot read: {exc.strerror or exc}"])
     except yaml.YAMLError as exc:
         _fail_input([f"{result}:1: (yaml): not valid YAML: {exc}"])
+    if isinstance(data, dict) and data.get("family") in ("crossbar", "pairing"):
+        _fail_input([f"{result}:1: family: verify re-derives tiling results; for {data['family']} run "
+                     f"`mapcert compare` on the instance, which re-proves the optimum with every exact method"])
     if not isinstance(data, dict) or data.get("format") != RESULT_FORMAT or "instance" not in data:
         _fail_input([f"{result}:1: format: not a mapcert result (expected format: {RESULT_FORMAT})"])
     try:

@@ -170,6 +170,11 @@ def build_crossbar(data: dict, where: _Located, label: str) -> CrossbarInstance 
         where.add(("solver", "method"), "must be one of 'milp', 'cpsat' or 'bisection'")
         return None
     layers, name = layers
+    budget = spec.constraints.budget
+    if budget is not None and budget > chip.crossbar_budget:
+        where.add(("constraints", "budget"), f"{budget} crossbars exceed the chip's {chip.crossbar_budget} "
+                  f"({chip.tiles} tiles x {chip.crossbars_per_tile} per tile); raise hardware.tiles or lower the budget")
+        return None
     problem = CrossbarProblem(
         layers=layers, chip=chip, objective=spec.objective, styles=tuple(dict.fromkeys(spec.styles)),
         one_layer_per_tile=spec.constraints.one_layer_per_tile, bandwidth=spec.constraints.bandwidth,
