@@ -459,15 +459,16 @@ def _render_crossbar(report) -> None:
     _show(table)
     out.print(f"pipeline period {metrics.period:,} cycles (slowest stage {slowest:,}"
               + (f", bandwidth {metrics.bandwidth_cycles:,}" if p.bandwidth else "") + f"); latency {metrics.latency:,} cycles; "
+              f"energy {metrics.energy_pj / 1e6:,.3f} uJ per image; "
               f"{metrics.crossbars_used:,} of {p.crossbar_budget:,} crossbars, {metrics.tiles_used} tiles")
     if report.bounds:
         out.print("bounds: " + ", ".join(f"{k} {v:,.0f}" for k, v in report.bounds.items() if v != float("inf")))
-    if report.styles:
+    if report.styles and p.objective != "energy":
         conv, split = report.styles.get("conventional"), report.styles.get("split")
         if conv and split:
             out.print(f"styles alone: conventional {conv:,}, split {split:,} cycles: kernel split is "
                       f"{conv / split:.2f}x the speed of conventional (the paper reports 2.03x on ResNet-34)")
-    _heuristics_table(report.heuristics, "cycles")
+    _heuristics_table(report.heuristics, "pJ" if p.objective == "energy" else "cycles")
     _checks_table(report.checks)
 
 

@@ -87,7 +87,8 @@ def compare(instance, methods: list[str] | None = None, time_limit: float | None
     if isinstance(instance, TilingProblem):
         comparison = Comparison("tiling", "bytes of off-chip traffic")
     elif isinstance(instance, CrossbarInstance):
-        unit = "cycles (period)" if instance.problem.objective == "bottleneck" else "cycles (latency)"
+        unit = {"bottleneck": "cycles (period)", "latency": "cycles (latency)",
+                "energy": "pJ per image"}[instance.problem.objective]
         comparison = Comparison("crossbar", unit)
     else:
         comparison = Comparison("pairing", "distortion")

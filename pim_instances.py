@@ -50,6 +50,8 @@ class ChipSpec(_Strict):
     tiles: int | None = Field(None, ge=1)
     cycles_per_mvm: int | None = Field(None, ge=1)
     bandwidth_bits_per_cycle: int | None = Field(None, ge=1)
+    energy_per_activation_pj: float | None = Field(None, ge=0)
+    energy_per_input_bit_pj: float | None = Field(None, ge=0)
     source: str = ""
 
 
@@ -69,7 +71,7 @@ class CrossbarSpec(_Strict):
     family: Literal["crossbar"]
     workload: Any
     hardware: Any
-    objective: Literal["bottleneck", "latency"] = "bottleneck"
+    objective: Literal["bottleneck", "latency", "energy"] = "bottleneck"
     styles: list[Literal["conventional", "split"]] = Field(default_factory=lambda: list(STYLES), min_length=1)
     constraints: ConstraintSpec = ConstraintSpec()
     solver: PimSolverSpec = PimSolverSpec()

@@ -33,6 +33,13 @@ class PimChip:
     tiles: int = 256
     cycles_per_mvm: int = 8
     bandwidth_bits_per_cycle: int = 4096
+    energy_per_activation_pj: float = 10.0   # one crossbar, one input chunk, ADCs included
+    energy_per_input_bit_pj: float = 1.0     # buffer read and network transfer
+
+    @property
+    def input_chunks(self) -> int:
+        """Bit-serial steps per MVM."""
+        return ceil(self.input_bits / self.dac_bits)
 
     @property
     def slices(self) -> int:

@@ -50,3 +50,5 @@ def test_pim_convolution_matches_the_allocation_model(style, layer):
         assert report.crossbars_per_copy == problem.crossbars_per_copy(layer, style)
         assert report.input_bits == problem.input_bits(layer, style)
         assert report.cycles == problem.stage_cycles(layer, copies)
+        # the energy model's activation count
+        assert report.activations == layer.outputs * problem.crossbars_per_copy(layer, style) * chip.input_chunks

@@ -27,7 +27,7 @@ from math import ceil
 from ...hardware.pim import PimChip
 
 STYLES = ("conventional", "split")
-OBJECTIVES = ("bottleneck", "latency")
+OBJECTIVES = ("bottleneck", "latency", "energy")
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,14 @@ class CrossbarProblem:
             elements = layer.N * layer.C * layer.input_height * layer.input_width
         return elements * self.chip.input_bits
 
+    def energy_pj(self, layer: CrossbarLayer, style: str) -> float:
+        """Energy per image: every output pixel activates every crossbar of one
+        copy once per input chunk, plus the input bits fetched.  Copies run
+        the same MVMs in parallel, so they do not change it."""
+        activations = layer.outputs * self.crossbars_per_copy(layer, style) * self.chip.input_chunks
+        return (activations * self.chip.energy_per_activation_pj
+                + self.input_bits(layer, style) * self.chip.energy_per_input_bit_pj)
+
     def tiles_for(self, crossbars: int) -> int:
         return ceil(crossbars / self.chip.crossbars_per_tile)
 
@@ -132,16 +140,17 @@ class CrossbarMetrics:
     bandwidth_cycles: int
     period: int            # pipeline period in cycles (objective 'bottleneck')
     latency: int           # sum of stage times (objective 'latency')
+    energy_pj: float       # per image (objective 'energy')
     crossbars_used: int
     tiles_used: int
     feasible: bool
     violations: list[str] = field(default_factory=list)
 
-    def objective(self, name: str) -> int:
-        return self.period if name == "bottleneck" else self.latency
+    def objective(self, name: str) -> float:
+        return {"bottleneck": self.period, "latency": self.latency, "energy": self.energy_pj}[name]
 
     def to_dict(self) -> dict:
-        return {"period_cycles": self.period, "latency_cycles": self.latency,
+        return {"period_cycles": self.period, "latency_cycles": self.latency, "energy_pj": self.energy_pj,
                 "bandwidth_cycles": self.bandwidth_cycles, "crossbars_used": self.crossbars_used,
                 "tiles_used": self.tiles_used, "feasible": self.feasible, "violations": self.violations,
                 "stage_cycles": self.stage_cycles}
@@ -151,7 +160,7 @@ def evaluate(problem: CrossbarProblem, allocation: Allocation) -> CrossbarMetric
     layers = problem.layers
     if len(allocation.copies) != len(layers) or len(allocation.styles) != len(layers):
         raise ValueError("an allocation needs one style and one copy count per layer")
-    stage, xbars, data = [], [], 0
+    stage, xbars, data, energy = [], [], 0, 0.0
     violations = []
     for layer, style, copies in zip(layers, allocation.styles, allocation.copies):
         if style not in problem.styles:
@@ -161,6 +170,7 @@ def evaluate(problem: CrossbarProblem, allocation: Allocation) -> CrossbarMetric
         stage.append(problem.stage_cycles(layer, max(1, copies)))
         xbars.append(copies * problem.crossbars_per_copy(layer, style))
         data += problem.input_bits(layer, style)
+        energy += problem.energy_pj(layer, style)
     bandwidth = ceil(data / problem.chip.bandwidth_bits_per_cycle) if problem.bandwidth else 0
     used = sum(xbars)
     if problem.one_layer_per_tile:
@@ -172,4 +182,5 @@ def evaluate(problem: CrossbarProblem, allocation: Allocation) -> CrossbarMetric
     if used > problem.crossbar_budget:
         violations.append(f"{used} crossbars used, budget {problem.crossbar_budget}")
     period = max(max(stage), bandwidth)
-    return CrossbarMetrics(stage, xbars, bandwidth, period, sum(stage), used, tiles, not violations, violations)
+    return CrossbarMetrics(stage, xbars, bandwidth, period, sum(stage), energy, used, tiles, not violations,
+                           violations)

@@ -44,6 +44,7 @@ class Option:
     tiles: int
     cycles: int
     input_bits: int
+    energy_fj: int  # integer femtojoules, so that CP-SAT sees an integer objective
 
 
 def options(problem: CrossbarProblem) -> list[list[Option]]:
@@ -61,7 +62,7 @@ def options(problem: CrossbarProblem) -> list[list[Option]]:
                 if problem.one_layer_per_tile and tiles > problem.chip.tiles:
                     break
                 opts.append(Option(li, style, r, xb, tiles, problem.stage_cycles(layer, r),
-                                   problem.input_bits(layer, style)))
+                                   problem.input_bits(layer, style), round(problem.energy_pj(layer, style) * 1000)))
         out.append(opts)
     return out
 
@@ -108,6 +109,8 @@ def _milp(problem: CrossbarProblem, opts: list[list[Option]], time_limit: float)
         if problem.bandwidth:
             m.bandwidth = pyo.Constraint(expr=problem.chip.bandwidth_bits_per_cycle * m.T >= total("input_bits"))
         m.objective = pyo.Objective(expr=m.T)
+    elif problem.objective == "energy":
+        m.objective = pyo.Objective(expr=total("energy_fj"))
     else:
         m.objective = pyo.Objective(expr=total("cycles"))
 
@@ -137,6 +140,8 @@ def _cpsat(problem: CrossbarProblem, opts: list[list[Option]], time_limit: float
         if problem.bandwidth:
             model.Add(problem.chip.bandwidth_bits_per_cycle * period >= sum(o.input_bits * b for o, b in flat))
         model.Minimize(period)
+    elif problem.objective == "energy":
+        model.Minimize(sum(o.energy_fj * b for o, b in flat))
     else:
         model.Minimize(sum(o.cycles * b for o, b in flat))
 
@@ -208,9 +213,14 @@ def solve_crossbar(problem: CrossbarProblem, method: str = "milp", time_limit: f
     if not outcome.has_solution:
         return CrossbarResult("error", method, None, None, integral_bound(outcome.bound),
                               time.perf_counter() - start, "time limit reached before any allocation was found")
-    claimed = int(round(outcome.objective))
+    bound = integral_bound(outcome.bound)
+    if problem.objective == "energy":  # the models count femtojoules
+        claimed = round(outcome.objective) / 1000
+        bound = None if bound is None else bound / 1000
+    else:
+        claimed = int(round(outcome.objective))
     return _finish(problem, method, _allocation(problem, outcome.values), claimed, outcome.proved,
-                   integral_bound(outcome.bound), start, outcome.message)
+                   bound, start, outcome.message)
 
 
 def _finish(problem, method, allocation, claimed, proved, bound, start, solver_status) -> CrossbarResult:
@@ -220,7 +230,7 @@ def _finish(problem, method, allocation, claimed, proved, bound, start, solver_s
     message = ""
     if not metrics.feasible:
         status, message = "error", "decoded allocation violates: " + "; ".join(metrics.violations)
-    elif value != claimed:
+    elif abs(value - claimed) > (5e-4 * len(problem.layers) if problem.objective == "energy" else 0):
         status, message = "error", f"solver objective {claimed} disagrees with evaluate {value}"
     if status == "optimal":
         bound = float(value)
