@@ -4,6 +4,8 @@ fewest crossbars per copy among those the problem allows.
 
 * ``no-duplication``: one copy of every layer.
 * ``uniform``: the same number of copies for every layer, as many as fit.
+* ``neurosim``: NeuroSim's pipeline ``speedUpDegree``, one global
+  duplication degree for every layer; the largest power of two that fits.
 * ``proportional``: copies proportional to the layer's output pixels
   (ISAAC, PipeLayer), scaled as far as the budget allows.
 * ``greedy-bottleneck``: give the slowest stage its next useful copy count
@@ -42,6 +44,18 @@ def uniform(problem: CrossbarProblem) -> Allocation:
         if not _fits(problem, trial) or trial.copies == best.copies:
             return best
         best, r = trial, r * 2 if r < 8 else r + 1
+
+
+def neurosim(problem: CrossbarProblem) -> Allocation:
+    styles = _styles(problem)
+    best = Allocation(styles, [1] * len(problem.layers))
+    degree = 2
+    while degree <= 1024:
+        trial = Allocation(styles, [min(degree, layer.outputs) for layer in problem.layers])
+        if not _fits(problem, trial):
+            break
+        best, degree = trial, degree * 2
+    return best
 
 
 def proportional(problem: CrossbarProblem) -> Allocation:
@@ -128,6 +142,7 @@ def genetic(problem: CrossbarProblem, population: int = 40, generations: int = 6
 CROSSBAR_HEURISTICS = {
     "no-duplication": no_duplication,
     "uniform": uniform,
+    "neurosim": neurosim,
     "proportional": proportional,
     "greedy-bottleneck": greedy_bottleneck,
     "genetic": genetic,
