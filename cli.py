@@ -488,6 +488,9 @@ def _render_pairing(report) -> None:
               f"{r.message}")
     out.print(f"{metrics.pairs} pairs, {len(r.pairing.unpaired)} unpaired: {metrics.rows} rows instead of "
               f"{metrics.rows_unpaired} ({metrics.density_gain:.2f}x weight density)")
+    arrays = report.arrays
+    out.print(f"arrays of {inst.chip.name} ({inst.chip.rows}x{inst.chip.columns}): {arrays['without_pairing']} without "
+              f"pairing, {arrays['with_pairing']} with pairing")
     shown = ", ".join(f"{i}+{j}" for i, j in r.pairing.pairs[:12])
     out.print(f"pairs: {shown}{', ...' if len(r.pairing.pairs) > 12 else ''}")
     _heuristics_table(report.heuristics, "distortion")

@@ -118,6 +118,14 @@ def solve_crossbar_instance(instance: CrossbarInstance, method: str | None = Non
     return report
 
 
+def arrays_needed(instance: PairingInstance, filters: int) -> int:
+    """Crossbars (macros) holding ``filters`` columns of weights of the
+    layer: positions down the rows, each filter ``slices`` columns wide."""
+    chip = instance.chip
+    rows = -(-instance.problem.positions // chip.rows)
+    return rows * -(-filters * chip.slices // chip.columns) * chip.copies_factor
+
+
 @dataclass
 class PairingReport:
     instance: PairingInstance
@@ -128,6 +136,16 @@ class PairingReport:
     @property
     def status(self) -> str:
         return _final_status(self.result.status, self.checks)
+
+    @property
+    def arrays(self) -> dict[str, int]:
+        """Arrays of the chip the layer needs without and with pairing (a
+        pair's two filters share one stored column set)."""
+        if self.result.pairing is None:
+            return {}
+        rows = len(self.result.pairing.pairs) + len(self.result.pairing.unpaired)
+        return {"without_pairing": arrays_needed(self.instance, self.instance.problem.filters),
+                "with_pairing": arrays_needed(self.instance, rows)}
 
     def to_dict(self) -> dict:
         r, p = self.result, self.instance.problem
@@ -147,6 +165,7 @@ class PairingReport:
             "wall_time_s": round(r.wall_time_s, 4),
             "message": r.message,
             "weights": self.instance.weights_origin,
+            "arrays": self.arrays,
             "certificate": {"checks": [c.to_dict() for c in self.checks],
                             "edges_kept": r.edges_kept, "edges_total": r.edges_total},
             "heuristics": [h.__dict__ for h in self.heuristics],
