@@ -206,13 +206,8 @@ def solve(
     problem = _load(file)
     if not isinstance(problem, TilingProblem):
         _solve_pim(problem, method, time_limit, as_json, output, force)
-    if method is not None and method not in METHODS:
-        _fail_input([f"--method: unknown method {method!r}; choose one of {', '.join(METHODS)}"])
-    if time_limit is not None and time_limit <= 0:
-        _fail_input([f"--time-limit: must be positive, got {time_limit}"])
-    if output is not None and output.exists() and not force:
-        _fail_input([f"{output}: exists; not overwritten (use --force to replace it)"])
-    with err.status("solving...", spinner="dots") if sys.stderr.isatty() and not as_json else _null():
+    _check_solve_options(method, METHODS, time_limit, output, force)
+    with _spinner(as_json):
         report = solve_and_certify(problem, method, time_limit, functional=functional)
     if output is not None:
         _write_result(output, report, force)
@@ -311,7 +306,7 @@ def compare(
         _fail_input([f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(available_methods(problem))}"])
     if time_limit is not None and time_limit <= 0:
         _fail_input([f"--time-limit: must be positive, got {time_limit}"])
-    with err.status("comparing...", spinner="dots") if sys.stderr.isatty() and not as_json else _null():
+    with _spinner(as_json):
         result = run_compare(problem, chosen, time_limit)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, default=_plain))
@@ -366,19 +361,29 @@ def presets() -> None:
     raise _Exit(EXIT_OK)
 
 
-def _solve_pim(instance, method, time_limit, as_json, output, force) -> None:
-    from .pim_instances import CrossbarInstance
-    from .pim_reports import solve_crossbar_instance, solve_pairing_instance
-
-    crossbar = isinstance(instance, CrossbarInstance)
-    methods = ("milp", "cpsat", "bisection") if crossbar else ("milp", "cpsat")
+def _check_solve_options(method, methods, time_limit, output, force) -> None:
+    """Refuse bad options before any work, and never overwrite a file unasked."""
     if method is not None and method not in methods:
         _fail_input([f"--method: unknown method {method!r} for this family; choose one of {', '.join(methods)}"])
     if time_limit is not None and time_limit <= 0:
         _fail_input([f"--time-limit: must be positive, got {time_limit}"])
     if output is not None and output.exists() and not force:
         _fail_input([f"{output}: exists; not overwritten (use --force to replace it)"])
-    with err.status("solving...", spinner="dots") if sys.stderr.isatty() and not as_json else _null():
+
+
+def _spinner(as_json: bool):
+    """A progress spinner on an interactive terminal, nothing otherwise."""
+    return err.status("working...", spinner="dots") if sys.stderr.isatty() and not as_json else _null()
+
+
+def _solve_pim(instance, method, time_limit, as_json, output, force) -> None:
+    from .pim_instances import CrossbarInstance
+    from .pim_reports import solve_crossbar_instance, solve_pairing_instance
+
+    crossbar = isinstance(instance, CrossbarInstance)
+    methods = ("milp", "cpsat", "bisection") if crossbar else ("milp", "cpsat")
+    _check_solve_options(method, methods, time_limit, output, force)
+    with _spinner(as_json):
         report = (solve_crossbar_instance if crossbar else solve_pairing_instance)(instance, method, time_limit)
     data = report.to_dict()
     if output is not None:

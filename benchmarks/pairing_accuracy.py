@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 from mapcert.formulations.pairing import PairingProblem, solve_pairing
-from mapcert.formulations.pairing.cost import Pairing, paired_weights
+from mapcert.formulations.pairing.cost import paired_weights
 from mapcert.solvers.pairing_heuristics import PAIRING_HEURISTICS
 
 BITS = 8
@@ -112,7 +112,7 @@ def train(model: SmallCNN, x, y, epochs: int, seed: int, ties=None, lr: float = 
             idx = order[start:start + 64]
             gw, gb = model.gradients(x[idx], y[idx])
             if ties:
-                for name, (pairs, lsb) in ties.items():
+                for name, (pairs, _) in ties.items():
                     for i, j in pairs:  # w_j = -w_i - lsb: one free parameter per pair
                         gw[name][i] = gw[name][i] - gw[name][j]
                         gw[name][j] = 0.0

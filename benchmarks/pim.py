@@ -85,14 +85,14 @@ def crossbar_section(repeats: int) -> int:
     for name, layers, budget, extra in cases:
         use_chip = big_chip if name.startswith("synthetic") else chip
         problem = CrossbarProblem(layers, use_chip, budget=budget, **extra)
-        milp, t_milp = median_time(lambda: solve_crossbar(problem, "milp", 300), repeats)
-        cpsat, t_cp = median_time(lambda: solve_crossbar(problem, "cpsat", 300), repeats)
+        milp, t_milp = median_time(lambda p=problem: solve_crossbar(p, "milp", 300), repeats)
+        cpsat, t_cp = median_time(lambda p=problem: solve_crossbar(p, "cpsat", 300), repeats)
         if milp.status != "optimal" or cpsat.status != "optimal" or milp.objective != cpsat.objective:
             print(f"DISAGREEMENT on {name} {budget}: milp {milp.status} {milp.objective}, cpsat {cpsat.status} {cpsat.objective}")
             return 1
         t_bis = "-"
         if not extra:
-            bis, t = median_time(lambda: solve_crossbar(problem, "bisection"), repeats)
+            bis, t = median_time(lambda p=problem: solve_crossbar(p, "bisection"), repeats)
             if bis.objective != milp.objective:
                 print(f"BISECTION DISAGREES on {name} {budget}")
                 return 1

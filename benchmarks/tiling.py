@@ -90,7 +90,7 @@ def main() -> int:
     print(f"{'network':10s} {'size':>7s} {'layers':>6s} {'cpsat':>7s} {'cpsat tot':>9s} {'milp':>7s} "
           f"{'milp/cp':>7s} {'enum':>7s} {'/compul':>8s} {'/rigor':>7s} {'/seed':>6s} {'paper gap':>9s} {'worst gap':>9s}")
     for net, size, rows in summary:
-        med = lambda key: statistics.median(r[key] for r in rows if r[key] is not None)  # noqa: E731
+        med = lambda key, rows=rows: statistics.median(r[key] for r in rows if r[key] is not None)  # noqa: E731
         enum = [r["enum"] for r in rows if r["enum"] is not None]
         print(f"{net:10s} {size:>7s} {len(rows):6d} {med('cpsat'):7.3f} {sum(r['cpsat'] for r in rows):9.2f} "
               f"{med('milp'):7.3f} {med('ratio'):7.1f} {statistics.median(enum) if enum else float('nan'):7.3f} "

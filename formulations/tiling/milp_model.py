@@ -178,7 +178,6 @@ def build_milp(
     problem: TilingProblem, tables: dict[str, DimTable], stationary: str, strategy: str = "auto"
 ) -> MilpTilingModel:
     layer = problem.layer
-    prec = layer.precision
     m = pyo.ConcreteModel(name=f"tiling_{stationary}")
     index = [(d, k) for d in LOOP_DIMS if len(tables[d]) > 1 for k in range(len(tables[d]))]
     m.x = pyo.Var(index, domain=pyo.Binary)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...formulations.tiling.cost import TRAFFIC_TERMS
-from ...formulations.tiling.problem import LOOP_DIMS, RELEVANT, ConvLayer, Mapping, TilingProblem
+from ...formulations.tiling.problem import LOOP_DIMS, ConvLayer, Mapping, TilingProblem
 
 
 @dataclass
