@@ -70,6 +70,7 @@ def test_exact_methods_agree_with_brute_force_and_blossom(filters, positions, bi
         result = solve_pairing(problem, method)
         assert result.status == "optimal"
         assert result.objective == expected
+        assert result.lp_bound <= expected + 1e-6  # the matching LP bound is never above the optimum
         metrics = evaluate(problem, result.pairing)
         assert metrics.distortion == expected
         assert metrics.pairs == filters // 2
