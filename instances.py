@@ -224,6 +224,11 @@ def _build_layer(raw: Any, where: _Located, path: tuple) -> ConvLayer | None:
         except KeyError as exc:
             where.add(path, exc.args[0] if exc.args else str(exc))
             return None
+        if raw.get("op") not in workload_library.COMPUTE_OPS:
+            where.add(path, f"{raw['name']} is a {raw.get('op')} layer without weights; the tiling family maps "
+                            f"{', '.join(workload_library.COMPUTE_OPS)} layers")
+            return None
+        raw.pop("inputs", None)  # graph edges matter to the partition family, not to one layer
         path_note = f" (from preset {raw['name']})"
     else:
         path_note = ""

@@ -235,6 +235,9 @@ def build_pairing(data: dict, where: _Located, label: str, base: Path) -> Pairin
     except KeyError as exc:
         where.add(("workload",), exc.args[0])
         return None
+    if layer.get("op") not in workload_library.COMPUTE_OPS:
+        where.add(("workload",), f"{spec.workload} is a {layer.get('op')} layer; it has no filters to pair")
+        return None
     if spec.weights.file is not None:
         weights = _load_weights(spec.weights, base, where)
         origin = f"file {spec.weights.file}"

@@ -64,7 +64,7 @@ def test_pairing_weights_from_npz(tmp_path):
 
 def test_every_preset_layer_loads():
     for net in workload_library.networks():
-        for name in workload_library.network(net):
+        for name in workload_library.compute_layers(net):
             problem = load_text(f"family: tiling\nworkload: {net}.{name}\nhardware: glb-64KiB\n")
             assert problem.layer.macs > 0
 

@@ -61,6 +61,8 @@ def layers_from_network(layers: dict[str, dict]) -> list[CrossbarLayer]:
     """CrossbarLayers from a workloads/*.yaml layer table."""
     out = []
     for name, raw in layers.items():
+        if raw.get("op", "conv2d") not in ("conv2d", "fc", "matmul"):
+            continue  # add, concat and pool layers hold no weights
         d = raw["dims"]
         stride = raw.get("stride", 1)
         stride = (stride, stride) if isinstance(stride, int) else tuple(stride)
