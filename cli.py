@@ -323,7 +323,7 @@ def compare(
                           "-" if row.objective is None else f"{row.objective:,.0f}",
                           "-" if row.gap is None else f"{100 * row.gap:.1f}%", f"{row.wall_time_s:.2f} s", row.note[:50])
         _show(table)
-    raise _Exit(EXIT_ERROR if result.status == "error" else EXIT_OK)
+    raise _Exit(_exit_code(result.status))
 
 
 @app.command()

@@ -48,6 +48,9 @@ class Comparison:
     def status(self) -> str:
         if self.message:
             return "error"
+        exact = [r for r in self.rows if r.kind == "exact"]
+        if exact and all(r.status == "infeasible" for r in exact):
+            return "infeasible"
         return "optimal" if self.optimum is not None else "feasible"
 
     def to_dict(self) -> dict:

@@ -156,3 +156,9 @@ def test_compare_scores_every_method_against_the_optimum(cli):
                 assert row["gap"] >= 0
     code, _, stderr = cli("compare", str(root / "mobilenetv2_pairing.yaml"), "--methods", "milp,simplex")
     assert code == 2 and "simplex" in stderr
+
+
+def test_compare_on_an_infeasible_instance_exits_2(cli):
+    bad = Path(__file__).parent / "bad_instances" / "28_infeasible_tiny_buffer.yaml"
+    code, stdout, _ = cli("compare", str(bad), "--json")
+    assert code == 2 and json.loads(stdout)["status"] == "infeasible"
