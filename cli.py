@@ -311,8 +311,9 @@ def compare(
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, default=_plain))
     else:
-        out.print(f"{result.family}: {result.unit}; certified optimum "
-                  + (f"{result.optimum:,.0f}" if result.optimum is not None else "not proved"))
+        verdict = (f"certified optimum {result.optimum:,.0f}" if result.optimum is not None
+                   else "no feasible solution" if result.status == "infeasible" else "optimum not proved")
+        out.print(f"{result.family}: {result.unit}; {verdict}")
         if result.message:
             out.print(f"[bold red]{result.message}[/]")
         table = Table(show_edge=False)
