@@ -1,0 +1,1 @@
+"""Graph partition into fused subgraphs with on-chip memory (Cocco)."""

@@ -1,0 +1,76 @@
+"""A network as the partition family sees it: a DAG of layers with the
+sizes that fusion trades off (weights, output tensors, rows and windows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from ... import workload_library
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    rows: int            # output rows (P)
+    row_bytes: int       # bytes of one output row: Q * M * N * activation bytes
+    window: int          # rows of its input one output row needs (R; 1 for add/concat)
+    stride: int
+    weight_bytes: int
+    input_bytes: int     # bytes of the network input it reads (0 if none)
+    input_row_bytes: int
+
+    @property
+    def out_bytes(self) -> int:
+        return self.rows * self.row_bytes
+
+
+def _stride(raw: dict) -> int:
+    stride = raw.get("stride", 1)
+    return stride if isinstance(stride, int) else int(stride[0])
+
+
+def node_from_layer(name: str, raw: dict, act_bytes: int, weight_bits: int, reads_input: bool) -> Node:
+    d = raw["dims"]
+    op = raw.get("op", "conv2d")
+    n, m, p, q = d.get("N", 1), d["M"], d.get("P", 1), d.get("Q", 1)
+    window = d.get("R", 1) if op in ("conv2d", "pool") else 1
+    stride = _stride(raw)
+    weights = 0
+    if op in workload_library.COMPUTE_OPS:
+        groups = raw.get("groups", 1)
+        weights = m * (d["C"] // groups) * d.get("R", 1) * d.get("S", 1) * weight_bits // 8
+    in_rows = (p - 1) * stride + window
+    in_row_bytes = n * d["C"] * ((q - 1) * stride + d.get("S", 1) if op in ("conv2d", "pool") else q) * act_bytes
+    return Node(
+        name=name, rows=p, row_bytes=n * m * q * act_bytes, window=window, stride=stride, weight_bytes=weights,
+        input_bytes=in_rows * in_row_bytes if reads_input else 0,
+        input_row_bytes=in_row_bytes if reads_input else 0,
+    )
+
+
+@dataclass
+class PartitionGraph:
+    graph: nx.DiGraph            # nodes carry ``node`` (a Node)
+    name: str = "network"
+
+    @property
+    def order(self) -> list[str]:
+        return list(nx.lexicographical_topological_sort(self.graph, key=lambda v: self.graph.nodes[v]["index"]))
+
+    def node(self, v: str) -> Node:
+        return self.graph.nodes[v]["node"]
+
+
+def from_network(name: str, act_bits: int = 8, weight_bits: int = 8) -> PartitionGraph:
+    """The partition graph of a network of workloads/ (layers and their inputs)."""
+    source = workload_library.network_graph(name)
+    layers = workload_library.network(name)
+    graph = nx.DiGraph()
+    for index, v in enumerate(source.nodes):
+        raw = layers[v]
+        reads_input = "input" in raw.get("inputs", []) or (index == 0 and "inputs" not in raw)
+        graph.add_node(v, index=index, node=node_from_layer(v, raw, act_bits // 8 or 1, weight_bits, reads_input))
+    graph.add_edges_from(source.edges)
+    return PartitionGraph(graph, name)
