@@ -26,7 +26,7 @@ from ortools.sat.python import cp_model
 
 from ...solvers.cpsat import solve_cpsat
 from ...solvers.highs import solve_highs
-from .cost import ema_bytes, is_convex, memory_bytes
+from .cost import ema_bytes, memory_bytes
 from .graph import PartitionGraph
 
 METHODS = ("dp", "milp", "cpsat")
