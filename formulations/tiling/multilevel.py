@@ -1,0 +1,163 @@
+"""Loop tiling of one layer on a memory hierarchy with a PE array.
+
+The loop nest has the eight dimensions N, G, M, C, P, Q, R, S (M and C per
+group, as in the two-level family).  Every memory level owns a block of
+temporal loops, one per dimension with a trip count (``factors``) in an
+order of its own; between the last shared level and the first per-PE level
+a spatial block unrolls chosen dimensions onto the array's rows and
+columns.  For every dimension the product of all its factors, temporal and
+spatial, is its extent (the ``divisors`` space).  DRAM never splits R and S
+(as in the two-level family).
+
+A level's loops iterate over tiles of the levels below; the tile a level
+holds is the product of the factors below it.  The MAC units are the
+innermost "level": each keeps one word of each operand while the loops
+around it do not change that word.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+
+from ...hardware.hierarchy import Hierarchy
+from .problem import ConvLayer, SolverSettings
+
+DIMS: tuple[str, ...] = ("N", "G", "M", "C", "P", "Q", "R", "S")
+
+RELEVANT: dict[str, frozenset[str]] = {
+    "inputs": frozenset({"N", "G", "C", "P", "Q", "R", "S"}),
+    "weights": frozenset({"G", "M", "C", "R", "S"}),
+    "outputs": frozenset({"N", "G", "M", "P", "Q"}),
+}
+"""Dimensions that index each tensor (R and S index inputs through the window)."""
+
+REUSE_GROUPS: dict[str, tuple[str, ...]] = {
+    "weights": ("N", "P", "Q"),
+    "inputs": ("M",),
+    "outputs": ("C", "R", "S"),
+}
+"""Every dimension but G indexes all tensors except one; ``REUSE_GROUPS[t]``
+lists the dimensions whose loops can reuse a resident tile of ``t``."""
+
+MULTILEVEL_OBJECTIVES = ("offchip_traffic", "energy", "latency", "edp")
+
+
+@dataclass(frozen=True)
+class LevelLoops:
+    """Trip counts of one level's temporal loops and their order (outermost first)."""
+
+    factors: dict[str, int]
+    order: tuple[str, ...] = DIMS
+
+
+@dataclass(frozen=True)
+class MultiLevelMapping:
+    """Temporal loops per memory level (outermost level first) and the spatial
+    unrolling onto the array's rows and columns."""
+
+    levels: tuple[LevelLoops, ...]
+    spatial_rows: dict[str, int] = field(default_factory=dict)
+    spatial_cols: dict[str, int] = field(default_factory=dict)
+
+    def spatial(self, dim: str) -> int:
+        return self.spatial_rows.get(dim, 1) * self.spatial_cols.get(dim, 1)
+
+    def factor(self, level: int, dim: str) -> int:
+        return self.levels[level].factors.get(dim, 1)
+
+    def to_dict(self, hierarchy: Hierarchy) -> dict:
+        out = {"levels": []}
+        for level, loops in zip(hierarchy.levels, self.levels, strict=True):
+            factors = {d: int(f) for d, f in loops.factors.items() if f > 1}
+            order = [d for d in loops.order if loops.factors.get(d, 1) > 1]
+            out["levels"].append({"name": level.name, "factors": factors, "order": order})
+        out["spatial"] = {
+            "rows": {d: int(f) for d, f in self.spatial_rows.items() if f > 1},
+            "cols": {d: int(f) for d, f in self.spatial_cols.items() if f > 1},
+        }
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict, hierarchy: Hierarchy, layer: ConvLayer) -> "MultiLevelMapping":
+        """Inverse of :meth:`to_dict`; raises ValueError with a sentence on anything off."""
+        if not isinstance(data, dict) or "levels" not in data:
+            raise ValueError("a mapping needs 'levels' (one entry per memory level) and optionally 'spatial'")
+        raw_levels = data["levels"]
+        if len(raw_levels) != len(hierarchy.levels):
+            raise ValueError(f"the hierarchy has {len(hierarchy.levels)} levels, the mapping {len(raw_levels)}")
+        levels = []
+        for level, raw in zip(hierarchy.levels, raw_levels, strict=True):
+            if raw.get("name", level.name) != level.name:
+                raise ValueError(f"mapping level {raw.get('name')!r} where the hierarchy has {level.name!r}")
+            factors = {d: int(f) for d, f in (raw.get("factors") or {}).items()}
+            unknown = set(factors) - set(DIMS)
+            if unknown:
+                raise ValueError(f"level {level.name}: unknown dimension(s) {sorted(unknown)}")
+            order = [d for d in raw.get("order", [])]
+            if set(order) - set(DIMS) or len(set(order)) != len(order):
+                raise ValueError(f"level {level.name}: order must name distinct dimensions of {', '.join(DIMS)}")
+            order = [d for d in DIMS if d not in order] + order  # unnamed loops outermost
+            levels.append(LevelLoops(factors={d: factors.get(d, 1) for d in DIMS}, order=tuple(order)))
+        spatial = data.get("spatial") or {}
+        rows = {d: int(f) for d, f in (spatial.get("rows") or {}).items()}
+        cols = {d: int(f) for d, f in (spatial.get("cols") or {}).items()}
+        mapping = cls(levels=tuple(levels), spatial_rows=rows, spatial_cols=cols)
+        problems = mapping_problems(layer, hierarchy, mapping)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return mapping
+
+
+def mapping_problems(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevelMapping) -> list[str]:
+    """Why ``mapping`` is not a mapping of ``layer`` (empty when it is).
+    Capacity is not checked here: an overfull mapping is a mapping that does
+    not fit, reported by ``evaluate``."""
+    out = []
+    if len(mapping.levels) != len(hierarchy.levels):
+        out.append(f"{len(mapping.levels)} loop blocks for {len(hierarchy.levels)} levels")
+        return out
+    for dim in DIMS:
+        total = prod(mapping.factor(l, dim) for l in range(len(mapping.levels))) * mapping.spatial(dim)
+        if total != layer_extent(layer, dim):
+            out.append(f"factors of {dim} multiply to {total}, its extent is {layer_extent(layer, dim)}")
+    for dim in ("R", "S"):
+        if mapping.factor(0, dim) != 1:
+            out.append(f"{hierarchy.levels[0].name} cannot split the filter window ({dim})")
+    for loops in mapping.levels:
+        if sorted(loops.order) != sorted(DIMS):
+            out.append(f"order {list(loops.order)} must list each of {', '.join(DIMS)} once")
+        if any(f < 1 for f in loops.factors.values()):
+            out.append("factors must be positive")
+    used_rows = prod(mapping.spatial_rows.values())
+    used_cols = prod(mapping.spatial_cols.values())
+    if used_rows > hierarchy.rows or used_cols > hierarchy.cols:
+        out.append(f"spatial unrolling uses {used_rows} x {used_cols} PEs, the array has {hierarchy.rows} x {hierarchy.cols}")
+    return out
+
+
+def layer_extent(layer: ConvLayer, dim: str) -> int:
+    if dim == "R":
+        return layer.R
+    if dim == "S":
+        return layer.S
+    return layer.extent(dim)
+
+
+@dataclass(frozen=True)
+class MultiLevelProblem:
+    """A layer, a hierarchy with its array, and the objective to minimize."""
+
+    layer: ConvLayer
+    hierarchy: Hierarchy
+    objective: str = "energy"
+    solver: SolverSettings = field(default_factory=SolverSettings)
+    source: str = "<memory>"
+
+    @property
+    def space_description(self) -> str:
+        return (
+            "temporal trip counts at every level and spatial factors on the array rows and columns "
+            "that multiply to each dimension's extent; any loop order per level; "
+            f"{self.hierarchy.levels[0].name} never splits R or S; one resident tile per tensor and level"
+        )

@@ -1,0 +1,254 @@
+"""Cost model of multi-level tiling: ``evaluate_multilevel`` is the truth.
+
+Derived in docs/tiling-multilevel.md.  In short, for a level ``l`` that holds
+tensor ``X`` (the MAC units count as a level below all others, holding one
+word of each tensor per PE):
+
+* the loops above ``l`` are the temporal loops of levels 0..l-1, each
+  level's block in its own order; a *fill* of ``l``'s tile happens whenever
+  a loop that indexes ``X`` advances, and every loop that does not index
+  ``X`` multiplies the fills unless it sits inside all non-trivial loops
+  that do (the tile then stays resident);
+* a fill is served by the nearest level above that holds ``X`` (levels that
+  do not hold it are bypassed).  When the spatial fan-out lies between the
+  two, a word that several PEs need is read once (multicast), and partial
+  sums of several PEs for one output word are added on the way up
+  (reduction tree) and written once;
+* an output tile's first visit starts from zero; every later visit reads
+  the partial sums back from the parent first, every visit ends by draining
+  them to the parent; the last drain to DRAM carries final outputs.
+
+Accesses are counted in words, per level and tensor; off-chip traffic in
+bits with each tensor's precision (partial sums at psum precision).  All
+formulas broadcast over numpy arrays of factors, so the enumerator scores
+millions of mappings with the very code that scores one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .multilevel import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem, layer_extent, mapping_problems
+from .problem import ConvLayer, _window_table
+
+TENSORS = ("inputs", "weights", "outputs")
+
+
+def window_rows(layer: ConvLayer, axis: str, outputs: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """Distinct input rows (axis P) or columns (Q) read by ``outputs``
+    consecutive output positions and ``taps`` consecutive filter taps."""
+    if axis == "P":
+        table = _window_grid(layer.stride[0], layer.dilation[0], layer.P, layer.R)
+    else:
+        table = _window_grid(layer.stride[1], layer.dilation[1], layer.Q, layer.S)
+    return table[np.asarray(taps, dtype=np.int64) - 1, np.asarray(outputs, dtype=np.int64)]
+
+
+@lru_cache(maxsize=256)
+def _window_grid(stride: int, dilation: int, extent: int, window: int) -> np.ndarray:
+    """``grid[w - 1, e]``: distinct rows of ``e`` outputs and ``w`` taps."""
+    return np.stack([_window_table(stride, dilation, w, extent + 1) for w in range(1, window + 1)])
+
+
+def tile_elements(layer: ConvLayer, tensor: str, t: dict[str, np.ndarray]) -> np.ndarray:
+    """Elements of a tile of ``tensor`` spanning ``t[d]`` along each dimension."""
+    if tensor == "weights":
+        return t["G"] * t["M"] * t["C"] * t["R"] * t["S"]
+    if tensor == "outputs":
+        return t["N"] * t["G"] * t["M"] * t["P"] * t["Q"]
+    return (t["N"] * t["G"] * t["C"]
+            * window_rows(layer, "P", t["P"], t["R"]) * window_rows(layer, "Q", t["Q"], t["S"]))
+
+
+def fills_and_distinct(loops: list[tuple[str, np.ndarray]], tensor: str) -> tuple[np.ndarray, np.ndarray]:
+    """(fill events, distinct tiles) of one instance of a tile of ``tensor``
+    under ``loops`` (outermost first)."""
+    relevant = RELEVANT[tensor]
+    in_suffix = np.asarray(True)
+    fills = np.asarray(1, dtype=np.int64)
+    distinct = np.asarray(1, dtype=np.int64)
+    for dim, trips in reversed(loops):
+        trips = np.asarray(trips, dtype=np.int64)
+        if dim in relevant:
+            in_suffix = in_suffix & (trips == 1)
+            distinct = distinct * trips
+            fills = fills * trips
+        else:
+            fills = fills * np.where(in_suffix, 1, trips)
+    return fills, distinct
+
+
+@dataclass
+class MultiLevelMetrics:
+    """Accesses per level and tensor (words), off-chip bits, energy, cycles."""
+
+    level_names: list[str]
+    reads: list[dict[str, int]]
+    writes: list[dict[str, int]]
+    tile_bits: list[dict[str, int]]
+    fits: bool
+    offchip_bits: dict[str, int]
+    energy: float
+    compute_cycles: int
+    level_cycles: list[float]
+    macs: int
+    utilization: float
+
+    @property
+    def offchip_bytes(self) -> float:
+        return sum(self.offchip_bits.values()) / 8
+
+    @property
+    def latency(self) -> float:
+        return max([float(self.compute_cycles), *self.level_cycles])
+
+    @property
+    def edp(self) -> float:
+        return self.energy * self.latency
+
+    def objective(self, name: str) -> float:
+        if name == "offchip_traffic":
+            return self.offchip_bytes
+        if name == "energy":
+            return self.energy
+        if name == "latency":
+            return self.latency
+        if name == "edp":
+            return self.edp
+        raise ValueError(f"unknown objective {name!r}")
+
+    def to_dict(self) -> dict:
+        return {
+            "offchip_bytes": self.offchip_bytes,
+            "offchip_traffic_bytes": {k: v / 8 for k, v in self.offchip_bits.items()},
+            "energy": self.energy,
+            "latency_cycles": self.latency,
+            "compute_cycles": self.compute_cycles,
+            "edp": self.edp,
+            "macs": self.macs,
+            "pe_utilization": round(self.utilization, 4),
+            "fits": self.fits,
+            "levels": [
+                {"name": n, "reads": r, "writes": w, "tile_bytes": {k: v / 8 for k, v in b.items()}, "cycles": c}
+                for n, r, w, b, c in zip(self.level_names, self.reads, self.writes,
+                                         self.tile_bits, self.level_cycles, strict=True)
+            ],
+        }
+
+
+def access_counts(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray]],
+                  spatial: dict[str, np.ndarray], orders: list[tuple[str, ...]]):
+    """The vectorized core: reads and writes per level and tensor (words),
+    tile bits per level and tensor, DRAM output words that are partial sums.
+
+    ``factors[l][d]`` are temporal trip counts, ``spatial[d]`` the spatial
+    factor of d (rows times columns), ``orders[l]`` each level's order."""
+    layer, hier = problem.layer, problem.hierarchy
+    K, pe = len(hier.levels), hier.pe_level
+    one = np.asarray(1, dtype=np.int64)
+    s = {d: np.asarray(spatial.get(d, 1), dtype=np.int64) for d in DIMS}
+    pes_used = one
+    for d in DIMS:
+        pes_used = pes_used * s[d]
+    tiles: list[dict[str, np.ndarray]] = [dict() for _ in range(K + 1)]
+    tiles[K] = {d: one for d in DIMS}
+    for l in range(K - 1, -1, -1):
+        tiles[l] = {d: np.asarray(factors[l][d], dtype=np.int64) * tiles[l + 1][d] * (s[d] if l + 1 == pe else 1)
+                    for d in DIMS}
+    union = [{d: tiles[l][d] * s[d] for d in DIMS} if l >= pe else tiles[l] for l in range(K + 1)]
+    instances = [pes_used if l >= pe else one for l in range(K + 1)]
+
+    reads = [{t: np.asarray(0, dtype=np.int64) for t in TENSORS} for _ in range(K)]
+    writes = [{t: np.asarray(0, dtype=np.int64) for t in TENSORS} for _ in range(K)]
+    for l in range(1, K + 1):
+        loops = [(d, factors[j][d]) for j in range(l) for d in orders[j]]
+        for tensor in TENSORS:
+            if l < K and tensor not in hier.levels[l].holds:
+                continue
+            a = hier.holder_above(l, tensor)
+            fills, distinct = fills_and_distinct(loops, tensor)
+            child_words = tile_elements(layer, tensor, tiles[l]) * instances[l]
+            parent_words = tile_elements(layer, tensor, union[l]) if a < pe <= l else child_words
+            if tensor != "outputs":
+                reads[a][tensor] = reads[a][tensor] + fills * parent_words
+                if l < K:
+                    writes[l][tensor] = writes[l][tensor] + fills * child_words
+            else:
+                refills = (fills - distinct) * parent_words
+                reads[a][tensor] = reads[a][tensor] + refills
+                writes[a][tensor] = writes[a][tensor] + fills * parent_words
+                if l < K:
+                    writes[l][tensor] = writes[l][tensor] + refills
+                    reads[l][tensor] = reads[l][tensor] + fills * child_words
+    prec = layer.precision
+    bits = {"inputs": prec.inputs, "weights": prec.weights, "outputs": prec.psums}
+    tile_bits = [{t: tile_elements(layer, t, tiles[l]) * bits[t] for t in TENSORS} for l in range(K)]
+    return reads, writes, tile_bits, tiles, instances, pes_used
+
+
+def offchip_bits(layer: ConvLayer, reads0: dict, writes0: dict) -> dict[str, np.ndarray]:
+    """DRAM traffic in bits per term, from DRAM's word counts."""
+    prec = layer.precision
+    final = layer.output_elements
+    return {
+        "inputs_read": reads0["inputs"] * prec.inputs,
+        "weights_read": reads0["weights"] * prec.weights,
+        "outputs_written": np.broadcast_to(np.int64(final * prec.outputs), np.shape(writes0["outputs"])),
+        "psums_read": reads0["outputs"] * prec.psums,
+        "psums_written": (writes0["outputs"] - final) * prec.psums,
+    }
+
+
+def energy_of(problem: MultiLevelProblem, reads, writes) -> np.ndarray:
+    hier = problem.hierarchy
+    total = np.asarray(problem.layer.macs * hier.mac_energy, dtype=np.float64)
+    for level, r, w in zip(hier.levels, reads, writes, strict=True):
+        for t in TENSORS:
+            total = total + r[t] * level.read_energy + w[t] * level.write_energy
+    return total
+
+
+def evaluate_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping) -> MultiLevelMetrics:
+    """Exact accesses, energy and cycles of ``mapping`` (raises ValueError if
+    it is not a mapping of the layer; an overfull mapping has ``fits`` False)."""
+    layer, hier = problem.layer, problem.hierarchy
+    problems = mapping_problems(layer, hier, mapping)
+    if problems:
+        raise ValueError("; ".join(problems))
+    K = len(hier.levels)
+    factors = [{d: np.int64(mapping.factor(l, d)) for d in DIMS} for l in range(K)]
+    spatial = {d: np.int64(mapping.spatial(d)) for d in DIMS}
+    orders = [tuple(loops.order) for loops in mapping.levels]
+    reads, writes, tile_bits, _, instances, pes_used = access_counts(problem, factors, spatial, orders)
+    reads = [{t: int(v) for t, v in r.items()} for r in reads]
+    writes = [{t: int(v) for t, v in w.items()} for w in writes]
+    tile_bits = [{t: int(v) for t, v in b.items()} for b in tile_bits]
+    fits = all(level.fits(tile_bits[l]) for l, level in enumerate(hier.levels) if l > 0)
+    compute = 1
+    for l in range(K):
+        for d in DIMS:
+            compute *= mapping.factor(l, d)
+    level_cycles = []
+    for l, level in enumerate(hier.levels):
+        words = sum(reads[l].values()) + sum(writes[l].values())
+        level_cycles.append(words / int(instances[l]) / level.bandwidth if level.bandwidth else 0.0)
+    return MultiLevelMetrics(
+        level_names=[level.name for level in hier.levels],
+        reads=reads,
+        writes=writes,
+        tile_bits=tile_bits,
+        fits=fits,
+        offchip_bits={k: int(v) for k, v in offchip_bits(layer, reads[0], writes[0]).items()},
+        energy=float(energy_of(problem, reads, writes)),
+        compute_cycles=compute,
+        level_cycles=level_cycles,
+        macs=layer.macs,
+        utilization=int(pes_used) / hier.pes,
+    )
+
+
+def extents(layer: ConvLayer) -> dict[str, int]:
+    return {d: layer_extent(layer, d) for d in DIMS}

@@ -1,0 +1,170 @@
+"""Memory hierarchies with a PE array, for multi-level loop tiling.
+
+A hierarchy lists its memory levels outermost first.  Level 0 is off-chip
+DRAM: unbounded, it holds every tensor.  Each on-chip level has a capacity
+(shared by the tensors it holds, or partitioned per tensor), may hold only
+some tensors (the others bypass it), and is either shared by the whole
+array or private to each PE (``per_pe``).  Private levels sit at the bottom:
+the spatial fan-out onto the ``rows x cols`` PE array lies between the last
+shared level and the first private one (or right above the MAC units when
+no level is private).
+
+Energies are per word accessed (one tensor element, whatever its precision)
+and per MAC, in the unit the preset declares; bandwidths are words per cycle
+per instance of the level (``None``: not a limit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+import yaml
+
+from ..units import parse_bytes
+
+TENSORS = ("inputs", "weights", "outputs")
+
+
+@dataclass(frozen=True)
+class MemoryLevel:
+    """One level of the hierarchy; ``capacity_bits`` None means unbounded."""
+
+    name: str
+    capacity_bits: int | None = None
+    partition_bits: dict[str, int] | None = None
+    holds: frozenset[str] = frozenset(TENSORS)
+    per_pe: bool = False
+    read_energy: float = 0.0
+    write_energy: float = 0.0
+    bandwidth: float | None = None
+
+    def fits(self, tile_bits: dict[str, int]) -> bool:
+        """Whether one tile of each held tensor fits (bits per tensor)."""
+        if self.partition_bits is not None:
+            return all(tile_bits[t] <= self.partition_bits.get(t, 0) for t in self.holds)
+        if self.capacity_bits is None:
+            return True
+        return sum(tile_bits[t] for t in self.holds) <= self.capacity_bits
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """Memory levels (outermost first), the PE array and the MAC energy."""
+
+    name: str
+    levels: tuple[MemoryLevel, ...]
+    rows: int = 1
+    cols: int = 1
+    mac_energy: float = 0.0
+    energy_unit: str = "pJ"
+    source: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """Everything that makes this hierarchy unusable, as sentences."""
+        out = []
+        if len(self.levels) < 2:
+            out.append("a hierarchy needs DRAM and at least one on-chip level")
+            return out
+        dram = self.levels[0]
+        if dram.capacity_bits is not None or dram.partition_bits is not None:
+            out.append(f"level 0 ({dram.name}) is off-chip memory and must be unbounded")
+        if dram.holds != frozenset(TENSORS):
+            out.append(f"level 0 ({dram.name}) must hold every tensor")
+        if dram.per_pe:
+            out.append(f"level 0 ({dram.name}) cannot be private to a PE")
+        seen_private = False
+        for level in self.levels[1:]:
+            if level.capacity_bits is None and level.partition_bits is None:
+                out.append(f"on-chip level {level.name} needs a capacity or a partition")
+            if seen_private and not level.per_pe:
+                out.append(f"level {level.name} is shared but lies below a per-PE level")
+            seen_private |= level.per_pe
+            unknown = set(level.holds) - set(TENSORS)
+            if unknown:
+                out.append(f"level {level.name} holds unknown tensors {sorted(unknown)}")
+            if level.partition_bits is not None:
+                missing = set(level.holds) - set(level.partition_bits)
+                if missing:
+                    out.append(f"level {level.name} has no partition for {sorted(missing)}")
+        if self.rows < 1 or self.cols < 1:
+            out.append("the PE array needs at least one row and one column")
+        names = [level.name for level in self.levels]
+        if len(set(names)) != len(names):
+            out.append(f"level names must differ, got {names}")
+        return out
+
+    @property
+    def pe_level(self) -> int:
+        """Index of the first per-PE level (``len(levels)`` when none is private):
+        the spatial fan-out sits right above it."""
+        for index, level in enumerate(self.levels):
+            if level.per_pe:
+                return index
+        return len(self.levels)
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+    def holder_above(self, index: int, tensor: str) -> int:
+        """The nearest level above ``index`` that holds ``tensor`` (DRAM at worst)."""
+        for j in range(index - 1, -1, -1):
+            if tensor in self.levels[j].holds:
+                return j
+        raise ValueError(f"no level above {index} holds {tensor}")
+
+
+# --------------------------------------------------------------------------
+# presets
+
+
+@lru_cache(maxsize=None)
+def hierarchy_presets() -> dict[str, dict]:
+    text = resources.files("mapcert.hardware").joinpath("hierarchy_presets.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _bits(value) -> int:
+    return int(parse_bytes(value) * 8)
+
+
+def hierarchy_from_dict(name: str, raw: dict) -> Hierarchy:
+    """Build a Hierarchy from its YAML form (raises ValueError on anything off)."""
+    levels = []
+    for spec in raw["levels"]:
+        partition = spec.get("partition")
+        levels.append(
+            MemoryLevel(
+                name=spec["name"],
+                capacity_bits=None if spec.get("capacity") is None else _bits(spec["capacity"]),
+                partition_bits=None if partition is None else {t: _bits(v) for t, v in partition.items()},
+                holds=frozenset(spec.get("holds", TENSORS)),
+                per_pe=bool(spec.get("per_pe", False)),
+                read_energy=float(spec.get("read_energy", 0.0)),
+                write_energy=float(spec.get("write_energy", spec.get("read_energy", 0.0))),
+                bandwidth=None if spec.get("bandwidth") is None else float(spec["bandwidth"]),
+            )
+        )
+    array = raw.get("array", {}) or {}
+    return Hierarchy(
+        name=name,
+        levels=tuple(levels),
+        rows=int(array.get("rows", 1)),
+        cols=int(array.get("cols", 1)),
+        mac_energy=float(raw.get("mac_energy", 0.0)),
+        energy_unit=str(raw.get("energy_unit", "pJ")),
+        source=str(raw.get("source", "")),
+    )
+
+
+def hierarchy_preset(name: str) -> Hierarchy:
+    """The named preset (KeyError if unknown)."""
+    return hierarchy_from_dict(name, hierarchy_presets()[name])

@@ -1,0 +1,78 @@
+"""The multi-level cost model: two-level agreement, order reduction, sanity."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from mapcert.formulations.tiling.cost import evaluate
+from mapcert.formulations.tiling.multilevel import DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem
+from mapcert.formulations.tiling.multilevel_cost import evaluate_multilevel
+from mapcert.formulations.tiling.problem import LOOP_DIMS, Buffer, ConvLayer, Mapping, TilingProblem
+from mapcert.hardware.hierarchy import Hierarchy, MemoryLevel, hierarchy_preset
+
+
+def divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@st.composite
+def small_layers(draw):
+    stride = draw(st.sampled_from([1, 2]))
+    return ConvLayer(
+        name="t", N=draw(st.sampled_from([1, 2])), M=draw(st.sampled_from([2, 4, 6])),
+        C=draw(st.sampled_from([1, 2, 4])), P=draw(st.sampled_from([2, 3, 4])), Q=draw(st.sampled_from([1, 2, 4])),
+        R=draw(st.sampled_from([1, 2, 3])), S=draw(st.sampled_from([1, 3])), stride=(stride, 1),
+    )
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(small_layers(), st.randoms(use_true_random=False))
+def test_two_levels_reduce_to_the_two_level_model(layer, rnd):
+    tiles = {d: rnd.choice(divisors(layer.extent(d))) for d in LOOP_DIMS}
+    order = tuple(rnd.sample(LOOP_DIMS, len(LOOP_DIMS)))
+    two = TilingProblem(layer=layer, buffer=Buffer("GLB", 10**9))
+    expected = evaluate(two, Mapping(tiles=tiles, order=order))
+
+    hier = Hierarchy("h", (MemoryLevel("DRAM"), MemoryLevel("GLB", capacity_bits=10**9)))
+    trips = {d: layer.extent(d) // tiles[d] for d in LOOP_DIMS}
+    inner = dict(tiles, R=layer.R, S=layer.S)
+    inner_order = tuple(rnd.sample(DIMS, len(DIMS)))
+    mapping = MultiLevelMapping(levels=(
+        LevelLoops(dict(trips, R=1, S=1), order + ("R", "S")),
+        LevelLoops(inner, inner_order),
+    ))
+    got = evaluate_multilevel(MultiLevelProblem(layer, hier), mapping)
+    assert got.offchip_bits == expected.traffic_bits
+    assert got.tile_bits[1] == expected.footprint_bits
+
+
+def test_eyeriss_preset_loads_with_bypass():
+    hier = hierarchy_preset("eyeriss")
+    assert hier.pes == 168 and hier.pe_level == 2
+    assert "weights" not in hier.levels[1].holds
+    assert hier.holder_above(2, "weights") == 0
+
+
+def test_macs_read_operands_and_update_outputs():
+    layer = ConvLayer(name="t", N=1, M=4, C=2, P=2, Q=2, R=1, S=1)
+    hier = Hierarchy("h", (MemoryLevel("DRAM"), MemoryLevel("RF", capacity_bits=10**6, per_pe=True)), rows=2, cols=1)
+    ones = dict.fromkeys(DIMS, 1)
+    # M split over two PEs; inside each PE loop C innermost: the output stays in the MAC
+    mapping = MultiLevelMapping(
+        levels=(LevelLoops(ones), LevelLoops(dict(ones, M=2, C=2, P=2, Q=2), ("N", "G", "R", "S", "M", "P", "Q", "C"))),
+        spatial_rows={"M": 2},
+    )
+    m = evaluate_multilevel(MultiLevelProblem(layer, hier), mapping)
+    # weights: every MAC reads one (C innermost changes it), 32 MACs
+    assert m.reads[1]["weights"] == 32
+    # outputs: one drain per output word from the MAC into the RF, never read back
+    assert m.writes[1]["outputs"] == 16 and m.reads[1]["outputs"] == 16
+    # inputs go from DRAM to both PEs once: multicast reads each word once
+    assert m.reads[0]["inputs"] == 2 * 2 * 2
+    assert m.writes[1]["inputs"] == 2 * 8
+    assert m.compute_cycles == 16 and m.utilization == 1.0
