@@ -252,3 +252,46 @@ def evaluate_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping) 
 
 def extents(layer: ConvLayer) -> dict[str, int]:
     return {d: layer_extent(layer, d) for d in DIMS}
+
+
+def objective_values(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray]],
+                     spatial_rows: dict[str, np.ndarray], spatial_cols: dict[str, np.ndarray],
+                     orders: list[tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    """(objective, feasible) broadcast over arrays of factors: the same
+    numbers ``evaluate_multilevel`` reports, for many mappings at once."""
+    hier = problem.hierarchy
+    K = len(hier.levels)
+    spatial = {d: np.asarray(spatial_rows.get(d, 1)) * np.asarray(spatial_cols.get(d, 1)) for d in DIMS}
+    reads, writes, tile_bits, _, instances, _ = access_counts(problem, factors, spatial, orders)
+    feasible = np.asarray(True)
+    for l in range(1, K):
+        level = hier.levels[l]
+        if level.partition_bits is not None:
+            for t in level.holds:
+                feasible = feasible & (tile_bits[l][t] <= level.partition_bits[t])
+        else:
+            feasible = feasible & (sum(tile_bits[l][t] for t in level.holds) <= level.capacity_bits)
+    rows_used = np.asarray(1, dtype=np.int64)
+    cols_used = np.asarray(1, dtype=np.int64)
+    for d in DIMS:
+        rows_used = rows_used * np.asarray(spatial_rows.get(d, 1))
+        cols_used = cols_used * np.asarray(spatial_cols.get(d, 1))
+    feasible = feasible & (rows_used <= hier.rows) & (cols_used <= hier.cols)
+    name = problem.objective
+    if name == "offchip_traffic":
+        value = sum(offchip_bits(problem.layer, reads[0], writes[0]).values()) / 8
+    else:
+        energy = energy_of(problem, reads, writes)
+        compute = np.asarray(1, dtype=np.int64)
+        for l in range(K):
+            for d in DIMS:
+                compute = compute * np.asarray(factors[l][d], dtype=np.int64)
+        latency = compute.astype(np.float64)
+        for l, level in enumerate(hier.levels):
+            if level.bandwidth:
+                words = sum(reads[l][t] + writes[l][t] for t in TENSORS)
+                latency = np.maximum(latency, words / instances[l] / level.bandwidth)
+        value = {"energy": energy, "latency": latency, "edp": energy * latency}[name]
+    value = np.asarray(value, dtype=np.float64)
+    return np.broadcast_to(value, np.broadcast_shapes(value.shape, np.shape(feasible))), \
+        np.broadcast_to(feasible, np.broadcast_shapes(value.shape, np.shape(feasible)))

@@ -1,0 +1,299 @@
+"""CP-SAT model of multi-level tiling, with exact integer products.
+
+Each dimension picks one row of its factorization table (temporal factor at
+every level, spatial rows, spatial columns) through one Boolean per row, so
+every per-dimension quantity (a level's factor, the tile extent below it,
+the trips above it, whether a loop is trivial) is linear in those Booleans.
+Each level picks one of the six group orders.  Fills, tile sizes and
+accesses are products across dimensions, which CP-SAT represents exactly
+(``AddMultiplicationEquality``).  Whether a level's loops of X's reuse group
+multiply X's fills is a Boolean ``free`` that may be true only when the
+reduction rule of docs/tiling-multilevel.md allows it; minimizing makes it
+true whenever it may be, so the optimum equals the cost model's.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from math import lcm, prod
+
+from ortools.sat.python import cp_model
+
+from .multilevel import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem
+from .multilevel_cost import TENSORS, window_rows
+from .multilevel_space import GROUP_ORDERS, GROUP_RANKINGS, dim_choices, mapping_from_choice
+
+CPSAT_OBJECTIVES = ("offchip_traffic", "energy", "latency")
+INT_LIMIT = 2**62
+
+
+def _integer_scale(values: list[float]) -> int:
+    """Smallest multiplier that makes every value an integer (to 1e-6)."""
+    scale = 1
+    for v in values:
+        scale = lcm(scale, Fraction(v).limit_denominator(10**6).denominator)
+    return scale
+
+
+class _Builder:
+    def __init__(self, problem: MultiLevelProblem):
+        self.problem = problem
+        self.layer = problem.layer
+        self.hier = problem.hierarchy
+        self.K = len(self.hier.levels)
+        self.pe = self.hier.pe_level
+        self.m = cp_model.CpModel()
+        self.count = 0
+        self.values: dict[int, list[int]] = {}  # variable index -> values it can take
+        self.uppers: dict[int, int] = {}  # variable index -> largest value
+
+    def name(self, base: str) -> str:
+        self.count += 1
+        return f"{base}_{self.count}"
+
+    def linear(self, values: list[int], choice: list, base: str):
+        """An int (constant) or variable equal to values[row chosen]."""
+        distinct = sorted(set(int(v) for v in values))
+        if len(distinct) == 1:
+            return distinct[0]
+        var = self.m.NewIntVarFromDomain(cp_model.Domain.FromValues(distinct), self.name(base))
+        self.m.Add(var == sum(int(v) * b for v, b in zip(values, choice, strict=True)))
+        self.values[var.Index()] = distinct
+        self.uppers[var.Index()] = distinct[-1]
+        return var
+
+    def product(self, factors: list, upper: int, base: str):
+        constant, variables = 1, []
+        for f in factors:
+            if isinstance(f, int):
+                constant *= f
+            else:
+                variables.append(f)
+        if not variables:
+            return constant
+        if len(variables) == 1 and constant == 1:
+            return variables[0]
+        upper = min(upper, INT_LIMIT)
+        current = variables[0]
+        for other in variables[1:]:
+            nxt = self.m.NewIntVar(0, upper, self.name(base))
+            self.m.AddMultiplicationEquality(nxt, [current, other])
+            self.uppers[nxt.Index()] = upper
+            current = nxt
+        if constant == 1:
+            return current
+        out = self.m.NewIntVar(0, upper, self.name(base))
+        self.m.Add(out == constant * current)
+        self.uppers[out.Index()] = upper
+        return out
+
+    def upper(self, value) -> int:
+        if isinstance(value, int):
+            return value
+        return self.uppers[value.Index()]
+
+    def values_of(self, value) -> list[int]:
+        """The values a table-built variable (or an int) can take."""
+        return [value] if isinstance(value, int) else self.values[value.Index()]
+
+
+def build_multilevel_cpsat(problem: MultiLevelProblem):
+    """Build the model; returns (builder, choice Booleans, order Booleans, objective scale)."""
+    if problem.objective not in CPSAT_OBJECTIVES:
+        raise ValueError(f"CP-SAT covers {', '.join(CPSAT_OBJECTIVES)}; use enumeration for {problem.objective}")
+    b = _Builder(problem)
+    m, K, pe, hier, layer = b.m, b.K, b.pe, b.hier, b.layer
+    rows = {d: dim_choices(problem, d) for d in DIMS}
+    x = {d: [m.NewBoolVar(f"x_{d}_{i}") for i in range(len(rows[d]))] for d in DIMS}
+    for d in DIMS:
+        m.AddExactlyOne(x[d])
+    o = [[m.NewBoolVar(f"o_{l}_{k}") for k in range(len(GROUP_ORDERS))] for l in range(K)]
+    for l in range(K):
+        m.AddExactlyOne(o[l])
+
+    # per-dimension quantities, linear in the row choice
+    def col(d, fn, base):
+        return b.linear([fn(r) for r in rows[d]], x[d], base)
+
+    spatial = {d: col(d, lambda r: r[K] * r[K + 1], f"s_{d}") for d in DIMS}
+    rows_used = b.product([col(d, lambda r: r[K], f"sr_{d}") for d in DIMS], hier.rows, "rows")
+    cols_used = b.product([col(d, lambda r: r[K + 1], f"sc_{d}") for d in DIMS], hier.cols, "cols")
+    if not isinstance(rows_used, int):
+        m.Add(rows_used <= hier.rows)
+    if not isinstance(cols_used, int):
+        m.Add(cols_used <= hier.cols)
+    pes_used = b.product(list(spatial.values()), hier.pes, "pes")
+
+    def tile_of(r, l, with_spatial_union):
+        value = prod(r[j] for j in range(l, K))
+        if l < pe or with_spatial_union:
+            value *= r[K] * r[K + 1]
+        return value
+
+    tile = [{d: col(d, lambda r, l=l: tile_of(r, l, False), f"T{l}_{d}") for d in DIMS} for l in range(K + 1)]
+    union = [{d: col(d, lambda r, l=l: tile_of(r, l, True), f"U{l}_{d}") for d in DIMS} for l in range(K + 1)]
+    above = [{d: col(d, lambda r, l=l: prod(r[j] for j in range(l)), f"A{l}_{d}") for d in DIMS} for l in range(K + 1)]
+    factor = [{d: col(d, lambda r, l=l: r[l], f"f{l}_{d}") for d in DIMS} for l in range(K)]
+    nontrivial = [{d: sum(b_ for r, b_ in zip(rows[d], x[d], strict=True) if r[l] > 1) for d in DIMS}
+                  for l in range(K)]
+
+    macs = layer.macs
+
+    def window(axis, t_out, t_tap, base):
+        """Distinct input rows of a tile, as a variable tied by a table."""
+        if isinstance(t_out, int) and isinstance(t_tap, int):
+            return int(window_rows(layer, axis, t_out, t_tap))
+        out_values, tap_values = b.values_of(t_out), b.values_of(t_tap)
+        tuples = [(p, r, int(window_rows(layer, axis, p, r))) for p in out_values for r in tap_values]
+        var = m.NewIntVarFromDomain(cp_model.Domain.FromValues(sorted({t[2] for t in tuples})), b.name(base))
+        keep = [not isinstance(t_out, int), not isinstance(t_tap, int), True]
+        variables = [v for v, k in zip((t_out, t_tap, var), keep, strict=True) if k]
+        m.AddAllowedAssignments(variables, sorted({tuple(v for v, k in zip(t, keep, strict=True) if k) for t in tuples}))
+        return var
+
+    def elements(tensor, t, base):
+        if tensor == "weights":
+            parts = [t["G"], t["M"], t["C"], t["R"], t["S"]]
+            ub = layer.weight_elements
+        elif tensor == "outputs":
+            parts = [t["N"], t["G"], t["M"], t["P"], t["Q"]]
+            ub = layer.output_elements
+        else:
+            parts = [t["N"], t["G"], t["C"], window("P", t["P"], t["R"], base + "rp"), window("Q", t["Q"], t["S"], base + "rq")]
+            ub = layer.input_elements
+        return b.product(parts, ub, base)
+
+    # capacity
+    prec = layer.precision
+    bits = {"inputs": prec.inputs, "weights": prec.weights, "outputs": prec.psums}
+    sizes = {"inputs": layer.input_elements, "weights": layer.weight_elements, "outputs": layer.output_elements}
+    for l in range(1, K):
+        level = hier.levels[l]
+        tile_bits = {t: elements(t, tile[l], f"tile{l}{t[0]}") for t in level.holds}
+        if level.partition_bits is not None:
+            for t in level.holds:
+                m.Add(bits[t] * tile_bits[t] <= level.partition_bits[t])
+        else:
+            m.Add(sum(bits[t] * tile_bits[t] for t in level.holds) <= level.capacity_bits)
+
+    # triviality and order Booleans
+    triv_group = [{X: m.NewBoolVar(f"tg_{l}_{X}") for X in TENSORS} for l in range(K)]
+    triv_rel = [{X: m.NewBoolVar(f"tr_{l}_{X}") for X in TENSORS} for l in range(K)]
+    for l in range(K):
+        for X in TENSORS:
+            m.Add(sum(nontrivial[l][d] for d in REUSE_GROUPS[X]) == 0).OnlyEnforceIf(triv_group[l][X])
+            m.Add(sum(nontrivial[l][d] for d in RELEVANT[X]) == 0).OnlyEnforceIf(triv_rel[l][X])
+    irr = [{X: b.product([factor[l][d] for d in REUSE_GROUPS[X]], macs, f"irr{l}{X[0]}") for X in TENSORS}
+           for l in range(K)]
+
+    def fills_of(l, X):
+        effs = []
+        for j in range(l):
+            if isinstance(irr[j][X], int) and irr[j][X] == 1:
+                continue
+            free = m.NewBoolVar(b.name(f"free_{l}_{X}_{j}"))
+            for i in range(j + 1, l):
+                m.AddImplication(free, triv_rel[i][X])
+            for k, ranking in enumerate(GROUP_RANKINGS):
+                for Y in ranking[: ranking.index(X)]:
+                    m.AddBoolOr([free.Not(), o[j][k].Not(), triv_group[j][Y]])
+            eff = m.NewIntVar(1, b.upper(irr[j][X]), b.name(f"eff_{l}_{X}_{j}"))
+            m.Add(eff == 1).OnlyEnforceIf(free)
+            m.Add(eff == irr[j][X]).OnlyEnforceIf(free.Not())
+            effs.append(eff)
+        distinct = b.product([above[l][d] for d in RELEVANT[X]], macs, f"D{l}{X[0]}")
+        fills = b.product([distinct, *effs], macs, f"F{l}{X[0]}")
+        return fills, distinct
+
+    reads = [{t: [] for t in TENSORS} for _ in range(K)]
+    writes = [{t: [] for t in TENSORS} for _ in range(K)]
+    for l in range(1, K + 1):
+        for X in TENSORS:
+            if l < K and X not in hier.levels[l].holds:
+                continue
+            a = hier.holder_above(l, X)
+            fills, distinct = fills_of(l, X)
+            inst = pes_used if l >= pe else 1
+            child = b.product([elements(X, tile[l], f"c{l}{X[0]}"), inst], sizes[X] * hier.pes, f"cw{l}{X[0]}")
+            parent = elements(X, union[l], f"u{l}{X[0]}") if a < pe <= l else child
+            ub = macs * sizes[X] * hier.pes
+            if X != "outputs":
+                reads[a][X].append(b.product([fills, parent], ub, f"rd{l}{X[0]}"))
+                if l < K:
+                    writes[l][X].append(b.product([fills, child], ub, f"wr{l}{X[0]}"))
+            else:
+                visits_words = b.product([fills, parent], ub, f"vw{l}")
+                first_words = b.product([distinct, parent], ub, f"dw{l}")
+                writes[a][X].append(visits_words)
+                reads[a][X].extend([visits_words, (-1, first_words)])
+                if l < K:
+                    writes[l][X].extend([visits_words, (-1, first_words)])
+                    reads[l][X].append(b.product([fills, child], ub, f"dr{l}"))
+
+    def weighted(items: list, weight: int) -> tuple[list, list, int]:
+        """Variables, coefficients and constant of ``weight * sum(items)``."""
+        variables, coefficients, constant = [], [], 0
+        for item in items:
+            sign, value = item if isinstance(item, tuple) else (1, item)
+            if isinstance(value, int):
+                constant += weight * sign * value
+            else:
+                variables.append(value)
+                coefficients.append(weight * sign)
+        return variables, coefficients, constant
+
+    def linear_sum(parts: list[tuple[list, int]]):
+        variables, coefficients, constant = [], [], 0
+        for items, weight in parts:
+            v, c, k = weighted(items, weight)
+            variables += v
+            coefficients += c
+            constant += k
+        return cp_model.LinearExpr.WeightedSum(variables, coefficients), constant
+
+    objective = problem.objective
+    if objective == "offchip_traffic":
+        final = layer.output_elements
+        expr, constant = linear_sum([(reads[0]["inputs"], prec.inputs), (reads[0]["weights"], prec.weights),
+                                     (reads[0]["outputs"], prec.psums), (writes[0]["outputs"], prec.psums)])
+        constant += (prec.outputs - prec.psums) * final
+        scale = 8  # bits -> bytes
+        m.Minimize(expr)
+    elif objective == "energy":
+        energies = [hier.mac_energy] + [e for lv in hier.levels for e in (lv.read_energy, lv.write_energy)]
+        scale = _integer_scale(energies)
+        parts = []
+        for l, level in enumerate(hier.levels):
+            for X in TENSORS:
+                parts += [(reads[l][X], round(level.read_energy * scale)), (writes[l][X], round(level.write_energy * scale))]
+        expr, constant = linear_sum(parts)
+        constant += round(layer.macs * hier.mac_energy * scale)
+        m.Minimize(expr)
+    else:  # latency
+        horizon = macs
+        for l, level in enumerate(hier.levels):
+            if level.bandwidth:
+                items = [i for X in TENSORS for i in reads[l][X] + writes[l][X] if not isinstance(i, tuple)]
+                horizon = max(horizon, math.ceil(sum(b.upper(i) for i in items) / level.bandwidth))
+        horizon = min(horizon, INT_LIMIT // (2 * hier.pes))
+        latency = m.NewIntVar(1, horizon, "latency")
+        lat_pes = b.product([latency, pes_used], horizon * hier.pes, "lat_pes")
+        m.Add(lat_pes >= macs)
+        for l, level in enumerate(hier.levels):
+            if not level.bandwidth:
+                continue
+            bw = Fraction(level.bandwidth).limit_denominator(1000)
+            words, k = linear_sum([(reads[l][X], 1) for X in TENSORS] + [(writes[l][X], 1) for X in TENSORS])
+            per = lat_pes if l >= pe else latency
+            m.Add(bw.denominator * (words + k) <= bw.numerator * per)
+        scale, constant = 1, 0
+        m.Minimize(latency)
+    return b, rows, x, o, scale, constant
+
+
+def decode(problem: MultiLevelProblem, rows, x, o, solver: cp_model.CpSolver):
+    chosen = {d: rows[d][next(i for i, v in enumerate(x[d]) if solver.Value(v))] for d in DIMS}
+    orders = tuple(GROUP_ORDERS[next(k for k, v in enumerate(o[l]) if solver.Value(v))]
+                   for l in range(len(problem.hierarchy.levels)))
+    return mapping_from_choice(problem, chosen, orders)

@@ -1,0 +1,82 @@
+"""The multi-level mapping space and the exact reduction of its loop orders.
+
+Every dimension but G indexes exactly two of the three tensors, so the
+dimensions fall into three *reuse groups*, one per tensor they do not index
+(``REUSE_GROUPS``).  Within one level, what a loop order decides for tensor
+X is only which loops of X's group lie inside every non-trivial loop that
+indexes X.  Moving a loop next to the innermost loop of its own group never
+shrinks that set for its group and leaves the other groups' sets alone, and
+G (which indexes everything) is best outermost.  So the orders that keep
+each group together, G outside, lose nothing: six per level, one per
+ranking of the three groups (docs/tiling-multilevel.md; tested against all
+orders).
+"""
+
+from __future__ import annotations
+
+import itertools
+from functools import lru_cache
+
+import numpy as np
+
+from .multilevel import DIMS, REUSE_GROUPS, LevelLoops, MultiLevelMapping, MultiLevelProblem, layer_extent
+
+GROUP_RANKINGS: tuple[tuple[str, ...], ...] = tuple(itertools.permutations(("inputs", "weights", "outputs")))
+"""Rankings of the reuse groups, innermost group first."""
+
+
+def group_order(ranking: tuple[str, ...]) -> tuple[str, ...]:
+    """The loop order (outermost first) that keeps ``ranking[0]``'s group innermost."""
+    order = ["G"]
+    for tensor in reversed(ranking):
+        order.extend(REUSE_GROUPS[tensor])
+    return tuple(order)
+
+
+GROUP_ORDERS: tuple[tuple[str, ...], ...] = tuple(group_order(r) for r in GROUP_RANKINGS)
+
+
+@lru_cache(maxsize=4096)
+def ordered_factorizations(n: int, slots: int) -> tuple[tuple[int, ...], ...]:
+    """All ways to write ``n`` as an ordered product of ``slots`` factors."""
+    if slots == 1:
+        return ((n,),)
+    out = []
+    for first in range(1, n + 1):
+        if n % first == 0:
+            out.extend((first, *rest) for rest in ordered_factorizations(n // first, slots - 1))
+    return tuple(out)
+
+
+def dim_choices(problem: MultiLevelProblem, dim: str) -> np.ndarray:
+    """Rows of (factor at each level..., spatial rows, spatial cols) for ``dim``,
+    DRAM kept at 1 for R and S, spatial factors within the array."""
+    hier = problem.hierarchy
+    K = len(hier.levels)
+    rows = []
+    for combo in ordered_factorizations(layer_extent(problem.layer, dim), K + 2):
+        if dim in ("R", "S") and combo[0] != 1:
+            continue
+        if combo[K] > hier.rows or combo[K + 1] > hier.cols:
+            continue
+        rows.append(combo)
+    return np.asarray(rows, dtype=np.int64).reshape(-1, K + 2)
+
+
+def space_points(problem: MultiLevelProblem) -> int:
+    count = 1
+    for d in DIMS:
+        count *= len(dim_choices(problem, d))
+    return count * len(GROUP_ORDERS) ** len(problem.hierarchy.levels)
+
+
+def mapping_from_choice(problem: MultiLevelProblem, rows: dict[str, np.ndarray],
+                        orders: tuple[tuple[str, ...], ...]) -> MultiLevelMapping:
+    """Assemble a mapping from one factor row per dimension and one order per level."""
+    K = len(problem.hierarchy.levels)
+    levels = tuple(LevelLoops({d: int(rows[d][l]) for d in DIMS}, orders[l]) for l in range(K))
+    return MultiLevelMapping(
+        levels=levels,
+        spatial_rows={d: int(rows[d][K]) for d in DIMS if rows[d][K] > 1},
+        spatial_cols={d: int(rows[d][K + 1]) for d in DIMS if rows[d][K + 1] > 1},
+    )

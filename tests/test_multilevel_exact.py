@@ -1,0 +1,43 @@
+"""Exact multi-level methods agree with enumeration on small instances."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from mapcert.formulations.tiling.multilevel import MultiLevelProblem
+from mapcert.formulations.tiling.multilevel_solve import solve_multilevel
+from mapcert.formulations.tiling.problem import ConvLayer
+from mapcert.hardware.hierarchy import Hierarchy, MemoryLevel
+
+
+@st.composite
+def instances(draw):
+    layer = ConvLayer(
+        name="t", N=1, M=draw(st.sampled_from([2, 4])), C=draw(st.sampled_from([1, 2, 4])),
+        P=draw(st.sampled_from([2, 4])), Q=draw(st.sampled_from([1, 2])),
+        R=draw(st.sampled_from([1, 3])), S=1, stride=(draw(st.sampled_from([1, 2])), 1),
+    )
+    glb_holds = draw(st.sampled_from([("inputs", "weights", "outputs"), ("inputs", "outputs"), ("inputs", "weights")]))
+    rf_private = draw(st.booleans())
+    hier = Hierarchy("h", (
+        MemoryLevel("DRAM", read_energy=200, write_energy=200),
+        MemoryLevel("GLB", capacity_bits=8 * draw(st.sampled_from([32, 64, 128])), holds=frozenset(glb_holds),
+                    read_energy=6, write_energy=draw(st.sampled_from([6, 7.5])), bandwidth=draw(st.sampled_from([None, 2]))),
+        MemoryLevel("RF", capacity_bits=8 * draw(st.sampled_from([8, 16])), per_pe=rf_private, read_energy=1, write_energy=1),
+    ), rows=draw(st.sampled_from([1, 2])), cols=2, mac_energy=1)
+    objective = draw(st.sampled_from(["energy", "offchip_traffic", "latency"]))
+    return MultiLevelProblem(layer, hier, objective=objective)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(instances())
+def test_cpsat_agrees_with_enumeration(problem):
+    reference = solve_multilevel(problem, "enumerate")
+    got = solve_multilevel(problem, "cpsat", time_limit=60)
+    assert reference.status in ("optimal", "infeasible")
+    if reference.status == "infeasible":
+        assert got.status == "infeasible"
+        return
+    assert got.status == "optimal", got.message
+    assert got.objective == pytest.approx(reference.objective)
