@@ -77,10 +77,13 @@ class _Builder:
         upper = min(upper, INT_LIMIT)
         current = variables[0]
         for other in variables[1:]:
-            nxt = self.m.NewIntVar(0, upper, self.name(base))
+            # the product of the factors' largest values is a tighter bound than ``upper`` often
+            reach = min(upper, self.upper(current) * self.upper(other))
+            nxt = self.m.NewIntVar(0, reach, self.name(base))
             self.m.AddMultiplicationEquality(nxt, [current, other])
-            self.uppers[nxt.Index()] = upper
+            self.uppers[nxt.Index()] = reach
             current = nxt
+        upper = min(upper, constant * self.upper(current))
         if constant == 1:
             return current
         out = self.m.NewIntVar(0, upper, self.name(base))
@@ -147,6 +150,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem):
         out_values, tap_values = b.values_of(t_out), b.values_of(t_tap)
         tuples = [(p, r, int(window_rows(layer, axis, p, r))) for p in out_values for r in tap_values]
         var = m.NewIntVarFromDomain(cp_model.Domain.FromValues(sorted({t[2] for t in tuples})), b.name(base))
+        b.uppers[var.Index()] = max(t[2] for t in tuples)
         keep = [not isinstance(t_out, int), not isinstance(t_tap, int), True]
         variables = [v for v, k in zip((t_out, t_tap, var), keep, strict=True) if k]
         m.AddAllowedAssignments(variables, sorted({tuple(v for v, k in zip(t, keep, strict=True) if k) for t in tuples}))
@@ -199,6 +203,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem):
                 for Y in ranking[: ranking.index(X)]:
                     m.AddBoolOr([free.Not(), o[j][k].Not(), triv_group[j][Y]])
             eff = m.NewIntVar(1, b.upper(irr[j][X]), b.name(f"eff_{l}_{X}_{j}"))
+            b.uppers[eff.Index()] = b.upper(irr[j][X])
             m.Add(eff == 1).OnlyEnforceIf(free)
             m.Add(eff == irr[j][X]).OnlyEnforceIf(free.Not())
             effs.append(eff)
@@ -278,6 +283,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem):
                 horizon = max(horizon, math.ceil(sum(b.upper(i) for i in items) / level.bandwidth))
         horizon = min(horizon, INT_LIMIT // (2 * hier.pes))
         latency = m.NewIntVar(1, horizon, "latency")
+        b.uppers[latency.Index()] = horizon
         lat_pes = b.product([latency, pes_used], horizon * hier.pes, "lat_pes")
         m.Add(lat_pes >= macs)
         for l, level in enumerate(hier.levels):
