@@ -1,0 +1,69 @@
+"""The multi-level functional model computes the layer and moves exactly
+the words the cost model counts, at every level."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings, strategies as st
+
+from mapcert.formulations.tiling.multilevel import DIMS, MultiLevelProblem, layer_extent
+from mapcert.formulations.tiling.multilevel_cost import evaluate_multilevel
+from mapcert.formulations.tiling.multilevel_space import GROUP_ORDERS, mapping_from_choice, ordered_factorizations
+from mapcert.formulations.tiling.problem import ConvLayer
+from mapcert.hardware.functional.multilevel import run_multilevel
+from mapcert.hardware.hierarchy import Hierarchy, MemoryLevel
+
+
+def random_mapping(problem, rnd, full_orders):
+    hier, layer = problem.hierarchy, problem.layer
+    K = len(hier.levels)
+    while True:
+        rows = {}
+        for d in DIMS:
+            options = [c for c in ordered_factorizations(layer_extent(layer, d), K + 2) if d not in "RS" or c[0] == 1]
+            rows[d] = rnd.choice(options)
+        prod_rows = prod_cols = 1
+        for d in DIMS:
+            prod_rows *= rows[d][K]
+            prod_cols *= rows[d][K + 1]
+        if prod_rows <= hier.rows and prod_cols <= hier.cols:
+            break
+    if full_orders:
+        orders = tuple(tuple(rnd.sample(DIMS, len(DIMS))) for _ in range(K))
+    else:
+        orders = tuple(rnd.choice(GROUP_ORDERS) for _ in range(K))
+    return mapping_from_choice(problem, rows, orders)
+
+
+@st.composite
+def cases(draw):
+    layer = ConvLayer(
+        name="t", N=draw(st.sampled_from([1, 2])), M=draw(st.sampled_from([2, 4])), C=draw(st.sampled_from([1, 2, 3])),
+        P=draw(st.sampled_from([2, 3, 4])), Q=draw(st.sampled_from([1, 2])), R=draw(st.sampled_from([1, 2, 3])),
+        S=draw(st.sampled_from([1, 2])), stride=(draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2]))),
+        dilation=(draw(st.sampled_from([1, 2])), 1),
+    )
+    holds = draw(st.sampled_from([("inputs", "weights", "outputs"), ("inputs", "outputs"), ("weights",), ("outputs",)]))
+    private = draw(st.sampled_from([(False, True), (True, True), (False, False)]))
+    hier = Hierarchy("h", (
+        MemoryLevel("DRAM"),
+        MemoryLevel("GLB", capacity_bits=10**9, holds=frozenset(holds), per_pe=private[0]),
+        MemoryLevel("RF", capacity_bits=10**9, per_pe=private[1],
+                    holds=frozenset(draw(st.sampled_from([("inputs", "weights", "outputs"), ("outputs",), ("inputs", "weights")])))),
+    ), rows=draw(st.sampled_from([1, 2])), cols=draw(st.sampled_from([1, 2, 3])))
+    return MultiLevelProblem(layer, hier), draw(st.integers(0, 10**6)), draw(st.booleans())
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(cases())
+def test_functional_counts_equal_the_model(case):
+    problem, seed, full_orders = case
+    mapping = random_mapping(problem, random.Random(seed), full_orders)
+    report = run_multilevel(problem, mapping, seed=seed % 7)
+    metrics = evaluate_multilevel(problem, mapping)
+    assert report.outputs_match, report.max_abs_error
+    for level in range(len(problem.hierarchy.levels)):
+        assert report.reads[level] == metrics.reads[level], (level, "reads")
+        assert report.writes[level] == metrics.writes[level], (level, "writes")
+    assert report.cycles == metrics.compute_cycles
