@@ -229,11 +229,19 @@ def build_multilevel_cpsat(problem: MultiLevelProblem):
                     writes[l][X].append(b.product([fills, child], ub, f"wr{l}{X[0]}"))
             else:
                 visits_words = b.product([fills, parent], ub, f"vw{l}")
-                first_words = b.product([distinct, parent], ub, f"dw{l}")
+                # revisits >= 0 as a variable of its own keeps every term non-negative,
+                # which the solver's relaxation needs for a useful bound
+                if isinstance(fills, int) and isinstance(distinct, int):
+                    revisits = fills - distinct
+                else:
+                    revisits = m.NewIntVar(0, b.upper(fills), b.name(f"rv{l}"))
+                    b.uppers[revisits.Index()] = b.upper(fills)
+                    m.Add(revisits == fills - distinct)
+                refill_words = b.product([revisits, parent], ub, f"rw{l}")
                 writes[a][X].append(visits_words)
-                reads[a][X].extend([visits_words, (-1, first_words)])
+                reads[a][X].append(refill_words)
                 if l < K:
-                    writes[l][X].extend([visits_words, (-1, first_words)])
+                    writes[l][X].append(refill_words)
                     reads[l][X].append(b.product([fills, child], ub, f"dr{l}"))
 
     def weighted(items: list, weight: int) -> tuple[list, list, int]:
