@@ -6,7 +6,6 @@ import itertools
 import random
 
 import numpy as np
-import pytest
 from hypothesis import given, settings, strategies as st
 
 from mapcert.formulations.tiling.cost import evaluate

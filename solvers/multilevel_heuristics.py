@@ -1,0 +1,230 @@
+"""Heuristic mappers for multi-level tiling.
+
+Each one returns a ``MultiLevelMapping`` (or None when it finds nothing
+that fits); ``evaluate_multilevel`` scores it like any other mapping, so
+``compare`` puts them beside the certified optimum.
+
+* ``random_sampling``: Timeloop's random mapper.  It draws factorizations
+  and loop orders uniformly, keeps the best valid sample, and is seeded with
+  a sample budget.
+* ``paper_dataflow``: the dataflow of the communication lower-bound paper.
+  Output tiles stay put (C, R, S innermost at every level), only output
+  dimensions are unrolled on the array, and the best tiles within that
+  dataflow are found by the same sampling.
+* ``greedy_largest_tile``: fills the array with output channels and output
+  pixels, then grows each level's tile from the innermost level out, one
+  prime factor at a time, while it fits.
+* ``zigzag_orders``: ZigZag's LOMA.  It splits every dimension into prime
+  loop factors (merged down to a bounded count) and walks the orderings of
+  those factors.  Each ordering is allocated bottom-up, so that every level
+  takes the innermost factors that still fit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from math import prod
+
+import numpy as np
+
+from ..formulations.tiling.multilevel import DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem, layer_extent
+from ..formulations.tiling.multilevel_cost import evaluate_multilevel, objective_values
+from ..formulations.tiling.multilevel_space import dim_choices, group_order, mapping_from_choice
+
+OUTPUT_STATIONARY = group_order(("outputs", "inputs", "weights"))
+OUTPUT_DIMS = ("M", "P", "Q", "N")
+
+
+def _sample(problem: MultiLevelProblem, samples: int, seed: int, allowed_orders, spatial_dims=None):
+    """Best of ``samples`` uniform draws; ``allowed_orders`` lists the orders each level may draw from
+    (None: any permutation)."""
+    rng = np.random.default_rng(seed)
+    rnd = random.Random(seed)
+    K = len(problem.hierarchy.levels)
+    choices = {}
+    for d in DIMS:
+        table = dim_choices(problem, d)
+        if spatial_dims is not None and d not in spatial_dims:
+            table = table[(table[:, K] == 1) & (table[:, K + 1] == 1)]
+        choices[d] = table
+    best = (np.inf, None)
+    batch = 2048
+    for start in range(0, samples, batch):
+        size = min(batch, samples - start)
+        picks = {d: choices[d][rng.integers(0, len(choices[d]), size)] for d in DIMS}
+        if allowed_orders is None:
+            orders = [tuple(rnd.sample(DIMS, len(DIMS))) for _ in range(K)]
+        else:
+            orders = [rnd.choice(allowed_orders) for _ in range(K)]
+        factors = [{d: picks[d][:, l] for d in DIMS} for l in range(K)]
+        value, feasible = objective_values(problem, factors, {d: picks[d][:, K] for d in DIMS},
+                                           {d: picks[d][:, K + 1] for d in DIMS}, orders)
+        masked = np.where(feasible, value, np.inf)
+        i = int(np.argmin(masked))
+        if masked[i] < best[0]:
+            best = (float(masked[i]), mapping_from_choice(problem, {d: picks[d][i] for d in DIMS}, tuple(orders)))
+    return best[1]
+
+
+def random_sampling(problem: MultiLevelProblem, samples: int = 20_000, seed: int = 0) -> MultiLevelMapping | None:
+    """Timeloop-style random mapper: uniform factorizations and any loop orders."""
+    return _sample(problem, samples, seed, None)
+
+
+def paper_dataflow(problem: MultiLevelProblem, samples: int = 20_000, seed: int = 0) -> MultiLevelMapping | None:
+    """Output-stationary at every level, output dimensions on the array."""
+    return _sample(problem, samples, seed, [OUTPUT_STATIONARY], spatial_dims=OUTPUT_DIMS)
+
+
+def _prime_factors(n: int) -> list[int]:
+    out, p = [], 2
+    while n > 1:
+        while n % p == 0:
+            out.append(p)
+            n //= p
+        p += 1
+    return out
+
+
+def _fits(problem: MultiLevelProblem, factors: list[dict], rows: dict, cols: dict) -> bool:
+    """Whether tiles built from ``factors`` fit every level (DRAM's own
+    factors do not matter for that, so they need not be valid)."""
+    K = len(problem.hierarchy.levels)
+    as_arrays = [{d: np.int64(factors[l].get(d, 1)) for d in DIMS} for l in range(K)]
+    _, feasible = objective_values(problem, as_arrays, {d: np.int64(v) for d, v in rows.items()},
+                                   {d: np.int64(v) for d, v in cols.items()}, [DIMS] * K)
+    return bool(feasible)
+
+
+def _assemble(problem, level_factors, rows, cols, orders) -> MultiLevelMapping:
+    K = len(problem.hierarchy.levels)
+    return MultiLevelMapping(
+        levels=tuple(LevelLoops({d: level_factors[l].get(d, 1) for d in DIMS}, orders[l]) for l in range(K)),
+        spatial_rows={d: f for d, f in rows.items() if f > 1},
+        spatial_cols={d: f for d, f in cols.items() if f > 1},
+    )
+
+
+def _greedy_spatial(problem: MultiLevelProblem) -> tuple[dict, dict, dict]:
+    """Output channels on the rows, output pixels on the columns, each the
+    largest divisor that fits; returns (rows, cols, what is left per dim)."""
+    hier, layer = problem.hierarchy, problem.layer
+    left = {d: layer_extent(layer, d) for d in DIMS}
+    rows, cols = {}, {}
+    for axis, size, dims in ((rows, hier.rows, ("M", "N")), (cols, hier.cols, ("Q", "P"))):
+        room = size
+        for d in dims:
+            f = max(x for x in range(1, min(room, left[d]) + 1) if left[d] % x == 0)
+            if f > 1:
+                axis[d] = f
+                left[d] //= f
+                room //= f
+    return rows, cols, left
+
+
+def greedy_largest_tile(problem: MultiLevelProblem) -> MultiLevelMapping | None:
+    """Grow the innermost level's tile first, one prime factor at a time
+    (the dimension with most left first), while the mapping still fits."""
+    K = len(problem.hierarchy.levels)
+    rows, cols, left = _greedy_spatial(problem)
+    factors = [dict() for _ in range(K)]
+    factors[0] = dict(left)
+    # the filter window never stays at DRAM: give it to the innermost level that takes it
+    for d in ("R", "S"):
+        window = factors[0].pop(d, 1)
+        for level in range(K - 1, 0, -1):
+            trial = [dict(f) for f in factors]
+            trial[level][d] = window
+            if _fits(problem, trial, rows, cols) or level == 1:
+                factors = trial
+                break
+    if not _fits(problem, factors, rows, cols):
+        return None
+    for level in range(K - 1, 0, -1):
+        grown = True
+        while grown:
+            grown = False
+            for d in sorted(factors[0], key=lambda d: -factors[0][d]):
+                if factors[0][d] == 1:
+                    continue
+                p = _prime_factors(factors[0][d])[0]
+                trial = [dict(f) for f in factors]
+                trial[0][d] //= p
+                trial[level][d] = trial[level].get(d, 1) * p
+                if _fits(problem, trial, rows, cols):
+                    factors, grown = trial, True
+                    break
+    return _assemble(problem, factors, rows, cols, [OUTPUT_STATIONARY] * K)
+
+
+def _loop_prime_factors(left: dict[str, int], max_factors: int) -> list[tuple[str, int]]:
+    """Prime factors of every dimension; while there are more than
+    ``max_factors``, the two smallest factors of one dimension are merged."""
+    lpfs = [(d, p) for d in DIMS for p in _prime_factors(left[d])]
+    while len(lpfs) > max_factors:
+        lpfs.sort(key=lambda x: x[1])
+        for i, (d, p) in enumerate(lpfs):
+            j = next((j for j in range(i + 1, len(lpfs)) if lpfs[j][0] == d), None)
+            if j is not None:
+                lpfs[i] = (d, p * lpfs[j][1])
+                del lpfs[j]
+                break
+        else:
+            break
+    return lpfs
+
+
+def zigzag_orders(problem: MultiLevelProblem, max_factors: int = 6, max_orderings: int = 720,
+                  seed: int = 0) -> MultiLevelMapping | None:
+    """LOMA-style: orderings of the loop prime factors (innermost first), each
+    allocated bottom-up; the order of a level's loops is the allocation order."""
+    K = len(problem.hierarchy.levels)
+    rows, cols, left = _greedy_spatial(problem)
+    lpfs = _loop_prime_factors(left, max_factors)
+    n = len(lpfs)
+    if n <= 8 and prod(range(1, n + 1)) <= max_orderings:
+        orderings = list(itertools.permutations(range(n)))
+    else:
+        rnd = random.Random(seed)
+        orderings = list(dict.fromkeys(tuple(rnd.sample(range(n), n)) for _ in range(max_orderings)))
+    best = (np.inf, None)
+    for ordering in orderings:
+        factors = [dict() for _ in range(K)]
+        sequence = [[] for _ in range(K)]  # dims per level, innermost first
+        level = K - 1
+        valid = True
+        for index in ordering:
+            d, p = lpfs[index]
+            while level > 0:
+                trial = [dict(f) for f in factors]
+                trial[level][d] = trial[level].get(d, 1) * p
+                if _fits(problem, trial, rows, cols):
+                    factors = trial
+                    break
+                level -= 1
+            if level == 0:
+                if d in ("R", "S"):
+                    valid = False
+                    break
+                factors[0][d] = factors[0].get(d, 1) * p
+            sequence[level].append(d)
+        if not valid:
+            continue
+        orders = []
+        for l in range(K):
+            inner_first = list(dict.fromkeys(sequence[l]))
+            orders.append(tuple([d for d in DIMS if d not in inner_first] + inner_first[::-1]))
+        mapping = _assemble(problem, factors, rows, cols, orders)
+        metrics = evaluate_multilevel(problem, mapping)
+        if metrics.fits and metrics.objective(problem.objective) < best[0]:
+            best = (metrics.objective(problem.objective), mapping)
+    return best[1]
+
+
+HEURISTICS = {
+    "random": random_sampling,
+    "paper-dataflow": paper_dataflow,
+    "greedy-largest-tile": greedy_largest_tile,
+    "zigzag-orders": zigzag_orders,
+}
