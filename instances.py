@@ -355,6 +355,14 @@ def load_text(text: str, label: str = "<text>", base: Path | None = None):
         if where.issues or instance is None:
             raise InstanceError(where.issues)
         return instance
+    if family == "tiling":
+        from . import multilevel_instances
+
+        if multilevel_instances.is_multilevel(data):
+            problem = multilevel_instances.build_multilevel(data, where, label)
+            if where.issues or problem is None:
+                raise InstanceError(where.issues)
+            return problem
     spec = None
     try:
         spec = InstanceSpec.model_validate(data)

@@ -41,3 +41,16 @@ def test_cpsat_agrees_with_enumeration(problem):
         return
     assert got.status == "optimal", got.message
     assert got.objective == pytest.approx(reference.objective)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(instances())
+def test_optimum_never_below_the_bounds(problem):
+    from mapcert.validation.multilevel_bounds import multilevel_bounds
+
+    result = solve_multilevel(problem, "enumerate")
+    if result.status != "optimal":
+        return
+    bounds = multilevel_bounds(problem)
+    assert result.objective >= bounds.objective - 1e-9
+    assert result.metrics.array_boundary_words >= bounds.array_boundary_words

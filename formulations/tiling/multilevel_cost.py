@@ -96,6 +96,9 @@ class MultiLevelMetrics:
     level_cycles: list[float]
     macs: int
     utilization: float
+    array_boundary_words: int = 0
+    """Words written into PE-private storage (registers and the MACs' operand
+    latches) from shared levels, plus partial sums drained out of it."""
 
     @property
     def offchip_bytes(self) -> float:
@@ -130,6 +133,7 @@ class MultiLevelMetrics:
             "edp": self.edp,
             "macs": self.macs,
             "pe_utilization": round(self.utilization, 4),
+            "array_boundary_words": self.array_boundary_words,
             "fits": self.fits,
             "levels": [
                 {"name": n, "reads": r, "writes": w, "tile_bytes": {k: v / 8 for k, v in b.items()}, "cycles": c}
@@ -163,6 +167,7 @@ def access_counts(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray
 
     reads = [{t: np.asarray(0, dtype=np.int64) for t in TENSORS} for _ in range(K)]
     writes = [{t: np.asarray(0, dtype=np.int64) for t in TENSORS} for _ in range(K)]
+    boundary = np.asarray(0, dtype=np.int64)  # words into and out of PE-private storage
     for l in range(1, K + 1):
         loops = [(d, factors[j][d]) for j in range(l) for d in orders[j]]
         for tensor in TENSORS:
@@ -172,12 +177,17 @@ def access_counts(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray
             fills, distinct = fills_and_distinct(loops, tensor)
             child_words = tile_elements(layer, tensor, tiles[l]) * instances[l]
             parent_words = tile_elements(layer, tensor, union[l]) if a < pe <= l else child_words
+            crosses = a < pe <= l
             if tensor != "outputs":
                 reads[a][tensor] = reads[a][tensor] + fills * parent_words
                 if l < K:
                     writes[l][tensor] = writes[l][tensor] + fills * child_words
+                if crosses:
+                    boundary = boundary + fills * child_words
             else:
                 refills = (fills - distinct) * parent_words
+                if crosses:
+                    boundary = boundary + refills + fills * child_words
                 reads[a][tensor] = reads[a][tensor] + refills
                 writes[a][tensor] = writes[a][tensor] + fills * parent_words
                 if l < K:
@@ -186,7 +196,7 @@ def access_counts(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray
     prec = layer.precision
     bits = {"inputs": prec.inputs, "weights": prec.weights, "outputs": prec.psums}
     tile_bits = [{t: tile_elements(layer, t, tiles[l]) * bits[t] for t in TENSORS} for l in range(K)]
-    return reads, writes, tile_bits, tiles, instances, pes_used
+    return reads, writes, tile_bits, tiles, instances, pes_used, boundary
 
 
 def offchip_bits(layer: ConvLayer, reads0: dict, writes0: dict) -> dict[str, np.ndarray]:
@@ -222,7 +232,7 @@ def evaluate_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping) 
     factors = [{d: np.int64(mapping.factor(l, d)) for d in DIMS} for l in range(K)]
     spatial = {d: np.int64(mapping.spatial(d)) for d in DIMS}
     orders = [tuple(loops.order) for loops in mapping.levels]
-    reads, writes, tile_bits, _, instances, pes_used = access_counts(problem, factors, spatial, orders)
+    reads, writes, tile_bits, _, instances, pes_used, boundary = access_counts(problem, factors, spatial, orders)
     reads = [{t: int(v) for t, v in r.items()} for r in reads]
     writes = [{t: int(v) for t, v in w.items()} for w in writes]
     tile_bits = [{t: int(v) for t, v in b.items()} for b in tile_bits]
@@ -247,6 +257,7 @@ def evaluate_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping) 
         level_cycles=level_cycles,
         macs=layer.macs,
         utilization=int(pes_used) / hier.pes,
+        array_boundary_words=int(boundary),
     )
 
 
@@ -262,7 +273,7 @@ def objective_values(problem: MultiLevelProblem, factors: list[dict[str, np.ndar
     hier = problem.hierarchy
     K = len(hier.levels)
     spatial = {d: np.asarray(spatial_rows.get(d, 1)) * np.asarray(spatial_cols.get(d, 1)) for d in DIMS}
-    reads, writes, tile_bits, _, instances, _ = access_counts(problem, factors, spatial, orders)
+    reads, writes, tile_bits, _, instances, _, _ = access_counts(problem, factors, spatial, orders)
     feasible = np.asarray(True)
     for l in range(1, K):
         level = hier.levels[l]

@@ -1,0 +1,132 @@
+"""YAML -> multi-level tiling problems (a memory hierarchy with a PE array).
+
+A tiling instance is multi-level when its hardware names a hierarchy
+preset (``eyeriss``, ``simba-pe``, ``chen2020-3level``), or lists more than
+two levels, an ``array``, or per-level ``holds``, ``per_pe``, energies or
+bandwidths, or when its objective is energy, latency or edp.  The
+two-level instances of the foundation keep loading as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .formulations.tiling.multilevel import MultiLevelProblem
+from .formulations.tiling.problem import SolverSettings
+from .hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, hierarchy_presets
+from .instances import SolverSpec, _build_layer, _Located, _size_bits, _Strict, _validate
+
+MULTILEVEL_KEYS = {"holds", "per_pe", "read_energy", "write_energy", "bandwidth"}
+
+
+class PartitionBytes(_Strict):
+    inputs: int | str | None = None
+    weights: int | str | None = None
+    outputs: int | str | None = None
+
+
+class MemoryLevelSpec(_Strict):
+    name: str
+    capacity: int | str | None = None
+    partition: PartitionBytes | None = None
+    holds: list[Literal["inputs", "weights", "outputs"]] = list(TENSORS)
+    per_pe: bool = False
+    read_energy: float = Field(0.0, ge=0)
+    write_energy: float | None = Field(None, ge=0)
+    bandwidth: float | None = Field(None, gt=0)
+
+
+class ArraySpec(_Strict):
+    rows: int = Field(1, ge=1)
+    cols: int = Field(1, ge=1)
+
+
+class HierarchySpec(_Strict):
+    name: str = ""
+    source: str = ""
+    energy_unit: str = "pJ"
+    mac_energy: float = Field(0.0, ge=0)
+    array: ArraySpec = ArraySpec()
+    levels: list[MemoryLevelSpec] = Field(min_length=2)
+
+
+class MultiLevelSpec(_Strict):
+    family: Literal["tiling"]
+    workload: Any
+    hardware: Any
+    objective: Literal["offchip_traffic", "energy", "latency", "edp"] = "energy"
+    space: dict = Field(default_factory=lambda: {"tiles": "divisors"})
+    solver: SolverSpec = SolverSpec()
+
+
+def is_multilevel(data: dict) -> bool:
+    """Whether a tiling instance needs the multi-level model."""
+    if data.get("objective") in ("energy", "latency", "edp"):
+        return True
+    hardware = data.get("hardware")
+    if isinstance(hardware, str):
+        return hardware in hierarchy_presets()
+    if not isinstance(hardware, dict):
+        return False
+    levels = hardware.get("levels") or []
+    if "array" in hardware or "mac_energy" in hardware or len(levels) > 2:
+        return True
+    return any(isinstance(level, dict) and MULTILEVEL_KEYS & set(level) for level in levels)
+
+
+def build_hierarchy(raw: Any, where: _Located, path: tuple) -> Hierarchy | None:
+    name = ""
+    if isinstance(raw, str):
+        presets = hierarchy_presets()
+        if raw not in presets:
+            where.add(path, f"unknown hierarchy preset {raw!r}; known: {', '.join(presets)}")
+            return None
+        name, raw = raw, presets[raw]
+    spec = _validate(HierarchySpec, raw, where, path, "a preset name or a mapping with levels")
+    if spec is None:
+        return None
+    levels = []
+    for i, level in enumerate(spec.levels):
+        lpath = path + ("levels", i)
+        capacity = None if level.capacity is None else _size_bits(level.capacity, where, lpath + ("capacity",))
+        partition = None
+        if level.partition is not None:
+            partition = {}
+            for tensor in TENSORS:
+                value = getattr(level.partition, tensor)
+                if value is not None:
+                    partition[tensor] = _size_bits(value, where, lpath + ("partition", tensor))
+        levels.append(MemoryLevel(
+            name=level.name, capacity_bits=capacity, partition_bits=partition, holds=frozenset(level.holds),
+            per_pe=level.per_pe, read_energy=level.read_energy,
+            write_energy=level.read_energy if level.write_energy is None else level.write_energy,
+            bandwidth=level.bandwidth,
+        ))
+    if where.issues:
+        return None
+    try:
+        return Hierarchy(name=name or spec.name or "hierarchy", levels=tuple(levels), rows=spec.array.rows,
+                         cols=spec.array.cols, mac_energy=spec.mac_energy, energy_unit=spec.energy_unit,
+                         source=" ".join(spec.source.split()))
+    except ValueError as exc:
+        for sentence in str(exc).split("; "):
+            where.add(path + ("levels",), sentence)
+        return None
+
+
+def build_multilevel(data: dict, where: _Located, label: str) -> MultiLevelProblem | None:
+    spec = _validate(MultiLevelSpec, data, where, (), "an instance mapping")
+    layer = _build_layer(data["workload"], where, ("workload",)) if data.get("workload") is not None else None
+    hierarchy = build_hierarchy(data["hardware"], where, ("hardware",)) if data.get("hardware") is not None else None
+    if spec is not None and spec.space.get("tiles", "divisors") != "divisors":
+        where.add(("space", "tiles"), "a multi-level hierarchy is solved over divisor tiles only")
+    if spec is not None and spec.solver.method == "milp":
+        where.add(("solver", "method"), "the multi-level model is solved by cpsat or enumerate")
+    if where.issues or spec is None or layer is None or hierarchy is None:
+        return None
+    return MultiLevelProblem(
+        layer=layer, hierarchy=hierarchy, objective=spec.objective,
+        solver=SolverSettings(spec.solver.method, spec.solver.time_limit, spec.solver.workers), source=label,
+    )

@@ -1,0 +1,89 @@
+"""Lower bounds for multi-level tiling (derived in docs/tiling-multilevel.md).
+
+* ``objective``: a bound on the instance's objective that any mapping obeys.
+  - Energy: every MAC once, every used input and every weight read from DRAM
+    once and written once into the first on-chip level that holds it, every
+    output written to DRAM once and read once from the innermost level that
+    holds it on chip.
+  - Off-chip traffic: the compulsory traffic.
+  - Latency: ceil(MACs / PEs).
+  - EDP: the product of the energy and latency bounds.
+* ``array_boundary``: the traffic into and out of PE-private storage, in the
+  spirit of the paper's register-level bound. All private storage of all
+  PEs, plus each MAC's three operand latches, is one fast memory of S words
+  (counted at the narrowest precision). A private memory split across PEs
+  can only do worse than a single memory of the same total size. So the
+  red-blue pebble segment argument of docs/bounds.md (Hong-Kung with
+  Loomis-Whitney per filter tap) bounds the words that cross. So does the
+  compulsory count: every used input, every weight and every output crosses
+  at least once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+from ..formulations.tiling.multilevel import MultiLevelProblem
+from .bounds import hong_kung_words
+
+
+@dataclass(frozen=True)
+class MultiLevelBounds:
+    objective: float
+    objective_meaning: str
+    array_boundary_words: float
+    array_boundary_meaning: str
+
+    def to_dict(self) -> dict:
+        return {
+            "objective": self.objective, "objective_meaning": self.objective_meaning,
+            "array_boundary_words": self.array_boundary_words, "array_boundary_meaning": self.array_boundary_meaning,
+        }
+
+
+def private_words(problem: MultiLevelProblem) -> int:
+    """Words of PE-private storage over the whole array, MAC latches included."""
+    hier, layer = problem.hierarchy, problem.layer
+    p = layer.precision
+    narrow = min(p.inputs, p.weights, p.psums)
+    bits = 0
+    for level in hier.levels[hier.pe_level:]:
+        if level.partition_bits is not None:
+            bits += sum(level.partition_bits.get(t, 0) for t in level.holds)
+        else:
+            bits += level.capacity_bits
+    return hier.pes * (bits // narrow + 3)
+
+
+def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
+    layer, hier = problem.layer, problem.hierarchy
+    p = layer.precision
+    used_inputs, weights, outputs = layer.input_elements_used, layer.weight_elements, layer.output_elements
+
+    def first_holder(tensor: str):
+        return next((lv for lv in hier.levels[1:] if tensor in lv.holds), None)
+
+    dram = hier.levels[0]
+    energy = layer.macs * hier.mac_energy + dram.read_energy * (used_inputs + weights) + dram.write_energy * outputs
+    for tensor, count in (("inputs", used_inputs), ("weights", weights)):
+        holder = first_holder(tensor)
+        if holder is not None:
+            energy += holder.write_energy * count
+    innermost_out = next((lv for lv in reversed(hier.levels[1:]) if "outputs" in lv.holds), None)
+    if innermost_out is not None:
+        energy += innermost_out.read_energy * outputs
+    latency = ceil(layer.macs / hier.pes)
+    offchip = (used_inputs * p.inputs + weights * p.weights + outputs * p.outputs) / 8
+    value, meaning = {
+        "energy": (energy, "every MAC, and every word once through DRAM and its first on-chip level"),
+        "latency": (float(latency), "all PEs busy every cycle"),
+        "edp": (energy * latency, "energy bound times latency bound"),
+        "offchip_traffic": (offchip, "each used input, weight and output crosses once"),
+    }[problem.objective]
+    words = private_words(problem)
+    segment = hong_kung_words(layer.macs, layer.reuse_max(), words)
+    compulsory = used_inputs + weights + outputs
+    boundary = max(segment, compulsory)
+    how = f"segment argument, S={words} private words" if segment >= compulsory else "compulsory words"
+    return MultiLevelBounds(value, meaning, float(boundary), how)
