@@ -22,6 +22,7 @@ from rich import box
 from rich.table import Table as _RichTable
 
 from . import __version__
+from .formulations.tiling.multilevel import MultiLevelProblem
 from .formulations.tiling.problem import LOOP_DIMS, TilingProblem
 from .formulations.tiling.solve import METHODS
 from .formulations.tiling.space import CANONICAL_ORDER
@@ -204,6 +205,8 @@ def solve(
 ) -> None:
     """Find the optimal mapping of an instance and certify it."""
     problem = _load(file)
+    if isinstance(problem, MultiLevelProblem):
+        _solve_multilevel(problem, method, time_limit, as_json, output, force, functional)
     if not isinstance(problem, TilingProblem):
         _solve_pim(problem, method, time_limit, as_json, output, force)
     _check_solve_options(method, METHODS, time_limit, output, force)
@@ -312,13 +315,16 @@ def compare(
         print(json.dumps(result.to_dict(), indent=2, default=_plain))
     else:
         verdict = (f"certified optimum {result.optimum:,.0f}" if result.optimum is not None
-                   else "no feasible solution" if result.status == "infeasible" else "optimum not proved")
+                   else "no feasible solution" if result.status == "infeasible"
+                   else f"optimum not proved; gaps are to the lower bound {result.lower_bound:,.0f}"
+                   if result.lower_bound is not None else "optimum not proved")
         out.print(f"{result.family}: {result.unit}; {verdict}")
         if result.message:
             out.print(f"[bold red]{result.message}[/]")
         table = Table(show_edge=False)
-        for col in ("method", "kind", "status", "objective", "gap to optimum", "time", "note"):
-            table.add_column(col, justify="right" if col in ("objective", "gap to optimum", "time") else "left")
+        gap_title = "gap to optimum" if result.optimum is not None or result.lower_bound is None else "gap to bound"
+        for col in ("method", "kind", "status", "objective", gap_title, "time", "note"):
+            table.add_column(col, justify="right" if col in ("objective", gap_title, "time") else "left")
         for row in result.rows:
             table.add_row(row.method, row.kind, row.status,
                           "-" if row.objective is None else f"{row.objective:,.0f}",
@@ -402,6 +408,83 @@ def _solve_pim(instance, method, time_limit, as_json, output, force) -> None:
     else:
         _render_pairing(report)
     raise _Exit(_exit_code(report.status))
+
+
+def _solve_multilevel(problem, method, time_limit, as_json, output, force, functional) -> None:
+    from .formulations.tiling.multilevel_solve import MULTILEVEL_METHODS
+    from .multilevel_report import solve_multilevel_instance
+
+    _check_solve_options(method, MULTILEVEL_METHODS, time_limit, output, force)
+    with _spinner(as_json):
+        report = solve_multilevel_instance(problem, method, time_limit, functional=functional)
+    data = report.to_dict()
+    if output is not None:
+        try:
+            output.write_text(yaml.safe_dump(json.loads(json.dumps(data, default=_plain)), sort_keys=False))
+        except OSError as exc:
+            _fail_input([f"{output}: cannot write: {exc.strerror or exc}"])
+    if report.status == "infeasible" and not as_json:
+        line = line_of(problem.source, ("hardware",)) if problem.source != "<text>" else 1
+        _fail_input([f"{problem.source}:{line}: hardware: no feasible mapping: {report.result.message}"])
+    if as_json:
+        print(json.dumps(data, indent=2, default=_plain))
+    else:
+        _render_multilevel(report)
+        if output is not None:
+            out.print(f"result saved to {output}")
+    raise _Exit(_exit_code(report.status))
+
+
+def _render_multilevel(report) -> None:
+    r, problem = report.result, report.problem
+    hier, layer = problem.hierarchy, problem.layer
+    out.print(f"[bold]{layer.name}[/] on [bold]{hier.name}[/] ({hier.rows} x {hier.cols} PEs, "
+              f"{' > '.join(level.name for level in hier.levels)}), objective {problem.objective}")
+    _status_line(report.status, r.method, r.wall_time_s, report.message or r.message)
+    if r.mapping is None:
+        return
+    m = r.metrics
+    summary = Table(show_edge=False, show_header=False)
+    summary.add_column("what")
+    summary.add_column("value", justify="right")
+    summary.add_row(f"objective ({report.unit})", f"{r.objective:,.0f}")
+    summary.add_row("solver's bound", "-" if r.best_bound is None else f"{r.best_bound:,.0f}")
+    summary.add_row("gap to solver's bound", "-" if r.gap is None else f"{100 * r.gap:.2f}%")
+    summary.add_row("rigorous lower bound", f"{report.bounds.objective:,.0f}")
+    summary.add_row("gap to lower bound", "-" if report.gap_to_bound() is None else f"{100 * report.gap_to_bound():.1f}%")
+    summary.add_row(f"energy ({hier.energy_unit})", f"{m.energy:,.0f}")
+    summary.add_row("latency (cycles)", f"{m.latency:,.0f} (compute {m.compute_cycles:,})")
+    summary.add_row("off-chip traffic", format_bytes(m.offchip_bytes))
+    summary.add_row("PE utilization", f"{100 * m.utilization:.1f}%")
+    summary.add_row("array boundary (words)", f"{m.array_boundary_words:,} (bound {report.bounds.array_boundary_words:,.0f})")
+    f = report.functional
+    summary.add_row("functional model", ("outputs and counts match" if f.get("outputs_match") and f.get("counts_match")
+                                         else "MISMATCH") if f.get("ran") else f"not run: {f.get('reason')}")
+    _show(summary)
+    out.print(f"lower bound: {report.bounds.objective_meaning}; array boundary bound: "
+              f"{report.bounds.array_boundary_meaning}")
+    loops = Table(show_edge=False, title="loops per level (outermost first)", title_justify="left")
+    loops.add_column("level")
+    loops.add_column("loops")
+    loops.add_column("holds")
+    for level, block in zip(hier.levels, r.mapping.levels, strict=True):
+        text = " ".join(f"{d}{block.factors[d]}" for d in block.order if block.factors.get(d, 1) > 1) or "-"
+        loops.add_row(level.name, text, ", ".join(t for t in ("inputs", "weights", "outputs") if t in level.holds))
+    spatial = " ".join(f"{d}{f}" for d, f in r.mapping.spatial_rows.items()) or "-"
+    spatial += " | " + (" ".join(f"{d}{f}" for d, f in r.mapping.spatial_cols.items()) or "-")
+    loops.add_row("array (rows | cols)", spatial, "")
+    _show(loops)
+    access = Table(show_edge=False, title="accesses (words)", title_justify="left")
+    access.add_column("level")
+    for col in ("inputs r/w", "weights r/w", "outputs r/w", f"energy ({hier.energy_unit})"):
+        access.add_column(col, justify="right")
+    for i, level in enumerate(hier.levels):
+        cells = [f"{format_count(m.reads[i][t])} / {format_count(m.writes[i][t])}" for t in ("inputs", "weights", "outputs")]
+        energy = sum(m.reads[i][t] * level.read_energy + m.writes[i][t] * level.write_energy
+                     for t in ("inputs", "weights", "outputs"))
+        access.add_row(level.name, *cells, f"{energy:,.0f}")
+    access.add_row("MAC", "", "", f"{format_count(m.macs)} MACs", f"{m.macs * hier.mac_energy:,.0f}")
+    _show(access)
 
 
 def _plain(value):

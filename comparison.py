@@ -15,10 +15,14 @@ from .formulations.crossbar.exact import solve_crossbar
 from .formulations.pairing.cost import evaluate as evaluate_pairing
 from .formulations.pairing.exact import solve_pairing
 from .formulations.tiling.cost import evaluate as evaluate_mapping
+from .formulations.tiling.multilevel import MultiLevelProblem
+from .formulations.tiling.multilevel_cost import evaluate_multilevel
+from .formulations.tiling.multilevel_solve import solve_multilevel
 from .formulations.tiling.problem import TilingProblem
 from .formulations.tiling.solve import solve_tiling
 from .pim_instances import CrossbarInstance, PairingInstance
 from .solvers.crossbar_heuristics import CROSSBAR_HEURISTICS
+from .solvers.multilevel_heuristics import HEURISTICS as MULTILEVEL_HEURISTICS
 from .solvers.pairing_heuristics import PAIRING_HEURISTICS
 from .solvers.tiling_heuristics import HEURISTICS as TILING_HEURISTICS
 from .pim_reports import BLOSSOM_LIMIT
@@ -43,6 +47,8 @@ class Comparison:
     rows: list[Row] = field(default_factory=list)
     optimum: float | None = None
     message: str = ""
+    lower_bound: float | None = None
+    """When no optimum is proved, gaps refer to this bound (a proved optimum's gap is exact)."""
 
     @property
     def status(self) -> str:
@@ -55,10 +61,14 @@ class Comparison:
 
     def to_dict(self) -> dict:
         return {"family": self.family, "status": self.status, "optimum": self.optimum, "unit": self.unit,
+                "lower_bound": self.lower_bound,
+                "gap_reference": "optimum" if self.optimum is not None else "lower_bound",
                 "message": self.message, "rows": [r.__dict__ for r in self.rows]}
 
 
 def _exact_methods(instance) -> tuple[str, ...]:
+    if isinstance(instance, MultiLevelProblem):
+        return ("cpsat", "enumerate")
     if isinstance(instance, TilingProblem):
         return ("cpsat", "milp", "enumerate")
     if isinstance(instance, CrossbarInstance):
@@ -69,6 +79,8 @@ def _exact_methods(instance) -> tuple[str, ...]:
 
 
 def _heuristics(instance) -> dict:
+    if isinstance(instance, MultiLevelProblem):
+        return MULTILEVEL_HEURISTICS
     if isinstance(instance, TilingProblem):
         return TILING_HEURISTICS
     return CROSSBAR_HEURISTICS if isinstance(instance, CrossbarInstance) else PAIRING_HEURISTICS
@@ -87,7 +99,11 @@ def compare(instance, methods: list[str] | None = None, time_limit: float | None
     unknown = [m for m in methods if m not in available_methods(instance)]
     if unknown:
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; this family has {', '.join(available_methods(instance))}")
-    if isinstance(instance, TilingProblem):
+    if isinstance(instance, MultiLevelProblem):
+        unit = {"offchip_traffic": "bytes of off-chip traffic", "latency": "cycles",
+                "energy": instance.hierarchy.energy_unit, "edp": f"{instance.hierarchy.energy_unit} x cycles"}
+        comparison = Comparison("tiling", unit[instance.objective])
+    elif isinstance(instance, TilingProblem):
         comparison = Comparison("tiling", "bytes of off-chip traffic")
     elif isinstance(instance, CrossbarInstance):
         unit = {"bottleneck": "cycles (period)", "latency": "cycles (latency)",
@@ -109,13 +125,24 @@ def compare(instance, methods: list[str] | None = None, time_limit: float | None
         comparison.message = f"exact methods disagree: {sorted(proved)}"
     elif proved:
         comparison.optimum = proved.pop()
+    reference = comparison.optimum
+    if reference is None and isinstance(instance, MultiLevelProblem):
+        from .validation.multilevel_bounds import multilevel_bounds
+
+        comparison.lower_bound = multilevel_bounds(instance).objective
+        reference = comparison.lower_bound
     for row in comparison.rows:
-        if comparison.optimum and row.objective is not None and row.status != "baseline":
-            row.gap = (row.objective - comparison.optimum) / comparison.optimum
+        if reference and row.objective is not None and row.status != "baseline":
+            row.gap = (row.objective - reference) / reference
     return comparison
 
 
 def _run_exact(instance, method: str, time_limit: float | None):
+    if isinstance(instance, MultiLevelProblem):
+        result = solve_multilevel(instance, method, time_limit)
+        note = result.message if result.status != "feasible" or result.gap is None else \
+            f"gap {100 * result.gap:.1f}% to the solver's bound"
+        return result.status, result.objective, note
     if isinstance(instance, TilingProblem):
         result = solve_tiling(instance, method, time_limit)
         return result.status, result.objective, result.message
@@ -130,6 +157,14 @@ def _run_exact(instance, method: str, time_limit: float | None):
 
 
 def _run_heuristic(instance, method: str):
+    if isinstance(instance, MultiLevelProblem):
+        mapping = MULTILEVEL_HEURISTICS[method](instance)
+        if mapping is None:
+            return "infeasible", None, "found no mapping that fits"
+        metrics = evaluate_multilevel(instance, mapping)
+        if not metrics.fits:
+            return "infeasible", None, "its mapping does not fit"
+        return "feasible", metrics.objective(instance.objective), ""
     if isinstance(instance, TilingProblem):
         mapping = TILING_HEURISTICS[method](instance)
         if mapping is None:
