@@ -68,7 +68,7 @@ class Comparison:
 
 def _exact_methods(instance) -> tuple[str, ...]:
     if isinstance(instance, MultiLevelProblem):
-        return ("cpsat", "enumerate")
+        return ("cpsat", "milp", "enumerate")
     if isinstance(instance, TilingProblem):
         return ("cpsat", "milp", "enumerate")
     if isinstance(instance, CrossbarInstance):

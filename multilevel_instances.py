@@ -122,8 +122,6 @@ def build_multilevel(data: dict, where: _Located, label: str) -> MultiLevelProbl
     hierarchy = build_hierarchy(data["hardware"], where, ("hardware",)) if data.get("hardware") is not None else None
     if spec is not None and spec.space.get("tiles", "divisors") != "divisors":
         where.add(("space", "tiles"), "a multi-level hierarchy is solved over divisor tiles only")
-    if spec is not None and spec.solver.method == "milp":
-        where.add(("solver", "method"), "the multi-level model is solved by cpsat or enumerate")
     if where.issues or spec is None or layer is None or hierarchy is None:
         return None
     return MultiLevelProblem(

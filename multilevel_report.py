@@ -76,8 +76,6 @@ class MultiLevelReport:
 def solve_multilevel_instance(problem: MultiLevelProblem, method: str | None = None,
                               time_limit: float | None = None, functional: bool = True) -> MultiLevelReport:
     method = method or problem.solver.method
-    if method == "milp":
-        method = "cpsat"
     result = solve_multilevel(problem, method, time_limit)
     bounds = multilevel_bounds(problem)
     message = ""

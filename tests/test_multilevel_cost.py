@@ -123,3 +123,43 @@ def test_group_orders_lose_nothing(layer, seed):
         other = evaluate_multilevel(problem, with_orders([tuple(rnd.sample(DIMS, len(DIMS))) for _ in range(3)]))
         assert best_energy <= other.energy + 1e-9
         assert best_offchip <= other.offchip_bytes
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(small_layers(), st.integers(0, 10**6), st.sampled_from([(False, True), (True, True), (False, False)]),
+       st.sampled_from([("inputs", "weights", "outputs"), ("inputs", "outputs"), ("weights",)]))
+def test_term_structure_reproduces_every_access_count(layer, seed, private, holds):
+    """reads and writes = sums of const * spatial * halo * (fills / distinct)."""
+    from mapcert.formulations.tiling.multilevel_cost import fills_and_distinct
+    from mapcert.formulations.tiling.multilevel_terms import boundaries, mapping_rows, words_value
+
+    hier = Hierarchy("h", (
+        MemoryLevel("DRAM"),
+        MemoryLevel("GLB", capacity_bits=10**9, holds=frozenset(holds), per_pe=private[0]),
+        MemoryLevel("RF", capacity_bits=10**9, per_pe=private[1]),
+    ), rows=2, cols=3)
+    problem = MultiLevelProblem(layer, hier)
+    mapping = _random_mapping(layer, hier, random.Random(seed))
+    metrics = evaluate_multilevel(problem, mapping)
+    rows = mapping_rows(problem, mapping)
+    K = len(hier.levels)
+    reads = [dict.fromkeys(("inputs", "weights", "outputs"), 0) for _ in range(K)]
+    writes = [dict.fromkeys(("inputs", "weights", "outputs"), 0) for _ in range(K)]
+    for b in boundaries(problem):
+        loops = [(d, mapping.factor(j, d)) for j in range(b.level) for d in mapping.levels[j].order]
+        fills, distinct = fills_and_distinct(loops, b.tensor)
+        E = int(fills) // int(distinct)
+        P = words_value(problem, b.parent_words, rows)
+        C = words_value(problem, b.child_words, rows)
+        if b.tensor != "outputs":
+            reads[b.parent][b.tensor] += E * P
+            if b.level < K:
+                writes[b.level][b.tensor] += E * C
+        else:
+            writes[b.parent]["outputs"] += E * P
+            reads[b.parent]["outputs"] += (E - 1) * P
+            if b.level < K:
+                writes[b.level]["outputs"] += (E - 1) * P
+                reads[b.level]["outputs"] += E * C
+    assert reads == metrics.reads
+    assert writes == metrics.writes

@@ -32,15 +32,20 @@ def instances(draw):
 
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(instances())
-def test_cpsat_agrees_with_enumeration(problem):
+def test_exact_methods_agree_with_enumeration(problem):
     reference = solve_multilevel(problem, "enumerate")
-    got = solve_multilevel(problem, "cpsat", time_limit=60)
     assert reference.status in ("optimal", "infeasible")
-    if reference.status == "infeasible":
-        assert got.status == "infeasible"
-        return
-    assert got.status == "optimal", got.message
-    assert got.objective == pytest.approx(reference.objective)
+    methods = ["cpsat"]
+    private_bandwidth = any(lv.bandwidth for lv in problem.hierarchy.levels[problem.hierarchy.pe_level:])
+    if not (problem.objective == "latency" and private_bandwidth):
+        methods.append("milp")
+    for method in methods:
+        got = solve_multilevel(problem, method, time_limit=60)
+        if reference.status == "infeasible":
+            assert got.status == "infeasible", method
+            continue
+        assert got.status == "optimal", (method, got.message)
+        assert got.objective == pytest.approx(reference.objective), method
 
 
 @settings(max_examples=15, deadline=None, derandomize=True)

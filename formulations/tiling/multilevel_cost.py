@@ -26,6 +26,7 @@ millions of mappings with the very code that scores one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -244,7 +245,8 @@ def evaluate_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping) 
     level_cycles = []
     for l, level in enumerate(hier.levels):
         words = sum(reads[l].values()) + sum(writes[l].values())
-        level_cycles.append(words / int(instances[l]) / level.bandwidth if level.bandwidth else 0.0)
+        # whole cycles: a level moving w words at b words per cycle is busy ceil(w / b) cycles
+        level_cycles.append(float(math.ceil(words / int(instances[l]) / level.bandwidth - 1e-9)) if level.bandwidth else 0.0)
     return MultiLevelMetrics(
         level_names=[level.name for level in hier.levels],
         reads=reads,
@@ -301,7 +303,7 @@ def objective_values(problem: MultiLevelProblem, factors: list[dict[str, np.ndar
         for l, level in enumerate(hier.levels):
             if level.bandwidth:
                 words = sum(reads[l][t] + writes[l][t] for t in TENSORS)
-                latency = np.maximum(latency, words / instances[l] / level.bandwidth)
+                latency = np.maximum(latency, np.ceil(words / instances[l] / level.bandwidth - 1e-9))
         value = {"energy": energy, "latency": latency, "edp": energy * latency}[name]
     value = np.asarray(value, dtype=np.float64)
     return np.broadcast_to(value, np.broadcast_shapes(value.shape, np.shape(feasible))), \

@@ -1,0 +1,132 @@
+"""Access counts of multi-level tiling as sums of short products.
+
+For the boundary between a level ``l`` and the level ``a`` that fills it
+with tensor X, the fills are the distinct tiles ``D`` times the re-fetch
+multiplicity ``E`` (the non-free trip counts of X's reuse group at the
+levels above). ``D`` times the words per fill telescopes:
+
+* to the tensor's size times a replication factor: the spatial factors of
+  X's reuse group, whenever the words land in, or are read from, a
+  PE-private level;
+* for inputs, to ``N*G*C`` times a halo factor per axis:
+  ``above_P * above_R * rows(P-extent, R-extent)``. The tiles are those of
+  level ``l``, or their union over the array when the fill crosses it.
+
+So every access count is ``const * (spatial factors) * (halo factors) * E``,
+and the exact models only multiply by a few one-hot table values
+(docs/tiling-multilevel.md, "Term structure").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from .multilevel import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelMapping, MultiLevelProblem, layer_extent
+from .multilevel_cost import window_rows
+
+TENSORS = ("inputs", "weights", "outputs")
+
+
+@dataclass(frozen=True)
+class Halo:
+    """The halo factor of one axis (P with R, or Q with S) at one level."""
+
+    axis: str            # "P" or "Q"
+    level: int
+    union: bool          # tile extents of the union over the array (a fill that crosses it)
+    replicated: bool     # times the axis' spatial factors (words in PE-private levels)
+
+
+@dataclass(frozen=True)
+class Words:
+    """``const * prod(s[d] for d in spatial) * prod(halos)``: the words of all
+    fills of a boundary, per unit of re-fetch multiplicity."""
+
+    const: int
+    spatial: tuple[str, ...]
+    halos: tuple[Halo, ...]
+
+
+@dataclass(frozen=True)
+class Boundary:
+    level: int           # the child level (len(levels) = the MAC units)
+    tensor: str
+    parent: int
+    parent_words: Words  # read at (or written to) the parent
+    child_words: Words   # written into (or drained from) the child
+    eff_levels: tuple[int, ...]  # levels whose reuse-group trips may multiply the fills
+
+
+def boundaries(problem: MultiLevelProblem) -> list[Boundary]:
+    layer, hier = problem.layer, problem.hierarchy
+    K, pe = len(hier.levels), hier.pe_level
+    out = []
+    for l in range(1, K + 1):
+        for X in TENSORS:
+            if l < K and X not in hier.levels[l].holds:
+                continue
+            a = hier.holder_above(l, X)
+            crosses = a < pe <= l
+            group = REUSE_GROUPS[X]
+
+            def words(private: bool, union: bool) -> Words:
+                spatial = tuple(group) if private and not union else ()
+                if X == "inputs":
+                    const = layer.extent("N") * layer.extent("G") * layer.extent("C")
+                    halos = tuple(Halo(axis, l, union, private and not union) for axis in ("P", "Q"))
+                    return Words(const, spatial, halos)
+                size = layer.weight_elements if X == "weights" else layer.output_elements
+                return Words(size, spatial, ())
+
+            child = words(l >= pe, False)
+            parent = words(l >= pe, True) if crosses else child
+            out.append(Boundary(l, X, a, parent, child, tuple(range(l))))
+    return out
+
+
+def halo_value(problem: MultiLevelProblem, halo: Halo, rows_p: tuple, rows_r: tuple) -> int:
+    """The halo factor for one choice of factorization rows of the axis (P or
+    Q) and its window dimension (R or S); rows are (factor per level...,
+    spatial rows, spatial cols)."""
+    K, pe = len(problem.hierarchy.levels), problem.hierarchy.pe_level
+    l = halo.level
+
+    def parts(row):
+        above = prod(row[:l])
+        spatial = row[K] * row[K + 1]
+        tile = prod(row[l:K]) * (spatial if l < pe else 1)
+        return above, spatial, tile
+
+    above_p, s_p, t_p = parts(rows_p)
+    above_r, s_r, t_r = parts(rows_r)
+    if halo.union:
+        t_p, t_r = t_p * s_p, t_r * s_r
+    value = above_p * above_r * int(window_rows(problem.layer, halo.axis, t_p, t_r))
+    if halo.replicated:
+        value *= s_p * s_r
+    return value
+
+
+def words_value(problem: MultiLevelProblem, words: Words, rows: dict[str, tuple]) -> int:
+    value = words.const
+    for d in words.spatial:
+        value *= rows[d][-2] * rows[d][-1]
+    for halo in words.halos:
+        window = "R" if halo.axis == "P" else "S"
+        value *= halo_value(problem, halo, rows[halo.axis], rows[window])
+    return value
+
+
+def mapping_rows(problem: MultiLevelProblem, mapping: MultiLevelMapping) -> dict[str, tuple]:
+    K = len(problem.hierarchy.levels)
+    return {d: tuple(mapping.factor(l, d) for l in range(K))
+            + (mapping.spatial_rows.get(d, 1), mapping.spatial_cols.get(d, 1)) for d in DIMS}
+
+
+def check_extents(problem: MultiLevelProblem, rows: dict[str, tuple]) -> None:
+    for d in DIMS:
+        assert prod(rows[d]) == layer_extent(problem.layer, d), d
+
+
+RELEVANT_TO = RELEVANT
