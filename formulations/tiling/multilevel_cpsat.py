@@ -23,6 +23,7 @@ from ortools.sat.python import cp_model
 from .multilevel import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem
 from .multilevel_cost import TENSORS, window_rows
 from .multilevel_space import GROUP_ORDERS, GROUP_RANKINGS, dim_choices, mapping_from_choice
+from .multilevel_terms import boundaries, halo_value
 
 CPSAT_OBJECTIVES = ("offchip_traffic", "energy", "latency")
 INT_LIMIT = 2**62
@@ -135,8 +136,6 @@ def build_multilevel_cpsat(problem: MultiLevelProblem):
         return value
 
     tile = [{d: col(d, lambda r, l=l: tile_of(r, l, False), f"T{l}_{d}") for d in DIMS} for l in range(K + 1)]
-    union = [{d: col(d, lambda r, l=l: tile_of(r, l, True), f"U{l}_{d}") for d in DIMS} for l in range(K + 1)]
-    above = [{d: col(d, lambda r, l=l: prod(r[j] for j in range(l)), f"A{l}_{d}") for d in DIMS} for l in range(K + 1)]
     factor = [{d: col(d, lambda r, l=l: r[l], f"f{l}_{d}") for d in DIMS} for l in range(K)]
     nontrivial = [{d: sum(b_ for r, b_ in zip(rows[d], x[d], strict=True) if r[l] > 1) for d in DIMS}
                   for l in range(K)]
@@ -171,7 +170,6 @@ def build_multilevel_cpsat(problem: MultiLevelProblem):
     # capacity
     prec = layer.precision
     bits = {"inputs": prec.inputs, "weights": prec.weights, "outputs": prec.psums}
-    sizes = {"inputs": layer.input_elements, "weights": layer.weight_elements, "outputs": layer.output_elements}
     for l in range(1, K):
         level = hier.levels[l]
         tile_bits = {t: elements(t, tile[l], f"tile{l}{t[0]}") for t in level.holds}
@@ -191,58 +189,76 @@ def build_multilevel_cpsat(problem: MultiLevelProblem):
     irr = [{X: b.product([factor[l][d] for d in REUSE_GROUPS[X]], macs, f"irr{l}{X[0]}") for X in TENSORS}
            for l in range(K)]
 
-    def fills_of(l, X):
+    def refetch(l, X):
+        """E: the product of the reuse-group trips above ``l`` that are not free."""
         effs = []
         for j in range(l):
             if isinstance(irr[j][X], int) and irr[j][X] == 1:
                 continue
-            free = m.NewBoolVar(b.name(f"free_{l}_{X}_{j}"))
-            for i in range(j + 1, l):
-                m.AddImplication(free, triv_rel[i][X])
-            for k, ranking in enumerate(GROUP_RANKINGS):
-                for Y in ranking[: ranking.index(X)]:
-                    m.AddBoolOr([free.Not(), o[j][k].Not(), triv_group[j][Y]])
+            free = free_flags.get((l, X, j))
+            if free is None:
+                free = m.NewBoolVar(b.name(f"free_{l}_{X}_{j}"))
+                free_flags[l, X, j] = free
+                for i in range(j + 1, l):
+                    m.AddImplication(free, triv_rel[i][X])
+                for k, ranking in enumerate(GROUP_RANKINGS):
+                    for Y in ranking[: ranking.index(X)]:
+                        m.AddBoolOr([free.Not(), o[j][k].Not(), triv_group[j][Y]])
             eff = m.NewIntVar(1, b.upper(irr[j][X]), b.name(f"eff_{l}_{X}_{j}"))
             b.uppers[eff.Index()] = b.upper(irr[j][X])
             m.Add(eff == 1).OnlyEnforceIf(free)
             m.Add(eff == irr[j][X]).OnlyEnforceIf(free.Not())
             effs.append(eff)
-        distinct = b.product([above[l][d] for d in RELEVANT[X]], macs, f"D{l}{X[0]}")
-        fills = b.product([distinct, *effs], macs, f"F{l}{X[0]}")
-        return fills, distinct
+        return b.product(effs, macs, f"E{l}{X[0]}") if effs else 1
+
+    free_flags: dict = {}
+    row_index = {d: b.linear(list(range(len(rows[d]))), x[d], f"row_{d}") for d in DIMS}
+
+    def halo_var(h):
+        window = "R" if h.axis == "P" else "S"
+        pi, wi = row_index[h.axis], row_index[window]
+        tuples = [(i, j, int(halo_value(problem, h, tuple(rows[h.axis][i]), tuple(rows[window][j]))))
+                  for i in range(len(rows[h.axis])) for j in range(len(rows[window]))]
+        values = sorted({t[2] for t in tuples})
+        if len(values) == 1:
+            return values[0]
+        var = m.NewIntVarFromDomain(cp_model.Domain.FromValues(values), b.name(f"halo{h.axis}{h.level}"))
+        b.uppers[var.Index()] = values[-1]
+        keep = [not isinstance(pi, int), not isinstance(wi, int)]
+        variables = [v for v, k in zip((pi, wi), keep, strict=True) if k] + [var]
+        m.AddAllowedAssignments(variables, sorted({tuple(v for v, k in zip(t, keep + [True], strict=True) if k)
+                                                   for t in tuples}))
+        return var
+
+    def words_of(words):
+        factors = [words.const] + [spatial[d] for d in words.spatial] + [halo_var(h) for h in words.halos]
+        return b.product(factors, INT_LIMIT, "words")
 
     reads = [{t: [] for t in TENSORS} for _ in range(K)]
     writes = [{t: [] for t in TENSORS} for _ in range(K)]
-    for l in range(1, K + 1):
-        for X in TENSORS:
-            if l < K and X not in hier.levels[l].holds:
-                continue
-            a = hier.holder_above(l, X)
-            fills, distinct = fills_of(l, X)
-            inst = pes_used if l >= pe else 1
-            child = b.product([elements(X, tile[l], f"c{l}{X[0]}"), inst], sizes[X] * hier.pes, f"cw{l}{X[0]}")
-            parent = elements(X, union[l], f"u{l}{X[0]}") if a < pe <= l else child
-            ub = macs * sizes[X] * hier.pes
-            if X != "outputs":
-                reads[a][X].append(b.product([fills, parent], ub, f"rd{l}{X[0]}"))
-                if l < K:
-                    writes[l][X].append(b.product([fills, child], ub, f"wr{l}{X[0]}"))
+    for bd in boundaries(problem):
+        X, l, a = bd.tensor, bd.level, bd.parent
+        E = refetch(l, X)
+        parent = words_of(bd.parent_words)
+        child = parent if bd.child_words == bd.parent_words else words_of(bd.child_words)
+        if X != "outputs":
+            reads[a][X].append(b.product([E, parent], INT_LIMIT, f"rd{l}{X[0]}"))
+            if l < K:
+                writes[l][X].append(b.product([E, child], INT_LIMIT, f"wr{l}{X[0]}"))
+        else:
+            # revisits E - 1 >= 0 as a variable of its own keeps every term non-negative
+            if isinstance(E, int):
+                revisits = E - 1
             else:
-                visits_words = b.product([fills, parent], ub, f"vw{l}")
-                # revisits >= 0 as a variable of its own keeps every term non-negative,
-                # which the solver's relaxation needs for a useful bound
-                if isinstance(fills, int) and isinstance(distinct, int):
-                    revisits = fills - distinct
-                else:
-                    revisits = m.NewIntVar(0, b.upper(fills), b.name(f"rv{l}"))
-                    b.uppers[revisits.Index()] = b.upper(fills)
-                    m.Add(revisits == fills - distinct)
-                refill_words = b.product([revisits, parent], ub, f"rw{l}")
-                writes[a][X].append(visits_words)
-                reads[a][X].append(refill_words)
-                if l < K:
-                    writes[l][X].append(refill_words)
-                    reads[l][X].append(b.product([fills, child], ub, f"dr{l}"))
+                revisits = m.NewIntVar(0, b.upper(E) - 1, b.name(f"rv{l}"))
+                b.uppers[revisits.Index()] = b.upper(E) - 1
+                m.Add(revisits == E - 1)
+            refill = b.product([revisits, parent], INT_LIMIT, f"rw{l}")
+            writes[a][X].append(b.product([E, parent], INT_LIMIT, f"vw{l}"))
+            reads[a][X].append(refill)
+            if l < K:
+                writes[l][X].append(refill)
+                reads[l][X].append(b.product([E, child], INT_LIMIT, f"dr{l}"))
 
     def weighted(items: list, weight: int) -> tuple[list, list, int]:
         """Variables, coefficients and constant of ``weight * sum(items)``."""
