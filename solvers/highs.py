@@ -26,6 +26,7 @@ def solve_highs(
     time_limit: float,
     integral_objective: bool = True,
     threads: int = 0,
+    extra_options: dict | None = None,
 ) -> SolverOutcome:
     """Solve to a zero gap.  With an integer-valued objective an absolute gap
     just under one unit already proves optimality, which spares HiGHS from
@@ -33,6 +34,7 @@ def solve_highs(
     options = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.999 if integral_objective else 0.0}
     if threads:
         options["threads"] = threads
+    options.update(extra_options or {})
     solver = SolverFactory("highs")
     start = time.perf_counter()
     results = solver.solve(

@@ -167,7 +167,9 @@ def build_multilevel_milp(problem: MultiLevelProblem):
         tables = [table(d, lambda r: r[K] * r[K + 1]) for d in words.spatial]
         for h in words.halos:
             tables.append(pair_table(h.axis, lambda rp, rw, h=h: halo_value(problem, h, rp, rw)))
-        return chains.product(words.const, tables, exact=exact)
+        # the tensor-size constant stays out of the chain (it goes into the objective's
+        # coefficient), which keeps every big-M within floating-point reach
+        return chains.product(1, tables, exact=exact)
 
     def times_refetch(base, upper, l, X):
         z, zu = base, upper
@@ -204,21 +206,22 @@ def build_multilevel_milp(problem: MultiLevelProblem):
     writes = [{X: [] for X in TENSORS} for _ in range(K)]
     for b in boundaries(problem):
         X, l, a = b.tensor, b.level, b.parent
+        cp, cc = b.parent_words.const, b.child_words.const
         if X != "outputs":
             base, upper = words_expr(b.parent_words, exact=False)
-            reads[a][X].append((1, times_refetch(base, upper, l, X)))
+            reads[a][X].append((cp, times_refetch(base, upper, l, X)))
             if l < K:
                 base, upper = words_expr(b.child_words, exact=False)
-                writes[l][X].append((1, times_refetch(base, upper, l, X)))
+                writes[l][X].append((cc, times_refetch(base, upper, l, X)))
         else:
             base, upper = words_expr(b.parent_words, exact=True)
-            total = times_refetch(base, upper, l, X)
-            writes[a][X].append((1, total))
-            reads[a][X] += [(1, total), (-1, base)]
+            total_words = times_refetch(base, upper, l, X)
+            writes[a][X].append((cp, total_words))
+            reads[a][X] += [(cp, total_words), (-cp, base)]
             if l < K:
-                writes[l][X] += [(1, total), (-1, base)]
+                writes[l][X] += [(cp, total_words), (-cp, base)]
                 child, cu = (base, upper) if b.child_words == b.parent_words else words_expr(b.child_words, False)
-                reads[l][X].append((1, times_refetch(child, cu, l, X)))
+                reads[l][X].append((cc, times_refetch(child, cu, l, X)))
 
     def total(items, weight):
         return sum(weight * c * e for c, e in items)
@@ -260,5 +263,8 @@ def decode_milp(problem: MultiLevelProblem, m, rows):
 
 def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float):
     m, rows, scale, constant = build_multilevel_milp(problem)
-    outcome = solve_highs(m, lambda model: decode_milp(problem, model, rows), time_limit, integral_objective=True)
+    # big-M rows multiply HiGHS' integrality tolerance by large constants: tighten it
+    tight = {"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9}
+    outcome = solve_highs(m, lambda model: decode_milp(problem, model, rows), time_limit, integral_objective=True,
+                          extra_options=tight)
     return outcome, scale, constant
