@@ -27,6 +27,7 @@ from .formulations.tiling.problem import LOOP_DIMS, TilingProblem
 from .formulations.tiling.solve import METHODS
 from .formulations.tiling.space import CANONICAL_ORDER
 from .instances import InstanceError, Issue, line_of, load, load_text
+from .multilevel_instances import MultiLevelNetwork
 from .report import RESULT_FORMAT, Report, solve_and_certify
 from .units import format_bytes, format_count
 from .validation.bounds import tiling_bounds
@@ -205,6 +206,8 @@ def solve(
 ) -> None:
     """Find the optimal mapping of an instance and certify it."""
     problem = _load(file)
+    if isinstance(problem, MultiLevelNetwork):
+        _solve_network(problem, method, time_limit, as_json, output, force)
     if isinstance(problem, MultiLevelProblem):
         _solve_multilevel(problem, method, time_limit, as_json, output, force, functional)
     if not isinstance(problem, TilingProblem):
@@ -433,6 +436,69 @@ def _solve_multilevel(problem, method, time_limit, as_json, output, force, funct
         if output is not None:
             out.print(f"result saved to {output}")
     raise _Exit(_exit_code(report.status))
+
+
+def _solve_network(net, method, time_limit, as_json, output, force) -> None:
+    """Solve each distinct layer once, with progress, then one table and one file."""
+    from rich.progress import Progress
+
+    from .formulations.tiling.multilevel_solve import MULTILEVEL_METHODS
+    from .multilevel_report import solve_multilevel_instance
+
+    _check_solve_options(method, MULTILEVEL_METHODS, time_limit, output, force)
+    reports = []
+    show = sys.stderr.isatty() and not as_json
+    with Progress(console=err, transient=True, disable=not show) as progress:
+        task = progress.add_task(f"{net.network}: solving", total=len(net.layers))
+        for item in net.layers:
+            progress.update(task, description=f"{net.network}: {item.problem.layer.name}")
+            reports.append(solve_multilevel_instance(item.problem, method, time_limit, functional=False))
+            progress.advance(task)
+    rows = []
+    totals = {"objective": 0.0, "wall_time_s": 0.0, "proved": 0}
+    for item, report in zip(net.layers, reports, strict=True):
+        r = report.result
+        count = len(item.names)
+        rows.append({"layer": item.problem.layer.name, "same_shape": list(item.names), "count": count,
+                     "status": report.status, "objective": r.objective, "best_bound": r.best_bound,
+                     "gap": r.gap, "lower_bound": report.bounds.objective, "wall_time_s": round(r.wall_time_s, 3),
+                     "solution": None if r.mapping is None else r.mapping.to_dict(item.problem.hierarchy)})
+        totals["objective"] += (r.objective or 0.0) * count
+        totals["wall_time_s"] += r.wall_time_s
+        totals["proved"] += report.status == "optimal"
+    statuses = {row["status"] for row in rows}
+    status = "optimal" if statuses == {"optimal"} else "error" if "error" in statuses else \
+        "infeasible" if "infeasible" in statuses else "feasible"
+    first = net.layers[0].problem
+    data = {"status": status, "network": net.network, "hardware": first.hierarchy.name,
+            "objective_name": first.objective, "unit": reports[0].unit, "total_objective": totals["objective"],
+            "distinct_layers": len(rows), "proved": totals["proved"], "wall_time_s": round(totals["wall_time_s"], 3),
+            "layers": rows}
+    if output is not None:
+        try:
+            output.write_text(yaml.safe_dump(json.loads(json.dumps(data, default=_plain)), sort_keys=False))
+        except OSError as exc:
+            _fail_input([f"{output}: cannot write: {exc.strerror or exc}"])
+    if as_json:
+        print(json.dumps(data, indent=2, default=_plain))
+        raise _Exit(_exit_code(status))
+    out.print(f"[bold]{net.network}[/] on [bold]{first.hierarchy.name}[/], objective {first.objective} "
+              f"({reports[0].unit}); each distinct layer solved once")
+    table = Table(show_edge=False)
+    for col in ("layer", "x", "status", "objective", "gap", "to bound", "time"):
+        table.add_column(col, justify="left" if col in ("layer", "status") else "right")
+    for row, report in zip(rows, reports, strict=True):
+        table.add_row(row["layer"], str(row["count"]), row["status"],
+                      "-" if row["objective"] is None else f"{row['objective']:,.0f}",
+                      "-" if row["gap"] is None else f"{100 * row['gap']:.1f}%",
+                      "-" if report.gap_to_bound() is None else f"{100 * report.gap_to_bound():.0f}%",
+                      f"{row['wall_time_s']:.1f} s")
+    _show(table)
+    out.print(f"total {totals['objective']:,.0f} {reports[0].unit} over {sum(r['count'] for r in rows)} layers; "
+              f"{totals['proved']}/{len(rows)} distinct layers proved optimal in {totals['wall_time_s']:.0f} s")
+    if output is not None:
+        out.print(f"result saved to {output}")
+    raise _Exit(_exit_code(status))
 
 
 def _render_multilevel(report) -> None:

@@ -9,10 +9,12 @@ two-level instances of the foundation keep loading as before.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
 
+from . import workload_library
 from .formulations.tiling.multilevel import MultiLevelProblem
 from .formulations.tiling.problem import SolverSettings
 from .hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, hierarchy_presets
@@ -116,8 +118,47 @@ def build_hierarchy(raw: Any, where: _Located, path: tuple) -> Hierarchy | None:
         return None
 
 
-def build_multilevel(data: dict, where: _Located, label: str) -> MultiLevelProblem | None:
+@dataclass(frozen=True)
+class NetworkLayer:
+    """One distinct layer shape of a network and the layers that share it."""
+
+    problem: MultiLevelProblem
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MultiLevelNetwork:
+    """A whole network on one hierarchy: each distinct layer is solved once."""
+
+    network: str
+    layers: tuple[NetworkLayer, ...]
+    source: str
+
+
+def _network_layers(network: str, hierarchy: Hierarchy, spec: "MultiLevelSpec", where: _Located,
+                    label: str) -> MultiLevelNetwork | None:
+    groups: dict[tuple, list] = {}
+    for name in workload_library.compute_layers(network):
+        layer = _build_layer(f"{network}.{name}", where, ("workload",))
+        if layer is None:
+            return None
+        key = (layer.N, layer.M, layer.C, layer.P, layer.Q, layer.R, layer.S, layer.stride, layer.dilation,
+               layer.groups, layer.op)
+        groups.setdefault(key, [layer, []])[1].append(layer.name)
+    solver = SolverSettings(spec.solver.method, spec.solver.time_limit, spec.solver.workers)
+    layers = tuple(NetworkLayer(MultiLevelProblem(layer, hierarchy, spec.objective, solver, label), tuple(names))
+                   for layer, names in groups.values())
+    return MultiLevelNetwork(network, layers, label)
+
+
+def build_multilevel(data: dict, where: _Located, label: str) -> MultiLevelProblem | MultiLevelNetwork | None:
     spec = _validate(MultiLevelSpec, data, where, (), "an instance mapping")
+    workload = data.get("workload")
+    if isinstance(workload, str) and workload in workload_library.networks():
+        hierarchy = build_hierarchy(data["hardware"], where, ("hardware",)) if data.get("hardware") is not None else None
+        if where.issues or spec is None or hierarchy is None:
+            return None
+        return _network_layers(workload, hierarchy, spec, where, label)
     layer = _build_layer(data["workload"], where, ("workload",)) if data.get("workload") is not None else None
     hierarchy = build_hierarchy(data["hardware"], where, ("hardware",)) if data.get("hardware") is not None else None
     if spec is not None and spec.space.get("tiles", "divisors") != "divisors":

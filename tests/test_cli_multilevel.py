@@ -45,3 +45,20 @@ def test_bad_hierarchy_is_reported_with_lines(tmp_path):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "colour: unknown field" in done.stderr and "array.rows" in done.stderr
+
+
+def test_whole_network_solves_each_distinct_layer_once(tmp_path):
+    instance = tmp_path / "net.yaml"
+    instance.write_text("family: tiling\nworkload: alexnet\nhardware: chen2020-3level\n"
+                        "objective: offchip_traffic\nsolver: {method: cpsat, time_limit: 3}\n")
+    result = tmp_path / "out.yaml"
+    done = run("solve", str(instance), "--json", "-o", str(result))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    names = [n for row in data["layers"] for n in row["same_shape"]]
+    assert len(names) == len(set(names)) == sum(row["count"] for row in data["layers"])
+    assert data["total_objective"] == sum(row["objective"] * row["count"] for row in data["layers"])
+    assert all(row["objective"] >= row["lower_bound"] for row in data["layers"])
+    assert result.exists()
+    again = run("solve", str(instance), "-o", str(result))
+    assert again.returncode == 2 and "not overwritten" in again.stderr
