@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 from mapcert import workload_library
 from mapcert.formulations.tiling.multilevel import MultiLevelProblem
