@@ -337,6 +337,92 @@ def compare(
 
 
 @app.command()
+def plot(
+    file: Path = typer.Argument(..., help="A multi-level tiling instance: one layer, or a whole network."),
+    output: Path = typer.Option(Path("mapcert_plot.png"), "--output", "-o", help="Picture to write (PNG, SVG, PDF)."),
+    sizes: Optional[str] = typer.Option(None, "--sizes",
+                                        help="One layer: comma-separated capacities of the swept level "
+                                             "(default: 1/8x to 4x of its size)."),
+    level: Optional[str] = typer.Option(None, "--level", help="One layer: the level to sweep (default: the largest shared on-chip level)."),
+    time_limit: float = typer.Option(30.0, "--time-limit", "-t", help="Seconds for CP-SAT per point or layer."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
+) -> None:
+    """Draw the objective against buffer size (one layer) or each heuristic's gap per layer (a network)."""
+    from rich.progress import Progress
+
+    from . import plots
+    from .multilevel_report import UNITS
+    from .units import parse_bytes
+
+    problem = _load(file)
+    if not isinstance(problem, (MultiLevelProblem, MultiLevelNetwork)):
+        _fail_input([f"{file}:1: hardware: `mapcert plot` draws multi-level tiling instances "
+                     "(a hierarchy preset such as eyeriss, or levels with an array)"])
+    if output.exists() and not force:
+        _fail_input([f"{output}: exists; not overwritten (use --force to replace it)"])
+    if time_limit <= 0:
+        _fail_input([f"--time-limit: must be positive, got {time_limit}"])
+    show = sys.stderr.isatty()
+    if isinstance(problem, MultiLevelNetwork):
+        from .formulations.tiling.multilevel_cost import evaluate_multilevel
+        from .formulations.tiling.multilevel_solve import solve_multilevel
+        from .solvers.multilevel_heuristics import HEURISTICS
+
+        names, gaps = [], {name: [] for name in HEURISTICS}
+        with Progress(console=err, transient=True, disable=not show) as progress:
+            task = progress.add_task("solving", total=len(problem.layers))
+            for item in problem.layers:
+                p = item.problem
+                result = solve_multilevel(p, "cpsat", time_limit)
+                names.append(p.layer.name)
+                for name, heuristic in HEURISTICS.items():
+                    mapping = heuristic(p)
+                    value = evaluate_multilevel(p, mapping).objective(p.objective) if mapping is not None else None
+                    ok = value is not None and result.status == "optimal" and result.objective
+                    gaps[name].append((value - result.objective) / result.objective if ok else None)
+                progress.advance(task)
+        first = problem.layers[0].problem
+        plots.plot_network_gaps(problem.network, names, gaps, output,
+                                f"{problem.network} on {first.hierarchy.name}: heuristic gap to the optimum "
+                                f"({first.objective})")
+        out.print(f"wrote {output} ({len(names)} distinct layers; layers not proved within the limit have no bars)")
+        raise _Exit(EXIT_OK)
+    hier = problem.hierarchy
+    shared = [i for i, lv in enumerate(hier.levels) if i > 0 and not lv.per_pe]
+    candidates = {lv.name: i for i, lv in enumerate(hier.levels) if i > 0}
+    if level is not None and level not in candidates:
+        _fail_input([f"--level: {level!r} is not an on-chip level; choose one of {', '.join(candidates)}"])
+    if level is None and not shared:
+        _fail_input(["--level: the hierarchy has no shared on-chip level; name one with --level"])
+    index = candidates[level] if level is not None else max(
+        shared, key=lambda i: hier.levels[i].capacity_bits or sum((hier.levels[i].partition_bits or {}).values()))
+    chosen = hier.levels[index]
+    current = chosen.capacity_bits or sum(chosen.partition_bits.values())
+    if sizes:
+        try:
+            sizes_bits = [parse_bytes(x.strip()) * 8 for x in sizes.split(",") if x.strip()]
+        except ValueError as exc:
+            _fail_input([f"--sizes: {exc}"])
+    else:
+        sizes_bits = [max(8, int(current * f)) for f in (0.125, 0.25, 0.5, 1, 2, 4)]
+    with Progress(console=err, transient=True, disable=not show) as progress:
+        task = progress.add_task(f"sweeping {chosen.name}", total=len(sizes_bits))
+        rows = plots.sweep(problem, index, sizes_bits, time_limit, progress=lambda: progress.advance(task))
+    unit = hier.energy_unit if problem.objective == "energy" else UNITS.get(problem.objective, "")
+    plots.plot_sweep(problem, index, rows, unit, output)
+    table = Table(show_edge=False)
+    table.add_column(f"{chosen.name} size", justify="right")
+    table.add_column("optimum", justify="right")
+    table.add_column("lower bound", justify="right")
+    for bits, value, proved, bound, _ in rows:
+        table.add_row(format_bytes(bits / 8), "-" if value is None else f"{value:,.0f}" + ("" if proved else " (best)"),
+                      f"{bound:,.0f}")
+    _show(table)
+    out.print(f"wrote {output}")
+    raise _Exit(EXIT_OK)
+
+
+@app.command()
 def presets() -> None:
     """List the named networks (layers usable as `workload: net.layer`) and hardware."""
     from . import workload_library
