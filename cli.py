@@ -301,11 +301,15 @@ def compare(
                                           help="Comma-separated methods (default: every exact method and heuristic of the family)."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", "-t", help="Seconds for each exact method."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with one row per method."),
+    mapping: Optional[list[Path]] = typer.Option(None, "--mapping",
+                                                 help="Your own mapping (YAML: a mapping, or a result of "
+                                                      "`mapcert solve -o`), scored beside the others; repeatable."),
 ) -> None:
     """Run every method on one instance and score each against the certified optimum."""
     from .comparison import available_methods, compare as run_compare
 
     problem = _load(file)
+    user_mappings = {f"mapping: {path.name}": _read_user_mapping(problem, path) for path in mapping or []}
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     unknown = [m for m in chosen or [] if m not in available_methods(problem)]
     if unknown:
@@ -313,7 +317,7 @@ def compare(
     if time_limit is not None and time_limit <= 0:
         _fail_input([f"--time-limit: must be positive, got {time_limit}"])
     with _spinner(as_json):
-        result = run_compare(problem, chosen, time_limit)
+        result = run_compare(problem, chosen, time_limit, user_mappings)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, default=_plain))
     else:
@@ -420,6 +424,31 @@ def plot(
     _show(table)
     out.print(f"wrote {output}")
     raise _Exit(EXIT_OK)
+
+
+def _read_user_mapping(problem, path: Path):
+    """A tiling mapping from YAML, or a clear exit 2 naming what is wrong."""
+    from .formulations.tiling.multilevel import MultiLevelMapping
+    from .formulations.tiling.problem import Mapping
+
+    if not isinstance(problem, (TilingProblem, MultiLevelProblem)):
+        _fail_input(["--mapping: user mappings are scored for the tiling family only"])
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        _fail_input([f"{path}: cannot read: {exc.strerror or exc}"])
+    except yaml.YAMLError as exc:
+        _fail_input([f"{path}:1: (yaml): not valid YAML: {exc}"])
+    if isinstance(data, dict) and isinstance(data.get("solution"), dict):
+        data = data["solution"]
+    if isinstance(data, dict) and isinstance(data.get("mapping"), dict):
+        data = data["mapping"]
+    try:
+        if isinstance(problem, MultiLevelProblem):
+            return MultiLevelMapping.from_dict(data, problem.hierarchy, problem.layer)
+        return Mapping.from_dict(data, problem.layer)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        _fail_input([f"{path}:1: mapping: {exc}"])
 
 
 @app.command()

@@ -90,8 +90,10 @@ def available_methods(instance) -> tuple[str, ...]:
     return _exact_methods(instance) + tuple(_heuristics(instance))
 
 
-def compare(instance, methods: list[str] | None = None, time_limit: float | None = None) -> Comparison:
-    """Run ``methods`` (default: all of the family) and score them."""
+def compare(instance, methods: list[str] | None = None, time_limit: float | None = None,
+            user_mappings: dict | None = None) -> Comparison:
+    """Run ``methods`` (default: all of the family) and score them, with the
+    user's own mappings (label -> mapping) scored beside them."""
     if not methods:
         methods = list(available_methods(instance))
         if isinstance(instance, PairingInstance) and instance.problem.filters > BLOSSOM_LIMIT:
@@ -120,6 +122,10 @@ def compare(instance, methods: list[str] | None = None, time_limit: float | None
             status, value, note = _run_heuristic(instance, method)
             kind = "heuristic"
         comparison.rows.append(Row(method, kind, status, value, time.perf_counter() - start, note=note))
+    for label, mapping in (user_mappings or {}).items():
+        start = time.perf_counter()
+        status, value, note = _score_user_mapping(instance, mapping)
+        comparison.rows.append(Row(label, "user", status, value, time.perf_counter() - start, note=note))
     proved = {r.objective for r in comparison.rows if r.kind in ("exact", "check") and r.status == "optimal"}
     if len(proved) > 1:
         comparison.message = f"exact methods disagree: {sorted(proved)}"
@@ -179,3 +185,16 @@ def _run_heuristic(instance, method: str):
     if method == "none":
         return "baseline", metrics.distortion, "no pairing: no distortion, no capacity gain"
     return "feasible", metrics.distortion, f"{metrics.density_gain:.2f}x density"
+
+
+def _score_user_mapping(instance, mapping):
+    """A mapping the user brought, scored by the family's ``evaluate``."""
+    if isinstance(instance, MultiLevelProblem):
+        metrics = evaluate_multilevel(instance, mapping)
+        value = metrics.objective(instance.objective)
+    else:
+        metrics = evaluate_mapping(instance, mapping)
+        value = metrics.objective
+    if not metrics.fits:
+        return "infeasible", value, "does not fit the hardware"
+    return "feasible", value, ""

@@ -62,3 +62,17 @@ def test_whole_network_solves_each_distinct_layer_once(tmp_path):
     assert result.exists()
     again = run("solve", str(instance), "-o", str(result))
     assert again.returncode == 2 and "not overwritten" in again.stderr
+
+
+def test_compare_scores_a_users_mapping(tmp_path):
+    saved = tmp_path / "result.yaml"
+    assert run("solve", str(EXAMPLE), "-o", str(saved)).returncode == 0
+    done = run("compare", str(EXAMPLE), "--methods", "cpsat", "--mapping", str(saved), "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {r["method"]: r for r in json.loads(done.stdout)["rows"]}
+    assert rows["mapping: result.yaml"]["kind"] == "user"
+    assert rows["mapping: result.yaml"]["gap"] == 0.0
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("levels: [1, 2]\n")
+    bad = run("compare", str(EXAMPLE), "--mapping", str(broken))
+    assert bad.returncode == 2 and "3 levels" in bad.stderr and "Traceback" not in bad.stderr
