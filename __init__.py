@@ -26,12 +26,19 @@ __version__ = "0.1.0"
 
 def solve(problem, method: str | None = None, time_limit: float | None = None, functional: bool = True):
     """Solve an instance (a problem, a loaded instance or a YAML path) and
-    certify the answer.  Tiling gives a Report; the PIM families give a
-    CrossbarReport or PairingReport (pim_reports.py)."""
+    certify the answer.  Two-level tiling gives a Report, a memory hierarchy
+    with a PE array a MultiLevelReport (multilevel_report.py); the PIM
+    families give a CrossbarReport or PairingReport (pim_reports.py)."""
     if isinstance(problem, (str, Path)):
         problem = load(problem)
     if isinstance(problem, TilingProblem):
         return solve_and_certify(problem, method, time_limit, functional=functional)
+    from .formulations.tiling.multilevel import MultiLevelProblem
+
+    if isinstance(problem, MultiLevelProblem):
+        from .multilevel_report import solve_multilevel_instance
+
+        return solve_multilevel_instance(problem, method, time_limit, functional=functional)
     from .pim_instances import CrossbarInstance, PairingInstance
     from .pim_reports import solve_crossbar_instance, solve_pairing_instance
 

@@ -50,11 +50,12 @@ def main() -> int:
         print(f"\n{args.network} on {preset}, objective {args.objective}, limit {args.time_limit:g} s", flush=True)
         print(f"{'layer':30s} {'x':>3s} {'status':>8s} {'objective':>14s} {'cpsat s':>8s} {'/bound':>7s} "
               + " ".join(f"{n[:14]:>14s}" for n in names), flush=True)
-        times, gaps, proved, total = [], {n: [] for n in names}, 0, 0.0
+        times, gaps, proved, total, once = [], {n: [] for n in names}, 0, 0.0, 0.0
         for layer, count in distinct_layers(args.network):
             problem = MultiLevelProblem(layer, hierarchy, objective=args.objective)
             result = solve_multilevel(problem, "cpsat", args.time_limit)
             total += result.wall_time_s * count
+            once += result.wall_time_s
             if result.objective is None:
                 print(f"{layer.name:30s} {count:3d} {result.status:>8s} {'-':>14s} {result.wall_time_s:8.2f}", flush=True)
                 continue
@@ -78,7 +79,8 @@ def main() -> int:
                   f"{result.objective / bound:7.2f} " + " ".join(cells), flush=True)
         layers = len(distinct_layers(args.network))
         print(f"summary {preset}: {proved}/{layers} distinct layers proved; CP-SAT median "
-              f"{statistics.median(times):.2f} s, whole network {total:.0f} s (each layer once per occurrence)")
+              f"{statistics.median(times):.2f} s; whole network {once:.0f} s solving each distinct layer once "
+              f"(as `mapcert solve` does), {total:.0f} s solving every layer")
         for name in names:
             if gaps[name]:
                 print(f"  {name:20s} gap median {100 * statistics.median(gaps[name]):6.1f}%  "
