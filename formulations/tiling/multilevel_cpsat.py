@@ -213,6 +213,17 @@ def build_multilevel_cpsat(problem: MultiLevelProblem):
 
     free_flags: dict = {}
     row_index = {d: b.linear(list(range(len(rows[d]))), x[d], f"row_{d}") for d in DIMS}
+    if _axes_symmetric(layer):
+        # swapping the roles of (P, R) and (Q, S) maps a mapping to one of equal cost:
+        # keep the lexicographically smaller of the two
+        iP, iQ, iR, iS = (row_index[d] for d in ("P", "Q", "R", "S"))
+        if not (isinstance(iP, int) or isinstance(iQ, int)):
+            m.Add(iP <= iQ)
+            if not (isinstance(iR, int) or isinstance(iS, int)):
+                same = m.NewBoolVar("same_PQ_row")
+                m.Add(iP == iQ).OnlyEnforceIf(same)
+                m.Add(iP != iQ).OnlyEnforceIf(same.Not())
+                m.Add(iR <= iS).OnlyEnforceIf(same)
 
     def halo_var(h):
         window = "R" if h.axis == "P" else "S"
@@ -320,6 +331,13 @@ def build_multilevel_cpsat(problem: MultiLevelProblem):
         scale, constant = 1, 0
         m.Minimize(latency)
     return b, rows, x, o, scale, constant
+
+
+def _axes_symmetric(layer) -> bool:
+    """Whether the vertical and horizontal axes are interchangeable: equal
+    output and filter extents, strides and dilations."""
+    return (layer.P == layer.Q and layer.R == layer.S and layer.stride[0] == layer.stride[1]
+            and layer.dilation[0] == layer.dilation[1])
 
 
 def decode(problem: MultiLevelProblem, rows, x, o, solver: cp_model.CpSolver):
