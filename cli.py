@@ -330,12 +330,16 @@ def compare(
             out.print(f"[bold red]{result.message}[/]")
         table = Table(show_edge=False)
         gap_title = "gap to optimum" if result.optimum is not None or result.lower_bound is None else "gap to bound"
-        for col in ("method", "kind", "status", "objective", gap_title, "time", "note"):
+        functional = any(row.functional is not None for row in result.rows)
+        columns = ["method", "kind", "status", "objective", gap_title, "time"] + (["functional"] if functional else [])
+        for col in columns + ["note"]:
             table.add_column(col, justify="right" if col in ("objective", gap_title, "time") else "left")
         for row in result.rows:
-            table.add_row(row.method, row.kind, row.status,
-                          "-" if row.objective is None else f"{row.objective:,.0f}",
-                          "-" if row.gap is None else f"{100 * row.gap:.1f}%", f"{row.wall_time_s:.2f} s", row.note[:50])
+            cells = [row.method, row.kind, row.status, "-" if row.objective is None else f"{row.objective:,.0f}",
+                     "-" if row.gap is None else f"{100 * row.gap:.1f}%", f"{row.wall_time_s:.2f} s"]
+            if functional:
+                cells.append(row.functional or "-")
+            table.add_row(*cells, row.note[:50])
         _show(table)
     raise _Exit(_exit_code(result.status))
 

@@ -38,6 +38,9 @@ class Row:
     wall_time_s: float
     gap: float | None = None
     note: str = ""
+    functional: str | None = None
+    """Multi-level tiling: whether the cycle-level functional model ran the
+    row's mapping and its outputs and counts matched (None for other families)."""
 
 
 @dataclass
@@ -116,16 +119,20 @@ def compare(instance, methods: list[str] | None = None, time_limit: float | None
     for method in methods:
         start = time.perf_counter()
         if method in _exact_methods(instance):
-            status, value, note = _run_exact(instance, method, time_limit)
+            status, value, note, mapping = _padded(_run_exact(instance, method, time_limit))
             kind = "check" if method == "blossom" else "exact"
         else:
-            status, value, note = _run_heuristic(instance, method)
+            status, value, note, mapping = _padded(_run_heuristic(instance, method))
             kind = "heuristic"
-        comparison.rows.append(Row(method, kind, status, value, time.perf_counter() - start, note=note))
+        row = Row(method, kind, status, value, time.perf_counter() - start, note=note)
+        row.functional = _functional_check(instance, mapping)
+        comparison.rows.append(row)
     for label, mapping in (user_mappings or {}).items():
         start = time.perf_counter()
-        status, value, note = _score_user_mapping(instance, mapping)
-        comparison.rows.append(Row(label, "user", status, value, time.perf_counter() - start, note=note))
+        status, value, note, checked = _score_user_mapping(instance, mapping)
+        row = Row(label, "user", status, value, time.perf_counter() - start, note=note)
+        row.functional = _functional_check(instance, checked)
+        comparison.rows.append(row)
     proved = {r.objective for r in comparison.rows if r.kind in ("exact", "check") and r.status == "optimal"}
     if len(proved) > 1:
         comparison.message = f"exact methods disagree: {sorted(proved)}"
@@ -148,7 +155,7 @@ def _run_exact(instance, method: str, time_limit: float | None):
         result = solve_multilevel(instance, method, time_limit)
         note = result.message if result.status != "feasible" or result.gap is None else \
             f"gap {100 * result.gap:.1f}% to the solver's bound"
-        return result.status, result.objective, note
+        return result.status, result.objective, note, result.mapping
     if isinstance(instance, TilingProblem):
         result = solve_tiling(instance, method, time_limit)
         return result.status, result.objective, result.message
@@ -166,11 +173,11 @@ def _run_heuristic(instance, method: str):
     if isinstance(instance, MultiLevelProblem):
         mapping = MULTILEVEL_HEURISTICS[method](instance)
         if mapping is None:
-            return "infeasible", None, "found no mapping that fits"
+            return "infeasible", None, "found no mapping that fits", None
         metrics = evaluate_multilevel(instance, mapping)
         if not metrics.fits:
-            return "infeasible", None, "its mapping does not fit"
-        return "feasible", metrics.objective(instance.objective), ""
+            return "infeasible", None, "its mapping does not fit", None
+        return "feasible", metrics.objective(instance.objective), "", mapping
     if isinstance(instance, TilingProblem):
         mapping = TILING_HEURISTICS[method](instance)
         if mapping is None:
@@ -196,5 +203,27 @@ def _score_user_mapping(instance, mapping):
         metrics = evaluate_mapping(instance, mapping)
         value = metrics.objective
     if not metrics.fits:
-        return "infeasible", value, "does not fit the hardware"
-    return "feasible", value, ""
+        return "infeasible", value, "does not fit the hardware", None
+    return "feasible", value, "", mapping
+
+
+def _padded(answer: tuple) -> tuple:
+    """(status, value, note, mapping): families without a functional check give no mapping."""
+    return answer if len(answer) == 4 else (*answer, None)
+
+
+def _functional_check(instance, mapping) -> str | None:
+    if not isinstance(instance, MultiLevelProblem):
+        return None
+    if mapping is None:
+        return "-"
+    from .hardware.functional.multilevel import run_multilevel
+    from .multilevel_report import FUNCTIONAL_LIMIT
+
+    metrics = evaluate_multilevel(instance, mapping)
+    steps = metrics.compute_cycles * instance.hierarchy.pes
+    if steps > FUNCTIONAL_LIMIT:
+        return f"not run ({steps:,} MAC steps)"
+    run = run_multilevel(instance, mapping, max_steps=FUNCTIONAL_LIMIT)
+    ok = run.outputs_match and run.reads == metrics.reads and run.writes == metrics.writes
+    return "passed" if ok else "FAILED"

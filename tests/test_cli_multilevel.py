@@ -35,6 +35,7 @@ def test_compare_scores_heuristics_against_the_optimum():
     assert rows["cpsat"]["objective"] == rows["enumerate"]["objective"] == data["optimum"]
     for name in ("random", "paper-dataflow", "greedy-largest-tile", "zigzag-orders"):
         assert rows[name]["objective"] >= data["optimum"]
+    assert all(row["functional"] == "passed" for row in rows.values())
 
 
 def test_bad_hierarchy_is_reported_with_lines(tmp_path):
