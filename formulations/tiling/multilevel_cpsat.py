@@ -102,10 +102,10 @@ class _Builder:
         return [value] if isinstance(value, int) else self.values[value.Index()]
 
 
-def build_multilevel_cpsat(problem: MultiLevelProblem):
+def build_multilevel_cpsat(problem: MultiLevelProblem, pes_exactly: int | None = None):
     """Build the model; returns (builder, choice Booleans, order Booleans, objective scale)."""
     if problem.objective not in CPSAT_OBJECTIVES:
-        raise ValueError(f"CP-SAT covers {', '.join(CPSAT_OBJECTIVES)}; use enumeration for {problem.objective}")
+        raise ValueError(f"the CP-SAT model covers {', '.join(CPSAT_OBJECTIVES)}; edp goes through solve_multilevel")
     b = _Builder(problem)
     m, K, pe, hier, layer = b.m, b.K, b.pe, b.hier, b.layer
     rows = {d: dim_choices(problem, d) for d in DIMS}
@@ -128,6 +128,8 @@ def build_multilevel_cpsat(problem: MultiLevelProblem):
     if not isinstance(cols_used, int):
         m.Add(cols_used <= hier.cols)
     pes_used = b.product(list(spatial.values()), hier.pes, "pes")
+    if pes_exactly is not None:  # the EDP search fixes the number of busy PEs, hence the compute cycles
+        m.Add(pes_used == pes_exactly)
 
     def tile_of(r, l, with_spatial_union):
         value = prod(r[j] for j in range(l, K))

@@ -58,6 +58,8 @@ def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_lim
         status = "optimal" if metrics.fits and math.isclose(value, found.objective, rel_tol=1e-9) else "error"
         return MultiLevelResult(status, method, found.mapping, metrics, value, value if status == "optimal" else None,
                                 found.wall_time_s, f"{found.points:,} factor combinations x group orders")
+    if method == "cpsat" and problem.objective == "edp":
+        return _edp_by_cpsat(problem, limit, workers, start)
     if method == "cpsat":
         builder, rows, x, o, scale, constant = build_multilevel_cpsat(problem)
         outcome = solve_cpsat(builder.m, lambda s: decode(problem, rows, x, o, s), limit, workers)
@@ -93,3 +95,67 @@ def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_lim
         status = "error"
     message = outcome.message if agrees else f"{method} claimed {claimed}, evaluate says {value}"
     return MultiLevelResult(status, method, outcome.values, metrics, value, bound, wall, message)
+
+
+def achievable_pe_counts(problem: MultiLevelProblem) -> list[int]:
+    """Every number of busy PEs some mapping can have (products of spatial factors)."""
+    from .multilevel import DIMS
+    from .multilevel_space import dim_choices
+
+    K = len(problem.hierarchy.levels)
+    counts = {1}
+    for d in DIMS:
+        factors = {int(r[K] * r[K + 1]) for r in dim_choices(problem, d)}
+        counts = {c * f for c in counts for f in factors if c * f <= problem.hierarchy.pes}
+    return sorted(counts, reverse=True)
+
+
+def _edp_by_cpsat(problem: MultiLevelProblem, limit: float, workers: int, start: float) -> MultiLevelResult:
+    """Energy-delay product by a parametric search over the compute latency.
+
+    Without bandwidth limits the latency is MACs / U cycles for U busy PEs,
+    so EDP = (MACs / U) * E(U), where E(U) is the least energy with exactly U
+    busy PEs. The unconstrained least energy E* bounds every E(U) from below.
+    Trying U from the largest down, the search stops once (MACs / U) * E*
+    reaches the best EDP found. The result is optimal when every E(U) it
+    needed was proved."""
+    from dataclasses import replace
+
+    hier = problem.hierarchy
+    if any(level.bandwidth for level in hier.levels):
+        return MultiLevelResult("error", "cpsat", None, None, None, None, time.perf_counter() - start,
+                                "the exact EDP search assumes no bandwidth limits; use enumerate or drop them")
+    energy_problem = replace(problem, objective="energy")
+    macs = problem.layer.macs
+    deadline = start + limit
+    overall = solve_multilevel(energy_problem, "cpsat", max(0.01, deadline - time.perf_counter()), workers)
+    if overall.mapping is None:
+        return replace(overall, method="cpsat", objective=None, best_bound=None)
+    floor = overall.best_bound if overall.best_bound is not None else 0.0
+    best, proved_all, tried = None, overall.status == "optimal", 0
+    for pes in achievable_pe_counts(problem):
+        cycles = -(-macs // pes)
+        if best is not None and cycles * floor >= best.objective:
+            break
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            proved_all = False
+            break
+        builder, rows, x, o, scale, constant = build_multilevel_cpsat(energy_problem, pes_exactly=pes)
+        outcome = solve_cpsat(builder.m, lambda s: decode(problem, rows, x, o, s), remaining, workers)
+        tried += 1
+        if outcome.infeasible:
+            continue
+        proved_all &= outcome.proved
+        if outcome.values is None:
+            continue
+        metrics = evaluate_multilevel(problem, outcome.values)
+        if metrics.fits and (best is None or metrics.edp < best.objective):
+            best = MultiLevelResult("feasible", "cpsat", outcome.values, metrics, metrics.edp, None, 0.0)
+    wall = time.perf_counter() - start
+    if best is None:
+        return MultiLevelResult("error", "cpsat", None, None, None, None, wall, "no mapping found within the limit")
+    status = "optimal" if proved_all else "feasible"
+    bound = best.objective if proved_all else floor * (-(-macs // hier.pes))
+    return MultiLevelResult(status, "cpsat", best.mapping, best.metrics, best.objective, bound, wall,
+                            f"parametric search over busy PEs: {tried} energy solves")
