@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/mapcert solve examples/vgg16_conv3_2_64KiB.yaml
+	$(BIN)/mapcert solve examples/resnet18_layer4_eyeriss.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -27,6 +28,7 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/tiling.py
+	$(BIN)/python benchmarks/tiling_onchip.py
 	$(BIN)/python benchmarks/pim.py
 	$(BIN)/python benchmarks/pairing_accuracy.py
 

@@ -477,6 +477,22 @@ def presets() -> None:
         levels = " > ".join(l["name"] + (f" {l['capacity']}" if "capacity" in l else "") for l in hw["levels"])
         table.add_row(name, levels, hw.get("source", ""))
     out.print(table)
+    from .hardware.hierarchy import hierarchy_presets
+
+    table = Table(title="memory hierarchies with a PE array", title_justify="left", show_edge=False)
+    for col in ("preset", "array", "levels", "source"):
+        table.add_column(col)
+    for name, hw in hierarchy_presets().items():
+        array = hw.get("array", {})
+        levels = " > ".join(
+            level["name"] + ("*" if level.get("per_pe") else "")
+            + (f" {level['capacity']}" if "capacity" in level else "")
+            + (f" {{{', '.join(level['holds'])}}}" if "holds" in level else "")
+            for level in hw["levels"])
+        table.add_row(name, f"{array.get('rows', 1)}x{array.get('cols', 1)}", levels,
+                      " ".join(str(hw.get("source", "")).split())[:60])
+    out.print(table)
+    out.print("(* private to each PE; {..} the tensors a level holds, the others bypass it)")
     from .hardware.pim import pim_presets
 
     table = Table(title="processing-in-memory chips", title_justify="left", show_edge=False)
