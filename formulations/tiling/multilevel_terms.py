@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from .multilevel import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelMapping, MultiLevelProblem, layer_extent
+from .multilevel import DIMS, REUSE_GROUPS, MultiLevelMapping, MultiLevelProblem
 from .multilevel_cost import window_rows
 
 TENSORS = ("inputs", "weights", "outputs")
@@ -119,14 +119,7 @@ def words_value(problem: MultiLevelProblem, words: Words, rows: dict[str, tuple]
 
 
 def mapping_rows(problem: MultiLevelProblem, mapping: MultiLevelMapping) -> dict[str, tuple]:
+    """A mapping as one factorization row per dimension (levels..., rows, cols)."""
     K = len(problem.hierarchy.levels)
     return {d: tuple(mapping.factor(l, d) for l in range(K))
             + (mapping.spatial_rows.get(d, 1), mapping.spatial_cols.get(d, 1)) for d in DIMS}
-
-
-def check_extents(problem: MultiLevelProblem, rows: dict[str, tuple]) -> None:
-    for d in DIMS:
-        assert prod(rows[d]) == layer_extent(problem.layer, d), d
-
-
-RELEVANT_TO = RELEVANT
