@@ -237,6 +237,8 @@ def bound(
 ) -> None:
     """Analytical lower bounds (off-chip traffic, pipeline period), without solving."""
     problem = _load(file)
+    if isinstance(problem, (MultiLevelProblem, MultiLevelNetwork)):
+        _bound_multilevel(problem, as_json)
     if not isinstance(problem, TilingProblem):
         _bound_pim(problem, as_json)
     bounds = tiling_bounds(problem)
@@ -250,6 +252,32 @@ def bound(
     for name, b in bounds.items():
         table.add_row(name, f"{b.bytes:,.0f}", format_count(b.bytes), "yes" if b.rigorous else "no", b.meaning)
     out.print(table)
+    raise _Exit(EXIT_OK)
+
+
+def _bound_multilevel(problem, as_json: bool) -> None:
+    from .multilevel_report import UNITS
+    from .validation.multilevel_bounds import multilevel_bounds
+
+    items = [item.problem for item in problem.layers] if isinstance(problem, MultiLevelNetwork) else [problem]
+    rows = []
+    for p in items:
+        b = multilevel_bounds(p)
+        rows.append({"layer": p.layer.name, **b.to_dict()})
+    if as_json:
+        print(json.dumps(rows if len(rows) > 1 else rows[0], indent=2))
+        raise _Exit(EXIT_OK)
+    first = items[0]
+    unit = first.hierarchy.energy_unit if first.objective in ("energy", "edp") else UNITS.get(first.objective, "")
+    table = Table(show_edge=False, title=f"lower bounds on {first.hierarchy.name}, objective {first.objective}",
+                  title_justify="left")
+    for col in ("layer", f"objective ({unit})", "array boundary (words)"):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for row in rows:
+        table.add_row(row["layer"], f"{row['objective']:,.0f}", f"{row['array_boundary_words']:,.0f}")
+    out.print(table)
+    out.print(f"objective: {rows[0]['objective_meaning']}; array boundary: words into and out of PE-private "
+              "storage, by the segment argument or the compulsory count")
     raise _Exit(EXIT_OK)
 
 
@@ -271,6 +299,10 @@ def verify(
     if isinstance(data, dict) and data.get("family") in ("crossbar", "pairing"):
         _fail_input([f"{result}:1: family: verify re-derives tiling results; for {data['family']} run "
                      f"`mapcert compare` on the instance, which re-proves the optimum with every exact method"])
+    if isinstance(data, dict) and "objective_name" in data and data.get("family") == "tiling":
+        _fail_input([f"{result}:1: family: verify re-derives two-level tiling results; for a memory hierarchy run "
+                     "`mapcert compare` on the instance (every exact method, the functional model on small "
+                     "layers), or score this result with `mapcert compare FILE --mapping RESULT`"])
     if not isinstance(data, dict) or data.get("format") != RESULT_FORMAT or "instance" not in data:
         _fail_input([f"{result}:1: format: not a mapcert result (expected format: {RESULT_FORMAT})"])
     try:
@@ -309,6 +341,9 @@ def compare(
     from .comparison import available_methods, compare as run_compare
 
     problem = _load(file)
+    if isinstance(problem, MultiLevelNetwork):
+        _fail_input([f"{file}:1: workload: `mapcert compare` takes one layer; for a whole network, "
+                     "`mapcert plot` draws every heuristic's gap per layer"])
     user_mappings = {f"mapping: {path.name}": _read_user_mapping(problem, path) for path in mapping or []}
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     unknown = [m for m in chosen or [] if m not in available_methods(problem)]
@@ -826,6 +861,16 @@ class _null:
         return False
 
 
+def _click_exceptions():
+    """click's exception classes: from click itself, or from the copy that
+    recent typer releases vendor as ``typer._click``."""
+    try:
+        import click
+    except ImportError:
+        from typer import _click as click
+    return click.exceptions
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status instead of raising."""
     try:
@@ -838,12 +883,11 @@ def main(argv: list[str] | None = None) -> int:
         err.print("aborted")
         return 130
     except Exception as exc:  # click usage errors and the unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.UsageError):
+        exceptions = _click_exceptions()
+        if isinstance(exc, exceptions.UsageError):
             exc.show()
             return EXIT_INPUT
-        if isinstance(exc, click.exceptions.ClickException):
+        if isinstance(exc, exceptions.ClickException):
             exc.show()
             return EXIT_INPUT
         if os.environ.get("MAPCERT_DEBUG"):

@@ -77,3 +77,24 @@ def test_compare_scores_a_users_mapping(tmp_path):
     broken.write_text("levels: [1, 2]\n")
     bad = run("compare", str(EXAMPLE), "--mapping", str(broken))
     assert bad.returncode == 2 and "3 levels" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bound_compare_and_verify_say_what_they_do_with_hierarchies(tmp_path):
+    done = run("bound", str(EXAMPLE), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["objective"] > 0
+    network = tmp_path / "net.yaml"
+    network.write_text("family: tiling\nworkload: resnet18\nhardware: eyeriss\n")
+    refused = run("compare", str(network))
+    assert refused.returncode == 2 and "mapcert plot" in refused.stderr
+    saved = tmp_path / "r.yaml"
+    assert run("solve", str(EXAMPLE), "-o", str(saved)).returncode == 0
+    verify = run("verify", str(saved))
+    assert verify.returncode == 2 and "--mapping" in verify.stderr and "Traceback" not in verify.stderr
+
+
+def test_usage_errors_exit_2_without_a_traceback():
+    for args in (("solve",), ("solve", str(EXAMPLE), "--no-such-option")):
+        done = run(*args)
+        assert done.returncode == 2, args
+        assert "Traceback" not in done.stderr and "Try 'mapcert solve --help'" in done.stderr
