@@ -97,4 +97,4 @@ def test_usage_errors_exit_2_without_a_traceback():
     for args in (("solve",), ("solve", str(EXAMPLE), "--no-such-option")):
         done = run(*args)
         assert done.returncode == 2, args
-        assert "Traceback" not in done.stderr and "Try 'mapcert solve --help'" in done.stderr
+        assert "Traceback" not in done.stderr and "solve --help' for help" in done.stderr
