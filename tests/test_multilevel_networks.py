@@ -1,0 +1,34 @@
+"""ResNet-18 on the Eyeriss-like preset, energy objective: CP-SAT proves
+every distinct conv layer, the optimum is above the rigorous bound, and every
+heuristic mapper lands at or above it (slow: about two minutes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mapcert.formulations.tiling.multilevel_cost import evaluate_multilevel
+from mapcert.formulations.tiling.multilevel_solve import solve_multilevel
+from mapcert.hardware.hierarchy import hierarchy_preset
+from mapcert.multilevel_instances import _network_layers, MultiLevelSpec
+from mapcert.instances import _Located
+from mapcert.solvers.multilevel_heuristics import HEURISTICS
+from mapcert.validation.multilevel_bounds import multilevel_bounds
+
+
+def resnet18_on_eyeriss():
+    spec = MultiLevelSpec(family="tiling", workload="resnet18", hardware="eyeriss", objective="energy")
+    net = _network_layers("resnet18", hierarchy_preset("eyeriss"), spec, _Located("resnet18"), "resnet18")
+    return [item.problem for item in net.layers]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("problem", resnet18_on_eyeriss(), ids=lambda p: p.layer.name)
+def test_resnet18_eyeriss_layers_are_proved(problem):
+    result = solve_multilevel(problem, "cpsat", time_limit=300)
+    assert result.status == "optimal", result.message
+    assert result.objective >= multilevel_bounds(problem).objective
+    assert result.metrics.array_boundary_words >= multilevel_bounds(problem).array_boundary_words
+    for name, heuristic in HEURISTICS.items():
+        mapping = heuristic(problem)
+        assert mapping is not None, name
+        assert evaluate_multilevel(problem, mapping).energy >= result.objective, name
