@@ -1,0 +1,82 @@
+"""Heuristic graph partitions, the baselines Cocco compares against.
+
+Each returns a list of blocks (node sets) that ``evaluate`` scores, or None
+when a single layer does not fit.
+
+* ``greedy_merge``: Halide-style pair merging. It starts from single layers
+  and repeatedly merges the two adjacent subgraphs whose union saves the
+  most external memory access. A merge must stay convex, fit, and keep the
+  subgraphs orderable. It stops when no merge saves anything.
+* ``depth_dp``: depth-ordered DP (Irregular-NN). It cuts the topological
+  order into contiguous segments, optimally, by DP over prefixes. A
+  contiguous segment of a topological order is always convex, and segments
+  in that order can always run one after another, so only connectivity and
+  fit are checked.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from ..formulations.partition.cost import ema_bytes, is_connected, is_convex, memory_bytes, quotient_is_acyclic
+from ..formulations.partition.graph import PartitionGraph
+
+
+def _fits(pg: PartitionGraph, nodes: frozenset, capacity: int) -> bool:
+    return memory_bytes(pg, nodes) <= capacity
+
+
+def greedy_merge(pg: PartitionGraph, capacity: int) -> list[frozenset] | None:
+    blocks = [frozenset([v]) for v in pg.order]
+    if not all(_fits(pg, b, capacity) for b in blocks):
+        return None
+    while True:
+        owner = {v: i for i, block in enumerate(blocks) for v in block}
+        pairs = {tuple(sorted((owner[u], owner[v]))) for u, v in pg.graph.edges if owner[u] != owner[v]}
+        best = None
+        for i, j in pairs:
+            union = blocks[i] | blocks[j]
+            gain = ema_bytes(pg, blocks[i]) + ema_bytes(pg, blocks[j]) - ema_bytes(pg, union)
+            if gain <= 0 or (best is not None and gain <= best[0]):
+                continue
+            if not (is_convex(pg, union) and _fits(pg, union, capacity)):
+                continue
+            merged = [b for k, b in enumerate(blocks) if k not in (i, j)] + [union]
+            if quotient_is_acyclic(pg, merged):
+                best = (gain, merged)
+        if best is None:
+            return blocks
+        blocks = best[1]
+
+
+def depth_dp(pg: PartitionGraph, capacity: int) -> list[frozenset] | None:
+    order = pg.order
+    n = len(order)
+    best: list[tuple[float, int] | None] = [None] * (n + 1)  # (cost, start of the last segment)
+    best[0] = (0.0, -1)
+    undirected = pg.graph.to_undirected(as_view=True)
+    for end in range(1, n + 1):
+        for start in range(end - 1, -1, -1):
+            if best[start] is None:
+                continue
+            segment = frozenset(order[start:end])
+            if not _fits(pg, segment, capacity):
+                if end - start > 1:
+                    continue
+                return None  # a single layer does not fit
+            if len(segment) > 1 and not nx.is_connected(undirected.subgraph(segment)):
+                continue
+            cost = best[start][0] + ema_bytes(pg, segment)
+            if best[end] is None or cost < best[end][0]:
+                best[end] = (cost, start)
+    if best[n] is None:
+        return None
+    blocks, end = [], n
+    while end > 0:
+        start = best[end][1]
+        blocks.append(frozenset(order[start:end]))
+        end = start
+    return blocks[::-1]
+
+
+PARTITION_HEURISTICS = {"greedy-merge": greedy_merge, "depth-dp": depth_dp}

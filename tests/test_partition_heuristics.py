@@ -1,0 +1,39 @@
+"""Partition heuristics: valid partitions, never better than the exact optimum."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+
+from mapcert.formulations.partition.cost import evaluate
+from mapcert.formulations.partition.exact import solve_partition
+from mapcert.formulations.partition.graph import from_network
+from mapcert.solvers.partition_heuristics import PARTITION_HEURISTICS
+
+from test_partition import small_dags
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(small_dags())
+def test_heuristics_are_valid_and_never_beat_the_optimum(case):
+    pg, capacity = case
+    exact = solve_partition(pg, capacity, "dp")
+    for name, heuristic in PARTITION_HEURISTICS.items():
+        blocks = heuristic(pg, capacity)
+        if exact.status == "infeasible":
+            continue
+        if blocks is None:
+            # only when a single layer does not fit, which makes the exact problem infeasible too
+            raise AssertionError(name)
+        metrics = evaluate(pg, blocks, capacity)
+        assert metrics.feasible, (name, metrics.violations)
+        assert metrics.ema_bytes >= exact.objective, name
+
+
+def test_heuristics_fuse_vgg16():
+    pg = from_network("vgg16")
+    capacity = 128 * 1024 * 1024
+    single = evaluate(pg, [frozenset([v]) for v in pg.graph.nodes], capacity).ema_bytes
+    optimum = solve_partition(pg, capacity, "dp").objective
+    for name, heuristic in PARTITION_HEURISTICS.items():
+        value = evaluate(pg, heuristic(pg, capacity), capacity).ema_bytes
+        assert optimum <= value <= single, name
