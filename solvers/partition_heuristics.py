@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from ..formulations.partition.cost import ema_bytes, is_connected, is_convex, memory_bytes, quotient_is_acyclic
+from ..formulations.partition.cost import ema_bytes, is_convex, memory_bytes, quotient_is_acyclic
 from ..formulations.partition.graph import PartitionGraph
 
 
