@@ -37,3 +37,29 @@ def test_heuristics_fuse_vgg16():
     for name, heuristic in PARTITION_HEURISTICS.items():
         value = evaluate(pg, heuristic(pg, capacity), capacity).ema_bytes
         assert optimum <= value <= single, name
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(small_dags())
+def test_coexploration_is_the_best_capacity_and_partition(case):
+    from mapcert.formulations.partition.coexplore import coexplore, design_cost
+    from test_partition import set_partitions
+
+    pg, capacity = case
+    capacities = [capacity // 4, capacity // 2, capacity, 2 * capacity]
+    result = coexplore(pg, capacities, alpha=0.5)
+    nodes = list(pg.graph.nodes)
+    best = None
+    for parts in set_partitions(nodes):
+        blocks = [frozenset(p) for p in parts]
+        for c in capacities:
+            metrics = evaluate(pg, blocks, c)
+            if metrics.feasible:
+                cost = design_cost(c, metrics.ema_bytes, alpha=0.5)
+                best = cost if best is None else min(best, cost)
+    if best is None:
+        assert result.status == "infeasible"
+        return
+    assert result.status == "optimal"
+    assert result.cost == best
+    assert evaluate(pg, result.blocks, result.capacity).feasible

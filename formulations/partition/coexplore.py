@@ -1,0 +1,76 @@
+"""Partition and on-chip memory capacity chosen together (Cocco's co-exploration).
+
+Cocco scores a design by ``BUF_SIZE + alpha * cost``: the buffer size in
+bytes plus alpha times the energy of the external memory accesses, in pJ.
+Its defaults are alpha = 0.002 and 12.5 pJ per DRAM bit. The capacity is
+picked from a list of candidates.
+
+For a fixed capacity, the best partition is the least-EMA one. So the joint
+optimum is the least, over the candidates, of the capacity plus alpha times
+that capacity's optimal EMA energy, and it is exact when each of those
+optima is proved. EMA can only fall as the capacity grows, so once
+``capacity + alpha * (EMA energy at the largest capacity)`` reaches the best
+cost found, no larger capacity can win, and the search stops there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .exact import solve_partition
+from .graph import PartitionGraph
+
+ALPHA = 0.002
+PJ_PER_BIT = 12.5
+
+
+def design_cost(capacity: int, ema_bytes: float, alpha: float = ALPHA, pj_per_bit: float = PJ_PER_BIT) -> float:
+    return capacity + alpha * ema_bytes * 8 * pj_per_bit
+
+
+@dataclass
+class CapacityPoint:
+    capacity: int
+    status: str
+    ema_bytes: int | None
+    cost: float | None
+
+
+@dataclass
+class CoexploreResult:
+    status: str                     # optimal | feasible | infeasible
+    capacity: int | None
+    blocks: list[frozenset] | None
+    ema_bytes: int | None
+    cost: float | None
+    points: list[CapacityPoint] = field(default_factory=list)
+
+
+def coexplore(pg: PartitionGraph, capacities: list[int], method: str = "dp", alpha: float = ALPHA,
+              pj_per_bit: float = PJ_PER_BIT, time_limit: float = 60.0) -> CoexploreResult:
+    capacities = sorted(set(capacities))
+    largest = solve_partition(pg, capacities[-1], method, time_limit)
+    if largest.status == "infeasible":
+        return CoexploreResult("infeasible", None, None, None, None,
+                               [CapacityPoint(capacities[-1], "infeasible", None, None)])
+    floor = largest.best_bound if largest.best_bound is not None else 0.0
+    best, proved, points = None, largest.status == "optimal", []
+    for capacity in capacities:
+        if best is not None and design_cost(capacity, floor, alpha, pj_per_bit) >= best[0]:
+            break
+        result = largest if capacity == capacities[-1] else solve_partition(pg, capacity, method, time_limit)
+        if result.status == "infeasible":
+            points.append(CapacityPoint(capacity, "infeasible", None, None))
+            continue
+        proved &= result.status == "optimal"
+        if result.blocks is None:
+            points.append(CapacityPoint(capacity, result.status, None, None))
+            continue
+        cost = design_cost(capacity, result.objective, alpha, pj_per_bit)
+        points.append(CapacityPoint(capacity, result.status, result.objective, cost))
+        if best is None or cost < best[0]:
+            best = (cost, capacity, result.blocks, result.objective)
+    if best is None:
+        return CoexploreResult("infeasible", None, None, None, None, points)
+    cost, capacity, blocks, ema = best
+    return CoexploreResult("optimal" if proved else "feasible", capacity, blocks, ema, cost, points)
