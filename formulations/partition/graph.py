@@ -65,8 +65,12 @@ class PartitionGraph:
 
 def from_network(name: str, act_bits: int = 8, weight_bits: int = 8) -> PartitionGraph:
     """The partition graph of a network of workloads/ (layers and their inputs)."""
-    source = workload_library.network_graph(name)
-    layers = workload_library.network(name)
+    return from_layers(name, workload_library.network(name), act_bits, weight_bits)
+
+
+def from_layers(name: str, layers: dict[str, dict], act_bits: int = 8, weight_bits: int = 8) -> PartitionGraph:
+    """The partition graph of a layer dictionary (e.g. ``workload_library.randwire_layers``)."""
+    source = workload_library.graph_of_layers(name, layers)
     graph = nx.DiGraph()
     for index, v in enumerate(source.nodes):
         raw = layers[v]
