@@ -7,6 +7,12 @@ when a single layer does not fit.
   and repeatedly merges the two adjacent subgraphs whose union saves the
   most external memory access. A merge must stay convex, fit, and keep the
   subgraphs orderable. It stops when no merge saves anything.
+* ``simulated_annealing``: from the greedy partition, random moves that
+  merge two adjacent subgraphs, split one at a point of its topological
+  order, or move one layer across an edge. Invalid results are rejected,
+  worse ones accepted with probability ``exp(-delta / T)`` under geometric
+  cooling. Seeded, with a move budget; it returns the best valid partition
+  seen.
 * ``depth_dp``: depth-ordered DP (Irregular-NN). It cuts the topological
   order into contiguous segments, optimally, by DP over prefixes. A
   contiguous segment of a topological order is always convex, and segments
@@ -16,9 +22,12 @@ when a single layer does not fit.
 
 from __future__ import annotations
 
+import math
+import random
+
 import networkx as nx
 
-from ..formulations.partition.cost import ema_bytes, is_convex, memory_bytes, quotient_is_acyclic
+from ..formulations.partition.cost import ema_bytes, evaluate, is_convex, memory_bytes, quotient_is_acyclic
 from ..formulations.partition.graph import PartitionGraph
 
 
@@ -79,4 +88,60 @@ def depth_dp(pg: PartitionGraph, capacity: int) -> list[frozenset] | None:
     return blocks[::-1]
 
 
-PARTITION_HEURISTICS = {"greedy-merge": greedy_merge, "depth-dp": depth_dp}
+def simulated_annealing(pg: PartitionGraph, capacity: int, moves: int = 3000, seed: int = 0,
+                        start_temperature: float = 0.05, cooling: float = 0.998) -> list[frozenset] | None:
+    """``start_temperature`` is relative to the starting EMA."""
+    current = greedy_merge(pg, capacity)
+    if current is None:
+        return None
+    rnd = random.Random(seed)
+    order_index = {v: i for i, v in enumerate(pg.order)}
+    edges = list(pg.graph.edges)
+    cost = evaluate(pg, current, capacity).ema_bytes
+    best, best_cost = current, cost
+    temperature = start_temperature * max(1, cost)
+    for _ in range(moves):
+        owner = {v: i for i, block in enumerate(current) for v in block}
+        kind = rnd.random()
+        if kind < 0.35 and edges:
+            u, v = rnd.choice(edges)
+            if owner[u] == owner[v]:
+                continue
+            candidate = [b for k, b in enumerate(current) if k not in (owner[u], owner[v])]
+            candidate.append(current[owner[u]] | current[owner[v]])
+        elif kind < 0.7:
+            splittable = [b for b in current if len(b) > 1]
+            if not splittable:
+                continue
+            block = rnd.choice(splittable)
+            ordered = sorted(block, key=order_index.get)
+            cut = rnd.randint(1, len(ordered) - 1)
+            candidate = [b for b in current if b is not block] + [frozenset(ordered[:cut]), frozenset(ordered[cut:])]
+        elif edges:
+            u, v = rnd.choice(edges)
+            if owner[u] == owner[v]:
+                continue
+            mover, target = (v, owner[u]) if rnd.random() < 0.5 else (u, owner[v])
+            source = owner[mover]
+            candidate = []
+            for k, block in enumerate(current):
+                if k == source:
+                    block = block - {mover}
+                elif k == target:
+                    block = block | {mover}
+                if block:
+                    candidate.append(block)
+        else:
+            continue
+        metrics = evaluate(pg, candidate, capacity)
+        if metrics.feasible:
+            delta = metrics.ema_bytes - cost
+            if delta <= 0 or rnd.random() < math.exp(-delta / max(temperature, 1e-9)):
+                current, cost = candidate, metrics.ema_bytes
+                if cost < best_cost:
+                    best, best_cost = current, cost
+        temperature *= cooling
+    return best
+
+
+PARTITION_HEURISTICS = {"greedy-merge": greedy_merge, "depth-dp": depth_dp, "annealing": simulated_annealing}
