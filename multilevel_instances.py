@@ -18,7 +18,7 @@ from . import workload_library
 from .formulations.tiling.multilevel import MultiLevelProblem
 from .formulations.tiling.problem import SolverSettings
 from .hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, hierarchy_presets
-from .instances import SolverSpec, _build_layer, _Located, _size_bits, _Strict, _validate
+from .instances import SolverSpec, SpaceSpec, _build_layer, _Located, _size_bits, _Strict, _validate
 
 MULTILEVEL_KEYS = {"holds", "per_pe", "read_energy", "write_energy", "bandwidth"}
 
@@ -59,7 +59,7 @@ class MultiLevelSpec(_Strict):
     workload: Any
     hardware: Any
     objective: Literal["offchip_traffic", "energy", "latency", "edp"] = "energy"
-    space: dict = Field(default_factory=lambda: {"tiles": "divisors"})
+    space: SpaceSpec = SpaceSpec()
     solver: SolverSpec = SolverSpec()
 
 
@@ -161,7 +161,7 @@ def build_multilevel(data: dict, where: _Located, label: str) -> MultiLevelProbl
         return _network_layers(workload, hierarchy, spec, where, label)
     layer = _build_layer(data["workload"], where, ("workload",)) if data.get("workload") is not None else None
     hierarchy = build_hierarchy(data["hardware"], where, ("hardware",)) if data.get("hardware") is not None else None
-    if spec is not None and spec.space.get("tiles", "divisors") != "divisors":
+    if spec is not None and spec.space.tiles != "divisors":
         where.add(("space", "tiles"), "a multi-level hierarchy is solved over divisor tiles only")
     if where.issues or spec is None or layer is None or hierarchy is None:
         return None
