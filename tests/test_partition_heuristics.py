@@ -93,3 +93,16 @@ def test_randwire_partition_exact_methods_agree():
     optimum = values["dp"].objective
     for name, heuristic in PARTITION_HEURISTICS.items():
         assert evaluate(pg, heuristic(pg, capacity), capacity).ema_bytes >= optimum, name
+
+
+def test_coexploration_never_costs_more_than_a_fixed_buffer():
+    from mapcert import workload_library
+    from mapcert.formulations.partition.coexplore import coexplore, fixed_buffers
+    from mapcert.formulations.partition.graph import from_layers
+
+    pg = from_layers("rw16", workload_library.randwire_layers(16, seed=2))
+    capacities = [k * 1024 for k in (128, 160, 192, 224)]
+    best = coexplore(pg, capacities, alpha=0.02)
+    baselines = fixed_buffers(pg, capacities, alpha=0.02)
+    assert best.status == "optimal" and set(baselines) == {"small", "medium", "large"}
+    assert all(best.cost <= point.cost for point in baselines.values())

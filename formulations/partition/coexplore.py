@@ -46,6 +46,22 @@ class CoexploreResult:
     points: list[CapacityPoint] = field(default_factory=list)
 
 
+def fixed_buffers(pg: PartitionGraph, capacities: list[int], method: str = "dp", alpha: float = ALPHA,
+                  pj_per_bit: float = PJ_PER_BIT, time_limit: float = 60.0) -> dict[str, CapacityPoint]:
+    """The baselines Cocco compares co-exploration with: the best partition
+    at a fixed small, medium and large buffer (the smallest feasible, the
+    median and the largest candidate), each scored with the same cost."""
+    feasible = []
+    for capacity in sorted(set(capacities)):
+        result = solve_partition(pg, capacity, method, time_limit)
+        if result.blocks is not None:
+            feasible.append(CapacityPoint(capacity, result.status, result.objective,
+                                          design_cost(capacity, result.objective, alpha, pj_per_bit)))
+    if not feasible:
+        return {}
+    return {"small": feasible[0], "medium": feasible[len(feasible) // 2], "large": feasible[-1]}
+
+
 def coexplore(pg: PartitionGraph, capacities: list[int], method: str = "dp", alpha: float = ALPHA,
               pj_per_bit: float = PJ_PER_BIT, time_limit: float = 60.0) -> CoexploreResult:
     capacities = sorted(set(capacities))
