@@ -106,3 +106,32 @@ def test_coexploration_never_costs_more_than_a_fixed_buffer():
     baselines = fixed_buffers(pg, capacities, alpha=0.02)
     assert best.status == "optimal" and set(baselines) == {"small", "medium", "large"}
     assert all(best.cost <= point.cost for point in baselines.values())
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(small_dags())
+def test_genetic_search_is_valid_and_never_beats_the_exact_co_exploration(case):
+    from mapcert.formulations.partition.coexplore import coexplore, design_cost
+    from mapcert.solvers.partition_genetic import genetic
+
+    pg, capacity = case
+    capacities = [capacity // 2, capacity, 2 * capacity]
+    exact = coexplore(pg, capacities, alpha=0.5)
+    found = genetic(pg, capacities, population=10, generations=10, alpha=0.5)
+    if exact.status == "infeasible":
+        assert found is None
+        return
+    blocks, chosen = found
+    metrics = evaluate(pg, blocks, chosen)
+    assert metrics.feasible, metrics.violations
+    assert design_cost(chosen, metrics.ema_bytes, alpha=0.5) >= exact.cost
+
+
+def test_genetic_search_is_seeded():
+    from mapcert import workload_library
+    from mapcert.formulations.partition.graph import from_layers
+    from mapcert.solvers.partition_genetic import genetic
+
+    pg = from_layers("rw16", workload_library.randwire_layers(16, seed=1))
+    first = genetic(pg, [160 * 1024, 192 * 1024], population=8, generations=5, seed=7)
+    assert first == genetic(pg, [160 * 1024, 192 * 1024], population=8, generations=5, seed=7)
