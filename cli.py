@@ -592,10 +592,7 @@ def _solve_multilevel(problem, method, time_limit, as_json, output, force, funct
         report = solve_multilevel_instance(problem, method, time_limit, functional=functional)
     data = report.to_dict()
     if output is not None:
-        try:
-            output.write_text(yaml.safe_dump(json.loads(json.dumps(data, default=_plain)), sort_keys=False))
-        except OSError as exc:
-            _fail_input([f"{output}: cannot write: {exc.strerror or exc}"])
+        _save_yaml(output, data)
     if report.status == "infeasible" and not as_json:
         line = line_of(problem.source, ("hardware",)) if problem.source != "<text>" else 1
         _fail_input([f"{problem.source}:{line}: hardware: no feasible mapping: {report.result.message}"])
@@ -645,10 +642,7 @@ def _solve_network(net, method, time_limit, as_json, output, force) -> None:
             "distinct_layers": len(rows), "proved": totals["proved"], "wall_time_s": round(totals["wall_time_s"], 3),
             "layers": rows}
     if output is not None:
-        try:
-            output.write_text(yaml.safe_dump(json.loads(json.dumps(data, default=_plain)), sort_keys=False))
-        except OSError as exc:
-            _fail_input([f"{output}: cannot write: {exc.strerror or exc}"])
+        _save_yaml(output, data)
     if as_json:
         print(json.dumps(data, indent=2, default=_plain))
         raise _Exit(_exit_code(status))
@@ -721,6 +715,14 @@ def _render_multilevel(report) -> None:
         access.add_row(level.name, *cells, f"{energy:,.0f}")
     access.add_row("MAC", "", "", f"{format_count(m.macs)} MACs", f"{m.macs * hier.mac_energy:,.0f}")
     _show(access)
+
+
+def _save_yaml(path: Path, data: dict) -> None:
+    """Write a result as YAML (numpy numbers as plain ones), or exit 2 saying why not."""
+    try:
+        path.write_text(yaml.safe_dump(json.loads(json.dumps(data, default=_plain)), sort_keys=False))
+    except OSError as exc:
+        _fail_input([f"{path}: cannot write: {exc.strerror or exc}"])
 
 
 def _plain(value):

@@ -16,7 +16,7 @@ per instance of the level (``None``: not a limit).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -60,7 +60,6 @@ class Hierarchy:
     mac_energy: float = 0.0
     energy_unit: str = "pJ"
     source: str = ""
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         problems = self.problems()

@@ -36,3 +36,12 @@ def integral_bound(bound: float | None) -> float | None:
     if bound is None or math.isinf(bound) or math.isnan(bound):
         return None
     return float(math.ceil(bound - 1e-6))
+
+
+def relative_gap(objective: float | None, bound: float | None) -> float | None:
+    """(objective - bound) / objective, at least 0; None when either is unknown."""
+    if objective is None or bound is None:
+        return None
+    if objective == 0:
+        return 0.0
+    return max(0.0, (objective - bound) / objective)

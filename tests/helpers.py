@@ -28,3 +28,30 @@ def run_cli(*args: str) -> tuple[int, str, str]:
         finally:
             cli.out.file, cli.err.file = None, None
     return code, stdout.getvalue(), stderr.getvalue()
+
+
+def random_multilevel_mapping(problem, rnd, full_orders: bool):
+    """A uniformly drawn valid mapping of a multi-level problem: a random
+    factorization row per dimension that fits the array, and per level either
+    any loop order (``full_orders``) or one of the six group orders."""
+    from mapcert.formulations.tiling.multilevel import DIMS, layer_extent
+    from mapcert.formulations.tiling.multilevel_space import GROUP_ORDERS, mapping_from_choice, ordered_factorizations
+
+    hier, layer = problem.hierarchy, problem.layer
+    K = len(hier.levels)
+    while True:
+        rows = {}
+        for d in DIMS:
+            options = [c for c in ordered_factorizations(layer_extent(layer, d), K + 2) if d not in "RS" or c[0] == 1]
+            rows[d] = rnd.choice(options)
+        used_rows = used_cols = 1
+        for d in DIMS:
+            used_rows *= rows[d][K]
+            used_cols *= rows[d][K + 1]
+        if used_rows <= hier.rows and used_cols <= hier.cols:
+            break
+    if full_orders:
+        orders = tuple(tuple(rnd.sample(DIMS, len(DIMS))) for _ in range(K))
+    else:
+        orders = tuple(rnd.choice(GROUP_ORDERS) for _ in range(K))
+    return mapping_from_choice(problem, rows, orders)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import random
 
-import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from mapcert.formulations.tiling.cost import evaluate
@@ -13,6 +12,8 @@ from mapcert.formulations.tiling.multilevel import DIMS, LevelLoops, MultiLevelM
 from mapcert.formulations.tiling.multilevel_cost import evaluate_multilevel
 from mapcert.formulations.tiling.problem import LOOP_DIMS, Buffer, ConvLayer, Mapping, TilingProblem
 from mapcert.hardware.hierarchy import Hierarchy, MemoryLevel, hierarchy_preset
+
+from helpers import random_multilevel_mapping
 
 
 def divisors(n):
@@ -78,22 +79,6 @@ def test_macs_read_operands_and_update_outputs():
     assert m.compute_cycles == 16 and m.utilization == 1.0
 
 
-def _random_mapping(layer, hier, rnd, order_pool=None):
-    from mapcert.formulations.tiling.multilevel_space import ordered_factorizations
-    from mapcert.formulations.tiling.multilevel import layer_extent
-    K = len(hier.levels)
-    while True:
-        rows = {}
-        for d in DIMS:
-            options = [c for c in ordered_factorizations(layer_extent(layer, d), K + 2) if d not in "RS" or c[0] == 1]
-            rows[d] = rnd.choice(options)
-        if np.prod([rows[d][K] for d in DIMS]) <= hier.rows and np.prod([rows[d][K + 1] for d in DIMS]) <= hier.cols:
-            break
-    orders = [tuple(rnd.sample(DIMS, len(DIMS))) if order_pool is None else rnd.choice(order_pool) for _ in range(K)]
-    from mapcert.formulations.tiling.multilevel_space import mapping_from_choice
-    return mapping_from_choice(type("P", (), {"hierarchy": hier})(), rows, tuple(orders))
-
-
 THREE_LEVELS = Hierarchy("three", (
     MemoryLevel("DRAM", read_energy=200, write_energy=200),
     MemoryLevel("GLB", capacity_bits=10**9, holds=frozenset({"inputs", "outputs"}), read_energy=6, write_energy=6),
@@ -108,8 +93,8 @@ def test_group_orders_lose_nothing(layer, seed):
     as the best of many random full orders, for every access count."""
     from mapcert.formulations.tiling.multilevel_space import GROUP_ORDERS
     rnd = random.Random(seed)
-    base = _random_mapping(layer, THREE_LEVELS, rnd)
     problem = MultiLevelProblem(layer, THREE_LEVELS)
+    base = random_multilevel_mapping(problem, rnd, full_orders=True)
 
     def with_orders(orders):
         return MultiLevelMapping(
@@ -139,7 +124,7 @@ def test_term_structure_reproduces_every_access_count(layer, seed, private, hold
         MemoryLevel("RF", capacity_bits=10**9, per_pe=private[1]),
     ), rows=2, cols=3)
     problem = MultiLevelProblem(layer, hier)
-    mapping = _random_mapping(layer, hier, random.Random(seed))
+    mapping = random_multilevel_mapping(problem, random.Random(seed), full_orders=True)
     metrics = evaluate_multilevel(problem, mapping)
     rows = mapping_rows(problem, mapping)
     K = len(hier.levels)

@@ -7,33 +7,13 @@ import random
 
 from hypothesis import given, settings, strategies as st
 
-from mapcert.formulations.tiling.multilevel import DIMS, MultiLevelProblem, layer_extent
+from mapcert.formulations.tiling.multilevel import MultiLevelProblem
 from mapcert.formulations.tiling.multilevel_cost import evaluate_multilevel
-from mapcert.formulations.tiling.multilevel_space import GROUP_ORDERS, mapping_from_choice, ordered_factorizations
 from mapcert.formulations.tiling.problem import ConvLayer
 from mapcert.hardware.functional.multilevel import run_multilevel
 from mapcert.hardware.hierarchy import Hierarchy, MemoryLevel
 
-
-def random_mapping(problem, rnd, full_orders):
-    hier, layer = problem.hierarchy, problem.layer
-    K = len(hier.levels)
-    while True:
-        rows = {}
-        for d in DIMS:
-            options = [c for c in ordered_factorizations(layer_extent(layer, d), K + 2) if d not in "RS" or c[0] == 1]
-            rows[d] = rnd.choice(options)
-        prod_rows = prod_cols = 1
-        for d in DIMS:
-            prod_rows *= rows[d][K]
-            prod_cols *= rows[d][K + 1]
-        if prod_rows <= hier.rows and prod_cols <= hier.cols:
-            break
-    if full_orders:
-        orders = tuple(tuple(rnd.sample(DIMS, len(DIMS))) for _ in range(K))
-    else:
-        orders = tuple(rnd.choice(GROUP_ORDERS) for _ in range(K))
-    return mapping_from_choice(problem, rows, orders)
+from helpers import random_multilevel_mapping
 
 
 @st.composite
@@ -59,7 +39,7 @@ def cases(draw):
 @given(cases())
 def test_functional_counts_equal_the_model(case):
     problem, seed, full_orders = case
-    mapping = random_mapping(problem, random.Random(seed), full_orders)
+    mapping = random_multilevel_mapping(problem, random.Random(seed), full_orders)
     report = run_multilevel(problem, mapping, seed=seed % 7)
     metrics = evaluate_multilevel(problem, mapping)
     assert report.outputs_match, report.max_abs_error

@@ -131,13 +131,12 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, pes_exactly: int | None =
     if pes_exactly is not None:  # the EDP search fixes the number of busy PEs, hence the compute cycles
         m.Add(pes_used == pes_exactly)
 
-    def tile_of(r, l, with_spatial_union):
-        value = prod(r[j] for j in range(l, K))
-        if l < pe or with_spatial_union:
-            value *= r[K] * r[K + 1]
-        return value
+    def tile_of(r, l):
+        """Extent of the tile level ``l`` holds (the array's share included above the fan-out)."""
+        return prod(r[l:K]) * (r[K] * r[K + 1] if l < pe else 1)
 
-    tile = [{d: col(d, lambda r, l=l: tile_of(r, l, False), f"T{l}_{d}") for d in DIMS} for l in range(K + 1)]
+    # capacities are the only use of tile extents; the access counts use the telescoped terms
+    tile = {l: {d: col(d, lambda r, l=l: tile_of(r, l), f"T{l}_{d}") for d in DIMS} for l in range(1, K)}
     factor = [{d: col(d, lambda r, l=l: r[l], f"f{l}_{d}") for d in DIMS} for l in range(K)]
     nontrivial = [{d: sum(b_ for r, b_ in zip(rows[d], x[d], strict=True) if r[l] > 1) for d in DIMS}
                   for l in range(K)]

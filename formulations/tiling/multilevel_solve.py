@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 from ...solvers.cpsat import solve_cpsat
+from ...solvers.outcome import relative_gap
 from .multilevel import MultiLevelMapping, MultiLevelProblem, mapping_problems
 from .multilevel_cost import MultiLevelMetrics, evaluate_multilevel
 from .multilevel_cpsat import build_multilevel_cpsat, decode
@@ -34,11 +35,7 @@ class MultiLevelResult:
 
     @property
     def gap(self) -> float | None:
-        if self.objective is None or self.best_bound is None:
-            return None
-        if self.objective == 0:
-            return 0.0
-        return max(0.0, (self.objective - self.best_bound) / self.objective)
+        return relative_gap(self.objective, self.best_bound)
 
 
 def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_limit: float | None = None,

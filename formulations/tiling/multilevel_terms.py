@@ -55,7 +55,6 @@ class Boundary:
     parent: int
     parent_words: Words  # read at (or written to) the parent
     child_words: Words   # written into (or drained from) the child
-    eff_levels: tuple[int, ...]  # levels whose reuse-group trips may multiply the fills
 
 
 def boundaries(problem: MultiLevelProblem) -> list[Boundary]:
@@ -81,7 +80,7 @@ def boundaries(problem: MultiLevelProblem) -> list[Boundary]:
 
             child = words(l >= pe, False)
             parent = words(l >= pe, True) if crosses else child
-            out.append(Boundary(l, X, a, parent, child, tuple(range(l))))
+            out.append(Boundary(l, X, a, parent, child))
     return out
 
 

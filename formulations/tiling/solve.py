@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ...solvers.cpsat import solve_cpsat
 from ...solvers.highs import solve_highs
-from ...solvers.outcome import integral_bound
+from ...solvers.outcome import integral_bound, relative_gap
 from .cost import Metrics, evaluate, footprint_bits
 from .cpsat_model import add_hint, build_cpsat
 from .cpsat_model import read_choice as read_cpsat
@@ -44,11 +44,7 @@ class TilingResult:
 
     @property
     def gap(self) -> float | None:
-        if self.objective is None or self.best_bound is None:
-            return None
-        if self.objective == 0:
-            return 0.0
-        return max(0.0, (self.objective - self.best_bound) / self.objective)
+        return relative_gap(self.objective, self.best_bound)
 
 
 def minimal_footprint_bits(problem: TilingProblem) -> dict[str, int]:
