@@ -1,133 +1,239 @@
-"""MILP of multi-level tiling (pyomo + HiGHS), exact.
+"""MILP of multi-level tiling in prime exponents (pyomo + HiGHS), exact.
 
 Every access count is ``const * spatial * halo * E``
-(``multilevel_terms.py``): a short product of one-hot table values times
-the re-fetch multiplicity. The model builds each product as a chain. The
-first factor is linear in the one-hot Booleans. Every further factor ``v``
-chosen by a Boolean ``b`` adds ``z' >= v*z - v*U*(1-b)``, which is exact at
-integer points because minimizing keeps ``z'`` tight.
+(``multilevel_terms.py``): a product of values picked from one-hot tables.
+Products of decisions are what a MILP cannot write, but every value here is
+an integer, and the *prime exponents* of a product are the sums of its
+factors' exponents: linear in the one-hot Booleans. So each product ``T``
+is written as a choice among the integer values it can take:
 
-- Word counts that are subtracted (the first visits of output tiles) use an
-  exact two-sided linearization instead.
+    sum_v z_v = 1,    sum_v e_p(v) z_v = e_p(T) for every prime p,
+    T = sum_v v z_v.
+
+By unique factorization the exponents fix ``v``; the model is exact, in
+integer arithmetic, with no big-M constant. Its relaxation is the convex
+hull of the points (e(v), v), far tighter than chained big-M products.
+
 - A level's reuse-group trips enter ``E`` unless the ``free`` Boolean is
-  set, and ``free`` obeys the same conditions as in the CP-SAT model.
-- Capacities use the same chains, on tile extents.
+  set; ``free`` obeys the same rules as in the CP-SAT model, and its gated
+  exponents are linearized exactly (binary times a bounded integer).
+- Capacities and the array size are products too: a tile's or the array's
+  values above the capacity are simply not offered.
+- With a known mapping of objective ``U`` (``incumbent``), a term whose
+  value alone would push the objective above ``U`` is not offered either:
+  no mapping better than ``U`` needs it, so the proof stays a proof.
 
-The relaxation is weak: this is an exact reference for small and medium
-instances. On full-size layers it returns an honest gap.
+Derivation and the value sets: docs/tiling-multilevel.md, "The MILP in
+prime exponents".
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import lru_cache
 
 import pyomo.environ as pyo
 
 from ...solvers.highs import solve_highs
 from .multilevel import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem
 from .multilevel_cost import window_rows
-from .multilevel_cpsat import _integer_scale
-from .multilevel_space import GROUP_ORDERS, GROUP_RANKINGS, dim_choices, mapping_from_choice
-from .multilevel_terms import TENSORS, Words, boundaries, halo_value
+from .multilevel_cpsat import _axes_symmetric, _integer_scale
+from .multilevel_space import dim_choices, group_order, mapping_from_choice
+from .multilevel_terms import TENSORS, Halo, Words, boundaries, halo_value
 
 MILP_OBJECTIVES = ("offchip_traffic", "energy", "latency")
-BIG_M_LIMIT = 1e12
-"""Largest big-M constant the model accepts: beyond it HiGHS' tolerances no
-longer separate a chosen row from a rejected one, and answers are garbage."""
+WHOLE_MODEL_SHARE, WHOLE_MODEL_SECONDS = 0.25, 30.0
+"""The undecomposed model gets this share of the time limit (at most this
+many seconds) before the decomposition over stationary tensors starts."""
+MAX_VALUES = 400_000
+"""Most candidate values (z Booleans) the model accepts in all; beyond it
+the instance is too large for this formulation and CP-SAT is the method."""
 
 
-class _Chains:
-    """Product chains over one-hot tables, as pyomo variables and constraints."""
+@lru_cache(maxsize=65536)
+def factorize(n: int) -> tuple[tuple[int, int], ...]:
+    """(prime, exponent) pairs of ``n`` >= 1."""
+    out, p = [], 2
+    while p * p <= n:
+        e = 0
+        while n % p == 0:
+            n //= p
+            e += 1
+        if e:
+            out.append((p, e))
+        p += 1
+    if n > 1:
+        out.append((n, 1))
+    return tuple(out)
 
-    def __init__(self, model: pyo.ConcreteModel):
-        self.m = model
-        self.m.chain_cons = pyo.ConstraintList()
+
+@dataclass(frozen=True)
+class _Table:
+    """A one-hot choice: value ``values[i]`` when Boolean ``keys[i]`` is set.
+    ``gate`` (a key of a free Boolean) replaces the value by 1 when set."""
+
+    keys: tuple
+    values: tuple[int, ...]
+    gate: tuple | None = None
+
+
+class _Model:
+    """Pyomo model plus the lattice-term machinery."""
+
+    def __init__(self, problem: MultiLevelProblem):
+        self.problem = problem
+        self.m = pyo.ConcreteModel()
+        self.m.cons = pyo.ConstraintList()
+        self.booleans: dict[tuple, pyo.Var] = {}
+        self.terms: dict[tuple, object] = {}
+        self.gated: dict[tuple, object] = {}
+        self.z_count = 0
         self.count = 0
 
-    def var(self, upper: float):
-        if upper > BIG_M_LIMIT:
-            raise ValueError(f"a product in the MILP reaches {upper:.1e}, beyond the {BIG_M_LIMIT:.0e} its big-M "
-                             "linearization keeps exact in floating point; use cpsat for this instance")
+    def boolean(self, key: tuple):
+        var = self.booleans.get(key)
+        if var is None:
+            var = pyo.Var(domain=pyo.Binary)
+            self.count += 1
+            self.m.add_component(f"b{self.count}", var)
+            self.booleans[key] = var
+        return var
+
+    def continuous(self, lower: float, upper: float):
         self.count += 1
-        v = pyo.Var(domain=pyo.NonNegativeReals, bounds=(0, upper))
-        self.m.add_component(f"z{self.count}", v)
-        return v
+        var = pyo.Var(domain=pyo.NonNegativeReals, bounds=(lower, upper))
+        self.m.add_component(f"v{self.count}", var)
+        return var
 
-    def product(self, const: float, tables: list[list[tuple]], exact: bool = False):
-        """(expression, upper) of const * prod(value chosen in each table);
-        a table is [(Boolean, value)] with exactly one Boolean set."""
-        tables = [t for t in tables if len({v for _, v in t}) > 1 or (t and t[0][1] != 1)]
-        if not tables:
-            return const, const
-        first, *rest = tables
-        expr = sum(const * v * b for b, v in first)
-        upper = const * max(v for _, v in first)
-        for table in rest:
-            top = max(v for _, v in table)
-            nxt = self.var(upper * top)
-            if exact:
-                # z' = sum v * w_b with w_b = z * b exactly
-                terms = []
-                for b, v in table:
-                    w = self.var(upper)
-                    self.m.chain_cons.add(w <= upper * b)
-                    self.m.chain_cons.add(w <= expr)
-                    self.m.chain_cons.add(w >= expr - upper * (1 - b))
-                    terms.append(v * w)
-                self.m.chain_cons.add(nxt == sum(terms))
-            else:
-                for b, v in table:
-                    self.m.chain_cons.add(nxt >= v * expr - v * upper * (1 - b))
-            expr, upper = nxt, upper * top
-        return expr, upper
+    def exponent(self, table: _Table, p: int):
+        """Exponent of prime ``p`` in the table's value, linear in its Booleans."""
+        expr = sum(dict(factorize(v)).get(p, 0) * self.boolean(k) for k, v in zip(table.keys, table.values, strict=True))
+        if table.gate is None:
+            return expr
+        # rows disaggregated: y_i = x_i and not free, so that a half-set free
+        # Boolean cannot cancel a whole exponent (tighter than one big-M row)
+        free = self.boolean(table.gate)
+        total = 0
+        for k, v in zip(table.keys, table.values, strict=True):
+            e = dict(factorize(v)).get(p, 0)
+            if e == 0:
+                continue
+            y = self.gated.get((k, table.gate))
+            if y is None:
+                x = self.boolean(k)
+                y = self.continuous(0, 1)
+                self.m.cons.add(y <= x)
+                self.m.cons.add(y <= 1 - free)
+                self.m.cons.add(y >= x - free)
+                self.gated[k, table.gate] = y
+            total += e * y
+        return total
+
+    def term(self, tables: list[_Table], cap: int):
+        """``prod(table values)`` as sum_v v z_v, offering the values <= ``cap``
+        (None when no value fits: the choice is infeasible)."""
+        tables = [t for t in tables if len(set(t.values)) > 1 or t.values[0] != 1 or t.gate is not None]
+        key = (tuple(tables), cap)
+        if key in self.terms:
+            return self.terms[key]
+        reach: dict[tuple, int] = {(): 1}  # sorted (prime, exponent) tuple -> value
+        for table in tables:
+            options = {factorize(v): v for v in table.values}
+            if table.gate is not None:
+                options[()] = 1
+            nxt: dict[tuple, int] = {}
+            for vec, val in reach.items():
+                for ovec, oval in options.items():
+                    value = val * oval
+                    if value <= cap:
+                        nxt[_merge(vec, ovec)] = value
+            reach = nxt
+            if len(reach) > MAX_VALUES:
+                break
+        self.z_count += len(reach)
+        if self.z_count > MAX_VALUES:
+            raise ValueError(f"the prime-exponent MILP needs more than {MAX_VALUES:,} candidate values for this "
+                             "instance; use cpsat")
+        if not reach:
+            raise _NoValue
+        values = list(reach.items())
+        if len(values) == 1:
+            self.terms[key] = values[0][1]
+            return values[0][1]
+        self.count += 1
+        z = pyo.Var(range(len(values)), domain=pyo.Binary)
+        self.m.add_component(f"z{self.count}", z)
+        self.m.cons.add(sum(z[i] for i in range(len(values))) == 1)
+        primes = sorted({p for vec, _ in values for p, _ in vec} | {p for t in tables for v in t.values
+                                                                    for p, _ in factorize(v)})
+        for p in primes:
+            self.m.cons.add(sum(dict(vec).get(p, 0) * z[i] for i, (vec, _) in enumerate(values))
+                            == sum(self.exponent(t, p) for t in tables))
+        expr = sum(val * z[i] for i, (_, val) in enumerate(values))
+        self.terms[key] = expr
+        return expr
 
 
-def build_multilevel_milp(problem: MultiLevelProblem):
+class _NoValue(Exception):
+    """A term has no value within its cap: the model is infeasible."""
+
+
+def _merge(a: tuple, b: tuple) -> tuple:
+    out = dict(a)
+    for p, e in b:
+        out[p] = out.get(p, 0) + e
+    return tuple(sorted(out.items()))
+
+
+def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = None):
+    """Build the model; returns (model, rows, scale, constant) or raises
+    ValueError (objective or size not covered) / _NoValue (infeasible).
+    ``incumbent`` is the objective (in its own units) of a known mapping."""
     if problem.objective not in MILP_OBJECTIVES:
-        raise ValueError(f"the MILP covers {', '.join(MILP_OBJECTIVES)}; use enumeration for {problem.objective}")
+        raise ValueError(f"the MILP covers {', '.join(MILP_OBJECTIVES)}; use cpsat or enumerate for {problem.objective}")
     layer, hier = problem.layer, problem.hierarchy
     K, pe = len(hier.levels), hier.pe_level
     if problem.objective == "latency" and any(lv.bandwidth for lv in hier.levels[pe:]):
         raise ValueError("the MILP models bandwidth limits of shared levels only; use cpsat")
+    b = _Model(problem)
+    m, cons = b.m, b.m.cons
     rows = {d: [tuple(int(v) for v in r) for r in dim_choices(problem, d)] for d in DIMS}
-    m = pyo.ConcreteModel()
-    m.X = pyo.Var([(d, i) for d in DIMS for i in range(len(rows[d]))], domain=pyo.Binary)
-    m.onehot = pyo.ConstraintList()
     for d in DIMS:
-        m.onehot.add(sum(m.X[d, i] for i in range(len(rows[d]))) == 1)
+        cons.add(sum(b.boolean(("x", d, i)) for i in range(len(rows[d]))) == 1)
     pairs = {"P": "R", "Q": "S"}
-    m.PAIR = pyo.Var([(a, i, j) for a, w in pairs.items() for i in range(len(rows[a])) for j in range(len(rows[w]))],
-                     domain=pyo.Binary)
     for a, w in pairs.items():
         for i in range(len(rows[a])):
-            m.onehot.add(sum(m.PAIR[a, i, j] for j in range(len(rows[w]))) == m.X[a, i])
+            cons.add(sum(b.boolean(("pair", a, i, j)) for j in range(len(rows[w]))) == b.boolean(("x", a, i)))
         for j in range(len(rows[w])):
-            m.onehot.add(sum(m.PAIR[a, i, j] for i in range(len(rows[a]))) == m.X[w, j])
-    m.O = pyo.Var([(l, k) for l in range(K) for k in range(len(GROUP_ORDERS))], domain=pyo.Binary)
+            cons.add(sum(b.boolean(("pair", a, i, j)) for i in range(len(rows[a]))) == b.boolean(("x", w, j)))
     for l in range(K):
-        m.onehot.add(sum(m.O[l, k] for k in range(len(GROUP_ORDERS))) == 1)
-    chains = _Chains(m)
-    cons = m.chain_cons
+        cons.add(sum(b.boolean(("sigma", l, X)) for X in TENSORS) == 1)
+    if _axes_symmetric(layer):
+        # swapping (P, R) with (Q, S) keeps the cost: keep the copy with P's row index <= Q's
+        cons.add(sum(i * b.boolean(("x", "P", i)) for i in range(len(rows["P"])))
+                 <= sum(i * b.boolean(("x", "Q", i)) for i in range(len(rows["Q"]))))
 
-    def table(d, fn):
-        return [(m.X[d, i], fn(r)) for i, r in enumerate(rows[d])]
+    def table(d, fn, gate=None) -> _Table:
+        return _Table(tuple(("x", d, i) for i in range(len(rows[d]))), tuple(int(fn(r)) for r in rows[d]), gate)
 
-    def pair_table(axis, fn):
+    def pair_table(axis, fn) -> _Table:
         w = pairs[axis]
-        return [(m.PAIR[axis, i, j], fn(rows[axis][i], rows[w][j]))
-                for i in range(len(rows[axis])) for j in range(len(rows[w]))]
+        keys, values = [], []
+        for i, rp in enumerate(rows[axis]):
+            for j, rw in enumerate(rows[w]):
+                keys.append(("pair", axis, i, j))
+                values.append(int(fn(rp, rw)))
+        return _Table(tuple(keys), tuple(values))
 
     def nontrivial(l, d):
-        return sum(m.X[d, i] for i, r in enumerate(rows[d]) if r[l] > 1)
+        return sum(b.boolean(("x", d, i)) for i, r in enumerate(rows[d]) if r[l] > 1)
 
-    # array
-    m.array = pyo.ConstraintList()
-    for axis, size in ((K, hier.rows), (K + 1, hier.cols)):
-        # log-additive: prod of spatial factors <= size, with logs of integers (exact after rounding the bound)
-        m.array.add(sum(math.log(r[axis]) * m.X[d, i] for d in DIMS for i, r in enumerate(rows[d]))
-                    <= math.log(size) + 1e-9)
+    # the array: the products of spatial rows and columns must fit
+    b.term([table(d, lambda r: r[K]) for d in DIMS], hier.rows)
+    b.term([table(d, lambda r: r[K + 1]) for d in DIMS], hier.cols)
 
-    # capacities on tile extents
+    # capacities on tile elements
     def tile_extent(l):
         return lambda r: math.prod(r[l:K]) * (r[K] * r[K + 1] if l < pe else 1)
 
@@ -135,136 +241,250 @@ def build_multilevel_milp(problem: MultiLevelProblem):
     bits = {"inputs": prec.inputs, "weights": prec.weights, "outputs": prec.psums}
     for l in range(1, K):
         level = hier.levels[l]
+        ext = tile_extent(l)
         sizes = {}
         for X in level.holds:
             if X == "weights":
-                tables = [table(d, tile_extent(l)) for d in ("G", "M", "C", "R", "S")]
+                tables = [table(d, ext) for d in ("G", "M", "C", "R", "S")]
             elif X == "outputs":
-                tables = [table(d, tile_extent(l)) for d in ("N", "G", "M", "P", "Q")]
+                tables = [table(d, ext) for d in ("N", "G", "M", "P", "Q")]
             else:
-                ext = tile_extent(l)
                 tables = [table(d, ext) for d in ("N", "G", "C")] + [
                     pair_table(a, lambda rp, rw, a=a: int(window_rows(layer, a, ext(rp), ext(rw)))) for a in pairs]
-            sizes[X], _ = chains.product(1, tables)
-        if level.partition_bits is not None:
-            for X in level.holds:
-                cons.add(bits[X] * sizes[X] <= level.partition_bits[X])
-        else:
+            limit = level.partition_bits[X] if level.partition_bits is not None else level.capacity_bits
+            sizes[X] = b.term(tables, limit // bits[X])
+        if level.partition_bits is None and len(level.holds) > 1:
             cons.add(sum(bits[X] * sizes[X] for X in level.holds) <= level.capacity_bits)
 
-    # triviality, order and free Booleans
-    m.TG = pyo.Var([(l, X) for l in range(K) for X in TENSORS], domain=pyo.Binary)
-    m.TR = pyo.Var([(l, X) for l in range(K) for X in TENSORS], domain=pyo.Binary)
+    # triviality of the loops that index X, per level
     for l in range(K):
         for X in TENSORS:
-            for d in REUSE_GROUPS[X]:
-                cons.add(m.TG[l, X] + nontrivial(l, d) <= 1)
             for d in RELEVANT[X]:
-                cons.add(m.TR[l, X] + nontrivial(l, d) <= 1)
-    free_flags: dict = {}  # one Boolean per (child level, tensor, level above), shared by its chains
+                cons.add(b.boolean(("tr", l, X)) + nontrivial(l, d) <= 1)
+    made_free: set = set()
 
-    def words_expr(words: Words, exact: bool):
-        tables = [table(d, lambda r: r[K] * r[K + 1]) for d in words.spatial]
-        for h in words.halos:
-            tables.append(pair_table(h.axis, lambda rp, rw, h=h: halo_value(problem, h, rp, rw)))
-        # the tensor-size constant stays out of the chain (it goes into the objective's
-        # coefficient), which keeps every big-M within floating-point reach
-        return chains.product(1, tables, exact=exact)
-
-    def times_refetch(base, upper, l, X):
-        z, zu = base, upper
+    def refetch_tables(l, X) -> list[_Table]:
+        out = []
         for j in range(l):
-            group_tables = [table(d, lambda r, j=j: r[j]) for d in REUSE_GROUPS[X]]
-            group_tables = [t for t in group_tables if len({v for _, v in t}) > 1]
-            if not group_tables:
+            group = [table(d, lambda r, j=j: r[j]) for d in REUSE_GROUPS[X]]
+            group = [t for t in group if len(set(t.values)) > 1]
+            if not group:
                 continue
-            y, yu = z, zu
-            for t in group_tables:
-                top = max(v for _, v in t)
-                nxt = chains.var(yu * top)
-                for b, v in t:
-                    cons.add(nxt >= v * y - v * yu * (1 - b))
-                y, yu = nxt, yu * top
-            free = free_flags.get((l, X, j))
-            if free is None:
-                free = pyo.Var(domain=pyo.Binary)
-                m.add_component(f"free_{l}_{X}_{j}", free)
-                free_flags[l, X, j] = free
+            gate = ("free", l, X, j)
+            if gate not in made_free:
+                made_free.add(gate)
+                free = b.boolean(gate)
                 for i in range(j + 1, l):
-                    cons.add(free <= m.TR[i, X])
-                for k, ranking in enumerate(GROUP_RANKINGS):
-                    for Y in ranking[: ranking.index(X)]:
-                        cons.add(free + m.O[j, k] - m.TG[j, Y] <= 1)
-            nxt = chains.var(yu)
-            cons.add(nxt >= y - yu * free)
-            cons.add(nxt >= z)
-            z, zu = nxt, yu
-        return z
+                    cons.add(free <= b.boolean(("tr", i, X)))
+                # only the stationary tensor of level j has its group's trips free there
+                cons.add(free <= b.boolean(("sigma", j, X)))
+            out += [_Table(t.keys, t.values, gate) for t in group]
+        return out
 
-    # accesses per level and tensor, as lists of (coefficient, expression)
-    reads = [{X: [] for X in TENSORS} for _ in range(K)]
-    writes = [{X: [] for X in TENSORS} for _ in range(K)]
-    for b in boundaries(problem):
-        X, l, a = b.tensor, b.level, b.parent
-        cp, cc = b.parent_words.const, b.child_words.const
-        if X != "outputs":
-            base, upper = words_expr(b.parent_words, exact=False)
-            reads[a][X].append((cp, times_refetch(base, upper, l, X)))
-            if l < K:
-                base, upper = words_expr(b.child_words, exact=False)
-                writes[l][X].append((cc, times_refetch(base, upper, l, X)))
-        else:
-            base, upper = words_expr(b.parent_words, exact=True)
-            total_words = times_refetch(base, upper, l, X)
-            writes[a][X].append((cp, total_words))
-            reads[a][X] += [(cp, total_words), (-cp, base)]
-            if l < K:
-                writes[l][X] += [(cp, total_words), (-cp, base)]
-                child, cu = (base, upper) if b.child_words == b.parent_words else words_expr(b.child_words, False)
-                reads[l][X].append((cc, times_refetch(child, cu, l, X)))
+    def words_tables(words: Words) -> list[_Table]:
+        out = [table(d, lambda r: r[K] * r[K + 1]) for d in words.spatial]
+        for h in words.halos:
+            out.append(pair_table(h.axis, lambda rp, rw, h=h: halo_value(problem, h, rp, rw)))
+        return out
 
-    def total(items, weight):
-        return sum(weight * c * e for c, e in items)
-
+    # weights of each level's reads and writes in the objective (integers)
     objective = problem.objective
-    if objective == "offchip_traffic":
-        final = layer.output_elements
-        expr = (prec.inputs * total(reads[0]["inputs"], 1) + prec.weights * total(reads[0]["weights"], 1)
-                + prec.psums * total(reads[0]["outputs"], 1) + prec.psums * total(writes[0]["outputs"], 1))
-        scale, constant = 8, (prec.outputs - prec.psums) * final
-    elif objective == "energy":
+    if objective == "energy":
         energies = [hier.mac_energy] + [e for lv in hier.levels for e in (lv.read_energy, lv.write_energy)]
         scale = _integer_scale(energies)
-        expr = 0
-        for l, level in enumerate(hier.levels):
-            for X in TENSORS:
-                expr += total(reads[l][X], round(level.read_energy * scale))
-                expr += total(writes[l][X], round(level.write_energy * scale))
+        read_w = [round(lv.read_energy * scale) for lv in hier.levels]
+        write_w = [round(lv.write_energy * scale) for lv in hier.levels]
         constant = round(layer.macs * hier.mac_energy * scale)
+    elif objective == "offchip_traffic":
+        scale, constant = 8, (prec.outputs - prec.psums) * layer.output_elements
+        read_w = [0] * K
+        write_w = [0] * K
     else:
-        compute, cu = chains.product(1, [table(d, lambda r, d=d: math.prod(r[:K])) for d in DIMS])
-        m.latency = pyo.Var(domain=pyo.NonNegativeIntegers)
+        scale, constant = 1, 0
+        read_w = [0] * K
+        write_w = [0] * K
+    tensor_w = {X: (bits[X] if objective == "offchip_traffic" else 1) for X in TENSORS}
+    if objective == "offchip_traffic":
+        read_w[0] = write_w[0] = 1
+    budget = None if incumbent is None else incumbent * scale - constant  # what the access terms may add up to
+
+    def cap_for(weight: float, const: int, natural: int) -> int:
+        if budget is None or weight <= 0:
+            return natural
+        return min(natural, int(budget * (1 + 1e-9) / (weight * const)) + 1)
+
+    natural = layer.macs * max(hier.pes, 1) * 4  # no access count exceeds this many words per unit of const
+    bandwidth_caps: dict[int, float] = {}
+    if objective == "latency" and incumbent is not None:
+        bandwidth_caps = {l: lv.bandwidth * incumbent for l, lv in enumerate(hier.levels) if lv.bandwidth}
+
+    reads = [{X: [] for X in TENSORS} for _ in range(K)]
+    writes = [{X: [] for X in TENSORS} for _ in range(K)]
+
+    def cap_at(level: int, weight: float, const: int) -> int:
+        cap = cap_for(weight, const, natural)
+        if level in bandwidth_caps:
+            cap = min(cap, int(bandwidth_caps[level] / const) + 1)
+        return cap
+
+    needed = {l for l in range(K) if read_w[l] or write_w[l]} | (
+        {l for l, lv in enumerate(hier.levels) if lv.bandwidth} if objective == "latency" else set())
+    for bd in boundaries(problem):
+        X, l, a = bd.tensor, bd.level, bd.parent
+        if a not in needed and l not in needed:
+            continue
+        E = refetch_tables(l, X)
+        cp, cc = bd.parent_words.const, bd.child_words.const
+        wX = tensor_w[X]
+        if X != "outputs":
+            if a in needed:
+                reads[a][X].append(cp * b.term(words_tables(bd.parent_words) + E, cap_at(a, read_w[a] * wX, cp)))
+            if l < K and l in needed:
+                writes[l][X].append(cc * b.term(words_tables(bd.child_words) + E, cap_at(l, write_w[l] * wX, cc)))
+        else:
+            cap = cap_at(a, write_w[a] * wX, cp)
+            full = b.term(words_tables(bd.parent_words) + E, cap)
+            base = b.term(words_tables(bd.parent_words), cap)
+            if a in needed:
+                writes[a][X].append(cp * full)
+                reads[a][X].append(cp * (full - base))
+            if l < K and l in needed:
+                writes[l][X].append(cp * (full - base))
+                reads[l][X].append(cc * b.term(words_tables(bd.child_words) + E, cap_at(l, read_w[l] * wX, cc)))
+
+    if objective in ("energy", "offchip_traffic"):
+        expr = sum(read_w[l] * tensor_w[X] * sum(reads[l][X]) + write_w[l] * tensor_w[X] * sum(writes[l][X])
+                   for l in range(K) for X in TENSORS)
+        if objective == "offchip_traffic":
+            expr = sum(tensor_w[X] * sum(reads[0][X]) for X in TENSORS) + tensor_w["outputs"] * sum(writes[0]["outputs"])
+    else:
+        lat_cap = natural if incumbent is None else int(incumbent) + 1
+        compute = b.term([table(d, lambda r: math.prod(r[:K])) for d in DIMS], lat_cap)
+        m.latency = pyo.Var(domain=pyo.NonNegativeIntegers, bounds=(0, lat_cap))
         cons.add(m.latency >= compute)
         for l, level in enumerate(hier.levels):
             if level.bandwidth:
-                words = sum(total(reads[l][X], 1) + total(writes[l][X], 1) for X in TENSORS)
+                words = sum(sum(reads[l][X]) + sum(writes[l][X]) for X in TENSORS)
                 cons.add(level.bandwidth * m.latency >= words)
-        expr, scale, constant = m.latency, 1, 0
+        expr = m.latency
     m.objective = pyo.Objective(expr=expr, sense=pyo.minimize)
-    return m, rows, scale, constant
+    return m, b, rows, scale, constant
 
 
-def decode_milp(problem: MultiLevelProblem, m, rows):
+def decode_milp(problem: MultiLevelProblem, builder: _Model, rows):
     K = len(problem.hierarchy.levels)
-    chosen = {d: rows[d][max(range(len(rows[d])), key=lambda i: pyo.value(m.X[d, i]))] for d in DIMS}
-    orders = tuple(GROUP_ORDERS[max(range(len(GROUP_ORDERS)), key=lambda k: pyo.value(m.O[l, k]))] for l in range(K))
+
+    def value(key):
+        return pyo.value(builder.booleans[key]) if key in builder.booleans else 0.0
+
+    chosen = {d: rows[d][max(range(len(rows[d])), key=lambda i: value(("x", d, i)))] for d in DIMS}
+    orders = []
+    for l in range(K):
+        stationary = max(TENSORS, key=lambda X: value(("sigma", l, X)))
+        orders.append(group_order((stationary, *(X for X in TENSORS if X != stationary))))
+    orders = tuple(orders)
     return mapping_from_choice(problem, chosen, orders)
 
 
-def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float):
-    m, rows, scale, constant = build_multilevel_milp(problem)
-    # big-M rows multiply HiGHS' integrality tolerance by large constants: tighten it
-    tight = {"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9}
-    outcome = solve_highs(m, lambda model: decode_milp(problem, model, rows), time_limit, integral_objective=True,
-                          extra_options=tight)
-    return outcome, scale, constant
+def _incumbent(problem: MultiLevelProblem):
+    """The best fitting mapping of the two cheap heuristic mappers, or None."""
+    from ...solvers.multilevel_heuristics import paper_dataflow, random_sampling
+    from .multilevel_cost import evaluate_multilevel
+
+    best = None
+    for mapper in (paper_dataflow, random_sampling):
+        mapping = mapper(problem, samples=5_000)
+        if mapping is None:
+            continue
+        metrics = evaluate_multilevel(problem, mapping)
+        value = metrics.objective(problem.objective)
+        if metrics.fits and (best is None or value < best[1]):
+            best = (mapping, value)
+    return best
+
+
+def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, progress=None):
+    """Solve by a decomposition over the stationary tensor of every level.
+
+    Fixing which tensor is stationary at each level (3^K combinations) turns
+    every ``free`` Boolean into a plain consequence of the loops' triviality,
+    and HiGHS proves each piece in seconds where the whole model stalls on
+    fractional orders. Every piece is solved with the best objective so far
+    as a cutoff, so a piece either improves it or is proved unable to. The
+    result is optimal when every piece was finished; otherwise the bound is
+    the least of the unfinished pieces' bounds (the rigorous analytical bound
+    for pieces not started).
+
+    Returns (outcome, scale, constant) with the objective in model units."""
+    import itertools
+    import time
+
+    from ...solvers.outcome import SolverOutcome
+    from ...validation.multilevel_bounds import multilevel_bounds
+    from .multilevel_cost import evaluate_multilevel
+
+    start = time.perf_counter()
+    found = _incumbent(problem)
+    try:
+        m, builder, rows, scale, constant = build_multilevel_milp(problem, None if found is None else found[1])
+    except _NoValue:
+        return SolverOutcome("highs", True, True, None, None, time.perf_counter() - start, None,
+                             "no tile or array value fits"), 1, 0
+
+    def model_units(value: float) -> float:
+        return round(value * scale - constant)
+
+    best_mapping, best = (None, None) if found is None else (found[0], model_units(found[1]))
+
+    def consider(outcome) -> None:
+        nonlocal best_mapping, best
+        if outcome.values is None:
+            return
+        metrics = evaluate_multilevel(problem, outcome.values)
+        value = model_units(metrics.objective(problem.objective))
+        if metrics.fits and (best is None or value < best):
+            best_mapping, best = outcome.values, value
+
+    # the whole model first, for a share of the time: easy layers end here
+    options = {"mip_feasibility_tolerance": 1e-7}
+    whole = solve_highs(m, lambda model: decode_milp(problem, builder, rows), min(WHOLE_MODEL_SHARE * time_limit,
+                        WHOLE_MODEL_SECONDS), integral_objective=True, extra_options=options)
+    consider(whole)
+    if whole.proved or whole.infeasible:
+        message = "whole model proved" if whole.proved else "no mapping fits the hierarchy"
+        bound = best if whole.proved else None
+        return SolverOutcome("highs", True, whole.infeasible, best, bound, time.perf_counter() - start, best_mapping,
+                             message), scale, constant
+    K = len(problem.hierarchy.levels)
+    combos = list(itertools.product(TENSORS, repeat=K))
+    floor = model_units(multilevel_bounds(problem).objective)
+    open_bounds: list[float] = []
+    finished = 0
+    for index, combo in enumerate(combos):
+        remaining = time_limit - (time.perf_counter() - start)
+        if remaining <= 0:
+            open_bounds.append(floor)
+            continue
+        for l in range(K):
+            for X in TENSORS:
+                builder.boolean(("sigma", l, X)).fix(1 if X == combo[l] else 0)
+        options = {"mip_feasibility_tolerance": 1e-7}
+        if best is not None:
+            options["objective_bound"] = best - 0.5  # only strictly better mappings are of interest
+        outcome = solve_highs(m, lambda model: decode_milp(problem, builder, rows), remaining,
+                              integral_objective=True, extra_options=options)
+        consider(outcome)
+        if outcome.proved or outcome.infeasible:
+            finished += 1
+        else:
+            open_bounds.append(floor if outcome.bound is None else max(floor, outcome.bound))
+        if progress is not None:
+            progress(index + 1, len(combos))
+    wall = time.perf_counter() - start
+    proved = finished == len(combos)
+    if best is None:
+        return SolverOutcome("highs", proved, proved, None, None if proved else min(open_bounds), wall, None,
+                             "no mapping fits the hierarchy" if proved else "no mapping found in time"), scale, constant
+    bound = best if proved else min([best, *open_bounds])
+    message = f"{finished}/{len(combos)} stationary-tensor pieces finished"
+    return SolverOutcome("highs", proved, False, best, bound, wall, best_mapping, message), scale, constant
