@@ -90,3 +90,52 @@ def test_edp_search_agrees_with_enumeration(problem):
         return
     assert got.status == "optimal", got.message
     assert got.objective == pytest.approx(reference.objective)
+
+
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(instances())
+def test_milp_decomposition_over_stationary_tensors_agrees_with_enumeration(problem):
+    """With no time for the whole model, every instance goes through the
+    3^K pieces with cutoffs; the result must still be the enumerated optimum."""
+    import mapcert.formulations.tiling.multilevel_milp as milp
+
+    private_bandwidth = any(lv.bandwidth for lv in problem.hierarchy.levels[problem.hierarchy.pe_level:])
+    if problem.objective == "latency" and private_bandwidth:
+        return
+    reference = solve_multilevel(problem, "enumerate")
+    saved = milp.WHOLE_MODEL_SECONDS
+    milp.WHOLE_MODEL_SECONDS = 0.0
+    try:
+        got = solve_multilevel(problem, "milp", time_limit=60)
+    finally:
+        milp.WHOLE_MODEL_SECONDS = saved
+    if reference.status == "infeasible":
+        assert got.status == "infeasible"
+        return
+    assert got.status == "optimal", got.message
+    assert got.objective == pytest.approx(reference.objective)
+    assert "pieces finished" in got.message
+
+
+def test_prime_exponents_identify_values():
+    from math import prod
+
+    from mapcert.formulations.tiling.multilevel_milp import factorize
+
+    for n in (1, 2, 12, 56, 97, 224, 3 * 3 * 7 * 7 * 64):
+        assert prod(p**e for p, e in factorize(n)) == n
+    assert len({factorize(n) for n in range(1, 500)}) == 499
+
+
+def test_milp_refuses_instances_it_cannot_list(monkeypatch):
+    import mapcert.formulations.tiling.multilevel_milp as milp
+
+    monkeypatch.setattr(milp, "MAX_VALUES", 5)
+    hier = Hierarchy("h", (
+        MemoryLevel("DRAM", read_energy=200, write_energy=200),
+        MemoryLevel("GLB", capacity_bits=8 * 64, read_energy=6, write_energy=6),
+        MemoryLevel("RF", capacity_bits=8 * 12, per_pe=True, read_energy=1, write_energy=1),
+    ), rows=2, cols=2, mac_energy=1)
+    problem = MultiLevelProblem(ConvLayer(name="sq", N=1, M=4, C=4, P=4, Q=4, R=3, S=3), hier)
+    got = solve_multilevel(problem, "milp", time_limit=30)
+    assert got.status == "error" and "use cpsat" in got.message

@@ -32,3 +32,15 @@ def test_resnet18_eyeriss_layers_are_proved(problem):
         mapping = heuristic(problem)
         assert mapping is not None, name
         assert evaluate_multilevel(problem, mapping).energy >= result.objective, name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet18.layer4.0.conv2", "resnet18.layer4.0.downsample"])
+def test_both_exact_methods_prove_the_same_resnet18_optimum(name):
+    """The prime-exponent MILP and CP-SAT prove one optimum on full-size
+    layers (benchmarks/multilevel_exact_agree.py runs every layer)."""
+    problem = next(p for p in resnet18_on_eyeriss() if p.layer.name == name)
+    cp = solve_multilevel(problem, "cpsat", time_limit=300)
+    milp = solve_multilevel(problem, "milp", time_limit=900)
+    assert cp.status == milp.status == "optimal", (cp.message, milp.message)
+    assert milp.objective == cp.objective

@@ -40,7 +40,7 @@ from .multilevel import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem
 from .multilevel_cost import window_rows
 from .multilevel_cpsat import _axes_symmetric, _integer_scale
 from .multilevel_space import dim_choices, group_order, mapping_from_choice
-from .multilevel_terms import TENSORS, Halo, Words, boundaries, halo_value
+from .multilevel_terms import TENSORS, Words, boundaries, halo_value
 
 MILP_OBJECTIVES = ("offchip_traffic", "energy", "latency")
 WHOLE_MODEL_SHARE, WHOLE_MODEL_SECONDS = 0.25, 30.0
@@ -446,11 +446,13 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, progres
             best_mapping, best = outcome.values, value
 
     # the whole model first, for a share of the time: easy layers end here
-    options = {"mip_feasibility_tolerance": 1e-7}
-    whole = solve_highs(m, lambda model: decode_milp(problem, builder, rows), min(WHOLE_MODEL_SHARE * time_limit,
-                        WHOLE_MODEL_SECONDS), integral_objective=True, extra_options=options)
-    consider(whole)
-    if whole.proved or whole.infeasible:
+    whole_limit = min(WHOLE_MODEL_SHARE * time_limit, WHOLE_MODEL_SECONDS)
+    whole = None
+    if whole_limit > 0:
+        whole = solve_highs(m, lambda model: decode_milp(problem, builder, rows), whole_limit,
+                            integral_objective=True, extra_options={"mip_feasibility_tolerance": 1e-7})
+        consider(whole)
+    if whole is not None and (whole.proved or whole.infeasible):
         message = "whole model proved" if whole.proved else "no mapping fits the hierarchy"
         bound = best if whole.proved else None
         return SolverOutcome("highs", True, whole.infeasible, best, bound, time.perf_counter() - start, best_mapping,
