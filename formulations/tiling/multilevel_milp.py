@@ -403,6 +403,17 @@ def _incumbent(problem: MultiLevelProblem):
     return best
 
 
+def _stationary(mapping) -> tuple[str, ...]:
+    """Per level, the tensor whose reuse group is innermost among the level's
+    non-trivial groups (the first tensor when every group is trivial)."""
+    out = []
+    for loops in mapping.levels:
+        inner = [d for d in reversed(loops.order) if loops.factors.get(d, 1) > 1 and d != "G"]
+        owner = next((X for X in TENSORS if inner and inner[0] in REUSE_GROUPS[X]), TENSORS[0])
+        out.append(owner)
+    return tuple(out)
+
+
 def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, progress=None):
     """Solve by a decomposition over the stationary tensor of every level.
 
@@ -459,6 +470,9 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, progres
                              message), scale, constant
     K = len(problem.hierarchy.levels)
     combos = list(itertools.product(TENSORS, repeat=K))
+    if best_mapping is not None:  # the incumbent's own piece first: a better cutoff for all the others
+        own = _stationary(best_mapping)
+        combos.sort(key=lambda combo: combo != own)
     floor = model_units(multilevel_bounds(problem).objective)
     open_bounds: list[float] = []
     finished = 0
