@@ -463,7 +463,7 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, progres
         whole = solve_highs(m, lambda model: decode_milp(problem, builder, rows), whole_limit,
                             integral_objective=True, extra_options={"mip_feasibility_tolerance": 1e-7})
         consider(whole)
-    if whole is not None and (whole.proved or whole.infeasible):
+    if whole is not None and (whole.proved or (whole.infeasible and best is None)):
         message = "whole model proved" if whole.proved else "no mapping fits the hierarchy"
         bound = best if whole.proved else None
         return SolverOutcome("highs", True, whole.infeasible, best, bound, time.perf_counter() - start, best_mapping,
