@@ -61,14 +61,19 @@ def test_optimum_never_below_the_bounds(problem):
     assert result.metrics.array_boundary_words >= bounds.array_boundary_words
 
 
+def two_by_two_hierarchy(rf: MemoryLevel | None = None) -> Hierarchy:
+    """DRAM, a 64 B buffer and a per-PE register file on 2 x 2 PEs."""
+    return Hierarchy("h", (
+        MemoryLevel("DRAM", read_energy=200, write_energy=200),
+        MemoryLevel("GLB", capacity_bits=8 * 64, read_energy=6, write_energy=6),
+        rf or MemoryLevel("RF", capacity_bits=8 * 12, per_pe=True, read_energy=1, write_energy=1),
+    ), rows=2, cols=2, mac_energy=1)
+
+
 def test_axis_symmetry_breaking_keeps_the_optimum():
     """P/Q and R/S interchangeable: CP-SAT keeps one of each mirrored pair and
     still finds the enumerated optimum (the mirror of a rectangular case too)."""
-    hier = Hierarchy("h", (
-        MemoryLevel("DRAM", read_energy=200, write_energy=200),
-        MemoryLevel("GLB", capacity_bits=8 * 64, read_energy=6, write_energy=6),
-        MemoryLevel("RF", capacity_bits=8 * 12, per_pe=True, read_energy=1, write_energy=1),
-    ), rows=2, cols=2, mac_energy=1)
+    hier = two_by_two_hierarchy()
     square = MultiLevelProblem(ConvLayer(name="sq", N=1, M=2, C=2, P=4, Q=4, R=3, S=3), hier)
     reference = solve_multilevel(square, "enumerate")
     got = solve_multilevel(square, "cpsat", time_limit=60)
@@ -131,11 +136,26 @@ def test_milp_refuses_instances_it_cannot_list(monkeypatch):
     import mapcert.formulations.tiling.multilevel_milp as milp
 
     monkeypatch.setattr(milp, "MAX_VALUES", 5)
-    hier = Hierarchy("h", (
-        MemoryLevel("DRAM", read_energy=200, write_energy=200),
-        MemoryLevel("GLB", capacity_bits=8 * 64, read_energy=6, write_energy=6),
-        MemoryLevel("RF", capacity_bits=8 * 12, per_pe=True, read_energy=1, write_energy=1),
-    ), rows=2, cols=2, mac_energy=1)
+    hier = two_by_two_hierarchy()
     problem = MultiLevelProblem(ConvLayer(name="sq", N=1, M=4, C=4, P=4, Q=4, R=3, S=3), hier)
     got = solve_multilevel(problem, "milp", time_limit=30)
     assert got.status == "error" and "use cpsat" in got.message
+
+
+@pytest.mark.parametrize("whole_model_seconds", [30.0, 0.0])
+def test_milp_holds_a_capacity_that_leaves_a_single_tile(monkeypatch, whole_model_seconds):
+    """A register file of one word per tensor leaves one tile size (1): the
+    MILP must still force every loop out of it, not drop the constraint. No
+    heuristic incumbent: the MILP has to find the optimum itself."""
+    import mapcert.formulations.tiling.multilevel_milp as milp
+
+    monkeypatch.setattr(milp, "_incumbent", lambda problem: None)
+    monkeypatch.setattr(milp, "WHOLE_MODEL_SECONDS", whole_model_seconds)
+    layer = ConvLayer(name="one", N=1, M=2, C=2, P=4, Q=2, R=3, S=1)
+    words = {"inputs": layer.precision.inputs, "weights": layer.precision.weights, "outputs": layer.precision.psums}
+    rf = MemoryLevel("RF", partition_bits=words, per_pe=True, read_energy=1, write_energy=1)
+    problem = MultiLevelProblem(layer, two_by_two_hierarchy(rf))
+    reference = solve_multilevel(problem, "enumerate")
+    got = solve_multilevel(problem, "milp", time_limit=60)
+    assert reference.status == got.status == "optimal", got.message
+    assert got.objective == pytest.approx(reference.objective)

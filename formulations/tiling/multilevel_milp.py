@@ -81,8 +81,7 @@ class _Table:
 class _Model:
     """Pyomo model plus the lattice-term machinery."""
 
-    def __init__(self, problem: MultiLevelProblem):
-        self.problem = problem
+    def __init__(self):
         self.m = pyo.ConcreteModel()
         self.m.cons = pyo.ConstraintList()
         self.booleans: dict[tuple, pyo.Var] = {}
@@ -108,9 +107,8 @@ class _Model:
 
     def exponent(self, table: _Table, p: int):
         """Exponent of prime ``p`` in the table's value, linear in its Booleans."""
-        expr = sum(dict(factorize(v)).get(p, 0) * self.boolean(k) for k, v in zip(table.keys, table.values, strict=True))
         if table.gate is None:
-            return expr
+            return sum(dict(factorize(v)).get(p, 0) * self.boolean(k) for k, v in zip(table.keys, table.values, strict=True))
         # rows disaggregated: y_i = x_i and not free, so that a half-set free
         # Boolean cannot cancel a whole exponent (tighter than one big-M row)
         free = self.boolean(table.gate)
@@ -131,8 +129,8 @@ class _Model:
         return total
 
     def term(self, tables: list[_Table], cap: int):
-        """``prod(table values)`` as sum_v v z_v, offering the values <= ``cap``
-        (None when no value fits: the choice is infeasible)."""
+        """``prod(table values)`` as sum_v v z_v, offering the values <= ``cap``;
+        raises _NoValue when none is, which makes the model infeasible."""
         tables = [t for t in tables if len(set(t.values)) > 1 or t.values[0] != 1 or t.gate is not None]
         key = (tuple(tables), cap)
         if key in self.terms:
@@ -158,15 +156,19 @@ class _Model:
         if not reach:
             raise _NoValue
         values = list(reach.items())
+        primes = sorted({p for vec, _ in values for p, _ in vec} | {p for t in tables for v in t.values
+                                                                    for p, _ in factorize(v)})
         if len(values) == 1:
-            self.terms[key] = values[0][1]
-            return values[0][1]
+            # one value left: no choice to make, but the tables must still produce it
+            (vec, value), = values
+            for p in primes:
+                self.m.cons.add(sum(self.exponent(t, p) for t in tables) == dict(vec).get(p, 0))
+            self.terms[key] = value
+            return value
         self.count += 1
         z = pyo.Var(range(len(values)), domain=pyo.Binary)
         self.m.add_component(f"z{self.count}", z)
         self.m.cons.add(sum(z[i] for i in range(len(values))) == 1)
-        primes = sorted({p for vec, _ in values for p, _ in vec} | {p for t in tables for v in t.values
-                                                                    for p, _ in factorize(v)})
         for p in primes:
             self.m.cons.add(sum(dict(vec).get(p, 0) * z[i] for i, (vec, _) in enumerate(values))
                             == sum(self.exponent(t, p) for t in tables))
@@ -187,7 +189,7 @@ def _merge(a: tuple, b: tuple) -> tuple:
 
 
 def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = None):
-    """Build the model; returns (model, rows, scale, constant) or raises
+    """Build the model; returns (model, builder, rows, scale, constant) or raises
     ValueError (objective or size not covered) / _NoValue (infeasible).
     ``incumbent`` is the objective (in its own units) of a known mapping."""
     if problem.objective not in MILP_OBJECTIVES:
@@ -196,7 +198,7 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     K, pe = len(hier.levels), hier.pe_level
     if problem.objective == "latency" and any(lv.bandwidth for lv in hier.levels[pe:]):
         raise ValueError("the MILP models bandwidth limits of shared levels only; use cpsat")
-    b = _Model(problem)
+    b = _Model()
     m, cons = b.m, b.m.cons
     rows = {d: [tuple(int(v) for v in r) for r in dim_choices(problem, d)] for d in DIMS}
     for d in DIMS:
@@ -414,7 +416,7 @@ def _stationary(mapping) -> tuple[str, ...]:
     return tuple(out)
 
 
-def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, progress=None):
+def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float):
     """Solve by a decomposition over the stationary tensor of every level.
 
     Fixing which tensor is stationary at each level (3^K combinations) turns
@@ -447,27 +449,32 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, progres
 
     best_mapping, best = (None, None) if found is None else (found[0], model_units(found[1]))
 
-    def consider(outcome) -> None:
+    def finished(outcome) -> bool:
+        """Keep the outcome's mapping if it is the best so far; True when the
+        outcome settles its model: infeasible, or proved with a mapping that
+        fits and evaluates to no more than HiGHS claimed (anything else is no
+        proof). Within a piece the claim may exceed the evaluation: when the
+        fixed stationary tensor's group is trivial at a level, another tensor
+        is really stationary there, and its own piece counts that mapping."""
         nonlocal best_mapping, best
         if outcome.values is None:
-            return
+            return outcome.infeasible
         metrics = evaluate_multilevel(problem, outcome.values)
         value = model_units(metrics.objective(problem.objective))
         if metrics.fits and (best is None or value < best):
             best_mapping, best = outcome.values, value
+        confirmed = metrics.fits and outcome.objective is not None and value < outcome.objective + 0.5
+        return outcome.proved and confirmed
 
     # the whole model first, for a share of the time: easy layers end here
     whole_limit = min(WHOLE_MODEL_SHARE * time_limit, WHOLE_MODEL_SECONDS)
-    whole = None
     if whole_limit > 0:
         whole = solve_highs(m, lambda model: decode_milp(problem, builder, rows), whole_limit,
                             integral_objective=True, extra_options={"mip_feasibility_tolerance": 1e-7})
-        consider(whole)
-    if whole is not None and (whole.proved or (whole.infeasible and best is None)):
-        message = "whole model proved" if whole.proved else "no mapping fits the hierarchy"
-        bound = best if whole.proved else None
-        return SolverOutcome("highs", True, whole.infeasible, best, bound, time.perf_counter() - start, best_mapping,
-                             message), scale, constant
+        if finished(whole) and (whole.proved or best is None):
+            message = "whole model proved" if whole.proved else "no mapping fits the hierarchy"
+            return SolverOutcome("highs", True, whole.infeasible, best, best, time.perf_counter() - start,
+                                 best_mapping, message), scale, constant
     K = len(problem.hierarchy.levels)
     combos = list(itertools.product(TENSORS, repeat=K))
     if best_mapping is not None:  # the incumbent's own piece first: a better cutoff for all the others
@@ -475,8 +482,8 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, progres
         combos.sort(key=lambda combo: combo != own)
     floor = model_units(multilevel_bounds(problem).objective)
     open_bounds: list[float] = []
-    finished = 0
-    for index, combo in enumerate(combos):
+    settled = 0
+    for combo in combos:
         remaining = time_limit - (time.perf_counter() - start)
         if remaining <= 0:
             open_bounds.append(floor)
@@ -484,23 +491,22 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, progres
         for l in range(K):
             for X in TENSORS:
                 builder.boolean(("sigma", l, X)).fix(1 if X == combo[l] else 0)
-        options = {"mip_feasibility_tolerance": 1e-7}
         if best is not None:
-            options["objective_bound"] = best - 0.5  # only strictly better mappings are of interest
+            # only strictly better mappings are of interest: "infeasible" then means none is in this piece
+            if m.find_component("cutoff") is not None:
+                m.del_component("cutoff")
+            m.cutoff = pyo.Constraint(expr=m.objective.expr <= best - 0.5)
         outcome = solve_highs(m, lambda model: decode_milp(problem, builder, rows), remaining,
-                              integral_objective=True, extra_options=options)
-        consider(outcome)
-        if outcome.proved or outcome.infeasible:
-            finished += 1
+                              integral_objective=True, extra_options={"mip_feasibility_tolerance": 1e-7})
+        if finished(outcome):
+            settled += 1
         else:
             open_bounds.append(floor if outcome.bound is None else max(floor, outcome.bound))
-        if progress is not None:
-            progress(index + 1, len(combos))
     wall = time.perf_counter() - start
-    proved = finished == len(combos)
+    proved = settled == len(combos)
     if best is None:
         return SolverOutcome("highs", proved, proved, None, None if proved else min(open_bounds), wall, None,
                              "no mapping fits the hierarchy" if proved else "no mapping found in time"), scale, constant
     bound = best if proved else min([best, *open_bounds])
-    message = f"{finished}/{len(combos)} stationary-tensor pieces finished"
+    message = f"{settled}/{len(combos)} stationary-tensor pieces finished"
     return SolverOutcome("highs", proved, False, best, bound, wall, best_mapping, message), scale, constant
