@@ -207,7 +207,7 @@ def solve(
     """Find the optimal mapping of an instance and certify it."""
     problem = _load(file)
     if isinstance(problem, MultiLevelNetwork):
-        _solve_network(problem, method, time_limit, as_json, output, force)
+        _solve_network(problem, method, time_limit, as_json, output, force, functional)
     if isinstance(problem, MultiLevelProblem):
         _solve_multilevel(problem, method, time_limit, as_json, output, force, functional)
     if not isinstance(problem, TilingProblem):
@@ -301,8 +301,8 @@ def verify(
                      f"`mapcert compare` on the instance, which re-proves the optimum with every exact method"])
     if isinstance(data, dict) and "objective_name" in data and data.get("family") == "tiling":
         _fail_input([f"{result}:1: family: verify re-derives two-level tiling results; for a memory hierarchy run "
-                     "`mapcert compare` on the instance (every exact method, the functional model on small "
-                     "layers), or score this result with `mapcert compare FILE --mapping RESULT`"])
+                     "`mapcert compare` on the instance (every exact method and the functional model), or score "
+                     "this result with `mapcert compare FILE --mapping RESULT`"])
     if not isinstance(data, dict) or data.get("format") != RESULT_FORMAT or "instance" not in data:
         _fail_input([f"{result}:1: format: not a mapcert result (expected format: {RESULT_FORMAT})"])
     try:
@@ -605,7 +605,7 @@ def _solve_multilevel(problem, method, time_limit, as_json, output, force, funct
     raise _Exit(_exit_code(report.status))
 
 
-def _solve_network(net, method, time_limit, as_json, output, force) -> None:
+def _solve_network(net, method, time_limit, as_json, output, force, functional) -> None:
     """Solve each distinct layer once, with progress, then one table and one file."""
     from rich.progress import Progress
 
@@ -619,7 +619,7 @@ def _solve_network(net, method, time_limit, as_json, output, force) -> None:
         task = progress.add_task(f"{net.network}: solving", total=len(net.layers))
         for item in net.layers:
             progress.update(task, description=f"{net.network}: {item.problem.layer.name}")
-            reports.append(solve_multilevel_instance(item.problem, method, time_limit, functional=False))
+            reports.append(solve_multilevel_instance(item.problem, method, time_limit, functional=functional))
             progress.advance(task)
     rows = []
     totals = {"objective": 0.0, "wall_time_s": 0.0, "proved": 0}
@@ -629,6 +629,7 @@ def _solve_network(net, method, time_limit, as_json, output, force) -> None:
         rows.append({"layer": item.problem.layer.name, "same_shape": list(item.names), "count": count,
                      "status": report.status, "objective": r.objective, "best_bound": r.best_bound,
                      "gap": r.gap, "lower_bound": report.bounds.objective, "wall_time_s": round(r.wall_time_s, 3),
+                     "functional": _functional_word(report.functional),
                      "solution": None if r.mapping is None else r.mapping.to_dict(item.problem.hierarchy)})
         totals["objective"] += (r.objective or 0.0) * count
         totals["wall_time_s"] += r.wall_time_s
@@ -649,20 +650,27 @@ def _solve_network(net, method, time_limit, as_json, output, force) -> None:
     out.print(f"[bold]{net.network}[/] on [bold]{first.hierarchy.name}[/], objective {first.objective} "
               f"({reports[0].unit}); each distinct layer solved once")
     table = Table(show_edge=False)
-    for col in ("layer", "x", "status", "objective", "gap", "to bound", "time"):
+    for col in ("layer", "x", "status", "objective", "gap", "to bound", "time", "functional"):
         table.add_column(col, justify="left" if col in ("layer", "status") else "right")
     for row, report in zip(rows, reports, strict=True):
         table.add_row(row["layer"], str(row["count"]), row["status"],
                       "-" if row["objective"] is None else f"{row['objective']:,.0f}",
                       "-" if row["gap"] is None else f"{100 * row['gap']:.1f}%",
                       "-" if report.gap_to_bound() is None else f"{100 * report.gap_to_bound():.0f}%",
-                      f"{row['wall_time_s']:.1f} s")
+                      f"{row['wall_time_s']:.1f} s", row["functional"])
     _show(table)
     out.print(f"total {totals['objective']:,.0f} {reports[0].unit} over {sum(r['count'] for r in rows)} layers; "
               f"{totals['proved']}/{len(rows)} distinct layers proved optimal in {totals['wall_time_s']:.0f} s")
     if output is not None:
         out.print(f"result saved to {output}")
     raise _Exit(_exit_code(status))
+
+
+def _functional_word(check: dict) -> str:
+    """One word for a functional check: passed, FAILED, or why it did not run."""
+    if not check.get("ran"):
+        return f"not run ({check.get('reason', 'no mapping')})"
+    return "passed" if check["outputs_match"] and check["counts_match"] else "FAILED"
 
 
 def _render_multilevel(report) -> None:

@@ -39,7 +39,7 @@ class Row:
     gap: float | None = None
     note: str = ""
     functional: str | None = None
-    """Multi-level tiling: whether the cycle-level functional model ran the
+    """Multi-level tiling: whether the vectorized functional model ran the
     row's mapping and its outputs and counts matched (None for other families)."""
 
 
@@ -217,13 +217,10 @@ def _functional_check(instance, mapping) -> str | None:
         return None
     if mapping is None:
         return "-"
-    from .hardware.functional.multilevel import run_multilevel
-    from .multilevel_report import FUNCTIONAL_LIMIT
+    from .multilevel_report import functional_check
 
-    metrics = evaluate_multilevel(instance, mapping)
-    steps = metrics.compute_cycles * instance.hierarchy.pes
-    if steps > FUNCTIONAL_LIMIT:
-        return f"not run ({steps:,} MAC steps)"
-    run = run_multilevel(instance, mapping, max_steps=FUNCTIONAL_LIMIT)
-    ok = run.outputs_match and run.reads == metrics.reads and run.writes == metrics.writes
+    check = functional_check(instance, mapping, evaluate_multilevel(instance, mapping))
+    if not check["ran"]:
+        return f"not run ({check['reason']})"
+    ok = check["outputs_match"] and check["counts_match"]
     return "passed" if ok else "FAILED"

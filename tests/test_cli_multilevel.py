@@ -26,6 +26,16 @@ def test_solve_proves_and_checks_the_small_example():
     assert json.loads(again.stdout)["objective"] == data["objective"]
 
 
+def test_solve_runs_the_functional_model_on_a_full_size_layer():
+    done = run("solve", str(EXAMPLE.parent / "resnet18_layer4_eyeriss.yaml"), "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["status"] == "optimal"
+    functional = data["certificate"]["functional"]
+    assert functional["ran"] and functional["outputs_match"] and functional["counts_match"], functional
+    assert functional["cycles"] == 1_204_224  # 115,605,504 MACs on 96 of the 168 PEs
+
+
 def test_compare_scores_heuristics_against_the_optimum():
     done = run("compare", str(EXAMPLE), "--json")
     assert done.returncode == 0, done.stderr
