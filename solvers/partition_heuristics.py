@@ -27,12 +27,17 @@ import random
 
 import networkx as nx
 
-from ..formulations.partition.cost import ema_bytes, evaluate, is_convex, memory_bytes, quotient_is_acyclic
+from ..formulations.partition.cost import ema_bytes, evaluate, execution, is_convex, quotient_is_acyclic
 from ..formulations.partition.graph import PartitionGraph
 
 
 def _fits(pg: PartitionGraph, nodes: frozenset, capacity: int) -> bool:
-    return memory_bytes(pg, nodes) <= capacity
+    return execution(pg, nodes, capacity) is not None
+
+
+def _ema(pg: PartitionGraph, nodes: frozenset, capacity: int) -> int:
+    """EMA of a block that fits (a lone layer in its cheapest fitting execution)."""
+    return execution(pg, nodes, capacity).ema
 
 
 def greedy_merge(pg: PartitionGraph, capacity: int) -> list[frozenset] | None:
@@ -45,7 +50,7 @@ def greedy_merge(pg: PartitionGraph, capacity: int) -> list[frozenset] | None:
         best = None
         for i, j in pairs:
             union = blocks[i] | blocks[j]
-            gain = ema_bytes(pg, blocks[i]) + ema_bytes(pg, blocks[j]) - ema_bytes(pg, union)
+            gain = _ema(pg, blocks[i], capacity) + _ema(pg, blocks[j], capacity) - ema_bytes(pg, union)
             if gain <= 0 or (best is not None and gain <= best[0]):
                 continue
             if not (is_convex(pg, union) and _fits(pg, union, capacity)):
@@ -75,7 +80,7 @@ def depth_dp(pg: PartitionGraph, capacity: int) -> list[frozenset] | None:
                 return None  # a single layer does not fit
             if len(segment) > 1 and not nx.is_connected(undirected.subgraph(segment)):
                 continue
-            cost = best[start][0] + ema_bytes(pg, segment)
+            cost = best[start][0] + _ema(pg, segment, capacity)
             if best[end] is None or cost < best[end][0]:
                 best[end] = (cost, start)
     if best[n] is None:

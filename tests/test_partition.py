@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mapcert.formulations.partition.cost import evaluate, memory_bytes
+from mapcert.formulations.partition.cost import ema_bytes, evaluate, memory_bytes
 from mapcert.formulations.partition.exact import solve_partition
 from mapcert.formulations.partition.graph import Node, PartitionGraph, from_network
 
@@ -33,7 +33,8 @@ def small_dags(draw):
         reads_input = i == 0
         node = Node(f"v{i}", rows=rows, row_bytes=draw(st.integers(1, 40)), window=draw(st.sampled_from([1, 3])),
                     stride=draw(st.sampled_from([1, 1, 2])), weight_bytes=draw(st.integers(0, 300)),
-                    input_bytes=rows * 10 if reads_input else 0, input_row_bytes=10 if reads_input else 0)
+                    input_bytes=rows * 10 if reads_input else 0, input_row_bytes=10 if reads_input else 0,
+                    channels=draw(st.sampled_from([1, 2, 4])))
         graph.add_node(node.name, index=i, node=node)
         if i:
             parents = draw(st.lists(st.integers(0, i - 1), min_size=1, max_size=2, unique=True))
@@ -85,3 +86,50 @@ def test_vgg16_partitions_agree(capacity_mib):
     assert len(set(values.values())) == 1, values
     single = evaluate(pg, [frozenset([v]) for v in pg.graph.nodes], 10**12).ema_bytes
     assert values["dp"] < single  # fusion saves external memory access
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(small_dags(), st.data())
+def test_memory_never_shrinks_as_nodes_are_added(case, data):
+    """The candidate enumeration prunes every superset of a set that does not fit."""
+    pg, _ = case
+    nodes = list(pg.graph.nodes)
+    subset = frozenset(data.draw(st.lists(st.sampled_from(nodes), min_size=1, unique=True)))
+    extra = data.draw(st.sampled_from(nodes))
+    assert memory_bytes(pg, subset | {extra}) >= memory_bytes(pg, subset)
+
+
+def test_a_layer_whose_weights_do_not_fit_streams_them():
+    # VGG-16's fc6 holds 98 MiB of weights; alone, in 4096 output-channel groups, it runs in 128 KiB
+    pg = from_network("vgg16")
+    capacity = 128 * 1024
+    result = solve_partition(pg, capacity, "dp")
+    assert result.status == "optimal"
+    metrics = evaluate(pg, result.blocks, capacity)
+    assert metrics.feasible and metrics.peak_memory_bytes <= capacity
+    assert "fc6" in metrics.streamed and metrics.streamed["fc6"] > 1
+    # streaming reads every weight once, so the EMA is at least all weights once
+    assert metrics.ema_bytes >= sum(pg.node(v).weight_bytes for v in pg.graph.nodes)
+
+
+def test_best_covering_that_cannot_be_ordered_is_refused():
+    """Two crossed chains: fusing each chain is the cheapest covering, but
+    then each subgraph feeds the other. Every method must fall back to an
+    orderable partition, the one brute force finds."""
+    graph = nx.DiGraph()
+    for i, v in enumerate(["a1", "b1", "a2", "b2"]):
+        graph.add_node(v, index=i, node=Node(v, 16, 10, 1, 1, 0, 160 if v.endswith("1") else 0,
+                                             10 if v.endswith("1") else 0))
+    graph.add_edges_from([("a1", "a2"), ("b1", "b2"), ("a1", "b2"), ("b1", "a2")])
+    pg = PartitionGraph(graph)
+    pairs = [frozenset(p) for p in (("a1", "a2"), ("b1", "b2"))]
+    capacity = max(memory_bytes(pg, p) for p in pairs)
+    assert all(memory_bytes(pg, frozenset(graph.nodes) - {v}) > capacity for v in graph.nodes)
+    assert not evaluate(pg, pairs, capacity).feasible  # the cheapest covering cannot be ordered
+    best = min(m.ema_bytes for part in set_partitions(list(graph.nodes))
+               if (m := evaluate(pg, [frozenset(b) for b in part], capacity)).feasible)
+    assert sum(ema_bytes(pg, p) for p in pairs) < best  # so the unordered relaxation picks it
+    for method in ("dp", "milp", "cpsat"):
+        result = solve_partition(pg, capacity, method)
+        assert result.status == "optimal" and result.objective == best, method
+        assert evaluate(pg, result.blocks, capacity).feasible, method

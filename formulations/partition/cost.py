@@ -13,7 +13,12 @@ step and keeps ``height_u = max over consumers of F_v + (offset_u / s_v - 1)
 * s_v`` rows (its MAIN region of new rows plus the SIDE overlap).  Tensors
 read from outside S are buffered the same way.  Memory(S) is the sum of
 those row buffers plus all weights of S.
+
+A layer whose weights do not fit runs alone with its weights streamed: in
+``k`` groups of output channels, either re-reading its input rows for every
+group or keeping its whole input on chip (``Execution``, ``lone_layer_modes``).
 """
+
 
 from __future__ import annotations
 
@@ -66,7 +71,7 @@ def memory_bytes(pg: PartitionGraph, nodes: frozenset) -> int:
     g = pg.graph
     offset: dict[str, int] = {}
     height: dict[str, int] = {}
-    order = [v for v in reversed(pg.order) if v in nodes]
+    order = sorted(nodes, key=pg.position.__getitem__, reverse=True)
     for v in order:  # consumers before producers
         consumers = [w for w in g.successors(v) if w in nodes]
         if not consumers:
@@ -98,6 +103,65 @@ def memory_bytes(pg: PartitionGraph, nodes: frozenset) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class Execution:
+    """How a subgraph runs on chip: its external memory access, the on-chip
+    memory it needs, and for a lone layer the number of output-channel
+    groups its weights are streamed in (1: all weights resident) and whether
+    its whole input stays on chip meanwhile."""
+
+    ema: int
+    memory: int
+    weight_groups: int = 1
+    resident_input: bool = False
+
+
+def _divisors(n: int) -> list[int]:
+    return [k for k in range(1, n + 1) if n % k == 0]
+
+
+def lone_layer_modes(pg: PartitionGraph, v: str) -> list[Execution]:
+    """Every way to run layer ``v`` alone. With its weights in ``k`` groups of
+    output channels it holds ``weights / k`` and one output row of ``M / k``
+    channels at a time, and either
+
+    * streams its input rows as usual, reading its input ``k`` times, or
+    * keeps its whole input on chip, reading it once.
+
+    ``k = 1`` with streamed rows is the ordinary fused execution of {v}."""
+    node = pg.node(v)
+    alone = frozenset([v])
+    row_buffers = memory_bytes(pg, alone) - node.weight_bytes - node.row_bytes  # input rows on chip
+    inputs = ema_bytes(pg, alone) - node.weight_bytes - node.out_bytes  # input bytes read once
+    modes = []
+    for k in _divisors(node.channels) if node.weight_bytes else [1]:
+        held = -(-node.weight_bytes // k) + -(-node.row_bytes // k)
+        modes.append(Execution(node.weight_bytes + k * inputs + node.out_bytes, held + row_buffers, k))
+        if k > 1:
+            modes.append(Execution(node.weight_bytes + inputs + node.out_bytes, held + inputs, k, True))
+    return modes
+
+
+def execution(pg: PartitionGraph, nodes: frozenset, capacity: int) -> Execution | None:
+    """The least-EMA way to run ``nodes`` within ``capacity`` bytes (ties:
+    least memory), or None when none fits. Only a lone layer may stream its
+    weights; a fused subgraph keeps all of them on chip, since every row
+    step uses every weight."""
+    if len(nodes) == 1:
+        (v,) = nodes
+        fitting = [mode for mode in lone_layer_modes(pg, v) if mode.memory <= capacity]
+        return min(fitting, key=lambda mode: (mode.ema, mode.memory)) if fitting else None
+    memory = memory_bytes(pg, nodes)
+    return Execution(ema_bytes(pg, nodes), memory) if memory <= capacity else None
+
+
+def least_memory(pg: PartitionGraph, nodes: frozenset) -> int:
+    """The least on-chip memory any execution of ``nodes`` needs."""
+    if len(nodes) == 1:
+        return min(mode.memory for mode in lone_layer_modes(pg, next(iter(nodes))))
+    return memory_bytes(pg, nodes)
+
+
 @dataclass
 class PartitionMetrics:
     ema_bytes: int
@@ -105,6 +169,8 @@ class PartitionMetrics:
     peak_memory_bytes: int
     feasible: bool
     violations: list[str] = field(default_factory=list)
+    streamed: dict[str, int] = field(default_factory=dict)
+    """Lone layers that stream their weights: layer -> output-channel groups."""
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -120,22 +186,27 @@ def quotient_is_acyclic(pg: PartitionGraph, blocks: list[frozenset]) -> bool:
 
 def evaluate(pg: PartitionGraph, blocks: list[frozenset], capacity: int) -> PartitionMetrics:
     """EMA of a partition and whether it can run: blocks cover every node
-    once, each is connected and convex and fits ``capacity`` bytes, and the
-    blocks can be ordered (their quotient graph is acyclic)."""
+    once, each is connected and convex and fits ``capacity`` bytes (a lone
+    layer in its cheapest fitting ``execution``), and the blocks can be
+    ordered (their quotient graph is acyclic). The EMA counts fitting
+    blocks only; it means nothing unless ``feasible``."""
     violations = []
     covered = [v for block in blocks for v in block]
     if sorted(covered) != sorted(pg.graph.nodes):
         violations.append("blocks must cover every node exactly once")
-    peak = 0
+    peak, ema, streamed = 0, 0, {}
     for block in blocks:
-        mem = memory_bytes(pg, block)
-        peak = max(peak, mem)
-        if mem > capacity:
-            violations.append(f"a subgraph of {len(block)} nodes needs {mem} B > {capacity} B")
+        run = execution(pg, block, capacity)
+        if run is None:
+            violations.append(f"a subgraph of {len(block)} nodes needs {least_memory(pg, block)} B > {capacity} B")
+        else:
+            peak, ema = max(peak, run.memory), ema + run.ema
+            if run.weight_groups > 1:
+                streamed[next(iter(block))] = run.weight_groups
         if not is_connected(pg, block):
             violations.append(f"subgraph {sorted(block)[:3]}... is not connected")
         if not is_convex(pg, block):
             violations.append(f"subgraph {sorted(block)[:3]}... is not convex")
     if not violations and not quotient_is_acyclic(pg, blocks):
         violations.append("the subgraphs cannot be ordered (their quotient graph has a cycle)")
-    return PartitionMetrics(sum(ema_bytes(pg, b) for b in blocks), len(blocks), peak, not violations, violations)
+    return PartitionMetrics(ema, len(blocks), peak, not violations, violations, streamed)

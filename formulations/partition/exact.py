@@ -8,15 +8,17 @@ can run one after another (docs/partition.md):
   the nodes outside the downward-closed set I; the next subgraph is any
   candidate disjoint from I whose outside predecessors all lie in I.
 * **MILP / CP-SAT** (set partitioning with order): a binary x_S per
-  candidate, each node covered once; a potential t_v per node and tau_S per
-  candidate with t_v = tau_S for the nodes of a chosen S, and
-  t_v >= t_u + 1 - same(u, v) on every edge, same(u, v) being the chosen
-  candidates holding both ends.  Potentials exist exactly when the chosen
-  subgraphs can be ordered.
+  candidate, each node covered once; a potential t_v per node, equal along
+  every edge inside a chosen subgraph (same(u, v) = 1, the chosen
+  candidates holding both ends) and t_v >= t_u + 1 on every other edge.
+  Chosen subgraphs are connected, so equal potentials along their inner
+  edges make one potential per subgraph, and such potentials exist exactly
+  when the chosen subgraphs can be ordered.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -26,10 +28,17 @@ from ortools.sat.python import cp_model
 
 from ...solvers.cpsat import solve_cpsat
 from ...solvers.highs import solve_highs
-from .cost import ema_bytes, memory_bytes
+from .cost import ema_bytes, execution, least_memory, memory_bytes, quotient_is_acyclic
 from .graph import PartitionGraph
 
 METHODS = ("dp", "milp", "cpsat")
+
+
+def sum_masks(masks) -> int:
+    out = 0
+    for mask in masks:
+        out |= mask
+    return out
 
 
 @dataclass(frozen=True)
@@ -41,67 +50,68 @@ class Candidate:
 
 
 def candidates(pg: PartitionGraph, capacity: int, max_candidates: int = 200_000) -> list[Candidate]:
-    """Every connected convex subgraph that fits ``capacity`` bytes, each once
-    (ESU enumeration rooted at its first node in topological order).
+    """Every connected convex subgraph of two or more layers that fits
+    ``capacity`` bytes, each once, and every lone layer in its cheapest
+    fitting execution.
 
-    Growth stops as soon as weights plus one output row per node exceed the
-    capacity: that sum only grows as nodes are added and never exceeds the
-    memory a subgraph needs.  Sets are bitmasks; convexity asks whether any
-    node reachable from an outside successor lies inside."""
+    The search grows convex sets only: from a convex connected set it adds
+    one neighbouring layer and takes the convex closure (every layer that is
+    at once a descendant and an ancestor of a member). Every convex connected
+    set is reached this way, by adding its own layers one at a time, and a
+    closure that does not fit ends its branch: memory never shrinks as
+    layers are added (docs/partition.md), and every convex superset holds
+    the closure. Sets are bitmasks; a set of masks already seen keeps each
+    candidate once."""
     g = pg.graph
     order = pg.order
     bit = {v: 1 << i for i, v in enumerate(order)}
-    index = {v: i for i, v in enumerate(order)}
-    reach = {}
-    for v in reversed(order):  # descendants including itself, as masks
-        mask = bit[v]
-        for w in g.successors(v):
-            mask |= reach[w]
-        reach[v] = mask
-    succ_mask = {v: sum(bit[w] for w in g.successors(v)) for v in order}
-    neighbours = {v: set(g.predecessors(v)) | set(g.successors(v)) for v in order}
-    floor = {v: pg.node(v).weight_bytes + pg.node(v).row_bytes for v in order}
+    below, above = {}, {}  # descendants / ancestors, each including the layer itself
+    for v in reversed(order):
+        below[v] = bit[v] | sum_masks(below[w] for w in g.successors(v))
+    for v in order:
+        above[v] = bit[v] | sum_masks(above[u] for u in g.predecessors(v))
+    neighbours = {v: sum_masks(bit[u] for u in (*g.predecessors(v), *g.successors(v))) for v in order}
     found: list[Candidate] = []
+    seen: set[int] = set()
 
-    def convex(mask: int, members: list[str]) -> bool:
-        outside = 0
-        for v in members:
-            outside |= succ_mask[v]
-        outside &= ~mask
-        while outside:
-            low = outside & -outside
+    def members(mask: int) -> frozenset:
+        out = []
+        while mask:
+            low = mask & -mask
+            out.append(order[low.bit_length() - 1])
+            mask ^= low
+        return frozenset(out)
+
+    def grow(mask: int, down: int, up: int, border: int) -> None:
+        """``down`` / ``up``: descendants / ancestors of the set; ``border``:
+        its neighbours outside it."""
+        while border:
+            low = border & -border
+            border ^= low
             w = order[low.bit_length() - 1]
-            if reach[w] & mask:
-                return False
-            outside ^= low
-        return True
-
-    def visit(nodes: frozenset, mask: int) -> None:
-        if convex(mask, list(nodes)):
-            mem = memory_bytes(pg, nodes)
-            if mem <= capacity:
-                preds = frozenset(u for v in nodes for u in g.predecessors(v) if u not in nodes)
-                found.append(Candidate(nodes, ema_bytes(pg, nodes), mem, preds))
-                if len(found) > max_candidates:
-                    raise OverflowError(f"more than {max_candidates} candidate subgraphs")
-
-    def extend(nodes: frozenset, mask: int, extension: set, root: str, lower: int) -> None:
-        visit(nodes, mask)
-        extension = set(extension)
-        while extension:
-            w = extension.pop()
-            bound = lower + floor[w]
-            if bound > capacity:
+            closure = (down | below[w]) & (up | above[w])
+            if closure in seen:
                 continue
-            exclusive = {u for u in neighbours[w] if index[u] > index[root] and not (bit[u] & mask)
-                         and not any(u in neighbours[x] for x in nodes)}
-            extend(nodes | {w}, mask | bit[w], extension | exclusive, root, bound)
+            seen.add(closure)
+            nodes = members(closure)
+            mem = memory_bytes(pg, nodes)
+            if mem > capacity:
+                continue
+            preds = frozenset(u for v in nodes for u in g.predecessors(v) if u not in nodes)
+            found.append(Candidate(nodes, ema_bytes(pg, nodes), mem, preds))
+            if len(found) > max_candidates:
+                raise OverflowError(f"more than {max_candidates} candidate subgraphs")
+            around = sum_masks(neighbours[v] for v in nodes) & ~closure
+            grow(closure, down | below[w], up | above[w], around)
 
     for root in order:
-        if floor[root] > capacity:
-            continue
-        extend(frozenset([root]), bit[root], {u for u in neighbours[root] if index[u] > index[root]}, root,
-               floor[root])
+        alone = frozenset([root])
+        if memory_bytes(pg, alone) <= capacity:
+            grow(bit[root], below[root], above[root], neighbours[root])
+    for v in order:  # lone layers, in their cheapest fitting execution (weights streamed if need be)
+        run = execution(pg, frozenset([v]), capacity)
+        if run is not None:
+            found.append(Candidate(frozenset([v]), run.ema, run.memory, frozenset(g.predecessors(v))))
     return found
 
 
@@ -140,29 +150,30 @@ def _dp(pg: PartitionGraph, cands: list[Candidate]) -> tuple[int | None, list[fr
     return int(value), list(blocks)
 
 
-def _milp(pg: PartitionGraph, cands: list[Candidate], time_limit: float):
-    n = pg.graph.number_of_nodes()
-    nodes = list(pg.graph.nodes)
-    m = pyo.ConcreteModel(name="partition")
-    m.x = pyo.Var(range(len(cands)), domain=pyo.Binary)
-    m.t = pyo.Var(nodes, bounds=(0, n))
-    m.tau = pyo.Var(range(len(cands)), bounds=(0, n))
-    holders: dict[str, list[int]] = {v: [] for v in nodes}
+def _holders(pg: PartitionGraph, cands: list[Candidate]) -> dict[str, list[int]]:
+    """Per layer, the candidates that contain it."""
+    holders: dict[str, list[int]] = {v: [] for v in pg.graph.nodes}
     for k, c in enumerate(cands):
         for v in c.nodes:
             holders[v].append(k)
+    return holders
+
+
+def _milp(pg: PartitionGraph, cands: list[Candidate], time_limit: float, ordered: bool):
+    n = pg.graph.number_of_nodes()
+    nodes = list(pg.graph.nodes)
+    holders = _holders(pg, cands)
+    m = pyo.ConcreteModel(name="partition")
+    m.x = pyo.Var(range(len(cands)), domain=pyo.Binary)
+    m.t = pyo.Var(nodes, bounds=(0, n))
     m.cover = pyo.ConstraintList()
     for v in nodes:
         m.cover.add(sum(m.x[k] for k in holders[v]) == 1)
-    m.link = pyo.ConstraintList()
-    for k, c in enumerate(cands):
-        for v in c.nodes:
-            m.link.add(m.t[v] - m.tau[k] <= n * (1 - m.x[k]))
-            m.link.add(m.tau[k] - m.t[v] <= n * (1 - m.x[k]))
     m.order = pyo.ConstraintList()
-    for u, v in pg.graph.edges:
+    for u, v in pg.graph.edges if ordered else ():
         same = sum(m.x[k] for k in holders[u] if v in cands[k].nodes)
         m.order.add(m.t[v] >= m.t[u] + 1 - same)
+        m.order.add(m.t[v] <= m.t[u] + n * (1 - same))
     m.objective = pyo.Objective(expr=sum(c.ema * m.x[k] for k, c in enumerate(cands)))
 
     def read(model):
@@ -171,23 +182,20 @@ def _milp(pg: PartitionGraph, cands: list[Candidate], time_limit: float):
     return solve_highs(m, read, time_limit)
 
 
-def _cpsat(pg: PartitionGraph, cands: list[Candidate], time_limit: float, workers: int):
+def _cpsat(pg: PartitionGraph, cands: list[Candidate], time_limit: float, workers: int, ordered: bool):
     n = pg.graph.number_of_nodes()
     nodes = list(pg.graph.nodes)
+    holders = _holders(pg, cands)
     model = cp_model.CpModel()
     x = [model.NewBoolVar(f"x{k}") for k in range(len(cands))]
     t = {v: model.NewIntVar(0, n, f"t_{i}") for i, v in enumerate(nodes)}
-    tau = [model.NewIntVar(0, n, f"tau{k}") for k in range(len(cands))]
-    holders: dict[str, list[int]] = {v: [] for v in nodes}
-    for k, c in enumerate(cands):
-        for v in c.nodes:
-            holders[v].append(k)
-            model.Add(t[v] == tau[k]).OnlyEnforceIf(x[k])
     for v in nodes:
         model.AddExactlyOne(x[k] for k in holders[v])
-    for u, v in pg.graph.edges:
+    for u, v in pg.graph.edges if ordered else ():
+        # linear rather than reified: CP-SAT's LP then sees the order constraints
         same = sum(x[k] for k in holders[u] if v in cands[k].nodes)
         model.Add(t[v] >= t[u] + 1 - same)
+        model.Add(t[v] <= t[u] + n * (1 - same))
     model.Minimize(sum(c.ema * x[k] for k, c in enumerate(cands)))
 
     def read(solver):
@@ -207,13 +215,28 @@ def solve_partition(pg: PartitionGraph, capacity: int, method: str = "milp", tim
     missing = [v for v in pg.order if v not in covered]
     if missing:
         return PartitionResult("infeasible", method, None, None, None, len(cands), time.perf_counter() - start,
-                               f"layer {missing[0]} alone needs more than {capacity} B on chip")
+                               f"layer {missing[0]} alone needs at least {least_memory(pg, frozenset(missing[:1])):,} B "
+                               f"on chip, more than the capacity of {capacity:,} B")
     if method == "dp":
         value, blocks = _dp(pg, cands)
         status = "optimal" if blocks is not None else "infeasible"
         return PartitionResult(status, method, blocks, value, value, len(cands), time.perf_counter() - start)
-    remaining = max(0.05, time_limit - (time.perf_counter() - start))
-    outcome = _milp(pg, cands, remaining) if method == "milp" else _cpsat(pg, cands, remaining, workers)
+    # first without the order constraints, which rarely bind: a proved best
+    # covering whose subgraphs can be ordered is optimal
+    def run(ordered: bool):
+        remaining = max(0.05, time_limit - (time.perf_counter() - start))
+        return (_milp(pg, cands, remaining, ordered) if method == "milp"
+                else _cpsat(pg, cands, remaining, workers, ordered))
+
+    relaxed = run(ordered=False)
+    orderable = relaxed.values is not None and quotient_is_acyclic(pg, [cands[k].nodes for k in relaxed.values])
+    outcome = relaxed
+    if not relaxed.infeasible and not (relaxed.proved and orderable):
+        outcome = run(ordered=True)
+        bound = max((b for b in (outcome.bound, relaxed.bound) if b is not None), default=None)
+        if outcome.values is None and orderable:  # no time left: the relaxed covering is a valid partition
+            outcome = dataclasses.replace(relaxed, proved=False)
+        outcome = dataclasses.replace(outcome, bound=bound)
     if outcome.infeasible:
         return PartitionResult("infeasible", method, None, None, None, len(cands), time.perf_counter() - start,
                                "no ordered partition into fitting subgraphs")

@@ -4,6 +4,7 @@ sizes that fusion trades off (weights, output tensors, rows and windows)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import networkx as nx
 
@@ -20,6 +21,7 @@ class Node:
     weight_bytes: int
     input_bytes: int     # bytes of the network input it reads (0 if none)
     input_row_bytes: int
+    channels: int = 1    # output channels M: a lone layer may stream its weights in groups of them
 
     @property
     def out_bytes(self) -> int:
@@ -46,7 +48,7 @@ def node_from_layer(name: str, raw: dict, act_bytes: int, weight_bits: int, read
     return Node(
         name=name, rows=p, row_bytes=n * m * q * act_bytes, window=window, stride=stride, weight_bytes=weights,
         input_bytes=in_rows * in_row_bytes if reads_input else 0,
-        input_row_bytes=in_row_bytes if reads_input else 0,
+        input_row_bytes=in_row_bytes if reads_input else 0, channels=m if weights else 1,
     )
 
 
@@ -55,9 +57,15 @@ class PartitionGraph:
     graph: nx.DiGraph            # nodes carry ``node`` (a Node)
     name: str = "network"
 
-    @property
+    @cached_property
     def order(self) -> list[str]:
+        """Topological order, ties broken by the layers' order in the network
+        (computed once: the graph is not changed after construction)."""
         return list(nx.lexicographical_topological_sort(self.graph, key=lambda v: self.graph.nodes[v]["index"]))
+
+    @cached_property
+    def position(self) -> dict[str, int]:
+        return {v: i for i, v in enumerate(self.order)}
 
     def node(self, v: str) -> Node:
         return self.graph.nodes[v]["node"]
