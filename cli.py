@@ -28,6 +28,7 @@ from .formulations.tiling.solve import METHODS
 from .formulations.tiling.space import CANONICAL_ORDER
 from .instances import InstanceError, Issue, line_of, load, load_text
 from .multilevel_instances import MultiLevelNetwork
+from .partition_instances import PartitionInstance
 from .report import RESULT_FORMAT, Report, solve_and_certify
 from .units import format_bytes, format_count
 from .validation.bounds import tiling_bounds
@@ -210,6 +211,8 @@ def solve(
         _solve_network(problem, method, time_limit, as_json, output, force, functional)
     if isinstance(problem, MultiLevelProblem):
         _solve_multilevel(problem, method, time_limit, as_json, output, force, functional)
+    if isinstance(problem, PartitionInstance):
+        _solve_partition(problem, method, time_limit, as_json, output, force)
     if not isinstance(problem, TilingProblem):
         _solve_pim(problem, method, time_limit, as_json, output, force)
     _check_solve_options(method, METHODS, time_limit, output, force)
@@ -554,6 +557,29 @@ def _check_solve_options(method, methods, time_limit, output, force) -> None:
 def _spinner(as_json: bool):
     """A progress spinner on an interactive terminal, nothing otherwise."""
     return err.status("working...", spinner="dots") if sys.stderr.isatty() and not as_json else _null()
+
+
+def _solve_partition(instance, method, time_limit, as_json, output, force) -> None:
+    from .formulations.partition.exact import METHODS as PARTITION_METHODS
+    from .partition_render import render_partition
+    from .partition_report import solve_partition_instance
+
+    _check_solve_options(method, PARTITION_METHODS, time_limit, output, force)
+    with _spinner(as_json):
+        report = solve_partition_instance(instance, method, time_limit)
+    data = report.to_dict()
+    if output is not None:
+        _save_yaml(output, data)
+    if report.status == "infeasible" and not as_json:
+        _fail_input([f"{instance.source}:1: buffer: no feasible partition: {report.message}"])
+    if as_json:
+        print(json.dumps(data, indent=2, default=_plain))
+    else:
+        _status_line(report.status, report.method, report.wall_time_s, report.message)
+        render_partition(report, out, lambda **kw: Table(show_edge=False, **kw), _show)
+        if output is not None:
+            out.print(f"result saved to {output}")
+    raise _Exit(_exit_code(report.status))
 
 
 def _solve_pim(instance, method, time_limit, as_json, output, force) -> None:

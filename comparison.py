@@ -20,6 +20,7 @@ from .formulations.tiling.multilevel_cost import evaluate_multilevel
 from .formulations.tiling.multilevel_solve import solve_multilevel
 from .formulations.tiling.problem import TilingProblem
 from .formulations.tiling.solve import solve_tiling
+from .partition_instances import PartitionInstance
 from .pim_instances import CrossbarInstance, PairingInstance
 from .solvers.crossbar_heuristics import CROSSBAR_HEURISTICS
 from .solvers.multilevel_heuristics import HEURISTICS as MULTILEVEL_HEURISTICS
@@ -70,6 +71,8 @@ class Comparison:
 
 
 def _exact_methods(instance) -> tuple[str, ...]:
+    if isinstance(instance, PartitionInstance):
+        return ("dp", "milp", "cpsat")
     if isinstance(instance, MultiLevelProblem):
         return ("cpsat", "milp", "enumerate")
     if isinstance(instance, TilingProblem):
@@ -82,6 +85,10 @@ def _exact_methods(instance) -> tuple[str, ...]:
 
 
 def _heuristics(instance) -> dict:
+    if isinstance(instance, PartitionInstance):
+        from .partition_report import partition_heuristics
+
+        return partition_heuristics(instance)
     if isinstance(instance, MultiLevelProblem):
         return MULTILEVEL_HEURISTICS
     if isinstance(instance, TilingProblem):
@@ -110,6 +117,8 @@ def compare(instance, methods: list[str] | None = None, time_limit: float | None
         comparison = Comparison("tiling", unit[instance.objective])
     elif isinstance(instance, TilingProblem):
         comparison = Comparison("tiling", "bytes of off-chip traffic")
+    elif isinstance(instance, PartitionInstance):
+        comparison = Comparison("partition", "design cost (B + alpha * pJ)" if instance.coexplore else "bytes of EMA")
     elif isinstance(instance, CrossbarInstance):
         unit = {"bottleneck": "cycles (period)", "latency": "cycles (latency)",
                 "energy": "pJ per image"}[instance.problem.objective]
@@ -151,6 +160,16 @@ def compare(instance, methods: list[str] | None = None, time_limit: float | None
 
 
 def _run_exact(instance, method: str, time_limit: float | None):
+    if isinstance(instance, PartitionInstance):
+        from .partition_report import solve_partition_instance
+
+        report = solve_partition_instance(instance, method, time_limit)
+        note = report.message
+        if instance.coexplore and report.capacity is not None:
+            from .units import format_bytes
+
+            note = (note + "; " if note else "") + f"buffer {format_bytes(report.capacity)}"
+        return report.status, report.objective, note
     if isinstance(instance, MultiLevelProblem):
         result = solve_multilevel(instance, method, time_limit)
         note = result.message if result.status != "feasible" or result.gap is None else \
@@ -170,6 +189,10 @@ def _run_exact(instance, method: str, time_limit: float | None):
 
 
 def _run_heuristic(instance, method: str):
+    if isinstance(instance, PartitionInstance):
+        from .partition_report import score_partition
+
+        return score_partition(instance, _heuristics(instance)[method]())
     if isinstance(instance, MultiLevelProblem):
         mapping = MULTILEVEL_HEURISTICS[method](instance)
         if mapping is None:

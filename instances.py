@@ -22,7 +22,7 @@ from .formulations.tiling.problem import (
 from .hardware.presets import hardware_presets
 from .units import parse_bytes
 
-FAMILIES = ("tiling", "crossbar", "pairing")
+FAMILIES = ("tiling", "crossbar", "pairing", "partition")
 
 
 @dataclass(frozen=True)
@@ -352,6 +352,13 @@ def load_text(text: str, label: str = "<text>", base: Path | None = None):
             instance = pim_instances.build_crossbar(data, where, label)
         else:
             instance = pim_instances.build_pairing(data, where, label, base or Path("."))
+        if where.issues or instance is None:
+            raise InstanceError(where.issues)
+        return instance
+    if family == "partition":
+        from .partition_instances import build_partition
+
+        instance = build_partition(data, where, label)
         if where.issues or instance is None:
             raise InstanceError(where.issues)
         return instance

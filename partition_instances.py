@@ -1,0 +1,158 @@
+"""Instances of the graph-partition family (``family: partition``).
+
+Same conventions as the other families (instances.py): pydantic schemas
+with unknown fields forbidden, every problem reported as
+``file:line: field: message``.
+
+    family: partition
+    workload: resnet50                 # a network of workloads/, or
+                                       # {randwire: {nodes: 32, k: 4, p: 0.75, seed: 0}}
+    buffer: 512 KiB                    # one shared on-chip buffer: least EMA, or
+    buffer: {from: 128 KiB, to: 3072 KiB, step: 64 KiB}   # co-explore the size
+                                       # (or a list of sizes); least BUF_SIZE + alpha * EMA energy
+    precision: {activations: 8, weights: 8}
+    cost: {alpha: 0.002, pj_per_bit: 12.5}   # Cocco's defaults
+    solver: {method: milp, time_limit: 60}   # dp | milp | cpsat
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field
+
+from . import workload_library
+from .formulations.partition.coexplore import ALPHA, PJ_PER_BIT
+from .formulations.partition.graph import PartitionGraph, from_layers, from_network
+from .instances import _Located, _Strict, _validate
+from .units import parse_bytes
+
+MAX_CAPACITIES = 200
+"""Most buffer sizes a co-exploration sweeps (each is one exact solve)."""
+
+
+class RandWireSpec(_Strict):
+    nodes: int = Field(32, ge=2, le=512)
+    k: int = Field(4, ge=2)
+    p: float = Field(0.75, ge=0, le=1)
+    seed: int = 0
+    channels: int = Field(78, ge=1)
+    size: int = Field(28, ge=1)
+
+
+class GeneratedWorkload(_Strict):
+    randwire: RandWireSpec
+
+
+class BufferRange(_Strict):
+    from_: Any = Field(alias="from")
+    to: Any
+    step: Any
+
+
+class GraphPrecision(_Strict):
+    activations: int = Field(8, ge=1, le=32)
+    weights: int = Field(8, ge=1, le=32)
+
+
+class CostSpec(_Strict):
+    alpha: float = Field(ALPHA, ge=0)
+    pj_per_bit: float = Field(PJ_PER_BIT, gt=0)
+
+
+class PartitionSolverSpec(_Strict):
+    method: Literal["dp", "milp", "cpsat"] = "milp"
+    time_limit: float = Field(60.0, gt=0)
+    workers: int = Field(0, ge=0)
+
+
+class GraphPartitionSpec(_Strict):
+    family: Literal["partition"]
+    workload: Any
+    buffer: Any
+    precision: GraphPrecision = GraphPrecision()
+    cost: CostSpec = CostSpec()
+    solver: PartitionSolverSpec = PartitionSolverSpec()
+
+
+@dataclass
+class PartitionInstance:
+    """A graph and either one buffer size (minimize EMA) or several
+    (co-explore: minimize size + alpha * EMA energy)."""
+
+    graph: PartitionGraph
+    capacities: tuple[int, ...]
+    coexplore: bool
+    alpha: float
+    pj_per_bit: float
+    method: str
+    time_limit: float
+    workers: int
+    source: str
+
+    @property
+    def capacity(self) -> int:
+        return self.capacities[0]
+
+
+def _graph(raw: Any, where: _Located, precision: GraphPrecision) -> PartitionGraph | None:
+    if isinstance(raw, str):
+        if raw not in workload_library.networks():
+            where.add(("workload",), f"unknown network {raw!r}; choose one of {', '.join(workload_library.networks())} "
+                      "or {randwire: {nodes: 32}}")
+            return None
+        return from_network(raw, precision.activations, precision.weights)
+    spec = _validate(GeneratedWorkload, raw, where, ("workload",), "a network name or {randwire: {...}}")
+    if spec is None:
+        return None
+    rw = spec.randwire
+    if rw.k >= rw.nodes:
+        where.add(("workload", "randwire", "k"), f"must be below nodes ({rw.nodes}), got {rw.k}")
+        return None
+    layers = workload_library.randwire_layers(rw.nodes, rw.k, rw.p, rw.seed, rw.channels, rw.size)
+    name = f"randwire{rw.nodes}-k{rw.k}-p{rw.p:g}-s{rw.seed}"
+    return from_layers(name, layers, precision.activations, precision.weights)
+
+
+def _capacities(raw: Any, where: _Located) -> tuple[tuple[int, ...], bool] | None:
+    """(sizes in bytes, co-explore?) from one size, a list, or a range."""
+    path = ("buffer",)
+    try:
+        if isinstance(raw, list):
+            if not raw:
+                where.add(path, "an empty list; give one size or several")
+                return None
+            sizes = sorted({parse_bytes(x) for x in raw})
+            return tuple(sizes), len(sizes) > 1
+        if isinstance(raw, dict):
+            spec = _validate(BufferRange, raw, where, path, "a size, a list of sizes or {from, to, step}")
+            if spec is None:
+                return None
+            low, high, step = parse_bytes(spec.from_), parse_bytes(spec.to), parse_bytes(spec.step)
+            if high < low:
+                where.add(path + ("to",), f"must not be below from ({low:,} B), got {high:,} B")
+                return None
+            sizes = tuple(range(low, high + 1, step))
+            if len(sizes) > MAX_CAPACITIES:
+                where.add(path + ("step",), f"{len(sizes)} sizes; at most {MAX_CAPACITIES} (one exact solve each): "
+                          "raise the step")
+                return None
+            return sizes, len(sizes) > 1
+        return (parse_bytes(raw),), False
+    except ValueError as exc:
+        where.add(path, str(exc))
+        return None
+
+
+def build_partition(data: dict, where: _Located, label: str) -> PartitionInstance | None:
+    spec = _validate(GraphPartitionSpec, data, where, (), "a mapping")
+    if spec is None:
+        return None
+    graph = _graph(spec.workload, where, spec.precision)
+    capacities = _capacities(spec.buffer, where)
+    if graph is None or capacities is None:
+        return None
+    sizes, coexplore = capacities
+    return PartitionInstance(graph, sizes, coexplore, spec.cost.alpha, spec.cost.pj_per_bit, spec.solver.method,
+                             spec.solver.time_limit, spec.solver.workers, label)
