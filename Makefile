@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/multilevel_exact_agree.py --time-limit 300
 	$(BIN)/python benchmarks/pim.py
 	$(BIN)/python benchmarks/pairing_accuracy.py
+	$(BIN)/python benchmarks/partition.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -299,7 +299,7 @@ def verify(
         _fail_input([f"{result}: cannot read: {exc.strerror or exc}"])
     except yaml.YAMLError as exc:
         _fail_input([f"{result}:1: (yaml): not valid YAML: {exc}"])
-    if isinstance(data, dict) and data.get("family") in ("crossbar", "pairing"):
+    if isinstance(data, dict) and data.get("family") in ("crossbar", "pairing", "partition"):
         _fail_input([f"{result}:1: family: verify re-derives tiling results; for {data['family']} run "
                      f"`mapcert compare` on the instance, which re-proves the optimum with every exact method"])
     if isinstance(data, dict) and "objective_name" in data and data.get("family") == "tiling":
@@ -384,7 +384,8 @@ def compare(
 
 @app.command()
 def plot(
-    file: Path = typer.Argument(..., help="A multi-level tiling instance: one layer, or a whole network."),
+    file: Path = typer.Argument(..., help="A multi-level tiling instance (one layer or a whole network), "
+                                          "or a graph-partition instance."),
     output: Path = typer.Option(Path("mapcert_plot.png"), "--output", "-o", help="Picture to write (PNG, SVG, PDF)."),
     sizes: Optional[str] = typer.Option(None, "--sizes",
                                         help="One layer: comma-separated capacities of the swept level "
@@ -393,7 +394,8 @@ def plot(
     time_limit: float = typer.Option(30.0, "--time-limit", "-t", help="Seconds for CP-SAT per point or layer."),
     force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
 ) -> None:
-    """Draw the objective against buffer size (one layer) or each heuristic's gap per layer (a network)."""
+    """Draw the objective against buffer size (one layer), each heuristic's gap per layer (a network),
+    or the optimal partition with its subgraphs coloured (a graph-partition instance)."""
     from rich.progress import Progress
 
     from . import plots
@@ -401,11 +403,13 @@ def plot(
     from .units import parse_bytes
 
     problem = _load(file)
-    if not isinstance(problem, (MultiLevelProblem, MultiLevelNetwork)):
+    if not isinstance(problem, (MultiLevelProblem, MultiLevelNetwork, PartitionInstance)):
         _fail_input([f"{file}:1: hardware: `mapcert plot` draws multi-level tiling instances "
-                     "(a hierarchy preset such as eyeriss, or levels with an array)"])
+                     "(a hierarchy preset such as eyeriss, or levels with an array) and graph partitions"])
     if output.exists() and not force:
         _fail_input([f"{output}: exists; not overwritten (use --force to replace it)"])
+    if isinstance(problem, PartitionInstance):
+        _plot_partition(problem, output)
     if time_limit <= 0:
         _fail_input([f"--time-limit: must be positive, got {time_limit}"])
     show = sys.stderr.isatty()
@@ -465,6 +469,22 @@ def plot(
                       f"{bound:,.0f}")
     _show(table)
     out.print(f"wrote {output}")
+    raise _Exit(EXIT_OK)
+
+
+def _plot_partition(instance, output: Path) -> None:
+    from . import plots
+    from .partition_report import solve_partition_instance
+
+    with _spinner(False):
+        report = solve_partition_instance(instance)
+    if report.blocks is None:
+        _fail_input([f"{instance.source}:1: buffer: nothing to draw: {report.message or report.status}"])
+    what = f"buffer {format_bytes(report.capacity)}" + (" (co-explored)" if instance.coexplore else "")
+    plots.plot_partition(instance.graph, report.blocks, output,
+                         f"{instance.graph.name}: {report.status} partition, {what}, "
+                         f"EMA {format_bytes(report.metrics.ema_bytes)}")
+    out.print(f"wrote {output} ({report.status}, {len(report.blocks)} subgraphs)")
     raise _Exit(EXIT_OK)
 
 

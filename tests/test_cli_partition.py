@@ -51,3 +51,13 @@ def test_bad_partition_instances_are_explained(tmp_path):
     assert size.returncode == 2 and "buffer" in size.stderr and "Traceback" not in size.stderr
     tiny = run("solve", str(write(tmp_path, "family: partition\nworkload: vgg16\nbuffer: 1 KiB\n")))
     assert tiny.returncode == 2 and "no feasible partition" in tiny.stderr and "Traceback" not in tiny.stderr
+
+
+def test_plot_draws_the_partition(tmp_path):
+    instance = write(tmp_path, "family: partition\nworkload: googlenet\nbuffer: 256 KiB\n")
+    picture = tmp_path / "partition.png"
+    done = run("plot", str(instance), "-o", str(picture))
+    assert done.returncode == 0, done.stderr
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = run("plot", str(instance), "-o", str(picture))
+    assert again.returncode == 2 and "not overwritten" in again.stderr

@@ -1,0 +1,107 @@
+"""Graph partition: exact solve times, agreement, and heuristic gaps.
+
+    python benchmarks/partition.py                    # ResNet-50, GoogLeNet, MobileNetV2, VGG-16; RandWire 32/64
+    python benchmarks/partition.py --time-limit 300 --repeats 3
+
+Part 1, fixed buffers: for every network and buffer size, the candidate
+count, the median wall time (over ``--repeats`` runs) of the DP, the MILP
+and CP-SAT, whether all three prove the same EMA, and the gap of every
+heuristic to it.
+
+Part 2, co-exploration (Cocco's shared buffer, 128 KiB to 3 MiB in 64 KiB
+steps, alpha = 0.002): the chosen size and cost, and how much cheaper the
+design is than the best partition at a fixed small, medium and large
+buffer (Cocco reports 1.89% to 50.33%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from mapcert.formulations.partition.coexplore import coexplore, fixed_buffers
+from mapcert.formulations.partition.cost import evaluate
+from mapcert.formulations.partition.exact import candidates, solve_partition
+from mapcert.formulations.partition.graph import PartitionGraph, from_layers, from_network
+from mapcert.solvers.partition_genetic import genetic
+from mapcert.solvers.partition_heuristics import PARTITION_HEURISTICS
+from mapcert import workload_library
+
+KIB = 1024
+COCCO_SHARED = list(range(128 * KIB, 3072 * KIB + 1, 64 * KIB))
+
+
+def graphs(randwire: bool) -> list[PartitionGraph]:
+    out = [from_network(n) for n in ("resnet50", "googlenet", "mobilenetv2", "vgg16")]
+    if randwire:
+        out += [from_layers(f"randwire{n}", workload_library.randwire_layers(n, seed=0)) for n in (32, 64)]
+    return out
+
+
+def timed(fn, repeats: int):
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return result, statistics.median(times)
+
+
+def fixed(pg: PartitionGraph, capacity: int, limit: float, repeats: int) -> None:
+    n_cands = len(candidates(pg, capacity))
+    cells, values, proved = [], set(), 0
+    for method in ("dp", "milp", "cpsat"):
+        result, seconds = timed(lambda m=method: solve_partition(pg, capacity, m, limit), repeats)
+        cells.append(f"{seconds:6.2f}")
+        if result.status == "optimal":
+            values.add(result.objective)
+            proved += 1
+        elif result.objective is not None:
+            cells[-1] += f" (gap {100 * (result.objective - result.best_bound) / result.objective:.1f}%)"
+    optimum = values.pop() if len(values) == 1 and proved == 3 else None
+    gaps = []
+    for name, fn in [*PARTITION_HEURISTICS.items(), ("genetic", lambda g, c: genetic(g, c)[0])]:
+        blocks = fn(pg, capacity)
+        metrics = evaluate(pg, blocks, capacity) if blocks is not None else None
+        gaps.append("-" if optimum is None or metrics is None or not metrics.feasible
+                    else f"{100 * (metrics.ema_bytes - optimum) / optimum:5.1f}%")
+    agree = "yes" if optimum is not None else "NO"
+    print(f"{pg.name:12s} {capacity // KIB:6d} {n_cands:7d} {' '.join(f'{c:>8s}' for c in cells)} {agree:>5s} "
+          f"{optimum or 0:14,.0f} " + " ".join(f"{g:>8s}" for g in gaps), flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time-limit", type=float, default=120.0)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--sizes", default="256,512,1024", help="fixed buffer sizes in KiB")
+    parser.add_argument("--no-randwire", action="store_true")
+    parser.add_argument("--no-coexplore", action="store_true")
+    args = parser.parse_args()
+    sizes = [int(s) * KIB for s in args.sizes.split(",")]
+    names = list(PARTITION_HEURISTICS) + ["genetic"]
+    print(f"fixed buffers: median seconds over {args.repeats} run(s), {args.time_limit:g} s limit")
+    print(f"{'network':12s} {'KiB':>6s} {'cands':>7s} {'dp s':>8s} {'milp s':>8s} {'cpsat s':>8s} {'agree':>5s} "
+          f"{'EMA (B)':>14s} " + " ".join(f"{n[:8]:>8s}" for n in names))
+    all_graphs = graphs(not args.no_randwire)
+    for pg in all_graphs:
+        for capacity in sizes:
+            fixed(pg, capacity, args.time_limit, args.repeats)
+    if args.no_coexplore:
+        return 0
+    print("\nco-exploration over Cocco's shared-buffer sizes (128 KiB - 3 MiB, step 64 KiB), exact by DP")
+    print(f"{'network':12s} {'buffer':>8s} {'cost':>12s} {'s':>7s} {'vs small':>9s} {'vs medium':>9s} {'vs large':>9s}")
+    for pg in all_graphs[:4]:
+        start = time.perf_counter()
+        best = coexplore(pg, COCCO_SHARED, "dp", time_limit=args.time_limit)
+        seconds = time.perf_counter() - start
+        baselines = fixed_buffers(pg, COCCO_SHARED, "dp", time_limit=args.time_limit)
+        saving = {k: 100 * (p.cost - best.cost) / p.cost for k, p in baselines.items()}
+        print(f"{pg.name:12s} {best.capacity // KIB:6d} K {best.cost:12,.0f} {seconds:7.1f} "
+              f"{saving['small']:8.2f}% {saving['medium']:8.2f}% {saving['large']:8.2f}%  ({best.status})", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
