@@ -90,6 +90,9 @@ def solve_partition_instance(instance: PartitionInstance, method: str | None = N
                                  else None, result.capacity, result.blocks, None, wall, points=result.points)
         if result.status == "infeasible":
             report.message = f"no partition fits even {max(instance.capacities):,} B"
+        elif result.status == "error":
+            report.message = ("no buffer size was solved within the limits (too many candidate subgraphs, "
+                              "or the time limit); try smaller sizes or a longer --time-limit")
     else:
         result = solve_partition(pg, instance.capacity, method, time_limit, instance.workers)
         report = PartitionReport(instance, method, result.status, result.objective, result.best_bound,

@@ -1,7 +1,7 @@
 """Graph partition: exact solve times, agreement, and heuristic gaps.
 
     python benchmarks/partition.py                    # ResNet-50, GoogLeNet, MobileNetV2, VGG-16; RandWire 32/64
-    python benchmarks/partition.py --time-limit 300 --repeats 3
+    python benchmarks/partition.py --networks randwire64 --sizes 256 --time-limit 300 --no-coexplore
 
 Part 1, fixed buffers: for every network and buffer size, the candidate
 count, the median wall time (over ``--repeats`` runs) of the DP, the MILP
@@ -32,10 +32,14 @@ KIB = 1024
 COCCO_SHARED = list(range(128 * KIB, 3072 * KIB + 1, 64 * KIB))
 
 
-def graphs(randwire: bool) -> list[PartitionGraph]:
-    out = [from_network(n) for n in ("resnet50", "googlenet", "mobilenetv2", "vgg16")]
-    if randwire:
-        out += [from_layers(f"randwire{n}", workload_library.randwire_layers(n, seed=0)) for n in (32, 64)]
+def graphs(names: list[str]) -> list[PartitionGraph]:
+    out = []
+    for name in names:
+        if name.startswith("randwire"):
+            n = int(name.removeprefix("randwire"))
+            out.append(from_layers(name, workload_library.randwire_layers(n, seed=0)))
+        else:
+            out.append(from_network(name))
     return out
 
 
@@ -76,7 +80,7 @@ def main() -> int:
     parser.add_argument("--time-limit", type=float, default=120.0)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--sizes", default="256,512,1024", help="fixed buffer sizes in KiB")
-    parser.add_argument("--no-randwire", action="store_true")
+    parser.add_argument("--networks", default="resnet50,googlenet,mobilenetv2,vgg16,randwire32,randwire64")
     parser.add_argument("--no-coexplore", action="store_true")
     args = parser.parse_args()
     sizes = [int(s) * KIB for s in args.sizes.split(",")]
@@ -84,19 +88,19 @@ def main() -> int:
     print(f"fixed buffers: median seconds over {args.repeats} run(s), {args.time_limit:g} s limit")
     print(f"{'network':12s} {'KiB':>6s} {'cands':>7s} {'dp s':>8s} {'milp s':>8s} {'cpsat s':>8s} {'agree':>5s} "
           f"{'EMA (B)':>14s} " + " ".join(f"{n[:8]:>8s}" for n in names))
-    all_graphs = graphs(not args.no_randwire)
+    all_graphs = graphs(args.networks.split(","))
     for pg in all_graphs:
         for capacity in sizes:
             fixed(pg, capacity, args.time_limit, args.repeats)
     if args.no_coexplore:
         return 0
-    print("\nco-exploration over Cocco's shared-buffer sizes (128 KiB - 3 MiB, step 64 KiB), exact by DP")
+    print("\nco-exploration over Cocco's shared-buffer sizes (128 KiB - 3 MiB, step 64 KiB), exact by MILP")
     print(f"{'network':12s} {'buffer':>8s} {'cost':>12s} {'s':>7s} {'vs small':>9s} {'vs medium':>9s} {'vs large':>9s}")
-    for pg in all_graphs[:4]:
+    for pg in [g for g in all_graphs if not g.name.startswith("randwire")]:
         start = time.perf_counter()
-        best = coexplore(pg, COCCO_SHARED, "dp", time_limit=args.time_limit)
+        best = coexplore(pg, COCCO_SHARED, "milp", time_limit=args.time_limit)
         seconds = time.perf_counter() - start
-        baselines = fixed_buffers(pg, COCCO_SHARED, "dp", time_limit=args.time_limit)
+        baselines = fixed_buffers(pg, COCCO_SHARED, "milp", time_limit=args.time_limit)
         saving = {k: 100 * (p.cost - best.cost) / p.cost for k, p in baselines.items()}
         print(f"{pg.name:12s} {best.capacity // KIB:6d} K {best.cost:12,.0f} {seconds:7.1f} "
               f"{saving['small']:8.2f}% {saving['medium']:8.2f}% {saving['large']:8.2f}%  ({best.status})", flush=True)

@@ -133,3 +133,16 @@ def test_best_covering_that_cannot_be_ordered_is_refused():
         result = solve_partition(pg, capacity, method)
         assert result.status == "optimal" and result.objective == best, method
         assert evaluate(pg, result.blocks, capacity).feasible, method
+
+
+def test_too_many_candidates_is_an_error_not_a_hang():
+    pg = from_network("mobilenetv2")
+    result = solve_partition(pg, 1024 * 1024, "dp", max_candidates=100)
+    assert result.status == "error" and "more than 100 candidate subgraphs" in result.message
+    assert result.blocks is None
+
+
+def test_dp_stops_at_its_time_limit():
+    pg = from_network("googlenet")
+    result = solve_partition(pg, 512 * 1024, "dp", time_limit=0.5)
+    assert result.status == "error" and "did not finish" in result.message

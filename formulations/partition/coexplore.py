@@ -38,7 +38,7 @@ class CapacityPoint:
 
 @dataclass
 class CoexploreResult:
-    status: str                     # optimal | feasible | infeasible
+    status: str                     # optimal | feasible | infeasible | error (no size solved)
     capacity: int | None
     blocks: list[frozenset] | None
     ema_bytes: int | None
@@ -87,6 +87,7 @@ def coexplore(pg: PartitionGraph, capacities: list[int], method: str = "dp", alp
         if best is None or cost < best[0]:
             best = (cost, capacity, result.blocks, result.objective)
     if best is None:
-        return CoexploreResult("infeasible", None, None, None, None, points)
+        status = "infeasible" if all(p.status == "infeasible" for p in points) else "error"
+        return CoexploreResult(status, None, None, None, None, points)
     cost, capacity, blocks, ema = best
     return CoexploreResult("optimal" if proved else "feasible", capacity, blocks, ema, cost, points)

@@ -128,13 +128,16 @@ class PartitionResult:
     details: dict = field(default_factory=dict)
 
 
-def _dp(pg: PartitionGraph, cands: list[Candidate]) -> tuple[int | None, list[frozenset] | None]:
+def _dp(pg: PartitionGraph, cands: list[Candidate], deadline: float) -> tuple[int | None, list[frozenset] | None]:
+    """Raises TimeoutError once ``deadline`` (perf_counter seconds) passes."""
     everything = frozenset(pg.graph.nodes)
 
     @lru_cache(maxsize=None)
     def best(done: frozenset) -> tuple[float, tuple]:
         if done == everything:
             return 0, ()
+        if time.perf_counter() > deadline:
+            raise TimeoutError
         result = (float("inf"), ())
         for c in cands:
             if c.nodes & done or not c.outside_predecessors <= done:
@@ -204,13 +207,23 @@ def _cpsat(pg: PartitionGraph, cands: list[Candidate], time_limit: float, worker
     return solve_cpsat(model, read, time_limit, workers)
 
 
+MAX_CANDIDATES = 200_000
+"""Most candidate subgraphs the exact methods take on; beyond, the answer is
+an error that says so rather than hours of enumeration."""
+
+
 def solve_partition(pg: PartitionGraph, capacity: int, method: str = "milp", time_limit: float = 60.0,
-                    workers: int = 0) -> PartitionResult:
+                    workers: int = 0, max_candidates: int = MAX_CANDIDATES) -> PartitionResult:
     """Least-EMA partition of ``pg`` into subgraphs that fit ``capacity``."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     start = time.perf_counter()
-    cands = candidates(pg, capacity)
+    try:
+        cands = candidates(pg, capacity, max_candidates)
+    except OverflowError:
+        return PartitionResult("error", method, None, None, None, max_candidates, time.perf_counter() - start,
+                               f"more than {max_candidates:,} candidate subgraphs fit {capacity:,} B; "
+                               "the exact methods stop there (try a smaller buffer)")
     covered = set().union(*(c.nodes for c in cands)) if cands else set()
     missing = [v for v in pg.order if v not in covered]
     if missing:
@@ -218,7 +231,12 @@ def solve_partition(pg: PartitionGraph, capacity: int, method: str = "milp", tim
                                f"layer {missing[0]} alone needs at least {least_memory(pg, frozenset(missing[:1])):,} B "
                                f"on chip, more than the capacity of {capacity:,} B")
     if method == "dp":
-        value, blocks = _dp(pg, cands)
+        try:
+            value, blocks = _dp(pg, cands, start + time_limit)
+        except TimeoutError:
+            return PartitionResult("error", method, None, None, None, len(cands), time.perf_counter() - start,
+                                   f"the DP over {len(cands):,} candidates did not finish in {time_limit:g} s; "
+                                   "milp or cpsat report a gap instead")
         status = "optimal" if blocks is not None else "infeasible"
         return PartitionResult(status, method, blocks, value, value, len(cands), time.perf_counter() - start)
     # first without the order constraints, which rarely bind: a proved best
