@@ -110,7 +110,11 @@ def _graph(raw: Any, where: _Located, precision: GraphPrecision) -> PartitionGra
     if rw.k >= rw.nodes:
         where.add(("workload", "randwire", "k"), f"must be below nodes ({rw.nodes}), got {rw.k}")
         return None
-    layers = workload_library.randwire_layers(rw.nodes, rw.k, rw.p, rw.seed, rw.channels, rw.size)
+    try:
+        layers = workload_library.randwire_layers(rw.nodes, rw.k, rw.p, rw.seed, rw.channels, rw.size)
+    except Exception as exc:  # networkx gives up on some (nodes, k, p): say which, not a traceback
+        where.add(("workload", "randwire"), f"cannot generate this random graph: {exc}")
+        return None
     name = f"randwire{rw.nodes}-k{rw.k}-p{rw.p:g}-s{rw.seed}"
     return from_layers(name, layers, precision.activations, precision.weights)
 

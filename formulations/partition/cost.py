@@ -144,9 +144,9 @@ def lone_layer_modes(pg: PartitionGraph, v: str) -> list[Execution]:
 
 def execution(pg: PartitionGraph, nodes: frozenset, capacity: int) -> Execution | None:
     """The least-EMA way to run ``nodes`` within ``capacity`` bytes (ties:
-    fewest weight groups, then least memory), or None when none fits. Only a lone layer may stream its
-    weights; a fused subgraph keeps all of them on chip, since every row
-    step uses every weight."""
+    fewest weight groups, then least memory), or None when none fits. Only
+    a lone layer may stream its weights; a fused subgraph keeps all of them
+    on chip, since every row step uses every weight."""
     if len(nodes) == 1:
         (v,) = nodes
         fitting = [mode for mode in lone_layer_modes(pg, v) if mode.memory <= capacity]

@@ -252,7 +252,8 @@ def solve_partition(pg: PartitionGraph, capacity: int, method: str = "milp", tim
     if not relaxed.infeasible and not (relaxed.proved and orderable):
         outcome = run(ordered=True)
         bound = max((b for b in (outcome.bound, relaxed.bound) if b is not None), default=None)
-        if outcome.values is None and orderable:  # no time left: the relaxed covering is a valid partition
+        if orderable and (outcome.values is None or relaxed.objective < outcome.objective - 0.5):
+            # the relaxed covering is a valid partition, and better than what the full model found in time
             outcome = dataclasses.replace(relaxed, proved=False)
         outcome = dataclasses.replace(outcome, bound=bound)
     if outcome.infeasible:
