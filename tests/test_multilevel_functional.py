@@ -48,3 +48,25 @@ def test_vectorized_model_moves_what_the_cycle_level_model_moves(case):
     assert vectorized.reads == cycle_level.reads == metrics.reads
     assert vectorized.writes == cycle_level.writes == metrics.writes
     assert vectorized.cycles == cycle_level.cycles == metrics.compute_cycles
+
+
+def test_pes_whose_windows_overlap_below_the_pe_level():
+    """Filter rows and output rows both unrolled across PEs, stride 4 and an
+    11-row window, with 5 output rows per PE: the PEs' input rows start 20
+    rows apart and their union has gaps, not one contiguous window."""
+    from mapcert.formulations.tiling.multilevel import DIMS, LevelLoops, MultiLevelMapping
+
+    layer = ConvLayer(name="t", N=1, M=1, C=1, P=55, Q=1, R=11, S=1, stride=(4, 4))
+    hier = Hierarchy("h", (MemoryLevel("DRAM"), MemoryLevel("GLB", capacity_bits=10**9),
+                           MemoryLevel("RF", capacity_bits=10**9, per_pe=True, holds=frozenset(["weights", "outputs"]))),
+                     rows=11, cols=11)
+    problem = MultiLevelProblem(layer, hier)
+    one = dict.fromkeys(DIMS, 1)
+    mapping = MultiLevelMapping(levels=(LevelLoops(dict(one), DIMS), LevelLoops(dict(one), DIMS),
+                                        LevelLoops(dict(one, P=5), DIMS)),
+                                spatial_rows={"R": 11}, spatial_cols={"P": 11})
+    metrics = evaluate_multilevel(problem, mapping)
+    cycle_level = run_multilevel(problem, mapping)
+    vectorized = run_multilevel_vectorized(problem, mapping)
+    assert metrics.reads[1]["inputs"] == cycle_level.reads[1]["inputs"] == vectorized.reads[1]["inputs"] == 605
+    assert vectorized.reads == cycle_level.reads == metrics.reads

@@ -54,6 +54,31 @@ def _window_grid(stride: int, dilation: int, extent: int, window: int) -> np.nda
     return np.stack([_window_table(stride, dilation, w, extent + 1) for w in range(1, window + 1)])
 
 
+@lru_cache(maxsize=65536)
+def union_window_rows(stride: int, dilation: int, t_out: int, t_tap: int, pe_out: int, pe_tap: int,
+                      s_out: int, s_tap: int) -> int:
+    """Distinct input rows of all PEs together: PE (j, i) reads outputs
+    ``j * pe_out + [0, t_out)`` with taps ``i * pe_tap + [0, t_tap)``. When
+    the tiles fill the PE tiles (``t = pe``) this is one window of ``s * t``
+    outputs and taps; below the PE level the PEs' ranges leave gaps."""
+    outputs = (np.arange(s_out)[:, None] * pe_out + np.arange(t_out)).ravel()
+    taps = (np.arange(s_tap)[:, None] * pe_tap + np.arange(t_tap)).ravel()
+    return int(np.unique(np.add.outer(outputs * stride, taps * dilation)).size)
+
+
+_union_window_rows = np.vectorize(union_window_rows, otypes=[np.int64])
+
+
+def union_input_words(layer: ConvLayer, t: dict, pe_tile: dict, s: dict) -> np.ndarray:
+    """Distinct input words of the tiles ``t`` of all PEs (spatial factors
+    ``s``, PE tiles ``pe_tile``): the PEs' N, G, C ranges never overlap, their
+    windows may."""
+    (sh, sw), (dh, dw) = layer.stride, layer.dilation
+    rows = _union_window_rows(sh, dh, t["P"], t["R"], pe_tile["P"], pe_tile["R"], s["P"], s["R"])
+    cols = _union_window_rows(sw, dw, t["Q"], t["S"], pe_tile["Q"], pe_tile["S"], s["Q"], s["S"])
+    return t["N"] * s["N"] * t["G"] * s["G"] * t["C"] * s["C"] * rows * cols
+
+
 def tile_elements(layer: ConvLayer, tensor: str, t: dict[str, np.ndarray]) -> np.ndarray:
     """Elements of a tile of ``tensor`` spanning ``t[d]`` along each dimension."""
     if tensor == "weights":
@@ -177,7 +202,10 @@ def access_counts(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray
             a = hier.holder_above(l, tensor)
             fills, distinct = fills_and_distinct(loops, tensor)
             child_words = tile_elements(layer, tensor, tiles[l]) * instances[l]
-            parent_words = tile_elements(layer, tensor, union[l]) if a < pe <= l else child_words
+            parent_words = child_words
+            if a < pe <= l:  # one shared parent serves every PE at once
+                parent_words = (union_input_words(layer, tiles[l], tiles[pe], s) if tensor == "inputs"
+                                else tile_elements(layer, tensor, union[l]))
             crosses = a < pe <= l
             if tensor != "outputs":
                 reads[a][tensor] = reads[a][tensor] + fills * parent_words

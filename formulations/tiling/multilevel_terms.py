@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from math import prod
 
 from .multilevel import DIMS, REUSE_GROUPS, MultiLevelMapping, MultiLevelProblem
-from .multilevel_cost import window_rows
+from .multilevel_cost import union_window_rows, window_rows
 
 TENSORS = ("inputs", "weights", "outputs")
 
@@ -100,7 +100,11 @@ def halo_value(problem: MultiLevelProblem, halo: Halo, rows_p: tuple, rows_r: tu
     above_p, s_p, t_p = parts(rows_p)
     above_r, s_r, t_r = parts(rows_r)
     if halo.union:
-        t_p, t_r = t_p * s_p, t_r * s_r
+        # the PEs' tiles start a whole PE tile apart, so below the PE level they
+        # are not one contiguous range: count the union of their rows exactly
+        stride, dilation = problem.layer.stride[halo.axis == "Q"], problem.layer.dilation[halo.axis == "Q"]
+        rows = union_window_rows(stride, dilation, t_p, t_r, prod(rows_p[pe:K]), prod(rows_r[pe:K]), s_p, s_r)
+        return above_p * above_r * rows * (s_p * s_r if halo.replicated else 1)
     value = above_p * above_r * int(window_rows(problem.layer, halo.axis, t_p, t_r))
     if halo.replicated:
         value *= s_p * s_r
