@@ -293,12 +293,7 @@ def verify(
     """Re-derive everything in a saved result without trusting it: the
     objective, the bounds, the functional run, and the optimum by two exact
     methods."""
-    try:
-        data = yaml.safe_load(result.read_text())
-    except OSError as exc:
-        _fail_input([f"{result}: cannot read: {exc.strerror or exc}"])
-    except yaml.YAMLError as exc:
-        _fail_input([f"{result}:1: (yaml): not valid YAML: {exc}"])
+    data = _read_yaml_file(result)
     if isinstance(data, dict) and data.get("family") in ("crossbar", "pairing", "partition"):
         _fail_input([f"{result}:1: family: verify re-derives tiling results; for {data['family']} run "
                      f"`mapcert compare` on the instance, which re-proves the optimum with every exact method"])
@@ -488,6 +483,16 @@ def _plot_partition(instance, output: Path) -> None:
     raise _Exit(EXIT_OK)
 
 
+def _read_yaml_file(path: Path):
+    """The YAML document in ``path``, or a clear exit 2 saying why it cannot be read."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        _fail_input([f"{path}: cannot read: {exc.strerror or exc}"])
+    except yaml.YAMLError as exc:
+        _fail_input([f"{path}:1: (yaml): not valid YAML: {exc}"])
+
+
 def _read_user_mapping(problem, path: Path):
     """A tiling mapping from YAML, or a clear exit 2 naming what is wrong."""
     from .formulations.tiling.multilevel import MultiLevelMapping
@@ -495,12 +500,7 @@ def _read_user_mapping(problem, path: Path):
 
     if not isinstance(problem, (TilingProblem, MultiLevelProblem)):
         _fail_input(["--mapping: user mappings are scored for the tiling family only"])
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        _fail_input([f"{path}: cannot read: {exc.strerror or exc}"])
-    except yaml.YAMLError as exc:
-        _fail_input([f"{path}:1: (yaml): not valid YAML: {exc}"])
+    data = _read_yaml_file(path)
     if isinstance(data, dict) and isinstance(data.get("solution"), dict):
         data = data["solution"]
     if isinstance(data, dict) and isinstance(data.get("mapping"), dict):
@@ -596,7 +596,7 @@ def _solve_partition(instance, method, time_limit, as_json, output, force) -> No
         print(json.dumps(data, indent=2, default=_plain))
     else:
         _status_line(report.status, report.method, report.wall_time_s, report.message)
-        render_partition(report, out, lambda **kw: Table(show_edge=False, **kw), _show)
+        render_partition(report, data, out, lambda **kw: Table(show_edge=False, **kw), _show)
         if output is not None:
             out.print(f"result saved to {output}")
     raise _Exit(_exit_code(report.status))

@@ -125,13 +125,14 @@ def compare(instance, methods: list[str] | None = None, time_limit: float | None
         comparison = Comparison("crossbar", unit)
     else:
         comparison = Comparison("pairing", "distortion")
+    heuristics = _heuristics(instance)
     for method in methods:
         start = time.perf_counter()
         if method in _exact_methods(instance):
             status, value, note, mapping = _padded(_run_exact(instance, method, time_limit))
             kind = "check" if method == "blossom" else "exact"
         else:
-            status, value, note, mapping = _padded(_run_heuristic(instance, method))
+            status, value, note, mapping = _padded(_run_heuristic(instance, method, heuristics))
             kind = "heuristic"
         row = Row(method, kind, status, value, time.perf_counter() - start, note=note)
         row.functional = _functional_check(instance, mapping)
@@ -188,13 +189,13 @@ def _run_exact(instance, method: str, time_limit: float | None):
     return result.status, result.objective, result.message
 
 
-def _run_heuristic(instance, method: str):
+def _run_heuristic(instance, method: str, heuristics: dict):
     if isinstance(instance, PartitionInstance):
         from .partition_report import score_partition
 
-        return score_partition(instance, _heuristics(instance)[method]())
+        return score_partition(instance, heuristics[method]())
     if isinstance(instance, MultiLevelProblem):
-        mapping = MULTILEVEL_HEURISTICS[method](instance)
+        mapping = heuristics[method](instance)
         if mapping is None:
             return "infeasible", None, "found no mapping that fits", None
         metrics = evaluate_multilevel(instance, mapping)
@@ -202,16 +203,16 @@ def _run_heuristic(instance, method: str):
             return "infeasible", None, "its mapping does not fit", None
         return "feasible", metrics.objective(instance.objective), "", mapping
     if isinstance(instance, TilingProblem):
-        mapping = TILING_HEURISTICS[method](instance)
+        mapping = heuristics[method](instance)
         if mapping is None:
             return "infeasible", None, "no mapping of this dataflow fits"
         return "feasible", evaluate_mapping(instance, mapping).objective, ""
     if isinstance(instance, CrossbarInstance):
-        metrics = evaluate_allocation(instance.problem, CROSSBAR_HEURISTICS[method](instance.problem))
+        metrics = evaluate_allocation(instance.problem, heuristics[method](instance.problem))
         if not metrics.feasible:
             return "infeasible", None, "; ".join(metrics.violations)
         return "feasible", metrics.objective(instance.problem.objective), ""
-    metrics = evaluate_pairing(instance.problem, PAIRING_HEURISTICS[method](instance.problem))
+    metrics = evaluate_pairing(instance.problem, heuristics[method](instance.problem))
     if method == "none":
         return "baseline", metrics.distortion, "no pairing: no distortion, no capacity gain"
     return "feasible", metrics.distortion, f"{metrics.density_gain:.2f}x density"

@@ -6,10 +6,9 @@ from .partition_report import PartitionReport
 from .units import format_bytes
 
 
-def render_partition(report: PartitionReport, out, table_factory, show) -> None:
+def render_partition(report: PartitionReport, data: dict, out, table_factory, show) -> None:
     """Summary, the subgraphs in execution order, and for a co-exploration
-    the cost at every buffer size it looked at."""
-    data = report.to_dict()
+    the cost at every buffer size it looked at (``data``: ``report.to_dict()``)."""
     inst = report.instance
     pg = inst.graph
     what = (f"co-exploring {len(inst.capacities)} buffer sizes ({format_bytes(inst.capacities[0])} to "

@@ -11,6 +11,7 @@ output once).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from .formulations.partition.coexplore import coexplore, design_cost
@@ -81,8 +82,6 @@ def solve_partition_instance(instance: PartitionInstance, method: str | None = N
     time_limit = time_limit or instance.time_limit
     pg = instance.graph
     if instance.coexplore:
-        import time
-
         start = time.perf_counter()
         result = coexplore(pg, list(instance.capacities), method, instance.alpha, instance.pj_per_bit, time_limit)
         wall = time.perf_counter() - start
@@ -120,7 +119,8 @@ def _check(report: PartitionReport) -> None:
 
 def partition_heuristics(instance: PartitionInstance) -> dict:
     """Heuristic methods of the family: name -> callable returning (blocks,
-    capacity) or None. At one buffer size they partition for it; when
+    capacity) or None. Build the dictionary once per comparison: the three
+    fixed-buffer baselines share one sweep over the sizes. At one buffer size they partition for it; when
     co-exploring, the genetic search evolves the size with the partition,
     the other partitioners are run at every size and the best design kept,
     and ``fixed-small/medium/large`` are the optimal partitions at the
@@ -160,9 +160,7 @@ def partition_heuristics(instance: PartitionInstance) -> dict:
         def fixed(which: str):
             def run():
                 point = baselines().get(which)
-                if point is None:
-                    return None
-                return solve_partition(pg, point.capacity, "dp", instance.time_limit).blocks, point.capacity
+                return None if point is None else (point.blocks, point.capacity)
             return run
 
         methods.update({f"fixed-{w}": fixed(w) for w in ("small", "medium", "large")})

@@ -100,7 +100,7 @@ def test_memory_never_shrinks_as_nodes_are_added(case, data):
 
 
 def test_a_layer_whose_weights_do_not_fit_streams_them():
-    # VGG-16's fc6 holds 98 MiB of weights; alone, in 4096 output-channel groups, it runs in 128 KiB
+    # VGG-16's fc6 holds 98 MiB of weights; alone, its weights streamed in output-channel groups, it runs in 128 KiB
     pg = from_network("vgg16")
     capacity = 128 * 1024
     result = solve_partition(pg, capacity, "dp")

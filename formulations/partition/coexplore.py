@@ -34,6 +34,7 @@ class CapacityPoint:
     status: str
     ema_bytes: int | None
     cost: float | None
+    blocks: list[frozenset] | None = None
 
 
 @dataclass
@@ -56,7 +57,7 @@ def fixed_buffers(pg: PartitionGraph, capacities: list[int], method: str = "dp",
         result = solve_partition(pg, capacity, method, time_limit)
         if result.blocks is not None:
             feasible.append(CapacityPoint(capacity, result.status, result.objective,
-                                          design_cost(capacity, result.objective, alpha, pj_per_bit)))
+                                          design_cost(capacity, result.objective, alpha, pj_per_bit), result.blocks))
     if not feasible:
         return {}
     return {"small": feasible[0], "medium": feasible[len(feasible) // 2], "large": feasible[-1]}
