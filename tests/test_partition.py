@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mapcert.formulations.partition.cost import ema_bytes, evaluate, memory_bytes
+from mapcert.formulations.partition.cost import ema_bytes, evaluate, memory_and_bound, memory_bytes
 from mapcert.formulations.partition.exact import solve_partition
 from mapcert.formulations.partition.graph import Node, PartitionGraph, from_network
 
@@ -90,13 +90,15 @@ def test_vgg16_partitions_agree(capacity_mib):
 
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(small_dags(), st.data())
-def test_memory_never_shrinks_as_nodes_are_added(case, data):
-    """The candidate enumeration prunes every superset of a set that does not fit."""
+def test_memory_bound_never_shrinks_as_nodes_are_added(case, data):
+    """The candidate enumeration prunes every superset of a set whose bound exceeds the capacity."""
     pg, _ = case
     nodes = list(pg.graph.nodes)
     subset = frozenset(data.draw(st.lists(st.sampled_from(nodes), min_size=1, unique=True)))
     extra = data.draw(st.sampled_from(nodes))
-    assert memory_bytes(pg, subset | {extra}) >= memory_bytes(pg, subset)
+    memory, bound = memory_and_bound(pg, subset)
+    assert bound <= memory
+    assert memory_and_bound(pg, subset | {extra})[1] >= bound
 
 
 def test_a_layer_whose_weights_do_not_fit_streams_them():

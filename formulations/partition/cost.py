@@ -6,13 +6,12 @@ boundary, and its weights, touch DRAM (derivation in docs/partition.md):
     EMA(S) = weights(S) + inputs read from outside S (each tensor once)
              + outputs of S consumed outside S or leaving the network.
 
-On-chip memory follows consumption-centric execution: every node whose
-output leaves S produces one row per step; walking S backwards, a producer
-u updates ``offset_u = lcm over consumers v in S of offset_v * s_v`` rows per
-step and keeps ``height_u = max over consumers of F_v + (offset_u / s_v - 1)
-* s_v`` rows (its MAIN region of new rows plus the SIDE overlap).  Tensors
-read from outside S are buffered the same way.  Memory(S) is the sum of
-those row buffers plus all weights of S.
+On-chip memory follows consumption-centric execution: the subgraph runs
+in steps, every layer producing a fixed number of rows per step, far enough
+ahead of its consumers that their windows find every row
+(``schedule.row_schedule``).  Memory(S) is the sum of the row buffers of
+that schedule (each layer's output, and every tensor read from DRAM) plus
+all weights of S.
 
 A layer whose weights do not fit runs alone with its weights streamed: in
 ``k`` groups of output channels, either re-reading its input rows for every
@@ -23,15 +22,11 @@ group or keeping its whole input on chip (``Execution``, ``lone_layer_modes``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import gcd
 
 import networkx as nx
 
 from .graph import PartitionGraph
-
-
-def _lcm(a: int, b: int) -> int:
-    return a * b // gcd(a, b)
+from .schedule import row_schedule
 
 
 def is_connected(pg: PartitionGraph, nodes: frozenset) -> bool:
@@ -68,39 +63,20 @@ def ema_bytes(pg: PartitionGraph, nodes: frozenset) -> int:
 
 
 def memory_bytes(pg: PartitionGraph, nodes: frozenset) -> int:
-    g = pg.graph
-    offset: dict[str, int] = {}
-    height: dict[str, int] = {}
-    order = sorted(nodes, key=pg.position.__getitem__, reverse=True)
-    for v in order:  # consumers before producers
-        consumers = [w for w in g.successors(v) if w in nodes]
-        if not consumers:
-            offset[v], height[v] = 1, 1
-            continue
-        off = 1
-        for w in consumers:
-            off = _lcm(off, offset[w] * pg.node(w).stride)
-        offset[v] = off
-        need = max(pg.node(w).window + (off // pg.node(w).stride - 1) * pg.node(w).stride for w in consumers)
-        height[v] = min(need, pg.node(v).rows)
-    total = sum(height[v] * pg.node(v).row_bytes + pg.node(v).weight_bytes for v in nodes)
-    # tensors read from outside: one buffer per external producer, sized for its consumers in S
-    external: dict[str, list[str]] = {}
-    for v in nodes:
-        for u in g.predecessors(v):
-            if u not in nodes:
-                external.setdefault(u, []).append(v)
-        if pg.node(v).input_bytes:
-            n = pg.node(v)
-            in_rows = n.input_bytes // n.input_row_bytes
-            total += min(n.window + (offset[v] - 1) * n.stride, in_rows) * n.input_row_bytes
-    for u, consumers in external.items():
-        off = 1
-        for w in consumers:
-            off = _lcm(off, offset[w] * pg.node(w).stride)
-        need = max(pg.node(w).window + (off // pg.node(w).stride - 1) * pg.node(w).stride for w in consumers)
-        total += min(need, pg.node(u).rows) * pg.node(u).row_bytes
-    return total
+    """On-chip bytes of ``nodes`` run as one fused subgraph: all its weights
+    and the row buffers of its row schedule (``schedule.row_schedule``)."""
+    return memory_and_bound(pg, nodes)[0]
+
+
+def memory_and_bound(pg: PartitionGraph, nodes: frozenset) -> tuple[int, int]:
+    """``memory_bytes`` and the bytes no set of layers containing ``nodes``
+    needs less of (``RowSchedule.buffer_bytes_lower_bound``). The bound
+    never shrinks as layers are added, so a set over capacity by the bound
+    ends the candidate search; memory itself may shrink, when a layer that
+    joins shortens the lag one branch waits for another."""
+    weights = sum(pg.node(v).weight_bytes for v in nodes)
+    schedule = row_schedule(pg, nodes)
+    return weights + schedule.buffer_bytes(), weights + schedule.buffer_bytes_lower_bound()
 
 
 @dataclass(frozen=True)

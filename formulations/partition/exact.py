@@ -28,7 +28,7 @@ from ortools.sat.python import cp_model
 
 from ...solvers.cpsat import solve_cpsat
 from ...solvers.highs import solve_highs
-from .cost import ema_bytes, execution, least_memory, memory_bytes, quotient_is_acyclic
+from .cost import ema_bytes, execution, least_memory, memory_and_bound, quotient_is_acyclic
 from .graph import PartitionGraph
 
 METHODS = ("dp", "milp", "cpsat")
@@ -58,9 +58,10 @@ def candidates(pg: PartitionGraph, capacity: int, max_candidates: int = 200_000)
     one neighbouring layer and takes the convex closure (every layer that is
     at once a descendant and an ancestor of a member). Every convex connected
     set is reached this way, by adding its own layers one at a time, and a
-    closure that does not fit ends its branch: memory never shrinks as
-    layers are added (docs/partition.md), and every convex superset holds
-    the closure. Sets are bitmasks; a set of masks already seen keeps each
+    closure whose memory lower bound (``memory_and_bound``) exceeds the capacity ends its
+    branch: that bound never shrinks as layers are added (docs/partition.md),
+    and every convex superset holds the closure. (Memory itself may shrink:
+    a layer that joins can shorten the lag one branch waits for another.) Sets are bitmasks; a set of masks already seen keeps each
     candidate once."""
     g = pg.graph
     order = pg.order
@@ -94,19 +95,22 @@ def candidates(pg: PartitionGraph, capacity: int, max_candidates: int = 200_000)
                 continue
             seen.add(closure)
             nodes = members(closure)
-            mem = memory_bytes(pg, nodes)
-            if mem > capacity:
+            mem, bound = memory_and_bound(pg, nodes)
+            if bound > capacity:
+                continue  # nor does any convex superset
+            around = sum_masks(neighbours[v] for v in nodes) & ~closure
+            if mem > capacity:  # a superset may still fit: its layers can shorten the lag between branches
+                grow(closure, down | below[w], up | above[w], around)
                 continue
             preds = frozenset(u for v in nodes for u in g.predecessors(v) if u not in nodes)
             found.append(Candidate(nodes, ema_bytes(pg, nodes), mem, preds))
             if len(found) > max_candidates:
                 raise OverflowError(f"more than {max_candidates} candidate subgraphs")
-            around = sum_masks(neighbours[v] for v in nodes) & ~closure
             grow(closure, down | below[w], up | above[w], around)
 
     for root in order:
         alone = frozenset([root])
-        if memory_bytes(pg, alone) <= capacity:
+        if memory_and_bound(pg, alone)[1] <= capacity:
             grow(bit[root], below[root], above[root], neighbours[root])
     for v in order:  # lone layers, in their cheapest fitting execution (weights streamed if need be)
         run = execution(pg, frozenset([v]), capacity)

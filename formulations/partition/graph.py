@@ -3,12 +3,15 @@ sizes that fusion trades off (weights, output tensors, rows and windows)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import networkx as nx
 
 from ... import workload_library
+
+FLATTENING_OPS = ("fc", "matmul")
+"""Layers that read their whole input tensor at once (flattened)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,11 @@ def from_layers(name: str, layers: dict[str, dict], act_bits: int = 8, weight_bi
     for index, v in enumerate(source.nodes):
         raw = layers[v]
         reads_input = "input" in raw.get("inputs", []) or (index == 0 and "inputs" not in raw)
-        graph.add_node(v, index=index, node=node_from_layer(v, raw, act_bits // 8 or 1, weight_bits, reads_input))
+        node = node_from_layer(v, raw, act_bits // 8 or 1, weight_bits, reads_input)
+        producers = list(source.predecessors(v))
+        if raw.get("op") in FLATTENING_OPS and producers:
+            # a fully connected layer reads its whole input: all rows of its producer
+            node = replace(node, window=max(graph.nodes[u]["node"].rows for u in producers), stride=1)
+        graph.add_node(v, index=index, node=node, layer=raw)
     graph.add_edges_from(source.edges)
     return PartitionGraph(graph, name)
