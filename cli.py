@@ -212,7 +212,7 @@ def solve(
     if isinstance(problem, MultiLevelProblem):
         _solve_multilevel(problem, method, time_limit, as_json, output, force, functional)
     if isinstance(problem, PartitionInstance):
-        _solve_partition(problem, method, time_limit, as_json, output, force)
+        _solve_partition(problem, method, time_limit, as_json, output, force, functional)
     if not isinstance(problem, TilingProblem):
         _solve_pim(problem, method, time_limit, as_json, output, force)
     _check_solve_options(method, METHODS, time_limit, output, force)
@@ -579,14 +579,14 @@ def _spinner(as_json: bool):
     return err.status("working...", spinner="dots") if sys.stderr.isatty() and not as_json else _null()
 
 
-def _solve_partition(instance, method, time_limit, as_json, output, force) -> None:
+def _solve_partition(instance, method, time_limit, as_json, output, force, functional) -> None:
     from .formulations.partition.exact import METHODS as PARTITION_METHODS
     from .partition_render import render_partition
     from .partition_report import solve_partition_instance
 
     _check_solve_options(method, PARTITION_METHODS, time_limit, output, force)
     with _spinner(as_json):
-        report = solve_partition_instance(instance, method, time_limit)
+        report = solve_partition_instance(instance, method, time_limit, functional=functional)
     data = report.to_dict()
     if output is not None:
         _save_yaml(output, data)

@@ -170,7 +170,8 @@ def _run_exact(instance, method: str, time_limit: float | None):
             from .units import format_bytes
 
             note = (note + "; " if note else "") + f"buffer {format_bytes(report.capacity)}"
-        return report.status, report.objective, note
+        found = None if report.blocks is None else (report.blocks, report.capacity)
+        return report.status, report.objective, note, found
     if isinstance(instance, MultiLevelProblem):
         result = solve_multilevel(instance, method, time_limit)
         note = result.message if result.status != "feasible" or result.gap is None else \
@@ -193,7 +194,9 @@ def _run_heuristic(instance, method: str, heuristics: dict):
     if isinstance(instance, PartitionInstance):
         from .partition_report import score_partition
 
-        return score_partition(instance, heuristics[method]())
+        found = heuristics[method]()
+        status, value, note = score_partition(instance, found)
+        return status, value, note, found if status == "feasible" else None
     if isinstance(instance, MultiLevelProblem):
         mapping = heuristics[method](instance)
         if mapping is None:
@@ -237,6 +240,15 @@ def _padded(answer: tuple) -> tuple:
 
 
 def _functional_check(instance, mapping) -> str | None:
+    if isinstance(instance, PartitionInstance):
+        if mapping is None:
+            return "-"
+        from .partition_report import functional_check, functional_passed
+
+        check = functional_check(instance.graph, *mapping)
+        if not check["ran"]:
+            return f"not run ({check['reason']})"
+        return "passed" if functional_passed(check) else "FAILED"
     if not isinstance(instance, MultiLevelProblem):
         return None
     if mapping is None:

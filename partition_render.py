@@ -35,6 +35,7 @@ def render_partition(report: PartitionReport, data: dict, out, table_factory, sh
         summary.add_row("peak on-chip memory", format_bytes(data["peak_memory_bytes"]))
     if data["subgraphs"] is not None:
         summary.add_row("subgraphs", str(len(data["subgraphs"])))
+        summary.add_row("functional model", _functional_summary(data["functional"]))
     show(summary)
     if data["subgraphs"]:
         table = table_factory(title="subgraphs in execution order", title_justify="left")
@@ -57,3 +58,12 @@ def render_partition(report: PartitionReport, data: dict, out, table_factory, sh
         show(table)
         if len(data["capacities"]) < len(inst.capacities):
             out.print("larger sizes skipped: their size alone already costs more than the best design")
+
+
+def _functional_summary(check: dict) -> str:
+    if not check.get("ran"):
+        return f"not run ({check.get('reason', 'no partition')})"
+    if not (check["outputs_match"] and check["counts_match"]):
+        return f"FAILED: {check.get('reason', 'outputs or counts differ')}"
+    return (f"passed: {format_bytes(check['counted_ema_bytes'])} counted, outputs within "
+            f"{check['max_relative_error']:.0e} of layer-by-layer, {check['wall_time_s']:.1f} s")

@@ -6,7 +6,9 @@ over the sizes (co-exploration). The status is ``optimal`` only when the
 exact method proved it, ``evaluate`` confirms the partition runs (covering,
 connected, convex, fitting, orderable) with the claimed EMA, and the EMA is
 not below the compulsory traffic (every weight, network input and network
-output once).
+output once), and the functional model runs it with the model's buffers,
+moves the bytes ``evaluate`` counts and computes what the layers computed
+one after another compute.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class PartitionReport:
     wall_time_s: float
     message: str = ""
     points: list = field(default_factory=list)  # co-exploration: per capacity (size, status, EMA, cost)
+    functional: dict = field(default_factory=lambda: {"ran": False, "reason": "no partition"})
 
     @property
     def unit(self) -> str:
@@ -72,12 +75,12 @@ class PartitionReport:
             "wall_time_s": round(self.wall_time_s, 3), "message": self.message,
             "capacities": [{"capacity_bytes": p.capacity, "status": p.status, "ema_bytes": p.ema_bytes,
                             "cost": p.cost} for p in self.points],
-            "alpha": inst.alpha, "pj_per_bit": inst.pj_per_bit,
+            "alpha": inst.alpha, "pj_per_bit": inst.pj_per_bit, "functional": self.functional,
         }
 
 
 def solve_partition_instance(instance: PartitionInstance, method: str | None = None,
-                             time_limit: float | None = None) -> PartitionReport:
+                             time_limit: float | None = None, functional: bool = True) -> PartitionReport:
     method = method or instance.method
     time_limit = time_limit or instance.time_limit
     pg = instance.graph
@@ -97,7 +100,43 @@ def solve_partition_instance(instance: PartitionInstance, method: str | None = N
         report = PartitionReport(instance, method, result.status, result.objective, result.best_bound,
                                  instance.capacity, result.blocks, None, result.wall_time_s, result.message)
     _check(report)
+    if report.blocks is not None and report.status in ("optimal", "feasible"):
+        if functional:
+            report.functional = functional_check(instance.graph, report.blocks, report.capacity)
+            if not functional_passed(report.functional):
+                report.status = "error"
+                report.message = "the functional model disagrees with the cost model: " + \
+                    report.functional.get("reason", "outputs or counts differ")
+        else:
+            report.functional = {"ran": False, "reason": "not requested"}
     return report
+
+
+def functional_check(pg: PartitionGraph, blocks: list[frozenset], capacity: int) -> dict:
+    """Run the partition in the functional model: whether it ran in the
+    model's buffers, computed the network and moved the bytes ``evaluate``
+    counts, or why not."""
+    from .hardware.functional.partition import BufferOverflow, ScheduleError, run_partition
+
+    try:
+        run = run_partition(pg, blocks, capacity)
+    except (BufferOverflow, ScheduleError) as exc:
+        return {"ran": True, "outputs_match": False, "counts_match": False, "reason": str(exc)}
+    except ValueError as exc:  # a layer the functional model does not compute
+        return {"ran": False, "reason": str(exc)}
+    check = {"ran": True, "outputs_match": not run.mismatched, "counts_match": run.counts_match,
+             "counted_ema_bytes": run.counted_ema, "max_relative_error": run.max_relative_error,
+             "wall_time_s": round(run.wall_time_s, 3)}
+    if run.mismatched:
+        check["reason"] = f"outputs of {', '.join(run.mismatched[:3])} differ from layer-by-layer execution"
+    elif not run.counts_match:
+        check["reason"] = f"it counted {run.counted_ema:,} B of EMA, the cost model {sum(b.model_ema for b in run.blocks):,} B"
+    return check
+
+
+def functional_passed(check: dict) -> bool:
+    """A check that ran and agreed; one that could not run is not a failure."""
+    return not check.get("ran") or (check["outputs_match"] and check["counts_match"])
 
 
 def _check(report: PartitionReport) -> None:

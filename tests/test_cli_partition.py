@@ -25,6 +25,9 @@ def test_solve_proves_and_checks_a_fixed_buffer(tmp_path):
     assert data["status"] == "optimal" and data["objective"] == data["best_bound"] == data["ema_bytes"]
     assert data["compulsory_ema_bytes"] <= data["ema_bytes"] < data["layer_by_layer_ema_bytes"]
     assert data["peak_memory_bytes"] <= 512 * 1024
+    check = data["functional"]
+    assert check["ran"] and check["outputs_match"] and check["counts_match"]
+    assert check["counted_ema_bytes"] == data["ema_bytes"]
     layers = [v for sub in data["subgraphs"] for v in sub["layers"]]
     assert len(layers) == len(set(layers)) == 72
     again = run("solve", str(instance), "--json", "--method", "cpsat")
@@ -42,6 +45,7 @@ def test_compare_coexplores_the_buffer_and_scores_every_heuristic(tmp_path):
     assert rows["dp"]["objective"] == rows["milp"]["objective"] == rows["cpsat"]["objective"] == data["optimum"]
     for name in ("greedy-merge", "depth-dp", "annealing", "genetic", "fixed-small", "fixed-medium", "fixed-large"):
         assert rows[name]["objective"] >= data["optimum"], name
+    assert all(row["functional"] == "passed" for row in data["rows"]), data["rows"]
 
 
 def test_bad_partition_instances_are_explained(tmp_path):
