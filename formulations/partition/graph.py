@@ -3,7 +3,7 @@ sizes that fusion trades off (weights, output tensors, rows and windows)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import networkx as nx
@@ -59,6 +59,8 @@ def node_from_layer(name: str, raw: dict, act_bytes: int, weight_bits: int, read
 class PartitionGraph:
     graph: nx.DiGraph            # nodes carry ``node`` (a Node)
     name: str = "network"
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
+    """Per-graph caches of derived quantities (the graph is not changed after construction)."""
 
     @cached_property
     def order(self) -> list[str]:
@@ -70,8 +72,12 @@ class PartitionGraph:
     def position(self) -> dict[str, int]:
         return {v: i for i, v in enumerate(self.order)}
 
+    @cached_property
+    def _nodes(self) -> dict[str, Node]:
+        return {v: data["node"] for v, data in self.graph.nodes(data=True)}
+
     def node(self, v: str) -> Node:
-        return self.graph.nodes[v]["node"]
+        return self._nodes[v]
 
 
 def from_network(name: str, act_bits: int = 8, weight_bits: int = 8) -> PartitionGraph:

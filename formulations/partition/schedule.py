@@ -34,7 +34,6 @@ these.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from math import gcd, lcm
 
 from .graph import PartitionGraph
@@ -57,6 +56,7 @@ class Buffer:
     held: int                 # rows the buffer holds
     consumers: tuple[str, ...]  # layers of the subgraph that read it
     external: bool            # fetched from DRAM rather than computed in the subgraph
+    reach: int = 0            # most rows beyond the stride one consumer's window reads: max (F - s)
 
     def produced(self, step: int) -> int:
         """Rows produced (or fetched) once ``step`` steps have run."""
@@ -105,8 +105,7 @@ class RowSchedule:
             if not b.consumers or self.whole_tensors:
                 total += b.held * b.row_bytes
                 continue
-            need = max(e.window - e.stride for e in self.edges if e.source == b.key)
-            total += min(b.rows, b.rate + need) * b.row_bytes
+            total += min(b.rows, b.rate + b.reach) * b.row_bytes
         return total
 
     def sources(self, layer: str) -> list[Edge]:
@@ -121,48 +120,53 @@ def top_padding(consumer_rows: int, stride: int, window: int, source_rows: int) 
     return max(0, (beyond + 1) // 2)
 
 
-def _edges(pg: PartitionGraph, nodes: frozenset) -> list[Edge]:
-    edges = []
-    for c in nodes:
+def _edges_into(pg: PartitionGraph, c: str) -> tuple[Edge, ...]:
+    """The edges a layer reads along; they do not depend on the subgraph,
+    so they are computed once per graph."""
+    cache = pg.memo.setdefault("row_edges", {})
+    if c not in cache:
         node = pg.node(c)
-        for u in pg.graph.predecessors(c):
-            pad = top_padding(node.rows, node.stride, node.window, pg.node(u).rows)
-            edges.append(Edge(u, c, node.window, node.stride, pad))
+        edges = [Edge(u, c, node.window, node.stride, top_padding(node.rows, node.stride, node.window, pg.node(u).rows))
+                 for u in pg.graph.predecessors(c)]
         if node.input_bytes:
             edges.append(Edge(input_key(c), c, node.window, node.stride, 0))
-    return edges
+        cache[c] = tuple(edges)
+    return cache[c]
 
 
 def _rates(keys: list[str], edges: list[Edge]) -> dict[str, int] | None:
     """Smallest positive integer rates with ``rate_source = stride * rate_consumer``
-    on every edge; None when the strides disagree."""
-    adjacent: dict[str, list[tuple[str, Fraction]]] = {k: [] for k in keys}
+    on every edge; None when the strides disagree. A rate is kept as a
+    numerator and a denominator (products of strides) and compared crosswise."""
+    adjacent: dict[str, list[tuple[str, int, int]]] = {k: [] for k in keys}
     for e in edges:
-        adjacent[e.consumer].append((e.source, Fraction(e.stride)))
-        adjacent[e.source].append((e.consumer, Fraction(1, e.stride)))
-    rate: dict[str, Fraction] = {}
+        adjacent[e.consumer].append((e.source, e.stride, 1))
+        adjacent[e.source].append((e.consumer, 1, e.stride))
+    rate: dict[str, tuple[int, int]] = {}
     for root in keys:
         if root in rate:
             continue
-        rate[root] = Fraction(1)
+        rate[root] = (1, 1)
         stack = [root]
         while stack:
             k = stack.pop()
-            for other, factor in adjacent[k]:
-                value = rate[k] * factor
+            num, den = rate[k]
+            for other, times, over in adjacent[k]:
+                value = (num * times, den * over)
                 if other not in rate:
                     rate[other] = value
                     stack.append(other)
-                elif rate[other] != value:
+                elif rate[other][0] * value[1] != value[0] * rate[other][1]:
                     return None
-    scale = lcm(*(r.denominator for r in rate.values()))
-    common = gcd(*(int(r * scale) for r in rate.values()))
-    return {k: int(r * scale) // common for k, r in rate.items()}
+    scale = lcm(*(den for _, den in rate.values()))
+    scaled = {k: num * (scale // den) for k, (num, den) in rate.items()}
+    common = gcd(*scaled.values())
+    return {k: r // common for k, r in scaled.items()}
 
 
 def row_schedule(pg: PartitionGraph, nodes: frozenset) -> RowSchedule:
     order = tuple(sorted(nodes, key=pg.position.__getitem__))
-    edges = _edges(pg, nodes)
+    edges = [e for c in order for e in _edges_into(pg, c)]
     rows, row_bytes = {}, {}
     for v in order:
         rows[v], row_bytes[v] = pg.node(v).rows, pg.node(v).row_bytes
@@ -196,5 +200,6 @@ def row_schedule(pg: PartitionGraph, nodes: frozenset) -> RowSchedule:
         rate = dict(rows)
     steps = max(1, *(-(-(rows[k] - delay[k]) // rate[k]) for k in keys))
     buffers = {k: Buffer(k, rows[k], row_bytes[k], rate[k], delay[k], held[k],
-                         tuple(e.consumer for e in consumers[k]), k not in nodes) for k in keys}
+                         tuple(e.consumer for e in consumers[k]), k not in nodes,
+                         max((e.window - e.stride for e in consumers[k]), default=0)) for k in keys}
     return RowSchedule(order, buffers, tuple(edges), steps, whole)
