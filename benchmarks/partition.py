@@ -6,7 +6,8 @@
 Part 1, fixed buffers: for every network and buffer size, the candidate
 count, the median wall time (over ``--repeats`` runs) of the DP, the MILP
 and CP-SAT, how many of them proved the optimum (all that finish must agree;
-"NO" if two disagree), and the gap of every heuristic to it.
+"NO" if two disagree), whether the optimal partition passes the functional
+model (and its seconds), and the gap of every heuristic to it.
 
 Part 2, co-exploration (Cocco's shared buffer, 128 KiB to 3 MiB in 64 KiB
 steps, alpha = 0.002): the chosen size and cost, and how much cheaper the
@@ -24,6 +25,7 @@ from mapcert.formulations.partition.coexplore import coexplore, fixed_buffers
 from mapcert.formulations.partition.cost import evaluate
 from mapcert.formulations.partition.exact import candidates, solve_partition
 from mapcert.formulations.partition.graph import PartitionGraph, from_layers, from_network
+from mapcert.partition_report import functional_check, functional_passed
 from mapcert.solvers.partition_genetic import genetic
 from mapcert.solvers.partition_heuristics import PARTITION_HEURISTICS
 from mapcert import workload_library
@@ -54,16 +56,22 @@ def timed(fn, repeats: int):
 
 def fixed(pg: PartitionGraph, capacity: int, limit: float, repeats: int) -> None:
     n_cands = len(candidates(pg, capacity))
-    cells, values, proved = [], set(), 0
+    cells, values, proved, blocks_proved = [], set(), 0, None
     for method in ("dp", "milp", "cpsat"):
         result, seconds = timed(lambda m=method: solve_partition(pg, capacity, m, limit), repeats)
         cells.append(f"{seconds:6.2f}")
         if result.status == "optimal":
             values.add(result.objective)
             proved += 1
+            blocks_proved = result.blocks
         elif result.objective is not None:
             cells[-1] += f" (gap {100 * (result.objective - result.best_bound) / result.objective:.1f}%)"
     optimum = values.pop() if len(values) == 1 else None  # every method that finished proved this value
+    functional = "-"
+    if optimum is not None:
+        check = functional_check(pg, blocks_proved, capacity)
+        functional = (f"ok {check['wall_time_s']:.1f}" if functional_passed(check) and check["ran"]
+                      else "FAIL" if check["ran"] else "not run")
     gaps = []
     for name, fn in [*PARTITION_HEURISTICS.items(), ("genetic", lambda g, c: genetic(g, c)[0])]:
         blocks = fn(pg, capacity)
@@ -72,7 +80,7 @@ def fixed(pg: PartitionGraph, capacity: int, limit: float, repeats: int) -> None
                     else f"{100 * (metrics.ema_bytes - optimum) / optimum:5.1f}%")
     agree = f"{proved}/3" if optimum is not None else ("NO" if proved else "0/3")
     print(f"{pg.name:12s} {capacity // KIB:6d} {n_cands:7d} {' '.join(f'{c:>8s}' for c in cells)} {agree:>5s} "
-          f"{optimum or 0:14,.0f} " + " ".join(f"{g:>8s}" for g in gaps), flush=True)
+          f"{optimum or 0:14,.0f} {functional:>8s} " + " ".join(f"{g:>8s}" for g in gaps), flush=True)
 
 
 def main() -> int:
@@ -87,7 +95,7 @@ def main() -> int:
     names = list(PARTITION_HEURISTICS) + ["genetic"]
     print(f"fixed buffers: median seconds over {args.repeats} run(s), {args.time_limit:g} s limit")
     print(f"{'network':12s} {'KiB':>6s} {'cands':>7s} {'dp s':>8s} {'milp s':>8s} {'cpsat s':>8s} {'agree':>5s} "
-          f"{'EMA (B)':>14s} " + " ".join(f"{n[:8]:>8s}" for n in names))
+          f"{'EMA (B)':>14s} {'func s':>8s} " + " ".join(f"{n[:8]:>8s}" for n in names))
     all_graphs = graphs(args.networks.split(","))
     for pg in all_graphs:
         for capacity in sizes:
