@@ -17,18 +17,10 @@ import time
 from dataclasses import dataclass, field
 
 from .formulations.partition.coexplore import coexplore, design_cost
-from .formulations.partition.cost import PartitionMetrics, evaluate
+from .formulations.partition.cost import PartitionMetrics, compulsory_ema, evaluate
 from .formulations.partition.exact import solve_partition
 from .formulations.partition.graph import PartitionGraph
 from .partition_instances import PartitionInstance
-
-
-def compulsory_ema(pg: PartitionGraph) -> int:
-    """No partition moves less: every weight, the network input and every
-    network output cross the chip boundary at least once."""
-    g = pg.graph
-    return sum(pg.node(v).weight_bytes + pg.node(v).input_bytes + (pg.node(v).out_bytes if g.out_degree(v) == 0 else 0)
-               for v in g.nodes)
 
 
 def layer_by_layer_ema(pg: PartitionGraph, capacity: int) -> int | None:

@@ -9,14 +9,18 @@ For a fixed capacity, the best partition is the least-EMA one. So the joint
 optimum is the least, over the candidates, of the capacity plus alpha times
 that capacity's optimal EMA energy, and it is exact when each of those
 optima is proved. EMA can only fall as the capacity grows, so once
-``capacity + alpha * (EMA energy at the largest capacity)`` reaches the best
-cost found, no larger capacity can win, and the search stops there.
+``capacity + alpha * (EMA energy of a floor)`` reaches the best cost found,
+no larger capacity can win, and the search stops there. The floor is the
+solver's bound at the largest capacity, or the compulsory EMA (every
+weight, network input and output once) when that is higher or the largest
+capacity could not be solved.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .cost import compulsory_ema
 from .exact import solve_partition
 from .graph import PartitionGraph
 
@@ -70,7 +74,7 @@ def coexplore(pg: PartitionGraph, capacities: list[int], method: str = "dp", alp
     if largest.status == "infeasible":
         return CoexploreResult("infeasible", None, None, None, None,
                                [CapacityPoint(capacities[-1], "infeasible", None, None)])
-    floor = largest.best_bound if largest.best_bound is not None else 0.0
+    floor = max(compulsory_ema(pg), largest.best_bound or 0.0)  # no capacity moves less
     best, proved, points = None, largest.status == "optimal", []
     for capacity in capacities:
         if best is not None and design_cost(capacity, floor, alpha, pj_per_bit) >= best[0]:

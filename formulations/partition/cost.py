@@ -186,3 +186,11 @@ def evaluate(pg: PartitionGraph, blocks: list[frozenset], capacity: int) -> Part
     if not violations and not quotient_is_acyclic(pg, blocks):
         violations.append("the subgraphs cannot be ordered (their quotient graph has a cycle)")
     return PartitionMetrics(ema, len(blocks), peak, not violations, violations, streamed)
+
+
+def compulsory_ema(pg: PartitionGraph) -> int:
+    """No partition moves less: every weight, the network input and every
+    network output cross the chip boundary at least once."""
+    g = pg.graph
+    return sum(pg.node(v).weight_bytes + pg.node(v).input_bytes + (pg.node(v).out_bytes if g.out_degree(v) == 0 else 0)
+               for v in g.nodes)
