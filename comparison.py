@@ -164,7 +164,7 @@ def _run_exact(instance, method: str, time_limit: float | None):
     if isinstance(instance, PartitionInstance):
         from .partition_report import solve_partition_instance
 
-        report = solve_partition_instance(instance, method, time_limit)
+        report = solve_partition_instance(instance, method, time_limit, functional=False)  # run once, below
         note = report.message
         if instance.coexplore and report.capacity is not None:
             from .units import format_bytes

@@ -152,3 +152,16 @@ def test_optimal_partitions_of_networks_pass(network):
     run = run_partition(pg, result.blocks, capacity)
     assert run.passed and run.counted_ema == result.objective
     assert run.max_relative_error < 1e-4
+
+
+def test_a_graph_of_sizes_only_is_not_run_and_says_why():
+    import networkx as nx
+
+    from mapcert.formulations.partition.graph import Node, PartitionGraph
+    from mapcert.partition_report import functional_check, functional_passed
+
+    graph = nx.DiGraph()
+    graph.add_node("v0", index=0, node=Node("v0", 4, 10, 3, 1, 0, 0, 0))
+    check = functional_check(PartitionGraph(graph), [frozenset(["v0"])], 1000)
+    assert not check["ran"] and "shape" in check["reason"]
+    assert functional_passed(check)  # not run is not a failure; the report says why

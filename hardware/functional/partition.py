@@ -93,6 +93,10 @@ class _Network:
 
     def __init__(self, pg: PartitionGraph, seed: int):
         rng = np.random.default_rng(seed)
+        missing = [v for v in pg.order if "layer" not in pg.graph.nodes[v]]
+        if missing:
+            raise ValueError(f"layer {missing[0]} has sizes but no shape: the functional model needs the "
+                             "layer descriptions (graphs from from_network or from_layers)")
         self.shape = {v: LayerShape.of(v, pg.graph.nodes[v]["layer"]) for v in pg.order}
         self.tensor_shape: dict[str, tuple[int, int, int]] = {}
         self.inputs: dict[str, np.ndarray] = {}
