@@ -90,16 +90,18 @@ def main() -> int:
     parser.add_argument("--sizes", default="256,512,1024", help="fixed buffer sizes in KiB")
     parser.add_argument("--networks", default="resnet50,googlenet,mobilenetv2,vgg16,randwire32,randwire64")
     parser.add_argument("--no-coexplore", action="store_true")
+    parser.add_argument("--no-fixed", action="store_true", help="co-exploration only (part 2)")
     args = parser.parse_args()
     sizes = [int(s) * KIB for s in args.sizes.split(",")]
     names = list(PARTITION_HEURISTICS) + ["genetic"]
-    print(f"fixed buffers: median seconds over {args.repeats} run(s), {args.time_limit:g} s limit")
-    print(f"{'network':12s} {'KiB':>6s} {'cands':>7s} {'dp s':>8s} {'milp s':>8s} {'cpsat s':>8s} {'agree':>5s} "
-          f"{'EMA (B)':>14s} {'func s':>8s} " + " ".join(f"{n[:8]:>8s}" for n in names))
     all_graphs = graphs(args.networks.split(","))
-    for pg in all_graphs:
-        for capacity in sizes:
-            fixed(pg, capacity, args.time_limit, args.repeats)
+    if not args.no_fixed:
+        print(f"fixed buffers: median seconds over {args.repeats} run(s), {args.time_limit:g} s limit")
+        print(f"{'network':12s} {'KiB':>6s} {'cands':>7s} {'dp s':>8s} {'milp s':>8s} {'cpsat s':>8s} {'agree':>5s} "
+              f"{'EMA (B)':>14s} {'func s':>8s} " + " ".join(f"{n[:8]:>8s}" for n in names))
+        for pg in all_graphs:
+            for capacity in sizes:
+                fixed(pg, capacity, args.time_limit, args.repeats)
     if args.no_coexplore:
         return 0
     print("\nco-exploration over Cocco's shared-buffer sizes (128 KiB - 3 MiB, step 64 KiB), exact by MILP")
