@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mapcert.formulations.partition.cost import ema_bytes, evaluate, memory_and_bound, memory_bytes
+from mapcert.formulations.partition.compact import compact_lower_bound
+from mapcert.formulations.partition.cost import compulsory_ema, ema_bytes, evaluate, memory_and_bound, memory_bytes
 from mapcert.formulations.partition.exact import solve_partition
 from mapcert.formulations.partition.graph import Node, PartitionGraph, from_network
 
@@ -142,6 +143,33 @@ def test_too_many_candidates_is_an_error_not_a_hang():
     result = solve_partition(pg, 1024 * 1024, "dp", max_candidates=100)
     assert result.status == "error" and "more than 100 candidate subgraphs" in result.message
     assert result.blocks is None
+
+
+@pytest.mark.parametrize("method", ["milp", "cpsat"])
+def test_too_many_candidates_falls_back_to_the_compact_bound(method):
+    pg = from_network("resnet50")
+    capacity = 512 * 1024
+    optimum = solve_partition(pg, capacity, "dp").objective
+    result = solve_partition(pg, capacity, method, time_limit=60, max_candidates=50)
+    assert result.status == "feasible" and "compact model" in result.message
+    assert result.best_bound <= optimum <= result.objective
+    assert result.objective == evaluate(pg, result.blocks, capacity).ema_bytes
+    assert result.best_bound > compulsory_ema(pg)  # the cuts raise it above the trivial bound
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(small_dags())
+def test_compact_bound_never_exceeds_the_optimum(case):
+    pg, capacity = case
+    best = None
+    for partition in set_partitions(list(pg.graph.nodes)):
+        metrics = evaluate(pg, [frozenset(b) for b in partition], capacity)
+        if metrics.feasible and (best is None or metrics.ema_bytes < best):
+            best = metrics.ema_bytes
+    bound, converged = compact_lower_bound(pg, capacity, 30)
+    assert converged
+    if best is not None:
+        assert bound <= best
 
 
 def test_dp_stops_at_its_time_limit():

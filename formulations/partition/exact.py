@@ -49,7 +49,8 @@ class Candidate:
     outside_predecessors: frozenset
 
 
-def candidates(pg: PartitionGraph, capacity: int, max_candidates: int = 200_000) -> list[Candidate]:
+def candidates(pg: PartitionGraph, capacity: int, max_candidates: int = 200_000,
+               deadline: float | None = None) -> list[Candidate]:
     """Every connected convex subgraph of two or more layers that fits
     ``capacity`` bytes, each once, and every lone layer in its cheapest
     fitting execution.
@@ -62,7 +63,8 @@ def candidates(pg: PartitionGraph, capacity: int, max_candidates: int = 200_000)
     branch: that bound never shrinks as layers are added (docs/partition.md),
     and every convex superset holds the closure. (Memory itself may shrink:
     a layer that joins can shorten the lag one branch waits for another.) Sets are bitmasks; a set of masks already seen keeps each
-    candidate once."""
+    candidate once. More than ``max_candidates`` raises OverflowError, and
+    passing ``deadline`` (perf_counter seconds) raises TimeoutError."""
     g = pg.graph
     order = pg.order
     bit = {v: 1 << i for i, v in enumerate(order)}
@@ -94,6 +96,8 @@ def candidates(pg: PartitionGraph, capacity: int, max_candidates: int = 200_000)
             if closure in seen:
                 continue
             seen.add(closure)
+            if deadline is not None and time.perf_counter() > deadline:
+                raise TimeoutError
             nodes = members(closure)
             mem, bound = memory_and_bound(pg, nodes)
             if bound > capacity:
@@ -212,8 +216,44 @@ def _cpsat(pg: PartitionGraph, cands: list[Candidate], time_limit: float, worker
 
 
 MAX_CANDIDATES = 200_000
-"""Most candidate subgraphs the exact methods take on; beyond, the answer is
-an error that says so rather than hours of enumeration."""
+"""Most candidate subgraphs the exact methods take on; beyond, the MILP and
+CP-SAT fall back to the compact model and the DP reports an error."""
+
+ENUMERATION_SHARE = 0.6
+"""Share of the time limit the candidate enumeration may take."""
+
+
+def _compact_fallback(pg: PartitionGraph, capacity: int, method: str, start: float, time_limit: float,
+                      why: str) -> PartitionResult:
+    """When the candidates cannot be enumerated: the best partition of the
+    fast heuristics, and a lower bound from the compact model
+    (``compact.py``), reported as ``feasible`` with its gap."""
+    from ...solvers.partition_heuristics import depth_dp, greedy_merge
+    from .compact import compact_lower_bound
+    from .cost import evaluate
+
+    lone = [v for v in pg.order if least_memory(pg, frozenset([v])) > capacity]
+    if lone:
+        return PartitionResult("infeasible", method, None, None, None, 0, time.perf_counter() - start,
+                               f"layer {lone[0]} alone needs at least {least_memory(pg, frozenset(lone[:1])):,} B "
+                               f"on chip, more than the capacity of {capacity:,} B")
+    best = None
+    for heuristic in (greedy_merge, depth_dp):
+        blocks = heuristic(pg, capacity)
+        metrics = evaluate(pg, blocks, capacity) if blocks is not None else None
+        if metrics is not None and metrics.feasible and (best is None or metrics.ema_bytes < best[0]):
+            best = (metrics.ema_bytes, blocks)
+    remaining = max(1.0, time_limit - (time.perf_counter() - start))
+    bound, converged = compact_lower_bound(pg, capacity, remaining)
+    note = f"{why}; lower bound from the compact model ({'converged' if converged else 'stopped at the time limit'})"
+    if best is None:
+        return PartitionResult("error", method, None, None, bound, 0, time.perf_counter() - start,
+                               note + f" {bound:,.0f} B; no heuristic partition fits")
+    value, blocks = best
+    gap = (value - bound) / value if value else 0.0
+    return PartitionResult("feasible", method, blocks, value, min(bound, value), 0, time.perf_counter() - start,
+                           note + f"; best heuristic partition {100 * gap:.1f}% above it",
+                           {"compact_bound": bound, "compact_converged": converged})
 
 
 def solve_partition(pg: PartitionGraph, capacity: int, method: str = "milp", time_limit: float = 60.0,
@@ -223,11 +263,15 @@ def solve_partition(pg: PartitionGraph, capacity: int, method: str = "milp", tim
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     start = time.perf_counter()
     try:
-        cands = candidates(pg, capacity, max_candidates)
-    except OverflowError:
-        return PartitionResult("error", method, None, None, None, max_candidates, time.perf_counter() - start,
-                               f"more than {max_candidates:,} candidate subgraphs fit {capacity:,} B; "
-                               "the exact methods stop there (try a smaller buffer)")
+        # the candidates may take part of the time; the rest is for solving, or for the compact model
+        cands = candidates(pg, capacity, max_candidates, start + ENUMERATION_SHARE * time_limit)
+    except (OverflowError, TimeoutError) as exc:
+        why = (f"more than {max_candidates:,} candidate subgraphs fit {capacity:,} B" if isinstance(exc, OverflowError)
+               else f"the candidate subgraphs were not all enumerated in {ENUMERATION_SHARE * time_limit:.0f} s")
+        if method == "dp":
+            return PartitionResult("error", method, None, None, None, 0, time.perf_counter() - start,
+                                   why + "; the DP needs them all (milp or cpsat fall back to the compact model)")
+        return _compact_fallback(pg, capacity, method, start, time_limit, why)
     covered = set().union(*(c.nodes for c in cands)) if cands else set()
     missing = [v for v in pg.order if v not in covered]
     if missing:
