@@ -225,10 +225,10 @@ ENUMERATION_SHARE = 0.6
 
 def _compact_fallback(pg: PartitionGraph, capacity: int, method: str, start: float, time_limit: float,
                       why: str) -> PartitionResult:
-    """When the candidates cannot be enumerated: the best partition of the
-    fast heuristics, and a lower bound from the compact model
+    """When the candidates cannot be enumerated: the best partition of
+    greedy merging, depth-ordered DP and annealing, and a lower bound from the compact model
     (``compact.py``), reported as ``feasible`` with its gap."""
-    from ...solvers.partition_heuristics import depth_dp, greedy_merge
+    from ...solvers.partition_heuristics import depth_dp, greedy_merge, simulated_annealing
     from .compact import compact_lower_bound
     from .cost import evaluate
 
@@ -238,7 +238,7 @@ def _compact_fallback(pg: PartitionGraph, capacity: int, method: str, start: flo
                                f"layer {lone[0]} alone needs at least {least_memory(pg, frozenset(lone[:1])):,} B "
                                f"on chip, more than the capacity of {capacity:,} B")
     best = None
-    for heuristic in (greedy_merge, depth_dp):
+    for heuristic in (greedy_merge, depth_dp, simulated_annealing):
         blocks = heuristic(pg, capacity)
         metrics = evaluate(pg, blocks, capacity) if blocks is not None else None
         if metrics is not None and metrics.feasible and (best is None or metrics.ema_bytes < best[0]):
@@ -252,7 +252,7 @@ def _compact_fallback(pg: PartitionGraph, capacity: int, method: str, start: flo
     value, blocks = best
     gap = (value - bound) / value if value else 0.0
     return PartitionResult("feasible", method, blocks, value, min(bound, value), 0, time.perf_counter() - start,
-                           note + f"; best heuristic partition {100 * gap:.1f}% above it",
+                           note + f"; the best heuristic partition lies {100 * gap:.1f}% above it",
                            {"compact_bound": bound, "compact_converged": converged})
 
 
