@@ -3,6 +3,8 @@ force over every set partition of small random DAGs."""
 
 from __future__ import annotations
 
+import time
+
 import networkx as nx
 import pytest
 from hypothesis import given, settings
@@ -172,7 +174,18 @@ def test_compact_bound_never_exceeds_the_optimum(case):
         assert bound <= best
 
 
-def test_dp_stops_at_its_time_limit():
+def test_dp_stops_at_its_time_limit(monkeypatch):
+    from mapcert.formulations.partition import exact
+
     pg = from_network("googlenet")
+    monkeypatch.setattr(exact, "ENUMERATION_SHARE", 100.0)  # enumerate all, then run out of time in the DP
     result = solve_partition(pg, 512 * 1024, "dp", time_limit=0.5)
     assert result.status == "error" and "did not finish" in result.message
+
+
+def test_enumeration_stops_at_its_share_of_the_time_limit():
+    pg = from_network("googlenet")
+    start = time.perf_counter()
+    result = solve_partition(pg, 1024 * 1024, "dp", time_limit=0.5)
+    assert result.status == "error" and "not all enumerated" in result.message
+    assert time.perf_counter() - start < 5

@@ -59,11 +59,12 @@ def candidates(pg: PartitionGraph, capacity: int, max_candidates: int = 200_000,
     one neighbouring layer and takes the convex closure (every layer that is
     at once a descendant and an ancestor of a member). Every convex connected
     set is reached this way, by adding its own layers one at a time, and a
-    closure whose memory lower bound (``memory_and_bound``) exceeds the capacity ends its
-    branch: that bound never shrinks as layers are added (docs/partition.md),
-    and every convex superset holds the closure. (Memory itself may shrink:
-    a layer that joins can shorten the lag one branch waits for another.) Sets are bitmasks; a set of masks already seen keeps each
-    candidate once. More than ``max_candidates`` raises OverflowError, and
+    closure whose memory lower bound (``memory_and_bound``) exceeds the
+    capacity ends its branch: that bound never shrinks as layers are added
+    (docs/partition.md), and every convex superset holds the closure.
+    (Memory itself may shrink: a layer that joins can shorten the lag one
+    branch waits for another.) Sets are bitmasks; a set of masks already
+    seen keeps each candidate once. More than ``max_candidates`` raises OverflowError, and
     passing ``deadline`` (perf_counter seconds) raises TimeoutError."""
     g = pg.graph
     order = pg.order
@@ -226,8 +227,9 @@ ENUMERATION_SHARE = 0.6
 def _compact_fallback(pg: PartitionGraph, capacity: int, method: str, start: float, time_limit: float,
                       why: str) -> PartitionResult:
     """When the candidates cannot be enumerated: the best partition of
-    greedy merging, depth-ordered DP and annealing, and a lower bound from the compact model
-    (``compact.py``), reported as ``feasible`` with its gap."""
+    greedy merging, depth-ordered DP and annealing, and a lower bound from
+    the compact model (``compact.py``), reported as ``feasible`` with its
+    gap."""
     from ...solvers.partition_heuristics import depth_dp, greedy_merge, simulated_annealing
     from .compact import compact_lower_bound
     from .cost import evaluate
@@ -250,8 +252,12 @@ def _compact_fallback(pg: PartitionGraph, capacity: int, method: str, start: flo
         return PartitionResult("error", method, None, None, bound, 0, time.perf_counter() - start,
                                note + f" {bound:,.0f} B; no heuristic partition fits")
     value, blocks = best
+    if bound > value:
+        return PartitionResult("error", method, blocks, value, bound, 0, time.perf_counter() - start,
+                               f"the compact model's bound {bound:,.0f} lies above a valid partition's EMA "
+                               f"{value:,}: a bug, please report it")
     gap = (value - bound) / value if value else 0.0
-    return PartitionResult("feasible", method, blocks, value, min(bound, value), 0, time.perf_counter() - start,
+    return PartitionResult("feasible", method, blocks, value, bound, 0, time.perf_counter() - start,
                            note + f"; the best heuristic partition lies {100 * gap:.1f}% above it",
                            {"compact_bound": bound, "compact_converged": converged})
 
