@@ -55,16 +55,25 @@ def fixed_buffers(pg: PartitionGraph, capacities: list[int], method: str = "dp",
                   pj_per_bit: float = PJ_PER_BIT, time_limit: float = 60.0) -> dict[str, CapacityPoint]:
     """The baselines Cocco compares co-exploration with: the best partition
     at a fixed small, medium and large buffer (the smallest feasible, the
-    median and the largest candidate), each scored with the same cost."""
-    feasible = []
-    for capacity in sorted(set(capacities)):
-        result = solve_partition(pg, capacity, method, time_limit)
-        if result.blocks is not None:
-            feasible.append(CapacityPoint(capacity, result.status, result.objective,
-                                          design_cost(capacity, result.objective, alpha, pj_per_bit), result.blocks))
-    if not feasible:
+    median and the largest candidate), each scored with the same cost.
+    Only those three sizes, and the infeasible ones below them, are solved."""
+    caps = sorted(set(capacities))
+    points: dict[int, CapacityPoint] = {}
+
+    def solve(capacity: int) -> CapacityPoint | None:
+        if capacity not in points:
+            result = solve_partition(pg, capacity, method, time_limit)
+            points[capacity] = None if result.blocks is None else CapacityPoint(
+                capacity, result.status, result.objective,
+                design_cost(capacity, result.objective, alpha, pj_per_bit), result.blocks)
+        return points[capacity]
+
+    # a partition that fits one size fits every larger one: the feasible sizes are a suffix
+    first = next((i for i, capacity in enumerate(caps) if solve(capacity) is not None), None)
+    if first is None:
         return {}
-    return {"small": feasible[0], "medium": feasible[len(feasible) // 2], "large": feasible[-1]}
+    feasible = caps[first:]
+    return {"small": solve(feasible[0]), "medium": solve(feasible[len(feasible) // 2]), "large": solve(feasible[-1])}
 
 
 def coexplore(pg: PartitionGraph, capacities: list[int], method: str = "dp", alpha: float = ALPHA,
