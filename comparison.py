@@ -245,7 +245,7 @@ def _functional_check(instance, mapping) -> str | None:
             return "-"
         from .partition_report import functional_check, functional_passed
 
-        check = functional_check(instance.graph, *mapping)
+        check = functional_check(instance.graph, *mapping, instance.objective, instance.machine)
         if not check["ran"]:
             return f"not run ({check['reason']})"
         return "passed" if functional_passed(check) else "FAILED"

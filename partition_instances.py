@@ -12,6 +12,8 @@ with unknown fields forbidden, every problem reported as
                                        # (or a list of sizes); least BUF_SIZE + alpha * EMA energy
     precision: {activations: 8, weights: 8}
     cost: {alpha: 0.002, pj_per_bit: 12.5}   # Cocco's defaults
+    objective: ema                     # or latency (one buffer size): cycles of max(compute, DRAM transfer)
+    accelerator: {macs_per_cycle: 1024, dram_bytes_per_cycle: 16}   # for latency
     solver: {method: milp, time_limit: 60}   # dp | milp | cpsat
 """
 
@@ -24,6 +26,7 @@ from pydantic import Field
 
 from . import workload_library
 from .formulations.partition.coexplore import ALPHA, PJ_PER_BIT
+from .formulations.partition.cost import DEFAULT_MACHINE, Machine
 from .formulations.partition.graph import PartitionGraph, from_layers, from_network
 from .instances import _Located, _Strict, _validate
 from .units import parse_bytes
@@ -61,6 +64,11 @@ class CostSpec(_Strict):
     pj_per_bit: float = Field(PJ_PER_BIT, gt=0)
 
 
+class AcceleratorSpec(_Strict):
+    macs_per_cycle: int = Field(1024, ge=1)
+    dram_bytes_per_cycle: float = Field(16.0, gt=0)
+
+
 class PartitionSolverSpec(_Strict):
     method: Literal["dp", "milp", "cpsat"] = "milp"
     time_limit: float = Field(60.0, gt=0)
@@ -73,6 +81,8 @@ class GraphPartitionSpec(_Strict):
     buffer: Any
     precision: GraphPrecision = GraphPrecision()
     cost: CostSpec = CostSpec()
+    objective: Literal["ema", "latency"] = "ema"
+    accelerator: AcceleratorSpec = AcceleratorSpec()
     solver: PartitionSolverSpec = PartitionSolverSpec()
 
 
@@ -90,6 +100,8 @@ class PartitionInstance:
     time_limit: float
     workers: int
     source: str
+    objective: str = "ema"
+    machine: Machine = DEFAULT_MACHINE
 
     @property
     def capacity(self) -> int:
@@ -158,5 +170,10 @@ def build_partition(data: dict, where: _Located, label: str) -> PartitionInstanc
     if graph is None or capacities is None:
         return None
     sizes, coexplore = capacities
+    if coexplore and spec.objective != "ema":
+        where.add(("objective",), "co-exploring buffer sizes scores designs by Cocco's cost (size + alpha * EMA "
+                  "energy); give one buffer size for latency, or objective: ema")
+        return None
+    machine = Machine(spec.accelerator.macs_per_cycle, spec.accelerator.dram_bytes_per_cycle)
     return PartitionInstance(graph, sizes, coexplore, spec.cost.alpha, spec.cost.pj_per_bit, spec.solver.method,
-                             spec.solver.time_limit, spec.solver.workers, label)
+                             spec.solver.time_limit, spec.solver.workers, label, spec.objective, machine)

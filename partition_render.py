@@ -33,6 +33,10 @@ def render_partition(report: PartitionReport, data: dict, out, table_factory, sh
         summary.add_row("saved by fusion", f"{100 * data['fusion_saving']:.1f}%")
     if data["peak_memory_bytes"] is not None:
         summary.add_row("peak on-chip memory", format_bytes(data["peak_memory_bytes"]))
+    if data["latency_cycles"] is not None:
+        m = inst.machine
+        summary.add_row("latency", f"{data['latency_cycles']:,} cycles at {m.macs_per_cycle} MACs and "
+                                   f"{m.dram_bytes_per_cycle:g} DRAM bytes per cycle")
     if data["subgraphs"] is not None:
         summary.add_row("subgraphs", str(len(data["subgraphs"])))
         summary.add_row("functional model", _functional_summary(data["functional"]))

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from .formulations.partition.coexplore import coexplore, design_cost
-from .formulations.partition.cost import PartitionMetrics, compulsory_ema, evaluate
+from .formulations.partition.cost import DEFAULT_MACHINE, Machine, PartitionMetrics, compulsory_ema, evaluate
 from .formulations.partition.exact import solve_partition
 from .formulations.partition.graph import PartitionGraph
 from .partition_instances import PartitionInstance
@@ -46,7 +46,9 @@ class PartitionReport:
 
     @property
     def unit(self) -> str:
-        return "design cost (B + alpha * pJ)" if self.instance.coexplore else "bytes of EMA"
+        if self.instance.coexplore:
+            return "design cost (B + alpha * pJ)"
+        return "cycles of latency" if self.instance.objective == "latency" else "bytes of EMA"
 
     def to_dict(self) -> dict:
         inst, pg = self.instance, self.instance.graph
@@ -54,7 +56,7 @@ class PartitionReport:
         ema = self.metrics.ema_bytes if self.metrics else None
         return {
             "status": self.status, "family": "partition", "network": pg.name, "method": self.method,
-            "objective_name": "design_cost" if inst.coexplore else "ema", "unit": self.unit,
+            "objective_name": "design_cost" if inst.coexplore else inst.objective, "unit": self.unit,
             "objective": self.objective, "best_bound": self.best_bound,
             "capacity_bytes": self.capacity, "ema_bytes": ema,
             "compulsory_ema_bytes": compulsory_ema(pg), "layer_by_layer_ema_bytes": alone,
@@ -64,6 +66,7 @@ class PartitionReport:
                  "streamed_weight_groups": self.metrics.streamed.get(next(iter(block))) if len(block) == 1 else None}
                 for block in sorted(self.blocks, key=lambda b: min(pg.position[v] for v in b))],
             "peak_memory_bytes": self.metrics.peak_memory_bytes if self.metrics else None,
+            "latency_cycles": self.metrics.latency_cycles if self.metrics else None,
             "wall_time_s": round(self.wall_time_s, 3), "message": self.message,
             "capacities": [{"capacity_bytes": p.capacity, "status": p.status, "ema_bytes": p.ema_bytes,
                             "cost": p.cost} for p in self.points],
@@ -88,13 +91,15 @@ def solve_partition_instance(instance: PartitionInstance, method: str | None = N
             report.message = ("no buffer size was solved within the limits (too many candidate subgraphs, "
                               "or the time limit); try smaller sizes or a longer --time-limit")
     else:
-        result = solve_partition(pg, instance.capacity, method, time_limit, instance.workers)
+        result = solve_partition(pg, instance.capacity, method, time_limit, instance.workers,
+                                 objective=instance.objective, machine=instance.machine)
         report = PartitionReport(instance, method, result.status, result.objective, result.best_bound,
                                  instance.capacity, result.blocks, None, result.wall_time_s, result.message)
     _check(report)
     if report.blocks is not None and report.status in ("optimal", "feasible"):
         if functional:
-            report.functional = functional_check(instance.graph, report.blocks, report.capacity)
+            report.functional = functional_check(instance.graph, report.blocks, report.capacity,
+                                                 instance.objective, instance.machine)
             if not functional_passed(report.functional):
                 report.status = "error"
                 report.message = "the functional model disagrees with the cost model: " + \
@@ -104,14 +109,15 @@ def solve_partition_instance(instance: PartitionInstance, method: str | None = N
     return report
 
 
-def functional_check(pg: PartitionGraph, blocks: list[frozenset], capacity: int) -> dict:
+def functional_check(pg: PartitionGraph, blocks: list[frozenset], capacity: int, objective: str = "ema",
+                     machine: Machine = DEFAULT_MACHINE) -> dict:
     """Run the partition in the functional model: whether it ran in the
     model's buffers, computed the network and moved the bytes ``evaluate``
     counts, or why not."""
     from .hardware.functional.partition import BufferOverflow, ScheduleError, run_partition
 
     try:
-        run = run_partition(pg, blocks, capacity)
+        run = run_partition(pg, blocks, capacity, objective=objective, machine=machine)
     except (BufferOverflow, ScheduleError) as exc:
         return {"ran": True, "outputs_match": False, "counts_match": False, "reason": str(exc)}
     except ValueError as exc:  # a layer the functional model does not compute
@@ -136,16 +142,25 @@ def _check(report: PartitionReport) -> None:
     if report.blocks is None:
         return
     inst = report.instance
-    metrics = evaluate(inst.graph, report.blocks, report.capacity)
+    metrics = evaluate(inst.graph, report.blocks, report.capacity, inst.objective, inst.machine)
     report.metrics = metrics
     value = design_cost(report.capacity, metrics.ema_bytes, inst.alpha, inst.pj_per_bit) if inst.coexplore \
-        else metrics.ema_bytes
+        else metrics.value
     if not metrics.feasible:
         report.status, report.message = "error", "the partition does not run: " + "; ".join(metrics.violations[:3])
     elif abs(value - report.objective) > 1e-6 * max(1.0, abs(value)):
         report.status, report.message = "error", f"evaluate gives {value:,.0f}, the method claimed {report.objective:,.0f}"
     elif metrics.ema_bytes < compulsory_ema(inst.graph):
         report.status, report.message = "error", "the EMA lies below the compulsory traffic: a bug, please report it"
+    elif metrics.latency_cycles < least_latency(inst):
+        report.status, report.message = "error", "the latency lies below all compute or the compulsory traffic: a bug"
+
+
+def least_latency(inst: PartitionInstance) -> int:
+    """No partition runs faster than all its MACs, or all its compulsory
+    traffic (subgraphs run one after another, each at the pace of the slower)."""
+    pg = inst.graph
+    return inst.machine.latency(sum(pg.node(v).macs for v in pg.order), compulsory_ema(pg))
 
 
 def partition_heuristics(instance: PartitionInstance) -> dict:
@@ -203,7 +218,7 @@ def score_partition(instance: PartitionInstance, found) -> tuple[str, float | No
     if found is None:
         return "infeasible", None, "found no partition that fits"
     blocks, capacity = found
-    metrics = evaluate(instance.graph, blocks, capacity)
+    metrics = evaluate(instance.graph, blocks, capacity, instance.objective, instance.machine)
     if not metrics.feasible:
         return "infeasible", None, "; ".join(metrics.violations[:2])
     if instance.coexplore:
@@ -211,4 +226,4 @@ def score_partition(instance: PartitionInstance, found) -> tuple[str, float | No
 
         value = design_cost(capacity, metrics.ema_bytes, instance.alpha, instance.pj_per_bit)
         return "feasible", value, f"buffer {format_bytes(capacity)}, {len(blocks)} subgraphs"
-    return "feasible", float(metrics.ema_bytes), f"{len(blocks)} subgraphs"
+    return "feasible", float(metrics.value), f"{len(blocks)} subgraphs"

@@ -48,11 +48,29 @@ def test_compare_coexplores_the_buffer_and_scores_every_heuristic(tmp_path):
     assert all(row["functional"] == "passed" for row in data["rows"]), data["rows"]
 
 
+def test_solve_minimizes_latency(tmp_path):
+    instance = write(tmp_path, "family: partition\nworkload: resnet50\nbuffer: 512 KiB\nobjective: latency\n"
+                               "accelerator: {macs_per_cycle: 256, dram_bytes_per_cycle: 8}\n")
+    done = run("solve", str(instance), "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["status"] == "optimal" and data["objective_name"] == "latency"
+    assert data["objective"] == data["latency_cycles"] == data["best_bound"]
+    assert data["functional"]["counts_match"] and data["functional"]["outputs_match"]
+    ema = json.loads(run("solve", str(write(tmp_path, "family: partition\nworkload: resnet50\nbuffer: 512 KiB\n"
+                                                      "accelerator: {macs_per_cycle: 256, dram_bytes_per_cycle: 8}\n")),
+                         "--json").stdout)
+    assert ema["latency_cycles"] >= data["latency_cycles"] and ema["ema_bytes"] <= data["ema_bytes"]
+
+
 def test_bad_partition_instances_are_explained(tmp_path):
     unknown = run("solve", str(write(tmp_path, "family: partition\nworkload: resnet51\nbuffer: 1 MiB\n")))
     assert unknown.returncode == 2 and "unknown network 'resnet51'" in unknown.stderr
     size = run("solve", str(write(tmp_path, "family: partition\nworkload: vgg16\nbuffer: lots\n")))
     assert size.returncode == 2 and "buffer" in size.stderr and "Traceback" not in size.stderr
+    latency = run("solve", str(write(tmp_path, "family: partition\nworkload: vgg16\nbuffer: [1 MiB, 2 MiB]\n"
+                                               "objective: latency\n")))
+    assert latency.returncode == 2 and "objective" in latency.stderr and "Traceback" not in latency.stderr
     tiny = run("solve", str(write(tmp_path, "family: partition\nworkload: vgg16\nbuffer: 1 KiB\n")))
     assert tiny.returncode == 2 and "no feasible partition" in tiny.stderr and "Traceback" not in tiny.stderr
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mapcert.formulations.partition.compact import compact_lower_bound
-from mapcert.formulations.partition.cost import compulsory_ema, ema_bytes, evaluate, memory_and_bound, memory_bytes
+from mapcert.formulations.partition.cost import Machine, compulsory_ema, ema_bytes, evaluate, memory_and_bound, memory_bytes
 from mapcert.formulations.partition.exact import solve_partition
 from mapcert.formulations.partition.graph import Node, PartitionGraph, from_network
 
@@ -37,7 +37,7 @@ def small_dags(draw):
         node = Node(f"v{i}", rows=rows, row_bytes=draw(st.integers(1, 40)), window=draw(st.sampled_from([1, 3])),
                     stride=draw(st.sampled_from([1, 1, 2])), weight_bytes=draw(st.integers(0, 300)),
                     input_bytes=rows * 10 if reads_input else 0, input_row_bytes=10 if reads_input else 0,
-                    channels=draw(st.sampled_from([1, 2, 4])))
+                    channels=draw(st.sampled_from([1, 2, 4])), macs=draw(st.integers(0, 4000)))
         graph.add_node(node.name, index=i, node=node)
         if i:
             parents = draw(st.lists(st.integers(0, i - 1), min_size=1, max_size=2, unique=True))
@@ -64,6 +64,26 @@ def test_exact_methods_agree_with_brute_force(case):
         assert result.status == "optimal", (method, result.message)
         assert result.objective == best, method
         assert evaluate(pg, result.blocks, capacity).feasible
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(small_dags())
+def test_exact_methods_agree_with_brute_force_on_latency(case):
+    """Latency: per subgraph max(compute, DRAM transfer) cycles, summed."""
+    pg, capacity = case
+    machine = Machine(macs_per_cycle=16, dram_bytes_per_cycle=4)
+    best = None
+    for partition in set_partitions(list(pg.graph.nodes)):
+        metrics = evaluate(pg, [frozenset(b) for b in partition], capacity, "latency", machine)
+        if metrics.feasible and (best is None or metrics.latency_cycles < best):
+            best = metrics.latency_cycles
+    for method in ("dp", "milp", "cpsat"):
+        result = solve_partition(pg, capacity, method, objective="latency", machine=machine)
+        if best is None:
+            assert result.status == "infeasible", method
+            continue
+        assert result.status == "optimal" and result.objective == best, (method, result.message)
+        assert evaluate(pg, result.blocks, capacity, "latency", machine).latency_cycles == best
 
 
 def test_memory_grows_with_the_receptive_field():

@@ -21,6 +21,7 @@ group or keeping its whole input on chip (``Execution``, ``lone_layer_modes``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -79,6 +80,25 @@ def memory_and_bound(pg: PartitionGraph, nodes: frozenset) -> tuple[int, int]:
     return weights + schedule.buffer_bytes(), weights + schedule.buffer_bytes_lower_bound()
 
 
+OBJECTIVES = ("ema", "latency")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What latency needs: MACs per cycle and DRAM bytes per cycle. The
+    defaults are a 32 x 32 array with Cocco's 16 GB/s per core at 1 GHz."""
+
+    macs_per_cycle: int = 1024
+    dram_bytes_per_cycle: float = 16.0
+
+    def latency(self, macs: int, ema: int) -> int:
+        """Cycles of a subgraph: compute and DRAM transfers overlap, the slower one sets the pace."""
+        return max(-(-macs // self.macs_per_cycle), math.ceil(ema / self.dram_bytes_per_cycle))
+
+
+DEFAULT_MACHINE = Machine()
+
+
 @dataclass(frozen=True)
 class Execution:
     """How a subgraph runs on chip: its external memory access, the on-chip
@@ -90,13 +110,17 @@ class Execution:
     memory: int
     weight_groups: int = 1
     resident_input: bool = False
+    latency: int = 0             # cycles, on the machine ``execution`` was given
+
+    def cost(self, objective: str) -> int:
+        return self.latency if objective == "latency" else self.ema
 
 
 def _divisors(n: int) -> list[int]:
     return [k for k in range(1, n + 1) if n % k == 0]
 
 
-def lone_layer_modes(pg: PartitionGraph, v: str) -> list[Execution]:
+def lone_layer_modes(pg: PartitionGraph, v: str, machine: Machine = DEFAULT_MACHINE) -> list[Execution]:
     """Every way to run layer ``v`` alone. With its weights in ``k`` groups of
     output channels it holds ``weights / k`` and one output row of ``M / k``
     channels at a time, and either
@@ -112,23 +136,31 @@ def lone_layer_modes(pg: PartitionGraph, v: str) -> list[Execution]:
     modes = []
     for k in _divisors(node.channels) if node.weight_bytes else [1]:
         held = -(-node.weight_bytes // k) + -(-node.row_bytes // k)
-        modes.append(Execution(node.weight_bytes + k * inputs + node.out_bytes, held + row_buffers, k))
+        streamed = node.weight_bytes + k * inputs + node.out_bytes
+        modes.append(Execution(streamed, held + row_buffers, k, False, machine.latency(node.macs, streamed)))
         if k > 1:
-            modes.append(Execution(node.weight_bytes + inputs + node.out_bytes, held + inputs, k, True))
+            once = node.weight_bytes + inputs + node.out_bytes
+            modes.append(Execution(once, held + inputs, k, True, machine.latency(node.macs, once)))
     return modes
 
 
-def execution(pg: PartitionGraph, nodes: frozenset, capacity: int) -> Execution | None:
-    """The least-EMA way to run ``nodes`` within ``capacity`` bytes (ties:
-    fewest weight groups, then least memory), or None when none fits. Only
-    a lone layer may stream its weights; a fused subgraph keeps all of them
-    on chip, since every row step uses every weight."""
+def execution(pg: PartitionGraph, nodes: frozenset, capacity: int, objective: str = "ema",
+              machine: Machine = DEFAULT_MACHINE) -> Execution | None:
+    """The cheapest way to run ``nodes`` within ``capacity`` bytes by
+    ``objective`` (ties: less EMA, fewer weight groups, less memory), or
+    None when none fits. Only a lone layer may stream its weights; a fused
+    subgraph keeps all of them on chip, since every row step uses every
+    weight."""
     if len(nodes) == 1:
         (v,) = nodes
-        fitting = [mode for mode in lone_layer_modes(pg, v) if mode.memory <= capacity]
-        return min(fitting, key=lambda mode: (mode.ema, mode.weight_groups, mode.memory)) if fitting else None
+        fitting = [mode for mode in lone_layer_modes(pg, v, machine) if mode.memory <= capacity]
+        return min(fitting, key=lambda mode: (mode.cost(objective), mode.ema, mode.weight_groups, mode.memory)) \
+            if fitting else None
     memory = memory_bytes(pg, nodes)
-    return Execution(ema_bytes(pg, nodes), memory) if memory <= capacity else None
+    if memory > capacity:
+        return None
+    ema = ema_bytes(pg, nodes)
+    return Execution(ema, memory, latency=machine.latency(sum(pg.node(v).macs for v in nodes), ema))
 
 
 def least_memory(pg: PartitionGraph, nodes: frozenset) -> int:
@@ -147,6 +179,13 @@ class PartitionMetrics:
     violations: list[str] = field(default_factory=list)
     streamed: dict[str, int] = field(default_factory=dict)
     """Lone layers that stream their weights: layer -> output-channel groups."""
+    latency_cycles: int = 0
+    objective: str = "ema"
+
+    @property
+    def value(self) -> int:
+        """The partition's objective: EMA bytes or latency cycles."""
+        return self.latency_cycles if self.objective == "latency" else self.ema_bytes
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -160,23 +199,25 @@ def quotient_is_acyclic(pg: PartitionGraph, blocks: list[frozenset]) -> bool:
     return nx.is_directed_acyclic_graph(quotient)
 
 
-def evaluate(pg: PartitionGraph, blocks: list[frozenset], capacity: int) -> PartitionMetrics:
+def evaluate(pg: PartitionGraph, blocks: list[frozenset], capacity: int, objective: str = "ema",
+             machine: Machine = DEFAULT_MACHINE) -> PartitionMetrics:
     """EMA of a partition and whether it can run: blocks cover every node
     once, each is connected and convex and fits ``capacity`` bytes (a lone
     layer in its cheapest fitting ``execution``), and the blocks can be
-    ordered (their quotient graph is acyclic). The EMA counts fitting
-    blocks only; it means nothing unless ``feasible``."""
+    ordered (their quotient graph is acyclic). Latency is the sum of the
+    subgraphs' cycles, since they run one after another. The totals count
+    fitting blocks only; they mean nothing unless ``feasible``."""
     violations = []
     covered = [v for block in blocks for v in block]
     if sorted(covered) != sorted(pg.graph.nodes):
         violations.append("blocks must cover every node exactly once")
-    peak, ema, streamed = 0, 0, {}
+    peak, ema, latency, streamed = 0, 0, 0, {}
     for block in blocks:
-        run = execution(pg, block, capacity)
+        run = execution(pg, block, capacity, objective, machine)
         if run is None:
             violations.append(f"a subgraph of {len(block)} nodes needs {least_memory(pg, block)} B > {capacity} B")
         else:
-            peak, ema = max(peak, run.memory), ema + run.ema
+            peak, ema, latency = max(peak, run.memory), ema + run.ema, latency + run.latency
             if run.weight_groups > 1:
                 streamed[next(iter(block))] = run.weight_groups
         if not is_connected(pg, block):
@@ -185,7 +226,7 @@ def evaluate(pg: PartitionGraph, blocks: list[frozenset], capacity: int) -> Part
             violations.append(f"subgraph {sorted(block)[:3]}... is not convex")
     if not violations and not quotient_is_acyclic(pg, blocks):
         violations.append("the subgraphs cannot be ordered (their quotient graph has a cycle)")
-    return PartitionMetrics(ema, len(blocks), peak, not violations, violations, streamed)
+    return PartitionMetrics(ema, len(blocks), peak, not violations, violations, streamed, latency, objective)
 
 
 def compulsory_ema(pg: PartitionGraph) -> int:

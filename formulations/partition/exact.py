@@ -28,7 +28,7 @@ from ortools.sat.python import cp_model
 
 from ...solvers.cpsat import solve_cpsat
 from ...solvers.highs import solve_highs
-from .cost import ema_bytes, execution, least_memory, memory_and_bound, quotient_is_acyclic
+from .cost import DEFAULT_MACHINE, OBJECTIVES, Machine, ema_bytes, execution, least_memory, memory_and_bound, quotient_is_acyclic
 from .graph import PartitionGraph
 
 METHODS = ("dp", "milp", "cpsat")
@@ -44,13 +44,14 @@ def sum_masks(masks) -> int:
 @dataclass(frozen=True)
 class Candidate:
     nodes: frozenset
-    ema: int
+    cost: int                     # by the objective: EMA bytes or latency cycles
     memory: int
     outside_predecessors: frozenset
 
 
 def candidates(pg: PartitionGraph, capacity: int, max_candidates: int = 200_000,
-               deadline: float | None = None) -> list[Candidate]:
+               deadline: float | None = None, objective: str = "ema",
+               machine: Machine = DEFAULT_MACHINE) -> list[Candidate]:
     """Every connected convex subgraph of two or more layers that fits
     ``capacity`` bytes, each once, and every lone layer in its cheapest
     fitting execution.
@@ -108,7 +109,9 @@ def candidates(pg: PartitionGraph, capacity: int, max_candidates: int = 200_000,
                 grow(closure, down | below[w], up | above[w], around)
                 continue
             preds = frozenset(u for v in nodes for u in g.predecessors(v) if u not in nodes)
-            found.append(Candidate(nodes, ema_bytes(pg, nodes), mem, preds))
+            ema = ema_bytes(pg, nodes)
+            cost = machine.latency(sum(pg.node(v).macs for v in nodes), ema) if objective == "latency" else ema
+            found.append(Candidate(nodes, cost, mem, preds))
             if len(found) > max_candidates:
                 raise OverflowError(f"more than {max_candidates} candidate subgraphs")
             grow(closure, down | below[w], up | above[w], around)
@@ -118,9 +121,9 @@ def candidates(pg: PartitionGraph, capacity: int, max_candidates: int = 200_000,
         if memory_and_bound(pg, alone)[1] <= capacity:
             grow(bit[root], below[root], above[root], neighbours[root])
     for v in order:  # lone layers, in their cheapest fitting execution (weights streamed if need be)
-        run = execution(pg, frozenset([v]), capacity)
+        run = execution(pg, frozenset([v]), capacity, objective, machine)
         if run is not None:
-            found.append(Candidate(frozenset([v]), run.ema, run.memory, frozenset(g.predecessors(v))))
+            found.append(Candidate(frozenset([v]), run.cost(objective), run.memory, frozenset(g.predecessors(v))))
     return found
 
 
@@ -152,8 +155,8 @@ def _dp(pg: PartitionGraph, cands: list[Candidate], deadline: float) -> tuple[in
             if c.nodes & done or not c.outside_predecessors <= done:
                 continue
             rest, blocks = best(done | c.nodes)
-            if c.ema + rest < result[0]:
-                result = (c.ema + rest, (c.nodes,) + blocks)
+            if c.cost + rest < result[0]:
+                result = (c.cost + rest, (c.nodes,) + blocks)
         return result
 
     value, blocks = best(frozenset())
@@ -186,7 +189,7 @@ def _milp(pg: PartitionGraph, cands: list[Candidate], time_limit: float, ordered
         same = sum(m.x[k] for k in holders[u] if v in cands[k].nodes)
         m.order.add(m.t[v] >= m.t[u] + 1 - same)
         m.order.add(m.t[v] <= m.t[u] + n * (1 - same))
-    m.objective = pyo.Objective(expr=sum(c.ema * m.x[k] for k, c in enumerate(cands)))
+    m.objective = pyo.Objective(expr=sum(c.cost * m.x[k] for k, c in enumerate(cands)))
 
     def read(model):
         return [k for k in range(len(cands)) if (pyo.value(model.x[k]) or 0) > 0.5]
@@ -208,7 +211,7 @@ def _cpsat(pg: PartitionGraph, cands: list[Candidate], time_limit: float, worker
         same = sum(x[k] for k in holders[u] if v in cands[k].nodes)
         model.Add(t[v] >= t[u] + 1 - same)
         model.Add(t[v] <= t[u] + n * (1 - same))
-    model.Minimize(sum(c.ema * x[k] for k, c in enumerate(cands)))
+    model.Minimize(sum(c.cost * x[k] for k, c in enumerate(cands)))
 
     def read(solver):
         return [k for k in range(len(cands)) if solver.BooleanValue(x[k])]
@@ -225,7 +228,7 @@ ENUMERATION_SHARE = 0.6
 
 
 def _compact_fallback(pg: PartitionGraph, capacity: int, method: str, start: float, time_limit: float,
-                      why: str) -> PartitionResult:
+                      why: str, objective: str, machine: Machine) -> PartitionResult:
     """When the candidates cannot be enumerated: the best partition of
     greedy merging, depth-ordered DP and annealing, and a lower bound from
     the compact model (``compact.py``), reported as ``feasible`` with its
@@ -242,15 +245,17 @@ def _compact_fallback(pg: PartitionGraph, capacity: int, method: str, start: flo
     best = None
     for heuristic in (greedy_merge, depth_dp, simulated_annealing):
         blocks = heuristic(pg, capacity)
-        metrics = evaluate(pg, blocks, capacity) if blocks is not None else None
-        if metrics is not None and metrics.feasible and (best is None or metrics.ema_bytes < best[0]):
-            best = (metrics.ema_bytes, blocks)
+        metrics = evaluate(pg, blocks, capacity, objective, machine) if blocks is not None else None
+        if metrics is not None and metrics.feasible and (best is None or metrics.value < best[0]):
+            best = (metrics.value, blocks)
     remaining = max(1.0, time_limit - (time.perf_counter() - start))
     bound, converged = compact_lower_bound(pg, capacity, remaining)
+    if objective == "latency":  # sum of max(compute, transfer) >= max(total compute, total transfer)
+        bound = float(machine.latency(sum(pg.node(v).macs for v in pg.order), int(bound)))
     note = f"{why}; lower bound from the compact model ({'converged' if converged else 'stopped at the time limit'})"
     if best is None:
         return PartitionResult("error", method, None, None, bound, 0, time.perf_counter() - start,
-                               note + f" {bound:,.0f} B; no heuristic partition fits")
+                               note + f" {bound:,.0f}; no heuristic partition fits")
     value, blocks = best
     if bound > value:
         return PartitionResult("error", method, blocks, value, bound, 0, time.perf_counter() - start,
@@ -263,21 +268,25 @@ def _compact_fallback(pg: PartitionGraph, capacity: int, method: str, start: flo
 
 
 def solve_partition(pg: PartitionGraph, capacity: int, method: str = "milp", time_limit: float = 60.0,
-                    workers: int = 0, max_candidates: int = MAX_CANDIDATES) -> PartitionResult:
-    """Least-EMA partition of ``pg`` into subgraphs that fit ``capacity``."""
+                    workers: int = 0, max_candidates: int = MAX_CANDIDATES, objective: str = "ema",
+                    machine: Machine = DEFAULT_MACHINE) -> PartitionResult:
+    """Best partition of ``pg`` into subgraphs that fit ``capacity``: least
+    EMA bytes, or least latency cycles on ``machine``."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
     start = time.perf_counter()
     try:
         # the candidates may take part of the time; the rest is for solving, or for the compact model
-        cands = candidates(pg, capacity, max_candidates, start + ENUMERATION_SHARE * time_limit)
+        cands = candidates(pg, capacity, max_candidates, start + ENUMERATION_SHARE * time_limit, objective, machine)
     except (OverflowError, TimeoutError) as exc:
         why = (f"more than {max_candidates:,} candidate subgraphs fit {capacity:,} B" if isinstance(exc, OverflowError)
                else f"the candidate subgraphs were not all enumerated in {ENUMERATION_SHARE * time_limit:.0f} s")
         if method == "dp":
             return PartitionResult("error", method, None, None, None, 0, time.perf_counter() - start,
                                    why + "; the DP needs them all (milp or cpsat fall back to the compact model)")
-        return _compact_fallback(pg, capacity, method, start, time_limit, why)
+        return _compact_fallback(pg, capacity, method, start, time_limit, why, objective, machine)
     covered = set().union(*(c.nodes for c in cands)) if cands else set()
     missing = [v for v in pg.order if v not in covered]
     if missing:

@@ -25,6 +25,7 @@ class Node:
     input_bytes: int     # bytes of the network input it reads (0 if none)
     input_row_bytes: int
     channels: int = 1    # output channels M: a lone layer may stream its weights in groups of them
+    macs: int = 0        # multiply-accumulates (layers with weights)
 
     @property
     def out_bytes(self) -> int:
@@ -42,16 +43,17 @@ def node_from_layer(name: str, raw: dict, act_bytes: int, weight_bits: int, read
     n, m, p, q = d.get("N", 1), d["M"], d.get("P", 1), d.get("Q", 1)
     window = d.get("R", 1) if op in ("conv2d", "pool") else 1
     stride = _stride(raw)
-    weights = 0
+    weights = macs = 0
     if op in workload_library.COMPUTE_OPS:
         groups = raw.get("groups", 1)
         weights = m * (d["C"] // groups) * d.get("R", 1) * d.get("S", 1) * weight_bits // 8
+        macs = n * m * (d["C"] // groups) * p * q * d.get("R", 1) * d.get("S", 1)
     in_rows = (p - 1) * stride + window
     in_row_bytes = n * d["C"] * ((q - 1) * stride + d.get("S", 1) if op in ("conv2d", "pool") else q) * act_bytes
     return Node(
         name=name, rows=p, row_bytes=n * m * q * act_bytes, window=window, stride=stride, weight_bytes=weights,
         input_bytes=in_rows * in_row_bytes if reads_input else 0,
-        input_row_bytes=in_row_bytes if reads_input else 0, channels=m if weights else 1,
+        input_row_bytes=in_row_bytes if reads_input else 0, channels=m if weights else 1, macs=macs,
     )
 
 

@@ -36,7 +36,7 @@ from fractions import Fraction
 import networkx as nx
 import numpy as np
 
-from ...formulations.partition.cost import execution
+from ...formulations.partition.cost import DEFAULT_MACHINE, Machine, execution
 from ...formulations.partition.graph import PartitionGraph
 from ...formulations.partition.schedule import RowSchedule, input_key, row_schedule
 from .layer_rows import DTYPE, LayerShape, check_sources, layer_output, layer_row, layer_weights
@@ -238,16 +238,17 @@ def _block_order(pg: PartitionGraph, blocks: list[frozenset]) -> list[frozenset]
 
 
 def run_partition(pg: PartitionGraph, blocks: list[frozenset], capacity: int, seed: int = 0,
-                  rtol: float = 1e-3) -> PartitionRun:
-    """Run a partition that ``evaluate`` accepts; raises ``BufferOverflow``
-    or ``ScheduleError`` when the cost model's buffers or schedule do not
+                  rtol: float = 1e-3, objective: str = "ema", machine: Machine = DEFAULT_MACHINE) -> PartitionRun:
+    """Run a partition that ``evaluate`` accepts (a lone layer in the
+    execution ``objective`` picks); raises ``BufferOverflow`` or
+    ``ScheduleError`` when the cost model's buffers or schedule do not
     hold, ValueError for a layer the model cannot compute."""
     start = time.perf_counter()
     net = _Network(pg, seed)
     dram = {v: np.full(net.tensor_shape[v], np.nan, dtype=DTYPE) for v in pg.order}
     runs = []
     for block in _block_order(pg, blocks):
-        plan = execution(pg, block, capacity)
+        plan = execution(pg, block, capacity, objective, machine)
         if plan is None:
             raise ValueError(f"a subgraph of {len(block)} layers does not fit {capacity:,} B")
         schedule = row_schedule(pg, block)
