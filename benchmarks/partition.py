@@ -111,9 +111,13 @@ def main() -> int:
         best = coexplore(pg, COCCO_SHARED, "milp", time_limit=args.time_limit)
         seconds = time.perf_counter() - start
         baselines = fixed_buffers(pg, COCCO_SHARED, "milp", time_limit=args.time_limit)
-        saving = {k: 100 * (p.cost - best.cost) / p.cost for k, p in baselines.items()}
+        if best.cost is None:
+            print(f"{pg.name:12s} {'-':>8s} {'-':>12s} {seconds:7.1f}  ({best.status})", flush=True)
+            continue
+        saving = {k: f"{100 * (p.cost - best.cost) / p.cost:8.2f}%" for k, p in baselines.items()}
         print(f"{pg.name:12s} {best.capacity // KIB:6d} K {best.cost:12,.0f} {seconds:7.1f} "
-              f"{saving['small']:8.2f}% {saving['medium']:8.2f}% {saving['large']:8.2f}%  ({best.status})", flush=True)
+              + " ".join(saving.get(k, f"{'-':>9s}") for k in ("small", "medium", "large")) + f"  ({best.status})",
+              flush=True)
     return 0
 
 

@@ -73,7 +73,9 @@ def fixed_buffers(pg: PartitionGraph, capacities: list[int], method: str = "dp",
     if first is None:
         return {}
     feasible = caps[first:]
-    return {"small": solve(feasible[0]), "medium": solve(feasible[len(feasible) // 2]), "large": solve(feasible[-1])}
+    chosen = {"small": feasible[0], "medium": feasible[len(feasible) // 2], "large": feasible[-1]}
+    solved = {which: solve(capacity) for which, capacity in chosen.items()}
+    return {which: point for which, point in solved.items() if point is not None}  # a size that errs is left out
 
 
 def coexplore(pg: PartitionGraph, capacities: list[int], method: str = "dp", alpha: float = ALPHA,
