@@ -179,6 +179,20 @@ def test_too_many_candidates_falls_back_to_the_compact_bound(method):
     assert result.best_bound > compulsory_ema(pg)  # the cuts raise it above the trivial bound
 
 
+def test_a_solver_that_finds_nothing_in_time_reports_the_best_heuristic(monkeypatch):
+    from mapcert.formulations.partition import exact
+    from mapcert.solvers.outcome import SolverOutcome
+
+    pg = from_network("resnet50")
+    capacity = 512 * 1024
+    optimum = solve_partition(pg, capacity, "dp").objective
+    nothing = SolverOutcome("milp", False, False, None, float(compulsory_ema(pg)), 1.0, None, "timeLimit")
+    monkeypatch.setattr(exact, "_milp", lambda *args: nothing)
+    result = solve_partition(pg, capacity, "milp")
+    assert result.status == "feasible" and "heuristic" in result.message
+    assert result.best_bound == compulsory_ema(pg) <= optimum <= result.objective
+
+
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(small_dags())
 def test_compact_bound_never_exceeds_the_optimum(case):

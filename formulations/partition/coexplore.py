@@ -86,7 +86,7 @@ def coexplore(pg: PartitionGraph, capacities: list[int], method: str = "dp", alp
         return CoexploreResult("infeasible", None, None, None, None,
                                [CapacityPoint(capacities[-1], "infeasible", None, None)])
     floor = max(compulsory_ema(pg), largest.best_bound or 0.0)  # no capacity moves less
-    best, proved, points = None, largest.status == "optimal", []
+    best, proved, points = None, True, []  # the largest size's bound is valid either way; its result counts if used
     for capacity in capacities:
         if best is not None and design_cost(capacity, floor, alpha, pj_per_bit) >= best[0]:
             break

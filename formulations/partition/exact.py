@@ -227,27 +227,35 @@ ENUMERATION_SHARE = 0.6
 """Share of the time limit the candidate enumeration may take."""
 
 
-def _compact_fallback(pg: PartitionGraph, capacity: int, method: str, start: float, time_limit: float,
-                      why: str, objective: str, machine: Machine) -> PartitionResult:
-    """When the candidates cannot be enumerated: the best partition of
-    greedy merging, depth-ordered DP and annealing, and a lower bound from
-    the compact model (``compact.py``), reported as ``feasible`` with its
-    gap."""
+def _best_heuristic(pg: PartitionGraph, capacity: int, objective: str, machine: Machine):
+    """(value, blocks) of the best partition greedy merging, depth-ordered
+    DP and annealing find, or None."""
     from ...solvers.partition_heuristics import depth_dp, greedy_merge, simulated_annealing
-    from .compact import compact_lower_bound
     from .cost import evaluate
 
-    lone = [v for v in pg.order if least_memory(pg, frozenset([v])) > capacity]
-    if lone:
-        return PartitionResult("infeasible", method, None, None, None, 0, time.perf_counter() - start,
-                               f"layer {lone[0]} alone needs at least {least_memory(pg, frozenset(lone[:1])):,} B "
-                               f"on chip, more than the capacity of {capacity:,} B")
     best = None
     for heuristic in (greedy_merge, depth_dp, simulated_annealing):
         blocks = heuristic(pg, capacity)
         metrics = evaluate(pg, blocks, capacity, objective, machine) if blocks is not None else None
         if metrics is not None and metrics.feasible and (best is None or metrics.value < best[0]):
             best = (metrics.value, blocks)
+    return best
+
+
+def _compact_fallback(pg: PartitionGraph, capacity: int, method: str, start: float, time_limit: float,
+                      why: str, objective: str, machine: Machine) -> PartitionResult:
+    """When the candidates cannot be enumerated: the best partition of
+    greedy merging, depth-ordered DP and annealing, and a lower bound from
+    the compact model (``compact.py``), reported as ``feasible`` with its
+    gap."""
+    from .compact import compact_lower_bound
+
+    lone = [v for v in pg.order if least_memory(pg, frozenset([v])) > capacity]
+    if lone:
+        return PartitionResult("infeasible", method, None, None, None, 0, time.perf_counter() - start,
+                               f"layer {lone[0]} alone needs at least {least_memory(pg, frozenset(lone[:1])):,} B "
+                               f"on chip, more than the capacity of {capacity:,} B")
+    best = _best_heuristic(pg, capacity, objective, machine)
     remaining = max(1.0, time_limit - (time.perf_counter() - start))
     bound, converged = compact_lower_bound(pg, capacity, remaining)
     if objective == "latency":  # sum of max(compute, transfer) >= max(total compute, total transfer)
@@ -323,8 +331,18 @@ def solve_partition(pg: PartitionGraph, capacity: int, method: str = "milp", tim
         return PartitionResult("infeasible", method, None, None, None, len(cands), time.perf_counter() - start,
                                "no ordered partition into fitting subgraphs")
     if not outcome.has_solution:
-        return PartitionResult("error", method, None, None, outcome.bound, len(cands), time.perf_counter() - start,
-                               "time limit reached before any partition was found")
+        best = _best_heuristic(pg, capacity, objective, machine)
+        if best is None:
+            return PartitionResult("error", method, None, None, outcome.bound, len(cands),
+                                   time.perf_counter() - start, "time limit reached before any partition was found")
+        value, blocks = best
+        bound = outcome.bound
+        if bound is not None and bound > value + 0.5:
+            return PartitionResult("error", method, blocks, value, bound, len(cands), time.perf_counter() - start,
+                                   f"the solver's bound {bound:,.0f} lies above a valid partition's {value:,}: a bug")
+        return PartitionResult("feasible", method, blocks, value, bound, len(cands), time.perf_counter() - start,
+                               f"the {method} found no partition in time over {len(cands):,} candidates; the best "
+                               "heuristic partition is reported" + ("" if bound is None else " with the solver's bound"))
     blocks = [cands[k].nodes for k in outcome.values]
     value = int(round(outcome.objective))
     return PartitionResult("optimal" if outcome.proved else "feasible", method, blocks, value,
