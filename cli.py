@@ -475,7 +475,9 @@ def _plot_partition(instance, output: Path) -> None:
         report = solve_partition_instance(instance)
     if report.blocks is None:
         _fail_input([f"{instance.source}:1: buffer: nothing to draw: {report.message or report.status}"])
-    what = f"buffer {format_bytes(report.capacity)}" + (" (co-explored)" if instance.coexplore else "")
+    from .partition_render import describe_capacity
+
+    what = describe_capacity(report.capacity) + (" (co-explored)" if instance.coexplore else "")
     plots.plot_partition(instance.graph, report.blocks, output,
                          f"{instance.graph.name}: {report.status} partition, {what}, "
                          f"EMA {format_bytes(report.metrics.ema_bytes)}")

@@ -10,6 +10,7 @@ with unknown fields forbidden, every problem reported as
     buffer: 512 KiB                    # one shared on-chip buffer: least EMA, or
     buffer: {from: 128 KiB, to: 3072 KiB, step: 64 KiB}   # co-explore the size
                                        # (or a list of sizes); least BUF_SIZE + alpha * EMA energy
+    buffer: {activations: 512 KiB, weights: 576 KiB}   # or separate buffers (one size each)
     precision: {activations: 8, weights: 8}
     cost: {alpha: 0.002, pj_per_bit: 12.5}   # Cocco's defaults
     objective: ema                     # or latency (one buffer size): cycles of max(compute, DRAM transfer)
@@ -26,7 +27,7 @@ from pydantic import Field
 
 from . import workload_library
 from .formulations.partition.coexplore import ALPHA, PJ_PER_BIT
-from .formulations.partition.cost import DEFAULT_MACHINE, Machine
+from .formulations.partition.cost import DEFAULT_MACHINE, Machine, SplitCapacity
 from .formulations.partition.graph import PartitionGraph, from_layers, from_network
 from .instances import _Located, _Strict, _validate
 from .units import parse_bytes
@@ -52,6 +53,11 @@ class BufferRange(_Strict):
     from_: Any = Field(alias="from")
     to: Any
     step: Any
+
+
+class SplitBuffer(_Strict):
+    activations: Any
+    weights: Any
 
 
 class GraphPrecision(_Strict):
@@ -92,7 +98,7 @@ class PartitionInstance:
     (co-explore: minimize size + alpha * EMA energy)."""
 
     graph: PartitionGraph
-    capacities: tuple[int, ...]
+    capacities: tuple  # bytes of one shared buffer each, or one SplitCapacity
     coexplore: bool
     alpha: float
     pj_per_bit: float
@@ -104,7 +110,7 @@ class PartitionInstance:
     machine: Machine = DEFAULT_MACHINE
 
     @property
-    def capacity(self) -> int:
+    def capacity(self):
         return self.capacities[0]
 
 
@@ -141,8 +147,14 @@ def _capacities(raw: Any, where: _Located) -> tuple[tuple[int, ...], bool] | Non
                 return None
             sizes = sorted({parse_bytes(x) for x in raw})
             return tuple(sizes), len(sizes) > 1
+        if isinstance(raw, dict) and ("activations" in raw or "weights" in raw):
+            split = _validate(SplitBuffer, raw, where, path, "{activations: size, weights: size}")
+            if split is None:
+                return None
+            return (SplitCapacity(parse_bytes(split.activations), parse_bytes(split.weights)),), False
         if isinstance(raw, dict):
-            spec = _validate(BufferRange, raw, where, path, "a size, a list of sizes or {from, to, step}")
+            spec = _validate(BufferRange, raw, where, path, "a size, a list of sizes, {from, to, step} "
+                             "or {activations: size, weights: size}")
             if spec is None:
                 return None
             low, high, step = parse_bytes(spec.from_), parse_bytes(spec.to), parse_bytes(spec.step)

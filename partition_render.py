@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .formulations.partition.cost import SplitCapacity
 from .partition_report import PartitionReport
 from .units import format_bytes
 
@@ -13,7 +14,7 @@ def render_partition(report: PartitionReport, data: dict, out, table_factory, sh
     pg = inst.graph
     what = (f"co-exploring {len(inst.capacities)} buffer sizes ({format_bytes(inst.capacities[0])} to "
             f"{format_bytes(inst.capacities[-1])}), alpha {inst.alpha:g}" if inst.coexplore
-            else f"buffer {format_bytes(inst.capacity)}")
+            else describe_capacity(inst.capacity))
     out.print(f"[bold]{pg.name}[/] ({pg.graph.number_of_nodes()} layers), partition, {what}")
     summary = table_factory(show_header=False)
     summary.add_column("what")
@@ -71,3 +72,10 @@ def _functional_summary(check: dict) -> str:
         return f"FAILED: {check.get('reason', 'outputs or counts differ')}"
     return (f"passed: {format_bytes(check['counted_ema_bytes'])} counted, outputs within "
             f"{check['max_relative_error']:.0e} of layer-by-layer, {check['wall_time_s']:.1f} s")
+
+
+def describe_capacity(capacity) -> str:
+    """One shared buffer, or separate activation and weight buffers, in words."""
+    if isinstance(capacity, SplitCapacity):
+        return f"activation buffer {format_bytes(capacity.activations)}, weight buffer {format_bytes(capacity.weights)}"
+    return f"buffer {format_bytes(capacity)}"

@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass, field
 
 from .formulations.partition.coexplore import coexplore, design_cost
-from .formulations.partition.cost import DEFAULT_MACHINE, Machine, PartitionMetrics, compulsory_ema, evaluate
+from .formulations.partition.cost import (DEFAULT_MACHINE, Machine, PartitionMetrics, SplitCapacity, compulsory_ema,
+                                          evaluate, total_bytes)
 from .formulations.partition.exact import solve_partition
 from .formulations.partition.graph import PartitionGraph
 from .partition_instances import PartitionInstance
@@ -58,7 +59,10 @@ class PartitionReport:
             "status": self.status, "family": "partition", "network": pg.name, "method": self.method,
             "objective_name": "design_cost" if inst.coexplore else inst.objective, "unit": self.unit,
             "objective": self.objective, "best_bound": self.best_bound,
-            "capacity_bytes": self.capacity, "ema_bytes": ema,
+            "capacity_bytes": None if self.capacity is None else total_bytes(self.capacity),
+            "buffers": {"activations_bytes": self.capacity.activations, "weights_bytes": self.capacity.weights}
+            if isinstance(self.capacity, SplitCapacity) else None,
+            "ema_bytes": ema,
             "compulsory_ema_bytes": compulsory_ema(pg), "layer_by_layer_ema_bytes": alone,
             "fusion_saving": None if not (alone and ema is not None) else round(1 - ema / alone, 4),
             "subgraphs": None if self.blocks is None else [

@@ -26,7 +26,7 @@ import random
 import networkx as nx
 
 from ..formulations.partition.coexplore import ALPHA, PJ_PER_BIT, design_cost
-from ..formulations.partition.cost import evaluate, is_convex, memory_bytes, quotient_is_acyclic
+from ..formulations.partition.cost import SplitCapacity, evaluate, execution, is_convex, quotient_is_acyclic, total_bytes
 from ..formulations.partition.graph import PartitionGraph
 from .partition_heuristics import depth_dp, greedy_merge
 
@@ -37,7 +37,7 @@ def _repair(pg: PartitionGraph, blocks: list[frozenset], capacity: int, index: d
     done = []
     while pending:
         block = pending.pop()
-        if len(block) == 1 or (memory_bytes(pg, block) <= capacity and is_convex(pg, block)):
+        if len(block) == 1 or (execution(pg, block, capacity) is not None and is_convex(pg, block)):
             done.append(block)
             continue
         ordered = sorted(block, key=index.get)
@@ -52,7 +52,8 @@ def _repair(pg: PartitionGraph, blocks: list[frozenset], capacity: int, index: d
 def genetic(pg: PartitionGraph, capacities: list[int] | int, population: int = 24, generations: int = 40,
             seed: int = 0, alpha: float = ALPHA, pj_per_bit: float = PJ_PER_BIT):
     """Best (blocks, capacity) found, or None when no layer fits any capacity."""
-    caps = sorted(set([capacities] if isinstance(capacities, int) else capacities))
+    single = isinstance(capacities, (int, SplitCapacity))
+    caps = sorted(set([capacities] if single else capacities), key=total_bytes)
     rnd = random.Random(seed)
     index = {v: i for i, v in enumerate(pg.order)}
     edges = list(pg.graph.edges)

@@ -63,6 +63,20 @@ def test_solve_minimizes_latency(tmp_path):
     assert ema["latency_cycles"] >= data["latency_cycles"] and ema["ema_bytes"] <= data["ema_bytes"]
 
 
+def test_compare_with_separate_buffers(tmp_path):
+    instance = write(tmp_path, "family: partition\nworkload: {randwire: {nodes: 12, seed: 3}}\n"
+                               "buffer: {activations: 96 KiB, weights: 160 KiB}\nsolver: {method: dp}\n")
+    done = run("compare", str(instance), "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    rows = {r["method"]: r for r in data["rows"]}
+    assert rows["dp"]["objective"] == rows["milp"]["objective"] == rows["cpsat"]["objective"] == data["optimum"]
+    for name in ("greedy-merge", "depth-dp", "annealing", "genetic"):
+        assert rows[name]["objective"] >= data["optimum"] and rows[name]["functional"] == "passed", name
+    missing = run("solve", str(write(tmp_path, "family: partition\nworkload: vgg16\nbuffer: {activations: 1 MiB}\n")))
+    assert missing.returncode == 2 and "buffer.weights" in missing.stderr
+
+
 def test_bad_partition_instances_are_explained(tmp_path):
     unknown = run("solve", str(write(tmp_path, "family: partition\nworkload: resnet51\nbuffer: 1 MiB\n")))
     assert unknown.returncode == 2 and "unknown network 'resnet51'" in unknown.stderr

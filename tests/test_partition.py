@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mapcert.formulations.partition.compact import compact_lower_bound
-from mapcert.formulations.partition.cost import Machine, compulsory_ema, ema_bytes, evaluate, memory_and_bound, memory_bytes
+from mapcert.formulations.partition.cost import Machine, SplitCapacity, compulsory_ema, ema_bytes, evaluate, memory_and_bound, memory_bytes
 from mapcert.formulations.partition.exact import solve_partition
 from mapcert.formulations.partition.graph import Node, PartitionGraph, from_network
 
@@ -84,6 +84,27 @@ def test_exact_methods_agree_with_brute_force_on_latency(case):
             continue
         assert result.status == "optimal" and result.objective == best, (method, result.message)
         assert evaluate(pg, result.blocks, capacity, "latency", machine).latency_cycles == best
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(small_dags(), st.floats(0.2, 0.8))
+def test_exact_methods_agree_with_brute_force_on_separate_buffers(case, share):
+    """Weights and activations each in their own buffer."""
+    pg, total = case
+    capacity = SplitCapacity(activations=int(total * share), weights=total - int(total * share))
+    best = None
+    for partition in set_partitions(list(pg.graph.nodes)):
+        metrics = evaluate(pg, [frozenset(b) for b in partition], capacity)
+        if metrics.feasible and (best is None or metrics.ema_bytes < best):
+            best = metrics.ema_bytes
+    for method in ("dp", "milp", "cpsat"):
+        result = solve_partition(pg, capacity, method)
+        if best is None:
+            assert result.status == "infeasible", method
+            continue
+        assert result.status == "optimal" and result.objective == best, (method, result.message)
+    if best is not None:  # and the split is binding: one shared buffer of the same total does no worse
+        assert solve_partition(pg, total, "dp").objective <= best
 
 
 def test_memory_grows_with_the_receptive_field():
@@ -223,3 +244,15 @@ def test_enumeration_stops_at_its_share_of_the_time_limit():
     result = solve_partition(pg, 1024 * 1024, "dp", time_limit=0.5)
     assert result.status == "error" and "not all enumerated" in result.message
     assert time.perf_counter() - start < 5
+
+
+def test_separate_buffers_bind_each_part():
+    from mapcert.formulations.partition.cost import execution
+
+    pg = from_network("vgg16")
+    layer = frozenset(["conv5_1"])  # 2.25 MiB of weights
+    capacity = SplitCapacity(activations=4 * 1024 * 1024, weights=256 * 1024)
+    split = execution(pg, layer, capacity)
+    assert split.weight_groups > 1 and split.weight_memory <= capacity.weights
+    assert split.memory - split.weight_memory <= capacity.activations
+    assert execution(pg, layer, capacity.total).weight_groups == 1  # one shared buffer holds them whole

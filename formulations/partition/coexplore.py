@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .cost import compulsory_ema
+from .cost import compulsory_ema, total_bytes
 from .exact import solve_partition
 from .graph import PartitionGraph
 
@@ -28,8 +28,8 @@ ALPHA = 0.002
 PJ_PER_BIT = 12.5
 
 
-def design_cost(capacity: int, ema_bytes: float, alpha: float = ALPHA, pj_per_bit: float = PJ_PER_BIT) -> float:
-    return capacity + alpha * ema_bytes * 8 * pj_per_bit
+def design_cost(capacity, ema_bytes: float, alpha: float = ALPHA, pj_per_bit: float = PJ_PER_BIT) -> float:
+    return total_bytes(capacity) + alpha * ema_bytes * 8 * pj_per_bit
 
 
 @dataclass

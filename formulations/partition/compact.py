@@ -15,7 +15,7 @@ generation (docs/partition.md, "The compact model"):
 * Join the layers along every edge whose producer does not cross; each
   connected group ``T`` would have to run as one subgraph, which holds at
   least the convex closure of ``T``.
-* If that closure's memory lower bound (``memory_and_bound``; it never
+* If that closure's memory lower bound (``bound_fits``; it never
   shrinks as layers join) exceeds the capacity, no valid partition keeps
   ``T`` together. ``T`` is connected, so some edge inside it crosses
   subgraphs: add ``sum of y_u over the producers of T's inner edges >= 1``.
@@ -38,7 +38,7 @@ import pyomo.environ as pyo
 
 from ...solvers.highs import solve_highs
 from ...solvers.outcome import integral_bound
-from .cost import compulsory_ema, memory_and_bound
+from .cost import bound_fits, compulsory_ema
 from .graph import PartitionGraph
 
 
@@ -68,7 +68,7 @@ def _small_cuts(pg: PartitionGraph, group: set, capacity: int) -> list[frozenset
                     continue
                 taken.add(w)
                 frontier.append(w)
-                if memory_and_bound(pg, _closure(pg, taken))[1] > capacity:
+                if not bound_fits(pg, _closure(pg, taken), capacity):
                     cuts.append(frozenset(u for u, x in g.edges if u in taken and x in taken))
                     frontier = []
                     break
@@ -108,7 +108,7 @@ def compact_lower_bound(pg: PartitionGraph, capacity: int, time_limit: float) ->
         joined.add_edges_from((u, v) for u, v in g.edges if u not in crossing)
         new = 0
         for group in nx.connected_components(joined):
-            if len(group) > 1 and memory_and_bound(pg, _closure(pg, group))[1] > capacity:
+            if len(group) > 1 and not bound_fits(pg, _closure(pg, group), capacity):
                 for cut in _small_cuts(pg, group, capacity):
                     if cut not in seen:
                         seen.add(cut)

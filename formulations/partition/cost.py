@@ -69,15 +69,59 @@ def memory_bytes(pg: PartitionGraph, nodes: frozenset) -> int:
     return memory_and_bound(pg, nodes)[0]
 
 
+def memory_parts(pg: PartitionGraph, nodes: frozenset) -> tuple[int, int, int]:
+    """(weights, row buffers, row buffers no superset needs less of) of
+    ``nodes`` run as one fused subgraph, in bytes."""
+    schedule = row_schedule(pg, nodes)
+    return (sum(pg.node(v).weight_bytes for v in nodes), schedule.buffer_bytes(),
+            schedule.buffer_bytes_lower_bound())
+
+
+def bound_fits(pg: PartitionGraph, nodes: frozenset, capacity) -> bool:
+    """Whether some set of layers containing ``nodes`` might fit: false once
+    the weights or the buffers' lower bound alone exceed their buffer."""
+    weights, _, buffers = memory_parts(pg, nodes)
+    return fits(weights, buffers, capacity)
+
+
 def memory_and_bound(pg: PartitionGraph, nodes: frozenset) -> tuple[int, int]:
     """``memory_bytes`` and the bytes no set of layers containing ``nodes``
     needs less of (``RowSchedule.buffer_bytes_lower_bound``). The bound
     never shrinks as layers are added, so a set over capacity by the bound
     ends the candidate search; memory itself may shrink, when a layer that
     joins shortens the lag one branch waits for another."""
-    weights = sum(pg.node(v).weight_bytes for v in nodes)
-    schedule = row_schedule(pg, nodes)
-    return weights + schedule.buffer_bytes(), weights + schedule.buffer_bytes_lower_bound()
+    weights, buffers, bound = memory_parts(pg, nodes)
+    return weights + buffers, weights + bound
+
+
+@dataclass(frozen=True)
+class SplitCapacity:
+    """Separate on-chip buffers: one for activations (every row buffer of
+    the row schedule) and one for weights. A plain ``int`` capacity is one
+    shared buffer."""
+
+    activations: int
+    weights: int
+
+    @property
+    def total(self) -> int:
+        return self.activations + self.weights
+
+    def __format__(self, spec: str) -> str:  # reads well in "needs ... more than {capacity:,} B"
+        return f"activations {self.activations:,} B + weights {self.weights:,}"
+
+
+def total_bytes(capacity) -> int:
+    """Bytes of on-chip memory a capacity provides in all."""
+    return capacity.total if isinstance(capacity, SplitCapacity) else capacity
+
+
+def fits(weights: int, activations: int, capacity) -> bool:
+    """Whether weights and activation buffers of these sizes fit ``capacity``
+    (one shared buffer, or a ``SplitCapacity``)."""
+    if isinstance(capacity, SplitCapacity):
+        return weights <= capacity.weights and activations <= capacity.activations
+    return weights + activations <= capacity
 
 
 OBJECTIVES = ("ema", "latency")
@@ -111,6 +155,10 @@ class Execution:
     weight_groups: int = 1
     resident_input: bool = False
     latency: int = 0             # cycles, on the machine ``execution`` was given
+    weight_memory: int = 0       # of ``memory``, the weights held at once
+
+    def fits(self, capacity) -> bool:
+        return fits(self.weight_memory, self.memory - self.weight_memory, capacity)
 
     def cost(self, objective: str) -> int:
         return self.latency if objective == "latency" else self.ema
@@ -135,32 +183,35 @@ def lone_layer_modes(pg: PartitionGraph, v: str, machine: Machine = DEFAULT_MACH
     inputs = ema_bytes(pg, alone) - node.weight_bytes - node.out_bytes  # input bytes read once
     modes = []
     for k in _divisors(node.channels) if node.weight_bytes else [1]:
-        held = -(-node.weight_bytes // k) + -(-node.row_bytes // k)
+        weights = -(-node.weight_bytes // k)
+        held = weights + -(-node.row_bytes // k)
         streamed = node.weight_bytes + k * inputs + node.out_bytes
-        modes.append(Execution(streamed, held + row_buffers, k, False, machine.latency(node.macs, streamed)))
+        modes.append(Execution(streamed, held + row_buffers, k, False, machine.latency(node.macs, streamed), weights))
         if k > 1:
             once = node.weight_bytes + inputs + node.out_bytes
-            modes.append(Execution(once, held + inputs, k, True, machine.latency(node.macs, once)))
+            modes.append(Execution(once, held + inputs, k, True, machine.latency(node.macs, once), weights))
     return modes
 
 
-def execution(pg: PartitionGraph, nodes: frozenset, capacity: int, objective: str = "ema",
+def execution(pg: PartitionGraph, nodes: frozenset, capacity, objective: str = "ema",
               machine: Machine = DEFAULT_MACHINE) -> Execution | None:
-    """The cheapest way to run ``nodes`` within ``capacity`` bytes by
+    """The cheapest way to run ``nodes`` within ``capacity`` (bytes of one
+    shared buffer, or a ``SplitCapacity``) by
     ``objective`` (ties: less EMA, fewer weight groups, less memory), or
     None when none fits. Only a lone layer may stream its weights; a fused
     subgraph keeps all of them on chip, since every row step uses every
     weight."""
     if len(nodes) == 1:
         (v,) = nodes
-        fitting = [mode for mode in lone_layer_modes(pg, v, machine) if mode.memory <= capacity]
+        fitting = [mode for mode in lone_layer_modes(pg, v, machine) if mode.fits(capacity)]
         return min(fitting, key=lambda mode: (mode.cost(objective), mode.ema, mode.weight_groups, mode.memory)) \
             if fitting else None
-    memory = memory_bytes(pg, nodes)
-    if memory > capacity:
+    weights, buffers, _ = memory_parts(pg, nodes)
+    if not fits(weights, buffers, capacity):
         return None
     ema = ema_bytes(pg, nodes)
-    return Execution(ema, memory, latency=machine.latency(sum(pg.node(v).macs for v in nodes), ema))
+    return Execution(ema, weights + buffers, latency=machine.latency(sum(pg.node(v).macs for v in nodes), ema),
+                     weight_memory=weights)
 
 
 def least_memory(pg: PartitionGraph, nodes: frozenset) -> int:
@@ -215,7 +266,8 @@ def evaluate(pg: PartitionGraph, blocks: list[frozenset], capacity: int, objecti
     for block in blocks:
         run = execution(pg, block, capacity, objective, machine)
         if run is None:
-            violations.append(f"a subgraph of {len(block)} nodes needs {least_memory(pg, block)} B > {capacity} B")
+            violations.append(f"a subgraph of {len(block)} nodes needs {least_memory(pg, block):,} B, "
+                              f"more than {capacity:,} B")
         else:
             peak, ema, latency = max(peak, run.memory), ema + run.ema, latency + run.latency
             if run.weight_groups > 1:

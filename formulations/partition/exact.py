@@ -28,7 +28,8 @@ from ortools.sat.python import cp_model
 
 from ...solvers.cpsat import solve_cpsat
 from ...solvers.highs import solve_highs
-from .cost import DEFAULT_MACHINE, OBJECTIVES, Machine, ema_bytes, execution, least_memory, memory_and_bound, quotient_is_acyclic
+from .cost import (DEFAULT_MACHINE, OBJECTIVES, Machine, bound_fits, ema_bytes, execution, fits, least_memory,
+                   memory_parts, quotient_is_acyclic)
 from .graph import PartitionGraph
 
 METHODS = ("dp", "milp", "cpsat")
@@ -60,7 +61,7 @@ def candidates(pg: PartitionGraph, capacity: int, max_candidates: int = 200_000,
     one neighbouring layer and takes the convex closure (every layer that is
     at once a descendant and an ancestor of a member). Every convex connected
     set is reached this way, by adding its own layers one at a time, and a
-    closure whose memory lower bound (``memory_and_bound``) exceeds the
+    closure whose memory lower bound (``memory_parts``) exceeds the
     capacity ends its branch: that bound never shrinks as layers are added
     (docs/partition.md), and every convex superset holds the closure.
     (Memory itself may shrink: a layer that joins can shorten the lag one
@@ -101,11 +102,12 @@ def candidates(pg: PartitionGraph, capacity: int, max_candidates: int = 200_000,
             if deadline is not None and time.perf_counter() > deadline:
                 raise TimeoutError
             nodes = members(closure)
-            mem, bound = memory_and_bound(pg, nodes)
-            if bound > capacity:
+            weights, buffers, bound = memory_parts(pg, nodes)
+            if not fits(weights, bound, capacity):
                 continue  # nor does any convex superset
+            mem = weights + buffers
             around = sum_masks(neighbours[v] for v in nodes) & ~closure
-            if mem > capacity:  # a superset may still fit: its layers can shorten the lag between branches
+            if not fits(weights, buffers, capacity):  # a superset may fit: its layers can shorten a branch's lag
                 grow(closure, down | below[w], up | above[w], around)
                 continue
             preds = frozenset(u for v in nodes for u in g.predecessors(v) if u not in nodes)
@@ -118,7 +120,7 @@ def candidates(pg: PartitionGraph, capacity: int, max_candidates: int = 200_000,
 
     for root in order:
         alone = frozenset([root])
-        if memory_and_bound(pg, alone)[1] <= capacity:
+        if bound_fits(pg, alone, capacity):
             grow(bit[root], below[root], above[root], neighbours[root])
     for v in order:  # lone layers, in their cheapest fitting execution (weights streamed if need be)
         run = execution(pg, frozenset([v]), capacity, objective, machine)
@@ -250,7 +252,7 @@ def _compact_fallback(pg: PartitionGraph, capacity: int, method: str, start: flo
     gap."""
     from .compact import compact_lower_bound
 
-    lone = [v for v in pg.order if least_memory(pg, frozenset([v])) > capacity]
+    lone = [v for v in pg.order if execution(pg, frozenset([v]), capacity) is None]
     if lone:
         return PartitionResult("infeasible", method, None, None, None, 0, time.perf_counter() - start,
                                f"layer {lone[0]} alone needs at least {least_memory(pg, frozenset(lone[:1])):,} B "
