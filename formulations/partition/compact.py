@@ -17,8 +17,9 @@ generation (docs/partition.md, "The compact model"):
   least the convex closure of ``T``.
 * If that closure's memory lower bound (``bound_fits``; it never
   shrinks as layers join) exceeds the capacity, no valid partition keeps
-  ``T`` together. ``T`` is connected, so some edge inside it crosses
-  subgraphs: add ``sum of y_u over the producers of T's inner edges >= 1``.
+  ``T`` together. ``T`` is connected along edges whose producers do not
+  cross, so one of those edges must cross subgraphs: add ``sum of y_u over
+  their producers >= 1``.
   The cuts come from small sets: from every layer of ``T``, a connected
   set grown breadth first until its closure does not fit (``_small_cuts``).
 * Repeat until every group fits; the last optimum (or any earlier one,
@@ -50,14 +51,16 @@ def _closure(pg: PartitionGraph, nodes: set) -> frozenset:
     return frozenset(down & up)
 
 
-def _small_cuts(pg: PartitionGraph, group: set, capacity: int) -> list[frozenset]:
+def _small_cuts(pg: PartitionGraph, group: set, capacity: int, crossing: set) -> list[frozenset]:
     """Cuts from small sets inside a group that does not fit: from every
     layer, grow a connected set through the group's edges, breadth first,
     until its convex closure's memory bound exceeds the capacity; the
-    producers of that set's inner edges form a cut. Small sets give strong
-    cuts, and one per layer makes the loop converge in few rounds."""
+    producers of the edges it grew along form a cut. Those producers do not
+    cross in the current solution, so every cut is new and violated. Small
+    sets give strong cuts, and one per layer makes the loop converge in
+    few rounds."""
     g = pg.graph
-    inner = nx.Graph((u, v) for u, v in g.edges if u in group and v in group)
+    inner = nx.Graph((u, v) for u, v in g.edges if u in group and v in group and u not in crossing)
     cuts = []
     for start in inner.nodes:
         taken, frontier = {start}, [start]
@@ -69,7 +72,8 @@ def _small_cuts(pg: PartitionGraph, group: set, capacity: int) -> list[frozenset
                 taken.add(w)
                 frontier.append(w)
                 if not bound_fits(pg, _closure(pg, taken), capacity):
-                    cuts.append(frozenset(u for u, x in g.edges if u in taken and x in taken))
+                    cuts.append(frozenset(u for u, x in g.edges
+                                          if u in taken and x in taken and u not in crossing))
                     frontier = []
                     break
     return cuts
@@ -109,7 +113,7 @@ def compact_lower_bound(pg: PartitionGraph, capacity: int, time_limit: float) ->
         new = 0
         for group in nx.connected_components(joined):
             if len(group) > 1 and not bound_fits(pg, _closure(pg, group), capacity):
-                for cut in _small_cuts(pg, group, capacity):
+                for cut in _small_cuts(pg, group, capacity, crossing):
                     if cut not in seen:
                         seen.add(cut)
                         cuts.append(sorted(cut, key=pg.position.__getitem__))
