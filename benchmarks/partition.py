@@ -7,7 +7,10 @@ Part 1, fixed buffers: for every network and buffer size, the candidate
 count, the median wall time (over ``--repeats`` runs) of the DP, the MILP
 and CP-SAT, how many of them proved the optimum (all that finish must agree;
 "NO" if two disagree), whether the optimal partition passes the functional
-model (and its seconds), and the gap of every heuristic to it.
+model (its seconds, and the share of the modelled row-buffer bytes the run
+never held at once), how far the compact model's bound lies below the
+optimum (or the best partition found; "*" if it did not converge), and the
+gap of every heuristic to the optimum.
 
 Part 2, co-exploration (Cocco's shared buffer, 128 KiB to 3 MiB in 64 KiB
 steps, alpha = 0.002): the chosen size and cost, and how much cheaper the
@@ -25,7 +28,9 @@ from mapcert.formulations.partition.coexplore import coexplore, fixed_buffers
 from mapcert.formulations.partition.cost import evaluate
 from mapcert.formulations.partition.exact import candidates, solve_partition
 from mapcert.formulations.partition.graph import PartitionGraph, from_layers, from_network
-from mapcert.partition_report import functional_check, functional_passed
+from mapcert.formulations.partition.compact import compact_lower_bound
+from mapcert.formulations.partition.schedule import row_schedule
+from mapcert.hardware.functional.partition import BufferOverflow, ScheduleError, run_partition
 from mapcert.solvers.partition_genetic import genetic
 from mapcert.solvers.partition_heuristics import PARTITION_HEURISTICS
 from mapcert import workload_library
@@ -54,12 +59,41 @@ def timed(fn, repeats: int):
     return result, statistics.median(times)
 
 
+def buffer_slack(pg: PartitionGraph, run) -> float:
+    """Share of the modelled row-buffer bytes (of tensors read inside a
+    subgraph) that the functional run never held at once."""
+    modelled = held = 0
+    for block in run.blocks:
+        schedule = row_schedule(pg, frozenset(block.layers))
+        for key, buffer in schedule.buffers.items():
+            if buffer.consumers:
+                modelled += block.held_rows[key] * buffer.row_bytes
+                held += block.peak_rows[key] * buffer.row_bytes
+    return 1 - held / modelled if modelled else 0.0
+
+
+def functional_cell(pg: PartitionGraph, blocks, capacity: int) -> str:
+    """'ok' with seconds and buffer slack, or why not."""
+    try:
+        run = run_partition(pg, blocks, capacity)
+    except (BufferOverflow, ScheduleError):
+        return "FAIL"
+    except ValueError:
+        return "not run"
+    return f"ok {run.wall_time_s:.1f} {100 * buffer_slack(pg, run):.0f}%" if run.passed else "FAIL"
+
+
 def fixed(pg: PartitionGraph, capacity: int, limit: float, repeats: int) -> None:
-    n_cands = len(candidates(pg, capacity))
-    cells, values, proved, blocks_proved = [], set(), 0, None
+    try:
+        n_cands = f"{len(candidates(pg, capacity, deadline=time.perf_counter() + limit)):,}"
+    except (OverflowError, TimeoutError):
+        n_cands = "too many"
+    cells, values, proved, blocks_proved, found = [], set(), 0, None, []
     for method in ("dp", "milp", "cpsat"):
         result, seconds = timed(lambda m=method: solve_partition(pg, capacity, m, limit), repeats)
         cells.append(f"{seconds:6.2f}")
+        if result.objective is not None:
+            found.append(result.objective)
         if result.status == "optimal":
             values.add(result.objective)
             proved += 1
@@ -67,11 +101,10 @@ def fixed(pg: PartitionGraph, capacity: int, limit: float, repeats: int) -> None
         elif result.objective is not None:
             cells[-1] += f" (gap {100 * (result.objective - result.best_bound) / result.objective:.1f}%)"
     optimum = values.pop() if len(values) == 1 else None  # every method that finished proved this value
-    functional = "-"
-    if optimum is not None:
-        check = functional_check(pg, blocks_proved, capacity)
-        functional = (f"ok {check['wall_time_s']:.1f}" if functional_passed(check) and check["ran"]
-                      else "FAIL" if check["ran"] else "not run")
+    functional = "-" if optimum is None else functional_cell(pg, blocks_proved, capacity)
+    bound, converged = compact_lower_bound(pg, capacity, limit)
+    reference = optimum if optimum is not None else min(found, default=None)
+    compact = "-" if not reference else f"{100 * (reference - bound) / reference:.1f}%" + ("" if converged else "*")
     gaps = []
     for name, fn in [*PARTITION_HEURISTICS.items(), ("genetic", lambda g, c: genetic(g, c)[0])]:
         blocks = fn(pg, capacity)
@@ -79,8 +112,8 @@ def fixed(pg: PartitionGraph, capacity: int, limit: float, repeats: int) -> None
         gaps.append("-" if optimum is None or metrics is None or not metrics.feasible
                     else f"{100 * (metrics.ema_bytes - optimum) / optimum:5.1f}%")
     agree = f"{proved}/3" if optimum is not None else ("NO" if proved else "0/3")
-    print(f"{pg.name:12s} {capacity // KIB:6d} {n_cands:7d} {' '.join(f'{c:>8s}' for c in cells)} {agree:>5s} "
-          f"{optimum or 0:14,.0f} {functional:>8s} " + " ".join(f"{g:>8s}" for g in gaps), flush=True)
+    print(f"{pg.name:12s} {capacity // KIB:6d} {n_cands:>8s} {' '.join(f'{c:>8s}' for c in cells)} {agree:>5s} "
+          f"{optimum or 0:14,.0f} {functional:>13s} {compact:>8s} " + " ".join(f"{g:>8s}" for g in gaps), flush=True)
 
 
 def main() -> int:
@@ -97,8 +130,8 @@ def main() -> int:
     all_graphs = graphs(args.networks.split(","))
     if not args.no_fixed:
         print(f"fixed buffers: median seconds over {args.repeats} run(s), {args.time_limit:g} s limit")
-        print(f"{'network':12s} {'KiB':>6s} {'cands':>7s} {'dp s':>8s} {'milp s':>8s} {'cpsat s':>8s} {'agree':>5s} "
-              f"{'EMA (B)':>14s} {'func s':>8s} " + " ".join(f"{n[:8]:>8s}" for n in names))
+        print(f"{'network':12s} {'KiB':>6s} {'cands':>8s} {'dp s':>8s} {'milp s':>8s} {'cpsat s':>8s} {'agree':>5s} "
+              f"{'EMA (B)':>14s} {'func s slack':>13s} {'compact':>8s} " + " ".join(f"{n[:8]:>8s}" for n in names))
         for pg in all_graphs:
             for capacity in sizes:
                 fixed(pg, capacity, args.time_limit, args.repeats)

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mapcert.formulations.partition.compact import compact_lower_bound
-from mapcert.formulations.partition.cost import Machine, SplitCapacity, compulsory_ema, ema_bytes, evaluate, memory_and_bound, memory_bytes
+from mapcert.formulations.partition.cost import (DEFAULT_MACHINE, Machine, SplitCapacity, compulsory_ema, ema_bytes,
+                                                 evaluate, memory_bytes, memory_parts)
 from mapcert.formulations.partition.exact import solve_partition
 from mapcert.formulations.partition.graph import Node, PartitionGraph, from_network
 
@@ -46,24 +47,32 @@ def small_dags(draw):
     return PartitionGraph(graph, "random"), draw(st.integers(200, 2000))
 
 
+def brute_force_best(pg, capacity, objective="ema", machine=DEFAULT_MACHINE):
+    """Least objective over every set partition that runs, or None."""
+    best = None
+    for partition in set_partitions(list(pg.graph.nodes)):
+        metrics = evaluate(pg, [frozenset(b) for b in partition], capacity, objective, machine)
+        if metrics.feasible and (best is None or metrics.value < best):
+            best = metrics.value
+    return best
+
+
+def assert_methods_reach(pg, capacity, best, objective="ema", machine=DEFAULT_MACHINE):
+    for method in ("dp", "milp", "cpsat"):
+        result = solve_partition(pg, capacity, method, objective=objective, machine=machine)
+        if best is None:
+            assert result.status == "infeasible", method
+            continue
+        assert result.status == "optimal" and result.objective == best, (method, result.message)
+        metrics = evaluate(pg, result.blocks, capacity, objective, machine)
+        assert metrics.feasible and metrics.value == best, method
+
+
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(small_dags())
 def test_exact_methods_agree_with_brute_force(case):
     pg, capacity = case
-    best = None
-    for partition in set_partitions(list(pg.graph.nodes)):
-        blocks = [frozenset(b) for b in partition]
-        metrics = evaluate(pg, blocks, capacity)
-        if metrics.feasible and (best is None or metrics.ema_bytes < best):
-            best = metrics.ema_bytes
-    for method in ("dp", "milp", "cpsat"):
-        result = solve_partition(pg, capacity, method)
-        if best is None:
-            assert result.status == "infeasible", method
-            continue
-        assert result.status == "optimal", (method, result.message)
-        assert result.objective == best, method
-        assert evaluate(pg, result.blocks, capacity).feasible
+    assert_methods_reach(pg, capacity, brute_force_best(pg, capacity))
 
 
 @settings(max_examples=25, deadline=None, derandomize=True)
@@ -72,18 +81,7 @@ def test_exact_methods_agree_with_brute_force_on_latency(case):
     """Latency: per subgraph max(compute, DRAM transfer) cycles, summed."""
     pg, capacity = case
     machine = Machine(macs_per_cycle=16, dram_bytes_per_cycle=4)
-    best = None
-    for partition in set_partitions(list(pg.graph.nodes)):
-        metrics = evaluate(pg, [frozenset(b) for b in partition], capacity, "latency", machine)
-        if metrics.feasible and (best is None or metrics.latency_cycles < best):
-            best = metrics.latency_cycles
-    for method in ("dp", "milp", "cpsat"):
-        result = solve_partition(pg, capacity, method, objective="latency", machine=machine)
-        if best is None:
-            assert result.status == "infeasible", method
-            continue
-        assert result.status == "optimal" and result.objective == best, (method, result.message)
-        assert evaluate(pg, result.blocks, capacity, "latency", machine).latency_cycles == best
+    assert_methods_reach(pg, capacity, brute_force_best(pg, capacity, "latency", machine), "latency", machine)
 
 
 @settings(max_examples=25, deadline=None, derandomize=True)
@@ -92,18 +90,9 @@ def test_exact_methods_agree_with_brute_force_on_separate_buffers(case, share):
     """Weights and activations each in their own buffer."""
     pg, total = case
     capacity = SplitCapacity(activations=int(total * share), weights=total - int(total * share))
-    best = None
-    for partition in set_partitions(list(pg.graph.nodes)):
-        metrics = evaluate(pg, [frozenset(b) for b in partition], capacity)
-        if metrics.feasible and (best is None or metrics.ema_bytes < best):
-            best = metrics.ema_bytes
-    for method in ("dp", "milp", "cpsat"):
-        result = solve_partition(pg, capacity, method)
-        if best is None:
-            assert result.status == "infeasible", method
-            continue
-        assert result.status == "optimal" and result.objective == best, (method, result.message)
-    if best is not None:  # and the split is binding: one shared buffer of the same total does no worse
+    best = brute_force_best(pg, capacity)
+    assert_methods_reach(pg, capacity, best)
+    if best is not None:  # every split partition also fits one shared buffer of the same total
         assert solve_partition(pg, total, "dp").objective <= best
 
 
@@ -140,9 +129,10 @@ def test_memory_bound_never_shrinks_as_nodes_are_added(case, data):
     nodes = list(pg.graph.nodes)
     subset = frozenset(data.draw(st.lists(st.sampled_from(nodes), min_size=1, unique=True)))
     extra = data.draw(st.sampled_from(nodes))
-    memory, bound = memory_and_bound(pg, subset)
-    assert bound <= memory
-    assert memory_and_bound(pg, subset | {extra})[1] >= bound
+    weights, buffers, bound = memory_parts(pg, subset)
+    assert bound <= buffers and memory_bytes(pg, subset) == weights + buffers
+    more_weights, _, more_bound = memory_parts(pg, subset | {extra})
+    assert more_weights >= weights and more_bound >= bound
 
 
 def test_a_layer_whose_weights_do_not_fit_streams_them():
@@ -218,11 +208,7 @@ def test_a_solver_that_finds_nothing_in_time_reports_the_best_heuristic(monkeypa
 @given(small_dags())
 def test_compact_bound_never_exceeds_the_optimum(case):
     pg, capacity = case
-    best = None
-    for partition in set_partitions(list(pg.graph.nodes)):
-        metrics = evaluate(pg, [frozenset(b) for b in partition], capacity)
-        if metrics.feasible and (best is None or metrics.ema_bytes < best):
-            best = metrics.ema_bytes
+    best = brute_force_best(pg, capacity)
     bound, converged = compact_lower_bound(pg, capacity, 30)
     assert converged
     if best is not None:

@@ -66,12 +66,16 @@ def ema_bytes(pg: PartitionGraph, nodes: frozenset) -> int:
 def memory_bytes(pg: PartitionGraph, nodes: frozenset) -> int:
     """On-chip bytes of ``nodes`` run as one fused subgraph: all its weights
     and the row buffers of its row schedule (``schedule.row_schedule``)."""
-    return memory_and_bound(pg, nodes)[0]
+    weights, buffers, _ = memory_parts(pg, nodes)
+    return weights + buffers
 
 
 def memory_parts(pg: PartitionGraph, nodes: frozenset) -> tuple[int, int, int]:
     """(weights, row buffers, row buffers no superset needs less of) of
-    ``nodes`` run as one fused subgraph, in bytes."""
+    ``nodes`` run as one fused subgraph, in bytes. The last never shrinks
+    as layers are added, so a set whose weights or buffer bound do not fit
+    ends the candidate search; the buffers themselves may shrink, when a
+    layer that joins shortens the lag one branch waits for another."""
     schedule = row_schedule(pg, nodes)
     return (sum(pg.node(v).weight_bytes for v in nodes), schedule.buffer_bytes(),
             schedule.buffer_bytes_lower_bound())
@@ -82,16 +86,6 @@ def bound_fits(pg: PartitionGraph, nodes: frozenset, capacity) -> bool:
     the weights or the buffers' lower bound alone exceed their buffer."""
     weights, _, buffers = memory_parts(pg, nodes)
     return fits(weights, buffers, capacity)
-
-
-def memory_and_bound(pg: PartitionGraph, nodes: frozenset) -> tuple[int, int]:
-    """``memory_bytes`` and the bytes no set of layers containing ``nodes``
-    needs less of (``RowSchedule.buffer_bytes_lower_bound``). The bound
-    never shrinks as layers are added, so a set over capacity by the bound
-    ends the candidate search; memory itself may shrink, when a layer that
-    joins shortens the lag one branch waits for another."""
-    weights, buffers, bound = memory_parts(pg, nodes)
-    return weights + buffers, weights + bound
 
 
 @dataclass(frozen=True)

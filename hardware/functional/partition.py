@@ -56,7 +56,7 @@ class BlockRun:
     counted_ema: int              # bytes moved to and from DRAM, counted
     model_ema: int                # the cost model's EMA of the same subgraph
     peak_rows: dict[str, int]     # most rows each buffer held at once
-    held_rows: dict[str, int]     # rows the model gives each buffer
+    held_rows: dict[str, int]     # rows the model gives each buffer (``held_rows``)
     weight_groups: int = 1
     resident_input: bool = False
 
@@ -119,11 +119,17 @@ class _Network:
             self.reference[v] = layer_output(self.shape[v], ins, self.weights[v])
 
 
+def held_rows(schedule: RowSchedule, resident_input: bool) -> dict[str, int]:
+    """Rows each buffer may hold: the model's, or a whole fetched tensor
+    when a lone layer keeps its input on chip."""
+    return {k: (b.rows if resident_input and b.external else b.held) for k, b in schedule.buffers.items()}
+
+
 class _BlockExecutor:
     """Runs one subgraph's row schedule against DRAM, counting bytes."""
 
     def __init__(self, pg: PartitionGraph, net: _Network, schedule: RowSchedule, dram: dict, block: frozenset):
-        self.pg, self.net, self.schedule, self.dram, self.block = pg, net, schedule, dram, block
+        self.pg, self.net, self.schedule, self.dram = pg, net, schedule, dram
         self.bytes = Fraction(0)
         self.peak = {k: 0 for k in schedule.buffers}
         self.leaves = {v for v in block
@@ -173,7 +179,7 @@ class _BlockExecutor:
         ``fraction`` of them); ``resident`` holds fetched tensors kept whole
         across passes."""
         s, pg, net = self.schedule, self.pg, self.net
-        held = {k: (b.rows if resident is not None and b.external else b.held) for k, b in s.buffers.items()}
+        held = held_rows(s, resident is not None)
         live: dict[str, dict[int, np.ndarray]] = {k: {} for k in s.buffers}
         produced = {k: 0 for k in s.buffers}
         if resident is not None:
@@ -266,7 +272,7 @@ def run_partition(pg: PartitionGraph, blocks: list[frozenset], capacity: int, se
         if executor.bytes.denominator != 1:
             raise ValueError("a streamed row or weight group is not a whole number of bytes")
         runs.append(BlockRun(list(schedule.nodes), int(executor.bytes), plan.ema, executor.peak,
-                             {key: b.held for key, b in schedule.buffers.items()}, k, plan.resident_input))
+                             held_rows(schedule, plan.resident_input), k, plan.resident_input))
     worst, mismatched = 0.0, []
     for v in pg.order:
         written = dram[v]
