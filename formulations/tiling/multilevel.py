@@ -161,3 +161,24 @@ class MultiLevelProblem:
             "that multiply to each dimension's extent; any loop order per level; "
             f"{self.hierarchy.levels[0].name} never splits R or S; one resident tile per tensor and level"
         )
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """Extra conditions a parametric search puts on one exact solve.
+
+    EDP, and latency under per-PE bandwidth limits, are not sums of access
+    counts, but with the number of busy PEs fixed the compute cycles are a
+    constant, and with a cap on the cycles every bandwidth limit is linear in
+    the accesses. ``multilevel_parametric.py`` walks these pieces. ``below``
+    asks only for mappings whose objective is strictly smaller: "infeasible"
+    then means that the piece holds none."""
+
+    pes: int | None = None
+    latency_cap: int | None = None
+    below: float | None = None
+
+    def admits(self, metrics) -> bool:
+        """Whether an evaluated mapping satisfies the restriction."""
+        return ((self.pes is None or metrics.macs // metrics.compute_cycles == self.pes)
+                and (self.latency_cap is None or metrics.latency <= self.latency_cap))

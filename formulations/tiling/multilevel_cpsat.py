@@ -20,7 +20,7 @@ from math import lcm, prod
 
 from ortools.sat.python import cp_model
 
-from .multilevel import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem
+from .multilevel import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction
 from .multilevel_cost import TENSORS, window_rows
 from .multilevel_space import GROUP_ORDERS, GROUP_RANKINGS, dim_choices, mapping_from_choice
 from .multilevel_terms import boundaries, halo_value
@@ -102,8 +102,11 @@ class _Builder:
         return [value] if isinstance(value, int) else self.values[value.Index()]
 
 
-def build_multilevel_cpsat(problem: MultiLevelProblem, pes_exactly: int | None = None):
-    """Build the model; returns (builder, choice Booleans, order Booleans, objective scale)."""
+def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction | None = None):
+    """Build the model; returns (builder, choice Booleans, order Booleans, objective scale, constant).
+    ``restriction`` fixes the busy PEs, caps the cycles, or asks for a
+    strictly smaller objective (a piece of a parametric search)."""
+    restriction = restriction or Restriction()
     if problem.objective not in CPSAT_OBJECTIVES:
         raise ValueError(f"the CP-SAT model covers {', '.join(CPSAT_OBJECTIVES)}; edp goes through solve_multilevel")
     b = _Builder(problem)
@@ -128,8 +131,12 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, pes_exactly: int | None =
     if not isinstance(cols_used, int):
         m.Add(cols_used <= hier.cols)
     pes_used = b.product(list(spatial.values()), hier.pes, "pes")
-    if pes_exactly is not None:  # the EDP search fixes the number of busy PEs, hence the compute cycles
-        m.Add(pes_used == pes_exactly)
+    if restriction.pes is not None:  # fixes the compute cycles of a parametric search's piece
+        if isinstance(pes_used, int):
+            if pes_used != restriction.pes:
+                m.AddBoolOr([])  # the empty clause: no mapping has this many busy PEs
+        else:
+            m.Add(pes_used == restriction.pes)
 
     def tile_of(r, l):
         """Extent of the tile level ``l`` holds (the array's share included above the fan-out)."""
@@ -293,31 +300,18 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, pes_exactly: int | None =
             constant += k
         return cp_model.LinearExpr.WeightedSum(variables, coefficients), constant
 
-    objective = problem.objective
-    if objective == "offchip_traffic":
-        final = layer.output_elements
-        expr, constant = linear_sum([(reads[0]["inputs"], prec.inputs), (reads[0]["weights"], prec.weights),
-                                     (reads[0]["outputs"], prec.psums), (writes[0]["outputs"], prec.psums)])
-        constant += (prec.outputs - prec.psums) * final
-        scale = 8  # bits -> bytes
-        m.Minimize(expr)
-    elif objective == "energy":
-        energies = [hier.mac_energy] + [e for lv in hier.levels for e in (lv.read_energy, lv.write_energy)]
-        scale = _integer_scale(energies)
-        parts = []
-        for l, level in enumerate(hier.levels):
-            for X in TENSORS:
-                parts += [(reads[l][X], round(level.read_energy * scale)), (writes[l][X], round(level.write_energy * scale))]
-        expr, constant = linear_sum(parts)
-        constant += round(layer.macs * hier.mac_energy * scale)
-        m.Minimize(expr)
-    else:  # latency
+    def latency_variable(cap: int | None):
+        """Cycles L with L * busy PEs >= MACs and every bandwidth limit met in L
+        (a level is busy a whole number of cycles); a private level's words
+        are spread over its busy PEs."""
         horizon = macs
         for l, level in enumerate(hier.levels):
             if level.bandwidth:
                 items = [i for X in TENSORS for i in reads[l][X] + writes[l][X] if not isinstance(i, tuple)]
                 horizon = max(horizon, math.ceil(sum(b.upper(i) for i in items) / level.bandwidth))
         horizon = min(horizon, INT_LIMIT // (2 * hier.pes))
+        if cap is not None:
+            horizon = max(1, min(horizon, cap))
         latency = m.NewIntVar(1, horizon, "latency")
         b.uppers[latency.Index()] = horizon
         lat_pes = b.product([latency, pes_used], horizon * hier.pes, "lat_pes")
@@ -329,8 +323,32 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, pes_exactly: int | None =
             words, k = linear_sum([(reads[l][X], 1) for X in TENSORS] + [(writes[l][X], 1) for X in TENSORS])
             per = lat_pes if l >= pe else latency
             m.Add(bw.denominator * (words + k) <= bw.numerator * per)
-        scale, constant = 1, 0
-        m.Minimize(latency)
+        return latency
+
+    objective = problem.objective
+    if objective == "offchip_traffic":
+        final = layer.output_elements
+        expr, constant = linear_sum([(reads[0]["inputs"], prec.inputs), (reads[0]["weights"], prec.weights),
+                                     (reads[0]["outputs"], prec.psums), (writes[0]["outputs"], prec.psums)])
+        constant += (prec.outputs - prec.psums) * final
+        scale = 8  # bits -> bytes
+    elif objective == "energy":
+        energies = [hier.mac_energy] + [e for lv in hier.levels for e in (lv.read_energy, lv.write_energy)]
+        scale = _integer_scale(energies)
+        parts = []
+        for l, level in enumerate(hier.levels):
+            for X in TENSORS:
+                parts += [(reads[l][X], round(level.read_energy * scale)), (writes[l][X], round(level.write_energy * scale))]
+        expr, constant = linear_sum(parts)
+        constant += round(layer.macs * hier.mac_energy * scale)
+    else:  # latency
+        expr, constant, scale = latency_variable(restriction.latency_cap), 0, 1
+    if objective != "latency" and restriction.latency_cap is not None:
+        latency_variable(restriction.latency_cap)
+    if restriction.below is not None:
+        # integer model units strictly below the given objective
+        m.Add(expr + constant <= math.ceil(restriction.below * scale - 1e-9) - 1)
+    m.Minimize(expr)
     return b, rows, x, o, scale, constant
 
 

@@ -36,7 +36,7 @@ from functools import lru_cache
 import pyomo.environ as pyo
 
 from ...solvers.highs import solve_highs
-from .multilevel import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem
+from .multilevel import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction
 from .multilevel_cost import window_rows
 from .multilevel_cpsat import _axes_symmetric, _integer_scale
 from .multilevel_space import dim_choices, group_order, mapping_from_choice
@@ -88,6 +88,7 @@ class _Model:
         self.terms: dict[tuple, object] = {}
         self.gated: dict[tuple, object] = {}
         self.z_count = 0
+        self.splits: dict[str, list[tuple[int, int, int]]] = {}  # per dimension: (spatial, rows, cols)
         self.count = 0
 
     def boolean(self, key: tuple):
@@ -188,21 +189,40 @@ def _merge(a: tuple, b: tuple) -> tuple:
     return tuple(sorted(out.items()))
 
 
-def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = None):
+def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = None,
+                          restriction: Restriction | None = None):
     """Build the model; returns (model, builder, rows, scale, constant) or raises
     ValueError (objective or size not covered) / _NoValue (infeasible).
-    ``incumbent`` is the objective (in its own units) of a known mapping."""
+    ``incumbent`` is the objective (in its own units) of a known mapping that
+    satisfies ``restriction``, or the restriction's ``below``: no term larger
+    than such a mapping could afford is offered."""
     if problem.objective not in MILP_OBJECTIVES:
-        raise ValueError(f"the MILP covers {', '.join(MILP_OBJECTIVES)}; use cpsat or enumerate for {problem.objective}")
+        raise ValueError(f"the MILP covers {', '.join(MILP_OBJECTIVES)}; edp goes through solve_multilevel")
+    restriction = restriction or Restriction()
     layer, hier = problem.layer, problem.hierarchy
     K, pe = len(hier.levels), hier.pe_level
-    if problem.objective == "latency" and any(lv.bandwidth for lv in hier.levels[pe:]):
-        raise ValueError("the MILP models bandwidth limits of shared levels only; use cpsat")
+    timed = problem.objective == "latency" or restriction.latency_cap is not None
+    if timed and restriction.pes is None and any(lv.bandwidth for lv in hier.levels[pe:]):
+        # words <= bandwidth * cycles * busy PEs is bilinear unless the busy PEs are fixed
+        raise ValueError("a per-PE bandwidth limit needs the busy PEs fixed (solve_multilevel does this)")
+    if restriction.below is not None:
+        incumbent = restriction.below if incumbent is None else min(incumbent, restriction.below)
     b = _Model()
     m, cons = b.m, b.m.cons
-    rows = {d: [tuple(int(v) for v in r) for r in dim_choices(problem, d)] for d in DIMS}
+    # The cost sees a dimension's spatial factor only as a whole (s = rows x
+    # cols); how it splits over the array's rows and columns decides only
+    # whether it fits. So a row here is (factor per level..., s, 1), and a
+    # second one-hot per dimension picks the split of s. Rows that differ
+    # only in the split would be equal-cost twins the search has to tell apart.
+    full = {d: [tuple(int(v) for v in r) for r in dim_choices(problem, d)] for d in DIMS}
+    rows = {d: sorted({(*r[:K], r[K] * r[K + 1], 1) for r in full[d]}) for d in DIMS}
+    splits = {d: sorted({(r[K] * r[K + 1], r[K], r[K + 1]) for r in full[d]}) for d in DIMS}
+    b.splits = splits
     for d in DIMS:
         cons.add(sum(b.boolean(("x", d, i)) for i in range(len(rows[d]))) == 1)
+        for spatial in {r[K] for r in rows[d]}:
+            cons.add(sum(b.boolean(("split", d, j)) for j, sp in enumerate(splits[d]) if sp[0] == spatial)
+                     == sum(b.boolean(("x", d, i)) for i, r in enumerate(rows[d]) if r[K] == spatial))
     pairs = {"P": "R", "Q": "S"}
     for a, w in pairs.items():
         for i in range(len(rows[a])):
@@ -232,8 +252,16 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
         return sum(b.boolean(("x", d, i)) for i, r in enumerate(rows[d]) if r[l] > 1)
 
     # the array: the products of spatial rows and columns must fit
-    b.term([table(d, lambda r: r[K]) for d in DIMS], hier.rows)
-    b.term([table(d, lambda r: r[K + 1]) for d in DIMS], hier.cols)
+    for side, size in ((1, hier.rows), (2, hier.cols)):
+        b.term([_Table(tuple(("split", d, j) for j in range(len(splits[d]))), tuple(sp[side] for sp in splits[d]))
+                for d in DIMS], size)
+    if restriction.pes is not None:
+        busy = b.term([table(d, lambda r: r[K] * r[K + 1]) for d in DIMS], restriction.pes)
+        if isinstance(busy, int):
+            if busy != restriction.pes:
+                raise _NoValue
+        else:
+            cons.add(busy == restriction.pes)
 
     # capacities on tile elements
     def tile_extent(l):
@@ -316,9 +344,14 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
         return min(natural, int(budget * (1 + 1e-9) / (weight * const)) + 1)
 
     natural = layer.macs * max(hier.pes, 1) * 4  # no access count exceeds this many words per unit of const
-    bandwidth_caps: dict[int, float] = {}
+    cycles_cap = restriction.latency_cap
     if objective == "latency" and incumbent is not None:
-        bandwidth_caps = {l: lv.bandwidth * incumbent for l, lv in enumerate(hier.levels) if lv.bandwidth}
+        cycles_cap = int(incumbent) if cycles_cap is None else min(cycles_cap, int(incumbent))
+    bandwidth_caps: dict[int, float] = {}
+    if timed and cycles_cap is not None:
+        # a level's words within the cycles (all busy PEs' words for a private level)
+        bandwidth_caps = {l: lv.bandwidth * cycles_cap * (restriction.pes if l >= pe else 1)
+                          for l, lv in enumerate(hier.levels) if lv.bandwidth}
 
     reads = [{X: [] for X in TENSORS} for _ in range(K)]
     writes = [{X: [] for X in TENSORS} for _ in range(K)]
@@ -330,7 +363,7 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
         return cap
 
     needed = {l for l in range(K) if read_w[l] or write_w[l]} | (
-        {l for l, lv in enumerate(hier.levels) if lv.bandwidth} if objective == "latency" else set())
+        {l for l, lv in enumerate(hier.levels) if lv.bandwidth} if timed else set())
     for bd in boundaries(problem):
         X, l, a = bd.tensor, bd.level, bd.parent
         if a not in needed and l not in needed:
@@ -354,21 +387,31 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
                 writes[l][X].append(cp * (full - base))
                 reads[l][X].append(cc * b.term(words_tables(bd.child_words) + E, cap_at(l, read_w[l] * wX, cc)))
 
+    def cycles(cap: int):
+        """Integer cycles L <= ``cap`` with L >= the compute cycles and every
+        bandwidth limit met within L."""
+        compute = b.term([table(d, lambda r: math.prod(r[:K])) for d in DIMS], cap)
+        latency = pyo.Var(domain=pyo.NonNegativeIntegers, bounds=(0, cap))
+        m.add_component("latency", latency)
+        cons.add(latency >= compute)
+        for l, level in enumerate(hier.levels):
+            if level.bandwidth:
+                words = sum(sum(reads[l][X]) + sum(writes[l][X]) for X in TENSORS)
+                cons.add(level.bandwidth * (restriction.pes if l >= pe else 1) * latency >= words)
+        return latency
+
     if objective in ("energy", "offchip_traffic"):
         expr = sum(read_w[l] * tensor_w[X] * sum(reads[l][X]) + write_w[l] * tensor_w[X] * sum(writes[l][X])
                    for l in range(K) for X in TENSORS)
         if objective == "offchip_traffic":
             expr = sum(tensor_w[X] * sum(reads[0][X]) for X in TENSORS) + tensor_w["outputs"] * sum(writes[0]["outputs"])
+        if restriction.latency_cap is not None:
+            cycles(restriction.latency_cap)
     else:
-        lat_cap = natural if incumbent is None else int(incumbent) + 1
-        compute = b.term([table(d, lambda r: math.prod(r[:K])) for d in DIMS], lat_cap)
-        m.latency = pyo.Var(domain=pyo.NonNegativeIntegers, bounds=(0, lat_cap))
-        cons.add(m.latency >= compute)
-        for l, level in enumerate(hier.levels):
-            if level.bandwidth:
-                words = sum(sum(reads[l][X]) + sum(writes[l][X]) for X in TENSORS)
-                cons.add(level.bandwidth * m.latency >= words)
-        expr = m.latency
+        expr = cycles(natural if cycles_cap is None else cycles_cap)
+    if restriction.below is not None:
+        # integer model units strictly below the given objective
+        cons.add(expr <= math.ceil(restriction.below * scale - constant - 1e-9) - 0.5)
     m.objective = pyo.Objective(expr=expr, sense=pyo.minimize)
     return m, b, rows, scale, constant
 
@@ -379,7 +422,12 @@ def decode_milp(problem: MultiLevelProblem, builder: _Model, rows):
     def value(key):
         return pyo.value(builder.booleans[key]) if key in builder.booleans else 0.0
 
-    chosen = {d: rows[d][max(range(len(rows[d])), key=lambda i: value(("x", d, i)))] for d in DIMS}
+    chosen = {}
+    for d in DIMS:
+        row = rows[d][max(range(len(rows[d])), key=lambda i: value(("x", d, i)))]
+        splits = [sp for j, sp in enumerate(builder.splits[d]) if sp[0] == row[K]]
+        split = max(splits, key=lambda sp: value(("split", d, builder.splits[d].index(sp))))
+        chosen[d] = (*row[:K], split[1], split[2])
     orders = []
     for l in range(K):
         stationary = max(TENSORS, key=lambda X: value(("sigma", l, X)))
@@ -388,8 +436,9 @@ def decode_milp(problem: MultiLevelProblem, builder: _Model, rows):
     return mapping_from_choice(problem, chosen, orders)
 
 
-def _incumbent(problem: MultiLevelProblem):
-    """The best fitting mapping of the two cheap heuristic mappers, or None."""
+def _incumbent(problem: MultiLevelProblem, restriction: Restriction):
+    """The best fitting mapping of the two cheap heuristic mappers that
+    satisfies ``restriction``, or None."""
     from ...solvers.multilevel_heuristics import paper_dataflow, random_sampling
     from .multilevel_cost import evaluate_multilevel
 
@@ -400,7 +449,8 @@ def _incumbent(problem: MultiLevelProblem):
             continue
         metrics = evaluate_multilevel(problem, mapping)
         value = metrics.objective(problem.objective)
-        if metrics.fits and (best is None or value < best[1]):
+        admitted = restriction.admits(metrics) and (restriction.below is None or value < restriction.below)
+        if metrics.fits and admitted and (best is None or value < best[1]):
             best = (mapping, value)
     return best
 
@@ -416,7 +466,7 @@ def _stationary(mapping) -> tuple[str, ...]:
     return tuple(out)
 
 
-def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float):
+def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, restriction: Restriction | None = None):
     """Solve by a decomposition over the stationary tensor of every level.
 
     Fixing which tensor is stationary at each level (3^K combinations) turns
@@ -428,6 +478,9 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float):
     the least of the unfinished pieces' bounds (the rigorous analytical bound
     for pieces not started).
 
+    Under a ``restriction`` only mappings that satisfy it count; with its
+    ``below``, "infeasible" means that none is strictly better.
+
     Returns (outcome, scale, constant) with the objective in model units."""
     import itertools
     import time
@@ -437,9 +490,11 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float):
     from .multilevel_cost import evaluate_multilevel
 
     start = time.perf_counter()
-    found = _incumbent(problem)
+    restriction = restriction or Restriction()
+    found = _incumbent(problem, restriction)
     try:
-        m, builder, rows, scale, constant = build_multilevel_milp(problem, None if found is None else found[1])
+        m, builder, rows, scale, constant = build_multilevel_milp(problem, None if found is None else found[1],
+                                                                  restriction)
     except _NoValue:
         return SolverOutcome("highs", True, True, None, None, time.perf_counter() - start, None,
                              "no tile or array value fits"), 1, 0
@@ -461,9 +516,9 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float):
             return outcome.infeasible
         metrics = evaluate_multilevel(problem, outcome.values)
         value = model_units(metrics.objective(problem.objective))
-        if metrics.fits and (best is None or value < best):
+        if metrics.fits and restriction.admits(metrics) and (best is None or value < best):
             best_mapping, best = outcome.values, value
-        confirmed = metrics.fits and outcome.objective is not None and value < outcome.objective + 0.5
+        confirmed = metrics.fits and restriction.admits(metrics) and outcome.objective is not None and value < outcome.objective + 0.5
         return outcome.proved and confirmed
 
     # the whole model first, for a share of the time: easy layers end here
@@ -493,6 +548,7 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float):
                 builder.boolean(("sigma", l, X)).fix(1 if X == combo[l] else 0)
         if best is not None:
             # only strictly better mappings are of interest: "infeasible" then means none is in this piece
+            # (the restriction's own ``below`` is already a constraint of the model)
             if m.find_component("cutoff") is not None:
                 m.del_component("cutoff")
             m.cutoff = pyo.Constraint(expr=m.objective.expr <= best - 0.5)

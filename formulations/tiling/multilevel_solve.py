@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 from ...solvers.cpsat import solve_cpsat
 from ...solvers.outcome import relative_gap
-from .multilevel import MultiLevelMapping, MultiLevelProblem, mapping_problems
+from .multilevel import MultiLevelMapping, MultiLevelProblem, Restriction, mapping_problems
 from .multilevel_cost import MultiLevelMetrics, evaluate_multilevel
 from .multilevel_cpsat import build_multilevel_cpsat, decode
 from .multilevel_enum import enumerate_multilevel
 from .multilevel_milp import solve_multilevel_milp
+from .multilevel_parametric import edp_search, latency_search
 
 MULTILEVEL_METHODS = ("cpsat", "milp", "enumerate")
 
@@ -55,23 +56,48 @@ def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_lim
         status = "optimal" if metrics.fits and math.isclose(value, found.objective, rel_tol=1e-9) else "error"
         return MultiLevelResult(status, method, found.mapping, metrics, value, value if status == "optimal" else None,
                                 found.wall_time_s, f"{found.points:,} factor combinations x group orders")
-    if method == "cpsat" and problem.objective == "edp":
-        return _edp_by_cpsat(problem, limit, workers, start)
+    if method not in MULTILEVEL_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {', '.join(MULTILEVEL_METHODS)}")
+
+    def piece(piece_problem: MultiLevelProblem, restriction: Restriction, seconds: float) -> MultiLevelResult:
+        return _solve_piece(piece_problem, method, restriction, seconds, workers)
+
+    if problem.objective == "edp":
+        return _searched(problem, method, edp_search(problem, piece, start + limit), start,
+                         "parametric search over busy PEs and cycle caps")
+    if method == "milp" and problem.objective == "latency" and _per_pe_bandwidth(problem):
+        return _searched(problem, method, latency_search(problem, piece, start + limit), start,
+                         "one latency MILP per number of busy PEs")
+    return _solve_piece(problem, method, Restriction(), limit, workers)
+
+
+def _per_pe_bandwidth(problem: MultiLevelProblem) -> bool:
+    hier = problem.hierarchy
+    return any(level.bandwidth for level in hier.levels[hier.pe_level:])
+
+
+def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restriction, limit: float,
+                 workers: int) -> MultiLevelResult:
+    """One exact solve under ``restriction``, checked by ``evaluate``."""
+    start = time.perf_counter()
     if method == "cpsat":
-        builder, rows, x, o, scale, constant = build_multilevel_cpsat(problem)
-        outcome = solve_cpsat(builder.m, lambda s: decode(problem, rows, x, o, s), limit, workers)
-    elif method == "milp":
         try:
-            outcome, scale, constant = solve_multilevel_milp(problem, limit)
+            builder, rows, x, o, scale, constant = build_multilevel_cpsat(problem, restriction)
         except ValueError as exc:
             return MultiLevelResult("error", method, None, None, None, None, time.perf_counter() - start, str(exc))
+        outcome = solve_cpsat(builder.m, lambda s: decode(problem, rows, x, o, s), limit, workers)
     else:
-        raise ValueError(f"unknown method {method!r}; choose from {', '.join(MULTILEVEL_METHODS)}")
+        try:
+            outcome, scale, constant = solve_multilevel_milp(problem, limit, restriction)
+        except ValueError as exc:
+            return MultiLevelResult("error", method, None, None, None, None, time.perf_counter() - start, str(exc))
     wall = time.perf_counter() - start
     if outcome.infeasible:
-        return MultiLevelResult("infeasible", method, None, None, None, None, wall, "no mapping fits the hierarchy")
+        what = "no mapping fits the hierarchy" if restriction == Restriction() else "no mapping in this piece"
+        return MultiLevelResult("infeasible", method, None, None, None, None, wall, what)
     if not outcome.has_solution:
-        return MultiLevelResult("error", method, None, None, None, None, wall,
+        bound = None if outcome.bound is None else (math.ceil(outcome.bound - 1e-6) + constant) / scale
+        return MultiLevelResult("error", method, None, None, None, bound, wall,
                                 f"{method} found no mapping within {limit:g} s ({outcome.message})")
     invalid = mapping_problems(problem.layer, problem.hierarchy, outcome.values)
     if invalid:
@@ -83,7 +109,7 @@ def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_lim
     claimed = (outcome.objective + constant) / scale
     bound = None if outcome.bound is None else (math.ceil(outcome.bound - 1e-6) + constant) / scale
     # the MILP's value carries HiGHS' feasibility tolerance; both objectives are integers in model units
-    agrees = metrics.fits and abs(value * scale - (claimed * scale)) < 0.5
+    agrees = metrics.fits and restriction.admits(metrics) and abs(value * scale - (claimed * scale)) < 0.5
     if outcome.proved and agrees:
         status = "optimal"
     elif metrics.fits:
@@ -94,65 +120,14 @@ def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_lim
     return MultiLevelResult(status, method, outcome.values, metrics, value, bound, wall, message)
 
 
-def achievable_pe_counts(problem: MultiLevelProblem) -> list[int]:
-    """Every number of busy PEs some mapping can have (products of spatial factors)."""
-    from .multilevel import DIMS
-    from .multilevel_space import dim_choices
-
-    K = len(problem.hierarchy.levels)
-    counts = {1}
-    for d in DIMS:
-        factors = {int(r[K] * r[K + 1]) for r in dim_choices(problem, d)}
-        counts = {c * f for c in counts for f in factors if c * f <= problem.hierarchy.pes}
-    return sorted(counts, reverse=True)
-
-
-def _edp_by_cpsat(problem: MultiLevelProblem, limit: float, workers: int, start: float) -> MultiLevelResult:
-    """Energy-delay product by a parametric search over the compute latency.
-
-    Without bandwidth limits the latency is MACs / U cycles for U busy PEs,
-    so EDP = (MACs / U) * E(U), where E(U) is the least energy with exactly U
-    busy PEs. The unconstrained least energy E* bounds every E(U) from below.
-    Trying U from the largest down, the search stops once (MACs / U) * E*
-    reaches the best EDP found. The result is optimal when every E(U) it
-    needed was proved."""
-    from dataclasses import replace
-
-    hier = problem.hierarchy
-    if any(level.bandwidth for level in hier.levels):
-        return MultiLevelResult("error", "cpsat", None, None, None, None, time.perf_counter() - start,
-                                "the exact EDP search assumes no bandwidth limits; use enumerate or drop them")
-    energy_problem = replace(problem, objective="energy")
-    macs = problem.layer.macs
-    deadline = start + limit
-    overall = solve_multilevel(energy_problem, "cpsat", max(0.01, deadline - time.perf_counter()), workers)
-    if overall.mapping is None:
-        return replace(overall, method="cpsat", objective=None, best_bound=None)
-    floor = overall.best_bound if overall.best_bound is not None else 0.0
-    best, proved_all, tried = None, overall.status == "optimal", 0
-    for pes in achievable_pe_counts(problem):
-        cycles = -(-macs // pes)
-        if best is not None and cycles * floor >= best.objective:
-            break
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            proved_all = False
-            break
-        builder, rows, x, o, scale, constant = build_multilevel_cpsat(energy_problem, pes_exactly=pes)
-        outcome = solve_cpsat(builder.m, lambda s: decode(problem, rows, x, o, s), remaining, workers)
-        tried += 1
-        if outcome.infeasible:
-            continue
-        proved_all &= outcome.proved
-        if outcome.values is None:
-            continue
-        metrics = evaluate_multilevel(problem, outcome.values)
-        if metrics.fits and (best is None or metrics.edp < best.objective):
-            best = MultiLevelResult("feasible", "cpsat", outcome.values, metrics, metrics.edp, None, 0.0)
+def _searched(problem: MultiLevelProblem, method: str, found, start: float, how: str) -> MultiLevelResult:
+    """The result of a parametric search (``multilevel_parametric.py``)."""
     wall = time.perf_counter() - start
-    if best is None:
-        return MultiLevelResult("error", "cpsat", None, None, None, None, wall, "no mapping found within the limit")
-    status = "optimal" if proved_all else "feasible"
-    bound = best.objective if proved_all else floor * (-(-macs // hier.pes))
-    return MultiLevelResult(status, "cpsat", best.mapping, best.metrics, best.objective, bound, wall,
-                            f"parametric search over busy PEs: {tried} energy solves")
+    what = f"{how}: {found.pieces} {method} solves"
+    if found.infeasible:
+        return MultiLevelResult("infeasible", method, None, None, None, None, wall, "no mapping fits the hierarchy")
+    if found.mapping is None:
+        return MultiLevelResult("error", method, None, None, None, found.bound, wall,
+                                f"no mapping found within the time limit ({what})")
+    status = "optimal" if found.proved else "feasible"
+    return MultiLevelResult(status, method, found.mapping, found.metrics, found.objective, found.bound, wall, what)
