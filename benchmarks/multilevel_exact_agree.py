@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tiling_onchip import distinct_layers  # noqa: E402
+from tiling_onchip import distinct_layers, with_bandwidths  # noqa: E402
 
 from mapcert.formulations.tiling.multilevel import MultiLevelProblem  # noqa: E402
 from mapcert.formulations.tiling.multilevel_solve import solve_multilevel  # noqa: E402
@@ -30,11 +30,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--network", default="resnet18")
     parser.add_argument("--preset", default="eyeriss")
-    parser.add_argument("--objective", default="energy", choices=["energy", "offchip_traffic", "latency"])
+    parser.add_argument("--objective", default="energy", choices=["energy", "offchip_traffic", "latency", "edp"])
     parser.add_argument("--time-limit", type=float, default=600.0)
     parser.add_argument("--layers", type=int, default=0, help="only the first N distinct layers (0: all)")
+    parser.add_argument("--bandwidth", action="append", default=[], metavar="LEVEL=WORDS",
+                        help="words per cycle of a level (per PE for a per-PE level); repeatable")
     args = parser.parse_args()
-    hierarchy = hierarchy_preset(args.preset)
+    hierarchy = with_bandwidths(hierarchy_preset(args.preset), args.bandwidth)
     layers = distinct_layers(args.network)
     if args.layers:
         layers = layers[: args.layers]

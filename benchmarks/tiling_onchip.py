@@ -3,6 +3,7 @@ heuristic mapper to the certified optimum, for a network on several presets.
 
     python benchmarks/tiling_onchip.py                        # ResNet-50, eyeriss and simba-pe, energy
     python benchmarks/tiling_onchip.py --network resnet18 --presets eyeriss --time-limit 60
+    python benchmarks/tiling_onchip.py --network resnet18 --presets eyeriss --objective edp --bandwidth DRAM=2
 
 Each distinct layer shape is solved once. Times are wall clock on this
 machine. Gaps are measured against the proved optimum; when the time limit
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from dataclasses import replace
 
 from mapcert import workload_library
 from mapcert.formulations.tiling.multilevel import MultiLevelProblem
@@ -37,16 +39,30 @@ def distinct_layers(network: str):
     return list(seen.values())
 
 
+def with_bandwidths(hierarchy, settings: list[str]):
+    """The hierarchy with ``LEVEL=WORDS`` bandwidths set."""
+    wanted = dict(item.split("=", 1) for item in settings)
+    unknown = set(wanted) - {level.name for level in hierarchy.levels}
+    if unknown:
+        raise SystemExit(f"no level {', '.join(sorted(unknown))} in {hierarchy.name}")
+    levels = tuple(replace(level, bandwidth=float(wanted[level.name])) if level.name in wanted else level
+                   for level in hierarchy.levels)
+    return replace(hierarchy, levels=levels)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--network", default="resnet50")
     parser.add_argument("--presets", nargs="+", default=["eyeriss", "simba-pe"])
-    parser.add_argument("--objective", default="energy", choices=["energy", "offchip_traffic", "latency"])
+    parser.add_argument("--objective", default="energy", choices=["energy", "offchip_traffic", "latency", "edp"])
     parser.add_argument("--time-limit", type=float, default=60.0)
+    parser.add_argument("--bandwidth", action="append", default=[], metavar="LEVEL=WORDS",
+                        help="words per cycle of a level (per PE for a per-PE level); repeatable, "
+                             "e.g. --bandwidth DRAM=2 for latency or edp")
     args = parser.parse_args()
     names = list(HEURISTICS)
     for preset in args.presets:
-        hierarchy = hierarchy_preset(preset)
+        hierarchy = with_bandwidths(hierarchy_preset(preset), args.bandwidth)
         print(f"\n{args.network} on {preset}, objective {args.objective}, limit {args.time_limit:g} s", flush=True)
         print(f"{'layer':30s} {'x':>3s} {'status':>8s} {'objective':>14s} {'cpsat s':>8s} {'/bound':>7s} "
               + " ".join(f"{n[:14]:>14s}" for n in names), flush=True)
