@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -82,7 +84,6 @@ def test_axis_symmetry_breaking_keeps_the_optimum():
 def test_edp_search_agrees_with_enumeration(problem, rf_bandwidth):
     """EDP with and without bandwidth limits, a per-PE one included: both
     exact methods walk the pieces to the enumerated optimum."""
-    from dataclasses import replace
 
     hier = problem.hierarchy
     levels = (*hier.levels[:2], replace(hier.levels[2], bandwidth=rf_bandwidth))
@@ -138,8 +139,9 @@ def test_milp_refuses_instances_it_cannot_list(monkeypatch):
     monkeypatch.setattr(milp, "MAX_VALUES", 5)
     hier = two_by_two_hierarchy()
     problem = MultiLevelProblem(ConvLayer(name="sq", N=1, M=4, C=4, P=4, Q=4, R=3, S=3), hier)
-    got = solve_multilevel(problem, "milp", time_limit=30)
-    assert got.status == "error" and "use cpsat" in got.message
+    for objective in ("energy", "edp"):
+        got = solve_multilevel(replace(problem, objective=objective), "milp", time_limit=30)
+        assert got.status == "error" and "use cpsat" in got.message, objective
 
 
 @pytest.mark.parametrize("whole_model_seconds", [30.0, 0.0])

@@ -49,6 +49,7 @@ class SearchOutcome:
     proved: bool
     infeasible: bool
     pieces: int
+    message: str = ""
 
 
 def achievable_pe_counts(problem: MultiLevelProblem) -> list[int]:
@@ -70,6 +71,9 @@ def edp_search(problem: MultiLevelProblem, solve_piece: PieceSolver, deadline: f
     pieces = 1
     if overall.status == "infeasible":
         return SearchOutcome(None, None, None, None, True, True, pieces)
+    if overall.mapping is None and overall.best_bound is None:
+        # the method could not even start (an instance too large for it, or no time)
+        return SearchOutcome(None, None, None, None, False, False, pieces, overall.message)
     from ...validation.multilevel_bounds import multilevel_bounds
 
     least_energy = max(multilevel_bounds(energy_problem).objective,

@@ -128,6 +128,6 @@ def _searched(problem: MultiLevelProblem, method: str, found, start: float, how:
         return MultiLevelResult("infeasible", method, None, None, None, None, wall, "no mapping fits the hierarchy")
     if found.mapping is None:
         return MultiLevelResult("error", method, None, None, None, found.bound, wall,
-                                f"no mapping found within the time limit ({what})")
+                                found.message or f"no mapping found within the time limit ({what})")
     status = "optimal" if found.proved else "feasible"
     return MultiLevelResult(status, method, found.mapping, found.metrics, found.objective, found.bound, wall, what)
