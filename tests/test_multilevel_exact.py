@@ -84,7 +84,6 @@ def test_axis_symmetry_breaking_keeps_the_optimum():
 def test_edp_search_agrees_with_enumeration(problem, rf_bandwidth):
     """EDP with and without bandwidth limits, a per-PE one included: both
     exact methods walk the pieces to the enumerated optimum."""
-
     hier = problem.hierarchy
     levels = (*hier.levels[:2], replace(hier.levels[2], bandwidth=rf_bandwidth))
     problem = replace(problem, hierarchy=replace(hier, levels=levels), objective="edp")
