@@ -29,7 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/tiling.py
 	$(BIN)/python benchmarks/tiling_onchip.py
-	$(BIN)/python benchmarks/multilevel_exact_agree.py --time-limit 300
+	$(BIN)/python benchmarks/multilevel_exact_agree.py --time-limit 900
 	$(BIN)/python benchmarks/pim.py
 	$(BIN)/python benchmarks/pairing_accuracy.py
 	$(BIN)/python benchmarks/partition.py
