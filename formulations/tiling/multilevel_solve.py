@@ -123,7 +123,7 @@ def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restricti
 def _searched(problem: MultiLevelProblem, method: str, found, start: float, how: str) -> MultiLevelResult:
     """The result of a parametric search (``multilevel_parametric.py``)."""
     wall = time.perf_counter() - start
-    what = f"{how}: {found.pieces} {method} solves"
+    what = f"{how}: {found.pieces} {method} solve{'' if found.pieces == 1 else 's'}"
     if found.infeasible:
         return MultiLevelResult("infeasible", method, None, None, None, None, wall, "no mapping fits the hierarchy")
     if found.mapping is None:
