@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 from contextlib import redirect_stderr, redirect_stdout
 
 from mapcert.formulations.tiling.problem import Buffer, ConvLayer, TilingProblem
@@ -28,6 +31,19 @@ def run_cli(*args: str) -> tuple[int, str, str]:
         finally:
             cli.out.file, cli.err.file = None, None
     return code, stdout.getvalue(), stderr.getvalue()
+
+
+def run_mapcert(*args: str) -> subprocess.CompletedProcess:
+    """Run ``python -m mapcert ARGS`` in a fresh process, as a user would."""
+    return subprocess.run([sys.executable, "-m", "mapcert", *args], capture_output=True, text=True)
+
+
+def mapcert_json(*args: str) -> dict:
+    """The JSON that ``mapcert ARGS`` prints (ARGS include ``--json``); the
+    test fails with the command's stderr unless it exits 0."""
+    done = run_mapcert(*args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def random_multilevel_mapping(problem, rnd, full_orders: bool):

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from helpers import mapcert_json, run_mapcert as run
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "small_three_level.yaml"
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "mapcert", *args], capture_output=True, text=True)
-
-
 def test_solve_proves_and_checks_the_small_example():
-    done = run("solve", str(EXAMPLE), "--json")
-    assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
+    data = mapcert_json("solve", str(EXAMPLE), "--json")
     assert data["status"] == "optimal"
     assert data["objective"] >= data["lower_bound"]
     assert data["certificate"]["functional"]["outputs_match"] is True
@@ -27,9 +21,7 @@ def test_solve_proves_and_checks_the_small_example():
 
 
 def test_solve_runs_the_functional_model_on_a_full_size_layer():
-    done = run("solve", str(EXAMPLE.parent / "resnet18_layer4_eyeriss.yaml"), "--json")
-    assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
+    data = mapcert_json("solve", str(EXAMPLE.parent / "resnet18_layer4_eyeriss.yaml"), "--json")
     assert data["status"] == "optimal"
     functional = data["certificate"]["functional"]
     assert functional["ran"] and functional["outputs_match"] and functional["counts_match"], functional
@@ -37,9 +29,7 @@ def test_solve_runs_the_functional_model_on_a_full_size_layer():
 
 
 def test_compare_scores_heuristics_against_the_optimum():
-    done = run("compare", str(EXAMPLE), "--json")
-    assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
+    data = mapcert_json("compare", str(EXAMPLE), "--json")
     assert data["status"] == "optimal"
     rows = {r["method"]: r for r in data["rows"]}
     assert rows["cpsat"]["objective"] == rows["enumerate"]["objective"] == data["optimum"]
@@ -63,9 +53,7 @@ def test_whole_network_solves_each_distinct_layer_once(tmp_path):
     instance.write_text("family: tiling\nworkload: alexnet\nhardware: chen2020-3level\n"
                         "objective: offchip_traffic\nsolver: {method: cpsat, time_limit: 3}\n")
     result = tmp_path / "out.yaml"
-    done = run("solve", str(instance), "--json", "-o", str(result))
-    assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
+    data = mapcert_json("solve", str(instance), "--json", "-o", str(result))
     names = [n for row in data["layers"] for n in row["same_shape"]]
     assert len(names) == len(set(names)) == sum(row["count"] for row in data["layers"])
     assert data["total_objective"] == sum(row["objective"] * row["count"] for row in data["layers"])
@@ -78,9 +66,8 @@ def test_whole_network_solves_each_distinct_layer_once(tmp_path):
 def test_compare_scores_a_users_mapping(tmp_path):
     saved = tmp_path / "result.yaml"
     assert run("solve", str(EXAMPLE), "-o", str(saved)).returncode == 0
-    done = run("compare", str(EXAMPLE), "--methods", "cpsat", "--mapping", str(saved), "--json")
-    assert done.returncode == 0, done.stderr
-    rows = {r["method"]: r for r in json.loads(done.stdout)["rows"]}
+    data = mapcert_json("compare", str(EXAMPLE), "--methods", "cpsat", "--mapping", str(saved), "--json")
+    rows = {r["method"]: r for r in data["rows"]}
     assert rows["mapping: result.yaml"]["kind"] == "user"
     assert rows["mapping: result.yaml"]["gap"] == 0.0
     broken = tmp_path / "broken.yaml"
@@ -90,9 +77,7 @@ def test_compare_scores_a_users_mapping(tmp_path):
 
 
 def test_bound_compare_and_verify_say_what_they_do_with_hierarchies(tmp_path):
-    done = run("bound", str(EXAMPLE), "--json")
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["objective"] > 0
+    assert mapcert_json("bound", str(EXAMPLE), "--json")["objective"] > 0
     network = tmp_path / "net.yaml"
     network.write_text("family: tiling\nworkload: resnet18\nhardware: eyeriss\n")
     refused = run("compare", str(network))
@@ -114,9 +99,7 @@ def test_edp_with_bandwidth_limits_is_proved():
     """EDP on a full-size layer whose DRAM and per-PE bandwidths bind: the
     exact search walks the energy-latency front and proves the optimum, and
     the functional model runs it."""
-    done = run("solve", str(EXAMPLE.parent / "resnet18_layer4_eyeriss_edp.yaml"), "--json")
-    assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
+    data = mapcert_json("solve", str(EXAMPLE.parent / "resnet18_layer4_eyeriss_edp.yaml"), "--json")
     assert data["status"] == "optimal", data
     metrics = data["metrics"]
     assert metrics["latency_cycles"] > metrics["compute_cycles"]  # a bandwidth limit binds

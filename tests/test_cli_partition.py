@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "mapcert", *args], capture_output=True, text=True)
+from helpers import mapcert_json, run_mapcert as run
 
 
 def write(tmp_path, text: str):
@@ -19,9 +15,7 @@ def write(tmp_path, text: str):
 
 def test_solve_proves_and_checks_a_fixed_buffer(tmp_path):
     instance = write(tmp_path, "family: partition\nworkload: resnet50\nbuffer: 512 KiB\n")
-    done = run("solve", str(instance), "--json")
-    assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
+    data = mapcert_json("solve", str(instance), "--json")
     assert data["status"] == "optimal" and data["objective"] == data["best_bound"] == data["ema_bytes"]
     assert data["compulsory_ema_bytes"] <= data["ema_bytes"] < data["layer_by_layer_ema_bytes"]
     assert data["peak_memory_bytes"] <= 512 * 1024
@@ -37,9 +31,7 @@ def test_solve_proves_and_checks_a_fixed_buffer(tmp_path):
 def test_compare_coexplores_the_buffer_and_scores_every_heuristic(tmp_path):
     instance = write(tmp_path, "family: partition\nworkload: {randwire: {nodes: 12, seed: 3}}\n"
                                "buffer: [128 KiB, 256 KiB, 512 KiB]\nsolver: {method: dp}\n")
-    done = run("compare", str(instance), "--json")
-    assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
+    data = mapcert_json("compare", str(instance), "--json")
     assert data["status"] == "optimal"
     rows = {r["method"]: r for r in data["rows"]}
     assert rows["dp"]["objective"] == rows["milp"]["objective"] == rows["cpsat"]["objective"] == data["optimum"]
@@ -51,9 +43,7 @@ def test_compare_coexplores_the_buffer_and_scores_every_heuristic(tmp_path):
 def test_solve_minimizes_latency(tmp_path):
     instance = write(tmp_path, "family: partition\nworkload: resnet50\nbuffer: 512 KiB\nobjective: latency\n"
                                "accelerator: {macs_per_cycle: 256, dram_bytes_per_cycle: 8}\n")
-    done = run("solve", str(instance), "--json")
-    assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
+    data = mapcert_json("solve", str(instance), "--json")
     assert data["status"] == "optimal" and data["objective_name"] == "latency"
     assert data["objective"] == data["latency_cycles"] == data["best_bound"]
     assert data["functional"]["counts_match"] and data["functional"]["outputs_match"]
@@ -66,9 +56,7 @@ def test_solve_minimizes_latency(tmp_path):
 def test_compare_with_separate_buffers(tmp_path):
     instance = write(tmp_path, "family: partition\nworkload: {randwire: {nodes: 12, seed: 3}}\n"
                                "buffer: {activations: 96 KiB, weights: 160 KiB}\nsolver: {method: dp}\n")
-    done = run("compare", str(instance), "--json")
-    assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
+    data = mapcert_json("compare", str(instance), "--json")
     rows = {r["method"]: r for r in data["rows"]}
     assert rows["dp"]["objective"] == rows["milp"]["objective"] == rows["cpsat"]["objective"] == data["optimum"]
     for name in ("greedy-merge", "depth-dp", "annealing", "genetic"):
