@@ -1,55 +1,192 @@
 """mapcert: provably optimal mappings of neural-network layers onto accelerators.
 
-    >>> import mapcert
-    >>> problem = mapcert.load("examples/vgg16_conv3_2_64KiB.yaml")
-    >>> report = mapcert.solve(problem)            # optimum + certificate
-    >>> report.status, report.certificate.objective
-    ('optimal', 11321344.0)
+Every problem family (loop tiling, crossbar allocation, filter pairing,
+graph partition) is reached through the same five functions:
 
-``solve`` runs an exact method, ``certify`` re-checks any result
-independently (cost model, bounds, functional execution), ``bounds`` gives
-the analytical lower bounds, ``evaluate`` scores any mapping.
+>>> import mapcert
+>>> problem = mapcert.load("examples/vgg16_conv3_2_64KiB.yaml")
+>>> result = mapcert.solve(problem)            # optimum + certificate
+>>> result.status.value, result.objective, result.gap
+('optimal', 11321344.0, 0.0)
+>>> [b.name for b in mapcert.bounds(problem)]
+['compulsory', 'hong_kung', 'seed']
+>>> mapcert.verify(result.to_dict(), time_limit=30).passed
+True
+
+``load`` reads an instance file of any family, ``solve`` runs an exact
+method and certifies the answer (``mapcert-result/2``, see
+:class:`mapcert.result.Result`), ``compare`` scores every method and the
+user's own solutions against the certified optimum, ``bounds`` gives the
+analytical lower bounds, ``verify`` re-derives a stored result without
+trusting it.  Families register in :mod:`mapcert.formulations.registry`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .formulations.tiling import Mapping, TilingProblem, evaluate, solve_tiling
-from .instances import InstanceError, load, load_text
-from .report import Report, solve_and_certify
-from .validation.bounds import tiling_bounds as bounds
-from .validation.certificate import Certificate, certify
+from .formulations.family import Status
+from .instances import InstanceError, load_text
+from .instances import load as _load_file
+from .pipeline import Comparison, MethodError
+from .pipeline import bounds as _bounds
+from .pipeline import compare as _compare
+from .pipeline import solve as _solve
+from .result import RESULT_FORMAT, Result
+from .version import __version__
 
-__version__ = "0.1.0"
+
+def load(path: str | Path):
+    """Read and validate an instance file of any registered family.
+
+    Parameters
+    ----------
+    path : str or Path
+        The instance YAML (``family:``, ``workload:``, ``hardware:``, ...).
+
+    Returns
+    -------
+    object
+        The family's problem object.
+
+    Raises
+    ------
+    InstanceError
+        Listing every problem as ``file:line: field: what is wrong``.
+
+    Examples
+    --------
+    >>> import mapcert
+    >>> mapcert.load("examples/small_three_level.yaml").hierarchy.name
+    'tiny-array'
+    """
+    return _load_file(path)
 
 
-def solve(problem, method: str | None = None, time_limit: float | None = None, functional: bool = True):
-    """Solve an instance (a problem, a loaded instance or a YAML path) and
-    certify the answer.  Two-level tiling gives a Report, a memory hierarchy
-    with a PE array a MultiLevelReport (multilevel_report.py); the PIM
-    families give a CrossbarReport or PairingReport (pim_reports.py)."""
-    if isinstance(problem, (str, Path)):
-        problem = load(problem)
-    if isinstance(problem, TilingProblem):
-        return solve_and_certify(problem, method, time_limit, functional=functional)
-    from .formulations.tiling.multilevel import MultiLevelProblem
+def _problem(problem):
+    return load(problem) if isinstance(problem, (str, Path)) else problem
 
-    if isinstance(problem, MultiLevelProblem):
-        from .multilevel_report import solve_multilevel_instance
 
-        return solve_multilevel_instance(problem, method, time_limit, functional=functional)
-    from .pim_instances import CrossbarInstance, PairingInstance
-    from .pim_reports import solve_crossbar_instance, solve_pairing_instance
+def solve(problem, method: str | None = None, time_limit: float | None = None, functional: bool = True,
+          heuristics: bool = True) -> Result:
+    """Solve an instance exactly and certify the answer.
 
-    if isinstance(problem, CrossbarInstance):
-        return solve_crossbar_instance(problem, method, time_limit)
-    if isinstance(problem, PairingInstance):
-        return solve_pairing_instance(problem, method, time_limit)
-    raise TypeError(f"cannot solve a {type(problem).__name__}")
+    Parameters
+    ----------
+    problem : object or str or Path
+        A loaded problem of any family, or the path of an instance file.
+    method : str, optional
+        An exact method of the family (default: the instance's own).
+    time_limit : float, optional
+        Seconds per exact solve; on time-out the best solution is
+        ``feasible`` with its gap.
+    functional : bool
+        Execute the solution in the family's functional model.
+    heuristics : bool
+        Score the family's quick heuristics against the answer.
+
+    Returns
+    -------
+    Result
+        ``mapcert-result/2``: status, objective, bounds, gap, solution,
+        metrics, certificate, heuristics and the self-contained instance.
+
+    Raises
+    ------
+    MethodError
+        An unknown method, or one that does not apply to the instance.
+
+    Examples
+    --------
+    >>> import mapcert
+    >>> r = mapcert.solve("examples/small_three_level.yaml")
+    >>> r.status.value, r.certificate.functional.passed
+    ('optimal', True)
+    """
+    return _solve(_problem(problem), method, time_limit, functional=functional, heuristics=heuristics)
+
+
+def compare(problem, methods: list[str] | None = None, time_limit: float | None = None,
+            solutions: dict | None = None) -> Comparison:
+    """Run every method (or ``methods``) and score each against the optimum.
+
+    Parameters
+    ----------
+    problem : object or str or Path
+        A loaded problem or an instance file (one layer, not a network).
+    methods : list of str, optional
+        Exact methods and heuristics to run (default: every applicable one).
+    time_limit : float, optional
+        Seconds per exact method.
+    solutions : dict, optional
+        The user's own solutions, label -> solution object, scored beside them.
+
+    Returns
+    -------
+    Comparison
+        One row per method with status, objective and gap to the optimum.
+
+    Examples
+    --------
+    >>> import mapcert
+    >>> c = mapcert.compare("examples/vgg16_conv3_2_64KiB.yaml", ["cpsat", "enumerate", "paper-dataflow"])
+    >>> c.optimum, [row.gap for row in c.rows][:2]
+    (11321344.0, [0.0, 0.0])
+    """
+    return _compare(_problem(problem), methods, time_limit, solutions)
+
+
+def bounds(problem) -> list:
+    """The analytical lower bounds of an instance, each flagged rigorous or not.
+
+    Examples
+    --------
+    >>> import mapcert
+    >>> [(b.name, b.rigorous) for b in mapcert.bounds("examples/resnet34_crossbar.yaml")][:1]
+    [('compute', True)]
+    """
+    return _bounds(_problem(problem))
+
+
+def verify(result, time_limit: float = 60.0, methods: list[str] | None = None):
+    """Re-derive every field of a result from its instance and solution.
+
+    Parameters
+    ----------
+    result : Result or dict or str or Path
+        A result object, its dictionary, or a file saved by ``mapcert solve -o``.
+    time_limit : float
+        Seconds for each re-proof by an exact method.
+    methods : list of str, optional
+        The exact methods that re-prove the optimum (default: all applicable).
+
+    Returns
+    -------
+    Verification
+        ``passed`` and the list of checks, each naming the field it concerns.
+
+    Examples
+    --------
+    >>> import mapcert
+    >>> mapcert.verify(mapcert.solve("examples/small_three_level.yaml"), time_limit=30).passed
+    True
+    """
+    import yaml
+
+    from .validation.verify import verify as _verify
+
+    label = "<result>"
+    if isinstance(result, Result):
+        data = result.to_dict()
+    elif isinstance(result, (str, Path)):
+        label = str(result)
+        data = yaml.safe_load(Path(result).read_text())
+    else:
+        data = result
+    return _verify(data, label, time_limit=time_limit, methods=methods)
 
 
 __all__ = [
-    "Certificate", "InstanceError", "Mapping", "Report", "TilingProblem",
-    "bounds", "certify", "evaluate", "load", "load_text", "solve", "solve_tiling",
+    "Comparison", "InstanceError", "MethodError", "RESULT_FORMAT", "Result", "Status",
+    "__version__", "bounds", "compare", "load", "load_text", "solve", "verify",
 ]

@@ -29,14 +29,14 @@ from . import workload_library
 from .formulations.partition.coexplore import ALPHA, PJ_PER_BIT
 from .formulations.partition.cost import DEFAULT_MACHINE, Machine, SplitCapacity
 from .formulations.partition.graph import PartitionGraph, from_layers, from_network
-from .instances import _Located, _Strict, _validate
+from .instances import Located, Strict, validate_spec
 from .units import parse_bytes
 
 MAX_CAPACITIES = 200
 """Most buffer sizes a co-exploration sweeps (each is one exact solve)."""
 
 
-class RandWireSpec(_Strict):
+class RandWireSpec(Strict):
     nodes: int = Field(32, ge=2, le=512)
     k: int = Field(4, ge=2)
     p: float = Field(0.75, ge=0, le=1)
@@ -45,43 +45,43 @@ class RandWireSpec(_Strict):
     size: int = Field(28, ge=1)
 
 
-class GeneratedWorkload(_Strict):
+class GeneratedWorkload(Strict):
     randwire: RandWireSpec
 
 
-class BufferRange(_Strict):
+class BufferRange(Strict):
     from_: Any = Field(alias="from")
     to: Any
     step: Any
 
 
-class SplitBuffer(_Strict):
+class SplitBuffer(Strict):
     activations: Any
     weights: Any
 
 
-class GraphPrecision(_Strict):
+class GraphPrecision(Strict):
     activations: int = Field(8, ge=1, le=32)
     weights: int = Field(8, ge=1, le=32)
 
 
-class CostSpec(_Strict):
+class CostSpec(Strict):
     alpha: float = Field(ALPHA, ge=0)
     pj_per_bit: float = Field(PJ_PER_BIT, gt=0)
 
 
-class AcceleratorSpec(_Strict):
+class AcceleratorSpec(Strict):
     macs_per_cycle: int = Field(1024, ge=1)
     dram_bytes_per_cycle: float = Field(16.0, gt=0)
 
 
-class PartitionSolverSpec(_Strict):
+class PartitionSolverSpec(Strict):
     method: Literal["dp", "milp", "cpsat"] = "milp"
     time_limit: float = Field(60.0, gt=0)
     workers: int = Field(0, ge=0)
 
 
-class GraphPartitionSpec(_Strict):
+class GraphPartitionSpec(Strict):
     family: Literal["partition"]
     workload: Any
     buffer: Any
@@ -114,14 +114,14 @@ class PartitionInstance:
         return self.capacities[0]
 
 
-def _graph(raw: Any, where: _Located, precision: GraphPrecision) -> PartitionGraph | None:
+def _graph(raw: Any, where: Located, precision: GraphPrecision) -> PartitionGraph | None:
     if isinstance(raw, str):
         if raw not in workload_library.networks():
             where.add(("workload",), f"unknown network {raw!r}; choose one of {', '.join(workload_library.networks())} "
                       "or {randwire: {nodes: 32}}")
             return None
         return from_network(raw, precision.activations, precision.weights)
-    spec = _validate(GeneratedWorkload, raw, where, ("workload",), "a network name or {randwire: {...}}")
+    spec = validate_spec(GeneratedWorkload, raw, where, ("workload",), "a network name or {randwire: {...}}")
     if spec is None:
         return None
     rw = spec.randwire
@@ -137,7 +137,7 @@ def _graph(raw: Any, where: _Located, precision: GraphPrecision) -> PartitionGra
     return from_layers(name, layers, precision.activations, precision.weights)
 
 
-def _capacities(raw: Any, where: _Located) -> tuple[tuple[int, ...], bool] | None:
+def _capacities(raw: Any, where: Located) -> tuple[tuple[int, ...], bool] | None:
     """(sizes in bytes, co-explore?) from one size, a list, or a range."""
     path = ("buffer",)
     try:
@@ -148,12 +148,12 @@ def _capacities(raw: Any, where: _Located) -> tuple[tuple[int, ...], bool] | Non
             sizes = sorted({parse_bytes(x) for x in raw})
             return tuple(sizes), len(sizes) > 1
         if isinstance(raw, dict) and ("activations" in raw or "weights" in raw):
-            split = _validate(SplitBuffer, raw, where, path, "{activations: size, weights: size}")
+            split = validate_spec(SplitBuffer, raw, where, path, "{activations: size, weights: size}")
             if split is None:
                 return None
             return (SplitCapacity(parse_bytes(split.activations), parse_bytes(split.weights)),), False
         if isinstance(raw, dict):
-            spec = _validate(BufferRange, raw, where, path, "a size, a list of sizes, {from, to, step} "
+            spec = validate_spec(BufferRange, raw, where, path, "a size, a list of sizes, {from, to, step} "
                              "or {activations: size, weights: size}")
             if spec is None:
                 return None
@@ -173,8 +173,8 @@ def _capacities(raw: Any, where: _Located) -> tuple[tuple[int, ...], bool] | Non
         return None
 
 
-def build_partition(data: dict, where: _Located, label: str) -> PartitionInstance | None:
-    spec = _validate(GraphPartitionSpec, data, where, (), "a mapping")
+def build_partition(data: dict, where: Located, label: str) -> PartitionInstance | None:
+    spec = validate_spec(GraphPartitionSpec, data, where, (), "a mapping")
     if spec is None:
         return None
     graph = _graph(spec.workload, where, spec.precision)

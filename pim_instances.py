@@ -32,10 +32,10 @@ from . import workload_library
 from .formulations.crossbar.cost import STYLES, CrossbarProblem, layers_from_network
 from .formulations.pairing.cost import PairingProblem
 from .hardware.pim import PimChip, pim_presets
-from .instances import _Located, _Strict, _validate
+from .instances import Located, Strict, validate_spec
 
 
-class ChipSpec(_Strict):
+class ChipSpec(Strict):
     preset: str | None = None
     rows: int | None = Field(None, ge=1)
     columns: int | None = Field(None, ge=1)
@@ -55,19 +55,19 @@ class ChipSpec(_Strict):
     source: str = ""
 
 
-class ConstraintSpec(_Strict):
+class ConstraintSpec(Strict):
     budget: int | None = Field(None, ge=1)
     one_layer_per_tile: bool = False
     bandwidth: bool = False
 
 
-class PimSolverSpec(_Strict):
+class PimSolverSpec(Strict):
     method: str = "milp"
     time_limit: float = Field(60.0, gt=0)
     workers: int = Field(0, ge=0)
 
 
-class CrossbarSpec(_Strict):
+class CrossbarSpec(Strict):
     family: Literal["crossbar"]
     workload: Any
     hardware: Any
@@ -77,18 +77,18 @@ class CrossbarSpec(_Strict):
     solver: PimSolverSpec = PimSolverSpec()
 
 
-class GenerateSpec(_Strict):
+class GenerateSpec(Strict):
     seed: int = 0
     std: float = Field(0.35, gt=0)
 
 
-class WeightsSpec(_Strict):
+class WeightsSpec(Strict):
     file: str | None = None
     key: str | None = None
     generate: GenerateSpec | None = None
 
 
-class PairingSpec(_Strict):
+class PairingSpec(Strict):
     family: Literal["pairing"]
     workload: str
     hardware: Any = "ddc-sram"
@@ -115,11 +115,11 @@ class PairingInstance:
     weights_origin: str
 
 
-def _chip(raw: Any, where: _Located, path: tuple) -> PimChip | None:
+def _chip(raw: Any, where: Located, path: tuple) -> PimChip | None:
     presets = pim_presets()
     if isinstance(raw, str):
         raw = {"preset": raw}
-    spec = _validate(ChipSpec, raw, where, path, "a PIM preset name or a mapping of chip fields")
+    spec = validate_spec(ChipSpec, raw, where, path, "a PIM preset name or a mapping of chip fields")
     if spec is None:
         return None
     fields = {}
@@ -137,7 +137,7 @@ def _chip(raw: Any, where: _Located, path: tuple) -> PimChip | None:
     return PimChip(name=name, **fields)
 
 
-def _crossbar_layers(raw: Any, where: _Located, path: tuple):
+def _crossbar_layers(raw: Any, where: Located, path: tuple):
     if isinstance(raw, str):
         if raw not in workload_library.networks():
             where.add(path, f"unknown network {raw!r}; known: {', '.join(workload_library.networks())}")
@@ -162,8 +162,8 @@ def _crossbar_layers(raw: Any, where: _Located, path: tuple):
     return tuple(layers_from_network(table)), "inline"
 
 
-def build_crossbar(data: dict, where: _Located, label: str) -> CrossbarInstance | None:
-    spec = _validate(CrossbarSpec, data, where, (), "a mapping")
+def build_crossbar(data: dict, where: Located, label: str) -> CrossbarInstance | None:
+    spec = validate_spec(CrossbarSpec, data, where, (), "a mapping")
     layers = _crossbar_layers(data.get("workload"), where, ("workload",)) if data.get("workload") is not None else None
     chip = _chip(data.get("hardware"), where, ("hardware",)) if data.get("hardware") is not None else None
     if spec is None or layers is None or chip is None:
@@ -199,7 +199,7 @@ def generated_weights(filters: int, positions: int, bits: int, seed: int = 0, st
     return np.clip(np.rint(w / np.abs(w).max() * top), -top - 1, top).astype(np.int64)
 
 
-def _load_weights(spec: WeightsSpec, base: Path, where: _Located) -> np.ndarray | None:
+def _load_weights(spec: WeightsSpec, base: Path, where: Located) -> np.ndarray | None:
     path = Path(spec.file)
     if not path.is_absolute():
         path = base / path
@@ -222,8 +222,8 @@ def _load_weights(spec: WeightsSpec, base: Path, where: _Located) -> np.ndarray 
     return array.reshape(array.shape[0], -1)
 
 
-def build_pairing(data: dict, where: _Located, label: str, base: Path) -> PairingInstance | None:
-    spec = _validate(PairingSpec, data, where, (), "a mapping")
+def build_pairing(data: dict, where: Located, label: str, base: Path) -> PairingInstance | None:
+    spec = validate_spec(PairingSpec, data, where, (), "a mapping")
     chip = _chip(data.get("hardware", "ddc-sram"), where, ("hardware",))
     if spec is None or chip is None:
         return None

@@ -21,7 +21,7 @@ from .hardware.functional.sram_pim import run_macro
 from .pim_instances import CrossbarInstance, PairingInstance
 from .solvers.crossbar_heuristics import CROSSBAR_HEURISTICS
 from .solvers.pairing_heuristics import PAIRING_HEURISTICS
-from .validation.certificate import Check
+from .validation.tiling_certificate import Check
 from .validation.crossbar_bounds import period_bounds
 from .validation.matching_check import blossom_pairing
 

@@ -22,7 +22,8 @@ from mapcert.formulations.tiling.multilevel import MultiLevelProblem
 from mapcert.formulations.tiling.multilevel_cost import evaluate_multilevel
 from mapcert.formulations.tiling.multilevel_solve import solve_multilevel
 from mapcert.hardware.hierarchy import hierarchy_preset
-from mapcert.instances import _build_layer, _Located
+from mapcert.formulations.tiling.schema import build_layer
+from mapcert.instances import Located
 from mapcert.solvers.multilevel_heuristics import HEURISTICS
 from mapcert.validation.multilevel_bounds import multilevel_bounds
 
@@ -30,7 +31,7 @@ from mapcert.validation.multilevel_bounds import multilevel_bounds
 def distinct_layers(network: str):
     seen = {}
     for name in workload_library.compute_layers(network):
-        layer = _build_layer(f"{network}.{name}", _Located(network), ())
+        layer = build_layer(f"{network}.{name}", Located(network), ())
         key = (layer.N, layer.M, layer.C, layer.P, layer.Q, layer.R, layer.S, layer.stride, layer.groups)
         if key in seen:
             seen[key][1] += 1

@@ -12,16 +12,16 @@ import pytest
 from mapcert.formulations.tiling.multilevel_cost import evaluate_multilevel
 from mapcert.formulations.tiling.multilevel_solve import solve_multilevel
 from mapcert.hardware.hierarchy import hierarchy_preset
-from mapcert.multilevel_instances import _network_layers, MultiLevelSpec
+from mapcert.formulations.tiling.multilevel_schema import _network_layers, MultiLevelSpec
 from mapcert.multilevel_report import functional_check
-from mapcert.instances import _Located
+from mapcert.instances import Located
 from mapcert.solvers.multilevel_heuristics import HEURISTICS
 from mapcert.validation.multilevel_bounds import multilevel_bounds
 
 
 def resnet18_on_eyeriss():
     spec = MultiLevelSpec(family="tiling", workload="resnet18", hardware="eyeriss", objective="energy")
-    net = _network_layers("resnet18", hierarchy_preset("eyeriss"), spec, _Located("resnet18"), "resnet18")
+    net = _network_layers("resnet18", hierarchy_preset("eyeriss"), spec, Located("resnet18"), "resnet18")
     return [item.problem for item in net.layers]
 
 

@@ -11,7 +11,7 @@ import pytest
 from mapcert import workload_library
 from mapcert.formulations.tiling.solve import solve_tiling
 from mapcert.instances import load_text
-from mapcert.validation.certificate import certify
+from mapcert.validation.tiling_certificate import certify
 
 SIZES = ("16KiB", "64KiB", "256KiB")
 SUBSET = [

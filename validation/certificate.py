@@ -1,133 +1,108 @@
-"""Certificates: why a tiling is optimal, and the checks that back the claim.
+"""Certificates: why a solution is optimal, and the checks that back the claim.
 
-A solver's word is not enough.  ``certify`` recomputes the objective with
-``evaluate``, compares it with what the solver reported, places it against
-the analytical bounds, and executes the mapping in the functional model.  The
-final status is ``optimal`` only when the solver proved it *and* every check
-passes; a failed check turns any claim into ``error`` (it means a bug, and
-the certificate says which check caught it).
+A method's word is not enough.  :func:`certify` recomputes the objective
+with the family's ``evaluate``, compares it with what the method reported,
+places it against every rigorous bound and the method's own bound, runs the
+family's independent cross-checks and executes the solution in the
+functional model.  The status is ``optimal`` only when the method proved it
+*and* every check passes; a failed check turns any claim into ``error`` (it
+means a bug, and the check's name says which part disagreed).
+
+The same function serves ``solve`` and ``verify``: verification is
+certification again, from the stored instance and solution only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..formulations.tiling.cost import evaluate
-from ..formulations.tiling.problem import TilingProblem
-from ..formulations.tiling.solve import TilingResult
-from ..hardware.functional.tiling import FunctionalReport, run_tiling
-from .bounds import Bound, tiling_bounds
+from ..formulations.family import Attempt, Bound, Check, Evaluation, Family, FunctionalRun, Status
 
-TOLERANCE_BYTES = 1e-6
+RELATIVE_TOLERANCE = 1e-6
+"""Two objective values closer than this (relative, at least absolute 1e-6) are equal."""
+
+
+def close(a: float | None, b: float | None) -> bool:
+    """Equal within :data:`RELATIVE_TOLERANCE` (None equals only None)."""
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(float(a) - float(b)) <= RELATIVE_TOLERANCE * max(1.0, abs(float(a)), abs(float(b)))
+
+
+def at_least(a: float, b: float) -> bool:
+    """``a >= b`` up to the tolerance."""
+    return float(a) >= float(b) - RELATIVE_TOLERANCE * max(1.0, abs(float(b)))
+
+
+def lower_bound(bounds: list[Bound]) -> float | None:
+    """The best rigorous bound (None when the family has none)."""
+    rigorous = [b.value for b in bounds if b.rigorous]
+    return max(rigorous) if rigorous else None
 
 
 @dataclass
-class Check:
-    name: str
-    passed: bool
-    detail: str
+class Certification:
+    """The outcome of :func:`certify`."""
 
-    def to_dict(self) -> dict:
-        return {"name": self.name, "passed": self.passed, "detail": self.detail}
-
-
-@dataclass
-class Certificate:
-    status: str
-    space: str
-    method: str
-    solver_proved: bool
-    objective: float | None
-    best_bound: float | None
-    bounds: dict[str, Bound]
+    status: Status
     checks: list[Check] = field(default_factory=list)
-    functional: FunctionalReport | None = None
-    reason: str = ""
-
-    @property
-    def lower_bound(self) -> float:
-        return self.bounds["rigorous"].bytes
-
-    def ratio(self, bound: str) -> float | None:
-        value = self.bounds[bound].bytes
-        if self.objective is None or value <= 0:
-            return None
-        return self.objective / value
-
-    def to_dict(self) -> dict:
-        return {
-            "status": self.status,
-            "space": self.space,
-            "method": self.method,
-            "solver_proved": self.solver_proved,
-            "objective_bytes": self.objective,
-            "solver_bound_bytes": self.best_bound,
-            "bounds": {k: dict(b.to_dict(), ratio=self.ratio(k)) for k, b in self.bounds.items()},
-            "checks": [c.to_dict() for c in self.checks],
-            "functional": self.functional.to_dict() if self.functional else None,
-            "reason": self.reason,
-        }
+    functional: FunctionalRun = field(default_factory=lambda: FunctionalRun(False, reason="no solution"))
+    evaluation: Evaluation | None = None
+    message: str = ""
 
 
-def certify(problem: TilingProblem, result: TilingResult, functional: bool = True, seed: int = 0) -> Certificate:
-    bounds = tiling_bounds(problem)
-    cert = Certificate(
-        status=result.status,
-        space=problem.space_description,
-        method=result.method,
-        solver_proved=result.proved,
-        objective=None,
-        best_bound=result.best_bound,
-        bounds=bounds,
-        reason=result.message,
-    )
-    if result.mapping is None:
-        return cert
+def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], functional: bool = True,
+            seed: int = 0) -> Certification:
+    """Check ``attempt`` of ``family`` on ``problem`` independently of the method.
 
-    metrics = evaluate(problem, result.mapping)
-    cert.objective = metrics.objective
-    checks = cert.checks
-    claimed = result.solver_objective
-    if claimed is not None:
-        agree = abs(claimed - metrics.objective) <= TOLERANCE_BYTES
-        undercut_ok = not result.proved and metrics.objective < claimed
-        checks.append(Check(
-            "evaluate agrees with the solver", agree or undercut_ok,
-            f"solver {claimed:,.0f} B, evaluate {metrics.objective:,.0f} B",
-        ))
-    checks.append(Check(
-        "mapping fits the buffer", metrics.fits,
-        f"footprint {sum(metrics.footprint_bits.values()) / 8:,.0f} B of {problem.buffer.capacity_bytes:,.0f} B",
-    ))
-    rigorous = bounds["rigorous"].bytes
-    checks.append(Check(
-        "at or above the rigorous lower bound", metrics.objective >= rigorous - TOLERANCE_BYTES,
-        f"{metrics.objective:,.0f} B >= {rigorous:,.0f} B",
-    ))
-    if result.best_bound is not None:
-        checks.append(Check(
-            "solver bound at or below the objective", result.best_bound <= metrics.objective + TOLERANCE_BYTES,
-            f"bound {result.best_bound:,.0f} B",
-        ))
-    if functional:
-        report = run_tiling(problem, result.mapping, seed=seed)
-        cert.functional = report
-        detail = f"{report.iterations:,} DRAM-level iterations in {report.wall_time_s:.2f} s"
-        if report.notes:
-            detail += "; " + "; ".join(report.notes)
-        checks.append(Check("functional outputs equal the reference", report.outputs_match, detail))
-        diffs = [k for k, v in metrics.traffic_bits.items() if report.counted_bits[k] != v]
-        checks.append(Check(
-            "functional transfer counts equal evaluate", not diffs,
-            "all terms equal" if not diffs else "differ in " + ", ".join(diffs),
-        ))
+    Parameters
+    ----------
+    family, problem
+        The registered family and one of its problems.
+    attempt
+        The method's claims: status, solution, objective and bound.
+    bounds
+        The family's analytical bounds for ``problem``.
+    functional
+        Execute the solution in the functional model (``--no-functional`` skips it).
+    seed
+        Seed of the functional model's random operands.
 
+    Returns
+    -------
+    Certification
+        The final status, the checks, the functional run and the evaluation.
+    """
+    if attempt.solution is None:
+        status = attempt.status if attempt.status in (Status.INFEASIBLE, Status.ERROR) else Status.ERROR
+        return Certification(status, message=attempt.message or "no solution")
+    checks: list[Check] = []
+    evaluation = family.evaluate(problem, attempt.solution)
+    checks.append(Check("solution is feasible", evaluation.feasible,
+                        "; ".join(evaluation.violations[:3]) or "fits every capacity and constraint"))
+    value = evaluation.objective
+    if evaluation.feasible and value is not None:
+        if attempt.objective is not None:
+            proved = attempt.status == Status.OPTIMAL
+            agree = close(attempt.objective, value) or (not proved and value < attempt.objective)
+            checks.append(Check("evaluate agrees with the method", agree,
+                                f"method {attempt.objective:,.6g}, evaluate {value:,.6g}"))
+        for bound in bounds:
+            if bound.rigorous:
+                checks.append(Check(f"at or above the rigorous bound '{bound.name}'", at_least(value, bound.value),
+                                    f"{value:,.6g} >= {bound.value:,.6g}"))
+        if attempt.best_bound is not None:
+            checks.append(Check("method's bound at or below the objective", at_least(value, attempt.best_bound),
+                                f"bound {attempt.best_bound:,.6g}"))
+        checks.extend(family.cross_checks(problem, attempt.solution, evaluation))
+    run = FunctionalRun(False, reason="not requested (--no-functional)")
+    if functional and evaluation.feasible:
+        run = family.functional(problem, attempt.solution, seed=seed)
+        if run.ran:
+            checks.append(Check("functional run: outputs and counts match", bool(run.passed),
+                                run.reason or f"executed in {run.wall_time_s:.2f} s"))
     failed = [c.name for c in checks if not c.passed]
     if failed:
-        cert.status = "error"
-        cert.reason = "check failed: " + "; ".join(failed)
-    elif result.status == "optimal" and result.proved:
-        cert.status = "optimal"
-    elif result.status in ("optimal", "feasible"):
-        cert.status = "feasible"
-    return cert
+        return Certification(Status.ERROR, checks, run, evaluation, "check failed: " + "; ".join(failed))
+    status = Status.OPTIMAL if attempt.status == Status.OPTIMAL else Status.FEASIBLE
+    return Certification(status, checks, run, evaluation, attempt.message)

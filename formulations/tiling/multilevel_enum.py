@@ -30,6 +30,19 @@ class EnumerationResult:
     wall_time_s: float
 
 
+def space_size(problem: MultiLevelProblem) -> int:
+    """Factor combinations the enumeration would score (times the group orders)."""
+    return int(np.prod([len(dim_choices(problem, d)) for d in DIMS], dtype=np.float64))
+
+
+def enumeration_size_reason(problem: MultiLevelProblem, max_points: int = MAX_POINTS) -> str | None:
+    """Why the enumeration refuses ``problem`` (None when it accepts it)."""
+    total = space_size(problem)
+    if total > max_points:
+        return f"{total:,} factor combinations; enumeration stops at {max_points:,} (use cpsat or milp)"
+    return None
+
+
 def enumerate_multilevel(problem: MultiLevelProblem, max_points: int = MAX_POINTS) -> EnumerationResult:
     """The best mapping of the space (``mapping`` None when nothing fits).
 

@@ -14,22 +14,23 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from . import workload_library
-from .formulations.tiling.multilevel import MultiLevelProblem
-from .formulations.tiling.problem import SolverSettings
-from .hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, hierarchy_presets
-from .instances import SolverSpec, SpaceSpec, _build_layer, _Located, _size_bits, _Strict, _validate
+from ... import workload_library
+from .multilevel import MultiLevelProblem
+from .problem import SolverSettings
+from ...hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, hierarchy_presets
+from ...instances import Located, Strict, size_bits, validate_spec
+from .schema import SolverSpec, SpaceSpec, build_layer
 
 MULTILEVEL_KEYS = {"holds", "per_pe", "read_energy", "write_energy", "bandwidth"}
 
 
-class PartitionBytes(_Strict):
+class PartitionBytes(Strict):
     inputs: int | str | None = None
     weights: int | str | None = None
     outputs: int | str | None = None
 
 
-class MemoryLevelSpec(_Strict):
+class MemoryLevelSpec(Strict):
     name: str
     capacity: int | str | None = None
     partition: PartitionBytes | None = None
@@ -40,12 +41,12 @@ class MemoryLevelSpec(_Strict):
     bandwidth: float | None = Field(None, gt=0)
 
 
-class ArraySpec(_Strict):
+class ArraySpec(Strict):
     rows: int = Field(1, ge=1)
     cols: int = Field(1, ge=1)
 
 
-class HierarchySpec(_Strict):
+class HierarchySpec(Strict):
     name: str = ""
     source: str = ""
     energy_unit: str = "pJ"
@@ -54,7 +55,7 @@ class HierarchySpec(_Strict):
     levels: list[MemoryLevelSpec] = Field(min_length=2)
 
 
-class MultiLevelSpec(_Strict):
+class MultiLevelSpec(Strict):
     family: Literal["tiling"]
     workload: Any
     hardware: Any
@@ -78,7 +79,7 @@ def is_multilevel(data: dict) -> bool:
     return any(isinstance(level, dict) and MULTILEVEL_KEYS & set(level) for level in levels)
 
 
-def build_hierarchy(raw: Any, where: _Located, path: tuple) -> Hierarchy | None:
+def build_hierarchy(raw: Any, where: Located, path: tuple) -> Hierarchy | None:
     name = ""
     if isinstance(raw, str):
         presets = hierarchy_presets()
@@ -86,20 +87,20 @@ def build_hierarchy(raw: Any, where: _Located, path: tuple) -> Hierarchy | None:
             where.add(path, f"unknown hierarchy preset {raw!r}; known: {', '.join(presets)}")
             return None
         name, raw = raw, presets[raw]
-    spec = _validate(HierarchySpec, raw, where, path, "a preset name or a mapping with levels")
+    spec = validate_spec(HierarchySpec, raw, where, path, "a preset name or a mapping with levels")
     if spec is None:
         return None
     levels = []
     for i, level in enumerate(spec.levels):
         lpath = path + ("levels", i)
-        capacity = None if level.capacity is None else _size_bits(level.capacity, where, lpath + ("capacity",))
+        capacity = None if level.capacity is None else size_bits(level.capacity, where, lpath + ("capacity",))
         partition = None
         if level.partition is not None:
             partition = {}
             for tensor in TENSORS:
                 value = getattr(level.partition, tensor)
                 if value is not None:
-                    partition[tensor] = _size_bits(value, where, lpath + ("partition", tensor))
+                    partition[tensor] = size_bits(value, where, lpath + ("partition", tensor))
         levels.append(MemoryLevel(
             name=level.name, capacity_bits=capacity, partition_bits=partition, holds=frozenset(level.holds),
             per_pe=level.per_pe, read_energy=level.read_energy,
@@ -135,11 +136,11 @@ class MultiLevelNetwork:
     source: str
 
 
-def _network_layers(network: str, hierarchy: Hierarchy, spec: "MultiLevelSpec", where: _Located,
+def _network_layers(network: str, hierarchy: Hierarchy, spec: "MultiLevelSpec", where: Located,
                     label: str) -> MultiLevelNetwork | None:
     groups: dict[tuple, list] = {}
     for name in workload_library.compute_layers(network):
-        layer = _build_layer(f"{network}.{name}", where, ("workload",))
+        layer = build_layer(f"{network}.{name}", where, ("workload",))
         if layer is None:
             return None
         key = (layer.N, layer.M, layer.C, layer.P, layer.Q, layer.R, layer.S, layer.stride, layer.dilation,
@@ -151,15 +152,15 @@ def _network_layers(network: str, hierarchy: Hierarchy, spec: "MultiLevelSpec", 
     return MultiLevelNetwork(network, layers, label)
 
 
-def build_multilevel(data: dict, where: _Located, label: str) -> MultiLevelProblem | MultiLevelNetwork | None:
-    spec = _validate(MultiLevelSpec, data, where, (), "an instance mapping")
+def build_multilevel(data: dict, where: Located, label: str) -> MultiLevelProblem | MultiLevelNetwork | None:
+    spec = validate_spec(MultiLevelSpec, data, where, (), "an instance mapping")
     workload = data.get("workload")
     if isinstance(workload, str) and workload in workload_library.networks():
         hierarchy = build_hierarchy(data["hardware"], where, ("hardware",)) if data.get("hardware") is not None else None
         if where.issues or spec is None or hierarchy is None:
             return None
         return _network_layers(workload, hierarchy, spec, where, label)
-    layer = _build_layer(data["workload"], where, ("workload",)) if data.get("workload") is not None else None
+    layer = build_layer(data["workload"], where, ("workload",)) if data.get("workload") is not None else None
     hierarchy = build_hierarchy(data["hardware"], where, ("hardware",)) if data.get("hardware") is not None else None
     if spec is not None and spec.space.tiles != "divisors":
         where.add(("space", "tiles"), "a multi-level hierarchy is solved over divisor tiles only")

@@ -1,0 +1,185 @@
+"""Two-level loop tiling (DRAM and one on-chip buffer) as a registered family.
+
+The problem, cost model and exact models live beside this file
+(``problem.py``, ``cost.py``, ``solve.py``); heuristics in
+``solvers/tiling_heuristics.py``; bounds in ``validation/bounds.py``; the
+functional model in ``hardware/functional/tiling.py``.  This module only
+connects them to the family contract.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...hardware.functional.tiling import run_tiling
+from ...solvers.tiling_heuristics import HEURISTICS
+from ...units import format_bytes
+from ...validation.bounds import tiling_bounds
+from ..family import Attempt, Bound, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic, Status
+from ..registry import register
+from .cost import evaluate
+from .enumeration import enumerate_space
+from .problem import LOOP_DIMS, Mapping, TilingProblem
+from .schema import build_two_level, dump_two_level
+from .solve import solve_tiling
+from .space import CANONICAL_ORDER
+
+STATIONARY = {
+    "inputs": "the input tile stays on chip across M (innermost)",
+    "weights": "the weight tile stays on chip across N, P, Q (innermost)",
+    "outputs": "the output tile stays on chip across C (innermost): no partial-sum spills",
+}
+
+
+def _attempt(problem: TilingProblem, method: str, time_limit: float | None) -> Attempt:
+    r = solve_tiling(problem, method, time_limit)
+    return Attempt(Status(r.status), r.mapping, r.solver_objective if r.solver_objective is not None else r.objective,
+                   r.best_bound, r.wall_time_s, r.message, r.method, {"classes": r.classes} if r.classes else {})
+
+
+class TwoLevelTiling(Family):
+    """Loop tiling and DRAM loop order of one layer on DRAM + one buffer,
+    minimizing off-chip traffic (bytes)."""
+
+    name = "tiling"
+    key = "tiling"
+    summary = "loop tiling and loop order of one layer on DRAM and one on-chip buffer (off-chip traffic)"
+
+    def claims(self, data: dict) -> bool:
+        from .multilevel_schema import is_multilevel
+
+        return not is_multilevel(data)
+
+    def build(self, data: dict, where, label: str, base: Path):
+        return build_two_level(data, where, label)
+
+    def dump(self, problem: TilingProblem) -> dict:
+        return dump_two_level(problem)
+
+    def owns(self, problem) -> bool:
+        return isinstance(problem, TilingProblem)
+
+    def time_limit(self, problem: TilingProblem) -> float:
+        return problem.solver.time_limit
+
+    def objective_name(self, problem) -> str:
+        return "offchip_traffic"
+
+    def unit(self, problem) -> str:
+        return "bytes"
+
+    def space(self, problem: TilingProblem) -> str:
+        return problem.space_description
+
+    def evaluate(self, problem: TilingProblem, solution: Mapping) -> Evaluation:
+        metrics = evaluate(problem, solution)
+        violations = [] if metrics.fits else [
+            f"footprint {format_bytes(sum(metrics.footprint_bits.values()) / 8)} exceeds "
+            f"{problem.buffer.name} {format_bytes(problem.buffer.capacity_bytes)}"]
+        return Evaluation(metrics.objective if metrics.fits else None, metrics.fits, metrics.to_dict(), violations)
+
+    def solution_to_dict(self, problem: TilingProblem, solution: Mapping) -> dict:
+        return solution.to_dict(problem.layer)
+
+    def solution_from_dict(self, problem: TilingProblem, data) -> Mapping:
+        try:
+            return Mapping.from_dict(data, problem.layer)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a tiling mapping: {exc}") from None
+
+    def methods(self, problem) -> list[ExactMethod]:
+        return [
+            ExactMethod("cpsat", lambda p, t: _attempt(p, "cpsat", t),
+                        summary="CP-SAT with integer products, one model per stationary class"),
+            ExactMethod("milp", lambda p, t: _attempt(p, "milp", t),
+                        summary="MILP (pyomo + HiGHS), exact discrete reformulation per class"),
+            ExactMethod("enumerate", lambda p, t: _attempt(p, "enumerate", t),
+                        summary="exhaustive enumeration of the declared space"),
+        ]
+
+    def default_method(self, problem: TilingProblem) -> str:
+        return problem.solver.method
+
+    def heuristics(self, problem: TilingProblem) -> list[Heuristic]:
+        return [Heuristic(name, (lambda fn=fn: fn(problem))) for name, fn in HEURISTICS.items()]
+
+    def bounds(self, problem: TilingProblem) -> list[Bound]:
+        return [Bound(b.name, b.bytes, b.rigorous, b.meaning)
+                for name, b in tiling_bounds(problem).items() if name != "rigorous"]
+
+    def functional(self, problem: TilingProblem, solution: Mapping, seed: int = 0) -> FunctionalRun:
+        report = run_tiling(problem, solution, seed=seed)
+        metrics = evaluate(problem, solution)
+        diffs = [k for k, v in metrics.traffic_bits.items() if report.counted_bits[k] != v]
+        reason = ""
+        if not report.outputs_match:
+            reason = "outputs differ from the direct convolution"
+        elif diffs:
+            reason = "transfer counts differ from evaluate in " + ", ".join(diffs)
+        elif report.notes:
+            reason = "; ".join(report.notes)
+        return FunctionalRun(True, report.outputs_match and not diffs, reason, report.to_dict(), report.wall_time_s)
+
+    def describe(self, problem: TilingProblem) -> str:
+        layer = problem.layer
+        dims = " ".join(f"{k}={v}" for k, v in layer.dims().items())
+        extra = []
+        if layer.stride != (1, 1):
+            extra.append(f"stride {layer.stride[0]}x{layer.stride[1]}")
+        if layer.dilation != (1, 1):
+            extra.append(f"dilation {layer.dilation[0]}x{layer.dilation[1]}")
+        if layer.groups != 1:
+            extra.append(f"groups {layer.groups}")
+        hw = f"{problem.buffer.name} {format_bytes(problem.buffer.capacity_bytes)}"
+        if problem.buffer.partition_bits:
+            hw += " (partitioned: " + ", ".join(
+                f"{t} {format_bytes(b / 8)}" for t, b in problem.buffer.partition_bits.items()) + ")"
+        return (f"[bold]{layer.name}[/] ({layer.op} {dims}{', ' + ', '.join(extra) if extra else ''}) on {hw}; "
+                "objective: off-chip traffic (bytes)")
+
+    def render(self, problem: TilingProblem, result, console, table) -> None:
+        if result.solution is None:
+            return
+        layer = problem.layer
+        mapping = self.solution_from_dict(problem, result.solution)
+        metrics = evaluate(problem, mapping)
+        shown = [d for d in LOOP_DIMS if d != "G" or layer.groups > 1]
+        t = table(title="mapping", title_justify="left")
+        t.add_column("")
+        for d in shown + ["R", "S"]:
+            t.add_column(d, justify="right")
+        t.add_row("extent", *[str(layer.extent(d)) for d in shown], str(layer.R), str(layer.S))
+        t.add_row("on-chip tile", *[str(mapping.tiles[d]) for d in shown], str(layer.R), str(layer.S))
+        t.add_row("DRAM trips", *[str(metrics.trips[d]) for d in shown], "1", "1")
+        console.print()
+        console.print(t)
+        order = " > ".join(d for d in mapping.order if d != "G" or layer.groups > 1)
+        stationary = next((STATIONARY[c] for c, o in CANONICAL_ORDER.items() if tuple(mapping.order) == o), "")
+        console.print(f"DRAM loop order (outer > inner): {order}; {stationary}")
+        t = table(title="off-chip traffic", title_justify="left")
+        for col in ("term", "bytes", "share"):
+            t.add_column(col, justify="right" if col != "term" else "left")
+        total = metrics.objective or 1
+        for term, bits in metrics.traffic_bits.items():
+            t.add_row(term.replace("_", " "), f"{bits / 8:,.0f}", f"{100 * bits / 8 / total:.1f}%")
+        t.add_row("[bold]total[/]", f"[bold]{metrics.objective:,.0f}[/]", "100%")
+        console.print()
+        console.print(t)
+        foot = ", ".join(f"{k} {format_bytes(b / 8)}" for k, b in metrics.footprint_bits.items())
+        console.print(f"buffer footprint: {foot} = {format_bytes(sum(metrics.footprint_bits.values()) / 8)} "
+                      f"of {format_bytes(problem.buffer.capacity_bytes)}")
+
+    def examples(self) -> list[str]:
+        return [
+            "family: tiling\nworkload: {name: tiny, dims: {M: 4, C: 4, P: 4, Q: 4, R: 3, S: 3}}\n"
+            "hardware: {levels: [{name: DRAM}, {name: GLB, capacity: 256}]}\n",
+            "family: tiling\nworkload: {name: fc, op: matmul, dims: {N: 2, M: 6, C: 8}}\n"
+            "hardware: {levels: [{name: DRAM}, {name: GLB, capacity: 40}]}\nspace: {tiles: any}\n",
+        ]
+
+    def brute_force(self, problem: TilingProblem) -> float | None:
+        outcome = enumerate_space(problem)
+        return None if outcome.mapping is None else outcome.objective_bits / 8
+
+
+register(TwoLevelTiling())

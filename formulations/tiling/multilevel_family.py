@@ -1,0 +1,314 @@
+"""Tiling on a memory hierarchy with a PE array, as a registered family.
+
+It shares ``family: tiling`` with the two-level family: an instance with a
+hierarchy (a preset such as ``eyeriss``, an ``array``, more than two levels,
+per-level energies) or an energy, latency or EDP objective is this family's
+(``multilevel_schema.is_multilevel``).  A ``workload`` naming a whole
+network expands to its distinct layers (:meth:`MultiLevelTiling.parts`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...hardware.functional.multilevel_vectorized import run_multilevel_vectorized
+from ...solvers.multilevel_heuristics import HEURISTICS
+from ...units import format_bytes, format_count, parse_bytes
+from ...validation.multilevel_bounds import multilevel_bounds
+from ..family import (Attempt, Bound, Check, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic, Part,
+                      PlotUnsupported, Status)
+from ..registry import register
+from .multilevel import MultiLevelMapping, MultiLevelProblem
+from .multilevel_cost import evaluate_multilevel
+from .multilevel_enum import enumerate_multilevel
+from .multilevel_schema import MultiLevelNetwork, build_multilevel, is_multilevel
+from .multilevel_solve import solve_multilevel
+from .schema import dump_two_level
+
+UNITS = {"offchip_traffic": "bytes", "latency": "cycles"}
+TENSORS = ("inputs", "weights", "outputs")
+QUICK_HEURISTICS = ("paper-dataflow", "greedy-largest-tile")
+"""Heuristics every ``solve`` scores; the others (random sampling, ZigZag's
+loop orders) take seconds per layer and run in ``compare``."""
+
+
+def unit_of(problem: MultiLevelProblem) -> str:
+    """Unit of the objective of a multi-level problem."""
+    if problem.objective in ("energy", "edp"):
+        unit = problem.hierarchy.energy_unit
+        return unit if problem.objective == "energy" else f"{unit} x cycles"
+    return UNITS[problem.objective]
+
+
+def dump_hierarchy(hier) -> dict:
+    """A hierarchy as the instance schema reads it (capacities in bytes)."""
+    levels = []
+    for level in hier.levels:
+        entry: dict = {"name": level.name}
+        if level.capacity_bits is not None:
+            entry["capacity"] = level.capacity_bits // 8
+        if level.partition_bits is not None:
+            entry["partition"] = {t: b // 8 for t, b in level.partition_bits.items()}
+        entry["holds"] = [t for t in TENSORS if t in level.holds]
+        entry["per_pe"] = level.per_pe
+        entry["read_energy"] = level.read_energy
+        entry["write_energy"] = level.write_energy
+        if level.bandwidth is not None:
+            entry["bandwidth"] = level.bandwidth
+        levels.append(entry)
+    return {"name": hier.name, "source": hier.source, "energy_unit": hier.energy_unit, "mac_energy": hier.mac_energy,
+            "array": {"rows": hier.rows, "cols": hier.cols}, "levels": levels}
+
+
+def _attempt(problem: MultiLevelProblem, method: str, time_limit: float | None) -> Attempt:
+    r = solve_multilevel(problem, method, time_limit, problem.solver.workers)
+    return Attempt(Status(r.status), r.mapping, r.objective, r.best_bound, r.wall_time_s, r.message, r.method)
+
+
+class MultiLevelTiling(Family):
+    """Per-level loop tiling, loop orders and spatial unrolling of one layer
+    (or each distinct layer of a network) on a memory hierarchy with a PE
+    array, minimizing energy, latency, EDP or off-chip traffic."""
+
+    name = "tiling"
+    key = "tiling-hierarchy"
+    summary = "tiling on a memory hierarchy with a PE array (energy, latency, EDP, off-chip traffic)"
+
+    def claims(self, data: dict) -> bool:
+        return is_multilevel(data)
+
+    def build(self, data: dict, where, label: str, base: Path):
+        return build_multilevel(data, where, label)
+
+    def dump(self, problem) -> dict:
+        if isinstance(problem, MultiLevelNetwork):
+            first = problem.layers[0].problem
+            return {"family": "tiling", "workload": problem.network, "hardware": dump_hierarchy(first.hierarchy),
+                    "objective": first.objective, "solver": self._solver(first)}
+        workload = dump_two_level_workload(problem)
+        return {"family": "tiling", "workload": workload, "hardware": dump_hierarchy(problem.hierarchy),
+                "objective": problem.objective, "solver": self._solver(problem)}
+
+    @staticmethod
+    def _solver(problem: MultiLevelProblem) -> dict:
+        s = problem.solver
+        return {"method": s.method, "time_limit": s.time_limit, "workers": s.workers}
+
+    def owns(self, problem) -> bool:
+        return isinstance(problem, (MultiLevelProblem, MultiLevelNetwork))
+
+    def parts(self, problem) -> list[Part] | None:
+        if not isinstance(problem, MultiLevelNetwork):
+            return None
+        return [Part(item.problem.layer.name, item.problem, len(item.names), tuple(item.names))
+                for item in problem.layers]
+
+    def time_limit(self, problem) -> float:
+        return self._first(problem).solver.time_limit
+
+    @staticmethod
+    def _first(problem) -> MultiLevelProblem:
+        return problem.layers[0].problem if isinstance(problem, MultiLevelNetwork) else problem
+
+    def objective_name(self, problem) -> str:
+        return self._first(problem).objective
+
+    def unit(self, problem) -> str:
+        return unit_of(self._first(problem))
+
+    def space(self, problem) -> str:
+        return self._first(problem).space_description
+
+    def evaluate(self, problem: MultiLevelProblem, solution: MultiLevelMapping) -> Evaluation:
+        metrics = evaluate_multilevel(problem, solution)
+        violations = []
+        if not metrics.fits:
+            for level, tiles in zip(problem.hierarchy.levels, metrics.tile_bits, strict=True):
+                if not level.fits(tiles):
+                    held = sum(tiles[t] for t in level.holds) / 8
+                    violations.append(f"{level.name}: tiles of {format_bytes(held)} do not fit")
+            violations = violations or ["the mapping does not fit the hierarchy or the array"]
+        value = metrics.objective(problem.objective) if metrics.fits else None
+        return Evaluation(value, metrics.fits, metrics.to_dict(), violations)
+
+    def solution_to_dict(self, problem: MultiLevelProblem, solution: MultiLevelMapping) -> dict:
+        return solution.to_dict(problem.hierarchy)
+
+    def solution_from_dict(self, problem: MultiLevelProblem, data) -> MultiLevelMapping:
+        try:
+            return MultiLevelMapping.from_dict(data, problem.hierarchy, problem.layer)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a multi-level mapping: {exc}") from None
+
+    def methods(self, problem) -> list[ExactMethod]:
+        return [
+            ExactMethod("cpsat", lambda p, t: _attempt(p, "cpsat", t),
+                        summary="CP-SAT, one model per stationary piece"),
+            ExactMethod("milp", lambda p, t: _attempt(p, "milp", t),
+                        summary="MILP (pyomo + HiGHS), decomposed over the spatial choice"),
+            ExactMethod("enumerate", lambda p, t: _attempt(p, "enumerate", t), why_not=_enumeration_refused,
+                        summary="exhaustive enumeration (small layers only)"),
+        ]
+
+    def default_method(self, problem) -> str:
+        return self._first(problem).solver.method
+
+    def heuristics(self, problem: MultiLevelProblem) -> list[Heuristic]:
+        return [Heuristic(name, (lambda fn=fn: fn(problem)), in_solve=name in QUICK_HEURISTICS)
+                for name, fn in HEURISTICS.items()]
+
+    def bounds(self, problem: MultiLevelProblem) -> list[Bound]:
+        b = multilevel_bounds(problem)
+        return [Bound("compulsory", b.objective, True, b.objective_meaning)]
+
+    def cross_checks(self, problem: MultiLevelProblem, solution, evaluation: Evaluation) -> list[Check]:
+        b = multilevel_bounds(problem)
+        words = evaluation.metrics["array_boundary_words"]
+        return [Check("array-boundary words at or above their bound", words >= b.array_boundary_words - 1e-6,
+                      f"{words:,} >= {b.array_boundary_words:,.0f} ({b.array_boundary_meaning})")]
+
+    def functional(self, problem: MultiLevelProblem, solution: MultiLevelMapping, seed: int = 0) -> FunctionalRun:
+        metrics = evaluate_multilevel(problem, solution)
+        try:
+            run = run_multilevel_vectorized(problem, solution, seed=seed)
+        except ValueError as exc:  # beyond the model's memory guard
+            return FunctionalRun(False, reason=str(exc))
+        counts_match = (run.reads == metrics.reads and run.writes == metrics.writes
+                        and run.cycles == metrics.compute_cycles)
+        reason = "" if run.outputs_match and counts_match else (
+            "outputs differ from the direct convolution" if not run.outputs_match
+            else "counted reads, writes or cycles differ from evaluate")
+        return FunctionalRun(True, run.outputs_match and counts_match, reason,
+                             {"outputs_match": run.outputs_match, "counts_match": counts_match, "cycles": run.cycles,
+                              "reads": run.reads, "writes": run.writes}, run.wall_time_s)
+
+    def describe(self, problem) -> str:
+        first = self._first(problem)
+        hier = first.hierarchy
+        what = f"network {problem.network}" if isinstance(problem, MultiLevelNetwork) else first.layer.name
+        return (f"[bold]{what}[/] on [bold]{hier.name}[/] ({hier.rows} x {hier.cols} PEs, "
+                f"{' > '.join(level.name for level in hier.levels)}), objective {first.objective} ({unit_of(first)})")
+
+    def render(self, problem: MultiLevelProblem, result, console, table) -> None:
+        if result.solution is None:
+            return
+        hier = problem.hierarchy
+        mapping = self.solution_from_dict(problem, result.solution)
+        m = evaluate_multilevel(problem, mapping)
+        summary = table(show_header=False)
+        summary.add_column("what")
+        summary.add_column("value", justify="right")
+        summary.add_row(f"energy ({hier.energy_unit})", f"{m.energy:,.0f}")
+        summary.add_row("latency (cycles)", f"{m.latency:,.0f} (compute {m.compute_cycles:,})")
+        summary.add_row("off-chip traffic", format_bytes(m.offchip_bytes))
+        summary.add_row("PE utilization", f"{100 * m.utilization:.1f}%")
+        summary.add_row("array boundary (words)", f"{m.array_boundary_words:,}")
+        console.print()
+        console.print(summary)
+        loops = table(title="loops per level (outermost first)", title_justify="left")
+        loops.add_column("level")
+        loops.add_column("loops")
+        loops.add_column("holds")
+        for level, block in zip(hier.levels, mapping.levels, strict=True):
+            text = " ".join(f"{d}{block.factors[d]}" for d in block.order if block.factors.get(d, 1) > 1) or "-"
+            loops.add_row(level.name, text, ", ".join(t for t in TENSORS if t in level.holds))
+        spatial = " ".join(f"{d}{f}" for d, f in mapping.spatial_rows.items()) or "-"
+        spatial += " | " + (" ".join(f"{d}{f}" for d, f in mapping.spatial_cols.items()) or "-")
+        loops.add_row("array (rows | cols)", spatial, "")
+        console.print()
+        console.print(loops)
+        access = table(title="accesses (words)", title_justify="left")
+        access.add_column("level")
+        for col in ("inputs r/w", "weights r/w", "outputs r/w", f"energy ({hier.energy_unit})"):
+            access.add_column(col, justify="right")
+        for i, level in enumerate(hier.levels):
+            cells = [f"{format_count(m.reads[i][t])} / {format_count(m.writes[i][t])}" for t in TENSORS]
+            energy = sum(m.reads[i][t] * level.read_energy + m.writes[i][t] * level.write_energy for t in TENSORS)
+            access.add_row(level.name, *cells, f"{energy:,.0f}")
+        access.add_row("MAC", "", "", f"{format_count(m.macs)} MACs", f"{m.macs * hier.mac_energy:,.0f}")
+        console.print()
+        console.print(access)
+
+    def plot(self, problem, output: Path, options: dict, progress) -> str:
+        from ... import plots
+        from ...pipeline import compare
+
+        time_limit = options.get("time_limit") or 30.0
+        if isinstance(problem, MultiLevelNetwork):
+            names, gaps = [], {name: [] for name in HEURISTICS}
+            advance = progress("solving", len(problem.layers))
+            for item in problem.layers:
+                p = item.problem
+                comparison = compare(p, ["cpsat", *HEURISTICS], time_limit, functional=False)
+                names.append(p.layer.name)
+                proved = comparison.optimum is not None
+                for row in comparison.rows:
+                    if row.method in gaps:
+                        gaps[row.method].append(row.gap if proved else None)
+                advance()
+            first = problem.layers[0].problem
+            plots.plot_network_gaps(problem.network, names, gaps, output,
+                                    f"{problem.network} on {first.hierarchy.name}: heuristic gap to the optimum "
+                                    f"({first.objective})")
+            return f"{len(names)} distinct layers; layers not proved within the limit have no bars"
+        hier = problem.hierarchy
+        level = options.get("level")
+        shared = [i for i, lv in enumerate(hier.levels) if i > 0 and not lv.per_pe]
+        candidates = {lv.name: i for i, lv in enumerate(hier.levels) if i > 0}
+        if level is not None and level not in candidates:
+            raise PlotUnsupported(f"--level: {level!r} is not an on-chip level; choose one of {', '.join(candidates)}")
+        if level is None and not shared:
+            raise PlotUnsupported("--level: the hierarchy has no shared on-chip level; name one with --level")
+        index = candidates[level] if level is not None else max(
+            shared, key=lambda i: hier.levels[i].capacity_bits or sum((hier.levels[i].partition_bits or {}).values()))
+        chosen = hier.levels[index]
+        current = chosen.capacity_bits or sum(chosen.partition_bits.values())
+        sizes = options.get("sizes")
+        if sizes:
+            try:
+                sizes_bits = [parse_bytes(x.strip()) * 8 for x in sizes.split(",") if x.strip()]
+            except ValueError as exc:
+                raise PlotUnsupported(f"--sizes: {exc}") from None
+        else:
+            sizes_bits = [max(8, int(current * f)) for f in (0.125, 0.25, 0.5, 1, 2, 4)]
+        advance = progress(f"sweeping {chosen.name}", len(sizes_bits))
+        rows = plots.sweep(problem, index, sizes_bits, time_limit, progress=advance)
+        plots.plot_sweep(problem, index, rows, unit_of(problem), output)
+        shown = ", ".join(f"{format_bytes(bits / 8)}: " + ("-" if value is None else f"{value:,.0f}")
+                          + ("" if proved or value is None else " (best)")
+                          for bits, value, proved, _, _ in rows)
+        return f"objective against {chosen.name} size ({shown})"
+
+    def examples(self) -> list[str]:
+        hierarchy = ("hardware: {name: tiny, mac_energy: 1, array: {rows: 2, cols: 2}, levels: ["
+                     "{name: DRAM, read_energy: 100, write_energy: 100}, "
+                     "{name: GLB, capacity: 64, read_energy: 6, write_energy: 6}, "
+                     "{name: RF, capacity: 8, per_pe: true, read_energy: 1, write_energy: 1}]}\n")
+        return [
+            "family: tiling\nworkload: {name: tiny, dims: {M: 4, C: 2, P: 4, Q: 2, R: 3, S: 1}}\n" + hierarchy
+            + "objective: energy\n",
+            "family: tiling\nworkload: {name: fc, op: matmul, dims: {N: 2, M: 4, C: 4}}\n" + hierarchy
+            + "objective: latency\n",
+        ]
+
+    def brute_force(self, problem: MultiLevelProblem) -> float | None:
+        found = enumerate_multilevel(problem)
+        return None if found.mapping is None else found.objective
+
+
+def dump_two_level_workload(problem: MultiLevelProblem) -> dict:
+    """The layer of a multi-level problem as the instance schema reads it."""
+    from .problem import Buffer, TilingProblem
+
+    shim = TilingProblem(layer=problem.layer, buffer=Buffer("GLB", 8))
+    return dump_two_level(shim)["workload"]
+
+
+def _enumeration_refused(problem) -> str | None:
+    """Enumeration applies to small layers; the enumerator says when it refuses."""
+    from .multilevel_enum import enumeration_size_reason
+
+    return enumeration_size_reason(problem)
+
+
+register(MultiLevelTiling())

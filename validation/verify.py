@@ -1,0 +1,350 @@
+"""Re-derive a saved result from scratch (``mapcert verify``), for every family.
+
+Nothing in the file is trusted but the instance and the solution.  The
+solution is re-read against the instance, re-evaluated by the family's cost
+model, re-certified (bounds, cross-checks, a functional run on fresh random
+operands), and a claimed optimum is re-proved by each applicable exact
+method.  Then every stored field that can be re-derived -- status,
+objective, metrics, bounds, lower and best bound, gap, the certificate's
+checks and functional run, the heuristics' objectives and gaps, a network's
+totals -- is compared with its re-derivation.  Each difference is a failed
+check whose name starts with the field it concerns.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pydantic import ValidationError
+
+from ..formulations import registry
+from ..formulations.family import Attempt, Check, Family, Status
+from ..result import Result, excess, gap_of
+from .certificate import at_least, certify, close, lower_bound
+
+
+@dataclass
+class Verification:
+    """The checks of one verification; ``passed`` when every check passed."""
+
+    checks: list[Check] = field(default_factory=list)
+    problem: object = None
+    family: Family | None = None
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def to_dict(self) -> dict:
+        return {"verified": self.passed, "checks": [c.to_dict() for c in self.checks]}
+
+
+def verify(data: dict, label: str = "<result>", time_limit: float = 60.0, methods: list[str] | None = None,
+           seed: int | None = None, progress: Callable[[str], None] | None = None) -> Verification:
+    """Re-derive every field of a stored result.
+
+    Parameters
+    ----------
+    data
+        The result document (as ``mapcert solve -o`` saved it).
+    label
+        Names the file in messages.
+    time_limit
+        Seconds for each re-proof by an exact method.
+    methods
+        The exact methods that re-prove the optimum (default: every one that
+        applies).
+    seed
+        Seed of the functional run (default: a fresh random one).
+    progress
+        Called with a short description before each expensive step.
+
+    Returns
+    -------
+    Verification
+        Every check; ``passed`` only when all passed.
+
+    Examples
+    --------
+    >>> import mapcert
+    >>> result = mapcert.solve(mapcert.load("examples/vgg16_conv3_2_64KiB.yaml"))
+    >>> mapcert.verify(result.to_dict(), time_limit=30).passed
+    True
+    >>> tampered = result.to_dict(); tampered["objective"] *= 0.9
+    >>> [c.name for c in mapcert.verify(tampered, time_limit=30).checks if not c.passed]
+    ['objective: equals evaluate of the solution']
+    """
+    from ..instances import InstanceError, load_document
+
+    out = Verification()
+    try:
+        result = Result.from_dict(data)
+    except ValidationError as exc:
+        for err in exc.errors()[:10]:
+            where = ".".join(str(p) for p in err["loc"]) or "(document)"
+            out.checks.append(Check(f"{where}: matches the mapcert-result/2 schema", False, err["msg"]))
+        return out
+    if result.instance is None:
+        out.checks.append(Check("instance: present", False, "the result holds no instance to re-derive it from"))
+        return out
+    try:
+        problem = load_document(result.instance, f"{label}#instance")
+    except InstanceError as exc:
+        out.checks.append(Check("instance: loads", False, "; ".join(str(i) for i in exc.issues[:3])))
+        return out
+    family = registry.family_of(problem)
+    out.problem, out.family = problem, family
+    seed = secrets.randbits(31) if seed is None else seed
+    context = _Context(time_limit, methods, seed, progress or (lambda _: None))
+    parts = family.parts(problem)
+    if parts is None:
+        out.checks.extend(_verify_single(family, problem, result, context, prefix=""))
+    else:
+        out.checks.extend(_verify_network(family, problem, parts, result, context))
+    return out
+
+
+@dataclass
+class _Context:
+    time_limit: float
+    methods: list[str] | None
+    seed: int
+    progress: Callable[[str], None]
+
+
+def _same_value(a, b) -> bool:
+    """Deep equality of stored and re-derived JSON values, numbers within tolerance."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+            return True
+        return close(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _differences(stored, derived, path: str) -> list[str]:
+    """Dotted paths where ``stored`` differs from ``derived``."""
+    if isinstance(stored, dict) and isinstance(derived, dict):
+        out = [f"{path}.{k}" for k in sorted(set(stored) ^ set(derived), key=str)]
+        for k in stored.keys() & derived.keys():
+            out.extend(_differences(stored[k], derived[k], f"{path}.{k}"))
+        return out
+    return [] if _same_value(stored, derived) else [path]
+
+
+def _fmt(value) -> str:
+    return "None" if value is None else f"{value:,.6g}" if isinstance(value, (int, float)) else str(value)
+
+
+def _field(name: str, stored, derived, what: str = "re-derived") -> Check:
+    return Check(f"{name}: {what}", _same_value(stored, derived), f"stored {_fmt(stored)}, re-derived {_fmt(derived)}")
+
+
+def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefix: str) -> list[Check]:
+    checks: list[Check] = []
+
+    def add(check: Check) -> None:
+        checks.append(Check(prefix + check.name, check.passed, check.detail))
+
+    add(_field("family", result.family, family.name))
+    add(_field("objective_name", result.objective_name, family.objective_name(problem)))
+    add(_field("unit", result.unit, family.unit(problem)))
+    add(_field("certificate.space", result.certificate.space, family.space(problem)))
+    bounds = family.bounds(problem)
+    lower = lower_bound(bounds)
+    add(_field("bounds", [b.model_dump() for b in result.bounds], [b.to_dict() for b in bounds],
+               "recomputed from the instance"))
+    add(_field("lower_bound", result.lower_bound, lower, "the best rigorous bound, recomputed"))
+
+    if result.solution is None:
+        checks.extend(Check(prefix + c.name, c.passed, c.detail) for c in _verify_no_solution(family, problem, result, ctx))
+        return checks
+    try:
+        solution = family.solution_from_dict(problem, result.solution)
+    except (ValueError, TypeError, KeyError) as exc:
+        add(Check("solution: lies in the declared space", False, str(exc)))
+        return checks
+    ctx.progress("re-certifying the solution")
+    attempt = Attempt(result.status if result.status == Status.OPTIMAL else Status.FEASIBLE, solution,
+                      result.objective, result.best_bound, method=result.method)
+    cert = certify(family, problem, attempt, bounds, functional=True, seed=ctx.seed)
+    evaluation = cert.evaluation
+    value = evaluation.objective if evaluation.feasible else None
+    add(Check("solution: fits the instance", evaluation.feasible, "; ".join(evaluation.violations[:3]) or "fits"))
+    add(_field("objective", result.objective, value, "equals evaluate of the solution"))
+    diffs = _differences(result.metrics, evaluation.metrics, "metrics")
+    add(Check("metrics: re-evaluated", not diffs, "differ: " + ", ".join(diffs[:5]) if diffs else "every field equal"))
+    for c in cert.checks:
+        if c.name != "evaluate agrees with the method":  # the objective check above says it with the field's name
+            add(Check(f"certificate: {c.name}", c.passed, c.detail))
+    stored_failed = [c.name for c in result.certificate.checks if not c.passed]
+    if stored_failed and result.status != Status.ERROR:
+        add(Check("certificate.checks: all passed", False,
+                  f"status {result.status.value} beside failed checks: {', '.join(stored_failed[:3])}"))
+    derived = {c.name: c.passed for c in cert.checks}
+    disagree = [c.name for c in result.certificate.checks if c.name in derived and c.passed != derived[c.name]]
+    add(Check("certificate.checks: agree with the re-derived ones", not disagree,
+              "differ: " + ", ".join(disagree[:3]) if disagree else f"{len(cert.checks)} checks re-derived"))
+    stored_f, run = result.certificate.functional, cert.functional
+    add(Check("certificate.functional: re-run on fresh random operands",
+              stored_f.ran == run.ran and (not run.ran or (stored_f.passed is True and run.passed is True)),
+              f"stored ran={stored_f.ran} passed={stored_f.passed}; re-run ran={run.ran} passed={run.passed}"
+              + (f" ({run.reason})" if run.reason else "") + f", seed {ctx.seed}"))
+
+    proofs = _reprove(family, problem, ctx)
+    optimum = _proved_optimum(proofs)
+    for name, proof, proved_value in proofs:
+        add(_proof_check(name, proof, proved_value, result, value))
+    if result.status == Status.OPTIMAL:
+        add(Check("status: optimum re-proved", optimum is not None and value is not None and close(optimum, value),
+                  "re-proved optimum " + _fmt(optimum) if optimum is not None
+                  else "no exact method re-proved the optimum within the time limit (raise --time-limit)"))
+    derived_status = _derived_status(result.status, cert.status, optimum, value)
+    add(_field("status", result.status.value, derived_status.value))
+    if optimum is not None and result.best_bound is not None:
+        add(Check("best_bound: at or below the re-proved optimum", at_least(optimum, result.best_bound),
+                  f"best bound {_fmt(result.best_bound)}, optimum {_fmt(optimum)}"))
+    if result.status == Status.OPTIMAL:
+        add(_field("best_bound", result.best_bound, value, "equals the proved optimum"))
+    elif result.best_bound is not None and lower is not None:
+        add(Check("best_bound: at or above the rigorous bound", at_least(result.best_bound, lower),
+                  f"{_fmt(result.best_bound)} >= {_fmt(lower)}"))
+    add(_field("gap", result.gap, gap_of(value, result.best_bound, lower)
+               if result.status in (Status.OPTIMAL, Status.FEASIBLE) else None))
+    reference = value if result.status == Status.OPTIMAL else result.best_bound
+    for i, h in enumerate(result.heuristics):
+        checks.extend(Check(prefix + c.name, c.passed, c.detail)
+                      for c in _verify_heuristic(family, problem, i, h, reference))
+    return checks
+
+
+def _verify_no_solution(family: Family, problem, result: Result, ctx: _Context) -> list[Check]:
+    """A result without a solution claims infeasibility (or reports an error)."""
+    if result.status == Status.ERROR:
+        return [Check("status: error without a solution", True, result.message)]
+    if result.status != Status.INFEASIBLE:
+        return [Check("status: a solution backs the claim", False, f"status {result.status.value} without a solution")]
+    checks = []
+    proofs = _reprove(family, problem, ctx)
+    confirmed = False
+    for name, proof, _ in proofs:
+        found = proof.solution is not None and family.evaluate(problem, proof.solution).feasible
+        confirmed |= proof.status == Status.INFEASIBLE
+        checks.append(Check(f"status: {name} finds no solution", not found,
+                            f"{name}: {proof.status.value}" + (f" ({proof.message})" if proof.message else "")))
+    checks.append(Check("status: infeasibility re-proved", confirmed,
+                        "at least one exact method proved it" if confirmed else "no method proved it in time"))
+    return checks
+
+
+def _reprove(family: Family, problem, ctx: _Context) -> list[tuple[str, Attempt, float | None]]:
+    """Run each applicable exact method: (name, attempt, its evaluated value)."""
+    out = []
+    for method in family.methods(problem):
+        if method.why_not(problem) is not None or (ctx.methods and method.name not in ctx.methods):
+            continue
+        ctx.progress(f"re-proving with {method.name}")
+        proof = method.run(problem, ctx.time_limit)
+        value = None
+        if proof.solution is not None:
+            evaluation = family.evaluate(problem, proof.solution)
+            value = evaluation.objective if evaluation.feasible else None
+        elif proof.status == Status.OPTIMAL:
+            value = proof.objective  # a reference that returns only a value (a cross-check)
+        out.append((method.name, proof, value))
+    return out
+
+
+def _proved_optimum(proofs) -> float | None:
+    values = [v for _, proof, v in proofs if proof.status == Status.OPTIMAL and v is not None]
+    return min(values) if values else None
+
+
+def _proof_check(name: str, proof: Attempt, proved_value, result: Result, value) -> Check:
+    """What one re-proof says about the stored claim."""
+    label = f"status: consistent with {name}"
+    if proof.status == Status.INFEASIBLE:
+        return Check(label, False, f"{name} proves the instance infeasible")
+    if value is None:
+        return Check(label, False, "the stored solution does not evaluate")
+    if proof.status == Status.OPTIMAL and proved_value is not None:
+        if result.status == Status.OPTIMAL:
+            return Check(label, close(proved_value, value), f"{name} proves {_fmt(proved_value)}")
+        ok = at_least(value, proved_value)
+        ok = ok and (result.best_bound is None or at_least(proved_value, result.best_bound))
+        return Check(label, ok, f"{name} proves {_fmt(proved_value)}; stored {_fmt(value)}, "
+                                f"bound {_fmt(result.best_bound)}")
+    # not proved in time: its incumbent must not beat a claimed optimum, its bound must lie below
+    ok = True
+    detail = f"{name}: {proof.status.value} within the limit"
+    if proved_value is not None and result.status == Status.OPTIMAL:
+        ok = at_least(proved_value, value)
+        detail += f"; incumbent {_fmt(proved_value)}"
+    if proof.best_bound is not None:
+        ok = ok and at_least(value, proof.best_bound)
+        detail += f"; bound {_fmt(proof.best_bound)}"
+    return Check(label, ok, detail)
+
+
+def _derived_status(stored: Status, certified: Status, optimum, value) -> Status:
+    """The status the re-derivation supports (never more than what is stored claims)."""
+    if certified == Status.ERROR:
+        return Status.ERROR
+    if stored == Status.OPTIMAL:
+        return Status.OPTIMAL if optimum is not None and value is not None and close(optimum, value) else Status.FEASIBLE
+    return Status.FEASIBLE
+
+
+def _verify_heuristic(family: Family, problem, index: int, h, reference) -> list[Check]:
+    name = f"heuristics[{index}] ({h.method})"
+    if h.solution is None:
+        return [Check(f"{name}: no solution", h.objective is None, f"stored objective {_fmt(h.objective)}")]
+    try:
+        solution = family.solution_from_dict(problem, h.solution)
+    except (ValueError, TypeError, KeyError) as exc:
+        return [Check(f"{name}: solution lies in the declared space", False, str(exc))]
+    evaluation = family.evaluate(problem, solution)
+    value = evaluation.objective if evaluation.feasible else None
+    checks = [_field(f"{name}.objective", h.objective, value, "equals evaluate of its solution")]
+    checks.append(_field(f"{name}.gap", h.gap, excess(value, reference)))
+    return checks
+
+
+def _verify_network(family: Family, problem, parts, result: Result, ctx: _Context) -> list[Check]:
+    from ..pipeline import network_status
+
+    checks: list[Check] = [_field("family", result.family, family.name)]
+    stored = result.parts or []
+    expected = [(p.name, p.count) for p in parts]
+    got = [(p.name, p.count) for p in stored]
+    checks.append(Check("parts: the network's distinct layers", expected == got,
+                        f"instance expands to {len(expected)} distinct layers, result holds {len(got)}"))
+    if expected != got:
+        return checks
+    for part, entry in zip(parts, stored):
+        ctx.progress(f"verifying {part.name}")
+        checks.extend(_verify_single(family, part.problem, entry.result, ctx, prefix=f"parts[{part.name}].", ))
+    counts = [p.count for p in parts]
+
+    def weighted(values):
+        return None if any(v is None for v in values) else sum(v * c for v, c in zip(values, counts))
+
+    objective = weighted([e.result.objective for e in stored])
+    lower = weighted([e.result.lower_bound for e in stored])
+    best = weighted([e.result.best_bound for e in stored])
+    status = network_status([e.result.status for e in stored])
+    checks.append(_field("objective", result.objective, objective, "the weighted sum of the layers"))
+    checks.append(_field("lower_bound", result.lower_bound, lower, "the weighted sum of the layers"))
+    checks.append(_field("best_bound", result.best_bound, best, "the weighted sum of the layers"))
+    checks.append(_field("status", result.status.value, status.value))
+    checks.append(_field("gap", result.gap, gap_of(objective, best, lower)
+                         if status in (Status.OPTIMAL, Status.FEASIBLE) else None))
+    return checks
