@@ -68,3 +68,14 @@ def format_count(n: float) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.3g}{suffix}"
     return f"{value:g}"
+
+
+def format_value(value: float | None) -> str:
+    """An objective or bound for a sentence: whole numbers with thousands
+    separators, others with four significant digits ('-' for None)."""
+    if value is None:
+        return "-"
+    value = float(value)
+    if value.is_integer() or abs(value) >= 1e4:
+        return f"{value:,.0f}"
+    return f"{value:,.4g}"

@@ -306,6 +306,13 @@ class Family(ABC):
         sentence saying what was drawn.  Raises :class:`PlotUnsupported`."""
         raise PlotUnsupported(f"`mapcert plot` has no picture for the {self.name} family")
 
+    def presets(self, table) -> list:
+        """Tables of the named hardware this family ships (``mapcert presets``)."""
+        return []
+
+    infeasible_field: tuple = ("hardware",)
+    """Where in an instance file to point when no solution exists."""
+
     # -- tests ----------------------------------------------------------------
 
     def examples(self) -> list[str]:

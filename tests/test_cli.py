@@ -15,8 +15,8 @@ from mapcert.formulations.tiling import solve as solve_module
 from mapcert.solvers.outcome import SolverOutcome
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "vgg16_conv3_2_64KiB.yaml"
-REQUIRED = {"status", "objective", "best_bound", "gap", "lower_bound", "solution", "metrics",
-            "method", "wall_time_s", "certificate"}
+REQUIRED = {"format", "family", "status", "objective", "objective_name", "unit", "best_bound", "lower_bound",
+            "bounds", "gap", "solution", "metrics", "method", "wall_time_s", "certificate", "heuristics", "instance"}
 
 
 def test_solve_json_has_the_design_fields(cli):
@@ -58,7 +58,7 @@ def test_verify_catches_a_tampered_result(cli, tmp_path):
     code, stdout, _ = cli("verify", str(out), "--json")
     assert code == 1
     failed = {c["name"] for c in json.loads(stdout)["checks"] if not c["passed"]}
-    assert "objective re-evaluated" in failed
+    assert "objective: equals evaluate of the solution" in failed
 
 
 def test_verify_rejects_a_non_result(cli):
@@ -69,7 +69,9 @@ def test_verify_rejects_a_non_result(cli):
 def test_bound_command(cli):
     code, stdout, _ = cli("bound", str(EXAMPLE), "--json")
     data = json.loads(stdout)
-    assert code == 0 and data["rigorous"]["bytes"] >= data["compulsory"]["bytes"]
+    bounds = {b["name"]: b for b in data["bounds"]}
+    assert code == 0 and bounds["hong_kung"]["value"] >= bounds["compulsory"]["value"] > 0
+    assert bounds["hong_kung"]["rigorous"] and not bounds["seed"]["rigorous"]
 
 
 def test_infeasible_json_has_a_status(cli):
@@ -91,10 +93,11 @@ def test_time_out_returns_feasible_with_gap(monkeypatch):
                              outcome.values, "FEASIBLE")
 
     monkeypatch.setattr(solve_module, "solve_cpsat", interrupted)
-    report = mapcert.solve(problem, functional=False)
-    assert report.status == "feasible"
-    assert 0 < report.result.gap < 1
-    assert report.to_dict()["gap"] == report.result.gap
+    result = mapcert.solve(problem, functional=False)
+    assert result.status == "feasible"
+    assert 0 < result.gap < 1
+    assert result.best_bound >= result.lower_bound
+    assert result.to_dict()["gap"] == result.gap
 
 
 def test_bad_option_values(cli):
@@ -122,10 +125,11 @@ def test_time_out_without_any_mapping_falls_back_to_the_heuristic(monkeypatch):
         return SolverOutcome("cpsat", False, False, None, 1000.0, time_limit, None, "UNKNOWN")
 
     monkeypatch.setattr(solve_module, "solve_cpsat", nothing)
-    report = mapcert.solve(problem, functional=False)
-    assert report.status == "feasible"
-    assert report.result.mapping is not None and report.certificate.objective > 0
-    assert "optimality not proved" in report.result.message
+    result = mapcert.solve(problem, functional=False)
+    assert result.status == "feasible"
+    assert result.solution is not None and result.objective > 0
+    assert "optimality not proved" in result.message
+    assert result.best_bound == result.lower_bound  # the solver's 1000 B is weaker than the rigorous bound
 
 
 def test_pim_families_through_the_cli(cli):
@@ -139,7 +143,7 @@ def test_pim_families_through_the_cli(cli):
     code, _, stderr = cli("solve", str(root / "mobilenetv2_pairing.yaml"), "--method", "bisection")
     assert code == 2 and "bisection" in stderr
     code, stdout, _ = cli("bound", str(root / "resnet34_crossbar.yaml"), "--json")
-    assert code == 0 and json.loads(stdout)["rigorous"] > 0
+    assert code == 0 and any(b["rigorous"] and b["value"] > 0 for b in json.loads(stdout)["bounds"])
 
 
 def test_compare_scores_every_method_against_the_optimum(cli):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..units import format_value as fmt
 from ..formulations.family import Attempt, Bound, Check, Evaluation, Family, FunctionalRun, Status
 
 RELATIVE_TOLERANCE = 1e-6
@@ -86,14 +87,14 @@ def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], func
             proved = attempt.status == Status.OPTIMAL
             agree = close(attempt.objective, value) or (not proved and value < attempt.objective)
             checks.append(Check("evaluate agrees with the method", agree,
-                                f"method {attempt.objective:,.6g}, evaluate {value:,.6g}"))
+                                f"method {fmt(attempt.objective)}, evaluate {fmt(value)}"))
         for bound in bounds:
             if bound.rigorous:
                 checks.append(Check(f"at or above the rigorous bound '{bound.name}'", at_least(value, bound.value),
-                                    f"{value:,.6g} >= {bound.value:,.6g}"))
+                                    f"{fmt(value)} >= {fmt(bound.value)}"))
         if attempt.best_bound is not None:
             checks.append(Check("method's bound at or below the objective", at_least(value, attempt.best_bound),
-                                f"bound {attempt.best_bound:,.6g}"))
+                                f"bound {fmt(attempt.best_bound)}"))
         checks.extend(family.cross_checks(problem, attempt.solution, evaluation))
     run = FunctionalRun(False, reason="not requested (--no-functional)")
     if functional and evaluation.feasible:

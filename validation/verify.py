@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from ..formulations import registry
 from ..formulations.family import Attempt, Check, Family, Status
 from ..result import Result, excess, gap_of
+from ..units import format_value
 from .certificate import at_least, certify, close, lower_bound
 
 
@@ -141,7 +142,7 @@ def _differences(stored, derived, path: str) -> list[str]:
 
 
 def _fmt(value) -> str:
-    return "None" if value is None else f"{value:,.6g}" if isinstance(value, (int, float)) else str(value)
+    return format_value(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 def _field(name: str, stored, derived, what: str = "re-derived") -> Check:

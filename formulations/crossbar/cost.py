@@ -17,6 +17,10 @@ With r copies a stage processes r output pixels at a time:
 stage time = cycles_per_mvm * ceil(N*P*Q / r).  The pipeline period is the
 slowest stage, and no shorter than the time the shared buffer bandwidth
 needs to deliver every stage's inputs for one image.
+
+:func:`evaluate` is the one cost model of the family: every objective value
+the exact methods, heuristics, bounds and the functional model are compared
+with comes from it.
 """
 
 from __future__ import annotations
@@ -31,7 +35,22 @@ OBJECTIVES = ("bottleneck", "latency", "energy")
 
 
 @dataclass(frozen=True)
+class SolverSettings:
+    """The instance's own choice of exact method, its time limit (seconds per
+    solve) and CP-SAT workers (0: one per core).  Shared by the two PIM
+    families (crossbar and pairing)."""
+
+    method: str = "milp"
+    time_limit: float = 60.0
+    workers: int = 0
+
+
+@dataclass(frozen=True)
 class CrossbarLayer:
+    """One layer with weights, one pipeline stage (Timeloop dimension names;
+    C and M are totals, ``groups`` divides both; the input includes any
+    padding, so it is ``(P - 1) * stride + R`` high)."""
+
     name: str
     C: int
     M: int
@@ -56,6 +75,24 @@ class CrossbarLayer:
     def input_width(self) -> int:
         return (self.Q - 1) * self.stride[1] + self.S
 
+    @property
+    def rows_read(self) -> int:
+        """Input rows some output pixel reads: all of them when the kernel is
+        at least as tall as the stride, else R rows per output row (a 1x1
+        stride-2 downsample reads every other row)."""
+        return touched(self.P, self.stride[0], self.R)
+
+    @property
+    def columns_read(self) -> int:
+        """Input columns some output pixel reads (see :attr:`rows_read`)."""
+        return touched(self.Q, self.stride[1], self.S)
+
+
+def touched(outputs: int, stride: int, kernel: int) -> int:
+    """Distinct input positions along one axis read by ``outputs`` windows of
+    ``kernel`` positions placed ``stride`` apart."""
+    return (outputs - 1) * stride + kernel if stride <= kernel else outputs * kernel
+
 
 def layers_from_network(layers: dict[str, dict]) -> list[CrossbarLayer]:
     """CrossbarLayers from a workloads/*.yaml layer table."""
@@ -75,6 +112,10 @@ def layers_from_network(layers: dict[str, dict]) -> list[CrossbarLayer]:
 
 @dataclass(frozen=True)
 class CrossbarProblem:
+    """A network's layers on a PIM chip: the allocation question and its
+    constraints (budget, one layer per tile, buffer bandwidth), the objective
+    and the instance's solver settings."""
+
     layers: tuple[CrossbarLayer, ...]
     chip: PimChip
     objective: str = "bottleneck"
@@ -83,6 +124,7 @@ class CrossbarProblem:
     bandwidth: bool = False
     budget: int | None = None                 # crossbars; default: the whole chip
     name: str = "network"
+    solver: SolverSettings = SolverSettings()
 
     @property
     def crossbar_budget(self) -> int:
@@ -104,19 +146,24 @@ class CrossbarProblem:
         return self.chip.cycles_per_mvm * ceil(layer.outputs / copies)
 
     def input_bits(self, layer: CrossbarLayer, style: str) -> int:
-        """Input bits fetched from the buffer per image."""
+        """Input bits fetched from the buffer per image: the conventional
+        layout fetches every output pixel's receptive field; the split layout
+        fetches every input some pixel reads once and passes it between PEs."""
         if style == "conventional":
             elements = layer.outputs * (layer.C // layer.groups) * layer.R * layer.S * layer.groups
         else:
-            elements = layer.N * layer.C * layer.input_height * layer.input_width
+            elements = layer.N * layer.C * layer.rows_read * layer.columns_read
         return elements * self.chip.input_bits
 
+    def activations(self, layer: CrossbarLayer, style: str) -> int:
+        """Crossbar activations per image: every output pixel activates every
+        crossbar of one copy once per input chunk.  Copies run the same MVMs
+        in parallel, so they do not change it."""
+        return layer.outputs * self.crossbars_per_copy(layer, style) * self.chip.input_chunks
+
     def energy_pj(self, layer: CrossbarLayer, style: str) -> float:
-        """Energy per image: every output pixel activates every crossbar of one
-        copy once per input chunk, plus the input bits fetched.  Copies run
-        the same MVMs in parallel, so they do not change it."""
-        activations = layer.outputs * self.crossbars_per_copy(layer, style) * self.chip.input_chunks
-        return (activations * self.chip.energy_per_activation_pj
+        """Energy per image: crossbar activations plus the input bits fetched."""
+        return (self.activations(layer, style) * self.chip.energy_per_activation_pj
                 + self.input_bits(layer, style) * self.chip.energy_per_input_bit_pj)
 
     def tiles_for(self, crossbars: int) -> int:
@@ -131,14 +178,19 @@ class Allocation:
     copies: list[int]
 
     def to_dict(self, problem: CrossbarProblem) -> list[dict]:
+        """One ``{layer, style, copies}`` row per layer."""
         return [{"layer": l.name, "style": s, "copies": r}
                 for l, s, r in zip(problem.layers, self.styles, self.copies)]
 
 
 @dataclass
 class CrossbarMetrics:
+    """What :func:`evaluate` computes for one allocation (per image)."""
+
     stage_cycles: list[int]
     crossbars: list[int]
+    activations: list[int]
+    input_bits: list[int]
     bandwidth_cycles: int
     period: int            # pipeline period in cycles (objective 'bottleneck')
     latency: int           # sum of stage times (objective 'latency')
@@ -155,14 +207,24 @@ class CrossbarMetrics:
         return {"period_cycles": self.period, "latency_cycles": self.latency, "energy_pj": self.energy_pj,
                 "bandwidth_cycles": self.bandwidth_cycles, "crossbars_used": self.crossbars_used,
                 "tiles_used": self.tiles_used, "feasible": self.feasible, "violations": self.violations,
-                "stage_cycles": self.stage_cycles}
+                "stage_cycles": self.stage_cycles, "crossbars": self.crossbars, "activations": self.activations,
+                "input_bits": self.input_bits}
 
 
 def evaluate(problem: CrossbarProblem, allocation: Allocation) -> CrossbarMetrics:
+    """Stage times, crossbars, tiles, buffer traffic and energy of
+    ``allocation``, and whether it fits (``violations`` say why not).
+
+    Raises
+    ------
+    ValueError
+        The allocation does not give one style and one copy count per layer,
+        or names a style the model does not know.
+    """
     layers = problem.layers
     if len(allocation.copies) != len(layers) or len(allocation.styles) != len(layers):
         raise ValueError("an allocation needs one style and one copy count per layer")
-    stage, xbars, data, energy = [], [], 0, 0.0
+    stage, xbars, acts, bits, energy = [], [], [], [], 0.0
     violations = []
     for layer, style, copies in zip(layers, allocation.styles, allocation.copies):
         if style not in problem.styles:
@@ -171,8 +233,10 @@ def evaluate(problem: CrossbarProblem, allocation: Allocation) -> CrossbarMetric
             violations.append(f"{layer.name}: copies {copies} outside 1..{layer.outputs}")
         stage.append(problem.stage_cycles(layer, max(1, copies)))
         xbars.append(copies * problem.crossbars_per_copy(layer, style))
-        data += problem.input_bits(layer, style)
+        acts.append(problem.activations(layer, style))
+        bits.append(problem.input_bits(layer, style))
         energy += problem.energy_pj(layer, style)
+    data = sum(bits)
     bandwidth = ceil(data / problem.chip.bandwidth_bits_per_cycle) if problem.bandwidth else 0
     used = sum(xbars)
     if problem.one_layer_per_tile:
@@ -184,5 +248,5 @@ def evaluate(problem: CrossbarProblem, allocation: Allocation) -> CrossbarMetric
     if used > problem.crossbar_budget:
         violations.append(f"{used} crossbars used, budget {problem.crossbar_budget}")
     period = max(max(stage), bandwidth)
-    return CrossbarMetrics(stage, xbars, bandwidth, period, sum(stage), energy, used, tiles, not violations,
-                           violations)
+    return CrossbarMetrics(stage, xbars, acts, bits, bandwidth, period, sum(stage), energy, used, tiles,
+                           not violations, violations)

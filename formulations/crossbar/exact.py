@@ -12,7 +12,7 @@ serves as a third opinion there.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyomo.environ as pyo
@@ -27,12 +27,31 @@ METHODS = ("milp", "cpsat", "bisection")
 
 
 def copy_candidates(layer: CrossbarLayer) -> np.ndarray:
-    """Fewest copies for each distinct stage length ceil(n / r)."""
+    """Fewest copies for each distinct stage length ceil(n / r), ascending.
+
+    Walks the distinct lengths v = ceil(n / r) from the longest: the fewest
+    copies reaching length v - 1 are ceil(n / (v - 1)).  At most 2 sqrt(n)
+    values, without an array of all n copy counts."""
     n = layer.outputs
-    r = np.arange(1, n + 1, dtype=np.int64)
-    lengths = -(-n // r)
-    _, first = np.unique(lengths, return_index=True)
-    return np.sort(r[first])
+    out = [1]
+    while True:
+        length = -(-n // out[-1])
+        if length == 1:
+            return np.array(out, dtype=np.int64)
+        out.append(-(-n // (length - 1)))
+
+
+def bisection_refusal(problem: CrossbarProblem) -> str | None:
+    """Why bisection over candidate periods is not exact for ``problem``
+    (None when it is).  The one statement of the rule: bisection needs the
+    bottleneck objective with the crossbar budget as the only resource."""
+    if problem.objective != "bottleneck":
+        return f"bisection minimizes the pipeline period; this instance minimizes {problem.objective}"
+    if problem.one_layer_per_tile:
+        return "bisection is exact only with the crossbar budget as the only resource; one_layer_per_tile adds tiles"
+    if problem.bandwidth:
+        return "bisection is exact only with the crossbar budget as the only resource; bandwidth couples the layers"
+    return None
 
 
 @dataclass(frozen=True)
@@ -181,6 +200,15 @@ def bisection(problem: CrossbarProblem) -> tuple[Allocation | None, int | None]:
 
 def solve_crossbar(problem: CrossbarProblem, method: str = "milp", time_limit: float = 60.0,
                    workers: int = 0) -> CrossbarResult:
+    """Solve ``problem`` exactly with ``method`` (milp, cpsat or bisection).
+
+    Returns
+    -------
+    CrossbarResult
+        ``optimal`` with the allocation, ``feasible`` with a gap after a time
+        out, ``infeasible`` with the reason, or ``error`` (a method that does
+        not apply, or an answer the cost model contradicts).
+    """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     start = time.perf_counter()
@@ -195,9 +223,9 @@ def solve_crossbar(problem: CrossbarProblem, method: str = "milp", time_limit: f
                               f"one copy of every layer needs {least} crossbars; the budget is "
                               f"{problem.crossbar_budget}")
     if method == "bisection":
-        if problem.objective != "bottleneck" or problem.one_layer_per_tile or problem.bandwidth:
-            return CrossbarResult("error", method, None, None, None, time.perf_counter() - start,
-                                  "bisection is exact only for the bottleneck objective without tiles or bandwidth")
+        refusal = bisection_refusal(problem)
+        if refusal is not None:
+            return CrossbarResult("error", method, None, None, None, time.perf_counter() - start, refusal)
         allocation, value = bisection(problem)
         if allocation is None:
             return CrossbarResult("infeasible", method, None, None, None, time.perf_counter() - start,
@@ -221,6 +249,18 @@ def solve_crossbar(problem: CrossbarProblem, method: str = "milp", time_limit: f
         claimed = int(round(outcome.objective))
     return _finish(problem, method, _allocation(problem, outcome.values), claimed, outcome.proved,
                    bound, start, outcome.message)
+
+
+def style_optima(problem: CrossbarProblem, method: str, time_limit: float) -> dict[str, float | None]:
+    """The optimum of ``problem`` with each allowed style alone (None: none
+    proved), to show what choosing the layout per layer gains."""
+    out = {}
+    for style in problem.styles:
+        single = replace(problem, styles=(style,))
+        chosen = method if method != "bisection" or bisection_refusal(single) is None else "milp"
+        result = solve_crossbar(single, chosen, time_limit, problem.solver.workers)
+        out[style] = result.objective if result.status == "optimal" else None
+    return out
 
 
 def _finish(problem, method, allocation, claimed, proved, bound, start, solver_status) -> CrossbarResult:

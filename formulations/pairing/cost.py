@@ -17,17 +17,55 @@ count, one filter keeps a row of its own, undistorted).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import ceil
 
 import numpy as np
 
+from ...hardware.pim import PimChip
+from ..crossbar.cost import SolverSettings
+
 
 @dataclass(frozen=True)
+class PairingLayer:
+    """The shape of the layer whose filters are paired: M filters of
+    (C / groups) x R x S weights each."""
+
+    name: str
+    M: int
+    C: int
+    R: int = 1
+    S: int = 1
+    groups: int = 1
+
+    @property
+    def positions(self) -> int:
+        """Weights per filter."""
+        return (self.C // self.groups) * self.R * self.S
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """The layer's weight tensor shape (M, C / groups, R, S)."""
+        return (self.M, self.C // self.groups, self.R, self.S)
+
+
+@dataclass(frozen=True, eq=False)
 class PairingProblem:
-    """Integer filters (one row each, all weight positions flattened)."""
+    """Integer filters (one row each, all weight positions flattened).
+
+    ``chip`` (the SRAM macro, for the arrays a layer needs), ``layer`` (the
+    shape the filters come from), ``generated`` (the seed and spread of
+    generated weights, None for given ones) and ``solver`` describe the
+    instance; the solvers need only ``weights`` and ``bits``.  Two problems
+    are equal when every field is, the weights element by element.
+    """
 
     weights: np.ndarray  # (filters, positions), integers in the B-bit range
     bits: int = 8
     name: str = "layer"
+    chip: PimChip | None = None
+    layer: PairingLayer | None = None
+    generated: tuple[int, float] | None = None   # (seed, std) of generated weights
+    solver: SolverSettings = SolverSettings()
 
     def __post_init__(self):
         w = np.asarray(self.weights)
@@ -40,6 +78,15 @@ class PairingProblem:
             raise ValueError("weights must be integers (quantize first)")
         object.__setattr__(self, "weights", w.astype(np.int64))
 
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, PairingProblem):
+            return NotImplemented
+        same = (self.bits, self.name, self.chip, self.layer, self.generated, self.solver) == (
+            other.bits, other.name, other.chip, other.layer, other.generated, other.solver)
+        return same and np.array_equal(self.weights, other.weights)
+
+    __hash__ = object.__hash__
+
     @property
     def filters(self) -> int:
         return self.weights.shape[0]
@@ -47,6 +94,15 @@ class PairingProblem:
     @property
     def positions(self) -> int:
         return self.weights.shape[1]
+
+    def arrays(self, rows: int) -> int | None:
+        """Macros of ``chip`` that hold ``rows`` stored filters of the layer:
+        weight positions down the rows, each filter ``slices`` columns wide
+        (None without a chip)."""
+        chip = self.chip
+        if chip is None:
+            return None
+        return ceil(self.positions / chip.rows) * ceil(rows * chip.slices / chip.columns) * chip.copies_factor
 
 
 @dataclass
@@ -96,10 +152,14 @@ def paired_weights(problem: PairingProblem, pairing: Pairing) -> np.ndarray:
 
 @dataclass
 class PairingMetrics:
+    """What :func:`evaluate` computes for one pairing."""
+
     distortion: int       # sum of squared weight changes
     pairs: int
-    rows: int             # SRAM rows (words per position) needed: pairs + unpaired
-    rows_unpaired: int    # rows without pairing: one per filter
+    rows: int             # stored filters (words per position): pairs + unpaired
+    rows_unpaired: int    # stored filters without pairing: one per filter
+    arrays: int | None = None              # macros of the chip with pairing
+    arrays_unpaired: int | None = None     # and without
 
     @property
     def density_gain(self) -> float:
@@ -107,12 +167,19 @@ class PairingMetrics:
 
     def to_dict(self) -> dict:
         return {"distortion": self.distortion, "pairs": self.pairs, "rows": self.rows,
-                "rows_without_pairing": self.rows_unpaired, "density_gain": self.density_gain}
+                "rows_without_pairing": self.rows_unpaired, "density_gain": self.density_gain,
+                "arrays": self.arrays, "arrays_without_pairing": self.arrays_unpaired}
 
 
 def evaluate(problem: PairingProblem, pairing: Pairing) -> PairingMetrics:
     """Distortion recomputed from the paired weights themselves (not from the
-    closed form), rows used, and the capacity gain over storing every filter."""
+    closed form), rows used, and the capacity gain over storing every filter.
+
+    Raises
+    ------
+    ValueError
+        The pairing does not use every filter exactly once.
+    """
     pairing.validate(problem.filters)
     paired = paired_weights(problem, pairing)
     lo, hi = -(2 ** (problem.bits - 1)), 2 ** (problem.bits - 1) - 1
@@ -120,4 +187,5 @@ def evaluate(problem: PairingProblem, pairing: Pairing) -> PairingMetrics:
         raise AssertionError("paired weight outside the B-bit range")  # excluded by the derivation
     distortion = int(((paired - problem.weights) ** 2).sum())
     rows = len(pairing.pairs) + len(pairing.unpaired)
-    return PairingMetrics(distortion, len(pairing.pairs), rows, problem.filters)
+    return PairingMetrics(distortion, len(pairing.pairs), rows, problem.filters,
+                          problem.arrays(rows), problem.arrays(problem.filters))

@@ -154,7 +154,11 @@ class TwoLevelTiling(Family):
         console.print()
         console.print(t)
         order = " > ".join(d for d in mapping.order if d != "G" or layer.groups > 1)
-        stationary = next((STATIONARY[c] for c, o in CANONICAL_ORDER.items() if tuple(mapping.order) == o), "")
+        def loops(o):  # G is a loop only with groups
+            return tuple(d for d in o if d != "G" or layer.groups > 1)
+
+        stationary = next((STATIONARY[c] for c, o in CANONICAL_ORDER.items() if loops(mapping.order) == loops(o)),
+                          "no canonical stationary order")
         console.print(f"DRAM loop order (outer > inner): {order}; {stationary}")
         t = table(title="off-chip traffic", title_justify="left")
         for col in ("term", "bytes", "share"):
@@ -168,6 +172,17 @@ class TwoLevelTiling(Family):
         foot = ", ".join(f"{k} {format_bytes(b / 8)}" for k, b in metrics.footprint_bits.items())
         console.print(f"buffer footprint: {foot} = {format_bytes(sum(metrics.footprint_bits.values()) / 8)} "
                       f"of {format_bytes(problem.buffer.capacity_bytes)}")
+
+    def presets(self, table) -> list:
+        from ...hardware.presets import hardware_presets
+
+        t = table(title="two-level hardware (tiling)", title_justify="left")
+        for col in ("preset", "levels", "source"):
+            t.add_column(col)
+        for name, hw in hardware_presets().items():
+            levels = " > ".join(lv["name"] + (f" {lv['capacity']}" if "capacity" in lv else "") for lv in hw["levels"])
+            t.add_row(name, levels, hw.get("source", ""))
+        return [t]
 
     def examples(self) -> list[str]:
         return [

@@ -279,13 +279,31 @@ class MultiLevelTiling(Family):
                           for bits, value, proved, _, _ in rows)
         return f"objective against {chosen.name} size ({shown})"
 
+    def presets(self, table) -> list:
+        from ...hardware.hierarchy import hierarchy_presets
+
+        t = table(title="memory hierarchies with a PE array (tiling)", title_justify="left",
+                  caption="* private to each PE; {..} the tensors a level holds, the others bypass it")
+        for col in ("preset", "array", "levels", "source"):
+            t.add_column(col)
+        for name, hw in hierarchy_presets().items():
+            array = hw.get("array", {})
+            levels = " > ".join(
+                level["name"] + ("*" if level.get("per_pe") else "")
+                + (f" {level['capacity']}" if "capacity" in level else "")
+                + (f" {{{', '.join(level['holds'])}}}" if "holds" in level else "")
+                for level in hw["levels"])
+            t.add_row(name, f"{array.get('rows', 1)}x{array.get('cols', 1)}", levels,
+                      " ".join(str(hw.get("source", "")).split())[:60])
+        return [t]
+
     def examples(self) -> list[str]:
         hierarchy = ("hardware: {name: tiny, mac_energy: 1, array: {rows: 2, cols: 2}, levels: ["
                      "{name: DRAM, read_energy: 100, write_energy: 100}, "
                      "{name: GLB, capacity: 64, read_energy: 6, write_energy: 6}, "
                      "{name: RF, capacity: 8, per_pe: true, read_energy: 1, write_energy: 1}]}\n")
         return [
-            "family: tiling\nworkload: {name: tiny, dims: {M: 4, C: 2, P: 4, Q: 2, R: 3, S: 1}}\n" + hierarchy
+            "family: tiling\nworkload: {name: tiny, dims: {M: 2, C: 2, P: 4, Q: 1, R: 3, S: 1}}\n" + hierarchy
             + "objective: energy\n",
             "family: tiling\nworkload: {name: fc, op: matmul, dims: {N: 2, M: 4, C: 4}}\n" + hierarchy
             + "objective: latency\n",

@@ -1,0 +1,413 @@
+"""The ``mapcert`` command: commands and rendering, no family logic.
+
+Every command loads an instance (or a result), finds its family in the
+registry, and calls the generic pipeline; what differs between families is
+asked of the family through the contract (``formulations/family.py``).
+
+Exit status: 0 when a mapping is optimal or feasible (or a verification
+passed), 2 for bad input, a method that does not apply, or an instance with
+no feasible solution (one line per problem, ``file:line: field: what is
+wrong``), 1 when a check failed or no method gave a usable answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+from rich.console import Console
+
+from ..formulations import registry
+from ..formulations.family import PlotUnsupported, Status
+from ..instances import InstanceError, Issue, line_of, load
+from ..pipeline import MethodError, compare as run_compare, method_names, solve as run_solve
+from ..result import RESULT_FORMAT
+from ..version import __version__
+from . import render
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Provably optimal mappings of neural-network layers onto accelerators, with certificates.",
+)
+out = Console(width=None if sys.stdout.isatty() else 110, highlight=False)
+err = Console(stderr=True, highlight=False)
+
+EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
+
+
+class _Exit(Exception):
+    def __init__(self, code: int):
+        self.code = code
+
+
+def _fail_input(lines: list[str]) -> None:
+    for line in lines:
+        err.print(line, markup=False, soft_wrap=True)
+    raise _Exit(EXIT_INPUT)
+
+
+def _load(file: Path):
+    try:
+        return load(file)
+    except InstanceError as exc:
+        _fail_input([str(i) for i in exc.issues])
+
+
+def _exit_code(status: Status) -> int:
+    return {Status.OPTIMAL: EXIT_OK, Status.FEASIBLE: EXIT_OK, Status.INFEASIBLE: EXIT_INPUT}.get(status, EXIT_ERROR)
+
+
+def _check_time_limit(time_limit: float | None) -> None:
+    if time_limit is not None and time_limit <= 0:
+        _fail_input([f"--time-limit: must be positive, got {time_limit}"])
+
+
+def _refuse_overwrite(path: Path | None, force: bool) -> None:
+    if path is not None and path.exists() and not force:
+        _fail_input([f"{path}: exists; not overwritten (use --force to replace it)"])
+
+
+def _save(path: Path, data: dict) -> None:
+    """Write a result as YAML, or exit 2 saying why not."""
+    try:
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+    except OSError as exc:
+        _fail_input([f"{path}: cannot write: {exc.strerror or exc}"])
+
+
+class _Quiet:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _spinner(as_json: bool, what: str = "working..."):
+    """A progress spinner on an interactive terminal, nothing otherwise."""
+    return err.status(what, spinner="dots") if sys.stderr.isatty() and not as_json else _Quiet()
+
+
+def _progress(as_json: bool):
+    """A rich progress bar on an interactive terminal (disabled otherwise)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True, disable=not sys.stderr.isatty() or as_json)
+
+
+@app.command()
+def solve(
+    file: Path = typer.Argument(..., help="Instance YAML of any family (see README: family, workload, hardware, ...)."),
+    method: Optional[str] = typer.Option(None, "--method", "-m",
+                                         help="Exact method (default: the instance's solver.method); "
+                                              "`mapcert methods FILE` lists them."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", "-t",
+                                               help="Seconds per exact solve; on time-out the best solution is "
+                                                    "returned as 'feasible' with its gap to a bound."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result (mapcert-result/2) as JSON instead of tables."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Save the result (YAML) for `mapcert verify`."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
+    functional: bool = typer.Option(True, "--functional/--no-functional",
+                                    help="Execute the solution in the family's functional model (on by default)."),
+    heuristics: bool = typer.Option(True, "--heuristics/--no-heuristics",
+                                    help="Score the family's quick heuristics against the optimum (on by default)."),
+) -> None:
+    """Find the optimal mapping of an instance (or of every distinct layer of a network) and certify it."""
+    problem = _load(file)
+    family = registry.family_of(problem)
+    _check_time_limit(time_limit)
+    _refuse_overwrite(output, force)
+    parts = family.parts(problem)
+    try:
+        if parts is None:
+            with _spinner(as_json):
+                result = run_solve(problem, method, time_limit, functional=functional, heuristics=heuristics)
+        else:
+            with _progress(as_json) as bar:
+                task = bar.add_task("solving", total=len(parts))
+                started = []
+
+                def step(name: str) -> None:  # called before each part: the previous one is done
+                    bar.update(task, description=name, completed=len(started))
+                    started.append(name)
+
+                result = run_solve(problem, method, time_limit, functional=functional, heuristics=heuristics,
+                                   progress=step)
+    except MethodError as exc:
+        _fail_input([f"--method: {exc}"])
+    if output is not None:
+        _save(output, result.to_dict())
+    if result.status == Status.INFEASIBLE and not as_json:
+        line = line_of(file, family.infeasible_field)
+        field = ".".join(str(p) for p in family.infeasible_field)
+        _fail_input([str(Issue(str(file), line, field, f"no feasible solution: {result.message}"))])
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        render.render_result(out, family, problem, result)
+        if output is not None:
+            out.print(f"result saved to {output}")
+    raise _Exit(_exit_code(result.status))
+
+
+@app.command()
+def bound(
+    file: Path = typer.Argument(..., help="Instance YAML of any family."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Analytical lower bounds of an instance (each flagged rigorous or not), without solving."""
+    problem = _load(file)
+    family = registry.family_of(problem)
+    parts = family.parts(problem) or [None]
+    rows = []
+    for part in parts:
+        p = problem if part is None else part.problem
+        rows.append({"name": "" if part is None else part.name, "count": 1 if part is None else part.count,
+                     "bounds": [b.to_dict() for b in family.bounds(p)]})
+    unit, objective = family.unit(problem), family.objective_name(problem)
+    if as_json:
+        data = {"family": family.name, "objective_name": objective, "unit": unit}
+        data.update({"bounds": rows[0]["bounds"]} if parts == [None] else {"parts": rows})
+        print(json.dumps(data, indent=2))
+        raise _Exit(EXIT_OK)
+    out.print(family.describe(problem))
+    t = render.table()
+    for col in (["layer", "x"] if parts != [None] else []) + ["bound", unit, "rigorous", "meaning"]:
+        t.add_column(col, justify="right" if col in (unit, "x") else "left")
+    for row in rows:
+        for b in row["bounds"]:
+            lead = [row["name"], str(row["count"])] if parts != [None] else []
+            t.add_row(*lead, b["name"], render.number(b["value"]), "yes" if b["rigorous"] else "no", b["meaning"])
+    render.show(out, t)
+    raise _Exit(EXIT_OK)
+
+
+@app.command()
+def methods(file: Path = typer.Argument(..., help="Instance YAML of any family.")) -> None:
+    """The exact methods and heuristics of an instance's family, and whether each applies."""
+    problem = _load(file)
+    family = registry.family_of(problem)
+    parts = family.parts(problem)
+    sample = parts[0].problem if parts else problem
+    t = render.table(title=f"{family.name}: {family.summary}", title_justify="left")
+    for col in ("method", "kind", "applies", "what it is"):
+        t.add_column(col)
+    default = family.default_method(sample)
+    for m in family.methods(sample):
+        why = m.why_not(sample)
+        kind = "exact" if m.solves else "cross-check"
+        t.add_row(m.name + (" (default)" if m.name == default else ""), kind, "yes" if why is None else f"no: {why}",
+                  m.summary)
+    for h in family.heuristics(sample):
+        t.add_row(h.name, "heuristic", "yes", h.summary + ("" if h.in_solve else " (compare only)"))
+    out.print(t)
+    raise _Exit(EXIT_OK)
+
+
+def _read_yaml_file(path: Path):
+    """The YAML document in ``path``, or a clear exit 2 saying why it cannot be read."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        _fail_input([f"{path}: cannot read: {exc.strerror or exc}"])
+    except UnicodeDecodeError:
+        _fail_input([f"{path}:1: (file): not a text file"])
+    except yaml.YAMLError as exc:
+        _fail_input([f"{path}:1: (yaml): not valid YAML: {exc}"])
+
+
+@app.command()
+def verify(
+    result: Path = typer.Argument(..., help="A result saved by `mapcert solve -o`."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    time_limit: float = typer.Option(60.0, "--time-limit", "-t", help="Seconds for each re-proof."),
+    methods: Optional[str] = typer.Option(None, "--methods",
+                                          help="Comma-separated exact methods that re-prove the optimum "
+                                               "(default: every one that applies)."),
+) -> None:
+    """Re-derive everything in a saved result without trusting it: the objective, the metrics, the bounds,
+    the certificate's checks, a functional run on fresh random data, and the optimum by every exact method."""
+    from ..validation.verify import verify as run_verify
+
+    _check_time_limit(time_limit)
+    data = _read_yaml_file(result)
+    if not isinstance(data, dict) or "format" not in data:
+        _fail_input([f"{result}:1: format: not a mapcert result (expected format: {RESULT_FORMAT})"])
+    if data["format"] != RESULT_FORMAT:
+        _fail_input([f"{result}:1: format: {data['format']!r} is not {RESULT_FORMAT}; solve the instance again "
+                     "with this version to get a result it can verify"])
+    chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    with _spinner(as_json, "verifying...") as spinner:
+        def step(what: str) -> None:
+            if hasattr(spinner, "update"):
+                spinner.update(what)
+
+        verification = run_verify(data, str(result), time_limit=time_limit, methods=chosen, progress=step)
+    if as_json:
+        print(json.dumps(verification.to_dict(), indent=2))
+    else:
+        if verification.family is not None:
+            out.print(verification.family.describe(verification.problem))
+        render.checks_table(out, verification.checks, title="verification")
+        out.print("[bold green]VERIFIED[/]" if verification.passed else "[bold red]NOT VERIFIED[/]")
+    raise _Exit(EXIT_OK if verification.passed else EXIT_ERROR)
+
+
+@app.command()
+def compare(
+    file: Path = typer.Argument(..., help="Instance YAML of any family (one layer, not a network)."),
+    methods: Optional[str] = typer.Option(None, "--methods",
+                                          help="Comma-separated methods (default: every exact method and heuristic "
+                                               "that applies; `mapcert methods FILE` lists them)."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", "-t", help="Seconds for each exact method."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object with one row per method."),
+    mapping: Optional[list[Path]] = typer.Option(None, "--mapping",
+                                                 help="Your own solution (YAML: a solution, a `mapping:` or "
+                                                      "`solution:` entry, or a result of `mapcert solve -o`), "
+                                                      "scored beside the others; repeatable."),
+) -> None:
+    """Run every method on one instance and score each (and your own solutions) against the certified optimum."""
+    problem = _load(file)
+    family = registry.family_of(problem)
+    _check_time_limit(time_limit)
+    if family.parts(problem) is not None:
+        _fail_input([f"{file}:1: workload: `mapcert compare` takes one layer; `mapcert solve` on a network scores "
+                     "every quick heuristic per layer and in total, `mapcert plot` draws every heuristic's gap"])
+    user = {f"mapping: {path.name}": _read_user_solution(family, problem, path) for path in mapping or []}
+    chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    available = method_names(family, problem)
+    unknown = [m for m in chosen or [] if m not in available]
+    if unknown:
+        _fail_input([f"--methods: unknown or inapplicable {', '.join(unknown)}; choose from {', '.join(available)}"])
+    with _spinner(as_json):
+        comparison = run_compare(problem, chosen, time_limit, user)
+    if as_json:
+        print(json.dumps(comparison.to_dict(), indent=2))
+    else:
+        render.render_comparison(out, comparison)
+    raise _Exit(_exit_code(comparison.status))
+
+
+def _read_user_solution(family, problem, path: Path):
+    """A solution of ``problem`` from YAML, or a clear exit 2 naming what is wrong."""
+    data = _read_yaml_file(path)
+    if isinstance(data, dict) and isinstance(data.get("solution"), dict):
+        data = data["solution"]
+    if isinstance(data, dict) and isinstance(data.get("mapping"), dict):
+        data = data["mapping"]
+    try:
+        return family.solution_from_dict(problem, data)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        _fail_input([f"{path}:1: solution: {exc}"])
+
+
+@app.command()
+def plot(
+    file: Path = typer.Argument(..., help="Instance YAML: a hierarchy layer or network, or a graph partition."),
+    output: Path = typer.Option(Path("mapcert_plot.png"), "--output", "-o", help="Picture to write (PNG, SVG, PDF)."),
+    sizes: Optional[str] = typer.Option(None, "--sizes",
+                                        help="One hierarchy layer: comma-separated capacities of the swept level "
+                                             "(default: 1/8x to 4x of its size)."),
+    level: Optional[str] = typer.Option(None, "--level",
+                                        help="One hierarchy layer: the level to sweep (default: the largest shared "
+                                             "on-chip level)."),
+    time_limit: float = typer.Option(30.0, "--time-limit", "-t", help="Seconds per exact solve."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
+) -> None:
+    """Draw what the family's users read: the objective against buffer size with the lower bound (one layer),
+    each heuristic's gap per layer (a network), or the optimal partition with its subgraphs coloured."""
+    problem = _load(file)
+    family = registry.family_of(problem)
+    _refuse_overwrite(output, force)
+    _check_time_limit(time_limit)
+    options = {"sizes": sizes, "level": level, "time_limit": time_limit}
+    with _progress(False) as bar:
+        def progress(what: str, total: int):
+            task = bar.add_task(what, total=total)
+            return lambda: bar.advance(task)
+
+        try:
+            said = family.plot(problem, output, options, progress)
+        except PlotUnsupported as exc:
+            _fail_input([f"{file}:1: {exc}"])
+    out.print(f"wrote {output}: {said}")
+    raise _Exit(EXIT_OK)
+
+
+@app.command()
+def presets() -> None:
+    """List the named networks (layers usable as `workload: net.layer`) and each family's hardware."""
+    from .. import workload_library
+
+    t = render.table(title="networks", title_justify="left")
+    t.add_column("network")
+    t.add_column("layers", justify="right")
+    t.add_column("first layers")
+    for name in workload_library.networks():
+        layers = workload_library.network(name)
+        t.add_row(name, str(len(layers)), ", ".join(list(layers)[:4]) + ", ...")
+    out.print(t)
+    for family in registry.families():
+        for item in family.presets(render.table):
+            render.show(out, item)
+    raise _Exit(EXIT_OK)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"mapcert {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """mapcert: provably optimal accelerator mappings with certificates."""
+
+
+def _click_exceptions():
+    """click's exception classes: from click itself, or from the copy that
+    recent typer releases vendor as ``typer._click``."""
+    try:
+        import click
+    except ImportError:
+        from typer import _click as click
+    return click.exceptions
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status instead of raising."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except _Exit as exc:
+        return exc.code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        return 130
+    except MemoryError:
+        err.print("mapcert: out of memory: the instance is too large for this machine; reduce its sizes")
+        return EXIT_INPUT
+    except Exception as exc:  # click usage errors and the unexpected
+        exceptions = _click_exceptions()
+        if isinstance(exc, exceptions.ClickException):
+            exc.show()
+            return EXIT_INPUT
+        if os.environ.get("MAPCERT_DEBUG"):
+            raise
+        err.print(f"mapcert: internal error: {type(exc).__name__}: {exc} (set MAPCERT_DEBUG=1 for a traceback)",
+                  markup=False)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def entry() -> None:
+    sys.exit(main())

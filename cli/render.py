@@ -1,0 +1,166 @@
+"""Terminal rendering of results, comparisons and verifications.
+
+Only what every family shares is drawn here (status, objective and bounds,
+heuristics, the certificate's checks, a network's layers); each family
+draws its own mapping through ``Family.render``.
+"""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from ..formulations.family import Family, Status
+from ..pipeline import Comparison
+from ..result import Result
+
+COLOURS = {Status.OPTIMAL: "green", Status.FEASIBLE: "yellow"}
+
+
+def table(**kwargs) -> RichTable:
+    """Tables in one plain style that reads well in a terminal and in a log."""
+    kwargs.setdefault("box", box.SIMPLE_HEAD)
+    kwargs.setdefault("show_edge", False)
+    return RichTable(**kwargs)
+
+
+def number(value: float | None, digits: int = 0) -> str:
+    """A value with thousands separators, '-' for None."""
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def percent(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def show(console: Console, item) -> None:
+    console.print()
+    console.print(item)
+
+
+def status_line(console: Console, result: Result) -> None:
+    """One line: the status, who proved it, how long it took."""
+    colour = COLOURS.get(result.status, "red")
+    text = {
+        Status.OPTIMAL: f"proved by {result.method} in {result.wall_time_s:.2f} s, confirmed by evaluate"
+                        + (" and the functional model" if result.certificate.functional.passed else ""),
+        Status.FEASIBLE: f"best found by {result.method} in {result.wall_time_s:.2f} s; optimality not proved",
+    }.get(result.status, result.message)
+    console.print(f"status: [bold {colour}]{result.status.value.upper()}[/] ({text})")
+    if result.message and result.status in (Status.OPTIMAL, Status.FEASIBLE):
+        console.print(f"note: {result.message}", markup=False)
+
+
+def summary(console: Console, result: Result) -> None:
+    """Objective, best bound, gap and the rigorous bound."""
+    t = table(show_header=False)
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row(f"objective: {result.objective_name} ({result.unit})", number(result.objective))
+    t.add_row("best bound", number(result.best_bound))
+    t.add_row("gap", percent(result.gap, 3))
+    t.add_row("rigorous lower bound", number(result.lower_bound))
+    if result.objective and result.lower_bound:
+        t.add_row("optimum / rigorous bound", f"{result.objective / result.lower_bound:.3f}")
+    show(console, t)
+
+
+def bounds_table(console: Console, result: Result) -> None:
+    if not result.bounds:
+        return
+    t = table(title="bounds", title_justify="left")
+    for col in ("bound", result.unit, "objective / bound", "rigorous", "meaning"):
+        t.add_column(col, justify="right" if col in (result.unit, "objective / bound") else "left")
+    for b in result.bounds:
+        ratio = f"{result.objective / b.value:.3f}" if result.objective and b.value > 0 else "-"
+        t.add_row(b.name, number(b.value), ratio, "yes" if b.rigorous else "no", b.meaning)
+    show(console, t)
+
+
+def heuristics_table(console: Console, result: Result) -> None:
+    if not result.heuristics:
+        return
+    reference = "optimum" if result.status == Status.OPTIMAL else "bound"
+    t = table(title="heuristics", title_justify="left")
+    for col in ("method", result.unit, f"gap to {reference}", "time", "note"):
+        t.add_column(col, justify="right" if col not in ("method", "note") else "left")
+    for h in result.heuristics:
+        t.add_row(h.method, number(h.objective), percent(h.gap), f"{h.wall_time_s:.2f} s", h.note[:60])
+    show(console, t)
+
+
+def checks_table(console: Console, checks, title: str = "certificate checks") -> None:
+    t = table(title=title, title_justify="left")
+    t.add_column("check")
+    t.add_column("result")
+    t.add_column("detail")
+    for c in checks:
+        t.add_row(c.name, "[green]pass[/]" if c.passed else "[red]FAIL[/]", c.detail)
+    show(console, t)
+
+
+def functional_word(entry) -> str:
+    """One word for a functional run: passed, FAILED, or why it did not run."""
+    if not entry.ran:
+        return f"not run ({entry.reason})" if entry.reason else "not run"
+    return "passed" if entry.passed else "FAILED"
+
+
+def render_result(console: Console, family: Family, problem, result: Result) -> None:
+    """The whole terminal view of a solved instance or network."""
+    console.print(family.describe(problem))
+    console.print(f"space: {result.certificate.space}", markup=False)
+    if result.parts is not None:
+        render_network(console, result)
+        return
+    status_line(console, result)
+    if result.solution is None:
+        return
+    summary(console, result)
+    family.render(problem, result, console, table)
+    bounds_table(console, result)
+    heuristics_table(console, result)
+    checks_table(console, result.certificate.checks)
+    console.print(f"functional model: {functional_word(result.certificate.functional)}")
+
+
+def render_network(console: Console, result: Result) -> None:
+    colour = COLOURS.get(result.status, "red")
+    console.print(f"status: [bold {colour}]{result.status.value.upper()}[/]; each distinct layer solved once")
+    t = table()
+    for col in ("layer", "x", "status", result.unit, "gap", "to bound", "time", "functional"):
+        t.add_column(col, justify="left" if col in ("layer", "status", "functional") else "right")
+    for part in result.parts:
+        r = part.result
+        to_bound = None if not (r.objective and r.lower_bound) else max(0.0, 1 - r.lower_bound / r.objective)
+        t.add_row(part.name, str(part.count), r.status.value, number(r.objective), percent(r.gap),
+                  percent(to_bound, 0), f"{r.wall_time_s:.1f} s", functional_word(r.certificate.functional))
+    show(console, t)
+    metrics = result.metrics or {}
+    console.print(f"total {number(result.objective)} {result.unit} over {metrics.get('layers', '?')} layers; "
+                  f"{metrics.get('proved', 0)}/{metrics.get('distinct_layers', '?')} distinct layers proved optimal "
+                  f"in {result.wall_time_s:.0f} s; rigorous bound {number(result.lower_bound)}")
+    heuristics_table(console, result)
+
+
+def render_comparison(console: Console, comparison: Comparison) -> None:
+    if comparison.optimum is not None:
+        verdict = f"certified optimum {comparison.optimum:,.0f}"
+    elif comparison.status == Status.INFEASIBLE:
+        verdict = "no feasible solution"
+    elif comparison.lower_bound is not None:
+        verdict = f"optimum not proved; gaps are to the lower bound {comparison.lower_bound:,.0f}"
+    else:
+        verdict = "optimum not proved"
+    console.print(f"{comparison.family}: {comparison.objective_name} ({comparison.unit}); {verdict}")
+    if comparison.message:
+        console.print(f"[bold red]{comparison.message}[/]")
+    gap_title = "gap to optimum" if comparison.optimum is not None or comparison.lower_bound is None else "gap to bound"
+    t = table()
+    for col in ("method", "kind", "status", "objective", gap_title, "time", "functional", "note"):
+        t.add_column(col, justify="right" if col in ("objective", gap_title, "time") else "left")
+    for row in comparison.rows:
+        t.add_row(row.method, row.kind, row.status.value, number(row.objective), percent(row.gap),
+                  f"{row.wall_time_s:.2f} s", row.functional, row.note[:50])
+    show(console, t)

@@ -1,0 +1,253 @@
+"""One contract suite, run on every registered family and on a toy family
+that only this test module registers (tests/toy_family.py).
+
+For each family's tiny example instances: the instance round-trips through
+``dump``; every exact method proves the same optimum, equal to brute force;
+the optimum is at or above every rigorous bound; ``evaluate`` of the decoded
+solution equals the objective; every heuristic is at or above the optimum;
+the result validates against the JSON Schema and passes ``verify``; every
+tampered copy of the result fails ``verify`` on a check naming the field;
+``mapcert solve --json`` exits 0; a functional run happened.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import lru_cache
+
+import jsonschema
+import pytest
+import yaml
+
+import toy_family  # noqa: F401  (registers the toy family)
+from helpers import run_cli
+from mapcert.formulations import registry
+from mapcert.formulations.family import Status
+from mapcert.instances import load_document, load_text
+from mapcert.pipeline import solve
+from mapcert.result import json_schema
+from mapcert.validation.certificate import at_least, close
+from mapcert.validation.verify import verify
+
+CASES = [(family.key or family.name, i) for family in registry.families() for i in range(len(family.examples()))]
+
+
+def test_every_family_supplies_examples():
+    keys = {family.key or family.name for family in registry.families()}
+    assert {"tiling", "tiling-hierarchy", "crossbar", "pairing", "partition", "knapsack"} <= keys
+    for family in registry.families():
+        assert family.examples(), f"{family.key} has no example instances"
+
+
+@lru_cache(maxsize=None)
+def _problem(key: str, index: int):
+    family = registry.get(key)
+    return family, load_text(family.examples()[index], f"{key}-example-{index}")
+
+
+@lru_cache(maxsize=None)
+def _solved(key: str, index: int):
+    family, problem = _problem(key, index)
+    return solve(problem, time_limit=30)
+
+
+def _label(case):
+    return f"{case[0]}-{case[1]}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_label)
+def test_instance_round_trips_and_belongs_to_its_family(case):
+    family, problem = _problem(*case)
+    assert registry.family_of(problem) is family
+    again = load_document(family.dump(problem), "dumped")
+    assert family.dump(again) == family.dump(problem)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_label)
+def test_exact_methods_agree_with_each_other_and_brute_force(case):
+    family, problem = _problem(*case)
+    values = {}
+    for method in family.methods(problem):
+        if method.why_not(problem) is not None:
+            continue
+        attempt = method.run(problem, 30)
+        assert attempt.status == Status.OPTIMAL, f"{method.name}: {attempt.status} {attempt.message}"
+        if attempt.solution is not None:
+            evaluation = family.evaluate(problem, attempt.solution)
+            assert evaluation.feasible
+            values[method.name] = evaluation.objective
+        else:
+            values[method.name] = attempt.objective
+    assert len(values) >= 1
+    first = next(iter(values.values()))
+    assert all(close(v, first) for v in values.values()), values
+    try:
+        brute = family.brute_force(problem)
+    except NotImplementedError:
+        return
+    assert close(brute, first), (brute, values)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_label)
+def test_solved_result_keeps_the_contract(case):
+    family, problem = _problem(*case)
+    result = _solved(*case)
+    assert result.status == Status.OPTIMAL, result.message
+    data = result.to_dict()
+    jsonschema.validate(json.loads(json.dumps(data)), json_schema())
+    assert data["format"] == "mapcert-result/2" and data["family"] == family.name
+    for bound in result.bounds:
+        if bound.rigorous:
+            assert at_least(result.objective, bound.value), bound
+    assert result.lower_bound is not None
+    assert at_least(result.objective, result.lower_bound)
+    assert result.gap == 0.0 and close(result.best_bound, result.objective)
+    decoded = family.solution_from_dict(problem, data["solution"])
+    assert close(family.evaluate(problem, decoded).objective, result.objective)
+    for h in result.heuristics:
+        if h.objective is not None:
+            assert at_least(h.objective, result.objective), h
+    assert result.certificate.functional.ran and result.certificate.functional.passed
+    assert all(c.passed for c in result.certificate.checks)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_label)
+def test_fresh_result_verifies(case):
+    result = _solved(*case)
+    verification = verify(result.to_dict(), time_limit=30)
+    failed = [(c.name, c.detail) for c in verification.checks if not c.passed]
+    assert verification.passed, failed
+
+
+def _first_number(node, path=()):
+    """Path of the first int/float leaf (not bool) in a JSON tree, or None."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found = _first_number(value, path + (key,))
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found = _first_number(value, path + (i,))
+            if found is not None:
+                return found
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        return path
+    return None
+
+
+def _first_list(node, path=()):
+    if isinstance(node, list) and node:
+        return path
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found = _first_list(value, path + (key,))
+            if found is not None:
+                return found
+    return None
+
+
+def _get(node, path):
+    for key in path:
+        node = node[key]
+    return node
+
+
+def _set(node, path, value):
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+
+
+def _tamper_solution(data):
+    path = _first_number(data["solution"])
+    if path is not None:
+        _set(data["solution"], path, _get(data["solution"], path) * 7 + 1)
+    else:
+        _set(data["solution"], _first_list(data["solution"]), [])
+
+
+def _tamper_instance(data):
+    """Change the workload (the first number of the first part that describes it)."""
+    instance = data["instance"]
+    for key in ("workload", "capacity", "items", "layers", "graph", "hardware"):
+        if key in instance and _first_number(instance[key]) is not None:
+            path = (key,) + _first_number(instance[key])
+            if isinstance(instance[key], (int, float)):
+                path = (key,)
+            value = _get(instance, path)
+            _set(instance, path, value * 2 + 1 if isinstance(value, int) else value * 2.5 + 1)
+            return
+    raise AssertionError("no number to change in the instance")
+
+
+def _tampers(data: dict) -> dict:
+    """name -> (edit, field the failed check must name)."""
+    out = {
+        "status infeasible": (lambda d: d.update(status="infeasible"), "status"),
+        "status error": (lambda d: d.update(status="error"), "status"),
+        "objective": (lambda d: d.update(objective=d["objective"] * 1.1 + 1), "objective"),
+        "best_bound above the optimum": (lambda d: d.update(best_bound=d["objective"] * 1.5 + 1), "best_bound"),
+        "gap": (lambda d: d.update(gap=0.5), "gap"),
+        "lower_bound": (lambda d: d.update(lower_bound=d["lower_bound"] * 2 + 1), "lower_bound"),
+        "bound value": (lambda d: d["bounds"][0].update(value=d["bounds"][0]["value"] * 3 + 1), "bounds"),
+        "bound rigour": (lambda d: d["bounds"][0].update(rigorous=not d["bounds"][0]["rigorous"]), "bounds"),
+        "a failed check": (lambda d: d["certificate"]["checks"][0].update(passed=False), "certificate.checks"),
+        "functional run": (lambda d: d["certificate"]["functional"].update(passed=False), "certificate.functional"),
+        "family": (lambda d: d.update(family="no-such-family"), "family"),
+        "solution": (_tamper_solution, ""),
+        "instance": (_tamper_instance, ""),
+    }
+    if _first_number(data.get("metrics") or {}) is not None:
+        def edit_metrics(d):
+            path = _first_number(d["metrics"])
+            _set(d["metrics"], path, _get(d["metrics"], path) * 3 + 1)
+        out["metrics"] = (edit_metrics, "metrics")
+    if any(h["objective"] is not None for h in data["heuristics"]):
+        i = next(i for i, h in enumerate(data["heuristics"]) if h["objective"] is not None)
+        out["heuristic objective"] = (
+            lambda d: d["heuristics"][i].update(objective=d["heuristics"][i]["objective"] * 0.5 - 1),
+            f"heuristics[{i}]")
+    return out
+
+
+TAMPER_NAMES = ["status infeasible", "status error", "objective", "best_bound above the optimum", "gap",
+                "lower_bound", "bound value", "bound rigour", "a failed check", "functional run", "family",
+                "solution", "instance", "metrics", "heuristic objective"]
+
+
+@pytest.mark.parametrize("tamper", TAMPER_NAMES)
+@pytest.mark.parametrize("case", CASES, ids=_label)
+def test_tampered_result_fails_verify_naming_the_field(case, tamper):
+    family, problem = _problem(*case)
+    data = _solved(*case).to_dict()
+    tampers = _tampers(data)
+    if tamper not in tampers:
+        pytest.skip(f"{case[0]}'s example has no {tamper} to change")
+    edit, field = tampers[tamper]
+    changed = copy.deepcopy(data)
+    edit(changed)
+    assert changed != data
+    fast = [family.default_method(problem)]
+    verification = verify(changed, time_limit=30, methods=fast)
+    failed = [c.name for c in verification.checks if not c.passed]
+    assert failed, f"tampering with {tamper} went unnoticed"
+    assert any(name.startswith(field) for name in failed), (field, failed)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_label)
+def test_solve_json_through_the_cli(case, tmp_path):
+    family, _ = _problem(*case)
+    path = tmp_path / "instance.yaml"
+    path.write_text(family.examples()[case[1]])
+    code, stdout, stderr = run_cli("solve", str(path), "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["status"] == "optimal"
+    code, stdout, stderr = run_cli("solve", str(path))
+    assert code == 0 and "OPTIMAL" in stdout, stderr
+    saved = tmp_path / "result.yaml"
+    assert run_cli("solve", str(path), "-o", str(saved), "--no-heuristics")[0] == 0
+    assert yaml.safe_load(saved.read_text())["format"] == "mapcert-result/2"
+    code, stdout, stderr = run_cli("verify", str(saved), "--json")
+    assert code == 0 and json.loads(stdout)["verified"], stdout + stderr
