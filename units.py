@@ -18,12 +18,25 @@ _PREFIX = {
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]i?)?\s*([bB])?\s*$")
 
 
+MAX_BYTES = 2**50
+"""The largest size any capacity may have (1 PiB): beyond it no machine
+exists to model, and the exact models' coefficients lose precision."""
+
+
 def parse_bytes(value: object) -> int:
-    """Return the byte count of ``64 KiB``, ``100 KB``, ``4096`` or ``4096 B``.
+    """Return the byte count of ``64 KiB``, ``100 KB``, ``4096`` or ``4096 B``
+    (at most :data:`MAX_BYTES`).
 
     Raises ValueError with a message fit for the user when the text is not a
-    size or is not a whole number of bytes.
+    size, is not a whole number of bytes, or is absurdly large.
     """
+    size = _parse_bytes(value)
+    if size > MAX_BYTES:
+        raise ValueError(f"size {value!r} is beyond the supported range (1 B to 1 PiB)")
+    return size
+
+
+def _parse_bytes(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError(f"expected a size such as '64 KiB', got {value!r}")
     if isinstance(value, int):

@@ -13,7 +13,7 @@ from mapcert.formulations.tiling.multilevel_cost import evaluate_multilevel
 from mapcert.formulations.tiling.multilevel_solve import solve_multilevel
 from mapcert.hardware.hierarchy import hierarchy_preset
 from mapcert.formulations.tiling.multilevel_schema import _network_layers, MultiLevelSpec
-from mapcert.multilevel_report import functional_check
+from mapcert.formulations.registry import family_of
 from mapcert.instances import Located
 from mapcert.solvers.multilevel_heuristics import HEURISTICS
 from mapcert.validation.multilevel_bounds import multilevel_bounds
@@ -32,8 +32,8 @@ def test_resnet18_eyeriss_layers_are_proved(problem):
     assert result.status == "optimal", result.message
     assert result.objective >= multilevel_bounds(problem).objective
     assert result.metrics.array_boundary_words >= multilevel_bounds(problem).array_boundary_words
-    check = functional_check(problem, result.mapping, result.metrics)
-    assert check["ran"] and check["outputs_match"] and check["counts_match"], check
+    run = family_of(problem).functional(problem, result.mapping)
+    assert run.ran and run.passed, run
     for name, heuristic in HEURISTICS.items():
         mapping = heuristic(problem)
         assert mapping is not None, name

@@ -11,7 +11,9 @@ import pytest
 from mapcert import workload_library
 from mapcert.formulations.tiling.solve import solve_tiling
 from mapcert.instances import load_text
-from mapcert.validation.tiling_certificate import certify
+from mapcert.formulations.family import Attempt, Status
+from mapcert.formulations.registry import family_of
+from mapcert.validation.certificate import certify
 
 SIZES = ("16KiB", "64KiB", "256KiB")
 SUBSET = [
@@ -37,9 +39,13 @@ def check_layer(layer: str, size: str) -> None:
     assert cpsat.status == "optimal", cpsat.message
     assert milp.status == "optimal", milp.message
     assert cpsat.objective == milp.objective
-    cert = certify(problem, cpsat, functional=True)
-    assert cert.status == "optimal", [c for c in cert.checks if not c.passed]
-    assert cert.objective >= cert.lower_bound
+    family = family_of(problem)
+    bounds = family.bounds(problem)
+    attempt = Attempt(Status.OPTIMAL, cpsat.mapping, cpsat.solver_objective, cpsat.best_bound)
+    cert = certify(family, problem, attempt, bounds, functional=True)
+    assert cert.status == Status.OPTIMAL, [c for c in cert.checks if not c.passed]
+    assert cert.functional.ran and cert.functional.passed
+    assert all(cert.evaluation.objective >= b.value for b in bounds if b.rigorous)
 
 
 @pytest.mark.parametrize("size", SIZES)

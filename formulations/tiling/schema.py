@@ -79,6 +79,15 @@ class InstanceSpec(Strict):
 
 
 
+MAX_DIM = 2**20
+"""Largest extent of one dimension (1,048,576): beyond every real layer, and
+small enough that divisor tables, footprints and the functional model's
+guards stay within a machine's memory."""
+MAX_DIM_ANY = 2**16
+"""Largest extent with ``space: {tiles: any}``, where every tile size is listed."""
+MAX_WINDOW = 1024
+"""Largest stride, dilation and filter extent."""
+
 _CONV_DIMS = ("N", "M", "C", "P", "Q", "R", "S")
 _MATMUL_DIMS = ("N", "M", "C")
 
@@ -111,6 +120,10 @@ def build_layer(raw: Any, where: Located, path: tuple) -> ConvLayer | None:
         elif value < 1:
             where.add(path + ("dims", dim), f"must be a positive integer, got {value}")
             bad = True
+        elif value > (MAX_WINDOW if dim in "RS" else MAX_DIM):
+            limit = MAX_WINDOW if dim in "RS" else MAX_DIM
+            where.add(path + ("dims", dim), f"{value:,} is beyond the supported range (1 to {limit:,})")
+            bad = True
     for dim in ("M", "C") + (("P", "Q") if spec.op == "conv2d" else ()):
         if dim not in spec.dims:
             where.add(path + ("dims",), f"dimension {dim} is missing{path_note}")
@@ -119,6 +132,10 @@ def build_layer(raw: Any, where: Located, path: tuple) -> ConvLayer | None:
     dilation = pair(spec.dilation, where, path + ("dilation",))
     if stride is None or dilation is None or bad:
         return None
+    for name, value in (("stride", stride), ("dilation", dilation)):
+        if max(value) > MAX_WINDOW:
+            where.add(path + (name,), f"{max(value):,} is beyond the supported range (1 to {MAX_WINDOW:,})")
+            return None
     dims = {d: spec.dims.get(d, 1) for d in _CONV_DIMS}
     if spec.op != "conv2d" and (stride != (1, 1) or dilation != (1, 1) or spec.groups != 1):
         where.add(path + ("op",), f"{spec.op} takes no stride, dilation or groups")
@@ -188,6 +205,12 @@ def build_two_level(data: dict, where: Located, label: str) -> TilingProblem | N
     hardware = build_buffer(data["hardware"], where, ("hardware",)) if data.get("hardware") is not None else None
     if where.issues or spec is None or layer is None or hardware is None:
         return None
+    if spec.space.tiles == "any":
+        for dim, value in layer.dims().items():
+            if value > MAX_DIM_ANY:
+                where.add(("workload",), f"dimension {dim} = {value:,} is beyond the range of space "
+                                         f"{{tiles: any}} (1 to {MAX_DIM_ANY:,}); use tiles: divisors")
+                return None
     buffer, dram, hw_name = hardware
     return TilingProblem(
         layer=layer,
