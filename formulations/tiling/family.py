@@ -24,6 +24,10 @@ from .schema import build_two_level, dump_two_level
 from .solve import solve_tiling
 from .space import CANONICAL_ORDER
 
+FUNCTIONAL_MEMORY_BYTES = 4 * 2**30
+"""The most memory the functional run may take (operands, outputs and
+partial sums in float64, each about twice for working copies)."""
+
 STATIONARY = {
     "inputs": "the input tile stays on chip across M (innermost)",
     "weights": "the weight tile stays on chip across N, P, Q (innermost)",
@@ -108,6 +112,11 @@ class TwoLevelTiling(Family):
                 for name, b in tiling_bounds(problem).items() if name != "rigorous"]
 
     def functional(self, problem: TilingProblem, solution: Mapping, seed: int = 0) -> FunctionalRun:
+        layer = problem.layer
+        need = 2 * 8 * (layer.input_elements + layer.weight_elements + 2 * layer.output_elements)
+        if need > FUNCTIONAL_MEMORY_BYTES:
+            return FunctionalRun(False, reason=f"the layer's tensors need {format_bytes(need)} in the functional "
+                                               f"model, more than its {format_bytes(FUNCTIONAL_MEMORY_BYTES)} limit")
         report = run_tiling(problem, solution, seed=seed)
         metrics = evaluate(problem, solution)
         diffs = [k for k, v in metrics.traffic_bits.items() if report.counted_bits[k] != v]
