@@ -37,9 +37,40 @@ import networkx as nx
 import numpy as np
 
 from ...formulations.partition.cost import DEFAULT_MACHINE, Machine, execution
-from ...formulations.partition.graph import PartitionGraph
+from ...formulations.partition.graph import FLATTENING_OPS, PartitionGraph
 from ...formulations.partition.schedule import RowSchedule, input_key, row_schedule
 from .layer_rows import DTYPE, LayerShape, check_sources, layer_output, layer_row, layer_weights
+
+
+MAX_VALUES = 200_000_000
+"""Most float32 values (weights, inputs, and every output twice: the
+reference and the DRAM copy) the model allocates, about 800 MB: VGG-16's
+fc layers fit, absurd graphs are refused before anything is allocated."""
+MAX_ROWS = 100_000
+"""Most output rows, summed over the layers, the model computes one by one
+in Python (ResNet-50 has 1,864)."""
+
+
+def size_refusal(pg: PartitionGraph) -> str | None:
+    """Why the model will not run ``pg`` (too many values or rows), or None."""
+    values = rows = 0
+    for v in pg.order:
+        raw = pg.graph.nodes[v].get("layer")
+        if raw is None:
+            return None  # _Network says what is missing
+        d = raw["dims"]
+        m, c, p, q = d["M"], d.get("C", d["M"]), d.get("P", 1), d.get("Q", 1)
+        weights = m * (c // raw.get("groups", 1)) * d.get("R", 1) * d.get("S", 1) \
+            if raw.get("op", "conv2d") in ("conv2d", *FLATTENING_OPS) else 0
+        node = pg.node(v)
+        values += weights + 2 * d.get("N", 1) * m * p * q + node.input_bytes
+        rows += p
+    if values > MAX_VALUES:
+        return (f"the network holds {values:,} values, more than the functional model's limit of "
+                f"{MAX_VALUES:,} (about {4 * MAX_VALUES // 10**6:,} MB)")
+    if rows > MAX_ROWS:
+        return f"the network has {rows:,} output rows, more than the functional model's limit of {MAX_ROWS:,}"
+    return None
 
 
 class BufferOverflow(ValueError):
@@ -250,6 +281,9 @@ def run_partition(pg: PartitionGraph, blocks: list[frozenset], capacity: int, se
     ``ScheduleError`` when the cost model's buffers or schedule do not
     hold, ValueError for a layer the model cannot compute."""
     start = time.perf_counter()
+    refusal = size_refusal(pg)
+    if refusal is not None:
+        raise ValueError(refusal)
     net = _Network(pg, seed)
     dram = {v: np.full(net.tensor_shape[v], np.nan, dtype=DTYPE) for v in pg.order}
     runs = []
