@@ -68,7 +68,7 @@ def small_networks(draw):
     return layers
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=20, deadline=None, derandomize=True)
 @given(small_networks())
 def test_every_candidate_subgraph_runs_in_its_modelled_buffers(layers):
     pg = from_layers("random", layers)
@@ -143,7 +143,8 @@ def test_a_buffer_one_row_short_stops_the_run(monkeypatch):
         run_partition(pg, blocks, capacity)
 
 
-@pytest.mark.parametrize("network", ["resnet50", "googlenet", "mobilenetv2"])
+@pytest.mark.parametrize("network", [pytest.param("resnet50", marks=pytest.mark.slow),  # about 10 s each
+                                     pytest.param("googlenet", marks=pytest.mark.slow), "mobilenetv2"])
 def test_optimal_partitions_of_networks_pass(network):
     pg = from_network(network)
     capacity = 512 * 1024
@@ -157,11 +158,26 @@ def test_optimal_partitions_of_networks_pass(network):
 def test_a_graph_of_sizes_only_is_not_run_and_says_why():
     import networkx as nx
 
+    from mapcert.formulations import registry
     from mapcert.formulations.partition.graph import Node, PartitionGraph
-    from mapcert.partition_report import functional_check, functional_passed
+    from mapcert.formulations.partition.problem import PartitionProblem, PartitionSolution
 
     graph = nx.DiGraph()
     graph.add_node("v0", index=0, node=Node("v0", 4, 10, 3, 1, 0, 0, 0))
-    check = functional_check(PartitionGraph(graph), [frozenset(["v0"])], 1000)
-    assert not check["ran"] and "shape" in check["reason"]
-    assert functional_passed(check)  # not run is not a failure; the report says why
+    problem = PartitionProblem(PartitionGraph(graph), "sizes-only", (1000,), False, 0.002, 12.5, "dp", 10, 0, "test")
+    run = registry.get("partition").functional(problem, PartitionSolution((frozenset(["v0"]),), 1000))
+    assert not run.ran and "shape" in run.reason  # not run is not a failure; the result says why
+
+
+def test_a_network_beyond_the_functional_models_limits_is_not_run():
+    from mapcert.formulations.partition.graph import from_layers
+    from mapcert.hardware.functional.partition import MAX_VALUES, size_refusal
+
+    side = 4096
+    layers = {"big": {"op": "conv2d", "dims": {"N": 1, "M": 16, "C": 16, "P": side, "Q": side, "R": 3, "S": 3},
+                      "inputs": ["input"]}}
+    pg = from_layers("big", layers)
+    reason = size_refusal(pg)
+    assert reason is not None and f"{MAX_VALUES:,}" in reason
+    with pytest.raises(ValueError, match="limit"):
+        run_partition(pg, [frozenset(["big"])], 10**12)

@@ -48,3 +48,12 @@ def test_weightless_layers_are_refused_by_the_tiling_family():
         load_text("family: tiling\nworkload: vgg16.pool1\nhardware: glb-64KiB\n")
     problem = load_text("family: tiling\nworkload: resnet50.layer1.0.conv2\nhardware: glb-64KiB\n")
     assert problem.layer.C == 64 and problem.layer.R == 3
+
+
+@pytest.mark.parametrize("name", GRAPH_NETWORKS)
+def test_the_partition_family_reads_the_same_graphs(name):
+    problem = load_text(f"family: partition\nworkload: {name}\nbuffer: 512 KiB\n")
+    graph = workload_library.network_graph(name)
+    assert set(problem.graph.order) == set(graph.nodes)
+    assert set(problem.graph.graph.edges) == set(graph.edges)
+    assert problem.graph.order == list(nx.lexicographical_topological_sort(graph, key=list(graph.nodes).index))

@@ -262,18 +262,21 @@ def _output_shape(layer: dict) -> tuple[int, int, int]:
     return d.get("P", 1), d["M"], d.get("Q", 1)
 
 
-def _check_inputs(name: str, layer: dict, index: int, shapes: dict, where: Located, path: tuple) -> bool:
+def _check_inputs(name: str, layer: dict, earlier: list[str], shapes: dict, where: Located, path: tuple) -> bool:
     """The layer reads earlier layers (or the network input) of the shapes it
-    needs, so that the cost model's sizes and the functional model agree."""
+    needs, so that the cost model's sizes and the functional model agree.
+    ``earlier`` names every layer before it, ``shapes`` the valid ones."""
     op, d = layer["op"], layer["dims"]
-    sources = layer.get("inputs", ["input"] if index == 0 else [list(shapes)[-1]])
+    sources = layer.get("inputs", [earlier[-1]] if earlier else ["input"])
     if not sources:
         where.add(path + ("inputs",), "must name at least one earlier layer or input")
         return False
     for source in sources:
-        if source != "input" and source not in shapes:
+        if source != "input" and source not in earlier:
             where.add(path + ("inputs",), f"reads {source!r}, which is not a layer before {name}")
             return False
+        if source != "input" and source not in shapes:
+            return False  # an invalid layer: its own problem is reported
     if "input" in sources and (op not in READS_INPUT_OPS or len(sources) > 1):
         where.add(path + ("inputs",), "only a conv2d, pool, fc or matmul layer may read the network input, "
                                       "and then nothing else")
@@ -325,7 +328,8 @@ def _inline(raw: dict, where: Located, precision: GraphPrecision) -> tuple[Parti
     layers: dict[str, dict] = {}
     shapes: dict[str, tuple[int, int, int]] = {}
     ok = True
-    for index, (name, raw_layer) in enumerate(spec.layers.items()):
+    earlier: list[str] = []
+    for name, raw_layer in spec.layers.items():
         name = str(name)
         at = path + ("layers", name)
         if name == "input":
@@ -333,7 +337,9 @@ def _inline(raw: dict, where: Located, precision: GraphPrecision) -> tuple[Parti
             ok = False
             continue
         layer = _layer(name, raw_layer, where, at)
-        if layer is None or not _check_inputs(name, layer, index, shapes, where, at):
+        valid = layer is not None and _check_inputs(name, layer, earlier, shapes, where, at)
+        earlier.append(name)
+        if not valid:
             ok = False
             continue
         layers[name] = layer
