@@ -175,7 +175,7 @@ def main() -> int:
     print(f"digits: {len(train_idx)} train, {len(test_idx)} test images; float accuracy {100 * float_acc:.2f}%, "
           f"8-bit accuracy {100 * quant_acc:.2f}%")
     print(f"{'pairing':14s} {'distortion':>12s} {'accuracy':>9s} {'drop':>7s} {'after fine-tune':>16s}")
-    for method in ["exact"] + [m for m in PAIRING_HEURISTICS if m != "none"]:
+    for method in ["exact"] + list(PAIRING_HEURISTICS):
         weights, pairings, distortion = paired_model_weights(model, method)
         acc = accuracy(model, x[test_idx], y[test_idx], weights)
         tuned = SmallCNN(args.seed)

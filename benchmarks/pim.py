@@ -32,7 +32,7 @@ from mapcert.formulations.pairing import PairingProblem, evaluate, solve_pairing
 from mapcert.hardware.pim import pim_chip
 from mapcert.solvers.crossbar_heuristics import CROSSBAR_HEURISTICS
 from mapcert.solvers.pairing_heuristics import PAIRING_HEURISTICS
-from mapcert.validation.crossbar_bounds import period_bounds
+from mapcert.validation.crossbar_bounds import best_bound
 from mapcert.validation.matching_check import blossom_pairing
 
 LAYERS = [  # name, filters, positions per filter
@@ -97,7 +97,7 @@ def crossbar_section(repeats: int) -> int:
                 print(f"BISECTION DISAGREES on {name} {budget}")
                 return 1
             t_bis = f"{t:.3f}"
-        bound = period_bounds(problem)["rigorous"]
+        bound = best_bound(problem)
         styles = {}
         for style in ("conventional", "split"):
             single = CrossbarProblem(layers, use_chip, styles=(style,), budget=budget, **extra)
@@ -116,7 +116,7 @@ def ddc_section(blossom_limit: int) -> int:
     """Pointwise and depthwise layers of MobileNetV2 and EfficientNet-B0 on
     the DDC preset: each layer's pairing proved by MILP (and blossom where
     it is quick), and what doubled capacity saves over the network."""
-    from mapcert.pim_instances import generated_weights
+    from mapcert.formulations.pairing.schema import generated_weights
 
     chip = pim_chip("ddc-sram")
     words_per_macro = chip.rows * chip.columns // chip.weight_bits
@@ -180,7 +180,7 @@ def main() -> int:
     print("complementary filter pairing (gaps: distortion relative to the optimum)")
     names = list(PAIRING_HEURISTICS)
     print(f"{'layer':42s} {'F':>5s} {'K':>4s} {'milp s':>7s} {'cpsat s':>7s} {'blossom s':>9s} {'kept %':>7s} "
-          + " ".join(f"{n + ' gap':>16s}" for n in names if n != "none"))
+          + " ".join(f"{n + ' gap':>16s}" for n in names))
     for idx, (name, filters, positions) in enumerate(LAYERS):
         problem = PairingProblem(quantized(filters, positions, idx), name=name)
         times = {}
@@ -207,8 +207,6 @@ def main() -> int:
             t_blossom = f"{'skipped':>9s}"
         gaps = []
         for h in names:
-            if h == "none":
-                continue
             value = evaluate(problem, PAIRING_HEURISTICS[h](problem)).distortion
             gaps.append(f"{100 * (value / milp.objective - 1):15.1f}%")
         kept = 100 * milp.edges_kept / milp.edges_total

@@ -6,7 +6,10 @@
   smallest with the largest, the next smallest with the next largest, ...:
   complementary filters have opposite sums.
 * ``random``: a seeded random perfect matching.
-* ``none``: no pairing; no distortion and no capacity gain (the baseline).
+
+:func:`no_pairing` is the baseline every pairing is weighed against (no
+distortion, no capacity gain), not a competing pairing: it leaves the
+declared space of perfect matchings, so it is not among the heuristics.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def random_pairing(problem: PairingProblem, seed: int = 0) -> Pairing:
 
 
 def no_pairing(problem: PairingProblem) -> Pairing:
+    """Every filter in a row of its own: the baseline without pairing."""
     return Pairing([], list(range(problem.filters)))
 
 
@@ -57,5 +61,4 @@ PAIRING_HEURISTICS = {
     "greedy": greedy,
     "sort-by-norm": sort_by_norm,
     "random": random_pairing,
-    "none": no_pairing,
 }

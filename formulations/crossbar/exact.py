@@ -19,7 +19,7 @@ import pyomo.environ as pyo
 from ortools.sat.python import cp_model
 
 from ...solvers.cpsat import solve_cpsat
-from ...solvers.highs import solve_highs
+from ...solvers.highs import not_solved, solve_highs
 from ...solvers.outcome import integral_bound
 from .cost import Allocation, CrossbarLayer, CrossbarProblem, evaluate
 
@@ -109,7 +109,8 @@ def _allocation(problem: CrossbarProblem, chosen: list[Option]) -> Allocation:
     return Allocation([o.style for o in chosen], [o.copies for o in chosen])
 
 
-def _milp(problem: CrossbarProblem, opts: list[list[Option]], time_limit: float):
+def _milp(problem: CrossbarProblem, opts: list[list[Option]], deadline: float):
+    """Build, then solve with what remains before ``deadline`` (perf_counter seconds)."""
     m = pyo.ConcreteModel(name="crossbar")
     index = [(l, k) for l, layer_opts in enumerate(opts) for k in range(len(layer_opts))]
     m.z = pyo.Var(index, domain=pyo.Binary)
@@ -136,10 +137,14 @@ def _milp(problem: CrossbarProblem, opts: list[list[Option]], time_limit: float)
     def read(model):
         return [opts[l][k] for l, k in index if (pyo.value(model.z[l, k]) or 0) > 0.5]
 
-    return solve_highs(m, read, time_limit)
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        return not_solved("time limit reached while building the model")
+    return solve_highs(m, read, remaining)
 
 
-def _cpsat(problem: CrossbarProblem, opts: list[list[Option]], time_limit: float, workers: int):
+def _cpsat(problem: CrossbarProblem, opts: list[list[Option]], deadline: float, workers: int):
+    """Build, then solve with what remains before ``deadline`` (perf_counter seconds)."""
     model = cp_model.CpModel()
     z = [[model.NewBoolVar(f"z{l}_{k}") for k in range(len(o))] for l, o in enumerate(opts)]
     for row in z:
@@ -167,7 +172,10 @@ def _cpsat(problem: CrossbarProblem, opts: list[list[Option]], time_limit: float
     def read(solver):
         return [o for o, b in flat if solver.BooleanValue(b)]
 
-    return solve_cpsat(model, read, time_limit, workers)
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        return not_solved("time limit reached while building the model", backend="cpsat")
+    return solve_cpsat(model, read, remaining, workers)
 
 
 def bisection(problem: CrossbarProblem) -> tuple[Allocation | None, int | None]:
@@ -231,20 +239,23 @@ def solve_crossbar(problem: CrossbarProblem, method: str = "milp", time_limit: f
             return CrossbarResult("infeasible", method, None, None, None, time.perf_counter() - start,
                                   "one copy of every layer already exceeds the crossbar budget")
         return _finish(problem, method, allocation, value, True, float(value), start, "")
+    # the time limit counts from the call: the options and the model build are inside it
     if method == "milp":
-        outcome = _milp(problem, opts, time_limit)
+        outcome = _milp(problem, opts, start + time_limit)
     else:
-        outcome = _cpsat(problem, opts, time_limit, workers)
+        outcome = _cpsat(problem, opts, start + time_limit, workers)
     if outcome.infeasible:
         return CrossbarResult("infeasible", method, None, None, None, time.perf_counter() - start,
                               "no allocation fits the crossbar and tile budgets")
-    if not outcome.has_solution:
-        return CrossbarResult("error", method, None, None, integral_bound(outcome.bound),
-                              time.perf_counter() - start, "time limit reached before any allocation was found")
     bound = integral_bound(outcome.bound)
-    if problem.objective == "energy":  # the models count femtojoules
+    if problem.objective == "energy" and bound is not None:  # the models count femtojoules
+        bound = bound / 1000
+    if not outcome.has_solution:
+        return CrossbarResult("error", method, None, None, bound, time.perf_counter() - start,
+                              f"time limit of {time_limit:g} s reached before any allocation was found "
+                              f"({outcome.message})")
+    if problem.objective == "energy":
         claimed = round(outcome.objective) / 1000
-        bound = None if bound is None else bound / 1000
     else:
         claimed = int(round(outcome.objective))
     return _finish(problem, method, _allocation(problem, outcome.values), claimed, outcome.proved,
@@ -253,12 +264,18 @@ def solve_crossbar(problem: CrossbarProblem, method: str = "milp", time_limit: f
 
 def style_optima(problem: CrossbarProblem, method: str, time_limit: float) -> dict[str, float | None]:
     """The optimum of ``problem`` with each allowed style alone (None: none
-    proved), to show what choosing the layout per layer gains."""
+    proved), to show what choosing the layout per layer gains.  The styles
+    share ``time_limit``: each gets what the ones before it left."""
     out = {}
+    deadline = time.perf_counter() + time_limit
     for style in problem.styles:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            out[style] = None
+            continue
         single = replace(problem, styles=(style,))
         chosen = method if method != "bisection" or bisection_refusal(single) is None else "milp"
-        result = solve_crossbar(single, chosen, time_limit, problem.solver.workers)
+        result = solve_crossbar(single, chosen, remaining, problem.solver.workers)
         out[style] = result.objective if result.status == "optimal" else None
     return out
 

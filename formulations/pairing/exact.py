@@ -31,7 +31,7 @@ import pyomo.environ as pyo
 from ortools.sat.python import cp_model
 
 from ...solvers.cpsat import solve_cpsat
-from ...solvers.highs import solve_highs
+from ...solvers.highs import not_solved, solve_highs
 from ...solvers.outcome import integral_bound
 from .cost import Pairing, PairingProblem, distortion_matrix
 
@@ -53,7 +53,10 @@ class PairingResult:
     details: dict = field(default_factory=dict)
 
 
-def _with_dummy(cost: np.ndarray) -> tuple[np.ndarray, int | None]:
+def with_dummy(cost: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """The cost matrix with a dummy node joined to every filter at cost 0
+    when the count is odd (the filter matched to it stays unpaired), and the
+    dummy's index (None for an even count)."""
     n = cost.shape[0]
     if n % 2 == 0:
         return cost, None
@@ -104,12 +107,15 @@ def _solve_lp(n: int, edges: np.ndarray, cost: np.ndarray) -> tuple[float, np.nd
     return float(h.getInfo().objective_function_value), duals
 
 
-def column_generation(cost: np.ndarray, start_per_node: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
+def column_generation(cost: np.ndarray, start_per_node: int = 8,
+                      deadline: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
     """Solve the matching LP over all edges by generating columns.
 
     Returns the generated edges, the node duals, the reduced costs of every
     edge (all >= 0 at the end, up to tolerance), the LP bound and the number
-    of rounds."""
+    of rounds. Past ``deadline`` (perf_counter seconds) it stops after the
+    current round; the bound and the edge fixing stay valid (see below),
+    only weaker."""
     n = cost.shape[0]
     masked = cost.astype(np.float64) + np.diag(np.full(n, np.inf))
     near = np.argsort(masked, axis=1)[:, :min(start_per_node, n - 1)]
@@ -122,7 +128,7 @@ def column_generation(cost: np.ndarray, start_per_node: int = 8) -> tuple[np.nda
         _, duals = _solve_lp(n, arr, cost)
         reduced = masked - duals[:, None] - duals[None, :]
         worst = reduced.min(axis=1)
-        if worst.min() >= -1e-7 or rounds > 200:
+        if worst.min() >= -1e-7 or rounds > 200 or (deadline is not None and time.perf_counter() > deadline):
             break
         for i in np.flatnonzero(worst < -1e-7):
             for j in np.argsort(reduced[i])[:start_per_node]:
@@ -145,7 +151,8 @@ def kept_edges(reduced: np.ndarray, upper: float, lower: float) -> np.ndarray:
     return np.stack([iu[keep], ju[keep]], axis=1)
 
 
-def _milp(n: int, edges: np.ndarray, cost: np.ndarray, time_limit: float):
+def _milp(n: int, edges: np.ndarray, cost: np.ndarray, deadline: float):
+    """Build, then solve with what remains before ``deadline`` (perf_counter seconds)."""
     m = pyo.ConcreteModel(name="pairing")
     m.y = pyo.Var(range(len(edges)), domain=pyo.Binary)
     incident: list[list[int]] = [[] for _ in range(n)]
@@ -160,10 +167,13 @@ def _milp(n: int, edges: np.ndarray, cost: np.ndarray, time_limit: float):
     def read(model):
         return [e for e in range(len(edges)) if (pyo.value(model.y[e]) or 0) > 0.5]
 
-    return solve_highs(m, read, time_limit)
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        return not_solved("time limit reached while building the model")
+    return solve_highs(m, read, remaining)
 
 
-def _cpsat(n: int, edges: np.ndarray, cost: np.ndarray, time_limit: float, hint: set, duals: np.ndarray):
+def _cpsat(n: int, edges: np.ndarray, cost: np.ndarray, deadline: float, hint: set, duals: np.ndarray):
     """CP-SAT on the reduced-cost form of the objective: for any integers
     a_i, every perfect matching costs sum_i a_i + sum_e (c_ij - a_i - a_j).
     With a_i = floor(LP dual) the edge costs stay >= 0 and CP-SAT starts from
@@ -184,7 +194,10 @@ def _cpsat(n: int, edges: np.ndarray, cost: np.ndarray, time_limit: float, hint:
     def read(solver):
         return [e for e in range(len(edges)) if solver.BooleanValue(y[e])]
 
-    return solve_cpsat(model, read, time_limit)
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        return not_solved("time limit reached while building the model", backend="cpsat")
+    return solve_cpsat(model, read, remaining)
 
 
 def _cost(cost: np.ndarray, pairs) -> int:
@@ -192,6 +205,15 @@ def _cost(cost: np.ndarray, pairs) -> int:
 
 
 def solve_pairing(problem: PairingProblem, method: str = "milp", time_limit: float = 60.0) -> PairingResult:
+    """The least-distortion pairing of ``problem``'s filters by ``method``
+    (milp or cpsat) after LP reduced-cost fixing (module docstring).
+
+    Returns
+    -------
+    PairingResult
+        ``optimal`` with the pairing, or ``feasible`` with the best pairing
+        found and a bound when the time limit ends the search.
+    """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     start = time.perf_counter()
@@ -199,17 +221,20 @@ def solve_pairing(problem: PairingProblem, method: str = "milp", time_limit: flo
     if f < 2:
         return PairingResult("optimal", method, Pairing([], list(range(f))), 0, 0.0, 0.0, 0, 0,
                              time.perf_counter() - start, "fewer than two filters: nothing to pair")
-    cost, dummy = _with_dummy(distortion_matrix(problem))
+    cost, dummy = with_dummy(distortion_matrix(problem))
     n = cost.shape[0]
     total = n * (n - 1) // 2
     greedy = [tuple(sorted(p)) for p in greedy_matching(cost)]
-    generated, duals, reduced, lower, rounds = column_generation(cost)
+    # the time limit counts from the call: the LP, the model builds and both solves are inside it
+    deadline = start + time_limit
+    generated, duals, reduced, lower, rounds = column_generation(cost, deadline=deadline)
 
     def run(edges: np.ndarray, hint: list[tuple[int, int]]):
-        remaining = max(0.05, time_limit - (time.perf_counter() - start))
+        if time.perf_counter() >= deadline:
+            return not_solved("time limit reached before the solve", backend=method)
         if method == "milp":
-            return _milp(n, edges, cost, remaining)
-        return _cpsat(n, edges, cost, remaining, set(hint), duals)
+            return _milp(n, edges, cost, deadline)
+        return _cpsat(n, edges, cost, deadline, set(hint), duals)
 
     # 1. exact optimum over the LP's own edges: a strong upper bound
     # on the LP's tight edges (reduced cost ~0) plus the greedy matching,
@@ -249,6 +274,7 @@ def solve_pairing(problem: PairingProblem, method: str = "milp", time_limit: flo
         status=status, method=method, pairing=Pairing(pairs, unpaired), objective=objective,
         best_bound=float(bound), lp_bound=lower, edges_total=total, edges_kept=len(edges),
         wall_time_s=time.perf_counter() - start,
-        message=f"{len(edges):,} of {total:,} edges kept after LP reduced-cost fixing ({rounds} LP rounds)",
+        message=f"{len(edges):,} of {total:,} edges kept after LP reduced-cost fixing ({rounds} LP rounds)"
+                + ("" if status == "optimal" else f"; time limit of {time_limit:g} s reached, optimality not proved"),
         details={"solver_status": outcome.message, "greedy_cost": _cost(cost, greedy), "lp_bound": lower},
     )

@@ -45,18 +45,45 @@ def plane_weights(bits: int) -> np.ndarray:
 
 
 def macro_outputs(planes: np.ndarray, inputs: np.ndarray, bits: int) -> np.ndarray:
-    """Shift-and-add over bit planes: sum_b weight_b * (inputs @ plane_b^T)."""
-    partial = np.einsum("nk,bfk->bnf", inputs, planes)
-    return np.tensordot(plane_weights(bits), partial, axes=(0, 0))
+    """Shift-and-add over bit planes: sum_b weight_b * (inputs @ plane_b^T).
+
+    The plane products run in float64 (exact: every partial sum is below
+    2^53 for inputs and positions the schema admits)."""
+    partial = np.matmul(inputs.astype(np.float64), planes.astype(np.float64).transpose(0, 2, 1))  # (b, n, f)
+    return np.rint(np.tensordot(plane_weights(bits).astype(np.float64), partial, axes=(0, 0))).astype(np.int64)
+
+
+def _stored_rows(problem: PairingProblem, pairing: Pairing) -> np.ndarray:
+    """The word each row of cells holds in Q: a pair's least-distortion word,
+    or an unpaired filter as it is."""
+    w = problem.weights
+    rows_q = [stored_words(w[i], w[j]) for i, j in pairing.pairs] + [w[i] for i in pairing.unpaired]
+    return np.array(rows_q, dtype=np.int64).reshape(len(rows_q), problem.positions)
+
+
+def read_back(problem: PairingProblem, pairing: Pairing) -> np.ndarray:
+    """Every filter's weights as the macro holds them, decoded from the cells:
+    filter i of a pair from the bits of Q, filter j from the flipped bits
+    (Q-bar), an unpaired filter from Q.  (filters, positions)."""
+    pairing.validate(problem.filters)
+    bits = problem.bits
+    q = bit_planes(_stored_rows(problem, pairing), bits)
+    weights = plane_weights(bits)
+    from_q = np.tensordot(weights, q, axes=(0, 0))
+    from_q_bar = np.tensordot(weights, 1 - q, axes=(0, 0))
+    out = np.zeros_like(problem.weights)
+    for r, (i, j) in enumerate(pairing.pairs):
+        out[i], out[j] = from_q[r], from_q_bar[r]
+    for r, i in enumerate(pairing.unpaired, start=len(pairing.pairs)):
+        out[i] = from_q[r]
+    return out
 
 
 def run_macro(problem: PairingProblem, pairing: Pairing, inputs: np.ndarray) -> tuple[np.ndarray, MacroReport]:
     """Outputs (vectors, filters) of the macro for ``inputs`` (vectors, positions)."""
     pairing.validate(problem.filters)
     bits = problem.bits
-    w = problem.weights
-    rows_q = [stored_words(w[i], w[j]) for i, j in pairing.pairs] + [w[i] for i in pairing.unpaired]
-    stored = np.array(rows_q, dtype=np.int64).reshape(len(rows_q), problem.positions)
+    stored = _stored_rows(problem, pairing)
     q = bit_planes(stored, bits)           # what the cells hold
     q_bar = 1 - q                          # the complementary nodes
     inputs = np.asarray(inputs, dtype=np.int64)
