@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from mapcert.formulations.tiling.multilevel import MultiLevelProblem
@@ -70,3 +71,97 @@ def test_pes_whose_windows_overlap_below_the_pe_level():
     vectorized = run_multilevel_vectorized(problem, mapping)
     assert metrics.reads[1]["inputs"] == cycle_level.reads[1]["inputs"] == vectorized.reads[1]["inputs"] == 605
     assert vectorized.reads == cycle_level.reads == metrics.reads
+
+
+def many_tiles_problem():
+    """A small layer whose DRAM loops run 102,400 one-word-deep tiles (M, C,
+    P, Q all split at DRAM down to one index; R and S stay whole): above
+    the 100,000 tiles the numeric execution used to refuse, yet about a
+    million cycles."""
+    from mapcert.formulations.tiling.multilevel import DIMS, LevelLoops, MultiLevelMapping
+
+    layer = ConvLayer(name="t", N=1, M=16, C=8, P=40, Q=40, R=3, S=3, stride=(2, 2))
+    hier = Hierarchy("h", (MemoryLevel("DRAM"), MemoryLevel("GLB", capacity_bits=10**9),
+                           MemoryLevel("RF", capacity_bits=10**9, per_pe=True)), rows=1, cols=2)
+    one = dict.fromkeys(DIMS, 1)
+    dram_order = ("N", "G", "P", "C", "M", "Q", "R", "S")
+    mapping = MultiLevelMapping(levels=(LevelLoops(dict(one, M=8, C=8, P=40, Q=40), dram_order),
+                                        LevelLoops(dict(one), DIMS),
+                                        LevelLoops(dict(one, R=3, S=3), DIMS)),
+                                spatial_cols={"M": 2})
+    return MultiLevelProblem(layer, hier), mapping
+
+
+def test_more_than_100000_dram_tiles_run_and_match():
+    from mapcert.hardware.functional.multilevel_vectorized import _Machine
+
+    problem, mapping = many_tiles_problem()
+    assert _Machine(problem, mapping).dram_tiles() == 102_400
+    run = run_multilevel_vectorized(problem, mapping)
+    metrics = evaluate_multilevel(problem, mapping)
+    assert run.outputs_match, run.max_abs_error
+    assert run.reads == metrics.reads
+    assert run.writes == metrics.writes
+    assert run.cycles == metrics.compute_cycles
+
+
+def _corrupt(kind: str):
+    """A wrong execution: ``_dram_origins`` returning a doubled, a missing or
+    a shifted DRAM tile, or a tile one row short."""
+    import numpy as np
+
+    from mapcert.hardware.functional import multilevel_vectorized as mv
+
+    real = mv._dram_origins
+
+    def corrupted(machine):
+        origins = real(machine)
+        if kind == "doubled tile":
+            origins["C"] = np.concatenate([origins["C"], origins["C"][:1]])
+        elif kind == "missing tile":
+            origins["P"] = origins["P"][:-1]
+        elif kind == "shifted tile":
+            origins["Q"] = origins["Q"] + np.eye(1, len(origins["Q"]), dtype=np.int64)[0]
+        elif kind == "short tile":
+            machine.block["P"] -= 1
+        return origins
+
+    return corrupted
+
+
+@pytest.mark.parametrize("kind", ["doubled tile", "missing tile", "shifted tile", "short tile"])
+def test_a_corrupted_execution_is_detected(kind, monkeypatch):
+    """The aggregated execution still sees every tile: a doubled, missing or
+    shifted DRAM tile, or a tile extent one short, changes the outputs."""
+    from mapcert.formulations.tiling.multilevel import DIMS, LevelLoops, MultiLevelMapping
+    from mapcert.hardware.functional import multilevel_vectorized as mv
+
+    layer = ConvLayer(name="t", N=1, M=4, C=4, P=6, Q=6, R=3, S=3)
+    hier = Hierarchy("h", (MemoryLevel("DRAM"), MemoryLevel("GLB", capacity_bits=10**9),
+                           MemoryLevel("RF", capacity_bits=10**9, per_pe=True)), rows=2, cols=2)
+    one = dict.fromkeys(DIMS, 1)
+    mapping = MultiLevelMapping(levels=(LevelLoops(dict(one, M=2, C=2, P=3, Q=3), DIMS),
+                                        LevelLoops(dict(one, P=2, Q=2), DIMS),
+                                        LevelLoops(dict(one, R=3, S=3, C=2), DIMS)),
+                                spatial_rows={"M": 2})
+    problem = MultiLevelProblem(layer, hier)
+    assert run_multilevel_vectorized(problem, mapping).outputs_match
+    monkeypatch.setattr(mv, "_dram_origins", _corrupt(kind))
+    run = run_multilevel_vectorized(problem, mapping)
+    assert not run.outputs_match
+    metrics = evaluate_multilevel(problem, mapping)  # the counts do not depend on the numbers
+    assert run.reads == metrics.reads and run.writes == metrics.writes
+
+
+def test_chunk_sizes_do_not_change_the_run(monkeypatch):
+    """Key sequences split into many blocks and the numeric execution into
+    many chunks count and compute exactly what one block and one chunk do."""
+    from mapcert.hardware.functional import multilevel_vectorized as mv
+
+    problem, mapping = many_tiles_problem()
+    whole = run_multilevel_vectorized(problem, mapping)
+    monkeypatch.setattr(mv, "CHUNK", 50)
+    monkeypatch.setattr(mv, "NUMERIC_CHUNK_WORDS", 5_000)
+    split = run_multilevel_vectorized(problem, mapping)
+    assert split.outputs_match
+    assert (split.reads, split.writes, split.cycles) == (whole.reads, whole.writes, whole.cycles)
