@@ -27,7 +27,8 @@ import random
 
 import networkx as nx
 
-from ..formulations.partition.cost import ema_bytes, evaluate, execution, is_convex, quotient_is_acyclic
+from ..formulations.partition.cost import (bound_fits, ema_bytes, evaluate, execution, is_convex,
+                                           quotient_is_acyclic)
 from ..formulations.partition.graph import PartitionGraph
 
 
@@ -40,9 +41,24 @@ def _ema(pg: PartitionGraph, nodes: frozenset, capacity: int) -> int:
     return execution(pg, nodes, capacity).ema
 
 
+def _executions(pg: PartitionGraph, capacity: int):
+    """``execution`` of blocks at ``capacity``, each computed once per call of
+    a heuristic (greedy merging scores the same blocks in every round)."""
+    memo: dict[frozenset, object] = {}
+
+    def run(nodes: frozenset):
+        if nodes not in memo:
+            memo[nodes] = execution(pg, nodes, capacity)
+        return memo[nodes]
+    return run
+
+
 def greedy_merge(pg: PartitionGraph, capacity: int) -> list[frozenset] | None:
+    run = _executions(pg, capacity)
+    united: dict[frozenset, int] = {}  # EMA of a union, remembered across rounds
+    convex: dict[frozenset, bool] = {}
     blocks = [frozenset([v]) for v in pg.order]
-    if not all(_fits(pg, b, capacity) for b in blocks):
+    if not all(run(b) is not None for b in blocks):
         return None
     while True:
         owner = {v: i for i, block in enumerate(blocks) for v in block}
@@ -50,10 +66,14 @@ def greedy_merge(pg: PartitionGraph, capacity: int) -> list[frozenset] | None:
         best = None
         for i, j in pairs:
             union = blocks[i] | blocks[j]
-            gain = _ema(pg, blocks[i], capacity) + _ema(pg, blocks[j], capacity) - ema_bytes(pg, union)
+            if union not in united:
+                united[union] = ema_bytes(pg, union)
+            gain = run(blocks[i]).ema + run(blocks[j]).ema - united[union]
             if gain <= 0 or (best is not None and gain <= best[0]):
                 continue
-            if not (is_convex(pg, union) and _fits(pg, union, capacity)):
+            if union not in convex:
+                convex[union] = is_convex(pg, union)
+            if not (convex[union] and run(union) is not None):
                 continue
             merged = [b for k, b in enumerate(blocks) if k not in (i, j)] + [union]
             if quotient_is_acyclic(pg, merged):
@@ -64,6 +84,10 @@ def greedy_merge(pg: PartitionGraph, capacity: int) -> list[frozenset] | None:
 
 
 def depth_dp(pg: PartitionGraph, capacity: int) -> list[frozenset] | None:
+    """Segments grow as their start moves back; once a segment of two or more
+    layers exceeds the capacity by its memory lower bound (which never
+    shrinks as layers join, ``cost.bound_fits``), no longer one ending at the
+    same layer fits, and the search moves on."""
     order = pg.order
     n = len(order)
     best: list[tuple[float, int] | None] = [None] * (n + 1)  # (cost, start of the last segment)
@@ -71,9 +95,11 @@ def depth_dp(pg: PartitionGraph, capacity: int) -> list[frozenset] | None:
     undirected = pg.graph.to_undirected(as_view=True)
     for end in range(1, n + 1):
         for start in range(end - 1, -1, -1):
+            segment = frozenset(order[start:end])
+            if end - start > 1 and not bound_fits(pg, segment, capacity):
+                break
             if best[start] is None:
                 continue
-            segment = frozenset(order[start:end])
             if not _fits(pg, segment, capacity):
                 if end - start > 1:
                     continue

@@ -12,7 +12,7 @@ from mapcert.solvers.partition_heuristics import PARTITION_HEURISTICS
 from test_partition import small_dags
 
 
-@settings(max_examples=10, deadline=None, derandomize=True)  # annealing makes each example about a second
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(small_dags())
 def test_heuristics_are_valid_and_never_beat_the_optimum(case):
     pg, capacity = case

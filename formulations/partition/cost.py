@@ -22,6 +22,7 @@ group or keeping its whole input on chip (``Execution``, ``lone_layer_modes``).
 from __future__ import annotations
 
 import math
+from functools import cache
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -76,9 +77,22 @@ def memory_parts(pg: PartitionGraph, nodes: frozenset) -> tuple[int, int, int]:
     as layers are added, so a set whose weights or buffer bound do not fit
     ends the candidate search; the buffers themselves may shrink, when a
     layer that joins shortens the lag one branch waits for another."""
-    schedule = row_schedule(pg, nodes)
-    return (sum(pg.node(v).weight_bytes for v in nodes), schedule.buffer_bytes(),
-            schedule.buffer_bytes_lower_bound())
+    memo = pg.memo.setdefault("memory_parts", {})
+    key = sum(1 << pg.position[v] for v in nodes)
+    if key not in memo:
+        schedule = row_schedule(pg, nodes)
+        parts = (sum(pg.node(v).weight_bytes for v in nodes), schedule.buffer_bytes(),
+                 schedule.buffer_bytes_lower_bound())
+        if len(memo) >= MEMORY_MEMO_LIMIT:
+            return parts
+        memo[key] = parts
+    return memo[key]
+
+
+MEMORY_MEMO_LIMIT = 250_000
+"""Most subgraphs whose memory a graph remembers (about 40 MB of integers):
+heuristics, brute force and sweeps over buffer sizes score the same
+subgraphs again and again, and a row schedule is the costly part."""
 
 
 def bound_fits(pg: PartitionGraph, nodes: frozenset, capacity) -> bool:
@@ -158,8 +172,9 @@ class Execution:
         return self.latency if objective == "latency" else self.ema
 
 
-def _divisors(n: int) -> list[int]:
-    return [k for k in range(1, n + 1) if n % k == 0]
+@cache
+def _divisors(n: int) -> tuple[int, ...]:
+    return tuple(k for k in range(1, n + 1) if n % k == 0)
 
 
 def lone_layer_modes(pg: PartitionGraph, v: str, machine: Machine = DEFAULT_MACHINE) -> list[Execution]:
