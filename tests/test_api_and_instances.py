@@ -44,11 +44,11 @@ def test_every_example_solves_optimally():
 def test_pim_instances_load_and_solve():
     crossbar = load_text("family: crossbar\nworkload: resnet18\nhardware: {preset: neurosim-rram, tiles: 128}\n"
                          "constraints: {budget: 8192}\n")
-    assert crossbar.problem.crossbar_budget == 8192 and crossbar.problem.chip.tiles == 128
-    report = mapcert.solve(crossbar)
-    assert report.status == "optimal" and all(c.passed for c in report.checks)
+    assert crossbar.crossbar_budget == 8192 and crossbar.chip.tiles == 128
+    result = mapcert.solve(crossbar)
+    assert result.status == "optimal" and all(c.passed for c in result.certificate.checks)
     pairing = load_text("family: pairing\nworkload: mobilenetv2.block3.depthwise\n")
-    assert pairing.problem.filters == 144 and pairing.problem.positions == 9
+    assert pairing.filters == 144 and pairing.positions == 9
     assert mapcert.solve(pairing).status == "optimal"
 
 
@@ -56,11 +56,11 @@ def test_pairing_weights_from_npz(tmp_path):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "w.npz", weights=rng.integers(-128, 128, size=(12, 3, 3, 3)))
+    np.savez(tmp_path / "w.npz", weights=rng.integers(-128, 128, size=(64, 3, 3, 3)))
     (tmp_path / "i.yaml").write_text("family: pairing\nworkload: vgg16.conv1_1\nweights: {file: w.npz}\n")
-    instance = mapcert.load(tmp_path / "i.yaml")
-    assert instance.problem.weights.shape == (12, 27)
-    assert mapcert.solve(instance).status == "optimal"
+    problem = mapcert.load(tmp_path / "i.yaml")
+    assert problem.weights.shape == (64, 27)
+    assert mapcert.solve(problem).status == "optimal"
 
 
 def test_every_preset_layer_loads():

@@ -1,5 +1,7 @@
 """Complementary filter pairing: the closed-form distortion, the exact
-methods against brute force and blossom, heuristics, and the SRAM macro."""
+methods against brute force and blossom, the bounds, heuristics, the SRAM
+macro, the family through solve and verify, and the instance schema (layer
+shapes, weights files, input limits)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mapcert.formulations import registry
 from mapcert.formulations.pairing import PairingProblem, distortion_matrix, evaluate, solve_pairing
+from mapcert.formulations.pairing.bounds import pairing_bounds
 from mapcert.formulations.pairing.cost import Pairing, paired_weights, stored_words
-from mapcert.hardware.functional.sram_pim import bit_planes, run_macro
-from mapcert.solvers.pairing_heuristics import PAIRING_HEURISTICS
+from mapcert.hardware.functional.sram_pim import bit_planes, read_back, run_macro
+from mapcert.instances import InstanceError, load, load_document, load_text
+from mapcert.pipeline import MethodError, solve
+from mapcert.solvers.pairing_heuristics import PAIRING_HEURISTICS, no_pairing
 from mapcert.validation.matching_check import blossom_pairing
+from mapcert.validation.verify import verify
+
+FAMILY = registry.get("pairing")
 
 
 def test_closed_form_is_the_least_distortion_for_every_4_bit_pair():
@@ -74,6 +83,10 @@ def test_exact_methods_agree_with_brute_force_and_blossom(filters, positions, bi
         metrics = evaluate(problem, result.pairing)
         assert metrics.distortion == expected
         assert metrics.pairs == filters // 2
+    for bound in pairing_bounds(problem):
+        assert bound.value <= expected, bound
+    if filters <= 7:
+        assert FAMILY.brute_force(problem) == expected  # every stored word tried, not the closed form
 
 
 @pytest.mark.parametrize("filters", [40, 41])
@@ -90,16 +103,18 @@ def test_correlated_filters_match_blossom(filters):
         assert result.edges_kept < result.edges_total
 
 
-def test_heuristics_never_beat_the_optimum_and_none_is_the_baseline():
+def test_heuristics_never_beat_the_optimum_and_no_pairing_is_only_the_baseline():
     rng = np.random.default_rng(5)
     problem = PairingProblem(rng.integers(-128, 128, size=(21, 16)))
     optimum = solve_pairing(problem).objective
-    for name, heuristic in PAIRING_HEURISTICS.items():
+    for heuristic in PAIRING_HEURISTICS.values():
         metrics = evaluate(problem, heuristic(problem))
-        if name == "none":
-            assert metrics.distortion == 0 and metrics.density_gain == 1.0
-        else:
-            assert metrics.distortion >= optimum and metrics.pairs == 10
+        assert metrics.distortion >= optimum and metrics.pairs == 10
+    baseline = evaluate(problem, no_pairing(problem))
+    assert baseline.distortion == 0 and baseline.density_gain == 1.0
+    assert "none" not in [h.name for h in FAMILY.heuristics(problem)]
+    outside = FAMILY.evaluate(problem, no_pairing(problem))
+    assert not outside.feasible and "unpaired" in outside.violations[0]
 
 
 @pytest.mark.parametrize("filters", [6, 7])
@@ -112,6 +127,7 @@ def test_sram_macro_computes_both_filters_from_one_word(filters):
     assert report.outputs_match
     assert report.rows == filters - filters // 2
     assert np.array_equal(outputs, inputs @ paired_weights(problem, pairing).T)
+    assert np.array_equal(read_back(problem, pairing), paired_weights(problem, pairing))
 
 
 def test_bad_weights_are_refused():
@@ -128,3 +144,115 @@ def test_a_1024_filter_layer_is_proved_by_both_methods():
     milp = solve_pairing(problem, "milp")
     cpsat = solve_pairing(problem, "cpsat", time_limit=120)
     assert milp.status == cpsat.status == "optimal" and milp.objective == cpsat.objective
+
+
+# --------------------------------------------------------------------------
+# the family through solve and verify
+
+
+TINY = ("family: pairing\nworkload: {name: t, dims: {M: 9, C: 2, R: 2}}\n"
+        "hardware: {preset: ddc-sram, rows: 16, columns: 64}\nweights: {generate: {seed: 4}}\n")
+
+
+def test_solve_then_verify_and_a_tampered_objective_fails():
+    result = solve(load_text(TINY), time_limit=30)
+    assert result.status == "optimal" and result.lower_bound <= result.objective
+    functional = result.certificate.functional
+    assert functional.ran and functional.passed and functional.counts["distortion_read_back"] == result.objective
+    names = [c.name for c in result.certificate.checks if c.passed]
+    assert "cpsat proves the same optimum" in names and "blossom proves the same optimum" in names
+    assert [h.method for h in result.heuristics] == list(PAIRING_HEURISTICS)
+    data = result.to_dict()
+    assert verify(data, time_limit=30).passed
+    data["objective"] += 1
+    failed = [c.name for c in verify(data, time_limit=30).checks if not c.passed]
+    assert "objective: equals evaluate of the solution" in failed
+
+
+def test_the_dumped_instance_is_self_contained_and_equal(tmp_path):
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "w.npy", rng.integers(-128, 128, size=(6, 4, 1, 1)))
+    (tmp_path / "i.yaml").write_text("family: pairing\nweights: {file: w.npy}\nsolver: {method: cpsat}\n")
+    problem = load(tmp_path / "i.yaml")
+    assert problem.layer.shape == (6, 4, 1, 1) and problem.name == "w"
+    document = FAMILY.dump(problem)
+    assert "file" not in document["weights"] and len(document["weights"]["values"]) == 6
+    assert load_document(document) == problem
+    generated = load_text(TINY)
+    assert FAMILY.dump(generated)["weights"]["generate"] == {"seed": 4, "std": 0.35}
+    assert load_document(FAMILY.dump(generated)) == generated
+    changed = FAMILY.dump(generated)
+    changed["weights"]["generate"]["seed"] = 5
+    with pytest.raises(InstanceError, match="weights.sha256"):
+        load_document(changed)
+
+
+def test_a_weights_file_whose_shape_disagrees_with_the_layer_names_both_shapes(tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "w.npy", rng.integers(-128, 128, size=(12, 3, 3, 3)))
+    (tmp_path / "i.yaml").write_text("family: pairing\nworkload: vgg16.conv1_1\nweights: {file: w.npy}\n")
+    with pytest.raises(InstanceError) as err:
+        load(tmp_path / "i.yaml")
+    [issue] = err.value.issues
+    assert issue.field == "weights.file" and issue.line == 3
+    assert "(12, 3, 3, 3)" in issue.message and "(64, 3, 3, 3)" in issue.message
+
+
+def test_a_layer_of_its_own_and_its_given_values():
+    problem = load_text("family: pairing\nworkload: {name: mine, dims: {M: 4, C: 2, R: 1, S: 1}}\n"
+                        "weights: {values: [[1, 2], [-2, -3], [5, 5], [-6, -6]]}\n")
+    assert problem.weights.tolist() == [[1, 2], [-2, -3], [5, 5], [-6, -6]]
+    assert solve(problem, functional=False).objective == 0
+    with pytest.raises(InstanceError, match="weights.values: needs 4 lists"):
+        load_text("family: pairing\nworkload: {name: mine, dims: {M: 4, C: 2}}\nweights: {values: [[1, 2]]}\n")
+
+
+def test_blossom_is_a_reference_for_small_layers_only():
+    small = load_text(TINY)
+    assert FAMILY.default_method(small) == "milp"
+    with pytest.raises(MethodError, match="cross-check"):
+        solve(small, "blossom")
+    big = PairingProblem(np.zeros((401, 2), dtype=np.int64))
+    blossom = next(m for m in FAMILY.methods(big) if m.name == "blossom")
+    assert not blossom.solves and "400" in blossom.why_not(big)
+
+
+def _issues(text: str) -> list[str]:
+    with pytest.raises(InstanceError) as err:
+        load_text(text, "i.yaml")
+    return [str(i) for i in err.value.issues]
+
+
+def test_absurd_sizes_are_refused_naming_the_field_and_the_range(tmp_path):
+    [issue] = _issues("family: pairing\nworkload: {name: wide, dims: {M: 10000000, C: 8}}\n")
+    assert ": workload.dims.M: " in issue and "1..4,096" in issue
+    [issue] = _issues("family: pairing\nworkload: {name: deep, dims: {M: 4000, C: 100000}}\n")
+    assert ": workload: " in issue and "33,554,432" in issue
+    # a file whose header promises more than memory: refused before a byte of it is read
+    with open(tmp_path / "huge.npy", "wb") as handle:
+        np.lib.format.write_array_header_1_0(
+            handle, {"descr": "<i8", "fortran_order": False, "shape": (4096, 1_000_000)})
+    with pytest.raises(InstanceError) as err:
+        load_text("family: pairing\nweights: {file: huge.npy}\n", "i.yaml", base=tmp_path)
+    [issue] = err.value.issues
+    assert issue.field == "weights.file" and "(4096, 1000000)" in issue.message and "33,554,432" in issue.message
+
+
+def test_bad_pairing_instances_say_what_is_wrong(tmp_path):
+    assert any("solver.method: must be one of 'milp' or 'cpsat'" in i
+               for i in _issues("family: pairing\nworkload: mobilenetv2.block2.expand\nsolver: {method: blossom}\n"))
+    assert any("workload: required field is missing" in i for i in _issues("family: pairing\n"))
+    assert any("give one of file, generate or values" in i
+               for i in _issues("family: pairing\nworkload: {name: x, dims: {M: 2, C: 1}}\n"
+                                "weights: {generate: {seed: 1}, values: [[1], [2]]}\n"))
+    assert any("weights.file: cannot read" in i
+               for i in _issues("family: pairing\nworkload: vgg16.conv1_1\nweights: {file: nope.npy}\n"))
+    assert any("has no filters to pair" in i for i in _issues("family: pairing\nworkload: resnet50.layer1.0.add\n"))
+    assert any("-128, 127" in i for i in _issues("family: pairing\nworkload: {name: x, dims: {M: 2, C: 1}}\n"
+                                                 "weights: {values: [[300], [2]]}\n"))
+
+
+def test_the_mobilenetv2_example_is_certified():
+    result = solve(load("examples/mobilenetv2_pairing.yaml"), time_limit=60)
+    assert result.status == "optimal" and result.certificate.functional.passed
+    assert result.metrics["arrays"] < result.metrics["arrays_without_pairing"]
