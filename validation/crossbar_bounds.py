@@ -3,16 +3,17 @@
 
 Every bound holds for every allocation of the model: any style among the
 instance's ``styles`` and any copy count 1..N*P*Q per layer whose crossbars
-fit the budget.  The tile and bandwidth constraints are left out (except in
-the bandwidth bound on the period), which can only lower a bound, so each
-bound holds with and without them.
+fit the budget.  A bound that leaves out the tile or bandwidth constraint
+(every bound but the bandwidth and tile ones) can only be lower for it, so
+each bound holds with and without them.
 
 * period (``bottleneck``): per-layer copy limit, total work, water-filling,
   buffer bandwidth;
 * ``latency`` (sum of stage times): the per-layer copy limit summed over the
-  layers, and the Lagrangian relaxation of the crossbar budget;
-* ``energy``: each layer's least-energy style, and the Lagrangian relaxation
-  of the budget over the style choice.
+  layers, and the Lagrangian relaxation of the crossbar budget (and of the
+  tile count, with one layer per tile);
+* ``energy``: each layer's least-energy style, and the same Lagrangian
+  relaxations over the style choice.
 """
 
 from __future__ import annotations
@@ -128,49 +129,59 @@ def period_bounds(problem: CrossbarProblem) -> list[CrossbarBound]:
 # latency and energy: sums over the layers
 
 
+def _options(problem: CrossbarProblem, copies_of) -> tuple[np.ndarray, ...]:
+    """(cost, crossbars, tiles, layer) of every option a layer may take:
+    each allowed style with each copy count ``copies_of(layer)`` whose
+    crossbars fit the budget; the cost is the objective's per-layer term."""
+    cost, crossbars, tiles, owner = [], [], [], []
+    for index, layer in enumerate(problem.layers):
+        for style in problem.styles:
+            per_copy = problem.crossbars_per_copy(layer, style)
+            for r in copies_of(layer):
+                if r * per_copy > problem.crossbar_budget:
+                    break
+                cost.append(problem.stage_cycles(layer, r) if problem.objective == "latency"
+                            else problem.energy_pj(layer, style))
+                crossbars.append(r * per_copy)
+                tiles.append(problem.tiles_for(r * per_copy))
+                owner.append(index)
+    return (np.array(cost, float), np.array(crossbars, float), np.array(tiles, float), np.array(owner))
+
+
+def _lagrangian_bounds(problem: CrossbarProblem, cost, crossbars, tiles, owner, whole: bool) -> list[CrossbarBound]:
+    """The budget (and, with one layer per tile, the tile count) priced into
+    the objective's per-layer terms."""
+    def rounded(value: float) -> float:
+        return _round_up(value) if whole else value - SAFETY * max(1.0, abs(value))
+
+    out = [CrossbarBound("Lagrangian budget relaxation",
+                         rounded(lagrangian_bound(cost, crossbars, owner, problem.crossbar_budget)),
+                         "the crossbar budget priced into the per-layer terms (weak duality, best price found)")]
+    if problem.one_layer_per_tile:
+        out.append(CrossbarBound("Lagrangian tile relaxation",
+                                 rounded(lagrangian_bound(cost, tiles, owner, problem.chip.tiles)),
+                                 "the chip's tiles priced into the per-layer terms, each layer on tiles of its own"))
+    return out
+
+
 def latency_bounds(problem: CrossbarProblem) -> list[CrossbarBound]:
     """Lower bounds on the latency (sum of the stage times, cycles)."""
     cyc = problem.chip.cycles_per_mvm
     per_layer = sum(cyc * ceil(l.outputs / r) for l, r in zip(problem.layers, _copy_limits(problem)))
-    costs, crossbars, owner = [], [], []
-    for index, layer in enumerate(problem.layers):
-        for style in problem.styles:
-            per_copy = problem.crossbars_per_copy(layer, style)
-            for r in copy_candidates(layer).tolist():
-                if r * per_copy > problem.crossbar_budget:
-                    break
-                costs.append(problem.stage_cycles(layer, r))
-                crossbars.append(r * per_copy)
-                owner.append(index)
-    lagrangian = lagrangian_bound(np.array(costs, float), np.array(crossbars, float), np.array(owner),
-                                  problem.crossbar_budget)
-    return [
-        CrossbarBound("per-layer copy limit", float(per_layer),
-                      "every layer with every copy the budget leaves it once the others have one copy"),
-        CrossbarBound("Lagrangian budget relaxation", _round_up(lagrangian),
-                      "the crossbar budget priced into the stage times (weak duality, best price found)"),
-    ]
+    cost, crossbars, tiles, owner = _options(problem, lambda layer: copy_candidates(layer).tolist())
+    return [CrossbarBound("per-layer copy limit", float(per_layer),
+                          "every layer with every copy the budget leaves it once the others have one copy")
+            ] + _lagrangian_bounds(problem, cost, crossbars, tiles, owner, whole=True)
 
 
 def energy_bounds(problem: CrossbarProblem) -> list[CrossbarBound]:
     """Lower bounds on the energy per image (pJ)."""
     least = sum(min(problem.energy_pj(l, s) for s in problem.styles) for l in problem.layers)
-    costs, crossbars, owner = [], [], []
-    for index, layer in enumerate(problem.layers):
-        for style in problem.styles:  # one copy: energy does not depend on copies, crossbars grow with them
-            per_copy = problem.crossbars_per_copy(layer, style)
-            if per_copy <= problem.crossbar_budget:
-                costs.append(problem.energy_pj(layer, style))
-                crossbars.append(per_copy)
-                owner.append(index)
-    lagrangian = lagrangian_bound(np.array(costs, float), np.array(crossbars, float), np.array(owner),
-                                  problem.crossbar_budget)
-    return [
-        CrossbarBound("least-energy style", least * (1 - SAFETY),
-                      "every layer in its least-energy style (copies do not change energy)"),
-        CrossbarBound("Lagrangian budget relaxation", lagrangian - SAFETY * max(1.0, abs(lagrangian)),
-                      "the crossbar budget priced into the style choice (weak duality, best price found)"),
-    ]
+    # one copy: energy does not depend on copies, crossbars and tiles only grow with them
+    cost, crossbars, tiles, owner = _options(problem, lambda layer: [1])
+    return [CrossbarBound("least-energy style", least - SAFETY * max(1.0, least),
+                          "every layer in its least-energy style (copies do not change energy)")
+            ] + _lagrangian_bounds(problem, cost, crossbars, tiles, owner, whole=False)
 
 
 def lagrangian_bound(costs: np.ndarray, crossbars: np.ndarray, owner: np.ndarray, budget: int,
