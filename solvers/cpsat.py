@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from typing import Callable
@@ -22,23 +23,31 @@ def solve_cpsat(
     workers: int = 0,
 ) -> SolverOutcome:
     """Solve ``model`` (which must have an integer objective) to proven
-    optimality or until ``time_limit`` seconds; ``read_values`` extracts the
-    decision values while the solver still holds them."""
+    optimality or until ``time_limit`` seconds from this call; ``read_values``
+    extracts the decision values while the solver still holds them.
+
+    ``bound`` is None when CP-SAT proved none: with status UNKNOWN it
+    reports 0 both for "no bound yet" and for a proved 0, so a 0 there is
+    not taken as a bound."""
+    start = time.perf_counter()
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(0.01, float(time_limit))
     solver.parameters.num_workers = workers or default_workers()
     solver.parameters.random_seed = 0
-    start = time.perf_counter()
     status = solver.Solve(model)
-    wall = time.perf_counter() - start
     has_solution = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+    bound = None
+    if status != cp_model.INFEASIBLE and status != cp_model.MODEL_INVALID:
+        bound = solver.BestObjectiveBound()
+        if math.isinf(bound) or math.isnan(bound) or (status == cp_model.UNKNOWN and bound == 0):
+            bound = None
     return SolverOutcome(
         backend="cpsat",
         proved=status == cp_model.OPTIMAL,
         infeasible=status == cp_model.INFEASIBLE,
         objective=solver.ObjectiveValue() if has_solution else None,
-        bound=solver.BestObjectiveBound() if status != cp_model.INFEASIBLE else None,
-        wall_time_s=wall,
+        bound=bound,
+        wall_time_s=time.perf_counter() - start,
         values=read_values(solver) if has_solution else None,
         message=solver.StatusName(status),
     )
