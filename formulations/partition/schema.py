@@ -83,7 +83,7 @@ def bounded(low: float, high: float):
     """A validator refusing values outside ``[low, high]``, naming the range."""
     def check(value):
         if not low <= value <= high:
-            raise ValueError(f"{value:,} is beyond the supported range ({low:,} to {high:,})")
+            raise ValueError(f"must lie in the supported range {low:,} to {high:,}")  # pydantic adds the value
         return value
     return AfterValidator(check)
 
