@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from mapcert.formulations import registry
 from mapcert.formulations.family import Status
