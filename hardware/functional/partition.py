@@ -39,7 +39,8 @@ import numpy as np
 from ...formulations.partition.cost import DEFAULT_MACHINE, Machine, execution
 from ...formulations.partition.graph import FLATTENING_OPS, PartitionGraph
 from ...formulations.partition.schedule import RowSchedule, input_key, row_schedule
-from .layer_rows import DTYPE, LayerShape, check_sources, layer_output, layer_row, layer_weights
+from .layer_rows import (DTYPE, LayerShape, check_sources, layer_output, layer_row, layer_weights,
+                         single_threaded_blas)
 
 
 MAX_VALUES = 200_000_000
@@ -284,6 +285,12 @@ def run_partition(pg: PartitionGraph, blocks: list[frozenset], capacity: int, se
     refusal = size_refusal(pg)
     if refusal is not None:
         raise ValueError(refusal)
+    with single_threaded_blas():
+        return _run(pg, blocks, capacity, seed, rtol, objective, machine, start)
+
+
+def _run(pg: PartitionGraph, blocks: list[frozenset], capacity: int, seed: int, rtol: float, objective: str,
+         machine: Machine, start: float) -> PartitionRun:
     net = _Network(pg, seed)
     dram = {v: np.full(net.tensor_shape[v], np.nan, dtype=DTYPE) for v in pg.order}
     runs = []
