@@ -98,31 +98,70 @@ def greedy_bottleneck(problem: CrossbarProblem) -> Allocation:
             return allocation
 
 
+class GenomeTable:
+    """Per layer and candidate copy count: crossbars, tiles and stage
+    cycles, padded into arrays, so that a genome (one candidate index per
+    layer) is scored and checked with a few array operations instead of a
+    full ``evaluate``.  It follows ``evaluate`` exactly (the test suite
+    compares them); the allocation returned is scored by ``evaluate``."""
+
+    def __init__(self, problem: CrossbarProblem, styles: list[str]):
+        self.problem = problem
+        self.candidates = [copy_candidates(layer) for layer in problem.layers]
+        self.sizes = np.array([len(c) for c in self.candidates])
+        width = int(self.sizes.max())
+        copies = np.ones((len(self.candidates), width), dtype=np.int64)
+        for l, c in enumerate(self.candidates):
+            copies[l, :len(c)] = c
+        per_copy = np.array([problem.crossbars_per_copy(l, s) for l, s in zip(problem.layers, styles)])
+        outputs = np.array([layer.outputs for layer in problem.layers])
+        self.crossbars = copies * per_copy[:, None]
+        self.tiles = -(-self.crossbars // problem.chip.crossbars_per_tile)
+        self.cycles = problem.chip.cycles_per_mvm * -(-outputs[:, None] // copies)
+        bits = sum(problem.input_bits(l, s) for l, s in zip(problem.layers, styles))
+        self.bandwidth = -(-bits // problem.chip.bandwidth_bits_per_cycle) if problem.bandwidth else 0
+        self.energy = sum(problem.energy_pj(l, s) for l, s in zip(problem.layers, styles))
+        self.rows = np.arange(len(self.candidates))
+
+    def used(self, genome: np.ndarray) -> np.ndarray:
+        return self.crossbars[self.rows, genome]
+
+    def fits(self, genome: np.ndarray) -> bool:
+        p = self.problem
+        if self.used(genome).sum() > p.crossbar_budget:
+            return False
+        return not p.one_layer_per_tile or self.tiles[self.rows, genome].sum() <= p.chip.tiles
+
+    def score(self, genome: np.ndarray) -> float:
+        if not self.fits(genome):
+            return float("inf")
+        stages = self.cycles[self.rows, genome]
+        objective = self.problem.objective
+        if objective == "bottleneck":
+            return float(max(stages.max(), self.bandwidth))
+        return float(stages.sum()) if objective == "latency" else self.energy
+
+
 def genetic(problem: CrossbarProblem, population: int = 40, generations: int = 60, seed: int = 0) -> Allocation:
     rng = np.random.default_rng(seed)
     styles = _styles(problem)
-    candidates = [copy_candidates(layer) for layer in problem.layers]
-    sizes = np.array([len(c) for c in candidates])
-    per_copy = np.array([problem.crossbars_per_copy(l, s) for l, s in zip(problem.layers, styles)])
+    table = GenomeTable(problem, styles)
+    sizes = table.sizes
 
     def decode(genome: np.ndarray) -> Allocation:
-        return Allocation(styles, [int(candidates[l][g]) for l, g in enumerate(genome)])
+        return Allocation(styles, [int(table.candidates[l][g]) for l, g in enumerate(genome)])
 
     def repair(genome: np.ndarray) -> np.ndarray:
         genome = genome.copy()
-        while not _fits(problem, decode(genome)) and genome.any():
-            used = np.array([candidates[l][g] for l, g in enumerate(genome)]) * per_copy
+        while not table.fits(genome) and genome.any():
+            used = table.used(genome).copy()
             used[genome == 0] = -1
             genome[int(np.argmax(used))] -= 1
         return genome
 
-    def score(genome: np.ndarray) -> float:
-        metrics = evaluate(problem, decode(genome))
-        return metrics.objective(problem.objective) if metrics.feasible else float("inf")
-
     pop = [repair(rng.integers(0, sizes)) for _ in range(population)]
     pop[0] = np.zeros(len(sizes), dtype=np.int64)
-    scores = [score(g) for g in pop]
+    scores = [table.score(g) for g in pop]
     for _ in range(generations):
         children = []
         for _ in range(population):
@@ -133,7 +172,7 @@ def genetic(problem: CrossbarProblem, population: int = 40, generations: int = 6
             child = np.clip(child + flip * rng.choice([-1, 1], len(sizes)), 0, sizes - 1)
             children.append(repair(child))
         merged = pop + children
-        merged_scores = scores + [score(g) for g in children]
+        merged_scores = scores + [table.score(g) for g in children]
         keep = np.argsort(merged_scores, kind="stable")[:population]
         pop, scores = [merged[i] for i in keep], [merged_scores[i] for i in keep]
     return decode(pop[0])

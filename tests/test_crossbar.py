@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,7 @@ from mapcert.formulations.crossbar.exact import bisection_refusal, copy_candidat
 from mapcert.hardware.pim import pim_chip
 from mapcert.instances import InstanceError, load_document, load_text
 from mapcert.pipeline import MethodError, solve
-from mapcert.solvers.crossbar_heuristics import CROSSBAR_HEURISTICS
+from mapcert.solvers.crossbar_heuristics import CROSSBAR_HEURISTICS, GenomeTable
 from mapcert.validation.crossbar_bounds import best_bound, crossbar_bounds
 from mapcert.validation.verify import verify
 
@@ -117,6 +118,19 @@ def test_exact_methods_agree_with_brute_force(problem):
 @given(small_problems())
 def test_exact_methods_agree_with_brute_force_on_many_instances(problem):
     check_exact_methods(problem)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(small_problems(), st.integers(0, 2 ** 31))
+def test_the_genetic_search_scores_genomes_as_evaluate_does(problem, seed):
+    styles = [min(problem.styles, key=lambda s: problem.crossbars_per_copy(layer, s)) for layer in problem.layers]
+    table = GenomeTable(problem, styles)
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        genome = rng.integers(0, table.sizes)
+        metrics = evaluate(problem, Allocation(styles, [int(table.candidates[l][g]) for l, g in enumerate(genome)]))
+        assert table.fits(genome) == metrics.feasible
+        assert table.score(genome) == (metrics.objective(problem.objective) if metrics.feasible else float("inf"))
 
 
 @pytest.mark.parametrize("objective", ["bottleneck", "latency", "energy"])

@@ -19,6 +19,7 @@ from pathlib import Path
 from ...hardware.functional.crossbar import AllocationRun, run_allocation
 from ...hardware.pim import pim_presets
 from ...solvers.crossbar_heuristics import CROSSBAR_HEURISTICS
+from ...units import format_value
 from ...validation.certificate import close
 from ...validation.crossbar_bounds import crossbar_bounds
 from ..family import Attempt, Bound, Check, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic, Status
@@ -30,8 +31,6 @@ from .schema import build_crossbar, dump_crossbar
 UNITS = {"bottleneck": "cycles", "latency": "cycles", "energy": "pJ"}
 OBJECTIVE_WORDS = {"bottleneck": "pipeline period (cycles per image)", "latency": "latency (sum of stage cycles)",
                    "energy": "energy per image (pJ)"}
-SLOW_HEURISTICS = ("genetic",)
-"""Heuristics that take seconds on a network (scored by ``compare`` only)."""
 BRUTE_FORCE_LIMIT = 2_000_000
 """Allocations :meth:`CrossbarFamily.brute_force` tries at most."""
 
@@ -141,8 +140,7 @@ class CrossbarFamily(Family):
         return problem.solver.method
 
     def heuristics(self, problem: CrossbarProblem) -> list[Heuristic]:
-        out = [Heuristic(name, (lambda fn=fn: fn(problem)), in_solve=name not in SLOW_HEURISTICS)
-               for name, fn in CROSSBAR_HEURISTICS.items()]
+        out = [Heuristic(name, (lambda fn=fn: fn(problem))) for name, fn in CROSSBAR_HEURISTICS.items()]
         if len(problem.styles) > 1:
             out += [Heuristic(f"{style}-only", (lambda s=style: _single_style(problem, s)),
                               summary=f"the optimum with every layer in the {style} layout")
@@ -263,7 +261,7 @@ def other_method_check(name: str, other: Attempt, value: float) -> Check:
     label = f"{name} proves the same optimum"
     if other.status == Status.OPTIMAL and other.objective is not None:
         same = close(other.objective, value)
-        detail = f"{name}: {other.objective:,.6g}" + ("" if same else f"; this solution: {value:,.6g}")
+        detail = f"{name}: {format_value(other.objective)}" + ("" if same else f"; this solution: {format_value(value)}")
         return Check(label, same, detail)
     if other.status == Status.INFEASIBLE:
         return Check(label, False, f"{name} finds the instance infeasible ({other.message})")

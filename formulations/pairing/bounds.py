@@ -41,9 +41,9 @@ def pairing_bounds(problem: PairingProblem) -> list[PairingBound]:
     Examples
     --------
     >>> import numpy as np
-    >>> p = PairingProblem(np.array([[3, -4], [-4, 3], [1, 1], [-2, -2]]))
-    >>> [(b.name, b.value) for b in pairing_bounds(p)]
-    [('cheapest partner', 2.0), ('matching LP', 2.0)]
+    >>> p = PairingProblem(np.array([[3, -4], [-4, 2], [1, 5], [-2, -3], [0, 7]]))
+    >>> [(b.name, b.value) for b in pairing_bounds(p)]    # the least distortion is 6
+    [('cheapest partner', 0.0), ('matching LP', 6.0)]
     """
     if problem.filters < 2:
         return [PairingBound("nothing to pair", 0.0, "fewer than two filters")]
