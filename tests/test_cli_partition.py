@@ -16,13 +16,15 @@ def write(tmp_path, text: str):
 def test_solve_proves_and_checks_a_fixed_buffer(tmp_path):
     instance = write(tmp_path, "family: partition\nworkload: resnet50\nbuffer: 512 KiB\n")
     data = mapcert_json("solve", str(instance), "--json")
-    assert data["status"] == "optimal" and data["objective"] == data["best_bound"] == data["ema_bytes"]
-    assert data["compulsory_ema_bytes"] <= data["ema_bytes"] < data["layer_by_layer_ema_bytes"]
-    assert data["peak_memory_bytes"] <= 512 * 1024
-    check = data["functional"]
-    assert check["ran"] and check["outputs_match"] and check["counts_match"]
-    assert check["counted_ema_bytes"] == data["ema_bytes"]
-    layers = [v for sub in data["subgraphs"] for v in sub["layers"]]
+    metrics, details = data["metrics"], data["details"]
+    assert data["status"] == "optimal" and data["objective"] == data["best_bound"] == metrics["ema_bytes"]
+    assert data["lower_bound"] == details["compulsory_ema_bytes"] <= metrics["ema_bytes"]
+    assert metrics["ema_bytes"] < details["layer_by_layer_ema_bytes"]
+    assert metrics["peak_memory_bytes"] <= 512 * 1024
+    check = data["certificate"]["functional"]
+    assert check["ran"] and check["passed"]
+    assert check["counts"]["counted_ema_bytes"] == metrics["ema_bytes"]
+    layers = [v for sub in data["solution"]["subgraphs"] for v in sub]
     assert len(layers) == len(set(layers)) == 72
     again = run("solve", str(instance), "--json", "--method", "cpsat")
     assert json.loads(again.stdout)["objective"] == data["objective"]
@@ -45,12 +47,13 @@ def test_solve_minimizes_latency(tmp_path):
                                "accelerator: {macs_per_cycle: 256, dram_bytes_per_cycle: 8}\n")
     data = mapcert_json("solve", str(instance), "--json")
     assert data["status"] == "optimal" and data["objective_name"] == "latency"
-    assert data["objective"] == data["latency_cycles"] == data["best_bound"]
-    assert data["functional"]["counts_match"] and data["functional"]["outputs_match"]
+    assert data["objective"] == data["metrics"]["latency_cycles"] == data["best_bound"]
+    assert data["certificate"]["functional"]["passed"]
     ema = json.loads(run("solve", str(write(tmp_path, "family: partition\nworkload: resnet50\nbuffer: 512 KiB\n"
                                                       "accelerator: {macs_per_cycle: 256, dram_bytes_per_cycle: 8}\n")),
                          "--json").stdout)
-    assert ema["latency_cycles"] >= data["latency_cycles"] and ema["ema_bytes"] <= data["ema_bytes"]
+    assert ema["metrics"]["latency_cycles"] >= data["metrics"]["latency_cycles"]
+    assert ema["metrics"]["ema_bytes"] <= data["metrics"]["ema_bytes"]
 
 
 def test_compare_with_separate_buffers(tmp_path):
@@ -74,7 +77,7 @@ def test_bad_partition_instances_are_explained(tmp_path):
                                                "objective: latency\n")))
     assert latency.returncode == 2 and "objective" in latency.stderr and "Traceback" not in latency.stderr
     tiny = run("solve", str(write(tmp_path, "family: partition\nworkload: vgg16\nbuffer: 1 KiB\n")))
-    assert tiny.returncode == 2 and "no feasible partition" in tiny.stderr and "Traceback" not in tiny.stderr
+    assert tiny.returncode == 2 and "no feasible solution" in tiny.stderr and "Traceback" not in tiny.stderr
 
 
 def test_plot_draws_the_partition(tmp_path):
