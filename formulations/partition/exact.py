@@ -27,7 +27,7 @@ import pyomo.environ as pyo
 from ortools.sat.python import cp_model
 
 from ...solvers.cpsat import solve_cpsat
-from ...solvers.highs import solve_highs
+from ...solvers.highs import not_solved, solve_highs
 from .cost import (DEFAULT_MACHINE, OBJECTIVES, Machine, bound_fits, ema_bytes, execution, fits, least_memory,
                    memory_parts, quotient_is_acyclic)
 from .graph import PartitionGraph
@@ -176,7 +176,8 @@ def _holders(pg: PartitionGraph, cands: list[Candidate]) -> dict[str, list[int]]
     return holders
 
 
-def _milp(pg: PartitionGraph, cands: list[Candidate], time_limit: float, ordered: bool):
+def _milp(pg: PartitionGraph, cands: list[Candidate], deadline: float, ordered: bool):
+    """Build, then solve with what remains before ``deadline`` (perf_counter seconds)."""
     n = pg.graph.number_of_nodes()
     nodes = list(pg.graph.nodes)
     holders = _holders(pg, cands)
@@ -196,10 +197,14 @@ def _milp(pg: PartitionGraph, cands: list[Candidate], time_limit: float, ordered
     def read(model):
         return [k for k in range(len(cands)) if (pyo.value(model.x[k]) or 0) > 0.5]
 
-    return solve_highs(m, read, time_limit)
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        return not_solved("time limit reached while building the model")
+    return solve_highs(m, read, remaining)
 
 
-def _cpsat(pg: PartitionGraph, cands: list[Candidate], time_limit: float, workers: int, ordered: bool):
+def _cpsat(pg: PartitionGraph, cands: list[Candidate], deadline: float, workers: int, ordered: bool):
+    """Build, then solve with what remains before ``deadline`` (perf_counter seconds)."""
     n = pg.graph.number_of_nodes()
     nodes = list(pg.graph.nodes)
     holders = _holders(pg, cands)
@@ -218,7 +223,10 @@ def _cpsat(pg: PartitionGraph, cands: list[Candidate], time_limit: float, worker
     def read(solver):
         return [k for k in range(len(cands)) if solver.BooleanValue(x[k])]
 
-    return solve_cpsat(model, read, time_limit, workers)
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        return not_solved("time limit reached while building the model", backend="cpsat")
+    return solve_cpsat(model, read, remaining, workers)
 
 
 MAX_CANDIDATES = 200_000
@@ -228,19 +236,96 @@ CP-SAT fall back to the compact model and the DP reports an error."""
 ENUMERATION_SHARE = 0.6
 """Share of the time limit the candidate enumeration may take."""
 
+HEURISTIC_SHARE = 0.25
+"""Share of the time left after the enumeration that the heuristics of the
+compact fallback may take; the compact model gets the rest."""
 
-def _best_heuristic(pg: PartitionGraph, capacity: int, objective: str, machine: Machine):
+COMPACT_MIN_SECONDS = 1.0
+"""The compact model runs only with at least this long for it: a round of
+its cut generation is not interrupted (1.3-1.9 s on GoogLeNet at 1 MiB).
+With less, its bound is the compulsory EMA it starts from."""
+
+
+ANNEALING_MOVES = 3000
+"""Moves of the annealing heuristic when time allows (fewer when not)."""
+
+
+def _greedy_until(pg: PartitionGraph, capacity: int, deadline: float | None) -> list[frozenset] | None:
+    """Greedy merging (``solvers.partition_heuristics.greedy_merge``, the
+    same merges in the same order) that stops at ``deadline``: every step
+    is a valid partition, so the current one is returned, single layers at
+    the least. On GoogLeNet at 1 MiB the full merge takes seconds."""
+    from ...solvers.partition_heuristics import _executions
+    from .cost import is_convex
+
+    run = _executions(pg, capacity)
+    united: dict[frozenset, int] = {}  # EMA of a union, remembered across rounds
+    convex: dict[frozenset, bool] = {}
+    blocks = [frozenset([v]) for v in pg.order]
+    if not all(run(b) is not None for b in blocks):
+        return None
+    while True:
+        owner = {v: i for i, block in enumerate(blocks) for v in block}
+        pairs = {tuple(sorted((owner[u], owner[v]))) for u, v in pg.graph.edges if owner[u] != owner[v]}
+        best = None
+        for i, j in pairs:
+            if deadline is not None and time.perf_counter() > deadline:
+                return blocks
+            union = blocks[i] | blocks[j]
+            if union not in united:
+                united[union] = ema_bytes(pg, union)
+            gain = run(blocks[i]).ema + run(blocks[j]).ema - united[union]
+            if gain <= 0 or (best is not None and gain <= best[0]):
+                continue
+            if union not in convex:
+                convex[union] = is_convex(pg, union)
+            if not (convex[union] and run(union) is not None):
+                continue
+            merged = [b for k, b in enumerate(blocks) if k not in (i, j)] + [union]
+            if quotient_is_acyclic(pg, merged):
+                best = (gain, merged)
+        if best is None:
+            return blocks
+        blocks = best[1]
+
+
+def _best_heuristic(pg: PartitionGraph, capacity: int, objective: str, machine: Machine,
+                    deadline: float | None = None):
     """(value, blocks) of the best partition greedy merging, depth-ordered
-    DP and annealing find, or None."""
-    from ...solvers.partition_heuristics import depth_dp, greedy_merge, simulated_annealing
+    DP and annealing find, or None.  With a ``deadline`` (perf_counter
+    seconds): greedy merging stops there with the partition it has reached;
+    the depth DP runs only with twice greedy's time left (both walk pairs of
+    layers; on GoogLeNet at 1 MiB each takes seconds), and annealing gets
+    as many moves as the time left allows (it starts from greedy merging
+    again and evaluates one partition per move; on RandWire-32 its 3000
+    moves take ten seconds)."""
+    from ...solvers.partition_heuristics import depth_dp, simulated_annealing
     from .cost import evaluate
 
     best = None
-    for heuristic in (greedy_merge, depth_dp, simulated_annealing):
-        blocks = heuristic(pg, capacity)
+
+    def consider(blocks) -> None:
+        nonlocal best
         metrics = evaluate(pg, blocks, capacity, objective, machine) if blocks is not None else None
         if metrics is not None and metrics.feasible and (best is None or metrics.value < best[0]):
             best = (metrics.value, blocks)
+
+    clock = time.perf_counter()
+    greedy = _greedy_until(pg, capacity, deadline)
+    greedy_s = time.perf_counter() - clock
+    consider(greedy)
+    if greedy is None:
+        return best
+    if deadline is None or deadline - time.perf_counter() > 2 * greedy_s:
+        consider(depth_dp(pg, capacity))
+    moves = ANNEALING_MOVES
+    if deadline is not None:
+        clock = time.perf_counter()
+        evaluate(pg, greedy, capacity)
+        per_move = time.perf_counter() - clock
+        moves = min(moves, int((deadline - time.perf_counter() - greedy_s) / max(per_move, 1e-6)))
+    if moves >= 100:
+        consider(simulated_annealing(pg, capacity, moves=moves))
     return best
 
 
@@ -257,9 +342,11 @@ def _compact_fallback(pg: PartitionGraph, capacity: int, method: str, start: flo
         return PartitionResult("infeasible", method, None, None, None, 0, time.perf_counter() - start,
                                f"layer {lone[0]} alone needs at least {least_memory(pg, frozenset(lone[:1])):,} B "
                                f"on chip, more than the capacity of {capacity:,} B")
-    best = _best_heuristic(pg, capacity, objective, machine)
-    remaining = max(1.0, time_limit - (time.perf_counter() - start))
-    bound, converged = compact_lower_bound(pg, capacity, remaining)
+    # a quarter of what is left for the heuristics, the rest for the compact model (if enough for a round)
+    remaining = time_limit - (time.perf_counter() - start)
+    best = _best_heuristic(pg, capacity, objective, machine, time.perf_counter() + HEURISTIC_SHARE * remaining)
+    remaining = time_limit - (time.perf_counter() - start)
+    bound, converged = compact_lower_bound(pg, capacity, remaining if remaining >= COMPACT_MIN_SECONDS else 0.0)
     if objective == "latency":  # sum of max(compute, transfer) >= max(total compute, total transfer)
         bound = float(machine.latency(sum(pg.node(v).macs for v in pg.order), int(bound)))
     note = f"{why}; lower bound from the compact model ({'converged' if converged else 'stopped at the time limit'})"
@@ -292,7 +379,7 @@ def solve_partition(pg: PartitionGraph, capacity: int, method: str = "milp", tim
         cands = candidates(pg, capacity, max_candidates, start + ENUMERATION_SHARE * time_limit, objective, machine)
     except (OverflowError, TimeoutError) as exc:
         why = (f"more than {max_candidates:,} candidate subgraphs fit {capacity:,} B" if isinstance(exc, OverflowError)
-               else f"the candidate subgraphs were not all enumerated in {ENUMERATION_SHARE * time_limit:.0f} s")
+               else f"the candidate subgraphs were not all enumerated in {ENUMERATION_SHARE * time_limit:.3g} s")
         if method == "dp":
             return PartitionResult("error", method, None, None, None, 0, time.perf_counter() - start,
                                    why + "; the DP needs them all (milp or cpsat fall back to the compact model)")
@@ -314,10 +401,13 @@ def solve_partition(pg: PartitionGraph, capacity: int, method: str = "milp", tim
         return PartitionResult(status, method, blocks, value, value, len(cands), time.perf_counter() - start)
     # first without the order constraints, which rarely bind: a proved best
     # covering whose subgraphs can be ordered is optimal
+    deadline = start + time_limit  # the candidates, both model builds and both solves are inside it
+
     def run(ordered: bool):
-        remaining = max(0.05, time_limit - (time.perf_counter() - start))
-        return (_milp(pg, cands, remaining, ordered) if method == "milp"
-                else _cpsat(pg, cands, remaining, workers, ordered))
+        if time.perf_counter() >= deadline:
+            return not_solved("time limit reached before the solve", backend=method)
+        return (_milp(pg, cands, deadline, ordered) if method == "milp"
+                else _cpsat(pg, cands, deadline, workers, ordered))
 
     relaxed = run(ordered=False)
     orderable = relaxed.values is not None and quotient_is_acyclic(pg, [cands[k].nodes for k in relaxed.values])
@@ -333,7 +423,7 @@ def solve_partition(pg: PartitionGraph, capacity: int, method: str = "milp", tim
         return PartitionResult("infeasible", method, None, None, None, len(cands), time.perf_counter() - start,
                                "no ordered partition into fitting subgraphs")
     if not outcome.has_solution:
-        best = _best_heuristic(pg, capacity, objective, machine)
+        best = _best_heuristic(pg, capacity, objective, machine, deadline)
         if best is None:
             return PartitionResult("error", method, None, None, outcome.bound, len(cands),
                                    time.perf_counter() - start, "time limit reached before any partition was found")

@@ -31,6 +31,10 @@ class EnumerationOutcome:
     reduced: bool
     wall_time_s: float
     per_class_bits: dict[str, int | None]
+    complete: bool = True
+    """False when ``deadline`` stopped the walk: the mapping is the best of
+    the ``visited`` points only, and says nothing about the others."""
+    visited: int = 0
 
 
 class SpaceTooLarge(ValueError):
@@ -43,11 +47,14 @@ def enumerate_space(
     limit: int = ENUMERATION_LIMIT,
     tables: dict[str, DimTable] | None = None,
     classes: tuple[str, ...] = STATIONARY_CLASSES,
+    deadline: float | None = None,
 ) -> EnumerationOutcome:
     """Best mapping of the whole space.  ``reduced=None`` visits the full tile
     space when it has at most ``limit`` points, else the undominated tiles
     (an exact reduction); a space still above the limit is refused.
-    ``tables`` and ``classes`` restrict the search (heuristics use this)."""
+    ``tables`` and ``classes`` restrict the search (heuristics use this).
+    Past ``deadline`` (perf_counter seconds, checked between chunks of at
+    most a few million points) the walk stops with ``complete=False``."""
     layer = problem.layer
     start = time.perf_counter()
     if tables is None:
@@ -66,7 +73,12 @@ def enumerate_space(
     best_bits, best = None, None
     per_class: dict[str, int | None] = {k: None for k in classes}
     axes = {d: i for i, d in enumerate(LOOP_DIMS)}
+    visited = 0
     for lo in range(0, len(tables[split]), per_chunk):
+        if deadline is not None and time.perf_counter() > deadline:
+            return EnumerationOutcome(best, best_bits, points, bool(reduced), time.perf_counter() - start, per_class,
+                                      complete=False, visited=visited)
+        visited += min(per_chunk, len(tables[split]) - lo) * rest * len(classes)
         grids = {}
         for d in LOOP_DIMS:
             values = tables[d].tiles[lo:lo + per_chunk] if d == split else tables[d].tiles
@@ -90,7 +102,8 @@ def enumerate_space(
                 idx = np.unravel_index(flat, total.shape)
                 tiles = {d: int(grids[d].flat[idx[axes[d]]]) for d in LOOP_DIMS}
                 best_bits, best = value, Mapping(tiles=tiles, order=CANONICAL_ORDER[cls])
-    return EnumerationOutcome(best, best_bits, points, bool(reduced), time.perf_counter() - start, per_class)
+    return EnumerationOutcome(best, best_bits, points, bool(reduced), time.perf_counter() - start, per_class,
+                              visited=points)
 
 
 def _points(tables, classes=STATIONARY_CLASSES) -> int:

@@ -29,13 +29,16 @@ prime exponents".
 
 from __future__ import annotations
 
+import itertools
 import math
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
 import pyomo.environ as pyo
 
-from ...solvers.highs import solve_highs
+from ...solvers.highs import load_model, new_highs, solve_highs
+from ...solvers.outcome import SolverOutcome
 from .multilevel import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction
 from .multilevel_cost import window_rows
 from .multilevel_cpsat import _axes_symmetric, _integer_scale
@@ -49,6 +52,10 @@ many seconds) before the decomposition over stationary tensors starts."""
 MAX_VALUES = 400_000
 """Most candidate values (z Booleans) the model accepts in all; beyond it
 the instance is too large for this formulation and CP-SAT is the method."""
+HAND_OVER = 1.0
+"""The model goes to HiGHS only with at least this many times its build
+time left: pyomo's translation takes about as long as the build, and
+started it cannot be stopped."""
 
 
 @lru_cache(maxsize=65536)
@@ -81,7 +88,8 @@ class _Table:
 class _Model:
     """Pyomo model plus the lattice-term machinery."""
 
-    def __init__(self):
+    def __init__(self, deadline: float | None = None):
+        self.deadline = deadline
         self.m = pyo.ConcreteModel()
         self.m.cons = pyo.ConstraintList()
         self.booleans: dict[tuple, pyo.Var] = {}
@@ -131,7 +139,10 @@ class _Model:
 
     def term(self, tables: list[_Table], cap: int):
         """``prod(table values)`` as sum_v v z_v, offering the values <= ``cap``;
-        raises _NoValue when none is, which makes the model infeasible."""
+        raises _NoValue when none is, which makes the model infeasible, and
+        _OutOfTime past the deadline."""
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise _OutOfTime
         tables = [t for t in tables if len(set(t.values)) > 1 or t.values[0] != 1 or t.gate is not None]
         key = (tuple(tables), cap)
         if key in self.terms:
@@ -182,6 +193,10 @@ class _NoValue(Exception):
     """A term has no value within its cap: the model is infeasible."""
 
 
+class _OutOfTime(Exception):
+    """The deadline passed while the model was being built."""
+
+
 def _merge(a: tuple, b: tuple) -> tuple:
     out = dict(a)
     for p, e in b:
@@ -190,9 +205,10 @@ def _merge(a: tuple, b: tuple) -> tuple:
 
 
 def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = None,
-                          restriction: Restriction | None = None):
+                          restriction: Restriction | None = None, deadline: float | None = None):
     """Build the model; returns (model, builder, rows, scale, constant) or raises
-    ValueError (objective or size not covered) / _NoValue (infeasible).
+    ValueError (objective or size not covered) / _NoValue (infeasible) /
+    _OutOfTime (``deadline``, in perf_counter seconds, passed).
     ``incumbent`` is the objective (in its own units) of a known mapping that
     satisfies ``restriction``, or the restriction's ``below``: no term larger
     than such a mapping could afford is offered."""
@@ -207,7 +223,7 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
         raise ValueError("a per-PE bandwidth limit needs the busy PEs fixed (solve_multilevel does this)")
     if restriction.below is not None:
         incumbent = restriction.below if incumbent is None else min(incumbent, restriction.below)
-    b = _Model()
+    b = _Model(deadline)
     m, cons = b.m, b.m.cons
     # The cost sees a dimension's spatial factor only as a whole (s = rows x
     # cols); how it splits over the array's rows and columns decides only
@@ -474,30 +490,53 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, restric
     and HiGHS proves each piece in seconds where the whole model stalls on
     fractional orders. Every piece is solved with the best objective so far
     as a cutoff, so a piece either improves it or is proved unable to. The
-    result is optimal when every piece was finished; otherwise the bound is
-    the least of the unfinished pieces' bounds (the rigorous analytical bound
-    for pieces not started).
+    result is optimal when every piece was finished.
+
+    ``time_limit`` counts from this call: the heuristic incumbent, the build,
+    pyomo's translation (once: one persistent HiGHS solves every piece) and
+    every solve are inside it. The build stops when the deadline passes, the
+    model goes to HiGHS only with time left for the translation, and each
+    piece gets what remains. A time-out returns the best mapping so far
+    (the incumbent's when no solve ran) with the bound the solves proved:
+    the larger of the whole model's bound and the least bound over the
+    pieces (a finished piece counts as the best objective, a piece that
+    never ran as unknown), and None when neither is known.
 
     Under a ``restriction`` only mappings that satisfy it count; with its
     ``below``, "infeasible" means that none is strictly better.
 
     Returns (outcome, scale, constant) with the objective in model units."""
-    import itertools
-    import time
-
-    from ...solvers.outcome import SolverOutcome
-    from ...validation.multilevel_bounds import multilevel_bounds
     from .multilevel_cost import evaluate_multilevel
 
     start = time.perf_counter()
+    deadline = start + time_limit
     restriction = restriction or Restriction()
     found = _incumbent(problem, restriction)
+
+    def stopped(why: str):
+        """Out of time before any solve: the incumbent (in the objective's
+        own units: scale 1, constant 0), no bound."""
+        wall = time.perf_counter() - start
+        if found is None:
+            return SolverOutcome("highs", False, False, None, None, wall, None,
+                                 f"{why}; no mapping known"), 1, 0
+        return SolverOutcome("highs", False, False, found[1], None, wall, found[0],
+                             f"{why}; the heuristic incumbent is returned"), 1, 0
+
+    built = time.perf_counter()
     try:
         m, builder, rows, scale, constant = build_multilevel_milp(problem, None if found is None else found[1],
-                                                                  restriction)
+                                                                  restriction, deadline=deadline)
     except _NoValue:
         return SolverOutcome("highs", True, True, None, None, time.perf_counter() - start, None,
                              "no tile or array value fits"), 1, 0
+    except _OutOfTime:
+        return stopped("time limit reached while building the MILP")
+    build_s = time.perf_counter() - built
+    if deadline - time.perf_counter() < HAND_OVER * build_s:
+        return stopped("time limit: no time left to hand the MILP to HiGHS")
+    solver = new_highs()
+    load_model(solver, m)
 
     def model_units(value: float) -> float:
         return round(value * scale - constant)
@@ -521,54 +560,71 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, restric
         confirmed = metrics.fits and restriction.admits(metrics) and outcome.objective is not None and value < outcome.objective + 0.5
         return outcome.proved and confirmed
 
+    def decode(model):
+        return decode_milp(problem, builder, rows)
+
+    if time.perf_counter() >= deadline:
+        return stopped("time limit reached while handing the MILP to HiGHS")
     # the whole model first, for a share of the time: easy layers end here
-    whole_limit = min(WHOLE_MODEL_SHARE * time_limit, WHOLE_MODEL_SECONDS)
+    whole_limit = min(WHOLE_MODEL_SHARE * time_limit, WHOLE_MODEL_SECONDS, deadline - time.perf_counter())
+    whole_bound = None  # valid for every piece: the pieces only fix what the whole model chooses
     if whole_limit > 0:
-        whole = solve_highs(m, lambda model: decode_milp(problem, builder, rows), whole_limit,
-                            integral_objective=True, extra_options={"mip_feasibility_tolerance": 1e-7})
+        whole = solve_highs(m, decode, whole_limit, integral_objective=True, solver=solver,
+                            extra_options={"mip_feasibility_tolerance": 1e-7, "mip_heuristic_effort": 0.05})
         if finished(whole) and (whole.proved or best is None):
             message = "whole model proved" if whole.proved else "no mapping fits the hierarchy"
             return SolverOutcome("highs", True, whole.infeasible, best, best, time.perf_counter() - start,
                                  best_mapping, message), scale, constant
+        whole_bound = whole.bound
     K = len(problem.hierarchy.levels)
     combos = list(itertools.product(TENSORS, repeat=K))
     if best_mapping is not None:  # the incumbent's own piece first: a better cutoff for all the others
         own = _stationary(best_mapping)
         combos.sort(key=lambda combo: combo != own)
-    floor = model_units(multilevel_bounds(problem).objective)
-    open_bounds: list[float] = []
-    settled = 0
+    open_bounds: list[float | None] = []  # per piece not finished: its bound, None when unknown
+    settled = started = 0
     for combo in combos:
-        remaining = time_limit - (time.perf_counter() - start)
+        remaining = deadline - time.perf_counter()
         if remaining <= 0:
-            open_bounds.append(floor)
+            open_bounds.append(whole_bound)
             continue
+        started += 1
         for l in range(K):
             for X in TENSORS:
                 builder.boolean(("sigma", l, X)).fix(1 if X == combo[l] else 0)
+        if m.find_component("cutoff") is not None:
+            m.del_component("cutoff")
         if best is not None:
             # only strictly better mappings are of interest: "infeasible" then means none is in this piece
             # (the restriction's own ``below`` is already a constraint of the model)
-            if m.find_component("cutoff") is not None:
-                m.del_component("cutoff")
             m.cutoff = pyo.Constraint(expr=m.objective.expr <= best - 0.5)
-        options = {"mip_feasibility_tolerance": 1e-7}
-        if best is not None:
-            # with a cutoff most pieces only have to be refuted: primal heuristics
-            # spend time there without helping the proof (ResNet-18 conv1: 18 s
-            # -> 6.5 s for one piece); branching still finds better mappings
-            options["mip_heuristic_effort"] = 0.0
-        outcome = solve_highs(m, lambda model: decode_milp(problem, builder, rows), remaining,
-                              integral_objective=True, extra_options=options)
+        # with a cutoff most pieces only have to be refuted: primal heuristics
+        # spend time there without helping the proof (ResNet-18 conv1: 18 s
+        # -> 6.5 s for one piece); branching still finds better mappings
+        options = {"mip_feasibility_tolerance": 1e-7, "mip_heuristic_effort": 0.0 if best is not None else 0.05}
+        outcome = solve_highs(m, decode, remaining, integral_objective=True, extra_options=options, solver=solver)
         if finished(outcome):
             settled += 1
         else:
-            open_bounds.append(floor if outcome.bound is None else max(floor, outcome.bound))
+            known = [b for b in (outcome.bound, whole_bound) if b is not None]
+            open_bounds.append(max(known) if known else None)
     wall = time.perf_counter() - start
     proved = settled == len(combos)
+    pieces = f"{settled}/{len(combos)} stationary-tensor pieces finished" + (
+        "" if started == len(combos) else f", {len(combos) - started} not started (time limit)")
+    if proved:
+        if best is None:
+            return SolverOutcome("highs", True, True, None, None, wall, None,
+                                 "no mapping fits the hierarchy"), scale, constant
+        return SolverOutcome("highs", True, False, best, best, wall, best_mapping, pieces), scale, constant
+    # a finished piece holds nothing below the best; the others hold nothing below their bound
+    known = [] if whole_bound is None else [whole_bound]
+    if all(b is not None for b in open_bounds):
+        known.append(min([*([] if best is None else [best]), *open_bounds]))
+    bound = max(known) if known else None
+    if bound is not None and best is not None:
+        bound = min(bound, best)
     if best is None:
-        return SolverOutcome("highs", proved, proved, None, None if proved else min(open_bounds), wall, None,
-                             "no mapping fits the hierarchy" if proved else "no mapping found in time"), scale, constant
-    bound = best if proved else min([best, *open_bounds])
-    message = f"{settled}/{len(combos)} stationary-tensor pieces finished"
-    return SolverOutcome("highs", proved, False, best, bound, wall, best_mapping, message), scale, constant
+        return SolverOutcome("highs", False, False, None, bound, wall, None,
+                             f"no mapping found in time ({pieces})"), scale, constant
+    return SolverOutcome("highs", False, False, best, bound, wall, best_mapping, pieces), scale, constant

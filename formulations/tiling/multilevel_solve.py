@@ -41,6 +41,11 @@ class MultiLevelResult:
 
 def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_limit: float | None = None,
                      workers: int = 0) -> MultiLevelResult:
+    """Best mapping by ``method`` within ``time_limit`` seconds from this call
+    (model builds and every piece of a search included; the enumeration has
+    its own size limit instead). On a time-out: ``feasible`` with the best
+    mapping found and the bound the solves proved (None when they proved
+    none), or ``error`` when no mapping was found."""
     limit = problem.solver.time_limit if time_limit is None else time_limit
     start = time.perf_counter()
     if method == "enumerate":
@@ -68,7 +73,7 @@ def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_lim
     if method == "milp" and problem.objective == "latency" and _per_pe_bandwidth(problem):
         return _searched(problem, method, latency_search(problem, piece, start + limit), start,
                          "one latency MILP per number of busy PEs")
-    return _solve_piece(problem, method, Restriction(), limit, workers)
+    return _solve_piece(problem, method, Restriction(), limit - (time.perf_counter() - start), workers)
 
 
 def _per_pe_bandwidth(problem: MultiLevelProblem) -> bool:
@@ -78,14 +83,19 @@ def _per_pe_bandwidth(problem: MultiLevelProblem) -> bool:
 
 def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restriction, limit: float,
                  workers: int) -> MultiLevelResult:
-    """One exact solve under ``restriction``, checked by ``evaluate``."""
+    """One exact solve under ``restriction``, checked by ``evaluate``;
+    ``limit`` counts from this call, the model build included."""
     start = time.perf_counter()
     if method == "cpsat":
         try:
             builder, rows, x, o, scale, constant = build_multilevel_cpsat(problem, restriction)
         except ValueError as exc:
             return MultiLevelResult("error", method, None, None, None, None, time.perf_counter() - start, str(exc))
-        outcome = solve_cpsat(builder.m, lambda s: decode(problem, rows, x, o, s), limit, workers)
+        remaining = limit - (time.perf_counter() - start)
+        if remaining <= 0:
+            return MultiLevelResult("error", method, None, None, None, None, time.perf_counter() - start,
+                                    "time limit reached while building the CP-SAT model")
+        outcome = solve_cpsat(builder.m, lambda s: decode(problem, rows, x, o, s), remaining, workers)
     else:
         try:
             outcome, scale, constant = solve_multilevel_milp(problem, limit, restriction)
@@ -98,7 +108,7 @@ def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restricti
     if not outcome.has_solution:
         bound = None if outcome.bound is None else (math.ceil(outcome.bound - 1e-6) + constant) / scale
         return MultiLevelResult("error", method, None, None, None, bound, wall,
-                                f"{method} found no mapping within {limit:g} s ({outcome.message})")
+                                f"{method} found no mapping within the time limit ({outcome.message})")
     invalid = mapping_problems(problem.layer, problem.hierarchy, outcome.values)
     if invalid:
         return MultiLevelResult("error", method, None, None, None, None, wall,

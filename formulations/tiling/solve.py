@@ -7,11 +7,12 @@ here is still the solver's word: ``validation.certify`` re-checks it.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
 from ...solvers.cpsat import solve_cpsat
-from ...solvers.highs import solve_highs
+from ...solvers.highs import not_solved, solve_highs
 from ...solvers.outcome import integral_bound, relative_gap
 from .cost import Metrics, evaluate, footprint_bits
 from .cpsat_model import add_hint, build_cpsat
@@ -21,6 +22,7 @@ from .milp_model import build_milp
 from .milp_model import read_choice as read_milp
 from .problem import LOOP_DIMS, TENSORS, Mapping, TilingProblem
 from .space import CANONICAL_ORDER, STATIONARY_CLASSES, dim_tables
+from .terms import class_terms
 
 METHODS = ("cpsat", "milp", "enumerate")
 
@@ -77,54 +79,94 @@ def infeasibility_reason(problem: TilingProblem) -> str | None:
 
 
 def solve_tiling(problem: TilingProblem, method: str | None = None, time_limit: float | None = None) -> TilingResult:
+    """Best mapping by ``method`` within ``time_limit`` seconds from this
+    call, everything included (tables, model builds, solves)."""
     method = method or problem.solver.method
     time_limit = problem.solver.time_limit if time_limit is None else time_limit
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     start = time.perf_counter()
+    deadline = start + time_limit
     reason = infeasibility_reason(problem)
     if reason:
         return TilingResult(status="infeasible", method=method, proved=True, message=reason,
                             wall_time_s=time.perf_counter() - start)
     if method == "enumerate":
-        result = _solve_enumerate(problem)
+        result = _solve_enumerate(problem, deadline, time_limit)
     else:
-        result = _solve_by_class(problem, method, time_limit)
+        result = _solve_by_class(problem, method, time_limit, deadline)
     result.wall_time_s = time.perf_counter() - start
     return result
 
 
-def _solve_enumerate(problem: TilingProblem) -> TilingResult:
+def _solve_enumerate(problem: TilingProblem, deadline: float, time_limit: float) -> TilingResult:
     try:
-        outcome = enumerate_space(problem)
+        outcome = enumerate_space(problem, deadline=deadline)
     except SpaceTooLarge as exc:
         return TilingResult(status="error", method="enumerate",
                             message=f"enumeration refused: {exc}; use --method cpsat or milp")
+    space = "undominated tiles" if outcome.reduced else "every tile"
+    if not outcome.complete:
+        # no bound: the points not visited may hold anything
+        seen = f"visited {outcome.visited:,} of {outcome.points:,} points ({space} x 3 order classes)"
+        if outcome.mapping is None:
+            return TilingResult(status="error", method="enumerate",
+                                message=f"time limit of {time_limit:g} s reached before any mapping that fits; {seen}")
+        result = _finish(problem, "enumerate", outcome.mapping, outcome.objective_bits, proved=False)
+        result.message = result.message or f"time limit of {time_limit:g} s reached: {seen}; optimality not proved"
+        return result
     result = _finish(problem, "enumerate", outcome.mapping, outcome.objective_bits, proved=True)
     result.best_bound = result.objective
-    space = "undominated tiles" if outcome.reduced else "every tile"
     result.message = f"visited {outcome.points:,} points ({space} x 3 order classes)"
     result.classes = {k: {"objective": None if v is None else v / 8} for k, v in outcome.per_class_bits.items()}
     return result
 
 
-def _solve_by_class(problem: TilingProblem, method: str, time_limit: float) -> TilingResult:
+CLASS_RESERVE = 0.1
+"""Share of the time limit kept back for each stationary class not yet
+solved, so that a class that runs out of time still leaves the others time
+for a bound of their own."""
+
+
+def _solve_by_class(problem: TilingProblem, method: str, time_limit: float, deadline: float) -> TilingResult:
+    """One model per stationary class; each is built and solved only while
+    time remains, and gets what remains minus a reserve for the classes
+    after it (time a class leaves unused passes on to the next)."""
     tables = dim_tables(problem.layer, problem.space, reduced=True)
-    deadline = time.perf_counter() + time_limit
-    best_units, best_mapping, unit = None, None, 1
-    bounds: list[float] = []
+    best_units, best_mapping, unit = None, None, class_terms(problem.layer).unit
+    bounds: list[float | None] = []
     proved_all = True
     classes: dict[str, dict] = {}
-    for cls in STATIONARY_CLASSES:
-        remaining = max(0.05, deadline - time.perf_counter())
+    build_s = 0.0  # the last class's build: the next one takes about as long
+    for index, cls in enumerate(STATIONARY_CLASSES):
+        later = len(STATIONARY_CLASSES) - index - 1
+        remaining = deadline - time.perf_counter()
+        if remaining <= (build_s if method == "cpsat" else (1 + HAND_OVER) * build_s):
+            classes[cls] = {"objective": None, "bound": None, "proved": False,
+                            "solver_status": "not started: time limit reached", "wall_time_s": 0.0}
+            proved_all = False
+            bounds.append(None)  # nothing known about this class
+            continue
+        built = time.perf_counter()
         if method == "cpsat":
             handle = build_cpsat(problem, tables, cls)
             if best_mapping is not None:
                 add_hint(handle, best_mapping.tiles)
-            outcome = solve_cpsat(handle.model, read_cpsat(handle), remaining, problem.solver.workers)
         else:
             handle = build_milp(problem, tables, cls)
-            outcome = solve_highs(handle.model, read_milp(handle), remaining)
+        now = time.perf_counter()
+        build_s = now - built
+        remaining = deadline - now
+        reserve = min(remaining / (later + 1), CLASS_RESERVE * time_limit) * later if later else 0.0
+        budget = remaining - reserve if math.isfinite(remaining) else remaining
+        if method == "cpsat":
+            outcome = (solve_cpsat(handle.model, read_cpsat(handle), budget, problem.solver.workers)
+                       if budget > 0 else not_solved("time limit reached while building", backend="cpsat"))
+        else:
+            # pyomo's translation to HiGHS takes about as long as the build: without
+            # that much time left the solve could only overrun the limit
+            outcome = (solve_highs(handle.model, read_milp(handle), budget) if budget > HAND_OVER * build_s
+                       else not_solved("no time left to hand the model to HiGHS"))
         unit = handle.unit
         bound = integral_bound(outcome.bound)
         if outcome.proved and outcome.objective is not None:
@@ -134,13 +176,13 @@ def _solve_by_class(problem: TilingProblem, method: str, time_limit: float) -> T
             "bound": None if bound is None else bound * unit / 8,
             "proved": outcome.proved,
             "solver_status": outcome.message,
-            "wall_time_s": round(outcome.wall_time_s, 4),
+            "wall_time_s": round(time.perf_counter() - built, 4),
         }
         classes[cls] = entry
         if outcome.infeasible:
             continue  # nothing of this class fits; contributes no bound
         proved_all = proved_all and outcome.proved
-        bounds.append(bound if bound is not None else 0.0)
+        bounds.append(bound)
         if outcome.has_solution:
             value = round(outcome.objective)
             if best_units is None or value < best_units:
@@ -152,11 +194,24 @@ def _solve_by_class(problem: TilingProblem, method: str, time_limit: float) -> T
                                 message="no mapping of the declared space fits the buffer")
         return _fallback(problem, method, bounds, unit, classes)
     result = _finish(problem, method, best_mapping, best_units * unit, proved=proved_all)
-    result.best_bound = min(bounds) * unit / 8 if bounds else None
+    result.best_bound = _least(bounds, unit)
     result.classes = classes
     if not proved_all:
-        result.message = "time limit reached: best mapping found, optimality not proved"
+        result.message = result.message or "time limit reached: best mapping found, optimality not proved"
     return result
+
+
+HAND_OVER = 1.0
+"""A MILP goes to HiGHS only with at least this many times its build time
+left (the translation alone takes about that long)."""
+
+
+def _least(bounds: list[float | None], unit: int) -> float | None:
+    """Bytes: the least class bound, None when some class has none (the
+    optimum may lie in that class, below every bound known)."""
+    if not bounds or any(b is None for b in bounds):
+        return None
+    return min(bounds) * unit / 8
 
 
 def _fallback(problem: TilingProblem, method: str, bounds: list[float], unit: int, classes: dict) -> TilingResult:
@@ -167,7 +222,7 @@ def _fallback(problem: TilingProblem, method: str, bounds: list[float], unit: in
 
     mapping = fallback_mapping(problem)
     metrics = evaluate(problem, mapping)
-    bound = min(bounds) * unit / 8 if bounds else None
+    bound = _least(bounds, unit)
     return TilingResult(
         status="feasible", method=method, mapping=mapping, metrics=metrics, objective=metrics.objective,
         best_bound=bound, proved=False, classes=classes,
