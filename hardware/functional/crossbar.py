@@ -31,6 +31,7 @@ import numpy as np
 
 from ...formulations.crossbar.cost import Allocation, CrossbarLayer, CrossbarProblem
 from ..pim import PimChip
+from .layer_rows import single_threaded_blas
 
 WORK_BUDGET = 1e10
 """Multiply-accumulates (:func:`layer_work`) :func:`run_allocation` spends
@@ -423,20 +424,28 @@ def run_allocation(problem: CrossbarProblem, allocation: Allocation, seed: int =
     rest = sorted((m for m in groups.values() if m is not first),
                   key=lambda m: (layer_work(problem, problem.layers[m[0]]), m[0]))
     run = AllocationRun(bottleneck=problem.layers[slowest].name)
+    ordered = [(slowest, first, True)] + [(members[0], members, False) for members in rest]
+    with single_threaded_blas():  # many small products: BLAS threads cost more than they save
+        _run_groups(problem, allocation, seed, budget, ordered, run)
+    run.wall_time_s = time.perf_counter() - start
+    return run
+
+
+def _run_groups(problem: CrossbarProblem, allocation: Allocation, seed: int, budget: float,
+                ordered: list[tuple[int, list[int], bool]], run: AllocationRun) -> None:
+    """Run one layer of each (layer, its group, is it the bottleneck's) in
+    ``ordered`` while the budget lasts; record the others as skipped."""
     spent = 0.0
-    for members in [first] + rest:
-        index = slowest if members is first else members[0]
+    for index, members, bottleneck in ordered:
         layer, style = problem.layers[index], allocation.styles[index]
         work = layer_work(problem, layer)
-        allowed = BOTTLENECK_SHARE * budget if members is first else budget - spent
+        allowed = BOTTLENECK_SHARE * budget if bottleneck else budget - spent
         if work > allowed or layer_memory(layer, style) > MEMORY_LIMIT:
             run.skipped.extend(problem.layers[i].name for i in members)
             continue
         spent += work
         run.reports.append(run_pim_conv(problem, layer, style, allocation.copies[index], seed=seed + index))
         run.covered[layer.name] = [problem.layers[i].name for i in members]
-    run.wall_time_s = time.perf_counter() - start
-    return run
 
 
 def layer_memory(layer: CrossbarLayer, style: str) -> int:
