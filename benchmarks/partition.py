@@ -2,11 +2,13 @@
 
     python benchmarks/partition.py                    # ResNet-50, GoogLeNet, MobileNetV2, VGG-16; RandWire 32/64
     python benchmarks/partition.py --networks randwire64 --sizes 256 --time-limit 300 --no-coexplore
+    python benchmarks/partition.py --networks resnet50,randwire32 --sizes 512 --time-limit 5   # a quick run
 
 Part 1, fixed buffers: for every network and buffer size, the candidate
 count, the median wall time (over ``--repeats`` runs) of the DP, the MILP
-and CP-SAT, how many of them proved the optimum (all that finish must agree;
-"NO" if two disagree), whether the optimal partition passes the functional
+and CP-SAT (a method that did not prove its answer shows its status and the
+gap to its bound, '-' when it has none), how many of them proved the
+optimum (all that finish must agree; "NO" if two disagree), whether the optimal partition passes the functional
 model (its seconds, and the share of the modelled row-buffer bytes the run
 never held at once), how far the compact model's bound lies below the
 optimum (or the best partition found; "*" if it did not converge), and the
@@ -15,7 +17,9 @@ gap of every heuristic to the optimum.
 Part 2, co-exploration (Cocco's shared buffer, 128 KiB to 3 MiB in 64 KiB
 steps, alpha = 0.002): the chosen size and cost, and how much cheaper the
 design is than the best partition at a fixed small, medium and large
-buffer (Cocco reports 1.89% to 50.33%).
+buffer (Cocco reports 1.89% to 50.33%). ``--coexplore-limit`` is the time
+of each network's whole search (and of its three baselines together); a
+search cut short shows ``feasible``.
 """
 
 from __future__ import annotations
@@ -48,6 +52,13 @@ def graphs(names: list[str]) -> list[PartitionGraph]:
         else:
             out.append(from_network(name))
     return out
+
+
+def gap_text(objective, bound) -> str:
+    """(objective - bound) / objective in percent, '-' when either is unknown."""
+    if objective is None or bound is None:
+        return "-"
+    return f"{100 * max(0.0, objective - bound) / objective:.1f}%" if objective else "0.0%"
 
 
 def timed(fn, repeats: int):
@@ -98,8 +109,8 @@ def fixed(pg: PartitionGraph, capacity: int, limit: float, repeats: int) -> None
             values.add(result.objective)
             proved += 1
             blocks_proved = result.blocks
-        elif result.objective is not None:
-            cells[-1] += f" (gap {100 * (result.objective - result.best_bound) / result.objective:.1f}%)"
+        else:
+            cells[-1] += f" ({result.status}, gap {gap_text(result.objective, result.best_bound)})"
     optimum = values.pop() if len(values) == 1 else None  # every method that finished proved this value
     functional = "-" if optimum is None else functional_cell(pg, blocks_proved, capacity)
     bound, converged = compact_lower_bound(pg, capacity, limit)
@@ -113,12 +124,14 @@ def fixed(pg: PartitionGraph, capacity: int, limit: float, repeats: int) -> None
                     else f"{100 * (metrics.ema_bytes - optimum) / optimum:5.1f}%")
     agree = f"{proved}/3" if optimum is not None else ("NO" if proved else "0/3")
     print(f"{pg.name:12s} {capacity // KIB:6d} {n_cands:>8s} {' '.join(f'{c:>8s}' for c in cells)} {agree:>5s} "
-          f"{optimum or 0:14,.0f} {functional:>13s} {compact:>8s} " + " ".join(f"{g:>8s}" for g in gaps), flush=True)
+          f"{'-' if optimum is None else f'{optimum:,.0f}':>14s} {functional:>13s} {compact:>8s} " + " ".join(f"{g:>8s}" for g in gaps), flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--time-limit", type=float, default=120.0)
+    parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per solve in part 1")
+    parser.add_argument("--coexplore-limit", type=float, default=1200.0,
+                        help="seconds per network for the whole co-exploration, and for its baselines")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--sizes", default="256,512,1024", help="fixed buffer sizes in KiB")
     parser.add_argument("--networks", default="resnet50,googlenet,mobilenetv2,vgg16,randwire32,randwire64")
@@ -141,9 +154,9 @@ def main() -> int:
     print(f"{'network':12s} {'buffer':>8s} {'cost':>12s} {'s':>7s} {'vs small':>9s} {'vs medium':>9s} {'vs large':>9s}")
     for pg in [g for g in all_graphs if not g.name.startswith("randwire")]:
         start = time.perf_counter()
-        best = coexplore(pg, COCCO_SHARED, "milp", time_limit=args.time_limit)
+        best = coexplore(pg, COCCO_SHARED, "milp", time_limit=args.coexplore_limit)
         seconds = time.perf_counter() - start
-        baselines = fixed_buffers(pg, COCCO_SHARED, "milp", time_limit=args.time_limit)
+        baselines = fixed_buffers(pg, COCCO_SHARED, "milp", time_limit=args.coexplore_limit)
         if best.cost is None:
             print(f"{pg.name:12s} {'-':>8s} {'-':>12s} {seconds:7.1f}  ({best.status})", flush=True)
             continue
