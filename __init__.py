@@ -143,7 +143,7 @@ def bounds(problem) -> list:
     --------
     >>> import mapcert
     >>> [(b.name, b.rigorous) for b in mapcert.bounds("examples/resnet34_crossbar.yaml")][:1]
-    [('compute', True)]
+    [('per-layer copy limit', True)]
     """
     return _bounds(_problem(problem))
 
