@@ -285,6 +285,10 @@ class Family(ABC):
     def functional(self, problem, solution, seed: int = 0) -> FunctionalRun:
         """Execute ``solution`` on random integers drawn from ``seed``."""
 
+    second_opinion: bool = False
+    """Whether ``solve`` re-proves every optimum with the family's other exact
+    methods (cheap for small models; ``verify`` always does)."""
+
     def cross_checks(self, problem, solution, evaluation: Evaluation) -> list[Check]:
         """Independent family-specific checks of a solution (default: none)."""
         return []

@@ -52,8 +52,42 @@ class Certification:
     message: str = ""
 
 
+def other_method_check(name: str, other: Attempt, value: float, claimed: Status) -> Check:
+    """What another exact method's answer says about a solution of value ``value``.
+
+    A claimed optimum must be the other method's proved optimum; a
+    ``feasible`` solution must not lie below it.  A method that proves
+    nothing within its time limit gives no conclusion (the check passes and
+    says so); one that finds the instance infeasible contradicts any
+    solution.
+    """
+    label = f"{name} agrees"
+    if other.status == Status.OPTIMAL and other.objective is not None:
+        agree = close(other.objective, value) if claimed == Status.OPTIMAL else at_least(value, other.objective)
+        detail = f"{name} proves {fmt(other.objective)}" + ("" if agree else f"; this solution: {fmt(value)}")
+        return Check(label, agree, detail)
+    if other.status == Status.INFEASIBLE:
+        return Check(label, False, f"{name} finds the instance infeasible ({other.message})")
+    return Check(label, True, f"{name}: {other.status.value} within the time limit, no conclusion"
+                              + (f" ({other.message})" if other.message else ""))
+
+
+def second_opinions(family: Family, problem, attempt: Attempt, value: float) -> list[Check]:
+    """Every other applicable exact method (and reference) on ``problem``."""
+    checks = []
+    for method in family.methods(problem):
+        if method.name == attempt.method or method.why_not(problem) is not None:
+            continue
+        other = method.run(problem, family.time_limit(problem))
+        if other.solution is not None:
+            evaluation = family.evaluate(problem, other.solution)
+            other.objective = evaluation.objective if evaluation.feasible else None
+        checks.append(other_method_check(method.name, other, value, attempt.status))
+    return checks
+
+
 def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], functional: bool = True,
-            seed: int = 0) -> Certification:
+            seed: int = 0, second_opinion: bool = True) -> Certification:
     """Check ``attempt`` of ``family`` on ``problem`` independently of the method.
 
     Parameters
@@ -68,6 +102,9 @@ def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], func
         Execute the solution in the functional model (``--no-functional`` skips it).
     seed
         Seed of the functional model's random operands.
+    second_opinion
+        Re-prove with the family's other exact methods when the family asks
+        for it (``Family.second_opinion``); ``verify`` re-proves anyway.
 
     Returns
     -------
@@ -96,6 +133,8 @@ def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], func
             checks.append(Check("method's bound at or below the objective", at_least(value, attempt.best_bound),
                                 f"bound {fmt(attempt.best_bound)}"))
         checks.extend(family.cross_checks(problem, attempt.solution, evaluation))
+        if second_opinion and family.second_opinion:
+            checks.extend(second_opinions(family, problem, attempt, value))
     run = FunctionalRun(False, reason="not requested (--no-functional)")
     if functional and evaluation.feasible:
         run = family.functional(problem, attempt.solution, seed=seed)

@@ -177,7 +177,7 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
     # the stored objective is compared field-wise below; the certificate re-derives everything else
     attempt = Attempt(result.status if result.status == Status.OPTIMAL else Status.FEASIBLE, solution,
                       None, result.best_bound, method=result.method)
-    cert = certify(family, problem, attempt, bounds, functional=True, seed=ctx.seed)
+    cert = certify(family, problem, attempt, bounds, functional=True, seed=ctx.seed, second_opinion=False)
     evaluation = cert.evaluation
     value = evaluation.objective if evaluation.feasible else None
     add(Check("solution: fits the instance", evaluation.feasible, "; ".join(evaluation.violations[:3]) or "fits"))

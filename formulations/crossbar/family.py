@@ -12,17 +12,14 @@ family contract (``formulations/family.py``).
 from __future__ import annotations
 
 import itertools
-import time
 from dataclasses import replace
 from pathlib import Path
 
 from ...hardware.functional.crossbar import AllocationRun, run_allocation
 from ...hardware.pim import pim_presets
 from ...solvers.crossbar_heuristics import CROSSBAR_HEURISTICS
-from ...units import format_value
-from ...validation.certificate import close
 from ...validation.crossbar_bounds import crossbar_bounds
-from ..family import Attempt, Bound, Check, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic, Status
+from ..family import Attempt, Bound, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic, Status
 from ..registry import register
 from .cost import STYLES, Allocation, CrossbarProblem, evaluate
 from .exact import bisection_refusal, solve_crossbar
@@ -56,6 +53,7 @@ class CrossbarFamily(Family):
     the pipeline period, the latency or the energy."""
 
     name = "crossbar"
+    second_opinion = True
     key = "crossbar"
     summary = "crossbars, mapping style and weight duplication per layer on a PIM chip (period, latency, energy)"
     infeasible_field = ("constraints",)
@@ -152,19 +150,6 @@ class CrossbarFamily(Family):
     def bounds(self, problem: CrossbarProblem) -> list[Bound]:
         return [Bound(b.name, b.value, True, b.meaning) for b in crossbar_bounds(problem)]
 
-    def cross_checks(self, problem: CrossbarProblem, solution: Allocation, evaluation: Evaluation) -> list[Check]:
-        """Every applicable exact method other than the instance's own must
-        prove the same optimum (the instance's method is the one ``solve``
-        ran unless another was asked for)."""
-        value = evaluation.objective
-        checks = []
-        for method in self.methods(problem):
-            if method.name == problem.solver.method or method.why_not(problem) is not None:
-                continue
-            other = method.run(problem, problem.solver.time_limit)
-            checks.append(other_method_check(method.name, other, value))
-        return checks
-
     def functional(self, problem: CrossbarProblem, solution: Allocation, seed: int = 0) -> FunctionalRun:
         metrics = evaluate(problem, solution)
         run = run_allocation(problem, solution, seed=seed)
@@ -250,23 +235,6 @@ class CrossbarFamily(Family):
                 value = metrics.objective(problem.objective)
                 best = value if best is None or value < best else best
         return best
-
-
-def other_method_check(name: str, other: Attempt, value: float) -> Check:
-    """Whether another exact method proves the optimum ``value`` claims.
-
-    Passes when it proves the same value, or proves nothing within the time
-    limit (no conclusion either way); fails when it proves a different
-    optimum or infeasibility."""
-    label = f"{name} proves the same optimum"
-    if other.status == Status.OPTIMAL and other.objective is not None:
-        same = close(other.objective, value)
-        detail = f"{name}: {format_value(other.objective)}" + ("" if same else f"; this solution: {format_value(value)}")
-        return Check(label, same, detail)
-    if other.status == Status.INFEASIBLE:
-        return Check(label, False, f"{name} finds the instance infeasible ({other.message})")
-    return Check(label, True, f"{name}: {other.status.value} within the time limit, no conclusion"
-                              + (f" ({other.message})" if other.message else ""))
 
 
 def functional_verdict(problem: CrossbarProblem, metrics, run: AllocationRun) -> FunctionalRun:

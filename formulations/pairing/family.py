@@ -20,8 +20,7 @@ import numpy as np
 from ...hardware.functional.sram_pim import read_back, run_macro
 from ...solvers.pairing_heuristics import PAIRING_HEURISTICS
 from ...validation.matching_check import blossom_pairing
-from ..crossbar.family import other_method_check
-from ..family import Attempt, Bound, Check, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic, Status
+from ..family import Attempt, Bound, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic, Status
 from ..registry import register
 from .bounds import pairing_bounds
 from .cost import Pairing, PairingProblem, evaluate
@@ -74,6 +73,7 @@ class PairingFamily(Family):
     Q-bar) with the least total squared change of the weights."""
 
     name = "pairing"
+    second_opinion = True
     key = "pairing"
     summary = "complementary filter pairs for SRAM PIM (DDC-PIM) with least weight distortion"
     infeasible_field = ("workload",)
@@ -161,18 +161,6 @@ class PairingFamily(Family):
 
     def bounds(self, problem: PairingProblem) -> list[Bound]:
         return [Bound(b.name, b.value, True, b.meaning) for b in pairing_bounds(problem)]
-
-    def cross_checks(self, problem: PairingProblem, solution: Pairing, evaluation: Evaluation) -> list[Check]:
-        """The other exact method (the instance's own is the one ``solve``
-        ran unless another was asked for) and, up to
-        :data:`BLOSSOM_LIMIT` filters, blossom must prove the same optimum."""
-        checks = []
-        for method in self.methods(problem):
-            if method.name == problem.solver.method or method.why_not(problem) is not None:
-                continue
-            checks.append(other_method_check(method.name, method.run(problem, problem.solver.time_limit),
-                                             evaluation.objective))
-        return checks
 
     def functional(self, problem: PairingProblem, solution: Pairing, seed: int = 0) -> FunctionalRun:
         start = time.perf_counter()

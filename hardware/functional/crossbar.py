@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from math import ceil
 
 import numpy as np
 
 from ...formulations.crossbar.cost import Allocation, CrossbarLayer, CrossbarProblem
 from ..pim import PimChip
-from .layer_rows import single_threaded_blas
+from .blas import single_threaded_blas
 
 WORK_BUDGET = 1e10
 """Multiply-accumulates (:func:`layer_work`) :func:`run_allocation` spends

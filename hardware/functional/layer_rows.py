@@ -15,12 +15,7 @@ A fully connected layer flattens its whole input.
 
 from __future__ import annotations
 
-import ctypes
-import glob
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -29,50 +24,6 @@ from ...formulations.partition.graph import FLATTENING_OPS
 from ...formulations.partition.schedule import top_padding
 
 DTYPE = np.float32
-
-OPENBLAS_THREAD_CALLS = (("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
-                         ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
-                         ("openblas_get_num_threads", "openblas_set_num_threads"))
-"""Names of OpenBLAS's thread-count calls, as numpy's own build and others export them."""
-
-
-@cache
-def _openblas_thread_calls():
-    """(get, set) of the OpenBLAS numpy uses, or None when it cannot be found."""
-    here = os.path.dirname(np.__file__)
-    for path in glob.glob(os.path.join(here, os.pardir, "numpy.libs", "*openblas*")) + \
-            glob.glob(os.path.join(here, ".dylibs", "*openblas*")):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for get, set_ in OPENBLAS_THREAD_CALLS:
-            if hasattr(lib, get) and hasattr(lib, set_):
-                return getattr(lib, get), getattr(lib, set_)
-    return None
-
-
-@contextmanager
-def single_threaded_blas():
-    """Run the block with one BLAS thread, then restore the count.
-
-    A row is a small matrix product (an output row's channels by a window's
-    values); BLAS threads cost more to start and join than they save on it,
-    and on a busy machine far more: ResNet-50's run took 32 s with OpenBLAS's
-    threads and 3 s without, on two shared cores.  Where numpy's OpenBLAS
-    cannot be found, nothing changes."""
-    calls = _openblas_thread_calls()
-    if calls is None:
-        yield
-        return
-    get, set_ = calls
-    before = get()
-    set_(1)
-    try:
-        yield
-    finally:
-        set_(before)
-
 
 @dataclass(frozen=True)
 class LayerShape:

@@ -39,8 +39,8 @@ import numpy as np
 from ...formulations.partition.cost import DEFAULT_MACHINE, Machine, execution
 from ...formulations.partition.graph import FLATTENING_OPS, PartitionGraph
 from ...formulations.partition.schedule import RowSchedule, input_key, row_schedule
-from .layer_rows import (DTYPE, LayerShape, check_sources, layer_output, layer_row, layer_weights,
-                         single_threaded_blas)
+from .blas import single_threaded_blas
+from .layer_rows import DTYPE, LayerShape, check_sources, layer_output, layer_row, layer_weights
 
 
 MAX_VALUES = 200_000_000
