@@ -20,9 +20,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .formulations.tiling.multilevel import MultiLevelProblem  # noqa: E402
-from .formulations.tiling.multilevel_cost import evaluate_multilevel  # noqa: E402
-from .formulations.tiling.multilevel_solve import solve_multilevel  # noqa: E402
+from .formulations.tiling.multilevel.problem import MultiLevelProblem  # noqa: E402
+from .formulations.tiling.multilevel.cost import evaluate_multilevel  # noqa: E402
+from .formulations.tiling.multilevel.solve import solve_multilevel  # noqa: E402
 from .solvers.multilevel_heuristics import HEURISTICS  # noqa: E402
 from .units import format_bytes  # noqa: E402
 from .validation.multilevel_bounds import multilevel_bounds  # noqa: E402

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tiling_onchip import distinct_layers  # noqa: E402
 
-from mapcert.formulations.tiling.multilevel import DIMS, MultiLevelProblem  # noqa: E402
-from mapcert.formulations.tiling.multilevel_solve import solve_multilevel  # noqa: E402
+from mapcert.formulations.tiling.multilevel.problem import DIMS, MultiLevelProblem  # noqa: E402
+from mapcert.formulations.tiling.multilevel.solve import solve_multilevel  # noqa: E402
 from mapcert.hardware.functional.multilevel_vectorized import run_multilevel_vectorized  # noqa: E402
 from mapcert.hardware.hierarchy import hierarchy_preset  # noqa: E402
 

@@ -18,9 +18,9 @@ import statistics
 from dataclasses import replace
 
 from mapcert import workload_library
-from mapcert.formulations.tiling.multilevel import MultiLevelProblem
-from mapcert.formulations.tiling.multilevel_cost import evaluate_multilevel
-from mapcert.formulations.tiling.multilevel_solve import solve_multilevel
+from mapcert.formulations.tiling.multilevel.problem import MultiLevelProblem
+from mapcert.formulations.tiling.multilevel.cost import evaluate_multilevel
+from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
 from mapcert.hardware.hierarchy import hierarchy_preset
 from mapcert.formulations.tiling.schema import build_layer
 from mapcert.instances import Located

@@ -15,7 +15,7 @@ from .family import Family
 
 BUILTIN = (
     "mapcert.formulations.tiling.family",
-    "mapcert.formulations.tiling.multilevel_family",
+    "mapcert.formulations.tiling.multilevel.family",
     "mapcert.formulations.crossbar.family",
     "mapcert.formulations.pairing.family",
     "mapcert.formulations.partition.family",

@@ -28,9 +28,9 @@ from math import prod
 
 import numpy as np
 
-from ..formulations.tiling.multilevel import DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem, layer_extent
-from ..formulations.tiling.multilevel_cost import evaluate_multilevel, objective_values
-from ..formulations.tiling.multilevel_space import dim_choices, group_order, mapping_from_choice
+from ..formulations.tiling.multilevel.problem import DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem, layer_extent
+from ..formulations.tiling.multilevel.cost import evaluate_multilevel, objective_values
+from ..formulations.tiling.multilevel.space import dim_choices, group_order, mapping_from_choice
 
 OUTPUT_STATIONARY = group_order(("outputs", "inputs", "weights"))
 OUTPUT_DIMS = ("M", "P", "Q", "N")

@@ -50,8 +50,8 @@ def random_multilevel_mapping(problem, rnd, full_orders: bool):
     """A uniformly drawn valid mapping of a multi-level problem: a random
     factorization row per dimension that fits the array, and per level either
     any loop order (``full_orders``) or one of the six group orders."""
-    from mapcert.formulations.tiling.multilevel import DIMS, layer_extent
-    from mapcert.formulations.tiling.multilevel_space import GROUP_ORDERS, mapping_from_choice, ordered_factorizations
+    from mapcert.formulations.tiling.multilevel.problem import DIMS, layer_extent
+    from mapcert.formulations.tiling.multilevel.space import GROUP_ORDERS, mapping_from_choice, ordered_factorizations
 
     hier, layer = problem.hierarchy, problem.layer
     K = len(hier.levels)

@@ -8,8 +8,8 @@ import random
 from hypothesis import given, settings, strategies as st
 
 from mapcert.formulations.tiling.cost import evaluate
-from mapcert.formulations.tiling.multilevel import DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem
-from mapcert.formulations.tiling.multilevel_cost import evaluate_multilevel
+from mapcert.formulations.tiling.multilevel.problem import DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem
+from mapcert.formulations.tiling.multilevel.cost import evaluate_multilevel
 from mapcert.formulations.tiling.problem import LOOP_DIMS, Buffer, ConvLayer, Mapping, TilingProblem
 from mapcert.hardware.hierarchy import Hierarchy, MemoryLevel, hierarchy_preset
 
@@ -91,7 +91,7 @@ THREE_LEVELS = Hierarchy("three", (
 def test_group_orders_lose_nothing(layer, seed):
     """For fixed factors, the best of the 6 group orders per level is as good
     as the best of many random full orders, for every access count."""
-    from mapcert.formulations.tiling.multilevel_space import GROUP_ORDERS
+    from mapcert.formulations.tiling.multilevel.space import GROUP_ORDERS
     rnd = random.Random(seed)
     problem = MultiLevelProblem(layer, THREE_LEVELS)
     base = random_multilevel_mapping(problem, rnd, full_orders=True)
@@ -115,8 +115,8 @@ def test_group_orders_lose_nothing(layer, seed):
        st.sampled_from([("inputs", "weights", "outputs"), ("inputs", "outputs"), ("weights",)]))
 def test_term_structure_reproduces_every_access_count(layer, seed, private, holds):
     """reads and writes = sums of const * spatial * halo * (fills / distinct)."""
-    from mapcert.formulations.tiling.multilevel_cost import fills_and_distinct
-    from mapcert.formulations.tiling.multilevel_terms import boundaries, mapping_rows, words_value
+    from mapcert.formulations.tiling.multilevel.cost import fills_and_distinct
+    from mapcert.formulations.tiling.multilevel.terms import boundaries, mapping_rows, words_value
 
     hier = Hierarchy("h", (
         MemoryLevel("DRAM"),

@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mapcert.formulations.tiling.multilevel import MultiLevelProblem
-from mapcert.formulations.tiling.multilevel_solve import solve_multilevel
+from mapcert.formulations.tiling.multilevel.problem import MultiLevelProblem
+from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
 from mapcert.formulations.tiling.problem import ConvLayer
 from mapcert.hardware.hierarchy import Hierarchy, MemoryLevel
 
@@ -102,7 +102,7 @@ def test_edp_search_agrees_with_enumeration(problem, rf_bandwidth):
 def test_milp_decomposition_over_stationary_tensors_agrees_with_enumeration(problem):
     """With no time for the whole model, every instance goes through the
     3^K pieces with cutoffs; the result must still be the enumerated optimum."""
-    import mapcert.formulations.tiling.multilevel_milp as milp
+    import mapcert.formulations.tiling.multilevel.milp as milp
 
     if problem.objective == "edp":  # a search over pieces (test_edp_search_agrees_with_enumeration)
         return
@@ -125,7 +125,7 @@ def test_milp_decomposition_over_stationary_tensors_agrees_with_enumeration(prob
 def test_prime_exponents_identify_values():
     from math import prod
 
-    from mapcert.formulations.tiling.multilevel_milp import factorize
+    from mapcert.formulations.tiling.multilevel.milp import factorize
 
     for n in (1, 2, 12, 56, 97, 224, 3 * 3 * 7 * 7 * 64):
         assert prod(p**e for p, e in factorize(n)) == n
@@ -133,7 +133,7 @@ def test_prime_exponents_identify_values():
 
 
 def test_milp_refuses_instances_it_cannot_list(monkeypatch):
-    import mapcert.formulations.tiling.multilevel_milp as milp
+    import mapcert.formulations.tiling.multilevel.milp as milp
 
     monkeypatch.setattr(milp, "MAX_VALUES", 5)
     hier = two_by_two_hierarchy()
@@ -148,7 +148,7 @@ def test_milp_holds_a_capacity_that_leaves_a_single_tile(monkeypatch, whole_mode
     """A register file of one word per tensor leaves one tile size (1): the
     MILP must still force every loop out of it, not drop the constraint. No
     heuristic incumbent: the MILP has to find the optimum itself."""
-    import mapcert.formulations.tiling.multilevel_milp as milp
+    import mapcert.formulations.tiling.multilevel.milp as milp
 
     monkeypatch.setattr(milp, "_incumbent", lambda problem, restriction: None)
     monkeypatch.setattr(milp, "WHOLE_MODEL_SECONDS", whole_model_seconds)
@@ -166,7 +166,7 @@ def test_latency_with_per_pe_bandwidth_can_need_fewer_pes():
     """A per-PE bandwidth limit makes the MILP search over busy PEs. Here the
     fastest mapping keeps one of the three PEs idle (68 cycles, against 86
     with all three busy): the search must not stop at the fullest array."""
-    from mapcert.formulations.tiling.multilevel_parametric import achievable_pe_counts
+    from mapcert.formulations.tiling.multilevel.parametric import achievable_pe_counts
 
     layer = ConvLayer(name="lat", N=1, M=4, C=3, P=4, Q=2, R=1, S=1, stride=(2, 1))
     hier = Hierarchy("h", (

@@ -8,8 +8,8 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mapcert.formulations.tiling.multilevel import MultiLevelProblem
-from mapcert.formulations.tiling.multilevel_cost import evaluate_multilevel
+from mapcert.formulations.tiling.multilevel.problem import MultiLevelProblem
+from mapcert.formulations.tiling.multilevel.cost import evaluate_multilevel
 from mapcert.formulations.tiling.problem import ConvLayer
 from mapcert.hardware.functional.multilevel import run_multilevel
 from mapcert.hardware.functional.multilevel_vectorized import run_multilevel_vectorized
@@ -55,7 +55,7 @@ def test_pes_whose_windows_overlap_below_the_pe_level():
     """Filter rows and output rows both unrolled across PEs, stride 4 and an
     11-row window, with 5 output rows per PE: the PEs' input rows start 20
     rows apart and their union has gaps, not one contiguous window."""
-    from mapcert.formulations.tiling.multilevel import DIMS, LevelLoops, MultiLevelMapping
+    from mapcert.formulations.tiling.multilevel.problem import DIMS, LevelLoops, MultiLevelMapping
 
     layer = ConvLayer(name="t", N=1, M=1, C=1, P=55, Q=1, R=11, S=1, stride=(4, 4))
     hier = Hierarchy("h", (MemoryLevel("DRAM"), MemoryLevel("GLB", capacity_bits=10**9),
@@ -78,7 +78,7 @@ def many_tiles_problem():
     P, Q all split at DRAM down to one index; R and S stay whole): above
     the 100,000 tiles the numeric execution used to refuse, yet about a
     million cycles."""
-    from mapcert.formulations.tiling.multilevel import DIMS, LevelLoops, MultiLevelMapping
+    from mapcert.formulations.tiling.multilevel.problem import DIMS, LevelLoops, MultiLevelMapping
 
     layer = ConvLayer(name="t", N=1, M=16, C=8, P=40, Q=40, R=3, S=3, stride=(2, 2))
     hier = Hierarchy("h", (MemoryLevel("DRAM"), MemoryLevel("GLB", capacity_bits=10**9),
@@ -133,7 +133,7 @@ def _corrupt(kind: str):
 def test_a_corrupted_execution_is_detected(kind, monkeypatch):
     """The aggregated execution still sees every tile: a doubled, missing or
     shifted DRAM tile, or a tile extent one short, changes the outputs."""
-    from mapcert.formulations.tiling.multilevel import DIMS, LevelLoops, MultiLevelMapping
+    from mapcert.formulations.tiling.multilevel.problem import DIMS, LevelLoops, MultiLevelMapping
     from mapcert.hardware.functional import multilevel_vectorized as mv
 
     layer = ConvLayer(name="t", N=1, M=4, C=4, P=6, Q=6, R=3, S=3)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mapcert.formulations.tiling.multilevel import MultiLevelMapping, MultiLevelProblem
-from mapcert.formulations.tiling.multilevel_cost import evaluate_multilevel
-from mapcert.formulations.tiling.multilevel_solve import solve_multilevel
+from mapcert.formulations.tiling.multilevel.problem import MultiLevelMapping, MultiLevelProblem
+from mapcert.formulations.tiling.multilevel.cost import evaluate_multilevel
+from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
 from mapcert.formulations.tiling.problem import ConvLayer
 from mapcert.hardware.hierarchy import Hierarchy, MemoryLevel, hierarchy_preset
 from mapcert.solvers.multilevel_heuristics import HEURISTICS

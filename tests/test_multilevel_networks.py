@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from mapcert.formulations.tiling.multilevel_cost import evaluate_multilevel
-from mapcert.formulations.tiling.multilevel_solve import solve_multilevel
+from mapcert.formulations.tiling.multilevel.cost import evaluate_multilevel
+from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
 from mapcert.hardware.hierarchy import hierarchy_preset
-from mapcert.formulations.tiling.multilevel_schema import _network_layers, MultiLevelSpec
+from mapcert.formulations.tiling.multilevel.schema import _network_layers, MultiLevelSpec
 from mapcert.formulations.registry import family_of
 from mapcert.instances import Located
 from mapcert.solvers.multilevel_heuristics import HEURISTICS

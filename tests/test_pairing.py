@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from mapcert.formulations import registry
 from mapcert.formulations.pairing import PairingProblem, distortion_matrix, evaluate, solve_pairing
-from mapcert.formulations.pairing.bounds import pairing_bounds
+from mapcert.validation.pairing_bounds import pairing_bounds
 from mapcert.formulations.pairing.cost import Pairing, paired_weights, stored_words
 from mapcert.hardware.functional.sram_pim import bit_planes, read_back, run_macro
 from mapcert.instances import InstanceError, load, load_document, load_text

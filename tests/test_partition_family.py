@@ -12,7 +12,7 @@ from hypothesis import given, settings
 
 from mapcert.formulations import registry
 from mapcert.formulations.family import Status
-from mapcert.formulations.partition.bounds import least_design_cost, partition_bounds
+from mapcert.validation.partition_bounds import least_design_cost, partition_bounds
 from mapcert.formulations.partition.brute_force import brute_force_optimum
 from mapcert.formulations.partition.cost import Machine, compulsory_ema
 from mapcert.formulations.partition.problem import PartitionProblem, PartitionSolution

@@ -24,7 +24,7 @@ from mapcert import workload_library
 from mapcert.formulations.partition import exact as partition_exact
 from mapcert.formulations.partition.graph import from_layers
 from mapcert.formulations.partition.exact import solve_partition
-from mapcert.formulations.tiling.multilevel_solve import solve_multilevel
+from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
 from mapcert.formulations.tiling.solve import solve_tiling
 from mapcert.instances import load, load_text
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
-from ..formulations.tiling.multilevel import MultiLevelProblem
+from ..formulations.tiling.multilevel.problem import MultiLevelProblem
 from .bounds import hong_kung_words
 
 

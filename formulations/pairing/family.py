@@ -22,7 +22,7 @@ from ...solvers.pairing_heuristics import PAIRING_HEURISTICS
 from ...validation.matching_check import blossom_pairing
 from ..family import Attempt, Bound, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic, Status
 from ..registry import register
-from .bounds import pairing_bounds
+from ...validation.pairing_bounds import pairing_bounds
 from .cost import Pairing, PairingProblem, evaluate
 from .exact import solve_pairing
 from .schema import build_pairing, dump_pairing

@@ -27,7 +27,7 @@ from ...units import format_bytes, parse_bytes
 from ..family import (Attempt, Bound, Check, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic,
                       PlotUnsupported, Status)
 from ..registry import register
-from .bounds import least_latency, partition_bounds
+from ...validation.partition_bounds import least_latency, partition_bounds
 from .brute_force import brute_force_optimum
 from .coexplore import coexplore, design_cost, fixed_buffers
 from .cost import SplitCapacity, compulsory_ema, evaluate, total_bytes

@@ -50,7 +50,7 @@ class TwoLevelTiling(Family):
     summary = "loop tiling and loop order of one layer on DRAM and one on-chip buffer (off-chip traffic)"
 
     def claims(self, data: dict) -> bool:
-        from .multilevel_schema import is_multilevel
+        from .multilevel.schema import is_multilevel
 
         return not is_multilevel(data)
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...formulations.tiling.multilevel import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem
+from ...formulations.tiling.multilevel.problem import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem
 from .tiling import random_operands, reference_conv
 
 TENSORS = ("inputs", "weights", "outputs")

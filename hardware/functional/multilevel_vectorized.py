@@ -48,7 +48,7 @@ import time
 
 import numpy as np
 
-from ...formulations.tiling.multilevel import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem
+from ...formulations.tiling.multilevel.problem import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem
 from ...formulations.tiling.problem import ConvLayer
 from .multilevel import MultiLevelReport
 from .tiling import random_operands, reference_conv

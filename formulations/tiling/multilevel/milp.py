@@ -37,13 +37,13 @@ from functools import lru_cache
 
 import pyomo.environ as pyo
 
-from ...solvers.highs import load_model, new_highs, solve_highs
-from ...solvers.outcome import SolverOutcome
-from .multilevel import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction
-from .multilevel_cost import window_rows
-from .multilevel_cpsat import _axes_symmetric, _integer_scale
-from .multilevel_space import dim_choices, group_order, mapping_from_choice
-from .multilevel_terms import TENSORS, Words, boundaries, halo_value
+from ....solvers.highs import load_model, new_highs, solve_highs
+from ....solvers.outcome import SolverOutcome
+from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction
+from .cost import window_rows
+from .cpsat import _axes_symmetric, _integer_scale
+from .space import dim_choices, group_order, mapping_from_choice
+from .terms import TENSORS, Words, boundaries, halo_value
 
 MILP_OBJECTIVES = ("offchip_traffic", "energy", "latency")
 WHOLE_MODEL_SHARE, WHOLE_MODEL_SECONDS = 0.25, 30.0
@@ -455,8 +455,8 @@ def decode_milp(problem: MultiLevelProblem, builder: _Model, rows):
 def _incumbent(problem: MultiLevelProblem, restriction: Restriction):
     """The best fitting mapping of the two cheap heuristic mappers that
     satisfies ``restriction``, or None."""
-    from ...solvers.multilevel_heuristics import paper_dataflow, random_sampling
-    from .multilevel_cost import evaluate_multilevel
+    from ....solvers.multilevel_heuristics import paper_dataflow, random_sampling
+    from .cost import evaluate_multilevel
 
     best = None
     for mapper in (paper_dataflow, random_sampling):
@@ -506,7 +506,7 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, restric
     ``below``, "infeasible" means that none is strictly better.
 
     Returns (outcome, scale, constant) with the objective in model units."""
-    from .multilevel_cost import evaluate_multilevel
+    from .cost import evaluate_multilevel
 
     start = time.perf_counter()
     deadline = start + time_limit

@@ -14,12 +14,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ... import workload_library
-from .multilevel import MultiLevelProblem
-from .problem import SolverSettings
-from ...hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, hierarchy_presets
-from ...instances import Located, Strict, size_bits, validate_spec
-from .schema import SolverSpec, SpaceSpec, build_layer
+from .... import workload_library
+from .problem import MultiLevelProblem
+from ..problem import SolverSettings
+from ....hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, hierarchy_presets
+from ....instances import Located, Strict, size_bits, validate_spec
+from ..schema import SolverSpec, SpaceSpec, build_layer
 
 MULTILEVEL_KEYS = {"holds", "per_pe", "read_energy", "write_energy", "bandwidth"}
 

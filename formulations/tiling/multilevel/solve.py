@@ -11,14 +11,14 @@ import math
 import time
 from dataclasses import dataclass
 
-from ...solvers.cpsat import solve_cpsat
-from ...solvers.outcome import relative_gap
-from .multilevel import MultiLevelMapping, MultiLevelProblem, Restriction, mapping_problems
-from .multilevel_cost import MultiLevelMetrics, evaluate_multilevel
-from .multilevel_cpsat import build_multilevel_cpsat, decode
-from .multilevel_enum import enumerate_multilevel
-from .multilevel_milp import solve_multilevel_milp
-from .multilevel_parametric import edp_search, latency_search
+from ....solvers.cpsat import solve_cpsat
+from ....solvers.outcome import relative_gap
+from .problem import MultiLevelMapping, MultiLevelProblem, Restriction, mapping_problems
+from .cost import MultiLevelMetrics, evaluate_multilevel
+from .cpsat import build_multilevel_cpsat, decode
+from .enumeration import enumerate_multilevel
+from .milp import solve_multilevel_milp
+from .parametric import edp_search, latency_search
 
 MULTILEVEL_METHODS = ("cpsat", "milp", "enumerate")
 

@@ -22,8 +22,8 @@ from math import ceil
 
 import numpy as np
 
-from .cost import PairingProblem, distortion_matrix
-from .exact import column_generation, with_dummy
+from ..formulations.pairing.cost import PairingProblem, distortion_matrix
+from ..formulations.pairing.exact import column_generation, with_dummy
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .multilevel import DIMS, MultiLevelMapping, MultiLevelProblem
-from .multilevel_cost import objective_values
-from .multilevel_space import GROUP_ORDERS, dim_choices, mapping_from_choice
+from .problem import DIMS, MultiLevelMapping, MultiLevelProblem
+from .cost import objective_values
+from .space import GROUP_ORDERS, dim_choices, mapping_from_choice
 
 MAX_POINTS = 5_000_000
 

@@ -31,8 +31,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from .multilevel import DIMS, MultiLevelMapping, MultiLevelProblem, Restriction
-from .multilevel_space import dim_choices
+from .problem import DIMS, MultiLevelMapping, MultiLevelProblem, Restriction
+from .space import dim_choices
 
 PieceSolver = Callable[[MultiLevelProblem, Restriction, float], object]
 """(problem, restriction, seconds) -> a MultiLevelResult of that piece."""
@@ -74,7 +74,7 @@ def edp_search(problem: MultiLevelProblem, solve_piece: PieceSolver, deadline: f
     if overall.mapping is None and overall.best_bound is None:
         # the method could not even start (an instance too large for it, or no time)
         return SearchOutcome(None, None, None, None, False, False, pieces, overall.message)
-    from ...validation.multilevel_bounds import multilevel_bounds
+    from ....validation.multilevel_bounds import multilevel_bounds
 
     least_energy = max(multilevel_bounds(energy_problem).objective,
                        overall.best_bound if overall.best_bound is not None else 0.0)

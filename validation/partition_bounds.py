@@ -18,11 +18,11 @@
 
 from __future__ import annotations
 
-from ..family import Bound
-from .coexplore import design_cost
-from .cost import compulsory_ema, least_memory, memory_parts
-from .graph import PartitionGraph
-from .problem import PartitionProblem
+from ..formulations.family import Bound
+from ..formulations.partition.coexplore import design_cost
+from ..formulations.partition.cost import compulsory_ema, least_memory, memory_parts
+from ..formulations.partition.graph import PartitionGraph
+from ..formulations.partition.problem import PartitionProblem
 
 
 def least_latency(problem: PartitionProblem) -> int:

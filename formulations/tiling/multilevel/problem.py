@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from math import prod
 
-from ...hardware.hierarchy import Hierarchy
-from .problem import ConvLayer, SolverSettings
+from ....hardware.hierarchy import Hierarchy
+from ..problem import ConvLayer, SolverSettings
 
 DIMS: tuple[str, ...] = ("N", "G", "M", "C", "P", "Q", "R", "S")
 

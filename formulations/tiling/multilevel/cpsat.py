@@ -20,10 +20,10 @@ from math import lcm, prod
 
 from ortools.sat.python import cp_model
 
-from .multilevel import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction
-from .multilevel_cost import TENSORS, window_rows
-from .multilevel_space import GROUP_ORDERS, GROUP_RANKINGS, dim_choices, mapping_from_choice
-from .multilevel_terms import boundaries, halo_value
+from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction
+from .cost import TENSORS, window_rows
+from .space import GROUP_ORDERS, GROUP_RANKINGS, dim_choices, mapping_from_choice
+from .terms import boundaries, halo_value
 
 CPSAT_OBJECTIVES = ("offchip_traffic", "energy", "latency")
 INT_LIMIT = 2**62

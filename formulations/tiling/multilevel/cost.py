@@ -32,8 +32,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .multilevel import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem, layer_extent, mapping_problems
-from .problem import ConvLayer, _window_table
+from .problem import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem, layer_extent, mapping_problems
+from ..problem import ConvLayer, _window_table
 
 TENSORS = ("inputs", "weights", "outputs")
 

@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .multilevel import DIMS, REUSE_GROUPS, LevelLoops, MultiLevelMapping, MultiLevelProblem, layer_extent
+from .problem import DIMS, REUSE_GROUPS, LevelLoops, MultiLevelMapping, MultiLevelProblem, layer_extent
 
 GROUP_RANKINGS: tuple[tuple[str, ...], ...] = tuple(itertools.permutations(("inputs", "weights", "outputs")))
 """Rankings of the reuse groups, innermost group first."""

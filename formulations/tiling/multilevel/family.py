@@ -11,19 +11,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...hardware.functional.multilevel_vectorized import run_multilevel_vectorized
-from ...solvers.multilevel_heuristics import HEURISTICS
-from ...units import format_bytes, format_count, parse_bytes
-from ...validation.multilevel_bounds import multilevel_bounds
-from ..family import (Attempt, Bound, Check, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic, Part,
+from ....hardware.functional.multilevel_vectorized import run_multilevel_vectorized
+from ....solvers.multilevel_heuristics import HEURISTICS
+from ....units import format_bytes, format_count, parse_bytes
+from ....validation.multilevel_bounds import multilevel_bounds
+from ...family import (Attempt, Bound, Check, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic, Part,
                       PlotUnsupported, Status)
-from ..registry import register
-from .multilevel import MultiLevelMapping, MultiLevelProblem
-from .multilevel_cost import evaluate_multilevel
-from .multilevel_enum import enumerate_multilevel
-from .multilevel_schema import MultiLevelNetwork, build_multilevel, is_multilevel
-from .multilevel_solve import solve_multilevel
-from .schema import dump_two_level
+from ...registry import register
+from .problem import MultiLevelMapping, MultiLevelProblem
+from .cost import evaluate_multilevel
+from .enumeration import enumerate_multilevel
+from .schema import MultiLevelNetwork, build_multilevel, is_multilevel
+from .solve import solve_multilevel
+from ..schema import dump_two_level
 
 UNITS = {"offchip_traffic": "bytes", "latency": "cycles"}
 TENSORS = ("inputs", "weights", "outputs")
@@ -230,8 +230,8 @@ class MultiLevelTiling(Family):
         console.print(access)
 
     def plot(self, problem, output: Path, options: dict, progress) -> str:
-        from ... import plots
-        from ...pipeline import compare
+        from .... import plots
+        from ....pipeline import compare
 
         time_limit = options.get("time_limit") or 30.0
         if isinstance(problem, MultiLevelNetwork):
@@ -280,7 +280,7 @@ class MultiLevelTiling(Family):
         return f"objective against {chosen.name} size ({shown})"
 
     def presets(self, table) -> list:
-        from ...hardware.hierarchy import hierarchy_presets
+        from ....hardware.hierarchy import hierarchy_presets
 
         t = table(title="memory hierarchies with a PE array (tiling)", title_justify="left",
                   caption="* private to each PE; {..} the tensors a level holds, the others bypass it")
@@ -316,7 +316,7 @@ class MultiLevelTiling(Family):
 
 def dump_two_level_workload(problem: MultiLevelProblem) -> dict:
     """The layer of a multi-level problem as the instance schema reads it."""
-    from .problem import Buffer, TilingProblem
+    from ..problem import Buffer, TilingProblem
 
     shim = TilingProblem(layer=problem.layer, buffer=Buffer("GLB", 8))
     return dump_two_level(shim)["workload"]
@@ -324,7 +324,7 @@ def dump_two_level_workload(problem: MultiLevelProblem) -> dict:
 
 def _enumeration_refused(problem) -> str | None:
     """Enumeration applies to small layers; the enumerator says when it refuses."""
-    from .multilevel_enum import enumeration_size_reason
+    from .enumeration import enumeration_size_reason
 
     return enumeration_size_reason(problem)
 

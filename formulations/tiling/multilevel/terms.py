@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from .multilevel import DIMS, REUSE_GROUPS, MultiLevelMapping, MultiLevelProblem
-from .multilevel_cost import union_window_rows, window_rows
+from .problem import DIMS, REUSE_GROUPS, MultiLevelMapping, MultiLevelProblem
+from .cost import union_window_rows, window_rows
 
 TENSORS = ("inputs", "weights", "outputs")
 
