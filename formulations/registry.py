@@ -32,8 +32,8 @@ def register(family: Family) -> Family:
     Examples
     --------
     >>> from mapcert.formulations import registry
-    >>> sorted({f.name for f in registry.families()})
-    ['crossbar', 'pairing', 'partition', 'tiling']
+    >>> {"crossbar", "pairing", "partition", "tiling"} <= {f.name for f in registry.families()}
+    True
     """
     key = family.key or family.name
     if not family.name:

@@ -34,6 +34,15 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 
 
 def run_mapcert(*args: str) -> subprocess.CompletedProcess:
+    """Run ``mapcert ARGS`` through the command's entry point in this process
+    (the solvers' imports are paid once per test session); the answer has
+    the shape of a finished process.  tests/test_cli.py also runs the command
+    in a fresh process, as a user would."""
+    code, stdout, stderr = run_cli(*args)
+    return subprocess.CompletedProcess(["mapcert", *args], code, stdout, stderr)
+
+
+def run_mapcert_process(*args: str) -> subprocess.CompletedProcess:
     """Run ``python -m mapcert ARGS`` in a fresh process, as a user would."""
     return subprocess.run([sys.executable, "-m", "mapcert", *args], capture_output=True, text=True)
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 import mapcert
@@ -146,18 +147,26 @@ def test_pim_families_through_the_cli(cli):
     assert code == 0 and any(b["rigorous"] and b["value"] > 0 for b in json.loads(stdout)["bounds"])
 
 
-def test_compare_scores_every_method_against_the_optimum(cli):
+COMPARED = [("vgg16_conv3_2_64KiB.yaml", "tiling"),
+            pytest.param("mobilenetv2_pairing.yaml", "pairing", marks=pytest.mark.slow),
+            pytest.param("resnet34_crossbar.yaml", "crossbar", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("example, family", COMPARED)
+def test_compare_scores_every_method_against_the_optimum(cli, example, family):
     root = Path(__file__).resolve().parents[1] / "examples"
-    for example, family in (("vgg16_conv3_2_64KiB.yaml", "tiling"), ("mobilenetv2_pairing.yaml", "pairing"),
-                            ("resnet34_crossbar.yaml", "crossbar")):
-        code, stdout, _ = cli("compare", str(root / example), "--json")
-        data = json.loads(stdout)
-        assert code == 0 and data["family"] == family and data["status"] == "optimal"
-        exact = [r for r in data["rows"] if r["kind"] == "exact"]
-        assert len(exact) >= 2 and all(r["objective"] == data["optimum"] for r in exact)
-        for row in data["rows"]:
-            if row["kind"] == "heuristic" and row["gap"] is not None:
-                assert row["gap"] >= 0
+    code, stdout, _ = cli("compare", str(root / example), "--json")
+    data = json.loads(stdout)
+    assert code == 0 and data["family"] == family and data["status"] == "optimal"
+    exact = [r for r in data["rows"] if r["kind"] == "exact"]
+    assert len(exact) >= 2 and all(r["objective"] == data["optimum"] for r in exact)
+    for row in data["rows"]:
+        if row["kind"] == "heuristic" and row["gap"] is not None:
+            assert row["gap"] >= 0
+
+
+def test_compare_refuses_an_unknown_method(cli):
+    root = Path(__file__).resolve().parents[1] / "examples"
     code, _, stderr = cli("compare", str(root / "mobilenetv2_pairing.yaml"), "--methods", "milp,simplex")
     assert code == 2 and "simplex" in stderr
 

@@ -51,8 +51,8 @@ def test_bad_hierarchy_is_reported_with_lines(tmp_path):
 
 def test_whole_network_solves_each_distinct_layer_once(tmp_path):
     instance = tmp_path / "net.yaml"
-    instance.write_text("family: tiling\nworkload: alexnet\nhardware: chen2020-3level\n"
-                        "objective: offchip_traffic\nsolver: {method: cpsat, time_limit: 3}\n")
+    instance.write_text("family: tiling\nworkload: lenet5\nhardware: chen2020-3level\n"
+                        "objective: offchip_traffic\nsolver: {method: cpsat, time_limit: 10}\n")
     result = tmp_path / "out.yaml"
     data = mapcert_json("solve", str(instance), "--json", "-o", str(result))
     assert data["format"] == "mapcert-result/2" and data["family"] == "tiling"

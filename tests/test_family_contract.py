@@ -251,3 +251,19 @@ def test_solve_json_through_the_cli(case, tmp_path):
     assert yaml.safe_load(saved.read_text())["format"] == "mapcert-result/2"
     code, stdout, stderr = run_cli("verify", str(saved), "--json")
     assert code == 0 and json.loads(stdout)["verified"], stdout + stderr
+
+
+@pytest.mark.parametrize("case", CASES, ids=_label)
+def test_compare_scores_every_method_against_the_optimum(case):
+    from mapcert.pipeline import compare
+
+    family, problem = _problem(*case)
+    comparison = compare(problem, time_limit=30)
+    assert comparison.status == Status.OPTIMAL, comparison.message
+    assert close(comparison.optimum, _solved(*case).objective)
+    for row in comparison.rows:
+        if row.kind in ("exact", "check"):
+            assert row.status == Status.OPTIMAL and close(row.objective, comparison.optimum), row
+        elif row.objective is not None:
+            assert at_least(row.objective, comparison.optimum) and row.gap >= -1e-9, row
+        assert row.functional in ("passed", "-") or row.functional.startswith("not run"), row

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from mapcert import plots
@@ -12,8 +10,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "small_three_lev
 PNG = b"\x89PNG"
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "mapcert", *args], capture_output=True, text=True)
+from helpers import run_mapcert as run
 
 
 def test_layer_sweep_plot(tmp_path):

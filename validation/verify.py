@@ -72,10 +72,10 @@ def verify(data: dict, label: str = "<result>", time_limit: float = 60.0, method
     --------
     >>> import mapcert
     >>> result = mapcert.solve(mapcert.load("examples/vgg16_conv3_2_64KiB.yaml"))
-    >>> mapcert.verify(result.to_dict(), time_limit=30).passed
+    >>> mapcert.verify(result.to_dict(), time_limit=30, methods=["cpsat"]).passed
     True
     >>> tampered = result.to_dict(); tampered["objective"] *= 0.9
-    >>> [c.name for c in mapcert.verify(tampered, time_limit=30).checks if not c.passed]
+    >>> [c.name for c in mapcert.verify(tampered, time_limit=30, methods=["cpsat"]).checks if not c.passed]
     ['objective: equals evaluate of the solution']
     """
     from ..instances import InstanceError, load_document

@@ -437,6 +437,7 @@ def solve_partition(pg: PartitionGraph, capacity: int, method: str = "milp", tim
                                "heuristic partition is reported" + ("" if bound is None else " with the solver's bound"))
     blocks = [cands[k].nodes for k in outcome.values]
     value = int(round(outcome.objective))
+    note = f"{len(cands):,} candidate subgraphs" + ("" if outcome.proved else f"; {outcome.message}")
     return PartitionResult("optimal" if outcome.proved else "feasible", method, blocks, value,
                            float(value) if outcome.proved else outcome.bound, len(cands),
-                           time.perf_counter() - start, outcome.message)
+                           time.perf_counter() - start, note)

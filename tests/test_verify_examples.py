@@ -1,0 +1,47 @@
+"""Every file in examples/: a fresh result keeps the one format (JSON Schema,
+a rigorous lower bound, a functional run) and passes `verify` (the tamper
+corpus runs on every family in test_family_contract.py).  The default run
+re-proves with each example's own method; the slow run with every exact
+method that applies."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+import mapcert
+from mapcert.formulations.registry import family_of
+from mapcert.result import json_schema
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
+
+
+@lru_cache(maxsize=None)
+def solved(path: Path):
+    return mapcert.solve(path)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_result_keeps_the_format_and_verifies(path):
+    result = solved(path)
+    data = result.to_dict()
+    jsonschema.validate(json.loads(json.dumps(data)), json_schema())
+    assert result.status == "optimal", result.message
+    assert result.lower_bound is not None and result.objective >= result.lower_bound
+    functional = result.certificate.functional
+    assert functional.ran and functional.passed, functional
+    problem = mapcert.load(path)
+    own = [family_of(problem).default_method(problem)]
+    verification = mapcert.verify(data, time_limit=120, methods=own)
+    assert verification.passed, [(c.name, c.detail) for c in verification.checks if not c.passed]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_result_is_reproved_by_every_exact_method(path):
+    verification = mapcert.verify(solved(path).to_dict(), time_limit=900)
+    assert verification.passed, [(c.name, c.detail) for c in verification.checks if not c.passed]
