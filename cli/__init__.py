@@ -141,7 +141,8 @@ def solve(
                 result = run_solve(problem, method, time_limit, functional=functional, heuristics=heuristics,
                                    progress=step)
     except MethodError as exc:
-        _fail_input([f"--method: {exc}"])
+        where = "--method" if method is not None else f"{file}:{line_of(file, ('solver', 'method'))}: solver.method"
+        _fail_input([f"{where}: {exc}"])
     if output is not None:
         _save(output, result.to_dict())
     if result.status == Status.INFEASIBLE and not as_json:
