@@ -141,6 +141,18 @@ def _read_yaml(text: str, label: str) -> tuple[Any, Located]:
 # helpers the families' schemas share
 
 
+def resolve_preset(raw: Any, presets: dict, where: Located, path: tuple, what: str) -> tuple[str, Any] | None:
+    """``(name, description)`` of a value that may name a preset: a string is
+    looked up in ``presets`` (an unknown name is an issue listing the known
+    ones, and None is returned); anything else is its own description."""
+    if not isinstance(raw, str):
+        return "", raw
+    if raw not in presets:
+        where.add(path, f"unknown {what} preset {raw!r}; known: {', '.join(presets)}")
+        return None
+    return raw, presets[raw]
+
+
 def validate_spec(schema: type[BaseModel], raw: Any, where: Located, path: tuple, expected: str):
     """``raw`` checked against ``schema``; None (with issues recorded) if it fails."""
     if not isinstance(raw, dict):

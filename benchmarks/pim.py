@@ -36,6 +36,7 @@ from mapcert.solvers.crossbar_heuristics import CROSSBAR_HEURISTICS
 from mapcert.solvers.pairing_heuristics import PAIRING_HEURISTICS
 from mapcert.validation.crossbar_bounds import best_bound
 from mapcert.validation.matching_check import blossom_pairing
+from mapcert.validation.certificate import answers_contradict
 
 LAYERS = [  # name, filters, positions per filter
     ("mobilenetv2.block2.expand (pointwise)", 96, 16),
@@ -60,19 +61,6 @@ def gap_text(objective, bound) -> str:
     if objective is None or bound is None:
         return "-"
     return f"{100 * max(0.0, objective - bound) / objective:.1f}%" if objective else "0.0%"
-
-
-def contradicts(a, b) -> bool:
-    """Two answers that cannot both be right: a proved optimum above the
-    other's solution, or below the other's bound."""
-    for p, q in ((a, b), (b, a)):
-        if p.status != "optimal":
-            continue
-        if q.objective is not None and q.objective < p.objective - 1e-6:
-            return True
-        if q.best_bound is not None and q.best_bound > p.objective + 1e-6:
-            return True
-    return False
 
 
 def median_time(fn, repeats):
@@ -109,7 +97,7 @@ def crossbar_section(repeats: int) -> int:
         problem = CrossbarProblem(layers, use_chip, budget=budget, **extra)
         milp, t_milp = median_time(lambda p=problem: solve_crossbar(p, "milp", 300), repeats)
         cpsat, t_cp = median_time(lambda p=problem: solve_crossbar(p, "cpsat", 300), repeats)
-        if contradicts(milp, cpsat):
+        if answers_contradict(milp, cpsat):
             print(f"DISAGREEMENT on {name} {budget}: milp {milp.status} {milp.objective}, cpsat {cpsat.status} {cpsat.objective}")
             return 1
         if milp.status != "optimal" or cpsat.status != "optimal":
@@ -220,7 +208,7 @@ def main() -> int:
                 runs.append(time.perf_counter() - start)
             times[method] = statistics.median(runs)
         milp, cpsat = results["milp"], results["cpsat"]
-        if contradicts(milp, cpsat):
+        if answers_contradict(milp, cpsat):
             print(f"DISAGREEMENT on {name}: milp {milp.status} {milp.objective}, cpsat {cpsat.status} {cpsat.objective}")
             return 1
         if milp.status != "optimal" or cpsat.status != "optimal":

@@ -27,24 +27,12 @@ from mapcert.formulations.tiling.space import space_size
 from mapcert.instances import load_text
 from mapcert.solvers.tiling_heuristics import paper_dataflow
 from mapcert.validation.bounds import tiling_bounds
+from mapcert.validation.certificate import answers_contradict
 
 
 def gap_text(result) -> str:
     """A result's gap to its own bound in percent, '-' when it has no bound."""
     return "-" if result.gap is None else f"{100 * result.gap:.1f}%"
-
-
-def contradicts(a, b) -> bool:
-    """Two answers that cannot both be right: a proved optimum above the
-    other's mapping, or below the other's bound."""
-    for p, q in ((a, b), (b, a)):
-        if p.status != "optimal":
-            continue
-        if q.objective is not None and q.objective < p.objective - 1e-6:
-            return True
-        if q.best_bound is not None and q.best_bound > p.objective + 1e-6:
-            return True
-    return False
 
 
 def timed(problem, method, repeats):
@@ -82,7 +70,7 @@ def main() -> int:
                     en, t_en = timed(problem, "enumerate", args.repeats)
                 else:
                     en, t_en = None, None
-                if contradicts(cp, mi):
+                if answers_contradict(cp, mi):
                     print(f"DISAGREEMENT on {name}: cpsat {cp.status} {cp.objective}, milp {mi.status} {mi.objective}")
                     return 1
                 if cp.status != "optimal" or mi.status != "optimal":

@@ -22,6 +22,8 @@ when a single layer does not fit.
 
 from __future__ import annotations
 
+import time
+
 import math
 import random
 
@@ -41,7 +43,7 @@ def _ema(pg: PartitionGraph, nodes: frozenset, capacity: int) -> int:
     return execution(pg, nodes, capacity).ema
 
 
-def _executions(pg: PartitionGraph, capacity: int):
+def executions(pg: PartitionGraph, capacity: int):
     """``execution`` of blocks at ``capacity``, each computed once per call of
     a heuristic (greedy merging scores the same blocks in every round)."""
     memo: dict[frozenset, object] = {}
@@ -53,8 +55,16 @@ def _executions(pg: PartitionGraph, capacity: int):
     return run
 
 
-def greedy_merge(pg: PartitionGraph, capacity: int) -> list[frozenset] | None:
-    run = _executions(pg, capacity)
+def greedy_merge(pg: PartitionGraph, capacity: int, deadline: float | None = None) -> list[frozenset] | None:
+    """Halide-style greedy merging: start from single layers and merge, each
+    round, the two adjacent blocks whose union saves the most EMA and still
+    runs (convex, fits, acyclic quotient), until no merge saves anything.
+
+    Every round ends with a valid partition, so with a ``deadline``
+    (perf_counter seconds) the merging stops there and returns the partition
+    it has reached (single layers at the least); the exact methods' fallback
+    uses this when time runs out.  None when some layer fits nowhere."""
+    run = executions(pg, capacity)
     united: dict[frozenset, int] = {}  # EMA of a union, remembered across rounds
     convex: dict[frozenset, bool] = {}
     blocks = [frozenset([v]) for v in pg.order]
@@ -65,6 +75,8 @@ def greedy_merge(pg: PartitionGraph, capacity: int) -> list[frozenset] | None:
         pairs = {tuple(sorted((owner[u], owner[v]))) for u, v in pg.graph.edges if owner[u] != owner[v]}
         best = None
         for i, j in pairs:
+            if deadline is not None and time.perf_counter() > deadline:
+                return blocks
             union = blocks[i] | blocks[j]
             if union not in united:
                 united[union] = ema_bytes(pg, union)

@@ -35,6 +35,21 @@ def at_least(a: float, b: float) -> bool:
     return float(a) >= float(b) - RELATIVE_TOLERANCE * max(1.0, abs(float(b)))
 
 
+def answers_contradict(a, b) -> bool:
+    """Two answers of exact methods (anything with ``status``, ``objective``
+    and ``best_bound``) that cannot both be right: a proved optimum above the
+    other's solution, or below the other's bound.  Time-outs that merely
+    disagree (a weaker solution, a lower bound) do not contradict."""
+    for p, q in ((a, b), (b, a)):
+        if p.status != "optimal":
+            continue
+        if q.objective is not None and q.objective < p.objective - 1e-6:
+            return True
+        if q.best_bound is not None and q.best_bound > p.objective + 1e-6:
+            return True
+    return False
+
+
 def lower_bound(bounds: list[Bound]) -> float | None:
     """The best rigorous bound (None when the family has none)."""
     rigorous = [b.value for b in bounds if b.rigorous]

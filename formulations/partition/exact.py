@@ -250,45 +250,6 @@ ANNEALING_MOVES = 3000
 """Moves of the annealing heuristic when time allows (fewer when not)."""
 
 
-def _greedy_until(pg: PartitionGraph, capacity: int, deadline: float | None) -> list[frozenset] | None:
-    """Greedy merging (``solvers.partition_heuristics.greedy_merge``, the
-    same merges in the same order) that stops at ``deadline``: every step
-    is a valid partition, so the current one is returned, single layers at
-    the least. On GoogLeNet at 1 MiB the full merge takes seconds."""
-    from ...solvers.partition_heuristics import _executions
-    from .cost import is_convex
-
-    run = _executions(pg, capacity)
-    united: dict[frozenset, int] = {}  # EMA of a union, remembered across rounds
-    convex: dict[frozenset, bool] = {}
-    blocks = [frozenset([v]) for v in pg.order]
-    if not all(run(b) is not None for b in blocks):
-        return None
-    while True:
-        owner = {v: i for i, block in enumerate(blocks) for v in block}
-        pairs = {tuple(sorted((owner[u], owner[v]))) for u, v in pg.graph.edges if owner[u] != owner[v]}
-        best = None
-        for i, j in pairs:
-            if deadline is not None and time.perf_counter() > deadline:
-                return blocks
-            union = blocks[i] | blocks[j]
-            if union not in united:
-                united[union] = ema_bytes(pg, union)
-            gain = run(blocks[i]).ema + run(blocks[j]).ema - united[union]
-            if gain <= 0 or (best is not None and gain <= best[0]):
-                continue
-            if union not in convex:
-                convex[union] = is_convex(pg, union)
-            if not (convex[union] and run(union) is not None):
-                continue
-            merged = [b for k, b in enumerate(blocks) if k not in (i, j)] + [union]
-            if quotient_is_acyclic(pg, merged):
-                best = (gain, merged)
-        if best is None:
-            return blocks
-        blocks = best[1]
-
-
 def _best_heuristic(pg: PartitionGraph, capacity: int, objective: str, machine: Machine,
                     deadline: float | None = None):
     """(value, blocks) of the best partition greedy merging, depth-ordered
@@ -299,7 +260,7 @@ def _best_heuristic(pg: PartitionGraph, capacity: int, objective: str, machine: 
     as many moves as the time left allows (it starts from greedy merging
     again and evaluates one partition per move; on RandWire-32 its 3000
     moves take ten seconds)."""
-    from ...solvers.partition_heuristics import depth_dp, simulated_annealing
+    from ...solvers.partition_heuristics import depth_dp, greedy_merge, simulated_annealing
     from .cost import evaluate
 
     best = None
@@ -311,7 +272,7 @@ def _best_heuristic(pg: PartitionGraph, capacity: int, objective: str, machine: 
             best = (metrics.value, blocks)
 
     clock = time.perf_counter()
-    greedy = _greedy_until(pg, capacity, deadline)
+    greedy = greedy_merge(pg, capacity, deadline)
     greedy_s = time.perf_counter() - clock
     consider(greedy)
     if greedy is None:

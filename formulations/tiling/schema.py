@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 
 from ... import workload_library
 from ...hardware.presets import hardware_presets
-from ...instances import Located, Strict, pair, size_bits, validate_spec
+from ...instances import Located, Strict, pair, resolve_preset, size_bits, validate_spec
 from .problem import Buffer, ConvLayer, Precision, SolverSettings, TilingProblem, TENSORS
 
 
@@ -152,13 +152,10 @@ def build_layer(raw: Any, where: Located, path: tuple) -> ConvLayer | None:
 
 
 def build_buffer(raw: Any, where: Located, path: tuple) -> tuple[Buffer, str, str] | None:
-    name = ""
-    if isinstance(raw, str):
-        presets = hardware_presets()
-        if raw not in presets:
-            where.add(path, f"unknown hardware preset {raw!r}; known: {', '.join(presets)}")
-            return None
-        name, raw = raw, presets[raw]
+    found = resolve_preset(raw, hardware_presets(), where, path, "hardware")
+    if found is None:
+        return None
+    name, raw = found
     spec = validate_spec(HardwareSpec, raw, where, path, "a preset name or a mapping with levels")
     if spec is None:
         return None

@@ -18,7 +18,7 @@ from .... import workload_library
 from .problem import MultiLevelProblem
 from ..problem import SolverSettings
 from ....hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, hierarchy_presets
-from ....instances import Located, Strict, size_bits, validate_spec
+from ....instances import Located, Strict, resolve_preset, size_bits, validate_spec
 from ..schema import SolverSpec, SpaceSpec, build_layer
 
 MULTILEVEL_KEYS = {"holds", "per_pe", "read_energy", "write_energy", "bandwidth"}
@@ -80,13 +80,10 @@ def is_multilevel(data: dict) -> bool:
 
 
 def build_hierarchy(raw: Any, where: Located, path: tuple) -> Hierarchy | None:
-    name = ""
-    if isinstance(raw, str):
-        presets = hierarchy_presets()
-        if raw not in presets:
-            where.add(path, f"unknown hierarchy preset {raw!r}; known: {', '.join(presets)}")
-            return None
-        name, raw = raw, presets[raw]
+    found = resolve_preset(raw, hierarchy_presets(), where, path, "hierarchy")
+    if found is None:
+        return None
+    name, raw = found
     spec = validate_spec(HierarchySpec, raw, where, path, "a preset name or a mapping with levels")
     if spec is None:
         return None
