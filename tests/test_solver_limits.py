@@ -100,6 +100,17 @@ def test_multilevel_cpsat_keeps_its_time_limit():
     honest(result)
 
 
+def test_multilevel_enumeration_stops_at_the_deadline():
+    """Enumerating the small example's six group orders per level takes
+    seconds; a one-second limit returns the best of the orders scored so far,
+    feasible and without a bound."""
+    problem = load(EXAMPLES / "small_three_level.yaml")
+    result, _ = within_limit(lambda: solve_multilevel(problem, "enumerate", 1.0), 1.0)
+    honest(result, optimum=39008.0)
+    if result.status == "feasible":
+        assert result.best_bound is None and "time limit" in result.message
+
+
 def test_edp_search_keeps_its_time_limit():
     problem = load(EXAMPLES / "resnet18_layer4_eyeriss_edp.yaml")
     result, _ = within_limit(lambda: solve_multilevel(problem, "milp", 1.0), 1.0)

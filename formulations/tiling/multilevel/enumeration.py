@@ -28,6 +28,9 @@ class EnumerationResult:
     objective: float | None
     points: int
     wall_time_s: float
+    complete: bool = True
+    """False when the deadline stopped the search: ``mapping`` is the best of
+    the orders scored so far, not a proved optimum."""
 
 
 def space_size(problem: MultiLevelProblem) -> int:
@@ -43,11 +46,14 @@ def enumeration_size_reason(problem: MultiLevelProblem, max_points: int = MAX_PO
     return None
 
 
-def enumerate_multilevel(problem: MultiLevelProblem, max_points: int = MAX_POINTS) -> EnumerationResult:
+def enumerate_multilevel(problem: MultiLevelProblem, max_points: int = MAX_POINTS,
+                         deadline: float | None = None) -> EnumerationResult:
     """The best mapping of the space (``mapping`` None when nothing fits).
 
-    Raises ValueError when the space has more than ``max_points`` factor
-    combinations."""
+    With a ``deadline`` (perf_counter seconds) the search stops between two
+    combinations of group orders once it passes, and says so (``complete``
+    False).  Raises ValueError when the space has more than ``max_points``
+    factor combinations."""
     start = time.perf_counter()
     K = len(problem.hierarchy.levels)
     choices = {d: dim_choices(problem, d) for d in DIMS}
@@ -61,7 +67,11 @@ def enumerate_multilevel(problem: MultiLevelProblem, max_points: int = MAX_POINT
     rows = {d: table[d][:, K] for d in DIMS}
     cols = {d: table[d][:, K + 1] for d in DIMS}
     best_value, best_key = None, None
+    complete = True
     for orders in itertools.product(GROUP_ORDERS, repeat=K):
+        if deadline is not None and time.perf_counter() > deadline:
+            complete = False
+            break
         value, feasible = objective_values(problem, factors, rows, cols, list(orders))
         if not feasible.any():
             continue
@@ -71,7 +81,7 @@ def enumerate_multilevel(problem: MultiLevelProblem, max_points: int = MAX_POINT
             best_value, best_key = float(masked[i]), (i, orders)
     elapsed = time.perf_counter() - start
     if best_key is None:
-        return EnumerationResult(None, None, total, elapsed)
+        return EnumerationResult(None, None, total, elapsed, complete)
     i, orders = best_key
     mapping = mapping_from_choice(problem, {d: table[d][i] for d in DIMS}, orders)
-    return EnumerationResult(mapping, best_value, total, elapsed)
+    return EnumerationResult(mapping, best_value, total, elapsed, complete)

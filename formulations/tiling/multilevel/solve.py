@@ -42,23 +42,31 @@ class MultiLevelResult:
 def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_limit: float | None = None,
                      workers: int = 0) -> MultiLevelResult:
     """Best mapping by ``method`` within ``time_limit`` seconds from this call
-    (model builds and every piece of a search included; the enumeration has
-    its own size limit instead). On a time-out: ``feasible`` with the best
+    (model builds and every piece of a search included; the enumeration
+    checks it between loop-order combinations, and has a size limit too). On a time-out: ``feasible`` with the best
     mapping found and the bound the solves proved (None when they proved
     none), or ``error`` when no mapping was found."""
     limit = problem.solver.time_limit if time_limit is None else time_limit
     start = time.perf_counter()
     if method == "enumerate":
         try:
-            found = enumerate_multilevel(problem)
+            found = enumerate_multilevel(problem, deadline=start + limit)
         except ValueError as exc:
             return MultiLevelResult("error", method, None, None, None, None, time.perf_counter() - start, str(exc))
         if found.mapping is None:
+            if not found.complete:
+                return MultiLevelResult("error", method, None, None, None, None, found.wall_time_s,
+                                        "time limit reached before the enumeration found a mapping")
             return MultiLevelResult("infeasible", method, None, None, None, None, found.wall_time_s,
                                     "no mapping fits the hierarchy")
         metrics = evaluate_multilevel(problem, found.mapping)
         value = metrics.objective(problem.objective)
-        status = "optimal" if metrics.fits and math.isclose(value, found.objective, rel_tol=1e-9) else "error"
+        agrees = metrics.fits and math.isclose(value, found.objective, rel_tol=1e-9)
+        if not found.complete:  # the best of the orders scored so far: no proof, no bound
+            return MultiLevelResult("feasible" if agrees else "error", method, found.mapping, metrics, value, None,
+                                    found.wall_time_s, "time limit reached: enumeration stopped before every "
+                                    "loop order was scored")
+        status = "optimal" if agrees else "error"
         return MultiLevelResult(status, method, found.mapping, metrics, value, value if status == "optimal" else None,
                                 found.wall_time_s, f"{found.points:,} factor combinations x group orders")
     if method not in MULTILEVEL_METHODS:
