@@ -33,6 +33,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pim.py
 	$(BIN)/python benchmarks/pairing_accuracy.py
 	$(BIN)/python benchmarks/partition.py
+	$(BIN)/python benchmarks/functional_multilevel.py
+	$(BIN)/python benchmarks/time_limits.py
+	$(BIN)/python benchmarks/verify.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

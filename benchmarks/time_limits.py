@@ -17,12 +17,12 @@ import statistics
 import time
 from pathlib import Path
 
+from mapcert import workload_library
 from mapcert.formulations.partition.exact import solve_partition
 from mapcert.formulations.partition.graph import from_layers
 from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
 from mapcert.formulations.tiling.solve import solve_tiling
 from mapcert.instances import load, load_text
-from mapcert import workload_library
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
