@@ -171,7 +171,7 @@ def _tamper_solution(data):
 def _tamper_instance(data):
     """Change the workload (the first number of the first part that describes it)."""
     instance = data["instance"]
-    for key in ("workload", "capacity", "items", "layers", "graph", "hardware"):
+    for key in ("workload", "capacity", "buffer", "items", "layers", "graph", "hardware"):
         if key in instance and _first_number(instance[key]) is not None:
             path = (key,) + _first_number(instance[key])
             if isinstance(instance[key], (int, float)):
