@@ -124,8 +124,8 @@ def _solve_single(family: Family, problem, method_name, time_limit, functional, 
     attempt.method = attempt.method or method.name
     scored = score_heuristics(family, problem, [h for h in family.heuristics(problem) if h.in_solve]) \
         if heuristics or attempt.solution is None else []
-    if attempt.solution is None and attempt.status in (Status.FEASIBLE, Status.ERROR):
-        attempt = _fallback(attempt, scored)
+    if attempt.status in (Status.FEASIBLE, Status.ERROR):
+        attempt = _fallback(family, problem, attempt, scored)
     wall = time.perf_counter() - start
     all_bounds = family.bounds(problem)
     cert = certify(family, problem, attempt, all_bounds, functional=functional, seed=seed)
@@ -165,16 +165,22 @@ def score_heuristics(family: Family, problem, chosen) -> list[Scored]:
     return out
 
 
-def _fallback(attempt: Attempt, scored: list[Scored]) -> Attempt:
-    """The best heuristic solution when the exact method found none in time."""
+def _fallback(family: Family, problem, attempt: Attempt, scored: list[Scored]) -> Attempt:
+    """The best heuristic solution when the exact method stopped without one,
+    or with a worse one (a time-out): the answer is the best solution known."""
     usable = [s for s in scored if s.value is not None]
     if not usable:
         return attempt
     best = min(usable, key=lambda s: s.value)
-    why = attempt.message or "no solution in time"
+    if attempt.solution is not None:
+        own = family.evaluate(problem, attempt.solution)
+        if not own.feasible or own.objective is None or own.objective <= best.value:
+            return attempt
+        why = f"{attempt.message or 'time limit reached'}; heuristic {best.name} found a better solution"
+    else:
+        why = f"{attempt.message or 'no solution in time'}; returning the best heuristic solution ({best.name})"
     return Attempt(Status.FEASIBLE, best.solution, best.value, attempt.best_bound, attempt.wall_time_s,
-                   f"{why}; returning the best heuristic solution ({best.name})",
-                   f"{attempt.method} (then heuristic {best.name})", attempt.details)
+                   why, f"{attempt.method} (then heuristic {best.name})", attempt.details)
 
 
 def assemble(family: Family, problem, attempt: Attempt, all_bounds: list[Bound], cert: Certification,

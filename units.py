@@ -92,3 +92,11 @@ def format_value(value: float | None) -> str:
     if value.is_integer() or abs(value) >= 1e4:
         return f"{value:,.0f}"
     return f"{value:,.4g}"
+
+
+def whole_number(value: object, what: str) -> int:
+    """``value`` as an int when it is one (2 or 2.0), else ValueError naming
+    ``what``: a stored tile of 64.5 must be refused, not cut to 64."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ValueError(f"{what} must be a whole number, got {value!r}")
+    return int(value)

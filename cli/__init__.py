@@ -178,7 +178,7 @@ def bound(
         data.update({"bounds": rows[0]["bounds"]} if parts == [None] else {"parts": rows})
         print(json.dumps(data, indent=2))
         raise _Exit(EXIT_OK)
-    out.print(family.describe(problem))
+    render.say(out, family.describe(problem))
     t = render.table()
     for col in (["layer", "x"] if parts != [None] else []) + ["bound", unit, "rigorous", "meaning"]:
         t.add_column(col, justify="right" if col in (unit, "x") else "left")
@@ -250,12 +250,15 @@ def verify(
             if hasattr(spinner, "update"):
                 spinner.update(what)
 
-        verification = run_verify(data, str(result), time_limit=time_limit, methods=chosen, progress=step)
+        try:
+            verification = run_verify(data, str(result), time_limit=time_limit, methods=chosen, progress=step)
+        except MethodError as exc:
+            _fail_input([f"--methods: {exc}"])
     if as_json:
         print(json.dumps(verification.to_dict(), indent=2))
     else:
         if verification.family is not None:
-            out.print(verification.family.describe(verification.problem))
+            render.say(out, verification.family.describe(verification.problem))
         render.checks_table(out, verification.checks, title="verification")
         out.print("[bold green]VERIFIED[/]" if verification.passed else "[bold red]NOT VERIFIED[/]")
     raise _Exit(EXIT_OK if verification.passed else EXIT_ERROR)
@@ -328,6 +331,9 @@ def plot(
     family = registry.family_of(problem)
     _refuse_overwrite(output, force)
     _check_time_limit(time_limit)
+    formats = _picture_formats()
+    if output.suffix.lower().lstrip(".") not in formats:
+        _fail_input([f"--output: {output.name}: a picture needs one of the endings {', '.join('.' + f for f in formats)}"])
     options = {"sizes": sizes, "level": level, "time_limit": time_limit}
     with _progress(False) as bar:
         def progress(what: str, total: int):
@@ -340,6 +346,16 @@ def plot(
             _fail_input([f"{file}:1: {exc}"])
     out.print(f"wrote {output}: {said}")
     raise _Exit(EXIT_OK)
+
+
+def _picture_formats() -> list[str]:
+    """The file endings matplotlib can write."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return sorted(FigureCanvasBase.get_supported_filetypes())
 
 
 @app.command()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Console
+from rich.errors import MarkupError
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from ..formulations.family import Family, Status
@@ -37,6 +39,15 @@ def percent(value: float | None, digits: int = 1) -> str:
 def show(console: Console, item) -> None:
     console.print()
     console.print(item)
+
+
+def say(console: Console, text: str) -> None:
+    """Print a line with markup; as plain text when a name in it (a layer
+    called ``c[/]``) is not valid markup."""
+    try:
+        console.print(text)
+    except MarkupError:
+        console.print(text, markup=False)
 
 
 def status_line(console: Console, result: Result) -> None:
@@ -95,8 +106,8 @@ def checks_table(console: Console, checks, title: str = "certificate checks") ->
     t.add_column("check")
     t.add_column("result")
     t.add_column("detail")
-    for c in checks:
-        t.add_row(c.name, "[green]pass[/]" if c.passed else "[red]FAIL[/]", c.detail)
+    for c in checks:  # names and details quote user data (layer names in brackets): no markup
+        t.add_row(escape(c.name), "[green]pass[/]" if c.passed else "[red]FAIL[/]", escape(c.detail))
     show(console, t)
 
 
@@ -109,7 +120,7 @@ def functional_word(entry) -> str:
 
 def render_result(console: Console, family: Family, problem, result: Result) -> None:
     """The whole terminal view of a solved instance or network."""
-    console.print(family.describe(problem))
+    say(console, family.describe(problem))
     console.print(f"space: {result.certificate.space}", markup=False)
     if result.parts is not None:
         render_network(console, result)
@@ -134,7 +145,7 @@ def render_network(console: Console, result: Result) -> None:
     for part in result.parts:
         r = part.result
         to_bound = None if not (r.objective and r.lower_bound) else max(0.0, 1 - r.lower_bound / r.objective)
-        t.add_row(part.name, str(part.count), r.status.value, number(r.objective), percent(r.gap),
+        t.add_row(escape(part.name), str(part.count), r.status.value, number(r.objective), percent(r.gap),
                   percent(to_bound, 0), f"{r.wall_time_s:.1f} s", functional_word(r.certificate.functional))
     show(console, t)
     metrics = result.metrics or {}

@@ -62,6 +62,17 @@ def test_verify_catches_a_tampered_result(cli, tmp_path):
     assert "objective: equals evaluate of the solution" in failed
 
 
+def test_verify_refuses_a_fractional_tile(cli, tmp_path):
+    out = tmp_path / "result.yaml"
+    cli("solve", str(EXAMPLE), "-o", str(out), "--no-functional", "--no-heuristics")
+    data = yaml.safe_load(out.read_text())
+    data["solution"]["tiles"]["C"] = data["solution"]["tiles"]["C"] + 0.5
+    out.write_text(yaml.safe_dump(data))
+    code, stdout, _ = cli("verify", str(out), "--json", "--methods", "cpsat")
+    failed = [c["name"] for c in json.loads(stdout)["checks"] if not c["passed"]]
+    assert code == 1 and any(name.startswith("solution") for name in failed), failed
+
+
 def test_verify_rejects_a_non_result(cli):
     code, _, stderr = cli("verify", str(EXAMPLE))
     assert code == 2 and "not a mapcert result" in stderr

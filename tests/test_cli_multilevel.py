@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
+
+import yaml
 
 from helpers import mapcert_json, run_mapcert as run
 
@@ -57,6 +60,19 @@ def test_whole_network_solves_each_distinct_layer_once(tmp_path):
     assert result.exists()
     verified = run("verify", str(result), "--methods", "cpsat", "--json")
     assert verified.returncode == 0 and json.loads(verified.stdout)["verified"], verified.stdout[-2000:]
+    saved = yaml.safe_load(result.read_text())
+    for field, edit in (("metrics", lambda d: d["metrics"].update(proved=d["metrics"]["proved"] - 1)),
+                        ("heuristics", lambda d: d["heuristics"][0].update(objective=1.0)),
+                        ("certificate.checks", lambda d: d["certificate"]["checks"][0].update(passed=False)),
+                        ("parts", lambda d: d["parts"][0].update(count=2))):
+        tampered = copy.deepcopy(saved)
+        edit(tampered)
+        result.write_text(yaml.safe_dump(tampered))
+        done = run("verify", str(result), "--methods", "cpsat", "--json")
+        failed = [c["name"] for c in json.loads(done.stdout)["checks"] if not c["passed"]]
+        assert done.returncode == 1 and any(name.startswith(field) for name in failed), (field, failed)
+    unknown = run("verify", str(result), "--methods", "nosuch")
+    assert unknown.returncode == 2 and "nosuch" in unknown.stderr
     again = run("solve", str(instance), "-o", str(result))
     assert again.returncode == 2 and "not overwritten" in again.stderr
 

@@ -196,6 +196,10 @@ def _tampers(data: dict) -> dict:
         "a failed check": (lambda d: d["certificate"]["checks"][0].update(passed=False), "certificate.checks"),
         "functional run": (lambda d: d["certificate"]["functional"].update(passed=False), "certificate.functional"),
         "family": (lambda d: d.update(family="no-such-family"), "family"),
+        "checks removed": (lambda d: d["certificate"].update(checks=[]), "certificate.checks"),
+        "functional run left out": (lambda d: d["certificate"].update(
+            functional={"ran": False, "passed": None, "reason": "skipped", "counts": {}, "wall_time_s": 0.0}),
+            "certificate.functional"),
         "solution": (_tamper_solution, ""),
         "instance": (_tamper_instance, ""),
     }
@@ -209,12 +213,14 @@ def _tampers(data: dict) -> dict:
         out["heuristic objective"] = (
             lambda d: d["heuristics"][i].update(objective=d["heuristics"][i]["objective"] * 0.5 - 1),
             f"heuristics[{i}]")
+        out["heuristic status"] = (lambda d: d["heuristics"][i].update(status="optimal"), f"heuristics[{i}]")
     return out
 
 
 TAMPER_NAMES = ["status infeasible", "status error", "objective", "best_bound above the optimum", "gap",
                 "lower_bound", "bound value", "bound rigour", "a failed check", "functional run", "family",
-                "solution", "instance", "metrics", "heuristic objective"]
+                "checks removed", "functional run left out", "solution", "instance", "metrics",
+                "heuristic objective", "heuristic status"]
 
 
 @pytest.mark.parametrize("tamper", TAMPER_NAMES)

@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from ..units import format_value as fmt
 from ..formulations.family import Attempt, Bound, Check, Evaluation, Family, FunctionalRun, Status
 
+NOT_REQUESTED = "not requested (--no-functional)"
+"""The functional run's reason when ``solve --no-functional`` skipped it:
+the one way a result may leave the run out (``verify`` accepts no other)."""
+FUNCTIONAL_CHECK = "functional run: outputs and counts match"
+
 RELATIVE_TOLERANCE = 1e-6
 """Two objective values closer than this (relative, at least absolute 1e-6) are equal."""
 
@@ -150,11 +155,11 @@ def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], func
         checks.extend(family.cross_checks(problem, attempt.solution, evaluation))
         if second_opinion and family.second_opinion:
             checks.extend(second_opinions(family, problem, attempt, value))
-    run = FunctionalRun(False, reason="not requested (--no-functional)")
+    run = FunctionalRun(False, reason=NOT_REQUESTED)
     if functional and evaluation.feasible:
         run = family.functional(problem, attempt.solution, seed=seed)
         if run.ran:
-            checks.append(Check("functional run: outputs and counts match", bool(run.passed),
+            checks.append(Check(FUNCTIONAL_CHECK, bool(run.passed),
                                 run.reason or f"executed in {run.wall_time_s:.2f} s"))
     failed = [c.name for c in checks if not c.passed]
     if failed:

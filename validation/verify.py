@@ -24,7 +24,7 @@ from ..formulations import registry
 from ..formulations.family import Attempt, Check, Family, Status
 from ..result import Result, excess, gap_of
 from ..units import format_value
-from .certificate import at_least, certify, close, lower_bound
+from .certificate import FUNCTIONAL_CHECK, NOT_REQUESTED, at_least, certify, close, lower_bound
 
 
 @dataclass
@@ -98,6 +98,14 @@ def verify(data: dict, label: str = "<result>", time_limit: float = 60.0, method
         return out
     family = registry.family_of(problem)
     out.problem, out.family = problem, family
+    if methods:
+        from ..pipeline import MethodError
+
+        known = {m.name for m in family.methods(_sample(family, problem))}
+        unknown = [m for m in methods if m not in known]
+        if unknown:
+            raise MethodError(f"unknown method(s) {', '.join(unknown)} for the {family.name} family; "
+                              f"choose from {', '.join(sorted(known))}")
     seed = secrets.randbits(31) if seed is None else seed
     context = _Context(time_limit, methods, seed, progress or (lambda _: None))
     parts = family.parts(problem)
@@ -106,6 +114,12 @@ def verify(data: dict, label: str = "<result>", time_limit: float = 60.0, method
     else:
         out.checks.extend(_verify_network(family, problem, parts, result, context))
     return out
+
+
+def _sample(family: Family, problem):
+    """The problem itself, or a network's first part (methods are per layer)."""
+    parts = family.parts(problem)
+    return parts[0].problem if parts else problem
 
 
 @dataclass
@@ -176,8 +190,12 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
     ctx.progress("re-certifying the solution")
     # the stored objective is compared field-wise below; the certificate re-derives everything else
     attempt = Attempt(result.status if result.status == Status.OPTIMAL else Status.FEASIBLE, solution,
-                      None, result.best_bound, method=result.method)
-    cert = certify(family, problem, attempt, bounds, functional=True, seed=ctx.seed, second_opinion=False)
+                      None, None, method=result.method)  # best_bound has checks of its own below
+    try:
+        cert = certify(family, problem, attempt, bounds, functional=True, seed=ctx.seed, second_opinion=False)
+    except ValueError as exc:  # a solution the cost model cannot score on this instance
+        add(Check("solution: evaluates on the instance", False, str(exc)))
+        return checks
     evaluation = cert.evaluation
     value = evaluation.objective if evaluation.feasible else None
     add(Check("solution: fits the instance", evaluation.feasible, "; ".join(evaluation.violations[:3]) or "fits"))
@@ -190,13 +208,16 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
     if stored_failed and result.status != Status.ERROR:
         add(Check("certificate.checks: all passed", False,
                   f"status {result.status.value} beside failed checks: {', '.join(stored_failed[:3])}"))
-    derived = {c.name: c.passed for c in cert.checks}
-    disagree = [c.name for c in result.certificate.checks if c.name in derived and c.passed != derived[c.name]]
-    add(Check("certificate.checks: agree with the re-derived ones", not disagree,
-              "differ: " + ", ".join(disagree[:3]) if disagree else f"{len(cert.checks)} checks re-derived"))
     stored_f, run = result.certificate.functional, cert.functional
+    skipped = not stored_f.ran and stored_f.reason == NOT_REQUESTED
+    stored_checks = {c.name: c.passed for c in result.certificate.checks}
+    wrong = [c.name for c in cert.checks
+             if stored_checks.get(c.name) != c.passed and not (skipped and c.name == FUNCTIONAL_CHECK)]
+    add(Check("certificate.checks: every re-derived check stored, with its outcome", not wrong,
+              "missing or different: " + ", ".join(wrong[:3]) if wrong else f"{len(cert.checks)} checks re-derived"))
+    ran_as_stored = run.ran == stored_f.ran or skipped
     add(Check("certificate.functional: re-run on fresh random operands",
-              (not run.ran or run.passed is True) and (not stored_f.ran or (run.ran and stored_f.passed == run.passed)),
+              ran_as_stored and (not run.ran or run.passed is True) and (not stored_f.ran or stored_f.passed == run.passed),
               f"stored ran={stored_f.ran} passed={stored_f.passed}; re-run ran={run.ran} passed={run.passed}"
               + (f" ({run.reason})" if run.reason else "") + f", seed {ctx.seed}"))
 
@@ -218,6 +239,12 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
     elif result.best_bound is not None and lower is not None:
         add(Check("best_bound: at or above the rigorous bound", at_least(result.best_bound, lower),
                   f"{_fmt(result.best_bound)} >= {_fmt(lower)}"))
+    known = [v for _, _, v in proofs if v is not None]
+    for h in result.heuristics:
+        known.extend(v for v in [_heuristic_value(family, problem, h)] if v is not None)
+    if result.best_bound is not None and known:
+        add(Check("best_bound: at or below every solution found", at_least(min(known), result.best_bound),
+                  f"best bound {_fmt(result.best_bound)}, best solution re-derived {_fmt(min(known))}"))
     add(_field("gap", result.gap, gap_of(value, result.best_bound, lower)
                if result.status in (Status.OPTIMAL, Status.FEASIBLE) else None))
     reference = value if result.status == Status.OPTIMAL else result.best_bound
@@ -304,48 +331,70 @@ def _derived_status(stored: Status, certified: Status, optimum, value) -> Status
     return Status.FEASIBLE
 
 
+def _heuristic_value(family: Family, problem, h) -> float | None:
+    """A stored heuristic solution's value by ``evaluate`` (None: none, or it does not run)."""
+    if h.solution is None:
+        return None
+    try:
+        evaluation = family.evaluate(problem, family.solution_from_dict(problem, h.solution))
+    except (ValueError, TypeError, KeyError):
+        return None
+    return evaluation.objective if evaluation.feasible else None
+
+
 def _verify_heuristic(family: Family, problem, index: int, h, reference) -> list[Check]:
     name = f"heuristics[{index}] ({h.method})"
     if h.solution is None:
-        return [Check(f"{name}: no solution", h.objective is None, f"stored objective {_fmt(h.objective)}")]
+        return [Check(f"{name}: no solution", h.objective is None and h.status == Status.INFEASIBLE,
+                      f"stored {h.status.value}, objective {_fmt(h.objective)}")]
     try:
-        solution = family.solution_from_dict(problem, h.solution)
+        evaluation = family.evaluate(problem, family.solution_from_dict(problem, h.solution))
     except (ValueError, TypeError, KeyError) as exc:
         return [Check(f"{name}: solution lies in the declared space", False, str(exc))]
-    evaluation = family.evaluate(problem, solution)
     value = evaluation.objective if evaluation.feasible else None
+    status = Status.FEASIBLE if value is not None else Status.INFEASIBLE
     checks = [_field(f"{name}.objective", h.objective, value, "equals evaluate of its solution")]
+    checks.append(_field(f"{name}.status", h.status.value, status.value))
     checks.append(_field(f"{name}.gap", h.gap, excess(value, reference)))
     return checks
 
 
 def _verify_network(family: Family, problem, parts, result: Result, ctx: _Context) -> list[Check]:
-    from ..pipeline import network_status
+    from ..pipeline import network_result
 
     checks: list[Check] = [_field("family", result.family, family.name)]
     stored = result.parts or []
     expected = [(p.name, p.count) for p in parts]
     got = [(p.name, p.count) for p in stored]
-    checks.append(Check("parts: the network's distinct layers", expected == got,
-                        f"instance expands to {len(expected)} distinct layers, result holds {len(got)}"))
+    first = next(((e, g) for e, g in zip(expected, got) if e != g), None)
+    detail = (f"the instance expands to {len(expected)} distinct layers, the result holds {len(got)}"
+              if len(expected) != len(got) or first is None
+              else f"the instance has {first[0][0]} x{first[0][1]} where the result has {first[1][0]} x{first[1][1]}")
+    checks.append(Check("parts: the network's distinct layers and their counts", expected == got, detail))
     if expected != got:
         return checks
     for part, entry in zip(parts, stored):
         ctx.progress(f"verifying {part.name}")
         checks.extend(_verify_single(family, part.problem, entry.result, ctx, prefix=f"parts[{part.name}].", ))
-    counts = [p.count for p in parts]
-
-    def weighted(values):
-        return None if any(v is None for v in values) else sum(v * c for v, c in zip(values, counts))
-
-    objective = weighted([e.result.objective for e in stored])
-    lower = weighted([e.result.lower_bound for e in stored])
-    best = weighted([e.result.best_bound for e in stored])
-    status = network_status([e.result.status for e in stored])
-    checks.append(_field("objective", result.objective, objective, "the weighted sum of the layers"))
-    checks.append(_field("lower_bound", result.lower_bound, lower, "the weighted sum of the layers"))
-    checks.append(_field("best_bound", result.best_bound, best, "the weighted sum of the layers"))
-    checks.append(_field("status", result.status.value, status.value))
-    checks.append(_field("gap", result.gap, gap_of(objective, best, lower)
-                         if status in (Status.OPTIMAL, Status.FEASIBLE) else None))
+    derived = network_result(family, problem, parts, [e.result for e in stored]).to_dict()
+    data = result.to_dict()
+    for name in ("objective", "lower_bound", "best_bound", "gap", "status", "metrics"):
+        checks.append(_field(name, data[name], derived[name], "re-derived from the layers"))
+    for name, key in (("heuristics", ("method", "status", "objective", "gap")),
+                      ("certificate.checks", ("name", "passed"))):
+        stored_rows = [{k: row[k] for k in key} for row in _get(data, name)]
+        derived_rows = [{k: row[k] for k in key} for row in _get(derived, name)]
+        checks.append(Check(f"{name}: re-derived from the layers", _same_value(stored_rows, derived_rows),
+                            f"{len(stored_rows)} stored, {len(derived_rows)} re-derived"))
+    stored_f, derived_f = data["certificate"]["functional"], derived["certificate"]["functional"]
+    checks.append(Check("certificate.functional: re-derived from the layers",
+                        (stored_f["ran"], stored_f["passed"]) == (derived_f["ran"], derived_f["passed"]),
+                        f"stored ran={stored_f['ran']} passed={stored_f['passed']}; layers say ran={derived_f['ran']} "
+                        f"passed={derived_f['passed']}"))
     return checks
+
+
+def _get(data: dict, dotted: str):
+    for key in dotted.split("."):
+        data = data[key]
+    return data

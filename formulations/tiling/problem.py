@@ -11,6 +11,8 @@ would make a tile's input halo depend on two loop indices at once.
 
 from __future__ import annotations
 
+from ...units import whole_number
+
 from dataclasses import dataclass, field
 from functools import cached_property
 from math import prod
@@ -237,7 +239,7 @@ class Mapping:
             raise ValueError("a mapping needs 'tiles' (and optionally 'order')")
         raw = dict(data["tiles"])
         for window in ("R", "S"):
-            if window in raw and int(raw.pop(window)) != getattr(layer, window):
+            if window in raw and whole_number(raw.pop(window), f"tile of {window}") != getattr(layer, window):
                 raise ValueError(f"tile of {window} must be the whole filter ({getattr(layer, window)})")
         unknown = set(raw) - set(LOOP_DIMS)
         if unknown:
@@ -246,7 +248,7 @@ class Mapping:
         for d in LOOP_DIMS:
             if d not in raw and layer.extent(d) > 1:
                 raise ValueError(f"tile of {d} is missing (extent {layer.extent(d)})")
-            value = int(raw.get(d, 1))
+            value = whole_number(raw.get(d, 1), f"tile of {d}")
             if not 1 <= value <= layer.extent(d):
                 raise ValueError(f"tile of {d} must be between 1 and {layer.extent(d)}, got {value}")
             tiles[d] = value

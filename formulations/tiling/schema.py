@@ -87,6 +87,12 @@ MAX_DIM_ANY = 2**16
 """Largest extent with ``space: {tiles: any}``, where every tile size is listed."""
 MAX_WINDOW = 1024
 """Largest stride, dilation and filter extent."""
+MAX_MACS = 2**50
+"""Most MACs of one layer (about 10^15, a thousand times GPT-3's largest
+matmul at batch 1): the exact models' coefficients are products of the
+dimensions and must stay exact in 64-bit integers and doubles."""
+MAX_TENSOR = 2**40
+"""Most elements of one tensor (inputs, weights or outputs)."""
 
 _CONV_DIMS = ("N", "M", "C", "P", "Q", "R", "S")
 _MATMUL_DIMS = ("N", "M", "C")
@@ -143,6 +149,20 @@ def build_layer(raw: Any, where: Located, path: tuple) -> ConvLayer | None:
     if dims["M"] % spec.groups or dims["C"] % spec.groups:
         where.add(path + ("groups",), f"groups = {spec.groups} must divide both C = {dims['C']} and M = {dims['M']}")
         return None
+    macs = dims["N"] * dims["M"] * (dims["C"] // spec.groups) * dims["P"] * dims["Q"] * dims["R"] * dims["S"]
+    height = (dims["P"] - 1) * stride[0] + (dims["R"] - 1) * dilation[0] + 1
+    width = (dims["Q"] - 1) * stride[1] + (dims["S"] - 1) * dilation[1] + 1
+    tensors = {"inputs": dims["N"] * dims["C"] * height * width,
+               "weights": dims["M"] * (dims["C"] // spec.groups) * dims["R"] * dims["S"],
+               "outputs": dims["N"] * dims["M"] * dims["P"] * dims["Q"]}
+    if macs > MAX_MACS:
+        where.add(path + ("dims",), f"{macs:,} MACs is beyond the supported range (up to {MAX_MACS:,} per layer)")
+        return None
+    for tensor, count in tensors.items():
+        if count > MAX_TENSOR:
+            where.add(path + ("dims",), f"the {tensor} hold {count:,} elements, beyond the supported range "
+                                        f"(up to {MAX_TENSOR:,} per tensor)")
+            return None
     p = spec.precision
     return ConvLayer(
         name=spec.name,

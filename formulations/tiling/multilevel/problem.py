@@ -17,6 +17,8 @@ around it do not change that word.
 
 from __future__ import annotations
 
+from ....units import whole_number
+
 from dataclasses import dataclass, field
 from math import prod
 
@@ -90,7 +92,8 @@ class MultiLevelMapping:
         for level, raw in zip(hierarchy.levels, raw_levels, strict=True):
             if raw.get("name", level.name) != level.name:
                 raise ValueError(f"mapping level {raw.get('name')!r} where the hierarchy has {level.name!r}")
-            factors = {d: int(f) for d, f in (raw.get("factors") or {}).items()}
+            factors = {d: whole_number(f, f"level {level.name}: factor of {d}")
+                       for d, f in (raw.get("factors") or {}).items()}
             unknown = set(factors) - set(DIMS)
             if unknown:
                 raise ValueError(f"level {level.name}: unknown dimension(s) {sorted(unknown)}")
@@ -100,8 +103,9 @@ class MultiLevelMapping:
             order = [d for d in DIMS if d not in order] + order  # unnamed loops outermost
             levels.append(LevelLoops(factors={d: factors.get(d, 1) for d in DIMS}, order=tuple(order)))
         spatial = data.get("spatial") or {}
-        rows = {d: int(f) for d, f in (spatial.get("rows") or {}).items()}
-        cols = {d: int(f) for d, f in (spatial.get("cols") or {}).items()}
+        rows = {d: whole_number(f, f"spatial factor of {d} on the rows") for d, f in (spatial.get("rows") or {}).items()}
+        cols = {d: whole_number(f, f"spatial factor of {d} on the columns")
+                for d, f in (spatial.get("cols") or {}).items()}
         mapping = cls(levels=tuple(levels), spatial_rows=rows, spatial_cols=cols)
         problems = mapping_problems(layer, hierarchy, mapping)
         if problems:
