@@ -6,6 +6,7 @@ import copy
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from helpers import mapcert_json, run_mapcert as run
@@ -24,6 +25,7 @@ def test_solve_proves_and_checks_the_small_example():
     assert json.loads(again.stdout)["objective"] == data["objective"]
 
 
+@pytest.mark.slow  # the contract suite compares every family on tiny instances in the default run
 def test_compare_scores_heuristics_against_the_optimum():
     data = mapcert_json("compare", str(EXAMPLE), "--json")
     assert data["status"] == "optimal"

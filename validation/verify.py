@@ -239,7 +239,7 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
     elif result.best_bound is not None and lower is not None:
         add(Check("best_bound: at or above the rigorous bound", at_least(result.best_bound, lower),
                   f"{_fmt(result.best_bound)} >= {_fmt(lower)}"))
-    known = [v for _, _, v in proofs if v is not None]
+    known = [v for v in [value] + [v for _, _, v in proofs] if v is not None]
     for h in result.heuristics:
         known.extend(v for v in [_heuristic_value(family, problem, h)] if v is not None)
     if result.best_bound is not None and known:
