@@ -141,6 +141,17 @@ def _read_yaml(text: str, label: str) -> tuple[Any, Located]:
 # helpers the families' schemas share
 
 
+def read_document(path: str | Path) -> tuple[Any, Located]:
+    """A YAML file parsed, with the line of every field (for ``file:line`` messages).
+
+    Raises
+    ------
+    InstanceError
+        The file cannot be read or is not YAML.
+    """
+    return _read_yaml(_read_file(Path(path), str(path)), str(path))
+
+
 def resolve_preset(raw: Any, presets: dict, where: Located, path: tuple, what: str) -> tuple[str, Any] | None:
     """``(name, description)`` of a value that may name a preset: a string is
     looked up in ``presets`` (an unknown name is an issue listing the known

@@ -94,6 +94,20 @@ def format_value(value: float | None) -> str:
     return f"{value:,.4g}"
 
 
+def format_quantity(value: float | None, unit: str) -> str:
+    """A total as a person scans it in a table or on an axis: ``888.4 M MAC``,
+    ``2.43 MiB`` (bytes get binary prefixes), ``-`` for None."""
+    if value is None:
+        return "-"
+    if unit == "bytes":
+        return format_bytes(value)
+    magnitude = abs(value)
+    for factor, suffix in ((1e15, " P"), (1e12, " T"), (1e9, " G"), (1e6, " M")):
+        if magnitude >= factor:
+            return f"{value / factor:.4g}{suffix} {unit}".strip()
+    return f"{format_value(value)} {unit}".strip()
+
+
 def whole_number(value: object, what: str) -> int:
     """``value`` as an int when it is one (2 or 2.0), else ValueError naming
     ``what``: a stored tile of 64.5 must be refused, not cut to 64."""

@@ -314,7 +314,8 @@ def _read_user_solution(family, problem, path: Path):
 
 @app.command()
 def plot(
-    file: Path = typer.Argument(..., help="Instance YAML: a hierarchy layer or network, or a graph partition."),
+    file: Path = typer.Argument(..., help="Instance YAML (a hierarchy layer or network, or a graph partition), or a "
+                                          "results store written by `mapcert sweep`."),
     output: Path = typer.Option(Path("mapcert_plot.png"), "--output", "-o", help="Picture to write (PNG, SVG, PDF)."),
     sizes: Optional[str] = typer.Option(None, "--sizes",
                                         help="One hierarchy layer: comma-separated capacities of the swept level "
@@ -323,17 +324,32 @@ def plot(
                                         help="One hierarchy layer: the level to sweep (default: the largest shared "
                                              "on-chip level)."),
     time_limit: float = typer.Option(30.0, "--time-limit", "-t", help="Seconds per exact solve."),
+    x_axis: Optional[str] = typer.Option(None, "--x", help="A store: the swept field on the x axis (default: the "
+                                                           "first numeric one)."),
+    layer: Optional[str] = typer.Option(None, "--layer", help="A store: draw one layer instead of the network "
+                                                              "totals."),
+    sweep_name: Optional[str] = typer.Option(None, "--sweep", help="A store: which sweep (when it holds several)."),
+    where: list[str] = typer.Option([], "--where", help="A store: keep the points whose field has this value "
+                                                        "(FIELD=VALUE; repeatable)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
 ) -> None:
     """Draw what the family's users read: the objective against buffer size with the lower bound (one layer),
-    each heuristic's gap per layer (a network), or the optimal partition with its subgraphs coloured."""
-    problem = _load(file)
-    family = registry.family_of(problem)
+    each heuristic's gap per layer (a network), or the optimal partition with its subgraphs coloured.  Given a
+    results store: the proved objective against a swept size with the lower bound and the heuristics, and every
+    point's total with the best point."""
     _refuse_overwrite(output, force)
-    _check_time_limit(time_limit)
     formats = _picture_formats()
     if output.suffix.lower().lstrip(".") not in formats:
         _fail_input([f"--output: {output.name}: a picture needs one of the endings {', '.join('.' + f for f in formats)}"])
+    if _is_store(file):
+        from .sweeps import plot_store
+
+        said = plot_store(file, output, x_axis, layer, sweep_name, where)
+        out.print(f"wrote {output}: {said}")
+        raise _Exit(EXIT_OK)
+    problem = _load(file)
+    family = registry.family_of(problem)
+    _check_time_limit(time_limit)
     options = {"sizes": sizes, "level": level, "time_limit": time_limit}
     with _progress(False) as bar:
         def progress(what: str, total: int):
@@ -346,6 +362,17 @@ def plot(
             _fail_input([f"{file}:1: {exc}"])
     out.print(f"wrote {output}: {said}")
     raise _Exit(EXIT_OK)
+
+
+def _is_store(path: Path) -> bool:
+    """Whether ``path`` is an SQLite file (a results store) rather than YAML."""
+    from ..sweeps.store import SQLITE_MAGIC
+
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
 
 
 def _picture_formats() -> list[str]:
@@ -399,6 +426,9 @@ def _click_exceptions():
     return click.exceptions
 
 
+from . import sweeps as _sweeps  # noqa: E402,F401  (registers `sweep` and `results`)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status instead of raising."""
     try:
@@ -410,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
         return 130
+    except registry.PluginError as exc:
+        err.print(f"mapcert: {exc} (check {registry.PLUGIN_VARIABLE} and the installed plug-ins)", markup=False)
+        return EXIT_INPUT
     except MemoryError:
         err.print("mapcert: out of memory: the instance is too large for this machine; reduce its sizes")
         return EXIT_INPUT

@@ -2,7 +2,11 @@
 
 Built-in families are imported lazily, on first use, from
 :data:`BUILTIN`; any other family (a plug-in, the toy family of the tests)
-calls :func:`register` once.  The CLI, the API, ``compare`` and ``verify``
+calls :func:`register` once.  Plug-ins are found on first use too: the
+modules named by the ``mapcert.families`` entry point group of installed
+packages, and those listed (comma-separated) in the ``MAPCERT_FAMILIES``
+environment variable, which is how a sweep's worker processes, started
+elsewhere, learn about a family the driver uses.  The CLI, the API, ``compare`` and ``verify``
 find a family here, by the ``family:`` value of a document
 (:func:`for_document`) or by a problem object (:func:`family_of`).
 """
@@ -10,6 +14,8 @@ find a family here, by the ``family:`` value of a document
 from __future__ import annotations
 
 import importlib
+import os
+from importlib.metadata import entry_points
 
 from .family import Family
 
@@ -21,6 +27,13 @@ BUILTIN = (
     "mapcert.formulations.partition.family",
 )
 """Modules whose import registers the built-in families (in this order)."""
+
+PLUGIN_GROUP = "mapcert.families"
+PLUGIN_VARIABLE = "MAPCERT_FAMILIES"
+
+
+class PluginError(ImportError):
+    """A plug-in family module that cannot be imported."""
 
 _FAMILIES: dict[str, Family] = {}
 _loaded = False
@@ -48,6 +61,18 @@ def _load_builtin() -> None:
         _loaded = True
         for module in BUILTIN:
             importlib.import_module(module)
+        for module in plugin_modules():
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # a broken plug-in must say which one
+                raise PluginError(f"family plug-in {module!r} cannot be imported: {exc}") from exc
+
+
+def plugin_modules() -> list[str]:
+    """The plug-in family modules: entry points first, then ``MAPCERT_FAMILIES``."""
+    modules = [ep.value.split(":")[0] for ep in entry_points(group=PLUGIN_GROUP)]
+    modules += [m.strip() for m in os.environ.get(PLUGIN_VARIABLE, "").split(",") if m.strip()]
+    return list(dict.fromkeys(modules))
 
 
 def families() -> list[Family]:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from typing import Callable
 
 from ortools.sat.python import cp_model
 
 from .outcome import SolverOutcome
+from .threads import solver_threads
 
 
 def default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    """CP-SAT's search workers: one per allowed solver thread (``solvers/threads.py``)."""
+    return solver_threads()
 
 
 def solve_cpsat(

@@ -19,6 +19,7 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 from pyomo.contrib.solver.solvers.highs import Highs
 
 from .outcome import SolverOutcome
+from .threads import solver_threads, threads_fixed
 
 MIN_SECONDS = 0.005
 """What HiGHS is given when the translation used up the time: it stops at
@@ -75,8 +76,8 @@ def solve_highs(
     proved none (stopped before its first dual bound)."""
     start = time.perf_counter()
     options = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.999 if integral_objective else 0.0}
-    if threads:
-        options["threads"] = threads
+    if threads or threads_fixed():
+        options["threads"] = threads or solver_threads()
     options.update(extra_options or {})
     solver = solver if solver is not None else _DeadlineHighs()
     if isinstance(solver, _DeadlineHighs):
