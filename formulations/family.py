@@ -310,6 +310,12 @@ class Family(ABC):
         sentence saying what was drawn.  Raises :class:`PlotUnsupported`."""
         raise PlotUnsupported(f"`mapcert plot` has no picture for the {self.name} family")
 
+    def draw_solution(self, problem, solution, output: Path) -> str:
+        """Draw one solved instance's mapping into ``output`` (a sweep's report
+        shows the best point's); returns what was drawn.  Raises
+        :class:`PlotUnsupported` when the family has no such picture."""
+        raise PlotUnsupported(f"no picture of a {self.name} solution")
+
     def presets(self, table) -> list:
         """Tables of the named hardware this family ships (``mapcert presets``)."""
         return []

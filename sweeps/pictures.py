@@ -87,7 +87,17 @@ def _varying(summaries: list[PointSummary], axes: list[str], skip: str | None) -
 def _value_formatter(unit: str):
     from matplotlib.ticker import FuncFormatter
 
-    return FuncFormatter(lambda v, _: format_quantity(v, unit).removesuffix(" " + unit) if v else "0")
+    def label(value, _position=None) -> str:
+        if not value:
+            return "0"
+        if unit == "bytes":
+            for power, name in ((4, "TiB"), (3, "GiB"), (2, "MiB"), (1, "KiB")):
+                if abs(value) >= 1024 ** power:
+                    return f"{value / 1024 ** power:.3g} {name}"
+            return f"{value:.3g} B"
+        return format_quantity(value, unit).removesuffix(unit).strip()
+
+    return FuncFormatter(label)
 
 
 def _series(summaries: list[PointSummary], layer: str | None):
@@ -156,7 +166,11 @@ def curve(ax, summaries: list[PointSummary], axes: list[str], x_axis: str, layer
     if values and min(values) > 0 and max(values) / min(values) > 4:
         ax.set_yscale("log")
     ax.yaxis.set_major_formatter(_value_formatter(unit))
-    ax.yaxis.set_minor_formatter(_value_formatter(unit) if ax.get_yscale() == "log" else ax.yaxis.get_minor_formatter())
+    if ax.get_yscale() == "log":
+        from matplotlib.ticker import LogLocator, NullFormatter
+
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(x_axis)
     ax.set_ylabel(_ylabel(summaries[0]))
     ax.grid(True, which="major", alpha=0.3)
@@ -255,22 +269,30 @@ def draw(summaries: list[PointSummary], axes: list[str], output: Path, x_axis: s
         if not any(p == layer or p.endswith("." + layer) for p in known):
             raise ValueError(f"--layer {layer}: no such layer in this sweep; layers: {', '.join(known[:12])}"
                              + (", ..." if len(known) > 12 else ""))
-    what = layer or summaries[0].workload
+    groups: dict[str, list[PointSummary]] = {}
+    for s in summaries:  # points of different objectives (a swept objective) get their own row
+        groups.setdefault(s.objective_name or "objective", []).append(s)
+    rows = len(groups)
+    height = max(4.8, 0.28 * max(len(g) for g in groups.values()) + 1.5)
+    said = []
     if x_axis is not None:
-        fig, (left, right) = plt.subplots(1, 2, figsize=(13, max(4.8, 0.28 * len(summaries) + 1.5)),
-                                          gridspec_kw={"width_ratios": [1.25, 1]})
-        lines = curve(left, summaries, axes, x_axis, layer=layer)
-        left.set_title(f"{what}: {summaries[0].objective_name.replace('_', ' ')} against {x_axis}", fontsize=10)
-        best = totals(right, summaries, axes)
-        right.set_title("every point" + (f" (best: #{best.index})" if best else ""), fontsize=10)
-        said = f"{summaries[0].objective_name} against {x_axis} ({lines} line{'s' * (lines != 1)}) and " \
-               f"the totals of {len(summaries)} points"
+        fig, grid = plt.subplots(rows, 2, figsize=(13, height * rows), squeeze=False,
+                                 gridspec_kw={"width_ratios": [1.25, 1]})
     else:
-        fig, ax = plt.subplots(figsize=(8, max(3.5, 0.3 * len(summaries) + 1.5)))
-        best = totals(ax, summaries, axes)
-        ax.set_title(f"{what}: every point" + (f" (best: #{best.index})" if best else ""), fontsize=10)
-        said = f"the totals of {len(summaries)} points"
+        fig, grid = plt.subplots(rows, 1, figsize=(8, height * rows), squeeze=False)
+    for row, (objective, group) in enumerate(groups.items()):
+        what = layer or group[0].workload
+        if x_axis is not None:
+            left, right = grid[row]
+            lines = curve(left, group, axes, x_axis, layer=layer)
+            left.set_title(f"{what}: {objective.replace('_', ' ')} against {x_axis}", fontsize=10)
+            said.append(f"{objective} against {x_axis} ({lines} line{'s' * (lines != 1)})")
+        else:
+            right = grid[row][0]
+        best = totals(right, group, axes)
+        right.set_title(f"{what}: every point" + (f" (best: #{best.index})" if best else ""), fontsize=10)
+        said.append(f"the {objective} totals of {len(group)} points" + (f" (best #{best.index})" if best else ""))
     fig.tight_layout()
     fig.savefig(output, dpi=150)
     plt.close(fig)
-    return said + (f", best point #{best.index}" if best is not None else "")
+    return "; ".join(said)

@@ -374,7 +374,6 @@ class GraphPartition(Family):
         render_partition(problem, result, self.solution_from_dict(problem, result.solution), console, table)
 
     def plot(self, problem: PartitionProblem, output: Path, options: dict, progress) -> str:
-        from ... import plots
         from ...pipeline import solve
 
         advance = progress("solving", 1)
@@ -383,11 +382,19 @@ class GraphPartition(Family):
         if result.solution is None:
             raise PlotUnsupported(f"buffer: nothing to draw: {result.message or result.status.value}")
         solution = self.solution_from_dict(problem, result.solution)
-        what = describe_capacity(solution.capacity) + (" (co-explored)" if problem.coexplore else "")
-        plots.plot_partition(problem.graph, list(solution.blocks), output,
-                             f"{problem.graph.name}: {result.status.value} partition, {what}, "
-                             f"EMA {format_bytes(result.metrics['ema_bytes'])}")
+        self.draw_solution(problem, solution, output, f"{result.status.value} partition")
         return f"the {result.status.value} partition, {len(solution.blocks)} subgraphs"
+
+    def draw_solution(self, problem: PartitionProblem, solution, output: Path, what: str = "partition") -> str:
+        from ... import plots
+
+        evaluation = self.evaluate(problem, solution)
+        size = describe_capacity(solution.capacity) + (" (co-explored)" if problem.coexplore else "")
+        ema = evaluation.metrics.get("ema_bytes") if evaluation.feasible else None
+        plots.plot_partition(problem.graph, list(solution.blocks), output,
+                             f"{problem.graph.name}: {what}, {size}"
+                             + (f", EMA {format_bytes(ema)}" if ema is not None else ""))
+        return f"the {what} of {problem.graph.name} into {len(solution.blocks)} subgraphs"
 
     def examples(self) -> list[str]:
         return EXAMPLES
