@@ -365,9 +365,11 @@ def plot(
 
 
 def _is_store(path: Path) -> bool:
-    """Whether ``path`` is an SQLite file (a results store) rather than YAML."""
+    """Whether ``path`` is an SQLite file or named like one (a results store) rather than YAML."""
     from ..sweeps.store import SQLITE_MAGIC
 
+    if path.suffix.lower() in (".db", ".sqlite", ".sqlite3"):
+        return True
     try:
         with open(path, "rb") as handle:
             return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
