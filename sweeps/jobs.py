@@ -95,8 +95,8 @@ def expand_point(document: dict, label: str, base: Path) -> tuple[object, list[P
     parts = family.parts(problem)
     if parts is None:
         whole = family.dump(problem)
-        return problem, [PointPart(part=_name(whole.get("workload")) or family.name, count=1,
-                                   job=_job(whole, family.name, _name(whole.get("workload"))))]
+        name = _name(whole.get("workload")) or str(whole.get("name") or "") or family.name
+        return problem, [PointPart(part=name, count=1, job=_job(whole, family.name, name))]
     return problem, [PointPart(part=p.name, count=p.count, job=_job(family.dump(p.problem), family.name, p.name))
                      for p in parts]
 
