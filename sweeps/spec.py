@@ -288,14 +288,14 @@ def load_sweep(path: str | Path) -> Sweep:
                 where.add(("exclude", i, axis), f"not an axis of this sweep; the axes are {', '.join(spec.axes)}")
     if where.issues:
         raise InstanceError(where.issues)
-    points, issues, excluded = [], [], 0
+    points, issues, excluded, invalid = [], [], 0, 0
     for combination in itertools.product(*[_group_values(spec, g) for g in groups]):
         values = {axis: value for chunk in combination for axis, value in chunk}
         values = {axis: values[axis] for axis in spec.axes}
         if any(_matches(values, rule) for rule in spec.exclude):
             excluded += 1
             continue
-        index = len(points)
+        index = len(points) + invalid
         point_label = f"{label} point {index} (" + ", ".join(
             f"{a}={describe_value(v)}" for a, v in values.items()) + ")"
         document = base_document
@@ -310,7 +310,8 @@ def load_sweep(path: str | Path) -> Sweep:
         except PathError:
             break  # the same path fails on every point: one message is enough
         except InstanceError as exc:
-            issues.extend(exc.issues)
+            issues.extend(_at_point(exc.issues, values, index, label, where))
+            invalid += 1
             if len(issues) >= 20:
                 break
             continue
@@ -321,6 +322,19 @@ def load_sweep(path: str | Path) -> Sweep:
         raise InstanceError([Issue(label, where.line(("exclude",)), "exclude", "every point is excluded; "
                                    "nothing to solve")])
     return Sweep(name=spec.sweep or path.stem, path=path, spec=spec, points=points, excluded=excluded)
+
+
+def _at_point(issues: list[Issue], values: dict, index: int, label: str, where: Located) -> list[Issue]:
+    """A point's problems, placed in the sweep file: at the axis whose field
+    they concern, else at ``base``, with the point's values named."""
+    placed = []
+    for issue in issues:
+        axis = next((a for a in values if issue.field == a or issue.field.startswith(a + ".")
+                     or a.startswith(issue.field + ".")), None)
+        line = where.line(("axes", axis)) if axis else where.line(("base",))
+        point = ", ".join(f"{a}={describe_value(v)}" for a, v in values.items())
+        placed.append(Issue(label, line, issue.field, f"{issue.message} (point {index}: {point})"))
+    return placed
 
 
 def _base(spec: SweepSpec, path: Path, where: Located) -> tuple[dict, Path]:

@@ -86,7 +86,7 @@ def test_a_path_inside_a_preset_expands_it_and_scale_multiplies_sizes(tmp_path):
     ("base: BASE\naxes: {objective: [energy]}\nexclude: [{objective: energy}]\n", "every point is excluded"),
     ("base: BASE\naxes: {objective: [energy]}\nworkers: 3\n", "workers"),
     ("base: BASE\naxes:\n  hardware.levels[GLB].capacity: [1 KiB, lots]\n",
-     "point 1 (hardware.levels[GLB].capacity=lots)"),
+     "(point 1: hardware.levels[GLB].capacity=lots)"),
     ("family: tiling\nworkload: vgg16.conv1_1\nhardware: eyeriss\n", "this is an instance, not a sweep"),
     ("base: BASE\naxes:\n  hardware.levels[GLB].capacity.scale: [0]\n", "positive number"),
     ("- just\n- a list\n", "a mapping with base and axes"),
