@@ -434,7 +434,7 @@ def draw_partition(pg, blocks, title: str):
 
     fig.text(0.5, 1 - 0.1 / fig_h, title, ha="center", va="top", fontsize=10)
     fig.text(0.5, 1 - 0.32 / fig_h,
-             f"{len(pg.graph)} layers in {len(ordered)} subgraphs (numbered in execution order); "
+             f"{len(pg.graph)} layers in {len(ordered)} subgraph{'s' * (len(ordered) != 1)} (numbered in execution order); "
              "solid coloured edge: tensor kept on chip; dashed grey edge: tensor through DRAM",
              ha="center", va="top", fontsize=7, color="0.25")
     handles = [Line2D([], [], linestyle="", marker="o", markersize=7, markerfacecolor=colour_of[i],

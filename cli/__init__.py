@@ -345,7 +345,7 @@ def plot(
         from .sweeps import plot_store
 
         said = plot_store(file, output, x_axis, layer, sweep_name, where)
-        out.print(f"wrote {output}: {said}")
+        out.print(f"wrote {output}: {said}", soft_wrap=True, markup=False)
         raise _Exit(EXIT_OK)
     problem = _load(file)
     family = registry.family_of(problem)

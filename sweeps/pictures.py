@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..units import format_bytes, format_quantity, parse_bytes
+from ..units import format_quantity, parse_bytes
 from .spec import describe_value
 from .tables import PointSummary, best_point
 
@@ -156,7 +156,7 @@ def curve(ax, summaries: list[PointSummary], axes: list[str], x_axis: str, layer
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_minor_locator(NullLocator())
     if _is_size(summaries, x_axis):
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format_bytes(v)))
+        ax.xaxis.set_major_formatter(_value_formatter("bytes"))
     elif x_axis.endswith("scale"):
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"x{v:g}"))
     else:

@@ -394,7 +394,7 @@ class GraphPartition(Family):
         plots.plot_partition(problem.graph, list(solution.blocks), output,
                              f"{problem.graph.name}: {what}, {size}"
                              + (f", EMA {format_bytes(ema)}" if ema is not None else ""))
-        return f"the {what} of {problem.graph.name} into {len(solution.blocks)} subgraphs"
+        return f"the {what} of {problem.graph.name} into {len(solution.blocks)} subgraph{'s' * (len(solution.blocks) != 1)}"
 
     def examples(self) -> list[str]:
         return EXAMPLES
