@@ -196,6 +196,7 @@ def _job_line(outcome, counts: dict, total: int, start: float, as_json: bool, in
 
 def _summary_table(summaries: list[tables.PointSummary], axes: list[str], title: str) -> None:
     best = tables.best_point(summaries)
+    winners = {s.index for s in tables.best_points(summaries).values()}
     workloads = sorted({s.workload for s in summaries})
     if len(workloads) == 1:
         title += f": {workloads[0]}"
@@ -216,12 +217,14 @@ def _summary_table(summaries: list[tables.PointSummary], axes: list[str], title:
     for s in summaries:
         heuristic = min((v for v in s.heuristics.values() if v is not None), default=None)
         over = "-" if heuristic is None or not s.objective else f"+{(heuristic / s.objective - 1) * 100:.1f}%"
-        mark = " *" if best is not None and s.index == best.index else ""
+        mark = " *" if s.index in winners else ""
         t.add_row(str(s.index), *[describe_value(s.values.get(a)) for a in axes],
                   *([s.workload] if len(workloads) > 1 else []), s.status + mark,
                   f"{s.proved}/{s.distinct}", format_quantity(s.objective, s.unit), format_quantity(s.lower_bound, s.unit),
                   render.percent(s.gap), over, f"{s.wall_time_s:.1f}")
     out.print(t)
+    if best is None and winners:
+        out.print("* the best point of each workload and objective", markup=False)
     if best is not None:
         out.print(f"* best point: #{best.index} (" + ", ".join(f"{a}={describe_value(best.values.get(a))}"
                                                                for a in axes)

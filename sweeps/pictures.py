@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..units import format_quantity, parse_bytes
 from .spec import describe_value
-from .tables import PointSummary, best_point
+from .tables import PointSummary, best_point, best_points
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22")
@@ -199,11 +199,12 @@ def point_name(s: PointSummary, axes: list[str]) -> str:
 def totals(ax, summaries: list[PointSummary], axes: list[str]) -> PointSummary | None:
     """Each point's total as a horizontal bar, lower bound marked, best highlighted."""
     best = best_point(summaries)
+    winners = {s.index for s in best_points(summaries).values()}
     shown = [s for s in summaries]
     names = [point_name(s, _varying(summaries, axes, None) or axes) for s in shown]
     ys = list(range(len(shown)))[::-1]
     for y, s in zip(ys, shown):
-        colour = "#2ca02c" if best is not None and s.index == best.index else (
+        colour = "#2ca02c" if s.index in winners else (
             "#1f77b4" if s.status == "optimal" else "#9ecae1")
         if s.objective is not None:
             ax.barh(y, s.objective, color=colour, edgecolor="black", linewidth=0.5)
@@ -223,8 +224,9 @@ def totals(ax, summaries: list[PointSummary], axes: list[str]) -> PointSummary |
     handles = [Patch(facecolor="#1f77b4", edgecolor="black", label="proved optimal"),
                Patch(facecolor="#9ecae1", edgecolor="black", label="feasible (time-out)"),
                Line2D([0], [0], color="black", linewidth=2, label="rigorous lower bound")]
-    if best is not None:
-        handles.insert(0, Patch(facecolor="#2ca02c", edgecolor="black", label="best point"))
+    if winners:
+        handles.insert(0, Patch(facecolor="#2ca02c", edgecolor="black",
+                                label="best point" if best is not None else "best point of its workload"))
     ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=len(handles),
               frameon=False)
     return best

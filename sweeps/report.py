@@ -25,7 +25,7 @@ from ..version import __version__
 from . import pictures
 from .spec import describe_value
 from .store import Store
-from .tables import PointSummary, axes_of, best_point, job_rows, point_summaries
+from .tables import PointSummary, axes_of, best_point, best_points, job_rows, point_summaries
 
 STYLE = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1300px;
@@ -63,7 +63,7 @@ def _cell(value, css: str = "") -> str:
 
 
 def _points_table(summaries: list[PointSummary], axes: list[str]) -> str:
-    best = best_point(summaries)
+    winners = {s.index for s in best_points(summaries).values()}
     head = ["#", *axes, "workload", "status", "proved", "objective", "lower bound", "gap", "best heuristic",
             "solve s"]
     rows = ["<table class='points'><thead><tr>" + "".join(
@@ -72,7 +72,7 @@ def _points_table(summaries: list[PointSummary], axes: list[str]) -> str:
     for s in summaries:
         heuristic = min((v for v in s.heuristics.values() if v is not None), default=None)
         over = "-" if heuristic is None or not s.objective else f"+{(heuristic / s.objective - 1) * 100:.1f}%"
-        css = " class='best'" if best is not None and s.index == best.index else ""
+        css = " class='best'" if s.index in winners else ""
         rows.append(f"<tr{css}>" + _cell(s.index) + "".join(_cell(describe_value(s.values.get(a)), "text")
                                                              for a in axes)
                     + _cell(s.workload, "text") + _cell(s.status, f"text {s.status}") + _cell(f"{s.proved}/{s.distinct}")

@@ -63,6 +63,8 @@ class PointSummary:
     wall_time_s: float
     heuristics: dict[str, float | None] = field(default_factory=dict)
     parts: list[dict] = field(default_factory=list)
+    comparable: str = ""
+    """The point's workload as canonical JSON: points with the same one compare."""
 
     def to_dict(self) -> dict:
         data = {"sweep": self.sweep, "point": self.index}
@@ -202,19 +204,32 @@ def _summary(sweep: str, index: int, values: dict, point, rows: list, results: d
         objective_name=first["objective_name"] if first else "", unit=(first["unit"] or "") if first else "",
         layers=sum(counts), distinct=len(rows), proved=sum(s == "optimal" for s in statuses), failed=failed,
         missing=missing, wall_time_s=round(sum(r["wall_time_s"] or 0.0 for r in rows), 3), heuristics=heuristics,
+        comparable=json.dumps(json.loads(point["instance"]).get("workload"), sort_keys=True),
         parts=[{"part": r["part"], "count": r["count"], "status": r["status"] or "pending",
                 "objective": r["objective"], "lower_bound": r["lower_bound"], "gap": r["gap"],
                 "heuristics": {h["method"]: h.get("objective") for h in (res or {}).get("heuristics", [])}}
                for r, res in zip(rows, part_results)])
 
 
+def best_points(summaries: list[PointSummary]) -> dict[str, PointSummary]:
+    """The best point of each group of comparable points: same workload
+    (the instance's whole ``workload`` field) and same objective.  Within a
+    group, the least total among points with every layer solved wins (a
+    proved point wins a tie, then the first).  A sweep over hardware has one
+    group; a sweep that also varies the workload has one per workload."""
+    groups: dict[str, list[PointSummary]] = {}
+    for s in summaries:
+        if s.objective is not None and s.status in ("optimal", "feasible"):
+            groups.setdefault(f"{s.comparable}|{s.objective_name}", []).append(s)
+    return {key: min(group, key=lambda s: (s.objective, s.status != "optimal", s.index))
+            for key, group in groups.items()}
+
+
 def best_point(summaries: list[PointSummary]) -> PointSummary | None:
-    """The point with the least total objective among those with every layer
-    solved (a proved point wins a tie)."""
-    solved = [s for s in summaries if s.objective is not None and s.status in ("optimal", "feasible")]
-    if not solved or len({s.objective_name for s in solved}) > 1:
-        return None
-    return min(solved, key=lambda s: (s.objective, s.status != "optimal", s.index))
+    """The one best point when all points are comparable, else None."""
+    best = best_points(summaries)
+    comparable = {f"{s.comparable}|{s.objective_name}" for s in summaries}
+    return next(iter(best.values())) if len(best) == 1 and len(comparable) == 1 else None
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
