@@ -175,7 +175,14 @@ def curve(ax, summaries: list[PointSummary], axes: list[str], x_axis: str, layer
     ax.set_ylabel(_ylabel(summaries[0]))
     ax.grid(True, which="major", alpha=0.3)
     if legend:
-        ax.legend(fontsize=7, loc="best", frameon=False)
+        from matplotlib.lines import Line2D
+
+        handles, labels = ax.get_legend_handles_labels()
+        handles += [Line2D([0], [0], marker="o", color="grey", linestyle="", markersize=6, label="proved optimal"),
+                    Line2D([0], [0], marker="o", color="grey", markerfacecolor="white", linestyle="", markersize=6,
+                           label="feasible (time-out)")]
+        ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+                  ncol=min(4, max(2, len(groups))), frameon=False)
     return len(groups)
 
 
@@ -207,7 +214,8 @@ def totals(ax, summaries: list[PointSummary], axes: list[str]) -> PointSummary |
         colour = "#2ca02c" if s.index in winners else (
             "#1f77b4" if s.status == "optimal" else "#9ecae1")
         if s.objective is not None:
-            ax.barh(y, s.objective, color=colour, edgecolor="black", linewidth=0.5)
+            ax.barh(y, s.objective, color=colour, edgecolor="black", linewidth=0.5,
+                    hatch="" if s.status == "optimal" else "//")
         else:
             ax.text(0, y, f"  {s.status}", va="center", fontsize=8, color="#d62728")
         if s.lower_bound is not None:
@@ -222,7 +230,7 @@ def totals(ax, summaries: list[PointSummary], axes: list[str]) -> PointSummary |
     from matplotlib.patches import Patch
 
     handles = [Patch(facecolor="#1f77b4", edgecolor="black", label="proved optimal"),
-               Patch(facecolor="#9ecae1", edgecolor="black", label="feasible (time-out)"),
+               Patch(facecolor="#9ecae1", edgecolor="black", hatch="//", label="feasible (time-out)"),
                Line2D([0], [0], color="black", linewidth=2, label="rigorous lower bound")]
     if winners:
         handles.insert(0, Patch(facecolor="#2ca02c", edgecolor="black",
@@ -244,7 +252,7 @@ def layers(fig, summaries: list[PointSummary], axes: list[str], x_axis: str, cou
     rows = max(1, math.ceil(len(chosen) / columns))
     for i, name in enumerate(chosen):
         ax = fig.add_subplot(rows, columns, i + 1)
-        curve(ax, summaries, axes, x_axis, layer=name, heuristics=False, legend=i == 0)
+        curve(ax, summaries, axes, x_axis, layer=name, heuristics=False, legend=False)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel(x_axis, fontsize=8)
         ax.tick_params(labelsize=7)
@@ -295,6 +303,6 @@ def draw(summaries: list[PointSummary], axes: list[str], output: Path, x_axis: s
         right.set_title(f"{what}: every point" + (f" (best: #{best.index})" if best else ""), fontsize=10)
         said.append(f"the {objective} totals of {len(group)} points" + (f" (best #{best.index})" if best else ""))
     fig.tight_layout()
-    fig.savefig(output, dpi=150)
+    fig.savefig(output, dpi=150, bbox_inches="tight")
     plt.close(fig)
     return "; ".join(said)

@@ -53,7 +53,7 @@ def _png(fig_writer) -> str:
 def _figure_uri(fig) -> str:
     buffer = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -173,7 +173,9 @@ def write_report(store: Store, sweep: str, output: Path, filters: list[str] | No
             fig = plt.figure(figsize=(13, 7))
             chosen = pictures.layers(fig, summaries, axes, numeric[0])
             parts.append(f"<p>The {len(chosen)} layers that weigh most in the totals, each against "
-                         f"<code>{html.escape(numeric[0])}</code>.</p>"
+                         f"<code>{html.escape(numeric[0])}</code>: the optimum (solid; a filled marker is proved "
+                         f"optimal, a hollow one feasible) and the rigorous lower bound (dashed), one colour per "
+                         f"value of the other swept fields.</p>"
                          f"<img class='layers' alt='per-layer curves' src='{_figure_uri(fig)}'>")
             plt.close(fig)
         parts.append(_best_solution_picture(store, best))
