@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/functional_multilevel.py
 	$(BIN)/python benchmarks/time_limits.py
 	$(BIN)/python benchmarks/verify.py
+	$(BIN)/python benchmarks/sweep.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
