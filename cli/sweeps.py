@@ -90,7 +90,8 @@ def sweep(
         if dry_run:
             _show_plan(plan, db)
             raise _Exit(EXIT_OK)
-        store.save_sweep(spec.name, str(file), spec.axes, spec.spec.model_dump(), plan.points)
+        _same_sweep_or_refuse(store, spec.name, file)
+        store.save_sweep(spec.name, str(file.resolve()), spec.axes, spec.spec.model_dump(), plan.points)
         executor = runner.SerialExecutor() if serial else runner.DaskExecutor(workers, scheduler, memory)
         if not as_json:
             err.print(f"sweep {spec.name}: {len(plan.points)} points, {plan.total} distinct jobs, "
@@ -111,6 +112,15 @@ def sweep(
         out.print(f"{summary.total} jobs: {summary.reused} from the store, {summary.solved} solved, "
                   f"{summary.failed} failed, in {summary.wall_time_s:.1f} s; results in {db}", markup=False)
     raise _Exit(EXIT_ERROR if summary.failed else EXIT_OK)
+
+
+def _same_sweep_or_refuse(store: Store, name: str, file: Path) -> None:
+    """A store keeps one sweep per name: another file under the same name
+    would silently take its points over."""
+    for row in store.sweeps():
+        if row["name"] == name and Path(row["file"]).resolve() != file.resolve():
+            _fail_input([f"{file}: the store {store.path} already holds a sweep named {name!r} from {row['file']}; "
+                         f"give this one another name (`sweep:` in the file) or another store (--db)"])
 
 
 class _nothing:

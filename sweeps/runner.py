@@ -77,8 +77,10 @@ def plan(sweep: Sweep, store: Store, retry_feasible: bool = False) -> Plan:
         _, parts = expand_point(point.document, point.label, sweep.path.parent)
         first = parts[0].job
         workload = point.document.get("workload")
-        workload = workload if isinstance(workload, str) else (workload or {}).get("name", first.workload) \
-            if isinstance(workload, dict) else first.workload
+        if isinstance(workload, dict):
+            workload = workload.get("name") or first.workload
+        elif not isinstance(workload, str):
+            workload = first.workload
         points.append(PlannedPoint(index=point.index, values=point.values, document=point.document,
                                    label=point.label, family=first.family, workload=str(workload),
                                    hardware=first.hardware, parts=parts))

@@ -284,3 +284,16 @@ def test_every_family_sweeps_the_same_way(tmp_path):
         assert len(points) == len(methods)
         objectives = {p.objective for p in points}
         assert len(objectives) == 1 and all(p.status == "optimal" for p in points), (family.name, points)
+
+
+def test_another_sweep_file_under_a_stored_name_is_refused(tmp_path):
+    first = write_sweep(tmp_path, {"hardware.levels[GLB].capacity": ["1 KiB"]})
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    second = write_sweep(other, {"hardware.levels[GLB].capacity": ["4 KiB"]})
+    db = tmp_path / "shared.db"
+    assert run_mapcert("sweep", str(first), "--serial", "--db", str(db)).returncode == 0
+    done = run_mapcert("sweep", str(second), "--serial", "--db", str(db))
+    assert done.returncode == 2 and "already holds a sweep named 't'" in done.stderr
+    with Store(db, readonly=True) as store:
+        assert [s.values for s in tables.point_summaries(store, "t")] == [{"hardware.levels[GLB].capacity": "1 KiB"}]
