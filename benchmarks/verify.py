@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="verify runs per instance (median reported)")
     parser.add_argument("--no-tamper", action="store_true", help="skip the tamper corpus")
     args = parser.parse_args()
-    files = args.files or sorted((ROOT / "examples").glob("*.yaml"))
+    files = args.files or sorted(p for p in (ROOT / "examples").glob("*.yaml") if not p.name.startswith("sweep_"))
     print(f"{'instance':38s} {'family':9s} {'status':8s} {'solve s':>8s} {'verify s':>9s} {'functional s':>12s} "
           f"{'tampers caught':>15s}")
     for path in files:

@@ -418,14 +418,24 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """mapcert: provably optimal accelerator mappings with certificates."""
 
 
-def _click_exceptions():
-    """click's exception classes: from click itself, or from the copy that
-    recent typer releases vendor as ``typer._click``."""
+def _click_exceptions() -> tuple[type, ...]:
+    """click's usage-error class wherever typer takes it from: recent typer
+    releases vendor click as ``typer._click``, while click itself may be
+    installed too (Dask needs it), with classes of its own."""
+    classes = []
+    try:
+        from typer import _click
+
+        classes.append(_click.exceptions.ClickException)
+    except ImportError:
+        pass
     try:
         import click
+
+        classes.append(click.exceptions.ClickException)
     except ImportError:
-        from typer import _click as click
-    return click.exceptions
+        pass
+    return tuple(classes)
 
 
 from . import sweeps as _sweeps  # noqa: E402,F401  (registers `sweep` and `results`)
@@ -449,8 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         err.print("mapcert: out of memory: the instance is too large for this machine; reduce its sizes")
         return EXIT_INPUT
     except Exception as exc:  # click usage errors and the unexpected
-        exceptions = _click_exceptions()
-        if isinstance(exc, exceptions.ClickException):
+        if isinstance(exc, _click_exceptions()):
             exc.show()
             return EXIT_INPUT
         if os.environ.get("MAPCERT_DEBUG"):

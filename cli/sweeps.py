@@ -67,6 +67,9 @@ def sweep(
     mapcert) is not solved again, so a sweep that was stopped is finished by running it again."""
     if scheduler and (serial or workers):
         _fail_input(["--scheduler: the workers are the scheduler's; drop --serial and --workers"])
+    if memory_limit is not None and (serial or scheduler):
+        _fail_input(["--memory-limit: guards the workers of the local Dask cluster; a running scheduler's workers "
+                     "take theirs from `dask worker --memory-limit`, and --serial has none"])
     if time_limit is not None and time_limit <= 0:
         _fail_input([f"--time-limit: must be positive, got {time_limit}"])
     memory = None
@@ -80,11 +83,14 @@ def sweep(
     except InstanceError as exc:
         _fail_input([str(i) for i in exc.issues])
     db = db or file.with_suffix(".db")
-    store = _open_store(db, readonly=False)
+    if dry_run and not db.exists():
+        store = _open_store(Path(":memory:"), readonly=False)  # a dry run leaves no file behind
+    else:
+        store = _open_store(db, readonly=False)
     try:
         with err.status("expanding the sweep...", spinner="dots") if sys.stderr.isatty() and not as_json \
                 else _nothing():
-            plan = runner.plan(spec, store, retry_feasible=retry_feasible)
+            plan = runner.plan(spec, store, retry_feasible=retry_feasible, functional=functional)
         settings = runner.Settings(time_limit=time_limit or spec.spec.time_limit, functional=functional,
                                    threads=threads, retries=spec.spec.retries if retries is None else retries)
         if dry_run:
@@ -111,7 +117,8 @@ def sweep(
         _summary_table(summaries, spec.axes, f"sweep {spec.name}")
         out.print(f"{summary.total} jobs: {summary.reused} from the store, {summary.solved} solved, "
                   f"{summary.failed} failed, in {summary.wall_time_s:.1f} s; results in {db}", markup=False)
-    raise _Exit(EXIT_ERROR if summary.failed else EXIT_OK)
+    unanswered = summary.failed + sum(status in ("failed", "error") for status in plan.reused.values())
+    raise _Exit(EXIT_ERROR if unanswered else EXIT_OK)
 
 
 def _same_sweep_or_refuse(store: Store, name: str, file: Path) -> None:
@@ -265,10 +272,10 @@ def results(
         name = tables.sweep_name(store, sweep_name)
         axes = tables.axes_of(store, name)
         try:
-            summaries = tables.point_summaries(store, name, where)
             rows = tables.job_rows(store, name, where) if (jobs or csv or parquet) else []
+            summaries = [] if jobs else tables.point_summaries(store, name, where)
         except ValueError as exc:
-            _fail_input([str(exc)])
+            _fail_input([str(exc) + ("" if jobs else " (a layer's fields need --jobs)")])
         if jobs:
             _jobs_table(rows, axes, name)
         else:

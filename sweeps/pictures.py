@@ -300,7 +300,8 @@ def draw(summaries: list[PointSummary], axes: list[str], output: Path, x_axis: s
         else:
             right = grid[row][0]
         best = totals(right, group, axes)
-        right.set_title(f"{what}: every point" + (f" (best: #{best.index})" if best else ""), fontsize=10)
+        whole = group[0].workload
+        right.set_title(f"{whole}: every point's total" + (f" (best: #{best.index})" if best else ""), fontsize=10)
         said.append(f"the {objective} totals of {len(group)} points" + (f" (best #{best.index})" if best else ""))
     fig.tight_layout()
     fig.savefig(output, dpi=150, bbox_inches="tight")

@@ -18,6 +18,7 @@ it never stops the sweep.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -48,6 +49,8 @@ class PlannedPoint:
     workload: str
     hardware: str
     parts: list[PointPart]
+    comparable: str
+    """The point's workload written out (canonical JSON): points with equal ones compare."""
 
 
 @dataclass
@@ -65,16 +68,20 @@ class Plan:
         return len(self.jobs)
 
 
-def plan(sweep: Sweep, store: Store, retry_feasible: bool = False) -> Plan:
+def plan(sweep: Sweep, store: Store, retry_feasible: bool = False, functional: bool = True) -> Plan:
     """Expand ``sweep`` into jobs and find those the store already answers.
 
     A job is reused when its stored status is ``optimal``, ``infeasible`` or
     ``error``, or ``feasible`` unless ``retry_feasible``; jobs that failed
-    (raised, or their worker died) are tried again.
+    (raised, or their worker died) are tried again, and so are answers
+    stored without a functional run when this run asks for one.
     """
+    from ..formulations import registry
+
     points, jobs = [], {}
     for point in sweep.points:
-        _, parts = expand_point(point.document, point.label, sweep.path.parent)
+        problem, parts = expand_point(point.document, point.label, sweep.path.parent)
+        written = registry.family_of(problem).dump(problem).get("workload")
         first = parts[0].job
         workload = point.document.get("workload")
         if isinstance(workload, dict):
@@ -83,7 +90,8 @@ def plan(sweep: Sweep, store: Store, retry_feasible: bool = False) -> Plan:
             workload = first.workload
         points.append(PlannedPoint(index=point.index, values=point.values, document=point.document,
                                    label=point.label, family=first.family, workload=str(workload),
-                                   hardware=first.hardware, parts=parts))
+                                   hardware=first.hardware, parts=parts,
+                                   comparable=json.dumps(written, sort_keys=True, default=str)))
         for part in parts:
             jobs.setdefault(part.job.key, part.job)
     states = store.job_states(list(jobs))
@@ -91,6 +99,8 @@ def plan(sweep: Sweep, store: Store, retry_feasible: bool = False) -> Plan:
     for key, job in jobs.items():
         state = states.get(key)
         keep = state is not None and (state.status in DONE or (state.status == "feasible" and not retry_feasible))
+        if keep and functional and state.status in ("optimal", "feasible") and not state.functional:
+            keep = False  # stored without the functional run this run asks for
         if keep:
             reused[key] = state.status
         else:
@@ -205,6 +215,9 @@ class DaskExecutor:
         from distributed import Client, LocalCluster
 
         dask.config.set({"distributed.scheduler.allowed-failures": retries,
+                         # one task per worker thread: a worker that dies takes only its running job
+                         # down, so a job queued behind a crashing one is never blamed for the crash
+                         "distributed.scheduler.worker-saturation": 1.0,
                          "distributed.admin.tick.limit": "1h",
                          "distributed.worker.memory.spill": False,
                          "distributed.worker.memory.target": False,
@@ -253,15 +266,26 @@ class DaskExecutor:
                     live[again.key] = (again, job)
                     pending.add(again)
                     continue
-                finished(Outcome(job, "failed", None, _reason(exc), tries))
+                finished(Outcome(job, "failed", None, _reason(exc), settings.retries + 1 if killed else tries))
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
 
 
+def _worker_version() -> str:
+    try:
+        return __import__("mapcert").__version__
+    except ImportError:
+        return "none (mapcert is not installed there)"
+
+
 def _check_versions(client) -> None:
-    versions = client.run(lambda: __import__("mapcert").__version__)
+    try:
+        versions = client.run(_worker_version)
+    except Exception as exc:  # a worker that cannot even answer
+        raise SweepError(f"the scheduler's workers cannot run mapcert ({type(exc).__name__}: {exc}); install "
+                         f"mapcert {__version__} where they run")
     wrong = {w: v for w, v in versions.items() if v != __version__}
     if wrong:
         raise SweepError(f"workers with another mapcert than this driver's {__version__}: "

@@ -12,7 +12,8 @@ Python's ``zip``); ``exclude`` rules drop the points they match::
       hardware: [eyeriss, simba-pe]
       hardware.levels[1].scale: [0.5, 1, 2]
     exclude:
-      - {hardware: simba-pe, hardware.levels[1].scale: 2}
+      - hardware: simba-pe
+        hardware.levels[1].scale: 2
     time_limit: 60                   # seconds per job (default: the instance's)
 
 An axis is a dotted path into the instance document.  ``[i]`` picks the

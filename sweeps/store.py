@@ -76,6 +76,7 @@ CREATE TABLE IF NOT EXISTS points (
     family TEXT NOT NULL,
     workload TEXT NOT NULL,
     hardware TEXT NOT NULL,
+    comparable TEXT NOT NULL,        -- the point's workload, written out (JSON): equal ones compare
     instance TEXT NOT NULL,          -- the point's instance document (JSON)
     PRIMARY KEY (sweep, point)
 );
@@ -119,6 +120,8 @@ class StoredJob:
     status: str
     attempts: int
     time_limit: float | None
+    functional: bool
+    """Whether the stored result ran the functional model."""
 
 
 def _now() -> str:
@@ -218,9 +221,9 @@ class Store:
             for table in ("points", "point_values", "point_parts"):
                 self.db.execute(f"DELETE FROM {table} WHERE sweep = ?", (name,))
             for point in points:
-                self.db.execute("INSERT INTO points VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self.db.execute("INSERT INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                 (name, point.index, point.label, point.family, point.workload, point.hardware,
-                                 json.dumps(point.document, default=str)))
+                                 point.comparable, json.dumps(point.document, default=str)))
                 for axis, value in point.values.items():
                     self.db.execute("INSERT INTO point_values VALUES (?, ?, ?, ?, ?)",
                                     (name, point.index, axis, json.dumps(value, default=str), _number(value)))
@@ -234,9 +237,12 @@ class Store:
         for chunk in range(0, len(keys), 500):
             part = keys[chunk:chunk + 500]
             marks = ",".join("?" * len(part))
-            for row in self.db.execute(f"SELECT key, status, attempts, time_limit FROM jobs WHERE key IN ({marks})",
-                                       part):
-                states[row["key"]] = StoredJob(row["key"], row["status"], row["attempts"], row["time_limit"])
+            for row in self.db.execute(
+                    f"SELECT key, status, attempts, time_limit, "
+                    f"json_extract(result, '$.certificate.functional.ran') AS functional "
+                    f"FROM jobs WHERE key IN ({marks})", part):
+                states[row["key"]] = StoredJob(row["key"], row["status"], row["attempts"], row["time_limit"],
+                                               bool(row["functional"]))
         return states
 
     def save_result(self, job, result: dict, time_limit: float | None, worker: str, job_time_s: float,
@@ -244,6 +250,9 @@ class Store:
         """Store a finished job's result (one transaction)."""
         reason = (result.get("message") or "") if result.get("status") != "optimal" else ""
         with self.transaction():
+            if not _improves(self.db.execute("SELECT status, objective FROM jobs WHERE key = ?", (job.key,)).fetchone(),
+                             result):
+                return
             self.db.execute(
                 "INSERT OR REPLACE INTO jobs VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -295,6 +304,18 @@ class Store:
                                        part):
                 found[row["key"]] = json.loads(row["result"])
         return found
+
+
+def _improves(stored, result: dict) -> bool:
+    """Whether ``result`` may replace the stored row: anything replaces a
+    failure; a feasible answer never replaces a better feasible one (a retry
+    with a shorter limit must not lose what an earlier run found)."""
+    if stored is None or stored["status"] in ("failed",):
+        return True
+    if stored["status"] == "feasible" and result.get("status") == "feasible":
+        old, new = stored["objective"], result.get("objective")
+        return old is None or (new is not None and new <= old)
+    return True
 
 
 def _number(value) -> float | None:

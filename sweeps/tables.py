@@ -204,7 +204,7 @@ def _summary(sweep: str, index: int, values: dict, point, rows: list, results: d
         objective_name=first["objective_name"] if first else "", unit=(first["unit"] or "") if first else "",
         layers=sum(counts), distinct=len(rows), proved=sum(s == "optimal" for s in statuses), failed=failed,
         missing=missing, wall_time_s=round(sum(r["wall_time_s"] or 0.0 for r in rows), 3), heuristics=heuristics,
-        comparable=json.dumps(json.loads(point["instance"]).get("workload"), sort_keys=True),
+        comparable=point["comparable"],
         parts=[{"part": r["part"], "count": r["count"], "status": r["status"] or "pending",
                 "objective": r["objective"], "lower_bound": r["lower_bound"], "gap": r["gap"],
                 "heuristics": {h["method"]: h.get("objective") for h in (res or {}).get("heuristics", [])}}

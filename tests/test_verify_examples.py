@@ -17,7 +17,8 @@ import mapcert
 from mapcert.formulations.registry import family_of
 from mapcert.result import json_schema
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
+EXAMPLES = sorted(p for p in (Path(__file__).resolve().parents[1] / "examples").glob("*.yaml")
+                  if not p.name.startswith("sweep_"))  # sweep files: tests/test_sweeps.py
 
 
 @lru_cache(maxsize=None)
