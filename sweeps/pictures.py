@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..units import format_quantity, parse_bytes
-from .spec import describe_value
+from ..units import format_quantity
+from .spec import describe_value, numeric_value
 from .tables import PointSummary, best_point, best_points
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
@@ -38,29 +38,11 @@ def _pyplot():
     return plt
 
 
-def numeric(value) -> float | None:
-    """A swept value as a number (sizes in bytes), or None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-        try:
-            return float(parse_bytes(value))
-        except (ValueError, TypeError):
-            return None
-    return None
-
-
 def numeric_axes(summaries: list[PointSummary], axes: list[str]) -> list[str]:
     """Swept fields whose values are all numbers, with more than one value."""
     found = []
     for axis in axes:
-        values = [numeric(s.values.get(axis)) for s in summaries]
+        values = [numeric_value(s.values.get(axis)) for s in summaries]
         if all(v is not None for v in values) and len(set(values)) > 1:
             found.append(axis)
     return found
@@ -68,7 +50,7 @@ def numeric_axes(summaries: list[PointSummary], axes: list[str]) -> list[str]:
 
 def _is_size(summaries: list[PointSummary], axis: str) -> bool:
     values = [s.values.get(axis) for s in summaries]
-    return any(isinstance(v, str) and numeric(v) is not None and not _plain_number(v) for v in values) or \
+    return any(isinstance(v, str) and numeric_value(v) is not None and not _plain_number(v) for v in values) or \
         axis.endswith(("capacity", "buffer", "budget_bytes"))
 
 
@@ -124,9 +106,9 @@ def curve(ax, summaries: list[PointSummary], axes: list[str], x_axis: str, layer
         groups.setdefault(key, []).append(row)
     unit = summaries[0].unit
     for g, (key, rows) in enumerate(groups.items()):
-        rows.sort(key=lambda r: numeric(r[0].values.get(x_axis)))
+        rows.sort(key=lambda r: numeric_value(r[0].values.get(x_axis)))
         colour = PALETTE[g % len(PALETTE)]
-        xs = [numeric(r[0].values.get(x_axis)) for r in rows]
+        xs = [numeric_value(r[0].values.get(x_axis)) for r in rows]
         name = ", ".join(f"{_short(a)}={v}" if len(others) > 1 else v for a, v in zip(others, key))
         prefix = f"{name}: " if name else ""
         solved = [(x, r[1]) for x, r in zip(xs, rows) if r[1] is not None]
@@ -147,7 +129,7 @@ def curve(ax, summaries: list[PointSummary], axes: list[str], x_axis: str, layer
                 if pts:
                     ax.plot(*zip(*pts), ":", marker=HEURISTIC_MARKERS[h % len(HEURISTIC_MARKERS)], markersize=4,
                             color=colour, alpha=0.6, linewidth=1, label=f"{prefix}{hname}")
-    xs_all = [numeric(s.values.get(x_axis)) for s in summaries]
+    xs_all = [numeric_value(s.values.get(x_axis)) for s in summaries]
     if min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 4:
         ax.set_xscale("log", base=2)
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator

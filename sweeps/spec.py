@@ -240,6 +240,27 @@ def _same_value(a, b) -> bool:
     return a == b or str(a) == str(b)
 
 
+def numeric_value(value) -> float | None:
+    """A swept value as a number when it is one (sizes such as ``64 KiB`` in
+    bytes), else None: what plots put on an axis and the store indexes."""
+    from ..units import parse_bytes
+
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            return float(parse_bytes(value))
+        except (ValueError, TypeError):
+            return None
+    return None
+
+
 def describe_value(value) -> str:
     """A swept value as a person reads it in a label or a table."""
     if isinstance(value, float) and value.is_integer():

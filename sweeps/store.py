@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..version import __version__
+from .spec import numeric_value
 
 STORE_FORMAT = "mapcert-store/1"
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -193,10 +194,24 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot be used as a results store ({exc})") from exc
         self.db.row_factory = sqlite3.Row
+        self._check_schema()
         if readonly:
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")}
             if "jobs" not in tables:
                 raise StoreError(f"{self.path}: an empty store; run `mapcert sweep` first")
+
+    def _check_schema(self) -> None:
+        """Refuse a store whose tables lack columns this version writes or reads."""
+        expected = sqlite3.connect(":memory:")
+        expected.executescript(SCHEMA)
+        for (table,) in expected.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            want = {row[1] for row in expected.execute(f"PRAGMA table_info({table})")}
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            if have and want - have:
+                self.db.close()
+                raise StoreError(f"{self.path}: a results store of another mapcert version (table {table} lacks "
+                                 f"{', '.join(sorted(want - have))}); left untouched — use a new store (--db)")
+        expected.close()
 
     def close(self) -> None:
         self.db.close()
@@ -221,12 +236,13 @@ class Store:
             for table in ("points", "point_values", "point_parts"):
                 self.db.execute(f"DELETE FROM {table} WHERE sweep = ?", (name,))
             for point in points:
-                self.db.execute("INSERT INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                self.db.execute("INSERT INTO points (sweep, point, label, family, workload, hardware, comparable, "
+                                "instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                 (name, point.index, point.label, point.family, point.workload, point.hardware,
                                  point.comparable, json.dumps(point.document, default=str)))
                 for axis, value in point.values.items():
                     self.db.execute("INSERT INTO point_values VALUES (?, ?, ?, ?, ?)",
-                                    (name, point.index, axis, json.dumps(value, default=str), _number(value)))
+                                    (name, point.index, axis, json.dumps(value, default=str), numeric_value(value)))
                 for position, part in enumerate(point.parts):
                     self.db.execute("INSERT INTO point_parts VALUES (?, ?, ?, ?, ?, ?)",
                                     (name, point.index, position, part.part, part.count, part.job.key))
@@ -316,25 +332,6 @@ def _improves(stored, result: dict) -> bool:
         old, new = stored["objective"], result.get("objective")
         return old is None or (new is not None and new <= old)
     return True
-
-
-def _number(value) -> float | None:
-    from ..units import parse_bytes
-
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-        try:
-            return float(parse_bytes(value))
-        except (ValueError, TypeError):
-            return None
-    return None
 
 
 class _Transaction:

@@ -19,6 +19,25 @@ def make_problem(capacity_bytes: int, space: str = "divisors", partition: dict |
     return TilingProblem(layer=conv, buffer=Buffer("GLB", capacity_bytes * 8, part), space=space)
 
 
+def lenet_sweep(name: str, capacities: list[str]) -> str:
+    """A sweep file of LeNet-5 (a network: one job per distinct layer) on a
+    small three-level hierarchy, over the shared buffer's capacity; each
+    point solves in about a second."""
+    return (f"sweep: {name}\n"
+            "base:\n"
+            "  family: tiling\n"
+            "  workload: lenet5\n"
+            "  hardware:\n"
+            "    array: {rows: 2, cols: 2}\n"
+            "    levels:\n"
+            "      - {name: DRAM}\n"
+            "      - {name: GLB, capacity: 4 KiB}\n"
+            "      - {name: RF, per_pe: true, capacity: 64 B}\n"
+            "  objective: offchip_traffic\n"
+            "axes:\n"
+            f"  hardware.levels[GLB].capacity: [{', '.join(capacities)}]\n")
+
+
 def run_cli(*args: str) -> tuple[int, str, str]:
     """Run ``mapcert ARGS`` in this process; returns (exit code, stdout, stderr)."""
     from mapcert import cli

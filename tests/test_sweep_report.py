@@ -14,23 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import run_mapcert
+from helpers import lenet_sweep, run_mapcert
 
-NETWORK_SWEEP = """\
-sweep: lenet
-base:
-  family: tiling
-  workload: lenet5
-  hardware:
-    array: {rows: 2, cols: 2}
-    levels:
-      - {name: DRAM}
-      - {name: GLB, capacity: 4 KiB}
-      - {name: RF, per_pe: true, capacity: 64 B}
-  objective: offchip_traffic
-axes:
-  hardware.levels[GLB].capacity: [1 KiB, 4 KiB, 16 KiB]
-"""
+NETWORK_SWEEP = lenet_sweep("lenet", ["1 KiB", "4 KiB", "16 KiB"])
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import run_mapcert
+from helpers import lenet_sweep, run_mapcert
 from mapcert.instances import InstanceError, load_document
 from mapcert.pipeline import solve
 from mapcert.sweeps import runner, tables
@@ -156,21 +156,7 @@ def test_results_equal_serial_solve_and_a_rerun_solves_nothing(tmp_path):
 
 def test_a_network_point_totals_equal_solve_on_the_network(tmp_path):
     path = tmp_path / "net.yaml"
-    path.write_text(textwrap.dedent("""\
-        sweep: net
-        base:
-          family: tiling
-          workload: lenet5
-          hardware:
-            array: {rows: 2, cols: 2}
-            levels:
-              - {name: DRAM}
-              - {name: GLB, capacity: 4 KiB}
-              - {name: RF, per_pe: true, capacity: 64 B}
-          objective: offchip_traffic
-        axes:
-          hardware.levels[GLB].capacity: [2 KiB, 4 KiB]
-        """))
+    path.write_text(lenet_sweep("net", ["2 KiB", "4 KiB"]))
     db = tmp_path / "net.db"
     summary = _run(path, db)
     with Store(db, readonly=True) as store:
@@ -312,3 +298,15 @@ def test_another_sweep_file_under_a_stored_name_is_refused(tmp_path):
     assert done.returncode == 2 and "already holds a sweep named 't'" in done.stderr
     with Store(db, readonly=True) as store:
         assert [s.values for s in tables.point_summaries(store, "t")] == [{"hardware.levels[GLB].capacity": "1 KiB"}]
+
+
+def test_a_store_of_another_schema_is_refused(tmp_path):
+    path = write_sweep(tmp_path, {"hardware.levels[GLB].capacity": ["1 KiB"]})
+    db = tmp_path / "t.db"
+    assert run_mapcert("sweep", str(path), "--serial").returncode == 0
+    with sqlite3.connect(db) as connection:
+        connection.execute("ALTER TABLE jobs DROP COLUMN job_time_s")
+    before = db.read_bytes()
+    done = run_mapcert("results", str(db))
+    assert done.returncode == 2 and "another mapcert version (table jobs lacks job_time_s)" in done.stderr
+    assert db.read_bytes() == before
