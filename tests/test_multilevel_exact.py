@@ -33,9 +33,20 @@ def instances(draw):
     return MultiLevelProblem(layer, hier, objective=objective)
 
 
-@settings(max_examples=25, deadline=None, derandomize=True)
+@settings(max_examples=12, deadline=None, derandomize=True)
 @given(instances())
 def test_exact_methods_agree_with_enumeration(problem):
+    exact_methods_agree_with_enumeration(problem)
+
+
+@pytest.mark.slow
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(instances())
+def test_exact_methods_agree_with_enumeration_on_many_instances(problem):
+    exact_methods_agree_with_enumeration(problem)
+
+
+def exact_methods_agree_with_enumeration(problem) -> None:
     reference = solve_multilevel(problem, "enumerate")
     assert reference.status in ("optimal", "infeasible")
     for method in ("cpsat", "milp"):
@@ -79,9 +90,20 @@ def test_axis_symmetry_breaking_keeps_the_optimum():
     assert got.status == "optimal" and got.objective == pytest.approx(reference.objective)
 
 
-@settings(max_examples=12, deadline=None, derandomize=True)
+@settings(max_examples=6, deadline=None, derandomize=True)
 @given(instances(), st.sampled_from([None, 1, 3]))
 def test_edp_search_agrees_with_enumeration(problem, rf_bandwidth):
+    edp_search_agrees_with_enumeration(problem, rf_bandwidth)
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(instances(), st.sampled_from([None, 1, 3]))
+def test_edp_search_agrees_with_enumeration_on_many_instances(problem, rf_bandwidth):
+    edp_search_agrees_with_enumeration(problem, rf_bandwidth)
+
+
+def edp_search_agrees_with_enumeration(problem, rf_bandwidth) -> None:
     """EDP with and without bandwidth limits, a per-PE one included: both
     exact methods walk the pieces to the enumerated optimum."""
     hier = problem.hierarchy

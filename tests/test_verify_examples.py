@@ -26,7 +26,11 @@ def solved(path: Path):
     return mapcert.solve(path)
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+SLOW_TO_VERIFY = {"resnet18_layer4_eyeriss_edp"}  # its EDP search is also checked by test_multilevel_exact.py
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW_TO_VERIFY else p
+                                  for p in EXAMPLES], ids=[p.stem for p in EXAMPLES])
 def test_example_result_keeps_the_format_and_verifies(path):
     result = solved(path)
     data = result.to_dict()
