@@ -48,7 +48,10 @@ def _sample(problem: MultiLevelProblem, samples: int, seed: int, allowed_orders,
         if spatial_dims is not None and d not in spatial_dims:
             table = table[(table[:, K] == 1) & (table[:, K + 1] == 1)]
         choices[d] = table
+    if any(len(table) == 0 for table in choices.values()):
+        return None  # the instance's constraints leave some dimension no factor row
     best = (np.inf, None)
+    least = problem.constraints.min_pes(problem.hierarchy.pes)
     batch = 2048
     for start in range(0, samples, batch):
         size = min(batch, samples - start)
@@ -60,6 +63,9 @@ def _sample(problem: MultiLevelProblem, samples: int, seed: int, allowed_orders,
         factors = [{d: picks[d][:, l] for d in DIMS} for l in range(K)]
         value, feasible = objective_values(problem, factors, {d: picks[d][:, K] for d in DIMS},
                                            {d: picks[d][:, K + 1] for d in DIMS}, orders)
+        if least > 1:  # the instance's least utilization of the array
+            busy = np.prod([picks[d][:, K] * picks[d][:, K + 1] for d in DIMS], axis=0)
+            feasible = feasible & (busy >= least)
         masked = np.where(feasible, value, np.inf)
         i = int(np.argmin(masked))
         if masked[i] < best[0]:

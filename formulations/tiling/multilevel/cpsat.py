@@ -131,6 +131,13 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
     if not isinstance(cols_used, int):
         m.Add(cols_used <= hier.cols)
     pes_used = b.product(list(spatial.values()), hier.pes, "pes")
+    least = problem.constraints.min_pes(hier.pes)
+    if least > 1:  # the instance's least utilization of the array
+        if isinstance(pes_used, int):
+            if pes_used < least:
+                m.AddBoolOr([])
+        else:
+            m.Add(pes_used >= least)
     if restriction.pes is not None:  # fixes the compute cycles of a parametric search's piece
         if isinstance(pes_used, int):
             if pes_used != restriction.pes:

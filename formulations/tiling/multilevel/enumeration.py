@@ -66,6 +66,8 @@ def enumerate_multilevel(problem: MultiLevelProblem, max_points: int = MAX_POINT
     factors = [{d: table[d][:, l] for d in DIMS} for l in range(K)]
     rows = {d: table[d][:, K] for d in DIMS}
     cols = {d: table[d][:, K + 1] for d in DIMS}
+    least = problem.constraints.min_pes(problem.hierarchy.pes)
+    busy_enough = np.prod([rows[d] * cols[d] for d in DIMS], axis=0) >= least if least > 1 else None
     best_value, best_key = None, None
     complete = True
     for orders in itertools.product(GROUP_ORDERS, repeat=K):
@@ -73,6 +75,8 @@ def enumerate_multilevel(problem: MultiLevelProblem, max_points: int = MAX_POINT
             complete = False
             break
         value, feasible = objective_values(problem, factors, rows, cols, list(orders))
+        if busy_enough is not None:
+            feasible = feasible & busy_enough
         if not feasible.any():
             continue
         masked = np.where(feasible, value, np.inf)

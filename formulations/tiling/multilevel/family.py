@@ -19,6 +19,7 @@ from ...family import (Attempt, Bound, Check, Evaluation, ExactMethod, Family, F
                       PlotUnsupported, Status)
 from ...registry import register
 from .problem import MultiLevelMapping, MultiLevelProblem
+from .constraints import violations as violations_of
 from .cost import evaluate_multilevel
 from .enumeration import enumerate_multilevel
 from .schema import MultiLevelNetwork, build_multilevel, is_multilevel
@@ -84,10 +85,16 @@ class MultiLevelTiling(Family):
         if isinstance(problem, MultiLevelNetwork):
             first = problem.layers[0].problem
             return {"family": "tiling", "workload": problem.network, "hardware": dump_hierarchy(first.hierarchy),
-                    "objective": first.objective, "solver": self._solver(first)}
+                    "objective": first.objective, **self._constraints(first), "solver": self._solver(first)}
         workload = dump_two_level_workload(problem)
         return {"family": "tiling", "workload": workload, "hardware": dump_hierarchy(problem.hierarchy),
-                "objective": problem.objective, "solver": self._solver(problem)}
+                "objective": problem.objective, **self._constraints(problem), "solver": self._solver(problem)}
+
+    @staticmethod
+    def _constraints(problem: MultiLevelProblem) -> dict:
+        if problem.constraints.empty:
+            return {}
+        return {"constraints": problem.constraints.to_dict(problem.level_names)}
 
     @staticmethod
     def _solver(problem: MultiLevelProblem) -> dict:
@@ -128,8 +135,11 @@ class MultiLevelTiling(Family):
                     held = sum(tiles[t] for t in level.holds) / 8
                     violations.append(f"{level.name}: tiles of {format_bytes(held)} do not fit")
             violations = violations or ["the mapping does not fit the hierarchy or the array"]
-        value = metrics.objective(problem.objective) if metrics.fits else None
-        return Evaluation(value, metrics.fits, metrics.to_dict(), violations)
+        broken = violations_of(problem.constraints, problem.level_names, solution, problem.hierarchy.pes) \
+            if not problem.constraints.empty else []
+        feasible = metrics.fits and not broken
+        value = metrics.objective(problem.objective) if feasible else None
+        return Evaluation(value, feasible, metrics.to_dict(), violations + broken)
 
     def solution_to_dict(self, problem: MultiLevelProblem, solution: MultiLevelMapping) -> dict:
         return solution.to_dict(problem.hierarchy)

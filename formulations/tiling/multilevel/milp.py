@@ -271,6 +271,14 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     for side, size in ((1, hier.rows), (2, hier.cols)):
         b.term([_Table(tuple(("split", d, j) for j in range(len(splits[d]))), tuple(sp[side] for sp in splits[d]))
                 for d in DIMS], size)
+    least = problem.constraints.min_pes(hier.pes)
+    if least > 1:  # the instance's least utilization of the array
+        busy = b.term([table(d, lambda r: r[K] * r[K + 1]) for d in DIMS], hier.pes)
+        if isinstance(busy, int):
+            if busy < least:
+                raise _NoValue
+        else:
+            cons.add(busy >= least)
     if restriction.pes is not None:
         busy = b.term([table(d, lambda r: r[K] * r[K + 1]) for d in DIMS], restriction.pes)
         if isinstance(busy, int):
@@ -313,7 +321,8 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
         out = []
         for j in range(l):
             group = [table(d, lambda r, j=j: r[j]) for d in REUSE_GROUPS[X]]
-            group = [t for t in group if len(set(t.values)) > 1]
+            # a table whose every row is 1 adds nothing; a constant above 1 (a fixed factor) still counts
+            group = [t for t in group if len(set(t.values)) > 1 or t.values[0] != 1]
             if not group:
                 continue
             gate = ("free", l, X, j)
@@ -456,6 +465,7 @@ def _incumbent(problem: MultiLevelProblem, restriction: Restriction):
     """The best fitting mapping of the two cheap heuristic mappers that
     satisfies ``restriction``, or None."""
     from ....solvers.multilevel_heuristics import paper_dataflow, random_sampling
+    from .constraints import violations
     from .cost import evaluate_multilevel
 
     best = None
@@ -465,7 +475,9 @@ def _incumbent(problem: MultiLevelProblem, restriction: Restriction):
             continue
         metrics = evaluate_multilevel(problem, mapping)
         value = metrics.objective(problem.objective)
-        admitted = restriction.admits(metrics) and (restriction.below is None or value < restriction.below)
+        admitted = restriction.admits(metrics) and (restriction.below is None or value < restriction.below) \
+            and (problem.constraints.empty or not violations(problem.constraints, problem.level_names, mapping,
+                                                              problem.hierarchy.pes))
         if metrics.fits and admitted and (best is None or value < best[1]):
             best = (mapping, value)
     return best

@@ -24,6 +24,7 @@ from math import prod
 
 from ....hardware.hierarchy import Hierarchy
 from ..problem import ConvLayer, SolverSettings
+from .constraints import NO_CONSTRAINTS, MappingConstraints
 
 DIMS: tuple[str, ...] = ("N", "G", "M", "C", "P", "Q", "R", "S")
 
@@ -157,14 +158,22 @@ class MultiLevelProblem:
     objective: str = "energy"
     solver: SolverSettings = field(default_factory=SolverSettings)
     source: str = "<memory>"
+    constraints: MappingConstraints = NO_CONSTRAINTS
+
+    @property
+    def level_names(self) -> tuple[str, ...]:
+        return tuple(level.name for level in self.hierarchy.levels)
 
     @property
     def space_description(self) -> str:
-        return (
+        text = (
             "temporal trip counts at every level and spatial factors on the array rows and columns "
             "that multiply to each dimension's extent; any loop order per level; "
             f"{self.hierarchy.levels[0].name} never splits R or S; one resident tile per tensor and level"
         )
+        if not self.constraints.empty:
+            text += f"; constraints: {self.constraints.describe(self.level_names)}"
+        return text
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .... import workload_library
+from .constraints import LevelConstraint, MappingConstraints, SpatialConstraint
 from .problem import MultiLevelProblem
 from ..problem import SolverSettings
 from ....hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, hierarchy_presets
@@ -55,18 +56,75 @@ class HierarchySpec(Strict):
     levels: list[MemoryLevelSpec] = Field(min_length=2)
 
 
+Dim = Literal["N", "M", "C", "P", "Q", "R", "S"]
+
+
+class LevelConstraintSpec(Strict):
+    factors: dict[Dim, int] = Field(default_factory=dict)
+    whole: list[Dim] = Field(default_factory=list)
+
+    @field_validator("factors")
+    @classmethod
+    def _positive(cls, factors: dict) -> dict:
+        for dim, value in factors.items():
+            if value < 1 or value > 1 << 20:
+                raise ValueError(f"factor of {dim} must be between 1 and 2^20, got {value}")
+        return factors
+
+
+class SpatialConstraintSpec(Strict):
+    rows: list[Dim] | None = None
+    cols: list[Dim] | None = None
+    row_factors: dict[Dim, int] = Field(default_factory=dict)
+    col_factors: dict[Dim, int] = Field(default_factory=dict)
+    min_utilization: float = Field(0.0, ge=0, le=1)
+
+    @field_validator("row_factors", "col_factors")
+    @classmethod
+    def _positive(cls, factors: dict) -> dict:
+        return LevelConstraintSpec._positive(factors)
+
+
+class ConstraintsSpec(Strict):
+    levels: dict[str, LevelConstraintSpec] = Field(default_factory=dict)
+    spatial: SpatialConstraintSpec = SpatialConstraintSpec()
+
+
 class MultiLevelSpec(Strict):
     family: Literal["tiling"]
     workload: Any
     hardware: Any
     objective: Literal["offchip_traffic", "energy", "latency", "edp"] = "energy"
+    constraints: ConstraintsSpec = ConstraintsSpec()
     space: SpaceSpec = SpaceSpec()
     solver: SolverSpec = SolverSpec()
 
 
+def build_constraints(spec: ConstraintsSpec, hierarchy: Hierarchy, where: Located) -> MappingConstraints:
+    """The instance's mapping constraints, levels by index (unknown level names are problems on ``where``)."""
+    names = [level.name for level in hierarchy.levels]
+    levels = []
+    for name, level in spec.levels.items():
+        if name not in names:
+            where.add(("constraints", "levels", name), f"no level named {name!r}; the levels are {', '.join(names)}")
+            continue
+        index = names.index(name)
+        if index == 0 and any(level.factors.get(d, 1) > 1 for d in ("R", "S")):
+            where.add(("constraints", "levels", name, "factors"), f"{name} never splits the filter window (R, S)")
+        levels.append((index, LevelConstraint(factors=tuple(sorted(level.factors.items())),
+                                              whole=tuple(sorted(set(level.whole))))))
+    s = spec.spatial
+    spatial = SpatialConstraint(rows=None if s.rows is None else tuple(sorted(set(s.rows))),
+                                cols=None if s.cols is None else tuple(sorted(set(s.cols))),
+                                row_factors=tuple(sorted(s.row_factors.items())),
+                                col_factors=tuple(sorted(s.col_factors.items())),
+                                min_utilization=s.min_utilization)
+    return MappingConstraints(levels=tuple(sorted(levels)), spatial=spatial)
+
+
 def is_multilevel(data: dict) -> bool:
     """Whether a tiling instance needs the multi-level model."""
-    if data.get("objective") in ("energy", "latency", "edp"):
+    if data.get("objective") in ("energy", "latency", "edp") or "constraints" in data:
         return True
     hardware = data.get("hardware")
     if isinstance(hardware, str):
@@ -144,7 +202,11 @@ def _network_layers(network: str, hierarchy: Hierarchy, spec: "MultiLevelSpec", 
                layer.groups, layer.op)
         groups.setdefault(key, [layer, []])[1].append(layer.name)
     solver = SolverSettings(spec.solver.method, spec.solver.time_limit, spec.solver.workers)
-    layers = tuple(NetworkLayer(MultiLevelProblem(layer, hierarchy, spec.objective, solver, label), tuple(names))
+    constraints = build_constraints(spec.constraints, hierarchy, where)
+    if where.issues:
+        return None
+    layers = tuple(NetworkLayer(MultiLevelProblem(layer, hierarchy, spec.objective, solver, label, constraints),
+                                tuple(names))
                    for layer, names in groups.values())
     return MultiLevelNetwork(network, layers, label)
 
@@ -163,7 +225,11 @@ def build_multilevel(data: dict, where: Located, label: str) -> MultiLevelProble
         where.add(("space", "tiles"), "a multi-level hierarchy is solved over divisor tiles only")
     if where.issues or spec is None or layer is None or hierarchy is None:
         return None
+    constraints = build_constraints(spec.constraints, hierarchy, where)
+    if where.issues:
+        return None
     return MultiLevelProblem(
         layer=layer, hierarchy=hierarchy, objective=spec.objective,
         solver=SolverSettings(spec.solver.method, spec.solver.time_limit, spec.solver.workers), source=label,
+        constraints=constraints,
     )

@@ -19,8 +19,14 @@ from .cpsat import build_multilevel_cpsat, decode
 from .enumeration import enumerate_multilevel
 from .milp import solve_multilevel_milp
 from .parametric import edp_search, latency_search
+from .space import emptied_by
 
 MULTILEVEL_METHODS = ("cpsat", "milp", "enumerate")
+
+
+def _with_constraints(problem: MultiLevelProblem) -> str:
+    return "" if problem.constraints.empty else \
+        f" under the constraints ({problem.constraints.describe(problem.level_names)})"
 
 
 @dataclass
@@ -48,6 +54,9 @@ def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_lim
     none), or ``error`` when no mapping was found."""
     limit = problem.solver.time_limit if time_limit is None else time_limit
     start = time.perf_counter()
+    emptied = emptied_by(problem)
+    if emptied is not None:
+        return MultiLevelResult("infeasible", method, None, None, None, None, time.perf_counter() - start, emptied)
     if method == "enumerate":
         try:
             found = enumerate_multilevel(problem, deadline=start + limit)
@@ -58,7 +67,7 @@ def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_lim
                 return MultiLevelResult("error", method, None, None, None, None, found.wall_time_s,
                                         "time limit reached before the enumeration found a mapping")
             return MultiLevelResult("infeasible", method, None, None, None, None, found.wall_time_s,
-                                    "no mapping fits the hierarchy")
+                                    "no mapping fits the hierarchy" + _with_constraints(problem))
         metrics = evaluate_multilevel(problem, found.mapping)
         value = metrics.objective(problem.objective)
         agrees = metrics.fits and math.isclose(value, found.objective, rel_tol=1e-9)
@@ -111,7 +120,8 @@ def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restricti
             return MultiLevelResult("error", method, None, None, None, None, time.perf_counter() - start, str(exc))
     wall = time.perf_counter() - start
     if outcome.infeasible:
-        what = "no mapping fits the hierarchy" if restriction == Restriction() else "no mapping in this piece"
+        what = "no mapping fits the hierarchy" + _with_constraints(problem) if restriction == Restriction() \
+            else "no mapping in this piece"
         return MultiLevelResult("infeasible", method, None, None, None, None, wall, what)
     if not outcome.has_solution:
         bound = None if outcome.bound is None else (math.ceil(outcome.bound - 1e-6) + constant) / scale
@@ -143,7 +153,8 @@ def _searched(problem: MultiLevelProblem, method: str, found, start: float, how:
     wall = time.perf_counter() - start
     what = f"{how}: {found.pieces} {method} solve{'' if found.pieces == 1 else 's'}"
     if found.infeasible:
-        return MultiLevelResult("infeasible", method, None, None, None, None, wall, "no mapping fits the hierarchy")
+        return MultiLevelResult("infeasible", method, None, None, None, None, wall,
+                                "no mapping fits the hierarchy" + _with_constraints(problem))
     if found.mapping is None:
         return MultiLevelResult("error", method, None, None, None, found.bound, wall,
                                 found.message or f"no mapping found within the time limit ({what})")

@@ -19,6 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .constraints import emptying_constraint
 from .problem import DIMS, REUSE_GROUPS, LevelLoops, MultiLevelMapping, MultiLevelProblem, layer_extent
 
 GROUP_RANKINGS: tuple[tuple[str, ...], ...] = tuple(itertools.permutations(("inputs", "weights", "outputs")))
@@ -48,9 +49,26 @@ def ordered_factorizations(n: int, slots: int) -> tuple[tuple[int, ...], ...]:
     return tuple(out)
 
 
+def emptied_by(problem: MultiLevelProblem) -> str | None:
+    """The mapping constraint that leaves some dimension no factor row, named
+    with that dimension (None when every dimension keeps one)."""
+    if problem.constraints.empty:
+        return None
+    hier = problem.hierarchy
+    K = len(hier.levels)
+    for dim in DIMS:
+        rows = [c for c in ordered_factorizations(layer_extent(problem.layer, dim), K + 2)
+                if not (dim in ("R", "S") and c[0] != 1) and c[K] <= hier.rows and c[K + 1] <= hier.cols]
+        name = emptying_constraint(problem.constraints, problem.level_names, dim, rows)
+        if name is not None:
+            return f"the constraint {name} leaves no way to map {dim} (extent {layer_extent(problem.layer, dim)})"
+    return None
+
+
 def dim_choices(problem: MultiLevelProblem, dim: str) -> np.ndarray:
     """Rows of (factor at each level..., spatial rows, spatial cols) for ``dim``,
-    DRAM kept at 1 for R and S, spatial factors within the array."""
+    DRAM kept at 1 for R and S, spatial factors within the array, and the
+    instance's mapping constraints on ``dim`` kept (``constraints.py``)."""
     hier = problem.hierarchy
     K = len(hier.levels)
     rows = []
@@ -58,6 +76,8 @@ def dim_choices(problem: MultiLevelProblem, dim: str) -> np.ndarray:
         if dim in ("R", "S") and combo[0] != 1:
             continue
         if combo[K] > hier.rows or combo[K + 1] > hier.cols:
+            continue
+        if not problem.constraints.empty and not problem.constraints.admits_row(problem.level_names, dim, combo):
             continue
         rows.append(combo)
     return np.asarray(rows, dtype=np.int64).reshape(-1, K + 2)

@@ -1,0 +1,137 @@
+"""Mapping constraints on hierarchies: every exact method solves the
+constrained space (agreeing with enumeration), the optimum satisfies every
+constraint and is never below the unconstrained one, a constraint that
+empties the space is named, and evaluate refuses a mapping that breaks one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import yaml
+from hypothesis import given, settings, strategies as st
+
+from helpers import run_mapcert
+from mapcert.formulations.tiling.multilevel.constraints import (LevelConstraint, MappingConstraints,
+                                                                 SpatialConstraint, violations)
+from mapcert.formulations.tiling.multilevel.problem import DIMS, layer_extent
+from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
+from test_multilevel_exact import instances
+
+USER_DIMS = ("N", "M", "C", "P", "Q", "R", "S")
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@st.composite
+def constrained(draw):
+    problem = draw(instances())
+    layer = problem.layer
+    level = draw(st.sampled_from([1, 2]))
+    dim = draw(st.sampled_from([d for d in USER_DIMS if layer_extent(layer, d) > 1] or ["M"]))
+    fixed = draw(st.sampled_from(divisors(layer_extent(layer, dim))))
+    whole = draw(st.sampled_from([(), ("R",), ("C",)]))
+    rows = draw(st.sampled_from([None, ("C", "R"), ("M",), ()]))
+    cols = draw(st.sampled_from([None, ("P", "Q"), ("M", "C")]))
+    least = draw(st.sampled_from([0.0, 0.5, 1.0]))
+    constraints = MappingConstraints(
+        levels=tuple(sorted({level: LevelConstraint(factors=((dim, fixed),), whole=whole)}.items())),
+        spatial=SpatialConstraint(rows=rows, cols=cols, min_utilization=least))
+    return problem, replace(problem, constraints=constraints)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(constrained())
+def test_every_exact_method_solves_the_constrained_space(pair):
+    free, problem = pair
+    if problem.objective == "edp":  # the EDP search is covered by test_multilevel_exact.py
+        problem = replace(problem, objective="energy")
+        free = replace(free, objective="energy")
+    reference = solve_multilevel(problem, "enumerate")
+    assert reference.status in ("optimal", "infeasible"), reference.message
+    for method in ("cpsat", "milp"):
+        got = solve_multilevel(problem, method, time_limit=60)
+        assert got.status == reference.status, (method, got.message, reference.message)
+        if reference.status == "optimal":
+            assert got.objective == pytest.approx(reference.objective), method
+            assert violations(problem.constraints, problem.level_names, got.mapping, problem.hierarchy.pes) == []
+    if reference.status == "optimal":
+        unconstrained = solve_multilevel(free, "enumerate")
+        assert unconstrained.objective <= reference.objective + 1e-9
+
+
+SMALL = {
+    "family": "tiling",
+    "workload": {"name": "small", "dims": {"N": 1, "M": 8, "C": 4, "P": 4, "Q": 4, "R": 3, "S": 3}},
+    "hardware": {"array": {"rows": 3, "cols": 4},
+                 "levels": [{"name": "DRAM", "read_energy": 200, "write_energy": 200},
+                            {"name": "GLB", "capacity": "2 KiB", "read_energy": 6, "write_energy": 6},
+                            {"name": "RF", "per_pe": True, "capacity": "64 B", "read_energy": 1,
+                             "write_energy": 1}]},
+    "objective": "energy",
+    "solver": {"method": "cpsat", "time_limit": 60},
+}
+
+
+def write(tmp_path, constraints: dict, name: str = "c.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump({**SMALL, "constraints": constraints}, sort_keys=False))
+    return path
+
+
+def test_the_optimum_keeps_the_constraints_and_the_result_verifies(tmp_path):
+    path = write(tmp_path, {"levels": {"RF": {"factors": {"S": 3}}, "GLB": {"whole": ["R"]}},
+                            "spatial": {"rows": ["R"], "cols": ["M", "Q"], "min_utilization": 0.75}})
+    result = tmp_path / "r.yaml"
+    done = run_mapcert("solve", str(path), "-o", str(result))
+    assert done.returncode == 0, done.stderr
+    assert "constraints: GLB: R whole; RF: S=3; array rows: only R; array cols: only M/Q" in done.stdout
+    data = yaml.safe_load(result.read_text())
+    assert data["status"] == "optimal"
+    mapping = data["solution"]
+    assert mapping["levels"][2]["factors"].get("S") == 3
+    assert set(mapping["spatial"]["rows"]) <= {"R"} and set(mapping["spatial"]["cols"]) <= {"M", "Q"}
+    assert data["instance"]["constraints"]["spatial"]["min_utilization"] == 0.75
+    verified = run_mapcert("verify", str(result))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_constraint_that_empties_the_space_is_named(tmp_path):
+    done = run_mapcert("solve", str(write(tmp_path, {"levels": {"RF": {"factors": {"S": 2}}}})))
+    assert done.returncode == 2
+    assert "the constraint RF: factor S = 2 leaves no way to map S (extent 3)" in done.stdout + done.stderr
+    crowded = run_mapcert("solve", str(write(tmp_path, {"spatial": {"rows": [], "cols": [],
+                                                                    "min_utilization": 0.5}}, "u.yaml")))
+    assert crowded.returncode == 2
+    assert "under the constraints" in crowded.stdout + crowded.stderr and "Traceback" not in crowded.stderr
+
+
+@pytest.mark.parametrize("constraints, message", [
+    ({"levels": {"L2": {"whole": ["R"]}}}, "constraints.levels.L2: no level named 'L2'; the levels are DRAM, GLB, RF"),
+    ({"levels": {"DRAM": {"factors": {"R": 3}}}}, "DRAM never splits the filter window"),
+    ({"levels": {"GLB": {"factors": {"K": 2}}}}, "constraints.levels.GLB.factors.K"),
+    ({"spatial": {"min_utilization": 1.5}}, "constraints.spatial.min_utilization"),
+    ({"levels": {"GLB": {"factors": {"M": 0}}}}, "between 1 and 2^20"),
+])
+def test_bad_constraints_are_input_errors(tmp_path, constraints, message):
+    done = run_mapcert("solve", str(write(tmp_path, constraints)))
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_evaluate_refuses_a_mapping_that_breaks_a_constraint(tmp_path):
+    path = write(tmp_path, {"spatial": {"rows": ["R"], "cols": ["M"]}})
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump({"levels": [
+        {"name": "DRAM", "factors": {"M": 8, "C": 4}},
+        {"name": "GLB", "factors": {"P": 4, "Q": 4}},
+        {"name": "RF", "factors": {"R": 3}}],
+        "spatial": {"rows": {"S": 3}}}))
+    done = run_mapcert("compare", str(path), "--mapping", str(mine), "--methods", "cpsat", "--json")
+    assert "breaks the constraint spatial rows: only R unrolled" in done.stdout, done.stdout + done.stderr
+    assert '"infeasible"' in done.stdout
+
+
+def test_constraints_cover_every_dimension_of_the_model():
+    assert set(USER_DIMS) | {"G"} == set(DIMS)
