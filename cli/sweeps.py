@@ -65,6 +65,8 @@ def sweep(
 
     Networks expand to their distinct layers, each solved once; a job already in the store (same instance, same
     mapcert) is not solved again, so a sweep that was stopped is finished by running it again."""
+    if serial and workers:
+        _fail_input(["--serial: solves in this process; drop --workers (or --serial to use a local Dask cluster)"])
     if scheduler and (serial or workers):
         _fail_input(["--scheduler: the workers are the scheduler's; drop --serial and --workers"])
     if memory_limit is not None and (serial or scheduler):
@@ -103,7 +105,12 @@ def sweep(
             err.print(f"sweep {spec.name}: {len(plan.points)} points, {plan.total} distinct jobs, "
                       f"{len(plan.reused)} in the store ({db}), {len(plan.todo)} to solve on "
                       f"{executor.description}", markup=False)
-        summary = _run_with_progress(plan, store, executor, settings, as_json)
+        try:
+            summary = _run_with_progress(plan, store, executor, settings, as_json)
+        except runner.SweepInterrupted as exc:
+            err.print(f"interrupted ({exc}): every job finished before it is in {db}; the jobs in flight were "
+                      f"not stored. Run the same command again to finish the sweep.", markup=False)
+            raise _Exit(130)
         summaries = tables.point_summaries(store, spec.name)
     except runner.SweepError as exc:
         _fail_input([str(exc)])
@@ -203,7 +210,8 @@ def _job_line(outcome, counts: dict, total: int, start: float, as_json: bool, in
                           "hardware": job.hardware, "status": outcome.status, "objective": result.get("objective"),
                           "objective_name": result.get("objective_name"), "gap": result.get("gap"),
                           "wall_time_s": result.get("wall_time_s"), "attempts": outcome.attempts,
-                          "reason": outcome.reason, "worker": outcome.worker, "cached": False}), flush=True)
+                          "reason": "" if outcome.status == "optimal" else outcome.reason,
+                          "worker": outcome.worker, "cached": False}), flush=True)
     elif not interactive:
         err.print(f"[{counts['done']}/{total} {time.perf_counter() - start:.0f} s] {job.layer} on {job.hardware or '-'}:"
                   f" {outcome.status}" + (f" {format_value(result.get('objective'))} {result.get('unit', '')}"

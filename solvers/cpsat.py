@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Callable
 
 from ortools.sat.python import cp_model
 
 from .outcome import SolverOutcome
-from .threads import solver_threads
+from .threads import SWEEP_JOB_VARIABLE, solver_threads
 
 
 def default_workers() -> int:
@@ -35,6 +36,10 @@ def solve_cpsat(
     solver.parameters.max_time_in_seconds = max(0.01, float(time_limit))
     solver.parameters.num_workers = workers or default_workers()
     solver.parameters.random_seed = 0
+    if os.environ.get(SWEEP_JOB_VARIABLE):
+        # in a sweep, Ctrl-C must stop the sweep, not end this search early and
+        # let a half-finished answer be stored as the job's result
+        solver.parameters.catch_sigint_signal = False
     status = solver.Solve(model)
     has_solution = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     bound = None

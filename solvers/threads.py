@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 
 ENVIRONMENT_VARIABLE = "MAPCERT_SOLVER_THREADS"
+SWEEP_JOB_VARIABLE = "MAPCERT_SWEEP_JOB"
+"""Set while a sweep's job runs: the solvers then leave Ctrl-C to the sweep."""
 
 
 def solver_threads() -> int:

@@ -124,12 +124,13 @@ def run_job(payload: dict) -> dict:
     from ..hardware.functional.blas import single_threaded_blas
     from ..instances import load_document
     from ..pipeline import solve
-    from ..solvers.threads import ENVIRONMENT_VARIABLE
+    from ..solvers.threads import ENVIRONMENT_VARIABLE, SWEEP_JOB_VARIABLE
 
     if payload.get("version") != __version__:
         raise VersionMismatch(f"this worker runs mapcert {__version__}, the driver {payload.get('version')}; "
                               f"install the same version on every worker")
     os.environ[ENVIRONMENT_VARIABLE] = str(payload.get("threads") or 1)
+    os.environ[SWEEP_JOB_VARIABLE] = "1"
     started = time.time()
     with single_threaded_blas():
         problem = load_document(payload["instance"], f"job {payload['key'][:12]}")

@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -168,7 +170,7 @@ class SerialExecutor:
                     start = time.perf_counter()
                     try:
                         answer = run_job(payload(job, settings))
-                    except Exception as exc:  # a failing job is recorded, never fatal
+                    except Exception as exc:  # a failing job is recorded, never fatal (Ctrl-C is not an Exception)
                         if attempt <= settings.retries and not isinstance(exc, VersionMismatch):
                             continue
                         finished(Outcome(job, "failed", None, _reason(exc), attempt,
@@ -268,6 +270,7 @@ class DaskExecutor:
                     continue
                 finished(Outcome(job, "failed", None, _reason(exc), settings.retries + 1 if killed else tries))
         finally:
+            logging.getLogger("distributed").setLevel(logging.CRITICAL)  # closing after Ctrl-C is not news
             client.close()
             if cluster is not None:
                 cluster.close()
@@ -345,6 +348,8 @@ def run(plan_: Plan, store: Store, executor, settings: Settings,
         summary.statuses[status] = summary.statuses.get(status, 0) + 1
 
     def finished(outcome: Outcome) -> None:
+        if interrupted.is_set():
+            return  # an answer that arrives after Ctrl-C may be a search cut short: not stored
         limit = settings.time_limit
         if outcome.result is not None:
             store.save_result(outcome.job, outcome.result, limit, outcome.worker, outcome.job_time_s,
@@ -361,6 +366,40 @@ def run(plan_: Plan, store: Store, executor, settings: Settings,
             report("finished", outcome)
 
     if plan_.todo:
-        executor.run(plan_.todo, settings, finished, report or (lambda kind, outcome: None))
+        with _interruptible(interrupted):
+            executor.run(plan_.todo, settings, finished, report or (lambda kind, outcome: None))
     summary.wall_time_s = time.perf_counter() - start
     return summary
+
+
+interrupted = threading.Event()
+"""Set by Ctrl-C or SIGTERM during a run; from then on nothing more is stored."""
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the sweep; every job stored before it is kept."""
+
+
+class _interruptible:
+    """SIGINT and SIGTERM raise :class:`SweepInterrupted` in the driver (and
+    stop the storing at once), whatever handlers Dask or a solver installed."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+        self.previous = {}
+
+    def _handler(self, signum, frame):
+        self.event.set()
+        raise SweepInterrupted(signal.Signals(signum).name)
+
+    def __enter__(self):
+        self.event.clear()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False
