@@ -35,7 +35,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Provably optimal mappings of neural-network layers onto accelerators, with certificates.",
 )
-out = Console(width=None if sys.stdout.isatty() else 110, highlight=False)
+out = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 110, highlight=False)
 err = Console(stderr=True, highlight=False)
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2

@@ -95,10 +95,12 @@ def sweep(
             plan = runner.plan(spec, store, retry_feasible=retry_feasible, functional=functional)
         settings = runner.Settings(time_limit=time_limit or spec.spec.time_limit, functional=functional,
                                    threads=threads, retries=spec.spec.retries if retries is None else retries)
+        for warning in plan.warnings:
+            err.print(f"warning: {warning}", markup=False, soft_wrap=True)
         if dry_run:
             _show_plan(plan, db)
             raise _Exit(EXIT_OK)
-        _same_sweep_or_refuse(store, spec.name, file)
+        _same_sweep_or_refuse(store, spec.name, file, spec.spec.model_dump())
         store.save_sweep(spec.name, str(file.resolve()), spec.axes, spec.spec.model_dump(), plan.points)
         executor = runner.SerialExecutor() if serial else runner.DaskExecutor(workers, scheduler, memory)
         if not as_json:
@@ -122,17 +124,19 @@ def sweep(
                           "statuses": summary.statuses, "wall_time_s": round(summary.wall_time_s, 3)}), flush=True)
     else:
         _summary_table(summaries, spec.axes, f"sweep {spec.name}")
-        out.print(f"{summary.total} jobs: {summary.reused} from the store, {summary.solved} solved, "
+        out.print(f"{summary.total} job{'s' * (summary.total != 1)}: {summary.reused} from the store, "
+                  f"{summary.solved} solved, "
                   f"{summary.failed} failed, in {summary.wall_time_s:.1f} s; results in {db}", markup=False)
     unanswered = summary.failed + sum(status in ("failed", "error") for status in plan.reused.values())
     raise _Exit(EXIT_ERROR if unanswered else EXIT_OK)
 
 
-def _same_sweep_or_refuse(store: Store, name: str, file: Path) -> None:
+def _same_sweep_or_refuse(store: Store, name: str, file: Path, spec_dump: dict) -> None:
     """A store keeps one sweep per name: another file under the same name
     would silently take its points over."""
     for row in store.sweeps():
-        if row["name"] == name and Path(row["file"]).resolve() != file.resolve():
+        moved_copy = row["spec"] == json.dumps(spec_dump, default=str)  # the same file in a moved folder
+        if row["name"] == name and Path(row["file"]).resolve() != file.resolve() and not moved_copy:
             _fail_input([f"{file}: the store {store.path} already holds a sweep named {name!r} from {row['file']}; "
                          f"give this one another name (`sweep:` in the file) or another store (--db)"])
 
@@ -228,9 +232,10 @@ def _summary_table(summaries: list[tables.PointSummary], axes: list[str], title:
     t = render.table(title=title, title_justify="left")
     t.add_column("#", justify="right")
     for axis in axes:
-        t.add_column(axis)
-    if len(workloads) > 1:
-        t.add_column("workload")
+        t.add_column(axis, overflow="fold")
+    show_workload = len(workloads) > 1 and "workload" not in axes  # a swept workload is its own column
+    if show_workload:
+        t.add_column("workload", overflow="fold")
     t.add_column("status")
     t.add_column("proved", justify="right")
     names = sorted({s.objective_name for s in summaries if s.objective_name})
@@ -244,7 +249,7 @@ def _summary_table(summaries: list[tables.PointSummary], axes: list[str], title:
         over = "-" if heuristic is None or not s.objective else f"+{(heuristic / s.objective - 1) * 100:.1f}%"
         mark = " *" if s.index in winners else ""
         t.add_row(str(s.index), *[describe_value(s.values.get(a)) for a in axes],
-                  *([s.workload] if len(workloads) > 1 else []), s.status + mark,
+                  *([s.workload] if show_workload else []), s.status + mark,
                   f"{s.proved}/{s.distinct}", format_quantity(s.objective, s.unit), format_quantity(s.lower_bound, s.unit),
                   render.percent(s.gap), over, f"{s.wall_time_s:.1f}")
     out.print(t)
@@ -280,25 +285,33 @@ def results(
         name = tables.sweep_name(store, sweep_name)
         axes = tables.axes_of(store, name)
         try:
-            rows = tables.job_rows(store, name, where) if (jobs or csv or parquet) else []
-            summaries = [] if jobs else tables.point_summaries(store, name, where)
+            rows = tables.job_rows(store, name, where) if (jobs or csv or parquet or where) else []
+            point_where = tables.point_filters(where, axes)
+            if not jobs and not (csv or parquet) and len(point_where) < len(where):
+                layer_only = ", ".join(f for f in where if f not in point_where)
+                raise ValueError(f"--where {layer_only}: a layer's field; add --jobs (or export with --csv or "
+                                 f"--parquet) to filter the layer rows")
+            summaries = [] if jobs else tables.point_summaries(store, name, point_where)
         except ValueError as exc:
-            _fail_input([str(exc) + ("" if jobs else " (a layer's fields need --jobs)")])
+            _fail_input([str(exc)])
         if jobs:
             _jobs_table(rows, axes, name)
         else:
             _summary_table(summaries, axes, f"sweep {name} ({db})")
-        if csv is not None:
-            tables.write_csv(rows, csv)
-            out.print(f"wrote {csv}: {len(rows)} rows", markup=False)
-        if parquet is not None:
-            tables.write_parquet(rows, parquet)
-            out.print(f"wrote {parquet}: {len(rows)} rows", markup=False)
-        if html is not None:
-            from ..sweeps.report import write_report
+        try:
+            if csv is not None:
+                tables.write_csv(rows, csv)
+                out.print(f"wrote {csv}: {len(rows)} rows", markup=False)
+            if parquet is not None:
+                tables.write_parquet(rows, parquet)
+                out.print(f"wrote {parquet}: {len(rows)} rows", markup=False)
+            if html is not None:
+                from ..sweeps.report import write_report
 
-            write_report(store, name, html, where)
-            out.print(f"wrote {html}", markup=False)
+                write_report(store, name, html, point_where)
+                out.print(f"wrote {html}", markup=False)
+        except OSError as exc:
+            _fail_input([f"{exc.filename or 'output'}: cannot be written ({exc.strerror or exc})"])
     except StoreError as exc:
         _fail_input([str(exc)])
     finally:
@@ -310,10 +323,10 @@ def _jobs_table(rows: list[dict], axes: list[str], name: str) -> None:
     t = render.table(title=f"sweep {name}: {len(rows)} layer rows", title_justify="left")
     t.add_column("#", justify="right")
     for axis in axes:
-        t.add_column(axis)
+        t.add_column(axis, overflow="fold")
     for column in ("layer", "x", "status", "objective", "lower bound", "gap", "solve s", "reason"):
         t.add_column(column, justify="right" if column in ("x", "objective", "lower bound", "gap", "solve s")
-                     else "left")
+                     else "left", overflow="fold")
     for r in rows:
         t.add_row(str(r["point"]), *[describe_value(r.get(tables.axis_column(a))) for a in axes], r["part"],
                   str(r["count"]), r["status"], format_quantity(r["objective"], r["unit"] or ""),
@@ -333,9 +346,14 @@ def plot_store(db: Path, output: Path, x_axis: str | None, layer: str | None, sw
         summaries = tables.point_summaries(store, name, where)
         if not summaries:
             _fail_input([f"{db}: no point of sweep {name} matches the --where filters"])
+        if all(s.objective is None for s in summaries):
+            _fail_input([f"{db}: nothing to draw yet: no point of sweep {name} has every layer solved "
+                         f"({', '.join(sorted({s.status for s in summaries}))})"])
         return pictures.draw(summaries, tables.axes_of(store, name), output, x_axis=x_axis, layer=layer)
     except (StoreError, ValueError) as exc:
         _fail_input([str(exc)])
+    except OSError as exc:
+        _fail_input([f"{exc.filename or output}: cannot be written ({exc.strerror or exc})"])
     finally:
         store.close()
 

@@ -113,7 +113,9 @@ def curve(ax, summaries: list[PointSummary], axes: list[str], x_axis: str, layer
         prefix = f"{name}: " if name else ""
         solved = [(x, r[1]) for x, r in zip(xs, rows) if r[1] is not None]
         if solved:
-            ax.plot(*zip(*solved), "-", color=colour, linewidth=2, label=f"{prefix}optimum", zorder=3)
+            proved = all(r[3] == "optimal" for r in rows if r[1] is not None)
+            ax.plot(*zip(*solved), "-", color=colour, linewidth=2, zorder=3,
+                    label=f"{prefix}{'optimum' if proved else 'best found (not all proved)'}")
         for x, r in zip(xs, rows):
             if r[1] is not None:
                 proved = r[3] == "optimal"

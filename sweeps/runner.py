@@ -64,6 +64,7 @@ class Plan:
     jobs: dict[str, Job]
     todo: list[Job]
     reused: dict[str, str]  # key -> stored status
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -107,7 +108,35 @@ def plan(sweep: Sweep, store: Store, retry_feasible: bool = False, functional: b
             reused[key] = state.status
         else:
             todo.append(job)
-    return Plan(sweep=sweep, points=points, jobs=jobs, todo=todo, reused=reused)
+    return Plan(sweep=sweep, points=points, jobs=jobs, todo=todo, reused=reused, warnings=idle_axes(sweep, points))
+
+
+def idle_axes(sweep: Sweep, points: list[PlannedPoint]) -> list[str]:
+    """Axes whose values never change a point's jobs (an axis a later axis
+    overwrites, such as a level's size before the hardware preset): a
+    warning, since equal results would read as "this field does not matter"."""
+    from .spec import describe_value
+
+    out = []
+    for axis in sweep.axes:
+        if len(sweep.spec.axes[axis]) < 2:
+            continue
+        groups: dict[tuple, set] = {}
+        sizes: dict[tuple, int] = {}
+        for point in points:
+            rest = tuple(describe_value(v) for a, v in point.values.items() if a != axis)
+            groups.setdefault(rest, set()).add(frozenset(p.job.key for p in point.parts))
+            sizes[rest] = sizes.get(rest, 0) + 1
+        if all(len(keys) == 1 for keys in groups.values()) and any(n > 1 for n in sizes.values()):
+            later = [a for a in sweep.axes[sweep.axes.index(axis) + 1:] if _root(a) == _root(axis)]
+            out.append(f"axis {axis}: its values give the same jobs at every point"
+                       + (f"; {later[0]} comes after it and overwrites it (put {axis} last)" if later else
+                          " (a field the solve does not read?)"))
+    return out
+
+
+def _root(path: str) -> str:
+    return path.split(".")[0].split("[")[0]
 
 
 @dataclass

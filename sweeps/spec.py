@@ -33,16 +33,21 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import Field, field_validator
 
 from ..instances import InstanceError, Issue, Located, Strict, load_document, load, read_document, validate_spec
 
 SWEEP_KEYS = ("sweep", "base", "axes", "zip", "exclude", "time_limit", "retries")
+MAX_POINTS = 20_000
+"""Most points a sweep may expand to: each is validated as an instance before
+anything runs, and a store of more is not read by a person."""
 
 
 class SweepSpec(Strict):
@@ -229,15 +234,27 @@ def apply(document: dict, path: str, value, label: str, base: Path) -> dict:
 def _matches(values: dict, rule: dict) -> bool:
     for axis, wanted in rule.items():
         choices = wanted if isinstance(wanted, list) else [wanted]
-        if not any(_same_value(values.get(axis), choice) for choice in choices):
+        if not any(same_value(values.get(axis), choice) for choice in choices):
             return False
     return True
 
 
-def _same_value(a, b) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return float(a) == float(b)
-    return a == b or str(a) == str(b)
+def same_value(a, b) -> bool:
+    """Whether two swept values are the same: equal, equal as numbers or sizes
+    (``64 KiB``, ``64KiB`` and ``65536``), or equal once a text is read as
+    JSON or YAML (``{"rows": 8, "cols": 8}``)."""
+    if a == b or str(a) == str(b):
+        return True
+    x, y = numeric_value(a), numeric_value(b)
+    if x is not None and y is not None:
+        return x == y
+    for value, text in ((a, b), (b, a)):
+        if isinstance(text, str) and not isinstance(value, str):
+            try:
+                return yaml.safe_load(text) == value
+            except yaml.YAMLError:
+                return False
+    return False
 
 
 def numeric_value(value) -> float | None:
@@ -310,6 +327,11 @@ def load_sweep(path: str | Path) -> Sweep:
                 where.add(("exclude", i, axis), f"not an axis of this sweep; the axes are {', '.join(spec.axes)}")
     if where.issues:
         raise InstanceError(where.issues)
+    size = math.prod(len(_group_values(spec, g)) for g in groups)
+    if size > MAX_POINTS:
+        where.add(("axes",), f"{size:,} points before exclusions; a sweep expands to at most {MAX_POINTS:,} "
+                             f"(split it into several sweeps sharing one store)")
+        raise InstanceError(where.issues)
     points, issues, excluded, invalid = [], [], 0, 0
     for combination in itertools.product(*[_group_values(spec, g) for g in groups]):
         values = {axis: value for chunk in combination for axis, value in chunk}
@@ -339,7 +361,7 @@ def load_sweep(path: str | Path) -> Sweep:
             continue
         points.append(Point(index=index, values=values, document=document, label=point_label))
     if issues:
-        raise InstanceError(issues)
+        raise InstanceError(_once(issues))
     if not points:
         raise InstanceError([Issue(label, where.line(("exclude",)), "exclude", "every point is excluded; "
                                    "nothing to solve")])
@@ -353,10 +375,39 @@ def _at_point(issues: list[Issue], values: dict, index: int, label: str, where: 
     for issue in issues:
         axis = next((a for a in values if issue.field == a or issue.field.startswith(a + ".")
                      or a.startswith(issue.field + ".")), None)
+        if axis is None:  # `hardware.levels.1.capacity` against `hardware.levels[GLB].capacity`: the longest
+            axis = max((a for a in values if _root(a) == _root(issue.field)),  # shared path wins
+                       key=lambda a: len(_common(a, issue.field)), default=None)
         line = where.line(("axes", axis)) if axis else where.line(("base",))
         point = ", ".join(f"{a}={describe_value(v)}" for a, v in values.items())
         placed.append(Issue(label, line, issue.field, f"{issue.message} (point {index}: {point})"))
     return placed
+
+
+def _root(path: str) -> str:
+    return re.split(r"[.\[]", path, maxsplit=1)[0]
+
+
+def _common(axis: str, field: str) -> str:
+    words = re.split(r"[.\[\]]+", axis)
+    other = re.split(r"[.\[\]]+", field)
+    return "".join(w for w, o in zip(words, other) if w == o)
+
+
+def _once(issues: list[Issue]) -> list[Issue]:
+    """Problems that every point repeats, said once with the points named."""
+    seen: dict[tuple, list] = {}
+    for issue in issues:
+        text, _, point = issue.message.rpartition(" (point ")
+        key = (issue.line, issue.field, text or issue.message)
+        seen.setdefault(key, [issue, []])[1].append(point.rstrip(")").split(":")[0] if text else "")
+    out = []
+    for (line, field, text), (first, points) in seen.items():
+        if len(points) == 1:
+            out.append(first)
+        else:
+            out.append(Issue(first.file, line, field, f"{text} (points {', '.join(points)})"))
+    return out
 
 
 def _base(spec: SweepSpec, path: Path, where: Located) -> tuple[dict, Path]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..formulations.family import Status
 from ..pipeline import network_status
 from ..result import gap_of
-from .spec import describe_value
+from .spec import describe_value, same_value
 from .store import Store, StoreError
 
 RESULT_COLUMNS = ("sweep", "point", "network", "part", "count", "family", "workload", "hardware", "status",
@@ -96,6 +96,13 @@ def axes_of(store: Store, sweep: str) -> list[str]:
     return json.loads(row["axes"]) if row else []
 
 
+def point_filters(filters: list[str], axes: list[str]) -> list[str]:
+    """The filters a point can answer (swept fields and the point's own
+    columns); a layer's fields (``layer=``, ``method=``) filter job rows only."""
+    own = {"sweep", "point", "family", "workload", "hardware", "status", *axes, *[axis_column(a) for a in axes]}
+    return [f for f in filters if f.split("=", 1)[0].strip() in own]
+
+
 def parse_filters(filters: list[str], columns: list[str], axes: list[str] = ()) -> list[tuple[str, str]]:
     """``["hardware=eyeriss", "status=optimal"]`` -> (column, value) pairs; a
     swept field's path names its column (ValueError naming the known fields
@@ -117,15 +124,23 @@ def parse_filters(filters: list[str], columns: list[str], axes: list[str] = ()) 
 def _matches(row: dict, filters: list[tuple[str, str]]) -> bool:
     for key, wanted in filters:
         value = row.get(key)
-        if describe_value(value) == wanted or str(value) == wanted:
+        if same_value(value, wanted) or describe_value(value) == wanted:
             continue
-        try:
-            if value is not None and float(value) == float(wanted):
-                continue
-        except (TypeError, ValueError):
-            pass
+        if key in ("layer", "part") and isinstance(value, str) and value.endswith("." + wanted):
+            continue  # `conv1` names `resnet18.conv1`
         return False
     return True
+
+
+def unmatched(rows: list[dict], filters: list[tuple[str, str]]) -> str | None:
+    """Why no row matches, naming the values the first failing field has."""
+    for i in range(len(filters)):
+        if not any(_matches(r, filters[:i + 1]) for r in rows):
+            key, wanted = filters[i]
+            present = sorted({describe_value(r.get(key)) for r in rows if _matches(r, filters[:i])})
+            return (f"--where {key}={wanted}: no row has it; {key} is one of "
+                    f"{', '.join(present[:12]) + (', ...' if len(present) > 12 else '') or '(no value)'}")
+    return None
 
 
 def job_rows(store: Store, sweep: str, filters: list[str] | None = None) -> list[dict]:
@@ -144,7 +159,10 @@ def job_rows(store: Store, sweep: str, filters: list[str] | None = None) -> list
         rows.append(data)
     columns = ["sweep", "point", *[axis_column(a) for a in axes], "network", "part", "count", *JOB_COLUMNS]
     pairs = parse_filters(filters or [], columns, axes)
-    return [r for r in rows if _matches(r, pairs)]
+    kept = [r for r in rows if _matches(r, pairs)]
+    if pairs and not kept:
+        raise ValueError(unmatched(rows, pairs))
+    return kept
 
 
 def point_summaries(store: Store, sweep: str, filters: list[str] | None = None) -> list[PointSummary]:
@@ -163,7 +181,10 @@ def point_summaries(store: Store, sweep: str, filters: list[str] | None = None) 
         axes = axes_of(store, sweep)
         columns = ["sweep", "point", *[axis_column(a) for a in axes], "family", "workload", "hardware", "status"]
         pairs = parse_filters(filters, columns, axes)
+        every = summaries
         summaries = [s for s in summaries if _matches({**s.to_dict()}, pairs)]
+        if not summaries:
+            raise ValueError(unmatched([x.to_dict() for x in every], pairs))
     return summaries
 
 

@@ -173,6 +173,18 @@ def test_a_separately_started_scheduler_and_worker_are_used(tmp_path):
                 pass
 
 
+def test_ctrl_c_stops_the_sweep_and_stores_nothing_after_it(tmp_path):
+    path = write_sweep(tmp_path, ["first", "second", "third"], seconds=3.0)
+    driver = subprocess.Popen([sys.executable, "-m", "mapcert", "sweep", str(path), "--serial"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment())
+    time.sleep(5)  # mapcert starts, the first job sleeps in its solve
+    driver.send_signal(signal.SIGINT)
+    out, err = driver.communicate(timeout=60)
+    assert driver.returncode == 130, err
+    assert "interrupted (SIGINT)" in err and "Run the same command again" in err and "Traceback" not in err
+    assert len(stored(tmp_path / "faults.db")) <= 1  # at most the job that finished before Ctrl-C
+
+
 @pytest.mark.slow
 def test_an_unreachable_scheduler_is_a_clear_input_error(tmp_path):
     path = write_sweep(tmp_path, ["x"])

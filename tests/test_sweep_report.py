@@ -59,7 +59,7 @@ def test_plot_of_a_store_draws_the_curve_and_the_totals(network_store, tmp_path)
     layer = run_mapcert("plot", str(network_store), "-o", str(tmp_path / "conv1.png"), "--layer", "conv1")
     assert layer.returncode == 0, layer.stderr
     for args, message in ((("--layer", "conv9"), "no such layer"), (("--x", "colour"), "not a swept field"),
-                          (("--where", "status=nonsense"), "no point")):
+                          (("--where", "status=nonsense"), "no row has it; status is one of optimal")):
         bad = run_mapcert("plot", str(network_store), "-o", str(tmp_path / "bad.png"), *args)
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr
     assert run_mapcert("plot", str(tmp_path / "none.db"), "-o", str(tmp_path / "x.png")).returncode == 2

@@ -310,3 +310,47 @@ def test_a_store_of_another_schema_is_refused(tmp_path):
     done = run_mapcert("results", str(db))
     assert done.returncode == 2 and "another mapcert version (table jobs lacks job_time_s)" in done.stderr
     assert db.read_bytes() == before
+
+
+def test_filters_compare_sizes_as_values_and_say_when_nothing_matches(tmp_path):
+    path = write_sweep(tmp_path, {"hardware.levels[GLB].capacity": ["1 KiB", "4 KiB"]})
+    assert run_mapcert("sweep", str(path), "--serial").returncode == 0
+    db = tmp_path / "t.db"
+    for i, value in enumerate(("4KiB", "4096", "4 KiB")):
+        out = tmp_path / f"{i}.csv"
+        done = run_mapcert("results", str(db), "--where", f"hardware.levels[GLB].capacity={value}", "--csv", str(out))
+        assert done.returncode == 0, (value, done.stderr)
+        lines = out.read_text().splitlines()
+        assert len(lines) == 2 and ",4 KiB," in lines[1], (value, lines)
+    none = run_mapcert("results", str(db), "--where", "hardware.levels[GLB].capacity=2 KiB")
+    assert none.returncode == 2 and "no row has it" in none.stderr and "1 KiB, 4 KiB" in none.stderr
+    layer = run_mapcert("results", str(db), "--where", "layer=small", "--csv", str(tmp_path / "l.csv"))
+    assert layer.returncode == 0, layer.stderr
+    bad = run_mapcert("results", str(db), "--csv", str(tmp_path / "missing" / "x.csv"))
+    assert bad.returncode == 2 and "cannot be written" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_an_axis_a_later_axis_overwrites_is_warned_about(tmp_path):
+    path = tmp_path / "rev.yaml"
+    path.write_text(textwrap.dedent("""\
+        base: {family: tiling, workload: resnet18.layer4.0.conv2, hardware: eyeriss, objective: energy}
+        axes:
+          hardware.levels[1].scale: [0.5, 2]
+          hardware: [eyeriss, simba-pe]
+        """))
+    done = run_mapcert("sweep", str(path), "--dry-run")
+    assert done.returncode == 0
+    assert "warning: axis hardware.levels[1].scale: its values give the same jobs at every point" in done.stderr
+
+
+def test_a_sweep_in_a_moved_folder_reruns_from_its_store(tmp_path):
+    import shutil
+
+    first = tmp_path / "a"
+    first.mkdir()
+    path = write_sweep(first, {"hardware.levels[GLB].capacity": ["1 KiB"]})
+    assert run_mapcert("sweep", str(path), "--serial").returncode == 0
+    moved = tmp_path / "b"
+    shutil.copytree(first, moved)
+    done = run_mapcert("sweep", str(moved / path.name), "--serial")
+    assert done.returncode == 0 and "1 from the store, 0 solved" in done.stdout, done.stderr
