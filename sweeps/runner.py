@@ -200,11 +200,13 @@ class SerialExecutor:
                     try:
                         answer = run_job(payload(job, settings))
                     except Exception as exc:  # a failing job is recorded, never fatal (Ctrl-C is not an Exception)
+                        rearm_interrupts()
                         if attempt <= settings.retries and not isinstance(exc, VersionMismatch):
                             continue
                         finished(Outcome(job, "failed", None, _reason(exc), attempt,
                                          job_time_s=time.perf_counter() - start))
                         break
+                    rearm_interrupts()
                     finished(_outcome(job, answer, attempt))
                     break
         finally:
@@ -422,13 +424,33 @@ class _interruptible:
         raise SweepInterrupted(signal.Signals(signum).name)
 
     def __enter__(self):
+        global _armed
         self.event.clear()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self.previous[sig] = signal.signal(sig, self._handler)
+            _armed = self
         return self
 
+    def rearm(self) -> None:
+        """Install the handlers again: a native solver may have reset the
+        process's SIGINT action to the default (terminate) when it finished,
+        without Python knowing."""
+        for sig in self.previous:
+            signal.signal(sig, self._handler)
+
     def __exit__(self, *exc):
+        global _armed
+        _armed = None
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         return False
+
+
+_armed: _interruptible | None = None
+
+
+def rearm_interrupts() -> None:
+    """After a job ran in this process: make Ctrl-C reach the sweep again."""
+    if _armed is not None:
+        _armed.rearm()

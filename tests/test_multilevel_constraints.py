@@ -42,9 +42,20 @@ def constrained(draw):
     return problem, replace(problem, constraints=constraints)
 
 
-@settings(max_examples=15, deadline=None, derandomize=True)
+@settings(max_examples=8, deadline=None, derandomize=True)
 @given(constrained())
 def test_every_exact_method_solves_the_constrained_space(pair):
+    every_exact_method_solves_the_constrained_space(pair)
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(constrained())
+def test_every_exact_method_solves_the_constrained_space_on_many_instances(pair):
+    every_exact_method_solves_the_constrained_space(pair)
+
+
+def every_exact_method_solves_the_constrained_space(pair) -> None:
     free, problem = pair
     if problem.objective == "edp":  # the EDP search is covered by test_multilevel_exact.py
         problem = replace(problem, objective="energy")
