@@ -191,7 +191,9 @@ class SerialExecutor:
     description = "serial, in this process"
 
     def run(self, jobs: list[Job], settings: Settings, finished: Callable[[Outcome], None], report: Report) -> None:
-        previous = os.environ.get("MAPCERT_SOLVER_THREADS")
+        from ..solvers.threads import ENVIRONMENT_VARIABLE, SWEEP_JOB_VARIABLE
+
+        previous = {name: os.environ.get(name) for name in (ENVIRONMENT_VARIABLE, SWEEP_JOB_VARIABLE)}
         try:
             for job in jobs:
                 report("started", None)
@@ -209,11 +211,12 @@ class SerialExecutor:
                     rearm_interrupts()
                     finished(_outcome(job, answer, attempt))
                     break
-        finally:
-            if previous is None:
-                os.environ.pop("MAPCERT_SOLVER_THREADS", None)
-            else:
-                os.environ["MAPCERT_SOLVER_THREADS"] = previous
+        finally:  # run_job set them for its solvers; this process goes on without a sweep
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def _outcome(job: Job, answer: dict, attempts: int) -> Outcome:
