@@ -21,7 +21,8 @@ from ..sweeps import runner, tables
 from ..sweeps.spec import describe_value, load_sweep
 from ..sweeps.store import Store, StoreError
 from ..units import format_quantity, format_value, parse_bytes
-from . import EXIT_ERROR, EXIT_INPUT, EXIT_OK, _Exit, _fail_input, _refuse_overwrite, app, err, out, render
+from . import (EXIT_ERROR, EXIT_INPUT, EXIT_OK, _check_time_limit, _Exit, _fail_input, _Quiet, _refuse_overwrite, app,
+               err, out, render)
 
 
 def _open_store(path: Path, readonly: bool) -> Store:
@@ -66,14 +67,13 @@ def sweep(
     Networks expand to their distinct layers, each solved once; a job already in the store (same instance, same
     mapcert) is not solved again, so a sweep that was stopped is finished by running it again."""
     if serial and workers:
-        _fail_input(["--serial: solves in this process; drop --workers (or --serial to use a local Dask cluster)"])
+        _fail_input(["--serial: solves in this process; drop --workers (or drop --serial to use a local Dask cluster)"])
     if scheduler and (serial or workers):
         _fail_input(["--scheduler: the workers are the scheduler's; drop --serial and --workers"])
     if memory_limit is not None and (serial or scheduler):
         _fail_input(["--memory-limit: guards the workers of the local Dask cluster; a running scheduler's workers "
                      "take theirs from `dask worker --memory-limit`, and --serial has none"])
-    if time_limit is not None and time_limit <= 0:
-        _fail_input([f"--time-limit: must be positive, got {time_limit}"])
+    _check_time_limit(time_limit)
     memory = None
     if memory_limit is not None:
         try:
@@ -91,7 +91,7 @@ def sweep(
         store = _open_store(db, readonly=False)
     try:
         with err.status("expanding the sweep...", spinner="dots") if sys.stderr.isatty() and not as_json \
-                else _nothing():
+                else _Quiet():
             plan = runner.plan(spec, store, retry_feasible=retry_feasible, functional=functional)
         settings = runner.Settings(time_limit=time_limit or spec.spec.time_limit, functional=functional,
                                    threads=threads, retries=spec.spec.retries if retries is None else retries)
@@ -139,14 +139,6 @@ def _same_sweep_or_refuse(store: Store, name: str, file: Path, spec_dump: dict) 
         if row["name"] == name and Path(row["file"]).resolve() != file.resolve() and not moved_copy:
             _fail_input([f"{file}: the store {store.path} already holds a sweep named {name!r} from {row['file']}; "
                          f"give this one another name (`sweep:` in the file) or another store (--db)"])
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _show_plan(plan: runner.Plan, db: Path) -> None:
