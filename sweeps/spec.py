@@ -44,7 +44,6 @@ from pydantic import Field, field_validator
 
 from ..instances import InstanceError, Issue, Located, Strict, load_document, load, read_document, validate_spec
 
-SWEEP_KEYS = ("sweep", "base", "axes", "zip", "exclude", "time_limit", "retries")
 MAX_POINTS = 20_000
 """Most points a sweep may expand to: each is validated as an instance before
 anything runs, and a store of more is not read by a person."""
