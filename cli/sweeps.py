@@ -98,7 +98,16 @@ def sweep(
         for warning in plan.warnings:
             err.print(f"warning: {warning}", markup=False, soft_wrap=True)
         if dry_run:
-            _show_plan(plan, db)
+            if as_json:
+                todo = {job.key for job in plan.todo}
+                for point in plan.points:
+                    print(json.dumps({"event": "point", "point": point.index, "values": point.values,
+                                      "family": point.family, "workload": point.workload,
+                                      "jobs": len(point.parts),
+                                      "to_solve": len({p.job.key for p in point.parts} & todo)},
+                                     default=str), flush=True)
+            else:
+                _show_plan(plan, db)
             raise _Exit(EXIT_OK)
         _same_sweep_or_refuse(store, spec.name, file, spec.spec.model_dump())
         store.save_sweep(spec.name, str(file.resolve()), spec.axes, spec.spec.model_dump(), plan.points)
@@ -171,10 +180,11 @@ def _run_with_progress(plan, store, executor, settings, as_json: bool) -> runner
                         TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
                         console=err, transient=False, disable=not interactive)
     if as_json:
-        for key, status in plan.reused.items():
-            job = plan.jobs[key]
+        stored = store.job_summaries(list(plan.reused))
+        for key in plan.reused:
+            job, row = plan.jobs[key], stored.get(key, {})
             print(json.dumps({"event": "job", "key": key, "family": job.family, "layer": job.layer,
-                              "hardware": job.hardware, "status": status, "cached": True}), flush=True)
+                              "hardware": job.hardware, **row, "cached": True}), flush=True)
 
     def text() -> str:
         return (f"done {counts['done']}/{total} · proved {counts['proved']} · failed {counts['failed']} · "

@@ -311,6 +311,17 @@ class Store:
         """One row per point and part (the ``rows`` view), in point order."""
         return list(self.db.execute("SELECT * FROM rows WHERE sweep = ? ORDER BY point, position", (sweep,)))
 
+    def job_summaries(self, keys: list[str]) -> dict[str, dict]:
+        """Status, objective, gap and times of stored jobs (for one line each)."""
+        found = {}
+        for chunk in range(0, len(keys), 500):
+            part = keys[chunk:chunk + 500]
+            marks = ",".join("?" * len(part))
+            for row in self.db.execute(f"SELECT key, status, objective, objective_name, gap, wall_time_s, attempts, "
+                                       f"reason FROM jobs WHERE key IN ({marks})", part):
+                found[row["key"]] = {k: row[k] for k in row.keys() if k != "key"}
+        return found
+
     def job_results(self, keys: list[str]) -> dict[str, dict]:
         found = {}
         for chunk in range(0, len(keys), 500):

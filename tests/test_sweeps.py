@@ -354,3 +354,18 @@ def test_a_sweep_in_a_moved_folder_reruns_from_its_store(tmp_path):
     shutil.copytree(first, moved)
     done = run_mapcert("sweep", str(moved / path.name), "--serial")
     assert done.returncode == 0 and "1 from the store, 0 solved" in done.stdout, done.stderr
+
+
+def test_json_lines_of_stored_jobs_and_of_a_dry_run(tmp_path):
+    path = write_sweep(tmp_path, {"hardware.levels[GLB].capacity": ["1 KiB", "4 KiB"]})
+    first = run_mapcert("sweep", str(path), "--serial", "--json")
+    solved = {line["key"]: line for line in map(json.loads, first.stdout.splitlines()) if line["event"] == "job"}
+    again = run_mapcert("sweep", str(path), "--serial", "--json")
+    cached = [json.loads(line) for line in again.stdout.splitlines()]
+    assert [c["event"] for c in cached] == ["job", "job", "sweep"]
+    for line in cached[:2]:
+        assert line["cached"] and line["objective"] == solved[line["key"]]["objective"] and line["status"] == "optimal"
+    plan = run_mapcert("sweep", str(path), "--dry-run", "--json")
+    points = [json.loads(line) for line in plan.stdout.splitlines()]
+    assert [p["values"]["hardware.levels[GLB].capacity"] for p in points] == ["1 KiB", "4 KiB"]
+    assert all(p["event"] == "point" and p["to_solve"] == 0 for p in points)
