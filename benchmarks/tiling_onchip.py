@@ -4,6 +4,12 @@ heuristic mapper to the certified optimum, for a network on several presets.
     python benchmarks/tiling_onchip.py                        # ResNet-50, eyeriss and simba-pe, energy
     python benchmarks/tiling_onchip.py --network resnet18 --presets eyeriss --time-limit 60
     python benchmarks/tiling_onchip.py --network resnet18 --presets eyeriss --objective edp --bandwidth DRAM=2
+    python benchmarks/tiling_onchip.py --gains bypass --presets eyeriss tpu-like
+
+``--gains bypass`` prints what a larger mapping space gains instead: per
+layer, the optimum with the preset's fixed keep sets against the optimum
+when every on-chip level keeps or bypasses each tensor as the solver
+chooses (same capacities), and both solve times.
 
 Each distinct layer shape is solved once. Times are wall clock on this
 machine. Gaps are measured against the proved optimum; when the time limit
@@ -51,6 +57,48 @@ def with_bandwidths(hierarchy, settings: list[str]):
     return replace(hierarchy, levels=levels)
 
 
+def bypass_chosen(hierarchy):
+    """The hierarchy with every on-chip level's keep set left to the mapping
+    (the tensors of its partition, or all three, each kept or bypassed)."""
+    levels = [hierarchy.levels[0]]
+    for level in hierarchy.levels[1:]:
+        may = frozenset(level.partition_bits) if level.partition_bits is not None else frozenset(
+            ("inputs", "weights", "outputs"))
+        levels.append(replace(level, holds=may, chosen=may))
+    return replace(hierarchy, levels=tuple(levels))
+
+
+def gain_table(network: str, hierarchy, objective: str, time_limit: float) -> None:
+    """Per distinct layer: the proved optimum in the preset's space and in the
+    space with bypass chosen, the gain, and the CP-SAT time of each."""
+    larger = bypass_chosen(hierarchy)
+    print(f"\n{network} on {hierarchy.name}, objective {objective}: fixed keep sets vs bypass chosen "
+          f"(limit {time_limit:g} s)", flush=True)
+    print(f"{'layer':30s} {'fixed':>14s} {'s':>7s} {'chosen':>14s} {'s':>7s} {'gain':>7s}  bypassed", flush=True)
+    gains, slow = [], []
+    for layer, _ in distinct_layers(network):
+        base = solve_multilevel(MultiLevelProblem(layer, hierarchy, objective=objective), "cpsat", time_limit)
+        wide = solve_multilevel(MultiLevelProblem(layer, larger, objective=objective), "cpsat", time_limit)
+        if base.objective is None or wide.objective is None:
+            print(f"{layer.name:30s} {base.status:>14s} {'':>7s} {wide.status:>14s}", flush=True)
+            continue
+        if base.status == wide.status == "optimal" and wide.objective > base.objective * (1 + 1e-9):
+            raise SystemExit(f"{layer.name}: the larger space's optimum is worse")
+        gain = 1 - wide.objective / base.objective
+        gains.append(gain)
+        slow.append(wide.wall_time_s / max(base.wall_time_s, 1e-3))
+        keep = wide.mapping.keep_sets(larger)
+        bypassed = "; ".join(f"{level.name}: {', '.join(sorted(level.holds - kept))}"
+                             for level, kept in zip(larger.levels, keep) if level.holds - kept)
+        marks = "" if base.status == wide.status == "optimal" else " (not all proved)"
+        print(f"{layer.name:30s} {base.objective:14,.0f} {base.wall_time_s:7.2f} {wide.objective:14,.0f} "
+              f"{wide.wall_time_s:7.2f} {100 * gain:6.1f}%  {bypassed or '-'}{marks}", flush=True)
+    if gains:
+        print(f"summary {hierarchy.name}: gain median {100 * statistics.median(gains):.1f}%, "
+              f"largest {100 * max(gains):.1f}%; solve time chosen/fixed median {statistics.median(slow):.2f}x, "
+              f"worst {max(slow):.2f}x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--network", default="resnet50")
@@ -60,7 +108,13 @@ def main() -> int:
     parser.add_argument("--bandwidth", action="append", default=[], metavar="LEVEL=WORDS",
                         help="words per cycle of a level (per PE for a per-PE level); repeatable, "
                              "e.g. --bandwidth DRAM=2 for latency or edp")
+    parser.add_argument("--gains", choices=["bypass"], help="print the gain of a larger mapping space instead")
     args = parser.parse_args()
+    if args.gains:
+        for preset in args.presets:
+            gain_table(args.network, with_bandwidths(hierarchy_preset(preset), args.bandwidth), args.objective,
+                       args.time_limit)
+        return 0
     names = list(HEURISTICS)
     for preset in args.presets:
         hierarchy = with_bandwidths(hierarchy_preset(preset), args.bandwidth)

@@ -4,7 +4,11 @@ A hierarchy lists its memory levels outermost first.  Level 0 is off-chip
 DRAM: unbounded, it holds every tensor.  Each on-chip level has a capacity
 (shared by the tensors it holds, or partitioned per tensor), may hold only
 some tensors (the others bypass it), and is either shared by the whole
-array or private to each PE (``per_pe``).  Private levels sit at the bottom:
+array or private to each PE (``per_pe``).  Whether a level keeps a
+tensor is either fixed by the hardware (``holds``) or a decision of the
+mapping (``chosen``: the tensors the level may keep or bypass, as
+Timeloop's mapper explores bypass); a mapping's keep sets turn the
+hierarchy into a fixed one (``Hierarchy.kept``).  Private levels sit at the bottom:
 the spatial fan-out onto the ``rows x cols`` PE array lies between the last
 shared level and the first private one (or right above the MAC units when
 no level is private).
@@ -16,7 +20,7 @@ per instance of the level (``None``: not a limit).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -36,9 +40,17 @@ class MemoryLevel:
     partition_bits: dict[str, int] | None = None
     holds: frozenset[str] = frozenset(TENSORS)
     per_pe: bool = False
+    chosen: frozenset[str] = frozenset()
+    """Tensors of ``holds`` the mapping may bypass (keep or bypass is its
+    decision); the others the level always keeps."""
     read_energy: float = 0.0
     write_energy: float = 0.0
     bandwidth: float | None = None
+
+    @property
+    def always_holds(self) -> frozenset[str]:
+        """The tensors this level keeps in every mapping."""
+        return self.holds - self.chosen
 
     def fits(self, tile_bits: dict[str, int]) -> bool:
         """Whether one tile of each held tensor fits (bits per tensor)."""
@@ -77,6 +89,8 @@ class Hierarchy:
             out.append(f"level 0 ({dram.name}) is off-chip memory and must be unbounded")
         if dram.holds != frozenset(TENSORS):
             out.append(f"level 0 ({dram.name}) must hold every tensor")
+        if dram.chosen:
+            out.append(f"level 0 ({dram.name}) keeps every tensor; it cannot bypass one")
         if dram.per_pe:
             out.append(f"level 0 ({dram.name}) cannot be private to a PE")
         seen_private = False
@@ -89,6 +103,9 @@ class Hierarchy:
             unknown = set(level.holds) - set(TENSORS)
             if unknown:
                 out.append(f"level {level.name} holds unknown tensors {sorted(unknown)}")
+            if not level.chosen <= level.holds:
+                out.append(f"level {level.name} may bypass {sorted(level.chosen - level.holds)}, "
+                           "which it cannot hold")
             if level.partition_bits is not None:
                 missing = set(level.holds) - set(level.partition_bits)
                 if missing:
@@ -113,6 +130,39 @@ class Hierarchy:
     def pes(self) -> int:
         return self.rows * self.cols
 
+    @property
+    def chooses_bypass(self) -> bool:
+        """Whether some level's keep or bypass is a decision of the mapping."""
+        return any(level.chosen for level in self.levels)
+
+    def default_keep(self) -> tuple[frozenset[str], ...]:
+        """Every level keeping every tensor it may hold (the space without bypass choices)."""
+        return tuple(level.holds for level in self.levels)
+
+    def keep_problems(self, keep: tuple[frozenset[str], ...]) -> list[str]:
+        """Why ``keep`` (per level, the tensors kept) is not a keep choice of this hierarchy."""
+        if len(keep) != len(self.levels):
+            return [f"keep sets for {len(keep)} levels, the hierarchy has {len(self.levels)}"]
+        out = []
+        for level, kept in zip(self.levels, keep, strict=True):
+            if not kept <= level.holds:
+                out.append(f"level {level.name} cannot keep {', '.join(sorted(kept - level.holds))}")
+            if not level.always_holds <= kept:
+                out.append(f"level {level.name} always keeps {', '.join(sorted(level.always_holds - kept))}; "
+                           "the hardware fixes it")
+        return out
+
+    def kept(self, keep: tuple[frozenset[str], ...]) -> "Hierarchy":
+        """This hierarchy with the mapping's keep choices fixed: each level
+        holds exactly ``keep[l]`` and chooses nothing."""
+        levels = tuple(replace(level, holds=frozenset(k), chosen=frozenset())
+                       for level, k in zip(self.levels, keep, strict=True))
+        return replace(self, levels=levels)
+
+    def fixed(self) -> "Hierarchy":
+        """Every chosen tensor kept: the space in which the hardware decides all bypass."""
+        return self.kept(self.default_keep()) if self.chooses_bypass else self
+
     def holder_above(self, index: int, tensor: str) -> int:
         """The nearest level above ``index`` that holds ``tensor`` (DRAM at worst)."""
         for j in range(index - 1, -1, -1):
@@ -135,17 +185,45 @@ def _bits(value) -> int:
     return int(parse_bytes(value) * 8)
 
 
+def level_holdings(index: int, holds, keep, bypass, partition) -> tuple[frozenset[str], frozenset[str]]:
+    """(tensors a level may hold, those of them it may bypass) from its YAML keys.
+
+    ``holds`` fixes the level's tensors (the hardware decides). Without it
+    the level may keep each tensor it has room for (its partition's tensors,
+    or all three) and the mapping chooses, except the tensors ``keep``
+    forces and ``bypass`` forbids (Timeloop's keep/bypass constraints).
+    DRAM (level 0) keeps everything. Raises ValueError on a contradiction."""
+    if holds is not None:
+        if keep or bypass:
+            raise ValueError("'holds' fixes what the level keeps; give either holds or keep/bypass")
+        return frozenset(holds), frozenset()
+    keep, bypass = frozenset(keep or ()), frozenset(bypass or ())
+    if keep & bypass:
+        raise ValueError(f"{', '.join(sorted(keep & bypass))} both kept and bypassed")
+    if index == 0:
+        if bypass:
+            raise ValueError("off-chip memory keeps every tensor; it cannot bypass one")
+        return frozenset(TENSORS), frozenset()
+    candidates = frozenset(TENSORS) if partition is None else frozenset(partition)
+    if not keep <= candidates:
+        raise ValueError(f"keeps {', '.join(sorted(keep - candidates))} but has no partition for it")
+    may = candidates - bypass
+    return may, may - keep
+
+
 def hierarchy_from_dict(name: str, raw: dict) -> Hierarchy:
     """Build a Hierarchy from its YAML form (raises ValueError on anything off)."""
     levels = []
-    for spec in raw["levels"]:
+    for index, spec in enumerate(raw["levels"]):
         partition = spec.get("partition")
+        holds, chosen = level_holdings(index, spec.get("holds"), spec.get("keep"), spec.get("bypass"), partition)
         levels.append(
             MemoryLevel(
                 name=spec["name"],
                 capacity_bits=None if spec.get("capacity") is None else _bits(spec["capacity"]),
                 partition_bits=None if partition is None else {t: _bits(v) for t, v in partition.items()},
-                holds=frozenset(spec.get("holds", TENSORS)),
+                holds=holds,
+                chosen=chosen,
                 per_pe=bool(spec.get("per_pe", False)),
                 read_energy=float(spec.get("read_energy", 0.0)),
                 write_energy=float(spec.get("write_energy", spec.get("read_energy", 0.0))),

@@ -99,3 +99,12 @@ def random_multilevel_mapping(problem, rnd, full_orders: bool):
     else:
         orders = tuple(rnd.choice(GROUP_ORDERS) for _ in range(K))
     return mapping_from_choice(problem, rows, orders)
+
+
+def with_random_keep(problem, mapping, rnd):
+    """``mapping`` with a keep set drawn uniformly among those the hierarchy allows."""
+    from dataclasses import replace
+
+    from mapcert.formulations.tiling.multilevel.bypass import keep_sets
+
+    return replace(mapping, keep=rnd.choice(keep_sets(problem.hierarchy)))

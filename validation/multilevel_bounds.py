@@ -2,9 +2,9 @@
 
 * ``objective``: a bound on the instance's objective that any mapping obeys.
   - Energy: every MAC once, every used input and every weight read from DRAM
-    once and written once into the first on-chip level that holds it, every
-    output written to DRAM once and read once from the innermost level that
-    holds it on chip.
+    once and written once into the first on-chip level that always holds it
+    (a level whose keep is chosen may be bypassed), every output written to
+    DRAM once and read once from the innermost level that always holds it.
   - Off-chip traffic: the compulsory traffic.
   - Latency: ceil(MACs / PEs).
   - EDP: the product of the energy and latency bounds.
@@ -61,8 +61,8 @@ def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
     p = layer.precision
     used_inputs, weights, outputs = layer.input_elements_used, layer.weight_elements, layer.output_elements
 
-    def first_holder(tensor: str):
-        return next((lv for lv in hier.levels[1:] if tensor in lv.holds), None)
+    def first_holder(tensor: str):  # a level that may bypass the tensor is no certain stop
+        return next((lv for lv in hier.levels[1:] if tensor in lv.always_holds), None)
 
     dram = hier.levels[0]
     energy = layer.macs * hier.mac_energy + dram.read_energy * (used_inputs + weights) + dram.write_energy * outputs
@@ -70,7 +70,7 @@ def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
         holder = first_holder(tensor)
         if holder is not None:
             energy += holder.write_energy * count
-    innermost_out = next((lv for lv in reversed(hier.levels[1:]) if "outputs" in lv.holds), None)
+    innermost_out = next((lv for lv in reversed(hier.levels[1:]) if "outputs" in lv.always_holds), None)
     if innermost_out is not None:
         energy += innermost_out.read_energy * outputs
     latency = ceil(layer.macs / hier.pes)

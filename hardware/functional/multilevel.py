@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...formulations.tiling.multilevel.problem import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem
+from ...formulations.tiling.multilevel.problem import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem, kept_problem
 from .tiling import random_operands, reference_conv
 
 TENSORS = ("inputs", "weights", "outputs")
@@ -48,6 +48,7 @@ class MultiLevelReport:
 
 def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed: int = 0,
                    max_steps: int = 2_000_000) -> MultiLevelReport:
+    problem = kept_problem(problem, mapping)
     layer, hier = problem.layer, problem.hierarchy
     start = time.perf_counter()
     K, pe = len(hier.levels), hier.pe_level

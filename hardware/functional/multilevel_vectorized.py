@@ -48,7 +48,7 @@ import time
 
 import numpy as np
 
-from ...formulations.tiling.multilevel.problem import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem
+from ...formulations.tiling.multilevel.problem import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem, kept_problem
 from ...formulations.tiling.problem import ConvLayer
 from .multilevel import MultiLevelReport
 from .tiling import random_operands, reference_conv
@@ -366,6 +366,7 @@ def run_multilevel_vectorized(problem: MultiLevelProblem, mapping: MultiLevelMap
         (a memory guard; there is no limit on tiles or loop iterations).
     """
     start = time.perf_counter()
+    problem = kept_problem(problem, mapping)
     needed = _memory_needed(problem.layer)
     if needed > MAX_TENSOR_BYTES:
         raise ValueError(f"the layer's tensors need {needed / 2**30:.1f} GiB in float64; "

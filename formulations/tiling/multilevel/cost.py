@@ -32,8 +32,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from .problem import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem, layer_extent, mapping_problems
+from .problem import (DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem, kept_problem, layer_extent,
+                      mapping_problems)
 from ..problem import ConvLayer, _window_table
+from .bypass import links
 
 TENSORS = ("inputs", "weights", "outputs")
 
@@ -169,13 +171,23 @@ class MultiLevelMetrics:
         }
 
 
-def access_counts(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray]],
-                  spatial: dict[str, np.ndarray], orders: list[tuple[str, ...]]):
-    """The vectorized core: reads and writes per level and tensor (words),
-    tile bits per level and tensor, DRAM output words that are partial sums.
+@dataclass
+class LinkWords:
+    """The order-independent part of the vectorized core: tiles, instances,
+    busy PEs, tile bits, and per fill path (``bypass.links``) the words one
+    fill writes into the child's instances and reads at the parent."""
 
-    ``factors[l][d]`` are temporal trip counts, ``spatial[d]`` the spatial
-    factor of d (rows times columns), ``orders[l]`` each level's order."""
+    tiles: list
+    instances: list
+    pes_used: np.ndarray
+    tile_bits: list
+    paths: list  # (Link, child words, parent words, crosses the fan-out)
+
+
+def link_words(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray]],
+               spatial: dict[str, np.ndarray]) -> LinkWords:
+    """Tiles and words per fill of every path; loop orders do not enter
+    them, so a search over orders computes them once."""
     layer, hier = problem.layer, problem.hierarchy
     K, pe = len(hier.levels), hier.pe_level
     one = np.asarray(1, dtype=np.int64)
@@ -190,41 +202,89 @@ def access_counts(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray
                     for d in DIMS}
     union = [{d: tiles[l][d] * s[d] for d in DIMS} if l >= pe else tiles[l] for l in range(K + 1)]
     instances = [pes_used if l >= pe else one for l in range(K + 1)]
-
-    reads = [{t: np.asarray(0, dtype=np.int64) for t in TENSORS} for _ in range(K)]
-    writes = [{t: np.asarray(0, dtype=np.int64) for t in TENSORS} for _ in range(K)]
-    boundary = np.asarray(0, dtype=np.int64)  # words into and out of PE-private storage
-    for l in range(1, K + 1):
-        loops = [(d, factors[j][d]) for j in range(l) for d in orders[j]]
-        for tensor in TENSORS:
-            if l < K and tensor not in hier.levels[l].holds:
-                continue
-            a = hier.holder_above(l, tensor)
-            fills, distinct = fills_and_distinct(loops, tensor)
-            child_words = tile_elements(layer, tensor, tiles[l]) * instances[l]
-            parent_words = child_words
-            if a < pe <= l:  # one shared parent serves every PE at once
-                parent_words = (union_input_words(layer, tiles[l], tiles[pe], s) if tensor == "inputs"
-                                else tile_elements(layer, tensor, union[l]))
-            crosses = a < pe <= l
-            if tensor != "outputs":
-                reads[a][tensor] = reads[a][tensor] + fills * parent_words
-                if l < K:
-                    writes[l][tensor] = writes[l][tensor] + fills * child_words
-                if crosses:
-                    boundary = boundary + fills * child_words
-            else:
-                refills = (fills - distinct) * parent_words
-                if crosses:
-                    boundary = boundary + refills + fills * child_words
-                reads[a][tensor] = reads[a][tensor] + refills
-                writes[a][tensor] = writes[a][tensor] + fills * parent_words
-                if l < K:
-                    writes[l][tensor] = writes[l][tensor] + refills
-                    reads[l][tensor] = reads[l][tensor] + fills * child_words
+    paths = []
+    child_of: dict[tuple[int, str], np.ndarray] = {}
+    for link in links(hier):
+        l, tensor, a = link.level, link.tensor, link.parent
+        if (l, tensor) not in child_of:
+            child_of[l, tensor] = tile_elements(layer, tensor, tiles[l]) * instances[l]
+        child_words = parent_words = child_of[l, tensor]
+        crosses = a < pe <= l
+        if crosses:  # one shared parent serves every PE at once
+            parent_words = (union_input_words(layer, tiles[l], tiles[pe], s) if tensor == "inputs"
+                            else tile_elements(layer, tensor, union[l]))
+        paths.append((link, child_words, parent_words, crosses))
     prec = layer.precision
     bits = {"inputs": prec.inputs, "weights": prec.weights, "outputs": prec.psums}
     tile_bits = [{t: tile_elements(layer, t, tiles[l]) * bits[t] for t in TENSORS} for l in range(K)]
+    return LinkWords(tiles, instances, pes_used, tile_bits, paths)
+
+
+def link_terms(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray]],
+               spatial: dict[str, np.ndarray], orders: list[tuple[str, ...]], words: LinkWords | None = None):
+    """The vectorized core: per possible fill path (``bypass.links``), the
+    reads and writes it adds (words, as (kind, level, count)) and the words
+    it moves into and out of PE-private storage; plus tile bits per level
+    and tensor, the tiles, the instances per level and the busy PEs.
+
+    ``factors[l][d]`` are temporal trip counts, ``spatial[d]`` the spatial
+    factor of d (rows times columns), ``orders[l]`` each level's order;
+    ``words`` is :func:`link_words` of the same factors when already known."""
+    K = len(problem.hierarchy.levels)
+    words = words or link_words(problem, factors, spatial)
+    terms = []
+    fills_of: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+    for link, child_words, parent_words, crosses in words.paths:
+        l, tensor, a = link.level, link.tensor, link.parent
+        if (l, tensor) not in fills_of:
+            loops = [(d, factors[j][d]) for j in range(l) for d in orders[j]]
+            fills_of[l, tensor] = fills_and_distinct(loops, tensor)
+        fills, distinct = fills_of[l, tensor]
+        counts = []
+        boundary = np.asarray(0, dtype=np.int64)  # words into and out of PE-private storage
+        if tensor != "outputs":
+            counts.append(("reads", a, fills * parent_words))
+            if l < K:
+                counts.append(("writes", l, fills * child_words))
+            if crosses:
+                boundary = fills * child_words
+        else:
+            refills = (fills - distinct) * parent_words
+            if crosses:
+                boundary = refills + fills * child_words
+            counts += [("reads", a, refills), ("writes", a, fills * parent_words)]
+            if l < K:
+                counts += [("writes", l, refills), ("reads", l, fills * child_words)]
+        terms.append((link, counts, boundary))
+    return terms, words.tile_bits, words.tiles, words.instances, words.pes_used
+
+
+def sum_terms(terms, K: int, keep: tuple[frozenset[str], ...] | None):
+    """Reads and writes per level and tensor, and the array-boundary words,
+    of the fill paths that exist under ``keep`` (None: every path, for a
+    hierarchy whose keep sets are fixed)."""
+    reads = [{t: np.asarray(0, dtype=np.int64) for t in TENSORS} for _ in range(K)]
+    writes = [{t: np.asarray(0, dtype=np.int64) for t in TENSORS} for _ in range(K)]
+    boundary = np.asarray(0, dtype=np.int64)
+    for link, counts, crossing in terms:
+        if keep is not None and not link.active(keep):
+            continue
+        for kind, level, value in counts:
+            table = reads if kind == "reads" else writes
+            table[level][link.tensor] = table[level][link.tensor] + value
+        boundary = boundary + crossing
+    return reads, writes, boundary
+
+
+def access_counts(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray]],
+                  spatial: dict[str, np.ndarray], orders: list[tuple[str, ...]]):
+    """Reads and writes per level and tensor (words), tile bits per level and
+    tensor, tiles, instances per level, busy PEs and array-boundary words,
+    with every level keeping what it may hold."""
+    hier = problem.hierarchy
+    terms, tile_bits, tiles, instances, pes_used = link_terms(problem, factors, spatial, orders)
+    keep = hier.default_keep() if hier.chooses_bypass else None
+    reads, writes, boundary = sum_terms(terms, len(hier.levels), keep)
     return reads, writes, tile_bits, tiles, instances, pes_used, boundary
 
 
@@ -257,6 +317,8 @@ def evaluate_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping) 
     problems = mapping_problems(layer, hier, mapping)
     if problems:
         raise ValueError("; ".join(problems))
+    problem = kept_problem(problem, mapping)
+    hier = problem.hierarchy
     K = len(hier.levels)
     factors = [{d: np.int64(mapping.factor(l, d)) for d in DIMS} for l in range(K)]
     spatial = {d: np.int64(mapping.spatial(d)) for d in DIMS}
@@ -297,42 +359,70 @@ def extents(layer: ConvLayer) -> dict[str, int]:
 
 def objective_values(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray]],
                      spatial_rows: dict[str, np.ndarray], spatial_cols: dict[str, np.ndarray],
-                     orders: list[tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
+                     orders: list[tuple[str, ...]], keeps: list[tuple[frozenset[str], ...]] | None = None,
+                     words: LinkWords | None = None):
     """(objective, feasible) broadcast over arrays of factors: the same
-    numbers ``evaluate_multilevel`` reports, for many mappings at once."""
+    numbers ``evaluate_multilevel`` reports, for many mappings at once, with
+    every level keeping what it may hold.
+
+    With ``keeps`` (keep sets of a hierarchy with chosen bypass), each
+    mapping's best keep set among them: (objective, feasible, index into
+    ``keeps``). The fill paths are computed once and summed per keep set;
+    ``words`` (:func:`link_words` of the same factors) saves recomputing
+    what the orders do not change."""
     hier = problem.hierarchy
     K = len(hier.levels)
     spatial = {d: np.asarray(spatial_rows.get(d, 1)) * np.asarray(spatial_cols.get(d, 1)) for d in DIMS}
-    reads, writes, tile_bits, _, instances, _, _ = access_counts(problem, factors, spatial, orders)
-    feasible = np.asarray(True)
-    for l in range(1, K):
-        level = hier.levels[l]
-        if level.partition_bits is not None:
-            for t in level.holds:
-                feasible = feasible & (tile_bits[l][t] <= level.partition_bits[t])
-        else:
-            feasible = feasible & (sum(tile_bits[l][t] for t in level.holds) <= level.capacity_bits)
+    terms, tile_bits, _, instances, _ = link_terms(problem, factors, spatial, orders, words)
     rows_used = np.asarray(1, dtype=np.int64)
     cols_used = np.asarray(1, dtype=np.int64)
+    compute = np.asarray(1, dtype=np.int64)
     for d in DIMS:
         rows_used = rows_used * np.asarray(spatial_rows.get(d, 1))
         cols_used = cols_used * np.asarray(spatial_cols.get(d, 1))
-    feasible = feasible & (rows_used <= hier.rows) & (cols_used <= hier.cols)
-    name = problem.objective
-    if name == "offchip_traffic":
-        value = sum(offchip_bits(problem.layer, reads[0], writes[0]).values()) / 8
-    else:
-        energy = energy_of(problem, reads, writes)
-        compute = np.asarray(1, dtype=np.int64)
         for l in range(K):
-            for d in DIMS:
-                compute = compute * np.asarray(factors[l][d], dtype=np.int64)
-        latency = compute.astype(np.float64)
-        for l, level in enumerate(hier.levels):
-            if level.bandwidth:
-                words = sum(reads[l][t] + writes[l][t] for t in TENSORS)
-                latency = np.maximum(latency, np.ceil(words / instances[l] / level.bandwidth - 1e-9))
-        value = {"energy": energy, "latency": latency, "edp": energy * latency}[name]
-    value = np.asarray(value, dtype=np.float64)
-    return np.broadcast_to(value, np.broadcast_shapes(value.shape, np.shape(feasible))), \
-        np.broadcast_to(feasible, np.broadcast_shapes(value.shape, np.shape(feasible)))
+            compute = compute * np.asarray(factors[l][d], dtype=np.int64)
+    fits_array = (rows_used <= hier.rows) & (cols_used <= hier.cols)
+
+    def score(keep):
+        held = keep or hier.default_keep()
+        reads, writes, _ = sum_terms(terms, K, keep)
+        feasible = fits_array
+        for l in range(1, K):
+            level = hier.levels[l]
+            if level.partition_bits is not None:
+                for t in held[l]:
+                    feasible = feasible & (tile_bits[l][t] <= level.partition_bits[t])
+            else:
+                feasible = feasible & (sum((tile_bits[l][t] for t in held[l]), np.asarray(0))
+                                       <= level.capacity_bits)
+        name = problem.objective
+        if name == "offchip_traffic":
+            value = sum(offchip_bits(problem.layer, reads[0], writes[0]).values()) / 8
+        else:
+            energy = energy_of(problem, reads, writes)
+            latency = compute.astype(np.float64)
+            for l, level in enumerate(hier.levels):
+                if level.bandwidth:
+                    words = sum(reads[l][t] + writes[l][t] for t in TENSORS)
+                    latency = np.maximum(latency, np.ceil(words / instances[l] / level.bandwidth - 1e-9))
+            value = {"energy": energy, "latency": latency, "edp": energy * latency}[name]
+        value = np.asarray(value, dtype=np.float64)
+        shape = np.broadcast_shapes(value.shape, np.shape(feasible))
+        return np.broadcast_to(value, shape), np.broadcast_to(feasible, shape)
+
+    if keeps is None:
+        return score(hier.default_keep() if hier.chooses_bypass else None)
+    best_value = best_feasible = best_index = None
+    for index, keep in enumerate(keeps):
+        value, feasible = score(keep)
+        masked = np.where(feasible, value, np.inf)
+        if best_value is None:
+            best_value, best_feasible = masked, feasible
+            best_index = np.zeros(np.shape(masked), dtype=np.int64)
+            continue
+        better = masked < best_value
+        best_value = np.where(better, masked, best_value)
+        best_feasible = best_feasible | feasible
+        best_index = np.where(better, index, best_index)
+    return best_value, best_feasible, best_index

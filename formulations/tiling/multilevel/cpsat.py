@@ -15,6 +15,7 @@ true whenever it may be, so the optimum equals the cost model's.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from fractions import Fraction
 from math import lcm, prod
 
@@ -170,6 +171,31 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
         m.AddAllowedAssignments(variables, sorted({tuple(v for v, k in zip(t, keep, strict=True) if k) for t in tuples}))
         return var
 
+    def gated(value, literals: list, base: str):
+        """``value`` when every literal is true, else 0 (a keep choice turns a term on or off)."""
+        if not literals or isinstance(value, int) and value == 0:
+            return value
+        upper = b.upper(value)
+        out = m.NewIntVar(0, upper, b.name(base))
+        b.uppers[out.Index()] = upper
+        m.Add(out == value).OnlyEnforceIf(literals)
+        m.Add(out == 0).OnlyEnforceIf(m_link(literals).Not())
+        return out
+
+    links: dict = {}
+
+    def m_link(literals: list):
+        """A Boolean equal to the conjunction of ``literals``."""
+        if len(literals) == 1:
+            return literals[0]
+        key = tuple(sorted(lit.Index() for lit in literals))
+        if key not in links:
+            link = m.NewBoolVar(b.name("link"))
+            m.AddBoolAnd(literals).OnlyEnforceIf(link)
+            m.AddBoolOr([lit.Not() for lit in literals] + [link])
+            links[key] = link
+        return links[key]
+
     def elements(tensor, t, base):
         if tensor == "weights":
             parts = [t["G"], t["M"], t["C"], t["R"], t["S"]]
@@ -185,14 +211,21 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
     # capacity
     prec = layer.precision
     bits = {"inputs": prec.inputs, "weights": prec.weights, "outputs": prec.psums}
+    # keep[l][X]: True/False when the hardware fixes it, a Boolean when the mapping chooses
+    keep = [{X: (m.NewBoolVar(f"keep_{l}_{X}") if X in level.chosen else X in level.holds) for X in TENSORS}
+            for l, level in enumerate(hier.levels)]
     for l in range(1, K):
         level = hier.levels[l]
         tile_bits = {t: elements(t, tile[l], f"tile{l}{t[0]}") for t in level.holds}
         if level.partition_bits is not None:
             for t in level.holds:
-                m.Add(bits[t] * tile_bits[t] <= level.partition_bits[t])
+                limit = m.Add(bits[t] * tile_bits[t] <= level.partition_bits[t])
+                if t in level.chosen:
+                    limit.OnlyEnforceIf(keep[l][t])
         else:
-            m.Add(sum(bits[t] * tile_bits[t] for t in level.holds) <= level.capacity_bits)
+            held = [tile_bits[t] if t not in level.chosen else gated(tile_bits[t], [keep[l][t]], f"held{l}{t[0]}")
+                    for t in level.holds]
+            m.Add(sum(bits[t] * v for t, v in zip(level.holds, held)) <= level.capacity_bits)
 
     # triviality and order Booleans
     triv_group = [{X: m.NewBoolVar(f"tg_{l}_{X}") for X in TENSORS} for l in range(K)]
@@ -267,10 +300,16 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
         E = refetch(l, X)
         parent = words_of(bd.parent_words)
         child = parent if bd.child_words == bd.parent_words else words_of(bd.child_words)
+        # the boundary exists when its ends keep X and every level between bypasses it
+        literals = [keep[j][X] for j in bd.kept] + [keep[j][X].Not() for j in bd.bypassed]
+
+        def term(factors, base, literals=literals):
+            return gated(b.product(factors, INT_LIMIT, base), literals, base + "k")
+
         if X != "outputs":
-            reads[a][X].append(b.product([E, parent], INT_LIMIT, f"rd{l}{X[0]}"))
+            reads[a][X].append(term([E, parent], f"rd{l}{X[0]}"))
             if l < K:
-                writes[l][X].append(b.product([E, child], INT_LIMIT, f"wr{l}{X[0]}"))
+                writes[l][X].append(term([E, child], f"wr{l}{X[0]}"))
         else:
             # revisits E - 1 >= 0 as a variable of its own keeps every term non-negative
             if isinstance(E, int):
@@ -279,12 +318,12 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
                 revisits = m.NewIntVar(0, b.upper(E) - 1, b.name(f"rv{l}"))
                 b.uppers[revisits.Index()] = b.upper(E) - 1
                 m.Add(revisits == E - 1)
-            refill = b.product([revisits, parent], INT_LIMIT, f"rw{l}")
-            writes[a][X].append(b.product([E, parent], INT_LIMIT, f"vw{l}"))
+            refill = term([revisits, parent], f"rw{l}")
+            writes[a][X].append(term([E, parent], f"vw{l}"))
             reads[a][X].append(refill)
             if l < K:
                 writes[l][X].append(refill)
-                reads[l][X].append(b.product([E, child], INT_LIMIT, f"dr{l}"))
+                reads[l][X].append(term([E, child], f"dr{l}"))
 
     def weighted(items: list, weight: int) -> tuple[list, list, int]:
         """Variables, coefficients and constant of ``weight * sum(items)``."""
@@ -356,6 +395,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
         # integer model units strictly below the given objective
         m.Add(expr + constant <= math.ceil(restriction.below * scale - 1e-9) - 1)
     m.Minimize(expr)
+    b.keep = keep
     return b, rows, x, o, scale, constant
 
 
@@ -366,8 +406,13 @@ def _axes_symmetric(layer) -> bool:
             and layer.dilation[0] == layer.dilation[1])
 
 
-def decode(problem: MultiLevelProblem, rows, x, o, solver: cp_model.CpSolver):
+def decode(problem: MultiLevelProblem, rows, x, o, solver: cp_model.CpSolver, keep=None):
     chosen = {d: rows[d][next(i for i, v in enumerate(x[d]) if solver.Value(v))] for d in DIMS}
     orders = tuple(GROUP_ORDERS[next(k for k, v in enumerate(o[l]) if solver.Value(v))]
                    for l in range(len(problem.hierarchy.levels)))
-    return mapping_from_choice(problem, chosen, orders)
+    mapping = mapping_from_choice(problem, chosen, orders)
+    if keep is None or not problem.hierarchy.chooses_bypass:
+        return mapping
+    kept = tuple(frozenset(X for X, v in level.items() if (v if isinstance(v, bool) else solver.Value(v)))
+                 for level in keep)
+    return replace(mapping, keep=kept)

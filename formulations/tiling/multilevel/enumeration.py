@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .problem import DIMS, MultiLevelMapping, MultiLevelProblem
-from .cost import objective_values
+from .bypass import keep_sets, with_keep
+from .cost import link_words, objective_values
 from .space import GROUP_ORDERS, dim_choices, mapping_from_choice
 
 MAX_POINTS = 5_000_000
@@ -53,7 +54,8 @@ def enumerate_multilevel(problem: MultiLevelProblem, max_points: int = MAX_POINT
     With a ``deadline`` (perf_counter seconds) the search stops between two
     combinations of group orders once it passes, and says so (``complete``
     False).  Raises ValueError when the space has more than ``max_points``
-    factor combinations."""
+    factor combinations.  With keep or bypass chosen, every mapping is
+    scored under each keep set (``bypass.keep_sets``) and keeps its best."""
     start = time.perf_counter()
     K = len(problem.hierarchy.levels)
     choices = {d: dim_choices(problem, d) for d in DIMS}
@@ -68,13 +70,16 @@ def enumerate_multilevel(problem: MultiLevelProblem, max_points: int = MAX_POINT
     cols = {d: table[d][:, K + 1] for d in DIMS}
     least = problem.constraints.min_pes(problem.hierarchy.pes)
     busy_enough = np.prod([rows[d] * cols[d] for d in DIMS], axis=0) >= least if least > 1 else None
+    keeps = keep_sets(problem.hierarchy) if problem.hierarchy.chooses_bypass else None
+    words = link_words(problem, factors, {d: rows[d] * cols[d] for d in DIMS})  # the same for every order
     best_value, best_key = None, None
     complete = True
     for orders in itertools.product(GROUP_ORDERS, repeat=K):
         if deadline is not None and time.perf_counter() > deadline:
             complete = False
             break
-        value, feasible = objective_values(problem, factors, rows, cols, list(orders))
+        scored = objective_values(problem, factors, rows, cols, list(orders), keeps, words)
+        value, feasible = scored[:2]
         if busy_enough is not None:
             feasible = feasible & busy_enough
         if not feasible.any():
@@ -82,10 +87,12 @@ def enumerate_multilevel(problem: MultiLevelProblem, max_points: int = MAX_POINT
         masked = np.where(feasible, value, np.inf)
         i = int(np.argmin(masked))
         if best_value is None or masked[i] < best_value:
-            best_value, best_key = float(masked[i]), (i, orders)
+            best_value, best_key = float(masked[i]), (i, orders, None if keeps is None else keeps[int(scored[2][i])])
     elapsed = time.perf_counter() - start
     if best_key is None:
         return EnumerationResult(None, None, total, elapsed, complete)
-    i, orders = best_key
+    i, orders, keep = best_key
     mapping = mapping_from_choice(problem, {d: table[d][i] for d in DIMS}, orders)
+    if keep is not None:
+        mapping = with_keep(problem, mapping, keep)
     return EnumerationResult(mapping, best_value, total, elapsed, complete)

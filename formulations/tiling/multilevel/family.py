@@ -50,7 +50,14 @@ def dump_hierarchy(hier) -> dict:
             entry["capacity"] = level.capacity_bits // 8
         if level.partition_bits is not None:
             entry["partition"] = {t: b // 8 for t, b in level.partition_bits.items()}
-        entry["holds"] = [t for t in TENSORS if t in level.holds]
+        if not level.chosen:
+            entry["holds"] = [t for t in TENSORS if t in level.holds]
+        else:  # keep or bypass is the mapping's decision, within what the hardware allows
+            candidates = set(TENSORS) if level.partition_bits is None else set(level.partition_bits)
+            if level.always_holds:
+                entry["keep"] = [t for t in TENSORS if t in level.always_holds]
+            if candidates - level.holds:
+                entry["bypass"] = [t for t in TENSORS if t in candidates - level.holds]
         entry["per_pe"] = level.per_pe
         entry["read_energy"] = level.read_energy
         entry["write_energy"] = level.write_energy
@@ -130,7 +137,8 @@ class MultiLevelTiling(Family):
         metrics = evaluate_multilevel(problem, solution)
         violations = []
         if not metrics.fits:
-            for level, tiles in zip(problem.hierarchy.levels, metrics.tile_bits, strict=True):
+            kept = problem.hierarchy.kept(solution.keep_sets(problem.hierarchy))
+            for level, tiles in zip(kept.levels, metrics.tile_bits, strict=True):
                 if not level.fits(tiles):
                     held = sum(tiles[t] for t in level.holds) / 8
                     violations.append(f"{level.name}: tiles of {format_bytes(held)} do not fit")
@@ -218,10 +226,14 @@ class MultiLevelTiling(Family):
         loops = table(title="loops per level (outermost first)", title_justify="left")
         loops.add_column("level")
         loops.add_column("loops")
-        loops.add_column("holds")
-        for level, block in zip(hier.levels, mapping.levels, strict=True):
+        loops.add_column("keeps")
+        for level, block, kept in zip(hier.levels, mapping.levels, mapping.keep_sets(hier), strict=True):
             text = " ".join(f"{d}{block.factors[d]}" for d in block.order if block.factors.get(d, 1) > 1) or "-"
-            loops.add_row(level.name, text, ", ".join(t for t in TENSORS if t in level.holds))
+            keeps = ", ".join(t for t in TENSORS if t in kept) or "- (bypassed)"
+            if level.chosen:
+                bypassed = [t for t in TENSORS if t in level.chosen - kept]
+                keeps += " (chosen" + (f"; bypasses {', '.join(bypassed)})" if bypassed else ")")
+            loops.add_row(level.name, text, keeps)
         spatial = " ".join(f"{d}{f}" for d, f in mapping.spatial_rows.items()) or "-"
         spatial += " | " + (" ".join(f"{d}{f}" for d, f in mapping.spatial_cols.items()) or "-")
         loops.add_row("array (rows | cols)", spatial, "")
@@ -293,7 +305,8 @@ class MultiLevelTiling(Family):
         from ....hardware.hierarchy import hierarchy_presets
 
         t = table(title="memory hierarchies with a PE array (tiling)", title_justify="left",
-                  caption="* private to each PE; {..} the tensors a level holds, the others bypass it")
+                  caption="* private to each PE; {..} the tensors a level holds, the others bypass it; "
+                          "{chosen}: each mapping keeps or bypasses each tensor")
         for col in ("preset", "array", "levels", "source"):
             t.add_column(col)
         for name, hw in hierarchy_presets().items():
@@ -301,7 +314,7 @@ class MultiLevelTiling(Family):
             levels = " > ".join(
                 level["name"] + ("*" if level.get("per_pe") else "")
                 + (f" {level['capacity']}" if "capacity" in level else "")
-                + (f" {{{', '.join(level['holds'])}}}" if "holds" in level else "")
+                + (f" {{{', '.join(level['holds'])}}}" if "holds" in level else " {chosen}" if level is not hw["levels"][0] else "")
                 for level in hw["levels"])
             t.add_row(name, f"{array.get('rows', 1)}x{array.get('cols', 1)}", levels,
                       " ".join(str(hw.get("source", "")).split())[:60])

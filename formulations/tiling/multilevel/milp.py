@@ -32,7 +32,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import pyomo.environ as pyo
@@ -214,6 +214,8 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     than such a mapping could afford is offered."""
     if problem.objective not in MILP_OBJECTIVES:
         raise ValueError(f"the MILP covers {', '.join(MILP_OBJECTIVES)}; edp goes through solve_multilevel")
+    if problem.hierarchy.chooses_bypass:
+        raise ValueError("the MILP is built for fixed keep sets; solve_multilevel_milp takes the union over them")
     restriction = restriction or Restriction()
     layer, hier = problem.layer, problem.hierarchy
     K, pe = len(hier.levels), hier.pe_level
@@ -495,6 +497,72 @@ def _stationary(mapping) -> tuple[str, ...]:
 
 
 def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, restriction: Restriction | None = None):
+    """Solve exactly; with keep or bypass chosen, as a union over keep sets.
+
+    Each keep set (``bypass.keep_sets``) is a fixed hierarchy solved by
+    :func:`_solve_fixed`, searched only below the best objective so far (so
+    "infeasible" there means "nothing better"). Proved when every keep set
+    finished; otherwise the bound is the least over the best and the
+    unfinished keep sets' bounds. Returns (outcome, scale, constant) in the
+    model units of ``problem``'s objective, as :func:`_solve_fixed`."""
+    if not problem.hierarchy.chooses_bypass:
+        return _solve_fixed(problem, time_limit, restriction)
+    from .bypass import fixed_problem, keep_sets, with_keep
+
+    start = time.perf_counter()
+    deadline = start + time_limit
+    restriction = restriction or Restriction()
+    scale, constant = _objective_units(problem)
+    sets = keep_sets(problem.hierarchy)
+    best = best_mapping = None  # objective units
+    open_bounds: list[float | None] = []  # model units
+    settled = 0
+    for keep in sets:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            open_bounds.append(None)
+            continue
+        below = best if restriction.below is None or best is None else min(best, restriction.below)
+        piece = replace(restriction, below=restriction.below if best is None else below)
+        outcome, sc, c = _solve_fixed(fixed_problem(problem, keep), remaining, piece)
+        if outcome.values is not None and outcome.objective is not None:
+            value = (outcome.objective + c) / sc
+            if best is None or value < best:
+                best, best_mapping = value, with_keep(problem, outcome.values, keep)
+        if outcome.proved:
+            settled += 1
+        elif outcome.bound is None:
+            open_bounds.append(None)
+        else:
+            open_bounds.append((math.ceil(outcome.bound - 1e-6) + c) / sc * scale - constant)
+    wall = time.perf_counter() - start
+    pieces = f"{settled}/{len(sets)} keep sets finished"
+    best_units = None if best is None else round(best * scale - constant)
+    if settled == len(sets):
+        if best is None:
+            return SolverOutcome("highs", True, True, None, None, wall, None,
+                                 "no mapping fits the hierarchy"), scale, constant
+        return SolverOutcome("highs", True, False, best_units, best_units, wall, best_mapping, pieces), scale, constant
+    bound = None
+    if all(b is not None for b in open_bounds):
+        bound = min([*([] if best_units is None else [best_units]), *open_bounds])
+    return SolverOutcome("highs", False, False, best_units, bound, wall, best_mapping, pieces), scale, constant
+
+
+def _objective_units(problem: MultiLevelProblem) -> tuple[int, int]:
+    """(scale, constant) of the model units: objective = (units + constant) / scale."""
+    layer, hier = problem.layer, problem.hierarchy
+    if problem.objective == "energy":
+        energies = [hier.mac_energy] + [e for lv in hier.levels for e in (lv.read_energy, lv.write_energy)]
+        scale = _integer_scale(energies)
+        return scale, round(layer.macs * hier.mac_energy * scale)
+    if problem.objective == "offchip_traffic":
+        prec = layer.precision
+        return 8, (prec.outputs - prec.psums) * layer.output_elements
+    return 1, 0
+
+
+def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Restriction | None = None):
     """Solve by a decomposition over the stationary tensor of every level.
 
     Fixing which tensor is stationary at each level (3^K combinations) turns

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ....units import whole_number
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from math import prod
 
 from ....hardware.hierarchy import Hierarchy
@@ -62,6 +62,14 @@ class MultiLevelMapping:
     levels: tuple[LevelLoops, ...]
     spatial_rows: dict[str, int] = field(default_factory=dict)
     spatial_cols: dict[str, int] = field(default_factory=dict)
+    keep: tuple[frozenset[str], ...] | None = None
+    """Per level, the tensors it keeps (the others bypass it); None keeps
+    everything each level may hold. Only levels whose bypass is chosen
+    (``MemoryLevel.chosen``) have a choice."""
+
+    def keep_sets(self, hierarchy: Hierarchy) -> tuple[frozenset[str], ...]:
+        """The tensors each level keeps under this mapping."""
+        return hierarchy.default_keep() if self.keep is None else self.keep
 
     def spatial(self, dim: str) -> int:
         return self.spatial_rows.get(dim, 1) * self.spatial_cols.get(dim, 1)
@@ -71,10 +79,14 @@ class MultiLevelMapping:
 
     def to_dict(self, hierarchy: Hierarchy) -> dict:
         out = {"levels": []}
+        kept = self.keep_sets(hierarchy)
         for level, loops in zip(hierarchy.levels, self.levels, strict=True):
             factors = {d: int(f) for d, f in loops.factors.items() if f > 1}
             order = [d for d in loops.order if loops.factors.get(d, 1) > 1]
-            out["levels"].append({"name": level.name, "factors": factors, "order": order})
+            entry = {"name": level.name, "factors": factors, "order": order}
+            if level.chosen:  # the keep choice is the mapping's
+                entry["keep"] = [t for t in ("inputs", "weights", "outputs") if t in kept[len(out["levels"])]]
+            out["levels"].append(entry)
         out["spatial"] = {
             "rows": {d: int(f) for d, f in self.spatial_rows.items() if f > 1},
             "cols": {d: int(f) for d, f in self.spatial_cols.items() if f > 1},
@@ -89,7 +101,7 @@ class MultiLevelMapping:
         raw_levels = data["levels"]
         if len(raw_levels) != len(hierarchy.levels):
             raise ValueError(f"the hierarchy has {len(hierarchy.levels)} levels, the mapping {len(raw_levels)}")
-        levels = []
+        levels, keep = [], []
         for level, raw in zip(hierarchy.levels, raw_levels, strict=True):
             if raw.get("name", level.name) != level.name:
                 raise ValueError(f"mapping level {raw.get('name')!r} where the hierarchy has {level.name!r}")
@@ -103,11 +115,20 @@ class MultiLevelMapping:
                 raise ValueError(f"level {level.name}: order must name distinct dimensions of {', '.join(DIMS)}")
             order = [d for d in DIMS if d not in order] + order  # unnamed loops outermost
             levels.append(LevelLoops(factors={d: factors.get(d, 1) for d in DIMS}, order=tuple(order)))
+            kept = raw.get("keep")
+            if kept is None:
+                keep.append(level.holds)
+            elif not isinstance(kept, list) or not set(kept) <= set(RELEVANT):
+                raise ValueError(f"level {level.name}: keep must list tensors of {', '.join(RELEVANT)}")
+            else:
+                keep.append(frozenset(kept))
         spatial = data.get("spatial") or {}
         rows = {d: whole_number(f, f"spatial factor of {d} on the rows") for d, f in (spatial.get("rows") or {}).items()}
         cols = {d: whole_number(f, f"spatial factor of {d} on the columns")
                 for d, f in (spatial.get("cols") or {}).items()}
-        mapping = cls(levels=tuple(levels), spatial_rows=rows, spatial_cols=cols)
+        keep_sets = tuple(keep)
+        mapping = cls(levels=tuple(levels), spatial_rows=rows, spatial_cols=cols,
+                      keep=None if keep_sets == hierarchy.default_keep() else keep_sets)
         problems = mapping_problems(layer, hierarchy, mapping)
         if problems:
             raise ValueError("; ".join(problems))
@@ -134,6 +155,8 @@ def mapping_problems(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevel
             out.append(f"order {list(loops.order)} must list each of {', '.join(DIMS)} once")
         if any(f < 1 for f in loops.factors.values()):
             out.append("factors must be positive")
+    if mapping.keep is not None:
+        out.extend(hierarchy.keep_problems(mapping.keep))
     used_rows = prod(mapping.spatial_rows.values())
     used_cols = prod(mapping.spatial_cols.values())
     if used_rows > hierarchy.rows or used_cols > hierarchy.cols:
@@ -147,6 +170,14 @@ def layer_extent(layer: ConvLayer, dim: str) -> int:
     if dim == "S":
         return layer.S
     return layer.extent(dim)
+
+
+def kept_problem(problem: "MultiLevelProblem", mapping: MultiLevelMapping) -> "MultiLevelProblem":
+    """``problem`` on the hierarchy with ``mapping``'s keep choices fixed:
+    what the cost model and the functional model execute."""
+    if mapping.keep is None and not problem.hierarchy.chooses_bypass:
+        return problem
+    return replace(problem, hierarchy=problem.hierarchy.kept(mapping.keep_sets(problem.hierarchy)))
 
 
 @dataclass(frozen=True)
@@ -171,6 +202,10 @@ class MultiLevelProblem:
             "that multiply to each dimension's extent; any loop order per level; "
             f"{self.hierarchy.levels[0].name} never splits R or S; one resident tile per tensor and level"
         )
+        chosen = [f"{level.name} ({', '.join(t for t in RELEVANT if t in level.chosen)})"
+                  for level in self.hierarchy.levels if level.chosen]
+        if chosen:
+            text += "; keep or bypass chosen at " + ", ".join(chosen)
         if not self.constraints.empty:
             text += f"; constraints: {self.constraints.describe(self.level_names)}"
         return text

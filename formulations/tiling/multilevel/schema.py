@@ -18,11 +18,11 @@ from .... import workload_library
 from .constraints import LevelConstraint, MappingConstraints, SpatialConstraint
 from .problem import MultiLevelProblem
 from ..problem import SolverSettings
-from ....hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, hierarchy_presets
+from ....hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, hierarchy_presets, level_holdings
 from ....instances import Located, Strict, resolve_preset, size_bits, validate_spec
-from ..schema import SolverSpec, SpaceSpec, build_layer
+from ..schema import SolverSpec, build_layer
 
-MULTILEVEL_KEYS = {"holds", "per_pe", "read_energy", "write_energy", "bandwidth"}
+MULTILEVEL_KEYS = {"holds", "keep", "bypass", "per_pe", "read_energy", "write_energy", "bandwidth"}
 
 
 class PartitionBytes(Strict):
@@ -35,7 +35,9 @@ class MemoryLevelSpec(Strict):
     name: str
     capacity: int | str | None = None
     partition: PartitionBytes | None = None
-    holds: list[Literal["inputs", "weights", "outputs"]] = list(TENSORS)
+    holds: list[Literal["inputs", "weights", "outputs"]] | None = None
+    keep: list[Literal["inputs", "weights", "outputs"]] | None = None
+    bypass: list[Literal["inputs", "weights", "outputs"]] | None = None
     per_pe: bool = False
     read_energy: float = Field(0.0, ge=0)
     write_energy: float | None = Field(None, ge=0)
@@ -45,15 +47,6 @@ class MemoryLevelSpec(Strict):
 class ArraySpec(Strict):
     rows: int = Field(1, ge=1)
     cols: int = Field(1, ge=1)
-
-
-class HierarchySpec(Strict):
-    name: str = ""
-    source: str = ""
-    energy_unit: str = "pJ"
-    mac_energy: float = Field(0.0, ge=0)
-    array: ArraySpec = ArraySpec()
-    levels: list[MemoryLevelSpec] = Field(min_length=2)
 
 
 Dim = Literal["N", "M", "C", "P", "Q", "R", "S"]
@@ -90,13 +83,34 @@ class ConstraintsSpec(Strict):
     spatial: SpatialConstraintSpec = SpatialConstraintSpec()
 
 
+class HierarchySpec(Strict):
+    name: str = ""
+    source: str = ""
+    energy_unit: str = "pJ"
+    mac_energy: float = Field(0.0, ge=0)
+    array: ArraySpec = ArraySpec()
+    levels: list[MemoryLevelSpec] = Field(min_length=2)
+    constraints: ConstraintsSpec = ConstraintsSpec()
+    """The hardware's own mapping constraints (Timeloop's architecture
+    constraints); every instance on this hardware obeys them too."""
+
+
+class HierarchySpaceSpec(Strict):
+    """The mapping space of a hierarchy: which choices the solver makes."""
+
+    tiles: Literal["divisors"] = "divisors"
+    bypass: Literal["chosen", "fixed"] = "chosen"
+    """``chosen``: every level without ``holds`` keeps or bypasses each tensor
+    as the mapping decides; ``fixed``: such levels keep every tensor they can."""
+
+
 class MultiLevelSpec(Strict):
     family: Literal["tiling"]
     workload: Any
     hardware: Any
     objective: Literal["offchip_traffic", "energy", "latency", "edp"] = "energy"
     constraints: ConstraintsSpec = ConstraintsSpec()
-    space: SpaceSpec = SpaceSpec()
+    space: HierarchySpaceSpec = HierarchySpaceSpec()
     solver: SolverSpec = SolverSpec()
 
 
@@ -122,6 +136,37 @@ def build_constraints(spec: ConstraintsSpec, hierarchy: Hierarchy, where: Locate
     return MappingConstraints(levels=tuple(sorted(levels)), spatial=spatial)
 
 
+def merge_constraints(hardware: ConstraintsSpec, instance: ConstraintsSpec, where: Located) -> ConstraintsSpec:
+    """Both constraint sets at once: the hardware's (its description's
+    ``constraints``) and the instance's. Allowed dimensions intersect, fixed
+    factors and whole dimensions add up, the larger utilization wins; a
+    factor fixed to two different values is a problem placed on the instance."""
+    levels = {name: level.model_copy(deep=True) for name, level in hardware.levels.items()}
+    for name, level in instance.levels.items():
+        if name not in levels:
+            levels[name] = level
+            continue
+        merged = levels[name]
+        for dim, value in level.factors.items():
+            if merged.factors.get(dim, value) != value:
+                where.add(("constraints", "levels", name, "factors", dim),
+                          f"the hardware fixes {dim} = {merged.factors[dim]} at {name}")
+            merged.factors[dim] = value
+        merged.whole = sorted(set(merged.whole) | set(level.whole))
+    hw, own = hardware.spatial, instance.spatial
+    spatial = SpatialConstraintSpec(
+        rows=own.rows if hw.rows is None else hw.rows if own.rows is None else [d for d in hw.rows if d in own.rows],
+        cols=own.cols if hw.cols is None else hw.cols if own.cols is None else [d for d in hw.cols if d in own.cols],
+        row_factors={**hw.row_factors, **own.row_factors}, col_factors={**hw.col_factors, **own.col_factors},
+        min_utilization=max(hw.min_utilization, own.min_utilization))
+    for axis, theirs, mine in (("row_factors", hw.row_factors, own.row_factors),
+                               ("col_factors", hw.col_factors, own.col_factors)):
+        for dim, value in mine.items():
+            if theirs.get(dim, value) != value:
+                where.add(("constraints", "spatial", axis, dim), f"the hardware fixes {dim} = {theirs[dim]} there")
+    return ConstraintsSpec(levels=levels, spatial=spatial)
+
+
 def is_multilevel(data: dict) -> bool:
     """Whether a tiling instance needs the multi-level model."""
     if data.get("objective") in ("energy", "latency", "edp") or "constraints" in data:
@@ -137,7 +182,8 @@ def is_multilevel(data: dict) -> bool:
     return any(isinstance(level, dict) and MULTILEVEL_KEYS & set(level) for level in levels)
 
 
-def build_hierarchy(raw: Any, where: Located, path: tuple) -> Hierarchy | None:
+def build_hierarchy(raw: Any, where: Located, path: tuple) -> tuple[Hierarchy, ConstraintsSpec] | None:
+    """The hierarchy and the mapping constraints its hardware description carries."""
     found = resolve_preset(raw, hierarchy_presets(), where, path, "hierarchy")
     if found is None:
         return None
@@ -156,8 +202,13 @@ def build_hierarchy(raw: Any, where: Located, path: tuple) -> Hierarchy | None:
                 value = getattr(level.partition, tensor)
                 if value is not None:
                     partition[tensor] = size_bits(value, where, lpath + ("partition", tensor))
+        try:
+            holds, chosen = level_holdings(i, level.holds, level.keep, level.bypass, partition)
+        except ValueError as exc:
+            where.add(lpath, f"level {level.name}: {exc}")
+            continue
         levels.append(MemoryLevel(
-            name=level.name, capacity_bits=capacity, partition_bits=partition, holds=frozenset(level.holds),
+            name=level.name, capacity_bits=capacity, partition_bits=partition, holds=holds, chosen=chosen,
             per_pe=level.per_pe, read_energy=level.read_energy,
             write_energy=level.read_energy if level.write_energy is None else level.write_energy,
             bandwidth=level.bandwidth,
@@ -165,9 +216,10 @@ def build_hierarchy(raw: Any, where: Located, path: tuple) -> Hierarchy | None:
     if where.issues:
         return None
     try:
-        return Hierarchy(name=name or spec.name or "hierarchy", levels=tuple(levels), rows=spec.array.rows,
-                         cols=spec.array.cols, mac_energy=spec.mac_energy, energy_unit=spec.energy_unit,
-                         source=" ".join(spec.source.split()))
+        hierarchy = Hierarchy(name=name or spec.name or "hierarchy", levels=tuple(levels), rows=spec.array.rows,
+                              cols=spec.array.cols, mac_energy=spec.mac_energy, energy_unit=spec.energy_unit,
+                              source=" ".join(spec.source.split()))
+        return hierarchy, spec.constraints
     except ValueError as exc:
         for sentence in str(exc).split("; "):
             where.add(path + ("levels",), sentence)
@@ -192,7 +244,7 @@ class MultiLevelNetwork:
 
 
 def _network_layers(network: str, hierarchy: Hierarchy, spec: "MultiLevelSpec", where: Located,
-                    label: str) -> MultiLevelNetwork | None:
+                    label: str, constraints: ConstraintsSpec) -> MultiLevelNetwork | None:
     groups: dict[tuple, list] = {}
     for name in workload_library.compute_layers(network):
         layer = build_layer(f"{network}.{name}", where, ("workload",))
@@ -202,7 +254,7 @@ def _network_layers(network: str, hierarchy: Hierarchy, spec: "MultiLevelSpec", 
                layer.groups, layer.op)
         groups.setdefault(key, [layer, []])[1].append(layer.name)
     solver = SolverSettings(spec.solver.method, spec.solver.time_limit, spec.solver.workers)
-    constraints = build_constraints(spec.constraints, hierarchy, where)
+    constraints = build_constraints(constraints, hierarchy, where)
     if where.issues:
         return None
     layers = tuple(NetworkLayer(MultiLevelProblem(layer, hierarchy, spec.objective, solver, label, constraints),
@@ -214,18 +266,22 @@ def _network_layers(network: str, hierarchy: Hierarchy, spec: "MultiLevelSpec", 
 def build_multilevel(data: dict, where: Located, label: str) -> MultiLevelProblem | MultiLevelNetwork | None:
     spec = validate_spec(MultiLevelSpec, data, where, (), "an instance mapping")
     workload = data.get("workload")
-    if isinstance(workload, str) and workload in workload_library.networks():
-        hierarchy = build_hierarchy(data["hardware"], where, ("hardware",)) if data.get("hardware") is not None else None
-        if where.issues or spec is None or hierarchy is None:
-            return None
-        return _network_layers(workload, hierarchy, spec, where, label)
-    layer = build_layer(data["workload"], where, ("workload",)) if data.get("workload") is not None else None
-    hierarchy = build_hierarchy(data["hardware"], where, ("hardware",)) if data.get("hardware") is not None else None
-    if spec is not None and spec.space.tiles != "divisors":
-        where.add(("space", "tiles"), "a multi-level hierarchy is solved over divisor tiles only")
-    if where.issues or spec is None or layer is None or hierarchy is None:
+    network = isinstance(workload, str) and workload in workload_library.networks()
+    layer = None
+    if not network and workload is not None:
+        layer = build_layer(workload, where, ("workload",))
+    built = build_hierarchy(data["hardware"], where, ("hardware",)) if data.get("hardware") is not None else None
+    if where.issues or spec is None or built is None or (layer is None and not network):
         return None
-    constraints = build_constraints(spec.constraints, hierarchy, where)
+    hierarchy, hardware_constraints = built
+    if spec.space.bypass == "fixed":
+        hierarchy = hierarchy.fixed()
+    constraints = merge_constraints(hardware_constraints, spec.constraints, where)
+    if where.issues:
+        return None
+    if network:
+        return _network_layers(workload, hierarchy, spec, where, label, constraints)
+    constraints = build_constraints(constraints, hierarchy, where)
     if where.issues:
         return None
     return MultiLevelProblem(

@@ -112,7 +112,7 @@ def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restricti
         if remaining <= 0:
             return MultiLevelResult("error", method, None, None, None, None, time.perf_counter() - start,
                                     "time limit reached while building the CP-SAT model")
-        outcome = solve_cpsat(builder.m, lambda s: decode(problem, rows, x, o, s), remaining, workers)
+        outcome = solve_cpsat(builder.m, lambda s: decode(problem, rows, x, o, s, builder.keep), remaining, workers)
     else:
         try:
             outcome, scale, constant = solve_multilevel_milp(problem, limit, restriction)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from math import prod
 
 from .problem import DIMS, REUSE_GROUPS, MultiLevelMapping, MultiLevelProblem
+from .bypass import links
 from .cost import union_window_rows, window_rows
 
 TENSORS = ("inputs", "weights", "outputs")
@@ -55,32 +56,39 @@ class Boundary:
     parent: int
     parent_words: Words  # read at (or written to) the parent
     child_words: Words   # written into (or drained from) the child
+    kept: tuple[int, ...] = ()      # levels whose keep choice must be "keep" for this boundary to exist
+    bypassed: tuple[int, ...] = ()  # levels between whose choice must be "bypass"
+
+    @property
+    def chosen(self) -> bool:
+        """Whether the boundary exists only under some keep choices."""
+        return bool(self.kept or self.bypassed)
 
 
 def boundaries(problem: MultiLevelProblem) -> list[Boundary]:
+    """Every (child, parent, tensor) boundary a mapping of ``problem`` can have
+    (``bypass.links``): with keep choices, a boundary exists when its ends
+    keep the tensor and every level between bypasses it."""
     layer, hier = problem.layer, problem.hierarchy
-    K, pe = len(hier.levels), hier.pe_level
+    pe = hier.pe_level
     out = []
-    for l in range(1, K + 1):
-        for X in TENSORS:
-            if l < K and X not in hier.levels[l].holds:
-                continue
-            a = hier.holder_above(l, X)
-            crosses = a < pe <= l
-            group = REUSE_GROUPS[X]
+    for link in links(hier):
+        l, X, a = link.level, link.tensor, link.parent
+        group = REUSE_GROUPS[X]
 
-            def words(private: bool, union: bool) -> Words:
-                spatial = tuple(group) if private and not union else ()
-                if X == "inputs":
-                    const = layer.extent("N") * layer.extent("G") * layer.extent("C")
-                    halos = tuple(Halo(axis, l, union, private and not union) for axis in ("P", "Q"))
-                    return Words(const, spatial, halos)
-                size = layer.weight_elements if X == "weights" else layer.output_elements
-                return Words(size, spatial, ())
+        def words(private: bool, union: bool) -> Words:
+            spatial = tuple(group) if private and not union else ()
+            if X == "inputs":
+                const = layer.extent("N") * layer.extent("G") * layer.extent("C")
+                halos = tuple(Halo(axis, l, union, private and not union) for axis in ("P", "Q"))
+                return Words(const, spatial, halos)
+            size = layer.weight_elements if X == "weights" else layer.output_elements
+            return Words(size, spatial, ())
 
-            child = words(l >= pe, False)
-            parent = words(l >= pe, True) if crosses else child
-            out.append(Boundary(l, X, a, parent, child))
+        crosses = a < pe <= l
+        child = words(l >= pe, False)
+        parent = words(l >= pe, True) if crosses else child
+        out.append(Boundary(l, X, a, parent, child, link.kept, link.bypassed))
     return out
 
 

@@ -1,0 +1,198 @@
+"""Keep or bypass as a decision of the mapping: every exact method searches
+it, the cost model, the term structure and the functional model agree on
+it, the bounds still hold, and the larger space is never worse."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+import yaml
+from hypothesis import given, settings, strategies as st
+
+from mapcert.formulations.tiling.multilevel.bypass import keep_sets, links
+from mapcert.formulations.tiling.multilevel.cost import evaluate_multilevel
+from mapcert.formulations.tiling.multilevel.problem import MultiLevelMapping, MultiLevelProblem
+from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
+from mapcert.formulations.tiling.problem import ConvLayer
+from mapcert.hardware.functional.multilevel import run_multilevel
+from mapcert.hardware.functional.multilevel_vectorized import run_multilevel_vectorized
+from mapcert.hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, hierarchy_from_dict
+from mapcert.validation.multilevel_bounds import multilevel_bounds
+
+from helpers import random_multilevel_mapping, run_mapcert, with_random_keep
+
+ALL = frozenset(TENSORS)
+
+
+@st.composite
+def instances(draw):
+    """Small layers on DRAM > GLB > RF where GLB, RF or both choose their keep sets."""
+    layer = ConvLayer(
+        name="t", N=1, M=draw(st.sampled_from([2, 4])), C=draw(st.sampled_from([1, 2, 3])),
+        P=draw(st.sampled_from([2, 4])), Q=draw(st.sampled_from([1, 2])),
+        R=draw(st.sampled_from([1, 3])), S=1, stride=(draw(st.sampled_from([1, 2])), 1),
+    )
+    glb_chosen = draw(st.sampled_from([ALL, frozenset({"weights"}), frozenset()]))
+    rf_chosen = draw(st.sampled_from([ALL, frozenset({"inputs", "outputs"}), frozenset()]))
+    partition = draw(st.booleans())
+    hier = Hierarchy("h", (
+        MemoryLevel("DRAM", read_energy=200, write_energy=200),
+        MemoryLevel("GLB", capacity_bits=8 * draw(st.sampled_from([16, 48, 128])), chosen=glb_chosen,
+                    read_energy=6, write_energy=draw(st.sampled_from([6, 7.5]))),
+        MemoryLevel("RF", capacity_bits=None if partition else 8 * draw(st.sampled_from([4, 12])),
+                    partition_bits={"inputs": 16, "weights": 32, "outputs": 16} if partition else None,
+                    per_pe=draw(st.booleans()), chosen=rf_chosen, read_energy=1, write_energy=1),
+    ), rows=draw(st.sampled_from([1, 2])), cols=2, mac_energy=1)
+    objective = draw(st.sampled_from(["energy", "offchip_traffic", "latency"]))
+    return MultiLevelProblem(layer, hier, objective=objective)
+
+
+def exact_methods_agree(problem) -> None:
+    reference = solve_multilevel(problem, "enumerate")
+    assert reference.status in ("optimal", "infeasible")
+    fixed = solve_multilevel(replace(problem, hierarchy=problem.hierarchy.fixed()), "enumerate")
+    if fixed.status == "optimal":  # a larger space is never worse
+        assert reference.status == "optimal" and reference.objective <= fixed.objective + 1e-9
+    for method in ("cpsat", "milp"):
+        got = solve_multilevel(problem, method, time_limit=60)
+        if reference.status == "infeasible":
+            assert got.status == "infeasible", method
+            continue
+        assert got.status == "optimal", (method, got.message)
+        assert got.objective == pytest.approx(reference.objective), method
+        assert got.objective >= multilevel_bounds(problem).objective - 1e-9
+
+
+@settings(max_examples=5, deadline=None, derandomize=True)
+@given(instances())
+def test_exact_methods_agree_with_enumeration_when_bypass_is_chosen(problem):
+    exact_methods_agree(problem)
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(instances())
+def test_exact_methods_agree_with_enumeration_when_bypass_is_chosen_on_many_instances(problem):
+    exact_methods_agree(problem)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(instances(), st.integers(0, 10**6))
+def test_functional_model_and_terms_follow_the_keep_sets(problem, seed):
+    """Random mappings with random keep sets: the cycle-level and vectorized
+    functional models compute the layer and move the counted words, and the
+    telescoped terms of the exact models (only the boundaries the keep sets
+    open) reproduce every count."""
+    from mapcert.formulations.tiling.multilevel.cost import fills_and_distinct
+    from mapcert.formulations.tiling.multilevel.terms import boundaries, mapping_rows, words_value
+
+    rnd = random.Random(seed)
+    mapping = with_random_keep(problem, random_multilevel_mapping(problem, rnd, full_orders=True), rnd)
+    metrics = evaluate_multilevel(problem, mapping)
+    cycle_level = run_multilevel(problem, mapping, seed=seed % 5)
+    vectorized = run_multilevel_vectorized(problem, mapping, seed=seed % 5)
+    assert cycle_level.outputs_match and vectorized.outputs_match
+    assert cycle_level.reads == vectorized.reads == metrics.reads
+    assert cycle_level.writes == vectorized.writes == metrics.writes
+
+    keep = mapping.keep_sets(problem.hierarchy)
+    K = len(problem.hierarchy.levels)
+    rows = mapping_rows(problem, mapping)
+    reads = [dict.fromkeys(TENSORS, 0) for _ in range(K)]
+    writes = [dict.fromkeys(TENSORS, 0) for _ in range(K)]
+    for b in boundaries(problem):
+        if not all(b.tensor in keep[j] for j in b.kept) or any(b.tensor in keep[j] for j in b.bypassed):
+            continue
+        loops = [(d, mapping.factor(j, d)) for j in range(b.level) for d in mapping.levels[j].order]
+        fills, distinct = fills_and_distinct(loops, b.tensor)
+        E = int(fills) // int(distinct)
+        P = words_value(problem, b.parent_words, rows)
+        C = words_value(problem, b.child_words, rows)
+        if b.tensor != "outputs":
+            reads[b.parent][b.tensor] += E * P
+            if b.level < K:
+                writes[b.level][b.tensor] += E * C
+        else:
+            writes[b.parent]["outputs"] += E * P
+            reads[b.parent]["outputs"] += (E - 1) * P
+            if b.level < K:
+                writes[b.level]["outputs"] += (E - 1) * P
+                reads[b.level]["outputs"] += E * C
+    assert reads == metrics.reads and writes == metrics.writes
+
+
+def test_links_of_a_fixed_hierarchy_are_its_holders():
+    hier = Hierarchy("h", (MemoryLevel("DRAM"), MemoryLevel("GLB", capacity_bits=800, holds=frozenset({"inputs"})),
+                           MemoryLevel("RF", capacity_bits=80, per_pe=True)), rows=2, cols=2)
+    assert {(k.level, k.tensor, k.parent) for k in links(hier)} == {
+        (1, "inputs", 0), (2, "inputs", 1), (2, "weights", 0), (2, "outputs", 0),
+        (3, "inputs", 2), (3, "weights", 2), (3, "outputs", 2)}
+    assert all(not k.kept and not k.bypassed for k in links(hier))
+    chosen = replace(hier, levels=(hier.levels[0], replace(hier.levels[1], holds=ALL, chosen=ALL), hier.levels[2]))
+    # the MACs may read inputs from RF, from GLB (RF bypassed) or from DRAM (both bypassed)
+    assert {(k.parent, k.kept, k.bypassed) for k in links(chosen) if k.level == 2 and k.tensor == "inputs"} == {
+        (1, (1,), ()), (0, (), (1,))}
+    assert len(keep_sets(chosen)) == 8
+
+
+def test_keep_and_bypass_in_yaml_fix_part_of_the_choice():
+    raw = {"levels": [{"name": "DRAM"}, {"name": "GLB", "capacity": "1 KiB", "keep": ["weights"], "bypass": ["outputs"]},
+                      {"name": "RF", "per_pe": True, "partition": {"inputs": "8 B", "outputs": "8 B"}},
+                      {"name": "Reg", "per_pe": True, "capacity": "4 B", "holds": ["outputs"]}]}
+    hier = hierarchy_from_dict("h", raw)
+    glb, rf, reg = hier.levels[1:]
+    assert glb.holds == {"inputs", "weights"} and glb.chosen == {"inputs"} and glb.always_holds == {"weights"}
+    assert rf.holds == {"inputs", "outputs"} and rf.chosen == rf.holds  # a partition names what a level can keep
+    assert reg.holds == {"outputs"} and not reg.chosen
+    assert len(keep_sets(hier)) == 2 * 4
+    for bad, message in (({"holds": ["inputs"], "keep": ["inputs"]}, "either holds or keep/bypass"),
+                         ({"keep": ["inputs"], "bypass": ["inputs"]}, "both kept and bypassed")):
+        level = {"name": "GLB", "capacity": "1 KiB", **bad}
+        with pytest.raises(ValueError, match=message):
+            hierarchy_from_dict("h", {"levels": [{"name": "DRAM"}, level]})
+
+
+def test_a_mapping_cannot_bypass_what_the_hardware_keeps():
+    hier = hierarchy_from_dict("h", {"levels": [{"name": "DRAM"},
+                                                {"name": "GLB", "capacity": "1 KiB", "keep": ["weights"]}]})
+    layer = ConvLayer(name="t", N=1, M=2, C=2, P=2, Q=2, R=1, S=1)
+    problem = MultiLevelProblem(layer, hier)
+    data = {"levels": [{"name": "DRAM", "factors": {"M": 2, "C": 2, "P": 2, "Q": 2}},
+                       {"name": "GLB", "keep": ["inputs"]}]}
+    with pytest.raises(ValueError, match="GLB always keeps weights"):
+        MultiLevelMapping.from_dict(data, hier, layer)
+    data["levels"][1]["keep"] = ["weights", "inputs"]
+    mapping = MultiLevelMapping.from_dict(data, hier, layer)
+    assert mapping.keep[1] == {"weights", "inputs"}
+    assert evaluate_multilevel(problem, mapping).writes[1]["outputs"] == 0  # outputs bypass GLB
+    assert mapping.to_dict(hier)["levels"][1]["keep"] == ["inputs", "weights"]
+
+
+def test_bypass_choices_from_the_command_line(tmp_path):
+    """The solver's keep sets are in the result, `verify` re-derives them,
+    and `space: {bypass: fixed}` gives the space without the choice."""
+    instance = {
+        "family": "tiling",
+        "workload": {"name": "small", "dims": {"N": 1, "M": 4, "C": 4, "P": 4, "Q": 2, "R": 3, "S": 1}},
+        "hardware": {"array": {"rows": 2, "cols": 2}, "mac_energy": 1,
+                     "levels": [{"name": "DRAM", "read_energy": 200},
+                                {"name": "GLB", "capacity": "64 B", "holds": ["inputs", "outputs"], "read_energy": 6},
+                                {"name": "RF", "capacity": "12 B", "per_pe": True, "read_energy": 1}]},
+        "objective": "energy",
+    }
+    chosen, fixed = tmp_path / "chosen.yaml", tmp_path / "fixed.yaml"
+    chosen.write_text(yaml.safe_dump(instance))
+    fixed.write_text(yaml.safe_dump({**instance, "space": {"bypass": "fixed"}}))
+    results = {}
+    for path in (chosen, fixed):
+        out = tmp_path / f"{path.stem}.result.yaml"
+        done = run_mapcert("solve", str(path), "-o", str(out))
+        assert done.returncode == 0, done.stderr
+        assert run_mapcert("verify", str(out)).returncode == 0
+        results[path.stem] = yaml.safe_load(out.read_text())
+    assert results["chosen"]["objective"] < results["fixed"]["objective"]
+    rf = results["chosen"]["solution"]["levels"][2]
+    assert set(rf["keep"]) < set(TENSORS)  # the optimum bypasses the register file for some tensor
+    assert "keep" not in results["fixed"]["solution"]["levels"][2]
