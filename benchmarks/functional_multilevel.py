@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tiling_onchip import distinct_layers  # noqa: E402
 
 from mapcert.formulations.tiling.multilevel.problem import DIMS, MultiLevelProblem  # noqa: E402
+from mapcert.formulations.tiling.multilevel.schema import preset_constraints  # noqa: E402
 from mapcert.formulations.tiling.multilevel.solve import solve_multilevel  # noqa: E402
 from mapcert.hardware.functional.multilevel_vectorized import run_multilevel_vectorized  # noqa: E402
 from mapcert.hardware.hierarchy import hierarchy_preset  # noqa: E402
@@ -47,7 +48,8 @@ def main() -> int:
               f"{'functional s':>12s} {'outputs':>8s} {'counts':>7s}", flush=True)
         times = []
         for layer, _ in distinct_layers(args.network):
-            problem = MultiLevelProblem(layer, hierarchy, objective="energy")
+            problem = MultiLevelProblem(layer, hierarchy, objective="energy",
+                                        constraints=preset_constraints(preset, hierarchy))
             result = solve_multilevel(problem, "cpsat", args.time_limit)
             if result.mapping is None:
                 print(f"{layer.name:30s} {preset:>9s} {result.status:>8s}  no mapping: {result.message}", flush=True)

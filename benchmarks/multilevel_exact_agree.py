@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tiling_onchip import distinct_layers, with_bandwidths  # noqa: E402
 
 from mapcert.formulations.tiling.multilevel.problem import MultiLevelProblem  # noqa: E402
+from mapcert.formulations.tiling.multilevel.schema import preset_constraints  # noqa: E402
 from mapcert.formulations.tiling.multilevel.solve import solve_multilevel  # noqa: E402
 from mapcert.hardware.hierarchy import hierarchy_preset  # noqa: E402
 
@@ -37,6 +38,7 @@ def main() -> int:
                         help="words per cycle of a level (per PE for a per-PE level); repeatable")
     args = parser.parse_args()
     hierarchy = with_bandwidths(hierarchy_preset(args.preset), args.bandwidth)
+    constraints = preset_constraints(args.preset, hierarchy)  # what an instance naming the preset obeys
     layers = distinct_layers(args.network)
     if args.layers:
         layers = layers[: args.layers]
@@ -46,7 +48,7 @@ def main() -> int:
     print("-" * len(header))
     cp_times, milp_times, agreed = [], [], 0
     for layer, _ in layers:
-        problem = MultiLevelProblem(layer, hierarchy, objective=args.objective)
+        problem = MultiLevelProblem(layer, hierarchy, objective=args.objective, constraints=constraints)
         cp = solve_multilevel(problem, "cpsat", args.time_limit)
         milp = solve_multilevel(problem, "milp", args.time_limit)
         both = cp.status == milp.status == "optimal"

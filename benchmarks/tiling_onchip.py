@@ -25,6 +25,7 @@ from dataclasses import replace
 
 from mapcert import workload_library
 from mapcert.formulations.tiling.multilevel.problem import MultiLevelProblem
+from mapcert.formulations.tiling.multilevel.schema import preset_constraints
 from mapcert.formulations.tiling.multilevel.cost import evaluate_multilevel
 from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
 from mapcert.hardware.hierarchy import hierarchy_preset
@@ -68,7 +69,7 @@ def bypass_chosen(hierarchy):
     return replace(hierarchy, levels=tuple(levels))
 
 
-def gain_table(network: str, hierarchy, objective: str, time_limit: float) -> None:
+def gain_table(network: str, hierarchy, objective: str, time_limit: float, constraints) -> None:
     """Per distinct layer: the proved optimum in the preset's space and in the
     space with bypass chosen, the gain, and the CP-SAT time of each."""
     larger = bypass_chosen(hierarchy)
@@ -77,8 +78,10 @@ def gain_table(network: str, hierarchy, objective: str, time_limit: float) -> No
     print(f"{'layer':30s} {'fixed':>14s} {'s':>7s} {'chosen':>14s} {'s':>7s} {'gain':>7s}  bypassed", flush=True)
     gains, slow = [], []
     for layer, _ in distinct_layers(network):
-        base = solve_multilevel(MultiLevelProblem(layer, hierarchy, objective=objective), "cpsat", time_limit)
-        wide = solve_multilevel(MultiLevelProblem(layer, larger, objective=objective), "cpsat", time_limit)
+        base = solve_multilevel(MultiLevelProblem(layer, hierarchy, objective=objective, constraints=constraints),
+                                "cpsat", time_limit)
+        wide = solve_multilevel(MultiLevelProblem(layer, larger, objective=objective, constraints=constraints),
+                                "cpsat", time_limit)
         if base.objective is None or wide.objective is None:
             print(f"{layer.name:30s} {base.status:>14s} {'':>7s} {wide.status:>14s}", flush=True)
             continue
@@ -112,18 +115,19 @@ def main() -> int:
     args = parser.parse_args()
     if args.gains:
         for preset in args.presets:
-            gain_table(args.network, with_bandwidths(hierarchy_preset(preset), args.bandwidth), args.objective,
-                       args.time_limit)
+            hierarchy = with_bandwidths(hierarchy_preset(preset), args.bandwidth)
+            gain_table(args.network, hierarchy, args.objective, args.time_limit, preset_constraints(preset, hierarchy))
         return 0
     names = list(HEURISTICS)
     for preset in args.presets:
         hierarchy = with_bandwidths(hierarchy_preset(preset), args.bandwidth)
+        constraints = preset_constraints(preset, hierarchy)
         print(f"\n{args.network} on {preset}, objective {args.objective}, limit {args.time_limit:g} s", flush=True)
         print(f"{'layer':30s} {'x':>3s} {'status':>8s} {'objective':>14s} {'cpsat s':>8s} {'/bound':>7s} "
               + " ".join(f"{n[:14]:>14s}" for n in names), flush=True)
         times, gaps, proved, total, once = [], {n: [] for n in names}, 0, 0.0, 0.0
         for layer, count in distinct_layers(args.network):
-            problem = MultiLevelProblem(layer, hierarchy, objective=args.objective)
+            problem = MultiLevelProblem(layer, hierarchy, objective=args.objective, constraints=constraints)
             result = solve_multilevel(problem, "cpsat", args.time_limit)
             total += result.wall_time_s * count
             once += result.wall_time_s

@@ -13,8 +13,9 @@ recomputes it here.  The model (derived in docs/tiling-cost-model.md):
   sums: every visit but the first reads them back and every visit but the last
   writes them, at psum precision; the last visit writes the final outputs;
 * an input tile reads exactly the input rows and columns its window touches
-  (stride gaps and dilation holes are skipped), no overlap is kept between
-  tiles.
+  (stride gaps and dilation holes are skipped); with halo reuse, the next
+  tile along the innermost input loop keeps the rows (P) or columns (Q) it
+  shares with the current one and reads only the new ones.
 
 The core works on numpy arrays so that exhaustive enumeration evaluates
 millions of mappings with the very same formulas ``evaluate`` uses.
@@ -76,14 +77,35 @@ def multiplicity(order: tuple[str, ...], trips: dict[str, np.ndarray], tensor: s
     return factor
 
 
-def traffic_bits(layer: ConvLayer, order: tuple[str, ...], tiles: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """DRAM traffic in bits per term, broadcast over array-valued tiles."""
+def halo_axes(order: tuple[str, ...], trips: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per window axis, whether it is the innermost input loop with more than
+    one trip: consecutive input tiles then differ only along it, by one step."""
+    found = np.asarray(False)
+    axes = {"P": np.asarray(False), "Q": np.asarray(False)}
+    for dim in reversed(order):
+        if dim not in RELEVANT["inputs"]:
+            continue
+        real = np.asarray(trips[dim]) > 1
+        if dim in axes:
+            axes[dim] = axes[dim] | (real & ~found)
+        found = found | real
+    return axes
+
+
+def traffic_bits(layer: ConvLayer, order: tuple[str, ...], tiles: dict[str, np.ndarray],
+                 halo: bool = False) -> dict[str, np.ndarray]:
+    """DRAM traffic in bits per term, broadcast over array-valued tiles.
+
+    With ``halo``, a sweep along the innermost input loop (when it is P or Q)
+    reads the rows of the whole swept range once: the union of the tiles'
+    windows instead of their sum (docs/tiling-cost-model.md)."""
     prec = layer.precision
     trips = {d: trips_of(layer.extent(d), tiles[d]) for d in LOOP_DIMS}
-    sweep_inputs = (
-        layer.extent("N") * layer.extent("G") * layer.extent("C")
-        * swept_extent(layer, "P", tiles["P"]) * swept_extent(layer, "Q", tiles["Q"])
-    )
+    swept = {d: swept_extent(layer, d, tiles[d]) for d in ("P", "Q")}
+    if halo:
+        for axis, inner in halo_axes(order, trips).items():
+            swept[axis] = np.where(inner, layer.window_table(axis)[layer.extent(axis)], swept[axis])
+    sweep_inputs = layer.extent("N") * layer.extent("G") * layer.extent("C") * swept["P"] * swept["Q"]
     visits = multiplicity(order, trips, "outputs")
     outputs = layer.output_elements
     return {
@@ -159,7 +181,7 @@ def evaluate(problem: TilingProblem, mapping: Mapping) -> Metrics:
             raise ValueError(f"tile of {d} = {mapping.tiles[d]} outside 1..{layer.extent(d)}")
         if problem.space == "divisors" and layer.extent(d) % mapping.tiles[d]:
             raise ValueError(f"tile of {d} = {mapping.tiles[d]} does not divide {layer.extent(d)}")
-    traffic = {k: int(v) for k, v in traffic_bits(layer, mapping.order, tiles).items()}
+    traffic = {k: int(v) for k, v in traffic_bits(layer, mapping.order, tiles, problem.halo).items()}
     footprint = {k: int(v) for k, v in footprint_bits(layer, tiles).items()}
     trips = mapping.trips(layer)
     iterations = int(np.prod([trips[d] for d in LOOP_DIMS]))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ortools.sat.python import cp_model
 
 from .problem import LOOP_DIMS, TENSORS, TilingProblem
-from .space import DimTable
+from .space import DimTable, halo_axis_of, stationary_of
 from .terms import class_terms
 
 
@@ -56,8 +56,10 @@ def _product(model, factors: list, upper: int, name: str):
     return constant * current
 
 
-def build_cpsat(problem: TilingProblem, tables: dict[str, DimTable], stationary: str) -> CpsatTilingModel:
+def build_cpsat(problem: TilingProblem, tables: dict[str, DimTable], order_class: str) -> CpsatTilingModel:
+    """The model of one order class (``space.order_classes``)."""
     layer = problem.layer
+    stationary, halo = stationary_of(order_class), halo_axis_of(order_class)
     model = cp_model.CpModel()
     choice: dict[str, list] = {}
     trips, tile, in_extent, swept = {}, {}, {}, {}
@@ -71,6 +73,8 @@ def build_cpsat(problem: TilingProblem, tables: dict[str, DimTable], stationary:
         tile[d] = _feature(model, table, bools, table.tiles, f"t_{d}")
         in_extent[d] = _feature(model, table, bools, table.input_extent, f"f_{d}")
         swept[d] = _feature(model, table, bools, table.swept, f"A_{d}")
+    if halo is not None:  # a sweep along the innermost input loop reads the union of its windows once
+        swept[halo] = int(layer.window_table(halo)[layer.extent(halo)])
 
     # capacity: products are bounded by what may fit
     prec = layer.precision
@@ -107,7 +111,7 @@ def build_cpsat(problem: TilingProblem, tables: dict[str, DimTable], stationary:
     if stationary != "outputs":
         objective += terms.psums * (trips["C"] - 1)
     model.Minimize(objective)
-    return CpsatTilingModel(model, choice, tables, stationary, terms.unit)
+    return CpsatTilingModel(model, choice, tables, order_class, terms.unit)
 
 
 def read_choice(handle: CpsatTilingModel):

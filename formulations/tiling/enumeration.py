@@ -15,7 +15,7 @@ import numpy as np
 
 from .cost import footprint_bits, fits, traffic_bits
 from .problem import LOOP_DIMS, Mapping, TilingProblem
-from .space import CANONICAL_ORDER, STATIONARY_CLASSES, DimTable, dim_tables
+from .space import CANONICAL_ORDER, STATIONARY_CLASSES, DimTable, dim_tables, order_classes
 
 ENUMERATION_LIMIT = 10**7
 """Most points evaluated (tile combinations times order classes)."""
@@ -46,7 +46,7 @@ def enumerate_space(
     reduced: bool | None = None,
     limit: int = ENUMERATION_LIMIT,
     tables: dict[str, DimTable] | None = None,
-    classes: tuple[str, ...] = STATIONARY_CLASSES,
+    classes: tuple[str, ...] | None = None,
     deadline: float | None = None,
 ) -> EnumerationOutcome:
     """Best mapping of the whole space.  ``reduced=None`` visits the full tile
@@ -57,6 +57,7 @@ def enumerate_space(
     most a few million points) the walk stops with ``complete=False``."""
     layer = problem.layer
     start = time.perf_counter()
+    classes = order_classes(problem.halo) if classes is None else classes
     if tables is None:
         if reduced is None:
             full = dim_tables(layer, problem.space, reduced=False)
@@ -89,7 +90,7 @@ def enumerate_space(
         if not np.any(feasible):
             continue
         for cls in classes:
-            traffic = traffic_bits(layer, CANONICAL_ORDER[cls], grids)
+            traffic = traffic_bits(layer, CANONICAL_ORDER[cls], grids, problem.halo)
             total = sum(np.broadcast_to(v, feasible.shape) for v in traffic.values())
             total = np.where(feasible, total, np.iinfo(np.int64).max)
             flat = int(np.argmin(total))

@@ -22,7 +22,7 @@ from .enumeration import enumerate_space
 from .problem import LOOP_DIMS, Mapping, TilingProblem
 from .schema import build_two_level, dump_two_level
 from .solve import solve_tiling
-from .space import CANONICAL_ORDER
+from .space import CANONICAL_ORDER, stationary_of
 
 FUNCTIONAL_MEMORY_BYTES = 4 * 2**30
 """The most memory the functional run may take (operands, outputs and
@@ -166,8 +166,8 @@ class TwoLevelTiling(Family):
         def loops(o):  # G is a loop only with groups
             return tuple(d for d in o if d != "G" or layer.groups > 1)
 
-        stationary = next((STATIONARY[c] for c, o in CANONICAL_ORDER.items() if loops(mapping.order) == loops(o)),
-                          "no canonical stationary order")
+        stationary = next((STATIONARY[stationary_of(c)] for c, o in CANONICAL_ORDER.items()
+                           if loops(mapping.order) == loops(o)), "no canonical stationary order")
         console.print(f"DRAM loop order (outer > inner): {order}; {stationary}")
         t = table(title="off-chip traffic", title_justify="left")
         for col in ("term", "bytes", "share"):

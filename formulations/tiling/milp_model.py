@@ -29,7 +29,7 @@ import pyomo.environ as pyo
 
 from .cost import fits, footprint_bits
 from .problem import LOOP_DIMS, TENSORS, TilingProblem
-from .space import DimTable
+from .space import DimTable, halo_axis_of, stationary_of
 from .terms import class_terms
 
 COMBINATION_LIMIT = 20000
@@ -175,9 +175,11 @@ class _ProductBuilder:
 
 
 def build_milp(
-    problem: TilingProblem, tables: dict[str, DimTable], stationary: str, strategy: str = "auto"
+    problem: TilingProblem, tables: dict[str, DimTable], order_class: str, strategy: str = "auto"
 ) -> MilpTilingModel:
+    """The model of one order class (``space.order_classes``)."""
     layer = problem.layer
+    stationary, halo = stationary_of(order_class), halo_axis_of(order_class)
     m = pyo.ConcreteModel(name=f"tiling_{stationary}")
     index = [(d, k) for d in LOOP_DIMS if len(tables[d]) > 1 for k in range(len(tables[d]))]
     m.x = pyo.Var(index, domain=pyo.Binary)
@@ -192,6 +194,8 @@ def build_milp(
     f = {d: tables[d].input_extent for d in LOOP_DIMS}
     n = {d: tables[d].trips for d in LOOP_DIMS}
     a = {d: tables[d].swept for d in LOOP_DIMS}
+    if halo is not None:  # a sweep along the innermost input loop reads the union of its windows once
+        a[halo] = np.full(len(tables[halo]), int(layer.window_table(halo)[layer.extent(halo)]), dtype=np.int64)
     tile_factors = {
         "inputs": [("N", t["N"]), ("G", t["G"]), ("C", t["C"]), ("P", f["P"]), ("Q", f["Q"])],
         "weights": [("G", t["G"]), ("M", t["M"]), ("C", t["C"])],
@@ -219,7 +223,7 @@ def build_milp(
     if stationary != "outputs":
         objective += terms.psums * (pb.linear("C", n["C"]) - 1)
     m.objective = pyo.Objective(expr=m.zero + objective, sense=pyo.minimize)
-    return MilpTilingModel(m, tables, stationary, terms.unit)
+    return MilpTilingModel(m, tables, order_class, terms.unit)
 
 
 def _bits_per_element(problem: TilingProblem, tensor: str) -> int:

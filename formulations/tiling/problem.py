@@ -202,6 +202,9 @@ class TilingProblem:
     solver: SolverSettings = field(default_factory=SolverSettings)
     source: str = "<memory>"
     hardware_name: str = ""
+    halo: bool = False
+    """Halo reuse: consecutive input tiles along P (or Q) keep their shared
+    rows (columns) on chip and fetch only the new ones."""
 
     @property
     def space_description(self) -> str:
@@ -213,6 +216,8 @@ class TilingProblem:
         return (
             f"{tiles}; any DRAM-level loop order over {', '.join(LOOP_DIMS)}; "
             f"filter window R x S whole on chip; one resident tile per tensor in {self.buffer.name}"
+            + ("; halo reuse: the next input tile along the innermost input loop (P or Q) keeps the rows "
+               "it shares with the current one" if self.halo else "")
         )
 
 

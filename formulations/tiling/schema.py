@@ -54,6 +54,8 @@ class HardwareSpec(Strict):
 
 class SpaceSpec(Strict):
     tiles: Literal["divisors", "any"] = "divisors"
+    halo: bool = False
+    """Keep the input rows and columns consecutive tiles share (ZigZag's halo reuse)."""
 
 
 class SolverSpec(Strict):
@@ -238,6 +240,7 @@ def build_two_level(data: dict, where: Located, label: str) -> TilingProblem | N
         solver=SolverSettings(spec.solver.method, spec.solver.time_limit, spec.solver.workers),
         source=label,
         hardware_name=hw_name,
+        halo=spec.space.halo,
     )
 
 
@@ -263,7 +266,7 @@ def dump_two_level(problem: TilingProblem) -> dict:
         "workload": workload,
         "hardware": {"name": problem.hardware_name, "levels": [{"name": problem.dram_name}, level]},
         "objective": problem.objective,
-        "space": {"tiles": problem.space},
+        "space": {"tiles": problem.space, **({"halo": True} if problem.halo else {})},
         "solver": {"method": problem.solver.method, "time_limit": problem.solver.time_limit,
                    "workers": problem.solver.workers},
     }

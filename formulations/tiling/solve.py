@@ -21,7 +21,7 @@ from .enumeration import SpaceTooLarge, enumerate_space
 from .milp_model import build_milp
 from .milp_model import read_choice as read_milp
 from .problem import LOOP_DIMS, TENSORS, Mapping, TilingProblem
-from .space import CANONICAL_ORDER, STATIONARY_CLASSES, dim_tables
+from .space import CANONICAL_ORDER, dim_tables, order_classes
 from .terms import class_terms
 
 METHODS = ("cpsat", "milp", "enumerate")
@@ -108,7 +108,8 @@ def _solve_enumerate(problem: TilingProblem, deadline: float, time_limit: float)
     space = "undominated tiles" if outcome.reduced else "every tile"
     if not outcome.complete:
         # no bound: the points not visited may hold anything
-        seen = f"visited {outcome.visited:,} of {outcome.points:,} points ({space} x 3 order classes)"
+        seen = (f"visited {outcome.visited:,} of {outcome.points:,} points "
+                f"({space} x {len(order_classes(problem.halo))} order classes)")
         if outcome.mapping is None:
             return TilingResult(status="error", method="enumerate",
                                 message=f"time limit of {time_limit:g} s reached before any mapping that fits; {seen}")
@@ -117,7 +118,7 @@ def _solve_enumerate(problem: TilingProblem, deadline: float, time_limit: float)
         return result
     result = _finish(problem, "enumerate", outcome.mapping, outcome.objective_bits, proved=True)
     result.best_bound = result.objective
-    result.message = f"visited {outcome.points:,} points ({space} x 3 order classes)"
+    result.message = f"visited {outcome.points:,} points ({space} x {len(order_classes(problem.halo))} order classes)"
     result.classes = {k: {"objective": None if v is None else v / 8} for k, v in outcome.per_class_bits.items()}
     return result
 
@@ -138,8 +139,9 @@ def _solve_by_class(problem: TilingProblem, method: str, time_limit: float, dead
     proved_all = True
     classes: dict[str, dict] = {}
     build_s = 0.0  # the last class's build: the next one takes about as long
-    for index, cls in enumerate(STATIONARY_CLASSES):
-        later = len(STATIONARY_CLASSES) - index - 1
+    order_set = order_classes(problem.halo)
+    for index, cls in enumerate(order_set):
+        later = len(order_set) - index - 1
         remaining = deadline - time.perf_counter()
         if remaining <= (build_s if method == "cpsat" else (1 + HAND_OVER) * build_s):
             classes[cls] = {"objective": None, "bound": None, "proved": False,

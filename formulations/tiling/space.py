@@ -26,11 +26,35 @@ from .problem import LOOP_DIMS, ConvLayer
 STATIONARY_CLASSES: tuple[str, ...] = ("outputs", "inputs", "weights")
 """Which tensor's tile stays resident across the innermost DRAM loops."""
 
+HALO_CLASSES: tuple[str, ...] = ("outputs", "inputs/P", "inputs/Q", "weights/P", "weights/Q")
+"""With halo reuse, the inputs and weights classes split by the window axis
+that is the innermost input loop (docs/tiling-space-reductions.md)."""
+
 CANONICAL_ORDER: dict[str, tuple[str, ...]] = {
     "inputs": ("N", "G", "C", "P", "Q", "M"),
     "weights": ("G", "M", "C", "N", "P", "Q"),
     "outputs": ("N", "G", "M", "P", "Q", "C"),
+    "inputs/P": ("N", "G", "C", "Q", "P", "M"),
+    "inputs/Q": ("N", "G", "C", "P", "Q", "M"),
+    "weights/P": ("G", "M", "C", "N", "Q", "P"),
+    "weights/Q": ("G", "M", "C", "N", "P", "Q"),
 }
+
+
+def order_classes(halo: bool) -> tuple[str, ...]:
+    """The order classes whose least cost is the least over all 720 orders."""
+    return HALO_CLASSES if halo else STATIONARY_CLASSES
+
+
+def stationary_of(order_class: str) -> str:
+    """The tensor whose tile stays across the innermost loops of the class."""
+    return order_class.split("/")[0]
+
+
+def halo_axis_of(order_class: str) -> str | None:
+    """The window axis whose consecutive tiles share rows in the class (None without halo)."""
+    parts = order_class.split("/")
+    return parts[1] if len(parts) > 1 else None
 
 
 def all_tiles(layer: ConvLayer, dim: str, space: str) -> np.ndarray:
@@ -94,4 +118,4 @@ def space_size(layer: ConvLayer, space: str, reduced: bool = False) -> int:
     count = 1
     for table in tables.values():
         count *= len(table)
-    return count * (len(STATIONARY_CLASSES) if reduced else 720)
+    return count * (len(STATIONARY_CLASSES) if reduced else 720)  # halo: five classes once reduced

@@ -6,7 +6,9 @@ loops walk the tiles in the mapping's order, and the MACs read only what is
 in the buffer.  The buffer knows which tile it holds; asking for another one
 fetches it (only the input rows and columns the window touches are read;
 the rest of the tile stays NaN, so computing on data never fetched would
-show up as a wrong output).  An output tile that leaves the buffer before its
+show up as a wrong output).  With halo reuse, the next input tile along P
+(or Q) takes the rows (columns) it shares with the current one from the
+buffer and reads only the others.  An output tile that leaves the buffer before its
 reduction is complete is written as partial sums and read back on its next
 visit.  Every transfer is counted in bits per term, to be compared with
 ``formulations.tiling.evaluate``; the final outputs are compared with a
@@ -96,6 +98,7 @@ def run_tiling(problem: TilingProblem, mapping: Mapping, seed: int = 0) -> Funct
     }
 
     resident = {"inputs": None, "weights": None, "outputs": None}
+    held = None  # the resident input tile: its rows, columns and values
     columns = w_matrix = out_buf = None  # buffer contents in compute layout
     out_at = None
 
@@ -123,8 +126,16 @@ def run_tiling(problem: TilingProblem, mapping: Mapping, seed: int = 0) -> Funct
             rows, row_pos = windows["P"][p_i]
             cols, col_pos = windows["Q"][q_i]
             block = inputs[spans["N"][n_i], spans["G"][g_i], spans["C"][c_i]]
-            fetched = block[:, :, :, rows[:, None], cols[None, :]]
-            count["inputs_read"] += fetched.size * prec.inputs
+            fetched = np.full(block.shape[:3] + (len(rows), len(cols)), np.nan)
+            kept_rows, kept_cols = _halo(problem.halo, resident["inputs"], key_in, held, rows, cols)
+            if kept_rows is not None:  # the rows (columns) shared with the previous tile stay on chip
+                old_rows, old_cols, old = held
+                fetched[:, :, :, kept_rows[0][:, None], kept_cols[0][None, :]] = \
+                    old[:, :, :, kept_rows[1][:, None], kept_cols[1][None, :]]
+            new = np.isnan(fetched)
+            fetched[new] = block[:, :, :, rows[:, None], cols[None, :]][new]
+            count["inputs_read"] += int(new.sum()) * prec.inputs
+            held = (rows, cols, fetched)
             # im2col of the resident tile: (g, c*R*S, n*p*q)
             patches = fetched[:, :, :, row_pos[:, :, None, None], col_pos[None, None, :, :]]
             nb, gb, cb, tp, _, tq, _ = patches.shape
@@ -174,6 +185,25 @@ def run_tiling(problem: TilingProblem, mapping: Mapping, seed: int = 0) -> Funct
         psum_overflow=overflow,
         notes=notes,
     )
+
+
+def _halo(halo: bool, old_key, new_key, held, rows: np.ndarray, cols: np.ndarray):
+    """With halo reuse, when the new input tile is the next one along P (or
+    Q), everything else equal: the positions of the shared rows (columns) in
+    the new and the old tile, and all columns (rows). Otherwise (None, None)."""
+    if not halo or old_key is None:
+        return None, None
+    steps = [new - old for new, old in zip(new_key, old_key)]
+    if steps[:3] != [0, 0, 0] or sorted(steps[3:]) != [0, 1]:
+        return None, None
+    old_rows, old_cols, _ = held
+    if steps[3] == 1:  # along P: the columns are the same
+        shared, new_at, old_at = np.intersect1d(rows, old_rows, return_indices=True)
+        everything = np.arange(len(cols))
+        return (new_at, old_at), (everything, everything)
+    shared, new_at, old_at = np.intersect1d(cols, old_cols, return_indices=True)
+    everything = np.arange(len(rows))
+    return (everything, everything), (new_at, old_at)
 
 
 def _window(span: slice, stride: int, dilation: int, taps: int) -> tuple[np.ndarray, np.ndarray]:

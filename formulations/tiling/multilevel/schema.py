@@ -167,6 +167,18 @@ def merge_constraints(hardware: ConstraintsSpec, instance: ConstraintsSpec, wher
     return ConstraintsSpec(levels=levels, spatial=spatial)
 
 
+def preset_constraints(name: str, hierarchy: Hierarchy) -> MappingConstraints:
+    """The mapping constraints a hierarchy preset carries (what an instance
+    naming the preset obeys), for programs that build problems directly."""
+    where = Located(f"preset {name}")
+    raw = hierarchy_presets()[name].get("constraints") or {}
+    spec = validate_spec(ConstraintsSpec, raw, where, ("constraints",), "constraints")
+    constraints = None if spec is None else build_constraints(spec, hierarchy, where)
+    if where.issues or constraints is None:
+        raise ValueError(f"preset {name}: its constraints are invalid")
+    return constraints
+
+
 def is_multilevel(data: dict) -> bool:
     """Whether a tiling instance needs the multi-level model."""
     if data.get("objective") in ("energy", "latency", "edp") or "constraints" in data:
@@ -244,7 +256,7 @@ class MultiLevelNetwork:
 
 
 def _network_layers(network: str, hierarchy: Hierarchy, spec: "MultiLevelSpec", where: Located,
-                    label: str, constraints: ConstraintsSpec) -> MultiLevelNetwork | None:
+                    label: str, constraints: ConstraintsSpec | None = None) -> MultiLevelNetwork | None:
     groups: dict[tuple, list] = {}
     for name in workload_library.compute_layers(network):
         layer = build_layer(f"{network}.{name}", where, ("workload",))
@@ -254,7 +266,7 @@ def _network_layers(network: str, hierarchy: Hierarchy, spec: "MultiLevelSpec", 
                layer.groups, layer.op)
         groups.setdefault(key, [layer, []])[1].append(layer.name)
     solver = SolverSettings(spec.solver.method, spec.solver.time_limit, spec.solver.workers)
-    constraints = build_constraints(constraints, hierarchy, where)
+    constraints = build_constraints(spec.constraints if constraints is None else constraints, hierarchy, where)
     if where.issues:
         return None
     layers = tuple(NetworkLayer(MultiLevelProblem(layer, hierarchy, spec.objective, solver, label, constraints),
