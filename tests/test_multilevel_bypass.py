@@ -65,7 +65,7 @@ def exact_methods_agree(problem) -> None:
         assert got.objective >= multilevel_bounds(problem).objective - 1e-9
 
 
-@settings(max_examples=5, deadline=None, derandomize=True)
+@settings(max_examples=4, deadline=None, derandomize=True)
 @given(instances())
 def test_exact_methods_agree_with_enumeration_when_bypass_is_chosen(problem):
     exact_methods_agree(problem)

@@ -147,3 +147,27 @@ def test_evaluate_refuses_a_mapping_that_breaks_a_constraint(tmp_path):
 
 def test_constraints_cover_every_dimension_of_the_model():
     assert set(USER_DIMS) | {"G"} == set(DIMS)
+
+
+def test_levels_whose_order_cannot_matter_keep_one_order(monkeypatch, tmp_path):
+    """A scratchpad whose constraints leave loops of one reuse group only (C
+    and R, both in the outputs group) has one order: the optimum over all
+    six group orders there is the same."""
+    from mapcert.formulations.tiling.multilevel import enumeration, space
+    from mapcert.instances import load
+
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "workload": {"name": "t", "dims": {"M": 4, "C": 2, "P": 2, "Q": 2,
+                                                                             "R": 3, "S": 1}},
+                                    "constraints": {"levels": {"RF": {"factors": {"N": 1, "M": 1, "P": 1, "Q": 1,
+                                                                                  "S": 1}}}}}))
+    problem = load(str(path))
+    assert set(space.settled_rankings(problem)) == {2}  # DRAM and GLB keep their six orders
+    assert space.settled_rankings(problem)[2][0] == "outputs"
+    reduced = enumeration.enumerate_multilevel(problem)
+    monkeypatch.setattr(enumeration, "level_orders",
+                        lambda p: [space.GROUP_ORDERS] * len(p.hierarchy.levels))
+    full = enumeration.enumerate_multilevel(problem)
+    assert reduced.objective == full.objective
+    for method in ("cpsat", "milp"):  # their order Booleans are fixed at the settled level
+        assert solve_multilevel(problem, method, time_limit=60).objective == pytest.approx(full.objective)

@@ -23,7 +23,7 @@ from ortools.sat.python import cp_model
 
 from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction
 from .cost import TENSORS, window_rows
-from .space import GROUP_ORDERS, GROUP_RANKINGS, dim_choices, mapping_from_choice
+from .space import GROUP_ORDERS, GROUP_RANKINGS, dim_choices, mapping_from_choice, settled_rankings
 from .terms import boundaries, halo_value
 
 CPSAT_OBJECTIVES = ("offchip_traffic", "energy", "latency")
@@ -119,6 +119,8 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
     o = [[m.NewBoolVar(f"o_{l}_{k}") for k in range(len(GROUP_ORDERS))] for l in range(K)]
     for l in range(K):
         m.AddExactlyOne(o[l])
+    for l, ranking in settled_rankings(problem).items():  # the order cannot matter there
+        m.Add(o[l][GROUP_RANKINGS.index(ranking)] == 1)
 
     # per-dimension quantities, linear in the row choice
     def col(d, fn, base):

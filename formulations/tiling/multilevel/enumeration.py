@@ -18,7 +18,7 @@ import numpy as np
 from .problem import DIMS, MultiLevelMapping, MultiLevelProblem
 from .bypass import keep_sets, with_keep
 from .cost import link_words, objective_values
-from .space import GROUP_ORDERS, dim_choices, mapping_from_choice
+from .space import dim_choices, level_orders, mapping_from_choice
 
 MAX_POINTS = 5_000_000
 
@@ -74,7 +74,7 @@ def enumerate_multilevel(problem: MultiLevelProblem, max_points: int = MAX_POINT
     words = link_words(problem, factors, {d: rows[d] * cols[d] for d in DIMS})  # the same for every order
     best_value, best_key = None, None
     complete = True
-    for orders in itertools.product(GROUP_ORDERS, repeat=K):
+    for orders in itertools.product(*level_orders(problem)):
         if deadline is not None and time.perf_counter() > deadline:
             complete = False
             break

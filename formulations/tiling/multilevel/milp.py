@@ -42,7 +42,7 @@ from ....solvers.outcome import SolverOutcome
 from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction
 from .cost import window_rows
 from .cpsat import _axes_symmetric, _integer_scale
-from .space import dim_choices, group_order, mapping_from_choice
+from .space import dim_choices, group_order, mapping_from_choice, settled_rankings
 from .terms import TENSORS, Words, boundaries, halo_value
 
 MILP_OBJECTIVES = ("offchip_traffic", "energy", "latency")
@@ -249,6 +249,8 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
             cons.add(sum(b.boolean(("pair", a, i, j)) for i in range(len(rows[a]))) == b.boolean(("x", w, j)))
     for l in range(K):
         cons.add(sum(b.boolean(("sigma", l, X)) for X in TENSORS) == 1)
+    for l, ranking in settled_rankings(problem).items():  # the order cannot matter there
+        cons.add(b.boolean(("sigma", l, ranking[0])) == 1)
     if _axes_symmetric(layer):
         # swapping (P, R) with (Q, S) keeps the cost: keep the copy with P's row index <= Q's
         cons.add(sum(i * b.boolean(("x", "P", i)) for i in range(len(rows["P"])))
@@ -657,7 +659,8 @@ def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Res
                                  best_mapping, message), scale, constant
         whole_bound = whole.bound
     K = len(problem.hierarchy.levels)
-    combos = list(itertools.product(TENSORS, repeat=K))
+    fixed_orders = settled_rankings(problem)
+    combos = list(itertools.product(*((fixed_orders[l][0],) if l in fixed_orders else TENSORS for l in range(K))))
     if best_mapping is not None:  # the incumbent's own piece first: a better cutoff for all the others
         own = _stationary(best_mapping)
         combos.sort(key=lambda combo: combo != own)

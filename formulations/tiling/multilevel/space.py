@@ -83,6 +83,32 @@ def dim_choices(problem: MultiLevelProblem, dim: str) -> np.ndarray:
     return np.asarray(rows, dtype=np.int64).reshape(-1, K + 2)
 
 
+def settled_rankings(problem: MultiLevelProblem) -> dict[int, tuple[str, ...]]:
+    """Levels whose loop order cannot matter, with the ranking to use there.
+
+    At a level where at most one reuse group can have a loop of more than
+    one trip (every other dimension's factor there is 1 in every row of its
+    table, as in a scratchpad whose constraints allow only C and R loops),
+    the six group orders are the same order once one-trip loops are
+    dropped. So one ranking, that group innermost, loses nothing."""
+    rows = {d: dim_choices(problem, d) for d in DIMS}
+    settled = {}
+    for l in range(len(problem.hierarchy.levels)):
+        groups = [X for X in ("inputs", "weights", "outputs")
+                  if any((rows[d][:, l] > 1).any() for d in REUSE_GROUPS[X])]
+        if len(groups) <= 1:
+            X = groups[0] if groups else "inputs"
+            settled[l] = (X, *(Y for Y in ("inputs", "weights", "outputs") if Y != X))
+    return settled
+
+
+def level_orders(problem: MultiLevelProblem) -> list[tuple[tuple[str, ...], ...]]:
+    """Per level, the group orders a search must try (one where the order is settled)."""
+    settled = settled_rankings(problem)
+    return [(group_order(settled[l]),) if l in settled else GROUP_ORDERS
+            for l in range(len(problem.hierarchy.levels))]
+
+
 def space_points(problem: MultiLevelProblem) -> int:
     count = 1
     for d in DIMS:
