@@ -29,7 +29,10 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/tiling.py
 	$(BIN)/python benchmarks/tiling_onchip.py
+	$(BIN)/python benchmarks/tiling_onchip.py --gains bypass --presets eyeriss simba-pe
+	$(BIN)/python benchmarks/tiling_halo.py
 	$(BIN)/python benchmarks/multilevel_exact_agree.py --time-limit 900
+	$(BIN)/python benchmarks/multilevel_exact_agree.py --preset eyeriss-like --time-limit 900
 	$(BIN)/python benchmarks/pim.py
 	$(BIN)/python benchmarks/pairing_accuracy.py
 	$(BIN)/python benchmarks/partition.py

@@ -6,7 +6,9 @@ that fits); ``evaluate_multilevel`` scores it like any other mapping, so
 
 * ``random_sampling``: Timeloop's random mapper.  It draws factorizations
   and loop orders uniformly, keeps the best valid sample, and is seeded with
-  a sample budget.
+  a sample budget.  Where the hierarchy leaves keep or bypass to the
+  mapping, each sample takes its best keep set (of at most ``KEEP_SAMPLE``
+  drawn per batch).
 * ``paper_dataflow``: the dataflow of the communication lower-bound paper.
   Output tiles stay put (C, R, S innermost at every level), only output
   dimensions are unrolled on the array, and the best tiles within that
@@ -29,10 +31,13 @@ from math import prod
 import numpy as np
 
 from ..formulations.tiling.multilevel.problem import DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem, layer_extent
+from ..formulations.tiling.multilevel.bypass import keep_sets, with_keep
 from ..formulations.tiling.multilevel.cost import evaluate_multilevel, objective_values
 from ..formulations.tiling.multilevel.space import dim_choices, group_order, mapping_from_choice
 
 OUTPUT_STATIONARY = group_order(("outputs", "inputs", "weights"))
+KEEP_SAMPLE = 64
+"""Most keep sets each batch of samples is scored under."""
 OUTPUT_DIMS = ("M", "P", "Q", "N")
 
 
@@ -52,6 +57,7 @@ def _sample(problem: MultiLevelProblem, samples: int, seed: int, allowed_orders,
         return None  # the instance's constraints leave some dimension no factor row
     best = (np.inf, None)
     least = problem.constraints.min_pes(problem.hierarchy.pes)
+    all_keeps = keep_sets(problem.hierarchy) if problem.hierarchy.chooses_bypass else None
     batch = 2048
     for start in range(0, samples, batch):
         size = min(batch, samples - start)
@@ -61,15 +67,22 @@ def _sample(problem: MultiLevelProblem, samples: int, seed: int, allowed_orders,
         else:
             orders = [rnd.choice(allowed_orders) for _ in range(K)]
         factors = [{d: picks[d][:, l] for d in DIMS} for l in range(K)]
-        value, feasible = objective_values(problem, factors, {d: picks[d][:, K] for d in DIMS},
-                                           {d: picks[d][:, K + 1] for d in DIMS}, orders)
+        keeps = None
+        if all_keeps is not None:  # the everything-kept set, then a uniform draw of the others
+            keeps = [all_keeps[0]] + rnd.sample(all_keeps[1:], min(KEEP_SAMPLE - 1, len(all_keeps) - 1))
+        scored = objective_values(problem, factors, {d: picks[d][:, K] for d in DIMS},
+                                  {d: picks[d][:, K + 1] for d in DIMS}, orders, keeps)
+        value, feasible = scored[:2]
         if least > 1:  # the instance's least utilization of the array
             busy = np.prod([picks[d][:, K] * picks[d][:, K + 1] for d in DIMS], axis=0)
             feasible = feasible & (busy >= least)
         masked = np.where(feasible, value, np.inf)
         i = int(np.argmin(masked))
         if masked[i] < best[0]:
-            best = (float(masked[i]), mapping_from_choice(problem, {d: picks[d][i] for d in DIMS}, tuple(orders)))
+            mapping = mapping_from_choice(problem, {d: picks[d][i] for d in DIMS}, tuple(orders))
+            if keeps is not None:
+                mapping = with_keep(problem, mapping, keeps[int(scored[2][i])])
+            best = (float(masked[i]), mapping)
     return best[1]
 
 

@@ -26,8 +26,9 @@ def divisors(n: int) -> list[int]:
 
 
 @st.composite
-def constrained(draw):
-    problem = draw(instances())
+def constrained(draw, base=instances):
+    """(the problem without constraints, the problem with random ones)."""
+    problem = draw(base())
     layer = problem.layer
     level = draw(st.sampled_from([1, 2]))
     dim = draw(st.sampled_from([d for d in USER_DIMS if layer_extent(layer, d) > 1] or ["M"]))

@@ -307,7 +307,7 @@ class MultiLevelTiling(Family):
         t = table(title="memory hierarchies with a PE array (tiling)", title_justify="left",
                   caption="* private to each PE; {..} the tensors a level holds, the others bypass it; "
                           "{chosen}: each mapping keeps or bypasses each tensor")
-        for col in ("preset", "array", "levels", "source"):
+        for col in ("preset", "array", "levels", "constraints", "source"):
             t.add_column(col)
         for name, hw in hierarchy_presets().items():
             array = hw.get("array", {})
@@ -316,7 +316,12 @@ class MultiLevelTiling(Family):
                 + (f" {level['capacity']}" if "capacity" in level else "")
                 + (f" {{{', '.join(level['holds'])}}}" if "holds" in level else " {chosen}" if level is not hw["levels"][0] else "")
                 for level in hw["levels"])
-            t.add_row(name, f"{array.get('rows', 1)}x{array.get('cols', 1)}", levels,
+            carried = hw.get("constraints") or {}
+            what = [f"{level}: {', '.join(f'{d}={f}' for d, f in c.get('factors', {}).items())}"
+                    for level, c in (carried.get("levels") or {}).items()]
+            spatial = carried.get("spatial") or {}
+            what += [f"{axis}: {'/'.join(spatial[axis])}" for axis in ("rows", "cols") if axis in spatial]
+            t.add_row(name, f"{array.get('rows', 1)}x{array.get('cols', 1)}", levels, "; ".join(what) or "-",
                       " ".join(str(hw.get("source", "")).split())[:60])
         return [t]
 

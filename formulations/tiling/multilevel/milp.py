@@ -517,6 +517,11 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, restric
     scale, constant = _objective_units(problem)
     sets = keep_sets(problem.hierarchy)
     best = best_mapping = None  # objective units
+    found = _incumbent(problem, restriction)  # the sampling mappers choose keep sets too
+    if found is not None:
+        best_mapping, best = found
+        own = best_mapping.keep_sets(problem.hierarchy)
+        sets.sort(key=lambda keep: keep != own)  # its keep set first: the others start with a cutoff
     open_bounds: list[float | None] = []  # model units
     settled = 0
     for keep in sets:
