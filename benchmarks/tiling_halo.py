@@ -42,7 +42,8 @@ def main() -> int:
                     layer = replace(problem.layer, precision=replace(problem.layer.precision, inputs=bits,
                                                                      weights=bits, outputs=bits, psums=bits))
                     problem = replace(problem, layer=layer)
-                key = (problem.layer.dims(), problem.layer.stride, problem.layer.dilation, problem.layer.groups)
+                key = (tuple(problem.layer.dims().items()), problem.layer.stride, problem.layer.dilation,
+                       problem.layer.groups)
                 if key in seen:
                     continue
                 seen.add(key)
