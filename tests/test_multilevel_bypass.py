@@ -28,14 +28,15 @@ ALL = frozenset(TENSORS)
 
 
 @st.composite
-def instances(draw):
-    """Small layers on DRAM > GLB > RF where GLB, RF or both choose their keep sets."""
+def instances(draw, glb_options=(ALL, frozenset({"weights"}), frozenset())):
+    """Small layers on DRAM > GLB > RF where GLB, RF or both choose their keep
+    sets (GLB among ``glb_options``)."""
     layer = ConvLayer(
         name="t", N=1, M=draw(st.sampled_from([2, 4])), C=draw(st.sampled_from([1, 2, 3])),
         P=draw(st.sampled_from([2, 4])), Q=draw(st.sampled_from([1, 2])),
         R=draw(st.sampled_from([1, 3])), S=1, stride=(draw(st.sampled_from([1, 2])), 1),
     )
-    glb_chosen = draw(st.sampled_from([ALL, frozenset({"weights"}), frozenset()]))
+    glb_chosen = draw(st.sampled_from(list(glb_options)))
     rf_chosen = draw(st.sampled_from([ALL, frozenset({"inputs", "outputs"}), frozenset()]))
     partition = draw(st.booleans())
     hier = Hierarchy("h", (
@@ -66,7 +67,7 @@ def exact_methods_agree(problem) -> None:
         assert got.objective >= multilevel_bounds(problem).objective - 1e-9
 
 
-@settings(max_examples=4, deadline=None, derandomize=True)
+@settings(max_examples=3, deadline=None, derandomize=True)
 @given(instances())
 def test_exact_methods_agree_with_enumeration_when_bypass_is_chosen(problem):
     exact_methods_agree(problem)
@@ -79,8 +80,13 @@ def test_exact_methods_agree_with_enumeration_when_bypass_is_chosen_on_many_inst
     exact_methods_agree(problem)
 
 
+def few_keep_sets():
+    """Instances with at most 16 keep sets, so that the MILP's union stays short."""
+    return instances(glb_options=(frozenset({"weights"}), frozenset()))
+
+
 @settings(max_examples=2, deadline=None, derandomize=True)
-@given(constrained(base=instances))
+@given(constrained(base=few_keep_sets))
 def test_bypass_and_constraints_together(pair):
     """Keep choices inside a constrained space: every exact method against
     the enumeration, the constraints kept, never better than without them."""
@@ -94,7 +100,7 @@ def test_bypass_and_constraints_together_on_many_instances(pair):
     every_exact_method_solves_the_constrained_space(pair)
 
 
-@settings(max_examples=25, deadline=None, derandomize=True)
+@settings(max_examples=15, deadline=None, derandomize=True)
 @given(instances(), st.integers(0, 10**6))
 def test_functional_model_and_terms_follow_the_keep_sets(problem, seed):
     """Random mappings with random keep sets: the cycle-level and vectorized

@@ -329,7 +329,8 @@ class MultiLevelTiling(Family):
         hierarchy = ("hardware: {name: tiny, mac_energy: 1, array: {rows: 2, cols: 2}, levels: ["
                      "{name: DRAM, read_energy: 100, write_energy: 100}, "
                      "{name: GLB, capacity: 64, holds: [inputs, outputs], read_energy: 6, write_energy: 6}, "
-                     "{name: RF, capacity: 8, per_pe: true, read_energy: 1, write_energy: 1}]}\n")
+                     "{name: RF, capacity: 8, per_pe: true, holds: [inputs, weights, outputs], read_energy: 1, "
+                     "write_energy: 1}]}\n")
         return [
             "family: tiling\nworkload: {name: tiny, dims: {M: 2, C: 2, P: 4, Q: 1, R: 3, S: 1}}\n" + hierarchy
             + "objective: energy\n",
