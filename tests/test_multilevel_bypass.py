@@ -51,6 +51,11 @@ def instances(draw, glb_options=(ALL, frozenset({"weights"}), frozenset())):
     return MultiLevelProblem(layer, hier, objective=objective)
 
 
+def few_keep_sets():
+    """Instances with at most 16 keep sets, so that the MILP's union stays short."""
+    return instances(glb_options=(frozenset({"weights"}), frozenset()))
+
+
 def exact_methods_agree(problem) -> None:
     reference = solve_multilevel(problem, "enumerate")
     assert reference.status in ("optimal", "infeasible")
@@ -68,7 +73,7 @@ def exact_methods_agree(problem) -> None:
 
 
 @settings(max_examples=3, deadline=None, derandomize=True)
-@given(instances())
+@given(few_keep_sets())
 def test_exact_methods_agree_with_enumeration_when_bypass_is_chosen(problem):
     exact_methods_agree(problem)
 
@@ -78,11 +83,6 @@ def test_exact_methods_agree_with_enumeration_when_bypass_is_chosen(problem):
 @given(instances())
 def test_exact_methods_agree_with_enumeration_when_bypass_is_chosen_on_many_instances(problem):
     exact_methods_agree(problem)
-
-
-def few_keep_sets():
-    """Instances with at most 16 keep sets, so that the MILP's union stays short."""
-    return instances(glb_options=(frozenset({"weights"}), frozenset()))
 
 
 @settings(max_examples=2, deadline=None, derandomize=True)
