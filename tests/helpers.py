@@ -108,3 +108,36 @@ def with_random_keep(problem, mapping, rnd):
     from mapcert.formulations.tiling.multilevel.bypass import keep_sets
 
     return replace(mapping, keep=rnd.choice(keep_sets(problem.hierarchy)))
+
+
+def term_counts(problem, mapping):
+    """Reads and writes per level and tensor rebuilt from the exact models'
+    term structure: for every boundary the mapping's keep sets open,
+    ``const * spatial * halo * (fills / distinct)``."""
+    from mapcert.formulations.tiling.multilevel.cost import fills_and_distinct
+    from mapcert.formulations.tiling.multilevel.terms import boundaries, mapping_rows, words_value
+
+    keep = mapping.keep_sets(problem.hierarchy)
+    K = len(problem.hierarchy.levels)
+    rows = mapping_rows(problem, mapping)
+    reads = [dict.fromkeys(("inputs", "weights", "outputs"), 0) for _ in range(K)]
+    writes = [dict.fromkeys(("inputs", "weights", "outputs"), 0) for _ in range(K)]
+    for b in boundaries(problem):
+        if not all(b.tensor in keep[j] for j in b.kept) or any(b.tensor in keep[j] for j in b.bypassed):
+            continue
+        loops = [(d, mapping.factor(j, d)) for j in range(b.level) for d in mapping.levels[j].order]
+        fills, distinct = fills_and_distinct(loops, b.tensor)
+        E = int(fills) // int(distinct)
+        P = words_value(problem, b.parent_words, rows)
+        C = words_value(problem, b.child_words, rows)
+        if b.tensor != "outputs":
+            reads[b.parent][b.tensor] += E * P
+            if b.level < K:
+                writes[b.level][b.tensor] += E * C
+        else:
+            writes[b.parent]["outputs"] += E * P
+            reads[b.parent]["outputs"] += (E - 1) * P
+            if b.level < K:
+                writes[b.level]["outputs"] += (E - 1) * P
+                reads[b.level]["outputs"] += E * C
+    return reads, writes

@@ -21,7 +21,7 @@ from mapcert.hardware.functional.multilevel_vectorized import run_multilevel_vec
 from mapcert.hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, hierarchy_from_dict
 from mapcert.validation.multilevel_bounds import multilevel_bounds
 
-from helpers import random_multilevel_mapping, run_mapcert, with_random_keep
+from helpers import random_multilevel_mapping, run_mapcert, term_counts, with_random_keep
 from test_multilevel_constraints import constrained, every_exact_method_solves_the_constrained_space
 
 ALL = frozenset(TENSORS)
@@ -107,9 +107,6 @@ def test_functional_model_and_terms_follow_the_keep_sets(problem, seed):
     functional models compute the layer and move the counted words, and the
     telescoped terms of the exact models (only the boundaries the keep sets
     open) reproduce every count."""
-    from mapcert.formulations.tiling.multilevel.cost import fills_and_distinct
-    from mapcert.formulations.tiling.multilevel.terms import boundaries, mapping_rows, words_value
-
     rnd = random.Random(seed)
     mapping = with_random_keep(problem, random_multilevel_mapping(problem, rnd, full_orders=True), rnd)
     metrics = evaluate_multilevel(problem, mapping)
@@ -119,29 +116,7 @@ def test_functional_model_and_terms_follow_the_keep_sets(problem, seed):
     assert cycle_level.reads == vectorized.reads == metrics.reads
     assert cycle_level.writes == vectorized.writes == metrics.writes
 
-    keep = mapping.keep_sets(problem.hierarchy)
-    K = len(problem.hierarchy.levels)
-    rows = mapping_rows(problem, mapping)
-    reads = [dict.fromkeys(TENSORS, 0) for _ in range(K)]
-    writes = [dict.fromkeys(TENSORS, 0) for _ in range(K)]
-    for b in boundaries(problem):
-        if not all(b.tensor in keep[j] for j in b.kept) or any(b.tensor in keep[j] for j in b.bypassed):
-            continue
-        loops = [(d, mapping.factor(j, d)) for j in range(b.level) for d in mapping.levels[j].order]
-        fills, distinct = fills_and_distinct(loops, b.tensor)
-        E = int(fills) // int(distinct)
-        P = words_value(problem, b.parent_words, rows)
-        C = words_value(problem, b.child_words, rows)
-        if b.tensor != "outputs":
-            reads[b.parent][b.tensor] += E * P
-            if b.level < K:
-                writes[b.level][b.tensor] += E * C
-        else:
-            writes[b.parent]["outputs"] += E * P
-            reads[b.parent]["outputs"] += (E - 1) * P
-            if b.level < K:
-                writes[b.level]["outputs"] += (E - 1) * P
-                reads[b.level]["outputs"] += E * C
+    reads, writes = term_counts(problem, mapping)
     assert reads == metrics.reads and writes == metrics.writes
 
 

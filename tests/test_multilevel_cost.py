@@ -13,7 +13,7 @@ from mapcert.formulations.tiling.multilevel.cost import evaluate_multilevel
 from mapcert.formulations.tiling.problem import LOOP_DIMS, Buffer, ConvLayer, Mapping, TilingProblem
 from mapcert.hardware.hierarchy import Hierarchy, MemoryLevel, hierarchy_preset
 
-from helpers import random_multilevel_mapping
+from helpers import random_multilevel_mapping, term_counts
 
 
 def divisors(n):
@@ -115,9 +115,6 @@ def test_group_orders_lose_nothing(layer, seed):
        st.sampled_from([("inputs", "weights", "outputs"), ("inputs", "outputs"), ("weights",)]))
 def test_term_structure_reproduces_every_access_count(layer, seed, private, holds):
     """reads and writes = sums of const * spatial * halo * (fills / distinct)."""
-    from mapcert.formulations.tiling.multilevel.cost import fills_and_distinct
-    from mapcert.formulations.tiling.multilevel.terms import boundaries, mapping_rows, words_value
-
     hier = Hierarchy("h", (
         MemoryLevel("DRAM"),
         MemoryLevel("GLB", capacity_bits=10**9, holds=frozenset(holds), per_pe=private[0]),
@@ -126,25 +123,6 @@ def test_term_structure_reproduces_every_access_count(layer, seed, private, hold
     problem = MultiLevelProblem(layer, hier)
     mapping = random_multilevel_mapping(problem, random.Random(seed), full_orders=True)
     metrics = evaluate_multilevel(problem, mapping)
-    rows = mapping_rows(problem, mapping)
-    K = len(hier.levels)
-    reads = [dict.fromkeys(("inputs", "weights", "outputs"), 0) for _ in range(K)]
-    writes = [dict.fromkeys(("inputs", "weights", "outputs"), 0) for _ in range(K)]
-    for b in boundaries(problem):
-        loops = [(d, mapping.factor(j, d)) for j in range(b.level) for d in mapping.levels[j].order]
-        fills, distinct = fills_and_distinct(loops, b.tensor)
-        E = int(fills) // int(distinct)
-        P = words_value(problem, b.parent_words, rows)
-        C = words_value(problem, b.child_words, rows)
-        if b.tensor != "outputs":
-            reads[b.parent][b.tensor] += E * P
-            if b.level < K:
-                writes[b.level][b.tensor] += E * C
-        else:
-            writes[b.parent]["outputs"] += E * P
-            reads[b.parent]["outputs"] += (E - 1) * P
-            if b.level < K:
-                writes[b.level]["outputs"] += (E - 1) * P
-                reads[b.level]["outputs"] += E * C
+    reads, writes = term_counts(problem, mapping)
     assert reads == metrics.reads
     assert writes == metrics.writes
