@@ -100,7 +100,7 @@ class MappingConstraints:
         for axis, allowed, fixed in (("rows", s.rows, s.row_factors), ("cols", s.cols, s.col_factors)):
             items = []
             if allowed is not None:
-                items.append(f"only {'/'.join(allowed) or 'nothing'}")
+                items.append(f"only {'/'.join(allowed)}" if allowed else "no dimension unrolled")
             items += [f"{d}={f}" for d, f in fixed]
             if items:
                 parts.append(f"array {axis}: {', '.join(items)}")

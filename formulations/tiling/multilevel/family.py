@@ -229,10 +229,10 @@ class MultiLevelTiling(Family):
         loops.add_column("keeps")
         for level, block, kept in zip(hier.levels, mapping.levels, mapping.keep_sets(hier), strict=True):
             text = " ".join(f"{d}{block.factors[d]}" for d in block.order if block.factors.get(d, 1) > 1) or "-"
-            keeps = ", ".join(t for t in TENSORS if t in kept) or "- (bypassed)"
+            keeps = ", ".join(t for t in TENSORS if t in kept) or "-"
             if level.chosen:
                 bypassed = [t for t in TENSORS if t in level.chosen - kept]
-                keeps += " (chosen" + (f"; bypasses {', '.join(bypassed)})" if bypassed else ")")
+                keeps += " (chosen" + (f": bypasses {', '.join(bypassed)})" if bypassed else ")")
             loops.add_row(level.name, text, keeps)
         spatial = " ".join(f"{d}{f}" for d, f in mapping.spatial_rows.items()) or "-"
         spatial += " | " + (" ".join(f"{d}{f}" for d, f in mapping.spatial_cols.items()) or "-")

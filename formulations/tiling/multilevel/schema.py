@@ -98,7 +98,8 @@ class HierarchySpec(Strict):
 class HierarchySpaceSpec(Strict):
     """The mapping space of a hierarchy: which choices the solver makes."""
 
-    tiles: Literal["divisors"] = "divisors"
+    tiles: Literal["divisors", "any"] = "divisors"
+    halo: bool = False
     bypass: Literal["chosen", "fixed"] = "chosen"
     """``chosen``: every level without ``holds`` keeps or bypasses each tensor
     as the mapping decides; ``fixed``: such levels keep every tensor they can."""
@@ -286,6 +287,15 @@ def build_multilevel(data: dict, where: Located, label: str) -> MultiLevelProble
     if where.issues or spec is None or built is None or (layer is None and not network):
         return None
     hierarchy, hardware_constraints = built
+    why = ("the instance is multi-level (a hierarchy, an array, per-level keys, or an energy, latency or edp "
+           "objective)")
+    if spec.space.tiles != "divisors":
+        where.add(("space", "tiles"), f"{why}; hierarchies are solved over divisor tiles only")
+    if spec.space.halo:
+        where.add(("space", "halo"), f"{why}; halo reuse is modelled for two-level instances only "
+                                     "(DRAM and one buffer, objective offchip_traffic)")
+    if where.issues:
+        return None
     if spec.space.bypass == "fixed":
         hierarchy = hierarchy.fixed()
     constraints = merge_constraints(hardware_constraints, spec.constraints, where)
