@@ -9,7 +9,10 @@ accesses are products across dimensions, which CP-SAT represents exactly
 (``AddMultiplicationEquality``).  Whether a level's loops of X's reuse group
 multiply X's fills is a Boolean ``free`` that may be true only when the
 reduction rule of docs/tiling-multilevel.md allows it; minimizing makes it
-true whenever it may be, so the optimum equals the cost model's.
+true whenever it may be, so the optimum equals the cost model's.  Where the
+hardware leaves keep or bypass to the mapping, a Boolean per (level,
+tensor) decides it, and each fill path's terms count only when its ends
+keep the tensor and every level between bypasses it (``bypass.links``).
 """
 
 from __future__ import annotations
@@ -181,12 +184,12 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
         out = m.NewIntVar(0, upper, b.name(base))
         b.uppers[out.Index()] = upper
         m.Add(out == value).OnlyEnforceIf(literals)
-        m.Add(out == 0).OnlyEnforceIf(m_link(literals).Not())
+        m.Add(out == 0).OnlyEnforceIf(conjunction(literals).Not())
         return out
 
     links: dict = {}
 
-    def m_link(literals: list):
+    def conjunction(literals: list):
         """A Boolean equal to the conjunction of ``literals``."""
         if len(literals) == 1:
             return literals[0]

@@ -348,18 +348,11 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
 
     # weights of each level's reads and writes in the objective (integers)
     objective = problem.objective
+    scale, constant = _objective_units(problem)
     if objective == "energy":
-        energies = [hier.mac_energy] + [e for lv in hier.levels for e in (lv.read_energy, lv.write_energy)]
-        scale = _integer_scale(energies)
         read_w = [round(lv.read_energy * scale) for lv in hier.levels]
         write_w = [round(lv.write_energy * scale) for lv in hier.levels]
-        constant = round(layer.macs * hier.mac_energy * scale)
-    elif objective == "offchip_traffic":
-        scale, constant = 8, (prec.outputs - prec.psums) * layer.output_elements
-        read_w = [0] * K
-        write_w = [0] * K
     else:
-        scale, constant = 1, 0
         read_w = [0] * K
         write_w = [0] * K
     tensor_w = {X: (bits[X] if objective == "offchip_traffic" else 1) for X in TENSORS}

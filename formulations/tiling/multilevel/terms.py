@@ -59,11 +59,6 @@ class Boundary:
     kept: tuple[int, ...] = ()      # levels whose keep choice must be "keep" for this boundary to exist
     bypassed: tuple[int, ...] = ()  # levels between whose choice must be "bypass"
 
-    @property
-    def chosen(self) -> bool:
-        """Whether the boundary exists only under some keep choices."""
-        return bool(self.kept or self.bypassed)
-
 
 def boundaries(problem: MultiLevelProblem) -> list[Boundary]:
     """Every (child, parent, tensor) boundary a mapping of ``problem`` can have
