@@ -55,10 +55,12 @@ def test_the_full_size_hierarchy_layer_runs_in_the_functional_model():
     assert functional.counts["cycles"] == 1_204_224  # 115,605,504 MACs on 96 of the 168 PEs
 
 
+@pytest.mark.slow
 def test_edp_with_bandwidth_limits_is_proved():
     """EDP on a full-size layer whose DRAM and per-PE bandwidths bind: the
     exact search walks the energy-latency front and proves the optimum, and
-    the functional model runs it."""
+    the functional model runs it (small EDP instances against the
+    enumeration are in the default suite: tests/test_multilevel_exact.py)."""
     result = solved(example("resnet18_layer4_eyeriss_edp"))
     assert result.status == "optimal", result.message
     metrics = result.metrics
