@@ -129,7 +129,7 @@ def run_tiling(problem: TilingProblem, mapping: Mapping, seed: int = 0) -> Funct
             fetched = np.full(block.shape[:3] + (len(rows), len(cols)), np.nan)
             kept_rows, kept_cols = _halo(problem.halo, resident["inputs"], key_in, held, rows, cols)
             if kept_rows is not None:  # the rows (columns) shared with the previous tile stay on chip
-                old_rows, old_cols, old = held
+                old = held[2]
                 fetched[:, :, :, kept_rows[0][:, None], kept_cols[0][None, :]] = \
                     old[:, :, :, kept_rows[1][:, None], kept_cols[1][None, :]]
             new = np.isnan(fetched)
@@ -198,10 +198,10 @@ def _halo(halo: bool, old_key, new_key, held, rows: np.ndarray, cols: np.ndarray
         return None, None
     old_rows, old_cols, _ = held
     if steps[3] == 1:  # along P: the columns are the same
-        shared, new_at, old_at = np.intersect1d(rows, old_rows, return_indices=True)
+        _, new_at, old_at = np.intersect1d(rows, old_rows, return_indices=True)
         everything = np.arange(len(cols))
         return (new_at, old_at), (everything, everything)
-    shared, new_at, old_at = np.intersect1d(cols, old_cols, return_indices=True)
+    _, new_at, old_at = np.intersect1d(cols, old_cols, return_indices=True)
     everything = np.arange(len(rows))
     return (everything, everything), (new_at, old_at)
 

@@ -2,9 +2,10 @@
 
 Scores every combination of per-dimension factorizations (temporal factor
 at each level, spatial rows, spatial columns) with each of the six group
-orders per level, through the cost model's own vectorized formulas.  Only
-for spaces small enough to list (tests, tiny layers); the exact models are
-for everything else.
+orders per level (one where the order cannot matter, ``space.level_orders``)
+and, where keep or bypass is chosen, under every keep set, through the cost
+model's own vectorized formulas.  Only for spaces small enough to list
+(tests, tiny layers); the exact models are for everything else.
 """
 
 from __future__ import annotations
