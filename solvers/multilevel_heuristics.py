@@ -31,7 +31,7 @@ from math import prod
 import numpy as np
 
 from ..formulations.tiling.multilevel.problem import DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem, layer_extent
-from ..formulations.tiling.multilevel.bypass import keep_sets, with_keep
+from ..formulations.tiling.multilevel.bypass import sample_keep_sets, with_keep
 from ..formulations.tiling.multilevel.cost import evaluate_multilevel, objective_values
 from ..formulations.tiling.multilevel.space import dim_choices, group_order, mapping_from_choice
 
@@ -57,7 +57,6 @@ def _sample(problem: MultiLevelProblem, samples: int, seed: int, allowed_orders,
         return None  # the instance's constraints leave some dimension no factor row
     best = (np.inf, None)
     least = problem.constraints.min_pes(problem.hierarchy.pes)
-    all_keeps = keep_sets(problem.hierarchy) if problem.hierarchy.chooses_bypass else None
     batch = 2048
     for start in range(0, samples, batch):
         size = min(batch, samples - start)
@@ -67,9 +66,8 @@ def _sample(problem: MultiLevelProblem, samples: int, seed: int, allowed_orders,
         else:
             orders = [rnd.choice(allowed_orders) for _ in range(K)]
         factors = [{d: picks[d][:, l] for d in DIMS} for l in range(K)]
-        keeps = None
-        if all_keeps is not None:  # the everything-kept set, then a uniform draw of the others
-            keeps = [all_keeps[0]] + rnd.sample(all_keeps[1:], min(KEEP_SAMPLE - 1, len(all_keeps) - 1))
+        # the everything-kept set, then a uniform draw of the others
+        keeps = sample_keep_sets(problem.hierarchy, rnd, KEEP_SAMPLE) if problem.hierarchy.chooses_bypass else None
         scored = objective_values(problem, factors, {d: picks[d][:, K] for d in DIMS},
                                   {d: picks[d][:, K + 1] for d in DIMS}, orders, keeps)
         value, feasible = scored[:2]

@@ -193,3 +193,21 @@ def test_bypass_choices_from_the_command_line(tmp_path):
     rf = results["chosen"]["solution"]["levels"][2]
     assert set(rf["keep"]) < set(TENSORS)  # the optimum bypasses the register file for some tensor
     assert "keep" not in results["fixed"]["solution"]["levels"][2]
+
+
+def test_samplers_draw_keep_sets_however_many_there_are():
+    """Five levels choosing all three tensors: 2^15 keep sets, more than the
+    union over keep sets walks; the sampling mappers draw from them anyway."""
+    from mapcert.formulations.tiling.multilevel.bypass import MAX_KEEP_SETS
+    from mapcert.solvers.multilevel_heuristics import paper_dataflow
+
+    levels = [MemoryLevel("DRAM", read_energy=200)] + [
+        MemoryLevel(f"L{i}", capacity_bits=8 * size, chosen=ALL, read_energy=energy, per_pe=i > 2)
+        for i, (size, energy) in enumerate([(4096, 10), (1024, 6), (256, 3), (64, 1), (8, 1)])]
+    problem = MultiLevelProblem(ConvLayer(name="t", N=1, M=4, C=4, P=4, Q=2, R=3, S=1),
+                                Hierarchy("h", tuple(levels), rows=2, cols=2, mac_energy=1))
+    with pytest.raises(ValueError, match="keep/bypass combinations"):
+        keep_sets(problem.hierarchy)
+    assert 2 ** 15 > MAX_KEEP_SETS
+    mapping = paper_dataflow(problem, samples=2_000)
+    assert mapping is not None and evaluate_multilevel(problem, mapping).fits

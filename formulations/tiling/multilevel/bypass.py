@@ -85,9 +85,14 @@ def keep_sets(hierarchy: Hierarchy) -> list[tuple[frozenset[str], ...]]:
     return [tuple(combo) for combo in itertools.product(*options)]
 
 
-def fixed_problem(problem: MultiLevelProblem, keep: tuple[frozenset[str], ...]) -> MultiLevelProblem:
-    """``problem`` with every level's keep set fixed to ``keep``."""
-    return replace(problem, hierarchy=problem.hierarchy.kept(keep))
+def sample_keep_sets(hierarchy: Hierarchy, rnd, count: int) -> list[tuple[frozenset[str], ...]]:
+    """Everything kept, then ``count - 1`` keep sets drawn uniformly (each
+    chosen tensor kept or bypassed with even odds), without listing them all:
+    for samplers, whatever the number of keep sets."""
+    everything = hierarchy.default_keep()
+    drawn = [tuple(level.always_holds | frozenset(t for t in sorted(level.chosen) if rnd.random() < 0.5)
+                   for level in hierarchy.levels) for _ in range(count - 1)]
+    return [everything, *dict.fromkeys(k for k in drawn if k != everything)]
 
 
 def with_keep(problem: MultiLevelProblem, mapping: MultiLevelMapping | None,

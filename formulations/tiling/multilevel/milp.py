@@ -502,7 +502,7 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, restric
     model units of ``problem``'s objective, as :func:`_solve_fixed`."""
     if not problem.hierarchy.chooses_bypass:
         return _solve_fixed(problem, time_limit, restriction)
-    from .bypass import fixed_problem, keep_sets, with_keep
+    from .bypass import keep_sets, with_keep
 
     start = time.perf_counter()
     deadline = start + time_limit
@@ -524,7 +524,7 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, restric
             continue
         below = best if restriction.below is None or best is None else min(best, restriction.below)
         piece = replace(restriction, below=restriction.below if best is None else below)
-        outcome, sc, c = _solve_fixed(fixed_problem(problem, keep), remaining, piece)
+        outcome, sc, c = _solve_fixed(problem.kept(keep), remaining, piece)
         if outcome.values is not None and outcome.objective is not None:
             value = (outcome.objective + c) / sc
             if best is None or value < best:

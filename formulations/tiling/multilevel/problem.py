@@ -177,7 +177,7 @@ def kept_problem(problem: "MultiLevelProblem", mapping: MultiLevelMapping) -> "M
     what the cost model and the functional model execute."""
     if mapping.keep is None and not problem.hierarchy.chooses_bypass:
         return problem
-    return replace(problem, hierarchy=problem.hierarchy.kept(mapping.keep_sets(problem.hierarchy)))
+    return problem.kept(mapping.keep_sets(problem.hierarchy))
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,10 @@ class MultiLevelProblem:
     solver: SolverSettings = field(default_factory=SolverSettings)
     source: str = "<memory>"
     constraints: MappingConstraints = NO_CONSTRAINTS
+
+    def kept(self, keep: tuple[frozenset[str], ...]) -> "MultiLevelProblem":
+        """This problem with every level's keep set fixed to ``keep``."""
+        return replace(self, hierarchy=self.hierarchy.kept(keep))
 
     @property
     def level_names(self) -> tuple[str, ...]:
