@@ -8,10 +8,18 @@ array or private to each PE (``per_pe``).  Whether a level keeps a
 tensor is either fixed by the hardware (``holds``) or a decision of the
 mapping (``chosen``: the tensors the level may keep or bypass, as
 Timeloop's mapper explores bypass); a mapping's keep sets turn the
-hierarchy into a fixed one (``Hierarchy.kept``).  Private levels sit at the bottom:
-the spatial fan-out onto the ``rows x cols`` PE array lies between the last
-shared level and the first private one (or right above the MAC units when
-no level is private).
+hierarchy into a fixed one (``Hierarchy.kept``).
+
+Spatial fan-outs (``Fanout``) sit between two levels, each a ``rows x cols``
+mesh (Timeloop's meshY x meshX; a 1-D fan-out has one row): every level
+below a fan-out has one instance per point of it, and of every fan-out
+above.  The simplest hierarchy has one fan-out, the PE array, between the
+last shared level and the first private one (``per_pe``), or right above
+the MAC units when no level is private; ``rows`` and ``cols`` describe it.
+A Simba-like chip has two: the PE array, then vector lanes inside each PE.
+A fan-out's network may multicast reads (one parent read feeds every
+instance that needs the word) and reduce partial sums on their way up; when
+it cannot, each instance reads its own copy and writes its own partial sums.
 
 Energies are per word accessed (one tensor element, whatever its precision)
 and per MAC, in the unit the preset declares; bandwidths are words per cycle
@@ -62,8 +70,35 @@ class MemoryLevel:
 
 
 @dataclass(frozen=True)
+class Fanout:
+    """A spatial fan-out right above level ``level`` (``len(levels)``: right
+    above the MAC units), a ``rows x cols`` mesh of instances."""
+
+    name: str
+    level: int
+    rows: int = 1
+    cols: int = 1
+    multicast: bool = True
+    """One read of the parent feeds every instance that needs the word."""
+    reduction: bool = True
+    """Partial sums of instances that share an output word are added on the way up."""
+
+    @property
+    def size(self) -> int:
+        return self.rows * self.cols
+
+    def shares(self, tensor: str) -> bool:
+        """Whether the network merges the transfers of ``tensor`` that instances share."""
+        return self.reduction if tensor == "outputs" else self.multicast
+
+
+@dataclass(frozen=True)
 class Hierarchy:
-    """Memory levels (outermost first), the PE array and the MAC energy."""
+    """Memory levels (outermost first), spatial fan-outs and the MAC energy.
+
+    ``rows`` and ``cols`` describe a single fan-out, the PE array above the
+    first ``per_pe`` level; ``fanouts`` lists any number of them instead
+    (then the levels below the first are the private ones)."""
 
     name: str
     levels: tuple[MemoryLevel, ...]
@@ -72,8 +107,11 @@ class Hierarchy:
     mac_energy: float = 0.0
     energy_unit: str = "pJ"
     source: str = ""
+    fanouts: tuple[Fanout, ...] = ()
 
     def __post_init__(self) -> None:
+        if not self.fanouts:
+            object.__setattr__(self, "fanouts", (Fanout("array", self.pe_level, self.rows, self.cols),))
         problems = self.problems()
         if problems:
             raise ValueError("; ".join(problems))
@@ -112,15 +150,41 @@ class Hierarchy:
                     out.append(f"level {level.name} has no partition for {sorted(missing)}")
         if self.rows < 1 or self.cols < 1:
             out.append("the PE array needs at least one row and one column")
+        out.extend(self._fanout_problems())
         names = [level.name for level in self.levels]
         if len(set(names)) != len(names):
             out.append(f"level names must differ, got {names}")
         return out
 
+    def _fanout_problems(self) -> list[str]:
+        out = []
+        K = len(self.levels)
+        positions = [f.level for f in self.fanouts]
+        for fan in self.fanouts:
+            if fan.rows < 1 or fan.cols < 1:
+                out.append(f"fan-out {fan.name} needs at least one row and one column")
+            if not 1 <= fan.level <= K:
+                out.append(f"fan-out {fan.name} must lie below {self.levels[0].name} and above the MAC units")
+        if positions != sorted(set(positions)):
+            out.append("fan-outs must be listed outermost first, at most one between two levels "
+                       "(a 2-D fan-out has rows and cols)")
+        if len({f.name for f in self.fanouts}) != len(self.fanouts):
+            out.append(f"fan-out names must differ, got {[f.name for f in self.fanouts]}")
+        flags = [level.per_pe for level in self.levels]
+        if flags != sorted(flags):
+            return out  # "shared below a per-PE level" says it already
+        first = self.fanouts[0].level if self.fanouts else K
+        for index, level in enumerate(self.levels):
+            if index >= first and not level.per_pe:
+                out.append(f"level {level.name} lies below fan-out {self.fanouts[0].name}, so it is per-PE")
+            if index < first and level.per_pe:
+                out.append(f"level {level.name} is per-PE but lies above the first fan-out {self.fanouts[0].name}")
+        return out
+
     @property
     def pe_level(self) -> int:
         """Index of the first per-PE level (``len(levels)`` when none is private):
-        the spatial fan-out sits right above it."""
+        the outermost spatial fan-out sits right above it."""
         for index, level in enumerate(self.levels):
             if level.per_pe:
                 return index
@@ -128,7 +192,28 @@ class Hierarchy:
 
     @property
     def pes(self) -> int:
-        return self.rows * self.cols
+        """MAC units in all: the product of every fan-out's size."""
+        out = 1
+        for fan in self.fanouts:
+            out *= fan.size
+        return out
+
+    def fanouts_above(self, level: int) -> tuple[int, ...]:
+        """Indices of the fan-outs above ``level`` (``len(levels)``: the MACs);
+        ``level`` has one instance per point of all of them."""
+        return tuple(f for f, fan in enumerate(self.fanouts) if fan.level <= level)
+
+    def fanouts_between(self, parent: int, child: int) -> tuple[int, ...]:
+        """Indices of the fan-outs a transfer from ``parent`` to ``child`` crosses."""
+        return tuple(f for f, fan in enumerate(self.fanouts) if parent < fan.level <= child)
+
+    @property
+    def array_text(self) -> str:
+        """The fan-outs as a phrase, e.g. ``12 x 14 PEs`` or ``PEs 4 x 4, lanes 1 x 8``."""
+        if len(self.fanouts) == 1:
+            fan = self.fanouts[0]
+            return f"{fan.rows} x {fan.cols} PEs"
+        return ", ".join(f"{fan.name} {fan.rows} x {fan.cols}" for fan in self.fanouts)
 
     @property
     def chooses_bypass(self) -> bool:
@@ -211,6 +296,30 @@ def level_holdings(index: int, holds, keep, bypass, partition) -> tuple[frozense
     return may, may - keep
 
 
+MACS = "MACs"
+"""The name a fan-out gives for the MAC units when it lies right above them."""
+
+
+def fanouts_from(raw: list[dict], level_names: list[str]) -> tuple[Fanout, ...]:
+    """Fan-outs from their YAML form: ``{name, above: LEVEL or MACs, x, y,
+    multicast, reduction}`` (x: Timeloop's meshX, the columns; y: meshY, the
+    rows). Raises ValueError naming the fan-out on anything off."""
+    out = []
+    for spec in raw:
+        name = spec.get("name", "fanout")
+        above = spec.get("above")
+        if above == MACS:
+            level = len(level_names)
+        elif above in level_names:
+            level = level_names.index(above)
+        else:
+            raise ValueError(f"fan-out {name}: 'above' must name a level ({', '.join(level_names[1:])}) "
+                             f"or {MACS}, got {above!r}")
+        out.append(Fanout(name=name, level=level, rows=int(spec.get("y", 1)), cols=int(spec.get("x", 1)),
+                          multicast=bool(spec.get("multicast", True)), reduction=bool(spec.get("reduction", True))))
+    return tuple(out)
+
+
 def hierarchy_from_dict(name: str, raw: dict) -> Hierarchy:
     """Build a Hierarchy from its YAML form (raises ValueError on anything off)."""
     levels = []
@@ -231,6 +340,10 @@ def hierarchy_from_dict(name: str, raw: dict) -> Hierarchy:
             )
         )
     array = raw.get("array", {}) or {}
+    fanouts = fanouts_from(raw.get("fanouts") or [], [level.name for level in levels])
+    if fanouts:
+        levels = [replace(level, per_pe=level.per_pe or index >= fanouts[0].level)
+                  for index, level in enumerate(levels)]
     return Hierarchy(
         name=name,
         levels=tuple(levels),
@@ -239,6 +352,7 @@ def hierarchy_from_dict(name: str, raw: dict) -> Hierarchy:
         mac_energy=float(raw.get("mac_energy", 0.0)),
         energy_unit=str(raw.get("energy_unit", "pJ")),
         source=str(raw.get("source", "")),
+        fanouts=fanouts,
     )
 
 

@@ -30,7 +30,8 @@ from math import prod
 
 import numpy as np
 
-from ..formulations.tiling.multilevel.problem import DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem, layer_extent
+from ..formulations.tiling.multilevel.problem import (DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem, SpatialLoops,
+                                                      layer_extent)
 from ..formulations.tiling.multilevel.bypass import sample_keep_sets, with_keep
 from ..formulations.tiling.multilevel.cost import evaluate_multilevel, objective_values
 from ..formulations.tiling.multilevel.space import dim_choices, group_order, mapping_from_choice
@@ -51,12 +52,11 @@ def _sample(problem: MultiLevelProblem, samples: int, seed: int, allowed_orders,
     for d in DIMS:
         table = dim_choices(problem, d)
         if spatial_dims is not None and d not in spatial_dims:
-            table = table[(table[:, K] == 1) & (table[:, K + 1] == 1)]
+            table = table[np.all(table[:, K:] == 1, axis=1)]
         choices[d] = table
     if any(len(table) == 0 for table in choices.values()):
         return None  # the instance's constraints leave some dimension no factor row
     best = (np.inf, None)
-    least = problem.constraints.min_pes(problem.hierarchy.pes)
     batch = 2048
     for start in range(0, samples, batch):
         size = min(batch, samples - start)
@@ -65,15 +65,10 @@ def _sample(problem: MultiLevelProblem, samples: int, seed: int, allowed_orders,
             orders = [tuple(rnd.sample(DIMS, len(DIMS))) for _ in range(K)]
         else:
             orders = [rnd.choice(allowed_orders) for _ in range(K)]
-        factors = [{d: picks[d][:, l] for d in DIMS} for l in range(K)]
         # the everything-kept set, then a uniform draw of the others
         keeps = sample_keep_sets(problem.hierarchy, rnd, KEEP_SAMPLE) if problem.hierarchy.chooses_bypass else None
-        scored = objective_values(problem, factors, {d: picks[d][:, K] for d in DIMS},
-                                  {d: picks[d][:, K + 1] for d in DIMS}, orders, keeps)
+        scored = objective_values(problem, picks, orders, keeps)
         value, feasible = scored[:2]
-        if least > 1:  # the instance's least utilization of the array
-            busy = np.prod([picks[d][:, K] * picks[d][:, K + 1] for d in DIMS], axis=0)
-            feasible = feasible & (busy >= least)
         masked = np.where(feasible, value, np.inf)
         i = int(np.argmin(masked))
         if masked[i] < best[0]:
@@ -104,47 +99,53 @@ def _prime_factors(n: int) -> list[int]:
     return out
 
 
-def _fits(problem: MultiLevelProblem, factors: list[dict], rows: dict, cols: dict) -> bool:
-    """Whether tiles built from ``factors`` fit every level (DRAM's own
-    factors do not matter for that, so they need not be valid)."""
+def _fits(problem: MultiLevelProblem, factors: list[dict], spatial: list[tuple[dict, dict]]) -> bool:
+    """Whether tiles built from ``factors`` and the fan-outs' ``spatial``
+    (rows, cols) fit every level (DRAM's own factors do not matter for
+    that, so they need not be valid)."""
     K = len(problem.hierarchy.levels)
-    as_arrays = [{d: np.int64(factors[l].get(d, 1)) for d in DIMS} for l in range(K)]
-    _, feasible = objective_values(problem, as_arrays, {d: np.int64(v) for d, v in rows.items()},
-                                   {d: np.int64(v) for d, v in cols.items()}, [DIMS] * K)
+    table = {d: np.asarray([factors[l].get(d, 1) for l in range(K)]
+                           + [v for rows, cols in spatial for v in (rows.get(d, 1), cols.get(d, 1))], dtype=np.int64)
+             for d in DIMS}
+    _, feasible = objective_values(problem, table, [DIMS] * K)
     return bool(feasible)
 
 
-def _assemble(problem, level_factors, rows, cols, orders) -> MultiLevelMapping:
+def _assemble(problem, level_factors, spatial, orders) -> MultiLevelMapping:
     K = len(problem.hierarchy.levels)
     return MultiLevelMapping(
         levels=tuple(LevelLoops({d: level_factors[l].get(d, 1) for d in DIMS}, orders[l]) for l in range(K)),
-        spatial_rows={d: f for d, f in rows.items() if f > 1},
-        spatial_cols={d: f for d, f in cols.items() if f > 1},
+        fanouts=tuple(SpatialLoops({d: f for d, f in rows.items() if f > 1}, {d: f for d, f in cols.items() if f > 1})
+                      for rows, cols in spatial),
     )
 
 
-def _greedy_spatial(problem: MultiLevelProblem) -> tuple[dict, dict, dict]:
-    """Output channels on the rows, output pixels on the columns, each the
-    largest divisor that fits; returns (rows, cols, what is left per dim)."""
+def _greedy_spatial(problem: MultiLevelProblem) -> tuple[list[tuple[dict, dict]], dict]:
+    """On every fan-out, outermost first: output channels on the rows,
+    output pixels on the columns, each the largest divisor that fits;
+    returns ((rows, cols) per fan-out, what is left per dim)."""
     hier, layer = problem.hierarchy, problem.layer
     left = {d: layer_extent(layer, d) for d in DIMS}
-    rows, cols = {}, {}
-    for axis, size, dims in ((rows, hier.rows, ("M", "N")), (cols, hier.cols, ("Q", "P"))):
-        room = size
-        for d in dims:
-            f = max(x for x in range(1, min(room, left[d]) + 1) if left[d] % x == 0)
-            if f > 1:
-                axis[d] = f
-                left[d] //= f
-                room //= f
-    return rows, cols, left
+    spatial = []
+    for fan in hier.fanouts:
+        rows, cols = {}, {}
+        for axis, size, dims in ((rows, fan.rows, ("M", "N")), (cols, fan.cols, ("Q", "P"))):
+            room = size
+            for d in dims:
+                f = max(x for x in range(1, min(room, left[d]) + 1) if left[d] % x == 0)
+                if f > 1:
+                    axis[d] = f
+                    left[d] //= f
+                    room //= f
+        spatial.append((rows, cols))
+    return spatial, left
 
 
 def greedy_largest_tile(problem: MultiLevelProblem) -> MultiLevelMapping | None:
     """Grow the innermost level's tile first, one prime factor at a time
     (the dimension with most left first), while the mapping still fits."""
     K = len(problem.hierarchy.levels)
-    rows, cols, left = _greedy_spatial(problem)
+    spatial, left = _greedy_spatial(problem)
     factors = [dict() for _ in range(K)]
     factors[0] = dict(left)
     # the filter window never stays at DRAM: give it to the innermost level that takes it
@@ -153,10 +154,10 @@ def greedy_largest_tile(problem: MultiLevelProblem) -> MultiLevelMapping | None:
         for level in range(K - 1, 0, -1):
             trial = [dict(f) for f in factors]
             trial[level][d] = window
-            if _fits(problem, trial, rows, cols) or level == 1:
+            if _fits(problem, trial, spatial) or level == 1:
                 factors = trial
                 break
-    if not _fits(problem, factors, rows, cols):
+    if not _fits(problem, factors, spatial):
         return None
     for level in range(K - 1, 0, -1):
         grown = True
@@ -169,10 +170,10 @@ def greedy_largest_tile(problem: MultiLevelProblem) -> MultiLevelMapping | None:
                 trial = [dict(f) for f in factors]
                 trial[0][d] //= p
                 trial[level][d] = trial[level].get(d, 1) * p
-                if _fits(problem, trial, rows, cols):
+                if _fits(problem, trial, spatial):
                     factors, grown = trial, True
                     break
-    return _assemble(problem, factors, rows, cols, [OUTPUT_STATIONARY] * K)
+    return _assemble(problem, factors, spatial, [OUTPUT_STATIONARY] * K)
 
 
 def _loop_prime_factors(left: dict[str, int], max_factors: int) -> list[tuple[str, int]]:
@@ -197,7 +198,7 @@ def zigzag_orders(problem: MultiLevelProblem, max_factors: int = 6, max_ordering
     """LOMA-style: orderings of the loop prime factors (innermost first), each
     allocated bottom-up; the order of a level's loops is the allocation order."""
     K = len(problem.hierarchy.levels)
-    rows, cols, left = _greedy_spatial(problem)
+    spatial, left = _greedy_spatial(problem)
     lpfs = _loop_prime_factors(left, max_factors)
     n = len(lpfs)
     if n <= 8 and prod(range(1, n + 1)) <= max_orderings:
@@ -216,7 +217,7 @@ def zigzag_orders(problem: MultiLevelProblem, max_factors: int = 6, max_ordering
             while level > 0:
                 trial = [dict(f) for f in factors]
                 trial[level][d] = trial[level].get(d, 1) * p
-                if _fits(problem, trial, rows, cols):
+                if _fits(problem, trial, spatial):
                     factors = trial
                     break
                 level -= 1
@@ -232,7 +233,7 @@ def zigzag_orders(problem: MultiLevelProblem, max_factors: int = 6, max_ordering
         for l in range(K):
             inner_first = list(dict.fromkeys(sequence[l]))
             orders.append(tuple([d for d in DIMS if d not in inner_first] + inner_first[::-1]))
-        mapping = _assemble(problem, factors, rows, cols, orders)
+        mapping = _assemble(problem, factors, spatial, orders)
         metrics = evaluate_multilevel(problem, mapping)
         if metrics.fits and metrics.objective(problem.objective) < best[0]:
             best = (metrics.objective(problem.objective), mapping)

@@ -76,23 +76,29 @@ def mapcert_json(*args: str) -> dict:
 
 def random_multilevel_mapping(problem, rnd, full_orders: bool):
     """A uniformly drawn valid mapping of a multi-level problem: a random
-    factorization row per dimension that fits the array, and per level either
+    factor row per dimension that fits every fan-out, and per level either
     any loop order (``full_orders``) or one of the six group orders."""
     from mapcert.formulations.tiling.multilevel.problem import DIMS, layer_extent
     from mapcert.formulations.tiling.multilevel.space import GROUP_ORDERS, mapping_from_choice, ordered_factorizations
+
+    from mapcert.formulations.tiling.multilevel.rows import row_width
 
     hier, layer = problem.hierarchy, problem.layer
     K = len(hier.levels)
     while True:
         rows = {}
         for d in DIMS:
-            options = [c for c in ordered_factorizations(layer_extent(layer, d), K + 2) if d not in "RS" or c[0] == 1]
+            options = [c for c in ordered_factorizations(layer_extent(layer, d), row_width(hier))
+                       if d not in "RS" or c[0] == 1]
             rows[d] = rnd.choice(options)
-        used_rows = used_cols = 1
-        for d in DIMS:
-            used_rows *= rows[d][K]
-            used_cols *= rows[d][K + 1]
-        if used_rows <= hier.rows and used_cols <= hier.cols:
+        fits = True
+        for f, fan in enumerate(hier.fanouts):
+            used_rows = used_cols = 1
+            for d in DIMS:
+                used_rows *= rows[d][K + 2 * f]
+                used_cols *= rows[d][K + 2 * f + 1]
+            fits &= used_rows <= fan.rows and used_cols <= fan.cols
+        if fits:
             break
     if full_orders:
         orders = tuple(tuple(rnd.sample(DIMS, len(DIMS))) for _ in range(K))
@@ -135,9 +141,10 @@ def term_counts(problem, mapping):
             if b.level < K:
                 writes[b.level][b.tensor] += E * C
         else:
+            refill = words_value(problem, b.refill_words, rows)
             writes[b.parent]["outputs"] += E * P
-            reads[b.parent]["outputs"] += (E - 1) * P
+            reads[b.parent]["outputs"] += (E - 1) * refill
             if b.level < K:
-                writes[b.level]["outputs"] += (E - 1) * P
+                writes[b.level]["outputs"] += (E - 1) * refill
                 reads[b.level]["outputs"] += E * C
     return reads, writes

@@ -39,7 +39,7 @@ def constrained(draw, base=instances):
     least = draw(st.sampled_from([0.0, 0.5, 1.0]))
     constraints = MappingConstraints(
         levels=tuple(sorted({level: LevelConstraint(factors=((dim, fixed),), whole=whole)}.items())),
-        spatial=SpatialConstraint(rows=rows, cols=cols, min_utilization=least))
+        fanouts=((0, SpatialConstraint(rows=rows, cols=cols, min_utilization=least)),))
     return problem, replace(problem, constraints=constraints)
 
 
@@ -68,7 +68,7 @@ def every_exact_method_solves_the_constrained_space(pair) -> None:
         assert got.status == reference.status, (method, got.message, reference.message)
         if reference.status == "optimal":
             assert got.objective == pytest.approx(reference.objective), method
-            assert violations(problem.constraints, problem.level_names, got.mapping, problem.hierarchy.pes) == []
+            assert violations(problem.constraints, problem.hierarchy, got.mapping) == []
     if reference.status == "optimal":
         unconstrained = solve_multilevel(free, "enumerate")
         assert unconstrained.objective <= reference.objective + 1e-9

@@ -64,9 +64,9 @@ def test_macs_read_operands_and_update_outputs():
     hier = Hierarchy("h", (MemoryLevel("DRAM"), MemoryLevel("RF", capacity_bits=10**6, per_pe=True)), rows=2, cols=1)
     ones = dict.fromkeys(DIMS, 1)
     # M split over two PEs; inside each PE loop C innermost: the output stays in the MAC
-    mapping = MultiLevelMapping(
+    mapping = MultiLevelMapping.on_array(
         levels=(LevelLoops(ones), LevelLoops(dict(ones, M=2, C=2, P=2, Q=2), ("N", "G", "R", "S", "M", "P", "Q", "C"))),
-        spatial_rows={"M": 2},
+        rows={"M": 2},
     )
     m = evaluate_multilevel(MultiLevelProblem(layer, hier), mapping)
     # weights: every MAC reads one (C innermost changes it), 32 MACs
@@ -99,7 +99,7 @@ def test_group_orders_lose_nothing(layer, seed):
     def with_orders(orders):
         return MultiLevelMapping(
             levels=tuple(LevelLoops(lv.factors, o) for lv, o in zip(base.levels, orders)),
-            spatial_rows=base.spatial_rows, spatial_cols=base.spatial_cols)
+            fanouts=base.fanouts)
 
     grouped = [evaluate_multilevel(problem, with_orders(o)) for o in itertools.product(GROUP_ORDERS, repeat=3)]
     best_energy = min(m.energy for m in grouped)

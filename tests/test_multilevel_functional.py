@@ -63,9 +63,9 @@ def test_pes_whose_windows_overlap_below_the_pe_level():
                      rows=11, cols=11)
     problem = MultiLevelProblem(layer, hier)
     one = dict.fromkeys(DIMS, 1)
-    mapping = MultiLevelMapping(levels=(LevelLoops(dict(one), DIMS), LevelLoops(dict(one), DIMS),
-                                        LevelLoops(dict(one, P=5), DIMS)),
-                                spatial_rows={"R": 11}, spatial_cols={"P": 11})
+    mapping = MultiLevelMapping.on_array(levels=(LevelLoops(dict(one), DIMS), LevelLoops(dict(one), DIMS),
+                                                 LevelLoops(dict(one, P=5), DIMS)),
+                                         rows={"R": 11}, cols={"P": 11})
     metrics = evaluate_multilevel(problem, mapping)
     cycle_level = run_multilevel(problem, mapping)
     vectorized = run_multilevel_vectorized(problem, mapping)
@@ -85,10 +85,10 @@ def many_tiles_problem():
                            MemoryLevel("RF", capacity_bits=10**9, per_pe=True)), rows=1, cols=2)
     one = dict.fromkeys(DIMS, 1)
     dram_order = ("N", "G", "P", "C", "M", "Q", "R", "S")
-    mapping = MultiLevelMapping(levels=(LevelLoops(dict(one, M=8, C=8, P=40, Q=40), dram_order),
-                                        LevelLoops(dict(one), DIMS),
-                                        LevelLoops(dict(one, R=3, S=3), DIMS)),
-                                spatial_cols={"M": 2})
+    mapping = MultiLevelMapping.on_array(levels=(LevelLoops(dict(one, M=8, C=8, P=40, Q=40), dram_order),
+                                                 LevelLoops(dict(one), DIMS),
+                                                 LevelLoops(dict(one, R=3, S=3), DIMS)),
+                                         cols={"M": 2})
     return MultiLevelProblem(layer, hier), mapping
 
 
@@ -140,10 +140,10 @@ def test_a_corrupted_execution_is_detected(kind, monkeypatch):
     hier = Hierarchy("h", (MemoryLevel("DRAM"), MemoryLevel("GLB", capacity_bits=10**9),
                            MemoryLevel("RF", capacity_bits=10**9, per_pe=True)), rows=2, cols=2)
     one = dict.fromkeys(DIMS, 1)
-    mapping = MultiLevelMapping(levels=(LevelLoops(dict(one, M=2, C=2, P=3, Q=3), DIMS),
-                                        LevelLoops(dict(one, P=2, Q=2), DIMS),
-                                        LevelLoops(dict(one, R=3, S=3, C=2), DIMS)),
-                                spatial_rows={"M": 2})
+    mapping = MultiLevelMapping.on_array(levels=(LevelLoops(dict(one, M=2, C=2, P=3, Q=3), DIMS),
+                                                 LevelLoops(dict(one, P=2, Q=2), DIMS),
+                                                 LevelLoops(dict(one, R=3, S=3, C=2), DIMS)),
+                                         rows={"M": 2})
     problem = MultiLevelProblem(layer, hier)
     assert run_multilevel_vectorized(problem, mapping).outputs_match
     monkeypatch.setattr(mv, "_dram_origins", _corrupt(kind))

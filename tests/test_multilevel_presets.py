@@ -25,21 +25,22 @@ def instance(tmp_path, hardware: str, **extra):
 
 def test_the_eyeriss_like_preset_carries_timeloops_constraints(tmp_path):
     problem = load(str(instance(tmp_path, "eyeriss-like")))
-    described = problem.constraints.describe(problem.level_names)
+    described = problem.constraints.describe(problem.hierarchy)
     assert "ifmap_spad: C=1, M=1, N=1, P=1, Q=1, R=1, S=1" in described
     assert "array rows: only C/M/S" in described and "array cols: only M/Q" in described
     result = solve_multilevel(problem, "cpsat", time_limit=60)
     assert result.status == "optimal"
-    assert not violations(problem.constraints, problem.level_names, result.mapping, problem.hierarchy.pes)
+    assert not violations(problem.constraints, problem.hierarchy, result.mapping)
     loops = {name: level for name, level in zip(problem.level_names, result.mapping.levels)}
     assert all(f == 1 for f in loops["ifmap_spad"].factors.values())  # no temporal loops in the ifmap scratchpad
-    assert set(result.mapping.spatial_cols) <= {"Q", "M"} and set(result.mapping.spatial_rows) <= {"C", "M", "S"}
+    array = result.mapping.fanout(0)
+    assert set(array.cols) <= {"Q", "M"} and set(array.rows) <= {"C", "M", "S"}
 
 
 def test_instance_constraints_add_to_the_presets(tmp_path):
     path = instance(tmp_path, "tpu-like", constraints={"spatial": {"rows": ["C", "M"], "min_utilization": 0.1}})
     problem = load(str(path))
-    described = problem.constraints.describe(problem.level_names)
+    described = problem.constraints.describe(problem.hierarchy)
     assert "array rows: only C" in described and "array cols: only M" in described  # rows: C/R/S and C/M meet at C
     assert "at least 10% of the PEs busy" in described
 

@@ -47,13 +47,16 @@ def private_words(problem: MultiLevelProblem) -> int:
     hier, layer = problem.hierarchy, problem.layer
     p = layer.precision
     narrow = min(p.inputs, p.weights, p.psums)
-    bits = 0
-    for level in hier.levels[hier.pe_level:]:
-        if level.partition_bits is not None:
-            bits += sum(level.partition_bits.get(t, 0) for t in level.holds)
-        else:
-            bits += level.capacity_bits
-    return hier.pes * (bits // narrow + 3)
+    bits: dict[int, int] = {}  # per number of instances, the bits of one instance of those levels
+    for index in range(hier.pe_level, len(hier.levels)):
+        level = hier.levels[index]
+        instances = 1
+        for f in hier.fanouts_above(index):
+            instances *= hier.fanouts[f].size
+        size = (sum(level.partition_bits.get(t, 0) for t in level.holds) if level.partition_bits is not None
+                else level.capacity_bits)
+        bits[instances] = bits.get(instances, 0) + size
+    return sum(instances * (b // narrow) for instances, b in bits.items()) + 3 * hier.pes  # 3: MAC latches
 
 
 def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:

@@ -8,10 +8,14 @@ as a dictionary from words to values, and knows which tile that is.
 When a MAC needs a word that its level does not hold, the level is filled,
 after its parent has been filled if the parent lacks it too.
 
-- A shared parent that fills several PEs in the same cycle reads each
-  distinct word once (multicast).
+- A level has one instance per point of the fan-outs above it. A parent
+  that fills several instances in the same cycle reads each distinct word
+  once (multicast), except across fan-outs that cannot multicast, whose
+  instances each get their own copy.
 - Output tiles are drained before a new tile is filled: bottom-up, with the
-  partial sums of PEs that share a word added on the way (reduction).
+  partial sums of instances that share a word added on the way (reduction);
+  across fan-outs that cannot reduce, each group writes its own partial
+  sums and the parent adds them.
 - A tile visited before is filled with its partial sums; a first visit
   starts from zero.
 
@@ -51,25 +55,37 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
     problem = kept_problem(problem, mapping)
     layer, hier = problem.layer, problem.hierarchy
     start = time.perf_counter()
-    K, pe = len(hier.levels), hier.pe_level
+    K = len(hier.levels)
     inputs, weights = random_operands(layer, seed)
     (sh, sw), (dh, dw) = layer.stride, layer.dilation
 
     # tile extents per level (K = the MAC), as in the mapping's definition
-    s = {d: mapping.spatial(d) for d in DIMS}
+    fans = hier.fanouts
+    spread = [{d: mapping.fanout(f).factor(d) for d in DIMS} for f in range(len(fans))]
     T = [dict.fromkeys(DIMS, 1) for _ in range(K + 1)]
     for l in range(K - 1, -1, -1):
-        T[l] = {d: mapping.factor(l, d) * T[l + 1][d] * (s[d] if l + 1 == pe else 1) for d in DIMS}
+        T[l] = {d: mapping.factor(l, d) * T[l + 1][d] for d in DIMS}
+        for f, fan in enumerate(fans):
+            if fan.level == l + 1:
+                T[l] = {d: T[l][d] * spread[f][d] for d in DIMS}
 
-    # temporal loops, outermost first: (dim, trips, stride); spatial slices per PE
+    # temporal loops, outermost first: (dim, trips, stride); spatial slices per MAC unit
     loops = []
     for l in range(K):
         for d in mapping.levels[l].order:
             f = mapping.factor(l, d)
             if f > 1:
                 loops.append((d, f, T[l][d] // f))
-    pe_offsets = [dict(zip(DIMS, combo, strict=True))
-                  for combo in itertools.product(*(range(0, s[d] * T[pe][d], T[pe][d]) for d in DIMS))]
+    # a MAC unit is one instance of every fan-out: (its index on each fan-out, its offset)
+    per_fanout = [list(itertools.product(*(range(spread[f][d]) for d in DIMS))) for f in range(len(fans))]
+    units = []
+    for choice in itertools.product(*(range(len(options)) for options in per_fanout)):
+        offset = dict.fromkeys(DIMS, 0)
+        for f, j in enumerate(choice):
+            for d, i in zip(DIMS, per_fanout[f][j], strict=True):
+                offset[d] += i * T[fans[f].level][d]
+        units.append((choice, offset))
+    pe_offsets = [offset for _, offset in units]
     n_pe = len(pe_offsets)
     steps = int(np.prod([f for _, f, _ in loops])) if loops else 1
     if steps * n_pe > max_steps:
@@ -90,13 +106,22 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
     def key(tensor: str, level: int, index: dict[str, int]) -> tuple:
         return tuple(index[d] // T[level][d] for d in DIMS if d in RELEVANT[tensor])
 
-    def instance(level: int, p: int) -> int:
-        return p if level >= pe else 0
+    def instance(level: int, p: int) -> tuple:
+        """The instance of ``level`` that serves MAC unit ``p``: its indices on the fan-outs above."""
+        return tuple(units[p][0][f] for f in hier.fanouts_above(level))
+
+    def copy_of(parent: int, level: int, tensor: str, p: int) -> tuple:
+        """Which copy of a transfer between ``parent`` and ``level`` unit ``p``
+        takes: fan-outs that cannot share ``tensor`` keep their instances apart."""
+        return tuple(units[p][0][f] for f in hier.fanouts_between(parent, level) if not fans[f].shares(tensor))
 
     # storage: store[level][instance][tensor] = (key, {word: value}); DRAM keyed by None
-    store = [[dict() for _ in range(n_pe if l >= pe else 1)] for l in range(K + 1)]
+    store = [dict() for _ in range(K + 1)]
+    for l in range(K + 1):
+        for p in range(n_pe):
+            store[l].setdefault(instance(l, p), {})
     dram_out: dict[tuple, float] = {}
-    visited = [[set() for _ in range(n_pe if l >= pe else 1)] for l in range(K + 1)]  # output tiles seen
+    visited = [{i: set() for i in store[l]} for l in range(K + 1)]  # output tiles seen
     reads = [dict.fromkeys(TENSORS, 0) for _ in range(K)]
     writes = [dict.fromkeys(TENSORS, 0) for _ in range(K)]
 
@@ -113,21 +138,29 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
         return hier.holder_above(level, tensor)
 
     def drain(l: int, a: int, leaving: list[int]) -> None:
-        """Drain the output tiles of instances ``leaving`` of level ``l`` into
-        ``a``: summed across PEs that share a shared parent (reduction tree),
-        each into its own instance when the parent is private too."""
-        groups: dict[int, dict[tuple, float]] = {}
+        """Drain the output tiles of the instances of ``l`` that serve units
+        ``leaving`` into ``a``: summed across instances that meet in one
+        reduction network (one write per word and group), each group written
+        separately across fan-outs that cannot reduce (the parent adds them)."""
+        groups: dict[tuple, dict[tuple, float]] = {}
         for p in leaving:
             slot = store[l][instance(l, p)]
+            if "outputs" not in slot:
+                continue  # drained for another unit of the same instance
             held = slot.pop("outputs")
             if l < K:
                 reads[l]["outputs"] += len(held[1])
-            into = groups.setdefault(instance(a, p), {})
+            into = groups.setdefault((instance(a, p), copy_of(a, l, "outputs", p)), {})
             for word, value in held[1].items():
                 into[word] = into.get(word, 0.0) + value
-        for target, drained in groups.items():
+        totals: dict[tuple, dict[tuple, float]] = {}
+        for (target, _), drained in groups.items():
             writes[a]["outputs"] += len(drained)
+            total = totals.setdefault(target, {})
             for word, value in drained.items():
+                total[word] = total.get(word, 0.0) + value
+        for target, total in totals.items():
+            for word, value in total.items():
                 if a == 0:
                     dram_out[word] = value
                 else:
@@ -146,8 +179,7 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
         for l in reversed(levels_of["outputs"]):
             a = parent_of(l, "outputs")
             leaving = [p for p, index in enumerate(needs)
-                       if not (l < pe and p > 0)
-                       and store[l][instance(l, p)].get("outputs") is not None
+                       if store[l][instance(l, p)].get("outputs") is not None
                        and store[l][instance(l, p)]["outputs"][0] != key("outputs", l, index)]
             drain(l, a, leaving)
 
@@ -155,15 +187,14 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
         for tensor in TENSORS:
             for l in levels_of[tensor]:
                 a = parent_of(l, tensor)
-                served: set[tuple] = set()  # (parent instance, word) read this cycle
+                served: set[tuple] = set()  # (parent instance, copy, word) read this cycle
+                received: set[tuple] = set()  # (parent instance, word) whose partial sum went out
                 for p, index in enumerate(needs):
                     i = instance(l, p)
                     k = key(tensor, l, index)
                     held = store[l][i].get(tensor)
                     if held is not None and held[0] == k:
-                        continue
-                    if l < pe and p > 0:
-                        continue  # one shared instance, filled for PE 0
+                        continue  # resident, or already filled for another unit of this instance
                     tile = words(tensor, l, index)
                     fresh = tensor == "outputs" and k not in visited[l][i]
                     if tensor == "outputs":
@@ -175,14 +206,16 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
                             content[word] = 0.0
                             continue
                         value = dram_value(tensor, word) if a == 0 else parent_store[tensor][1][word]
-                        first_receiver = (instance(a, p), word) not in served
-                        served.add((instance(a, p), word))
                         if tensor == "outputs":
+                            first_receiver = (instance(a, p), word) not in received
+                            received.add((instance(a, p), word))
+                            served.add((instance(a, p), (), word))
                             # a reduction group gets the partial sum once; the others start from zero
                             content[word] = value if first_receiver else 0.0
                             if first_receiver and l < K:
                                 writes[l][tensor] += 1
                         else:
+                            served.add((instance(a, p), copy_of(a, l, tensor, p), word))
                             content[word] = value
                             if l < K:
                                 writes[l][tensor] += 1
@@ -191,7 +224,7 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
 
         # one MAC per PE
         for p, index in enumerate(needs):
-            mac = store[K][p]
+            mac = store[K][instance(K, p)]
             x = next(iter(mac["inputs"][1].values()))
             w = next(iter(mac["weights"][1].values()))
             out_word = next(iter(mac["outputs"][1]))
@@ -199,7 +232,7 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
 
     # drain everything still on chip, innermost first
     for l in reversed(levels_of["outputs"]):
-        drain(l, parent_of(l, "outputs"), [p for p in range(len(store[l])) if store[l][p].get("outputs") is not None])
+        drain(l, parent_of(l, "outputs"), list(range(n_pe)))
 
     reference = reference_conv(layer, inputs, weights)
     result = np.full(reference.shape, np.nan)

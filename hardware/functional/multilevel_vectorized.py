@@ -75,12 +75,16 @@ class _Machine:
     def __init__(self, problem: MultiLevelProblem, mapping: MultiLevelMapping):
         layer, hier = problem.layer, problem.hierarchy
         self.layer, self.hier = layer, hier
-        self.K, self.pe = len(hier.levels), hier.pe_level
-        K, pe = self.K, self.pe
+        self.K = len(hier.levels)
+        K = self.K
         self.s = {d: mapping.spatial(d) for d in DIMS}
+        self.spread = [{d: mapping.fanout(f).factor(d) for d in DIMS} for f in range(len(hier.fanouts))]
         T = [dict.fromkeys(DIMS, 1) for _ in range(K + 1)]
         for l in range(K - 1, -1, -1):
-            T[l] = {d: mapping.factor(l, d) * T[l + 1][d] * (self.s[d] if l + 1 == pe else 1) for d in DIMS}
+            T[l] = {d: mapping.factor(l, d) * T[l + 1][d] for d in DIMS}
+            for f, fan in enumerate(hier.fanouts):
+                if fan.level == l + 1:
+                    T[l] = {d: T[l][d] * self.spread[f][d] for d in DIMS}
         self.T = T
         self.extent = dict(T[0])  # the whole layer
         # the block of the iteration space one DRAM-loop iteration covers
@@ -88,8 +92,17 @@ class _Machine:
         # temporal loops per level, outermost first: (dim, trips, stride in index units)
         self.loops = [[(d, mapping.factor(l, d), T[l][d] // mapping.factor(l, d))
                        for d in mapping.levels[l].order if mapping.factor(l, d) > 1] for l in range(K)]
-        self.pe_offsets = np.array(list(itertools.product(
-            *(range(0, self.s[d] * T[pe][d], T[pe][d]) for d in DIMS))), dtype=np.int64).reshape(-1, len(DIMS))
+
+    def offsets(self, fanouts) -> np.ndarray:
+        """Index offsets of the instances of ``fanouts`` (fan-out indices)
+        within one instance of the level above them, one row per instance."""
+        out = np.zeros((1, len(DIMS)), dtype=np.int64)
+        for f in fanouts:
+            step = self.T[self.hier.fanouts[f].level]
+            grid = np.array(list(itertools.product(*(range(0, self.spread[f][d] * step[d], step[d]) for d in DIMS))),
+                            dtype=np.int64).reshape(-1, len(DIMS))
+            out = (out[:, None, :] + grid[None, :, :]).reshape(-1, len(DIMS))
+        return out
 
     def outer_loops(self, level: int) -> list[tuple[str, int, int]]:
         """The temporal loops that lie outside ``level``'s tiles, outermost first."""
@@ -100,7 +113,8 @@ class _Machine:
         return math.prod(f for _, f, _ in self.outer_loops(1))
 
     def instances(self, level: int) -> int:
-        return len(self.pe_offsets) if level >= self.pe else 1
+        """Instances of ``level``: one per point of the fan-outs above it."""
+        return math.prod(math.prod(self.spread[f].values()) for f in self.hier.fanouts_above(level))
 
     def word_ids(self, tensor: str, level: int, offsets: np.ndarray) -> np.ndarray:
         """Linear ids of the words of ``tensor`` in the level tiles at the given
@@ -372,7 +386,7 @@ def run_multilevel_vectorized(problem: MultiLevelProblem, mapping: MultiLevelMap
         raise ValueError(f"the layer's tensors need {needed / 2**30:.1f} GiB in float64; "
                          f"the vectorized model stops at {MAX_TENSOR_BYTES / 2**30:.0f} GiB")
     machine = _Machine(problem, mapping)
-    hier, K, pe = problem.hierarchy, machine.K, machine.pe
+    hier, K = problem.hierarchy, machine.K
     reads = [dict.fromkeys(TENSORS, 0) for _ in range(K)]
     writes = [dict.fromkeys(TENSORS, 0) for _ in range(K)]
     origin = np.zeros((1, len(DIMS)), dtype=np.int64)
@@ -381,20 +395,27 @@ def run_multilevel_vectorized(problem: MultiLevelProblem, mapping: MultiLevelMap
             parent = hier.holder_above(level, tensor)
             fills, distinct = _key_runs(machine, tensor, level, distinct=tensor == "outputs")
             own = len(machine.word_ids(tensor, level, origin))  # words of one instance's tile
-            if level < pe or parent >= pe:  # each instance has its own parent instance
-                served = machine.instances(level) * own
-            else:  # one shared parent instance serves all PEs at once
-                served = len(np.unique(machine.word_ids(tensor, level, machine.pe_offsets)))
+            crossed = hier.fanouts_between(parent, level)
+            if not crossed:  # each instance has its own parent instance
+                served = refilled = machine.instances(level) * own
+            else:  # one parent instance serves the instances of the fan-outs between at once
+                shared = [f for f in crossed if hier.fanouts[f].shares(tensor)]
+                copies = machine.instances(parent) * math.prod(
+                    math.prod(machine.spread[f].values()) for f in crossed if f not in shared)
+                served = copies * len(np.unique(machine.word_ids(tensor, level, machine.offsets(shared))))
+                # a revisit's partial sums reach one instance of each reduction group
+                refilled = machine.instances(parent) * len(np.unique(machine.word_ids(tensor, level,
+                                                                                      machine.offsets(crossed))))
             if tensor != "outputs":
                 reads[parent][tensor] += fills * served
                 if level < K:
                     writes[level][tensor] += fills * machine.instances(level) * own
             else:
                 refills = fills - distinct  # a first visit starts from zero, later ones read partial sums
-                reads[parent][tensor] += refills * served
+                reads[parent][tensor] += refills * refilled
                 writes[parent][tensor] += fills * served  # every tile is drained once per fill
                 if level < K:
-                    writes[level][tensor] += refills * served
+                    writes[level][tensor] += refills * refilled
                     reads[level][tensor] += fills * machine.instances(level) * own
     inputs, weights = random_operands(problem.layer, seed)
     result = _execute(machine, inputs, weights)

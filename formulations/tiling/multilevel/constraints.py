@@ -3,16 +3,16 @@
 An architect fixes part of the mapping: at a memory level, the trip counts
 of some dimensions (``factors``) or dimensions whose tile there must span
 the whole extent (``whole``: every loop of that dimension at this level or
-above it runs once); on the array, which dimensions may be unrolled on the
-rows and on the columns, fixed spatial factors, and a least fraction of
-the PEs in use (``min_utilization``).
+above it runs once); at a spatial fan-out (the PE array), which dimensions
+may be unrolled on its rows and on its columns, fixed spatial factors, and
+a least fraction of its instances in use (``min_utilization``).
 
 Every constraint but the utilization speaks about one dimension at a time,
 so it is a filter on that dimension's factor rows (``space.dim_choices``),
 which all three exact methods draw from: CP-SAT, the MILP and the
 enumeration solve the constrained space with no change to their models.
-The utilization is a bound on the product of the spatial factors, which
-both models already carry (the number of busy PEs).  ``violations`` checks
+A utilization is a bound on the product of one fan-out's spatial
+factors, which both models carry.  ``violations`` checks
 a given mapping against all of them, so ``evaluate`` refuses a mapping
 that breaks a constraint, whoever wrote it.
 
@@ -24,10 +24,7 @@ the answer is ``infeasible`` with that constraint named.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-
-AXES = ("rows", "cols")
-
+from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class LevelConstraint:
@@ -39,8 +36,8 @@ class LevelConstraint:
 
 @dataclass(frozen=True)
 class SpatialConstraint:
-    """What the PE array may unroll: allowed dimensions and fixed factors per
-    axis (None: any dimension), and a least utilization of the PEs."""
+    """What one fan-out may unroll: allowed dimensions and fixed factors per
+    axis (None: any dimension), and a least utilization of its instances."""
 
     rows: tuple[str, ...] | None = None
     cols: tuple[str, ...] | None = None
@@ -51,18 +48,21 @@ class SpatialConstraint:
 
 @dataclass(frozen=True)
 class MappingConstraints:
-    """The constraints of one instance; levels by index (outermost first)."""
+    """The constraints of one instance; levels and fan-outs by index (outermost first)."""
 
     levels: tuple[tuple[int, LevelConstraint], ...] = ()
-    spatial: SpatialConstraint = field(default_factory=SpatialConstraint)
+    fanouts: tuple[tuple[int, SpatialConstraint], ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.levels and self.spatial == SpatialConstraint()
+        return not self.levels and all(c == SpatialConstraint() for _, c in self.fanouts)
 
-    def tests(self, level_names: tuple[str, ...], dim: str, K: int):
+    def tests(self, hierarchy, dim: str):
         """(description, predicate on a factor row of ``dim``) for every
-        constraint on ``dim``; a row is (factor per level..., rows, cols)."""
+        constraint on ``dim``; a row is (factor per level..., rows and cols
+        per fan-out), as ``rows.py`` defines it."""
+        level_names = [level.name for level in hierarchy.levels]
+        K = len(level_names)
         out = []
         for index, level in self.levels:
             name = level_names[index]
@@ -72,43 +72,52 @@ class MappingConstraints:
             if dim in level.whole:
                 out.append((f"{name}: {dim} whole",
                             lambda r, i=index: all(r[j] == 1 for j in range(i + 1))))
-        s = self.spatial
-        for axis, allowed, fixed, slot in (("rows", s.rows, s.row_factors, K), ("cols", s.cols, s.col_factors, K + 1)):
-            if allowed is not None and dim not in allowed:
-                out.append((f"spatial {axis}: only {', '.join(allowed) or 'no dimension'} unrolled",
-                            lambda r, slot=slot: r[slot] == 1))
-            for d, f in fixed:
-                if d == dim:
-                    out.append((f"spatial {axis}: factor {d} = {f}", lambda r, slot=slot, f=f: r[slot] == f))
+        for f, s in self.fanouts:
+            where = _fanout_label(hierarchy, f, "spatial")
+            for axis, allowed, fixed, slot in (("rows", s.rows, s.row_factors, K + 2 * f),
+                                               ("cols", s.cols, s.col_factors, K + 2 * f + 1)):
+                if allowed is not None and dim not in allowed:
+                    out.append((f"{where} {axis}: only {', '.join(allowed) or 'no dimension'} unrolled",
+                                lambda r, slot=slot: r[slot] == 1))
+                for d, v in fixed:
+                    if d == dim:
+                        out.append((f"{where} {axis}: factor {d} = {v}", lambda r, slot=slot, v=v: r[slot] == v))
         return out
 
-    def admits_row(self, level_names: tuple[str, ...], dim: str, row) -> bool:
-        K = len(level_names)
-        return all(test(row) for _, test in self.tests(level_names, dim, K))
+    def admits_row(self, hierarchy, dim: str, row) -> bool:
+        return all(test(row) for _, test in self.tests(hierarchy, dim))
 
-    def min_pes(self, pes: int) -> int:
-        """The fewest busy PEs the utilization allows."""
-        return max(1, math.ceil(self.spatial.min_utilization * pes - 1e-9)) if self.spatial.min_utilization else 1
+    def least_busy(self, hierarchy) -> list[tuple[int, int]]:
+        """(fan-out, the fewest of its instances the utilization allows busy), where above one."""
+        out = []
+        for f, s in self.fanouts:
+            if s.min_utilization:
+                least = max(1, math.ceil(s.min_utilization * hierarchy.fanouts[f].size - 1e-9))
+                if least > 1:
+                    out.append((f, least))
+        return out
 
-    def describe(self, level_names: tuple[str, ...]) -> str:
+    def describe(self, hierarchy) -> str:
         """The constraints in one phrase, for the certificate's space."""
+        level_names = [level.name for level in hierarchy.levels]
         parts = []
         for index, level in self.levels:
             items = [f"{d}={f}" for d, f in level.factors] + [f"{d} whole" for d in level.whole]
             parts.append(f"{level_names[index]}: {', '.join(items)}")
-        s = self.spatial
-        for axis, allowed, fixed in (("rows", s.rows, s.row_factors), ("cols", s.cols, s.col_factors)):
-            items = []
-            if allowed is not None:
-                items.append(f"only {'/'.join(allowed)}" if allowed else "no dimension unrolled")
-            items += [f"{d}={f}" for d, f in fixed]
-            if items:
-                parts.append(f"array {axis}: {', '.join(items)}")
-        if s.min_utilization:
-            parts.append(f"at least {s.min_utilization:.0%} of the PEs busy")
+        for f, s in self.fanouts:
+            where = _fanout_label(hierarchy, f)
+            for axis, allowed, fixed in (("rows", s.rows, s.row_factors), ("cols", s.cols, s.col_factors)):
+                items = []
+                if allowed is not None:
+                    items.append(f"only {'/'.join(allowed)}" if allowed else "no dimension unrolled")
+                items += [f"{d}={v}" for d, v in fixed]
+                if items:
+                    parts.append(f"{where} {axis}: {', '.join(items)}")
+            if s.min_utilization:
+                parts.append(f"at least {s.min_utilization:.0%} of {_fanout_label(hierarchy, f, 'the PEs')} busy")
         return "; ".join(parts)
 
-    def to_dict(self, level_names: tuple[str, ...]) -> dict:
+    def to_dict(self, hierarchy) -> dict:
         """As the instance schema reads it."""
         out: dict = {}
         levels = {}
@@ -118,54 +127,63 @@ class MappingConstraints:
                 entry["factors"] = dict(level.factors)
             if level.whole:
                 entry["whole"] = list(level.whole)
-            levels[level_names[index]] = entry
+            levels[hierarchy.levels[index].name] = entry
         if levels:
             out["levels"] = levels
-        s = self.spatial
-        spatial: dict = {}
-        if s.rows is not None:
-            spatial["rows"] = list(s.rows)
-        if s.cols is not None:
-            spatial["cols"] = list(s.cols)
-        if s.row_factors:
-            spatial["row_factors"] = dict(s.row_factors)
-        if s.col_factors:
-            spatial["col_factors"] = dict(s.col_factors)
-        if s.min_utilization:
-            spatial["min_utilization"] = s.min_utilization
-        if spatial:
-            out["spatial"] = spatial
+        fanouts = {}
+        for f, s in self.fanouts:
+            spatial: dict = {}
+            if s.rows is not None:
+                spatial["rows"] = list(s.rows)
+            if s.cols is not None:
+                spatial["cols"] = list(s.cols)
+            if s.row_factors:
+                spatial["row_factors"] = dict(s.row_factors)
+            if s.col_factors:
+                spatial["col_factors"] = dict(s.col_factors)
+            if s.min_utilization:
+                spatial["min_utilization"] = s.min_utilization
+            if spatial:
+                fanouts[hierarchy.fanouts[f].name] = spatial
+        if len(hierarchy.fanouts) == 1 and fanouts:
+            out["spatial"] = next(iter(fanouts.values()))
+        elif fanouts:
+            out["fanouts"] = fanouts
         return out
+
+
+def _fanout_label(hierarchy, f: int, single: str = "array") -> str:
+    """How messages name fan-out ``f``: ``single`` when it is the only one."""
+    return single if len(hierarchy.fanouts) == 1 else f"fan-out {hierarchy.fanouts[f].name}"
 
 
 NO_CONSTRAINTS = MappingConstraints()
 
 
-def violations(constraints: MappingConstraints, level_names: tuple[str, ...], mapping, pes: int) -> list[str]:
+def violations(constraints: MappingConstraints, hierarchy, mapping) -> list[str]:
     """The constraints ``mapping`` breaks, one sentence each."""
     from .problem import DIMS
 
-    K = len(level_names)
     out = []
     for dim in DIMS:
-        row = tuple(mapping.factor(level, dim) for level in range(K)) + (
-            mapping.spatial_rows.get(dim, 1), mapping.spatial_cols.get(dim, 1))
-        out += [f"breaks the constraint {name}" for name, test in constraints.tests(level_names, dim, K)
-                if not test(row)]
-    busy = math.prod(mapping.spatial_rows.values()) * math.prod(mapping.spatial_cols.values())
-    if busy < constraints.min_pes(pes):
-        out.append(f"breaks the constraint of at least {constraints.spatial.min_utilization:.0%} of the PEs busy "
-                   f"({busy} of {pes})")
+        row = mapping.row(dim, len(hierarchy.fanouts))
+        out += [f"breaks the constraint {name}" for name, test in constraints.tests(hierarchy, dim) if not test(row)]
+    for f, least in constraints.least_busy(hierarchy):
+        loops = mapping.fanout(f)
+        busy = math.prod(loops.rows.values()) * math.prod(loops.cols.values())
+        if busy < least:
+            share = dict(constraints.fanouts)[f].min_utilization
+            out.append(f"breaks the constraint of at least {share:.0%} of {_fanout_label(hierarchy, f, 'the PEs')} busy "
+                       f"({busy} of {hierarchy.fanouts[f].size})")
     return out
 
 
-def emptying_constraint(constraints: MappingConstraints, level_names: tuple[str, ...], dim: str,
+def emptying_constraint(constraints: MappingConstraints, hierarchy, dim: str,
                         rows: list[tuple[int, ...]]) -> str | None:
     """The first constraint after which no factor row of ``dim`` is left
     (None when some row survives them all)."""
-    K = len(level_names)
     left = list(rows)
-    for name, test in constraints.tests(level_names, dim, K):
+    for name, test in constraints.tests(hierarchy, dim):
         left = [r for r in left if test(r)]
         if not left:
             return name

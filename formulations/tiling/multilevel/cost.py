@@ -10,10 +10,12 @@ word of each tensor per PE):
   ``X`` multiplies the fills unless it sits inside all non-trivial loops
   that do (the tile then stays resident);
 * a fill is served by the nearest level above that holds ``X`` (levels that
-  do not hold it are bypassed).  When the spatial fan-out lies between the
-  two, a word that several PEs need is read once (multicast), and partial
-  sums of several PEs for one output word are added on the way up
-  (reduction tree) and written once;
+  do not hold it are bypassed).  When spatial fan-outs lie between the
+  two, a word that several instances need is read once (multicast), and
+  partial sums of several instances for one output word are added on the
+  way up (reduction tree) and written once; across a fan-out whose network
+  cannot multicast (reduce), each instance reads (writes) its own copy, and
+  a revisit's partial sums go to one instance of the group;
 * an output tile's first visit starts from zero; every later visit reads
   the partial sums back from the parent first, every visit ends by draining
   them to the parent; the last drain to DRAM carries final outputs.
@@ -27,7 +29,7 @@ millions of mappings with the very code that scores one.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -57,28 +59,47 @@ def _window_grid(stride: int, dilation: int, extent: int, window: int) -> np.nda
 
 
 @lru_cache(maxsize=65536)
-def union_window_rows(stride: int, dilation: int, t_out: int, t_tap: int, pe_out: int, pe_tap: int,
-                      s_out: int, s_tap: int) -> int:
-    """Distinct input rows of all PEs together: PE (j, i) reads outputs
-    ``j * pe_out + [0, t_out)`` with taps ``i * pe_tap + [0, t_tap)``. When
-    the tiles fill the PE tiles (``t = pe``) this is one window of ``s * t``
-    outputs and taps; below the PE level the PEs' ranges leave gaps."""
-    outputs = (np.arange(s_out)[:, None] * pe_out + np.arange(t_out)).ravel()
-    taps = (np.arange(s_tap)[:, None] * pe_tap + np.arange(t_tap)).ravel()
+def union_window_rows(stride: int, dilation: int, t_out: int, t_tap: int,
+                      out_spread: tuple[tuple[int, int], ...], tap_spread: tuple[tuple[int, int], ...]) -> int:
+    """Distinct input rows of all instances of some fan-outs together.
+
+    Every fan-out in a spread is (step, count): its ``j``-th instance starts
+    ``j * step`` further along (the step is the tile of one of its
+    instances), so an instance reads outputs ``sum_f j_f * step_f + [0,
+    t_out)`` with taps ``sum_f i_f * tap_step_f + [0, t_tap)``. When the
+    tiles fill their instances' tiles this is one window; below a fan-out's
+    level the ranges leave gaps, counted here exactly."""
+    def positions(extent: int, spread) -> np.ndarray:
+        out = np.arange(extent)
+        for step, count in spread:
+            out = np.add.outer(np.arange(count) * step, out).ravel()
+        return out
+
+    outputs, taps = positions(t_out, out_spread), positions(t_tap, tap_spread)
     return int(np.unique(np.add.outer(outputs * stride, taps * dilation)).size)
 
 
-_union_window_rows = np.vectorize(union_window_rows, otypes=[np.int64])
-
-
-def union_input_words(layer: ConvLayer, t: dict, pe_tile: dict, s: dict) -> np.ndarray:
-    """Distinct input words of the tiles ``t`` of all PEs (spatial factors
-    ``s``, PE tiles ``pe_tile``): the PEs' N, G, C ranges never overlap, their
-    windows may."""
+def union_input_words(layer: ConvLayer, t: dict, steps: list[dict], counts: list[dict]) -> np.ndarray:
+    """Distinct input words of the tiles ``t`` of all instances of some
+    fan-outs (per fan-out, its instances' tile ``steps`` and its factors
+    ``counts``): their N, G, C ranges never overlap, their windows may."""
     (sh, sw), (dh, dw) = layer.stride, layer.dilation
-    rows = _union_window_rows(sh, dh, t["P"], t["R"], pe_tile["P"], pe_tile["R"], s["P"], s["R"])
-    cols = _union_window_rows(sw, dw, t["Q"], t["S"], pe_tile["Q"], pe_tile["S"], s["Q"], s["S"])
-    return t["N"] * s["N"] * t["G"] * s["G"] * t["C"] * s["C"] * rows * cols
+
+    def rows(stride, dilation, out_dim, tap_dim):
+        def one(t_out, t_tap, *spread):
+            n = len(spread) // 4
+            pairs = [tuple(spread[4 * i: 4 * i + 4]) for i in range(n)]
+            return union_window_rows(stride, dilation, int(t_out), int(t_tap),
+                                     tuple((int(p[0]), int(p[1])) for p in pairs),
+                                     tuple((int(p[2]), int(p[3])) for p in pairs))
+        spread = [v for step, count in zip(steps, counts, strict=True)
+                  for v in (step[out_dim], count[out_dim], step[tap_dim], count[tap_dim])]
+        return np.vectorize(one, otypes=[np.int64])(t[out_dim], t[tap_dim], *spread)
+
+    total = t["N"] * t["G"] * t["C"] * rows(sh, dh, "P", "R") * rows(sw, dw, "Q", "S")
+    for count in counts:
+        total = total * count["N"] * count["G"] * count["C"]
+    return total
 
 
 def tile_elements(layer: ConvLayer, tensor: str, t: dict[str, np.ndarray]) -> np.ndarray:
@@ -175,71 +196,105 @@ class MultiLevelMetrics:
 class LinkWords:
     """The order-independent part of the vectorized core: tiles, instances,
     busy PEs, tile bits, and per fill path (``bypass.links``) the words one
-    fill writes into the child's instances and reads at the parent."""
+    fill writes into the child's instances and reads at the parent (for
+    outputs: drains into the parent, and the partial sums a revisit reads
+    back, which reach one instance of each reduction group)."""
 
     tiles: list
     instances: list
     pes_used: np.ndarray
     tile_bits: list
-    paths: list  # (Link, child words, parent words, crosses the fan-out)
+    paths: list  # (Link, child words, parent words, refill words, crosses the first fan-out)
+    fills: dict = field(default_factory=dict)
+    """Per (level, tensor), the fills and distinct tiles under the latest
+    orders of the levels above it: a search that varies the inner levels'
+    orders first reuses them."""
 
 
-def link_words(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray]],
-               spatial: dict[str, np.ndarray]) -> LinkWords:
+def link_words(problem: MultiLevelProblem, table: dict[str, np.ndarray]) -> LinkWords:
     """Tiles and words per fill of every path; loop orders do not enter
-    them, so a search over orders computes them once."""
+    them, so a search over orders computes them once. ``table[d]`` holds
+    factor rows of ``d`` (``rows.py``) along its last axis."""
     layer, hier = problem.layer, problem.hierarchy
     K, pe = len(hier.levels), hier.pe_level
     one = np.asarray(1, dtype=np.int64)
-    s = {d: np.asarray(spatial.get(d, 1), dtype=np.int64) for d in DIMS}
+    s = [{d: np.asarray(table[d][..., K + 2 * f] * table[d][..., K + 2 * f + 1], dtype=np.int64) for d in DIMS}
+         for f in range(len(hier.fanouts))]
+    size = [np.prod([s[f][d] for d in DIMS], axis=0) for f in range(len(hier.fanouts))]
     pes_used = one
-    for d in DIMS:
-        pes_used = pes_used * s[d]
+    for f in range(len(hier.fanouts)):
+        pes_used = pes_used * size[f]
     tiles: list[dict[str, np.ndarray]] = [dict() for _ in range(K + 1)]
     tiles[K] = {d: one for d in DIMS}
     for l in range(K - 1, -1, -1):
-        tiles[l] = {d: np.asarray(factors[l][d], dtype=np.int64) * tiles[l + 1][d] * (s[d] if l + 1 == pe else 1)
-                    for d in DIMS}
-    union = [{d: tiles[l][d] * s[d] for d in DIMS} if l >= pe else tiles[l] for l in range(K + 1)]
-    instances = [pes_used if l >= pe else one for l in range(K + 1)]
+        below = [f for f, fan in enumerate(hier.fanouts) if fan.level == l + 1]
+        tiles[l] = {d: np.asarray(table[d][..., l], dtype=np.int64) * tiles[l + 1][d] for d in DIMS}
+        for f in below:
+            tiles[l] = {d: tiles[l][d] * s[f][d] for d in DIMS}
+    instances = []
+    for l in range(K + 1):
+        count = one
+        for f in hier.fanouts_above(l):
+            count = count * size[f]
+        instances.append(count)
     paths = []
     child_of: dict[tuple[int, str], np.ndarray] = {}
     for link in links(hier):
         l, tensor, a = link.level, link.tensor, link.parent
         if (l, tensor) not in child_of:
             child_of[l, tensor] = tile_elements(layer, tensor, tiles[l]) * instances[l]
-        child_words = parent_words = child_of[l, tensor]
-        crosses = a < pe <= l
-        if crosses:  # one shared parent serves every PE at once
-            parent_words = (union_input_words(layer, tiles[l], tiles[pe], s) if tensor == "inputs"
-                            else tile_elements(layer, tensor, union[l]))
-        paths.append((link, child_words, parent_words, crosses))
+        child_words = parent_words = refill_words = child_of[l, tensor]
+        crossed = hier.fanouts_between(a, l)
+        if crossed:  # one parent instance serves the instances of the fan-outs between at once
+            shared = [f for f in crossed if hier.fanouts[f].shares(tensor)]
+            copies = instances[a]
+            for f in crossed:
+                if f not in shared:  # each instance moves its own copy
+                    copies = copies * size[f]
+            parent_words = copies * _union_words(layer, tensor, tiles, l, hier, shared, s)
+            if tensor == "outputs":  # a revisit's partial sums go to one instance of the group
+                refill_words = instances[a] * _union_words(layer, tensor, tiles, l, hier, crossed, s)
+            else:
+                refill_words = parent_words
+        paths.append((link, child_words, parent_words, refill_words, a < pe <= l))
     prec = layer.precision
     bits = {"inputs": prec.inputs, "weights": prec.weights, "outputs": prec.psums}
     tile_bits = [{t: tile_elements(layer, t, tiles[l]) * bits[t] for t in TENSORS} for l in range(K)]
     return LinkWords(tiles, instances, pes_used, tile_bits, paths)
 
 
-def link_terms(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray]],
-               spatial: dict[str, np.ndarray], orders: list[tuple[str, ...]], words: LinkWords | None = None):
+def _union_words(layer: ConvLayer, tensor: str, tiles: list, level: int, hier, fanouts, s: list) -> np.ndarray:
+    """Distinct words of ``tensor`` in the tiles of ``level`` over all instances of ``fanouts``."""
+    if tensor == "inputs":
+        return union_input_words(layer, tiles[level], [tiles[hier.fanouts[f].level] for f in fanouts],
+                                 [s[f] for f in fanouts])
+    spread = dict(tiles[level])
+    for f in fanouts:
+        spread = {d: spread[d] * s[f][d] for d in DIMS}
+    return tile_elements(layer, tensor, spread)
+
+
+def link_terms(problem: MultiLevelProblem, table: dict[str, np.ndarray], orders: list[tuple[str, ...]],
+               words: LinkWords | None = None):
     """The vectorized core: per possible fill path (``bypass.links``), the
     reads and writes it adds (words, as (kind, level, count)) and the words
     it moves into and out of PE-private storage; plus tile bits per level
     and tensor, the tiles, the instances per level and the busy PEs.
 
-    ``factors[l][d]`` are temporal trip counts, ``spatial[d]`` the spatial
-    factor of d (rows times columns), ``orders[l]`` each level's order;
-    ``words`` is :func:`link_words` of the same factors when already known."""
+    ``table[d]`` holds factor rows of d (``rows.py``) along its last axis,
+    ``orders[l]`` each level's order; ``words`` is :func:`link_words` of
+    the same table when already known."""
     K = len(problem.hierarchy.levels)
-    words = words or link_words(problem, factors, spatial)
+    words = words or link_words(problem, table)
     terms = []
-    fills_of: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
-    for link, child_words, parent_words, crosses in words.paths:
+    for link, child_words, parent_words, refill_words, crosses in words.paths:
         l, tensor, a = link.level, link.tensor, link.parent
-        if (l, tensor) not in fills_of:
-            loops = [(d, factors[j][d]) for j in range(l) for d in orders[j]]
-            fills_of[l, tensor] = fills_and_distinct(loops, tensor)
-        fills, distinct = fills_of[l, tensor]
+        above = tuple(orders[:l])
+        cached = words.fills.get((l, tensor))
+        if cached is None or cached[0] != above:
+            loops = [(d, table[d][..., j]) for j in range(l) for d in orders[j]]
+            cached = words.fills[l, tensor] = (above, *fills_and_distinct(loops, tensor))
+        fills, distinct = cached[1:]
         counts = []
         boundary = np.asarray(0, dtype=np.int64)  # words into and out of PE-private storage
         if tensor != "outputs":
@@ -249,7 +304,7 @@ def link_terms(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray]],
             if crosses:
                 boundary = fills * child_words
         else:
-            refills = (fills - distinct) * parent_words
+            refills = (fills - distinct) * refill_words
             if crosses:
                 boundary = refills + fills * child_words
             counts += [("reads", a, refills), ("writes", a, fills * parent_words)]
@@ -276,13 +331,12 @@ def sum_terms(terms, K: int, keep: tuple[frozenset[str], ...] | None):
     return reads, writes, boundary
 
 
-def access_counts(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray]],
-                  spatial: dict[str, np.ndarray], orders: list[tuple[str, ...]]):
+def access_counts(problem: MultiLevelProblem, table: dict[str, np.ndarray], orders: list[tuple[str, ...]]):
     """Reads and writes per level and tensor (words), tile bits per level and
     tensor, tiles, instances per level, busy PEs and array-boundary words,
     with every level keeping what it may hold."""
     hier = problem.hierarchy
-    terms, tile_bits, tiles, instances, pes_used = link_terms(problem, factors, spatial, orders)
+    terms, tile_bits, tiles, instances, pes_used = link_terms(problem, table, orders)
     keep = hier.default_keep() if hier.chooses_bypass else None
     reads, writes, boundary = sum_terms(terms, len(hier.levels), keep)
     return reads, writes, tile_bits, tiles, instances, pes_used, boundary
@@ -320,10 +374,9 @@ def evaluate_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping) 
     problem = kept_problem(problem, mapping)
     hier = problem.hierarchy
     K = len(hier.levels)
-    factors = [{d: np.int64(mapping.factor(l, d)) for d in DIMS} for l in range(K)]
-    spatial = {d: np.int64(mapping.spatial(d)) for d in DIMS}
+    table = {d: np.asarray(mapping.row(d, len(hier.fanouts)), dtype=np.int64) for d in DIMS}
     orders = [tuple(loops.order) for loops in mapping.levels]
-    reads, writes, tile_bits, _, instances, pes_used, boundary = access_counts(problem, factors, spatial, orders)
+    reads, writes, tile_bits, _, instances, pes_used, boundary = access_counts(problem, table, orders)
     reads = [{t: int(v) for t, v in r.items()} for r in reads]
     writes = [{t: int(v) for t, v in w.items()} for w in writes]
     tile_bits = [{t: int(v) for t, v in b.items()} for b in tile_bits]
@@ -357,13 +410,13 @@ def extents(layer: ConvLayer) -> dict[str, int]:
     return {d: layer_extent(layer, d) for d in DIMS}
 
 
-def objective_values(problem: MultiLevelProblem, factors: list[dict[str, np.ndarray]],
-                     spatial_rows: dict[str, np.ndarray], spatial_cols: dict[str, np.ndarray],
-                     orders: list[tuple[str, ...]], keeps: list[tuple[frozenset[str], ...]] | None = None,
-                     words: LinkWords | None = None):
-    """(objective, feasible) broadcast over arrays of factors: the same
-    numbers ``evaluate_multilevel`` reports, for many mappings at once, with
-    every level keeping what it may hold.
+def objective_values(problem: MultiLevelProblem, table: dict[str, np.ndarray], orders: list[tuple[str, ...]],
+                     keeps: list[tuple[frozenset[str], ...]] | None = None, words: LinkWords | None = None):
+    """(objective, feasible) broadcast over arrays of factor rows (``table[d]``
+    holds rows of d along its last axis): the same numbers
+    ``evaluate_multilevel`` reports, for many mappings at once, with every
+    level keeping what it may hold. Feasible means fitting every level and
+    fan-out and keeping the instance's least utilizations.
 
     With ``keeps`` (keep sets of a hierarchy with chosen bypass), each
     mapping's best keep set among them: (objective, feasible, index into
@@ -372,17 +425,19 @@ def objective_values(problem: MultiLevelProblem, factors: list[dict[str, np.ndar
     what the orders do not change."""
     hier = problem.hierarchy
     K = len(hier.levels)
-    spatial = {d: np.asarray(spatial_rows.get(d, 1)) * np.asarray(spatial_cols.get(d, 1)) for d in DIMS}
-    terms, tile_bits, _, instances, _ = link_terms(problem, factors, spatial, orders, words)
-    rows_used = np.asarray(1, dtype=np.int64)
-    cols_used = np.asarray(1, dtype=np.int64)
+    terms, tile_bits, _, instances, _ = link_terms(problem, table, orders, words)
     compute = np.asarray(1, dtype=np.int64)
     for d in DIMS:
-        rows_used = rows_used * np.asarray(spatial_rows.get(d, 1))
-        cols_used = cols_used * np.asarray(spatial_cols.get(d, 1))
         for l in range(K):
-            compute = compute * np.asarray(factors[l][d], dtype=np.int64)
-    fits_array = (rows_used <= hier.rows) & (cols_used <= hier.cols)
+            compute = compute * np.asarray(table[d][..., l], dtype=np.int64)
+    fits_array = np.asarray(True)
+    least = dict(problem.constraints.least_busy(hier))
+    for f, fan in enumerate(hier.fanouts):
+        used = [np.prod([np.asarray(table[d][..., K + 2 * f + side], dtype=np.int64) for d in DIMS], axis=0)
+                for side in (0, 1)]
+        fits_array = fits_array & (used[0] <= fan.rows) & (used[1] <= fan.cols)
+        if f in least:
+            fits_array = fits_array & (used[0] * used[1] >= least[f])
 
     def score(keep):
         held = keep or hier.default_keep()

@@ -1,7 +1,8 @@
 """CP-SAT model of multi-level tiling, with exact integer products.
 
 Each dimension picks one row of its factorization table (temporal factor at
-every level, spatial rows, spatial columns) through one Boolean per row, so
+every level, rows and columns on every fan-out: ``rows.py``) through one
+Boolean per row, so
 every per-dimension quantity (a level's factor, the tile extent below it,
 the trips above it, whether a loop is trivial) is linear in those Booleans.
 Each level picks one of the six group orders.  Fills, tile sizes and
@@ -20,12 +21,13 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from fractions import Fraction
-from math import lcm, prod
+from math import lcm
 
 from ortools.sat.python import cp_model
 
 from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction
 from .cost import TENSORS, window_rows
+from .rows import fanout_factor, tile_extent
 from .space import GROUP_ORDERS, GROUP_RANKINGS, dim_choices, mapping_from_choice, settled_rankings
 from .terms import boundaries, halo_value
 
@@ -114,7 +116,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
     if problem.objective not in CPSAT_OBJECTIVES:
         raise ValueError(f"the CP-SAT model covers {', '.join(CPSAT_OBJECTIVES)}; edp goes through solve_multilevel")
     b = _Builder(problem)
-    m, K, pe, hier, layer = b.m, b.K, b.pe, b.hier, b.layer
+    m, K, hier, layer = b.m, b.K, b.hier, b.layer
     rows = {d: dim_choices(problem, d) for d in DIMS}
     x = {d: [m.NewBoolVar(f"x_{d}_{i}") for i in range(len(rows[d]))] for d in DIMS}
     for d in DIMS:
@@ -129,21 +131,23 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
     def col(d, fn, base):
         return b.linear([fn(r) for r in rows[d]], x[d], base)
 
-    spatial = {d: col(d, lambda r: r[K] * r[K + 1], f"s_{d}") for d in DIMS}
-    rows_used = b.product([col(d, lambda r: r[K], f"sr_{d}") for d in DIMS], hier.rows, "rows")
-    cols_used = b.product([col(d, lambda r: r[K + 1], f"sc_{d}") for d in DIMS], hier.cols, "cols")
-    if not isinstance(rows_used, int):
-        m.Add(rows_used <= hier.rows)
-    if not isinstance(cols_used, int):
-        m.Add(cols_used <= hier.cols)
-    pes_used = b.product(list(spatial.values()), hier.pes, "pes")
-    least = problem.constraints.min_pes(hier.pes)
-    if least > 1:  # the instance's least utilization of the array
-        if isinstance(pes_used, int):
-            if pes_used < least:
+    F = len(hier.fanouts)
+    spatial = {(d, f): col(d, lambda r, f=f: fanout_factor(r, K, f), f"s{f}_{d}") for d in DIMS for f in range(F)}
+    busy = []  # per fan-out, its busy instances
+    for f, fan in enumerate(hier.fanouts):
+        for side, size, label in ((0, fan.rows, "rows"), (1, fan.cols, "cols")):
+            used = b.product([col(d, lambda r, i=K + 2 * f + side: r[i], f"s{label}{f}_{d}") for d in DIMS],
+                             size, f"{label}{f}")
+            if not isinstance(used, int):
+                m.Add(used <= size)
+        busy.append(b.product([spatial[d, f] for d in DIMS], fan.size, f"busy{f}"))
+    pes_used = b.product(busy, hier.pes, "pes")
+    for f, least in problem.constraints.least_busy(hier):  # the instance's least utilization of a fan-out
+        if isinstance(busy[f], int):
+            if busy[f] < least:
                 m.AddBoolOr([])
         else:
-            m.Add(pes_used >= least)
+            m.Add(busy[f] >= least)
     if restriction.pes is not None:  # fixes the compute cycles of a parametric search's piece
         if isinstance(pes_used, int):
             if pes_used != restriction.pes:
@@ -151,12 +155,8 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
         else:
             m.Add(pes_used == restriction.pes)
 
-    def tile_of(r, l):
-        """Extent of the tile level ``l`` holds (the array's share included above the fan-out)."""
-        return prod(r[l:K]) * (r[K] * r[K + 1] if l < pe else 1)
-
     # capacities are the only use of tile extents; the access counts use the telescoped terms
-    tile = {l: {d: col(d, lambda r, l=l: tile_of(r, l), f"T{l}_{d}") for d in DIMS} for l in range(1, K)}
+    tile = {l: {d: col(d, lambda r, l=l: tile_extent(r, hier, l), f"T{l}_{d}") for d in DIMS} for l in range(1, K)}
     factor = [{d: col(d, lambda r, l=l: r[l], f"f{l}_{d}") for d in DIMS} for l in range(K)]
     nontrivial = [{d: sum(b_ for r, b_ in zip(rows[d], x[d], strict=True) if r[l] > 1) for d in DIMS}
                   for l in range(K)]
@@ -295,7 +295,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
         return var
 
     def words_of(words):
-        factors = [words.const] + [spatial[d] for d in words.spatial] + [halo_var(h) for h in words.halos]
+        factors = [words.const] + [spatial[key] for key in words.spatial] + [halo_var(h) for h in words.halos]
         return b.product(factors, INT_LIMIT, "words")
 
     reads = [{t: [] for t in TENSORS} for _ in range(K)]
@@ -305,6 +305,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
         E = refetch(l, X)
         parent = words_of(bd.parent_words)
         child = parent if bd.child_words == bd.parent_words else words_of(bd.child_words)
+        refilled = parent if bd.refill_words == bd.parent_words else words_of(bd.refill_words)
         # the boundary exists when its ends keep X and every level between bypasses it
         literals = [keep[j][X] for j in bd.kept] + [keep[j][X].Not() for j in bd.bypassed]
 
@@ -323,7 +324,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
                 revisits = m.NewIntVar(0, b.upper(E) - 1, b.name(f"rv{l}"))
                 b.uppers[revisits.Index()] = b.upper(E) - 1
                 m.Add(revisits == E - 1)
-            refill = term([revisits, parent], f"rw{l}")
+            refill = term([revisits, refilled], f"rw{l}")
             writes[a][X].append(term([E, parent], f"vw{l}"))
             reads[a][X].append(refill)
             if l < K:
@@ -372,7 +373,9 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
                 continue
             bw = Fraction(level.bandwidth).limit_denominator(1000)
             words, k = linear_sum([(reads[l][X], 1) for X in TENSORS] + [(writes[l][X], 1) for X in TENSORS])
-            per = lat_pes if l >= pe else latency
+            above = hier.fanouts_above(l)  # the level's words spread over its busy instances
+            per = lat_pes if len(above) == F else b.product([latency] + [busy[f] for f in above],
+                                                            horizon * hier.pes, f"lat_inst{l}")
             m.Add(bw.denominator * (words + k) <= bw.numerator * per)
         return latency
 

@@ -58,31 +58,24 @@ def enumerate_multilevel(problem: MultiLevelProblem, max_points: int = MAX_POINT
     factor combinations.  With keep or bypass chosen, every mapping is
     scored under each keep set (``bypass.keep_sets``) and keeps its best."""
     start = time.perf_counter()
-    K = len(problem.hierarchy.levels)
     choices = {d: dim_choices(problem, d) for d in DIMS}
     total = int(np.prod([len(c) for c in choices.values()], dtype=np.float64))
     if total > max_points:
         raise ValueError(f"{total:,} factor combinations; enumeration stops at {max_points:,}")
     grids = np.meshgrid(*(np.arange(len(choices[d])) for d in DIMS), indexing="ij")
     index = {d: g.ravel() for d, g in zip(DIMS, grids, strict=True)}
-    table = {d: choices[d][index[d]] for d in DIMS}  # (points, K + 2)
-    factors = [{d: table[d][:, l] for d in DIMS} for l in range(K)]
-    rows = {d: table[d][:, K] for d in DIMS}
-    cols = {d: table[d][:, K + 1] for d in DIMS}
-    least = problem.constraints.min_pes(problem.hierarchy.pes)
-    busy_enough = np.prod([rows[d] * cols[d] for d in DIMS], axis=0) >= least if least > 1 else None
+    # (points, row width), column-major: every slot is one contiguous array
+    table = {d: np.asfortranarray(choices[d][index[d]]) for d in DIMS}
     keeps = keep_sets(problem.hierarchy) if problem.hierarchy.chooses_bypass else None
-    words = link_words(problem, factors, {d: rows[d] * cols[d] for d in DIMS})  # the same for every order
+    words = link_words(problem, table)  # the same for every order
     best_value, best_key = None, None
     complete = True
     for orders in itertools.product(*level_orders(problem)):
         if deadline is not None and time.perf_counter() > deadline:
             complete = False
             break
-        scored = objective_values(problem, factors, rows, cols, list(orders), keeps, words)
+        scored = objective_values(problem, table, list(orders), keeps, words)
         value, feasible = scored[:2]
-        if busy_enough is not None:
-            feasible = feasible & busy_enough
         if not feasible.any():
             continue
         masked = np.where(feasible, value, np.inf)

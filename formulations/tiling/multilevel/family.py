@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ....hardware.functional.multilevel_vectorized import run_multilevel_vectorized
+from ....hardware.hierarchy import MACS
 from ....solvers.multilevel_heuristics import HEURISTICS
 from ....units import format_bytes, format_count, parse_bytes
 from ....validation.multilevel_bounds import multilevel_bounds
@@ -58,14 +59,22 @@ def dump_hierarchy(hier) -> dict:
                 entry["keep"] = [t for t in TENSORS if t in level.always_holds]
             if candidates - level.holds:
                 entry["bypass"] = [t for t in TENSORS if t in candidates - level.holds]
-        entry["per_pe"] = level.per_pe
+        if len(hier.fanouts) == 1:  # several fan-outs place the private levels themselves
+            entry["per_pe"] = level.per_pe
         entry["read_energy"] = level.read_energy
         entry["write_energy"] = level.write_energy
         if level.bandwidth is not None:
             entry["bandwidth"] = level.bandwidth
         levels.append(entry)
-    return {"name": hier.name, "source": hier.source, "energy_unit": hier.energy_unit, "mac_energy": hier.mac_energy,
-            "array": {"rows": hier.rows, "cols": hier.cols}, "levels": levels}
+    out = {"name": hier.name, "source": hier.source, "energy_unit": hier.energy_unit, "mac_energy": hier.mac_energy}
+    if len(hier.fanouts) == 1:
+        out["array"] = {"rows": hier.fanouts[0].rows, "cols": hier.fanouts[0].cols}
+    else:
+        out["fanouts"] = [{"name": fan.name, "above": hier.levels[fan.level].name if fan.level < len(hier.levels)
+                           else MACS, "x": fan.cols, "y": fan.rows, "multicast": fan.multicast,
+                           "reduction": fan.reduction} for fan in hier.fanouts]
+    out["levels"] = levels
+    return out
 
 
 def _attempt(problem: MultiLevelProblem, method: str, time_limit: float | None) -> Attempt:
@@ -101,7 +110,7 @@ class MultiLevelTiling(Family):
     def _constraints(problem: MultiLevelProblem) -> dict:
         if problem.constraints.empty:
             return {}
-        return {"constraints": problem.constraints.to_dict(problem.level_names)}
+        return {"constraints": problem.constraints.to_dict(problem.hierarchy)}
 
     @staticmethod
     def _solver(problem: MultiLevelProblem) -> dict:
@@ -143,7 +152,7 @@ class MultiLevelTiling(Family):
                     held = sum(tiles[t] for t in level.holds) / 8
                     violations.append(f"{level.name}: tiles of {format_bytes(held)} do not fit")
             violations = violations or ["the mapping does not fit the hierarchy or the array"]
-        broken = violations_of(problem.constraints, problem.level_names, solution, problem.hierarchy.pes) \
+        broken = violations_of(problem.constraints, problem.hierarchy, solution) \
             if not problem.constraints.empty else []
         feasible = metrics.fits and not broken
         value = metrics.objective(problem.objective) if feasible else None
@@ -204,7 +213,7 @@ class MultiLevelTiling(Family):
         first = self._first(problem)
         hier = first.hierarchy
         what = f"network {problem.network}" if isinstance(problem, MultiLevelNetwork) else first.layer.name
-        return (f"[bold]{what}[/] on [bold]{hier.name}[/] ({hier.rows} x {hier.cols} PEs, "
+        return (f"[bold]{what}[/] on [bold]{hier.name}[/] ({hier.array_text}, "
                 f"{' > '.join(level.name for level in hier.levels)}), objective {first.objective} ({unit_of(first)})")
 
     def render(self, problem: MultiLevelProblem, result, console, table) -> None:
@@ -234,9 +243,14 @@ class MultiLevelTiling(Family):
                 bypassed = [t for t in TENSORS if t in level.chosen - kept]
                 keeps += " (chosen" + (f": bypasses {', '.join(bypassed)})" if bypassed else ")")
             loops.add_row(level.name, text, keeps)
-        spatial = " ".join(f"{d}{f}" for d, f in mapping.spatial_rows.items()) or "-"
-        spatial += " | " + (" ".join(f"{d}{f}" for d, f in mapping.spatial_cols.items()) or "-")
-        loops.add_row("array (rows | cols)", spatial, "")
+        for f, fan in enumerate(hier.fanouts):
+            spread = mapping.fanout(f)
+            spatial = " ".join(f"{d}{v}" for d, v in spread.rows.items()) or "-"
+            spatial += " | " + (" ".join(f"{d}{v}" for d, v in spread.cols.items()) or "-")
+            label = "array" if len(hier.fanouts) == 1 else f"fan-out {fan.name}"
+            sharing = "" if fan.multicast and fan.reduction else " (no " + " or ".join(
+                w for w, on in (("multicast", fan.multicast), ("reduction", fan.reduction)) if not on) + ")"
+            loops.add_row(f"{label} (rows | cols)", spatial, sharing)
         console.print()
         console.print(loops)
         access = table(title="accesses (words)", title_justify="left")

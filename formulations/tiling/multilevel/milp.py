@@ -42,6 +42,7 @@ from ....solvers.outcome import SolverOutcome
 from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction
 from .cost import window_rows
 from .cpsat import _axes_symmetric, _integer_scale
+from .rows import fanout_factor, spatial_factor, tile_extent as row_tile_extent
 from .space import dim_choices, group_order, mapping_from_choice, settled_rankings
 from .terms import TENSORS, Words, boundaries, halo_value
 
@@ -96,7 +97,7 @@ class _Model:
         self.terms: dict[tuple, object] = {}
         self.gated: dict[tuple, object] = {}
         self.z_count = 0
-        self.splits: dict[str, list[tuple[int, int, int]]] = {}  # per dimension: (spatial, rows, cols)
+        self.splits: dict[tuple[str, int], list[tuple[int, int, int]]] = {}  # per dimension, fan-out: (s, rows, cols)
         self.count = 0
 
     def boolean(self, key: tuple):
@@ -223,24 +224,36 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     if timed and restriction.pes is None and any(lv.bandwidth for lv in hier.levels[pe:]):
         # words <= bandwidth * cycles * busy PEs is bilinear unless the busy PEs are fixed
         raise ValueError("a per-PE bandwidth limit needs the busy PEs fixed (solve_multilevel does this)")
+    if timed and any(lv.bandwidth and 0 < len(hier.fanouts_above(l)) < len(hier.fanouts)
+                     for l, lv in enumerate(hier.levels)):
+        raise ValueError("a bandwidth limit on a level between two fan-outs is not linear here; use cpsat")
+
+    def busy_instances(level: int) -> int:
+        """Busy instances of ``level``: one above every fan-out, the fixed busy PEs below all of them."""
+        return 1 if not hier.fanouts_above(level) else restriction.pes
     if restriction.below is not None:
         incumbent = restriction.below if incumbent is None else min(incumbent, restriction.below)
     b = _Model(deadline)
     m, cons = b.m, b.m.cons
-    # The cost sees a dimension's spatial factor only as a whole (s = rows x
-    # cols); how it splits over the array's rows and columns decides only
-    # whether it fits. So a row here is (factor per level..., s, 1), and a
-    # second one-hot per dimension picks the split of s. Rows that differ
-    # only in the split would be equal-cost twins the search has to tell apart.
+    # The cost sees a fan-out's spatial factor of a dimension only as a whole
+    # (s = rows x cols); how it splits over the fan-out's rows and columns
+    # decides only whether it fits. So a row here is (factor per level...,
+    # s_0, 1, s_1, 1, ...), and a second one-hot per dimension and fan-out
+    # picks the split of s. Rows that differ only in the split would be
+    # equal-cost twins the search has to tell apart.
+    F = len(hier.fanouts)
     full = {d: [tuple(int(v) for v in r) for r in dim_choices(problem, d)] for d in DIMS}
-    rows = {d: sorted({(*r[:K], r[K] * r[K + 1], 1) for r in full[d]}) for d in DIMS}
-    splits = {d: sorted({(r[K] * r[K + 1], r[K], r[K + 1]) for r in full[d]}) for d in DIMS}
+    rows = {d: sorted({(*r[:K], *(v for f in range(F) for v in (fanout_factor(r, K, f), 1))) for r in full[d]})
+            for d in DIMS}
+    splits = {(d, f): sorted({(fanout_factor(r, K, f), r[K + 2 * f], r[K + 2 * f + 1]) for r in full[d]})
+              for d in DIMS for f in range(F)}
     b.splits = splits
     for d in DIMS:
         cons.add(sum(b.boolean(("x", d, i)) for i in range(len(rows[d]))) == 1)
-        for spatial in {r[K] for r in rows[d]}:
-            cons.add(sum(b.boolean(("split", d, j)) for j, sp in enumerate(splits[d]) if sp[0] == spatial)
-                     == sum(b.boolean(("x", d, i)) for i, r in enumerate(rows[d]) if r[K] == spatial))
+        for f in range(F):
+            for spatial in {r[K + 2 * f] for r in rows[d]}:
+                cons.add(sum(b.boolean(("split", d, f, j)) for j, sp in enumerate(splits[d, f]) if sp[0] == spatial)
+                         == sum(b.boolean(("x", d, i)) for i, r in enumerate(rows[d]) if r[K + 2 * f] == spatial))
     pairs = {"P": "R", "Q": "S"}
     for a, w in pairs.items():
         for i in range(len(rows[a])):
@@ -271,20 +284,20 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     def nontrivial(l, d):
         return sum(b.boolean(("x", d, i)) for i, r in enumerate(rows[d]) if r[l] > 1)
 
-    # the array: the products of spatial rows and columns must fit
-    for side, size in ((1, hier.rows), (2, hier.cols)):
-        b.term([_Table(tuple(("split", d, j) for j in range(len(splits[d]))), tuple(sp[side] for sp in splits[d]))
-                for d in DIMS], size)
-    least = problem.constraints.min_pes(hier.pes)
-    if least > 1:  # the instance's least utilization of the array
-        busy = b.term([table(d, lambda r: r[K] * r[K + 1]) for d in DIMS], hier.pes)
+    # every fan-out: the products of its rows' and its columns' factors must fit
+    for f, fan in enumerate(hier.fanouts):
+        for side, size in ((1, fan.rows), (2, fan.cols)):
+            b.term([_Table(tuple(("split", d, f, j) for j in range(len(splits[d, f]))),
+                           tuple(sp[side] for sp in splits[d, f])) for d in DIMS], size)
+    for f, least in problem.constraints.least_busy(hier):  # the instance's least utilization of a fan-out
+        busy = b.term([table(d, lambda r, f=f: fanout_factor(r, K, f)) for d in DIMS], hier.fanouts[f].size)
         if isinstance(busy, int):
             if busy < least:
                 raise _NoValue
         else:
             cons.add(busy >= least)
     if restriction.pes is not None:
-        busy = b.term([table(d, lambda r: r[K] * r[K + 1]) for d in DIMS], restriction.pes)
+        busy = b.term([table(d, lambda r: spatial_factor(r, K)) for d in DIMS], restriction.pes)
         if isinstance(busy, int):
             if busy != restriction.pes:
                 raise _NoValue
@@ -293,7 +306,7 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
 
     # capacities on tile elements
     def tile_extent(l):
-        return lambda r: math.prod(r[l:K]) * (r[K] * r[K + 1] if l < pe else 1)
+        return lambda r: row_tile_extent(r, hier, l)
 
     prec = layer.precision
     bits = {"inputs": prec.inputs, "weights": prec.weights, "outputs": prec.psums}
@@ -341,7 +354,7 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
         return out
 
     def words_tables(words: Words) -> list[_Table]:
-        out = [table(d, lambda r: r[K] * r[K + 1]) for d in words.spatial]
+        out = [table(d, lambda r, f=f: fanout_factor(r, K, f)) for d, f in words.spatial]
         for h in words.halos:
             out.append(pair_table(h.axis, lambda rp, rw, h=h: halo_value(problem, h, rp, rw)))
         return out
@@ -372,7 +385,7 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     bandwidth_caps: dict[int, float] = {}
     if timed and cycles_cap is not None:
         # a level's words within the cycles (all busy PEs' words for a private level)
-        bandwidth_caps = {l: lv.bandwidth * cycles_cap * (restriction.pes if l >= pe else 1)
+        bandwidth_caps = {l: lv.bandwidth * cycles_cap * busy_instances(l)
                           for l, lv in enumerate(hier.levels) if lv.bandwidth}
 
     reads = [{X: [] for X in TENSORS} for _ in range(K)]
@@ -401,12 +414,16 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
         else:
             cap = cap_at(a, write_w[a] * wX, cp)
             full = b.term(words_tables(bd.parent_words) + E, cap)
-            base = b.term(words_tables(bd.parent_words), cap)
+            refill = cp * (full - b.term(words_tables(bd.parent_words), cap))
+            if bd.refill_words != bd.parent_words:  # revisits reach one instance per reduction group
+                cr = bd.refill_words.const
+                refill = cr * (b.term(words_tables(bd.refill_words) + E, cap_at(a, read_w[a] * wX, cr))
+                               - b.term(words_tables(bd.refill_words), cap_at(a, read_w[a] * wX, cr)))
             if a in needed:
                 writes[a][X].append(cp * full)
-                reads[a][X].append(cp * (full - base))
+                reads[a][X].append(refill)
             if l < K and l in needed:
-                writes[l][X].append(cp * (full - base))
+                writes[l][X].append(refill)
                 reads[l][X].append(cc * b.term(words_tables(bd.child_words) + E, cap_at(l, read_w[l] * wX, cc)))
 
     def cycles(cap: int):
@@ -419,7 +436,7 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
         for l, level in enumerate(hier.levels):
             if level.bandwidth:
                 words = sum(sum(reads[l][X]) + sum(writes[l][X]) for X in TENSORS)
-                cons.add(level.bandwidth * (restriction.pes if l >= pe else 1) * latency >= words)
+                cons.add(level.bandwidth * busy_instances(l) * latency >= words)
         return latency
 
     if objective in ("energy", "offchip_traffic"):
@@ -447,9 +464,13 @@ def decode_milp(problem: MultiLevelProblem, builder: _Model, rows):
     chosen = {}
     for d in DIMS:
         row = rows[d][max(range(len(rows[d])), key=lambda i: value(("x", d, i)))]
-        splits = [sp for j, sp in enumerate(builder.splits[d]) if sp[0] == row[K]]
-        split = max(splits, key=lambda sp: value(("split", d, builder.splits[d].index(sp))))
-        chosen[d] = (*row[:K], split[1], split[2])
+        sides = []
+        for f in range(len(problem.hierarchy.fanouts)):
+            options = builder.splits[d, f]
+            fitting = [j for j, sp in enumerate(options) if sp[0] == row[K + 2 * f]]
+            j = max(fitting, key=lambda j: value(("split", d, f, j)))
+            sides += [options[j][1], options[j][2]]
+        chosen[d] = (*row[:K], *sides)
     orders = []
     for l in range(K):
         stationary = max(TENSORS, key=lambda X: value(("sigma", l, X)))
@@ -473,8 +494,7 @@ def _incumbent(problem: MultiLevelProblem, restriction: Restriction):
         metrics = evaluate_multilevel(problem, mapping)
         value = metrics.objective(problem.objective)
         admitted = restriction.admits(metrics) and (restriction.below is None or value < restriction.below) \
-            and (problem.constraints.empty or not violations(problem.constraints, problem.level_names, mapping,
-                                                              problem.hierarchy.pes))
+            and (problem.constraints.empty or not violations(problem.constraints, problem.hierarchy, mapping))
         if metrics.fits and admitted and (best is None or value < best[1]):
             best = (mapping, value)
     return best

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from .problem import DIMS, MultiLevelMapping, MultiLevelProblem, Restriction
+from .rows import spatial_factor
 from .space import dim_choices
 
 PieceSolver = Callable[[MultiLevelProblem, Restriction, float], object]
@@ -58,7 +59,7 @@ def achievable_pe_counts(problem: MultiLevelProblem) -> list[int]:
     K = len(problem.hierarchy.levels)
     counts = {1}
     for d in DIMS:
-        factors = {int(r[K] * r[K + 1]) for r in dim_choices(problem, d)}
+        factors = {int(spatial_factor(r, K)) for r in dim_choices(problem, d)}
         counts = {c * f for c in counts for f in factors if c * f <= problem.hierarchy.pes}
     return sorted(counts, reverse=True)
 

@@ -1,11 +1,11 @@
-"""Loop tiling of one layer on a memory hierarchy with a PE array.
+"""Loop tiling of one layer on a memory hierarchy with spatial fan-outs.
 
 The loop nest has the eight dimensions N, G, M, C, P, Q, R, S (M and C per
 group, as in the two-level family).  Every memory level owns a block of
 temporal loops, one per dimension with a trip count (``factors``) in an
-order of its own; between the last shared level and the first per-PE level
-a spatial block unrolls chosen dimensions onto the array's rows and
-columns.  For every dimension the product of all its factors, temporal and
+order of its own; every spatial fan-out (the PE array between the last
+shared level and the first per-PE level, and any further one) unrolls
+chosen dimensions onto its rows and columns.  For every dimension the product of all its factors, temporal and
 spatial, is its extent (the ``divisors`` space).  DRAM never splits R and S
 (as in the two-level family).
 
@@ -55,27 +55,74 @@ class LevelLoops:
 
 
 @dataclass(frozen=True)
+class SpatialLoops:
+    """Factors one fan-out unrolls on its rows and on its columns."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    cols: dict[str, int] = field(default_factory=dict)
+
+    def factor(self, dim: str) -> int:
+        return self.rows.get(dim, 1) * self.cols.get(dim, 1)
+
+    def to_dict(self) -> dict:
+        return {"rows": {d: int(f) for d, f in self.rows.items() if f > 1},
+                "cols": {d: int(f) for d, f in self.cols.items() if f > 1}}
+
+    @classmethod
+    def from_dict(cls, data, where: str) -> "SpatialLoops":
+        if not isinstance(data, dict) or set(data) - {"rows", "cols"}:
+            raise ValueError(f"{where}: give 'rows' and 'cols', each mapping dimensions to factors")
+        out = {}
+        for axis in ("rows", "cols"):
+            raw = data.get(axis) or {}
+            if not isinstance(raw, dict):
+                raise ValueError(f"{where}: {axis} must map dimensions to factors")
+            unknown = set(raw) - set(DIMS)
+            if unknown:
+                raise ValueError(f"{where}: unknown dimension(s) {sorted(unknown)} on the {axis}")
+            out[axis] = {d: whole_number(f, f"{where}: spatial factor of {d} on the {axis}") for d, f in raw.items()}
+        return cls(out["rows"], out["cols"])
+
+
+@dataclass(frozen=True)
 class MultiLevelMapping:
-    """Temporal loops per memory level (outermost level first) and the spatial
-    unrolling onto the array's rows and columns."""
+    """Temporal loops per memory level (outermost level first) and, per
+    fan-out of the hierarchy (outermost first), the spatial unrolling onto
+    its rows and columns (fan-outs not listed unroll nothing)."""
 
     levels: tuple[LevelLoops, ...]
-    spatial_rows: dict[str, int] = field(default_factory=dict)
-    spatial_cols: dict[str, int] = field(default_factory=dict)
+    fanouts: tuple[SpatialLoops, ...] = ()
     keep: tuple[frozenset[str], ...] | None = None
     """Per level, the tensors it keeps (the others bypass it); None keeps
     everything each level may hold. Only levels whose bypass is chosen
     (``MemoryLevel.chosen``) have a choice."""
 
+    @classmethod
+    def on_array(cls, levels, rows: dict | None = None, cols: dict | None = None, keep=None) -> "MultiLevelMapping":
+        """A mapping of a hierarchy with one fan-out (the PE array)."""
+        return cls(levels=tuple(levels), fanouts=(SpatialLoops(dict(rows or {}), dict(cols or {})),), keep=keep)
+
     def keep_sets(self, hierarchy: Hierarchy) -> tuple[frozenset[str], ...]:
         """The tensors each level keeps under this mapping."""
         return hierarchy.default_keep() if self.keep is None else self.keep
 
+    def fanout(self, f: int) -> SpatialLoops:
+        return self.fanouts[f] if f < len(self.fanouts) else SpatialLoops()
+
     def spatial(self, dim: str) -> int:
-        return self.spatial_rows.get(dim, 1) * self.spatial_cols.get(dim, 1)
+        """The factor of ``dim`` all fan-outs unroll together."""
+        return prod(loops.factor(dim) for loops in self.fanouts)
 
     def factor(self, level: int, dim: str) -> int:
         return self.levels[level].factors.get(dim, 1)
+
+    def row(self, dim: str, fanouts: int) -> tuple[int, ...]:
+        """``dim``'s factor row (``rows.py``) for a hierarchy with ``fanouts`` fan-outs."""
+        out = tuple(loops.factors.get(dim, 1) for loops in self.levels)
+        for f in range(fanouts):
+            loops = self.fanout(f)
+            out += (loops.rows.get(dim, 1), loops.cols.get(dim, 1))
+        return out
 
     def to_dict(self, hierarchy: Hierarchy) -> dict:
         out = {"levels": []}
@@ -87,10 +134,10 @@ class MultiLevelMapping:
             if level.chosen:  # the keep choice is the mapping's
                 entry["keep"] = [t for t in ("inputs", "weights", "outputs") if t in kept[len(out["levels"])]]
             out["levels"].append(entry)
-        out["spatial"] = {
-            "rows": {d: int(f) for d, f in self.spatial_rows.items() if f > 1},
-            "cols": {d: int(f) for d, f in self.spatial_cols.items() if f > 1},
-        }
+        if len(hierarchy.fanouts) == 1:
+            out["spatial"] = self.fanout(0).to_dict()
+        else:
+            out["spatial"] = {fan.name: self.fanout(f).to_dict() for f, fan in enumerate(hierarchy.fanouts)}
         return out
 
     @classmethod
@@ -99,10 +146,13 @@ class MultiLevelMapping:
         if not isinstance(data, dict) or "levels" not in data:
             raise ValueError("a mapping needs 'levels' (one entry per memory level) and optionally 'spatial'")
         raw_levels = data["levels"]
-        if len(raw_levels) != len(hierarchy.levels):
-            raise ValueError(f"the hierarchy has {len(hierarchy.levels)} levels, the mapping {len(raw_levels)}")
+        if not isinstance(raw_levels, list) or len(raw_levels) != len(hierarchy.levels):
+            count = len(raw_levels) if isinstance(raw_levels, list) else "no list of"
+            raise ValueError(f"the hierarchy has {len(hierarchy.levels)} levels, the mapping {count}")
         levels, keep = [], []
         for level, raw in zip(hierarchy.levels, raw_levels, strict=True):
+            if not isinstance(raw, dict):
+                raise ValueError(f"mapping level for {level.name!r} must be a mapping with factors and order")
             if raw.get("name", level.name) != level.name:
                 raise ValueError(f"mapping level {raw.get('name')!r} where the hierarchy has {level.name!r}")
             factors = {d: whole_number(f, f"level {level.name}: factor of {d}")
@@ -122,17 +172,29 @@ class MultiLevelMapping:
                 raise ValueError(f"level {level.name}: keep must list tensors of {', '.join(RELEVANT)}")
             else:
                 keep.append(frozenset(kept))
-        spatial = data.get("spatial") or {}
-        rows = {d: whole_number(f, f"spatial factor of {d} on the rows") for d, f in (spatial.get("rows") or {}).items()}
-        cols = {d: whole_number(f, f"spatial factor of {d} on the columns")
-                for d, f in (spatial.get("cols") or {}).items()}
+        fanouts = _spatial_from_dict(data.get("spatial") or {}, hierarchy)
         keep_sets = tuple(keep)
-        mapping = cls(levels=tuple(levels), spatial_rows=rows, spatial_cols=cols,
+        mapping = cls(levels=tuple(levels), fanouts=fanouts,
                       keep=None if keep_sets == hierarchy.default_keep() else keep_sets)
         problems = mapping_problems(layer, hierarchy, mapping)
         if problems:
             raise ValueError("; ".join(problems))
         return mapping
+
+
+def _spatial_from_dict(spatial, hierarchy: Hierarchy) -> tuple[SpatialLoops, ...]:
+    """The ``spatial`` entry of a mapping: ``{rows, cols}`` for a hierarchy
+    with one fan-out, else one such entry per fan-out name."""
+    names = [fan.name for fan in hierarchy.fanouts]
+    if not isinstance(spatial, dict):
+        raise ValueError("spatial must map each fan-out to its rows and cols")
+    if len(names) == 1 and set(spatial) <= {"rows", "cols"}:
+        return (SpatialLoops.from_dict(spatial, "spatial"),)
+    unknown = set(spatial) - set(names)
+    if unknown:
+        raise ValueError(f"spatial names {', '.join(sorted(map(str, unknown)))}; the fan-outs are {', '.join(names)}"
+                         + (" (or give rows and cols directly)" if len(names) == 1 else ""))
+    return tuple(SpatialLoops.from_dict(spatial.get(name) or {}, f"spatial {name}") for name in names)
 
 
 def mapping_problems(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevelMapping) -> list[str]:
@@ -157,10 +219,17 @@ def mapping_problems(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevel
             out.append("factors must be positive")
     if mapping.keep is not None:
         out.extend(hierarchy.keep_problems(mapping.keep))
-    used_rows = prod(mapping.spatial_rows.values())
-    used_cols = prod(mapping.spatial_cols.values())
-    if used_rows > hierarchy.rows or used_cols > hierarchy.cols:
-        out.append(f"spatial unrolling uses {used_rows} x {used_cols} PEs, the array has {hierarchy.rows} x {hierarchy.cols}")
+    if len(mapping.fanouts) > len(hierarchy.fanouts):
+        out.append(f"spatial unrolling on {len(mapping.fanouts)} fan-outs, the hierarchy has {len(hierarchy.fanouts)}")
+        return out
+    for f, fan in enumerate(hierarchy.fanouts):
+        loops = mapping.fanout(f)
+        used_rows, used_cols = prod(loops.rows.values()), prod(loops.cols.values())
+        if used_rows > fan.rows or used_cols > fan.cols:
+            where = "the array" if len(hierarchy.fanouts) == 1 else f"fan-out {fan.name}"
+            out.append(f"spatial unrolling uses {used_rows} x {used_cols} PEs, {where} has {fan.rows} x {fan.cols}")
+        if any(v < 1 for v in (*loops.rows.values(), *loops.cols.values())):
+            out.append("spatial factors must be positive")
     return out
 
 
@@ -201,8 +270,10 @@ class MultiLevelProblem:
 
     @property
     def space_description(self) -> str:
+        spatial = ("the array rows and columns" if len(self.hierarchy.fanouts) == 1 else
+                   "the rows and columns of fan-outs " + ", ".join(f.name for f in self.hierarchy.fanouts))
         text = (
-            "temporal trip counts at every level and spatial factors on the array rows and columns "
+            f"temporal trip counts at every level and spatial factors on {spatial} "
             "that multiply to each dimension's extent; any loop order per level; "
             f"{self.hierarchy.levels[0].name} never splits R or S; one resident tile per tensor and level"
         )
@@ -211,7 +282,7 @@ class MultiLevelProblem:
         if chosen:
             text += "; keep or bypass chosen at " + ", ".join(chosen)
         if not self.constraints.empty:
-            text += f"; constraints: {self.constraints.describe(self.level_names)}"
+            text += f"; constraints: {self.constraints.describe(self.hierarchy)}"
         return text
 
 

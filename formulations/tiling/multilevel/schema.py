@@ -9,7 +9,7 @@ two-level instances of the foundation keep loading as before.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -18,7 +18,7 @@ from .... import workload_library
 from .constraints import LevelConstraint, MappingConstraints, SpatialConstraint
 from .problem import MultiLevelProblem
 from ..problem import SolverSettings
-from ....hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, hierarchy_presets, level_holdings
+from ....hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, fanouts_from, hierarchy_presets, level_holdings
 from ....instances import Located, Strict, resolve_preset, size_bits, validate_spec
 from ..schema import SolverSpec, build_layer
 
@@ -45,8 +45,20 @@ class MemoryLevelSpec(Strict):
 
 
 class ArraySpec(Strict):
-    rows: int = Field(1, ge=1)
-    cols: int = Field(1, ge=1)
+    rows: int = Field(1, ge=1, le=1 << 16)
+    cols: int = Field(1, ge=1, le=1 << 16)
+
+
+class FanoutSpec(Strict):
+    """A spatial fan-out: ``above`` names the level (or ``MACs``) whose
+    instances it spreads; x is Timeloop's meshX (columns), y its meshY (rows)."""
+
+    name: str
+    above: str
+    x: int = Field(1, ge=1, le=1 << 16)
+    y: int = Field(1, ge=1, le=1 << 16)
+    multicast: bool = True
+    reduction: bool = True
 
 
 Dim = Literal["N", "M", "C", "P", "Q", "R", "S"]
@@ -81,6 +93,9 @@ class SpatialConstraintSpec(Strict):
 class ConstraintsSpec(Strict):
     levels: dict[str, LevelConstraintSpec] = Field(default_factory=dict)
     spatial: SpatialConstraintSpec = SpatialConstraintSpec()
+    """The constraints of the only fan-out (the PE array)."""
+    fanouts: dict[str, SpatialConstraintSpec] = Field(default_factory=dict)
+    """The constraints of each fan-out, by name."""
 
 
 class HierarchySpec(Strict):
@@ -88,7 +103,9 @@ class HierarchySpec(Strict):
     source: str = ""
     energy_unit: str = "pJ"
     mac_energy: float = Field(0.0, ge=0)
-    array: ArraySpec = ArraySpec()
+    array: ArraySpec | None = None
+    fanouts: list[FanoutSpec] = Field(default_factory=list)
+    """Any number of fan-outs between levels, outermost first (instead of ``array``)."""
     levels: list[MemoryLevelSpec] = Field(min_length=2)
     constraints: ConstraintsSpec = ConstraintsSpec()
     """The hardware's own mapping constraints (Timeloop's architecture
@@ -128,20 +145,41 @@ def build_constraints(spec: ConstraintsSpec, hierarchy: Hierarchy, where: Locate
             where.add(("constraints", "levels", name, "factors"), f"{name} never splits the filter window (R, S)")
         levels.append((index, LevelConstraint(factors=tuple(sorted(level.factors.items())),
                                               whole=tuple(sorted(set(level.whole))))))
-    s = spec.spatial
-    spatial = SpatialConstraint(rows=None if s.rows is None else tuple(sorted(set(s.rows))),
-                                cols=None if s.cols is None else tuple(sorted(set(s.cols))),
-                                row_factors=tuple(sorted(s.row_factors.items())),
-                                col_factors=tuple(sorted(s.col_factors.items())),
-                                min_utilization=s.min_utilization)
-    return MappingConstraints(levels=tuple(sorted(levels)), spatial=spatial)
+    fanout_names = [fan.name for fan in hierarchy.fanouts]
+    fanouts = []
+    for name, s in _fanout_constraints(spec, hierarchy, where).items():
+        if name not in fanout_names:
+            where.add(("constraints", "fanouts", name),
+                      f"no fan-out named {name!r}; the fan-outs are {', '.join(fanout_names)}")
+            continue
+        fanouts.append((fanout_names.index(name), SpatialConstraint(
+            rows=None if s.rows is None else tuple(sorted(set(s.rows))),
+            cols=None if s.cols is None else tuple(sorted(set(s.cols))),
+            row_factors=tuple(sorted(s.row_factors.items())), col_factors=tuple(sorted(s.col_factors.items())),
+            min_utilization=s.min_utilization)))
+    return MappingConstraints(levels=tuple(sorted(levels)), fanouts=tuple(sorted(fanouts)))
 
 
-def merge_constraints(hardware: ConstraintsSpec, instance: ConstraintsSpec, where: Located) -> ConstraintsSpec:
+def _fanout_constraints(spec: ConstraintsSpec, hierarchy: Hierarchy, where: Located) -> dict:
+    """Per fan-out name, its constraints: ``spatial`` speaks for the only fan-out."""
+    out = dict(spec.fanouts)
+    if spec.spatial != SpatialConstraintSpec():
+        if len(hierarchy.fanouts) != 1:
+            names = ", ".join(fan.name for fan in hierarchy.fanouts)
+            where.add(("constraints", "spatial"), f"the hardware has several fan-outs ({names}); "
+                                                  "give their constraints under constraints.fanouts.NAME")
+        else:
+            out[hierarchy.fanouts[0].name] = spec.spatial
+    return out
+
+
+def merge_constraints(hardware: ConstraintsSpec, instance: ConstraintsSpec, hierarchy: Hierarchy,
+                      where: Located) -> ConstraintsSpec:
     """Both constraint sets at once: the hardware's (its description's
     ``constraints``) and the instance's. Allowed dimensions intersect, fixed
     factors and whole dimensions add up, the larger utilization wins; a
-    factor fixed to two different values is a problem placed on the instance."""
+    factor fixed to two different values is a problem placed on the instance.
+    The result names every fan-out (``spatial`` becomes the only fan-out's entry)."""
     levels = {name: level.model_copy(deep=True) for name, level in hardware.levels.items()}
     for name, level in instance.levels.items():
         if name not in levels:
@@ -154,8 +192,18 @@ def merge_constraints(hardware: ConstraintsSpec, instance: ConstraintsSpec, wher
                           f"the hardware fixes {dim} = {merged.factors[dim]} at {name}")
             merged.factors[dim] = value
         merged.whole = sorted(set(merged.whole) | set(level.whole))
-    hw, own = hardware.spatial, instance.spatial
-    spatial = SpatialConstraintSpec(
+    ours = _fanout_constraints(instance, hierarchy, where)
+    theirs = _fanout_constraints(hardware, hierarchy, where)
+    fanouts = {name: _merge_spatial(theirs.get(name, SpatialConstraintSpec()), ours.get(name, SpatialConstraintSpec()),
+                                    where, ("constraints", "fanouts", name))
+               for name in sorted(set(ours) | set(theirs))}
+    return ConstraintsSpec(levels=levels, fanouts=fanouts)
+
+
+def _merge_spatial(hw: SpatialConstraintSpec, own: SpatialConstraintSpec, where: Located,
+                   path: tuple) -> SpatialConstraintSpec:
+    """One fan-out's constraints from the hardware's and the instance's."""
+    merged = SpatialConstraintSpec(
         rows=own.rows if hw.rows is None else hw.rows if own.rows is None else [d for d in hw.rows if d in own.rows],
         cols=own.cols if hw.cols is None else hw.cols if own.cols is None else [d for d in hw.cols if d in own.cols],
         row_factors={**hw.row_factors, **own.row_factors}, col_factors={**hw.col_factors, **own.col_factors},
@@ -164,8 +212,8 @@ def merge_constraints(hardware: ConstraintsSpec, instance: ConstraintsSpec, wher
                                ("col_factors", hw.col_factors, own.col_factors)):
         for dim, value in mine.items():
             if theirs.get(dim, value) != value:
-                where.add(("constraints", "spatial", axis, dim), f"the hardware fixes {dim} = {theirs[dim]} there")
-    return ConstraintsSpec(levels=levels, spatial=spatial)
+                where.add(path + (axis, dim), f"the hardware fixes {dim} = {theirs[dim]} there")
+    return merged
 
 
 def preset_constraints(name: str, hierarchy: Hierarchy) -> MappingConstraints:
@@ -190,7 +238,7 @@ def is_multilevel(data: dict) -> bool:
     if not isinstance(hardware, dict):
         return False
     levels = hardware.get("levels") or []
-    if "array" in hardware or "mac_energy" in hardware or len(levels) > 2:
+    if "array" in hardware or "fanouts" in hardware or "mac_energy" in hardware or len(levels) > 2:
         return True
     return any(isinstance(level, dict) and MULTILEVEL_KEYS & set(level) for level in levels)
 
@@ -228,10 +276,21 @@ def build_hierarchy(raw: Any, where: Located, path: tuple) -> tuple[Hierarchy, C
         ))
     if where.issues:
         return None
+    array = spec.array or ArraySpec()
     try:
-        hierarchy = Hierarchy(name=name or spec.name or "hierarchy", levels=tuple(levels), rows=spec.array.rows,
-                              cols=spec.array.cols, mac_energy=spec.mac_energy, energy_unit=spec.energy_unit,
-                              source=" ".join(spec.source.split()))
+        fanouts = fanouts_from([f.model_dump() for f in spec.fanouts], [level.name for level in levels])
+    except ValueError as exc:
+        where.add(path + ("fanouts",), str(exc))
+        return None
+    if fanouts:
+        if spec.array is not None:
+            where.add(path + ("array",), "give either 'array' (one fan-out above the per_pe levels) or 'fanouts'")
+            return None
+        levels = [replace(level, per_pe=level.per_pe or index >= fanouts[0].level) for index, level in enumerate(levels)]
+    try:
+        hierarchy = Hierarchy(name=name or spec.name or "hierarchy", levels=tuple(levels), rows=array.rows,
+                              cols=array.cols, mac_energy=spec.mac_energy, energy_unit=spec.energy_unit,
+                              source=" ".join(spec.source.split()), fanouts=fanouts)
         return hierarchy, spec.constraints
     except ValueError as exc:
         for sentence in str(exc).split("; "):
@@ -298,7 +357,7 @@ def build_multilevel(data: dict, where: Located, label: str) -> MultiLevelProble
         return None
     if spec.space.bypass == "fixed":
         hierarchy = hierarchy.fixed()
-    constraints = merge_constraints(hardware_constraints, spec.constraints, where)
+    constraints = merge_constraints(hardware_constraints, spec.constraints, hierarchy, where)
     if where.issues:
         return None
     if network:

@@ -26,7 +26,7 @@ MULTILEVEL_METHODS = ("cpsat", "milp", "enumerate")
 
 def _with_constraints(problem: MultiLevelProblem) -> str:
     return "" if problem.constraints.empty else \
-        f" under the constraints ({problem.constraints.describe(problem.level_names)})"
+        f" under the constraints ({problem.constraints.describe(problem.hierarchy)})"
 
 
 @dataclass

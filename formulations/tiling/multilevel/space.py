@@ -20,7 +20,8 @@ from functools import lru_cache
 import numpy as np
 
 from .constraints import emptying_constraint
-from .problem import DIMS, REUSE_GROUPS, LevelLoops, MultiLevelMapping, MultiLevelProblem, layer_extent
+from .problem import DIMS, REUSE_GROUPS, LevelLoops, MultiLevelMapping, MultiLevelProblem, SpatialLoops, layer_extent
+from .rows import fits_fanouts, row_width
 
 GROUP_RANKINGS: tuple[tuple[str, ...], ...] = tuple(itertools.permutations(("inputs", "weights", "outputs")))
 """Rankings of the reuse groups, innermost group first."""
@@ -55,32 +56,32 @@ def emptied_by(problem: MultiLevelProblem) -> str | None:
     if problem.constraints.empty:
         return None
     hier = problem.hierarchy
-    K = len(hier.levels)
     for dim in DIMS:
-        rows = [c for c in ordered_factorizations(layer_extent(problem.layer, dim), K + 2)
-                if not (dim in ("R", "S") and c[0] != 1) and c[K] <= hier.rows and c[K + 1] <= hier.cols]
-        name = emptying_constraint(problem.constraints, problem.level_names, dim, rows)
+        rows = [c for c in ordered_factorizations(layer_extent(problem.layer, dim), row_width(hier))
+                if not (dim in ("R", "S") and c[0] != 1) and fits_fanouts(c, hier)]
+        name = emptying_constraint(problem.constraints, hier, dim, rows)
         if name is not None:
             return f"the constraint {name} leaves no way to map {dim} (extent {layer_extent(problem.layer, dim)})"
     return None
 
 
 def dim_choices(problem: MultiLevelProblem, dim: str) -> np.ndarray:
-    """Rows of (factor at each level..., spatial rows, spatial cols) for ``dim``,
-    DRAM kept at 1 for R and S, spatial factors within the array, and the
-    instance's mapping constraints on ``dim`` kept (``constraints.py``)."""
+    """Factor rows of ``dim`` (``rows.py``: a factor per level, then rows and
+    columns per fan-out), DRAM kept at 1 for R and S, spatial factors within
+    each fan-out, and the instance's mapping constraints on ``dim`` kept
+    (``constraints.py``)."""
     hier = problem.hierarchy
-    K = len(hier.levels)
+    width = row_width(hier)
     rows = []
-    for combo in ordered_factorizations(layer_extent(problem.layer, dim), K + 2):
+    for combo in ordered_factorizations(layer_extent(problem.layer, dim), width):
         if dim in ("R", "S") and combo[0] != 1:
             continue
-        if combo[K] > hier.rows or combo[K + 1] > hier.cols:
+        if not fits_fanouts(combo, hier):
             continue
-        if not problem.constraints.empty and not problem.constraints.admits_row(problem.level_names, dim, combo):
+        if not problem.constraints.empty and not problem.constraints.admits_row(hier, dim, combo):
             continue
         rows.append(combo)
-    return np.asarray(rows, dtype=np.int64).reshape(-1, K + 2)
+    return np.asarray(rows, dtype=np.int64).reshape(-1, width)
 
 
 def settled_rankings(problem: MultiLevelProblem) -> dict[int, tuple[str, ...]]:
@@ -121,8 +122,7 @@ def mapping_from_choice(problem: MultiLevelProblem, rows: dict[str, np.ndarray],
     """Assemble a mapping from one factor row per dimension and one order per level."""
     K = len(problem.hierarchy.levels)
     levels = tuple(LevelLoops({d: int(rows[d][l]) for d in DIMS}, orders[l]) for l in range(K))
-    return MultiLevelMapping(
-        levels=levels,
-        spatial_rows={d: int(rows[d][K]) for d in DIMS if rows[d][K] > 1},
-        spatial_cols={d: int(rows[d][K + 1]) for d in DIMS if rows[d][K + 1] > 1},
-    )
+    fanouts = tuple(SpatialLoops({d: int(rows[d][K + 2 * f]) for d in DIMS if rows[d][K + 2 * f] > 1},
+                                 {d: int(rows[d][K + 2 * f + 1]) for d in DIMS if rows[d][K + 2 * f + 1] > 1})
+                    for f in range(len(problem.hierarchy.fanouts)))
+    return MultiLevelMapping(levels=levels, fanouts=fanouts)
