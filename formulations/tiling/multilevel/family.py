@@ -316,27 +316,31 @@ class MultiLevelTiling(Family):
         return f"objective against {chosen.name} size ({shown})"
 
     def presets(self, table) -> list:
-        from ....hardware.hierarchy import hierarchy_presets
+        from rich.markup import escape
 
-        t = table(title="memory hierarchies with a PE array (tiling)", title_justify="left",
-                  caption="* private to each PE; {..} the tensors a level holds, the others bypass it; "
-                          "{chosen}: each mapping keeps or bypasses each tensor")
-        for col in ("preset", "array", "levels", "constraints", "source"):
+        from ....hardware.hierarchy import hierarchy_preset, hierarchy_presets
+        from .schema import preset_constraints
+
+        t = table(title="memory hierarchies with spatial fan-outs (tiling)", title_justify="left",
+                  caption="\\[..] a spatial fan-out (rows x cols); * private to each PE; {..} the tensors a level "
+                          "holds, the others bypass it; {chosen}: each mapping keeps or bypasses each tensor")
+        for col in ("preset", "levels and fan-outs", "constraints", "source"):
             t.add_column(col)
-        for name, hw in hierarchy_presets().items():
-            array = hw.get("array", {})
-            levels = " > ".join(
-                level["name"] + ("*" if level.get("per_pe") else "")
-                + (f" {level['capacity']}" if "capacity" in level else "")
-                + (f" {{{', '.join(level['holds'])}}}" if "holds" in level else " {chosen}" if level is not hw["levels"][0] else "")
-                for level in hw["levels"])
-            carried = hw.get("constraints") or {}
-            what = [f"{level}: {', '.join(f'{d}={f}' for d, f in c.get('factors', {}).items())}"
-                    for level, c in (carried.get("levels") or {}).items()]
-            spatial = carried.get("spatial") or {}
-            what += [f"{axis}: {'/'.join(spatial[axis])}" for axis in ("rows", "cols") if axis in spatial]
-            t.add_row(name, f"{array.get('rows', 1)}x{array.get('cols', 1)}", levels, "; ".join(what) or "-",
-                      " ".join(str(hw.get("source", "")).split())[:60])
+        for name, raw in hierarchy_presets().items():
+            hier = hierarchy_preset(name)
+            parts = []
+            for index, level in enumerate([*hier.levels, None]):
+                parts += [escape(f"[{fan.name} {fan.rows}x{fan.cols}]") for fan in hier.fanouts
+                          if fan.level == index and fan.size > 1]
+                if level is None:
+                    break
+                size = next((str(v["capacity"]) for v in raw["levels"] if v["name"] == level.name and "capacity" in v),
+                            "")
+                held = ", ".join(x for x in TENSORS if x in level.holds)
+                parts.append(level.name + ("*" if level.per_pe else "") + (f" {size}" if size else "")
+                             + ("" if index == 0 else " {chosen}" if level.chosen else f" {{{held}}}"))
+            described = preset_constraints(name, hier).describe(hier)
+            t.add_row(name, " > ".join(parts), described or "-", " ".join(str(hier.source).split())[:60])
         return [t]
 
     def examples(self) -> list[str]:
