@@ -142,7 +142,7 @@ def onnx_layers(path: str | Path, batch: int | None = None) -> dict[str, dict]:
     _fix_batch(model.graph, batch)
     try:
         model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
-    except (onnx.shape_inference.InferenceError, RuntimeError) as exc:
+    except (onnx.shape_inference.InferenceError, RuntimeError) as exc:  # RuntimeError: onnx before 1.16
         raise OnnxWorkloadError(f"shapes cannot be inferred: {_first_line(exc)}") from None
     return _Reader(onnx, model.graph).layers()
 

@@ -286,3 +286,12 @@ def test_unreadable_models_are_one_line_each(tmp_path):
                 load_text(f"{family}workload: {{onnx: {name}}}\n", "i.yaml", base=tmp_path)
             assert len(info.value.issues) == 1, info.value
             assert str(info.value).startswith(f"i.yaml:3: workload.onnx: {name}: {words}"), str(info.value)
+
+
+@pytest.mark.parametrize("workload, words", [
+    ("{name: n, layers: []}", "workload: a whole network is {name: ..., layers:"),
+    ("{name: n, layers: {c: {op: conv2d, dims: {M: 0, C: 3, P: 4, Q: 4}}}}", "workload.layers.c.dims.M"),
+])
+def test_an_inline_network_to_tile_is_checked_layer_by_layer(workload, words):
+    with pytest.raises(InstanceError, match=words):
+        load_text(f"family: tiling\nhardware: eyeriss\nworkload: {workload}\n")
