@@ -11,12 +11,13 @@ import mapcert
 import mapcert.formulations.registry
 import mapcert.instances
 import mapcert.validation.verify
+import mapcert.workload_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("module", [mapcert, mapcert.instances, mapcert.formulations.registry,
-                                    mapcert.validation.verify], ids=lambda m: m.__name__)
+                                    mapcert.validation.verify, mapcert.workload_onnx], ids=lambda m: m.__name__)
 def test_docstring_examples_run(module, monkeypatch):
     monkeypatch.chdir(ROOT)
     failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

@@ -61,7 +61,7 @@ class CrossbarFamily(Family):
     # -- instances ---------------------------------------------------------
 
     def build(self, data: dict, where, label: str, base: Path):
-        return build_crossbar(data, where, label)
+        return build_crossbar(data, where, label, base)
 
     def dump(self, problem: CrossbarProblem) -> dict:
         return dump_crossbar(problem)

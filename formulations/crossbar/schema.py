@@ -7,8 +7,8 @@ message``, and sizes beyond what the models and a machine can hold refused
 here, before anything is allocated (:data:`LIMITS`)::
 
     family: crossbar
-    workload: resnet34                 # a network of workloads/, a list of layers,
-                                       # or {name: ..., layers: [...]}
+    workload: resnet34                 # a network of workloads/, {onnx: model.onnx},
+                                       # a list of layers, or {name: ..., layers: [...]}
     hardware: neurosim-rram            # a PIM preset, or {preset: ..., <field>: value, ...}
     objective: bottleneck              # or latency, energy
     styles: [conventional, split]      # mapping styles a layer may use
@@ -22,6 +22,7 @@ groups}`` (op conv2d, fc or matmul; M and C required).
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
@@ -29,6 +30,7 @@ from pydantic import AfterValidator, Field
 from ... import workload_library
 from ...hardware.pim import PimChip, pim_presets
 from ...instances import Located, Strict, validate_spec
+from ...workload_onnx import is_onnx, onnx_workload
 from .cost import STYLES, CrossbarLayer, CrossbarProblem, SolverSettings, layers_from_network
 
 LIMITS = {
@@ -237,30 +239,42 @@ def _inline_layers(raw: list, where: Located, path: tuple) -> tuple[CrossbarLaye
     return tuple(layers) if ok else None
 
 
-def build_layers(raw: Any, where: Located, path: tuple) -> tuple[tuple[CrossbarLayer, ...], str] | None:
-    """The layers of ``workload`` and the network's name."""
+def _network(name: str, table: dict[str, dict], where: Located, path: tuple
+             ) -> tuple[tuple[CrossbarLayer, ...], str] | None:
+    """The layers with weights of a network's layer table (workloads/ format)."""
+    layers = tuple(layers_from_network(table))
+    return (layers, name) if all(_check_layer(l, where, path) for l in layers) else None
+
+
+def build_layers(raw: Any, where: Located, path: tuple,
+                 base: Path = Path(".")) -> tuple[tuple[CrossbarLayer, ...], str] | None:
+    """The layers of ``workload`` and the network's name (an ONNX file is
+    looked up relative to ``base``)."""
     if isinstance(raw, str):
         if raw not in workload_library.networks():
             where.add(path, f"unknown network {raw!r}; known: {', '.join(workload_library.networks())}")
             return None
-        layers = tuple(layers_from_network(workload_library.network(raw)))
-        return (layers, raw) if all(_check_layer(l, where, path) for l in layers) else None
+        return _network(raw, workload_library.network(raw), where, path)
+    if is_onnx(raw):
+        found = onnx_workload(raw, where, path, base)
+        return None if found is None else _network(*found, where, path)
     name = "inline"
     if isinstance(raw, dict) and set(raw) <= {"name", "layers"} and "layers" in raw:
         name = str(raw.get("name", name))
         raw, path = raw["layers"], path + ("layers",)
     if not isinstance(raw, list) or not raw:
-        where.add(path, "must be a network name, a non-empty list of layers, or {name, layers}")
+        where.add(path, "must be a network name, {onnx: model.onnx}, a non-empty list of layers, or {name, layers}")
         return None
     layers = _inline_layers(raw, where, path)
     return None if layers is None else (layers, name)
 
 
-def build_crossbar(data: dict, where: Located, label: str) -> CrossbarProblem | None:
+def build_crossbar(data: dict, where: Located, label: str, base: Path = Path(".")) -> CrossbarProblem | None:
     """The crossbar problem of an instance document (None with the problems
-    recorded on ``where``)."""
+    recorded on ``where``; ``base``: the folder of the instance)."""
     spec = validate_spec(CrossbarSpec, data, where, (), "a mapping")
-    layers = build_layers(data.get("workload"), where, ("workload",)) if data.get("workload") is not None else None
+    workload = data.get("workload")
+    layers = build_layers(workload, where, ("workload",), base) if workload is not None else None
     chip = build_chip(data.get("hardware"), where, ("hardware",)) if data.get("hardware") is not None else None
     if spec is None or layers is None or chip is None:
         return None

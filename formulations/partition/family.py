@@ -269,7 +269,7 @@ class GraphPartition(Family):
     infeasible_field = ("buffer",)
 
     def build(self, data: dict, where, label: str, base: Path):
-        return build_partition(data, where, label)
+        return build_partition(data, where, label, base)
 
     def dump(self, problem: PartitionProblem) -> dict:
         return dump_partition(problem)

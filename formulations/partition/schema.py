@@ -8,6 +8,7 @@ is allocated (the limits below, each message naming the supported range).
 
     family: partition
     workload: resnet50                 # a network of workloads/, or
+                                       # {onnx: model.onnx} (docs/interop.md), or
                                        # {randwire: {nodes: 32, k: 4, p: 0.75, seed: 0}}, or
                                        # {name: tiny, layers: {conv1: {op: conv2d, dims: {...}, inputs: [input]}, ...}}
     buffer: 512 KiB                    # one shared on-chip buffer: least EMA, or
@@ -30,6 +31,7 @@ the layer before, the network input for the first).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
@@ -37,6 +39,7 @@ from pydantic import AfterValidator, Field
 from ... import workload_library
 from ...instances import Located, Strict, validate_spec
 from ...units import parse_bytes
+from ...workload_onnx import is_onnx, onnx_workload
 from .coexplore import ALPHA, PJ_PER_BIT
 from .cost import Machine, SplitCapacity
 from .graph import FLATTENING_OPS, PartitionGraph, from_layers, from_network
@@ -174,7 +177,7 @@ class GraphPartitionSpec(Strict):
 def _preset(name: str, where: Located, precision: GraphPrecision) -> PartitionGraph | None:
     if name not in workload_library.networks():
         where.add(("workload",), f"unknown network {name!r}; choose one of {', '.join(workload_library.networks())}, "
-                  "{randwire: {nodes: 32}} or {name: ..., layers: {...}}")
+                  "{onnx: model.onnx}, {randwire: {nodes: 32}} or {name: ..., layers: {...}}")
         return None
     return from_network(name, precision.activations, precision.weights)
 
@@ -350,8 +353,25 @@ def _inline(raw: dict, where: Located, precision: GraphPrecision) -> tuple[Parti
                                                                                        "layers": layers}
 
 
-def build_graph(raw: Any, where: Located, precision: GraphPrecision) -> tuple[PartitionGraph, str | dict] | None:
-    """(graph, workload as :func:`dump_partition` writes it), or None with the problems recorded."""
+def _onnx(raw: dict, where: Located, precision: GraphPrecision, base: Path) -> tuple[PartitionGraph, dict] | None:
+    """An ONNX model's graph, checked as an inline graph of its layers (and
+    written back as one, so a result does not depend on the file)."""
+    found = onnx_workload(raw, where, ("workload",), base)
+    if found is None:
+        return None
+    name, layers = found
+    dilated = [layer for layer, spec in layers.items() if "dilation" in spec]
+    if dilated:
+        where.add(("workload", "onnx"), f"{raw['onnx']}: dilated convolutions ({', '.join(dilated)}); the "
+                                        "partition family models undilated windows")
+        return None
+    return _inline({"name": name, "layers": layers}, where, precision)
+
+
+def build_graph(raw: Any, where: Located, precision: GraphPrecision,
+                base: Path = Path(".")) -> tuple[PartitionGraph, str | dict] | None:
+    """(graph, workload as :func:`dump_partition` writes it), or None with the
+    problems recorded; an ONNX file is looked up relative to ``base``."""
     if isinstance(raw, str):
         graph = _preset(raw, where, precision)
         return None if graph is None else (graph, raw)
@@ -359,8 +379,10 @@ def build_graph(raw: Any, where: Located, precision: GraphPrecision) -> tuple[Pa
         return _randwire(raw, where, precision)
     if isinstance(raw, dict) and "layers" in raw:
         return _inline(raw, where, precision)
-    where.add(("workload",), "must be a network name (e.g. resnet50), {randwire: {nodes: 32}} or "
-                             "{name: ..., layers: {...}}")
+    if is_onnx(raw):
+        return _onnx(raw, where, precision, base)
+    where.add(("workload",), "must be a network name (e.g. resnet50), {onnx: model.onnx}, {randwire: {nodes: 32}} "
+                             "or {name: ..., layers: {...}}")
     return None
 
 
@@ -432,13 +454,14 @@ def build_capacities(raw: Any, where: Located) -> tuple[tuple, bool] | None:
 # instance <-> document
 
 
-def build_partition(data: dict, where: Located, label: str) -> PartitionProblem | None:
-    """The problem of an instance document, or None with every problem recorded on ``where``."""
+def build_partition(data: dict, where: Located, label: str, base: Path = Path(".")) -> PartitionProblem | None:
+    """The problem of an instance document, or None with every problem recorded
+    on ``where`` (``base``: the folder of the instance, for an ONNX file)."""
     spec = validate_spec(GraphPartitionSpec, data, where, (), "a mapping")
     if spec is None:
         return None
     capacities = build_capacities(spec.buffer, where)
-    built = build_graph(spec.workload, where, spec.precision)
+    built = build_graph(spec.workload, where, spec.precision, base)
     if built is None or capacities is None:
         return None
     graph, workload = built

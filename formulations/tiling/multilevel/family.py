@@ -95,12 +95,12 @@ class MultiLevelTiling(Family):
         return is_multilevel(data)
 
     def build(self, data: dict, where, label: str, base: Path):
-        return build_multilevel(data, where, label)
+        return build_multilevel(data, where, label, base)
 
     def dump(self, problem) -> dict:
         if isinstance(problem, MultiLevelNetwork):
             first = problem.layers[0].problem
-            return {"family": "tiling", "workload": problem.network, "hardware": dump_hierarchy(first.hierarchy),
+            return {"family": "tiling", "workload": problem.workload, "hardware": dump_hierarchy(first.hierarchy),
                     "objective": first.objective, **self._constraints(first), "solver": self._solver(first)}
         workload = dump_two_level_workload(problem)
         return {"family": "tiling", "workload": workload, "hardware": dump_hierarchy(problem.hierarchy),

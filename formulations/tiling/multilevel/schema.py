@@ -3,21 +3,27 @@
 A tiling instance is multi-level when its hardware names a hierarchy
 preset (``eyeriss``, ``simba-pe``, ``chen2020-3level``), or lists more than
 two levels, an ``array``, or per-level ``holds``, ``per_pe``, energies or
-bandwidths, or when its objective is energy, latency or edp.  The
-two-level instances of the foundation keep loading as before.
+bandwidths, or when its objective is energy, latency or edp, or when its
+workload is a whole network (a network of workloads/, ``{onnx:
+model.onnx}`` or ``{name, layers}`` in the format of workloads/), which
+this model tiles layer by layer, on two levels as on more.  The two-level
+instances of the foundation keep loading as before.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from .... import workload_library
+from ....workload_onnx import is_onnx, onnx_workload
 from .constraints import LevelConstraint, MappingConstraints, SpatialConstraint
 from .problem import MultiLevelProblem
 from ..problem import SolverSettings
+from ....hardware.presets import hardware_presets
 from ....hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, fanouts_from, hierarchy_presets, level_holdings
 from ....instances import Located, Strict, resolve_preset, size_bits, validate_spec
 from ..schema import SolverSpec, build_layer
@@ -228,9 +234,18 @@ def preset_constraints(name: str, hierarchy: Hierarchy) -> MappingConstraints:
     return constraints
 
 
+def is_network(workload: Any) -> bool:
+    """Whether a tiling ``workload`` is a whole network rather than one layer."""
+    if isinstance(workload, str):
+        return workload in workload_library.networks()
+    return is_onnx(workload) or (isinstance(workload, dict) and "layers" in workload)
+
+
 def is_multilevel(data: dict) -> bool:
     """Whether a tiling instance needs the multi-level model."""
     if data.get("objective") in ("energy", "latency", "edp") or "constraints" in data:
+        return True
+    if is_network(data.get("workload")):
         return True
     hardware = data.get("hardware")
     if isinstance(hardware, str):
@@ -313,13 +328,44 @@ class MultiLevelNetwork:
     network: str
     layers: tuple[NetworkLayer, ...]
     source: str
+    workload: Any = field(default=None, hash=False)
+    """The ``workload`` an instance writes back: the network's name, or its
+    layers inline (an ONNX model, an inline network) so that a result does
+    not depend on a file."""
+
+
+MAX_LAYERS = 10_000
+"""Most layers of an inline network (a hundred times the largest of workloads/)."""
+
+
+def _inline_network(raw: dict, where: Located) -> tuple[str, dict[str, dict]] | None:
+    """``(name, layers)`` of ``workload: {name, layers}`` (the layers in the
+    format of workloads/; those with weights are checked as layers)."""
+    layers = raw.get("layers")
+    if set(raw) - {"name", "layers"} or not isinstance(layers, dict) or not layers \
+            or not all(isinstance(v, dict) for v in layers.values()):
+        where.add(("workload",), "a whole network is {name: ..., layers: {layer: {op, dims, ...}, ...}}")
+        return None
+    if len(layers) > MAX_LAYERS:
+        where.add(("workload", "layers"), f"{len(layers):,} layers; the supported range is 1 to {MAX_LAYERS:,}")
+        return None
+    return str(raw.get("name", "network")), {str(k): v for k, v in layers.items()}
 
 
 def _network_layers(network: str, hierarchy: Hierarchy, spec: "MultiLevelSpec", where: Located,
-                    label: str, constraints: ConstraintsSpec | None = None) -> MultiLevelNetwork | None:
+                    label: str, constraints: ConstraintsSpec | None = None,
+                    table: dict[str, dict] | None = None) -> MultiLevelNetwork | None:
+    """The distinct layers with weights of network ``network`` (of
+    workloads/, or given as ``table``, its layers in that format)."""
     groups: dict[tuple, list] = {}
-    for name in workload_library.compute_layers(network):
-        layer = build_layer(f"{network}.{name}", where, ("workload",))
+    weighted = workload_library.compute_layers(network) if table is None else \
+        [name for name, raw in table.items() if raw.get("op", "conv2d") in workload_library.COMPUTE_OPS]
+    for name in weighted:
+        if table is None:
+            layer = build_layer(f"{network}.{name}", where, ("workload",))
+        else:
+            raw = {k: v for k, v in table[name].items() if k != "inputs"}  # edges matter to partitions only
+            layer = build_layer(dict(raw, name=f"{network}.{name}"), where, ("workload", "layers", name))
         if layer is None:
             return None
         key = (layer.N, layer.M, layer.C, layer.P, layer.Q, layer.R, layer.S, layer.stride, layer.dilation,
@@ -332,22 +378,43 @@ def _network_layers(network: str, hierarchy: Hierarchy, spec: "MultiLevelSpec", 
     layers = tuple(NetworkLayer(MultiLevelProblem(layer, hierarchy, spec.objective, solver, label, constraints),
                                 tuple(names))
                    for layer, names in groups.values())
-    return MultiLevelNetwork(network, layers, label)
+    return MultiLevelNetwork(network, layers, label, network if table is None else {"name": network,
+                                                                                      "layers": table})
 
 
-def build_multilevel(data: dict, where: Located, label: str) -> MultiLevelProblem | MultiLevelNetwork | None:
+def _whole_network(workload: Any, where: Located, base: Path) -> tuple[str, dict[str, dict] | None] | None:
+    """``(name, layers)`` of a whole-network workload (layers None for a
+    network of workloads/), or None with the problem recorded."""
+    if isinstance(workload, str):
+        return workload, None
+    if is_onnx(workload):
+        return onnx_workload(workload, where, ("workload",), base)
+    return _inline_network(workload, where)
+
+
+def build_multilevel(data: dict, where: Located, label: str,
+                     base: Path = Path(".")) -> MultiLevelProblem | MultiLevelNetwork | None:
+    """The problem of a multi-level instance document, or None with the
+    problems recorded on ``where`` (``base``: the folder of the instance)."""
     spec = validate_spec(MultiLevelSpec, data, where, (), "an instance mapping")
     workload = data.get("workload")
-    network = isinstance(workload, str) and workload in workload_library.networks()
+    network = _whole_network(workload, where, base) if is_network(workload) else None
     layer = None
-    if not network and workload is not None:
+    if network is None and workload is not None and not is_network(workload):
         layer = build_layer(workload, where, ("workload",))
-    built = build_hierarchy(data["hardware"], where, ("hardware",)) if data.get("hardware") is not None else None
-    if where.issues or spec is None or built is None or (layer is None and not network):
+    hardware = data.get("hardware")
+    one_layer = set(hardware_presets()) - set(hierarchy_presets())
+    if is_network(workload) and isinstance(hardware, str) and hardware in one_layer:
+        where.add(("hardware",), f"{hardware} is a buffer for one layer; a whole network is tiled on a hierarchy: "
+                                 f"a preset ({', '.join(hierarchy_presets())}) or levels: [{{name: DRAM}}, "
+                                 "{name: GLB, capacity: 64 KiB}] with objective: offchip_traffic")
+        return None
+    built = build_hierarchy(hardware, where, ("hardware",)) if hardware is not None else None
+    if where.issues or spec is None or built is None or (layer is None and network is None):
         return None
     hierarchy, hardware_constraints = built
-    why = ("the instance is multi-level (a hierarchy, an array, per-level keys, or an energy, latency or edp "
-           "objective)")
+    why = ("the instance is multi-level (a hierarchy, an array, per-level keys, a whole network, or an energy, "
+           "latency or edp objective)")
     if spec.space.tiles != "divisors":
         where.add(("space", "tiles"), f"{why}; hierarchies are solved over divisor tiles only")
     if spec.space.halo:
@@ -360,8 +427,9 @@ def build_multilevel(data: dict, where: Located, label: str) -> MultiLevelProble
     constraints = merge_constraints(hardware_constraints, spec.constraints, hierarchy, where)
     if where.issues:
         return None
-    if network:
-        return _network_layers(workload, hierarchy, spec, where, label, constraints)
+    if network is not None:
+        name, table = network
+        return _network_layers(name, hierarchy, spec, where, label, constraints, table)
     constraints = build_constraints(constraints, hierarchy, where)
     if where.issues:
         return None
