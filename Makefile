@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/tiling.py
 	$(BIN)/python benchmarks/tiling_onchip.py
 	$(BIN)/python benchmarks/tiling_onchip.py --gains bypass --presets eyeriss simba-pe
+	$(BIN)/python benchmarks/tiling_onchip.py --gains fanouts --presets simba-like
 	$(BIN)/python benchmarks/tiling_halo.py
 	$(BIN)/python benchmarks/multilevel_exact_agree.py --time-limit 900
 	$(BIN)/python benchmarks/multilevel_exact_agree.py --preset eyeriss-like --time-limit 900

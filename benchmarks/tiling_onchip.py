@@ -5,11 +5,14 @@ heuristic mapper to the certified optimum, for a network on several presets.
     python benchmarks/tiling_onchip.py --network resnet18 --presets eyeriss --time-limit 60
     python benchmarks/tiling_onchip.py --network resnet18 --presets eyeriss --objective edp --bandwidth DRAM=2
     python benchmarks/tiling_onchip.py --gains bypass --presets eyeriss tpu-like
+    python benchmarks/tiling_onchip.py --gains fanouts --presets simba-like
 
-``--gains bypass`` prints what a larger mapping space gains instead: per
-layer, the optimum with the preset's fixed keep sets against the optimum
-when every on-chip level keeps or bypasses each tensor as the solver
-chooses (same capacities), and both solve times.
+``--gains`` prints what a larger mapping space gains instead, per layer,
+with both solve times: ``bypass``, the optimum with the preset's fixed keep
+sets against the optimum when every on-chip level keeps or bypasses each
+tensor as the solver chooses (same capacities); ``fanouts``, the optimum
+with only the outermost fan-out against the optimum with all of them (a
+space that contains the first: an inner fan-out unrolling nothing).
 
 Each distinct layer shape is solved once. Times are wall clock on this
 machine. Gaps are measured against the proved optimum; when the time limit
@@ -69,16 +72,31 @@ def bypass_chosen(hierarchy):
     return replace(hierarchy, levels=tuple(levels))
 
 
-def gain_table(network: str, hierarchy, objective: str, time_limit: float, constraints) -> None:
-    """Per distinct layer: the proved optimum in the preset's space and in the
-    space with bypass chosen, the gain, and the CP-SAT time of each."""
-    larger = bypass_chosen(hierarchy)
-    print(f"\n{network} on {hierarchy.name}, objective {objective}: fixed keep sets vs bypass chosen "
-          f"(limit {time_limit:g} s)", flush=True)
-    print(f"{'layer':30s} {'fixed':>14s} {'s':>7s} {'chosen':>14s} {'s':>7s} {'gain':>7s}  bypassed", flush=True)
+def outermost_fanout(hierarchy, constraints):
+    """The hierarchy with only its outermost fan-out (the others unroll
+    nothing), and the constraints that remain."""
+    kept = replace(constraints, fanouts=tuple((f, c) for f, c in constraints.fanouts if f == 0))
+    return replace(hierarchy, fanouts=hierarchy.fanouts[:1]), kept
+
+
+def gain_table(network: str, hierarchy, objective: str, time_limit: float, constraints, gains_of: str) -> None:
+    """Per distinct layer: the proved optimum in the smaller space and in the
+    larger one (``gains_of``: bypass or fanouts), the gain, and the CP-SAT
+    time of each."""
+    if gains_of == "bypass":
+        small, small_constraints, larger = hierarchy, constraints, bypass_chosen(hierarchy)
+        labels = ("fixed", "chosen", "fixed keep sets vs bypass chosen", "bypassed")
+    else:
+        if len(hierarchy.fanouts) < 2:
+            print(f"\n{hierarchy.name} has one fan-out; nothing to compare", flush=True)
+            return
+        (small, small_constraints), larger = outermost_fanout(hierarchy, constraints), hierarchy
+        labels = ("one", "all", f"the outermost fan-out vs all {len(hierarchy.fanouts)}", "bypassed")
+    print(f"\n{network} on {hierarchy.name}, objective {objective}: {labels[2]} (limit {time_limit:g} s)", flush=True)
+    print(f"{'layer':30s} {labels[0]:>14s} {'s':>7s} {labels[1]:>14s} {'s':>7s} {'gain':>7s}  {labels[3]}", flush=True)
     gains, slow = [], []
     for layer, _ in distinct_layers(network):
-        base = solve_multilevel(MultiLevelProblem(layer, hierarchy, objective=objective, constraints=constraints),
+        base = solve_multilevel(MultiLevelProblem(layer, small, objective=objective, constraints=small_constraints),
                                 "cpsat", time_limit)
         wide = solve_multilevel(MultiLevelProblem(layer, larger, objective=objective, constraints=constraints),
                                 "cpsat", time_limit)
@@ -98,7 +116,8 @@ def gain_table(network: str, hierarchy, objective: str, time_limit: float, const
               f"{wide.wall_time_s:7.2f} {100 * gain:6.1f}%  {bypassed or '-'}{marks}", flush=True)
     if gains:
         print(f"summary {hierarchy.name}: gain median {100 * statistics.median(gains):.1f}%, "
-              f"largest {100 * max(gains):.1f}%; solve time chosen/fixed median {statistics.median(slow):.2f}x, "
+              f"largest {100 * max(gains):.1f}%; solve time {labels[1]}/{labels[0]} median "
+              f"{statistics.median(slow):.2f}x, "
               f"worst {max(slow):.2f}x")
 
 
@@ -111,12 +130,14 @@ def main() -> int:
     parser.add_argument("--bandwidth", action="append", default=[], metavar="LEVEL=WORDS",
                         help="words per cycle of a level (per PE for a per-PE level); repeatable, "
                              "e.g. --bandwidth DRAM=2 for latency or edp")
-    parser.add_argument("--gains", choices=["bypass"], help="print the gain of a larger mapping space instead")
+    parser.add_argument("--gains", choices=["bypass", "fanouts"],
+                        help="print the gain of a larger mapping space instead")
     args = parser.parse_args()
     if args.gains:
         for preset in args.presets:
             hierarchy = with_bandwidths(hierarchy_preset(preset), args.bandwidth)
-            gain_table(args.network, hierarchy, args.objective, args.time_limit, preset_constraints(preset, hierarchy))
+            gain_table(args.network, hierarchy, args.objective, args.time_limit, preset_constraints(preset, hierarchy),
+                       args.gains)
         return 0
     names = list(HEURISTICS)
     for preset in args.presets:

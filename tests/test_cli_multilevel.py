@@ -46,6 +46,7 @@ def test_bad_hierarchy_is_reported_with_lines(tmp_path):
     assert "colour: unknown field" in done.stderr and "array.rows" in done.stderr
 
 
+@pytest.mark.slow
 def test_whole_network_solves_each_distinct_layer_once(tmp_path):
     instance = tmp_path / "net.yaml"
     instance.write_text("family: tiling\nworkload: lenet5\nhardware: chen2020-3level\n"

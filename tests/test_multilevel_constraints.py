@@ -172,3 +172,32 @@ def test_levels_whose_order_cannot_matter_keep_one_order(monkeypatch, tmp_path):
     assert reduced.objective == full.objective
     for method in ("cpsat", "milp"):  # their order Booleans are fixed at the settled level
         assert solve_multilevel(problem, method, time_limit=60).objective == pytest.approx(full.objective)
+
+
+@pytest.mark.parametrize("objective,level,constraint", [
+    ("energy", 1, LevelConstraint(whole=("Q",))),            # was "infeasible" under the mirror-image cut
+    ("offchip_traffic", 0, LevelConstraint(factors=(("Q", 2),))),
+])
+def test_a_constraint_that_favours_one_axis_keeps_the_axes_apart(objective, level, constraint):
+    """A square layer whose constraints treat P and Q differently has no
+    P/Q symmetry: the exact models must not discard a mapping as the mirror
+    image of another (that cut once returned 200 B for a 196 B optimum, and
+    "infeasible" for a feasible instance); they match the enumeration."""
+    from mapcert.formulations.tiling.multilevel.enumeration import enumerate_multilevel
+    from mapcert.formulations.tiling.multilevel.problem import MultiLevelProblem
+    from mapcert.formulations.tiling.multilevel.space import axes_interchangeable
+    from mapcert.formulations.tiling.problem import ConvLayer
+    from mapcert.hardware.hierarchy import Hierarchy, MemoryLevel
+
+    hier = Hierarchy("h", (MemoryLevel("DRAM", read_energy=100, write_energy=100),
+                           MemoryLevel("GLB", capacity_bits=8 * 128, read_energy=6, write_energy=6),
+                           MemoryLevel("RF", capacity_bits=8 * 16, per_pe=True, read_energy=1, write_energy=1)),
+                     rows=2, cols=2, mac_energy=1)
+    layer = ConvLayer(name="square", N=1, M=2, C=2, P=4, Q=4, R=3, S=3)
+    constraints = MappingConstraints(levels=((level, constraint),), fanouts=((0, SpatialConstraint(rows=("P",))),))
+    problem = MultiLevelProblem(layer, hier, objective, constraints=constraints)
+    assert not axes_interchangeable(problem)
+    best = enumerate_multilevel(problem).objective
+    for method in ("cpsat", "milp"):
+        result = solve_multilevel(problem, method, time_limit=60)
+        assert result.status == "optimal" and result.objective == best, method

@@ -93,9 +93,10 @@ def test_a_second_fanout_of_one_instance_changes_nothing():
 
 def test_lanes_help_and_a_network_without_multicast_never_does():
     """More fan-outs only add mappings; taking multicast and reduction away only removes sharing."""
-    base = solve_multilevel(MultiLevelProblem(LAYER, two_fanouts(lanes=(1, 1))), "cpsat", time_limit=60)
-    lanes = solve_multilevel(MultiLevelProblem(LAYER, two_fanouts()), "cpsat", time_limit=60)
-    plain = solve_multilevel(MultiLevelProblem(LAYER, two_fanouts(multicast=(False, False),
+    layer = ConvLayer(name="t", N=1, M=6, C=2, P=4, Q=3, R=3, S=1)
+    base = solve_multilevel(MultiLevelProblem(layer, two_fanouts(lanes=(1, 1))), "cpsat", time_limit=60)
+    lanes = solve_multilevel(MultiLevelProblem(layer, two_fanouts()), "cpsat", time_limit=60)
+    plain = solve_multilevel(MultiLevelProblem(layer, two_fanouts(multicast=(False, False),
                                                                   reduction=(False, False))), "cpsat",
                              time_limit=60)
     assert base.status == lanes.status == plain.status == "optimal"

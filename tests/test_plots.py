@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 from mapcert import plots
@@ -13,6 +15,7 @@ PNG = b"\x89PNG"
 from helpers import run_mapcert as run
 
 
+@pytest.mark.slow
 def test_layer_sweep_plot(tmp_path):
     picture = tmp_path / "sweep.png"
     done = run("plot", str(EXAMPLE), "-o", str(picture), "--sizes", "32 B,64 B", "-t", "20")

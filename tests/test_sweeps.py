@@ -154,6 +154,7 @@ def test_results_equal_serial_solve_and_a_rerun_solves_nothing(tmp_path):
     assert all(len(v) == 1 for v in by_capacity.values())
 
 
+@pytest.mark.slow
 def test_a_network_point_totals_equal_solve_on_the_network(tmp_path):
     path = tmp_path / "net.yaml"
     path.write_text(lenet_sweep("net", ["2 KiB", "4 KiB"]))

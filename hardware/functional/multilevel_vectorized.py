@@ -27,9 +27,10 @@ no limit on the number of tiles:
   and its first visit starts from zero. The words moved per fill are
   counted from the tile's word coordinates: all distinct words of one
   instance for the writes into it, and for the parent's reads the distinct
-  words over all the PEs that one parent instance serves at once
-  (multicast; for outputs, the reduction of partial sums that meet at the
-  same word).
+  words over all the instances of the fan-outs between that one parent
+  instance serves at once (multicast; for outputs, the reduction of partial
+  sums that meet at the same word), once per instance of the fan-outs
+  whose network cannot share them.
 
 Tiles are translation-invariant (every tile of a level has the same shape
 and all PEs move in step), so one word set per level and tensor serves

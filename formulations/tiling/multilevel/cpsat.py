@@ -28,7 +28,8 @@ from ortools.sat.python import cp_model
 from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction
 from .cost import TENSORS, window_rows
 from .rows import fanout_factor, tile_extent
-from .space import GROUP_ORDERS, GROUP_RANKINGS, dim_choices, mapping_from_choice, settled_rankings
+from .space import (GROUP_ORDERS, GROUP_RANKINGS, axes_interchangeable, dim_choices, mapping_from_choice,
+                    settled_rankings)
 from .terms import boundaries, halo_value
 
 CPSAT_OBJECTIVES = ("offchip_traffic", "energy", "latency")
@@ -266,7 +267,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
 
     free_flags: dict = {}
     row_index = {d: b.linear(list(range(len(rows[d]))), x[d], f"row_{d}") for d in DIMS}
-    if _axes_symmetric(layer):
+    if axes_interchangeable(problem):
         # swapping the roles of (P, R) and (Q, S) maps a mapping to one of equal cost:
         # keep the lexicographically smaller of the two
         iP, iQ, iR, iS = (row_index[d] for d in ("P", "Q", "R", "S"))
@@ -405,13 +406,6 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
     m.Minimize(expr)
     b.keep = keep
     return b, rows, x, o, scale, constant
-
-
-def _axes_symmetric(layer) -> bool:
-    """Whether the vertical and horizontal axes are interchangeable: equal
-    output and filter extents, strides and dilations."""
-    return (layer.P == layer.Q and layer.R == layer.S and layer.stride[0] == layer.stride[1]
-            and layer.dilation[0] == layer.dilation[1])
 
 
 def decode(problem: MultiLevelProblem, rows, x, o, solver: cp_model.CpSolver, keep=None):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ....hardware.functional.multilevel_vectorized import run_multilevel_vectorized
-from ....hardware.hierarchy import MACS
+from ....hardware.hierarchy import MACS, Fanout
 from ....solvers.multilevel_heuristics import HEURISTICS
 from ....units import format_bytes, format_count, parse_bytes
 from ....validation.multilevel_bounds import multilevel_bounds
@@ -42,6 +42,12 @@ def unit_of(problem: MultiLevelProblem) -> str:
     return UNITS[problem.objective]
 
 
+def _as_array(hier) -> bool:
+    """Whether the hierarchy's fan-outs are the plain ``array`` shorthand."""
+    return len(hier.fanouts) == 1 and hier.fanouts[0] == Fanout("array", hier.pe_level, hier.fanouts[0].rows,
+                                                                hier.fanouts[0].cols)
+
+
 def dump_hierarchy(hier) -> dict:
     """A hierarchy as the instance schema reads it (capacities in bytes)."""
     levels = []
@@ -59,7 +65,7 @@ def dump_hierarchy(hier) -> dict:
                 entry["keep"] = [t for t in TENSORS if t in level.always_holds]
             if candidates - level.holds:
                 entry["bypass"] = [t for t in TENSORS if t in candidates - level.holds]
-        if len(hier.fanouts) == 1:  # several fan-outs place the private levels themselves
+        if _as_array(hier):  # named fan-outs place the private levels themselves
             entry["per_pe"] = level.per_pe
         entry["read_energy"] = level.read_energy
         entry["write_energy"] = level.write_energy
@@ -67,7 +73,7 @@ def dump_hierarchy(hier) -> dict:
             entry["bandwidth"] = level.bandwidth
         levels.append(entry)
     out = {"name": hier.name, "source": hier.source, "energy_unit": hier.energy_unit, "mac_energy": hier.mac_energy}
-    if len(hier.fanouts) == 1:
+    if _as_array(hier):
         out["array"] = {"rows": hier.fanouts[0].rows, "cols": hier.fanouts[0].cols}
     else:
         out["fanouts"] = [{"name": fan.name, "above": hier.levels[fan.level].name if fan.level < len(hier.levels)

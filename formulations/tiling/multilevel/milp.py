@@ -41,9 +41,9 @@ from ....solvers.highs import load_model, new_highs, solve_highs
 from ....solvers.outcome import SolverOutcome
 from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction
 from .cost import window_rows
-from .cpsat import _axes_symmetric, _integer_scale
+from .cpsat import _integer_scale
 from .rows import fanout_factor, spatial_factor, tile_extent as row_tile_extent
-from .space import dim_choices, group_order, mapping_from_choice, settled_rankings
+from .space import axes_interchangeable, dim_choices, group_order, mapping_from_choice, settled_rankings
 from .terms import TENSORS, Words, boundaries, halo_value
 
 MILP_OBJECTIVES = ("offchip_traffic", "energy", "latency")
@@ -264,7 +264,7 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
         cons.add(sum(b.boolean(("sigma", l, X)) for X in TENSORS) == 1)
     for l, ranking in settled_rankings(problem).items():  # the order cannot matter there
         cons.add(b.boolean(("sigma", l, ranking[0])) == 1)
-    if _axes_symmetric(layer):
+    if axes_interchangeable(problem):
         # swapping (P, R) with (Q, S) keeps the cost: keep the copy with P's row index <= Q's
         cons.add(sum(i * b.boolean(("x", "P", i)) for i in range(len(rows["P"])))
                  <= sum(i * b.boolean(("x", "Q", i)) for i in range(len(rows["Q"]))))

@@ -84,6 +84,18 @@ def dim_choices(problem: MultiLevelProblem, dim: str) -> np.ndarray:
     return np.asarray(rows, dtype=np.int64).reshape(-1, width)
 
 
+def axes_interchangeable(problem: MultiLevelProblem) -> bool:
+    """Whether swapping the vertical and horizontal axes ((P, R) with (Q, S))
+    maps every mapping to one of equal cost: equal output and filter extents,
+    strides and dilations, and the same factor rows allowed on both sides
+    (a constraint such as "the columns unroll Q but not P" breaks it)."""
+    layer = problem.layer
+    if not (layer.P == layer.Q and layer.R == layer.S and layer.stride[0] == layer.stride[1]
+            and layer.dilation[0] == layer.dilation[1]):
+        return False
+    return all(np.array_equal(dim_choices(problem, a), dim_choices(problem, b)) for a, b in (("P", "Q"), ("R", "S")))
+
+
 def settled_rankings(problem: MultiLevelProblem) -> dict[int, tuple[str, ...]]:
     """Levels whose loop order cannot matter, with the ranking to use there.
 
