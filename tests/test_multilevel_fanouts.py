@@ -68,9 +68,11 @@ def test_cost_model_matches_both_functional_models(multicast, reduction):
     assert spread  # the draws used the inner fan-out
 
 
-@pytest.mark.parametrize("objective", ["energy", "offchip_traffic", "latency"])
-def test_exact_methods_agree_with_the_enumeration(objective):
-    hier = two_fanouts(glb=256, pe_buffer=32, lanes=(1, 2))
+@pytest.mark.parametrize("objective,sharing", [("energy", True), ("offchip_traffic", True), ("latency", True),
+                                               ("energy", False)])
+def test_exact_methods_agree_with_the_enumeration(objective, sharing):
+    hier = two_fanouts(multicast=(sharing, sharing), reduction=(sharing, sharing), glb=256, pe_buffer=32,
+                       lanes=(1, 2))
     hier = replace(hier, levels=hier.levels[:3])  # DRAM, GLB, PE buffer; the lanes sit above the MACs
     problem = MultiLevelProblem(ConvLayer(name="t", N=1, M=4, C=2, P=4, Q=2, R=3, S=1), hier, objective)
     enumerated = enumerate_multilevel(problem)

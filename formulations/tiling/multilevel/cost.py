@@ -252,10 +252,9 @@ def link_words(problem: MultiLevelProblem, table: dict[str, np.ndarray]) -> Link
                 if f not in shared:  # each instance moves its own copy
                     copies = copies * size[f]
             parent_words = copies * _union_words(layer, tensor, tiles, l, hier, shared, s)
-            if tensor == "outputs":  # a revisit's partial sums go to one instance of the group
+            refill_words = parent_words
+            if tensor == "outputs" and len(shared) < len(crossed):  # a revisit's partial sums go to one instance
                 refill_words = instances[a] * _union_words(layer, tensor, tiles, l, hier, crossed, s)
-            else:
-                refill_words = parent_words
         paths.append((link, child_words, parent_words, refill_words, a < pe <= l))
     prec = layer.precision
     bits = {"inputs": prec.inputs, "weights": prec.weights, "outputs": prec.psums}

@@ -416,9 +416,11 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
             full = b.term(words_tables(bd.parent_words) + E, cap)
             refill = cp * (full - b.term(words_tables(bd.parent_words), cap))
             if bd.refill_words != bd.parent_words:  # revisits reach one instance per reduction group
+                # only the difference of these two terms is in the objective, so the incumbent
+                # cannot cap them one by one: they get the natural (and bandwidth) caps
                 cr = bd.refill_words.const
-                refill = cr * (b.term(words_tables(bd.refill_words) + E, cap_at(a, read_w[a] * wX, cr))
-                               - b.term(words_tables(bd.refill_words), cap_at(a, read_w[a] * wX, cr)))
+                refill = cr * (b.term(words_tables(bd.refill_words) + E, cap_at(a, 0, cr))
+                               - b.term(words_tables(bd.refill_words), cap_at(a, 0, cr)))
             if a in needed:
                 writes[a][X].append(cp * full)
                 reads[a][X].append(refill)
