@@ -320,6 +320,14 @@ def fanouts_from(raw: list[dict], level_names: list[str]) -> tuple[Fanout, ...]:
     return tuple(out)
 
 
+def private_below(levels, fanouts: tuple[Fanout, ...]) -> list[MemoryLevel]:
+    """``levels`` with every level below the first fan-out per-PE (named
+    fan-outs place the private levels; without them ``per_pe`` does)."""
+    if not fanouts:
+        return list(levels)
+    return [replace(level, per_pe=level.per_pe or index >= fanouts[0].level) for index, level in enumerate(levels)]
+
+
 def hierarchy_from_dict(name: str, raw: dict) -> Hierarchy:
     """Build a Hierarchy from its YAML form (raises ValueError on anything off)."""
     levels = []
@@ -341,9 +349,7 @@ def hierarchy_from_dict(name: str, raw: dict) -> Hierarchy:
         )
     array = raw.get("array", {}) or {}
     fanouts = fanouts_from(raw.get("fanouts") or [], [level.name for level in levels])
-    if fanouts:
-        levels = [replace(level, per_pe=level.per_pe or index >= fanouts[0].level)
-                  for index, level in enumerate(levels)]
+    levels = private_below(levels, fanouts)
     return Hierarchy(
         name=name,
         levels=tuple(levels),

@@ -12,7 +12,7 @@ instances of the foundation keep loading as before.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +24,8 @@ from .constraints import LevelConstraint, MappingConstraints, SpatialConstraint
 from .problem import MultiLevelProblem
 from ..problem import SolverSettings
 from ....hardware.presets import hardware_presets
-from ....hardware.hierarchy import TENSORS, Hierarchy, MemoryLevel, fanouts_from, hierarchy_presets, level_holdings
+from ....hardware.hierarchy import (TENSORS, Hierarchy, MemoryLevel, fanouts_from, hierarchy_presets, level_holdings,
+                                   private_below)
 from ....instances import Located, Strict, resolve_preset, size_bits, validate_spec
 from ..schema import SolverSpec, build_layer
 
@@ -301,7 +302,7 @@ def build_hierarchy(raw: Any, where: Located, path: tuple) -> tuple[Hierarchy, C
         if spec.array is not None:
             where.add(path + ("array",), "give either 'array' (one fan-out above the per_pe levels) or 'fanouts'")
             return None
-        levels = [replace(level, per_pe=level.per_pe or index >= fanouts[0].level) for index, level in enumerate(levels)]
+        levels = private_below(levels, fanouts)
     try:
         hierarchy = Hierarchy(name=name or spec.name or "hierarchy", levels=tuple(levels), rows=array.rows,
                               cols=array.cols, mac_energy=spec.mac_energy, energy_unit=spec.energy_unit,
