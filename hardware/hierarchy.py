@@ -171,8 +171,8 @@ class Hierarchy:
         if len({f.name for f in self.fanouts}) != len(self.fanouts):
             out.append(f"fan-out names must differ, got {[f.name for f in self.fanouts]}")
         flags = [level.per_pe for level in self.levels]
-        if flags != sorted(flags):
-            return out  # "shared below a per-PE level" says it already
+        if flags != sorted(flags) or out:
+            return out  # "shared below a per-PE level", or the fan-out's own problem, says it already
         first = self.fanouts[0].level if self.fanouts else K
         for index, level in enumerate(self.levels):
             if index >= first and not level.per_pe:
@@ -325,7 +325,8 @@ def private_below(levels, fanouts: tuple[Fanout, ...]) -> list[MemoryLevel]:
     fan-outs place the private levels; without them ``per_pe`` does)."""
     if not fanouts:
         return list(levels)
-    return [replace(level, per_pe=level.per_pe or index >= fanouts[0].level) for index, level in enumerate(levels)]
+    first = max(1, fanouts[0].level)  # DRAM is never private ("must lie below" names a fan-out above it)
+    return [replace(level, per_pe=level.per_pe or index >= first) for index, level in enumerate(levels)]
 
 
 def hierarchy_from_dict(name: str, raw: dict) -> Hierarchy:

@@ -150,6 +150,9 @@ def test_an_instance_declares_fanouts_and_the_result_round_trips(tmp_path):
     (lambda h: h.update(array={"rows": 2, "cols": 2}), "either 'array'"),
     (lambda h: h["fanouts"].reverse(), "outermost first"),
     (lambda h: h["fanouts"][0].update(x=0), "hardware.fanouts[0].x"),
+    (lambda h: h["fanouts"][0].update(above="DRAM"), "must lie below DRAM"),
+    (lambda h: h["levels"][2].update(per_pe=False), "so it is per-PE"),
+    (lambda h: h.update(fanouts=[]), "lists no fan-out"),
 ])
 def test_a_malformed_fanout_is_one_line(tmp_path, change, message):
     data = yaml.safe_load(yaml.safe_dump(FANOUT_INSTANCE))

@@ -253,7 +253,7 @@ class MultiLevelTiling(Family):
             spread = mapping.fanout(f)
             spatial = " ".join(f"{d}{v}" for d, v in spread.rows.items()) or "-"
             spatial += " | " + (" ".join(f"{d}{v}" for d, v in spread.cols.items()) or "-")
-            label = "array" if len(hier.fanouts) == 1 else f"fan-out {fan.name}"
+            label = "array" if fan.name == "array" else f"fan-out {fan.name}"
             sharing = "" if fan.multicast and fan.reduction else " (no " + " or ".join(
                 w for w, on in (("multicast", fan.multicast), ("reduction", fan.reduction)) if not on) + ")"
             loops.add_row(f"{label} (rows | cols)", spatial, sharing)

@@ -45,7 +45,7 @@ class MemoryLevelSpec(Strict):
     holds: list[Literal["inputs", "weights", "outputs"]] | None = None
     keep: list[Literal["inputs", "weights", "outputs"]] | None = None
     bypass: list[Literal["inputs", "weights", "outputs"]] | None = None
-    per_pe: bool = False
+    per_pe: bool | None = None
     read_energy: float = Field(0.0, ge=0)
     write_energy: float | None = Field(None, ge=0)
     bandwidth: float | None = Field(None, gt=0)
@@ -286,7 +286,7 @@ def build_hierarchy(raw: Any, where: Located, path: tuple) -> tuple[Hierarchy, C
             continue
         levels.append(MemoryLevel(
             name=level.name, capacity_bits=capacity, partition_bits=partition, holds=holds, chosen=chosen,
-            per_pe=level.per_pe, read_energy=level.read_energy,
+            per_pe=bool(level.per_pe), read_energy=level.read_energy,
             write_energy=level.read_energy if level.write_energy is None else level.write_energy,
             bandwidth=level.bandwidth,
         ))
@@ -298,10 +298,18 @@ def build_hierarchy(raw: Any, where: Located, path: tuple) -> tuple[Hierarchy, C
     except ValueError as exc:
         where.add(path + ("fanouts",), str(exc))
         return None
+    if "fanouts" in spec.model_fields_set and not fanouts:
+        where.add(path + ("fanouts",), "lists no fan-out; give at least one, or leave 'fanouts' out")
+        return None
     if fanouts:
         if spec.array is not None:
             where.add(path + ("array",), "give either 'array' (one fan-out above the per_pe levels) or 'fanouts'")
             return None
+        for index, level in enumerate(spec.levels):
+            if level.per_pe is False and index >= fanouts[0].level:
+                where.add(path + ("levels", index, "per_pe"), f"level {level.name} lies below fan-out "
+                                                              f"{fanouts[0].name}, so it is per-PE")
+                return None
         levels = private_below(levels, fanouts)
     try:
         hierarchy = Hierarchy(name=name or spec.name or "hierarchy", levels=tuple(levels), rows=array.rows,
