@@ -78,7 +78,6 @@ class _Machine:
         self.layer, self.hier = layer, hier
         self.K = len(hier.levels)
         K = self.K
-        self.s = {d: mapping.spatial(d) for d in DIMS}
         self.spread = [{d: mapping.fanout(f).factor(d) for d in DIMS} for f in range(len(hier.fanouts))]
         T = [dict.fromkeys(DIMS, 1) for _ in range(K + 1)]
         for l in range(K - 1, -1, -1):
