@@ -87,6 +87,10 @@ def onnx_workload(raw: Any, where: Located, path: tuple, base: Path) -> tuple[st
     file = Path(spec.onnx)
     if not file.is_absolute():
         file = base / file
+    if not file.is_file():
+        relative = "" if Path(spec.onnx).is_absolute() else f" (relative to the instance's folder {base.resolve()})"
+        where.add(path + ("onnx",), f"{spec.onnx}: no such file: {file.resolve()}{relative}")
+        return None
     try:
         layers = onnx_layers(file, spec.batch)
     except OnnxWorkloadError as exc:

@@ -20,11 +20,25 @@ from ..result import Result
 COLOURS = {Status.OPTIMAL: "green", Status.FEASIBLE: "yellow"}
 
 
+PROSE_COLUMNS = ("note", "detail", "meaning", "reason", "notes")
+"""Columns of sentences: on a narrow terminal a long word in them breaks
+onto the next line instead of ending in an ellipsis, so a note is read whole."""
+
+
+class _FoldingTable(RichTable):
+    """A table whose prose columns never lose text to an ellipsis."""
+
+    def add_column(self, header="", *args, **kwargs) -> None:
+        if str(header) in PROSE_COLUMNS:
+            kwargs.setdefault("overflow", "fold")
+        super().add_column(header, *args, **kwargs)
+
+
 def table(**kwargs) -> RichTable:
     """Tables in one plain style that reads well in a terminal and in a log."""
     kwargs.setdefault("box", box.SIMPLE_HEAD)
     kwargs.setdefault("show_edge", False)
-    return RichTable(**kwargs)
+    return _FoldingTable(**kwargs)
 
 
 def number(value: float | None, digits: int = 0) -> str:

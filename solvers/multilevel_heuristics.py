@@ -33,7 +33,9 @@ import numpy as np
 from ..formulations.tiling.multilevel.problem import (DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem, SpatialLoops,
                                                       layer_extent)
 from ..formulations.tiling.multilevel.bypass import sample_keep_sets, with_keep
-from ..formulations.tiling.multilevel.cost import evaluate_multilevel, objective_values
+from ..formulations.tiling.multilevel.cost import TENSORS, evaluate_multilevel, objective_values, tile_elements
+from ..formulations.tiling.multilevel.rows import tile_extent
+from ..formulations.tiling.multilevel.constraints import SpatialConstraint, violations
 from ..formulations.tiling.multilevel.space import dim_choices, group_order, mapping_from_choice
 
 OUTPUT_STATIONARY = group_order(("outputs", "inputs", "weights"))
@@ -101,14 +103,26 @@ def _prime_factors(n: int) -> list[int]:
 
 def _fits(problem: MultiLevelProblem, factors: list[dict], spatial: list[tuple[dict, dict]]) -> bool:
     """Whether tiles built from ``factors`` and the fan-outs' ``spatial``
-    (rows, cols) fit every level (DRAM's own factors do not matter for
-    that, so they need not be valid)."""
-    K = len(problem.hierarchy.levels)
-    table = {d: np.asarray([factors[l].get(d, 1) for l in range(K)]
-                           + [v for rows, cols in spatial for v in (rows.get(d, 1), cols.get(d, 1))], dtype=np.int64)
-             for d in DIMS}
-    _, feasible = objective_values(problem, table, [DIMS] * K)
-    return bool(feasible)
+    (rows, cols) fit every level, each keeping all it may hold, and every
+    fan-out (DRAM's own factors do not matter for that, so they need not
+    be valid). Only tile sizes are computed: a greedy asks this thousands
+    of times."""
+    hier, layer = problem.hierarchy, problem.layer
+    K = len(hier.levels)
+    rows = {d: tuple([factors[l].get(d, 1) for l in range(K)]
+                     + [v for r, c in spatial for v in (r.get(d, 1), c.get(d, 1))]) for d in DIMS}
+    for f, fan in enumerate(hier.fanouts):
+        if (prod(rows[d][K + 2 * f] for d in DIMS) > fan.rows
+                or prod(rows[d][K + 2 * f + 1] for d in DIMS) > fan.cols):
+            return False
+    prec = layer.precision
+    bits = {"inputs": prec.inputs, "weights": prec.weights, "outputs": prec.psums}
+    for l in range(1, K):
+        tile = {d: np.asarray(tile_extent(rows[d], hier, l), dtype=np.int64) for d in DIMS}
+        tile_bits = {t: int(tile_elements(layer, t, tile)) * bits[t] for t in TENSORS}
+        if not hier.levels[l].fits(tile_bits):
+            return False
+    return True
 
 
 def _assemble(problem, level_factors, spatial, orders) -> MultiLevelMapping:
@@ -121,39 +135,86 @@ def _assemble(problem, level_factors, spatial, orders) -> MultiLevelMapping:
 
 
 def _greedy_spatial(problem: MultiLevelProblem) -> tuple[list[tuple[dict, dict]], dict]:
-    """On every fan-out, outermost first: output channels on the rows,
-    output pixels on the columns, each the largest divisor that fits;
-    returns ((rows, cols) per fan-out, what is left per dim)."""
+    """On every fan-out, outermost first: the factors the instance fixes,
+    then output channels on the rows and output pixels on the columns (or,
+    where the instance names the dimensions an axis may unroll, those),
+    each the largest divisor that fits; returns ((rows, cols) per fan-out,
+    what is left per dim)."""
     hier, layer = problem.hierarchy, problem.layer
     left = {d: layer_extent(layer, d) for d in DIMS}
+    constraints = dict(problem.constraints.fanouts)
     spatial = []
-    for fan in hier.fanouts:
+    for f, fan in enumerate(hier.fanouts):
         rows, cols = {}, {}
-        for axis, size, dims in ((rows, fan.rows, ("M", "N")), (cols, fan.cols, ("Q", "P"))):
+        c = constraints.get(f, SpatialConstraint())
+        for axis, size, dims, allowed, fixed in ((rows, fan.rows, ("M", "N"), c.rows, c.row_factors),
+                                                 (cols, fan.cols, ("Q", "P"), c.cols, c.col_factors)):
             room = size
-            for d in dims:
-                f = max(x for x in range(1, min(room, left[d]) + 1) if left[d] % x == 0)
-                if f > 1:
-                    axis[d] = f
-                    left[d] //= f
-                    room //= f
+            for d, v in fixed:
+                if v > 1 and left[d] % v == 0 and v <= room:
+                    axis[d] = v
+                    left[d] //= v
+                    room //= v
+            fixed_dims = {d for d, _ in fixed}
+            for d in (dims if allowed is None else sorted(allowed, key=lambda d: -left[d])):
+                if d in fixed_dims:
+                    continue
+                f_ = max(x for x in range(1, min(room, left[d]) + 1) if left[d] % x == 0)
+                if f_ > 1:
+                    axis[d] = f_
+                    left[d] //= f_
+                    room //= f_
         spatial.append((rows, cols))
     return spatial, left
 
 
+def _temporal_start(problem: MultiLevelProblem, left: dict) -> tuple[list[dict], set]:
+    """Per level, the factors the instance fixes, and the rest of each
+    dimension at DRAM (a dimension that must be whole at a level goes to
+    the level below it); also the (level, dim) pairs a greedy must not grow."""
+    K = len(problem.hierarchy.levels)
+    factors = [dict() for _ in range(K)]
+    frozen = set()
+    left = dict(left)
+    for l, c in problem.constraints.levels:
+        for d, v in c.factors:
+            frozen.add((l, d))
+            if left[d] % v == 0:
+                factors[l][d] = v
+                left[d] //= v
+    factors[0].update({d: v for d, v in left.items() if (0, d) not in frozen})
+    for l, c in problem.constraints.levels:
+        for d in c.whole:
+            for j in range(l + 1):
+                frozen.add((j, d))
+            below = l + 1 if l + 1 < K else l
+            moved = factors[0].pop(d, 1)
+            factors[below][d] = factors[below].get(d, 1) * moved
+            frozen.add((below, d))
+    return factors, frozen
+
+
+def _obeys_constraints(problem: MultiLevelProblem, mapping: MultiLevelMapping) -> bool:
+    return not violations(problem.constraints, problem.hierarchy, mapping)
+
+
 def greedy_largest_tile(problem: MultiLevelProblem) -> MultiLevelMapping | None:
     """Grow the innermost level's tile first, one prime factor at a time
-    (the dimension with most left first), while the mapping still fits."""
+    (the dimension with most left first), while the mapping still fits;
+    factors the instance fixes stay where it fixes them."""
     K = len(problem.hierarchy.levels)
     spatial, left = _greedy_spatial(problem)
-    factors = [dict() for _ in range(K)]
-    factors[0] = dict(left)
+    factors, frozen = _temporal_start(problem, left)
     # the filter window never stays at DRAM: give it to the innermost level that takes it
     for d in ("R", "S"):
+        if (0, d) in frozen:
+            continue
         window = factors[0].pop(d, 1)
         for level in range(K - 1, 0, -1):
+            if (level, d) in frozen and level > 1:
+                continue
             trial = [dict(f) for f in factors]
-            trial[level][d] = window
+            trial[level][d] = trial[level].get(d, 1) * window
             if _fits(problem, trial, spatial) or level == 1:
                 factors = trial
                 break
@@ -164,7 +225,7 @@ def greedy_largest_tile(problem: MultiLevelProblem) -> MultiLevelMapping | None:
         while grown:
             grown = False
             for d in sorted(factors[0], key=lambda d: -factors[0][d]):
-                if factors[0][d] == 1:
+                if factors[0][d] == 1 or (level, d) in frozen:
                     continue
                 p = _prime_factors(factors[0][d])[0]
                 trial = [dict(f) for f in factors]
@@ -173,7 +234,8 @@ def greedy_largest_tile(problem: MultiLevelProblem) -> MultiLevelMapping | None:
                 if _fits(problem, trial, spatial):
                     factors, grown = trial, True
                     break
-    return _assemble(problem, factors, spatial, [OUTPUT_STATIONARY] * K)
+    mapping = _assemble(problem, factors, spatial, [OUTPUT_STATIONARY] * K)
+    return mapping if _obeys_constraints(problem, mapping) else None
 
 
 def _loop_prime_factors(left: dict[str, int], max_factors: int) -> list[tuple[str, int]]:
@@ -199,7 +261,9 @@ def zigzag_orders(problem: MultiLevelProblem, max_factors: int = 6, max_ordering
     allocated bottom-up; the order of a level's loops is the allocation order."""
     K = len(problem.hierarchy.levels)
     spatial, left = _greedy_spatial(problem)
-    lpfs = _loop_prime_factors(left, max_factors)
+    start, frozen = _temporal_start(problem, left)
+    placed = {d: prod(start[l].get(d, 1) for l in range(1, K)) for d in DIMS}
+    lpfs = _loop_prime_factors({d: left[d] // placed[d] for d in DIMS}, max_factors)
     n = len(lpfs)
     if n <= 8 and prod(range(1, n + 1)) <= max_orderings:
         orderings = list(itertools.permutations(range(n)))
@@ -208,25 +272,29 @@ def zigzag_orders(problem: MultiLevelProblem, max_factors: int = 6, max_ordering
         orderings = list(dict.fromkeys(tuple(rnd.sample(range(n), n)) for _ in range(max_orderings)))
     best = (np.inf, None)
     for ordering in orderings:
-        factors = [dict() for _ in range(K)]
+        factors = [{d: v for d, v in start[l].items() if l > 0} if l > 0 else {} for l in range(K)]
         sequence = [[] for _ in range(K)]  # dims per level, innermost first
         level = K - 1
         valid = True
         for index in ordering:
             d, p = lpfs[index]
-            while level > 0:
-                trial = [dict(f) for f in factors]
-                trial[level][d] = trial[level].get(d, 1) * p
-                if _fits(problem, trial, spatial):
-                    factors = trial
-                    break
-                level -= 1
-            if level == 0:
+            target = level  # the lowest level not yet full; a level fixing d's factor is passed over
+            while target > 0:
+                if (target, d) not in frozen:
+                    trial = [dict(f) for f in factors]
+                    trial[target][d] = trial[target].get(d, 1) * p
+                    if _fits(problem, trial, spatial):
+                        factors = trial
+                        break
+                    if target == level:
+                        level -= 1
+                target -= 1
+            if target == 0:
                 if d in ("R", "S"):
                     valid = False
                     break
                 factors[0][d] = factors[0].get(d, 1) * p
-            sequence[level].append(d)
+            sequence[target].append(d)
         if not valid:
             continue
         orders = []
@@ -234,6 +302,8 @@ def zigzag_orders(problem: MultiLevelProblem, max_factors: int = 6, max_ordering
             inner_first = list(dict.fromkeys(sequence[l]))
             orders.append(tuple([d for d in DIMS if d not in inner_first] + inner_first[::-1]))
         mapping = _assemble(problem, factors, spatial, orders)
+        if not _obeys_constraints(problem, mapping):
+            continue
         metrics = evaluate_multilevel(problem, mapping)
         if metrics.fits and metrics.objective(problem.objective) < best[0]:
             best = (metrics.objective(problem.objective), mapping)

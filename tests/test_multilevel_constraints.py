@@ -16,6 +16,7 @@ from mapcert.formulations.tiling.multilevel.constraints import (LevelConstraint,
                                                                  SpatialConstraint, violations)
 from mapcert.formulations.tiling.multilevel.problem import DIMS, layer_extent
 from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
+from mapcert.instances import load_text
 from test_multilevel_exact import instances
 
 USER_DIMS = ("N", "M", "C", "P", "Q", "R", "S")
@@ -117,8 +118,26 @@ def test_a_constraint_that_empties_the_space_is_named(tmp_path):
     assert "the constraint RF: factor S = 2 leaves no way to map S (extent 3)" in done.stdout + done.stderr
     crowded = run_mapcert("solve", str(write(tmp_path, {"spatial": {"rows": [], "cols": [],
                                                                     "min_utilization": 0.5}}, "u.yaml")))
-    assert crowded.returncode == 2
-    assert "under the constraints" in crowded.stdout + crowded.stderr and "Traceback" not in crowded.stderr
+    assert crowded.returncode == 2 and "Traceback" not in crowded.stderr
+    assert ("the constraint of at least 6 busy instances of the array (12 in all) cannot be met: the layer's sizes and "
+            "the constraints keep at most 1 busy") in crowded.stdout + crowded.stderr
+
+
+@pytest.mark.parametrize("constraints, message", [
+    # each alone leaves a row; together none: both are named
+    ({"spatial": {"rows": ["C"], "row_factors": {"M": 2}}},
+     "the constraints spatial rows: only C unrolled and spatial rows: factor M = 2 together leave no way to map M"),
+    # each dimension fits the 3 rows alone, not together
+    ({"spatial": {"row_factors": {"M": 2, "C": 2}}},
+     "the constraints on spatial rows unroll at least M=2 x C=2 = 4, more than its 3 rows"),
+    # 4 columns, but C = 4 is the only dimension they may unroll and RF fixes C
+    ({"spatial": {"cols": ["C"], "min_utilization": 1.0}, "levels": {"RF": {"factors": {"C": 2}}}},
+     "the constraint of at least 12 busy instances of the array (12 in all) cannot be met"),
+])
+def test_conflicting_constraints_are_named_together(constraints, message):
+    problem = load_text(yaml.safe_dump({**SMALL, "constraints": constraints}, sort_keys=False))
+    result = solve_multilevel(problem, "cpsat", 30)
+    assert result.status == "infeasible" and message in result.message, result.message
 
 
 @pytest.mark.parametrize("constraints, message", [

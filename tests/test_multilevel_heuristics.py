@@ -36,3 +36,19 @@ def test_random_sampling_is_seeded():
     first = HEURISTICS["random"](problem, samples=4096, seed=3)
     again = HEURISTICS["random"](problem, samples=4096, seed=3)
     assert first == again
+
+
+@pytest.mark.parametrize("preset", ["eyeriss-like", "simba-like", "tpu-like"])
+def test_greedy_mappers_keep_the_presets_constraints(preset):
+    """The presets fix spatial dimensions and register factors: the greedy
+    mappers start from what is fixed, so their mappings are valid ones."""
+    from mapcert.formulations.tiling.multilevel.constraints import violations
+    from mapcert.instances import load_text
+
+    problem = load_text("family: tiling\nworkload: {name: l, op: conv2d, dims: {N: 1, M: 16, C: 8, P: 7, Q: 7, "
+                        f"R: 3, S: 3}}}}\nhardware: {preset}\nobjective: energy\n")
+    for name in ("greedy-largest-tile", "zigzag-orders"):
+        mapping = HEURISTICS[name](problem)
+        assert isinstance(mapping, MultiLevelMapping), name
+        assert not violations(problem.constraints, problem.hierarchy, mapping), name
+        assert evaluate_multilevel(problem, mapping).fits, name

@@ -48,8 +48,13 @@ def check_layer(layer: str, size: str) -> None:
     assert all(cert.evaluation.objective >= b.value for b in bounds if b.rigorous)
 
 
-@pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("layer", SUBSET)
+SLOW_PAIRS = {("vgg16.conv1_2", "16KiB"), ("vgg16.conv1_2", "64KiB")}
+"""The slowest pairs of the subset (about 10 s each); ``make test-all`` runs them."""
+
+
+@pytest.mark.parametrize("layer, size", [
+    pytest.param(layer, size, marks=[pytest.mark.slow] if (layer, size) in SLOW_PAIRS else [])
+    for layer in SUBSET for size in SIZES])
 def test_network_layer_subset(layer, size):
     check_layer(layer, size)
 

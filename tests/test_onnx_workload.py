@@ -270,7 +270,7 @@ def broken_models(tmp_path):
     plain = Model(3, 8)
     plain.node("Relu", ["x"], "r")
     plain.save(tmp_path / "plain.onnx", "r:out")
-    return [("missing.onnx", "cannot read the file: No such file"),
+    return [("missing.onnx", f"no such file: {tmp_path.resolve() / 'missing.onnx'} (relative to the instance's folder"),
             ("text.onnx", "not an ONNX model"),
             ("channels.onnx", "unsupported ONNX node: 'c' (Conv: weights for 4 input channels, its input has 3)"),
             ("mismatch.onnx", "shapes cannot be inferred: [ShapeInferenceError]"),

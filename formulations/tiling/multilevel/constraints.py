@@ -17,8 +17,8 @@ a given mapping against all of them, so ``evaluate`` refuses a mapping
 that breaks a constraint, whoever wrote it.
 
 A constraint set can leave a dimension without any factor row;
-:func:`emptying_constraint` names the first constraint that does, so that
-the answer is ``infeasible`` with that constraint named.
+:func:`emptying_constraints` names the constraints that do, so that
+the answer is ``infeasible`` with the conflict named.
 """
 
 from __future__ import annotations
@@ -178,13 +178,27 @@ def violations(constraints: MappingConstraints, hierarchy, mapping) -> list[str]
     return out
 
 
-def emptying_constraint(constraints: MappingConstraints, hierarchy, dim: str,
-                        rows: list[tuple[int, ...]]) -> str | None:
-    """The first constraint after which no factor row of ``dim`` is left
-    (None when some row survives them all)."""
-    left = list(rows)
-    for name, test in constraints.tests(hierarchy, dim):
-        left = [r for r in left if test(r)]
-        if not left:
-            return name
-    return None
+def emptying_constraints(constraints: MappingConstraints, hierarchy, dim: str,
+                         rows: list[tuple[int, ...]]) -> list[str]:
+    """The constraints that together leave no factor row of ``dim`` (empty
+    when some row survives them all).
+
+    Taken in order up to the first one after which no row is left, then
+    each dropped that the others do not need: what remains is a set none of
+    whose members can go, so the message names the conflict (say a preset's
+    "rows: only C" and an instance's "rows: factor M = 2"), not only the
+    last constraint read."""
+    tests = constraints.tests(hierarchy, dim)
+
+    def empties(chosen) -> bool:
+        return not any(all(test(r) for _, test in chosen) for r in rows)
+
+    for end in range(1, len(tests) + 1):
+        if empties(tests[:end]):
+            chosen = tests[:end]
+            for item in list(chosen):
+                trial = [c for c in chosen if c is not item]
+                if trial and empties(trial):
+                    chosen = trial
+            return [name for name, _ in chosen]
+    return []

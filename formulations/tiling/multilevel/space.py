@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .constraints import emptying_constraint
+from .constraints import emptying_constraints
 from .problem import DIMS, REUSE_GROUPS, LevelLoops, MultiLevelMapping, MultiLevelProblem, SpatialLoops, layer_extent
 from .rows import fits_fanouts, row_width
 
@@ -59,9 +59,44 @@ def emptied_by(problem: MultiLevelProblem) -> str | None:
     for dim in DIMS:
         rows = [c for c in ordered_factorizations(layer_extent(problem.layer, dim), row_width(hier))
                 if not (dim in ("R", "S") and c[0] != 1) and fits_fanouts(c, hier)]
-        name = emptying_constraint(problem.constraints, hier, dim, rows)
-        if name is not None:
-            return f"the constraint {name} leaves no way to map {dim} (extent {layer_extent(problem.layer, dim)})"
+        names = emptying_constraints(problem.constraints, hier, dim, rows)
+        extent = f"{dim} (extent {layer_extent(problem.layer, dim)})"
+        if len(names) == 1:
+            return f"the constraint {names[0]} leaves no way to map {extent}"
+        if names:
+            return f"the constraints {', '.join(names[:-1])} and {names[-1]} together leave no way to map {extent}"
+    return _overfull_fanout(problem)
+
+
+def _overfull_fanout(problem: MultiLevelProblem) -> str | None:
+    """A fan-out axis that the dimensions' least admissible factors overflow
+    together, or a least utilization above what the admissible factors can
+    reach: each dimension alone may fit while their product does not."""
+    hier = problem.hierarchy
+    K = len(hier.levels)
+    rows = {d: dim_choices(problem, d) for d in DIMS}
+    for f, fan in enumerate(hier.fanouts):
+        label = f"fan-out {fan.name}" if len(hier.fanouts) > 1 else "spatial"  # as the instance names it
+        for side, size, axis in ((0, fan.rows, "rows"), (1, fan.cols, "cols")):
+            least = {d: int(rows[d][:, K + 2 * f + side].min()) for d in DIMS}
+            if np.prod(list(least.values())) > size:
+                forced = " x ".join(f"{d}={v}" for d, v in least.items() if v > 1)
+                return (f"the constraints on {label} {axis} unroll at least {forced} = "
+                        f"{int(np.prod(list(least.values())))}, more than its {size} {axis}")
+    for f, least_busy in problem.constraints.least_busy(hier):
+        fan = hier.fanouts[f]
+        most = 1
+        for side, size in ((0, fan.rows), (1, fan.cols)):
+            # the largest product of one factor per dimension that fits the axis
+            reach = {1}
+            for d in DIMS:
+                options = set(int(v) for v in rows[d][:, K + 2 * f + side])
+                reach = {a * b for a in reach for b in options if a * b <= size}
+            most *= max(reach)
+        if most < least_busy:
+            label = f"fan-out {fan.name}" if len(hier.fanouts) > 1 else "the array"
+            return (f"the constraint of at least {least_busy} busy instances of {label} ({fan.size} in all) cannot be "
+                    f"met: the layer's sizes and the constraints keep at most {most} busy")
     return None
 
 
