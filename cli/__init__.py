@@ -118,7 +118,7 @@ def solve(
                                     help="Execute the solution in the family's functional model (on by default)."),
     heuristics: bool = typer.Option(True, "--heuristics/--no-heuristics",
                                     help="Score the family's quick heuristics against the optimum (on by default)."),
-    export: Optional[tuple[str, Path]] = typer.Option((None, None), "--export",
+    export: Optional[tuple[str, Path]] = typer.Option(None, "--export",
                                                       help="FORMAT OUT: also write the optimal mapping in a peer's "
                                                            "format (zigzag)."),
 ) -> None:

@@ -295,8 +295,11 @@ def mapping_to_zigzag(problem: MultiLevelProblem, mapping: MultiLevelMapping) ->
 def export(problem: MultiLevelProblem, mapping: MultiLevelMapping, objective: str) -> Exported:
     """The entries of ``mapping`` and what they read back to (the file gives
     no memory per loop, so reading it allocates the loops again)."""
-    entries = mapping_to_zigzag(problem, mapping)
-    back = mapping_from_zigzag(problem, entries)
+    back = mapping_from_zigzag(problem, mapping_to_zigzag(problem, mapping))
+    # written as read back: two loops of one dimension at two levels may
+    # come back as one loop at the lower level, so the file is the fixed
+    # point that reads back to itself
+    entries = mapping_to_zigzag(problem, back)
     value = evaluate_multilevel(problem, back).objective(objective)
     own = evaluate_multilevel(problem, mapping).objective(objective)
     return Exported(entries, value, abs(value - own) <= 1e-9 * max(1.0, abs(own)))
