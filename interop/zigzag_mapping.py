@@ -11,11 +11,17 @@ The file does not say which memory each temporal loop belongs to: ZigZag's
 own mapper allocates them, filling its memories from the bottom up.
 mapcert does the same on its chain of levels, innermost first: each level
 takes as many of the remaining innermost loops as fit in it while every
-level above can still hold its tiles (a loop moved from the level above
-into a level below never adds accesses, and the chain stays feasible).
-This gives the one mapping of mapcert's space the file describes; the
-exporter writes the optimum's loops in the same order, so what it writes
-reads back to a mapping of the same objective.
+level above can still hold its tiles, and stops before a second loop of a
+dimension it already runs with other loops between (mapcert runs one loop
+per dimension at each level).  This gives the one mapping of mapcert's
+space the file describes.
+
+Writing a mapping the other way loses where its loops sit, so a loop that
+runs above the array in mapcert's mapping but fits below it comes back
+below the array's unrolling, a different mapping.  The exporter reads its
+own file back, tries other orders of one memory's loops with the same
+objective when that costs more, writes the mapping as read back (a fixed
+point), and says whether it reads back to the objective it was given.
 """
 
 from __future__ import annotations
@@ -231,19 +237,32 @@ def _allocate(problem: MultiLevelProblem, loops: list[tuple[str, int]], spatial:
             raise MappingError(path, f"memory {hier.levels[level].name} overflows with the spatial unrolling "
                                      "alone (its tile of the loops unrolled below it does not fit)")
         most[level] = fitting
-    window = max((i + 1 for i, (d, _) in enumerate(loops) if d in ("R", "S")), default=0)
-    if most[1] < window:
-        name = hier.levels[1].name
-        raise MappingError(path, f"the filter loops (FY, FX) must all lie below {hier.levels[0].name} (mapcert's "
-                                 f"off-chip memory never splits the window), but {name} overflows with them")
-    cuts = {0: n, K: 0}
-    for level in range(1, K):
-        cuts[level] = min(most[j] for j in range(1, level + 1))
+    cuts = {K: 0}
+    for level in range(K - 1, 0, -1):
+        cut, limit = cuts[level + 1], min(most[j] for j in range(1, level + 1))
+        named: list[str] = []
+        while cut < limit:  # a level runs one loop per dimension: stop before a second one
+            dim = loops[cut][0]
+            if dim in named and named[-1] != dim:
+                break
+            if dim not in named:
+                named.append(dim)
+            cut += 1
+        cuts[level] = cut
+    cuts[0] = n
+    window = [MAPCERT_TO_ZIGZAG[d] for d, _ in loops[cuts[1]:] if d in ("R", "S")]
+    if window:
+        last = max(i + 1 for i, (d, _) in enumerate(loops) if d in ("R", "S"))
+        why = (f"{hier.levels[1].name} overflows with them" if most[1] < last else
+               f"{hier.levels[1].name} would run two loops of one dimension with others between them")
+        raise MappingError(path, f"the filter loops ({', '.join(window)}) must all lie below "
+                                 f"{hier.levels[0].name} (mapcert's off-chip memory never splits the window), "
+                                 f"but {why}")
     blocks = []
     for level in range(K):
         block = loops[cuts[level + 1]:cuts[level]]
         factors = {d: 1 for d in DIMS}
-        named: list[str] = []  # innermost first
+        named = []  # innermost first
         for dim, size in block:
             if named and named[-1] == dim:
                 factors[dim] *= size
@@ -292,14 +311,61 @@ def mapping_to_zigzag(problem: MultiLevelProblem, mapping: MultiLevelMapping) ->
     return [entry]
 
 
+def _read_back(problem: MultiLevelProblem, mapping: MultiLevelMapping) -> MultiLevelMapping | None:
+    try:
+        return mapping_from_zigzag(problem, mapping_to_zigzag(problem, mapping))
+    except MappingError:
+        return None
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(1.0, abs(b))
+
+
+def _stopping_orders(problem: MultiLevelProblem, mapping: MultiLevelMapping, objective: str, own: float):
+    """Mappings equal to ``mapping`` but for the order of one level's loops,
+    with the same objective: another loop innermost in a block may stop the
+    level below from taking it when the file is read."""
+    for level in range(len(mapping.levels) - 1, -1, -1):
+        loops = mapping.levels[level]
+        named = [d for d in loops.order if loops.factors.get(d, 1) > 1]
+        for dim in named[:-1]:  # make ``dim`` the innermost loop of this level
+            order = tuple([d for d in loops.order if d != dim] + [dim])
+            levels = list(mapping.levels)
+            levels[level] = LevelLoops(factors=loops.factors, order=order)
+            candidate = MultiLevelMapping(levels=tuple(levels), fanouts=mapping.fanouts, keep=mapping.keep)
+            if _same(evaluate_multilevel(problem, candidate).objective(objective), own):
+                yield candidate
+
+
 def export(problem: MultiLevelProblem, mapping: MultiLevelMapping, objective: str) -> Exported:
-    """The entries of ``mapping`` and what they read back to (the file gives
-    no memory per loop, so reading it allocates the loops again)."""
-    back = mapping_from_zigzag(problem, mapping_to_zigzag(problem, mapping))
-    # written as read back: two loops of one dimension at two levels may
-    # come back as one loop at the lower level, so the file is the fixed
-    # point that reads back to itself
-    entries = mapping_to_zigzag(problem, back)
-    value = evaluate_multilevel(problem, back).objective(objective)
+    """The entries of ``mapping`` and what they read back to.
+
+    The file gives no memory per loop, so reading it lets each memory take
+    every loop that fits (as ZigZag's allocator does), and a loop that fits
+    below the array but runs above it in ``mapping`` would move below the
+    array's unrolling, which can cost more.  When it does, the loops of one
+    memory are tried in other orders of the same objective, innermost loop
+    first, until the file reads back to ``mapping``'s objective.  The entries
+    are those of the mapping read back (a fixed point: reading them again
+    gives the same mapping)."""
     own = evaluate_multilevel(problem, mapping).objective(objective)
-    return Exported(entries, value, abs(value - own) <= 1e-9 * max(1.0, abs(own)))
+    frontier, tried = [mapping], 0
+    best = None
+    while frontier and tried < 200:
+        current = frontier.pop(0)
+        tried += 1
+        back = _read_back(problem, current)
+        if back is None:
+            continue
+        value = evaluate_multilevel(problem, back).objective(objective)
+        if best is None or value < best[1]:
+            best = (back, value)
+        if _same(value, own):
+            break
+        if tried == 1:
+            frontier.extend(_stopping_orders(problem, current, objective, own))
+    if best is None:
+        raise MappingError((), "the mapping cannot be written as a ZigZag temporal ordering that reads back")
+    back, value = best
+    return Exported(mapping_to_zigzag(problem, back), value, _same(value, own))

@@ -195,3 +195,79 @@ def test_import_does_not_overwrite(cli, tpu_instance):
     before = tpu_instance.read_text()
     line = _one_line(cli, "import", "zigzag", str(CONV), str(TPU), "--layer", "conv1", "-o", str(tpu_instance))
     assert "--force" in line and tpu_instance.read_text() == before
+
+
+def _random_mappings(problem, count: int, seed: int):
+    """Random fitting mappings of ``problem``: each dimension's divisors spread
+    over the levels and the fan-out, random orders."""
+    import random
+
+    from mapcert.formulations.tiling.multilevel.problem import (DIMS, LevelLoops, MultiLevelMapping, SpatialLoops,
+                                                                layer_extent)
+
+    rnd = random.Random(seed)
+    hier = problem.hierarchy
+    K = len(hier.levels)
+    found, tries = [], 0
+    while len(found) < count and tries < 20_000:
+        tries += 1
+        factors = [{d: 1 for d in DIMS} for _ in range(K)]
+        rows, cols = {}, {}
+        for d in DIMS:
+            rest = layer_extent(problem.layer, d)
+            primes = []
+            p = 2
+            while rest > 1:
+                while rest % p == 0:
+                    primes.append(p)
+                    rest //= p
+                p += 1
+            for prime in primes:
+                where = rnd.randrange(K + 2)
+                if where == K:
+                    rows[d] = rows.get(d, 1) * prime
+                elif where == K + 1:
+                    cols[d] = cols.get(d, 1) * prime
+                elif where == 0 and d in "RS":
+                    factors[K - 1][d] *= prime
+                else:
+                    factors[where][d] *= prime
+        fan = hier.fanouts[0]
+        if prod_of(rows) > fan.rows or prod_of(cols) > fan.cols:
+            continue
+        levels = []
+        for f in factors:
+            order = list(DIMS)
+            rnd.shuffle(order)
+            levels.append(LevelLoops(factors=f, order=tuple(order)))
+        mapping = MultiLevelMapping(levels=tuple(levels), fanouts=(SpatialLoops(rows, cols),))
+        if evaluate_multilevel(problem, mapping).fits:
+            found.append(mapping)
+    return found
+
+
+def prod_of(values: dict) -> int:
+    out = 1
+    for v in values.values():
+        out *= v
+    return out
+
+
+@pytest.mark.parametrize("hardware", [TPU, EYERISS], ids=["tpu", "eyeriss"])
+def test_an_export_reads_back_to_what_it_says(hardware):
+    """The file gives no memory per loop: reading it lets each memory from the
+    bottom take every loop that still fits.  For any mapping, the exported
+    entries read back to the objective the export reports, and exporting
+    what was read back writes the same entries (a fixed point); the optimum
+    reads back to itself."""
+    from mapcert.interop.zigzag_mapping import export as export_entries
+
+    problem = load_document(import_instance(CONV, hardware, layer="conv1"))
+    mappings = _random_mappings(problem, 30, seed=1)
+    assert len(mappings) >= 20
+    for mapping in mappings:
+        exported = export_entries(problem, mapping, "energy")
+        back = read_mapping_from(problem, exported.entries)
+        assert evaluate_multilevel(problem, back).fits
+        assert evaluate_multilevel(problem, back).energy == pytest.approx(exported.objective, rel=1e-12)
+        assert export_entries(problem, back, "energy").entries == exported.entries
