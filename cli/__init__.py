@@ -168,7 +168,7 @@ def solve(
         if output is not None:
             out.print(f"result saved to {output}")
         if said:
-            out.print(said, markup=False)
+            out.print(said, markup=False, soft_wrap=True)
     raise _Exit(_exit_code(result.status))
 
 

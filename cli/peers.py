@@ -23,8 +23,10 @@ import_app = typer.Typer(add_completion=False, no_args_is_help=True,
 def _zigzag_export(problem, mapping, objective: str, output: Path) -> str:
     from ..interop.zigzag import export_mapping
 
-    value, same = export_mapping(problem, mapping, objective, output)
+    value, same, allocation = export_mapping(problem, mapping, objective, output)
     note = "" if same else f" (it reads back to {objective} {value:.6g}, not the optimum's)"
+    if allocation:
+        note += f"; note: {allocation}"
     return f"wrote {output}: the mapping in ZigZag's format{note}"
 
 
@@ -38,7 +40,14 @@ def _zigzag_mapping(problem, path: Path, data):
     if not isinstance(problem, MultiLevelProblem):
         raise InstanceError([Issue(str(path), 1, "(document)", "a ZigZag mapping maps one layer on a memory "
                                                                "hierarchy; this instance is of another kind")])
-    return read_mapping(problem, path)
+    from . import err
+
+    notes: list[str] = []
+    mapping = read_mapping(problem, path, notes)
+    for note in notes:
+        err.print(f"note: {path}: {note}; scored: mapcert's reading (docs/interop.md)", markup=False,
+                  soft_wrap=True)
+    return mapping
 
 
 EXPORTERS: dict[str, Callable] = {"zigzag": _zigzag_export}

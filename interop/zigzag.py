@@ -107,8 +107,10 @@ def instance_text(instance: dict, sources: list[Path]) -> str:
     return head + yaml.safe_dump(instance, sort_keys=False, default_flow_style=None, width=110)
 
 
-def read_mapping(problem, path: str | Path):
-    """The mapcert mapping a ZigZag mapping file gives ``problem``.
+def read_mapping(problem, path: str | Path, notes: list[str] | None = None):
+    """The mapcert mapping a ZigZag mapping file gives ``problem`` (``notes``
+    receives a sentence when ZigZag's own allocator would place its loops
+    otherwise).
 
     Raises
     ------
@@ -117,15 +119,16 @@ def read_mapping(problem, path: str | Path):
     """
     data, where = read(path)
     try:
-        return mapping_from_zigzag(problem, data)
+        return mapping_from_zigzag(problem, data, notes)
     except MappingError as exc:
         where.add(exc.path, str(exc))
         raise InstanceError(where.issues) from None
 
 
-def export_mapping(problem, mapping, objective: str, output: str | Path) -> tuple[float, bool]:
+def export_mapping(problem, mapping, objective: str, output: str | Path) -> tuple[float, bool, str | None]:
     """Write ``mapping`` as a ZigZag mapping file; returns the objective it
-    reads back to and whether that equals the mapping's own.
+    reads back to, whether that equals the mapping's own, and why ZigZag's
+    own allocator would place the loops otherwise (None when it agrees).
 
     Raises
     ------
@@ -142,7 +145,7 @@ def export_mapping(problem, mapping, objective: str, output: str | Path) -> tupl
             "# temporal_ordering lists the loops innermost first, memory by memory from the innermost.\n")
     body: Any = exported.entries
     Path(output).write_text(head + yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=110))
-    return exported.objective, exported.reads_back
+    return exported.objective, exported.reads_back, exported.note
 
 
 def located(path: str | Path) -> Located:

@@ -98,7 +98,7 @@ def _dim(name: Any, path: tuple) -> str:
     return ours
 
 
-def mapping_from_zigzag(problem: MultiLevelProblem, entries: Any) -> MultiLevelMapping:
+def mapping_from_zigzag(problem: MultiLevelProblem, entries: Any, notes: list[str] | None = None) -> MultiLevelMapping:
     """The mapcert mapping a ZigZag mapping file gives ``problem``.
 
     Parameters
@@ -108,6 +108,9 @@ def mapping_from_zigzag(problem: MultiLevelProblem, entries: Any) -> MultiLevelM
         the array dimensions, ``D1xD2``).
     entries
         The parsed mapping file.
+    notes
+        Where to say that ZigZag's own allocator would place the loops
+        otherwise (``zigzag_allocation``), when given.
 
     Raises
     ------
@@ -143,10 +146,18 @@ def mapping_from_zigzag(problem: MultiLevelProblem, entries: Any) -> MultiLevelM
             raise MappingError(path, f"unrolls {used} loop iterations on {array_dim}, which has {size}")
         target = getattr(spatial[f], axis)
         for dim, factor in loops:
-            target[dim] = target.get(dim, 1) * factor
+            # ZigZag clips an unrolling to what remains of the loop (C = 3 on a D of 32 unrolls 3)
+            left = extent[dim] // prod(loops_.factor(dim) for loops_ in spatial)
+            target[dim] = target.get(dim, 1) * (left if factor > left else factor)
     s = {d: prod(loops.factor(d) for loops in spatial) for d in DIMS}
     temporal = _temporal(entry.get("temporal_ordering"), extent, s, base + ("temporal_ordering",))
-    mapping = _allocate(problem, temporal, tuple(spatial), base + ("temporal_ordering",))
+    mapping, cuts = _allocate(problem, temporal, tuple(spatial), base + ("temporal_ordering",))
+    if notes is not None:
+        from .zigzag_allocation import difference
+
+        note = difference(problem, temporal, tuple(spatial), cuts)
+        if note:
+            notes.append(note)
     problems = mapping_problems(layer, hier, mapping)
     if problems:
         raise MappingError(base, "; ".join(problems))
@@ -220,7 +231,7 @@ def _tile_bits(problem: MultiLevelProblem, level: int, below: list[tuple[str, in
 
 
 def _allocate(problem: MultiLevelProblem, loops: list[tuple[str, int]], spatial: tuple[SpatialLoops, ...],
-              path: tuple) -> MultiLevelMapping:
+              path: tuple) -> tuple[MultiLevelMapping, dict[int, int]]:
     """Per level, the loops it runs: each level from the bottom takes the most
     remaining loops that still leave every level above room for its tile."""
     hier = problem.hierarchy
@@ -275,7 +286,7 @@ def _allocate(problem: MultiLevelProblem, loops: list[tuple[str, int]], spatial:
             factors[dim] *= size
         order = tuple([d for d in DIMS if d not in named] + named[::-1])
         blocks.append(LevelLoops(factors=factors, order=order))
-    return MultiLevelMapping(levels=tuple(blocks), fanouts=spatial)
+    return MultiLevelMapping(levels=tuple(blocks), fanouts=spatial), cuts
 
 
 @dataclass(frozen=True)
@@ -286,6 +297,8 @@ class Exported:
     objective: float
     reads_back: bool
     """Whether the file reads back to a mapping of the same objective."""
+    note: str | None = None
+    """Why ZigZag's own allocator would place the loops otherwise (None: it agrees)."""
 
 
 def mapping_to_zigzag(problem: MultiLevelProblem, mapping: MultiLevelMapping) -> list[dict]:
@@ -368,4 +381,7 @@ def export(problem: MultiLevelProblem, mapping: MultiLevelMapping, objective: st
     if best is None:
         raise MappingError((), "the mapping cannot be written as a ZigZag temporal ordering that reads back")
     back, value = best
-    return Exported(mapping_to_zigzag(problem, back), value, _same(value, own))
+    entries = mapping_to_zigzag(problem, back)
+    notes: list[str] = []
+    mapping_from_zigzag(problem, entries, notes)
+    return Exported(entries, value, _same(value, own), notes[0] if notes else None)

@@ -271,3 +271,17 @@ def test_an_export_reads_back_to_what_it_says(hardware):
         assert evaluate_multilevel(problem, back).fits
         assert evaluate_multilevel(problem, back).energy == pytest.approx(exported.objective, rel=1e-12)
         assert export_entries(problem, back, "energy").entries == exported.entries
+
+
+def test_a_note_says_when_zigzags_allocator_would_differ():
+    """mapcert cuts every operand of a memory at one loop, inside every memory
+    above; ZigZag's allocator cuts each operand on its own.  Reading a file
+    says when the two differ (and scores mapcert's reading)."""
+    tpu = load_document(import_instance(CONV, TPU, layer="conv1"))
+    notes: list[str] = []
+    read_mapping(tpu, TPU_MAPPING, notes)
+    assert len(notes) == 1 and "rf_16B" in notes[0] and "of W" in notes[0]
+    eyeriss = load_document(import_instance(CONV, EYERISS, layer="conv1"))
+    notes = []
+    read_mapping(eyeriss, EYERISS_MAPPING, notes)
+    assert notes == []
