@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from ..instances import InstanceError, Issue, Located
+from ..instances import InstanceError, Issue
 from .zigzag_common import DEFAULT_LINKS, LAYER_TENSORS, fail, read
 from .zigzag_hardware import read_hardware
 from .zigzag_mapping import MappingError, export, is_zigzag_mapping, mapping_from_zigzag, pick_entry
@@ -147,7 +147,3 @@ def export_mapping(problem, mapping, objective: str, output: str | Path) -> tupl
     Path(output).write_text(head + yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=110))
     return exported.objective, exported.reads_back, exported.note
 
-
-def located(path: str | Path) -> Located:
-    """Lines of a ZigZag file (for callers that add their own problems)."""
-    return read(path)[1]

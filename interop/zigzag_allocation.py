@@ -27,7 +27,7 @@ from math import prod
 import numpy as np
 
 from ..formulations.tiling.multilevel.cost import tile_elements
-from ..formulations.tiling.multilevel.problem import DIMS, MultiLevelMapping, MultiLevelProblem, SpatialLoops
+from ..formulations.tiling.multilevel.problem import DIMS, MultiLevelProblem, SpatialLoops
 
 SUMMED = ("C", "R", "S")
 """Dimensions whose loops sum into an output word (irrelevant to outputs)."""
