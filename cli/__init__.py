@@ -118,12 +118,18 @@ def solve(
                                     help="Execute the solution in the family's functional model (on by default)."),
     heuristics: bool = typer.Option(True, "--heuristics/--no-heuristics",
                                     help="Score the family's quick heuristics against the optimum (on by default)."),
+    export: Optional[tuple[str, Path]] = typer.Option(None, "--export",
+                                                      help="FORMAT OUT: also write the optimal mapping in a peer's "
+                                                           "format (zigzag)."),
 ) -> None:
     """Find the optimal mapping of an instance (or of every distinct layer of a network) and certify it."""
     problem = _load(file)
     family = registry.family_of(problem)
     _check_time_limit(time_limit)
     _refuse_overwrite(output, force)
+    export = None if export is None or export[0] is None else export
+    if export is not None:
+        _check_export(export, family, problem, force)
     parts = family.parts(problem)
     try:
         if parts is None:
@@ -149,13 +155,31 @@ def solve(
         line = line_of(file, family.infeasible_field)
         field = ".".join(str(p) for p in family.infeasible_field)
         _fail_input([str(Issue(str(file), line, field, f"no feasible solution: {result.message}"))])
+    said = None
+    if export is not None and result.solution_object is not None:
+        try:
+            said = peers.export(export[0], problem, result.solution_object, family.objective_name(problem), export[1])
+        except InstanceError as exc:
+            _fail_input([str(i) for i in exc.issues])
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         render.render_result(out, family, problem, result)
         if output is not None:
             out.print(f"result saved to {output}")
+        if said:
+            out.print(said, markup=False, soft_wrap=True)
     raise _Exit(_exit_code(result.status))
+
+
+def _check_export(export: tuple[str, Path], family, problem, force: bool) -> None:
+    """Refuse an unknown format, a network or an existing file before solving."""
+    fmt, path = export
+    if fmt not in peers.EXPORTERS:
+        _fail_input([f"--export: unknown format {fmt!r}; one of {', '.join(peers.EXPORTERS)}"])
+    if family.parts(problem) is not None:
+        _fail_input([f"--export: {fmt} takes the mapping of one layer; this instance is a network"])
+    _refuse_overwrite(path, force)
 
 
 @app.command()
@@ -302,6 +326,12 @@ def compare(
 def _read_user_solution(family, problem, path: Path):
     """A solution of ``problem`` from YAML, or a clear exit 2 naming what is wrong."""
     data = _read_yaml_file(path)
+    try:
+        peer = peers.read_peer_mapping(problem, path, data)
+    except InstanceError as exc:
+        _fail_input([str(i) for i in exc.issues])
+    if peer is not None:
+        return peer
     if isinstance(data, dict) and isinstance(data.get("solution"), dict):
         data = data["solution"]
     if isinstance(data, dict) and isinstance(data.get("mapping"), dict):
@@ -439,6 +469,9 @@ def _click_exceptions() -> tuple[type, ...]:
 
 
 from . import sweeps as _sweeps  # noqa: E402,F401  (registers `sweep` and `results`)
+from . import peers  # noqa: E402
+
+app.add_typer(peers.import_app, name="import")
 
 
 def main(argv: list[str] | None = None) -> int:

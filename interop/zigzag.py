@@ -1,0 +1,149 @@
+"""ZigZag files in and out: the stages, in order.
+
+1. ``import_instance``: a workload file (one layer chosen), a hardware file
+   and optionally a mapping file (for its ``memory_operand_links``) become
+   a mapcert multi-level tiling instance (``zigzag_workload``,
+   ``zigzag_hardware``), written as YAML a person can read and edit.
+2. ``read_mapping``: a ZigZag mapping file becomes a mapcert mapping of an
+   imported problem (``zigzag_mapping``), for ``mapcert compare --mapping``.
+3. ``export_mapping``: a mapcert mapping becomes a ZigZag mapping file, for
+   ``mapcert solve --export zigzag``.
+
+Every problem is an input error ``file:line: field: what is wrong``
+(``InstanceError``), naming the layer, memory, array dimension or loop.
+docs/interop.md lists every field read and what is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..instances import InstanceError, Issue
+from .zigzag_common import DEFAULT_LINKS, LAYER_TENSORS, fail, read
+from .zigzag_hardware import read_hardware
+from .zigzag_mapping import MappingError, export, is_zigzag_mapping, mapping_from_zigzag, pick_entry
+from .zigzag_workload import pick_layer, read_layer
+
+__all__ = ["import_instance", "read_mapping", "export_mapping", "is_zigzag_mapping", "instance_text"]
+
+
+def _links(mapping: Path | None, layer_name: str, operator_type: str) -> dict[str, str]:
+    """The ``memory_operand_links`` ZigZag would use for the layer."""
+    if mapping is None:
+        return dict(DEFAULT_LINKS)
+    data, where = read(mapping)
+    if not is_zigzag_mapping(data):
+        where.add((), "not a ZigZag mapping (a list of entries with name, spatial_mapping, temporal_ordering "
+                      "and memory_operand_links)")
+        fail(where)
+    try:
+        index, entry = pick_entry(data, layer_name, (operator_type,))
+    except MappingError as exc:
+        where.add(exc.path, str(exc))
+        fail(where)
+    links = entry.get("memory_operand_links") or DEFAULT_LINKS
+    path = (index, "memory_operand_links")
+    if not isinstance(links, dict):
+        where.add(path, "must map the layer operands O, W, I to memory operands")
+        fail(where)
+    for key, value in links.items():
+        if key not in LAYER_TENSORS:
+            where.add(path + (key,), f"unknown layer operand {key}; a layer has O, W and I")
+        if str(value) not in ("I1", "I2", "O"):
+            where.add(path + (key,), f"unknown memory operand {value!r}; memories serve I1, I2 and O")
+    if len(set(map(str, links.values()))) != len(links):
+        where.add(path, "two layer operands share one memory operand")
+    fail(where)
+    return {str(k): str(v) for k, v in links.items()}
+
+
+def import_instance(workload: str | Path, hardware: str | Path, mapping: str | Path | None = None,
+                    layer: str | None = None, objective: str = "energy") -> dict:
+    """A mapcert tiling instance from ZigZag files.
+
+    Parameters
+    ----------
+    workload, hardware
+        ZigZag's workload and hardware YAML.
+    mapping
+        A ZigZag mapping file; only its ``memory_operand_links`` are read here.
+    layer
+        The layer's name or id (needed when the workload has several layers
+        with weights).
+    objective
+        ``energy`` (ZigZag's), ``latency``, ``edp`` or ``offchip_traffic``.
+
+    Returns
+    -------
+    dict
+        The instance (``mapcert.instances.load_document`` reads it).
+
+    Raises
+    ------
+    InstanceError
+        One line per problem, naming the file, line and field.
+    """
+    data, where = read(workload)
+    picked = pick_layer(data, where, layer)
+    fail(where)
+    index, raw = picked
+    path = (index,) if isinstance(data, list) else ()
+    zz_layer = read_layer(raw, where, path)
+    fail(where)
+    links = _links(Path(mapping) if mapping is not None else None, zz_layer.name, zz_layer.operator_type)
+    hw_data, hw_where = read(hardware)
+    hw = read_hardware(hw_data, hw_where, links)
+    fail(hw_where)
+    return {"family": "tiling", "workload": zz_layer.workload, "hardware": hw.hardware, "objective": objective}
+
+
+def instance_text(instance: dict, sources: list[Path]) -> str:
+    """The instance as YAML with a header naming the files it came from."""
+    head = "# Imported from ZigZag: " + ", ".join(str(p) for p in sources) + "\n"
+    head += "# Fan-outs are named after ZigZag's array dimensions (rows x columns); docs/interop.md\n"
+    return head + yaml.safe_dump(instance, sort_keys=False, default_flow_style=None, width=110)
+
+
+def read_mapping(problem, path: str | Path, notes: list[str] | None = None):
+    """The mapcert mapping a ZigZag mapping file gives ``problem`` (``notes``
+    receives a sentence when ZigZag's own allocator would place its loops
+    otherwise).
+
+    Raises
+    ------
+    InstanceError
+        One line naming the file, the line and the field at fault.
+    """
+    data, where = read(path)
+    try:
+        return mapping_from_zigzag(problem, data, notes)
+    except MappingError as exc:
+        where.add(exc.path, str(exc))
+        raise InstanceError(where.issues) from None
+
+
+def export_mapping(problem, mapping, objective: str, output: str | Path) -> tuple[float, bool, str | None]:
+    """Write ``mapping`` as a ZigZag mapping file; returns the objective it
+    reads back to, whether that equals the mapping's own, and why ZigZag's
+    own allocator would place the loops otherwise (None when it agrees).
+
+    Raises
+    ------
+    InstanceError
+        The problem's hierarchy was not imported from ZigZag (its fan-outs
+        are not named after array dimensions).
+    """
+    try:
+        exported = export(problem, mapping, objective)
+    except MappingError as exc:
+        raise InstanceError([Issue(str(output), 1, "(export)", str(exc))]) from None
+    head = (f"# The optimum of mapcert for layer {problem.layer.name} on {problem.hierarchy.name} "
+            f"({objective} {exported.objective:.6g}).\n"
+            "# temporal_ordering lists the loops innermost first, memory by memory from the innermost.\n")
+    body: Any = exported.entries
+    Path(output).write_text(head + yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=110))
+    return exported.objective, exported.reads_back, exported.note
+

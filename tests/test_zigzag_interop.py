@@ -1,0 +1,287 @@
+"""ZigZag files in and out: a ZigZag workload, hardware and mapping import,
+solve to a proved optimum, the mapping is scored against it with a passing
+functional check, and the exported optimum reads back to the same
+objective; malformed files exit 2 with one line naming the memory, array
+dimension or loop at fault.  The fixtures follow ZigZag's published files
+(zigzag/inputs/{workload,hardware,mapping}), scaled down to solve in a
+second."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mapcert.formulations.tiling.multilevel.cost import evaluate_multilevel
+from mapcert.instances import InstanceError, load, load_document
+from mapcert.interop.zigzag import import_instance, read_mapping
+from mapcert.interop.zigzag_mapping import export, mapping_to_zigzag
+from mapcert.pipeline import solve
+
+FIX = Path(__file__).resolve().parent / "fixtures" / "zigzag"
+CONV = FIX / "conv_small.yaml"
+TPU, TPU_MAPPING = FIX / "tpu_small.yaml", FIX / "tpu_small_mapping.yaml"
+EYERISS, EYERISS_MAPPING = FIX / "eyeriss_small.yaml", FIX / "eyeriss_small_mapping.yaml"
+
+
+@pytest.fixture(scope="module")
+def tpu_instance(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("zigzag") / "instance.yaml"
+    from tests.helpers import run_cli
+
+    code, _, stderr = run_cli("import", "zigzag", str(CONV), str(TPU), "--mapping", str(TPU_MAPPING), "-o", str(path))
+    assert code == 0, stderr
+    return path
+
+
+def test_import_reads_the_layer_and_the_hierarchy(tpu_instance):
+    data = yaml.safe_load(tpu_instance.read_text())
+    assert data["workload"]["dims"] == {"N": 1, "M": 8, "C": 4, "P": 4, "Q": 4, "R": 3, "S": 3}
+    assert data["workload"]["precision"] == {"inputs": 8, "weights": 8, "outputs": 8, "psums": 16}
+    hw = data["hardware"]
+    assert [level["name"] for level in hw["levels"]] == ["dram", "sram_512B", "rf_4B", "rf_16B"]
+    assert hw["levels"][1]["holds"] == ["inputs", "outputs"] and hw["levels"][1]["capacity"] == 512
+    assert hw["fanouts"] == [{"name": "D1xD2", "above": "rf_4B", "y": 4, "x": 4}]
+    assert hw["mac_energy"] == 0.04
+    problem = load(tpu_instance)
+    assert problem.hierarchy.levels[3].per_pe and not problem.hierarchy.levels[1].per_pe
+
+
+def test_cli_solves_scores_the_mapping_and_exports(cli, tpu_instance, tmp_path):
+    exported = tmp_path / "optimum.yaml"
+    code, stdout, stderr = cli("solve", str(tpu_instance), "-t", "20", "--no-heuristics", "--no-functional",
+                               "--export", "zigzag", str(exported))
+    assert code == 0, stderr
+    assert "wrote" in stdout and "not the optimum" not in stdout
+    code, stdout, stderr = cli("compare", str(tpu_instance), "--methods", "cpsat", "-t", "20", "--json",
+                               "--mapping", str(TPU_MAPPING), "--mapping", str(exported))
+    assert code == 0, stderr
+    data = json.loads(stdout)
+    assert data["status"] == "optimal"
+    rows = {row["method"]: row for row in data["rows"]}
+    theirs, ours = rows[f"mapping: {TPU_MAPPING.name}"], rows[f"mapping: {exported.name}"]
+    assert theirs["functional"] == "passed" and ours["functional"] == "passed"
+    assert theirs["objective"] >= data["optimum"] and theirs["gap"] > 0
+    assert ours["objective"] == pytest.approx(data["optimum"], rel=1e-12)
+    # the exported file is ZigZag's format: a default entry, 'DIM, FACTOR' unrollings, loops innermost first
+    entry = yaml.safe_load(exported.read_text())[0]
+    assert entry["name"] == "default" and set(entry) == {"name", "spatial_mapping", "temporal_ordering",
+                                                        "memory_operand_links"}
+    assert all(isinstance(s, str) and ", " in s for v in entry["spatial_mapping"].values() for s in v)
+
+
+def test_eyeriss_round_trip_gives_the_same_mapping_and_objective():
+    """A second published hardware (per-operand memories at three depths):
+    import, solve, export, import again, export again."""
+    problem = load_document(import_instance(CONV, EYERISS, layer="conv1"))
+    assert [lvl.name for lvl in problem.hierarchy.levels] == [
+        "dram", "sram_2KB", "sram_512B", "sram_256B", "rf_8B_O", "rf_16B_W", "rf_8B_A"]
+    theirs = read_mapping(problem, EYERISS_MAPPING)
+    metrics = evaluate_multilevel(problem, theirs)
+    assert metrics.fits
+    # row-stationary-like: output columns on D1 (rows of the fan-out), filter rows on D2
+    assert theirs.fanouts[0].rows == {"Q": 4} and theirs.fanouts[0].cols == {"R": 3}
+    result = solve(problem, "cpsat", 30, functional=True, heuristics=False)
+    assert result.status.value == "optimal"
+    assert result.certificate.functional.passed
+    assert metrics.energy >= result.objective
+    first = export(problem, result.solution_object, "energy")
+    assert first.reads_back and first.objective == pytest.approx(result.objective, rel=1e-12)
+    again = read_mapping_from(problem, first.entries)
+    assert mapping_to_zigzag(problem, again) == first.entries
+    assert evaluate_multilevel(problem, again).energy == pytest.approx(result.objective, rel=1e-12)
+
+
+def read_mapping_from(problem, entries):
+    from mapcert.interop.zigzag_mapping import mapping_from_zigzag
+
+    return mapping_from_zigzag(problem, entries)
+
+
+def test_a_gemm_reads_its_operands_by_role():
+    problem = load_document(import_instance(FIX / "gemm_small.yaml", TPU))
+    layer = problem.layer
+    assert (layer.op, layer.N, layer.M, layer.C) == ("matmul", 8, 8, 16)
+    assert layer.precision.psums == 32
+
+
+def test_a_strided_layer_with_other_loop_names():
+    text = """
+- id: 3
+  name: odd
+  operator_type: Conv
+  equation: O[n][m][y][x]+=W[m][ch][ky][kx]*I[n][ch][iy][ix]
+  dimension_relations: [iy=2*y+1*ky, ix=2*x+2*kx]
+  loop_dims: [N, M, CH, Y, X, KY, KX]
+  loop_sizes: [2, 4, 3, 5, 6, 3, 2]
+  operand_precision: {I: 8, W: 4, O: 24}
+"""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        wl = Path(folder) / "odd.yaml"
+        wl.write_text(text)
+        workload = import_instance(wl, TPU)["workload"]
+    assert workload["dims"] == {"N": 2, "M": 4, "C": 3, "P": 5, "Q": 6, "R": 3, "S": 2}
+    assert workload["stride"] == 2 and workload["dilation"] == [1, 2]
+    assert workload["precision"] == {"inputs": 8, "weights": 4, "outputs": 24, "psums": 24}
+
+
+def _one_line(cli, *args) -> str:
+    code, _, stderr = cli(*args)
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr
+    return lines[0]
+
+
+def test_malformed_hardware_and_workload_are_refused(cli, tmp_path):
+    bad = tmp_path / "unknown_operand.yaml"
+    bad.write_text(TPU.read_text().replace("operands: [I1, O]", "operands: [I3, O]"))
+    line = _one_line(cli, "import", "zigzag", str(CONV), str(bad))
+    assert line.startswith(f"{bad}:") and "sram_512B" in line and "I3" in line
+    edge = tmp_path / "edge.yaml"
+    edge.write_text((FIX / "edge_tpu_small.yaml").read_text().replace("sizes: [2, 2, 2, 2]", "sizes: [1, 2, 2, 2]"))
+    line = _one_line(cli, "import", "zigzag", str(CONV), str(edge))
+    assert "rf_1B" in line and "nest" in line
+    line = _one_line(cli, "import", "zigzag", str(CONV), str(FIX / "edge_tpu_small.yaml"))
+    assert "rf_2B" in line and "D1 x D3 x D4" in line
+    line = _one_line(cli, "import", "zigzag", str(CONV), str(TPU), "--layer", "pool0")
+    assert "pool0" in line and "without weights" in line
+    two = tmp_path / "two_convs.yaml"
+    layers = yaml.safe_load(CONV.read_text())
+    two.write_text(yaml.safe_dump(layers + [dict(layers[1], id=2, name="conv2")]))
+    line = _one_line(cli, "import", "zigzag", str(two), str(TPU))
+    assert "conv1, conv2" in line and "--layer" in line
+
+
+def test_malformed_mappings_are_refused(cli, tpu_instance, tmp_path):
+    sizes = tmp_path / "sizes.yaml"
+    sizes.write_text(TPU_MAPPING.read_text().replace("- K, 4", "- K, 3"))
+    line = _one_line(cli, "compare", str(tpu_instance), "--methods", "cpsat", "--mapping", str(sizes))
+    assert line.startswith(f"{sizes}:") and "K multiply to" in line
+    other = tmp_path / "other.yaml"
+    other.write_text('- name: default\n  spatial_mapping: {D1: ["K, 4"], D3: ["OX, 4"]}\n'
+                     "  temporal_ordering: [[FX, 3], [FY, 3], [OY, 4], [C, 4], [K, 2]]\n")
+    line = _one_line(cli, "compare", str(tpu_instance), "--methods", "cpsat", "--mapping", str(other))
+    assert "D3" in line and "another hardware" in line and ":2:" in line
+    wide = tmp_path / "wide.yaml"
+    wide.write_text('- name: default\n  spatial_mapping: {D1: ["K, 8"]}\n'
+                    "  temporal_ordering: [[FX, 3], [FY, 3], [OY, 4], [OX, 4], [C, 4]]\n")
+    line = _one_line(cli, "compare", str(tpu_instance), "--methods", "cpsat", "--mapping", str(wide))
+    assert "D1" in line and "unrolls 8" in line
+    nothing = tmp_path / "spatial_only.yaml"
+    nothing.write_text('- name: default\n  spatial_mapping: {D1: ["K, 4"]}\n')
+    line = _one_line(cli, "compare", str(tpu_instance), "--methods", "cpsat", "--mapping", str(nothing))
+    assert "temporal_ordering" in line
+
+
+def test_a_tile_that_overflows_is_refused_with_its_memory(tmp_path):
+    small = tmp_path / "tpu_tiny_sram.yaml"
+    small.write_text(TPU.read_text().replace("size: 4096", "size: 1024"))
+    problem = load_document(import_instance(CONV, small, layer="conv1"))
+    mapping = tmp_path / "window_outside.yaml"
+    mapping.write_text('- name: conv1\n  spatial_mapping: {D1: ["K, 4"], D2: ["C, 4"]}\n'
+                       "  temporal_ordering: [[OX, 4], [OY, 4], [K, 2], [FX, 3], [FY, 3]]\n")
+    with pytest.raises(InstanceError) as caught:
+        read_mapping(problem, mapping)
+    text = str(caught.value)
+    assert len(text.splitlines()) == 1 and "sram_512B overflows" in text and text.startswith(f"{mapping}:")
+
+
+def test_import_does_not_overwrite(cli, tpu_instance):
+    before = tpu_instance.read_text()
+    line = _one_line(cli, "import", "zigzag", str(CONV), str(TPU), "--layer", "conv1", "-o", str(tpu_instance))
+    assert "--force" in line and tpu_instance.read_text() == before
+
+
+def _random_mappings(problem, count: int, seed: int):
+    """Random fitting mappings of ``problem``: each dimension's divisors spread
+    over the levels and the fan-out, random orders."""
+    import random
+
+    from mapcert.formulations.tiling.multilevel.problem import (DIMS, LevelLoops, MultiLevelMapping, SpatialLoops,
+                                                                layer_extent)
+
+    rnd = random.Random(seed)
+    hier = problem.hierarchy
+    K = len(hier.levels)
+    found, tries = [], 0
+    while len(found) < count and tries < 20_000:
+        tries += 1
+        factors = [{d: 1 for d in DIMS} for _ in range(K)]
+        rows, cols = {}, {}
+        for d in DIMS:
+            rest = layer_extent(problem.layer, d)
+            primes = []
+            p = 2
+            while rest > 1:
+                while rest % p == 0:
+                    primes.append(p)
+                    rest //= p
+                p += 1
+            for prime in primes:
+                where = rnd.randrange(K + 2)
+                if where == K:
+                    rows[d] = rows.get(d, 1) * prime
+                elif where == K + 1:
+                    cols[d] = cols.get(d, 1) * prime
+                elif where == 0 and d in "RS":
+                    factors[K - 1][d] *= prime
+                else:
+                    factors[where][d] *= prime
+        fan = hier.fanouts[0]
+        if prod_of(rows) > fan.rows or prod_of(cols) > fan.cols:
+            continue
+        levels = []
+        for f in factors:
+            order = list(DIMS)
+            rnd.shuffle(order)
+            levels.append(LevelLoops(factors=f, order=tuple(order)))
+        mapping = MultiLevelMapping(levels=tuple(levels), fanouts=(SpatialLoops(rows, cols),))
+        if evaluate_multilevel(problem, mapping).fits:
+            found.append(mapping)
+    return found
+
+
+def prod_of(values: dict) -> int:
+    out = 1
+    for v in values.values():
+        out *= v
+    return out
+
+
+@pytest.mark.parametrize("hardware", [TPU, EYERISS], ids=["tpu", "eyeriss"])
+def test_an_export_reads_back_to_what_it_says(hardware):
+    """The file gives no memory per loop: reading it lets each memory from the
+    bottom take every loop that still fits.  For any mapping, the exported
+    entries read back to the objective the export reports, and exporting
+    what was read back writes the same entries (a fixed point); the optimum
+    reads back to itself."""
+    from mapcert.interop.zigzag_mapping import export as export_entries
+
+    problem = load_document(import_instance(CONV, hardware, layer="conv1"))
+    mappings = _random_mappings(problem, 30, seed=1)
+    assert len(mappings) >= 20
+    for mapping in mappings:
+        exported = export_entries(problem, mapping, "energy")
+        back = read_mapping_from(problem, exported.entries)
+        assert evaluate_multilevel(problem, back).fits
+        assert evaluate_multilevel(problem, back).energy == pytest.approx(exported.objective, rel=1e-12)
+        assert export_entries(problem, back, "energy").entries == exported.entries
+
+
+def test_a_note_says_when_zigzags_allocator_would_differ():
+    """mapcert cuts every operand of a memory at one loop, inside every memory
+    above; ZigZag's allocator cuts each operand on its own.  Reading a file
+    says when the two differ (and scores mapcert's reading)."""
+    tpu = load_document(import_instance(CONV, TPU, layer="conv1"))
+    notes: list[str] = []
+    read_mapping(tpu, TPU_MAPPING, notes)
+    assert len(notes) == 1 and "rf_16B" in notes[0] and "of W" in notes[0]
+    eyeriss = load_document(import_instance(CONV, EYERISS, layer="conv1"))
+    notes = []
+    read_mapping(eyeriss, EYERISS_MAPPING, notes)
+    assert notes == []
