@@ -93,8 +93,7 @@ def read_hardware(data: Any, where: Located, links: dict[str, str] | None = None
             chain.append(level)
     if where.issues:
         return None
-    chain.reverse()
-    levels, fanouts = _levels_and_fanouts(chain, sizes, where)
+    levels, fanouts = _levels_and_fanouts(_nesting_order(chain), sizes, where)
     if levels is None:
         return None
     array = data["operational_array"]
@@ -200,6 +199,34 @@ def _memory(name: str, raw: Any, sizes: dict, tensor_of: dict, where: Located) -
     order = ("inputs", "weights", "outputs")
     return {"name": name, "size": size, "holds": sorted(holds, key=order.index), "unserved": unserved,
             "read_energy": energies["r_cost"], "write_energy": energies["w_cost"]}
+
+
+def _nesting_order(chain: list[dict]) -> list[dict]:
+    """The memories outermost first, from the file's innermost-first list.
+
+    ZigZag lists each operand's memories innermost first; memories of
+    different operands at one depth are parallel, and mapcert stacks them.
+    Among the stackings that keep every operand's own order, take the one
+    whose memories split the array ever further inwards (each shared along
+    no dimension its outer neighbour splits), when one exists: a weight
+    register shared along the columns goes above a per-PE accumulator, not
+    below it. Ties keep the file's order; with no such stacking, the
+    file's order is returned (and refused with the memory named)."""
+    outer_first = list(reversed(chain))
+    placed: list[dict] = []
+    seen: frozenset = frozenset()
+    remaining = list(outer_first)
+    while remaining:
+        ready = [m for m in remaining
+                 if all(not (set(other["holds"]) & set(m["holds"])) for other in remaining[:remaining.index(m)])]
+        fitting = [m for m in ready if seen <= m["unserved"]]
+        if not fitting:
+            return outer_first
+        chosen = min(fitting, key=lambda m: (len(m["unserved"]), remaining.index(m)))
+        placed.append(chosen)
+        seen = chosen["unserved"]
+        remaining.remove(chosen)
+    return placed
 
 
 def _levels_and_fanouts(chain: list[dict], sizes: dict, where: Located):

@@ -285,3 +285,22 @@ def test_a_note_says_when_zigzags_allocator_would_differ():
     notes = []
     read_mapping(eyeriss, EYERISS_MAPPING, notes)
     assert notes == []
+
+
+def test_parallel_memories_are_stacked_so_that_the_array_splits_inwards(tmp_path):
+    """Tesla's weight register (shared along D2 and D3) is listed before its
+    per-PE accumulator: stacked above it, the 3-D array becomes two nested
+    fan-outs. Its many levels and fractional pJ energies also make a large
+    CP-SAT model, which must stay valid (every domain within int64)."""
+    from mapcert.formulations.tiling.multilevel.cpsat import build_multilevel_cpsat
+    from mapcert.instances import load_text
+
+    instance = import_instance(CONV, FIX / "tesla_npu_like.yaml")
+    hw = instance["hardware"]
+    assert [level["name"] for level in hw["levels"]][-2:] == ["rf_1B", "rf_4B"]
+    assert hw["fanouts"] == [{"name": "D1", "above": "rf_1B", "y": 32, "x": 1},
+                             {"name": "D2xD3", "above": "rf_4B", "y": 32, "x": 4}]
+    instance["workload"]["dims"] = {"N": 1, "M": 64, "C": 64, "P": 56, "Q": 56, "R": 3, "S": 3}
+    problem = load_text(yaml.safe_dump(instance, sort_keys=False))
+    builder = build_multilevel_cpsat(problem)[0]
+    assert builder.m.Validate() == ""

@@ -295,9 +295,16 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
                                                    for t in tuples}))
         return var
 
+    # No access term of a mapping exceeds the MACs: a fill's words times the fills, summed over the
+    # instances, is at most the product of every dimension's extent (docs/tiling-multilevel.md, "Term
+    # structure"), and every partial product of the factors is at most the whole (each factor is at
+    # least 1). Declaring it keeps the sum of the variables' domains within int64, which CP-SAT
+    # requires (deep hierarchies have thousands of product variables).
+    term_cap = max(macs, 1)
+
     def words_of(words):
         factors = [words.const] + [spatial[key] for key in words.spatial] + [halo_var(h) for h in words.halos]
-        return b.product(factors, INT_LIMIT, "words")
+        return b.product(factors, term_cap, "words")
 
     reads = [{t: [] for t in TENSORS} for _ in range(K)]
     writes = [{t: [] for t in TENSORS} for _ in range(K)]
@@ -311,7 +318,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
         literals = [keep[j][X] for j in bd.kept] + [keep[j][X].Not() for j in bd.bypassed]
 
         def term(factors, base, literals=literals):
-            return gated(b.product(factors, INT_LIMIT, base), literals, base + "k")
+            return gated(b.product(factors, term_cap, base), literals, base + "k")
 
         if X != "outputs":
             reads[a][X].append(term([E, parent], f"rd{l}{X[0]}"))
