@@ -104,7 +104,9 @@ def _progress(as_json: bool):
 
 @app.command()
 def solve(
-    file: Path = typer.Argument(..., help="Instance YAML of any family (see README: family, workload, hardware, ...)."),
+    files: list[Path] = typer.Argument(..., help="Instance YAML of any family (see README: family, workload, "
+                                                 "hardware, ...), or Timeloop files (ARCH.yaml PROBLEM.yaml "
+                                                 "[ERT.yaml] ...), imported as `mapcert import timeloop` would."),
     method: Optional[str] = typer.Option(None, "--method", "-m",
                                          help="Exact method (default: the instance's solver.method); "
                                               "`mapcert methods FILE` lists them."),
@@ -118,12 +120,24 @@ def solve(
                                     help="Execute the solution in the family's functional model (on by default)."),
     heuristics: bool = typer.Option(True, "--heuristics/--no-heuristics",
                                     help="Score the family's quick heuristics against the optimum (on by default)."),
+    export: Optional[tuple[str, Path]] = typer.Option(None, "--export", metavar="FORMAT PATH",
+                                                      help="Also write the optimum in a peer's format: "
+                                                           "`--export timeloop OUT.map.yaml`."),
 ) -> None:
     """Find the optimal mapping of an instance (or of every distinct layer of a network) and certify it."""
-    problem = _load(file)
+    file = files[0]
+    loaded = peers.load_files(files, _load)
+    problem = loaded.problem
     family = registry.family_of(problem)
     _check_time_limit(time_limit)
     _refuse_overwrite(output, force)
+    if export is not None:
+        if export[0] != "timeloop":
+            _fail_input([f"--export: unknown format {export[0]!r}; mapcert exports: timeloop"])
+        if family.parts(problem) is not None or family.name != "tiling" or not hasattr(problem, "hierarchy"):
+            _fail_input(["--export timeloop: writes the mapping of one layer on a memory hierarchy "
+                         "(a tiling instance with levels, or Timeloop files)"])
+        _refuse_overwrite(export[1], force)
     parts = family.parts(problem)
     try:
         if parts is None:
@@ -145,6 +159,8 @@ def solve(
         _fail_input([f"{where}: {exc}"])
     if output is not None:
         _save(output, result.to_dict())
+    if export is not None and result.solution_object is not None:
+        peers.export_timeloop(export[1], loaded, file, problem, result.solution_object)
     if result.status == Status.INFEASIBLE and not as_json:
         line = line_of(file, family.infeasible_field)
         field = ".".join(str(p) for p in family.infeasible_field)
@@ -155,6 +171,8 @@ def solve(
         render.render_result(out, family, problem, result)
         if output is not None:
             out.print(f"result saved to {output}")
+        if export is not None and result.solution_object is not None:
+            out.print(f"Timeloop mapping written to {export[1]}", markup=False)
     raise _Exit(_exit_code(result.status))
 
 
@@ -266,7 +284,8 @@ def verify(
 
 @app.command()
 def compare(
-    file: Path = typer.Argument(..., help="Instance YAML of any family (one layer, not a network)."),
+    files: list[Path] = typer.Argument(..., help="Instance YAML of any family (one layer, not a network), or "
+                                                 "Timeloop files (ARCH.yaml PROBLEM.yaml [ERT.yaml] ...)."),
     methods: Optional[str] = typer.Option(None, "--methods",
                                           help="Comma-separated methods (default: every exact method and heuristic "
                                                "that applies; `mapcert methods FILE` lists them)."),
@@ -274,17 +293,20 @@ def compare(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with one row per method."),
     mapping: Optional[list[Path]] = typer.Option(None, "--mapping",
                                                  help="Your own solution (YAML: a solution, a `mapping:` or "
-                                                      "`solution:` entry, or a result of `mapcert solve -o`), "
-                                                      "scored beside the others; repeatable."),
+                                                      "`solution:` entry, a result of `mapcert solve -o`, or a "
+                                                      "Timeloop mapping), scored beside the others; repeatable."),
 ) -> None:
     """Run every method on one instance and score each (and your own solutions) against the certified optimum."""
-    problem = _load(file)
+    file = files[0]
+    loaded = peers.load_files(files, _load)
+    problem = loaded.problem
     family = registry.family_of(problem)
     _check_time_limit(time_limit)
     if family.parts(problem) is not None:
         _fail_input([f"{file}:1: workload: `mapcert compare` takes one layer; `mapcert solve` on a network scores "
                      "every quick heuristic per layer and in total, `mapcert plot` draws every heuristic's gap"])
-    user = {f"mapping: {path.name}": _read_user_solution(family, problem, path) for path in mapping or []}
+    user = {f"mapping: {path.name}": _read_user_solution(family, problem, path, loaded, file)
+            for path in mapping or []}
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     available = method_names(family, problem)
     unknown = [m for m in chosen or [] if m not in available]
@@ -299,8 +321,14 @@ def compare(
     raise _Exit(_exit_code(comparison.status))
 
 
-def _read_user_solution(family, problem, path: Path):
-    """A solution of ``problem`` from YAML, or a clear exit 2 naming what is wrong."""
+def _read_user_solution(family, problem, path: Path, loaded=None, instance: Path | None = None):
+    """A solution of ``problem`` from YAML, or a clear exit 2 naming what is wrong
+    (a Timeloop mapping, a ``mapping:`` list of targets, is translated)."""
+    if path.exists() and loaded is not None and family.name == "tiling" and hasattr(problem, "hierarchy"):
+        from ..interop.timeloop import is_timeloop_file
+
+        if is_timeloop_file(path):
+            return peers.read_timeloop_mapping(path, loaded, instance)
     data = _read_yaml_file(path)
     if isinstance(data, dict) and isinstance(data.get("solution"), dict):
         data = data["solution"]
@@ -439,6 +467,9 @@ def _click_exceptions() -> tuple[type, ...]:
 
 
 from . import sweeps as _sweeps  # noqa: E402,F401  (registers `sweep` and `results`)
+from . import peers  # noqa: E402  (registers `import`)
+
+app.add_typer(peers.import_app, name="import")
 
 
 def main(argv: list[str] | None = None) -> int:
