@@ -161,6 +161,13 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
                                                         "does not spread")
             (cols if on_x else rows)[f][dim] = value
             origin[("s", f, dim)] = name
+    for f, fan in enumerate(hier.fanouts):
+        for axis, used, size, mesh in (("meshX", cols[f], fan.cols, 0), ("meshY", rows[f], fan.rows, 1)):
+            if prod(used.values()) > size:
+                who = sorted({origin[("s", f, d)] for d in used})
+                spread = " x ".join(f"{names.dims[d]}{v}" for d, v in used.items())
+                source.fail(("mapping",), f"mapping ({', '.join(who)})",
+                            f"{spread} on {axis} needs {prod(used.values())} instances; it has {size}")
     mapping_levels = []
     for index, level in enumerate(hier.levels):
         order = orders[index] or []
