@@ -115,7 +115,9 @@ class ArchRead:
     """Spatial container name -> the fan-out it belongs to."""
 
 
-FACTOR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|=)?\s*(-?\d+)\s*$")
+FACTOR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|=)\s*(-?\d+)\s*$")
+GLUED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*?)()(\d+)\s*$")
+"""``C1``, ``M16``: a mapping's factors, the name glued to its value (the digits at the end are the value)."""
 
 
 def parse_factors(raw, part: Part, path: tuple) -> dict[str, int]:
@@ -133,7 +135,7 @@ def parse_factors(raw, part: Part, path: tuple) -> dict[str, int]:
         part.fail(path, f"factors must be a list such as [N=1, C=2] or a string, got {raw!r}")
     out = {}
     for item in items:
-        match = FACTOR.match(item)
+        match = FACTOR.match(item) or GLUED.match(item)
         if match is None:
             part.fail(path, f"cannot read the factor {item!r} (expected DIM=VALUE)")
         dim, op, value = match.group(1), match.group(2), int(match.group(3))

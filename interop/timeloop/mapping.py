@@ -71,6 +71,7 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
     rows = [{} for _ in hier.fanouts]
     cols = [{} for _ in hier.fanouts]
     origin: dict[tuple, str] = {}  # (kind, index, dim) -> target name, for messages
+    where: dict[str, int] = {}  # target name -> index of its loop entry, for the line of a refusal
     for i, target in enumerate(targets):
         path = ("mapping", i)
         if not isinstance(target, dict) or "target" not in target:
@@ -97,6 +98,7 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
                     source.fail(path + ("bypass",), field, f"{tl} is not a data space of the problem")
             keeps[level_names.index(name)] = kept
             continue
+        where.setdefault(name, i)
         if kind not in ("temporal", "spatial"):
             source.fail(path + ("type",), field, f"type {kind!r}; a mapping's targets are temporal, spatial or "
                                                  "datatype")
@@ -193,7 +195,9 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
                      [(("t", i, dim), factors[i][dim]) for i in range(len(hier.levels))]
                      + [(("s", f, dim), rows[f].get(dim, 1) * cols[f].get(dim, 1)) for f in range(len(hier.fanouts))]
                      if k in origin and v != 1]
-            source.fail(("mapping",), f"mapping ({names.dims.get(dim, dim)})",
+            first = next((origin[k] for k in origin if k[2] == dim), None)
+            source.fail(("mapping", where[first]) if first in where else ("mapping",),
+                        f"mapping ({names.dims.get(dim, dim)})",
                         f"the factors of {names.dims.get(dim, dim)} multiply to {total}"
                         + (f" ({', '.join(shown)})" if shown else "") + f", its extent is {extent}")
     doc = {"levels": mapping_levels,
@@ -202,7 +206,7 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
         mapping = MultiLevelMapping.from_dict(doc, hier, problem.layer)
     except ValueError as exc:
         source.fail(("mapping",), "mapping", str(exc))
-    _check_fits(problem, mapping, source)
+    _check_fits(problem, mapping, source, where)
     return mapping
 
 
@@ -222,7 +226,8 @@ def _unknown(name: str, level_names: list[str], hier) -> str:
             + (f"; its spatial fan-outs: {', '.join(containers)}" if containers else "") + ")")
 
 
-def _check_fits(problem: MultiLevelProblem, mapping: MultiLevelMapping, source: Source) -> None:
+def _check_fits(problem: MultiLevelProblem, mapping: MultiLevelMapping, source: Source,
+                where: dict[str, int]) -> None:
     from ...formulations.tiling.multilevel.cost import evaluate_multilevel
     from ...formulations.tiling.multilevel.problem import kept_problem
 
@@ -237,8 +242,8 @@ def _check_fits(problem: MultiLevelProblem, mapping: MultiLevelMapping, source: 
         words = ", ".join(f"{t} {b // 8}" for t, b in bits.items())
         room = (f"{level.capacity_bits // 8} words" if level.partition_bits is None else
                 ", ".join(f"{t} {b // 8}" for t, b in level.partition_bits.items()))
-        source.fail(("mapping",), f"mapping ({level.name})",
-                    f"the tiles kept at {level.name} overflow it: {words} words, room for {room}")
+        source.fail(("mapping", where[level.name]) if level.name in where else ("mapping",),
+                    f"mapping ({level.name})", f"the tiles kept at {level.name} overflow it: {words} words, room for {room}")
 
 
 def to_timeloop(problem: MultiLevelProblem, mapping: MultiLevelMapping, names: Names) -> dict:
