@@ -104,7 +104,12 @@ def _names_of(loaded: Loaded, instance: Path):
         found = Names.from_text(instance.read_text())
     except OSError:
         found = None
-    return found or Names()
+    if found is not None:
+        return found
+    names = Names()  # an instance written by hand: Timeloop's CNN-Layer names, levels and fan-outs by their own
+    if getattr(getattr(loaded.problem, "layer", None), "groups", 1) > 1:
+        names.all_dims = ["G", *names.all_dims]
+    return names
 
 
 def is_timeloop_mapping(data) -> bool:

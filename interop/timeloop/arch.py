@@ -69,6 +69,10 @@ class Level:
     read_energy: float = 0.0
     write_energy: float = 0.0
     energy_note: str = ""
+    block: float = 1.0
+    """Words one access moves (``width / datawidth``, or ``block_size``): an ERT action's share per word."""
+    parallel: bool = False
+    """Under ``!Parallel``: it keeps exactly what its ``keep`` lists, its siblings the rest."""
 
 
 @dataclass
@@ -113,6 +117,7 @@ class ArchRead:
     notes: list[str] = field(default_factory=list)
     containers: dict[str, str] = field(default_factory=dict)
     """Spatial container name -> the fan-out it belongs to."""
+    compute_path: tuple = ()
 
 
 FACTOR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|=)\s*(-?\d+)\s*$")
@@ -525,7 +530,7 @@ def apply_targets(files: Files, walker: _Walker, problem: ProblemRead, dim_names
                 part.fail(path, "a constraint is {target: NAME, type: temporal | spatial | dataspace, ...}")
             name, kind = str(entry["target"]), str(entry.get("type", ""))
             container = container_name(name, meshes)
-            if name == walker.compute[0] if walker.compute else False:
+            if walker.compute is not None and name == walker.compute[0]:
                 part.fail(path + ("target",), f"{name} is the compute unit; constraints target storage and containers")
             if name in levels:
                 if kind in ("dataspace", "bypass", "datatype"):

@@ -76,7 +76,7 @@ def apply_energies(arch: ArchRead, files: Files) -> None:
         write = actions.get("write", actions.get("update", actions.get("random_write")))
         if read is None or write is None:
             part.fail(("tables", index), f"{level.name}: needs read and write (or update) actions")
-        block = getattr(level, "block", 1.0) or 1.0
+        block = level.block or 1.0
         level.read_energy, level.write_energy = read / block, write / block
         level.energy_note = "ERT" if block == 1 else f"ERT / {block:g} words per access"
     found = tables.get(arch.compute)

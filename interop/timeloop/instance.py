@@ -129,7 +129,10 @@ def build(files: Files) -> Imported:
                 part.fail(level.path, f"{level.name} fixes a factor of the filter window; mapcert's backing store "
                                       "never splits R and S")
             constraint_levels[level.name] = {"factors": factors}
-    hardware: dict = {"name": Path(files.parts["architecture"].where.file).stem,
+    arch_file = Path(files.parts["architecture"].where.file)
+    arch_name = arch_file.parent.name if arch_file.stem in ("arch", "architecture") and arch_file.parent.name \
+        else arch_file.stem
+    hardware: dict = {"name": arch_name,
                       "source": "Timeloop v0.4 files " + ", ".join(Path(p).name for p in files.paths),
                       "energy_unit": arch.energy_unit, "mac_energy": round(arch.mac_energy, ENERGY_DIGITS)}
     if arch.fanouts:
@@ -209,7 +212,7 @@ def render(instance: dict, files: Files, problem: ProblemRead, arch: ArchRead, n
         size = "backing store (holds every tensor)" if level.words is None else f"{level.words} words"
         kept = "keeps every tensor" if level.words is None else ("holds " + ", ".join(level.holds)
                                                                  + (" (!Parallel: its siblings keep the rest)"
-                                                                    if getattr(level, "parallel", False) else "")) if level.holds is not None else (
+                                                                    if level.parallel else "")) if level.holds is not None else (
             "keep or bypass chosen by the mapping" + (f" (keeps {', '.join(level.keep)})" if level.keep else "")
             + (f" (bypasses {', '.join(level.bypass)})" if level.bypass else ""))
         energy = "energy: DEFAULT for its size" if level.energy_note == "default" else f"energy: {level.energy_note}"
@@ -217,7 +220,7 @@ def render(instance: dict, files: Files, problem: ProblemRead, arch: ArchRead, n
         if level.words is None and level.attributes.get("depth") is not None:
             lines.append("#     its depth is not a limit: the backing store holds every tensor, as in Timeloop")
         if level.ignored:
-            lines.append(f"#     its temporal permutation constraint is not applied: mapcert searches every loop "
+            lines.append("#     its temporal permutation constraint is not applied: mapcert searches every loop "
                          "order, so the optimum can only be lower or equal")
     for fan in arch.fanouts:
         parts = []
