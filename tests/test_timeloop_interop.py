@@ -29,6 +29,31 @@ EYERISS = FIXTURES / "eyeriss_like"
 SWS = FIXTURES / "simple_weight_stationary"
 
 
+MATMUL_ARCH = """
+architecture:
+  version: 0.4
+  nodes:
+  - !Container {name: system}
+  - !Component {name: MainMemory, class: DRAM, attributes: {width: 64, datawidth: 8}}
+  - !Component {name: Buffer, class: SRAM, attributes: {depth: 64, width: 8, datawidth: 8}}
+  - !Container {name: lanes, spatial: {meshX: 4}}
+  - !Component {name: Reg, class: regfile, attributes: {entries: 2}}
+  - !Component {name: MAC, class: intmac}
+"""
+MATMUL_PROBLEM = """
+problem:
+  version: 0.4
+  shape:
+    name: MatrixMultiply
+    dimensions: [M, N, K]
+    data_spaces:
+    - {name: A, projection: [[[M]], [[K]]]}
+    - {name: B, projection: [[[N]], [[K]]]}
+    - {name: Z, projection: [[[M]], [[N]]], read_write: true}
+  instance: {M: 4, N: 6, K: 8}
+"""
+
+
 def _json(*args: str) -> dict:
     done = run_mapcert(*args)
     assert done.returncode == 0, done.stderr
@@ -122,29 +147,8 @@ def test_second_published_example_with_variables_and_old_attribute_names():
 
 def test_matrix_multiply_shape_with_its_own_names(tmp_path):
     """Roles come from the projections: A[M,K] x B[K,N] -> Z[M,N] is a matmul whatever the names."""
-    (tmp_path / "arch.yaml").write_text("""
-architecture:
-  version: 0.4
-  nodes:
-  - !Container {name: system}
-  - !Component {name: MainMemory, class: DRAM, attributes: {width: 64, datawidth: 8}}
-  - !Component {name: Buffer, class: SRAM, attributes: {depth: 64, width: 8, datawidth: 8}}
-  - !Container {name: lanes, spatial: {meshX: 4}}
-  - !Component {name: Reg, class: regfile, attributes: {entries: 2}}
-  - !Component {name: MAC, class: intmac}
-""")
-    (tmp_path / "problem.yaml").write_text("""
-problem:
-  version: 0.4
-  shape:
-    name: MatrixMultiply
-    dimensions: [M, N, K]
-    data_spaces:
-    - {name: A, projection: [[[M]], [[K]]]}
-    - {name: B, projection: [[[N]], [[K]]]}
-    - {name: Z, projection: [[[M]], [[N]]], read_write: true}
-  instance: {M: 4, N: 6, K: 8}
-""")
+    (tmp_path / "arch.yaml").write_text(MATMUL_ARCH)
+    (tmp_path / "problem.yaml").write_text(MATMUL_PROBLEM)
     imported = import_timeloop([tmp_path / "arch.yaml", tmp_path / "problem.yaml"])
     doc = yaml.safe_load(imported.text)
     assert doc["workload"]["op"] == "matmul"
@@ -161,6 +165,37 @@ problem:
     assert row["objective"] == pytest.approx(result["objective"]) and row["functional"] == "passed"
 
 
+def test_constraint_files_are_read_target_by_target(tmp_path):
+    (tmp_path / "arch.yaml").write_text(MATMUL_ARCH)
+    (tmp_path / "problem.yaml").write_text(MATMUL_PROBLEM)
+    (tmp_path / "constraints.yaml").write_text("""
+constraints:
+  version: 0.4
+  targets:
+  - {target: Buffer, type: dataspace, keep: [A, Z], bypass: [B]}
+  - {target: inter_lanes_spatial, type: spatial, factors: [M=1, K=1]}
+  - {target: Reg, type: temporal, factors: N=1}
+""")
+    done = run_mapcert("import", "timeloop", str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml"),
+                       "--constraints", str(tmp_path / "constraints.yaml"))
+    assert done.returncode == 0, done.stderr
+    doc = yaml.safe_load(done.stdout)
+    buffer = doc["hardware"]["levels"][1]
+    assert buffer["holds"] == ["inputs", "outputs"]
+    assert doc["hardware"]["constraints"]["fanouts"]["lanes"]["cols"] == ["M"]  # only Timeloop's N spreads
+    assert doc["hardware"]["constraints"]["levels"]["Reg"] == {"factors": {"M": 1}}
+    (tmp_path / "bad.yaml").write_text("constraints:\n  targets:\n  - {target: GLB, type: temporal}\n")
+    line = _refused("import", "timeloop", str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml"),
+                    "--constraints", str(tmp_path / "bad.yaml"))
+    assert "bad.yaml:3" in line and "GLB is not a component or spatial container" in line
+
+
+def test_a_mapping_of_another_architecture_is_refused():
+    line = _refused("compare", str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml"),
+                    "--mapping", str(SWS / "mapper.map.yaml"))
+    assert "mapper.map.yaml:" in line and "is not in the architecture" in line
+
+
 def _edited(tmp_path: Path, source: Path, old: str, new: str, name: str) -> str:
     text = source.read_text()
     assert old in text
@@ -175,7 +210,7 @@ def test_unknown_component_class_is_refused_with_the_node(tmp_path):
     assert "arch.yaml:" in line and "ifmap_spad" in line and "unknown class 'fancy_RF'" in line
 
 
-def test_mapping_for_another_architecture_is_refused_with_the_target(tmp_path):
+def test_a_target_the_architecture_lacks_is_refused_with_the_target(tmp_path):
     other = _edited(tmp_path, EYERISS / "mapper.map.yaml", "target: shared_glb\n    type: temporal",
                     "target: global_buffer\n    type: temporal", "other.map.yaml")
     line = _refused("compare", str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml"), "--mapping", other)
@@ -224,3 +259,27 @@ def test_expressions_are_arithmetic_only():
         evaluate("__import__('os')", {})
     with pytest.raises(InstanceError):
         import_timeloop([FIXTURES / "missing.yaml"])
+
+
+def test_depthwise_shape_reads_groups_and_dilation(tmp_path):
+    """dw-cnn-layer: C indexes all three data spaces, so it is the groups (M = C per group = 1)."""
+    (tmp_path / "arch.yaml").write_text(MATMUL_ARCH)
+    (tmp_path / "problem.yaml").write_text("""
+problem:
+  shape:
+    name: dw-cnn-layer
+    dimensions: [R, S, P, Q, C, N]
+    coefficients: [{name: Wstride, default: 1}, {name: Hstride, default: 1},
+                   {name: Wdilation, default: 1}, {name: Hdilation, default: 1}]
+    data-spaces:
+    - {name: Weights, projection: [[[C]], [[R]], [[S]]]}
+    - {name: Inputs, projection: [[[N]], [[C]], [[R, Wdilation], [P, Wstride]], [[S, Hdilation], [Q, Hstride]]]}
+    - {name: Outputs, projection: [[[N]], [[C]], [[Q]], [[P]]], read-write: true}
+  instance: {C: 8, R: 3, S: 3, P: 4, Q: 4, N: 1, Wdilation: 2, Hdilation: 1}
+""")
+    imported = import_timeloop([tmp_path / "arch.yaml", tmp_path / "problem.yaml"])
+    workload = yaml.safe_load(imported.text)["workload"]
+    assert workload["groups"] == 8 and workload["dims"]["M"] == workload["dims"]["C"] == 8
+    assert workload["dilation"] == [2, 1]
+    problem = load_text(imported.text, "<dw>")
+    assert problem.layer.groups == 8 and problem.layer.dilation == (2, 1)

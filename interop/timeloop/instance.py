@@ -152,7 +152,7 @@ def build(files: Files) -> Imported:
                 continue
             if allowed and allowed[0] == "*":
                 excluded = {problem.dim_of(d) for d in allowed[1:]}
-                dims = [d for d in MAPCERT_DIMS if d not in excluded]
+                dims = [d for d in MAPCERT_DIMS if d in problem.dims and d not in excluded]
             else:
                 dims = [problem.dim_of(d) for d in allowed]
                 dims = [d for d in dims if d in MAPCERT_DIMS]
