@@ -246,7 +246,9 @@ class _Walker:
                 self.part.fail(npath, f"node {node.get('name', '?')}: unknown tag !{tag}; mapcert reads "
                                       "!Container, !Component, !Parallel and !Hierarchical")
 
-    def container(self, node: dict, path: tuple) -> None:
+    def container(self, node: dict, path: tuple, component: bool = False) -> None:
+        """A node's ``spatial`` mesh: a container's replicates the nodes below it, a
+        component's replicates the component itself (and everything below it)."""
         spatial = node.get("spatial") or {}
         if not isinstance(spatial, dict):
             self.part.fail(path + ("spatial",), "must be {meshX: ..., meshY: ...}")
@@ -261,8 +263,8 @@ class _Walker:
         if size["meshX"] * size["meshY"] == 1:
             return
         if not self.levels:
-            self.part.fail(path, f"container {name} spreads the backing store itself; the first storage "
-                                 "component (DRAM) must lie above every spatial container")
+            self.part.fail(path, f"{'component' if component else 'container'} {name} spreads the backing store "
+                                 "itself; the first storage component (DRAM) must lie above every spatial mesh")
         constraints = node.get("constraints") or {}
         raw = constraints.get("spatial") if isinstance(constraints, dict) else None
         self.meshes.append(Mesh(name, path, size["meshX"], size["meshY"], below=-1,
@@ -302,6 +304,8 @@ class _Walker:
             self.part.fail(path + ("class",), f"component {name}: {cls} stores sparse metadata; mapcert maps "
                                               "dense tensors")
         if kind in COMPUTE_CLASSES or kind.endswith("mac"):
+            if node.get("spatial"):
+                self.container(node, path, component=True)
             for mesh in self.meshes:
                 if mesh.below < 0:
                     mesh.below = len(self.levels)
@@ -311,6 +315,8 @@ class _Walker:
             self.part.fail(path + ("class",), f"component {name}: unknown class {cls!r}; mapcert reads the "
                                               f"storage classes {', '.join(STORAGE_CLASSES)} and the compute "
                                               f"classes {', '.join(COMPUTE_CLASSES)}")
+        if node.get("spatial"):
+            self.container(node, path, component=True)
         scope = self.attribute_scope(inherited, attributes)
         words = self.words(name, kind, attributes, scope, path)
         level = Level(name=name, cls=cls if not subclass else f"{cls}/{subclass}", path=path, words=words,
@@ -333,6 +339,8 @@ class _Walker:
                 apply_dataspace(level, value, self.part, cpath, self.problem)
             elif key == "temporal":
                 apply_temporal(level, value, self.part, cpath, self.dim_names)
+            elif key == "spatial" and node.get("spatial"):
+                continue  # the component's own mesh, read with it
             else:
                 self.part.fail(cpath, f"component {name}: the constraint {key!r} is not represented "
                                       "(mapcert reads dataspace and temporal constraints on components)")

@@ -225,9 +225,9 @@ def render(instance: dict, files: Files, problem: ProblemRead, arch: ArchRead, n
     for fan in arch.fanouts:
         parts = []
         if fan.x_name:
-            parts.append(f"meshX {fan.x} of container {fan.x_name}")
+            parts.append(f"meshX {fan.x} of {fan.x_name}")
         if fan.y_name:
-            parts.append(f"meshY {fan.y} of container {fan.y_name}")
+            parts.append(f"meshY {fan.y} of {fan.y_name}")
         lines.append(f"#   fan-out {fan.name}: {' and '.join(parts)}; multicast and spatial reduction on "
                      "(Timeloop's defaults)")
     lines.append(f"#   compute: {arch.compute} ({arch.compute_cls}), mac_energy "

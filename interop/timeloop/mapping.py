@@ -81,7 +81,11 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
         if name == names.compute:
             source.fail(path + ("target",), field, f"{name} is the compute unit; it holds no loops")
         spatial = _spatial_target(name, names, hier)
+        placeholder = spatial is None and name not in level_names and name.startswith("inter_") \
+            and name.endswith("_spatial")  # Timeloop's node for a container without a mesh
         if kind in ("datatype", "bypass", "dataspace"):
+            if placeholder:
+                continue
             if name not in level_names:
                 if spatial is not None:
                     continue  # a container keeps nothing; the mapper lists it bypassing everything
@@ -102,12 +106,14 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
         if kind not in ("temporal", "spatial"):
             source.fail(path + ("type",), field, f"type {kind!r}; a mapping's targets are temporal, spatial or "
                                                  "datatype")
-        try:
-            raw = parse_factors(target.get("factors"), _Failing(source, path + ("factors",), field), ())
-            perm = parse_permutation(target.get("permutation"), names.all_dims,
-                                     _Failing(source, path + ("permutation",), field), ())
-        except TimeloopError:
-            raise
+        raw = parse_factors(target.get("factors"), _Failing(source, path + ("factors",), field), ())
+        perm = parse_permutation(target.get("permutation"), names.all_dims,
+                                 _Failing(source, path + ("permutation",), field), ())
+        if placeholder:
+            if any(v > 1 for v in raw.values()):
+                source.fail(path + ("factors",), field, f"{name}: the architecture has no spatial fan-out there "
+                                                        "(its container spreads no mesh)")
+            continue
         own = {}
         for tl, value in raw.items():
             dim = names.dim(tl)
