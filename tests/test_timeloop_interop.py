@@ -283,3 +283,14 @@ problem:
     assert workload["dilation"] == [2, 1]
     problem = load_text(imported.text, "<dw>")
     assert problem.layer.groups == 8 and problem.layer.dilation == (2, 1)
+
+
+def test_multiple_buffering_halves_a_level_and_overbooking_is_refused(tmp_path):
+    arch = _edited(tmp_path, SWS / "arch.yaml", "      depth: 192\n", "      depth: 192\n      multiple_buffering: 2\n",
+                   "arch.yaml")
+    doc = yaml.safe_load(import_timeloop([Path(arch), SWS / "problem.yaml"]).text)
+    assert {lv["name"]: lv.get("capacity") for lv in doc["hardware"]["levels"]}["pe_spad"] == 96
+    over = _edited(tmp_path, SWS / "arch.yaml", "      depth: 192\n", "      depth: 192\n      allow_overbooking: true\n",
+                   "over.yaml")
+    line = _refused("import", "timeloop", over, str(SWS / "problem.yaml"))
+    assert "pe_spad" in line and "allow_overbooking" in line

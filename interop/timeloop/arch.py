@@ -319,6 +319,17 @@ class _Walker:
             self.container(node, path, component=True)
         scope = self.attribute_scope(inherited, attributes)
         words = self.words(name, kind, attributes, scope, path)
+        for key, why in (("allow_overbooking", "tiles larger than the level (overbooking) are not modelled"),
+                         ("min_utilization", "a least fill of a storage level is not a mapcert constraint")):
+            value = evaluate(attributes.get(key, 0), scope)
+            if value not in (0, False, "false", "False"):
+                self.part.fail(path + ("attributes", key), f"component {name}: {key}: {value!r}; {why}")
+        buffering = self.number(attributes, scope, ("multiple_buffering",), path) or 1
+        if words is not None and buffering != 1:
+            words = int(words // buffering)  # Timeloop keeps a tile in 1 / multiple_buffering of the level
+            if words < 1:
+                self.part.fail(path + ("attributes", "multiple_buffering"),
+                               f"component {name}: leaves less than one word per buffer")
         level = Level(name=name, cls=cls if not subclass else f"{cls}/{subclass}", path=path, words=words,
                       attributes=attributes)
         reads = self.number(attributes, scope, ("read_bandwidth",), path)
