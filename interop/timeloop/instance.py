@@ -209,7 +209,7 @@ def render(instance: dict, files: Files, problem: ProblemRead, arch: ArchRead, n
     lines.append(f"#   off-chip traffic is then in words; {w['op']} layer.")
     lines.append("# hardware, level by level:")
     for level in arch.levels:
-        size = "backing store (holds every tensor)" if level.words is None else f"{level.words} words"
+        size = "backing store" if level.words is None else f"{level.words} words"
         kept = "keeps every tensor" if level.words is None else ("holds " + ", ".join(level.holds)
                                                                  + (" (!Parallel: its siblings keep the rest)"
                                                                     if level.parallel else "")) if level.holds is not None else (
