@@ -104,7 +104,10 @@ def _progress(as_json: bool):
 
 @app.command()
 def solve(
-    file: Path = typer.Argument(..., help="Instance YAML of any family (see README: family, workload, hardware, ...)."),
+    files: list[Path] = typer.Argument(..., help="Instance YAML of any family (see README: family, workload, "
+                                                 "hardware, ...), or a peer's files, imported as `mapcert import` "
+                                                 "would: Timeloop's ARCH.yaml PROBLEM.yaml [ERT.yaml] ..., or "
+                                                 "ZigZag's WORKLOAD.yaml HARDWARE.yaml [MAPPING.yaml]."),
     method: Optional[str] = typer.Option(None, "--method", "-m",
                                          help="Exact method (default: the instance's solver.method); "
                                               "`mapcert methods FILE` lists them."),
@@ -118,18 +121,21 @@ def solve(
                                     help="Execute the solution in the family's functional model (on by default)."),
     heuristics: bool = typer.Option(True, "--heuristics/--no-heuristics",
                                     help="Score the family's quick heuristics against the optimum (on by default)."),
-    export: Optional[tuple[str, Path]] = typer.Option(None, "--export",
-                                                      help="FORMAT OUT: also write the optimal mapping in a peer's "
-                                                           "format (zigzag)."),
+    export: Optional[tuple[str, Path]] = typer.Option(None, "--export", metavar="FORMAT PATH",
+                                                      help="Also write the optimum in a peer's format: "
+                                                           "`--export timeloop OUT.map.yaml` or "
+                                                           "`--export zigzag OUT.yaml`."),
 ) -> None:
     """Find the optimal mapping of an instance (or of every distinct layer of a network) and certify it."""
-    problem = _load(file)
+    file = files[0]
+    loaded = peers.load_files(files, _load)
+    problem = loaded.problem
     family = registry.family_of(problem)
     _check_time_limit(time_limit)
     _refuse_overwrite(output, force)
     export = None if export is None or export[0] is None else export
     if export is not None:
-        _check_export(export, family, problem, force)
+        peers.check_export(export[0], family, problem, export[1], force)
     parts = family.parts(problem)
     try:
         if parts is None:
@@ -157,10 +163,7 @@ def solve(
         _fail_input([str(Issue(str(file), line, field, f"no feasible solution: {result.message}"))])
     said = None
     if export is not None and result.solution_object is not None:
-        try:
-            said = peers.export(export[0], problem, result.solution_object, family.objective_name(problem), export[1])
-        except InstanceError as exc:
-            _fail_input([str(i) for i in exc.issues])
+        said = peers.export(export[0], loaded, result.solution_object, family.objective_name(problem), export[1])
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -170,16 +173,6 @@ def solve(
         if said:
             out.print(said, markup=False, soft_wrap=True)
     raise _Exit(_exit_code(result.status))
-
-
-def _check_export(export: tuple[str, Path], family, problem, force: bool) -> None:
-    """Refuse an unknown format, a network or an existing file before solving."""
-    fmt, path = export
-    if fmt not in peers.EXPORTERS:
-        _fail_input([f"--export: unknown format {fmt!r}; one of {', '.join(peers.EXPORTERS)}"])
-    if family.parts(problem) is not None:
-        _fail_input([f"--export: {fmt} takes the mapping of one layer; this instance is a network"])
-    _refuse_overwrite(path, force)
 
 
 @app.command()
@@ -290,7 +283,9 @@ def verify(
 
 @app.command()
 def compare(
-    file: Path = typer.Argument(..., help="Instance YAML of any family (one layer, not a network)."),
+    files: list[Path] = typer.Argument(..., help="Instance YAML of any family (one layer, not a network), or "
+                                                 "a peer's files: Timeloop's (ARCH.yaml PROBLEM.yaml [ERT.yaml] "
+                                                 "...) or ZigZag's (WORKLOAD.yaml HARDWARE.yaml [MAPPING.yaml])."),
     methods: Optional[str] = typer.Option(None, "--methods",
                                           help="Comma-separated methods (default: every exact method and heuristic "
                                                "that applies; `mapcert methods FILE` lists them)."),
@@ -298,17 +293,19 @@ def compare(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with one row per method."),
     mapping: Optional[list[Path]] = typer.Option(None, "--mapping",
                                                  help="Your own solution (YAML: a solution, a `mapping:` or "
-                                                      "`solution:` entry, or a result of `mapcert solve -o`), "
-                                                      "scored beside the others; repeatable."),
+                                                      "`solution:` entry, a result of `mapcert solve -o`, or a "
+                                                      "Timeloop or ZigZag mapping), scored beside the others; repeatable."),
 ) -> None:
     """Run every method on one instance and score each (and your own solutions) against the certified optimum."""
-    problem = _load(file)
+    file = files[0]
+    loaded = peers.load_files(files, _load)
+    problem = loaded.problem
     family = registry.family_of(problem)
     _check_time_limit(time_limit)
     if family.parts(problem) is not None:
         _fail_input([f"{file}:1: workload: `mapcert compare` takes one layer; `mapcert solve` on a network scores "
                      "every quick heuristic per layer and in total, `mapcert plot` draws every heuristic's gap"])
-    user = {f"mapping: {path.name}": _read_user_solution(family, problem, path) for path in mapping or []}
+    user = {f"mapping: {path.name}": _read_user_solution(family, loaded, path) for path in mapping or []}
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     available = method_names(family, problem)
     unknown = [m for m in chosen or [] if m not in available]
@@ -323,13 +320,12 @@ def compare(
     raise _Exit(_exit_code(comparison.status))
 
 
-def _read_user_solution(family, problem, path: Path):
-    """A solution of ``problem`` from YAML, or a clear exit 2 naming what is wrong."""
+def _read_user_solution(family, loaded, path: Path):
+    """A solution of the loaded problem from YAML, or a clear exit 2 naming
+    what is wrong (a peer's mapping file, Timeloop's or ZigZag's, is translated)."""
+    problem = loaded.problem
     data = _read_yaml_file(path)
-    try:
-        peer = peers.read_peer_mapping(problem, path, data)
-    except InstanceError as exc:
-        _fail_input([str(i) for i in exc.issues])
+    peer = peers.read_peer_mapping(loaded, path, data)
     if peer is not None:
         return peer
     if isinstance(data, dict) and isinstance(data.get("solution"), dict):
@@ -469,7 +465,7 @@ def _click_exceptions() -> tuple[type, ...]:
 
 
 from . import sweeps as _sweeps  # noqa: E402,F401  (registers `sweep` and `results`)
-from . import peers  # noqa: E402
+from . import peers  # noqa: E402  (registers `import`)
 
 app.add_typer(peers.import_app, name="import")
 

@@ -1,79 +1,136 @@
-"""Peers' formats: ``mapcert import FORMAT ...`` and ``solve --export FORMAT``.
+"""Peers' formats on the command line: ``mapcert import FORMAT ...``, the
+peers' files ``solve`` and ``compare`` accept directly, their mappings in
+``compare --mapping`` and ``solve --export FORMAT PATH``.
 
-Each format registers an exporter in ``EXPORTERS`` (format name -> function
-writing a mapping in that format) and, where its files can be recognised,
-a mapping reader in ``MAPPING_READERS`` (used by ``compare --mapping``);
-its import command is one command of the ``import`` sub-app.  Nothing here
-knows a format's fields: the modules of ``interop/`` do.
+Each format is one entry of three tables: ``EXPORTERS`` (write an optimum
+in the format), ``MAPPING_READERS`` (recognise and translate a mapping
+file) and ``FILE_KINDS`` (recognise the format's problem files, so that
+``mapcert solve arch.yaml problem.yaml`` imports them in memory, as
+``import`` would write them). Nothing here knows a format's fields: the
+modules of ``interop/`` do.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import typer
+import yaml
 
-from ..instances import InstanceError
+from ..instances import InstanceError, load_text
+from . import _Exit, _fail_input, _refuse_overwrite, err, out
 
 import_app = typer.Typer(add_completion=False, no_args_is_help=True,
-                         help="Write a mapcert instance from a peer's files (ZigZag, ...).")
+                         help="Read another mapper's files (Timeloop v0.4, ZigZag) into a mapcert instance "
+                              "(docs/interop.md).")
 
 
-def _zigzag_export(problem, mapping, objective: str, output: Path) -> str:
-    from ..interop.zigzag import export_mapping
+@dataclass
+class Loaded:
+    """A problem, the file named first, and, when it came from (or was
+    imported from) Timeloop files, the names that translate its mappings."""
 
-    value, same, allocation = export_mapping(problem, mapping, objective, output)
-    note = "" if same else f" (it reads back to {objective} {value:.6g}, not the optimum's)"
-    if allocation:
-        note += f"; note: {allocation}"
-    return f"wrote {output}: the mapping in ZigZag's format{note}"
+    problem: object
+    path: Path
+    names: object | None = None
+    timeloop: bool = False
 
 
-def _zigzag_mapping(problem, path: Path, data):
-    from ..formulations.tiling.multilevel.problem import MultiLevelProblem
-    from ..instances import Issue
-    from ..interop.zigzag import is_zigzag_mapping, read_mapping
+# ---------------------------------------------------------------- Timeloop
 
-    if not is_zigzag_mapping(data):
+def _timeloop_imported(paths: list[Path]):
+    from ..interop.timeloop import import_timeloop
+
+    try:
+        imported = import_timeloop(paths)
+        problem = load_text(imported.text, imported.label)
+    except InstanceError as exc:
+        _fail_input([str(exc.issues[0])] if exc.issues else ["cannot import the Timeloop files"])
+    return imported, problem
+
+
+@import_app.command("timeloop")
+def import_timeloop_command(
+    files: list[Path] = typer.Argument(..., help="ARCH.yaml PROBLEM.yaml (Timeloop v0.4; more files are merged by "
+                                                 "top-level key, as Timeloop merges them)."),
+    ert: Optional[Path] = typer.Option(None, "--ert", help="Accelergy energy reference table (ERT.yaml); without "
+                                                           "it, documented default energies are written."),
+    constraints: Optional[list[Path]] = typer.Option(None, "--constraints",
+                                                     help="Constraint files (targets lists); repeatable."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Instance YAML to write (default: print)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
+) -> None:
+    """Write the mapcert instance of a Timeloop architecture and problem (commented: where each value came from,
+    which are defaults)."""
+    _refuse_overwrite(output, force)
+    paths = list(files) + ([ert] if ert else []) + list(constraints or [])
+    imported, _ = _timeloop_imported(paths)
+    _write(output, imported.text, "")
+    raise _Exit(0)
+
+
+def _timeloop_names(loaded: Loaded):
+    from ..interop.timeloop import Names
+
+    if loaded.names is not None:
+        return loaded.names
+    try:
+        found = Names.from_text(loaded.path.read_text())
+    except OSError:
+        found = None
+    if found is not None:
+        return found
+    names = Names()  # an instance written by hand: Timeloop's CNN-Layer names, levels and fan-outs by their own
+    if getattr(getattr(loaded.problem, "layer", None), "groups", 1) > 1:
+        names.all_dims = ["G", *names.all_dims]
+    return names
+
+
+def _timeloop_mapping(loaded: Loaded, path: Path, data):
+    """A Timeloop mapping file (a ``mapping:`` list of targets) as a mapping of the loaded problem."""
+    if not (isinstance(data, dict) and isinstance(data.get("mapping"), list)):
         return None
-    if not isinstance(problem, MultiLevelProblem):
-        raise InstanceError([Issue(str(path), 1, "(document)", "a ZigZag mapping maps one layer on a memory "
-                                                               "hierarchy; this instance is of another kind")])
-    from . import err
+    from ..interop.timeloop import Source, TimeloopError, mapping_from_timeloop
+    from ..interop.timeloop.files import read_yaml
 
-    notes: list[str] = []
-    mapping = read_mapping(problem, path, notes)
-    for note in notes:
-        err.print(f"note: {path}: {note}; scored: mapcert's reading (docs/interop.md)", markup=False,
-                  soft_wrap=True)
-    return mapping
-
-
-EXPORTERS: dict[str, Callable] = {"zigzag": _zigzag_export}
-"""Format name -> ``f(problem, mapping, objective, output) -> message``."""
-
-MAPPING_READERS: dict[str, Callable] = {"zigzag": _zigzag_mapping}
-"""Format name -> ``f(problem, path, parsed) -> mapping``, or None when the file is not of that format."""
+    if not hasattr(loaded.problem, "hierarchy"):
+        _fail_input([f"{path}:1: mapping: a Timeloop mapping maps one layer on a memory hierarchy; this instance "
+                     "is of another kind"])
+    try:
+        document, where = read_yaml(path)
+        return mapping_from_timeloop(document, loaded.problem, _timeloop_names(loaded), Source(str(path), where))
+    except TimeloopError as exc:
+        _fail_input([str(exc.issues[0])])
 
 
-def read_peer_mapping(problem, path: Path, data):
-    """A peer's mapping file as a mapping of ``problem``, or None when no
-    format recognises it (raises InstanceError for a recognised but bad one)."""
-    for reader in MAPPING_READERS.values():
-        mapping = reader(problem, path, data)
-        if mapping is not None:
-            return mapping
-    return None
+def _timeloop_export(loaded: Loaded, mapping, objective: str, output: Path) -> str:
+    from ..interop.timeloop import mapping_to_timeloop
+
+    document = mapping_to_timeloop(loaded.problem, mapping, _timeloop_names(loaded))
+    text = ("# Timeloop mapping written by mapcert: data-space targets, then loops innermost first;\n"
+            "# permutations list the innermost loop first; spatial dimensions before `split` go on meshX.\n"
+            + yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=110))
+    _write(output, text, None)
+    return f"wrote {output}: the mapping in Timeloop's format"
 
 
-def export(fmt: str, problem, mapping, objective: str, output: Path) -> str:
-    """Write ``mapping`` of ``problem`` in format ``fmt``; returns what was done."""
-    return EXPORTERS[fmt](problem, mapping, objective, output)
+def _is_timeloop_file(path: Path) -> bool:
+    from ..interop.timeloop import is_timeloop_file
 
+    return is_timeloop_file(path)
+
+
+def _load_timeloop(files: list[Path]) -> Loaded:
+    imported, problem = _timeloop_imported(files)
+    return Loaded(problem, files[0], imported.names, True)
+
+
+# ---------------------------------------------------------------- ZigZag
 
 @import_app.command("zigzag")
-def zigzag(
+def import_zigzag_command(
     workload: Path = typer.Argument(..., help="ZigZag workload YAML (a list of layers)."),
     hardware: Path = typer.Argument(..., help="ZigZag hardware YAML (memories and operational_array)."),
     mapping: Optional[Path] = typer.Option(None, "--mapping", help="ZigZag mapping YAML: its memory_operand_links "
@@ -86,7 +143,6 @@ def zigzag(
     force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
 ) -> None:
     """A mapcert tiling instance from ZigZag's workload and hardware files (docs/interop.md)."""
-    from . import EXIT_OK, _Exit, _fail_input, _refuse_overwrite, out
     from ..interop.zigzag import import_instance, instance_text
 
     if objective not in ("energy", "latency", "edp", "offchip_traffic"):
@@ -97,14 +153,148 @@ def zigzag(
     except InstanceError as exc:
         _fail_input([str(i) for i in exc.issues])
     sources = [p for p in (workload, hardware, mapping) if p is not None]
-    text = instance_text(instance, sources)
+    _write(output, instance_text(instance, sources),
+           f": layer {instance['workload']['name']} on {instance['hardware']['name']}")
+    raise _Exit(0)
+
+
+def _zigzag_mapping(loaded: Loaded, path: Path, data):
+    from ..interop.zigzag import is_zigzag_mapping, read_mapping
+
+    if not is_zigzag_mapping(data):
+        return None
+    if not hasattr(loaded.problem, "hierarchy"):
+        _fail_input([f"{path}:1: (document): a ZigZag mapping maps one layer on a memory hierarchy; this instance "
+                     "is of another kind"])
+    notes: list[str] = []
+    try:
+        mapping = read_mapping(loaded.problem, path, notes)
+    except InstanceError as exc:
+        _fail_input([str(i) for i in exc.issues])
+    for note in notes:
+        err.print(f"note: {path}: {note}; scored: mapcert's reading (docs/interop.md)", markup=False,
+                  soft_wrap=True)
+    return mapping
+
+
+def _zigzag_export(loaded: Loaded, mapping, objective: str, output: Path) -> str:
+    from ..interop.zigzag import export_mapping
+
+    try:
+        value, same, allocation = export_mapping(loaded.problem, mapping, objective, output)
+    except InstanceError as exc:
+        _fail_input([str(i) for i in exc.issues])
+    note = "" if same else f" (it reads back to {objective} {value:.6g}, not the optimum's)"
+    if allocation:
+        note += f"; note: {allocation}"
+    return f"wrote {output}: the mapping in ZigZag's format{note}"
+
+
+def _zigzag_kind(path: Path) -> str | None:
+    """"workload", "hardware" or "mapping" for a ZigZag file, None otherwise."""
+    from ..interop.zigzag import is_zigzag_mapping
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except Exception:  # noqa: BLE001 (not readable: the ordinary loader says why)
+        return None
+    if isinstance(data, dict) and "memories" in data and "operational_array" in data:
+        return "hardware"
+    if isinstance(data, list) and data and all(isinstance(x, dict) and "equation" in x for x in data):
+        return "workload"
+    return "mapping" if is_zigzag_mapping(data) else None
+
+
+def _load_zigzag(files: list[Path]) -> Loaded:
+    from ..interop.zigzag import import_instance, instance_text
+
+    kinds: dict[str, Path] = {}
+    for f in files:
+        kind = _zigzag_kind(f)
+        if kind in kinds:
+            _fail_input([f"{f}:1: (document): a second ZigZag {kind} file ({kinds[kind]} is the first)"])
+        kinds[kind] = f
+    if "workload" not in kinds or "hardware" not in kinds:
+        _fail_input([f"{files[0]}:1: (document): ZigZag files are read as WORKLOAD.yaml HARDWARE.yaml "
+                     "[MAPPING.yaml]; a workload or hardware file is missing"])
+    try:
+        instance = import_instance(kinds["workload"], kinds["hardware"], kinds.get("mapping"))
+    except InstanceError as exc:
+        issues = [str(i) for i in exc.issues]
+        _fail_input([i.replace("choose one with --layer", "choose one with `mapcert import zigzag ... --layer`")
+                     for i in issues])
+    sources = [p for p in files]
+    problem = load_text(instance_text(instance, sources), str(kinds["workload"]))
+    return Loaded(problem, files[0])
+
+
+# ---------------------------------------------------------------- the tables
+
+EXPORTERS: dict[str, Callable] = {"timeloop": _timeloop_export, "zigzag": _zigzag_export}
+"""Format name -> ``f(loaded, mapping, objective, output) -> what was written``."""
+
+MAPPING_READERS: dict[str, Callable] = {"timeloop": _timeloop_mapping, "zigzag": _zigzag_mapping}
+"""Format name -> ``f(loaded, path, parsed) -> mapping``, or None when the file is not of that format."""
+
+FILE_KINDS: dict[str, tuple[Callable, Callable]] = {"timeloop": (_is_timeloop_file, _load_timeloop),
+                                                    "zigzag": (lambda p: _zigzag_kind(p) is not None, _load_zigzag)}
+"""Format name -> (whether a file is one of the format's, the problem of a set of them)."""
+
+
+def load_files(files: list[Path], load_instance) -> Loaded:
+    """The problem of ``solve`` / ``compare``'s files: one mapcert instance,
+    or a peer's files (every one of one format) imported in memory."""
+    for f in files:
+        if not f.exists():
+            _fail_input([f"{f}: cannot read: no such file"])
+    for name, (recognises, load) in FILE_KINDS.items():
+        if any(recognises(f) for f in files):
+            strangers = [f for f in files if not recognises(f)]
+            if strangers:
+                known = next(f for f in files if recognises(f))
+                _fail_input([f"{strangers[0]}:1: (document): not a {name} file, while {known} is one; a peer's "
+                             "files are all of one format, and a mapcert instance is given alone"])
+            return load(files)
+    if len(files) > 1:
+        _fail_input([f"{files[1]}:1: (document): one mapcert instance at a time; several files are read only as "
+                     f"a peer's ({' or '.join(FILE_KINDS)})"])
+    return Loaded(load_instance(files[0]), files[0])
+
+
+def read_peer_mapping(loaded: Loaded, path: Path, data):
+    """A peer's mapping file as a mapping of the loaded problem, or None when
+    no format recognises it (a recognised but bad one exits 2, one line)."""
+    for reader in MAPPING_READERS.values():
+        mapping = reader(loaded, path, data)
+        if mapping is not None:
+            return mapping
+    return None
+
+
+def check_export(fmt: str, family, problem, output: Path, force: bool) -> None:
+    """Refuse an unknown format, an instance that is not one layer on a
+    hierarchy, or an existing file, before anything is solved."""
+    if fmt not in EXPORTERS:
+        _fail_input([f"--export: unknown format {fmt!r}; one of {', '.join(EXPORTERS)}"])
+    if family.parts(problem) is not None or not hasattr(problem, "hierarchy"):
+        _fail_input([f"--export {fmt}: writes the mapping of one layer on a memory hierarchy (a tiling instance "
+                     "with levels, or a peer's files); this instance is not one"])
+    _refuse_overwrite(output, force)
+
+
+def export(fmt: str, loaded: Loaded, mapping, objective: str, output: Path) -> str:
+    """Write ``mapping`` of the loaded problem in format ``fmt``; returns what was done."""
+    return EXPORTERS[fmt](loaded, mapping, objective, output)
+
+
+def _write(output: Path | None, text: str, what: str | None) -> None:
+    """Print ``text``, or write it to ``output`` (and say so unless ``what`` is None)."""
     if output is None:
         print(text, end="")
-    else:
-        try:
-            output.write_text(text)
-        except OSError as exc:
-            _fail_input([f"{output}: cannot write: {exc.strerror or exc}"])
-        out.print(f"wrote {output}: layer {instance['workload']['name']} on {instance['hardware']['name']}",
-                  markup=False)
-    raise _Exit(EXIT_OK)
+        return
+    try:
+        output.write_text(text)
+    except OSError as exc:
+        _fail_input([f"{output}: cannot write: {exc.strerror or exc}"])
+    if what is not None:
+        out.print(f"wrote {output}{what}", markup=False)

@@ -304,3 +304,18 @@ def test_parallel_memories_are_stacked_so_that_the_array_splits_inwards(tmp_path
     problem = load_text(yaml.safe_dump(instance, sort_keys=False))
     builder = build_multilevel_cpsat(problem)[0]
     assert builder.m.Validate() == ""
+
+
+def test_solve_and_compare_take_the_zigzag_files_directly(cli):
+    code, stdout, stderr = cli("compare", str(CONV), str(TPU), "--methods", "cpsat", "-t", "20", "--json",
+                               "--mapping", str(TPU_MAPPING))
+    assert code == 0, stderr
+    data = json.loads(stdout)
+    user = next(r for r in data["rows"] if r["kind"] == "user")
+    assert data["status"] == "optimal" and user["gap"] >= 0 and user["functional"] == "passed"
+    imported = load_document(import_instance(CONV, TPU, TPU_MAPPING))
+    assert data["optimum"] == solve(imported, "cpsat", 20, functional=False, heuristics=False).objective
+    code, _, stderr = cli("solve", str(CONV), str(FIX.parent / "timeloop" / "eyeriss_like" / "arch.yaml"))
+    assert code == 2 and "conv_small.yaml:1: (document): not a timeloop file, while" in stderr
+    code, _, stderr = cli("solve", str(TPU))
+    assert code == 2 and "a workload or hardware file is missing" in stderr

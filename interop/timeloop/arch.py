@@ -1,0 +1,588 @@
+"""Timeloop v0.4 ``architecture:`` tree -> mapcert levels and fan-outs.
+
+The tree is a list of nodes read in order, each inside every container
+before it: ``!Container`` (its ``spatial: {meshX, meshY}`` replicates
+everything below it, its ``constraints.spatial`` restricts what the mesh
+unrolls), ``!Component`` (a storage level or the compute unit, by
+``class``), ``!Parallel`` (components side by side, each keeping its own
+tensors: flattened in the order listed, as Timeloop flattens them) and
+``!Hierarchical`` (a nested list). The first storage component is the
+backing store (DRAM); the compute component closes the tree.
+
+Capacities count words, as Timeloop counts them: ``depth * width /
+datawidth`` (or ``entries`` / ``size`` words). The written instance gives
+every tensor 8 bits and each level ``words`` bytes, so a mapcert tile of
+``n`` elements fills ``n`` of Timeloop's words whatever the tensor.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .files import TAG, ExpressionError, Files, Part, evaluate
+from .problem import ProblemRead, raise_missing
+
+DRAM_CLASSES = ("dram", "hbm", "hbm2", "lpddr4", "offchip")
+STORAGE_CLASSES = ("dram", "sram", "smartbuffer_sram", "smartbuffer_rf", "smartbuffer", "regfile", "storage",
+                   "buffer", "register", "aladdin_register", "reg", "cache", "hbm", "hbm2", "smart_storage",
+                   "scratchpad", "fifo")
+COMPUTE_CLASSES = ("intmac", "fpmac", "mac", "compute", "intmultiplier", "fpmultiplier", "multiplier",
+                   "aladdin_multiplier", "int_mac", "fp_mac", "bitwise_mac")
+SKIPPED_CLASSES = ("dummy_storage", "nothing")
+"""Flattening artefacts with nothing to map (Timeloop's ``inter_*_spatial`` placeholders)."""
+
+DEFAULT_ENERGY = {"dram": 200.0, "buffer": 6.0, "array": 2.0, "register": 1.0, "mac": 1.0}
+"""Per-word energies without an ERT, in the Eyeriss normalisation (one MAC = 1):
+Chen, Emer, Sze, ISCA 2016, Fig. 1."""
+
+
+def default_energy(cls: str, words: int | None) -> float:
+    """The documented default energy per word of a storage level without an ERT:
+    DRAM 200; otherwise by size, as the Eyeriss normalisation grades it: at
+    least 8192 words (a global buffer) 6, at least 512 words 2, smaller
+    (a register file) 1."""
+    if cls.lower() in DRAM_CLASSES or words is None:
+        return DEFAULT_ENERGY["dram"]
+    if words >= 8192:
+        return DEFAULT_ENERGY["buffer"]
+    if words >= 512:
+        return DEFAULT_ENERGY["array"]
+    return DEFAULT_ENERGY["register"]
+
+
+@dataclass
+class Level:
+    """A storage component as a mapcert level."""
+
+    name: str
+    cls: str
+    path: tuple
+    words: int | None
+    attributes: dict
+    holds: list[str] | None = None
+    keep: list[str] = field(default_factory=list)
+    bypass: list[str] = field(default_factory=list)
+    factors: dict[str, int] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+    bandwidth: float | None = None
+    read_energy: float = 0.0
+    write_energy: float = 0.0
+    energy_note: str = ""
+    block: float = 1.0
+    """Words one access moves (``width / datawidth``, or ``block_size``): an ERT action's share per word."""
+    parallel: bool = False
+    """Under ``!Parallel``: it keeps exactly what its ``keep`` lists, its siblings the rest."""
+
+
+@dataclass
+class Mesh:
+    """A spatial container: one axis of a mapcert fan-out, or both."""
+
+    name: str
+    path: tuple
+    x: int
+    y: int
+    below: int
+    """Index of the storage level right below (number of levels: the MACs)."""
+    constraint: dict = field(default_factory=dict)
+    """Parsed ``constraints.spatial``: {permutation, split, factors}."""
+
+
+@dataclass
+class Fanout:
+    """A mapcert fan-out: one or two consecutive spatial containers."""
+
+    name: str
+    above: int
+    x: int
+    y: int
+    x_name: str | None
+    y_name: str | None
+    rows: list[str] | None = None
+    cols: list[str] | None = None
+    row_factors: dict[str, int] = field(default_factory=dict)
+    col_factors: dict[str, int] = field(default_factory=dict)
+    meshes: list[Mesh] = field(default_factory=list)
+
+
+@dataclass
+class ArchRead:
+    levels: list[Level]
+    fanouts: list[Fanout]
+    compute: str
+    compute_cls: str
+    mac_energy: float = 1.0
+    energy_unit: str = "MAC"
+    notes: list[str] = field(default_factory=list)
+    containers: dict[str, str] = field(default_factory=dict)
+    """Spatial container name -> the fan-out it belongs to."""
+    compute_path: tuple = ()
+
+
+FACTOR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|=)\s*(-?\d+)\s*$")
+GLUED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*?)()(\d+)\s*$")
+"""``C1``, ``M16``: a mapping's factors, the name glued to its value (the digits at the end are the value)."""
+
+
+def parse_factors(raw, part: Part, path: tuple) -> dict[str, int]:
+    """Timeloop's factor lists: ``[N=1, C=1]``, ``"N=1,C=1"``, ``"N=1 C=1"`` or a mapping's ``"C1 M2"``.
+    Bounds (``<=``, ``>=``) are refused: mapcert fixes factors or leaves them free."""
+    if raw is None:
+        return {}
+    if isinstance(raw, dict):
+        items = [f"{k}={v}" for k, v in raw.items()]
+    elif isinstance(raw, list):
+        items = [str(x) for x in raw]
+    elif isinstance(raw, str):
+        items = [x for x in re.split(r"[,\s]+", raw.strip()) if x]
+    else:
+        part.fail(path, f"factors must be a list such as [N=1, C=2] or a string, got {raw!r}")
+    out = {}
+    for item in items:
+        match = FACTOR.match(item) or GLUED.match(item)
+        if match is None:
+            part.fail(path, f"cannot read the factor {item!r} (expected DIM=VALUE)")
+        dim, op, value = match.group(1), match.group(2), int(match.group(3))
+        if op in ("<=", ">="):
+            part.fail(path, f"{item}: a bound on a factor is not represented (mapcert fixes a factor "
+                            "or leaves it to the solver)")
+        if value < 1:
+            part.fail(path, f"{item}: a factor must be a positive whole number")
+        out[dim] = value
+    return out
+
+
+def parse_permutation(raw, names: list[str], part: Part, path: tuple) -> list[str]:
+    """A permutation as a list of dimension names, innermost first (as Timeloop writes it)."""
+    if raw is None:
+        return []
+    if isinstance(raw, list):
+        out = [str(x) for x in raw]
+    elif isinstance(raw, str):
+        text = raw.strip()
+        if re.search(r"[\s,]", text):
+            out = [x for x in re.split(r"[\s,]+", text) if x]
+        else:
+            out, rest = [], text
+            by_length = sorted(names, key=len, reverse=True)
+            while rest:
+                for name in by_length:
+                    if rest.startswith(name):
+                        out.append(name)
+                        rest = rest[len(name):]
+                        break
+                else:
+                    part.fail(path, f"cannot read the permutation {raw!r}: {rest[:1]!r} starts no dimension of "
+                                    f"{', '.join(names)}")
+    else:
+        part.fail(path, f"a permutation is a string such as NCPQ or a list, got {raw!r}")
+    unknown = [d for d in out if d not in names]
+    if unknown:
+        part.fail(path, f"names {', '.join(unknown)}, not a dimension of the problem ({', '.join(names)})")
+    return out
+
+
+def _tag(node: dict) -> str:
+    tag = node.get(TAG)
+    if tag:
+        return str(tag)
+    if "nodes" in node:
+        return "Hierarchical"
+    if "class" in node:
+        return "Component"
+    return "Container"
+
+
+class _Walker:
+    """One pass over the tree, collecting levels, meshes and the compute unit."""
+
+    def __init__(self, part: Part, files: Files, problem: ProblemRead, dim_names: list[str]):
+        self.part, self.problem, self.dim_names = part, problem, dim_names
+        variables = files.get("variables")
+        self.scope = dict(variables.value or {}) if variables and isinstance(variables.value, dict) else {}
+        self.levels: list[Level] = []
+        self.meshes: list[Mesh] = []
+        self.compute: tuple | None = None  # (name, class, path, attributes)
+
+    def attribute_scope(self, inherited: dict, attributes: dict) -> dict:
+        return {**self.scope, **inherited, **attributes}
+
+    def number(self, attributes: dict, scope: dict, keys: tuple[str, ...], path: tuple):
+        for key in keys:
+            if key in attributes:
+                try:
+                    value = evaluate(attributes[key], scope)
+                except ExpressionError as exc:
+                    self.part.fail(path + ("attributes", key), str(exc))
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                    self.part.fail(path + ("attributes", key), f"must be a positive number, got {value!r}")
+                return value
+        return None
+
+    def walk(self, nodes, path: tuple, inherited: dict, parallel: bool = False) -> None:
+        if not isinstance(nodes, list):
+            self.part.fail(path, "must be a list of nodes (!Container, !Component, !Parallel)")
+        scope = dict(inherited)
+        for i, node in enumerate(nodes):
+            npath = path + (i,)
+            if not isinstance(node, dict):
+                self.part.fail(npath, "a node is a mapping (!Container, !Component, !Parallel, !Hierarchical)")
+            tag = _tag(node)
+            attributes = node.get("attributes") or {}
+            if not isinstance(attributes, dict):
+                self.part.fail(npath + ("attributes",), "must be a mapping")
+            if self.compute is not None:
+                self.part.fail(npath, f"{node.get('name', tag)} lies below the compute unit {self.compute[0]}; "
+                                      "the compute unit closes the hierarchy")
+            if tag == "Container":
+                scope.update(attributes)
+                self.container(node, npath)
+            elif tag == "Component":
+                self.component(node, npath, scope, parallel)
+            elif tag in ("Parallel", "Hierarchical"):
+                self.walk(node.get("nodes"), npath + ("nodes",), scope, tag == "Parallel")
+            else:
+                self.part.fail(npath, f"node {node.get('name', '?')}: unknown tag !{tag}; mapcert reads "
+                                      "!Container, !Component, !Parallel and !Hierarchical")
+
+    def container(self, node: dict, path: tuple, component: bool = False) -> None:
+        """A node's ``spatial`` mesh: a container's replicates the nodes below it, a
+        component's replicates the component itself (and everything below it)."""
+        spatial = node.get("spatial") or {}
+        if not isinstance(spatial, dict):
+            self.part.fail(path + ("spatial",), "must be {meshX: ..., meshY: ...}")
+        scope = self.attribute_scope({}, spatial)
+        size = {}
+        for key in ("meshX", "meshY"):
+            value = self.number(spatial, scope, (key,), path) if key in spatial else 1
+            if value != int(value):
+                self.part.fail(path + ("spatial", key), f"must be a whole number, got {value}")
+            size[key] = int(value)
+        name = str(node.get("name", f"container{len(self.meshes)}"))
+        if size["meshX"] * size["meshY"] == 1:
+            return
+        if not self.levels:
+            self.part.fail(path, f"{'component' if component else 'container'} {name} spreads the backing store "
+                                 "itself; the first storage component (DRAM) must lie above every spatial mesh")
+        constraints = node.get("constraints") or {}
+        raw = constraints.get("spatial") if isinstance(constraints, dict) else None
+        self.meshes.append(Mesh(name, path, size["meshX"], size["meshY"], below=-1,
+                                constraint=self.spatial_constraint(raw, path + ("constraints", "spatial"))
+                                if raw else {}))
+
+    def spatial_constraint(self, raw, path: tuple) -> dict:
+        if not isinstance(raw, dict):
+            self.part.fail(path, "must be a mapping with factors, permutation, split")
+        out = {"factors": parse_factors(raw.get("factors"), self.part, path + ("factors",)),
+               "permutation": parse_permutation(raw.get("permutation"), self.dim_names, self.part,
+                                                path + ("permutation",))}
+        if "split" in raw:
+            split = raw["split"]
+            if isinstance(split, bool) or not isinstance(split, int) or split < 0:
+                self.part.fail(path + ("split",), f"must be a whole number, got {split!r}")
+            out["split"] = split
+        for key in raw:
+            if key not in ("factors", "permutation", "split", "target", "type"):
+                self.part.fail(path + (key,), f"the spatial constraint {key!r} is not represented "
+                                              "(mapcert reads factors, permutation and split)")
+        return out
+
+    def component(self, node: dict, path: tuple, inherited: dict, parallel: bool = False) -> None:
+        name = node.get("name")
+        if not isinstance(name, str) or not name:
+            self.part.fail(path, "a component needs a name")
+        cls = node.get("class")
+        if not isinstance(cls, str):
+            self.part.fail(path + ("class",), f"component {name} has no class")
+        subclass = str(node.get("subclass", "")).lower()
+        kind = cls.lower()
+        attributes = dict(node.get("attributes") or {})
+        if kind in SKIPPED_CLASSES:
+            return
+        if "metadata" in kind or "metadata" in subclass:
+            self.part.fail(path + ("class",), f"component {name}: {cls} stores sparse metadata; mapcert maps "
+                                              "dense tensors")
+        if kind in COMPUTE_CLASSES or kind.endswith("mac"):
+            if node.get("spatial"):
+                self.container(node, path, component=True)
+            for mesh in self.meshes:
+                if mesh.below < 0:
+                    mesh.below = len(self.levels)
+            self.compute = (name, cls, path, attributes)
+            return
+        if kind not in STORAGE_CLASSES:
+            self.part.fail(path + ("class",), f"component {name}: unknown class {cls!r}; mapcert reads the "
+                                              f"storage classes {', '.join(STORAGE_CLASSES)} and the compute "
+                                              f"classes {', '.join(COMPUTE_CLASSES)}")
+        if node.get("spatial"):
+            self.container(node, path, component=True)
+        scope = self.attribute_scope(inherited, attributes)
+        words = self.words(name, kind, attributes, scope, path)
+        for key, why in (("allow_overbooking", "tiles larger than the level (overbooking) are not modelled"),
+                         ("min_utilization", "a least fill of a storage level is not a mapcert constraint")):
+            value = evaluate(attributes.get(key, 0), scope)
+            if value not in (0, False, "false", "False"):
+                self.part.fail(path + ("attributes", key), f"component {name}: {key}: {value!r}; {why}")
+        buffering = self.number(attributes, scope, ("multiple_buffering",), path) or 1
+        if words is not None and buffering != 1:
+            words = int(words // buffering)  # Timeloop keeps a tile in 1 / multiple_buffering of the level
+            if words < 1:
+                self.part.fail(path + ("attributes", "multiple_buffering"),
+                               f"component {name}: leaves less than one word per buffer")
+        level = Level(name=name, cls=cls if not subclass else f"{cls}/{subclass}", path=path, words=words,
+                      attributes=attributes)
+        reads = self.number(attributes, scope, ("read_bandwidth",), path)
+        writes = self.number(attributes, scope, ("write_bandwidth",), path)
+        given = [b for b in (reads, writes) if b is not None]
+        level.bandwidth = float(min(given)) if given else None
+        level.block = self.block(attributes, scope, path)
+        for mesh in self.meshes:
+            if mesh.below < 0:
+                mesh.below = len(self.levels)
+        self.levels.append(level)
+        constraints = node.get("constraints") or {}
+        if not isinstance(constraints, dict):
+            self.part.fail(path + ("constraints",), "must be a mapping (dataspace, temporal)")
+        for key, value in constraints.items():
+            cpath = path + ("constraints", key)
+            if key == "dataspace":
+                apply_dataspace(level, value, self.part, cpath, self.problem)
+            elif key == "temporal":
+                apply_temporal(level, value, self.part, cpath, self.dim_names)
+            elif key == "spatial" and node.get("spatial"):
+                continue  # the component's own mesh, read with it
+            else:
+                self.part.fail(cpath, f"component {name}: the constraint {key!r} is not represented "
+                                      "(mapcert reads dataspace and temporal constraints on components)")
+        if parallel and level.keep and level.holds is None:
+            level.holds = list(level.keep)  # side by side: what it does not keep, a sibling keeps
+            level.parallel = True
+
+    def words(self, name: str, kind: str, attributes: dict, scope: dict, path: tuple) -> int | None:
+        datawidth = self.number(attributes, scope, ("datawidth", "word_bits", "word-bits", "word_width"), path)
+        depth = self.number(attributes, scope, ("depth", "memory_depth", "memory-depth"), path)
+        width = self.number(attributes, scope, ("width", "memory_width", "memory-width"), path)
+        entries = self.number(attributes, scope, ("entries", "size"), path)
+        if not self.levels:  # the backing store holds everything, as Timeloop requires
+            return None
+        if entries is not None:
+            return int(entries)
+        if depth is None:
+            self.part.fail(path + ("attributes",), f"component {name}: an on-chip storage needs depth (and "
+                                                   "width, datawidth) or entries")
+        if width is None or datawidth is None:
+            if width is None and datawidth is None:
+                return int(depth)  # one word per entry
+            block = self.number(attributes, scope, ("block_size", "block-size"), path) or 1
+            width = width if width is not None else datawidth * block
+            datawidth = datawidth if datawidth is not None else width / block
+        words = depth * width / datawidth
+        if words != int(words) or words < 1:
+            self.part.fail(path + ("attributes",), f"component {name}: depth {depth} x width {width} / datawidth "
+                                                   f"{datawidth} is not a whole number of words")
+        return int(words)
+
+    def block(self, attributes: dict, scope: dict, path: tuple) -> float:
+        block = self.number(attributes, scope, ("block_size", "block-size"), path)
+        if block is not None:
+            return float(block)
+        width = self.number(attributes, scope, ("width", "memory_width", "memory-width"), path)
+        datawidth = self.number(attributes, scope, ("datawidth", "word_bits", "word-bits", "word_width"), path)
+        if width and datawidth and width >= datawidth:
+            return float(width / datawidth)
+        return 1.0
+
+
+def apply_dataspace(level: Level, raw, part: Part, path: tuple, problem: ProblemRead) -> None:
+    """Timeloop's keep/bypass constraint: all three named fixes the level, otherwise the mapping chooses the rest."""
+    if not isinstance(raw, dict):
+        part.fail(path, "must be {keep: [...], bypass: [...]}")
+    lists = {}
+    for key in ("keep", "bypass"):
+        names = raw.get(key) or []
+        if isinstance(names, str):
+            names = [names]
+        tensors = []
+        for name in names:
+            tensor = problem.tensor_of(str(name))
+            if tensor is None:
+                part.fail(path + (key,), f"{name} is not a data space of the problem "
+                                         f"({', '.join(problem.dataspaces.values())})")
+            tensors.append(tensor)
+        lists[key] = tensors
+    for key in raw:
+        if key not in ("keep", "bypass", "target", "type", "no_coalesce"):
+            part.fail(path + (key,), f"the dataspace constraint {key!r} is not represented")
+    if set(lists["keep"]) & set(lists["bypass"]):
+        part.fail(path, f"{level.name} both keeps and bypasses {', '.join(set(lists['keep']) & set(lists['bypass']))}")
+    keep = sorted(set(level.keep) | set(lists["keep"]))
+    bypass = sorted(set(level.bypass) | set(lists["bypass"]))
+    level.keep, level.bypass = keep, bypass
+    if set(keep) | set(bypass) == {"inputs", "weights", "outputs"}:
+        level.holds = [t for t in ("inputs", "weights", "outputs") if t in keep]
+
+
+def apply_temporal(level: Level, raw, part: Part, path: tuple, dim_names: list[str]) -> None:
+    if not isinstance(raw, dict):
+        part.fail(path, "must be {factors: [...], permutation: [...]}")
+    factors = parse_factors(raw.get("factors"), part, path + ("factors",))
+    for dim in factors:
+        if dim not in dim_names:
+            part.fail(path + ("factors",), f"{dim} is not a dimension of the problem ({', '.join(dim_names)})")
+    level.factors.update(factors)
+    if raw.get("permutation"):
+        parse_permutation(raw.get("permutation"), dim_names, part, path + ("permutation",))
+        level.ignored.append("permutation")
+    for key in raw:
+        if key not in ("factors", "permutation", "target", "type"):
+            part.fail(path + (key,), f"the temporal constraint {key!r} is not represented")
+
+
+def read_architecture(files: Files, problem: ProblemRead, dim_names: list[str]) -> tuple[ArchRead, Part]:
+    """The levels, fan-outs and compute unit of the merged files' ``architecture``."""
+    part = files.get("architecture")
+    if part is None:
+        raise_missing(files, "architecture", "no file gives 'architecture:'")
+    raw = part.value
+    if not isinstance(raw, dict):
+        part.fail((), "must be a mapping with version and nodes")
+    if "nodes" not in raw:
+        if "subtree" in raw:
+            part.fail(("subtree",), "a v0.3 architecture (subtree/local); mapcert reads the v0.4 tree "
+                                    "(version: 0.4, nodes: [!Container, !Component, ...])")
+        part.fail((), "has no 'nodes' (the v0.4 tree of !Container, !Component and !Parallel)")
+    walker = _Walker(part, files, problem, dim_names)
+    walker.walk(raw["nodes"], ("nodes",), {})
+    if walker.compute is None:
+        part.fail(("nodes",), "has no compute component (a MAC: class intmac, fpmac, mac, compute)")
+    if len(walker.levels) < 2:
+        part.fail(("nodes",), "needs the backing store (DRAM) and at least one on-chip storage level")
+    apply_targets(files, walker, problem, dim_names)
+    fanouts = merge_meshes(walker.meshes, walker.levels, part)
+    arch = ArchRead(levels=walker.levels, fanouts=fanouts, compute=walker.compute[0], compute_cls=walker.compute[1])
+    arch.containers = {mesh.name: fan.name for fan in fanouts for mesh in fan.meshes}
+    arch.compute_path = walker.compute[2]
+    return arch, part
+
+
+def merge_meshes(meshes: list[Mesh], levels: list[Level], part: Part) -> list[Fanout]:
+    """Consecutive spatial containers (no storage between them) become one fan-out:
+    exact when each axis comes from one container."""
+    out: list[Fanout] = []
+    for below in sorted({m.below for m in meshes}):
+        group = [m for m in meshes if m.below == below]
+        xs = [m for m in group if m.x > 1]
+        ys = [m for m in group if m.y > 1]
+        for axis, spread in (("meshX", xs), ("meshY", ys)):
+            if len(spread) > 1:
+                part.fail(spread[1].path + ("spatial",),
+                          f"containers {spread[0].name} and {spread[1].name} both spread {axis} with no storage "
+                          "between them; mapcert has one fan-out between two levels, with one row and one column "
+                          "count")
+        x_mesh, y_mesh = (xs[0] if xs else None), (ys[0] if ys else None)
+        names = [m.name for m in group if m.x * m.y > 1]
+        fan = Fanout(name="+".join(names), above=below, x=x_mesh.x if x_mesh else 1, y=y_mesh.y if y_mesh else 1,
+                     x_name=x_mesh.name if x_mesh else None, y_name=y_mesh.name if y_mesh else None, meshes=group)
+        for mesh in group:
+            spatial_limits(fan, mesh, part)
+        out.append(fan)
+    return out
+
+
+def spatial_limits(fan: Fanout, mesh: Mesh, part: Part) -> None:
+    """A container's spatial constraint as allowed dimensions and fixed factors of the fan-out's axes."""
+    c = mesh.constraint
+    if not c:
+        return
+    factors, permutation = c.get("factors", {}), c.get("permutation", [])
+    ones = {d for d, v in factors.items() if v == 1}
+    path = mesh.path + ("constraints", "spatial")
+    if "split" in c and permutation:
+        x_dims, y_dims = permutation[:c["split"]], permutation[c["split"]:]
+    elif mesh.y == 1:
+        x_dims, y_dims = permutation or None, []
+    elif mesh.x == 1:
+        x_dims, y_dims = [], permutation or None
+    else:
+        x_dims = y_dims = permutation or None
+    for axis, dims, size in (("cols", x_dims, mesh.x), ("rows", y_dims, mesh.y)):
+        if size == 1:
+            continue
+        allowed = None if dims is None else [d for d in dims if d not in ones]
+        if dims is None and ones:
+            allowed = ["*"] + sorted(ones)  # every dimension but these: resolved against the problem's
+        setattr(fan, axis, allowed)
+    for dim, value in factors.items():
+        if value == 1:
+            continue
+        on_x = x_dims is not None and dim in x_dims and mesh.x > 1
+        on_y = y_dims is not None and dim in y_dims and mesh.y > 1
+        if on_x == on_y:
+            part.fail(path + ("factors",), f"{dim}={value}: cannot tell whether it spreads meshX or meshY of "
+                                           f"container {mesh.name} (give a permutation and split)")
+        (fan.col_factors if on_x else fan.row_factors)[dim] = value
+
+
+CONSTRAINT_KEYS = ("constraints", "architecture_constraints", "mapspace_constraints", "mapspace")
+
+
+def apply_targets(files: Files, walker: _Walker, problem: ProblemRead, dim_names: list[str]) -> None:
+    """Constraints given as a list of targets (a separate constraints file, or
+    the flattened ``architecture_constraints``), by component or container name."""
+    levels = {level.name: level for level in walker.levels}
+    meshes = {mesh.name: mesh for mesh in walker.meshes}
+    for key in CONSTRAINT_KEYS:
+        part = files.get(key)
+        if part is None:
+            continue
+        raw = part.value
+        targets = raw.get("targets") if isinstance(raw, dict) else raw
+        if targets is None:
+            continue
+        if not isinstance(targets, list):
+            part.fail(("targets",), "must be a list of {target, type, ...}")
+        base = ("targets",) if isinstance(raw, dict) else ()
+        for i, entry in enumerate(targets):
+            path = base + (i,)
+            if not isinstance(entry, dict) or "target" not in entry:
+                part.fail(path, "a constraint is {target: NAME, type: temporal | spatial | dataspace, ...}")
+            name, kind = str(entry["target"]), str(entry.get("type", ""))
+            container = container_name(name, meshes)
+            if walker.compute is not None and name == walker.compute[0]:
+                part.fail(path + ("target",), f"{name} is the compute unit; constraints target storage and containers")
+            if name in levels:
+                if kind in ("dataspace", "bypass", "datatype"):
+                    apply_dataspace(levels[name], entry, part, path, problem)
+                elif kind == "temporal":
+                    apply_temporal(levels[name], entry, part, path, dim_names)
+                elif kind == "spatial":
+                    mesh = [m for m in walker.meshes if m.below == walker.levels.index(levels[name]) + 1]
+                    if not mesh:
+                        part.fail(path + ("target",), f"{name} has no spatial fan-out below it")
+                    mesh[0].constraint = walker.spatial_constraint(entry, path)
+                else:
+                    part.fail(path + ("type",), f"constraint type {kind!r} is not represented (mapcert reads "
+                                                "temporal, spatial and dataspace constraints)")
+            elif container is not None:
+                if kind == "spatial":
+                    meshes[container].constraint = walker.spatial_constraint(entry, path)
+                elif kind == "temporal":
+                    factors = parse_factors(entry.get("factors"), part, path + ("factors",))
+                    if any(v > 1 for v in factors.values()):
+                        part.fail(path + ("factors",), f"{name} is a spatial container; it has no temporal loops")
+                elif kind not in ("dataspace", "bypass", "datatype"):
+                    part.fail(path + ("type",), f"constraint type {kind!r} is not represented")
+            elif name.startswith("inter_") and name.endswith("_spatial"):
+                continue  # the placeholder of a container without a mesh (meshX = meshY = 1)
+            else:
+                part.fail(path + ("target",), f"{name} is not a component or spatial container of the architecture")
+
+
+def container_name(name: str, meshes: dict) -> str | None:
+    """The spatial container a target names: its own name or Timeloop's ``inter_NAME_spatial``."""
+    if name in meshes:
+        return name
+    if name.startswith("inter_") and name.endswith("_spatial") and name[6:-8] in meshes:
+        return name[6:-8]
+    return None

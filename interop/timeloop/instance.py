@@ -1,0 +1,241 @@
+"""Timeloop files -> a mapcert instance (a dict, and YAML text with comments).
+
+The instance names levels after Timeloop's storage components and fan-outs
+after its spatial containers (two consecutive containers that spread
+different axes become one fan-out named ``X+Y``), so that a mapping
+translates name for name. What cannot be carried by the instance's schema
+(the problem's own dimension and data-space names, which container gives
+which axis) is recorded in :class:`Names`, which the written file keeps in
+one comment line (``# timeloop-names: {...}``) for reading and writing
+Timeloop mappings later.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .arch import ArchRead, read_architecture
+from .energy import apply_energies
+from .files import Files, Part, read_files
+from .problem import ProblemRead, read_problem
+
+MAPCERT_DIMS = ("N", "M", "C", "P", "Q", "R", "S")
+NAMES_PREFIX = "# timeloop-names: "
+ENERGY_DIGITS = 3
+"""Energies are written to a thousandth of their unit (1 fJ for an ERT's pJ): the exact
+models scale energies to integers, and a common denominator of 1000 keeps them small."""
+
+
+@dataclass
+class Names:
+    """How mapcert's names translate to the Timeloop files'."""
+
+    dims: dict[str, str] = field(default_factory=lambda: {d: d for d in ("N", "G", *MAPCERT_DIMS)})
+    """mapcert dimension -> Timeloop dimension."""
+    all_dims: list[str] = field(default_factory=lambda: ["C", "M", "R", "S", "N", "P", "Q"])
+    """Every dimension of the Timeloop problem, in its order (those of extent 1 included)."""
+    dataspaces: dict[str, str] = field(default_factory=lambda: {"inputs": "Inputs", "weights": "Weights",
+                                                                "outputs": "Outputs"})
+    fanouts: dict[str, list] = field(default_factory=dict)
+    """mapcert fan-out -> [container spreading meshX, container spreading meshY] (None: no such axis)."""
+    compute: str = "mac"
+
+    def to_comment(self) -> str:
+        return NAMES_PREFIX + json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_text(cls, text: str) -> "Names | None":
+        for line in text.splitlines():
+            if line.startswith(NAMES_PREFIX):
+                try:
+                    return cls(**json.loads(line[len(NAMES_PREFIX):]))
+                except (ValueError, TypeError):
+                    return None
+        return None
+
+    def dim(self, timeloop: str) -> str | None:
+        for mine, theirs in self.dims.items():
+            if theirs == timeloop:
+                return mine
+        return None
+
+    def tensor(self, timeloop: str) -> str | None:
+        for mine, theirs in self.dataspaces.items():
+            if theirs == timeloop:
+                return mine
+        return None
+
+
+@dataclass
+class Imported:
+    """An imported instance: the document, its commented text and the names."""
+
+    instance: dict
+    text: str
+    names: Names
+    label: str
+
+
+def _translate_factors(factors: dict[str, int], problem: ProblemRead, part: Part, path: tuple) -> dict[str, int]:
+    out = {}
+    for name, value in factors.items():
+        dim = problem.dim_of(name)
+        if dim is None:
+            if value == 1:
+                continue  # a dimension of extent 1 that mapcert's layer leaves out
+            part.fail(path, f"{name}={value}: {name} is not a dimension of the layer mapcert reads")
+        if dim == "G":
+            if value == 1:
+                continue
+            part.fail(path, f"{name}={value}: a fixed factor of the groups (G) is not represented")
+        out[dim] = value
+    return out
+
+
+def build(files: Files) -> Imported:
+    """The mapcert instance of merged Timeloop files (problem and architecture, optionally ERT and constraints)."""
+    problem = read_problem(files)
+    problem_part = files.get("problem")
+    shape = problem_part.value.get("shape") if isinstance(problem_part.value, dict) else None
+    dim_names = list(shape.get("dimensions")) if isinstance(shape, dict) else ["C", "M", "R", "S", "N", "P", "Q"]
+    arch, part = read_architecture(files, problem, dim_names)
+    apply_energies(arch, files)
+    names = Names(dims=dict(problem.dims), all_dims=dim_names, dataspaces=dict(problem.dataspaces),
+                  fanouts={fan.name: [fan.x_name, fan.y_name] for fan in arch.fanouts}, compute=arch.compute)
+    levels, constraint_levels = [], {}
+    for index, level in enumerate(arch.levels):
+        entry: dict = {"name": level.name}
+        if index > 0:
+            entry["capacity"] = level.words  # bytes: one 8-bit word per Timeloop word
+            if level.holds is not None:
+                entry["holds"] = level.holds
+            else:
+                if level.keep:
+                    entry["keep"] = level.keep
+                if level.bypass:
+                    entry["bypass"] = level.bypass
+        entry["read_energy"] = round(level.read_energy, ENERGY_DIGITS)
+        entry["write_energy"] = round(level.write_energy, ENERGY_DIGITS)
+        if level.bandwidth is not None and index > 0:
+            entry["bandwidth"] = level.bandwidth
+        levels.append(entry)
+        factors = _translate_factors(level.factors, problem, part, level.path + ("constraints", "temporal"))
+        if factors:
+            if index == 0 and any(factors.get(d, 1) > 1 for d in "RS"):
+                part.fail(level.path, f"{level.name} fixes a factor of the filter window; mapcert's backing store "
+                                      "never splits R and S")
+            constraint_levels[level.name] = {"factors": factors}
+    arch_file = Path(files.parts["architecture"].where.file)
+    arch_name = arch_file.parent.name if arch_file.stem in ("arch", "architecture") and arch_file.parent.name \
+        else arch_file.stem
+    hardware: dict = {"name": arch_name,
+                      "source": "Timeloop v0.4 files " + ", ".join(Path(p).name for p in files.paths),
+                      "energy_unit": arch.energy_unit, "mac_energy": round(arch.mac_energy, ENERGY_DIGITS)}
+    if arch.fanouts:
+        hardware["fanouts"] = [{"name": fan.name, "above": arch.levels[fan.above].name
+                                if fan.above < len(arch.levels) else "MACs", "x": fan.x, "y": fan.y}
+                               for fan in arch.fanouts]
+    hardware["levels"] = levels
+    constraints: dict = {}
+    if constraint_levels:
+        constraints["levels"] = constraint_levels
+    fanout_constraints = {}
+    for fan in arch.fanouts:
+        spec: dict = {}
+        for axis in ("rows", "cols"):
+            allowed = getattr(fan, axis)
+            if allowed is None:
+                continue
+            if allowed and allowed[0] == "*":
+                excluded = {problem.dim_of(d) for d in allowed[1:]}
+                dims = [d for d in MAPCERT_DIMS if d in problem.dims and d not in excluded]
+            else:
+                dims = [problem.dim_of(d) for d in allowed]
+                dims = [d for d in dims if d in MAPCERT_DIMS]
+            spec[axis] = dims
+        for axis in ("row_factors", "col_factors"):
+            fixed = _translate_factors(getattr(fan, axis), problem, part, fan.meshes[0].path)
+            if fixed:
+                spec[axis] = fixed
+        if spec:
+            fanout_constraints[fan.name] = spec
+    if fanout_constraints:
+        constraints["fanouts"] = fanout_constraints
+    if constraints:
+        hardware["constraints"] = constraints
+    instance = {"family": "tiling", "workload": problem.workload, "hardware": hardware, "objective": "energy",
+                "solver": {"method": "cpsat", "time_limit": 60}}
+    text = render(instance, files, problem, arch, names)
+    return Imported(instance=instance, text=text, names=names, label=" ".join(files.paths))
+
+
+def import_timeloop(paths: list[Path]) -> Imported:
+    """Read Timeloop files (architecture, problem, and optionally ERT and constraints) into a mapcert instance.
+
+    Parameters
+    ----------
+    paths
+        The files, in any order; their top-level keys are merged as Timeloop merges them.
+
+    Returns
+    -------
+    Imported
+        The instance document, its commented YAML text and the name translation.
+
+    Raises
+    ------
+    InstanceError
+        One line naming the file, line, node and reason, for anything that cannot be read or represented.
+    """
+    return build(read_files(paths))
+
+
+def render(instance: dict, files: Files, problem: ProblemRead, arch: ArchRead, names: Names) -> str:
+    """The instance as commented YAML: where each value came from, and which are defaults."""
+    lines = ["# mapcert instance imported from Timeloop files:"]
+    lines += [f"#   {p}" for p in files.paths]
+    w = problem.workload
+    renamed = [f"{mine}={theirs}" for mine, theirs in problem.dims.items() if mine != theirs]
+    lines.append(f"# workload: problem shape {problem.shape_name or '(built-in CNN-Layer)'}"
+                 + (f"; dimensions renamed (mapcert=Timeloop) {', '.join(renamed)}" if renamed else ""))
+    if problem.dropped:
+        lines.append(f"#   dimensions of extent 1 left out: {', '.join(problem.dropped)}")
+    lines.append("#   precision: every tensor 8 bits and each level's capacity in bytes = its Timeloop word count,")
+    lines.append("#   so capacities count words as Timeloop does (depth * width / datawidth).")
+    lines.append(f"#   off-chip traffic is then in words; {w['op']} layer.")
+    lines.append("# hardware, level by level:")
+    for level in arch.levels:
+        size = "backing store" if level.words is None else f"{level.words} words"
+        kept = "keeps every tensor" if level.words is None else ("holds " + ", ".join(level.holds)
+                                                                 + (" (!Parallel: its siblings keep the rest)"
+                                                                    if level.parallel else "")) if level.holds is not None else (
+            "keep or bypass chosen by the mapping" + (f" (keeps {', '.join(level.keep)})" if level.keep else "")
+            + (f" (bypasses {', '.join(level.bypass)})" if level.bypass else ""))
+        energy = "energy: DEFAULT for its size" if level.energy_note == "default" else f"energy: {level.energy_note}"
+        lines.append(f"#   {level.name} ({level.cls}): {size}; {kept}; {energy}")
+        if level.words is None and level.attributes.get("depth") is not None:
+            lines.append("#     its depth is not a limit: the backing store holds every tensor, as in Timeloop")
+        if level.ignored:
+            lines.append("#     its temporal permutation constraint is not applied: mapcert searches every loop "
+                         "order, so the optimum can only be lower or equal")
+    for fan in arch.fanouts:
+        parts = []
+        if fan.x_name:
+            parts.append(f"meshX {fan.x} of {fan.x_name}")
+        if fan.y_name:
+            parts.append(f"meshY {fan.y} of {fan.y_name}")
+        lines.append(f"#   fan-out {fan.name}: {' and '.join(parts)}; multicast and spatial reduction on "
+                     "(Timeloop's defaults)")
+    lines.append(f"#   compute: {arch.compute} ({arch.compute_cls}), mac_energy "
+                 + ("DEFAULT 1" if arch.energy_unit == "MAC" else "from the ERT"))
+    if arch.energy_unit == "pJ":
+        lines.append("# energies: pJ per word from the ERT, rounded to 0.001 pJ")
+    for note in arch.notes:
+        lines.append(f"# note: {note}")
+    lines.append(names.to_comment())
+    body = yaml.safe_dump(instance, sort_keys=False, default_flow_style=None, width=110)
+    return "\n".join(lines) + "\n" + body

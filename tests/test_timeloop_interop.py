@@ -1,0 +1,296 @@
+"""Timeloop v0.4 files in and out (interop/timeloop, ``mapcert import timeloop``).
+
+From a Timeloop architecture, problem and mapper-style mapping: the
+instance imports, solves to a proved optimum, the mapping is scored against
+it with a passing functional check, and the exported optimum re-imports to
+the same mapping and objective. Malformed files exit 2 with one line naming
+the node or target. The fixtures under tests/fixtures/timeloop follow the
+published examples (eyeriss_like, simple_weight_stationary).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mapcert.formulations.tiling.multilevel.cost import evaluate_multilevel
+from mapcert.hardware.hierarchy import hierarchy_preset
+from mapcert.instances import InstanceError, load, load_text
+from mapcert.interop.timeloop import Names, Source, import_timeloop, mapping_from_timeloop, mapping_to_timeloop
+from mapcert.interop.timeloop.files import evaluate, read_yaml
+
+from .helpers import run_mapcert
+
+FIXTURES = Path(__file__).parent / "fixtures" / "timeloop"
+EYERISS = FIXTURES / "eyeriss_like"
+SWS = FIXTURES / "simple_weight_stationary"
+
+
+MATMUL_ARCH = """
+architecture:
+  version: 0.4
+  nodes:
+  - !Container {name: system}
+  - !Component {name: MainMemory, class: DRAM, attributes: {width: 64, datawidth: 8}}
+  - !Component {name: Buffer, class: SRAM, attributes: {depth: 64, width: 8, datawidth: 8}}
+  - !Container {name: lanes, spatial: {meshX: 4}}
+  - !Component {name: Reg, class: regfile, attributes: {entries: 2}}
+  - !Component {name: MAC, class: intmac}
+"""
+MATMUL_PROBLEM = """
+problem:
+  version: 0.4
+  shape:
+    name: MatrixMultiply
+    dimensions: [M, N, K]
+    data_spaces:
+    - {name: A, projection: [[[M]], [[K]]]}
+    - {name: B, projection: [[[N]], [[K]]]}
+    - {name: Z, projection: [[[M]], [[N]]], read_write: true}
+  instance: {M: 4, N: 6, K: 8}
+"""
+
+
+def _json(*args: str) -> dict:
+    done = run_mapcert(*args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _refused(*args: str) -> str:
+    """The one line of a refusal (exit 2)."""
+    done = run_mapcert(*args)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def test_eyeriss_import_solve_score_export_and_reimport(tmp_path):
+    instance = tmp_path / "eyeriss.yaml"
+    done = run_mapcert("import", "timeloop", str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml"),
+                       "--ert", str(EYERISS / "ERT.yaml"), "-o", str(instance))
+    assert done.returncode == 0, done.stderr
+    text = instance.read_text()
+    assert text.startswith("# mapcert instance imported from Timeloop files")
+    assert "DEFAULT" not in text and "energy_unit: pJ" in text
+    exported = tmp_path / "optimum.map.yaml"
+    result = _json("solve", str(instance), "-t", "20", "--no-heuristics", "--json",
+                   "--export", "timeloop", str(exported))
+    assert result["status"] == "optimal"
+    optimum = result["objective"]
+    # the mapper-style mapping, scored against the proved optimum, runs correctly
+    scored = _json("compare", str(instance), "--mapping", str(EYERISS / "mapper.map.yaml"),
+                   "--mapping", str(exported), "--methods", "cpsat", "-t", "20", "--json")
+    rows = {row["method"]: row for row in scored["rows"]}
+    assert scored["optimum"] == pytest.approx(optimum)
+    mapper = rows["mapping: mapper.map.yaml"]
+    assert mapper["functional"] == "passed" and mapper["objective"] >= optimum and mapper["gap"] >= 0
+    again = rows["mapping: optimum.map.yaml"]
+    assert again["functional"] == "passed" and again["objective"] == pytest.approx(optimum)
+    # import, export and import again: the same mapping
+    problem = load(instance)
+    names = Names.from_text(text)
+    data, where = read_yaml(exported)
+    first = mapping_from_timeloop(data, problem, names, Source(str(exported), where))
+    second = mapping_from_timeloop(mapping_to_timeloop(problem, first, names), problem, names,
+                                   Source(str(exported), where))
+    assert second == first
+    assert evaluate_multilevel(problem, first).energy == pytest.approx(optimum)
+
+
+def test_timeloop_files_solve_directly_and_match_the_imported_instance(tmp_path):
+    files = [str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml")]
+    direct = _json("solve", *files, "-t", "20", "--no-heuristics", "--no-functional", "--json")
+    imported = import_timeloop([Path(f) for f in files])
+    assert "DEFAULT" in imported.text and "energy_unit: MAC" in imported.text  # defaults are marked
+    path = tmp_path / "i.yaml"
+    path.write_text(imported.text)
+    via_file = _json("solve", str(path), "-t", "20", "--no-heuristics", "--no-functional", "--json")
+    assert direct["status"] == via_file["status"] == "optimal"
+    assert direct["objective"] == via_file["objective"]
+
+
+def test_eyeriss_like_matches_the_preset_modelled_on_it():
+    """Timeloop's eyeriss_like gives the levels, keep sets, array and constraints of the preset."""
+    problem = load_text(import_timeloop([EYERISS / "arch.yaml", EYERISS / "problem.yaml"]).text, "<eyeriss>")
+    preset = hierarchy_preset("eyeriss-like")
+    ours = problem.hierarchy
+    assert [lv.name for lv in ours.levels] == [lv.name for lv in preset.levels]
+    assert [lv.holds for lv in ours.levels] == [lv.holds for lv in preset.levels]
+    assert [lv.per_pe for lv in ours.levels] == [lv.per_pe for lv in preset.levels]
+    assert (ours.fanouts[0].rows, ours.fanouts[0].cols, ours.fanouts[0].level) == (12, 14, preset.pe_level)
+    assert ours.levels[1].capacity_bits == 128 * 1024 * 8  # 16384 x 64 bit
+    spatial = problem.constraints.fanouts[0][1]
+    assert set(spatial.rows) == {"C", "M", "S"} and set(spatial.cols) == {"Q", "M"}
+    fixed = {problem.hierarchy.levels[i].name: dict(c.factors) for i, c in problem.constraints.levels}
+    assert fixed["weights_spad"] == {"N": 1, "M": 1, "P": 1, "Q": 1, "S": 1}
+
+
+def test_second_published_example_with_variables_and_old_attribute_names():
+    imported = import_timeloop([SWS / "arch.yaml", SWS / "problem.yaml"])
+    doc = yaml.safe_load(imported.text)
+    levels = {lv["name"]: lv for lv in doc["hardware"]["levels"]}
+    assert levels["shared_glb"]["capacity"] == 16384 * 64 // 16  # memory_depth: GLB_DEPTH, word_bits: WORD
+    assert levels["pe_spad"]["holds"] == ["weights"] and levels["weight_reg"]["capacity"] == 1
+    assert doc["workload"]["stride"] == 2 and doc["workload"]["dims"]["C"] == 3
+    assert doc["hardware"]["fanouts"] == [{"name": "PE", "above": "pe_spad", "x": 16, "y": 16}]
+    scored = _json("compare", str(SWS / "arch.yaml"), str(SWS / "problem.yaml"),
+                   "--mapping", str(SWS / "mapper.map.yaml"), "--methods", "cpsat", "-t", "20", "--json")
+    assert scored["status"] == "optimal"
+    row = {r["method"]: r for r in scored["rows"]}["mapping: mapper.map.yaml"]
+    assert row["functional"] == "passed" and row["gap"] >= 0
+
+
+def test_matrix_multiply_shape_with_its_own_names(tmp_path):
+    """Roles come from the projections: A[M,K] x B[K,N] -> Z[M,N] is a matmul whatever the names."""
+    (tmp_path / "arch.yaml").write_text(MATMUL_ARCH)
+    (tmp_path / "problem.yaml").write_text(MATMUL_PROBLEM)
+    imported = import_timeloop([tmp_path / "arch.yaml", tmp_path / "problem.yaml"])
+    doc = yaml.safe_load(imported.text)
+    assert doc["workload"]["op"] == "matmul"
+    assert doc["workload"]["dims"] == {"N": 4, "M": 6, "C": 8}  # A's rows, B's columns, the shared K
+    assert imported.names.dims == {"N": "M", "M": "N", "C": "K"}
+    out = tmp_path / "opt.map.yaml"
+    result = _json("solve", str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml"), "-t", "20",
+                   "--no-heuristics", "--json", "--export", "timeloop", str(out))
+    assert result["status"] == "optimal"
+    assert "K" in out.read_text() and "inter_lanes_spatial" in out.read_text()
+    scored = _json("compare", str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml"), "--mapping", str(out),
+                   "--methods", "cpsat", "-t", "20", "--json")
+    row = {r["method"]: r for r in scored["rows"]}["mapping: opt.map.yaml"]
+    assert row["objective"] == pytest.approx(result["objective"]) and row["functional"] == "passed"
+
+
+def test_constraint_files_are_read_target_by_target(tmp_path):
+    (tmp_path / "arch.yaml").write_text(MATMUL_ARCH)
+    (tmp_path / "problem.yaml").write_text(MATMUL_PROBLEM)
+    (tmp_path / "constraints.yaml").write_text("""
+constraints:
+  version: 0.4
+  targets:
+  - {target: Buffer, type: dataspace, keep: [A, Z], bypass: [B]}
+  - {target: inter_lanes_spatial, type: spatial, factors: [M=1, K=1]}
+  - {target: Reg, type: temporal, factors: N=1}
+""")
+    done = run_mapcert("import", "timeloop", str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml"),
+                       "--constraints", str(tmp_path / "constraints.yaml"))
+    assert done.returncode == 0, done.stderr
+    doc = yaml.safe_load(done.stdout)
+    buffer = doc["hardware"]["levels"][1]
+    assert buffer["holds"] == ["inputs", "outputs"]
+    assert doc["hardware"]["constraints"]["fanouts"]["lanes"]["cols"] == ["M"]  # only Timeloop's N spreads
+    assert doc["hardware"]["constraints"]["levels"]["Reg"] == {"factors": {"M": 1}}
+    (tmp_path / "bad.yaml").write_text("constraints:\n  targets:\n  - {target: GLB, type: temporal}\n")
+    line = _refused("import", "timeloop", str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml"),
+                    "--constraints", str(tmp_path / "bad.yaml"))
+    assert "bad.yaml:3" in line and "GLB is not a component or spatial container" in line
+
+
+def test_a_mapping_of_another_architecture_is_refused():
+    line = _refused("compare", str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml"),
+                    "--mapping", str(SWS / "mapper.map.yaml"))
+    assert "mapper.map.yaml:" in line and "is not in the architecture" in line
+
+
+def _edited(tmp_path: Path, source: Path, old: str, new: str, name: str) -> str:
+    text = source.read_text()
+    assert old in text
+    path = tmp_path / name
+    path.write_text(text.replace(old, new, 1))
+    return str(path)
+
+
+def test_unknown_component_class_is_refused_with_the_node(tmp_path):
+    arch = _edited(tmp_path, EYERISS / "arch.yaml", "class: smartbuffer_RF", "class: fancy_RF", "arch.yaml")
+    line = _refused("import", "timeloop", arch, str(EYERISS / "problem.yaml"))
+    assert "arch.yaml:" in line and "ifmap_spad" in line and "unknown class 'fancy_RF'" in line
+
+
+def test_a_target_the_architecture_lacks_is_refused_with_the_target(tmp_path):
+    other = _edited(tmp_path, EYERISS / "mapper.map.yaml", "target: shared_glb\n    type: temporal",
+                    "target: global_buffer\n    type: temporal", "other.map.yaml")
+    line = _refused("compare", str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml"), "--mapping", other)
+    assert "other.map.yaml:" in line and "global_buffer is not in the architecture" in line
+
+
+def test_factors_that_do_not_multiply_out_are_refused_with_target_and_dimension(tmp_path):
+    bad = _edited(tmp_path, EYERISS / "mapper.map.yaml", "factors: C1 M1 R1 S1 N1 P6 Q1",
+                  "factors: C1 M1 R1 S1 N1 P3 Q1", "bad.map.yaml")
+    line = _refused("compare", str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml"), "--mapping", bad)
+    assert "bad.map.yaml:" in line and "factors of P multiply to 3 (shared_glb 3), its extent is 6" in line
+
+
+def test_a_tile_that_overflows_a_level_is_refused_with_the_level(tmp_path):
+    """64 output channels: keeping C3 M16 R3 S3 = 432 weights at pe_spad overflows its 192 words."""
+    problem = _edited(tmp_path, SWS / "problem.yaml", "M: 8,", "M: 64,", "problem.yaml")
+    bad = _edited(tmp_path, SWS / "mapper.map.yaml", "C3 M4 R1 S1 N1 P1 Q1", "C1 M4 R1 S1 N1 P1 Q1", "over.map.yaml")
+    Path(bad).write_text(Path(bad).read_text().replace("factors: C1 M2 R3 S3", "factors: C3 M16 R3 S3"))
+    line = _refused("compare", str(SWS / "arch.yaml"), problem, "--mapping", bad)
+    assert "over.map.yaml:" in line and "pe_spad" in line and "overflow" in line and "432" in line
+
+
+def test_other_refusals_are_one_line(tmp_path):
+    v03 = tmp_path / "arch03.yaml"
+    v03.write_text("architecture:\n  version: 0.3\n  subtree:\n  - name: system\n")
+    assert "v0.3 architecture" in _refused("import", "timeloop", str(v03), str(EYERISS / "problem.yaml"))
+    sparse = _edited(tmp_path, EYERISS / "problem.yaml", "densities: {}", "densities: {Inputs: 0.5}", "p.yaml")
+    assert "densities.Inputs" in _refused("import", "timeloop", str(EYERISS / "arch.yaml"), sparse)
+    bound = _edited(tmp_path, EYERISS / "arch.yaml", "factors: [N=1, P=1, Q=1, R=1]",
+                    "factors: [N=1, P=1, Q=1, R<=2]", "bound.yaml")
+    assert "R<=2" in _refused("import", "timeloop", bound, str(EYERISS / "problem.yaml"))
+    mapping_only = _refused("import", "timeloop", str(EYERISS / "arch.yaml"))
+    assert "problem" in mapping_only
+    out = tmp_path / "exists.yaml"
+    out.write_text("keep me")
+    assert "not overwritten" in _refused("import", "timeloop", str(EYERISS / "arch.yaml"),
+                                         str(EYERISS / "problem.yaml"), "-o", str(out))
+    assert out.read_text() == "keep me"
+
+
+def test_expressions_are_arithmetic_only():
+    assert evaluate("depth * 2", {"depth": "DEPTH", "DEPTH": 8}) == 16
+    assert evaluate("LPDDR4", {}) == "LPDDR4"
+    assert evaluate("ceil(log2(depth))", {"depth": 12}) == 4
+    with pytest.raises(ValueError):
+        evaluate("__import__('os')", {})
+    with pytest.raises(InstanceError):
+        import_timeloop([FIXTURES / "missing.yaml"])
+
+
+def test_depthwise_shape_reads_groups_and_dilation(tmp_path):
+    """dw-cnn-layer: C indexes all three data spaces, so it is the groups (M = C per group = 1)."""
+    (tmp_path / "arch.yaml").write_text(MATMUL_ARCH)
+    (tmp_path / "problem.yaml").write_text("""
+problem:
+  shape:
+    name: dw-cnn-layer
+    dimensions: [R, S, P, Q, C, N]
+    coefficients: [{name: Wstride, default: 1}, {name: Hstride, default: 1},
+                   {name: Wdilation, default: 1}, {name: Hdilation, default: 1}]
+    data-spaces:
+    - {name: Weights, projection: [[[C]], [[R]], [[S]]]}
+    - {name: Inputs, projection: [[[N]], [[C]], [[R, Wdilation], [P, Wstride]], [[S, Hdilation], [Q, Hstride]]]}
+    - {name: Outputs, projection: [[[N]], [[C]], [[Q]], [[P]]], read-write: true}
+  instance: {C: 8, R: 3, S: 3, P: 4, Q: 4, N: 1, Wdilation: 2, Hdilation: 1}
+""")
+    imported = import_timeloop([tmp_path / "arch.yaml", tmp_path / "problem.yaml"])
+    workload = yaml.safe_load(imported.text)["workload"]
+    assert workload["groups"] == 8 and workload["dims"]["M"] == workload["dims"]["C"] == 8
+    assert workload["dilation"] == [2, 1]
+    problem = load_text(imported.text, "<dw>")
+    assert problem.layer.groups == 8 and problem.layer.dilation == (2, 1)
+
+
+def test_multiple_buffering_halves_a_level_and_overbooking_is_refused(tmp_path):
+    arch = _edited(tmp_path, SWS / "arch.yaml", "      depth: 192\n", "      depth: 192\n      multiple_buffering: 2\n",
+                   "arch.yaml")
+    doc = yaml.safe_load(import_timeloop([Path(arch), SWS / "problem.yaml"]).text)
+    assert {lv["name"]: lv.get("capacity") for lv in doc["hardware"]["levels"]}["pe_spad"] == 96
+    over = _edited(tmp_path, SWS / "arch.yaml", "      depth: 192\n", "      depth: 192\n      allow_overbooking: true\n",
+                   "over.yaml")
+    line = _refused("import", "timeloop", over, str(SWS / "problem.yaml"))
+    assert "pe_spad" in line and "allow_overbooking" in line
