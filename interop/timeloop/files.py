@@ -204,8 +204,12 @@ def _eval(node: ast.AST, scope: dict, seen: frozenset, text: str):
             raise ExpressionError(f"{text!r}: {node.id} is {result!r}, not a number")
         return result
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        left, right = _eval(node.left, scope, seen, text), _eval(node.right, scope, seen, text)
+        if isinstance(node.op, ast.Pow) and abs(right) > 256:
+            # an integer power this large runs for ever; no hardware size needs it
+            raise ExpressionError(f"{text!r}: an exponent of {right} is beyond any size (at most 256)")
         try:
-            return _BINARY[type(node.op)](_eval(node.left, scope, seen, text), _eval(node.right, scope, seen, text))
+            return _BINARY[type(node.op)](left, right)
         except (ZeroDivisionError, OverflowError) as exc:
             raise ExpressionError(f"{text!r}: {exc}") from None
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
