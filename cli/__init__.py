@@ -133,6 +133,9 @@ def solve(
     family = registry.family_of(problem)
     _check_time_limit(time_limit)
     _refuse_overwrite(output, force)
+    for given in loaded.mappings:
+        err.print(f"note: {given} is a mapping; `solve` finds the optimum and does not score it "
+                  f"(`mapcert compare {' '.join(str(f) for f in files)}` does)", markup=False, soft_wrap=True)
     export = None if export is None or export[0] is None else export
     if export is not None:
         peers.check_export(export[0], family, problem, export[1], force)
@@ -177,11 +180,11 @@ def solve(
 
 @app.command()
 def bound(
-    file: Path = typer.Argument(..., help="Instance YAML of any family."),
+    files: list[Path] = typer.Argument(..., help="Instance YAML of any family, or a peer's files (as for solve)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Analytical lower bounds of an instance (each flagged rigorous or not), without solving."""
-    problem = _load(file)
+    problem = peers.load_files(files, _load).problem
     family = registry.family_of(problem)
     parts = family.parts(problem) or [None]
     rows = []
@@ -208,9 +211,10 @@ def bound(
 
 
 @app.command()
-def methods(file: Path = typer.Argument(..., help="Instance YAML of any family.")) -> None:
+def methods(files: list[Path] = typer.Argument(..., help="Instance YAML of any family, or a peer's files (as "
+                                                          "for solve).")) -> None:
     """The exact methods and heuristics of an instance's family, and whether each applies."""
-    problem = _load(file)
+    problem = peers.load_files(files, _load).problem
     family = registry.family_of(problem)
     parts = family.parts(problem)
     sample = parts[0].problem if parts else problem
@@ -285,7 +289,8 @@ def verify(
 def compare(
     files: list[Path] = typer.Argument(..., help="Instance YAML of any family (one layer, not a network), or "
                                                  "a peer's files: Timeloop's (ARCH.yaml PROBLEM.yaml [ERT.yaml] "
-                                                 "...) or ZigZag's (WORKLOAD.yaml HARDWARE.yaml [MAPPING.yaml])."),
+                                                 "...) or ZigZag's (WORKLOAD.yaml HARDWARE.yaml [MAPPING.yaml]); a "
+                                                 "mapping file among them is scored as with --mapping."),
     methods: Optional[str] = typer.Option(None, "--methods",
                                           help="Comma-separated methods (default: every exact method and heuristic "
                                                "that applies; `mapcert methods FILE` lists them)."),
@@ -305,7 +310,8 @@ def compare(
     if family.parts(problem) is not None:
         _fail_input([f"{file}:1: workload: `mapcert compare` takes one layer; `mapcert solve` on a network scores "
                      "every quick heuristic per layer and in total, `mapcert plot` draws every heuristic's gap"])
-    user = {f"mapping: {path.name}": _read_user_solution(family, loaded, path) for path in mapping or []}
+    given = list(dict.fromkeys([*loaded.mappings, *(mapping or [])]))  # a mapping among the files, then --mapping
+    user = {f"mapping: {path.name}": _read_user_solution(family, loaded, path) for path in given}
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     available = method_names(family, problem)
     unknown = [m for m in chosen or [] if m not in available]

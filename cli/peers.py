@@ -12,6 +12,7 @@ modules of ``interop/`` do.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -36,6 +37,9 @@ class Loaded:
     path: Path
     names: object | None = None
     timeloop: bool = False
+    mappings: tuple[Path, ...] = ()
+    """Mapping files given among the peer's files: ``compare`` scores them,
+    ``solve`` says it does not."""
 
 
 # ---------------------------------------------------------------- Timeloop
@@ -45,10 +49,30 @@ def _timeloop_imported(paths: list[Path]):
 
     try:
         imported = import_timeloop(paths)
-        problem = load_text(imported.text, imported.label)
     except InstanceError as exc:
         _fail_input([str(exc.issues[0])] if exc.issues else ["cannot import the Timeloop files"])
-    return imported, problem
+    return imported, _load_imported(imported.text, " ".join(str(p) for p in paths))
+
+
+def _load_imported(text: str, files: str):
+    """The problem of an instance imported in memory. A value the peer's
+    files give but mapcert refuses (an absurd size, say) is reported against
+    those files, naming the field of the instance ``mapcert import`` would
+    write, since the line is one of that instance."""
+    try:
+        return load_text(text, "<imported>")
+    except InstanceError as exc:
+        first = exc.issues[0] if exc.issues else None
+        what = f"{first.field}: {first.message}" if first is not None else str(exc)
+        level = re.search(r"levels\[(\d+)\]", what)
+        if level is not None:  # name the level: the peer's file calls it that
+            try:
+                name = yaml.safe_load(text)["hardware"]["levels"][int(level.group(1))]["name"]
+                what = f"level {name} ({what})"
+            except (KeyError, IndexError, TypeError, yaml.YAMLError):
+                pass
+        _fail_input([f"{files}: the imported instance is refused at {what} (`mapcert import ... -o FILE` writes it "
+                     "with comments saying where each value came from)"])
 
 
 @import_app.command("timeloop")
@@ -59,15 +83,19 @@ def import_timeloop_command(
                                                            "it, documented default energies are written."),
     constraints: Optional[list[Path]] = typer.Option(None, "--constraints",
                                                      help="Constraint files (targets lists); repeatable."),
+    objective: str = typer.Option("energy", "--objective", help="energy (Timeloop's), latency, edp or "
+                                                                "offchip_traffic."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Instance YAML to write (default: print)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
 ) -> None:
     """Write the mapcert instance of a Timeloop architecture and problem (commented: where each value came from,
     which are defaults)."""
+    _check_objective(objective)
     _refuse_overwrite(output, force)
     paths = list(files) + ([ert] if ert else []) + list(constraints or [])
-    imported, _ = _timeloop_imported(paths)
-    _write(output, imported.text, "")
+    imported, _ = _timeloop_imported(paths)  # refuses what mapcert would not load
+    text = re.sub(r"(?m)^objective: .*$", f"objective: {objective}", imported.text, count=1)
+    _write(output, text, "")
     raise _Exit(0)
 
 
@@ -122,9 +150,29 @@ def _is_timeloop_file(path: Path) -> bool:
     return is_timeloop_file(path)
 
 
+def _is_timeloop_mapping(path: Path) -> bool:
+    from ..interop.timeloop.files import is_timeloop_mapping_document
+
+    try:
+        return is_timeloop_mapping_document(yaml.load(path.read_text(), Loader=_tag_loader()))  # noqa: S506
+    except Exception:  # noqa: BLE001 (not readable: the importer says why)
+        return False
+
+
+def _tag_loader():
+    from ..interop.timeloop.files import _TagLoader
+
+    return _TagLoader
+
+
 def _load_timeloop(files: list[Path]) -> Loaded:
-    imported, problem = _timeloop_imported(files)
-    return Loaded(problem, files[0], imported.names, True)
+    mappings = tuple(f for f in files if _is_timeloop_mapping(f))
+    rest = [f for f in files if f not in mappings]
+    if not rest:
+        _fail_input([f"{files[0]}:1: mapping: a Timeloop mapping alone; give the architecture and problem too "
+                     "(ARCH.yaml PROBLEM.yaml [ERT.yaml] --mapping MAPPING.yaml)"])
+    imported, problem = _timeloop_imported(rest)
+    return Loaded(problem, rest[0], imported.names, True, mappings)
 
 
 # ---------------------------------------------------------------- ZigZag
@@ -145,14 +193,14 @@ def import_zigzag_command(
     """A mapcert tiling instance from ZigZag's workload and hardware files (docs/interop.md)."""
     from ..interop.zigzag import import_instance, instance_text
 
-    if objective not in ("energy", "latency", "edp", "offchip_traffic"):
-        _fail_input([f"--objective: {objective!r} is not one of energy, latency, edp, offchip_traffic"])
+    _check_objective(objective)
     _refuse_overwrite(output, force)
     try:
         instance = import_instance(workload, hardware, mapping, layer, objective)
     except InstanceError as exc:
         _fail_input([str(i) for i in exc.issues])
     sources = [p for p in (workload, hardware, mapping) if p is not None]
+    _load_imported(instance_text(instance, sources), f"{hardware} (imported with {workload})")
     _write(output, instance_text(instance, sources),
            f": layer {instance['workload']['name']} on {instance['hardware']['name']}")
     raise _Exit(0)
@@ -223,9 +271,9 @@ def _load_zigzag(files: list[Path]) -> Loaded:
         issues = [str(i) for i in exc.issues]
         _fail_input([i.replace("choose one with --layer", "choose one with `mapcert import zigzag ... --layer`")
                      for i in issues])
-    sources = [p for p in files]
-    problem = load_text(instance_text(instance, sources), str(kinds["workload"]))
-    return Loaded(problem, files[0])
+    problem = _load_imported(instance_text(instance, list(files)), f"{kinds['hardware']} (imported with "
+                             f"{kinds['workload']})")
+    return Loaded(problem, files[0], mappings=tuple(f for k, f in kinds.items() if k == "mapping"))
 
 
 # ---------------------------------------------------------------- the tables
@@ -246,7 +294,7 @@ def load_files(files: list[Path], load_instance) -> Loaded:
     or a peer's files (every one of one format) imported in memory."""
     for f in files:
         if not f.exists():
-            _fail_input([f"{f}: cannot read: no such file"])
+            _fail_input([f"{f}:0: (file): cannot read: No such file or directory"])  # as an instance's own message
     for name, (recognises, load) in FILE_KINDS.items():
         if any(recognises(f) for f in files):
             strangers = [f for f in files if not recognises(f)]
@@ -279,12 +327,25 @@ def check_export(fmt: str, family, problem, output: Path, force: bool) -> None:
     if family.parts(problem) is not None or not hasattr(problem, "hierarchy"):
         _fail_input([f"--export {fmt}: writes the mapping of one layer on a memory hierarchy (a tiling instance "
                      "with levels, or a peer's files); this instance is not one"])
+    if fmt == "zigzag":
+        from ..interop.zigzag_hardware import fanout_dims
+
+        foreign = [fan.name for fan in problem.hierarchy.fanouts if fanout_dims(fan.name) is None]
+        if foreign:
+            _fail_input([f"--export zigzag: fan-out {foreign[0]} is not named after ZigZag array dimensions (D1, "
+                         "D1xD2), so its unrollings have no place in a ZigZag spatial_mapping; export to ZigZag "
+                         "takes an instance imported from ZigZag files (or with fan-outs so named)"])
     _refuse_overwrite(output, force)
 
 
 def export(fmt: str, loaded: Loaded, mapping, objective: str, output: Path) -> str:
     """Write ``mapping`` of the loaded problem in format ``fmt``; returns what was done."""
     return EXPORTERS[fmt](loaded, mapping, objective, output)
+
+
+def _check_objective(objective: str) -> None:
+    if objective not in ("energy", "latency", "edp", "offchip_traffic"):
+        _fail_input([f"--objective: {objective!r} is not one of energy, latency, edp, offchip_traffic"])
 
 
 def _write(output: Path | None, text: str, what: str | None) -> None:

@@ -73,7 +73,8 @@ def status_line(console: Console, result: Result) -> None:
         Status.FEASIBLE: f"best found by {result.method} in {result.wall_time_s:.2f} s; optimality not proved",
     }.get(result.status, result.message)
     console.print(f"status: [bold {colour}]{result.status.value.upper()}[/] ({text})")
-    if result.message and result.status in (Status.OPTIMAL, Status.FEASIBLE):
+    if (result.message and result.status in (Status.OPTIMAL, Status.FEASIBLE)
+            and result.message.strip().upper() != result.status.value.upper()):  # a solver's bare "OPTIMAL" says nothing new
         console.print(f"note: {result.message}", markup=False)
 
 

@@ -16,6 +16,8 @@ docs/interop.md lists every field read and what is refused.
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +99,29 @@ def import_instance(workload: str | Path, hardware: str | Path, mapping: str | P
     hw_data, hw_where = read(hardware)
     hw = read_hardware(hw_data, hw_where, links)
     fail(hw_where)
+    _energies_per_element(hw.hardware, hw_data["memories"], zz_layer.workload.get("precision", {}))
     return {"family": "tiling", "workload": zz_layer.workload, "hardware": hw.hardware, "objective": objective}
+
+
+def _energies_per_element(hardware: dict, memories: dict, precision: dict) -> None:
+    """ZigZag charges ``r_cost`` (``w_cost``) per access of ``r_bw``
+    (``w_bw``) bits; mapcert charges a level per element moved. An element
+    of ``b`` bits is ``b / bw`` of an access when an access carries several
+    (``ceil(b / bw)`` accesses when it needs several), ``b`` being the
+    widest of the operands the level holds (partial sums at their
+    precision): docs/interop.md. A memory without a bandwidth keeps its cost
+    per element."""
+    bits = {"inputs": precision.get("inputs", 8), "weights": precision.get("weights", 8),
+            "outputs": precision.get("psums", precision.get("outputs", 8))}
+    for level in hardware["levels"]:
+        raw = memories.get(level["name"], {})
+        held = level.get("holds", ("inputs", "weights", "outputs"))
+        width = max(bits[t] for t in held)
+        for energy, bandwidth in (("read_energy", "r_bw"), ("write_energy", "w_bw")):
+            bw = raw.get(bandwidth)
+            if isinstance(bw, (int, float)) and not isinstance(bw, bool) and bw > 0:
+                share = width / bw if width <= bw else math.ceil(width / bw)
+                level[energy] = round(level[energy] * share, 9)
 
 
 def instance_text(instance: dict, sources: list[Path]) -> str:

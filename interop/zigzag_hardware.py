@@ -149,7 +149,7 @@ def _memory(name: str, raw: Any, sizes: dict, tensor_of: dict, where: Located) -
     for key in raw:
         if key not in MEMORY_FIELDS:
             where.add(path + (key,), f"unknown field of memory {name}")
-    for key in ("size", "operands", "served_dimensions"):
+    for key in ("size", "r_cost", "w_cost", "operands", "served_dimensions"):
         if key not in raw:
             where.add(path + (key,), f"required field of memory {name} is missing")
     if where.issues:

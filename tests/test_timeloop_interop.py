@@ -294,3 +294,34 @@ def test_multiple_buffering_halves_a_level_and_overbooking_is_refused(tmp_path):
                    "over.yaml")
     line = _refused("import", "timeloop", over, str(SWS / "problem.yaml"))
     assert "pe_spad" in line and "allow_overbooking" in line
+
+
+def test_files_given_together_as_timeloop_takes_them(tmp_path):
+    """A constraints file and a mapping given among the files: the
+    constraints apply, ``compare`` scores the mapping, ``solve`` says it
+    does not; a container's datawidth sizes the storages below it."""
+    arch = MATMUL_ARCH.replace("- !Container {name: system}", "- !Container {name: system, attributes: {datawidth: 4}}")
+    arch = arch.replace("attributes: {depth: 64, width: 8, datawidth: 8}", "attributes: {depth: 64, width: 8}")
+    (tmp_path / "arch.yaml").write_text(arch)
+    (tmp_path / "problem.yaml").write_text(MATMUL_PROBLEM)
+    doc = yaml.safe_load(import_timeloop([tmp_path / "arch.yaml", tmp_path / "problem.yaml"]).text)
+    assert doc["hardware"]["levels"][1]["capacity"] == 128  # 64 x 8 bits / 4-bit words
+    (tmp_path / "c.yaml").write_text("mapspace_constraints:\n  targets:\n"
+                                     "  - {target: inter_lanes_spatial, type: spatial, factors: [M=1, K=1]}\n")
+    files = [str(tmp_path / n) for n in ("arch.yaml", "problem.yaml", "c.yaml")]
+    out = tmp_path / "opt.map.yaml"
+    result = _json("solve", *files, "-t", "20", "--no-heuristics", "--json", "--export", "timeloop", str(out))
+    assert result["instance"]["constraints"]["spatial"]["cols"] == ["M"]  # the constraints file applied
+    scored = _json("compare", *files, str(out), "--methods", "cpsat", "-t", "20", "--json")
+    row = {r["method"]: r for r in scored["rows"]}["mapping: opt.map.yaml"]
+    assert row["objective"] == pytest.approx(result["objective"])
+    done = run_mapcert("solve", *files, str(out), "-t", "20", "--no-heuristics", "--no-functional")
+    assert done.returncode == 0 and "is a mapping; `solve` finds the optimum and does not score it" in done.stderr
+
+
+def test_an_absurd_size_is_refused_naming_the_level(tmp_path):
+    (tmp_path / "arch.yaml").write_text(MATMUL_ARCH.replace("depth: 64,", "depth: 1e30,"))
+    (tmp_path / "problem.yaml").write_text(MATMUL_PROBLEM)
+    for command in (("import", "timeloop"), ("solve",)):
+        line = _refused(*command, str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml"))
+        assert "arch.yaml" in line and "level Buffer (hardware.levels[1].capacity" in line, line

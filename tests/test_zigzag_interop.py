@@ -319,3 +319,31 @@ def test_solve_and_compare_take_the_zigzag_files_directly(cli):
     assert code == 2 and "conv_small.yaml:1: (document): not a timeloop file, while" in stderr
     code, _, stderr = cli("solve", str(TPU))
     assert code == 2 and "a workload or hardware file is missing" in stderr
+
+
+def test_energies_are_per_element_and_costs_are_required(tmp_path):
+    """ZigZag charges r_cost per port word of r_bw bits; mapcert per element."""
+    hw = yaml.safe_load(TPU.read_text())
+    name, memory = next((n, m) for n, m in hw["memories"].items() if "I2" in m["operands"])
+    memory["r_bw"], memory["r_cost"] = 64, 8.0  # eight 8-bit weights per access
+    (tmp_path / "hw.yaml").write_text(yaml.safe_dump(hw, sort_keys=False))
+    levels = {lv["name"]: lv for lv in import_instance(CONV, tmp_path / "hw.yaml")["hardware"]["levels"]}
+    assert levels[name]["read_energy"] == pytest.approx(1.0)
+    del memory["r_cost"]
+    (tmp_path / "hw.yaml").write_text(yaml.safe_dump(hw, sort_keys=False))
+    with pytest.raises(InstanceError, match=f"memories.{name}.r_cost: required field"):
+        import_instance(CONV, tmp_path / "hw.yaml")
+
+
+def test_an_absurd_size_and_a_foreign_export_are_refused(cli, tmp_path):
+    hw = yaml.safe_load(TPU.read_text())
+    big = next(n for n, m in hw["memories"].items() if m["operands"] != ["I1", "I2", "O"] and m["size"] > 64)
+    hw["memories"][big]["size"] = 8 * 10**22
+    (tmp_path / "hw.yaml").write_text(yaml.safe_dump(hw, sort_keys=False))
+    for command in (("import", "zigzag"), ("solve",)):
+        code, _, stderr = cli(*command, str(CONV), str(tmp_path / "hw.yaml"))
+        assert code == 2 and f"level {big} (hardware.levels" in stderr and "Traceback" not in stderr, stderr
+    code, _, stderr = cli("solve", str(Path(__file__).resolve().parents[1] / "examples" / "small_three_level.yaml"),
+                          "--export", "zigzag", str(tmp_path / "out.yaml"))
+    assert code == 2 and "fan-out array is not named after ZigZag array dimensions" in stderr
+    assert not (tmp_path / "out.yaml").exists()

@@ -51,6 +51,10 @@ def default_energy(cls: str, words: int | None) -> float:
     return DEFAULT_ENERGY["register"]
 
 
+DATAWIDTH_KEYS = ("datawidth", "word_bits", "word-bits", "word_width")
+"""The names of a storage's bits per word."""
+
+
 @dataclass
 class Level:
     """A storage component as a mapcert level."""
@@ -318,7 +322,10 @@ class _Walker:
         if node.get("spatial"):
             self.container(node, path, component=True)
         scope = self.attribute_scope(inherited, attributes)
-        words = self.words(name, kind, attributes, scope, path)
+        # a datawidth given on an enclosing container holds for the components below it that give none
+        # (timeloopfe passes container attributes down to the nodes they contain)
+        sized = {**{k: inherited[k] for k in DATAWIDTH_KEYS if k in inherited}, **attributes}
+        words = self.words(name, kind, sized, scope, path)
         for key, why in (("allow_overbooking", "tiles larger than the level (overbooking) are not modelled"),
                          ("min_utilization", "a least fill of a storage level is not a mapcert constraint")):
             value = evaluate(attributes.get(key, 0), scope)
@@ -336,7 +343,7 @@ class _Walker:
         writes = self.number(attributes, scope, ("write_bandwidth",), path)
         given = [b for b in (reads, writes) if b is not None]
         level.bandwidth = float(min(given)) if given else None
-        level.block = self.block(attributes, scope, path)
+        level.block = self.block(sized, scope, path)
         for mesh in self.meshes:
             if mesh.below < 0:
                 mesh.below = len(self.levels)
@@ -360,7 +367,7 @@ class _Walker:
             level.parallel = True
 
     def words(self, name: str, kind: str, attributes: dict, scope: dict, path: tuple) -> int | None:
-        datawidth = self.number(attributes, scope, ("datawidth", "word_bits", "word-bits", "word_width"), path)
+        datawidth = self.number(attributes, scope, DATAWIDTH_KEYS, path)
         depth = self.number(attributes, scope, ("depth", "memory_depth", "memory-depth"), path)
         width = self.number(attributes, scope, ("width", "memory_width", "memory-width"), path)
         entries = self.number(attributes, scope, ("entries", "size"), path)
@@ -388,7 +395,7 @@ class _Walker:
         if block is not None:
             return float(block)
         width = self.number(attributes, scope, ("width", "memory_width", "memory-width"), path)
-        datawidth = self.number(attributes, scope, ("datawidth", "word_bits", "word-bits", "word_width"), path)
+        datawidth = self.number(attributes, scope, DATAWIDTH_KEYS, path)
         if width and datawidth and width >= datawidth:
             return float(width / datawidth)
         return 1.0

@@ -144,8 +144,15 @@ def is_timeloop_document(data: Any) -> bool:
     """Whether a parsed YAML document is one of Timeloop's files rather than a mapcert instance."""
     if not isinstance(data, dict) or "family" in data:
         return False
-    return bool({"architecture", "problem", "ERT", "architecture_constraints"} & set(data)) or (
-        isinstance(data.get("mapping"), list))
+    return bool({"architecture", "problem", "ERT", "architecture_constraints", "constraints", "mapspace_constraints",
+                 "mapspace", "mapper"} & set(data)) or isinstance(data.get("mapping"), list)
+
+
+def is_timeloop_mapping_document(data: Any) -> bool:
+    """Whether a parsed document is a Timeloop mapping alone (a ``mapping:``
+    list of targets, no architecture or problem): a mapper's output."""
+    return (isinstance(data, dict) and isinstance(data.get("mapping"), list)
+            and not {"architecture", "problem", "family"} & set(data))
 
 
 def is_timeloop_file(path: Path) -> bool:

@@ -276,7 +276,8 @@ def to_timeloop(problem: MultiLevelProblem, mapping: MultiLevelMapping, names: N
     for index in reversed(range(len(hier.levels) + 1)):
         if index < len(hier.levels):
             loops = mapping.levels[index]
-            inner_first = [names.dims[d] for d in reversed(loops.order) if d in names.dims]
+            # only the problem's own dimensions: G is one only for a grouped layer
+            inner_first = [names.dims[d] for d in reversed(loops.order) if names.dims.get(d) in all_dims]
             inner_first += [d for d in all_dims if d not in inner_first]
             targets.append({"target": hier.levels[index].name, "type": "temporal",
                             "factors": factor_text(dict(loops.factors)), "permutation": permutation_text(inner_first)})
