@@ -15,6 +15,12 @@ EMA energy``; with one capacity it ranks partitions by EMA alone.
   still cannot be ordered falls back to single layers.
 * Selection is by tournaments of three, and the two best genomes survive
   unchanged.
+* Local search (``partition_local_search``): the best seeds, the best
+  child of every generation and the final answer are polished by merges
+  and single-layer moves, and the seeds and the answer also by exact
+  re-partitions of a few neighbouring subgraphs at a time. Recombination
+  alone stalls a few percent above the optimum: the last steps regroup
+  several subgraphs at once, which a random mutation almost never draws.
 
 Seeded: the same arguments give the same answer.
 """
@@ -26,9 +32,26 @@ import random
 import networkx as nx
 
 from ..formulations.partition.coexplore import ALPHA, PJ_PER_BIT, design_cost
-from ..formulations.partition.cost import SplitCapacity, evaluate, execution, is_convex, quotient_is_acyclic, total_bytes
+from ..formulations.partition.cost import (SplitCapacity, bound_fits, execution, is_convex, quotient_is_acyclic,
+                                           total_bytes)
 from ..formulations.partition.graph import PartitionGraph
 from .partition_heuristics import depth_dp, greedy_merge
+from .partition_local_search import BlockCosts, improve, repartition
+
+
+LNS_SHAPES = ((16, 4), (18, 3))
+"""Neighbourhoods of the exact re-partitions, taken in turn: at most so
+many layers in at most so many neighbouring subgraphs. Each is a local
+optimum the others can leave."""
+LNS_ROUNDS = 1
+"""Most turns through the shapes in a full polish (it stops once none of them changes anything)."""
+POLISHED_SEEDS = 1
+"""Seeds (of every capacity together, the best first) polished in full before the search."""
+
+
+def _ema(pg: PartitionGraph, block: frozenset, capacity) -> int | None:
+    run = execution(pg, block, capacity)
+    return None if run is None else run.ema
 
 
 def _repair(pg: PartitionGraph, blocks: list[frozenset], capacity: int, index: dict) -> list[frozenset]:
@@ -58,10 +81,37 @@ def genetic(pg: PartitionGraph, capacities: list[int] | int, population: int = 2
     index = {v: i for i, v in enumerate(pg.order)}
     edges = list(pg.graph.edges)
 
+    costs = [BlockCosts(pg, lambda block, cap=cap: _ema(pg, block, cap), lambda block, cap=cap: bound_fits(pg, block, cap))
+             for cap in caps]
+    nodes = sorted(pg.graph.nodes, key=index.get)
+
     def fitness(genome) -> float:
+        """Cocco's design cost, ``inf`` unless the partition runs (the checks of
+        ``cost.evaluate``, on subgraph costs remembered across the search)."""
         blocks, c = genome
-        metrics = evaluate(pg, blocks, caps[c])
-        return design_cost(caps[c], metrics.ema_bytes, alpha, pj_per_bit) if metrics.feasible else float("inf")
+        ema = 0
+        for block in blocks:
+            cost = costs[c](block)
+            if cost is None:
+                return float("inf")
+            ema += cost
+        if sorted((v for b in blocks for v in b), key=index.get) != nodes or not quotient_is_acyclic(pg, blocks):
+            return float("inf")
+        return design_cost(caps[c], ema, alpha, pj_per_bit)
+
+    def polish(genome, deep: bool):
+        blocks, c = genome
+        blocks = improve(pg, blocks, costs[c])
+        if not deep:
+            return blocks, c
+        still = 0  # neighbourhoods in a row that changed nothing
+        for nodes_, blocks_ in LNS_SHAPES * LNS_ROUNDS:
+            regrouped = improve(pg, repartition(pg, blocks, costs[c], max_nodes=nodes_, max_blocks=blocks_), costs[c])
+            still = still + 1 if regrouped == blocks else 0
+            blocks = regrouped
+            if still == len(LNS_SHAPES):
+                break
+        return blocks, c
 
     seeds = []
     for c in range(len(caps)):
@@ -70,6 +120,9 @@ def genetic(pg: PartitionGraph, capacities: list[int] | int, population: int = 2
                 seeds.append((start, c))
     if not seeds:
         return None
+    ranked = sorted(range(len(seeds)), key=lambda i: (fitness(seeds[i]), i))
+    for i in ranked[:POLISHED_SEEDS]:
+        seeds[i] = polish(seeds[i], deep=True)
     pool = [seeds[i % len(seeds)] for i in range(population)]
     scored = sorted(((fitness(g), i, g) for i, g in enumerate(pool)), key=lambda t: (t[0], t[1]))
 
@@ -124,6 +177,12 @@ def genetic(pg: PartitionGraph, capacities: list[int] | int, population: int = 2
                 child = mutate(child)
             children.append((_repair(pg, child[0], caps[child[1]], index), child[1]))
         scored = sorted(((fitness(g), i, g) for i, g in enumerate(children)), key=lambda t: (t[0], t[1]))
+        if scored[0][0] < float("inf"):
+            best = polish(scored[0][2], deep=False)
+            scored[0] = (fitness(best), scored[0][1], best)
+    if scored[0][0] < float("inf"):
+        best = polish(scored[0][2], deep=True)
+        scored[0] = (fitness(best), scored[0][1], best)
     value, _, (blocks, c) = scored[0]
     if value == float("inf"):
         return None

@@ -135,3 +135,32 @@ def test_genetic_search_is_seeded():
     pg = from_layers("rw16", workload_library.randwire_layers(16, seed=1))
     first = genetic(pg, [160 * 1024, 192 * 1024], population=8, generations=5, seed=7)
     assert first == genetic(pg, [160 * 1024, 192 * 1024], population=8, generations=5, seed=7)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(small_dags())
+def test_local_search_keeps_partitions_valid_and_finds_the_optimum_of_a_region(case):
+    """Merges, moves and exact re-partitions never make a partition worse
+    or invalid, and the exact re-partition of the whole graph is never above
+    the optimum (equal when its cover can be ordered)."""
+    from mapcert.formulations.partition.cost import bound_fits, execution, quotient_is_acyclic
+    from mapcert.solvers.partition_local_search import BlockCosts, _best_cover, improve, repartition
+
+    pg, capacity = case
+    exact = solve_partition(pg, capacity, "dp")
+    if exact.status == "infeasible":
+        return
+    costs = BlockCosts(pg, lambda b: (lambda run: None if run is None else run.ema)(execution(pg, b, capacity)),
+                       lambda b: bound_fits(pg, b, capacity))
+    start = [frozenset([v]) for v in pg.order]
+    before = evaluate(pg, start, capacity).ema_bytes
+    better = repartition(pg, improve(pg, start, costs), costs, max_nodes=6, max_blocks=3)
+    metrics = evaluate(pg, better, capacity)
+    assert metrics.feasible, metrics.violations
+    assert exact.objective <= metrics.ema_bytes <= before
+    whole = frozenset(pg.graph.nodes)
+    if len(whole) <= 10:
+        value, blocks = _best_cover(pg, whole, costs)
+        assert value <= exact.objective
+        if quotient_is_acyclic(pg, blocks):
+            assert value == exact.objective
