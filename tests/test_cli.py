@@ -144,10 +144,15 @@ def test_time_out_without_any_mapping_falls_back_to_the_heuristic(monkeypatch):
     assert result.best_bound == result.lower_bound  # the solver's 1000 B is weaker than the rigorous bound
 
 
-def test_pim_families_through_the_cli(cli):
+@pytest.mark.slow  # about 8 s; tests/test_verify_examples.py solves the same example again in the default run
+def test_the_crossbar_example_through_the_cli(cli):
     root = Path(__file__).resolve().parents[1] / "examples"
     code, stdout, _ = cli("solve", str(root / "resnet34_crossbar.yaml"))
     assert code == 0 and "OPTIMAL" in stdout and "kernel split" in stdout and "genetic" in stdout
+
+
+def test_pim_families_through_the_cli(cli):
+    root = Path(__file__).resolve().parents[1] / "examples"
     code, stdout, _ = cli("solve", str(root / "mobilenetv2_pairing.yaml"), "--json", "--method", "cpsat")
     data = json.loads(stdout)
     assert code == 0 and data["status"] == "optimal" and REQUIRED <= set(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -90,7 +91,7 @@ def test_axis_symmetry_breaking_keeps_the_optimum():
     assert got.status == "optimal" and got.objective == pytest.approx(reference.objective)
 
 
-@settings(max_examples=6, deadline=None, derandomize=True)
+@settings(max_examples=3, deadline=None, derandomize=True)
 @given(instances(), st.sampled_from([None, 1, 3]))
 def test_edp_search_agrees_with_enumeration(problem, rf_bandwidth):
     edp_search_agrees_with_enumeration(problem, rf_bandwidth)
@@ -203,3 +204,22 @@ def test_latency_with_per_pe_bandwidth_can_need_fewer_pes():
     for method in ("cpsat", "milp"):
         got = solve_multilevel(problem, method, time_limit=60)
         assert got.status == "optimal" and got.objective == reference.objective, (method, got.message)
+
+
+def test_the_optimum_is_the_same_mapping_whatever_the_method_and_workers():
+    """Optima tie (loop orders of trivial loops, keep choices that move
+    nothing); the canonical optimum makes the answer one mapping, byte for
+    byte, for CP-SAT with one or two workers and for the MILP."""
+    import yaml
+
+    from mapcert.formulations.registry import family_of
+    from mapcert.instances import load
+
+    problem = load(Path(__file__).resolve().parents[1] / "examples" / "small_three_level.yaml")
+    family = family_of(problem)
+    texts = set()
+    for method, workers in (("cpsat", 1), ("cpsat", 2), ("milp", 0), ("cpsat", 2)):
+        result = solve_multilevel(problem, method, 60, workers)
+        assert result.status == "optimal", result.message
+        texts.add(yaml.safe_dump(family.solution_to_dict(problem, result.mapping)))
+    assert len(texts) == 1, texts

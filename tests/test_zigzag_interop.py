@@ -72,6 +72,7 @@ def test_cli_solves_scores_the_mapping_and_exports(cli, tpu_instance, tmp_path):
     assert all(isinstance(s, str) and ", " in s for v in entry["spatial_mapping"].values() for s in v)
 
 
+@pytest.mark.slow  # about 12 s: its energy optimum takes CP-SAT that long to prove
 def test_eyeriss_round_trip_gives_the_same_mapping_and_objective():
     """A second published hardware (per-operand memories at three depths):
     import, solve, export, import again, export again."""

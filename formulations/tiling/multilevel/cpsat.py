@@ -44,6 +44,18 @@ def _integer_scale(values: list[float]) -> int:
     return scale
 
 
+def objective_scale(problem: MultiLevelProblem) -> int:
+    """Model units per unit of the objective: the model's objective is an
+    integer (bits per byte for off-chip traffic; for energy, the least
+    multiplier that makes every energy an integer)."""
+    if problem.objective == "offchip_traffic":
+        return 8
+    if problem.objective == "energy":
+        hier = problem.hierarchy
+        return _integer_scale([hier.mac_energy] + [e for lv in hier.levels for e in (lv.read_energy, lv.write_energy)])
+    return 1
+
+
 class _Builder:
     def __init__(self, problem: MultiLevelProblem):
         self.problem = problem
@@ -395,8 +407,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
         constant += (prec.outputs - prec.psums) * final
         scale = 8  # bits -> bytes
     elif objective == "energy":
-        energies = [hier.mac_energy] + [e for lv in hier.levels for e in (lv.read_energy, lv.write_energy)]
-        scale = _integer_scale(energies)
+        scale = objective_scale(problem)
         parts = []
         for l, level in enumerate(hier.levels):
             for X in TENSORS:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ....solvers.cpsat import solve_cpsat
 from ....solvers.outcome import relative_gap
 from .problem import MultiLevelMapping, MultiLevelProblem, Restriction, mapping_problems
 from .cost import MultiLevelMetrics, evaluate_multilevel
-from .cpsat import build_multilevel_cpsat, decode
+from .canonical import canonical_optimum
+from .cpsat import CPSAT_OBJECTIVES, build_multilevel_cpsat, decode
 from .enumeration import enumerate_multilevel
 from .milp import solve_multilevel_milp
 from .parametric import edp_search, latency_search
@@ -45,15 +46,40 @@ class MultiLevelResult:
         return relative_gap(self.objective, self.best_bound)
 
 
+CANONICAL_SECONDS = 5.0
+"""Least time the canonical search gets after a proof that used up the limit."""
+
+
 def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_limit: float | None = None,
-                     workers: int = 0) -> MultiLevelResult:
+                     workers: int = 0, canonical: bool = True) -> MultiLevelResult:
     """Best mapping by ``method`` within ``time_limit`` seconds from this call
     (model builds and every piece of a search included; the enumeration
     checks it between loop-order combinations, and has a size limit too). On a time-out: ``feasible`` with the best
     mapping found and the bound the solves proved (None when they proved
-    none), or ``error`` when no mapping was found."""
+    none), or ``error`` when no mapping was found.
+
+    A proved optimum is returned as the canonical optimal mapping
+    (``canonical.py``): the same mapping whichever method proved it and with
+    any number of workers, unless ``canonical`` is False or its search does
+    not finish (the message says so)."""
     limit = problem.solver.time_limit if time_limit is None else time_limit
     start = time.perf_counter()
+    result = _solve_multilevel(problem, method, limit, workers, start)
+    if not canonical or result.status != "optimal" or problem.objective not in CPSAT_OBJECTIVES:
+        return result
+    budget = max(CANONICAL_SECONDS, limit - (time.perf_counter() - start))
+    mapping = canonical_optimum(problem, result.objective, budget)
+    metrics = None if mapping is None else evaluate_multilevel(problem, mapping)
+    if metrics is None or not metrics.fits or not math.isclose(metrics.objective(problem.objective), result.objective,
+                                                                rel_tol=1e-12, abs_tol=1e-9):
+        note = f"the canonical optimum was not found in {budget:.0f} s; this optimal mapping may differ between runs"
+        return replace(result, message="; ".join(m for m in (result.message, note) if m))
+    return replace(result, mapping=mapping, metrics=metrics, objective=metrics.objective(problem.objective),
+                   wall_time_s=time.perf_counter() - start)
+
+
+def _solve_multilevel(problem: MultiLevelProblem, method: str, limit: float, workers: int,
+                      start: float) -> MultiLevelResult:
     emptied = emptied_by(problem)
     if emptied is not None:
         return MultiLevelResult("infeasible", method, None, None, None, None, time.perf_counter() - start, emptied)
