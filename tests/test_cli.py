@@ -163,7 +163,7 @@ def test_pim_families_through_the_cli(cli):
     assert code == 0 and any(b["rigorous"] and b["value"] > 0 for b in json.loads(stdout)["bounds"])
 
 
-COMPARED = [("vgg16_conv3_2_64KiB.yaml", "tiling"),
+COMPARED = [pytest.param("vgg16_conv3_2_64KiB.yaml", "tiling", marks=pytest.mark.slow),
             pytest.param("mobilenetv2_pairing.yaml", "pairing", marks=pytest.mark.slow),
             pytest.param("resnet34_crossbar.yaml", "crossbar", marks=pytest.mark.slow)]
 

@@ -34,7 +34,7 @@ def instances(draw):
     return MultiLevelProblem(layer, hier, objective=objective)
 
 
-@settings(max_examples=12, deadline=None, derandomize=True)
+@settings(max_examples=8, deadline=None, derandomize=True)
 @given(instances())
 def test_exact_methods_agree_with_enumeration(problem):
     exact_methods_agree_with_enumeration(problem)

@@ -138,6 +138,7 @@ def test_a_job_that_raises_is_recorded_with_its_reason_and_the_sweep_ends(tmp_pa
     assert events(again)[-1]["reused"] == 1 and events(again)[-1]["statuses"]["failed"] == 1
 
 
+@pytest.mark.slow  # about 9 s of process start-up; the local cluster of the other tests runs the same code
 def test_a_separately_started_scheduler_and_worker_are_used(tmp_path):
     dask = str(Path(sys.executable).with_name("dask"))
     scheduler_file = tmp_path / "scheduler.json"
