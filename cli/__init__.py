@@ -338,6 +338,10 @@ def _read_user_solution(family, loaded, path: Path):
         data = data["solution"]
     if isinstance(data, dict) and isinstance(data.get("mapping"), dict):
         data = data["mapping"]
+    if not isinstance(data, dict):
+        _fail_input([f"{path}:1: solution: not a mapping file mapcert reads: mapcert's own solution YAML (or a result "
+                     "of `mapcert solve -o`), a Timeloop mapping (map.yaml, not the map.txt summary) or a ZigZag "
+                     "mapping list"])
     try:
         return family.solution_from_dict(problem, data)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:

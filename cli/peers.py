@@ -83,18 +83,21 @@ def import_timeloop_command(
                                                            "it, documented default energies are written."),
     constraints: Optional[list[Path]] = typer.Option(None, "--constraints",
                                                      help="Constraint files (targets lists); repeatable."),
-    objective: str = typer.Option("energy", "--objective", help="energy (Timeloop's), latency, edp or "
-                                                                "offchip_traffic."),
+    objective: Optional[str] = typer.Option(None, "--objective",
+                                            help="energy, latency, edp or offchip_traffic (default: what a mapper "
+                                                 "file's optimization_metrics ask for, else energy)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Instance YAML to write (default: print)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
 ) -> None:
     """Write the mapcert instance of a Timeloop architecture and problem (commented: where each value came from,
     which are defaults)."""
-    _check_objective(objective)
+    if objective is not None:
+        _check_objective(objective)
     _refuse_overwrite(output, force)
     paths = list(files) + ([ert] if ert else []) + list(constraints or [])
     imported, _ = _timeloop_imported(paths)  # refuses what mapcert would not load
-    text = re.sub(r"(?m)^objective: .*$", f"objective: {objective}", imported.text, count=1)
+    text = imported.text if objective is None else re.sub(r"(?m)^objective: .*$", f"objective: {objective}",
+                                                          imported.text, count=1)
     _write(output, text, "")
     raise _Exit(0)
 
@@ -195,6 +198,11 @@ def import_zigzag_command(
 
     _check_objective(objective)
     _refuse_overwrite(output, force)
+    for given, expected in ((workload, "workload"), (hardware, "hardware")):
+        kind = _zigzag_kind(given) if given.exists() else None
+        if kind is not None and kind != expected:
+            _fail_input([f"{given}:1: (document): a ZigZag {kind} file where the {expected} goes; the order is "
+                         "WORKLOAD.yaml HARDWARE.yaml [--mapping MAPPING.yaml]"])
     try:
         instance = import_instance(workload, hardware, mapping, layer, objective)
     except InstanceError as exc:

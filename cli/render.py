@@ -20,17 +20,13 @@ from ..result import Result
 COLOURS = {Status.OPTIMAL: "green", Status.FEASIBLE: "yellow"}
 
 
-PROSE_COLUMNS = ("note", "detail", "meaning", "reason", "notes")
-"""Columns of sentences: on a narrow terminal a long word in them breaks
-onto the next line instead of ending in an ellipsis, so a note is read whole."""
-
-
 class _FoldingTable(RichTable):
-    """A table whose prose columns never lose text to an ellipsis."""
+    """A table that never loses a character to an ellipsis: on a narrow
+    terminal a cell too wide for its column breaks onto the next line (a
+    number cut to ``18,437,674,47…`` reads as another number)."""
 
     def add_column(self, header="", *args, **kwargs) -> None:
-        if str(header) in PROSE_COLUMNS:
-            kwargs.setdefault("overflow", "fold")
+        kwargs.setdefault("overflow", "fold")
         super().add_column(header, *args, **kwargs)
 
 

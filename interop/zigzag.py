@@ -164,7 +164,7 @@ def export_mapping(problem, mapping, objective: str, output: str | Path) -> tupl
         exported = export(problem, mapping, objective)
     except MappingError as exc:
         raise InstanceError([Issue(str(output), 1, "(export)", str(exc))]) from None
-    head = (f"# The optimum of mapcert for layer {problem.layer.name} on {problem.hierarchy.name} "
+    head = (f"# The mapping mapcert found for layer {problem.layer.name} on {problem.hierarchy.name} "
             f"({objective} {exported.objective:.6g}).\n"
             "# temporal_ordering lists the loops innermost first, memory by memory from the innermost.\n")
     body: Any = exported.entries

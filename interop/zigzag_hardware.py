@@ -46,6 +46,10 @@ class ZigZagHardware:
     sizes: dict[str, int]
 
 
+_OPERAND = re.compile(r"^[A-Z][A-Z0-9_]*$")
+"""A memory operand's name in ZigZag's files (I1, I2, O, S, ...)."""
+
+
 def fanout_dims(name: str) -> list[str] | None:
     """The ZigZag array dimensions of a fan-out this importer named (``D1xD2``:
     rows D1, columns D2), or None for another name."""
@@ -87,7 +91,14 @@ def read_hardware(data: Any, where: Located, links: dict[str, str] | None = None
     links = dict(DEFAULT_LINKS if links is None else links)
     tensor_of = {mem_op: LAYER_TENSORS[layer_op] for layer_op, mem_op in links.items() if layer_op in LAYER_TENSORS}
     chain = []  # innermost first, as in the file
+    unused = []  # memories of operands the layer does not have (TPU-like's rfS_2B of operand S)
     for name, raw in memories.items():
+        operands = raw.get("operands") if isinstance(raw, dict) else None
+        if (isinstance(operands, list) and operands
+                and not any(str(op) in tensor_of for op in operands)
+                and all(_OPERAND.match(str(op)) for op in operands)):
+            unused.append(f"{name} (operand{'s' if len(operands) > 1 else ''} {', '.join(map(str, operands))})")
+            continue
         level = _memory(str(name), raw, sizes, tensor_of, where)
         if level is not None:
             chain.append(level)
@@ -98,7 +109,9 @@ def read_hardware(data: Any, where: Located, links: dict[str, str] | None = None
         return None
     array = data["operational_array"]
     hardware: dict[str, Any] = {"name": str(data.get("name", "zigzag")),
-                                "source": "imported from a ZigZag hardware description",
+                                "source": "imported from a ZigZag hardware description"
+                                          + (f"; left out, serving no operand of the layer: {', '.join(unused)}"
+                                             if unused else ""),
                                 "energy_unit": "pJ",
                                 "mac_energy": float(array.get("unit_energy", array.get("multiplier_energy", 0)) or 0)}
     if fanouts:

@@ -325,3 +325,25 @@ def test_an_absurd_size_is_refused_naming_the_level(tmp_path):
     for command in (("import", "timeloop"), ("solve",)):
         line = _refused(*command, str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml"))
         assert "arch.yaml" in line and "level Buffer (hardware.levels[1].capacity" in line, line
+
+
+def test_a_nothing_branch_of_a_parallel_is_skipped(tmp_path):
+    """Simba-like's !Parallel gives the inputs a !Nothing branch: no storage."""
+    arch = MATMUL_ARCH.replace("  - !Component {name: Reg, class: regfile, attributes: {entries: 2}}\n",
+                               "  - !Parallel\n    nodes:\n    - !Nothing {constraints: {dataspace: {keep: [A]}}}\n"
+                               "    - !Component {name: Reg, class: regfile, attributes: {entries: 2}}\n")
+    (tmp_path / "arch.yaml").write_text(arch)
+    (tmp_path / "problem.yaml").write_text(MATMUL_PROBLEM)
+    doc = yaml.safe_load(import_timeloop([tmp_path / "arch.yaml", tmp_path / "problem.yaml"]).text)
+    assert [level["name"] for level in doc["hardware"]["levels"]] == ["MainMemory", "Buffer", "Reg"]
+
+
+def test_the_mappers_optimization_metric_is_the_objective(tmp_path):
+    (tmp_path / "arch.yaml").write_text(MATMUL_ARCH)
+    (tmp_path / "problem.yaml").write_text(MATMUL_PROBLEM)
+    (tmp_path / "mapper.yaml").write_text("mapper:\n  optimization_metrics: [edp]\n  num_threads: 8\n")
+    files = [tmp_path / "arch.yaml", tmp_path / "problem.yaml", tmp_path / "mapper.yaml"]
+    text = import_timeloop(files).text
+    assert "objective: edp" in text and "# objective: from mapper.optimization_metrics ['edp']" in text
+    done = run_mapcert("import", "timeloop", *map(str, files), "--objective", "energy")
+    assert done.returncode == 0 and "\nobjective: energy" in done.stdout

@@ -348,3 +348,20 @@ def test_an_absurd_size_and_a_foreign_export_are_refused(cli, tmp_path):
                           "--export", "zigzag", str(tmp_path / "out.yaml"))
     assert code == 2 and "fan-out array is not named after ZigZag array dimensions" in stderr
     assert not (tmp_path / "out.yaml").exists()
+
+
+def test_published_quirks_are_read_and_mistakes_named(cli, tmp_path):
+    """A memory of an operand the layer lacks (TPU-like's rfS_2B of S) is left
+    out; files given in the wrong order, or a Timeloop map.txt as a mapping,
+    are named for what they are."""
+    hw = yaml.safe_load(TPU.read_text())
+    hw["memories"] = {"rfS_2B": {**next(iter(hw["memories"].values())), "operands": ["S"]}, **hw["memories"]}
+    (tmp_path / "hw.yaml").write_text(yaml.safe_dump(hw, sort_keys=False))
+    instance = import_instance(CONV, tmp_path / "hw.yaml")
+    assert "rfS_2B" not in [lv["name"] for lv in instance["hardware"]["levels"]]
+    assert "left out, serving no operand of the layer: rfS_2B (operand S)" in instance["hardware"]["source"]
+    code, _, stderr = cli("import", "zigzag", str(TPU), str(CONV))
+    assert code == 2 and "a ZigZag hardware file where the workload goes" in stderr
+    (tmp_path / "map.txt").write_text("DRAM [ Weights:9216 ]\n| for M in [0:4)\n")
+    code, _, stderr = cli("compare", str(CONV), str(TPU), "--methods", "cpsat", "--mapping", str(tmp_path / "map.txt"))
+    assert code == 2 and "not the map.txt summary" in stderr

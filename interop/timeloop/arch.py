@@ -246,9 +246,13 @@ class _Walker:
                 self.component(node, npath, scope, parallel)
             elif tag in ("Parallel", "Hierarchical"):
                 self.walk(node.get("nodes"), npath + ("nodes",), scope, tag == "Parallel")
+            elif tag == "Nothing":
+                # a branch with no storage (Simba's !Parallel gives the inputs one): what it "keeps"
+                # passes through to the nodes below, which is what a level that is not there does
+                continue
             else:
-                self.part.fail(npath, f"node {node.get('name', '?')}: unknown tag !{tag}; mapcert reads "
-                                      "!Container, !Component, !Parallel and !Hierarchical")
+                self.part.fail(npath, f"node {node.get('name', '(unnamed)')}: unknown tag !{tag}; mapcert reads "
+                                      "!Container, !Component, !Parallel, !Hierarchical and !Nothing")
 
     def container(self, node: dict, path: tuple, component: bool = False) -> None:
         """A node's ``spatial`` mesh: a container's replicates the nodes below it, a

@@ -167,10 +167,35 @@ def build(files: Files) -> Imported:
         constraints["fanouts"] = fanout_constraints
     if constraints:
         hardware["constraints"] = constraints
-    instance = {"family": "tiling", "workload": problem.workload, "hardware": hardware, "objective": "energy",
+    objective, why = mapper_objective(files)
+    instance = {"family": "tiling", "workload": problem.workload, "hardware": hardware, "objective": objective,
                 "solver": {"method": "cpsat", "time_limit": 60}}
     text = render(instance, files, problem, arch, names)
+    if why:
+        text = text.replace("\nobjective: ", f"\n# objective: {why}\nobjective: ", 1)
     return Imported(instance=instance, text=text, names=names, label=" ".join(files.paths))
+
+
+METRIC_OBJECTIVES = {"edp": "edp", "energy": "energy", "delay": "latency", "cycles": "latency",
+                     "last_level_accesses": "offchip_traffic"}
+"""Timeloop's ``mapper.optimization_metrics`` and the objective each is in mapcert."""
+
+
+def mapper_objective(files: Files) -> tuple[str, str | None]:
+    """The objective a ``mapper:`` part asks for (its first optimization
+    metric: Timeloop ranks them in order), with a sentence saying so, or
+    energy and None. A gap to a mapper's output is only meaningful in the
+    objective that mapper optimized."""
+    part = files.get("mapper")
+    metrics = part.value.get("optimization_metrics") if part is not None and isinstance(part.value, dict) else None
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    if not isinstance(metrics, list) or not metrics:
+        return "energy", None
+    first = str(metrics[0]).lower()
+    if first not in METRIC_OBJECTIVES:
+        return "energy", f"energy (the mapper's first optimization metric, {metrics[0]}, has no mapcert objective)"
+    return METRIC_OBJECTIVES[first], f"from mapper.optimization_metrics {list(map(str, metrics))}"
 
 
 def import_timeloop(paths: list[Path]) -> Imported:

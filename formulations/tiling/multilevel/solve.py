@@ -170,7 +170,14 @@ def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restricti
         status = "feasible"
     else:
         status = "error"
-    message = outcome.message if agrees else f"{method} claimed {claimed}, evaluate says {value}"
+    if agrees:
+        message = outcome.message
+    elif not outcome.proved and status == "feasible" and claimed > value:
+        # an incumbent the search has not finished with may not yet count every reuse its loops allow
+        message = (f"{method}'s unproved incumbent counts {claimed:,.6g}; evaluate, which counts every reuse of its "
+                   f"loops, gives {value:,.6g}, the value reported")
+    else:
+        message = f"{method} claimed {claimed}, evaluate says {value}"
     return MultiLevelResult(status, method, outcome.values, metrics, value, bound, wall, message)
 
 
