@@ -153,23 +153,10 @@ def _is_timeloop_file(path: Path) -> bool:
     return is_timeloop_file(path)
 
 
-def _is_timeloop_mapping(path: Path) -> bool:
-    from ..interop.timeloop.files import is_timeloop_mapping_document
-
-    try:
-        return is_timeloop_mapping_document(yaml.load(path.read_text(), Loader=_tag_loader()))  # noqa: S506
-    except Exception:  # noqa: BLE001 (not readable: the importer says why)
-        return False
-
-
-def _tag_loader():
-    from ..interop.timeloop.files import _TagLoader
-
-    return _TagLoader
-
-
 def _load_timeloop(files: list[Path]) -> Loaded:
-    mappings = tuple(f for f in files if _is_timeloop_mapping(f))
+    from ..interop.timeloop.files import is_timeloop_mapping_file
+
+    mappings = tuple(f for f in files if is_timeloop_mapping_file(f))
     rest = [f for f in files if f not in mappings]
     if not rest:
         _fail_input([f"{files[0]}:1: mapping: a Timeloop mapping alone; give the architecture and problem too "

@@ -157,11 +157,20 @@ def is_timeloop_mapping_document(data: Any) -> bool:
 
 def is_timeloop_file(path: Path) -> bool:
     """Whether ``path`` holds a Timeloop file (read leniently: any failure says no)."""
+    return _lenient(path, is_timeloop_document)
+
+
+def is_timeloop_mapping_file(path: Path) -> bool:
+    """Whether ``path`` holds a Timeloop mapping alone (read leniently)."""
+    return _lenient(path, is_timeloop_mapping_document)
+
+
+def _lenient(path: Path, test) -> bool:
     try:
-        data = yaml.load(path.read_text(), Loader=_TagLoader)  # noqa: S506
+        data = yaml.load(path.read_text(), Loader=_TagLoader)  # noqa: S506 (a SafeLoader that keeps tags)
     except Exception:  # noqa: BLE001 (not readable: the ordinary loader says why)
         return False
-    return is_timeloop_document(data)
+    return test(data)
 
 
 # --------------------------------------------------------------------------
