@@ -184,5 +184,5 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
         t.add_column(col, justify="right" if col in ("objective", gap_title, "time") else "left")
     for row in comparison.rows:
         t.add_row(row.method, row.kind, row.status.value, number(row.objective), percent(row.gap),
-                  f"{row.wall_time_s:.2f} s", row.functional, row.note[:50])
+                  f"{row.wall_time_s:.2f} s", row.functional, row.note)
     show(console, t)
