@@ -100,7 +100,8 @@ def import_instance(workload: str | Path, hardware: str | Path, mapping: str | P
     hw = read_hardware(hw_data, hw_where, links)
     fail(hw_where)
     _energies_per_element(hw.hardware, hw_data["memories"], zz_layer.workload.get("precision", {}))
-    return {"family": "tiling", "workload": zz_layer.workload, "hardware": hw.hardware, "objective": objective}
+    return {"family": "tiling", "workload": zz_layer.workload, "hardware": hw.hardware, "objective": objective,
+            "solver": {"method": "cpsat", "time_limit": 60}}
 
 
 def _energies_per_element(hardware: dict, memories: dict, precision: dict) -> None:
