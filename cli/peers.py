@@ -36,7 +36,6 @@ class Loaded:
     problem: object
     path: Path
     names: object | None = None
-    timeloop: bool = False
     mappings: tuple[Path, ...] = ()
     """Mapping files given among the peer's files: ``compare`` scores them,
     ``solve`` says it does not."""
@@ -162,7 +161,7 @@ def _load_timeloop(files: list[Path]) -> Loaded:
         _fail_input([f"{files[0]}:1: mapping: a Timeloop mapping alone; give the architecture and problem too "
                      "(ARCH.yaml PROBLEM.yaml [ERT.yaml] --mapping MAPPING.yaml)"])
     imported, problem = _timeloop_imported(rest)
-    return Loaded(problem, rest[0], imported.names, True, mappings)
+    return Loaded(problem, rest[0], imported.names, mappings)
 
 
 # ---------------------------------------------------------------- ZigZag
@@ -195,9 +194,9 @@ def import_zigzag_command(
     except InstanceError as exc:
         _fail_input([str(i) for i in exc.issues])
     sources = [p for p in (workload, hardware, mapping) if p is not None]
-    _load_imported(instance_text(instance, sources), f"{hardware} (imported with {workload})")
-    _write(output, instance_text(instance, sources),
-           f": layer {instance['workload']['name']} on {instance['hardware']['name']}")
+    text = instance_text(instance, sources)
+    _load_imported(text, f"{hardware} (imported with {workload})")  # refuses what mapcert would not load
+    _write(output, text, f": layer {instance['workload']['name']} on {instance['hardware']['name']}")
     raise _Exit(0)
 
 
@@ -268,7 +267,7 @@ def _load_zigzag(files: list[Path]) -> Loaded:
                      for i in issues])
     problem = _load_imported(instance_text(instance, list(files)), f"{kinds['hardware']} (imported with "
                              f"{kinds['workload']})")
-    return Loaded(problem, files[0], mappings=tuple(f for k, f in kinds.items() if k == "mapping"))
+    return Loaded(problem, files[0], mappings=(kinds["mapping"],) if "mapping" in kinds else ())
 
 
 # ---------------------------------------------------------------- the tables
