@@ -29,6 +29,7 @@ import random
 from math import prod
 
 import numpy as np
+from dataclasses import replace
 
 from ..formulations.tiling.multilevel.problem import (DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem, SpatialLoops,
                                                       layer_extent)
@@ -51,8 +52,10 @@ def _sample(problem: MultiLevelProblem, samples: int, seed: int, allowed_orders,
     rnd = random.Random(seed)
     K = len(problem.hierarchy.levels)
     choices = {}
+    # divisor rows: a mapping of every space, scored by the vectorized cost model
+    divisors = replace(problem, factors="divisors")
     for d in DIMS:
-        table = dim_choices(problem, d)
+        table = dim_choices(divisors, d)
         if spatial_dims is not None and d not in spatial_dims:
             table = table[np.all(table[:, K:] == 1, axis=1)]
         choices[d] = table

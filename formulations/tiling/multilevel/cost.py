@@ -370,6 +370,10 @@ def evaluate_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping) 
     problems = mapping_problems(layer, hier, mapping)
     if problems:
         raise ValueError("; ".join(problems))
+    if not mapping.divides(layer, len(hier.fanouts)):
+        from .clipped_cost import evaluate_clipped  # partial tiles: the per-dimension sums
+
+        return evaluate_clipped(problem, mapping)
     problem = kept_problem(problem, mapping)
     hier = problem.hierarchy
     K = len(hier.levels)
@@ -429,6 +433,14 @@ def objective_values(problem: MultiLevelProblem, table: dict[str, np.ndarray], o
     for d in DIMS:
         for l in range(K):
             compute = compute * np.asarray(table[d][..., l], dtype=np.int64)
+    return best_keep(problem, lambda keep: sum_terms(terms, K, keep)[:2], tile_bits, compute, instances,
+                     fanout_fits(problem, table), keeps)
+
+
+def fanout_fits(problem: MultiLevelProblem, table: dict[str, np.ndarray]) -> np.ndarray:
+    """Whether the factor rows fit every fan-out and keep the instance's least utilizations."""
+    hier = problem.hierarchy
+    K = len(hier.levels)
     fits_array = np.asarray(True)
     least = dict(problem.constraints.least_busy(hier))
     for f, fan in enumerate(hier.fanouts):
@@ -437,10 +449,20 @@ def objective_values(problem: MultiLevelProblem, table: dict[str, np.ndarray], o
         fits_array = fits_array & (used[0] <= fan.rows) & (used[1] <= fan.cols)
         if f in least:
             fits_array = fits_array & (used[0] * used[1] >= least[f])
+    return fits_array
+
+
+def best_keep(problem: MultiLevelProblem, counts, tile_bits, compute, instances, fits_array, keeps):
+    """(objective, feasible), or with ``keeps`` each mapping's best keep set
+    among them (objective, feasible, index into ``keeps``), from
+    ``counts(keep)``: the reads and writes per level and tensor under a keep
+    set (None: every path of a hierarchy whose keep sets are fixed)."""
+    hier = problem.hierarchy
+    K = len(hier.levels)
 
     def score(keep):
         held = keep or hier.default_keep()
-        reads, writes, _ = sum_terms(terms, K, keep)
+        reads, writes = counts(keep)
         feasible = fits_array
         for l in range(1, K):
             level = hier.levels[l]

@@ -25,7 +25,9 @@ from math import lcm
 
 from ortools.sat.python import cp_model
 
-from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction
+from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction, layer_extent
+from .bypass import links as fill_paths
+from .clipped_cost import WINDOWS, ClippedTables, path_sides
 from .cost import TENSORS, window_rows
 from .rows import fanout_factor, tile_extent
 from .space import (GROUP_ORDERS, GROUP_RANKINGS, axes_interchangeable, dim_choices, mapping_from_choice,
@@ -169,7 +171,9 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
             m.Add(pes_used == restriction.pes)
 
     # capacities are the only use of tile extents; the access counts use the telescoped terms
-    tile = {l: {d: col(d, lambda r, l=l: tile_extent(r, hier, l), f"T{l}_{d}") for d in DIMS} for l in range(1, K)}
+    # (clipped at the extent: a partial tile's level still holds its largest tile)
+    tile = {l: {d: col(d, lambda r, l=l, d=d: min(tile_extent(r, hier, l), layer_extent(layer, d)), f"T{l}_{d}")
+                for d in DIMS} for l in range(1, K)}
     factor = [{d: col(d, lambda r, l=l: r[l], f"f{l}_{d}") for d in DIMS} for l in range(K)]
     nontrivial = [{d: sum(b_ for r, b_ in zip(rows[d], x[d], strict=True) if r[l] > 1) for d in DIMS}
                   for l in range(K)]
@@ -255,21 +259,29 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
     irr = [{X: b.product([factor[l][d] for d in REUSE_GROUPS[X]], macs, f"irr{l}{X[0]}") for X in TENSORS}
            for l in range(K)]
 
+    def free_flag(l, X, j):
+        """Whether level j's loops of X's reuse group keep X's tile of level
+        ``l`` resident (None: they are trivial in every row)."""
+        if isinstance(irr[j][X], int) and irr[j][X] == 1:
+            return None
+        free = free_flags.get((l, X, j))
+        if free is None:
+            free = m.NewBoolVar(b.name(f"free_{l}_{X}_{j}"))
+            free_flags[l, X, j] = free
+            for i in range(j + 1, l):
+                m.AddImplication(free, triv_rel[i][X])
+            for k, ranking in enumerate(GROUP_RANKINGS):
+                for Y in ranking[: ranking.index(X)]:
+                    m.AddBoolOr([free.Not(), o[j][k].Not(), triv_group[j][Y]])
+        return free
+
     def refetch(l, X):
         """E: the product of the reuse-group trips above ``l`` that are not free."""
         effs = []
         for j in range(l):
-            if isinstance(irr[j][X], int) and irr[j][X] == 1:
-                continue
-            free = free_flags.get((l, X, j))
+            free = free_flag(l, X, j)
             if free is None:
-                free = m.NewBoolVar(b.name(f"free_{l}_{X}_{j}"))
-                free_flags[l, X, j] = free
-                for i in range(j + 1, l):
-                    m.AddImplication(free, triv_rel[i][X])
-                for k, ranking in enumerate(GROUP_RANKINGS):
-                    for Y in ranking[: ranking.index(X)]:
-                        m.AddBoolOr([free.Not(), o[j][k].Not(), triv_group[j][Y]])
+                continue
             eff = m.NewIntVar(1, b.upper(irr[j][X]), b.name(f"eff_{l}_{X}_{j}"))
             b.uppers[eff.Index()] = b.upper(irr[j][X])
             m.Add(eff == 1).OnlyEnforceIf(free)
@@ -320,7 +332,9 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
 
     reads = [{t: [] for t in TENSORS} for _ in range(K)]
     writes = [{t: [] for t in TENSORS} for _ in range(K)]
-    for bd in boundaries(problem):
+    if problem.factors != "divisors":
+        _clipped_terms(problem, b, rows, row_index, keep, free_flag, gated, reads, writes, term_cap)
+    for bd in (boundaries(problem) if problem.factors == "divisors" else ()):
         X, l, a = bd.tensor, bd.level, bd.parent
         E = refetch(l, X)
         parent = words_of(bd.parent_words)
@@ -388,6 +402,10 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
         b.uppers[latency.Index()] = horizon
         lat_pes = b.product([latency, pes_used], horizon * hier.pes, "lat_pes")
         m.Add(lat_pes >= macs)
+        if problem.factors != "divisors":  # partial tiles: the temporal iterations in which some PE works
+            tables = ClippedTables(problem, rows)
+            cycles = b.product([b.linear(list(tables.compute(d)), x[d], f"cyc_{d}") for d in DIMS], macs, "cycles")
+            m.Add(latency >= cycles)
         for l, level in enumerate(hier.levels):
             if not level.bandwidth:
                 continue
@@ -424,6 +442,90 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
     m.Minimize(expr)
     b.keep = keep
     return b, rows, x, o, scale, constant
+
+
+def _clipped_terms(problem: MultiLevelProblem, b: _Builder, rows, row_index, keep, free_flag, gated,
+                   reads, writes, term_cap) -> None:
+    """The access terms of the ``any`` space (``clipped_cost.py``): per fill
+    path and side, a product over dimensions of table values. A dimension
+    that indexes the tensor reads its row's value; one that does not reads
+    (row, prefix), where the prefix counts the levels whose reuse-group
+    loops re-fetch: levels ``j`` with ``free`` set lie at or below it."""
+    m, hier = b.m, problem.hierarchy
+    K = len(hier.levels)
+    tables = ClippedTables(problem, rows)
+    prefix_vars: dict = {}
+
+    def prefix(l, X):
+        if (l, X) not in prefix_vars:
+            p = m.NewIntVar(0, l, b.name(f"prefix_{l}_{X[0]}"))
+            b.uppers[p.Index()] = l
+            for j in range(l):
+                free = free_flag(l, X, j)
+                if free is not None:
+                    m.Add(p <= j).OnlyEnforceIf(free)
+                    m.Add(p >= j + 1).OnlyEnforceIf(free.Not())
+            prefix_vars[l, X] = p
+        return prefix_vars[l, X]
+
+    def element(values: list[int], index_terms: list[tuple], base: str):
+        """values[sum(coef * var)] as a variable (a constant when all agree)."""
+        distinct = sorted(set(values))
+        if len(distinct) == 1:
+            return distinct[0]
+        index = m.NewIntVar(0, len(values) - 1, b.name(base + "i"))
+        m.Add(index == sum(c * v for c, v in index_terms))
+        out = m.NewIntVarFromDomain(cp_model.Domain.FromValues(distinct), b.name(base))
+        m.AddElement(index, values, out)
+        b.values[out.Index()] = distinct
+        b.uppers[out.Index()] = distinct[-1]
+        return out
+
+    def side_product(side, p, base):
+        X, l = side.tensor, side.level
+        windowed = {"P", "R", "Q", "S"} if X == "inputs" else set()
+        factors = []
+        for d in DIMS:
+            if d in windowed:
+                continue
+            table = tables.dim(d, side)
+            if d in RELEVANT[X]:
+                factors.append(element([int(v) for v in table[:, 0]], [(1, row_index[d])], f"{base}{d}"))
+            elif isinstance(p, int):
+                factors.append(element([int(v) for v in table[:, p]], [(1, row_index[d])], f"{base}{d}"))
+            else:
+                factors.append(element([int(v) for v in table.ravel()], [(l + 1, row_index[d]), (1, p)],
+                                       f"{base}{d}"))
+        for axis, tap in WINDOWS if X == "inputs" else ():
+            pair = tables.pair(axis, side)
+            factors.append(element([int(v) for v in pair.ravel()],
+                                   [(pair.shape[1], row_index[axis]), (1, row_index[tap])], f"{base}{axis}"))
+        return b.product(factors, term_cap, base)
+
+    for link in fill_paths(hier):
+        l, X, a = link.level, link.tensor, link.parent
+        p = prefix(l, X)
+        child, parent, refill = path_sides(hier, link)
+        literals = [keep[j][X] for j in link.kept] + [keep[j][X].Not() for j in link.bypassed]
+        parent_words = gated(side_product(parent, p, f"cp{l}{X[0]}"), literals, f"cp{l}{X[0]}k")
+        child_words = gated(side_product(child, p, f"cc{l}{X[0]}"), literals, f"cc{l}{X[0]}k")
+        if X != "outputs":
+            reads[a][X].append(parent_words)
+            if l < K:
+                writes[l][X].append(child_words)
+            continue
+        visits, first = side_product(refill, p, f"cv{l}"), side_product(refill, 0, f"cf{l}")
+        revisits = visits - first if isinstance(visits, int) and isinstance(first, int) else None
+        if revisits is None:
+            revisits = m.NewIntVar(0, b.upper(visits), b.name(f"crv{l}"))
+            b.uppers[revisits.Index()] = b.upper(visits)
+            m.Add(revisits == visits - first)
+        revisits = gated(revisits, literals, f"crv{l}k")
+        reads[a][X].append(revisits)
+        writes[a][X].append(parent_words)
+        if l < K:
+            writes[l][X].append(revisits)
+            reads[l][X].append(child_words)
 
 
 def decode(problem: MultiLevelProblem, rows, x, o, solver: cp_model.CpSolver, keep=None):

@@ -18,6 +18,7 @@ import numpy as np
 
 from .problem import DIMS, MultiLevelMapping, MultiLevelProblem
 from .bypass import keep_sets, with_keep
+from .clipped_cost import ClippedTables, clipped_objective_values
 from .cost import link_words, objective_values
 from .space import dim_choices, level_orders, mapping_from_choice
 
@@ -67,14 +68,23 @@ def enumerate_multilevel(problem: MultiLevelProblem, max_points: int = MAX_POINT
     # (points, row width), column-major: every slot is one contiguous array
     table = {d: np.asfortranarray(choices[d][index[d]]) for d in DIMS}
     keeps = keep_sets(problem.hierarchy) if problem.hierarchy.chooses_bypass else None
-    words = link_words(problem, table)  # the same for every order
+    if problem.factors == "divisors":
+        words = link_words(problem, table)  # the same for every order
+
+        def scores(orders):
+            return objective_values(problem, table, orders, keeps, words)
+    else:  # partial tiles: per-dimension sums over the candidate rows (clipped_cost.py)
+        tables = ClippedTables(problem, choices)
+
+        def scores(orders):
+            return clipped_objective_values(problem, tables, index, table, orders, keeps)
     best_value, best_key = None, None
     complete = True
     for orders in itertools.product(*level_orders(problem)):
         if deadline is not None and time.perf_counter() > deadline:
             complete = False
             break
-        scored = objective_values(problem, table, list(orders), keeps, words)
+        scored = scores(list(orders))
         value, feasible = scored[:2]
         if not feasible.any():
             continue

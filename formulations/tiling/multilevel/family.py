@@ -24,7 +24,7 @@ from .constraints import violations as violations_of
 from .cost import evaluate_multilevel
 from .enumeration import enumerate_multilevel
 from .schema import MultiLevelNetwork, build_multilevel, is_multilevel
-from .solve import solve_multilevel
+from .solve import MILP_ANY_SPACE, solve_multilevel
 from ..schema import dump_two_level
 
 UNITS = {"offchip_traffic": "bytes", "latency": "cycles"}
@@ -107,10 +107,16 @@ class MultiLevelTiling(Family):
         if isinstance(problem, MultiLevelNetwork):
             first = problem.layers[0].problem
             return {"family": "tiling", "workload": problem.workload, "hardware": dump_hierarchy(first.hierarchy),
-                    "objective": first.objective, **self._constraints(first), "solver": self._solver(first)}
+                    "objective": first.objective, **self._constraints(first), **self._space(first),
+                    "solver": self._solver(first)}
         workload = dump_two_level_workload(problem)
         return {"family": "tiling", "workload": workload, "hardware": dump_hierarchy(problem.hierarchy),
-                "objective": problem.objective, **self._constraints(problem), "solver": self._solver(problem)}
+                "objective": problem.objective, **self._constraints(problem), **self._space(problem),
+                "solver": self._solver(problem)}
+
+    @staticmethod
+    def _space(problem: MultiLevelProblem) -> dict:
+        return {} if problem.factors == "divisors" else {"space": {"factors": problem.factors}}
 
     @staticmethod
     def _constraints(problem: MultiLevelProblem) -> dict:
@@ -177,7 +183,7 @@ class MultiLevelTiling(Family):
         return [
             ExactMethod("cpsat", lambda p, t: _attempt(p, "cpsat", t),
                         summary="CP-SAT, one model per stationary piece"),
-            ExactMethod("milp", lambda p, t: _attempt(p, "milp", t),
+            ExactMethod("milp", lambda p, t: _attempt(p, "milp", t), why_not=_milp_refused,
                         summary="MILP (pyomo + HiGHS), decomposed over the spatial choice"),
             ExactMethod("enumerate", lambda p, t: _attempt(p, "enumerate", t), why_not=_enumeration_refused,
                         summary="exhaustive enumeration (small layers only)"),
@@ -373,6 +379,12 @@ def dump_two_level_workload(problem: MultiLevelProblem) -> dict:
 
     shim = TilingProblem(layer=problem.layer, buffer=Buffer("GLB", 8))
     return dump_two_level(shim)["workload"]
+
+
+def _milp_refused(problem) -> str | None:
+    """The MILP's prime-exponent terms are products of factors: divisor rows only."""
+    first = problem.layers[0].problem if isinstance(problem, MultiLevelNetwork) else problem
+    return MILP_ANY_SPACE if first.factors != "divisors" else None
 
 
 def _enumeration_refused(problem) -> str | None:

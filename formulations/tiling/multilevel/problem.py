@@ -124,6 +124,10 @@ class MultiLevelMapping:
             out += (loops.rows.get(dim, 1), loops.cols.get(dim, 1))
         return out
 
+    def divides(self, layer: ConvLayer, fanouts: int) -> bool:
+        """Whether every dimension's factors multiply to exactly its extent (no partial tile)."""
+        return all(prod(self.row(d, fanouts)) == layer_extent(layer, d) for d in DIMS)
+
     def to_dict(self, hierarchy: Hierarchy) -> dict:
         out = {"levels": []}
         kept = self.keep_sets(hierarchy)
@@ -207,8 +211,15 @@ def mapping_problems(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevel
         return out
     for dim in DIMS:
         total = prod(mapping.factor(l, dim) for l in range(len(mapping.levels))) * mapping.spatial(dim)
-        if total != layer_extent(layer, dim):
-            out.append(f"factors of {dim} multiply to {total}, its extent is {layer_extent(layer, dim)}")
+        extent = layer_extent(layer, dim)
+        if total < extent:
+            out.append(f"factors of {dim} multiply to {total}, less than its extent {extent}")
+        elif total > extent and len(mapping.fanouts) <= len(hierarchy.fanouts):
+            collapsed = collapsed_loop(hierarchy, mapping.row(dim, len(hierarchy.fanouts)), extent)
+            if collapsed is not None:
+                out.append(f"factors of {dim} multiply to {total} for its extent {extent}, and the partial last "
+                           f"tile leaves the loop of {dim} at {hierarchy.levels[collapsed].name} a single trip; "
+                           "mapcert counts partial tiles only where every loop of two or more trips keeps two")
     for dim in ("R", "S"):
         if mapping.factor(0, dim) != 1:
             out.append(f"{hierarchy.levels[0].name} cannot split the filter window ({dim})")
@@ -231,6 +242,20 @@ def mapping_problems(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevel
         if any(v < 1 for v in (*loops.rows.values(), *loops.cols.values())):
             out.append("spatial factors must be positive")
     return out
+
+
+def collapsed_loop(hierarchy: Hierarchy, row, extent: int) -> int | None:
+    """The level whose loop a partial tile leaves a single trip (None: none),
+    for a factor row that covers ``extent`` (``clipping.py``)."""
+    from .clipping import chain, collapses, positions
+
+    order = positions(hierarchy)
+    factors = chain(row, hierarchy)
+    for q, (kind, j) in enumerate(order):
+        if kind == "t" and factors[q] > 1:
+            if collapses(extent, factors, tuple(i == q for i in range(len(order)))):
+                return j
+    return None
 
 
 def layer_extent(layer: ConvLayer, dim: str) -> int:
@@ -259,6 +284,9 @@ class MultiLevelProblem:
     solver: SolverSettings = field(default_factory=SolverSettings)
     source: str = "<memory>"
     constraints: MappingConstraints = NO_CONSTRAINTS
+    factors: str = "divisors"
+    """``divisors``: every dimension's factors multiply to its extent; ``any``:
+    to at least its extent, the last tile along it partial (``clipping.py``)."""
 
     def kept(self, keep: tuple[frozenset[str], ...]) -> "MultiLevelProblem":
         """This problem with every level's keep set fixed to ``keep``."""
@@ -274,7 +302,10 @@ class MultiLevelProblem:
                    "the rows and columns of fan-outs " + ", ".join(f.name for f in self.hierarchy.fanouts))
         text = (
             f"temporal trip counts at every level and spatial factors on {spatial} "
-            "that multiply to each dimension's extent; any loop order per level; "
+            + ("that multiply to each dimension's extent; " if self.factors == "divisors" else
+               "that cover each dimension's extent, with at most one loop per dimension whose last iteration is "
+               "partial (whole tiles inside it); ")
+            + "any loop order per level; "
             f"{self.hierarchy.levels[0].name} never splits R or S; one resident tile per tensor and level"
         )
         chosen = [f"{level.name} ({', '.join(t for t in RELEVANT if t in level.chosen)})"

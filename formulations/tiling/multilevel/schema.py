@@ -122,7 +122,11 @@ class HierarchySpec(Strict):
 class HierarchySpaceSpec(Strict):
     """The mapping space of a hierarchy: which choices the solver makes."""
 
-    tiles: Literal["divisors", "any"] = "divisors"
+    factors: Literal["divisors", "any"] | None = None
+    """``divisors``: every dimension's factors multiply to its extent; ``any``:
+    to at least it, with one partial tile per dimension (``clipping.py``)."""
+    tiles: Literal["divisors", "any"] | None = None
+    """The two-level family's name for ``factors``."""
     halo: bool = False
     bypass: Literal["chosen", "fixed"] = "chosen"
     """``chosen``: every level without ``holds`` keeps or bypasses each tensor
@@ -384,8 +388,9 @@ def _network_layers(network: str, hierarchy: Hierarchy, spec: "MultiLevelSpec", 
     constraints = build_constraints(spec.constraints if constraints is None else constraints, hierarchy, where)
     if where.issues:
         return None
-    layers = tuple(NetworkLayer(MultiLevelProblem(layer, hierarchy, spec.objective, solver, label, constraints),
-                                tuple(names))
+    factors = spec.space.factors or spec.space.tiles or "divisors"
+    layers = tuple(NetworkLayer(MultiLevelProblem(layer, hierarchy, spec.objective, solver, label, constraints,
+                                                  factors), tuple(names))
                    for layer, names in groups.values())
     return MultiLevelNetwork(network, layers, label, network if table is None else {"name": network,
                                                                                       "layers": table})
@@ -424,8 +429,14 @@ def build_multilevel(data: dict, where: Located, label: str,
     hierarchy, hardware_constraints = built
     why = ("the instance is multi-level (a hierarchy, an array, per-level keys, a whole network, or an energy, "
            "latency or edp objective)")
-    if spec.space.tiles != "divisors":
-        where.add(("space", "tiles"), f"{why}; hierarchies are solved over divisor tiles only")
+    factors = spec.space.factors or spec.space.tiles or "divisors"
+    if spec.space.factors and spec.space.tiles and spec.space.factors != spec.space.tiles:
+        where.add(("space",), f"factors: {spec.space.factors} and tiles: {spec.space.tiles} disagree; "
+                              "a hierarchy takes factors: divisors or factors: any")
+    if factors == "any" and spec.objective == "edp":
+        where.add(("space", "factors"), "edp is solved over divisor factors only (its search fixes the busy PEs, "
+                                        "which partial tiles do not determine the cycles of); use energy or "
+                                        "latency with factors: any, or factors: divisors with edp")
     if spec.space.halo:
         where.add(("space", "halo"), f"{why}; halo reuse is modelled for two-level instances only "
                                      "(DRAM and one buffer, objective offchip_traffic)")
@@ -445,5 +456,5 @@ def build_multilevel(data: dict, where: Located, label: str,
     return MultiLevelProblem(
         layer=layer, hierarchy=hierarchy, objective=spec.objective,
         solver=SolverSettings(spec.solver.method, spec.solver.time_limit, spec.solver.workers), source=label,
-        constraints=constraints,
+        constraints=constraints, factors=factors,
     )

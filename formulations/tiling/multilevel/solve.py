@@ -23,6 +23,8 @@ from .parametric import edp_search, latency_search
 from .space import emptied_by
 
 MULTILEVEL_METHODS = ("cpsat", "milp", "enumerate")
+MILP_ANY_SPACE = ("the MILP covers factors: divisors (its terms are products of factors, which partial tiles are "
+                  "not); solve factors: any with cpsat or enumerate")
 
 
 def _with_constraints(problem: MultiLevelProblem) -> str:
@@ -106,6 +108,8 @@ def _solve_multilevel(problem: MultiLevelProblem, method: str, limit: float, wor
                                 found.wall_time_s, f"{found.points:,} factor combinations x group orders")
     if method not in MULTILEVEL_METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(MULTILEVEL_METHODS)}")
+    if method == "milp" and problem.factors != "divisors":
+        return MultiLevelResult("error", method, None, None, None, None, time.perf_counter() - start, MILP_ANY_SPACE)
 
     def piece(piece_problem: MultiLevelProblem, restriction: Restriction, seconds: float) -> MultiLevelResult:
         return _solve_piece(piece_problem, method, restriction, seconds, workers)

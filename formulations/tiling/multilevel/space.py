@@ -21,6 +21,7 @@ import numpy as np
 
 from .constraints import emptying_constraints
 from .problem import DIMS, REUSE_GROUPS, LevelLoops, MultiLevelMapping, MultiLevelProblem, SpatialLoops, layer_extent
+from .clipping import positions, remainder_rows
 from .rows import fits_fanouts, row_width
 
 GROUP_RANKINGS: tuple[tuple[str, ...], ...] = tuple(itertools.permutations(("inputs", "weights", "outputs")))
@@ -108,7 +109,9 @@ def dim_choices(problem: MultiLevelProblem, dim: str) -> np.ndarray:
     hier = problem.hierarchy
     width = row_width(hier)
     rows = []
-    for combo in ordered_factorizations(layer_extent(problem.layer, dim), width):
+    candidates = (ordered_factorizations(layer_extent(problem.layer, dim), width) if problem.factors == "divisors"
+                  else remainder_covers(problem, dim))
+    for combo in candidates:
         if dim in ("R", "S") and combo[0] != 1:
             continue
         if not fits_fanouts(combo, hier):
@@ -117,6 +120,34 @@ def dim_choices(problem: MultiLevelProblem, dim: str) -> np.ndarray:
             continue
         rows.append(combo)
     return np.asarray(rows, dtype=np.int64).reshape(-1, width)
+
+
+def remainder_covers(problem: MultiLevelProblem, dim: str) -> list[tuple[int, ...]]:
+    """Factor rows of ``dim`` in the ``any`` space (``clipping.remainder_rows``:
+    the divisor rows and those with one remainder position), each fan-out's
+    factor split into rows and columns every way that fits."""
+    hier = problem.hierarchy
+    K = len(hier.levels)
+    extent = layer_extent(problem.layer, dim)
+    order = positions(hier)
+    limits = tuple(None if kind == "t" else hier.fanouts[j].size for kind, j in order)
+    temporal = tuple(kind == "t" for kind, _ in order)
+    out = []
+    for factors in remainder_rows(extent, limits, temporal):
+        row = [1] * row_width(hier)
+        splits = []
+        for (kind, j), n in zip(order, factors, strict=True):
+            if kind == "t":
+                row[j] = n
+            else:
+                fan = hier.fanouts[j]
+                splits.append((K + 2 * j, [(r, n // r) for r in range(1, min(n, fan.rows) + 1)
+                                           if n % r == 0 and n // r <= fan.cols]))
+        for choice in itertools.product(*(options for _, options in splits)):
+            for (slot, _), (r, c) in zip(splits, choice, strict=True):
+                row[slot], row[slot + 1] = r, c
+            out.append(tuple(row))
+    return out
 
 
 def axes_interchangeable(problem: MultiLevelProblem) -> bool:

@@ -1,0 +1,148 @@
+"""Imperfect factors on hierarchies (``space: {factors: any}``): partial last
+tiles counted exactly, the space solved by CP-SAT and the enumeration."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import yaml
+
+from mapcert.formulations.tiling.multilevel.clipped_cost import evaluate_clipped
+from mapcert.formulations.tiling.multilevel.clipping import remainder_rows
+from mapcert.formulations.tiling.multilevel.cost import evaluate_multilevel
+from mapcert.formulations.tiling.multilevel.enumeration import enumerate_multilevel
+from mapcert.formulations.tiling.multilevel.problem import DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem
+from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
+from mapcert.formulations.tiling.multilevel.space import dim_choices
+from mapcert.formulations.tiling.problem import ConvLayer
+from mapcert.hardware.hierarchy import Fanout, Hierarchy, MemoryLevel, hierarchy_preset
+from mapcert.validation.multilevel_bounds import multilevel_bounds
+
+from helpers import random_multilevel_mapping, run_mapcert, with_random_keep
+from test_multilevel_fanouts import LAYER, two_fanouts
+
+TENSORS = ["inputs", "weights", "outputs"]
+FIELDS = ("reads", "writes", "tile_bits", "fits", "compute_cycles", "level_cycles", "array_boundary_words")
+
+
+def small_array(glb_bytes: int = 256) -> Hierarchy:
+    """DRAM, a shared buffer, a 3 x 2 array of PEs with a register each."""
+    levels = (MemoryLevel("DRAM", read_energy=200, write_energy=200),
+              MemoryLevel("GLB", capacity_bits=8 * glb_bytes, read_energy=6, write_energy=6),
+              MemoryLevel("Reg", capacity_bits=8 * 16, per_pe=True, read_energy=1, write_energy=1))
+    return Hierarchy("small", levels, mac_energy=1, fanouts=(Fanout("PEs", 2, 3, 2),))
+
+
+@pytest.mark.parametrize("multicast,reduction", [((True, True), (True, True)), ((False, True), (True, False)),
+                                                 ((True, False), (False, False))])
+def test_the_per_dimension_sums_give_the_divisor_model_on_divisor_rows(multicast, reduction):
+    """On mappings without partial tiles (random orders, keep sets, fan-out
+    flags), the clipped model's counts, tiles and cycles are the divisor
+    model's: the two are written independently (sums over events against
+    products of trip counts)."""
+    rnd = random.Random(7)
+    problem = MultiLevelProblem(LAYER, two_fanouts(multicast, reduction, chosen=True))
+    for _ in range(12):
+        mapping = with_random_keep(problem, random_multilevel_mapping(problem, rnd, full_orders=True), rnd)
+        a, b = evaluate_multilevel(problem, mapping), evaluate_clipped(problem, mapping)
+        assert all(getattr(a, f) == getattr(b, f) for f in FIELDS)
+        assert a.utilization == pytest.approx(b.utilization)
+
+
+def test_a_partial_tile_is_counted_by_hand():
+    """P = 7 as 2 DRAM trips of 4-row buffer tiles (4, then 3 rows): every
+    input and output word moves once, the buffer holds the full 4-row
+    tile, and the MAC runs 7 cycles, not 8."""
+    hier = Hierarchy("t", (MemoryLevel("DRAM", read_energy=100, write_energy=100),
+                           MemoryLevel("B", capacity_bits=8 * 1024, read_energy=1, write_energy=1)), mac_energy=1)
+    layer = ConvLayer("p7", 1, 1, 1, 7, 1, 3, 1)
+    mapping = MultiLevelMapping.on_array((LevelLoops({"P": 2}, DIMS), LevelLoops({"P": 4, "R": 3}, DIMS)))
+    metrics = evaluate_multilevel(MultiLevelProblem(layer, hier), mapping)
+    # input rows: tile 1 reads rows 0..5 (4 outputs, 3 taps), tile 2 rows 4..8: 6 + 5
+    assert metrics.reads[0] == {"inputs": 11, "weights": 3, "outputs": 0}
+    assert metrics.writes[0]["outputs"] == 7
+    assert metrics.compute_cycles == 21
+    assert metrics.tile_bits[1]["inputs"] == 6 * 8 and metrics.tile_bits[1]["outputs"] == 4 * 24
+
+
+def test_a_tile_that_leaves_a_loop_one_trip_is_refused_with_the_level():
+    hier = Hierarchy("t", (MemoryLevel("DRAM", read_energy=100, write_energy=100),
+                           MemoryLevel("B", capacity_bits=8 * 1024, read_energy=1, write_energy=1)), mac_energy=1)
+    layer = ConvLayer("p7", 1, 1, 1, 7, 1)
+    mapping = MultiLevelMapping.on_array((LevelLoops({"P": 4}, DIMS), LevelLoops({"P": 2}, DIMS)))
+    with pytest.raises(ValueError, match="leaves the loop of P at B a single trip"):
+        evaluate_multilevel(MultiLevelProblem(layer, hier), mapping)
+    short = MultiLevelMapping.on_array((LevelLoops({"P": 2}, DIMS), LevelLoops({"P": 3}, DIMS)))
+    with pytest.raises(ValueError, match="multiply to 6, less than its extent 7"):
+        evaluate_multilevel(MultiLevelProblem(layer, hier), short)
+
+
+def test_the_space_has_the_divisor_rows_and_one_remainder_each():
+    rows = remainder_rows(7, (None, 4, None), (True, False, True))
+    assert (1, 7, 1) not in rows  # the array has 4 instances
+    assert (1, 1, 7) in rows and (2, 4, 1) in rows and (2, 1, 4) in rows
+    assert (4, 2, 1) in rows  # instances may hold a single index: only temporal loops must keep two
+    assert (4, 1, 2) not in rows  # the last tile would leave the inner loop one trip
+    for row in rows:
+        assert row[0] * row[1] * row[2] >= 7
+
+
+@pytest.mark.parametrize("objective", ["energy", "offchip_traffic", "latency"])
+def test_cpsat_and_the_enumeration_agree_and_the_space_only_helps(objective):
+    layer = ConvLayer("x", 1, 2, 1, 7, 1, 2, 1)
+    problem = MultiLevelProblem(layer, small_array(), objective=objective, factors="any")
+    found = enumerate_multilevel(problem)
+    solved = solve_multilevel(problem, "cpsat", 60)
+    assert solved.status == "optimal"
+    assert solved.objective == pytest.approx(found.objective)
+    assert evaluate_multilevel(problem, solved.mapping).objective(objective) == pytest.approx(solved.objective)
+    divisors = solve_multilevel(MultiLevelProblem(layer, small_array(), objective=objective), "cpsat", 60)
+    assert solved.objective <= divisors.objective + 1e-9
+    assert multilevel_bounds(problem).objective <= solved.objective + 1e-9
+    if objective == "latency":  # P = 7 on 3 PE rows: 3 + 3 + 1 rows by 2 taps beat the divisor space
+        assert solved.objective < divisors.objective
+
+
+def test_an_instance_declares_the_space_and_the_result_verifies(tmp_path):
+    spec = {"family": "tiling", "workload": {"name": "awk", "dims": {"N": 1, "M": 5, "C": 2, "P": 7, "Q": 1,
+                                                                     "R": 3, "S": 1}},
+            "hardware": {"levels": [{"name": "DRAM", "read_energy": 200, "write_energy": 200},
+                                    {"name": "GLB", "capacity": "256 B", "holds": TENSORS, "read_energy": 6,
+                                     "write_energy": 6},
+                                    {"name": "Reg", "capacity": "16 B", "holds": TENSORS, "read_energy": 1,
+                                     "write_energy": 1}],
+                         "fanouts": [{"name": "PEs", "above": "Reg", "x": 2, "y": 3}], "mac_energy": 1},
+            "objective": "latency", "space": {"factors": "any"},
+            "solver": {"time_limit": 60}}
+    path = tmp_path / "awk.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "awk.result.yaml"
+    run = run_mapcert("solve", str(path), "-o", str(out))
+    assert run.returncode == 0, run.stderr
+    assert "OPTIMAL" in run.stdout and "partial" in run.stdout
+    result = yaml.safe_load(out.read_text())
+    assert result["instance"]["space"] == {"factors": "any"}
+    assert run_mapcert("verify", str(out)).returncode == 0
+    milp = run_mapcert("solve", str(path), "--method", "milp")
+    assert milp.returncode != 0 and "the MILP covers factors: divisors" in milp.stdout + milp.stderr
+    spec["objective"] = "edp"
+    path.write_text(yaml.safe_dump(spec))
+    edp = run_mapcert("solve", str(path))
+    assert edp.returncode == 2 and "edp is solved over divisor factors only" in edp.stderr
+
+
+@pytest.mark.slow
+def test_awkward_sizes_gain_on_the_eyeriss_like_array():
+    """13 output channels, 13 x 13 outputs, 3 input channels on 12 x 14 PEs:
+    partial tiles cut the cycles (the divisor space cannot split 13)."""
+    layer = ConvLayer("awk", 1, 13, 3, 13, 13, 3, 3)
+    hier = hierarchy_preset("eyeriss-like")
+    cycles = {}
+    for factors in ("divisors", "any"):
+        result = solve_multilevel(MultiLevelProblem(layer, hier, objective="latency", factors=factors), "cpsat", 60)
+        assert result.status == "optimal"
+        cycles[factors] = result.objective
+    assert cycles["any"] < cycles["divisors"]
+    assert len(dim_choices(MultiLevelProblem(layer, hier, factors="any"), "M")) > \
+        len(dim_choices(MultiLevelProblem(layer, hier), "M"))
