@@ -18,6 +18,16 @@ after its parent has been filled if the parent lacks it too.
   sums and the parent adds them.
 - A tile visited before is filled with its partial sums; a first visit
   starts from zero.
+- The factors of a dimension may multiply to more than its extent (a
+  mapping with partial last tiles). The loops then run over a nominal grid
+  that is clipped to the layer: a MAC unit whose index lies outside the
+  layer in some dimension is idle that cycle (no MAC, no fill, no drain), a
+  tile holds only the words of its range that lie inside the layer, and a
+  cycle in which every unit is idle is skipped. A tile stays resident while
+  the units that need it are idle, so the fills follow the keys the active
+  units ask for, not the static loop nest. An output tile that leaves takes
+  along the output tiles held below it, those of idle units included: their
+  partial sums belong to it, so they are drained into it first.
 
 Reads and writes are counted per level and tensor by watching these
 transfers. They never come from the cost model's formulas, so comparing
@@ -34,7 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...formulations.tiling.multilevel.problem import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem, kept_problem
+from ...formulations.tiling.multilevel.problem import (DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem,
+                                                       kept_problem, layer_extent)
 from .tiling import random_operands, reference_conv
 
 TENSORS = ("inputs", "weights", "outputs")
@@ -58,6 +69,7 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
     K = len(hier.levels)
     inputs, weights = random_operands(layer, seed)
     (sh, sw), (dh, dw) = layer.stride, layer.dilation
+    size = {d: layer_extent(layer, d) for d in DIMS}  # the layer; the loops may run past it
 
     # tile extents per level (K = the MAC), as in the mapping's definition
     fans = hier.fanouts
@@ -92,9 +104,12 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
         raise ValueError(f"{steps * n_pe:,} MAC steps; the functional model stops at {max_steps:,}")
 
     def words(tensor: str, level: int, index: dict[str, int]) -> list[tuple]:
-        """All words of the tile of ``level`` that contains ``index``."""
-        span = {d: range(index[d] // T[level][d] * T[level][d], index[d] // T[level][d] * T[level][d] + T[level][d])
-                for d in DIMS}
+        """All words of the tile of ``level`` that contains ``index``, its
+        range cut to the layer along every dimension."""
+        span = {}
+        for d in DIMS:
+            origin = index[d] // T[level][d] * T[level][d]
+            span[d] = range(origin, min(origin + T[level][d], size[d]))
         if tensor == "weights":
             return list(itertools.product(span["G"], span["M"], span["C"], span["R"], span["S"]))
         if tensor == "outputs":
@@ -166,6 +181,7 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
                 else:
                     store[a][target]["outputs"][1][word] = value
 
+    cycles = 0
     for step in range(steps):
         # decode the temporal index of this cycle
         base = dict.fromkeys(DIMS, 0)
@@ -173,15 +189,30 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
         for d, f, stride in reversed(loops):
             base[d] += (rest % f) * stride
             rest //= f
-        needs = [{d: base[d] + off[d] for d in DIMS} for off in pe_offsets]
+        # the active units and their indices; a unit outside the layer in some dimension is idle
+        needs = {}
+        for p, off in enumerate(pe_offsets):
+            index = {d: base[d] + off[d] for d in DIMS}
+            if all(index[d] < size[d] for d in DIMS):
+                needs[p] = index
+        if not needs:
+            continue  # every unit is idle: no cycle
+        cycles += 1
 
-        # drain output tiles that change, innermost first
-        for l in reversed(levels_of["outputs"]):
+        # drain output tiles that change, innermost first: a tile leaves when an
+        # active unit needs another one, and it takes along the tiles below it
+        # (those of idle units too), whose partial sums belong to it
+        leaving: dict[int, set[tuple]] = {0: set()}  # per level, the instances whose output tile leaves
+        for l in levels_of["outputs"]:
             a = parent_of(l, "outputs")
-            leaving = [p for p, index in enumerate(needs)
-                       if store[l][instance(l, p)].get("outputs") is not None
-                       and store[l][instance(l, p)]["outputs"][0] != key("outputs", l, index)]
-            drain(l, a, leaving)
+            leaving[l] = set()
+            for p in range(n_pe):
+                held = store[l][instance(l, p)].get("outputs")
+                if held is not None and (instance(a, p) in leaving[a]
+                                         or (p in needs and held[0] != key("outputs", l, needs[p]))):
+                    leaving[l].add(instance(l, p))
+        for l in reversed(levels_of["outputs"]):
+            drain(l, parent_of(l, "outputs"), [p for p in range(n_pe) if instance(l, p) in leaving[l]])
 
         # fill what is missing, outermost first
         for tensor in TENSORS:
@@ -189,7 +220,7 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
                 a = parent_of(l, tensor)
                 served: set[tuple] = set()  # (parent instance, copy, word) read this cycle
                 received: set[tuple] = set()  # (parent instance, word) whose partial sum went out
-                for p, index in enumerate(needs):
+                for p, index in needs.items():
                     i = instance(l, p)
                     k = key(tensor, l, index)
                     held = store[l][i].get(tensor)
@@ -222,8 +253,8 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
                     store[l][i][tensor] = (k, content)
                 reads[a][tensor] += len(served)
 
-        # one MAC per PE
-        for p, index in enumerate(needs):
+        # one MAC per active unit
+        for p in needs:
             mac = store[K][instance(K, p)]
             x = next(iter(mac["inputs"][1].values()))
             w = next(iter(mac["weights"][1].values()))
@@ -241,6 +272,6 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
     error = float(np.nanmax(np.abs(result - reference))) if not np.isnan(result).any() else float("inf")
     return MultiLevelReport(
         outputs_match=bool(np.array_equal(result, reference)),
-        reads=reads, writes=writes, cycles=steps, max_abs_error=error,
+        reads=reads, writes=writes, cycles=cycles, max_abs_error=error,
         wall_time_s=time.perf_counter() - start,
     )

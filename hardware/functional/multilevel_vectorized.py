@@ -36,7 +36,15 @@ Tiles are translation-invariant (every tile of a level has the same shape
 and all PEs move in step), so one word set per level and tensor serves
 every fill; docs/tiling-multilevel.md, "The functional models", gives the
 argument, why the aggregated execution is exact, and the same counting
-rules as the cycle-level model. The counts come from key sequences and
+rules as the cycle-level model.
+
+That holds for divisor mappings. When the factors of a dimension multiply
+to more than its extent, the loops run over a nominal grid clipped to the
+layer: units past the layer are idle, tiles are cut, and each instance has
+its own fills. The numeric execution then drops the positions past the
+layer, and the transfers are counted per class of instances that are idle
+and cut in the same iterations (``_clipped_transfers``);
+docs/functional-model.md, "Partial last tiles", describes both. The counts come from key sequences and
 coordinate sets, never from the cost model's formulas; tests compare them
 with both the cost model and the cycle-level model.
 """
@@ -46,10 +54,12 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from ...formulations.tiling.multilevel.problem import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem, kept_problem
+from ...formulations.tiling.multilevel.problem import (DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem,
+                                                       kept_problem, layer_extent)
 from ...formulations.tiling.problem import ConvLayer
 from .multilevel import MultiLevelReport
 from .tiling import random_operands, reference_conv
@@ -86,7 +96,10 @@ class _Machine:
                 if fan.level == l + 1:
                     T[l] = {d: T[l][d] * self.spread[f][d] for d in DIMS}
         self.T = T
-        self.extent = dict(T[0])  # the whole layer
+        self.extent = dict(T[0])  # the nominal grid the loops run over
+        self.size = {d: layer_extent(layer, d) for d in DIMS}  # the layer
+        # partial last tiles: the grid runs past the layer in some dimension and is clipped to it
+        self.clipped = any(T[0][d] > self.size[d] for d in DIMS)
         # the block of the iteration space one DRAM-loop iteration covers
         self.block = {d: T[0][d] // mapping.factor(0, d) for d in DIMS}
         # temporal loops per level, outermost first: (dim, trips, stride in index units)
@@ -116,30 +129,36 @@ class _Machine:
         """Instances of ``level``: one per point of the fan-outs above it."""
         return math.prod(math.prod(self.spread[f].values()) for f in self.hier.fanouts_above(level))
 
-    def word_ids(self, tensor: str, level: int, offsets: np.ndarray) -> np.ndarray:
+    def word_ids(self, tensor: str, level: int, offsets: np.ndarray, clip: bool = False) -> np.ndarray:
         """Linear ids of the words of ``tensor`` in the level tiles at the given
-        index offsets (one row per tile origin, columns in DIMS order)."""
-        layer, T = self.layer, self.T[level]
-        (sh, sw), (dh, dw) = layer.stride, layer.dilation
+        index offsets (one row per tile origin, columns in DIMS order); with
+        ``clip``, each tile's range is cut to the layer along every dimension."""
+        T = self.T[level]
         col = {d: i for i, d in enumerate(DIMS)}
         ids = []
         for origin in offsets:
             o = {d: int(origin[col[d]]) for d in DIMS}
-            span = {d: np.arange(o[d], o[d] + T[d]) for d in DIMS}
-            if tensor == "weights":
-                axes = [span["G"], span["M"], span["C"], span["R"], span["S"]]
-                shape = (layer.groups, layer.extent("M"), layer.extent("C"), layer.R, layer.S)
-            elif tensor == "outputs":
-                axes = [span["N"], span["G"], span["M"], span["P"], span["Q"]]
-                shape = (layer.N, layer.groups, layer.extent("M"), layer.P, layer.Q)
-            else:
-                rows = np.unique(np.add.outer(span["P"] * sh, span["R"] * dh))
-                cols = np.unique(np.add.outer(span["Q"] * sw, span["S"] * dw))
-                axes = [span["N"], span["G"], span["C"], rows, cols]
-                shape = (layer.N, layer.groups, layer.extent("C"), layer.input_height, layer.input_width)
-            grid = np.meshgrid(*axes, indexing="ij")
-            ids.append(np.ravel_multi_index(tuple(g.ravel() for g in grid), shape))
+            ids.append(self.span_ids(tensor, {d: np.arange(o[d], min(o[d] + T[d], self.size[d]) if clip
+                                                           else o[d] + T[d]) for d in DIMS}))
         return np.concatenate(ids)
+
+    def span_ids(self, tensor: str, span: dict[str, np.ndarray]) -> np.ndarray:
+        """Linear ids of the words of ``tensor`` that the index ranges ``span`` (per dimension) touch."""
+        layer = self.layer
+        (sh, sw), (dh, dw) = layer.stride, layer.dilation
+        if tensor == "weights":
+            axes = [span["G"], span["M"], span["C"], span["R"], span["S"]]
+            shape = (layer.groups, layer.extent("M"), layer.extent("C"), layer.R, layer.S)
+        elif tensor == "outputs":
+            axes = [span["N"], span["G"], span["M"], span["P"], span["Q"]]
+            shape = (layer.N, layer.groups, layer.extent("M"), layer.P, layer.Q)
+        else:
+            rows = np.unique(np.add.outer(span["P"] * sh, span["R"] * dh))
+            cols = np.unique(np.add.outer(span["Q"] * sw, span["S"] * dw))
+            axes = [span["N"], span["G"], span["C"], rows, cols]
+            shape = (layer.N, layer.groups, layer.extent("C"), layer.input_height, layer.input_width)
+        grid = np.meshgrid(*axes, indexing="ij")
+        return np.ravel_multi_index(tuple(g.ravel() for g in grid), shape)
 
 
 def _outer_sum(steps: list[np.ndarray]) -> np.ndarray:
@@ -227,6 +246,347 @@ def _key_runs(machine: _Machine, tensor: str, level: int, distinct: bool = True)
     return fills, int(np.count_nonzero(seen))
 
 
+CLIPPED_CHUNK = 1 << 17
+"""Loop iterations per block when a clipped mapping's key sequences are decoded."""
+CLIPPED_MAX_ITERATIONS = 1 << 25
+"""Most loop iterations (summed over the classes of instances) the model
+follows for one level and tensor of a clipped mapping; every fill is kept
+until the drains are matched to it, so this bounds the memory."""
+
+
+def _instance_grid(machine: _Machine, fanouts, tensor: str) -> tuple[np.ndarray, np.ndarray]:
+    """The instances of ``fanouts`` (fan-out indices, outermost first) within
+    one instance of the level above them: their index offsets (one row per
+    instance, columns in DIMS order) and the copy of a transfer of ``tensor``
+    each takes (its indices on the fan-outs whose network cannot share
+    ``tensor``, as one number)."""
+    offsets, copy = np.zeros((1, len(DIMS)), dtype=np.int64), np.zeros(1, dtype=np.int64)
+    for f in fanouts:
+        step = np.array([machine.T[machine.hier.fanouts[f].level][d] for d in DIMS], dtype=np.int64)
+        grid = np.array(list(itertools.product(*(range(machine.spread[f][d]) for d in DIMS))),
+                        dtype=np.int64).reshape(-1, len(DIMS)) * step
+        offsets = (offsets[:, None, :] + grid[None, :, :]).reshape(-1, len(DIMS))
+        if machine.hier.fanouts[f].shares(tensor):
+            copy = np.repeat(copy, len(grid))
+        else:
+            copy = (copy[:, None] * len(grid) + np.arange(len(grid))[None, :]).ravel()
+    return offsets, copy
+
+
+@dataclass
+class _ClippedRun:
+    """How the output tiles of one level come and go on a clipped grid, as
+    the level below needs it: the length of the level's loop sequence, the
+    class of each of its instances (in the order of the fan-outs above it)
+    and, per class, the iterations at which its tile leaves (sorted)."""
+
+    depth: int
+    class_of: np.ndarray
+    leaves: list[np.ndarray]
+
+
+def _groups(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Equal entries of a 1-D integer array, by one stable sort: where each
+    distinct value first occurs, how often it occurs (both in increasing
+    order of the values) and, per entry, the index of its value."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    inverse = np.empty(len(values), dtype=np.int64)
+    inverse[order] = np.cumsum(np.concatenate([[True], ordered[1:] != ordered[:-1]])) - 1
+    return order[starts], np.diff(np.append(starts, len(values))), inverse
+
+
+def _pack(table: np.ndarray) -> np.ndarray | None:
+    """One integer per column of a small non-negative integer table, equal
+    exactly when the columns are (None when it does not fit in 62 bits)."""
+    base = int(table.max()) + 1 if table.size else 1
+    if base ** len(table) >= 2 ** 62:
+        return None
+    packed = np.zeros(table.shape[1], dtype=np.int64)
+    for row in table:
+        packed = packed * base + row
+    return packed
+
+
+def _combinations(times: list[np.ndarray], codes: list[np.ndarray]):
+    """The distinct combinations of codes (one per class, 0 when it has no
+    event) over the iterations at which some class has an event (each
+    class's iterations sorted and distinct): yields each combination, how
+    many iterations have it and the first of them."""
+    at = times[0] if len(times) == 1 else np.sort(np.concatenate(times))
+    if not len(at):
+        return
+    at = at[np.concatenate([[True], at[1:] != at[:-1]])]
+    table = np.zeros((len(times), len(at)), dtype=np.int64)
+    for row, (t, c) in enumerate(zip(times, codes, strict=True)):
+        table[row, np.searchsorted(at, t)] = c
+    packed = _pack(table)
+    if packed is not None:
+        first, counts, _ = _groups(packed)
+    else:
+        _, first, counts = np.unique(table, axis=1, return_index=True, return_counts=True)
+    for f, c in zip(first, counts, strict=True):
+        yield tuple(int(x) for x in table[:, f]), int(c), int(at[f])
+
+
+def _clipped_transfers(machine: _Machine, tensor: str, level: int, parent: int,
+                       above: _ClippedRun | None = None) -> tuple[dict[str, int], _ClippedRun]:
+    """Words moved between ``level`` and ``parent`` for ``tensor`` on a clipped grid.
+
+    Parameters
+    ----------
+    machine : _Machine
+        The mapping's tiles and loops (``machine.clipped``).
+    tensor : str
+        ``inputs``, ``weights`` or ``outputs``.
+    level : int
+        A level that holds ``tensor``, or ``K`` for the MAC's registers.
+    parent : int
+        The nearest level above ``level`` that holds ``tensor``.
+    above : _ClippedRun or None
+        For outputs below an on-chip parent: when the parent's tiles leave.
+
+    Returns
+    -------
+    dict
+        ``own``: the words of all fills of all instances of ``level`` (what
+        it receives of inputs and weights, or drains of outputs);
+        ``served``: the parent's reads of inputs and weights, per copy
+        (multicast); ``refilled``: the partial sums read back for output
+        tiles visited before, once per parent instance and word;
+        ``drained``: the partial sums written into the parent, once per
+        parent instance, copy (reduction) and word.
+    _ClippedRun
+        When this level's output tiles leave, for the level below.
+
+    Notes
+    -----
+    An instance of ``level`` is needed in an iteration of the loops outside
+    it when its tile has a word inside the layer in every dimension; along
+    each dimension that is ``b + o < n``, with ``b`` the loops' position and
+    ``o`` the instance's offset, both in tiles, and ``n`` the number of
+    tiles that reach into the layer. It is filled when it is needed and its
+    key differs from the one it holds, or it holds nothing because its
+    parent's output tile left since (taking this one along). So each
+    instance has its own fills. Instances fall into classes that are
+    needed, and hold a partial last tile, in the same iterations (along
+    each dimension, how many positions ``b`` keep them inside the layer and
+    whether the last of those is the partial tile; for outputs, also the
+    class of the parent instance); each class runs the key sequence once.
+
+    The words a parent instance moves at one moment depend only on which of
+    its children move, where their tiles lie relative to each other and
+    which of them are cut short: shifting all of them together shifts every
+    word coordinate by the same amount. So every event of a class gets a
+    code (the shape of the tile it fills or drains, and for a drain where
+    that tile lies relative to the moment of the drain), the codes of the
+    classes under a parent instance are counted as combinations, and each
+    distinct combination is measured once on real word coordinates.
+    """
+    hier, rel = machine.hier, RELEVANT[tensor]
+    outputs = tensor == "outputs"
+    T, size = machine.T[level], machine.size
+    col = {d: i for i, d in enumerate(DIMS)}
+    keyed = [d for d in DIMS if d in rel]
+    tile = np.array([T[d] for d in DIMS], dtype=np.int64)
+    n = {d: -(-size[d] // T[d]) for d in DIMS}  # tiles that reach into the layer
+    part = {d: size[d] - (n[d] - 1) * T[d] for d in DIMS}  # extent of the last of them
+    # the loops outside the level, in tiles; innermost loops that do not index the tensor never start a run
+    loops = [(d, f, stride // T[d]) for d, f, stride in machine.outer_loops(level)]
+    while loops and loops[-1][0] not in rel:
+        loops.pop()
+    trips = [f for _, f, _ in loops]
+    total = math.prod(trips)
+    inner = [math.prod(trips[k + 1:]) for k in range(len(loops))]
+    positions = {d: np.unique(_outer_sum([np.arange(f, dtype=np.int64) * step for e, f, step in loops if e == d]))
+                 for d in DIMS}
+
+    def decode(index: np.ndarray) -> dict[str, np.ndarray]:
+        """Per dimension, the position in tiles of the loop iterations ``index``."""
+        b = {d: np.zeros(len(index), dtype=np.int64) for d in DIMS}
+        for k, (d, f, step) in enumerate(loops):
+            b[d] += index // inner[k] % f * step
+        return b
+
+    # instances (parent instance, child) with their offsets in tiles, and their classes
+    parent_off, _ = _instance_grid(machine, hier.fanouts_above(parent), tensor)
+    child_off, copy = _instance_grid(machine, hier.fanouts_between(parent, level), tensor)
+    offset = (parent_off[:, None, :] + child_off[None, :, :]) // tile
+    count = np.stack([np.searchsorted(positions[d], n[d] - offset[..., col[d]]) for d in DIMS], axis=-1)
+    short = np.zeros_like(count)  # the last position inside the layer holds the partial tile
+    for d in keyed:
+        if part[d] < T[d]:
+            c = count[..., col[d]]
+            short[..., col[d]] = (c > 0) & (positions[d][np.maximum(c - 1, 0)] == n[d] - 1 - offset[..., col[d]])
+    features = [count, short]
+    if above is not None:
+        features.append(np.broadcast_to(above.class_of[:, None, None], count.shape[:2] + (1,)))
+    rows, class_of = np.unique(np.concatenate(features, axis=-1).reshape(count.shape[0] * count.shape[1], -1),
+                               axis=0, return_inverse=True)
+    class_of = class_of.reshape(count.shape[:2])
+    members = np.bincount(class_of.ravel(), minlength=len(rows))
+    active = [t for t in range(len(rows)) if rows[t][:len(DIMS)].min() > 0]
+    scale = math.prod(trips[above.depth:]) if above is not None else 1  # iterations per parent iteration
+
+    # the fills of every class, block by block
+    bounded = [d for d in DIMS if any(rows[t][col[d]] < len(positions[d]) or rows[t][len(DIMS) + col[d]]
+                                      for t in active)]
+    radix, weight = {}, 1
+    for d in reversed(keyed):
+        radix[d] = weight
+        weight *= int(positions[d][-1]) + 1
+    if total * len(active) > CLIPPED_MAX_ITERATIONS:
+        name = hier.levels[level].name if level < machine.K else "the MACs"
+        raise ValueError(f"partial tiles: the loops outside {name} run {total:,} iterations for {len(active)} "
+                         f"classes of instances ({tensor}); the vectorized model follows mappings with partial "
+                         f"tiles up to {CLIPPED_MAX_ITERATIONS:,}")
+    parent_leaves = {t: above.leaves[rows[t][-1]] * scale if above is not None else np.zeros(0, dtype=np.int64)
+                     for t in active}
+    visited = {t: np.zeros(weight, dtype=bool) for t in active} if outputs else {}  # output tiles visited
+    found = {t: [] for t in active}  # per class and block: fill iterations, shapes, first visits
+    last = dict.fromkeys(active)  # per class: key and iteration of its last needed iteration
+    for start in range(0, total, CLIPPED_CHUNK):
+        index = np.arange(start, min(total, start + CLIPPED_CHUNK), dtype=np.int64)
+        b = decode(index)
+        rank = {d: np.searchsorted(positions[d], b[d]) for d in bounded}
+        key = sum((b[d] * radix[d] for d in keyed), np.zeros(len(index), dtype=np.int64))
+        for t in active:
+            limit, cut = rows[t][:len(DIMS)], rows[t][len(DIMS):2 * len(DIMS)]
+            needed = np.ones(len(index), dtype=bool)
+            for d in bounded:
+                if limit[col[d]] < len(positions[d]):
+                    needed &= rank[d] < limit[col[d]]
+            at = np.flatnonzero(needed)
+            if not len(at):
+                continue
+            keys = key[at]
+            change = np.empty(len(at), dtype=bool)
+            change[1:] = keys[1:] != keys[:-1]
+            change[0] = last[t] is None or keys[0] != last[t][0]
+            leaves = parent_leaves[t]
+            if len(leaves):  # the parent's tile left since the last needed iteration: this one left with it
+                gone = np.searchsorted(leaves, at + start, side="right")  # parent's tiles gone so far
+                change[1:] |= gone[1:] > gone[:-1]
+                if last[t] is not None:
+                    change[0] |= gone[0] > np.searchsorted(leaves, last[t][1], side="right")
+            last[t] = (keys[-1], at[-1] + start)
+            fills = at[change]
+            if not len(fills):
+                continue
+            shape = np.zeros(len(fills), dtype=np.int16)
+            for d in bounded:
+                if cut[col[d]]:
+                    shape |= (rank[d][fills] == limit[col[d]] - 1).astype(np.int16) << col[d]
+            fresh = np.zeros(len(fills), dtype=bool)  # a tile not visited before starts from zero
+            if outputs:
+                keys = keys[change]
+                first = _groups(keys)[0]
+                fresh[first[~visited[t][keys[first]]]] = True
+                visited[t][keys] = True
+            found[t].append((fills + start, shape, fresh))
+
+    shapes: dict[int, int] = {}
+
+    def words_of(shape: int) -> int:
+        """Words of one tile of the given shape (bit ``d``: cut short along ``DIMS[d]``)."""
+        if shape not in shapes:
+            shapes[shape] = len(machine.span_ids(tensor, {d: np.arange(part[d] if shape >> col[d] & 1 else T[d])
+                                                          for d in DIMS}))
+        return shapes[shape]
+
+    def where(index: np.ndarray) -> np.ndarray:
+        """Positions in tiles along the relevant dimensions of the iterations ``index``, one row each."""
+        b = decode(index)
+        return np.stack([b[d] for d in keyed], axis=-1)
+
+    out = dict.fromkeys(("own", "served", "refilled", "drained"), 0)
+    events = {t: {} for t in active}  # per class and kind of transfer: (iterations, codes)
+    moves: dict[tuple, int] = {}  # drain code -> (shape, offset of the drained tile in tiles)
+    held = {}  # per class: the tile it holds at the end (position, shape)
+    leaves_of = [np.zeros(0, dtype=np.int64) for _ in rows]
+    for t in active:
+        if not found[t]:
+            continue
+        fills, shape, fresh = (np.concatenate(block) for block in zip(*found[t], strict=True))
+        del found[t]
+        shape = shape.astype(np.int64)
+        times = np.bincount(shape)
+        out["own"] += int(members[t]) * sum(int(m) * words_of(c) for c, m in enumerate(times) if m)
+        if not outputs:
+            events[t]["fill"] = (fills, 1 + shape)
+            continue
+        events[t]["refill"] = (fills[~fresh], 1 + shape[~fresh])
+        # each tile leaves at the next fill or, before that, with the parent's tile
+        leave = np.append(fills[1:], total)
+        leaves = parent_leaves[t]
+        if len(leaves):
+            after = np.searchsorted(leaves, fills, side="right")
+            leave = np.minimum(leave, np.append(leaves, total)[after])
+        gone = leave < total
+        leaves_of[t] = leave[gone]
+        if not gone[-1]:
+            held[t] = (where(fills[-1:])[0], int(shape[-1]))
+        if gone.any():
+            drained = np.column_stack([shape[gone], where(leave[gone]) - where(fills[gone])])
+            lowest = drained.min(axis=0)
+            packed = _pack((drained - lowest).T)
+            if packed is not None:
+                first, _, which = _groups(packed)
+                distinct = drained[first]
+            else:
+                distinct, which = np.unique(drained, axis=0, return_inverse=True)
+            ids = np.array([moves.setdefault(tuple(int(x) for x in m), len(moves) + 1) for m in distinct])
+            events[t]["drain"] = (leave[gone], ids[which.ravel()])
+    offsets_of = {code: m[1:] for m, code in moves.items()}
+
+    signatures, first_parent, parents = np.unique(class_of, axis=0, return_index=True, return_counts=True)
+
+    def union(s: int, tiles: dict[int, np.ndarray], by_copy: bool) -> int:
+        """Distinct words the children of one parent instance of signature
+        ``s`` move when those of class ``t`` move the tile at ``tiles[t]``
+        (tiles along the relevant dimensions), per copy when ``by_copy``."""
+        p = first_parent[s]
+        ids = []
+        for child in range(class_of.shape[1]):
+            t = int(class_of[p, child])
+            if t in tiles:
+                origin = offset[p, child].copy()
+                origin[[col[d] for d in keyed]] += tiles[t]
+                words = machine.word_ids(tensor, level, (origin * tile)[None, :], clip=True)
+                ids.append(words + ((int(copy[child]) << 40) if by_copy else 0))  # copies never merge
+        return len(np.unique(np.concatenate(ids))) if ids else 0
+
+    kinds = {"fill": "served", "refill": "refilled", "drain": "drained"}
+    for s, signature in enumerate(signatures):
+        slots = [t for t in sorted(set(int(x) for x in signature)) if t in events]
+        for kind, target in kinds.items():
+            present = [t for t in slots if kind in events[t]]
+            if not present:
+                continue
+            for combo, times, first in _combinations([events[t][kind][0] for t in present],
+                                                     [events[t][kind][1] for t in present]):
+                at = where(np.array([first], dtype=np.int64))[0]
+                tiles = {t: at - offsets_of[c] if kind == "drain" else at
+                         for t, c in zip(present, combo, strict=True) if c}
+                out[target] += times * int(parents[s]) * union(s, tiles, by_copy=kind != "refill")
+        if outputs:  # the tiles still held at the end are drained together
+            out["drained"] += int(parents[s]) * union(s, {t: held[t][0] for t in slots if t in held}, by_copy=True)
+    return out, _ClippedRun(len(loops), class_of.ravel(), leaves_of)
+
+
+def _active_cycles(machine: _Machine) -> int:
+    """Iterations of the temporal loops in which some MAC unit lies inside the
+    layer: the unit at offset zero on every fan-out does whenever any does,
+    and the condition holds per dimension, so it is a product of counts."""
+    cycles = 1
+    for d in DIMS:
+        starts = _outer_sum([np.arange(f, dtype=np.int64) * stride
+                             for loops in machine.loops for e, f, stride in loops if e == d])
+        cycles *= int(np.count_nonzero(starts < machine.size[d]))
+    return cycles
+
+
 def _dram_origins(machine: _Machine) -> dict[str, np.ndarray]:
     """Per dimension, where the DRAM-level tiles start along it (index units),
     one entry per trip of the DRAM loops over that dimension, in loop order.
@@ -299,7 +659,8 @@ def _execute(machine: _Machine, inputs: np.ndarray, weights: np.ndarray) -> np.n
         The DRAM outputs ``(N, G, M/G, P, Q)`` after every tile's partial
         outputs were added at their word coordinates, or None when a tile
         reaches a word outside a tensor (which the tile-by-tile execution
-        could not have run either).
+        could not have run either). On a clipped grid the (tile, position)
+        pairs past the layer are dropped first: no MAC runs there.
 
     Notes
     -----
@@ -315,6 +676,10 @@ def _execute(machine: _Machine, inputs: np.ndarray, weights: np.ndarray) -> np.n
     """
     layer = machine.layer
     coord, rows, cols = _coordinates(machine)
+    if machine.clipped:  # the grid runs past the layer: positions outside it do no MAC
+        keep = {d: coord[d] < machine.size[d] for d in DIMS}
+        rows, cols = rows[keep["P"]][:, keep["R"]], cols[keep["Q"]][:, keep["S"]]
+        coord = {d: coord[d][keep[d]] for d in DIMS}
     bounds = {"N": layer.N, "G": layer.groups, "M": layer.extent("M"), "C": layer.extent("C"),
               "P": layer.P, "Q": layer.Q, "R": layer.R, "S": layer.S}
     inside = [(coord[d], bounds[d]) for d in DIMS] + [(rows, layer.input_height), (cols, layer.input_width)]
@@ -363,7 +728,9 @@ def run_multilevel_vectorized(problem: MultiLevelProblem, mapping: MultiLevelMap
     problem : MultiLevelProblem
         The layer and the hierarchy.
     mapping : MultiLevelMapping
-        A valid mapping of ``problem`` (capacities are not checked).
+        A mapping of ``problem`` (capacities are not checked); the factors
+        of a dimension may multiply to more than its extent (partial last
+        tiles).
     seed : int
         Seed of the random integer operands.
 
@@ -377,7 +744,9 @@ def run_multilevel_vectorized(problem: MultiLevelProblem, mapping: MultiLevelMap
     ------
     ValueError
         When the layer's tensors would need more than ``MAX_TENSOR_BYTES``
-        (a memory guard; there is no limit on tiles or loop iterations).
+        (a memory guard; there is no limit on tiles or loop iterations of
+        divisor mappings), or when a mapping with partial tiles runs more
+        than ``CLIPPED_MAX_ITERATIONS`` loop iterations outside one level.
     """
     start = time.perf_counter()
     problem = kept_problem(problem, mapping)
@@ -391,8 +760,23 @@ def run_multilevel_vectorized(problem: MultiLevelProblem, mapping: MultiLevelMap
     writes = [dict.fromkeys(TENSORS, 0) for _ in range(K)]
     origin = np.zeros((1, len(DIMS)), dtype=np.int64)
     for tensor in TENSORS:
+        runs = {}  # on a clipped grid: when each level's tiles leave (output tiles leave with their parent's)
         for level in [l for l in range(1, K) if tensor in hier.levels[l].holds] + [K]:
             parent = hier.holder_above(level, tensor)
+            if machine.clipped:
+                moved, runs[level] = _clipped_transfers(machine, tensor, level, parent,
+                                                         runs.get(parent) if tensor == "outputs" else None)
+                if tensor != "outputs":
+                    reads[parent][tensor] += moved["served"]
+                    if level < K:
+                        writes[level][tensor] += moved["own"]
+                else:
+                    reads[parent][tensor] += moved["refilled"]
+                    writes[parent][tensor] += moved["drained"]
+                    if level < K:
+                        writes[level][tensor] += moved["refilled"]
+                        reads[level][tensor] += moved["own"]
+                continue
             fills, distinct = _key_runs(machine, tensor, level, distinct=tensor == "outputs")
             own = len(machine.word_ids(tensor, level, origin))  # words of one instance's tile
             crossed = hier.fanouts_between(parent, level)
@@ -420,7 +804,8 @@ def run_multilevel_vectorized(problem: MultiLevelProblem, mapping: MultiLevelMap
     inputs, weights = random_operands(problem.layer, seed)
     result = _execute(machine, inputs, weights)
     reference = reference_conv(problem.layer, inputs, weights)
-    cycles = math.prod(f for loops in machine.loops for _, f, _ in loops)
+    cycles = (_active_cycles(machine) if machine.clipped
+              else math.prod(f for loops in machine.loops for _, f, _ in loops))
     return MultiLevelReport(
         outputs_match=result is not None and bool(np.array_equal(result, reference)),
         reads=reads, writes=writes, cycles=cycles,
