@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bypass import links
-from .clipping import chain, count, pair_rows, roles, temporal_roles, valid
+from .clipping import chain, collapsed_levels, count, pair_rows, roles, temporal_roles, valid
 from .cost import (TENSORS, MultiLevelMetrics, best_keep, energy_of, fanout_fits, offchip_bits, sum_terms,
                    tile_elements)
 from .problem import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem, kept_problem, layer_extent
@@ -107,6 +107,14 @@ class ClippedTables:
                                           dtype=np.int64)
         return self._cache[key]
 
+    def collapsed(self, d: str, level: int) -> np.ndarray:
+        """Per row, whether a partial tile leaves ``d``'s loop at ``level`` a
+        single trip on some instance (``clipping.collapsed_positions``)."""
+        key = ("collapsed", d)
+        if key not in self._cache:
+            self._cache[key] = [collapsed_levels(r, self.hier, self.extent[d]) for r in self.rows[d]]
+        return np.asarray([level in levels for levels in self._cache[key]], dtype=bool)
+
     def compute(self, d: str) -> np.ndarray:
         """Per row, the temporal iterations of ``d`` in which some PE works."""
         key = ("compute", d)
@@ -130,6 +138,31 @@ class ClippedTables:
         for axis, tap in WINDOWS if X == "inputs" else ():
             total = total * self.pair(axis, side)[index[axis], index[tap]]
         return total
+
+
+def outermost_rule(tables: ClippedTables, index: dict[str, np.ndarray], table: dict[str, np.ndarray],
+                   orders) -> np.ndarray:
+    """Whether every loop that a partial tile leaves a single trip on some
+    instance lies outside all non-trivial loops of other dimensions (G
+    aside), the condition under which the per-dimension sums are exact
+    (``clipping.py``)."""
+    ok = np.asarray(True)
+    K = len(orders)
+    for d in DIMS:
+        if d == "G":
+            continue
+        for j in range(K):
+            collapsed = tables.collapsed(d, j)
+            if not collapsed.any():
+                continue
+            outside = np.asarray(False)
+            for e in DIMS:
+                if e in (d, "G"):
+                    continue
+                for i in range(j + (orders[j].index(e) < orders[j].index(d))):
+                    outside = outside | (np.asarray(table[e])[..., i] > 1)
+            ok = ok & ~(collapsed[index[d]] & outside)
+    return ok
 
 
 def nonfree_prefix(table: dict[str, np.ndarray], orders, level: int, tensor: str) -> dict[str, np.ndarray]:
@@ -264,5 +297,6 @@ def clipped_objective_values(problem: MultiLevelProblem, tables: ClippedTables, 
                 count_ = count_ * table[d][..., K + 2 * f] * table[d][..., K + 2 * f + 1]
         instances.append(count_)
     terms = clipped_link_terms(problem, tables, index, table, orders)
-    return best_keep(problem, lambda keep: sum_terms(terms, K, keep)[:2],
-                     clipped_tile_bits(problem, tables, index), compute, instances, fanout_fits(problem, table), keeps)
+    return best_keep(problem, lambda keep: sum_terms(terms, K, keep)[:2], clipped_tile_bits(problem, tables, index),
+                     compute, instances, fanout_fits(problem, table) & outermost_rule(tables, index, table, orders),
+                     keeps)

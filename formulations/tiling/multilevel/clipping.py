@@ -28,11 +28,12 @@ number of non-empty events (``count``). The input window pairs P with R and
 Q with S: their contribution is the sum over pairs of events of the
 distinct input rows the two index sets reach (``pair_rows``).
 
-The counts equal what a one-tile-per-level machine does only if a partial
-tile never leaves a temporal loop with one trip (a resident tile would then
-stay resident across a loop that re-fetches it elsewhere); rows that would
-are not in the space (``collapses``), and ``evaluate`` refuses mappings
-that have them.
+The counts equal what a one-tile-per-level machine does only if no loop of
+another dimension lies outside a loop that a partial tile leaves a single
+trip for some instance (``collapsed_positions``): that instance's tile
+would stay resident across the outer loop, which re-fetches it for the
+others. The exact models keep such loops outermost (``outermost_rule``
+in the callers), and ``evaluate`` refuses mappings that break it.
 """
 
 from __future__ import annotations
@@ -145,19 +146,32 @@ def temporal_roles(hier: Hierarchy) -> str:
     return "".join("q" if kind == "t" else "u" for kind, _ in positions(hier))
 
 
-def collapses(extent: int, factors: tuple[int, ...], temporal: tuple[bool, ...]) -> bool:
-    """Whether a partial tile leaves some temporal loop of two or more trips
-    with a single valid trip (within any non-empty range of the positions
-    outside it)."""
+def collapsed_positions(extent: int, factors: tuple[int, ...], temporal: tuple[bool, ...]) -> tuple[int, ...]:
+    """The temporal positions of two or more trips that a partial tile leaves
+    a single valid trip for some instance: within a range of the positions
+    outside the position, with every fan-out index inside it fixed (each
+    instance runs its own loops)."""
     grid = _grid(factors)
+    out = []
     for q, (n, is_temporal) in enumerate(zip(factors, temporal, strict=True)):
         if n < 2 or not is_temporal:
             continue
-        outer = prod(factors[:q])
-        valid_q = (grid.reshape(outer, n, -1) < extent).any(axis=2).sum(axis=1)
-        if ((valid_q == 1)).any():
-            return True
-    return False
+        fixed = [i for i in range(q + 1, len(factors)) if not temporal[i]]
+        free = [i for i in range(q + 1, len(factors)) if temporal[i]]
+        arranged = np.transpose(grid, list(range(q)) + fixed + [q] + free)
+        groups = prod(factors[:q]) * prod(factors[i] for i in fixed)
+        valid_q = (arranged.reshape(groups, n, -1) < extent).any(axis=2).sum(axis=1)
+        if (valid_q == 1).any():
+            out.append(q)
+    return tuple(out)
+
+
+def collapsed_levels(row, hier: Hierarchy, extent: int) -> tuple[int, ...]:
+    """The levels whose loop of this dimension a partial tile leaves a single
+    trip for some instance (``collapsed_positions``)."""
+    order = positions(hier)
+    return tuple(order[q][1] for q in collapsed_positions(extent, chain(row, hier),
+                                                          tuple(kind == "t" for kind, _ in order)))
 
 
 def _factorizations(n: int, slots: int, limits) -> list[tuple[int, ...]]:
@@ -172,15 +186,13 @@ def _factorizations(n: int, slots: int, limits) -> list[tuple[int, ...]]:
     return out
 
 
-def remainder_rows(extent: int, limits: tuple[int | None, ...], temporal: tuple[bool, ...]) -> list[tuple[int, ...]]:
+def remainder_rows(extent: int, limits: tuple[int | None, ...]) -> list[tuple[int, ...]]:
     """Factor tuples (position order) of the ``any`` space: the divisor
     tuples, and those with one *remainder position* ``q``: the positions
     inside it multiply to a divisor ``t`` of the extent (whole tiles), those
     outside to ``m`` (its outer iterations), and ``q`` takes the least trip
     count that covers the extent in ``m`` outer iterations, ``ceil(extent /
-    (t * m))``; a tuple that leaves a temporal loop a single trip in its
-    partial range is left out (``collapses``). Every position stays within
-    its limit (None: none)."""
+    (t * m))``. Every position stays within its limit (None: none)."""
     width = len(limits)
     out = set(_factorizations(extent, width, limits))
     divisors = [t for t in range(1, extent + 1) if extent % t == 0]
@@ -197,7 +209,5 @@ def remainder_rows(extent: int, limits: tuple[int | None, ...], temporal: tuple[
                     inner = _factorizations(t, width - q - 1, limits[q + 1:])
                 for outer in _factorizations(m, q, limits[:q]):
                     for rest in inner:
-                        factors = (*outer, n, *rest)
-                        if not collapses(extent, factors, temporal):
-                            out.add(factors)
+                        out.add((*outer, n, *rest))
     return sorted(out)

@@ -28,6 +28,7 @@ from ortools.sat.python import cp_model
 from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction, layer_extent
 from .bypass import links as fill_paths
 from .clipped_cost import WINDOWS, ClippedTables, path_sides
+from .clipping import collapsed_levels
 from .cost import TENSORS, window_rows
 from .rows import fanout_factor, tile_extent
 from .space import (GROUP_ORDERS, GROUP_RANKINGS, axes_interchangeable, dim_choices, mapping_from_choice,
@@ -258,6 +259,8 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
             m.Add(sum(nontrivial[l][d] for d in RELEVANT[X]) == 0).OnlyEnforceIf(triv_rel[l][X])
     irr = [{X: b.product([factor[l][d] for d in REUSE_GROUPS[X]], macs, f"irr{l}{X[0]}") for X in TENSORS}
            for l in range(K)]
+    if problem.factors != "divisors":
+        _outermost_rule(problem, m, rows, x, o, nontrivial, triv_group)
 
     def free_flag(l, X, j):
         """Whether level j's loops of X's reuse group keep X's tile of level
@@ -442,6 +445,36 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
     m.Minimize(expr)
     b.keep = keep
     return b, rows, x, o, scale, constant
+
+
+def _outermost_rule(problem: MultiLevelProblem, m, rows, x, o, nontrivial, triv_group) -> None:
+    """A loop that a partial tile leaves a single trip on some instance lies
+    outside every non-trivial loop of another dimension (G aside): the
+    condition under which the per-dimension sums are exact (``clipping.py``)."""
+    hier = problem.hierarchy
+    K = len(hier.levels)
+    extent = {d: layer_extent(problem.layer, d) for d in DIMS}
+    for d in DIMS:
+        if d == "G":
+            continue
+        group = next(Y for Y in TENSORS if d in REUSE_GROUPS[Y])
+        levels = [collapsed_levels(r, hier, extent[d]) for r in rows[d]]
+        for j in range(K):
+            chosen = [x[d][i] for i, found in enumerate(levels) if j in found]
+            if not chosen:
+                continue
+            c = m.NewBoolVar(f"collapsed_{d}_{j}")
+            m.Add(c == sum(chosen))
+            for i in range(j):
+                for e in DIMS:
+                    if e not in (d, "G") and not isinstance(nontrivial[i][e], int):
+                        m.Add(nontrivial[i][e] == 0).OnlyEnforceIf(c)
+            for e in REUSE_GROUPS[group][:REUSE_GROUPS[group].index(d)]:
+                if not isinstance(nontrivial[j][e], int):
+                    m.Add(nontrivial[j][e] == 0).OnlyEnforceIf(c)
+            for k, ranking in enumerate(GROUP_RANKINGS):
+                for Z in ranking[ranking.index(group) + 1:]:  # groups outside d's at level j
+                    m.AddBoolOr([c.Not(), o[j][k].Not(), triv_group[j][Z]])
 
 
 def _clipped_terms(problem: MultiLevelProblem, b: _Builder, rows, row_index, keep, free_flag, gated,

@@ -214,12 +214,9 @@ def mapping_problems(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevel
         extent = layer_extent(layer, dim)
         if total < extent:
             out.append(f"factors of {dim} multiply to {total}, less than its extent {extent}")
-        elif total > extent and len(mapping.fanouts) <= len(hierarchy.fanouts):
-            collapsed = collapsed_loop(hierarchy, mapping.row(dim, len(hierarchy.fanouts)), extent)
-            if collapsed is not None:
-                out.append(f"factors of {dim} multiply to {total} for its extent {extent}, and the partial last "
-                           f"tile leaves the loop of {dim} at {hierarchy.levels[collapsed].name} a single trip; "
-                           "mapcert counts partial tiles only where every loop of two or more trips keeps two")
+        elif total > extent and len(mapping.fanouts) <= len(hierarchy.fanouts) and \
+                len(mapping.levels) == len(hierarchy.levels):
+            out.extend(_collapse_problems(hierarchy, mapping, dim, extent))
     for dim in ("R", "S"):
         if mapping.factor(0, dim) != 1:
             out.append(f"{hierarchy.levels[0].name} cannot split the filter window ({dim})")
@@ -244,18 +241,25 @@ def mapping_problems(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevel
     return out
 
 
-def collapsed_loop(hierarchy: Hierarchy, row, extent: int) -> int | None:
-    """The level whose loop a partial tile leaves a single trip (None: none),
-    for a factor row that covers ``extent`` (``clipping.py``)."""
-    from .clipping import chain, collapses, positions
+def _collapse_problems(hierarchy: Hierarchy, mapping: MultiLevelMapping, dim: str, extent: int) -> list[str]:
+    """Why ``dim``'s partial tile cannot be counted exactly: a loop of another
+    dimension outside a loop of ``dim`` that the partial tile leaves a single
+    trip for some instance (``clipping.py``)."""
+    from .clipping import collapsed_levels
 
-    order = positions(hierarchy)
-    factors = chain(row, hierarchy)
-    for q, (kind, j) in enumerate(order):
-        if kind == "t" and factors[q] > 1:
-            if collapses(extent, factors, tuple(i == q for i in range(len(order)))):
-                return j
-    return None
+    names = [level.name for level in hierarchy.levels]
+    out = []
+    for j in collapsed_levels(mapping.row(dim, len(hierarchy.fanouts)), hierarchy, extent):
+        order = mapping.levels[j].order
+        outside = [(i, e) for i in range(j) for e in DIMS if e not in (dim, "G") and mapping.factor(i, e) > 1]
+        before = order[:list(order).index(dim)] if dim in order else ()
+        outside += [(j, e) for e in before if e not in (dim, "G") and mapping.factor(j, e) > 1]
+        if outside:
+            i, e = outside[0]
+            out.append(f"the partial last tile of {dim} leaves its loop at {names[j]} a single trip on some "
+                       f"instances, with the loop of {e} at {names[i]} outside it; mapcert counts a partial tile "
+                       f"exactly when such a loop lies outside every loop of another dimension")
+    return out
 
 
 def layer_extent(layer: ConvLayer, dim: str) -> int:

@@ -131,9 +131,8 @@ def remainder_covers(problem: MultiLevelProblem, dim: str) -> list[tuple[int, ..
     extent = layer_extent(problem.layer, dim)
     order = positions(hier)
     limits = tuple(None if kind == "t" else hier.fanouts[j].size for kind, j in order)
-    temporal = tuple(kind == "t" for kind, _ in order)
     out = []
-    for factors in remainder_rows(extent, limits, temporal):
+    for factors in remainder_rows(extent, limits):
         row = [1] * row_width(hier)
         splits = []
         for (kind, j), n in zip(order, factors, strict=True):
@@ -154,8 +153,12 @@ def axes_interchangeable(problem: MultiLevelProblem) -> bool:
     """Whether swapping the vertical and horizontal axes ((P, R) with (Q, S))
     maps every mapping to one of equal cost: equal output and filter extents,
     strides and dilations, and the same factor rows allowed on both sides
-    (a constraint such as "the columns unroll Q but not P" breaks it)."""
+    (a constraint such as "the columns unroll Q but not P" breaks it). In
+    the ``any`` space the rule that keeps a collapsed loop outermost reads
+    the order inside a reuse group (P before Q), so it is not symmetric."""
     layer = problem.layer
+    if problem.factors != "divisors":
+        return False
     if not (layer.P == layer.Q and layer.R == layer.S and layer.stride[0] == layer.stride[1]
             and layer.dilation[0] == layer.dilation[1]):
         return False
