@@ -6,13 +6,18 @@ heuristic mapper to the certified optimum, for a network on several presets.
     python benchmarks/tiling_onchip.py --network resnet18 --presets eyeriss --objective edp --bandwidth DRAM=2
     python benchmarks/tiling_onchip.py --gains bypass --presets eyeriss tpu-like
     python benchmarks/tiling_onchip.py --gains fanouts --presets simba-like
+    python benchmarks/tiling_onchip.py --gains factors --network awkward --presets eyeriss-like --objective latency
 
 ``--gains`` prints what a larger mapping space gains instead, per layer,
 with both solve times: ``bypass``, the optimum with the preset's fixed keep
 sets against the optimum when every on-chip level keeps or bypasses each
 tensor as the solver chooses (same capacities); ``fanouts``, the optimum
 with only the outermost fan-out against the optimum with all of them (a
-space that contains the first: an inner fan-out unrolling nothing).
+space that contains the first: an inner fan-out unrolling nothing);
+``factors``, the optimum over divisor trip counts against the one with
+partial last tiles (``space: {factors: any}``). ``--network awkward`` is a
+set of layers whose sizes do not factor onto a 12 x 14 array (7 x 7 and
+13 x 13 outputs, 3 input channels, prime channel counts).
 
 Each distinct layer shape is solved once. Times are wall clock on this
 machine. Gaps are measured against the proved optimum; when the time limit
@@ -32,13 +37,27 @@ from mapcert.formulations.tiling.multilevel.schema import preset_constraints
 from mapcert.formulations.tiling.multilevel.cost import evaluate_multilevel
 from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
 from mapcert.hardware.hierarchy import hierarchy_preset
+from mapcert.formulations.tiling.problem import ConvLayer
 from mapcert.formulations.tiling.schema import build_layer
 from mapcert.instances import Located
 from mapcert.solvers.multilevel_heuristics import HEURISTICS
 from mapcert.validation.multilevel_bounds import multilevel_bounds
 
 
+AWKWARD = [  # (name, N, M, C, P, Q, R, S, stride)
+    ("conv1-3ch-7x7s2", 1, 64, 3, 56, 56, 7, 7, 2),
+    ("alexnet-conv3-13x13", 1, 384, 256, 13, 13, 3, 3, 1),
+    ("resnet-layer4-7x7", 1, 512, 512, 7, 7, 3, 3, 1),
+    ("prime-61x37-14x14", 1, 61, 37, 14, 14, 3, 3, 1),
+    ("prime-13x3-13x13", 1, 13, 3, 13, 13, 3, 3, 1),
+    ("fc-1000x4096", 1, 1000, 4096, 1, 1, 1, 1, 1),
+]
+"""Layers whose sizes do not factor onto a 12 x 14 array."""
+
+
 def distinct_layers(network: str):
+    if network == "awkward":
+        return [[ConvLayer(name, n, m, c, p, q, r, t, stride=(st, st)), 1] for name, n, m, c, p, q, r, t, st in AWKWARD]
     seen = {}
     for name in workload_library.compute_layers(network):
         layer = build_layer(f"{network}.{name}", Located(network), ())
@@ -83,9 +102,14 @@ def gain_table(network: str, hierarchy, objective: str, time_limit: float, const
     """Per distinct layer: the proved optimum in the smaller space and in the
     larger one (``gains_of``: bypass or fanouts), the gain, and the CP-SAT
     time of each."""
+    factors = ("divisors", "divisors")
     if gains_of == "bypass":
         small, small_constraints, larger = hierarchy, constraints, bypass_chosen(hierarchy)
         labels = ("fixed", "chosen", "fixed keep sets vs bypass chosen", "bypassed")
+    elif gains_of == "factors":
+        small, small_constraints, larger = hierarchy, constraints, hierarchy
+        factors = ("divisors", "any")
+        labels = ("divisors", "any", "divisor trip counts vs partial last tiles", "bypassed")
     else:
         if len(hierarchy.fanouts) < 2:
             print(f"\n{hierarchy.name} has one fan-out; nothing to compare", flush=True)
@@ -96,10 +120,10 @@ def gain_table(network: str, hierarchy, objective: str, time_limit: float, const
     print(f"{'layer':30s} {labels[0]:>14s} {'s':>7s} {labels[1]:>14s} {'s':>7s} {'gain':>7s}  {labels[3]}", flush=True)
     gains, slow = [], []
     for layer, _ in distinct_layers(network):
-        base = solve_multilevel(MultiLevelProblem(layer, small, objective=objective, constraints=small_constraints),
-                                "cpsat", time_limit)
-        wide = solve_multilevel(MultiLevelProblem(layer, larger, objective=objective, constraints=constraints),
-                                "cpsat", time_limit)
+        base = solve_multilevel(MultiLevelProblem(layer, small, objective=objective, constraints=small_constraints,
+                                                  factors=factors[0]), "cpsat", time_limit)
+        wide = solve_multilevel(MultiLevelProblem(layer, larger, objective=objective, constraints=constraints,
+                                                  factors=factors[1]), "cpsat", time_limit)
         if base.objective is None or wide.objective is None:
             print(f"{layer.name:30s} {base.status:>14s} {'':>7s} {wide.status:>14s}", flush=True)
             continue
@@ -130,7 +154,7 @@ def main() -> int:
     parser.add_argument("--bandwidth", action="append", default=[], metavar="LEVEL=WORDS",
                         help="words per cycle of a level (per PE for a per-PE level); repeatable, "
                              "e.g. --bandwidth DRAM=2 for latency or edp")
-    parser.add_argument("--gains", choices=["bypass", "fanouts"],
+    parser.add_argument("--gains", choices=["bypass", "fanouts", "factors"],
                         help="print the gain of a larger mapping space instead")
     args = parser.parse_args()
     if args.gains:

@@ -25,6 +25,7 @@ from .cost import evaluate_multilevel
 from .enumeration import enumerate_multilevel
 from .schema import MultiLevelNetwork, build_multilevel, is_multilevel
 from .solve import MILP_ANY_SPACE, solve_multilevel
+from .space import outside_space
 from ..schema import dump_two_level
 
 UNITS = {"offchip_traffic": "bytes", "latency": "cycles"}
@@ -166,6 +167,7 @@ class MultiLevelTiling(Family):
             violations = violations or ["the mapping does not fit the hierarchy or the array"]
         broken = violations_of(problem.constraints, problem.hierarchy, solution) \
             if not problem.constraints.empty else []
+        broken += outside_space(problem, solution)
         feasible = metrics.fits and not broken
         value = metrics.objective(problem.objective) if feasible else None
         return Evaluation(value, feasible, metrics.to_dict(), violations + broken)

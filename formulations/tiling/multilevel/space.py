@@ -21,7 +21,7 @@ import numpy as np
 
 from .constraints import emptying_constraints
 from .problem import DIMS, REUSE_GROUPS, LevelLoops, MultiLevelMapping, MultiLevelProblem, SpatialLoops, layer_extent
-from .clipping import positions, remainder_rows
+from .clipping import chain, positions, remainder_rows
 from .rows import fits_fanouts, row_width
 
 GROUP_RANKINGS: tuple[tuple[str, ...], ...] = tuple(itertools.permutations(("inputs", "weights", "outputs")))
@@ -147,6 +147,34 @@ def remainder_covers(problem: MultiLevelProblem, dim: str) -> list[tuple[int, ..
                 row[slot], row[slot + 1] = r, c
             out.append(tuple(row))
     return out
+
+
+def outside_space(problem: MultiLevelProblem, mapping: MultiLevelMapping) -> list[str]:
+    """Why ``mapping`` lies outside the problem's declared factor space
+    (empty when it lies inside): a partial tile in the ``divisors`` space,
+    or in the ``any`` space a row with an empty iteration or partial tiles
+    at two levels."""
+    hier = problem.hierarchy
+    order = positions(hier)
+    limits = tuple(None if kind == "t" else hier.fanouts[j].size for kind, j in order)
+    out = []
+    for d in DIMS:
+        row = mapping.row(d, len(hier.fanouts))
+        extent = layer_extent(problem.layer, d)
+        total = int(np.prod(row))
+        if problem.factors == "divisors":
+            if total != extent:
+                out.append(f"factors of {d} multiply to {total}, not its extent {extent}: a partial tile, outside "
+                           "the divisors space (space: {factors: any} allows one per dimension)")
+        elif chain(row, hier) not in _remainder_set(extent, limits):
+            out.append(f"factors of {d} ({total} for its extent {extent}) leave an empty iteration or partial "
+                       "tiles at two levels, outside the space of one partial tile per dimension")
+    return out
+
+
+@lru_cache(maxsize=256)
+def _remainder_set(extent: int, limits: tuple) -> frozenset:
+    return frozenset(remainder_rows(extent, limits))
 
 
 def axes_interchangeable(problem: MultiLevelProblem) -> bool:
