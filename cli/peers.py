@@ -321,6 +321,9 @@ def check_export(fmt: str, family, problem, output: Path, force: bool) -> None:
     if family.parts(problem) is not None or not hasattr(problem, "hierarchy"):
         _fail_input([f"--export {fmt}: writes the mapping of one layer on a memory hierarchy (a tiling instance "
                      "with levels, or a peer's files); this instance is not one"])
+    if getattr(problem, "factors", "divisors") != "divisors":
+        _fail_input([f"--export {fmt}: a {fmt} mapping takes trip counts that multiply to each dimension's extent, "
+                     "and space: {factors: any} allows partial tiles; solve with factors: divisors to export"])
     if fmt == "zigzag":
         from ..interop.zigzag_hardware import fanout_dims
 

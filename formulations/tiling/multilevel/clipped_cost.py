@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bypass import links
-from .clipping import chain, collapsed_levels, count, pair_rows, roles, temporal_roles, valid
+from .clipping import chain, collapsed_levels, count, pair_rows, roles, temporal_roles
 from .cost import (TENSORS, MultiLevelMetrics, best_keep, energy_of, fanout_fits, offchip_bits, sum_terms,
                    tile_elements)
 from .problem import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem, kept_problem, layer_extent
@@ -75,10 +75,8 @@ class ClippedTables:
         key = ("dim", d, side)
         if key not in self._cache:
             l, D = side.level, self.extent[d]
-            if d in RELEVANT[side.tensor]:
-                role = roles(self.hier, l, l, side.union)
-                column = np.asarray([valid(D, c, role) for c in self.chains[d]], dtype=np.int64)
-                table = np.repeat(column[:, None], l + 1, axis=1)
+            if d in RELEVANT[side.tensor]:  # every valid index lies in exactly one event
+                table = np.full((len(self.chains[d]), l + 1), D, dtype=np.int64)
             else:
                 table = np.asarray([[count(D, c, roles(self.hier, l, p, side.union)) for p in range(l + 1)]
                                     for c in self.chains[d]], dtype=np.int64).reshape(-1, l + 1)

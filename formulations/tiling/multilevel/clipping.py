@@ -22,9 +22,9 @@ factors"). Each position plays one *role* in such a sum:
 - ``u``: its indices are merged into one event (the tile's own extent, a
   resident loop, instances served by one multicast).
 
-A dimension that indexes the tensor contributes the words of its events
-(``valid``: every valid index once per event); one that does not, the
-number of non-empty events (``count``). The input window pairs P with R and
+A dimension that indexes the tensor contributes the words of its events,
+its extent (every valid index lies in exactly one event); one that does
+not, the number of non-empty events (``count``). The input window pairs P with R and
 Q with S: their contribution is the sum over pairs of events of the
 distinct input rows the two index sets reach (``pair_rows``).
 
@@ -88,13 +88,6 @@ def count(extent: int, factors: tuple[int, ...], roles: str) -> int:
     """Non-empty events: the fills (or instances, or cycles) a dimension that
     does not index the tensor multiplies."""
     return int((_arranged(factors, roles) < extent).any(axis=1).sum())
-
-
-@lru_cache(maxsize=1 << 18)
-def valid(extent: int, factors: tuple[int, ...], roles: str) -> int:
-    """Valid indices summed over events: the words a dimension that indexes
-    the tensor multiplies (its extent, each valid index being in one event)."""
-    return int((_arranged(factors, roles) < extent).sum())
 
 
 @lru_cache(maxsize=1 << 16)

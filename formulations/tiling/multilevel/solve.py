@@ -110,6 +110,10 @@ def _solve_multilevel(problem: MultiLevelProblem, method: str, limit: float, wor
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(MULTILEVEL_METHODS)}")
     if method == "milp" and problem.factors != "divisors":
         return MultiLevelResult("error", method, None, None, None, None, time.perf_counter() - start, MILP_ANY_SPACE)
+    if problem.objective == "edp" and problem.factors != "divisors":
+        return MultiLevelResult("error", method, None, None, None, None, time.perf_counter() - start,
+                                "edp is solved over divisor factors only: its search fixes the busy PEs, which with "
+                                "partial tiles do not determine the cycles")
 
     def piece(piece_problem: MultiLevelProblem, restriction: Restriction, seconds: float) -> MultiLevelResult:
         return _solve_piece(piece_problem, method, restriction, seconds, workers)
