@@ -24,7 +24,7 @@ import numpy as np
 
 from .bypass import links
 from .clipping import chain, collapsed_levels, count, pair_rows, roles, temporal_roles
-from .cost import (TENSORS, MultiLevelMetrics, best_keep, energy_of, fanout_fits, offchip_bits, sum_terms,
+from .cost import (TENSORS, MultiLevelMetrics, assemble_metrics, best_keep, fanout_fits, sum_terms,
                    tile_elements)
 from .problem import DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem, kept_problem, layer_extent
 from .rows import tile_extent
@@ -250,30 +250,13 @@ def evaluate_clipped(problem: MultiLevelProblem, mapping: MultiLevelMapping) -> 
     keep = hier.default_keep() if hier.chooses_bypass else None
     reads, writes, boundary = sum_terms(clipped_link_terms(problem, tables, index, table, orders), len(hier.levels),
                                         keep)
-    reads = [{t: int(np.asarray(v).ravel()[0]) for t, v in r.items()} for r in reads]
-    writes = [{t: int(np.asarray(v).ravel()[0]) for t, v in w.items()} for w in writes]
-    tile_bits = [{t: int(np.asarray(v).ravel()[0]) for t, v in b.items()} for b in clipped_tile_bits(problem, tables, index)]
-    fits = all(level.fits(tile_bits[l]) for l, level in enumerate(hier.levels) if l > 0)
+    first = [{t: np.asarray(v).ravel()[0] for t, v in part.items()} for part in (*reads, *writes)]
+    instances = [math.prod(mapping.fanout(f).factor(d) for f in hier.fanouts_above(l) for d in DIMS)
+                 for l in range(len(hier.levels))]
     compute = math.prod(int(tables.compute(d)[0]) for d in DIMS)
-    level_cycles = []
-    for l, level in enumerate(hier.levels):
-        words = sum(reads[l].values()) + sum(writes[l].values())
-        instances = math.prod(mapping.fanout(f).factor(d) for f in hier.fanouts_above(l) for d in DIMS)
-        level_cycles.append(float(math.ceil(words / instances / level.bandwidth - 1e-9)) if level.bandwidth else 0.0)
-    return MultiLevelMetrics(
-        level_names=[level.name for level in hier.levels],
-        reads=reads,
-        writes=writes,
-        tile_bits=tile_bits,
-        fits=fits,
-        offchip_bits={k: int(v) for k, v in offchip_bits(layer, reads[0], writes[0]).items()},
-        energy=float(energy_of(problem, reads, writes)),
-        compute_cycles=compute,
-        level_cycles=level_cycles,
-        macs=layer.macs,
-        utilization=layer.macs / (compute * hier.pes),
-        array_boundary_words=int(np.asarray(boundary).ravel()[0]),
-    )
+    tile_bits = [{t: np.asarray(v).ravel()[0] for t, v in b.items()} for b in clipped_tile_bits(problem, tables, index)]
+    return assemble_metrics(problem, first[:len(reads)], first[len(reads):], tile_bits, compute, instances,
+                            layer.macs / (compute * hier.pes), int(np.asarray(boundary).ravel()[0]))
 
 
 def clipped_objective_values(problem: MultiLevelProblem, tables: ClippedTables, index: dict[str, np.ndarray],

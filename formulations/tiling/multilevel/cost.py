@@ -380,19 +380,29 @@ def evaluate_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping) 
     table = {d: np.asarray(mapping.row(d, len(hier.fanouts)), dtype=np.int64) for d in DIMS}
     orders = [tuple(loops.order) for loops in mapping.levels]
     reads, writes, tile_bits, _, instances, pes_used, boundary = access_counts(problem, table, orders)
-    reads = [{t: int(v) for t, v in r.items()} for r in reads]
-    writes = [{t: int(v) for t, v in w.items()} for w in writes]
-    tile_bits = [{t: int(v) for t, v in b.items()} for b in tile_bits]
-    fits = all(level.fits(tile_bits[l]) for l, level in enumerate(hier.levels) if l > 0)
     compute = 1
     for l in range(K):
         for d in DIMS:
             compute *= mapping.factor(l, d)
+    return assemble_metrics(problem, reads, writes, tile_bits, compute, [int(i) for i in instances],
+                            int(pes_used) / hier.pes, int(boundary))
+
+
+def assemble_metrics(problem: MultiLevelProblem, reads, writes, tile_bits, compute: int, instances: list[int],
+                     utilization: float, boundary: int) -> MultiLevelMetrics:
+    """The metrics of one mapping from its counts (words per level and
+    tensor, tile bits, compute cycles, instances per level): capacities
+    checked, off-chip bits, energy, and each level's cycles."""
+    layer, hier = problem.layer, problem.hierarchy
+    reads = [{t: int(v) for t, v in r.items()} for r in reads]
+    writes = [{t: int(v) for t, v in w.items()} for w in writes]
+    tile_bits = [{t: int(v) for t, v in b.items()} for b in tile_bits]
+    fits = all(level.fits(tile_bits[l]) for l, level in enumerate(hier.levels) if l > 0)
     level_cycles = []
     for l, level in enumerate(hier.levels):
         words = sum(reads[l].values()) + sum(writes[l].values())
         # whole cycles: a level moving w words at b words per cycle is busy ceil(w / b) cycles
-        level_cycles.append(float(math.ceil(words / int(instances[l]) / level.bandwidth - 1e-9)) if level.bandwidth else 0.0)
+        level_cycles.append(float(math.ceil(words / instances[l] / level.bandwidth - 1e-9)) if level.bandwidth else 0.0)
     return MultiLevelMetrics(
         level_names=[level.name for level in hier.levels],
         reads=reads,
@@ -404,8 +414,8 @@ def evaluate_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping) 
         compute_cycles=compute,
         level_cycles=level_cycles,
         macs=layer.macs,
-        utilization=int(pes_used) / hier.pes,
-        array_boundary_words=int(boundary),
+        utilization=utilization,
+        array_boundary_words=boundary,
     )
 
 
