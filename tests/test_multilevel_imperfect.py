@@ -184,3 +184,22 @@ def test_awkward_sizes_gain_on_the_eyeriss_like_array():
     assert cycles["any"] < cycles["divisors"]
     assert len(dim_choices(MultiLevelProblem(layer, hier, factors="any"), "M")) > \
         len(dim_choices(MultiLevelProblem(layer, hier), "M"))
+
+
+def test_a_partial_tile_lies_outside_the_divisor_space():
+    """The certificate's space decides: a mapping with a partial tile is a
+    mapping of the layer, but not of the divisors space, and a covering with
+    an empty iteration is not one of the ``any`` space either."""
+    from mapcert.formulations.registry import family_of
+
+    hier = Hierarchy("t", (MemoryLevel("DRAM", read_energy=100, write_energy=100),
+                           MemoryLevel("B", capacity_bits=8 * 1024, read_energy=1, write_energy=1)), mac_energy=1)
+    layer = ConvLayer("p7", 1, 1, 1, 7, 1)
+    partial = MultiLevelMapping.on_array((LevelLoops({"P": 2}, DIMS), LevelLoops({"P": 4}, DIMS)))
+    family = family_of(MultiLevelProblem(layer, hier))
+    divisors = family.evaluate(MultiLevelProblem(layer, hier), partial)
+    assert not divisors.feasible and any("outside the divisors space" in v for v in divisors.violations)
+    assert family.evaluate(MultiLevelProblem(layer, hier, factors="any"), partial).feasible
+    empty = MultiLevelMapping.on_array((LevelLoops({"P": 3}, DIMS), LevelLoops({"P": 4}, DIMS)))
+    wasteful = family.evaluate(MultiLevelProblem(layer, hier, factors="any"), empty)
+    assert not wasteful.feasible and any("empty iteration" in v for v in wasteful.violations)
