@@ -336,7 +336,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
     reads = [{t: [] for t in TENSORS} for _ in range(K)]
     writes = [{t: [] for t in TENSORS} for _ in range(K)]
     if problem.factors != "divisors":
-        _clipped_terms(problem, b, rows, row_index, keep, free_flag, gated, reads, writes, term_cap)
+        _clipped_terms(problem, b, rows, x, row_index, keep, free_flag, gated, reads, writes, term_cap)
     for bd in (boundaries(problem) if problem.factors == "divisors" else ()):
         X, l, a = bd.tensor, bd.level, bd.parent
         E = refetch(l, X)
@@ -477,7 +477,7 @@ def _outermost_rule(problem: MultiLevelProblem, m, rows, x, o, nontrivial, triv_
                     m.AddBoolOr([c.Not(), o[j][k].Not(), triv_group[j][Z]])
 
 
-def _clipped_terms(problem: MultiLevelProblem, b: _Builder, rows, row_index, keep, free_flag, gated,
+def _clipped_terms(problem: MultiLevelProblem, b: _Builder, rows, x, row_index, keep, free_flag, gated,
                    reads, writes, term_cap) -> None:
     """The access terms of the ``any`` space (``clipped_cost.py``): per fill
     path and side, a product over dimensions of table values. A dimension
@@ -522,13 +522,20 @@ def _clipped_terms(problem: MultiLevelProblem, b: _Builder, rows, row_index, kee
             if d in windowed:
                 continue
             table = tables.dim(d, side)
-            if d in RELEVANT[X]:
-                factors.append(element([int(v) for v in table[:, 0]], [(1, row_index[d])], f"{base}{d}"))
-            elif isinstance(p, int):
-                factors.append(element([int(v) for v in table[:, p]], [(1, row_index[d])], f"{base}{d}"))
-            else:
-                factors.append(element([int(v) for v in table.ravel()], [(l + 1, row_index[d]), (1, p)],
-                                       f"{base}{d}"))
+            if d in RELEVANT[X] or isinstance(p, int):
+                factors.append(b.linear([int(v) for v in table[:, 0 if d in RELEVANT[X] else p]], x[d], f"{base}{d}"))
+                continue
+            # one value per prefix, linear in the row choice; the prefix picks one of them
+            options = [b.linear([int(v) for v in table[:, q]], x[d], f"{base}{d}{q}") for q in range(l + 1)]
+            if all(isinstance(v, int) for v in options) and len(set(options)) == 1:
+                factors.append(options[0])
+                continue
+            values = sorted({v for option in options for v in b.values_of(option)})
+            chosen = m.NewIntVarFromDomain(cp_model.Domain.FromValues(values), b.name(f"{base}{d}"))
+            m.AddElement(p, options, chosen)
+            b.values[chosen.Index()] = values
+            b.uppers[chosen.Index()] = values[-1]
+            factors.append(chosen)
         for axis, tap in WINDOWS if X == "inputs" else ():
             pair = tables.pair(axis, side)
             factors.append(element([int(v) for v in pair.ravel()],
@@ -559,6 +566,27 @@ def _clipped_terms(problem: MultiLevelProblem, b: _Builder, rows, row_index, kee
         if l < K:
             writes[l][X].append(revisits)
             reads[l][X].append(child_words)
+
+
+def add_hint(problem: MultiLevelProblem, b: _Builder, rows, x, o, mapping) -> None:
+    """Hint CP-SAT at ``mapping`` (a mapping of the space: its rows among
+    ``rows``, its orders group orders); choices it cannot express are left
+    to the search."""
+    K = len(problem.hierarchy.levels)
+    for d in DIMS:
+        row = mapping.row(d, len(problem.hierarchy.fanouts))
+        for i, candidate in enumerate(rows[d]):
+            b.m.AddHint(x[d][i], tuple(int(v) for v in candidate) == row)
+    for l in range(K):
+        order = tuple(mapping.levels[l].order)
+        if order in GROUP_ORDERS:
+            for k, candidate in enumerate(GROUP_ORDERS):
+                b.m.AddHint(o[l][k], candidate == order)
+    if mapping.keep is not None:
+        for l, level in enumerate(b.keep):
+            for X, v in level.items():
+                if not isinstance(v, bool):
+                    b.m.AddHint(v, X in mapping.keep[l])
 
 
 def decode(problem: MultiLevelProblem, rows, x, o, solver: cp_model.CpSolver, keep=None):

@@ -16,7 +16,7 @@ from ....solvers.outcome import relative_gap
 from .problem import MultiLevelMapping, MultiLevelProblem, Restriction, mapping_problems
 from .cost import MultiLevelMetrics, evaluate_multilevel
 from .canonical import canonical_optimum
-from .cpsat import CPSAT_OBJECTIVES, build_multilevel_cpsat, decode
+from .cpsat import CPSAT_OBJECTIVES, add_hint, build_multilevel_cpsat, decode
 from .enumeration import enumerate_multilevel
 from .milp import solve_multilevel_milp
 from .parametric import edp_search, latency_search
@@ -124,7 +124,34 @@ def _solve_multilevel(problem: MultiLevelProblem, method: str, limit: float, wor
     if method == "milp" and problem.objective == "latency" and _per_pe_bandwidth(problem):
         return _searched(problem, method, latency_search(problem, piece, start + limit), start,
                          "one latency MILP per number of busy PEs")
+    if method == "cpsat" and problem.factors != "divisors":
+        return _solve_with_divisor_start(problem, limit - (time.perf_counter() - start), workers)
     return _solve_piece(problem, method, Restriction(), limit - (time.perf_counter() - start), workers)
+
+
+DIVISOR_START_SHARE = 1 / 3
+"""Share of the time limit the divisor space gets before the ``any`` space."""
+
+
+def _solve_with_divisor_start(problem: MultiLevelProblem, limit: float, workers: int) -> MultiLevelResult:
+    """The ``any`` space, started from the divisor space's optimum: divisor
+    rows are rows of the ``any`` space, so that mapping is a hint CP-SAT
+    starts from, and the answer is never worse than it, even when the time
+    limit stops the larger search first."""
+    start = time.perf_counter()
+    seed = _solve_piece(replace(problem, factors="divisors"), "cpsat", Restriction(), limit * DIVISOR_START_SHARE,
+                        workers)
+    result = _solve_piece(problem, "cpsat", Restriction(), limit - (time.perf_counter() - start), workers,
+                          hint=seed.mapping if seed.metrics is not None and seed.metrics.fits else None)
+    result = replace(result, wall_time_s=time.perf_counter() - start)
+    if result.status == "optimal" or seed.objective is None or seed.status not in ("optimal", "feasible"):
+        return result
+    if result.objective is not None and result.objective <= seed.objective:
+        return result
+    note = (f"the partial-tile search ended without a better mapping; this is the divisor space's "
+            f"{'optimum' if seed.status == 'optimal' else 'best mapping'}, a mapping of this space too")
+    return replace(result, status="feasible", mapping=seed.mapping, metrics=seed.metrics, objective=seed.objective,
+                   message="; ".join(m for m in (result.message, note) if m))
 
 
 def _per_pe_bandwidth(problem: MultiLevelProblem) -> bool:
@@ -133,9 +160,10 @@ def _per_pe_bandwidth(problem: MultiLevelProblem) -> bool:
 
 
 def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restriction, limit: float,
-                 workers: int) -> MultiLevelResult:
+                 workers: int, hint=None) -> MultiLevelResult:
     """One exact solve under ``restriction``, checked by ``evaluate``;
-    ``limit`` counts from this call, the model build included."""
+    ``limit`` counts from this call, the model build included. ``hint``: a
+    mapping CP-SAT starts from."""
     start = time.perf_counter()
     if method == "cpsat":
         try:
@@ -146,6 +174,8 @@ def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restricti
         if remaining <= 0:
             return MultiLevelResult("error", method, None, None, None, None, time.perf_counter() - start,
                                     "time limit reached while building the CP-SAT model")
+        if hint is not None:
+            add_hint(problem, builder, rows, x, o, hint)
         outcome = solve_cpsat(builder.m, lambda s: decode(problem, rows, x, o, s, builder.keep), remaining, workers)
     else:
         try:
