@@ -31,7 +31,7 @@ from .version import __version__
 from .formulations import registry
 from .formulations.family import Attempt, Bound, Evaluation, ExactMethod, Family, Part, Status
 from .result import (Certificate, CheckEntry, FunctionalEntry, HeuristicEntry, PartEntry, Result, BoundEntry,
-                     excess, gap_of)
+                     SecondaryEntry, excess, gap_of)
 from .validation.certificate import Certification, certify, lower_bound
 
 
@@ -193,7 +193,8 @@ def assemble(family: Family, problem, attempt: Attempt, all_bounds: list[Bound],
     return Result(
         family=family.name, status=cert.status, objective=objective,
         objective_name=family.objective_name(problem), unit=family.unit(problem),
-        best_bound=best, lower_bound=lower, bounds=[BoundEntry(**b.to_dict()) for b in all_bounds],
+        secondary=secondary_entries(family, problem, attempt, cert), best_bound=best, lower_bound=lower,
+        bounds=[BoundEntry(**b.to_dict()) for b in all_bounds],
         gap=gap_of(objective, best, lower) if cert.status in (Status.OPTIMAL, Status.FEASIBLE) else None,
         solution=None if attempt.solution is None else family.solution_to_dict(problem, attempt.solution),
         metrics=None if evaluation is None else evaluation.metrics,
@@ -202,6 +203,16 @@ def assemble(family: Family, problem, attempt: Attempt, all_bounds: list[Bound],
                                 functional=FunctionalEntry(**cert.functional.to_dict())),
         details=attempt.details, mapcert_version=__version__,
     )
+
+
+def secondary_entries(family: Family, problem, attempt: Attempt, cert: Certification) -> list[SecondaryEntry]:
+    """Each secondary objective with ``evaluate``'s value of the solution,
+    proved only where the method proved it and the primary optimum stands."""
+    evaluation = cert.evaluation
+    proved = {c.objective for c in attempt.secondary if c.proved} if cert.status == Status.OPTIMAL else set()
+    return [SecondaryEntry(objective=name, unit=unit, proved=name in proved,
+                           value=None if evaluation is None else evaluation.secondary.get(name))
+            for name, unit in family.secondary_objectives(problem)]
 
 
 def best_bound(status: Status, objective: float | None, solver_bound: float | None,
@@ -245,6 +256,18 @@ def _weighted(values: list[float | None], counts: list[int]) -> float | None:
     return float(sum(v * c for v, c in zip(values, counts)))
 
 
+def _secondary_totals(results: list[Result], counts: list[int]) -> list[SecondaryEntry]:
+    """Each secondary objective summed over the layers (a sum of per-layer
+    lexicographic optima is the network's), proved when every layer's is."""
+    out = []
+    for i, entry in enumerate(results[0].secondary):
+        entries = [r.secondary[i] if i < len(r.secondary) else None for r in results]
+        out.append(SecondaryEntry(objective=entry.objective, unit=entry.unit,
+                                  proved=all(e is not None and e.proved for e in entries),
+                                  value=_weighted([None if e is None else e.value for e in entries], counts)))
+    return out
+
+
 def network_result(family: Family, problem, parts: list[Part], results: list[Result]) -> Result:
     """One result for a network from one result per distinct part."""
     counts = [p.count for p in parts]
@@ -276,7 +299,7 @@ def network_result(family: Family, problem, parts: list[Part], results: list[Res
     first = results[0]
     result = Result(
         family=family.name, status=status, objective=objective, objective_name=first.objective_name,
-        unit=first.unit, best_bound=best, lower_bound=lower,
+        unit=first.unit, secondary=_secondary_totals(results, counts), best_bound=best, lower_bound=lower,
         bounds=[] if lower is None else [BoundEntry(name="sum of the layers' rigorous bounds", value=lower,
                                                     rigorous=True, meaning="each distinct layer's best rigorous "
                                                     "bound times how often it repeats")],

@@ -76,6 +76,13 @@ class HeuristicEntry(_Model):
     solution: dict | None = None
 
 
+class SecondaryEntry(_Model):
+    objective: str
+    unit: str
+    value: float | None = None
+    proved: bool = Field(description="Proved least among the optima of the objectives before it.")
+
+
 class PartEntry(_Model):
     name: str
     count: int = Field(ge=1)
@@ -92,6 +99,9 @@ class Result(_Model):
     objective: float | None = None
     objective_name: str
     unit: str
+    secondary: list[SecondaryEntry] = Field(default_factory=list,
+                                            description="The objectives minimized after the first, in order "
+                                                        "(lexicographic).")
     best_bound: float | None = Field(None, description="The solver's bound, raised to lower_bound when weaker or "
                                                        "missing; the optimum itself when proved.")
     lower_bound: float | None = Field(None, description="The best rigorous analytical bound.")

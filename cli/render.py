@@ -80,6 +80,8 @@ def summary(console: Console, result: Result) -> None:
     t.add_column("what")
     t.add_column("value", justify="right")
     t.add_row(f"objective: {result.objective_name} ({result.unit})", number(result.objective))
+    for s in result.secondary:  # lexicographic: each least among the optima of the ones above when proved
+        t.add_row(f"then: {s.objective} ({s.unit})", number(s.value) + ("" if s.proved else " (not proved least)"))
     t.add_row("best bound", number(result.best_bound))
     t.add_row("gap", percent(result.gap, 3))
     t.add_row("rigorous lower bound", number(result.lower_bound))
@@ -163,6 +165,9 @@ def render_network(console: Console, result: Result) -> None:
     console.print(f"total {number(result.objective)} {result.unit} over {metrics.get('layers', '?')} layers; "
                   f"{metrics.get('proved', 0)}/{metrics.get('distinct_layers', '?')} distinct layers proved optimal "
                   f"in {result.wall_time_s:.0f} s; rigorous bound {number(result.lower_bound)}")
+    for s in result.secondary:
+        proved = "least among the optima" if s.proved else "not proved least"
+        console.print(f"then {s.objective}: {number(s.value)} {s.unit} ({proved} on every layer)")
     heuristics_table(console, result)
 
 

@@ -86,6 +86,19 @@ class Evaluation:
     feasible: bool
     metrics: dict = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
+    secondary: dict[str, float] = field(default_factory=dict)
+    """The value of each secondary objective (:meth:`Family.secondary_objectives`), when feasible."""
+
+
+@dataclass(frozen=True)
+class Secondary:
+    """A method's claim on one secondary objective of a lexicographic
+    solve: ``value`` is the least among the optima of the objectives before
+    it when ``proved``."""
+
+    objective: str
+    value: float | None
+    proved: bool
 
 
 @dataclass
@@ -101,6 +114,7 @@ class Attempt:
     message: str = ""
     method: str = ""
     details: dict = field(default_factory=dict)
+    secondary: list[Secondary] = field(default_factory=list)
 
 
 def always(problem) -> str | None:
@@ -241,6 +255,11 @@ class Family(ABC):
     @abstractmethod
     def unit(self, problem) -> str:
         """Unit of the objective, as a table header shows it."""
+
+    def secondary_objectives(self, problem) -> list[tuple[str, str]]:
+        """``(name, unit)`` of each objective minimized after the first, in
+        order, each among the optima of the ones before it (default: none)."""
+        return []
 
     @abstractmethod
     def space(self, problem) -> str:

@@ -145,6 +145,12 @@ def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], func
             agree = close(attempt.objective, value) or (not proved and value < attempt.objective)
             checks.append(Check("evaluate agrees with the method", agree,
                                 f"method {fmt(attempt.objective)}, evaluate {fmt(value)}"))
+        for claim in attempt.secondary:
+            derived = evaluation.secondary.get(claim.objective)
+            checks.append(Check(f"evaluate agrees on the secondary objective '{claim.objective}'",
+                                claim.value is not None and close(claim.value, derived),
+                                f"method {fmt(claim.value)} ({'proved least' if claim.proved else 'not proved'}), "
+                                f"evaluate {fmt(derived)}"))
         for bound in bounds:
             if bound.rigorous:
                 checks.append(Check(f"at or above the rigorous bound '{bound.name}'", at_least(value, bound.value),

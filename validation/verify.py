@@ -3,11 +3,12 @@
 Nothing in the file is trusted but the instance and the solution.  The
 solution is re-read against the instance, re-evaluated by the family's cost
 model, re-certified (bounds, cross-checks, a functional run on fresh random
-operands), and a claimed optimum is re-proved by each applicable exact
-method.  Then every stored field that can be re-derived -- status,
-objective, metrics, bounds, lower and best bound, gap, the certificate's
-checks and functional run, the heuristics' objectives and gaps, a network's
-totals -- is compared with its re-derivation.  Each difference is a failed
+operands), and a claimed optimum (and each secondary objective stored as
+proved) is re-proved by each applicable exact method.  Then every stored
+field that can be re-derived -- status, objective, the secondary
+objectives' values, metrics, bounds, lower and best bound, gap, the
+certificate's checks and functional run, the heuristics' objectives and
+gaps, a network's totals -- is compared with its re-derivation.  Each difference is a failed
 check whose name starts with the field it concerns.
 """
 
@@ -21,7 +22,7 @@ from typing import Callable
 from pydantic import ValidationError
 
 from ..formulations import registry
-from ..formulations.family import Attempt, Check, Family, Status
+from ..formulations.family import Attempt, Check, Family, Secondary, Status
 from ..result import Result, excess, gap_of
 from ..units import format_value
 from .certificate import FUNCTIONAL_CHECK, NOT_REQUESTED, at_least, certify, close, lower_bound
@@ -190,7 +191,8 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
     ctx.progress("re-certifying the solution")
     # the stored objective is compared field-wise below; the certificate re-derives everything else
     attempt = Attempt(result.status if result.status == Status.OPTIMAL else Status.FEASIBLE, solution,
-                      None, None, method=result.method)  # best_bound has checks of its own below
+                      None, None, method=result.method,  # best_bound has checks of its own below
+                      secondary=[Secondary(e.objective, e.value, e.proved) for e in result.secondary])
     try:
         cert = certify(family, problem, attempt, bounds, functional=True, seed=ctx.seed, second_opinion=False)
     except ValueError as exc:  # a solution the cost model cannot score on this instance
@@ -200,6 +202,10 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
     value = evaluation.objective if evaluation.feasible else None
     add(Check("solution: fits the instance", evaluation.feasible, "; ".join(evaluation.violations[:3]) or "fits"))
     add(_field("objective", result.objective, value, "equals evaluate of the solution"))
+    stored = [(e.objective, e.unit, e.value) for e in result.secondary]
+    derived = [(name, unit, evaluation.secondary.get(name)) for name, unit in family.secondary_objectives(problem)]
+    add(Check("secondary: equals evaluate of the solution", _same_value(stored, derived),
+              f"stored {_objectives_text(stored)}, re-derived {_objectives_text(derived)}"))
     diffs = _differences(result.metrics, evaluation.metrics, "metrics")
     add(Check("metrics: re-evaluated", not diffs, "differ: " + ", ".join(diffs[:5]) if diffs else "every field equal"))
     for c in cert.checks:
@@ -229,6 +235,9 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
         add(Check("status: optimum re-proved", optimum is not None and value is not None and close(optimum, value),
                   "re-proved optimum " + _fmt(optimum) if optimum is not None
                   else "no exact method re-proved the optimum within the time limit (raise --time-limit)"))
+    for entry in result.secondary:
+        if entry.proved:
+            add(_secondary_check(entry, result.status, proofs))
     derived_status = _derived_status(result.status, cert.status, optimum, value)
     add(_field("status", result.status.value, derived_status.value))
     if optimum is not None and result.best_bound is not None:
@@ -322,6 +331,26 @@ def _proof_check(name: str, proof: Attempt, proved_value, result: Result, value)
     return Check(label, ok, detail)
 
 
+def _objectives_text(values: list[tuple]) -> str:
+    return ", ".join(f"{name} {_fmt(value)} {unit}" for name, unit, value in values) or "none"
+
+
+def _secondary_check(entry, status: Status, proofs) -> Check:
+    """A secondary objective stored as proved: an exact method re-proves its
+    value (each method minimizes the secondary objectives after its optimum)."""
+    label = f"secondary[{entry.objective}]: re-proved"
+    if status != Status.OPTIMAL:
+        return Check(label, False, f"proved beside status {status.value}: a secondary objective is minimized only "
+                                   "among proved optima")
+    proved = [(name, c.value) for name, proof, _ in proofs for c in proof.secondary
+              if c.objective == entry.objective and c.proved]
+    if not proved:
+        return Check(label, False, "no exact method re-proved it within the time limit (raise --time-limit)")
+    wrong = [f"{name} proves {_fmt(v)}" for name, v in proved if not close(v, entry.value)]
+    return Check(label, not wrong, "; ".join(wrong) + f"; stored {_fmt(entry.value)}" if wrong
+                 else ", ".join(f"{name} proves {_fmt(v)}" for name, v in proved))
+
+
 def _derived_status(stored: Status, certified: Status, optimum, value) -> Status:
     """The status the re-derivation supports (never more than what is stored claims)."""
     if certified == Status.ERROR:
@@ -378,7 +407,7 @@ def _verify_network(family: Family, problem, parts, result: Result, ctx: _Contex
         checks.extend(_verify_single(family, part.problem, entry.result, ctx, prefix=f"parts[{part.name}].", ))
     derived = network_result(family, problem, parts, [e.result for e in stored]).to_dict()
     data = result.to_dict()
-    for name in ("objective", "lower_bound", "best_bound", "gap", "status", "metrics"):
+    for name in ("objective", "secondary", "lower_bound", "best_bound", "gap", "status", "metrics"):
         checks.append(_field(name, data[name], derived[name], "re-derived from the layers"))
     for name, key in (("heuristics", ("method", "status", "objective", "gap")),
                       ("certificate.checks", ("name", "passed"))):

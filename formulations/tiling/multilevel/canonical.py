@@ -12,9 +12,14 @@ order, ``space.dim_choices``), then each level's group order, then each
 keep choice, always trying the first value first. The search is
 deterministic, so the answer depends only on the instance and ``V``: the
 same whichever exact method proved ``V`` and however many workers it used.
+With secondary objectives, the search also holds each at its proved
+value, so the answer is the canonical mapping among the lexicographic
+optima.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from ortools.sat.python import cp_model
 
@@ -22,10 +27,13 @@ from .cpsat import CPSAT_OBJECTIVES, build_multilevel_cpsat, decode, objective_s
 from .problem import DIMS, MultiLevelMapping, MultiLevelProblem, Restriction
 
 
-def canonical_optimum(problem: MultiLevelProblem, value: float, time_limit: float) -> MultiLevelMapping | None:
+def canonical_optimum(problem: MultiLevelProblem, value: float, time_limit: float,
+                      held: tuple[tuple[str, float], ...] = ()) -> MultiLevelMapping | None:
     """The canonical mapping of objective at most ``value`` (the proved
-    optimum), or None when the objective has no CP-SAT model (EDP) or the
-    search does not finish within ``time_limit`` seconds.
+    optimum) and every secondary objective at most its proved value, or
+    None when the search does not finish within ``time_limit`` seconds or
+    has no CP-SAT model (EDP alone; an EDP followed by secondary objectives
+    is held by a cap).
 
     Parameters
     ----------
@@ -35,12 +43,23 @@ def canonical_optimum(problem: MultiLevelProblem, value: float, time_limit: floa
         That optimum, in the objective's units (``evaluate``'s value).
     time_limit
         Seconds for the search (model build included).
+    held
+        ``(objective, value)`` of each secondary objective proved least among
+        the optima of the objectives before it, in their units.
     """
-    if problem.objective not in CPSAT_OBJECTIVES:
+    if problem.objective in CPSAT_OBJECTIVES:
+        # at most value: strictly below value + half a model unit (objectives are integers in model units)
+        model_problem = problem
+        restriction = Restriction(below=value + 0.5 / objective_scale(problem), caps=tuple(held))
+    elif held:  # EDP first: held at its optimum by a cap, the model built for a secondary objective
+        model_problem = replace(problem, objective=held[0][0])
+        restriction = Restriction(caps=((problem.objective, value), *held))
+    else:
         return None
-    scale = objective_scale(problem)
-    # at most value: strictly below value + half a model unit (objectives are integers in model units)
-    builder, rows, x, o, _, _ = build_multilevel_cpsat(problem, Restriction(below=value + 0.5 / scale))
+    try:
+        builder, rows, x, o, _, _ = build_multilevel_cpsat(model_problem, restriction)
+    except ValueError:  # an EDP beyond the model's exact integers
+        return None
     model = builder.m
     choices = [v for d in DIMS for v in x[d]] + [v for level in o for v in level]
     choices += [v for level in builder.keep for v in level.values() if not isinstance(v, bool)]

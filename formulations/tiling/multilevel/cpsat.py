@@ -47,13 +47,14 @@ def _integer_scale(values: list[float]) -> int:
     return scale
 
 
-def objective_scale(problem: MultiLevelProblem) -> int:
-    """Model units per unit of the objective: the model's objective is an
-    integer (bits per byte for off-chip traffic; for energy, the least
-    multiplier that makes every energy an integer)."""
-    if problem.objective == "offchip_traffic":
+def objective_scale(problem: MultiLevelProblem, objective: str | None = None) -> int:
+    """Model units per unit of ``objective`` (default: the problem's): the
+    model's objectives are integers (bits per byte for off-chip traffic; for
+    energy and EDP, the least multiplier that makes every energy an integer)."""
+    objective = objective or problem.objective
+    if objective == "offchip_traffic":
         return 8
-    if problem.objective == "energy":
+    if objective in ("energy", "edp"):
         hier = problem.hierarchy
         return _integer_scale([hier.mac_energy] + [e for lv in hier.levels for e in (lv.read_energy, lv.write_energy)])
     return 1
@@ -127,7 +128,10 @@ class _Builder:
 def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction | None = None):
     """Build the model; returns (builder, choice Booleans, order Booleans, objective scale, constant).
     ``restriction`` fixes the busy PEs, caps the cycles, or asks for a
-    strictly smaller objective (a piece of a parametric search)."""
+    strictly smaller objective (a piece of a parametric search), and holds
+    other objectives at most at given values (``Restriction.caps``; an EDP
+    cap multiplies the energy by the cycles). Raises ValueError when an EDP
+    cap lies beyond the model's exact integers."""
     restriction = restriction or Restriction()
     if problem.objective not in CPSAT_OBJECTIVES:
         raise ValueError(f"the CP-SAT model covers {', '.join(CPSAT_OBJECTIVES)}; edp goes through solve_multilevel")
@@ -420,31 +424,77 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
             m.Add(bw.denominator * (words + k) <= bw.numerator * per)
         return latency
 
-    objective = problem.objective
-    if objective == "offchip_traffic":
-        final = layer.output_elements
-        expr, constant = linear_sum([(reads[0]["inputs"], prec.inputs), (reads[0]["weights"], prec.weights),
-                                     (reads[0]["outputs"], prec.psums), (writes[0]["outputs"], prec.psums)])
-        constant += (prec.outputs - prec.psums) * final
-        scale = 8  # bits -> bytes
-    elif objective == "energy":
-        scale = objective_scale(problem)
-        parts = []
-        for l, level in enumerate(hier.levels):
-            for X in TENSORS:
-                parts += [(reads[l][X], round(level.read_energy * scale)), (writes[l][X], round(level.write_energy * scale))]
-        expr, constant = linear_sum(parts)
-        constant += round(layer.macs * hier.mac_energy * scale)
-    else:  # latency
-        expr, constant, scale = latency_variable(restriction.latency_cap), 0, 1
-    if objective != "latency" and restriction.latency_cap is not None:
-        latency_variable(restriction.latency_cap)
+    latency_memo: list = []
+
+    def latency():
+        """The cycles (one variable however many objectives read it)."""
+        if not latency_memo:
+            latency_memo.append(latency_variable(restriction.latency_cap))
+        return latency_memo[0]
+
+    def objective_expr(objective: str):
+        """(expression, constant, scale): ``objective`` in integer model units."""
+        if objective == "offchip_traffic":
+            final = layer.output_elements
+            expr, constant = linear_sum([(reads[0]["inputs"], prec.inputs), (reads[0]["weights"], prec.weights),
+                                         (reads[0]["outputs"], prec.psums), (writes[0]["outputs"], prec.psums)])
+            return expr, constant + (prec.outputs - prec.psums) * final, 8  # bits -> bytes
+        if objective == "energy":
+            scale = objective_scale(problem, "energy")
+            parts = []
+            for l, level in enumerate(hier.levels):
+                for X in TENSORS:
+                    parts += [(reads[l][X], round(level.read_energy * scale)),
+                              (writes[l][X], round(level.write_energy * scale))]
+            expr, constant = linear_sum(parts)
+            return expr, constant + round(layer.macs * hier.mac_energy * scale), scale
+        return latency(), 0, 1
+
+    expr, constant, scale = objective_expr(problem.objective)
+    if restriction.latency_cap is not None:
+        latency()
     if restriction.below is not None:
         # integer model units strictly below the given objective
         m.Add(expr + constant <= math.ceil(restriction.below * scale - 1e-9) - 1)
+    for name, cap in restriction.caps:
+        # at most the cap, to half a model unit (a cap is a value some mapping attains, an integer in model units)
+        if name == "edp":
+            _edp_cap(b, objective_expr("energy"), latency(), math.floor(cap * objective_scale(problem, "edp") + 0.5))
+        else:
+            capped, k, units = objective_expr(name)
+            m.Add(capped + k <= math.floor(cap * units + 0.5))
     m.Minimize(expr)
     b.keep = keep
     return b, rows, x, o, scale, constant
+
+
+EXACT_FLOAT = 2**53
+"""Integers up to here are exact as floats: an EDP cap beyond it is refused."""
+
+
+def _edp_cap(b: _Builder, energy, latency, limit: int) -> None:
+    """Energy (model units) times cycles at most ``limit``. Every mapping
+    spends at least the MACs' energy and ``ceil(MACs / PEs)`` cycles, which
+    bounds each factor of the product within int64."""
+    m, problem = b.m, b.problem
+    expr, constant, _ = energy
+    if limit >= EXACT_FLOAT:
+        raise ValueError(f"an EDP of {limit:,} model units is beyond the exact integers of a float (2^53); "
+                         "the EDP optimum cannot be held in CP-SAT")
+    least_cycles = max(1, -(-problem.layer.macs // b.hier.pes))
+    top_energy = limit // least_cycles
+    top_cycles = min(b.upper(latency), limit // max(1, constant))
+    if top_energy < constant or top_cycles < 1:
+        m.AddBoolOr([])  # no mapping reaches an EDP this low
+        return
+    if top_energy * top_cycles > INT_LIMIT:
+        raise ValueError("the EDP cap's product exceeds the model's integer range")
+    e = m.NewIntVar(constant, top_energy, b.name("edp_energy"))
+    m.Add(e == expr + constant)
+    cycles = m.NewIntVar(1, top_cycles, b.name("edp_cycles"))
+    m.Add(cycles == latency)
+    product = m.NewIntVar(0, limit, b.name("edp"))
+    m.AddMultiplicationEquality(product, [e, cycles])
 
 
 def _outermost_rule(problem: MultiLevelProblem, m, rows, x, o, nontrivial, triv_group) -> None:

@@ -35,12 +35,19 @@ QUICK_HEURISTICS = ("paper-dataflow", "greedy-largest-tile")
 loop orders) take seconds per layer and run in ``compare``."""
 
 
-def unit_of(problem: MultiLevelProblem) -> str:
-    """Unit of the objective of a multi-level problem."""
-    if problem.objective in ("energy", "edp"):
+def unit_of(problem: MultiLevelProblem, objective: str | None = None) -> str:
+    """Unit of ``objective`` (default: the objective) of a multi-level problem."""
+    objective = objective or problem.objective
+    if objective in ("energy", "edp"):
         unit = problem.hierarchy.energy_unit
-        return unit if problem.objective == "energy" else f"{unit} x cycles"
-    return UNITS[problem.objective]
+        return unit if objective == "energy" else f"{unit} x cycles"
+    return UNITS[objective]
+
+
+def objective_field(problem: MultiLevelProblem) -> str | list[str]:
+    """``objective:`` as an instance gives it: a name, or the list of the
+    primary and the secondary objectives."""
+    return list(problem.objectives) if problem.secondary else problem.objective
 
 
 def _as_array(hier) -> bool:
@@ -86,7 +93,8 @@ def dump_hierarchy(hier) -> dict:
 
 def _attempt(problem: MultiLevelProblem, method: str, time_limit: float | None) -> Attempt:
     r = solve_multilevel(problem, method, time_limit, problem.solver.workers)
-    return Attempt(Status(r.status), r.mapping, r.objective, r.best_bound, r.wall_time_s, r.message, r.method)
+    return Attempt(Status(r.status), r.mapping, r.objective, r.best_bound, r.wall_time_s, r.message, r.method,
+                   secondary=list(r.secondary))
 
 
 class MultiLevelTiling(Family):
@@ -108,11 +116,11 @@ class MultiLevelTiling(Family):
         if isinstance(problem, MultiLevelNetwork):
             first = problem.layers[0].problem
             return {"family": "tiling", "workload": problem.workload, "hardware": dump_hierarchy(first.hierarchy),
-                    "objective": first.objective, **self._constraints(first), **self._space(first),
+                    "objective": objective_field(first), **self._constraints(first), **self._space(first),
                     "solver": self._solver(first)}
         workload = dump_two_level_workload(problem)
         return {"family": "tiling", "workload": workload, "hardware": dump_hierarchy(problem.hierarchy),
-                "objective": problem.objective, **self._constraints(problem), **self._space(problem),
+                "objective": objective_field(problem), **self._constraints(problem), **self._space(problem),
                 "solver": self._solver(problem)}
 
     @staticmethod
@@ -152,6 +160,10 @@ class MultiLevelTiling(Family):
     def unit(self, problem) -> str:
         return unit_of(self._first(problem))
 
+    def secondary_objectives(self, problem) -> list[tuple[str, str]]:
+        first = self._first(problem)
+        return [(name, unit_of(first, name)) for name in first.secondary]
+
     def space(self, problem) -> str:
         return self._first(problem).space_description
 
@@ -170,7 +182,8 @@ class MultiLevelTiling(Family):
         broken += outside_space(problem, solution)
         feasible = metrics.fits and not broken
         value = metrics.objective(problem.objective) if feasible else None
-        return Evaluation(value, feasible, metrics.to_dict(), violations + broken)
+        secondary = {name: metrics.objective(name) for name in problem.secondary} if feasible else {}
+        return Evaluation(value, feasible, metrics.to_dict(), violations + broken, secondary)
 
     def solution_to_dict(self, problem: MultiLevelProblem, solution: MultiLevelMapping) -> dict:
         return solution.to_dict(problem.hierarchy)
@@ -228,7 +241,8 @@ class MultiLevelTiling(Family):
         hier = first.hierarchy
         what = f"network {problem.network}" if isinstance(problem, MultiLevelNetwork) else first.layer.name
         return (f"[bold]{what}[/] on [bold]{hier.name}[/] ({hier.array_text}, "
-                f"{' > '.join(level.name for level in hier.levels)}), objective {first.objective} ({unit_of(first)})")
+                f"{' > '.join(level.name for level in hier.levels)}), objective {first.objective} ({unit_of(first)})"
+                + "".join(f", then {name}" for name in first.secondary))
 
     def render(self, problem: MultiLevelProblem, result, console, table) -> None:
         if result.solution is None:

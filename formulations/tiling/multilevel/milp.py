@@ -521,7 +521,10 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, restric
     "infeasible" there means "nothing better"). Proved when every keep set
     finished; otherwise the bound is the least over the best and the
     unfinished keep sets' bounds. Returns (outcome, scale, constant) in the
-    model units of ``problem``'s objective, as :func:`_solve_fixed`."""
+    model units of ``problem``'s objective, as :func:`_solve_fixed`.
+    Raises ValueError for a restriction with caps on other objectives (CP-SAT's)."""
+    if restriction is not None and restriction.caps:
+        raise ValueError("the MILP holds no other objective at a cap; the lexicographic steps use CP-SAT")
     if not problem.hierarchy.chooses_bypass:
         return _solve_fixed(problem, time_limit, restriction)
     from .bypass import keep_sets, with_keep

@@ -291,6 +291,14 @@ class MultiLevelProblem:
     factors: str = "divisors"
     """``divisors``: every dimension's factors multiply to its extent; ``any``:
     to at least its extent, the last tile along it partial (``clipping.py``)."""
+    secondary: tuple[str, ...] = ()
+    """Objectives minimized after ``objective``, in order: each among the
+    optima of the ones before it (lexicographic; never ``edp``)."""
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """``objective`` and then the secondary objectives."""
+        return (self.objective, *self.secondary)
 
     def kept(self, keep: tuple[frozenset[str], ...]) -> "MultiLevelProblem":
         """This problem with every level's keep set fixed to ``keep``."""
@@ -330,13 +338,18 @@ class Restriction:
     constant, and with a cap on the cycles every bandwidth limit is linear in
     the accesses. ``multilevel_parametric.py`` walks these pieces. ``below``
     asks only for mappings whose objective is strictly smaller: "infeasible"
-    then means that the piece holds none."""
+    then means that the piece holds none. ``caps`` holds other objectives at
+    values some mapping attains, ``(name, value)`` in the objective's units:
+    each at most its value (CP-SAT only; the lexicographic steps of
+    ``solve.py`` hold the earlier objectives at their proved optima)."""
 
     pes: int | None = None
     latency_cap: int | None = None
     below: float | None = None
+    caps: tuple[tuple[str, float], ...] = ()
 
     def admits(self, metrics) -> bool:
         """Whether an evaluated mapping satisfies the restriction."""
         return ((self.pes is None or metrics.macs // metrics.compute_cycles == self.pes)
-                and (self.latency_cap is None or metrics.latency <= self.latency_cap))
+                and (self.latency_cap is None or metrics.latency <= self.latency_cap)
+                and all(metrics.objective(name) <= cap + 1e-9 * max(1.0, abs(cap)) for name, cap in self.caps))

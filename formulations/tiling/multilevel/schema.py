@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 from .... import workload_library
 from ....workload_onnx import is_onnx, onnx_workload
 from .constraints import LevelConstraint, MappingConstraints, SpatialConstraint
-from .problem import MultiLevelProblem
+from .problem import MULTILEVEL_OBJECTIVES, MultiLevelProblem
 from ..problem import SolverSettings
 from ....hardware.presets import hardware_presets
 from ....hardware.hierarchy import (TENSORS, Hierarchy, MemoryLevel, fanouts_from, hierarchy_presets, level_holdings,
@@ -133,14 +133,52 @@ class HierarchySpaceSpec(Strict):
     as the mapping decides; ``fixed``: such levels keep every tensor they can."""
 
 
+Objective = Literal["offchip_traffic", "energy", "latency", "edp"]
+
+
 class MultiLevelSpec(Strict):
     family: Literal["tiling"]
     workload: Any
     hardware: Any
-    objective: Literal["offchip_traffic", "energy", "latency", "edp"] = "energy"
+    objective: Objective | list[Objective] = "energy"
+    """One objective, or a list: the first minimized, then each of the others
+    among the optima of the ones before it."""
     constraints: ConstraintsSpec = ConstraintsSpec()
     space: HierarchySpaceSpec = HierarchySpaceSpec()
     solver: SolverSpec = SolverSpec()
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _objective(cls, value: Any) -> Any:
+        """One line for a name that is not an objective, alone or in a list."""
+        names = ", ".join(repr(o) for o in MULTILEVEL_OBJECTIVES)
+        if not isinstance(value, list) and value not in MULTILEVEL_OBJECTIVES:
+            raise ValueError(f"must be one of {names}, or a list of them")
+        for item in value if isinstance(value, list) else ():
+            if item not in MULTILEVEL_OBJECTIVES:
+                raise ValueError(f"{item!r} is not one of {names}")
+        return value
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """The objectives in order: the primary first."""
+        return tuple(self.objective) if isinstance(self.objective, list) else (self.objective,)
+
+
+def objective_problems(objectives: tuple[str, ...], where: Located) -> None:
+    """A list of objectives names each once, at least one, and ``edp`` only
+    first: the objectives after the first are minimized by CP-SAT, which
+    has no model of EDP."""
+    if not objectives:
+        where.add(("objective",), "lists no objective; give one, or several with the primary first")
+    seen = set()
+    for i, name in enumerate(objectives):
+        if name in seen:
+            where.add(("objective", i), f"{name} is listed twice; each objective is minimized once")
+        elif name == "edp" and i > 0:
+            where.add(("objective", i), "edp can only come first: the objectives after the first are minimized "
+                                        "by CP-SAT, which has no model of EDP")
+        seen.add(name)
 
 
 def build_constraints(spec: ConstraintsSpec, hierarchy: Hierarchy, where: Located) -> MappingConstraints:
@@ -248,7 +286,8 @@ def is_network(workload: Any) -> bool:
 
 def is_multilevel(data: dict) -> bool:
     """Whether a tiling instance needs the multi-level model."""
-    if data.get("objective") in ("energy", "latency", "edp") or "constraints" in data:
+    objective = data.get("objective")
+    if objective in ("energy", "latency", "edp") or isinstance(objective, list) or "constraints" in data:
         return True
     if is_network(data.get("workload")):
         return True
@@ -389,8 +428,9 @@ def _network_layers(network: str, hierarchy: Hierarchy, spec: "MultiLevelSpec", 
     if where.issues:
         return None
     factors = spec.space.factors or spec.space.tiles or "divisors"
-    layers = tuple(NetworkLayer(MultiLevelProblem(layer, hierarchy, spec.objective, solver, label, constraints,
-                                                  factors), tuple(names))
+    primary, *secondary = spec.objectives
+    layers = tuple(NetworkLayer(MultiLevelProblem(layer, hierarchy, primary, solver, label, constraints,
+                                                  factors, tuple(secondary)), tuple(names))
                    for layer, names in groups.values())
     return MultiLevelNetwork(network, layers, label, network if table is None else {"name": network,
                                                                                       "layers": table})
@@ -433,7 +473,8 @@ def build_multilevel(data: dict, where: Located, label: str,
     if spec.space.factors and spec.space.tiles and spec.space.factors != spec.space.tiles:
         where.add(("space",), f"factors: {spec.space.factors} and tiles: {spec.space.tiles} disagree; "
                               "a hierarchy takes factors: divisors or factors: any")
-    if factors == "any" and spec.objective == "edp":
+    objective_problems(spec.objectives, where)
+    if factors == "any" and spec.objectives[:1] == ("edp",):
         where.add(("space", "factors"), "edp is solved over divisor factors only (its search fixes the busy PEs, "
                                         "which partial tiles do not determine the cycles of); use energy or "
                                         "latency with factors: any, or factors: divisors with edp")
@@ -454,7 +495,7 @@ def build_multilevel(data: dict, where: Located, label: str,
     if where.issues:
         return None
     return MultiLevelProblem(
-        layer=layer, hierarchy=hierarchy, objective=spec.objective,
+        layer=layer, hierarchy=hierarchy, objective=spec.objectives[0], secondary=spec.objectives[1:],
         solver=SolverSettings(spec.solver.method, spec.solver.time_limit, spec.solver.workers), source=label,
         constraints=constraints, factors=factors,
     )

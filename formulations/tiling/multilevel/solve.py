@@ -2,7 +2,9 @@
 
 Whatever the method reports, the objective returned is ``evaluate``'s; the
 status is ``optimal`` only when the method proved it and ``evaluate``
-agrees with the method's own value.
+agrees with the method's own value. Secondary objectives are then
+minimized one after the other by CP-SAT, each among the optima of the ones
+before it (docs/tiling-multilevel.md, "The canonical optimum").
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from ....solvers.cpsat import solve_cpsat
 from ....solvers.outcome import relative_gap
+from ...family import Secondary
 from .problem import MultiLevelMapping, MultiLevelProblem, Restriction, mapping_problems
 from .cost import MultiLevelMetrics, evaluate_multilevel
 from .canonical import canonical_optimum
@@ -42,6 +45,8 @@ class MultiLevelResult:
     best_bound: float | None
     wall_time_s: float
     message: str = ""
+    secondary: tuple[Secondary, ...] = ()
+    """Each secondary objective's value, proved least among the optima of the objectives before it or not."""
 
     @property
     def gap(self) -> float | None:
@@ -49,35 +54,97 @@ class MultiLevelResult:
 
 
 CANONICAL_SECONDS = 5.0
-"""Least time the canonical search gets after a proof that used up the limit."""
+"""Least time the canonical search, and each secondary objective's proof,
+gets after a proof that used up the limit."""
 
 
 def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_limit: float | None = None,
                      workers: int = 0, canonical: bool = True) -> MultiLevelResult:
-    """Best mapping by ``method`` within ``time_limit`` seconds from this call
-    (model builds and every piece of a search included; the enumeration
-    checks it between loop-order combinations, and has a size limit too). On a time-out: ``feasible`` with the best
-    mapping found and the bound the solves proved (None when they proved
-    none), or ``error`` when no mapping was found.
+    """Best mapping by ``method`` within ``time_limit`` seconds from this call.
 
-    A proved optimum is returned as the canonical optimal mapping
-    (``canonical.py``): the same mapping whichever method proved it and with
-    any number of workers, unless ``canonical`` is False or its search does
-    not finish (the message says so)."""
+    Model builds and every piece of a search count; the enumeration checks
+    the limit between loop-order combinations, and has a size limit too.
+    On a time-out: ``feasible`` with the best mapping found and the bound
+    the solves proved (None when they proved none), or ``error`` when no
+    mapping was found.
+
+    Once ``method`` proves the optimum of ``problem.objective``, each
+    secondary objective (``problem.secondary``) is minimized in turn by
+    CP-SAT among the optima of the ones before it, every earlier objective
+    held at its proved value. A secondary objective that is not proved (a
+    time-out) ends the sequence: the answer is an optimum of the ones
+    proved, and the message names the rest.
+
+    Parameters
+    ----------
+    problem
+        The layer, hierarchy and objectives.
+    method
+        ``cpsat``, ``milp`` or ``enumerate``: the exact method of the
+        primary objective (the secondary ones are always CP-SAT's).
+    time_limit
+        Seconds (default: the problem's); each secondary objective and the
+        canonical search get at least :data:`CANONICAL_SECONDS` more.
+    workers
+        CP-SAT's search workers (0: one per core).
+    canonical
+        Return the canonical optimal mapping (``canonical.py``): the same
+        mapping whichever method proved the optimum and with any number of
+        workers, unless its search does not finish (the message says so).
+
+    Returns
+    -------
+    MultiLevelResult
+        ``objective`` is the primary objective's value by ``evaluate``;
+        ``secondary`` holds each secondary objective's value and whether it
+        was proved.
+    """
     limit = problem.solver.time_limit if time_limit is None else time_limit
     start = time.perf_counter()
     result = _solve_multilevel(problem, method, limit, workers, start)
-    if not canonical or result.status != "optimal" or problem.objective not in CPSAT_OBJECTIVES:
+    if result.status != "optimal":
+        return _with_secondary(problem, result, ())
+    if not problem.secondary and (not canonical or problem.objective not in CPSAT_OBJECTIVES):
         return result
-    budget = max(CANONICAL_SECONDS, limit - (time.perf_counter() - start))
-    mapping = canonical_optimum(problem, result.objective, budget)
-    metrics = None if mapping is None else evaluate_multilevel(problem, mapping)
-    if metrics is None or not metrics.fits or not math.isclose(metrics.objective(problem.objective), result.objective,
-                                                                rel_tol=1e-12, abs_tol=1e-9):
-        note = f"the canonical optimum was not found in {budget:.0f} s; this optimal mapping may differ between runs"
-        return replace(result, message="; ".join(m for m in (result.message, note) if m))
-    return replace(result, mapping=mapping, metrics=metrics, objective=metrics.objective(problem.objective),
-                   wall_time_s=time.perf_counter() - start)
+
+    def remaining() -> float:
+        return max(CANONICAL_SECONDS, limit - (time.perf_counter() - start))
+
+    found, held, notes = result, [], []
+    for k, name in enumerate(problem.secondary):
+        step = _solve_piece(replace(problem, objective=name, secondary=()), "cpsat",
+                            Restriction(caps=((problem.objective, result.objective), *held)), remaining(), workers)
+        if step.status != "optimal":
+            rest = problem.secondary[k + 1:]
+            notes.append(f"the secondary objective {name} was not proved ({step.message or step.status})"
+                         + (f", so {', '.join(rest)} {'was' if len(rest) == 1 else 'were'} not minimized"
+                            if rest else ""))
+            break
+        held.append((name, step.objective))
+        found = step
+    if canonical and (problem.objective in CPSAT_OBJECTIVES or held):
+        budget = remaining()
+        mapping = canonical_optimum(problem, result.objective, budget, tuple(held))
+        metrics = None if mapping is None else evaluate_multilevel(problem, mapping)
+        if metrics is None or not metrics.fits or not all(
+                math.isclose(metrics.objective(name), value, rel_tol=1e-12, abs_tol=1e-9)
+                for name, value in [(problem.objective, result.objective), *held]):
+            notes.append(f"the canonical optimum was not found in {budget:.0f} s; this optimal mapping may differ "
+                         "between runs")
+        else:
+            found = replace(found, mapping=mapping, metrics=metrics)
+    out = replace(result, mapping=found.mapping, metrics=found.metrics,
+                  objective=found.metrics.objective(problem.objective), wall_time_s=time.perf_counter() - start,
+                  message="; ".join(m for m in (result.message, *notes) if m))
+    return _with_secondary(problem, out, tuple(name for name, _ in held))
+
+
+def _with_secondary(problem: MultiLevelProblem, result: MultiLevelResult, proved: tuple[str, ...]) -> MultiLevelResult:
+    """``result`` with the value of each secondary objective (``proved``: those proved least)."""
+    if not problem.secondary or result.metrics is None:
+        return result
+    return replace(result, secondary=tuple(Secondary(name, result.metrics.objective(name), name in proved)
+                                           for name in problem.secondary))
 
 
 def _solve_multilevel(problem: MultiLevelProblem, method: str, limit: float, workers: int,
