@@ -141,14 +141,12 @@ class ClippedTables:
 def outermost_rule(tables: ClippedTables, index: dict[str, np.ndarray], table: dict[str, np.ndarray],
                    orders) -> np.ndarray:
     """Whether every loop that a partial tile leaves a single trip on some
-    instance lies outside all non-trivial loops of other dimensions (G
-    aside), the condition under which the per-dimension sums are exact
-    (``clipping.py``)."""
+    instance lies outside all non-trivial loops of other dimensions (a G
+    loop outside is harmless: G indexes every tensor), the condition under
+    which the per-dimension sums are exact (``clipping.py``)."""
     ok = np.asarray(True)
     K = len(orders)
     for d in DIMS:
-        if d == "G":
-            continue
         for j in range(K):
             collapsed = tables.collapsed(d, j)
             if not collapsed.any():

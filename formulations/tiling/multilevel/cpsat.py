@@ -499,15 +499,14 @@ def _edp_cap(b: _Builder, energy, latency, limit: int) -> None:
 
 def _outermost_rule(problem: MultiLevelProblem, m, rows, x, o, nontrivial, triv_group) -> None:
     """A loop that a partial tile leaves a single trip on some instance lies
-    outside every non-trivial loop of another dimension (G aside): the
-    condition under which the per-dimension sums are exact (``clipping.py``)."""
+    outside every non-trivial loop of another dimension (a G loop outside is
+    harmless: G indexes every tensor): the condition under which the
+    per-dimension sums are exact (``clipping.py``)."""
     hier = problem.hierarchy
     K = len(hier.levels)
     extent = {d: layer_extent(problem.layer, d) for d in DIMS}
     for d in DIMS:
-        if d == "G":
-            continue
-        group = next(Y for Y in TENSORS if d in REUSE_GROUPS[Y])
+        group = next((Y for Y in TENSORS if d in REUSE_GROUPS[Y]), None)  # G: in none, outermost at every level
         levels = [collapsed_levels(r, hier, extent[d]) for r in rows[d]]
         for j in range(K):
             chosen = [x[d][i] for i, found in enumerate(levels) if j in found]
@@ -519,6 +518,8 @@ def _outermost_rule(problem: MultiLevelProblem, m, rows, x, o, nontrivial, triv_
                 for e in DIMS:
                     if e not in (d, "G") and not isinstance(nontrivial[i][e], int):
                         m.Add(nontrivial[i][e] == 0).OnlyEnforceIf(c)
+            if group is None:
+                continue
             for e in REUSE_GROUPS[group][:REUSE_GROUPS[group].index(d)]:
                 if not isinstance(nontrivial[j][e], int):
                     m.Add(nontrivial[j][e] == 0).OnlyEnforceIf(c)

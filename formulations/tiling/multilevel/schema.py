@@ -22,6 +22,7 @@ from .... import workload_library
 from ....workload_onnx import is_onnx, onnx_workload
 from .constraints import LevelConstraint, MappingConstraints, SpatialConstraint
 from .problem import MULTILEVEL_OBJECTIVES, MultiLevelProblem
+from .space import any_space_refusal
 from ..problem import SolverSettings
 from ....hardware.presets import hardware_presets
 from ....hardware.hierarchy import (TENSORS, Hierarchy, MemoryLevel, fanouts_from, hierarchy_presets, level_holdings,
@@ -428,6 +429,10 @@ def _network_layers(network: str, hierarchy: Hierarchy, spec: "MultiLevelSpec", 
     if where.issues:
         return None
     factors = spec.space.factors or spec.space.tiles or "divisors"
+    refused = [any_space_refusal(layer) for layer, _ in groups.values()] if factors == "any" else []
+    if any(refused):
+        where.add(("space", "factors"), next(r for r in refused if r))
+        return None
     primary, *secondary = spec.objectives
     layers = tuple(NetworkLayer(MultiLevelProblem(layer, hierarchy, primary, solver, label, constraints,
                                                   factors, tuple(secondary)), tuple(names))
@@ -492,6 +497,8 @@ def build_multilevel(data: dict, where: Located, label: str,
         name, table = network
         return _network_layers(name, hierarchy, spec, where, label, constraints, table)
     constraints = build_constraints(constraints, hierarchy, where)
+    if factors == "any" and any_space_refusal(layer):
+        where.add(("space", "factors"), any_space_refusal(layer))
     if where.issues:
         return None
     return MultiLevelProblem(

@@ -149,6 +149,24 @@ def remainder_covers(problem: MultiLevelProblem, dim: str) -> list[tuple[int, ..
     return out
 
 
+MAX_ANY_EXTENT = 4096
+"""Largest extent a dimension may have in the ``any`` space: its rows grow
+with the extent's divisors times its outer iteration counts, and each row's
+partial tiles are found on a grid of the extent's size."""
+
+
+def any_space_refusal(layer) -> str | None:
+    """Why the ``any`` space does not take ``layer`` (None when it does)."""
+    from .problem import DIMS as dims
+
+    large = [(d, layer_extent(layer, d)) for d in dims if layer_extent(layer, d) > MAX_ANY_EXTENT]
+    if not large:
+        return None
+    d, extent = large[0]
+    return (f"factors: any takes dimensions up to {MAX_ANY_EXTENT:,} ({d} of {layer.name} is {extent:,}); "
+            "use factors: divisors for this layer")
+
+
 def outside_space(problem: MultiLevelProblem, mapping: MultiLevelMapping) -> list[str]:
     """Why ``mapping`` lies outside the problem's declared factor space
     (empty when it lies inside): a partial tile in the ``divisors`` space,
