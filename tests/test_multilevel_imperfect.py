@@ -215,3 +215,13 @@ def test_a_partial_tile_of_groups_is_solved_under_the_same_rule():
     solved = solve_multilevel(problem, "cpsat", 60)
     assert solved.status == "optimal" and solved.objective == pytest.approx(found.objective)
     assert evaluate_multilevel(problem, solved.mapping).objective("energy") == pytest.approx(solved.objective)
+
+
+def test_two_level_instances_take_the_hierarchies_name_for_the_space():
+    from mapcert.instances import load_text
+
+    text = ("family: tiling\nworkload: vgg16.conv3_2\n"
+            "hardware: {levels: [{name: DRAM}, {name: GLB, capacity: 64 KiB}]}\nspace: {factors: any}\n")
+    assert load_text(text).space == "any"
+    with pytest.raises(Exception, match="factors: any and tiles: divisors disagree"):
+        load_text(text.replace("{factors: any}", "{factors: any, tiles: divisors}"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ... import workload_library
 from ...hardware.presets import hardware_presets
@@ -54,8 +54,18 @@ class HardwareSpec(Strict):
 
 class SpaceSpec(Strict):
     tiles: Literal["divisors", "any"] = "divisors"
+    factors: Literal["divisors", "any"] | None = None
+    """The hierarchies' name for ``tiles``: either may be given, or both alike."""
     halo: bool = False
     """Keep the input rows and columns consecutive tiles share (ZigZag's halo reuse)."""
+
+    @model_validator(mode="after")
+    def _factors_name_the_tiles(self) -> "SpaceSpec":
+        if self.factors is not None:
+            if "tiles" in self.model_fields_set and self.tiles != self.factors:
+                raise ValueError(f"factors: {self.factors} and tiles: {self.tiles} disagree; give one of them")
+            self.tiles = self.factors
+        return self
 
 
 class SolverSpec(Strict):
