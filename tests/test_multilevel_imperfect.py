@@ -218,10 +218,10 @@ def test_a_partial_tile_of_groups_is_solved_under_the_same_rule():
 
 
 def test_two_level_instances_take_the_hierarchies_name_for_the_space():
-    from mapcert.instances import load_text
+    from mapcert.instances import InstanceError, load_text
 
     text = ("family: tiling\nworkload: vgg16.conv3_2\n"
             "hardware: {levels: [{name: DRAM}, {name: GLB, capacity: 64 KiB}]}\nspace: {factors: any}\n")
     assert load_text(text).space == "any"
-    with pytest.raises(Exception, match="factors: any and tiles: divisors disagree"):
+    with pytest.raises(InstanceError, match="factors: any and tiles: divisors disagree"):
         load_text(text.replace("{factors: any}", "{factors: any, tiles: divisors}"))
