@@ -64,7 +64,7 @@ def chain(row, hier: Hierarchy) -> tuple[int, ...]:
                  for kind, j in positions(hier))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _grid(factors: tuple[int, ...]) -> np.ndarray:
     """Global index of every index tuple of the positions (shape ``factors``)."""
     total = np.zeros((), dtype=np.int64)

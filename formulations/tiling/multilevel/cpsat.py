@@ -28,7 +28,6 @@ from ortools.sat.python import cp_model
 from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction, layer_extent
 from .bypass import links as fill_paths
 from .clipped_cost import WINDOWS, ClippedTables, path_sides
-from .clipping import collapsed_levels
 from .cost import TENSORS, window_rows
 from .rows import fanout_factor, tile_extent
 from .space import (GROUP_ORDERS, GROUP_RANKINGS, axes_interchangeable, dim_choices, mapping_from_choice,
@@ -264,7 +263,8 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
     irr = [{X: b.product([factor[l][d] for d in REUSE_GROUPS[X]], macs, f"irr{l}{X[0]}") for X in TENSORS}
            for l in range(K)]
     if problem.factors != "divisors":
-        _outermost_rule(problem, m, rows, x, o, nontrivial, triv_group)
+        clipped = ClippedTables(problem, rows)  # the per-dimension sums of partial tiles, once per model
+        _outermost_rule(problem, m, clipped, x, o, nontrivial, triv_group)
 
     def free_flag(l, X, j):
         """Whether level j's loops of X's reuse group keep X's tile of level
@@ -340,7 +340,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
     reads = [{t: [] for t in TENSORS} for _ in range(K)]
     writes = [{t: [] for t in TENSORS} for _ in range(K)]
     if problem.factors != "divisors":
-        _clipped_terms(problem, b, rows, x, row_index, keep, free_flag, gated, reads, writes, term_cap)
+        _clipped_terms(problem, b, clipped, x, row_index, keep, free_flag, gated, reads, writes, term_cap)
     for bd in (boundaries(problem) if problem.factors == "divisors" else ()):
         X, l, a = bd.tensor, bd.level, bd.parent
         E = refetch(l, X)
@@ -410,8 +410,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
         lat_pes = b.product([latency, pes_used], horizon * hier.pes, "lat_pes")
         m.Add(lat_pes >= macs)
         if problem.factors != "divisors":  # partial tiles: the temporal iterations in which some PE works
-            tables = ClippedTables(problem, rows)
-            cycles = b.product([b.linear(list(tables.compute(d)), x[d], f"cyc_{d}") for d in DIMS], macs, "cycles")
+            cycles = b.product([b.linear(list(clipped.compute(d)), x[d], f"cyc_{d}") for d in DIMS], macs, "cycles")
             m.Add(latency >= cycles)
         for l, level in enumerate(hier.levels):
             if not level.bandwidth:
@@ -497,19 +496,17 @@ def _edp_cap(b: _Builder, energy, latency, limit: int) -> None:
     m.AddMultiplicationEquality(product, [e, cycles])
 
 
-def _outermost_rule(problem: MultiLevelProblem, m, rows, x, o, nontrivial, triv_group) -> None:
+def _outermost_rule(problem: MultiLevelProblem, m, tables: ClippedTables, x, o, nontrivial, triv_group) -> None:
     """A loop that a partial tile leaves a single trip on some instance lies
     outside every non-trivial loop of another dimension (a G loop outside is
     harmless: G indexes every tensor): the condition under which the
     per-dimension sums are exact (``clipping.py``)."""
     hier = problem.hierarchy
     K = len(hier.levels)
-    extent = {d: layer_extent(problem.layer, d) for d in DIMS}
     for d in DIMS:
         group = next((Y for Y in TENSORS if d in REUSE_GROUPS[Y]), None)  # G: in none, outermost at every level
-        levels = [collapsed_levels(r, hier, extent[d]) for r in rows[d]]
         for j in range(K):
-            chosen = [x[d][i] for i, found in enumerate(levels) if j in found]
+            chosen = [x[d][i] for i, collapsed in enumerate(tables.collapsed(d, j)) if collapsed]
             if not chosen:
                 continue
             c = m.NewBoolVar(f"collapsed_{d}_{j}")
@@ -528,7 +525,8 @@ def _outermost_rule(problem: MultiLevelProblem, m, rows, x, o, nontrivial, triv_
                     m.AddBoolOr([c.Not(), o[j][k].Not(), triv_group[j][Z]])
 
 
-def _clipped_terms(problem: MultiLevelProblem, b: _Builder, rows, x, row_index, keep, free_flag, gated,
+def _clipped_terms(problem: MultiLevelProblem, b: _Builder, tables: ClippedTables, x, row_index, keep, free_flag,
+                   gated,
                    reads, writes, term_cap) -> None:
     """The access terms of the ``any`` space (``clipped_cost.py``): per fill
     path and side, a product over dimensions of table values. A dimension
@@ -537,7 +535,6 @@ def _clipped_terms(problem: MultiLevelProblem, b: _Builder, rows, x, row_index, 
     loops re-fetch: levels ``j`` with ``free`` set lie at or below it."""
     m, hier = b.m, problem.hierarchy
     K = len(hier.levels)
-    tables = ClippedTables(problem, rows)
     prefix_vars: dict = {}
 
     def prefix(l, X):
