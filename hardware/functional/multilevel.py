@@ -82,12 +82,22 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
                 T[l] = {d: T[l][d] * spread[f][d] for d in DIMS}
 
     # temporal loops, outermost first: (dim, trips, stride); spatial slices per MAC unit
-    loops = []
+    loops, loop_level = [], []
     for l in range(K):
         for d in mapping.levels[l].order:
             f = mapping.factor(l, d)
             if f > 1:
                 loops.append((d, f, T[l][d] // f))
+                loop_level.append(l)
+    # halo reuse: per level, the position of its sweep loop (the innermost loop above it that
+    # indexes the inputs) when that loop moves the input window (P, Q, R or S)
+    sweep = {}
+    if problem.halo:
+        for l in range(1, K + 1):
+            above = [i for i, (d, _, _) in enumerate(loops) if loop_level[i] < l and d in RELEVANT["inputs"]]
+            if above and loops[above[-1]][0] in ("P", "Q", "R", "S"):
+                sweep[l] = above[-1]
+    filled_at: dict[tuple, tuple] = {}  # (level, instance) -> loop counters of its last input fill
     # a MAC unit is one instance of every fan-out: (its index on each fan-out, its offset)
     per_fanout = [list(itertools.product(*(range(spread[f][d]) for d in DIMS))) for f in range(len(fans))]
     units = []
@@ -186,8 +196,11 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
         # decode the temporal index of this cycle
         base = dict.fromkeys(DIMS, 0)
         rest = step
-        for d, f, stride in reversed(loops):
-            base[d] += (rest % f) * stride
+        counters = [0] * len(loops)
+        for i in range(len(loops) - 1, -1, -1):
+            d, f, stride = loops[i]
+            counters[i] = rest % f
+            base[d] += counters[i] * stride
             rest //= f
         # the active units and their indices; a unit outside the layer in some dimension is idle
         needs = {}
@@ -227,10 +240,18 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
                     if held is not None and held[0] == k:
                         continue  # resident, or already filled for another unit of this instance
                     tile = words(tensor, l, index)
+                    content = {}
+                    if tensor == "inputs" and l in sweep:
+                        at, previous = sweep[l], filled_at.get((l, i))
+                        filled_at[l, i] = tuple(counters)
+                        if (held is not None and previous is not None and previous[:at] == tuple(counters[:at])
+                                and counters[at] == previous[at] + 1):
+                            # a step of the sweep: the rows both tiles hold stay, only the new ones come
+                            content = {w: held[1][w] for w in tile if w in held[1]}
+                            tile = [w for w in tile if w not in content]
                     fresh = tensor == "outputs" and k not in visited[l][i]
                     if tensor == "outputs":
                         visited[l][i].add(k)
-                    content = {}
                     parent_store = store[a][instance(a, p)] if a > 0 else None
                     for word in tile:
                         if tensor == "outputs" and fresh:

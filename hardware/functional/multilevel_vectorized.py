@@ -575,6 +575,47 @@ def _clipped_transfers(machine: _Machine, tensor: str, level: int, parent: int,
     return out, _ClippedRun(len(loops), class_of.ravel(), leaves_of)
 
 
+def _halo_steps(machine: _Machine, level: int, parent: int) -> tuple[int, int, int]:
+    """Halo reuse of ``level``'s input tile: (how many fills are steps of a
+    sweep, input words the parent reads per step, words one instance
+    receives per step); (0, 0, 0) when no loop sweeps it.
+
+    The sweep loop is the innermost loop outside the level that indexes the
+    inputs; when it moves along P, Q, R or S, every trip after the first of
+    each of its runs (one run per iteration of the loops outside it) moves
+    the tile one stride, and the tile keeps the words both positions hold.
+    The words a step brings are counted as sets: the shifted tile's words
+    not in the tile, per instance, and their union over the instances one
+    parent instance serves at once (once per copy across fan-outs that
+    cannot multicast)."""
+    loops = [loop for loop in machine.outer_loops(level) if loop[0] != "M"]
+    if not loops or loops[-1][0] not in ("P", "Q", "R", "S"):
+        return 0, 0, 0
+    dim, trips, stride = loops[-1]
+    outer = machine.outer_loops(level)
+    runs = math.prod(f for _, f, _ in outer[:outer.index(loops[-1])])
+    shift = np.zeros(len(DIMS), dtype=np.int64)
+    shift[DIMS.index(dim)] = stride
+
+    def new_words(offsets: np.ndarray) -> np.ndarray:
+        """The words the tiles at ``offsets`` moved by one step add, each to its own tile."""
+        return np.unique(np.concatenate([np.setdiff1d(machine.word_ids("inputs", level, (o + shift)[None, :]),
+                                                      machine.word_ids("inputs", level, o[None, :]))
+                                         for o in offsets]))
+
+    origin = np.zeros((1, len(DIMS)), dtype=np.int64)
+    own = len(new_words(origin))
+    crossed = machine.hier.fanouts_between(parent, level)
+    if not crossed:
+        served = machine.instances(level) * own
+    else:
+        shared = [f for f in crossed if machine.hier.fanouts[f].shares("inputs")]
+        copies = machine.instances(parent) * math.prod(
+            math.prod(machine.spread[f].values()) for f in crossed if f not in shared)
+        served = copies * len(new_words(machine.offsets(shared)))
+    return runs * (trips - 1), served, own
+
+
 def _active_cycles(machine: _Machine) -> int:
     """Iterations of the temporal loops in which some MAC unit lies inside the
     layer: the unit at offset zero on every fan-out does whenever any does,
@@ -791,9 +832,12 @@ def run_multilevel_vectorized(problem: MultiLevelProblem, mapping: MultiLevelMap
                 refilled = machine.instances(parent) * len(np.unique(machine.word_ids(tensor, level,
                                                                                       machine.offsets(crossed))))
             if tensor != "outputs":
-                reads[parent][tensor] += fills * served
+                steps, served_new, own_new = 0, 0, 0
+                if tensor == "inputs" and problem.halo:
+                    steps, served_new, own_new = _halo_steps(machine, level, parent)
+                reads[parent][tensor] += (fills - steps) * served + steps * served_new
                 if level < K:
-                    writes[level][tensor] += fills * machine.instances(level) * own
+                    writes[level][tensor] += machine.instances(level) * ((fills - steps) * own + steps * own_new)
             else:
                 refills = fills - distinct  # a first visit starts from zero, later ones read partial sums
                 reads[parent][tensor] += refills * refilled

@@ -73,4 +73,4 @@ def canonical_optimum(problem: MultiLevelProblem, value: float, time_limit: floa
     status = solver.Solve(model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    return decode(problem, rows, x, o, solver, builder.keep)
+    return decode(problem, rows, x, o, solver, builder.keep, builder.halo_dims)

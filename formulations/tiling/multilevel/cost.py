@@ -38,6 +38,7 @@ from .problem import (DIMS, RELEVANT, MultiLevelMapping, MultiLevelProblem, kept
                       mapping_problems)
 from ..problem import ConvLayer, _window_table
 from .bypass import links
+from .halo import AXIS_OF, step_rows, sweep_masks
 
 TENSORS = ("inputs", "weights", "outputs")
 
@@ -79,22 +80,30 @@ def union_window_rows(stride: int, dilation: int, t_out: int, t_tap: int,
     return int(np.unique(np.add.outer(outputs * stride, taps * dilation)).size)
 
 
-def union_input_words(layer: ConvLayer, t: dict, steps: list[dict], counts: list[dict]) -> np.ndarray:
+def union_input_words(layer: ConvLayer, t: dict, steps: list[dict], counts: list[dict],
+                      shift: tuple[str, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Distinct input words of the tiles ``t`` of all instances of some
     fan-outs (per fan-out, its instances' tile ``steps`` and its factors
-    ``counts``): their N, G, C ranges never overlap, their windows may."""
+    ``counts``): their N, G, C ranges never overlap, their windows may.
+
+    With ``shift = (axis, outputs, taps)``, the words one step of a halo
+    sweep along ``axis`` brings in instead (``halo.step_rows``): the tiles
+    move by that many outputs and taps and keep the rows they share."""
     (sh, sw), (dh, dw) = layer.stride, layer.dilation
 
     def rows(stride, dilation, out_dim, tap_dim):
-        def one(t_out, t_tap, *spread):
-            n = len(spread) // 4
-            pairs = [tuple(spread[4 * i: 4 * i + 4]) for i in range(n)]
-            return union_window_rows(stride, dilation, int(t_out), int(t_tap),
-                                     tuple((int(p[0]), int(p[1])) for p in pairs),
-                                     tuple((int(p[2]), int(p[3])) for p in pairs))
+        stepped = shift is not None and shift[0] == out_dim
+
+        def one(t_out, t_tap, shift_out, shift_tap, *spread):
+            pairs = [tuple(int(v) for v in spread[4 * i: 4 * i + 4]) for i in range(len(spread) // 4)]
+            outs, taps = tuple(p[:2] for p in pairs), tuple(p[2:] for p in pairs)
+            if stepped:
+                return step_rows(stride, dilation, int(t_out), int(t_tap), outs, taps, int(shift_out), int(shift_tap))
+            return union_window_rows(stride, dilation, int(t_out), int(t_tap), outs, taps)
         spread = [v for step, count in zip(steps, counts, strict=True)
                   for v in (step[out_dim], count[out_dim], step[tap_dim], count[tap_dim])]
-        return np.vectorize(one, otypes=[np.int64])(t[out_dim], t[tap_dim], *spread)
+        moved = (shift[1], shift[2]) if stepped else (0, 0)
+        return np.vectorize(one, otypes=[np.int64])(t[out_dim], t[tap_dim], *moved, *spread)
 
     total = t["N"] * t["G"] * t["C"] * rows(sh, dh, "P", "R") * rows(sw, dw, "Q", "S")
     for count in counts:
@@ -209,6 +218,11 @@ class LinkWords:
     """Per (level, tensor), the fills and distinct tiles under the latest
     orders of the levels above it: a search that varies the inner levels'
     orders first reuses them."""
+    spatial: list = field(default_factory=list)
+    """Per fan-out, the factor it unrolls of each dimension."""
+    steps: dict = field(default_factory=dict)
+    """Per (fill path, sweeping dimension, its level), the words one step of
+    a halo sweep moves (``halo_step_words``): orders do not change them."""
 
 
 def link_words(problem: MultiLevelProblem, table: dict[str, np.ndarray]) -> LinkWords:
@@ -259,7 +273,54 @@ def link_words(problem: MultiLevelProblem, table: dict[str, np.ndarray]) -> Link
     prec = layer.precision
     bits = {"inputs": prec.inputs, "weights": prec.weights, "outputs": prec.psums}
     tile_bits = [{t: tile_elements(layer, t, tiles[l]) * bits[t] for t in TENSORS} for l in range(K)]
-    return LinkWords(tiles, instances, pes_used, tile_bits, paths)
+    return LinkWords(tiles, instances, pes_used, tile_bits, paths, spatial=s)
+
+
+def halo_step_words(problem: MultiLevelProblem, words: LinkWords, link, shift) -> tuple[np.ndarray, np.ndarray]:
+    """(words written into the child's instances, words read at the parent)
+    by one step of a halo sweep of ``link``'s input tile (``halo.py``):
+    ``shift = (axis, outputs, taps)`` moves every instance's tile; the
+    parent reads the union of the instances' new rows over the fan-outs
+    that share the transfer, once per copy over the others."""
+    layer, hier = problem.layer, problem.hierarchy
+    l, a, tiles, s = link.level, link.parent, words.tiles, words.spatial
+    child = union_input_words(layer, tiles[l], [], [], shift) * words.instances[l]
+    crossed = hier.fanouts_between(a, l)
+    if not crossed:
+        return child, child
+    shared = [f for f in crossed if hier.fanouts[f].shares("inputs")]
+    copies = words.instances[a]
+    for f in crossed:
+        if f not in shared:
+            copies = copies * np.prod([s[f][d] for d in DIMS], axis=0)
+    parent = copies * union_input_words(layer, tiles[l], [tiles[hier.fanouts[f].level] for f in shared],
+                                        [s[f] for f in shared], shift)
+    return child, parent
+
+
+def halo_totals(problem: MultiLevelProblem, table, orders, words: LinkWords, link, fills, child_words,
+                parent_words) -> tuple[np.ndarray, np.ndarray]:
+    """(words written into the child, words read at the parent) over all
+    fills of ``link``'s input tile with halo reuse: a sweep of ``n`` trips
+    moves one whole tile and ``n - 1`` steps (``halo.py``); other fills
+    move whole tiles."""
+    l = link.level
+    loops = [(d, j, table[d][..., j]) for j in range(l) for d in orders[j]]
+    written, read = fills * child_words, fills * parent_words
+    for (d, j), mask in sweep_masks(loops).items():
+        if not np.any(mask):
+            continue
+        n = np.asarray(table[d][..., j], dtype=np.int64)
+        step = words.tiles[j][d] // n
+        zero = np.zeros_like(step)
+        shift = (AXIS_OF[d], step, zero) if d in ("P", "Q") else (AXIS_OF[d], zero, step)
+        if (link, d, j) not in words.steps:
+            words.steps[link, d, j] = halo_step_words(problem, words, link, shift)
+        child_new, parent_new = words.steps[link, d, j]
+        sweeps = fills // n
+        written = np.where(mask, sweeps * (child_words + (n - 1) * child_new), written)
+        read = np.where(mask, sweeps * (parent_words + (n - 1) * parent_new), read)
+    return written, read
 
 
 def _union_words(layer: ConvLayer, tensor: str, tiles: list, level: int, hier, fanouts, s: list) -> np.ndarray:
@@ -297,11 +358,14 @@ def link_terms(problem: MultiLevelProblem, table: dict[str, np.ndarray], orders:
         counts = []
         boundary = np.asarray(0, dtype=np.int64)  # words into and out of PE-private storage
         if tensor != "outputs":
-            counts.append(("reads", a, fills * parent_words))
+            written, read = fills * child_words, fills * parent_words
+            if tensor == "inputs" and problem.halo:
+                written, read = halo_totals(problem, table, orders, words, link, fills, child_words, parent_words)
+            counts.append(("reads", a, read))
             if l < K:
-                counts.append(("writes", l, fills * child_words))
+                counts.append(("writes", l, written))
             if crosses:
-                boundary = fills * child_words
+                boundary = written
         else:
             refills = (fills - distinct) * refill_words
             if crosses:

@@ -33,6 +33,7 @@ from .rows import fanout_factor, tile_extent
 from .space import (GROUP_ORDERS, GROUP_RANKINGS, axes_interchangeable, dim_choices, mapping_from_choice,
                     settled_rankings)
 from .terms import boundaries, halo_value
+from .halo import AXIS_DIMS, WINDOW_DIMS, group_of, innermost_in_group
 
 CPSAT_OBJECTIVES = ("offchip_traffic", "energy", "latency")
 INT_LIMIT = 2**62
@@ -70,6 +71,8 @@ class _Builder:
         self.count = 0
         self.values: dict[int, list[int]] = {}  # variable index -> values it can take
         self.uppers: dict[int, int] = {}  # variable index -> largest value
+        self.keep: list = []  # per level and tensor, the keep choice (a Boolean) or what the hardware fixes
+        self.halo_dims = None  # per level, which window dimension sweeps (halo reuse only)
 
     def name(self, base: str) -> str:
         self.count += 1
@@ -310,18 +313,23 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
                 m.Add(iP != iQ).OnlyEnforceIf(same.Not())
                 m.Add(iR <= iS).OnlyEnforceIf(same)
 
+    sweeps = _HaloSweeps(problem, m, nontrivial, o, triv_group, triv_rel) if problem.halo else None
+    b.halo_dims = sweeps.dims if sweeps else None
+
     def halo_var(h):
         window = "R" if h.axis == "P" else "S"
         pi, wi = row_index[h.axis], row_index[window]
-        tuples = [(i, j, int(halo_value(problem, h, tuple(rows[h.axis][i]), tuple(rows[window][j]))))
-                  for i in range(len(rows[h.axis])) for j in range(len(rows[window]))]
-        values = sorted({t[2] for t in tuples})
+        options, mode = sweeps.mode(h.level, h.axis) if sweeps else ((), 0)
+        tuples = [(i, j, k, int(halo_value(problem, h, tuple(rows[h.axis][i]), tuple(rows[window][j]),
+                                           options[k - 1] if k else None)))
+                  for i in range(len(rows[h.axis])) for j in range(len(rows[window])) for k in range(len(options) + 1)]
+        values = sorted({t[-1] for t in tuples})
         if len(values) == 1:
             return values[0]
         var = m.NewIntVarFromDomain(cp_model.Domain.FromValues(values), b.name(f"halo{h.axis}{h.level}"))
         b.uppers[var.Index()] = values[-1]
-        keep = [not isinstance(pi, int), not isinstance(wi, int)]
-        variables = [v for v, k in zip((pi, wi), keep, strict=True) if k] + [var]
+        keep = [not isinstance(pi, int), not isinstance(wi, int), not isinstance(mode, int)]
+        variables = [v for v, k in zip((pi, wi, mode), keep, strict=True) if k] + [var]
         m.AddAllowedAssignments(variables, sorted({tuple(v for v, k in zip(t, keep + [True], strict=True) if k)
                                                    for t in tuples}))
         return var
@@ -616,6 +624,55 @@ def _clipped_terms(problem: MultiLevelProblem, b: _Builder, tables: ClippedTable
             reads[l][X].append(child_words)
 
 
+class _HaloSweeps:
+    """Which loop sweeps each level's input tile, for halo reuse (``halo.py``).
+
+    ``dims[j][d]``: window dimension ``d`` is innermost among level ``j``'s
+    loops that index the inputs (it has trips, every input loop of the group
+    ranked inside its own has none, and ``d`` comes last in its group). A
+    level ``l``'s tile is swept by ``(d, j)`` when ``dims[j][d]`` holds and
+    every level between has no input loop with trips. Sweeping never adds
+    an access, so the minimization sets these whenever the order allows."""
+
+    def __init__(self, problem: MultiLevelProblem, m, nontrivial, o, triv_group, triv_rel):
+        self.m, self.triv_rel = m, triv_rel
+        K = len(problem.hierarchy.levels)
+        self.dims = [{d: m.NewBoolVar(f"sweep_{j}_{d}") for d in WINDOW_DIMS} for j in range(K)]
+        for j in range(K):
+            m.AddAtMostOne(self.dims[j].values())
+            for d, lit in self.dims[j].items():
+                if isinstance(nontrivial[j][d], int):
+                    m.Add(lit == 0)
+                    continue
+                m.Add(nontrivial[j][d] >= 1).OnlyEnforceIf(lit)
+                own = group_of(d)
+                other = "outputs" if own == "weights" else "weights"  # the other group of input loops
+                for k, ranking in enumerate(GROUP_RANKINGS):
+                    if ranking.index(other) < ranking.index(own):  # ranked inside d's group
+                        m.AddBoolOr([lit.Not(), o[j][k].Not(), triv_group[j][other]])
+        self.modes: dict = {}
+
+    def mode(self, level: int, axis: str):
+        """(options, mode): the sweeps ``(dim, j)`` that may move ``level``'s
+        tile along ``axis``, and a variable worth ``1 + index`` of the one
+        that does (0: none)."""
+        if (level, axis) not in self.modes:
+            m = self.m
+            options = [(d, j) for j in range(level) for d in AXIS_DIMS[axis]]
+            lits = []
+            for d, j in options:
+                lit = m.NewBoolVar(f"swept_{level}_{d}_{j}")
+                m.AddImplication(lit, self.dims[j][d])
+                for i in range(j + 1, level):
+                    m.AddImplication(lit, self.triv_rel[i]["inputs"])
+                lits.append(lit)
+            m.AddAtMostOne(lits)
+            mode = m.NewIntVar(0, len(options), f"sweep_mode_{level}_{axis}")
+            m.Add(mode == sum((k + 1) * lit for k, lit in enumerate(lits)))
+            self.modes[level, axis] = (options, mode)
+        return self.modes[level, axis]
+
+
 def add_hint(problem: MultiLevelProblem, b: _Builder, rows, x, o, mapping) -> None:
     """Hint CP-SAT at ``mapping`` (a mapping of the space: its rows among
     ``rows``, its orders group orders); choices it cannot express are left
@@ -637,10 +694,15 @@ def add_hint(problem: MultiLevelProblem, b: _Builder, rows, x, o, mapping) -> No
                     b.m.AddHint(v, X in mapping.keep[l])
 
 
-def decode(problem: MultiLevelProblem, rows, x, o, solver: cp_model.CpSolver, keep=None):
+def decode(problem: MultiLevelProblem, rows, x, o, solver: cp_model.CpSolver, keep=None, halo_dims=None):
+    """The mapping of a solution; ``halo_dims`` (``_HaloSweeps.dims``) puts
+    each level's sweeping window dimension innermost in its group."""
     chosen = {d: rows[d][next(i for i, v in enumerate(x[d]) if solver.Value(v))] for d in DIMS}
     orders = tuple(GROUP_ORDERS[next(k for k, v in enumerate(o[l]) if solver.Value(v))]
                    for l in range(len(problem.hierarchy.levels)))
+    if halo_dims is not None:
+        orders = tuple(next((innermost_in_group(order, d) for d, lit in halo_dims[l].items() if solver.Value(lit)),
+                            order) for l, order in enumerate(orders))
     mapping = mapping_from_choice(problem, chosen, orders)
     if keep is None or not problem.hierarchy.chooses_bypass:
         return mapping

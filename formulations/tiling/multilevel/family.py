@@ -24,7 +24,7 @@ from .constraints import violations as violations_of
 from .cost import evaluate_multilevel
 from .enumeration import enumerate_multilevel
 from .schema import MultiLevelNetwork, build_multilevel, is_multilevel
-from .solve import MILP_ANY_SPACE, solve_multilevel
+from .solve import milp_refusal, solve_multilevel
 from .space import outside_space
 from ..schema import dump_two_level
 
@@ -125,7 +125,10 @@ class MultiLevelTiling(Family):
 
     @staticmethod
     def _space(problem: MultiLevelProblem) -> dict:
-        return {} if problem.factors == "divisors" else {"space": {"factors": problem.factors}}
+        space = {} if problem.factors == "divisors" else {"factors": problem.factors}
+        if problem.halo:
+            space["halo"] = True
+        return {"space": space} if space else {}
 
     @staticmethod
     def _constraints(problem: MultiLevelProblem) -> dict:
@@ -398,9 +401,9 @@ def dump_two_level_workload(problem: MultiLevelProblem) -> dict:
 
 
 def _milp_refused(problem) -> str | None:
-    """The MILP's prime-exponent terms are products of factors: divisor rows only."""
+    """The MILP's prime-exponent terms are products of factors: divisor rows, no halo reuse."""
     first = problem.layers[0].problem if isinstance(problem, MultiLevelNetwork) else problem
-    return MILP_ANY_SPACE if first.factors != "divisors" else None
+    return milp_refusal(first)
 
 
 def _enumeration_refused(problem) -> str | None:

@@ -291,6 +291,9 @@ class MultiLevelProblem:
     factors: str = "divisors"
     """``divisors``: every dimension's factors multiply to its extent; ``any``:
     to at least its extent, the last tile along it partial (``clipping.py``)."""
+    halo: bool = False
+    """Halo reuse: an input tile the innermost input loop above its level
+    moves one step keeps the rows it shares with the previous one (``halo.py``)."""
     secondary: tuple[str, ...] = ()
     """Objectives minimized after ``objective``, in order: each among the
     optima of the ones before it (lexicographic; never ``edp``)."""
@@ -318,7 +321,8 @@ class MultiLevelProblem:
                "that cover each dimension's extent, with at most one loop per dimension whose last iteration is "
                "partial (whole tiles inside it); ")
             + "any loop order per level; "
-            f"{self.hierarchy.levels[0].name} never splits R or S; one resident tile per tensor and level"
+            + ("halo reuse along the innermost input loop above every level; " if self.halo else "")
+            + f"{self.hierarchy.levels[0].name} never splits R or S; one resident tile per tensor and level"
         )
         chosen = [f"{level.name} ({', '.join(t for t in RELEVANT if t in level.chosen)})"
                   for level in self.hierarchy.levels if level.chosen]

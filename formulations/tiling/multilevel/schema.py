@@ -129,6 +129,9 @@ class HierarchySpaceSpec(Strict):
     tiles: Literal["divisors", "any"] | None = None
     """The two-level family's name for ``factors``."""
     halo: bool = False
+    """Halo reuse: an input tile that the innermost input loop above its
+    level moves one step keeps the rows (columns) it shares with the
+    previous tile and reads only the new ones (ZigZag's input reuse)."""
     bypass: Literal["chosen", "fixed"] = "chosen"
     """``chosen``: every level without ``holds`` keeps or bypasses each tensor
     as the mapping decides; ``fixed``: such levels keep every tensor they can."""
@@ -435,7 +438,7 @@ def _network_layers(network: str, hierarchy: Hierarchy, spec: "MultiLevelSpec", 
         return None
     primary, *secondary = spec.objectives
     layers = tuple(NetworkLayer(MultiLevelProblem(layer, hierarchy, primary, solver, label, constraints,
-                                                  factors, tuple(secondary)), tuple(names))
+                                                  factors, spec.space.halo, tuple(secondary)), tuple(names))
                    for layer, names in groups.values())
     return MultiLevelNetwork(network, layers, label, network if table is None else {"name": network,
                                                                                       "layers": table})
@@ -472,8 +475,6 @@ def build_multilevel(data: dict, where: Located, label: str,
     if where.issues or spec is None or built is None or (layer is None and network is None):
         return None
     hierarchy, hardware_constraints = built
-    why = ("the instance is multi-level (a hierarchy, an array, per-level keys, a whole network, or an energy, "
-           "latency or edp objective)")
     factors = spec.space.factors or spec.space.tiles or "divisors"
     if spec.space.factors and spec.space.tiles and spec.space.factors != spec.space.tiles:
         where.add(("space",), f"factors: {spec.space.factors} and tiles: {spec.space.tiles} disagree; "
@@ -483,9 +484,10 @@ def build_multilevel(data: dict, where: Located, label: str,
         where.add(("space", "factors"), "edp is solved over divisor factors only (its search fixes the busy PEs, "
                                         "which partial tiles do not determine the cycles of); use energy or "
                                         "latency with factors: any, or factors: divisors with edp")
-    if spec.space.halo:
-        where.add(("space", "halo"), f"{why}; halo reuse is modelled for two-level instances only "
-                                     "(DRAM and one buffer, objective offchip_traffic)")
+    if spec.space.halo and factors == "any":
+        where.add(("space", "halo"), "halo reuse in a hierarchy is modelled over divisor factors (a partial "
+                                     "last tile breaks the equal steps of a sweep); use factors: divisors with "
+                                     "halo: true, or drop halo")
     if where.issues:
         return None
     if spec.space.bypass == "fixed":
@@ -504,5 +506,5 @@ def build_multilevel(data: dict, where: Located, label: str,
     return MultiLevelProblem(
         layer=layer, hierarchy=hierarchy, objective=spec.objectives[0], secondary=spec.objectives[1:],
         solver=SolverSettings(spec.solver.method, spec.solver.time_limit, spec.solver.workers), source=label,
-        constraints=constraints, factors=factors,
+        constraints=constraints, factors=factors, halo=spec.space.halo,
     )

@@ -28,6 +28,15 @@ from .space import emptied_by
 MULTILEVEL_METHODS = ("cpsat", "milp", "enumerate")
 MILP_ANY_SPACE = ("the MILP covers factors: divisors (its terms are products of factors, which partial tiles are "
                   "not); solve factors: any with cpsat or enumerate")
+MILP_HALO = ("the MILP does not model halo reuse in hierarchies (which loop sweeps a tile depends on the loop "
+             "order inside a reuse group); solve halo: true with cpsat or enumerate")
+
+
+def milp_refusal(problem: MultiLevelProblem) -> str | None:
+    """Why the MILP does not take ``problem``'s space (None when it does)."""
+    if problem.factors != "divisors":
+        return MILP_ANY_SPACE
+    return MILP_HALO if problem.halo else None
 
 
 def _with_constraints(problem: MultiLevelProblem) -> str:
@@ -175,8 +184,9 @@ def _solve_multilevel(problem: MultiLevelProblem, method: str, limit: float, wor
                                 found.wall_time_s, f"{found.points:,} factor combinations x group orders")
     if method not in MULTILEVEL_METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(MULTILEVEL_METHODS)}")
-    if method == "milp" and problem.factors != "divisors":
-        return MultiLevelResult("error", method, None, None, None, None, time.perf_counter() - start, MILP_ANY_SPACE)
+    if method == "milp" and milp_refusal(problem):
+        return MultiLevelResult("error", method, None, None, None, None, time.perf_counter() - start,
+                                milp_refusal(problem))
     if problem.objective == "edp" and problem.factors != "divisors":
         return MultiLevelResult("error", method, None, None, None, None, time.perf_counter() - start,
                                 "edp is solved over divisor factors only: its search fixes the busy PEs, which with "
@@ -243,7 +253,7 @@ def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restricti
                                     "time limit reached while building the CP-SAT model")
         if hint is not None:
             add_hint(problem, builder, rows, x, o, hint)
-        outcome = solve_cpsat(builder.m, lambda s: decode(problem, rows, x, o, s, builder.keep), remaining, workers)
+        outcome = solve_cpsat(builder.m, lambda s: decode(problem, rows, x, o, s, builder.keep, builder.halo_dims), remaining, workers)
     else:
         try:
             outcome, scale, constant = solve_multilevel_milp(problem, limit, restriction)

@@ -22,6 +22,7 @@ import numpy as np
 from .constraints import emptying_constraints
 from .problem import DIMS, REUSE_GROUPS, LevelLoops, MultiLevelMapping, MultiLevelProblem, SpatialLoops, layer_extent
 from .clipping import chain, positions, remainder_rows
+from .halo import halo_orders
 from .rows import fits_fanouts, row_width
 
 GROUP_RANKINGS: tuple[tuple[str, ...], ...] = tuple(itertools.permutations(("inputs", "weights", "outputs")))
@@ -231,10 +232,13 @@ def settled_rankings(problem: MultiLevelProblem) -> dict[int, tuple[str, ...]]:
 
 
 def level_orders(problem: MultiLevelProblem) -> list[tuple[tuple[str, ...], ...]]:
-    """Per level, the group orders a search must try (one where the order is settled)."""
+    """Per level, the group orders a search must try (one where the order is
+    settled); with halo reuse, each also with every window dimension
+    innermost in its group (``halo.halo_orders``)."""
     settled = settled_rankings(problem)
-    return [(group_order(settled[l]),) if l in settled else GROUP_ORDERS
-            for l in range(len(problem.hierarchy.levels))]
+    orders = [(group_order(settled[l]),) if l in settled else GROUP_ORDERS
+              for l in range(len(problem.hierarchy.levels))]
+    return [halo_orders(o) for o in orders] if problem.halo else orders
 
 
 def space_points(problem: MultiLevelProblem) -> int:

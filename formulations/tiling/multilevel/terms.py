@@ -26,6 +26,7 @@ from math import prod
 from .problem import DIMS, REUSE_GROUPS, MultiLevelMapping, MultiLevelProblem
 from .bypass import links
 from .cost import union_window_rows, window_rows
+from .halo import step_rows
 from .rows import fanout_factor, tile_extent
 
 TENSORS = ("inputs", "weights", "outputs")
@@ -98,9 +99,14 @@ def boundaries(problem: MultiLevelProblem) -> list[Boundary]:
     return out
 
 
-def halo_value(problem: MultiLevelProblem, halo: Halo, rows_p: tuple, rows_r: tuple) -> int:
+def halo_value(problem: MultiLevelProblem, halo: Halo, rows_p: tuple, rows_r: tuple,
+               sweep: tuple[str, int] | None = None) -> int:
     """The halo factor for one choice of factor rows (``rows.py``) of the
-    axis (P or Q) and its window dimension (R or S)."""
+    axis (P or Q) and its window dimension (R or S).
+
+    With halo reuse, ``sweep = (dim, level)`` names the loop that sweeps the
+    tile along this axis (``halo.py``): of its ``n`` trips per sweep, one
+    fetches the tile and ``n - 1`` the rows a step brings in."""
     hier = problem.hierarchy
     K = len(hier.levels)
     l = halo.level
@@ -119,7 +125,16 @@ def halo_value(problem: MultiLevelProblem, halo: Halo, rows_p: tuple, rows_r: tu
         rows = union_window_rows(stride, dilation, t_p, t_r, spread_p, spread_r)
     else:
         rows = int(window_rows(problem.layer, halo.axis, t_p, t_r))
-    return above_p * above_r * rows
+    if sweep is None:
+        return above_p * above_r * rows
+    dim, j = sweep
+    row = rows_p if dim == halo.axis else rows_r
+    n = row[j]
+    step = tile_extent(row, hier, j) // n
+    stride, dilation = problem.layer.stride[halo.axis == "Q"], problem.layer.dilation[halo.axis == "Q"]
+    shift = (step, 0) if dim == halo.axis else (0, step)
+    new = step_rows(stride, dilation, t_p, t_r, spread_p, spread_r, *shift)
+    return above_p * above_r // n * (rows + (n - 1) * new)
 
 
 def words_value(problem: MultiLevelProblem, words: Words, rows: dict[str, tuple]) -> int:
