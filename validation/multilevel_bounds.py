@@ -8,6 +8,11 @@
   - Off-chip traffic: the compulsory traffic.
   - Latency: ceil(MACs / PEs).
   - EDP: the product of the energy and latency bounds.
+  - Energy also counts the MAC operand latches (``latch_energy``): each MAC
+    unit holds one word of each tensor, two different MACs share at most
+    one operand, so between two MACs of a unit at least two latches change,
+    each change a read (inputs, weights) or a drain (outputs) at a level
+    that may hold the tensor, shared at most by the fan-outs in between.
 * ``array_boundary``: the traffic into and out of PE-private storage, in the
   spirit of the paper's register-level bound. All private storage of all
   PEs, plus each MAC's three operand latches, is one fast memory of S words
@@ -59,6 +64,49 @@ def private_words(problem: MultiLevelProblem) -> int:
     return sum(instances * (b // narrow) for instances, b in bits.items()) + 3 * hier.pes  # 3: MAC latches
 
 
+def latch_price(problem: MultiLevelProblem, tensor: str) -> float:
+    """Least energy one change of a MAC unit's ``tensor`` latch can cost:
+    a read (inputs, weights) or a write of the drained partial sum
+    (outputs) at a level at or below the innermost one that always keeps the
+    tensor (any of them may serve the latch), divided by the MAC units one
+    such access can serve (the fan-outs in between that share the tensor)."""
+    hier = problem.hierarchy
+    K = len(hier.levels)
+    innermost = max(i for i, level in enumerate(hier.levels) if tensor in level.always_holds or i == 0)
+    best = float("inf")
+    for index in range(innermost, K):
+        level = hier.levels[index]
+        if index > 0 and tensor not in level.holds:
+            continue
+        energy = level.write_energy if tensor == "outputs" else level.read_energy
+        shared = 1
+        for fanout in hier.fanouts:
+            if index < fanout.level <= K and fanout.shares(tensor):
+                shared *= fanout.size
+        best = min(best, energy / shared)
+    return best
+
+
+def mac_units(problem: MultiLevelProblem) -> int:
+    """MAC units of the array: every fan-out's instances."""
+    units = 1
+    for fanout in problem.hierarchy.fanouts:
+        units *= fanout.size
+    return max(units, problem.hierarchy.pes)
+
+
+def latch_energy(problem: MultiLevelProblem) -> float:
+    """Energy of the latch changes any schedule needs (docs/tiling-multilevel.md).
+
+    Two different MACs share at most one operand (the same input and weight,
+    or weight and output, or input and output, fix every loop index), so on
+    one MAC unit every MAC after the first changes at least two of the three
+    one-word latches: at least the two cheapest prices per MAC, less one per
+    unit for its first MAC."""
+    prices = sorted(latch_price(problem, t) for t in ("inputs", "weights", "outputs"))
+    return max(0, problem.layer.macs - mac_units(problem)) * (prices[0] + prices[1])
+
+
 def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
     layer, hier = problem.layer, problem.hierarchy
     p = layer.precision
@@ -69,6 +117,7 @@ def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
 
     dram = hier.levels[0]
     energy = layer.macs * hier.mac_energy + dram.read_energy * (used_inputs + weights) + dram.write_energy * outputs
+    energy += latch_energy(problem)
     for tensor, count in (("inputs", used_inputs), ("weights", weights)):
         holder = first_holder(tensor)
         if holder is not None:
@@ -79,7 +128,8 @@ def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
     latency = ceil(layer.macs / hier.pes)
     offchip = (used_inputs * p.inputs + weights * p.weights + outputs * p.outputs) / 8
     value, meaning = {
-        "energy": (energy, "every MAC, and every word once through DRAM and its first on-chip level"),
+        "energy": (energy, "every MAC, two operand-latch changes per MAC, and every word once through "
+                   "DRAM and its first on-chip level"),
         "latency": (float(latency), "all PEs busy every cycle"),
         "edp": (energy * latency, "energy bound times latency bound"),
         "offchip_traffic": (offchip, "each used input, weight and output crosses once"),
