@@ -69,7 +69,10 @@ def latch_price(problem: MultiLevelProblem, tensor: str) -> float:
     a read (inputs, weights) or a write of the drained partial sum
     (outputs) at a level at or below the innermost one that always keeps the
     tensor (any of them may serve the latch), divided by the MAC units one
-    such access can serve (the fan-outs in between that share the tensor)."""
+    such access can serve (the fan-outs in between that share the tensor).
+    A tensor that DRAM may serve directly costs nothing here: DRAM's
+    accesses are counted by the compulsory term, and adding them twice
+    would not be a bound."""
     hier = problem.hierarchy
     K = len(hier.levels)
     innermost = max(i for i, level in enumerate(hier.levels) if tensor in level.always_holds or i == 0)
@@ -78,7 +81,9 @@ def latch_price(problem: MultiLevelProblem, tensor: str) -> float:
         level = hier.levels[index]
         if index > 0 and tensor not in level.holds:
             continue
-        energy = level.write_energy if tensor == "outputs" else level.read_energy
+        # DRAM's reads of inputs and weights and its writes of outputs already carry the compulsory
+        # term, which may count the very same accesses: DRAM adds nothing here, so the terms stay disjoint
+        energy = 0.0 if index == 0 else level.write_energy if tensor == "outputs" else level.read_energy
         shared = 1
         for fanout in hier.fanouts:
             if index < fanout.level <= K and fanout.shares(tensor):
