@@ -7,6 +7,7 @@ heuristic mapper to the certified optimum, for a network on several presets.
     python benchmarks/tiling_onchip.py --gains bypass --presets eyeriss tpu-like
     python benchmarks/tiling_onchip.py --gains fanouts --presets simba-like
     python benchmarks/tiling_onchip.py --gains factors --network awkward --presets eyeriss-like --objective latency
+    python benchmarks/tiling_onchip.py --gains halo --network resnet50 --presets eyeriss-like simba-like
 
 ``--gains`` prints what a larger mapping space gains instead, per layer,
 with both solve times: ``bypass``, the optimum with the preset's fixed keep
@@ -15,7 +16,9 @@ tensor as the solver chooses (same capacities); ``fanouts``, the optimum
 with only the outermost fan-out against the optimum with all of them (a
 space that contains the first: an inner fan-out unrolling nothing);
 ``factors``, the optimum over divisor trip counts against the one with
-partial last tiles (``space: {factors: any}``). ``--network awkward`` is a
+partial last tiles (``space: {factors: any}``); ``halo``, the optimum
+without halo reuse against the one with it (``space: {halo: true}``).
+``--network awkward`` is a
 set of layers whose sizes do not factor onto a 12 x 14 array (7 x 7 and
 13 x 13 outputs, 3 input channels, prime channel counts).
 
@@ -100,10 +103,14 @@ def outermost_fanout(hierarchy, constraints):
 
 def gain_table(network: str, hierarchy, objective: str, time_limit: float, constraints, gains_of: str) -> None:
     """Per distinct layer: the proved optimum in the smaller space and in the
-    larger one (``gains_of``: bypass or fanouts), the gain, and the CP-SAT
+    larger one (``gains_of``: bypass, fanouts, factors or halo), the gain, and the CP-SAT
     time of each."""
-    factors = ("divisors", "divisors")
-    if gains_of == "bypass":
+    factors, halo = ("divisors", "divisors"), (False, False)
+    if gains_of == "halo":
+        small, small_constraints, larger = hierarchy, constraints, hierarchy
+        halo = (False, True)
+        labels = ("no halo", "halo", "without vs with halo reuse", "bypassed")
+    elif gains_of == "bypass":
         small, small_constraints, larger = hierarchy, constraints, bypass_chosen(hierarchy)
         labels = ("fixed", "chosen", "fixed keep sets vs bypass chosen", "bypassed")
     elif gains_of == "factors":
@@ -121,9 +128,9 @@ def gain_table(network: str, hierarchy, objective: str, time_limit: float, const
     gains, slow = [], []
     for layer, _ in distinct_layers(network):
         base = solve_multilevel(MultiLevelProblem(layer, small, objective=objective, constraints=small_constraints,
-                                                  factors=factors[0]), "cpsat", time_limit)
+                                                  factors=factors[0], halo=halo[0]), "cpsat", time_limit)
         wide = solve_multilevel(MultiLevelProblem(layer, larger, objective=objective, constraints=constraints,
-                                                  factors=factors[1]), "cpsat", time_limit)
+                                                  factors=factors[1], halo=halo[1]), "cpsat", time_limit)
         if base.objective is None or wide.objective is None:
             print(f"{layer.name:30s} {base.status:>14s} {'':>7s} {wide.status:>14s}", flush=True)
             continue
@@ -154,7 +161,7 @@ def main() -> int:
     parser.add_argument("--bandwidth", action="append", default=[], metavar="LEVEL=WORDS",
                         help="words per cycle of a level (per PE for a per-PE level); repeatable, "
                              "e.g. --bandwidth DRAM=2 for latency or edp")
-    parser.add_argument("--gains", choices=["bypass", "fanouts", "factors"],
+    parser.add_argument("--gains", choices=["bypass", "fanouts", "factors", "halo"],
                         help="print the gain of a larger mapping space instead")
     args = parser.parse_args()
     if args.gains:
