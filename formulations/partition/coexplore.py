@@ -8,12 +8,19 @@ picked from a list of candidates.
 For a fixed capacity, the best partition is the least-EMA one. So the joint
 optimum is the least, over the candidates, of the capacity plus alpha times
 that capacity's optimal EMA energy, and it is exact when each of those
-optima is proved. EMA can only fall as the capacity grows, so once
-``capacity + alpha * (EMA energy of a floor)`` reaches the best cost found,
-no larger capacity can win, and the search stops there. The floor is the
-solver's bound at the largest capacity, or the compulsory EMA (every
-weight, network input and output once) when that is higher or the largest
-capacity could not be solved.
+optima is proved or shown unable to win. The sizes are tried smallest
+first, where solves are cheap (few candidate subgraphs fit):
+
+* EMA can never fall below the compulsory EMA (every weight, network input
+  and output once), so once ``capacity + alpha * (its energy)`` reaches the
+  best cost found, no larger capacity can win, and the search stops;
+* a size below that point is ruled out without solving it when the
+  covering LP's rigorous bound on its EMA (``relaxation.py``) already makes
+  its cost reach the best one (status ``cutoff``).
+
+Both rules drop only sizes whose every partition costs at least the best
+design found, so the answer is the one solving every size would give
+(docs/partition.md, "Pruning the sizes").
 
 The time limit is the whole search's: each capacity's solve gets what the
 ones before it left, and once it is spent the sizes not yet solved are
@@ -25,16 +32,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .cost import compulsory_ema, total_bytes
+from .cost import compulsory_ema, execution, total_bytes
 from .exact import solve_partition
 from .graph import PartitionGraph
 
 ALPHA = 0.002
 PJ_PER_BIT = 12.5
-
-
-LARGEST_SHARE = 0.5
-"""Most of the time limit the largest size's solve may take (it comes first)."""
 
 
 def design_cost(capacity, ema_bytes: float, alpha: float = ALPHA, pj_per_bit: float = PJ_PER_BIT) -> float:
@@ -100,50 +103,67 @@ def fixed_buffers(pg: PartitionGraph, capacities: list[int], method: str = "dp",
 
 
 def coexplore(pg: PartitionGraph, capacities: list[int], method: str = "dp", alpha: float = ALPHA,
-              pj_per_bit: float = PJ_PER_BIT, time_limit: float = 60.0) -> CoexploreResult:
+              pj_per_bit: float = PJ_PER_BIT, time_limit: float = 60.0, prune: bool = True) -> CoexploreResult:
+    """The least design cost ``capacity + alpha * EMA energy`` over the
+    candidate ``capacities`` and the partitions that fit each.
+
+    Parameters
+    ----------
+    pg : PartitionGraph
+        The network.
+    capacities : list of int
+        Candidate buffer sizes in bytes (any order; duplicates ignored).
+    method : {"dp", "milp", "cpsat"}
+        The exact method each size is solved with.
+    alpha, pj_per_bit : float
+        Cocco's weight of the EMA energy, and the DRAM energy per bit.
+    time_limit : float
+        Seconds for the whole search. Sizes not reached in time are left out
+        and the result is at best ``feasible``.
+    prune : bool
+        Rule out a size whose covering-LP bound shows it cannot beat the
+        best design found, without solving it (status ``cutoff``). Off,
+        every size up to the stop rule is solved; the answer is the same.
+
+    Returns
+    -------
+    CoexploreResult
+        ``optimal`` when every size that could win was proved or ruled out,
+        ``feasible`` when the time ran out first, ``infeasible`` when no
+        size fits every layer, ``error`` when no size was solved.
+    """
     capacities = sorted(set(capacities))
     deadline = time.perf_counter() + time_limit
-    # the largest size first, for its bound; at most half the time, unless it is the only size
-    largest = solve_partition(pg, capacities[-1], method,
-                              time_limit if len(capacities) == 1 else LARGEST_SHARE * time_limit)
-    if largest.status == "infeasible":
+    too_big = next((v for v in pg.order if execution(pg, frozenset([v]), capacities[-1]) is None), None)
+    if too_big is not None:  # a layer that fits no size alone: nothing fits
         return CoexploreResult("infeasible", None, None, None, None,
                                [CapacityPoint(capacities[-1], "infeasible", None, None)])
-    floor = max(compulsory_ema(pg), largest.best_bound or 0.0)  # no capacity moves less
-    best, proved, points = None, True, []  # the largest size's bound is valid either way; its result counts if used
-
-    def record(capacity: int, result) -> None:
-        nonlocal best, proved
-        if result.status == "infeasible":
-            points.append(CapacityPoint(capacity, "infeasible", None, None))
-            return
+    floor = compulsory_ema(pg)  # no capacity moves less
+    energy_per_byte = alpha * 8 * pj_per_bit
+    best, proved, points = None, True, []
+    for capacity in capacities:
+        if best is not None and design_cost(capacity, floor, alpha, pj_per_bit) >= best[0]:
+            break  # this size alone, and every larger one, costs at least the best design
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            proved = False  # the sizes from here on are not solved
+            break
+        # only an EMA below this can beat the best design at this size
+        cutoff = (best[0] - total_bytes(capacity)) / energy_per_byte if prune and best is not None else None
+        result = solve_partition(pg, capacity, method, remaining, cutoff=cutoff)
+        if result.status in ("infeasible", "cutoff"):
+            points.append(CapacityPoint(capacity, result.status, None, None))
+            continue
         proved &= result.status == "optimal"
         if result.blocks is None:
             points.append(CapacityPoint(capacity, result.status, None, None))
-            return
+            continue
         cost = design_cost(capacity, result.objective, alpha, pj_per_bit)
         points.append(CapacityPoint(capacity, result.status, result.objective, cost))
         if best is None or cost < best[0]:
             best = (cost, capacity, result.blocks, result.objective)
-
-    out_of_time = False
-    for capacity in capacities:
-        if best is not None and design_cost(capacity, floor, alpha, pj_per_bit) >= best[0]:
-            break
-        if capacity == capacities[-1]:
-            record(capacity, largest)
-        elif time.perf_counter() >= deadline:
-            out_of_time = True  # the sizes from here on are not solved
-            break
-        else:
-            record(capacity, solve_partition(pg, capacity, method, deadline - time.perf_counter()))
-    if out_of_time:
-        proved = False
-        if best is None or design_cost(capacities[-1], floor, alpha, pj_per_bit) < best[0]:
-            record(capacities[-1], largest)  # solved first, so it may still win
     if best is None:
-        status = "infeasible" if points and not out_of_time and all(p.status == "infeasible" for p in points) \
-            else "error"
+        status = "infeasible" if points and proved and all(p.status == "infeasible" for p in points) else "error"
         return CoexploreResult(status, None, None, None, None, points)
     cost, capacity, blocks, ema = best
     return CoexploreResult("optimal" if proved else "feasible", capacity, blocks, ema, cost, points)

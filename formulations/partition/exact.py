@@ -31,6 +31,7 @@ from ...solvers.highs import not_solved, solve_highs
 from .cost import (DEFAULT_MACHINE, OBJECTIVES, Machine, bound_fits, ema_bytes, execution, fits, least_memory,
                    memory_parts, quotient_is_acyclic)
 from .graph import PartitionGraph
+from .relaxation import covering_lp_bound
 
 METHODS = ("dp", "milp", "cpsat")
 
@@ -327,9 +328,42 @@ def _compact_fallback(pg: PartitionGraph, capacity: int, method: str, start: flo
 
 def solve_partition(pg: PartitionGraph, capacity: int, method: str = "milp", time_limit: float = 60.0,
                     workers: int = 0, max_candidates: int = MAX_CANDIDATES, objective: str = "ema",
-                    machine: Machine = DEFAULT_MACHINE) -> PartitionResult:
+                    machine: Machine = DEFAULT_MACHINE, cutoff: float | None = None) -> PartitionResult:
     """Best partition of ``pg`` into subgraphs that fit ``capacity``: least
-    EMA bytes, or least latency cycles on ``machine``."""
+    EMA bytes, or least latency cycles on ``machine``.
+
+    Parameters
+    ----------
+    pg : PartitionGraph
+        The network.
+    capacity : int or Capacity
+        The on-chip buffer, in bytes (or separate activation and weight buffers).
+    method : {"dp", "milp", "cpsat"}
+        The exact method.
+    time_limit : float
+        Seconds for everything: the candidates, the model and the solve.
+    workers : int
+        CP-SAT's workers (0: its default).
+    max_candidates : int
+        Beyond this many candidate subgraphs, the MILP and CP-SAT fall back
+        to the compact model and the DP reports an error.
+    objective : {"ema", "latency"}
+        What to minimise.
+    machine : Machine
+        The compute and transfer rates that latency is counted with.
+    cutoff : float, optional
+        Only a partition whose objective lies below this value is wanted.
+        When the covering LP's rigorous bound (``relaxation.py``) already
+        reaches it, the solve is skipped and the status is ``cutoff``, with
+        that bound as ``best_bound``. Co-exploration uses it to rule out a
+        buffer size that cannot beat the best design found.
+
+    Returns
+    -------
+    PartitionResult
+        ``optimal``, ``feasible`` (with the solver's bound), ``infeasible``,
+        ``cutoff`` or ``error``, with the subgraphs when one was found.
+    """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if objective not in OBJECTIVES:
@@ -351,6 +385,12 @@ def solve_partition(pg: PartitionGraph, capacity: int, method: str = "milp", tim
         return PartitionResult("infeasible", method, None, None, None, len(cands), time.perf_counter() - start,
                                f"layer {missing[0]} alone needs at least {least_memory(pg, frozenset(missing[:1])):,} B "
                                f"on chip, more than the capacity of {capacity:,} B")
+    if cutoff is not None:
+        bound = covering_lp_bound(pg, cands, max(0.0, start + time_limit - time.perf_counter()))
+        if bound >= cutoff:
+            return PartitionResult("cutoff", method, None, None, bound, len(cands), time.perf_counter() - start,
+                                   f"the covering LP bounds the objective by {bound:,.0f}, at or above the "
+                                   f"cutoff {cutoff:,.0f}")
     if method == "dp":
         try:
             value, blocks = _dp(pg, cands, start + time_limit)

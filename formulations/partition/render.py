@@ -89,5 +89,8 @@ def render_partition(problem: PartitionProblem, result, solution, console, table
                              "-" if p["cost"] is None else f"{p['cost']:,.0f}")
         console.print()
         console.print(explored)
+        if any(p["status"] == "cutoff" for p in points):
+            console.print("cutoff: not solved, the covering LP's bound on the EMA already makes the size cost "
+                          "at least the best design")
         if len(points) < len(problem.capacities):
             console.print("larger sizes skipped: their size alone already costs more than the best design")
