@@ -213,7 +213,7 @@ def capped_segment_bits(inst: CappedInstance) -> float:
         if k is not None and (k - 1) * (t - largest) > best:
             best, best_at = (k - 1) * (t - largest), (i, inst.outputs / k / n_grid[-1])
     if best_at is None:
-        return best
+        return float(best)
     i, share = best_at
     fine = np.geomspace(coarse[max(i - 1, 0)], coarse[min(i + 1, len(coarse) - 1)], 12)
     n_grids, uppers = segment_macs(inst, fine, steps_n=320, focus=np.full(len(fine), min(1.0, 4 * share)))
@@ -221,4 +221,4 @@ def capped_segment_bits(inst: CappedInstance) -> float:
         k = _segments_needed(inst, n_grid, upper)
         if k is not None:
             best = max(best, (k - 1) * (t - largest))
-    return best
+    return float(best)
