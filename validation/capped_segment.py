@@ -82,7 +82,8 @@ def _least_cost(v: np.ndarray, inst: CappedInstance, floor_c: np.ndarray) -> np.
     clamped_log = [np.where(state[i] == 0, log_lo[i], log_hi[i]) for i in range(3)]
     rest = sum(np.where(free[i], np.log(w[i]), -clamped_log[i]) for i in range(3))
     log_lambda = (need + rest) / np.maximum(count, 1)  # b_x x = lambda for every free x
-    xs = [np.where(free[i], np.exp(log_lambda - np.log(w[i])), np.exp(clamped_log[i])) for i in range(3)]
+    xs = [np.where(free[i], np.exp(log_lambda - np.log(w[i])), np.where(state[i] == 0, lower[i], upper[i]))
+          for i in range(3)]
     ok = np.all(lower <= upper * (1 + _SLACK), axis=0)[None]
     for i in range(3):
         ok = ok & (~free[i] | ((xs[i] >= lower[i] * (1 - _SLACK)) & (xs[i] <= upper[i] * (1 + _SLACK))))
@@ -104,7 +105,7 @@ def _cell_edges(steps: int, focus: np.ndarray) -> np.ndarray:
     return np.concatenate([low, high], axis=1)
 
 
-def segment_macs(inst: CappedInstance, t_bits: np.ndarray, steps_n: int = 64, iterations: int = 18,
+def segment_macs(inst: CappedInstance, t_bits: np.ndarray, steps_n: int = 64, iterations: int = 14,
                  focus: np.ndarray | None = None):
     """Upper bounds on the MACs of one segment of ``t_bits`` read bits, for
     every length of ``t_bits`` at once.
@@ -132,7 +133,7 @@ def segment_macs(inst: CappedInstance, t_bits: np.ndarray, steps_n: int = 64, it
     top = float(min(inst.macs, inst.weight_cap * inst.weights, inst.input_cap * inst.inputs,
                     inst.output_cap * inst.outputs))
     hi = np.full(budget.shape, np.log(top))
-    lo = hi - 20.0  # log of a MAC count the budget allows, or so small that its error does not matter
+    lo = hi - 14.0  # log of a MAC count the budget allows, or so small that its error does not matter
     top_fits = _least_cost(np.full(budget.shape, top), inst, floor_c) <= budget
     for _ in range(iterations):
         mid = (lo + hi) / 2
@@ -215,7 +216,7 @@ def capped_segment_bits(inst: CappedInstance) -> float:
     if best_at is None:
         return float(best)
     i, share = best_at
-    fine = np.geomspace(coarse[max(i - 1, 0)], coarse[min(i + 1, len(coarse) - 1)], 12)
+    fine = np.geomspace(coarse[max(i - 1, 0)], coarse[min(i + 1, len(coarse) - 1)], 8)
     n_grids, uppers = segment_macs(inst, fine, steps_n=320, focus=np.full(len(fine), min(1.0, 4 * share)))
     for t, n_grid, upper in zip(fine, n_grids, uppers):
         k = _segments_needed(inst, n_grid, upper)
