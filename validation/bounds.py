@@ -8,6 +8,9 @@
 * ``read_segment``: a segment argument that counts reads and output
   creations only, in bits at each tensor's precision, with no tensor counted
   beyond its size (``read_segment.py``).  Rigorous for every schedule.
+* ``capped_segment``: the read-segment argument with per-element MAC caps
+  and exact per-segment maxima (``capped_segment.py``).  Rigorous for every
+  schedule.
 * ``seed``: the paper's asymptotic form 2*MACs/sqrt(Rw*S) + |O|; not rigorous
   for small or deep layers, so its ratio is reported, never asserted.
 

@@ -125,10 +125,10 @@ def segment_macs(inst: CappedInstance, t_bits: np.ndarray, steps_n: int = 64, it
     n_lo, n_hi = n_grid[:, :-1], n_grid[:, 1:]
     # n in [n_lo, n_hi] creates outputs at b_O and leaves c - n old partial sums at b_P:
     #   b_I a + b_W b + b_P c <= total + (b_P - b_O) n,  c >= n.
-    # Two relaxations over the cell, both kept: the budget of n_hi with c >= n_lo (exact where
-    # c >= n does not bind), and the budget of n_lo plus b_P (n_hi - n_lo) with c >= n_hi.
+    # Two relaxations over the cell, both kept: the larger budget of its ends with c >= n_lo (exact
+    # where c >= n does not bind), and the budget of n_lo plus b_P (n_hi - n_lo) with c >= n_hi.
     bp, bo = inst.psum_bits, inst.output_bits
-    budget = np.stack([total + (bp - bo) * n_hi, total + bp * n_hi - bo * n_lo])
+    budget = np.stack([total + np.maximum((bp - bo) * n_hi, (bp - bo) * n_lo), total + bp * n_hi - bo * n_lo])
     floor_c = np.stack([n_lo, n_hi])
     top = float(min(inst.macs, inst.weight_cap * inst.weights, inst.input_cap * inst.inputs,
                     inst.output_cap * inst.outputs))
