@@ -25,6 +25,7 @@ order of the MACs, each MAC performed once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import product
 
 import numpy as np
@@ -183,6 +184,7 @@ def _segments_needed(inst: CappedInstance, n_grid: np.ndarray, upper: np.ndarray
     return lo
 
 
+@lru_cache(maxsize=512)  # a certificate, a verify and a report ask for the same instance's bound
 def capped_segment_bits(inst: CappedInstance) -> float:
     """Lower bound on the DRAM reads plus the final output writes, in bits.
 
