@@ -9,7 +9,7 @@ graph partition) is reached through the same five functions:
 >>> result.status.value, result.objective, result.gap
 ('optimal', 11321344.0, 0.0)
 >>> [b.name for b in mapcert.bounds(problem)]
-['compulsory', 'hong_kung', 'read_segment', 'seed']
+['compulsory', 'hong_kung', 'read_segment', 'capped_segment', 'seed']
 >>> mapcert.verify(result.to_dict(), time_limit=30, methods=["cpsat"]).passed
 True
 

@@ -13,6 +13,9 @@
     one operand, so between two MACs of a unit at least two latches change,
     each change a read (inputs, weights) or a drain (outputs) at a level
     that may hold the tensor, shared at most by the fan-outs in between.
+  - And the read-backs that merge drained partial sums
+    (``latch_and_merge_energy``): an output drained in more pieces than one
+    reduction network adds up must have its pieces read back and added.
 * ``array_boundary``: the traffic into and out of PE-private storage, in the
   spirit of the paper's register-level bound. All private storage of all
   PEs, plus each MAC's three operand latches, is one fast memory of S words
@@ -112,6 +115,46 @@ def latch_energy(problem: MultiLevelProblem) -> float:
     return max(0, problem.layer.macs - mac_units(problem)) * (prices[0] + prices[1])
 
 
+def merge_price(problem: MultiLevelProblem) -> float:
+    """Least energy of reading back one stored partial sum to add to it: a
+    read at any level that may hold outputs, DRAM included.  One read serves
+    one addition (a partial sum added twice would be counted twice)."""
+    levels = problem.hierarchy.levels
+    return min(level.read_energy for i, level in enumerate(levels) if i == 0 or "outputs" in level.holds)
+
+
+def reduction_group(problem: MultiLevelProblem) -> int:
+    """MAC units whose partial sums one drain can add up on the way out:
+    the product of the fan-outs whose network reduces outputs."""
+    size = 1
+    for fanout in problem.hierarchy.fanouts:
+        if fanout.shares("outputs"):
+            size *= fanout.size
+    return size
+
+
+def latch_and_merge_energy(problem: MultiLevelProblem) -> float:
+    """Energy of the latch changes and of the read-backs that merge drained
+    partial sums (docs/tiling-multilevel.md, "Merging drained partial sums").
+
+    A unit's output latch holds one output through a *run* of consecutive
+    MACs; with ``x_O`` output-latch changes there are at least ``x_O`` runs.
+    A drain adds the runs of at most ``s`` units (the reduction group) on
+    the way out; every other addition of two partial values reads one of
+    them back from a level, and at most ``|O|`` of these make a final value.
+    So at least ``x_O / s - 2 |O|`` reads of unfinished partial sums, at
+    ``merge_price`` each: the output latch effectively costs
+    ``p_O + q / s`` per change.  The latch argument then takes the two
+    cheapest of the three prices per MAC, less ``2 q |O|``; the larger of
+    this and the plain latch term is a bound on the same events."""
+    layer = problem.layer
+    q, s = merge_price(problem), reduction_group(problem)
+    prices = sorted([latch_price(problem, "inputs"), latch_price(problem, "weights"),
+                     latch_price(problem, "outputs") + q / s])
+    merged = max(0, layer.macs - mac_units(problem)) * (prices[0] + prices[1]) - 2 * q * layer.output_elements
+    return max(latch_energy(problem), merged)
+
+
 def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
     layer, hier = problem.layer, problem.hierarchy
     p = layer.precision
@@ -122,7 +165,7 @@ def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
 
     dram = hier.levels[0]
     energy = layer.macs * hier.mac_energy + dram.read_energy * (used_inputs + weights) + dram.write_energy * outputs
-    energy += latch_energy(problem)
+    energy += latch_and_merge_energy(problem)
     for tensor, count in (("inputs", used_inputs), ("weights", weights)):
         holder = first_holder(tensor)
         if holder is not None:
@@ -133,8 +176,8 @@ def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
     latency = ceil(layer.macs / hier.pes)
     offchip = (used_inputs * p.inputs + weights * p.weights + outputs * p.outputs) / 8
     value, meaning = {
-        "energy": (energy, "every MAC, two operand-latch changes per MAC, and every word once through "
-                   "DRAM and its first on-chip level"),
+        "energy": (energy, "every MAC, two operand-latch changes per MAC, the read-backs that merge "
+                   "drained partial sums, and every word once through DRAM and its first on-chip level"),
         "latency": (float(latency), "all PEs busy every cycle"),
         "edp": (energy * latency, "energy bound times latency bound"),
         "offchip_traffic": (offchip, "each used input, weight and output crosses once"),

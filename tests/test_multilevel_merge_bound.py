@@ -1,0 +1,82 @@
+"""The merge term of the multi-level energy bound against wider spaces.
+
+``latch_and_merge_energy`` charges the read-backs that merge drained
+partial sums.  On small layers the energy bound must stay at or below the
+proved optima of the widest declared space (any factors, halo reuse, keep
+or bypass chosen) and below every randomly drawn mapping, on hierarchies
+where the merge term is the larger of the two latch terms."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+
+from mapcert.formulations.tiling.multilevel.cost import evaluate_multilevel
+from mapcert.formulations.tiling.multilevel.problem import MultiLevelProblem
+from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
+from mapcert.formulations.tiling.problem import ConvLayer
+from mapcert.hardware.hierarchy import Fanout, Hierarchy, MemoryLevel
+from mapcert.validation.multilevel_bounds import latch_and_merge_energy, latch_energy, multilevel_bounds
+
+from helpers import random_multilevel_mapping, with_random_keep
+
+
+def simba_like(out_bytes: int, chosen: bool = False) -> Hierarchy:
+    """DRAM, a partitioned PE buffer, a 2 x 2 fan-out of lanes that
+    multicasts inputs and reduces outputs, one weight register per lane
+    (dear enough that the two cheapest latches are inputs and outputs)."""
+    levels = (MemoryLevel("DRAM", read_energy=12, write_energy=12),  # cheap: the on-chip terms dominate
+              MemoryLevel("PEBuffer", partition_bits={"inputs": 8 * 32, "weights": 8 * 64, "outputs": 8 * out_bytes},
+                          chosen=frozenset({"inputs"}) if chosen else frozenset(), read_energy=6, write_energy=6),
+              MemoryLevel("WeightReg", capacity_bits=8, holds=frozenset({"weights"}), per_pe=True,
+                          read_energy=4, write_energy=4))
+    return Hierarchy("simba-like", levels, mac_energy=1, fanouts=(Fanout("lanes", 2, 2, 2),))
+
+
+LAYERS = [
+    ConvLayer("conv", 1, 4, 4, 3, 3, 3, 1),
+    ConvLayer("matmul", 2, 4, 16, 2, 2),
+    ConvLayer("deep", 1, 2, 8, 2, 1, 3, 3),
+]
+
+
+def test_the_merge_term_is_the_larger_one_here():
+    """Else the tests below would not check it."""
+    for layer in LAYERS:
+        problem = MultiLevelProblem(layer, simba_like(12))
+        assert latch_and_merge_energy(problem) > 1.02 * latch_energy(problem)
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
+def test_no_optimum_of_the_widest_space_is_below_the_bound(layer):
+    for hierarchy in (simba_like(12), simba_like(48, chosen=True)):
+        problem = MultiLevelProblem(layer, hierarchy, factors="any", halo=True)
+        solved = solve_multilevel(problem, "cpsat", 60)
+        assert solved.status == "optimal"
+        assert multilevel_bounds(problem).objective <= solved.objective + 1e-9
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
+def test_no_random_mapping_is_below_the_bound(layer):
+    rnd = random.Random(7)
+    for hierarchy in (simba_like(12), simba_like(48, chosen=True)):
+        problem = MultiLevelProblem(layer, hierarchy)
+        bound = multilevel_bounds(problem).objective
+        for _ in range(150):
+            mapping = random_multilevel_mapping(problem, rnd, full_orders=True)
+            if hierarchy.chooses_bypass:
+                mapping = with_random_keep(problem, mapping, rnd)
+            metrics = evaluate_multilevel(problem, mapping)
+            if metrics.fits:
+                assert metrics.energy >= bound - 1e-9
+
+
+def test_without_a_reduction_network_every_drained_piece_is_read_back():
+    """No reduction: the group is one unit, the merge price is paid whole."""
+    hierarchy = simba_like(12)
+    no_reduction = replace(hierarchy, fanouts=(Fanout("lanes", 2, 2, 2, reduction=False),))
+    layer = LAYERS[0]
+    assert (latch_and_merge_energy(MultiLevelProblem(layer, no_reduction))
+            > latch_and_merge_energy(MultiLevelProblem(layer, hierarchy)))

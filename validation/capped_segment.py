@@ -1,0 +1,227 @@
+"""The capped read-segment bound on off-chip traffic (derivation in docs/bounds.md).
+
+The read-segment bound (``read_segment.py``) lets one segment of the
+execution perform up to ``sqrt(Rmax * a * b * c)`` MACs with ``a`` inputs,
+``b`` weights and ``c`` outputs touched.  Two things keep that loose:
+
+* the Loomis-Whitney product ignores how many MACs one element can take
+  part in at all: a weight is used by ``N*P*Q`` MACs, an input element by at
+  most ``Rmax * M/G``, an output by ``C/G * R * S``; a segment cannot do more
+  than ``K_x`` times the elements of tensor ``x`` it touches (a short
+  reduction, a small image or few output channels bind here);
+* the per-segment maximum was bounded from above on a coarse grid.
+
+Here the per-segment maximum of ``min(sqrt(Rmax a b c), K_I a, K_W b,
+K_O c)`` under the bit budget is computed exactly for the continuous
+relaxation (a convex least-cost problem, solved by enumerating its KKT
+patterns), on fine cells of the number of outputs created.  The argument
+over many segments is the one of the read-segment bound.
+
+Rigorous for every schedule of the layer on a buffer of ``capacity_bits``:
+any loop order, any tiles, R and S split, halo reuse, any replacement, any
+order of the MACs, each MAC performed once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import product
+
+import numpy as np
+
+_PATTERNS = np.array(list(product((0, 1, 2), repeat=3)), dtype=np.int8)  # per variable: 0 lower, 1 upper, 2 free
+_SLACK = 1e-9  # feasibility checks err towards accepting, which can only raise the bound's MAC count
+
+
+@dataclass(frozen=True)
+class CappedInstance:
+    """What the capped read-segment bound needs to know about a layer and a buffer.
+
+    Sizes are in elements, precisions and capacity in bits.  ``reuse_max``
+    is ``ConvLayer.reuse_max``; ``input_cap``, ``weight_cap`` and
+    ``output_cap`` are the most MACs one input element, one weight and one
+    output take part in (``Rmax * M/G``, ``N*P*Q``, ``C/G * R * S``).
+    """
+
+    macs: int
+    reuse_max: int
+    inputs: int
+    weights: int
+    outputs: int
+    input_bits: int
+    weight_bits: int
+    psum_bits: int
+    output_bits: int
+    capacity_bits: int
+    input_cap: int
+    weight_cap: int
+    output_cap: int
+
+
+def _least_cost(v: np.ndarray, inst: CappedInstance, floor_c: np.ndarray) -> np.ndarray:
+    """Least bits ``b_I a + b_W b + b_P c`` over real ``a, b, c``
+    that allow ``v`` MACs: ``R a b c >= v^2``, ``a >= v / K_I``,
+    ``b >= v / K_W``, ``c >= max(v / K_O, floor_c)``, each at most its
+    tensor's size (``inf`` where no such point exists).
+
+    The problem is convex in ``log a, log b, log c``, so its minimum is a
+    KKT point: each variable at its lower end, its upper end, or free with
+    ``b_x x`` the same for every free one (the product constraint then
+    tight).  All 27 patterns are evaluated and the cheapest feasible one is
+    the exact minimum."""
+    w = np.array([inst.input_bits, inst.weight_bits, inst.psum_bits], dtype=float)
+    lower = np.stack([v / inst.input_cap, v / inst.weight_cap, np.maximum(v / inst.output_cap, floor_c)])
+    upper = np.array([inst.inputs, inst.weights, inst.outputs], dtype=float).reshape((3,) + (1,) * v.ndim)
+    upper = np.broadcast_to(upper, lower.shape)
+    need = 2 * np.log(np.maximum(v, 1e-300)) - np.log(inst.reuse_max)  # log of the product a*b*c needed
+    log_lo, log_hi = np.log(np.maximum(lower, 1e-300)), np.log(upper)
+    shape = (len(_PATTERNS),) + (1,) * v.ndim
+    state = [_PATTERNS[:, i].reshape(shape) for i in range(3)]
+    free = [s == 2 for s in state]
+    count = sum(f.astype(int) for f in free)
+    clamped_log = [np.where(state[i] == 0, log_lo[i], log_hi[i]) for i in range(3)]
+    rest = sum(np.where(free[i], np.log(w[i]), -clamped_log[i]) for i in range(3))
+    log_lambda = (need + rest) / np.maximum(count, 1)  # b_x x = lambda for every free x
+    xs = [np.where(free[i], np.exp(log_lambda - np.log(w[i])), np.where(state[i] == 0, lower[i], upper[i]))
+          for i in range(3)]
+    ok = np.all(lower <= upper * (1 + _SLACK), axis=0)[None]
+    for i in range(3):
+        ok = ok & (~free[i] | ((xs[i] >= lower[i] * (1 - _SLACK)) & (xs[i] <= upper[i] * (1 + _SLACK))))
+    ok = ok & ((count > 0) | (sum(clamped_log) >= need - _SLACK))
+    cost = w[0] * xs[0] + w[1] * xs[1] + w[2] * xs[2]
+    return np.where(ok, cost, np.inf).min(axis=0)
+
+
+def _cell_edges(steps: int, focus: np.ndarray) -> np.ndarray:
+    """Cell edges on [0, 1], per row of ``focus``: three quarters of the
+    cells evenly on ``[0, focus]``, the rest evenly on ``[focus, 1]``.
+    Segments that reach every MAC create on average only a fraction of what
+    their budget could create; the cells around that average decide the
+    bound, so they are the fine ones."""
+    fine = steps - steps // 4
+    focus = np.clip(np.asarray(focus, dtype=float), 1e-9, 1.0)[:, None]
+    low = focus * np.linspace(0.0, 1.0, fine + 1)[None, :]
+    high = focus + (1 - focus) * np.linspace(0.0, 1.0, steps // 4 + 1)[None, 1:]
+    return np.concatenate([low, high], axis=1)
+
+
+def segment_macs(inst: CappedInstance, t_bits: np.ndarray, steps_n: int = 64, iterations: int = 14,
+                 focus: np.ndarray | None = None):
+    """Upper bounds on the MACs of one segment of ``t_bits`` read bits, for
+    every length of ``t_bits`` at once.
+
+    Returns ``(n_grid, upper)`` of shapes ``(T, steps_n + 1)`` and
+    ``(T, steps_n)`` (cells finer below ``focus * n_max``, see
+    ``_cell_edges``): a segment of ``t_bits[i]`` bits that creates ``n``
+    outputs, ``n`` in ``[n_grid[i, j], n_grid[i, j + 1]]``, performs at most
+    ``upper[i, j]`` MACs (the smaller of two relaxations over the cell);
+    the largest MAC count the budget allows is found by bisection on the
+    least cost, which grows with the count, and the upper end of the last
+    bracket is returned."""
+    t = np.asarray(t_bits, dtype=float)[:, None]
+    total = inst.capacity_bits + t
+    n_max = np.minimum(inst.outputs, total / inst.output_bits)
+    n_grid = n_max * _cell_edges(steps_n, np.ones(len(t)) if focus is None else focus)
+    n_lo, n_hi = n_grid[:, :-1], n_grid[:, 1:]
+    # n in [n_lo, n_hi] creates outputs at b_O and leaves c - n old partial sums at b_P:
+    #   b_I a + b_W b + b_P c <= total + (b_P - b_O) n,  c >= n.
+    # Two relaxations over the cell, both kept: the larger budget of its ends with c >= n_lo (exact
+    # where c >= n does not bind), and the budget of n_lo plus b_P (n_hi - n_lo) with c >= n_hi.
+    bp, bo = inst.psum_bits, inst.output_bits
+    budget = np.stack([total + np.maximum((bp - bo) * n_hi, (bp - bo) * n_lo), total + bp * n_hi - bo * n_lo])
+    floor_c = np.stack([n_lo, n_hi])
+    top = float(min(inst.macs, inst.weight_cap * inst.weights, inst.input_cap * inst.inputs,
+                    inst.output_cap * inst.outputs))
+    hi = np.full(budget.shape, np.log(top))
+    lo = hi - 14.0  # log of a MAC count the budget allows, or so small that its error does not matter
+    top_fits = _least_cost(np.full(budget.shape, top), inst, floor_c) <= budget
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        fits = _least_cost(np.exp(mid), inst, floor_c) <= budget
+        lo, hi = np.where(fits, mid, lo), np.where(fits, hi, mid)
+    upper = np.where(top_fits, top, np.exp(hi)).min(axis=0)
+    return n_grid, upper
+
+
+def _envelope(n_grid: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The breakpoints of the least concave, nondecreasing majorant of the
+    step function that is ``upper[j]`` on ``[n_grid[j], n_grid[j+1]]``."""
+    xs = np.repeat(n_grid, 2)[1:-1]
+    ys = np.repeat(np.maximum.accumulate(upper), 2)
+    hull: list[tuple[float, float]] = []
+    for point in zip(xs.tolist(), ys.tolist()):
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            if (y2 - y1) * (point[0] - x1) <= (point[1] - y1) * (x2 - x1):
+                hull.pop()
+            else:
+                break
+        hull.append(point)
+    return np.array([p[0] for p in hull]), np.array([p[1] for p in hull])
+
+
+def _segments_needed(inst: CappedInstance, n_grid: np.ndarray, upper: np.ndarray) -> int | None:
+    """The least k with ``k * env(|O| / k) >= MACs`` (None if no k reaches)."""
+    if upper.max() <= 0:
+        return None
+    hx, hy = _envelope(n_grid, upper)
+
+    def reach(k: int) -> float:
+        return k * float(np.interp(min(inst.outputs / k, hx[-1]), hx, hy))
+
+    lo, hi = 1, 1
+    while reach(hi) < inst.macs and hi < 2**60:
+        hi *= 2
+    if reach(hi) < inst.macs:
+        return None
+    while lo < hi:  # reach(k) grows with k (concave majorant through >= 0)
+        mid = (lo + hi) // 2
+        if reach(mid) >= inst.macs:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@lru_cache(maxsize=512)  # a certificate, a verify and a report ask for the same instance's bound
+def capped_segment_bits(inst: CappedInstance) -> float:
+    """Lower bound on the DRAM reads plus the final output writes, in bits.
+
+    As in the read-segment bound: for a segment length T, k segments do at
+    most ``k * env(|O| / k)`` MACs (env the concave majorant of the
+    per-segment bound in the outputs created), and the least k that reaches
+    every MAC gives ``reads + b_O |O| >= (k - 1) * (T - largest element)``.
+    Any T gives a valid bound; the search is in two passes: a coarse one
+    over T from ``0.05 B`` to ``64 B``, then a fine one around the best T,
+    with fine cells where its segments create ``|O| / k`` outputs each.
+
+    >>> inst = CappedInstance(macs=2**20, reuse_max=1, inputs=2**14, weights=2**14, outputs=2**14,
+    ...     input_bits=8, weight_bits=8, psum_bits=24, output_bits=8, capacity_bits=8 * 1024,
+    ...     input_cap=128, weight_cap=128, output_cap=64)
+    >>> capped_segment_bits(inst) > 8 * (3 * 2**14)    # more than every element once
+    True
+    """
+    if inst.macs <= 0:
+        return 0.0
+    largest = max(inst.input_bits, inst.weight_bits, inst.psum_bits, inst.output_bits)
+    coarse = np.geomspace(0.05, 64.0, 16) * inst.capacity_bits
+    coarse = coarse[coarse > 2 * largest]
+    if len(coarse) == 0:
+        return 0.0
+    best, best_at = 0.0, None
+    n_grids, uppers = segment_macs(inst, coarse, steps_n=48)
+    for i, (t, n_grid, upper) in enumerate(zip(coarse, n_grids, uppers)):
+        k = _segments_needed(inst, n_grid, upper)
+        if k is not None and (k - 1) * (t - largest) > best:
+            best, best_at = (k - 1) * (t - largest), (i, inst.outputs / k / n_grid[-1])
+    if best_at is None:
+        return float(best)
+    i, share = best_at
+    fine = np.geomspace(coarse[max(i - 1, 0)], coarse[min(i + 1, len(coarse) - 1)], 8)
+    n_grids, uppers = segment_macs(inst, fine, steps_n=320, focus=np.full(len(fine), min(1.0, 4 * share)))
+    for t, n_grid, upper in zip(fine, n_grids, uppers):
+        k = _segments_needed(inst, n_grid, upper)
+        if k is not None:
+            best = max(best, (k - 1) * (t - largest))
+    return float(best)
