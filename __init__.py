@@ -68,7 +68,7 @@ def _problem(problem):
 
 
 def solve(problem, method: str | None = None, time_limit: float | None = None, functional: bool = True,
-          heuristics: bool = True) -> Result:
+          heuristics: bool = True, jobs: int | None = None) -> Result:
     """Solve an instance exactly and certify the answer.
 
     Parameters
@@ -84,6 +84,9 @@ def solve(problem, method: str | None = None, time_limit: float | None = None, f
         Execute the solution in the family's functional model.
     heuristics : bool
         Score the family's quick heuristics against the answer.
+    jobs : int, optional
+        A network's distinct parts solved at once, each in its own process
+        (default: one per core). The answer does not depend on it.
 
     Returns
     -------
@@ -103,7 +106,7 @@ def solve(problem, method: str | None = None, time_limit: float | None = None, f
     >>> r.status.value, r.certificate.functional.passed
     ('optimal', True)
     """
-    return _solve(_problem(problem), method, time_limit, functional=functional, heuristics=heuristics)
+    return _solve(_problem(problem), method, time_limit, functional=functional, heuristics=heuristics, jobs=jobs)
 
 
 def compare(problem, methods: list[str] | None = None, time_limit: float | None = None,

@@ -32,6 +32,7 @@ from .formulations import registry
 from .formulations.family import Attempt, Bound, Evaluation, ExactMethod, Family, Part, Status
 from .result import (Certificate, CheckEntry, FunctionalEntry, HeuristicEntry, PartEntry, Result, BoundEntry,
                      SecondaryEntry, excess, gap_of)
+from .part_pool import part_jobs, part_pool, results_in_order
 from .validation.certificate import Certification, certify, lower_bound
 
 
@@ -76,7 +77,7 @@ def bounds(problem) -> list[Bound]:
 
 def solve(problem, method: str | None = None, time_limit: float | None = None, *, functional: bool = True,
           heuristics: bool = True, seed: int = 0,
-          progress: Callable[[str], None] | None = None) -> Result:
+          progress: Callable[[str], None] | None = None, jobs: int | None = None) -> Result:
     """Solve ``problem`` with an exact method and certify the answer.
 
     Parameters
@@ -95,7 +96,11 @@ def solve(problem, method: str | None = None, time_limit: float | None = None, *
     seed
         Seed of the functional model's random operands.
     progress
-        Called with the name of each part of a network before it is solved.
+        Called with the name of each part of a network once it is solved.
+    jobs
+        Parts of a network solved at once, each in its own process with its
+        share of the solver threads (``part_pool.py``); default: one per
+        core (1 inside a sweep's job). The answer does not depend on it.
 
     Returns
     -------
@@ -105,15 +110,34 @@ def solve(problem, method: str | None = None, time_limit: float | None = None, *
     family = registry.family_of(problem)
     parts = family.parts(problem)
     if parts is not None:
-        results = []
-        for part in parts:
-            if progress is not None:
-                progress(part.name)
-            results.append(_solve_single(family, part.problem, method, time_limit, functional, heuristics, seed))
-        return network_result(family, problem, parts, results)
+        return network_result(family, problem, parts, _solve_parts(family, parts, method, time_limit, functional,
+                                                                   heuristics, seed, progress, jobs))
     result = _solve_single(family, problem, method, time_limit, functional, heuristics, seed)
     result.instance = family.dump(problem)
     return result
+
+
+def _solve_parts(family: Family, parts: list[Part], method_name, time_limit, functional, heuristics, seed,
+                 progress, jobs) -> list[Result]:
+    """One result per part, in the parts' order, ``jobs`` parts at a time (``part_pool.py``)."""
+    jobs = part_jobs(len(parts), jobs)
+    if jobs == 1:
+        results = []
+        for part in parts:
+            results.append(_solve_single(family, part.problem, method_name, time_limit, functional, heuristics, seed))
+            if progress is not None:
+                progress(part.name)
+        return results
+    exact_method(family, parts[0].problem, method_name)  # a usage error at once, not from every process
+    with part_pool(jobs) as pool:
+        futures = [pool.submit(_solve_part, part.problem, method_name, time_limit, functional, heuristics, seed)
+                   for part in parts]
+        return results_in_order(futures, [part.name for part in parts], progress)
+
+
+def _solve_part(problem, method_name, time_limit, functional, heuristics, seed) -> Result:
+    """One part in a pool's process (the family is found again there)."""
+    return _solve_single(registry.family_of(problem), problem, method_name, time_limit, functional, heuristics, seed)
 
 
 def _solve_single(family: Family, problem, method_name, time_limit, functional, heuristics, seed) -> Result:

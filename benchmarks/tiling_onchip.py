@@ -8,6 +8,7 @@ heuristic mapper to the certified optimum, for a network on several presets.
     python benchmarks/tiling_onchip.py --gains fanouts --presets simba-like
     python benchmarks/tiling_onchip.py --gains factors --network awkward --presets eyeriss-like --objective latency
     python benchmarks/tiling_onchip.py --gains halo --network resnet50 --presets eyeriss-like simba-like
+    python benchmarks/tiling_onchip.py --whole --presets eyeriss     # `mapcert solve` on the network, 1 vs N jobs
 
 ``--gains`` prints what a larger mapping space gains instead, per layer,
 with both solve times: ``bypass``, the optimum with the preset's fixed keep
@@ -18,6 +19,10 @@ space that contains the first: an inner fan-out unrolling nothing);
 ``factors``, the optimum over divisor trip counts against the one with
 partial last tiles (``space: {factors: any}``); ``halo``, the optimum
 without halo reuse against the one with it (``space: {halo: true}``).
+``--whole`` times what a user waits for: ``mapcert solve`` on the whole
+network (every distinct layer proved, bounds, heuristics and functional
+runs included), with its distinct layers solved one after another (each
+with every core) and side by side (one per core), and the ratio.
 ``--network awkward`` is a
 set of layers whose sizes do not factor onto a 12 x 14 array (7 x 7 and
 13 x 13 outputs, 3 input channels, prime channel counts).
@@ -152,6 +157,30 @@ def gain_table(network: str, hierarchy, objective: str, time_limit: float, const
               f"worst {max(slow):.2f}x")
 
 
+def whole_network(network: str, preset: str, objective: str, time_limit: float) -> None:
+    """Wall time of the pipeline's solve on the network, ``jobs=1`` against one job per core."""
+    import os
+    import time
+
+    from mapcert import pipeline
+    from mapcert.instances import load_text
+    from mapcert.part_pool import part_jobs
+
+    problem = load_text(f"family: tiling\nworkload: {network}\nhardware: {preset}\nobjective: {objective}\n"
+                        f"solver: {{method: cpsat, time_limit: {time_limit:g}}}\n", f"{network}-{preset}.yaml")
+    cores = part_jobs(10**6)
+    print(f"\n`mapcert solve` on {network}, {preset}, {objective} ({os.cpu_count()} cores): wall seconds", flush=True)
+    print(f"{'jobs':>5s} {'status':>8s} {'proved':>7s} {'objective':>16s} {'s':>8s}", flush=True)
+    seconds = {}
+    for jobs in (1, cores):
+        start = time.perf_counter()
+        result = pipeline.solve(problem, jobs=jobs)
+        seconds[jobs] = time.perf_counter() - start
+        print(f"{jobs:5d} {result.status.value:>8s} {result.metrics.get('proved', 0):3d}/{len(result.parts):<3d} "
+              f"{result.objective:16,.1f} {seconds[jobs]:8.1f}", flush=True)
+    print(f"summary: side by side {seconds[1] / seconds[cores]:.2f}x faster than one by one")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--network", default="resnet50")
@@ -163,7 +192,13 @@ def main() -> int:
                              "e.g. --bandwidth DRAM=2 for latency or edp")
     parser.add_argument("--gains", choices=["bypass", "fanouts", "factors", "halo"],
                         help="print the gain of a larger mapping space instead")
+    parser.add_argument("--whole", action="store_true",
+                        help="time `mapcert solve` on the whole network, parts one by one and side by side")
     args = parser.parse_args()
+    if args.whole:
+        for preset in args.presets:
+            whole_network(args.network, preset, args.objective, args.time_limit)
+        return 0
     if args.gains:
         for preset in args.presets:
             hierarchy = with_bandwidths(hierarchy_preset(preset), args.bandwidth)

@@ -121,6 +121,10 @@ def solve(
                                     help="Execute the solution in the family's functional model (on by default)."),
     heuristics: bool = typer.Option(True, "--heuristics/--no-heuristics",
                                     help="Score the family's quick heuristics against the optimum (on by default)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
+                                       help="A network's distinct layers (parts) solved at once, each in its own "
+                                            "process with its share of the cores (default: one per core; 1 solves "
+                                            "them one after another with every core). The answer is the same."),
     export: Optional[tuple[str, Path]] = typer.Option(None, "--export", metavar="FORMAT PATH",
                                                       help="Also write the optimum in a peer's format: "
                                                            "`--export timeloop OUT.map.yaml` or "
@@ -146,15 +150,15 @@ def solve(
                 result = run_solve(problem, method, time_limit, functional=functional, heuristics=heuristics)
         else:
             with _progress(as_json) as bar:
-                task = bar.add_task("solving", total=len(parts))
-                started = []
+                task = bar.add_task(f"solving {len(parts)} distinct parts", total=len(parts))
+                done = []
 
-                def step(name: str) -> None:  # called before each part: the previous one is done
-                    bar.update(task, description=name, completed=len(started))
-                    started.append(name)
+                def step(name: str) -> None:  # called as each part is solved
+                    done.append(name)
+                    bar.update(task, description=f"solved {name}", completed=len(done))
 
                 result = run_solve(problem, method, time_limit, functional=functional, heuristics=heuristics,
-                                   progress=step)
+                                   progress=step, jobs=jobs)
     except MethodError as exc:
         where = "--method" if method is not None else f"{file}:{line_of(file, ('solver', 'method'))}: solver.method"
         _fail_input([f"{where}: {exc}"])

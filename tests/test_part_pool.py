@@ -1,0 +1,48 @@
+"""A network's distinct parts solved side by side give the serial answer."""
+
+from __future__ import annotations
+
+import pytest
+
+import mapcert
+from mapcert.part_pool import part_jobs
+from mapcert.pipeline import MethodError, solve
+from mapcert.solvers.threads import ENVIRONMENT_VARIABLE
+
+NETWORK = ("family: tiling\nworkload: lenet5\nhardware: chen2020-3level\n"
+           "objective: energy\nsolver: {method: cpsat, time_limit: 20}\n")
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    path = tmp_path_factory.mktemp("net") / "lenet.yaml"
+    path.write_text(NETWORK)
+    return mapcert.load(path)
+
+
+def test_parallel_parts_give_the_serial_answer_in_the_parts_order(network):
+    seen = []
+    parallel = solve(network, jobs=2, progress=seen.append)
+    serial = solve(network, jobs=1)
+    names = [p.name for p in parallel.parts]
+    assert names == [p.name for p in serial.parts] and sorted(seen) == sorted(names)
+    assert parallel.status == serial.status and parallel.status.value == "optimal"
+    assert parallel.objective == serial.objective
+    for a, b in zip(parallel.parts, serial.parts):
+        assert a.result.solution == b.result.solution  # the canonical optimum, whatever the threads
+        assert a.result.certificate.functional.passed is True
+
+
+def test_a_usage_error_comes_before_any_process_starts(network):
+    with pytest.raises(MethodError, match="nosuch"):
+        solve(network, method="nosuch", jobs=2)
+
+
+def test_how_many_parts_at_once(monkeypatch):
+    monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
+    assert part_jobs(5, 3) == 3
+    assert part_jobs(2, 8) == 2
+    assert part_jobs(0, 4) == 1
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, "1")  # inside a sweep's job: serial, the sweep spreads the jobs
+    assert part_jobs(24) == 1
+    assert part_jobs(24, 2) == 2  # unless asked for
