@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 
@@ -47,6 +48,16 @@ def part_jobs(parts: int, jobs: int | None = None) -> int:
     if jobs is None:
         jobs = 1 if threads_fixed() else solver_threads()
     return max(1, min(int(jobs), parts))
+
+
+def picklable(problems: list) -> bool:
+    """Whether the problems can be sent to another process (a problem built
+    in Python may hold something that cannot; it is then solved here)."""
+    try:
+        pickle.dumps(problems)
+    except Exception:  # pickling raises PicklingError, TypeError or AttributeError, by what it meets
+        return False
+    return True
 
 
 def _limit_threads(threads: int) -> None:

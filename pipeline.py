@@ -32,7 +32,7 @@ from .formulations import registry
 from .formulations.family import Attempt, Bound, Evaluation, ExactMethod, Family, Part, Status
 from .result import (Certificate, CheckEntry, FunctionalEntry, HeuristicEntry, PartEntry, Result, BoundEntry,
                      SecondaryEntry, excess, gap_of)
-from .part_pool import part_jobs, part_pool, results_in_order
+from .part_pool import part_jobs, part_pool, picklable, results_in_order
 from .validation.certificate import Certification, certify, lower_bound
 
 
@@ -121,7 +121,7 @@ def _solve_parts(family: Family, parts: list[Part], method_name, time_limit, fun
                  progress, jobs) -> list[Result]:
     """One result per part, in the parts' order, ``jobs`` parts at a time (``part_pool.py``)."""
     jobs = part_jobs(len(parts), jobs)
-    if jobs == 1:
+    if jobs == 1 or not picklable([part.problem for part in parts]):
         results = []
         for part in parts:
             results.append(_solve_single(family, part.problem, method_name, time_limit, functional, heuristics, seed))

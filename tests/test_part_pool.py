@@ -46,3 +46,18 @@ def test_how_many_parts_at_once(monkeypatch):
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, "1")  # inside a sweep's job: serial, the sweep spreads the jobs
     assert part_jobs(24) == 1
     assert part_jobs(24, 2) == 2  # unless asked for
+
+
+def test_a_problem_that_cannot_be_sent_to_another_process_is_solved_here(network):
+    import copy
+    from dataclasses import replace
+
+    from mapcert import pipeline
+
+    family = pipeline.registry.family_of(network)
+    parts = [replace(part, problem=copy.copy(part.problem)) for part in family.parts(network)[:2]]
+    for part in parts:
+        object.__setattr__(part.problem, "_local", lambda: None)  # a lambda cannot be pickled
+    assert not pipeline.picklable([part.problem for part in parts])
+    results = pipeline._solve_parts(family, parts, None, 20, False, False, 0, None, 2)
+    assert [r.status.value for r in results] == ["optimal", "optimal"]
