@@ -30,30 +30,22 @@ from itertools import product
 
 import numpy as np
 
+from .read_segment import SegmentInstance, segments_needed
+
 _PATTERNS = np.array(list(product((0, 1, 2), repeat=3)), dtype=np.int8)  # per variable: 0 lower, 1 upper, 2 free
 _SLACK = 1e-9  # feasibility checks err towards accepting, which can only raise the bound's MAC count
 
 
 @dataclass(frozen=True)
-class CappedInstance:
+class CappedInstance(SegmentInstance):
     """What the capped read-segment bound needs to know about a layer and a buffer.
 
-    Sizes are in elements, precisions and capacity in bits.  ``reuse_max``
-    is ``ConvLayer.reuse_max``; ``input_cap``, ``weight_cap`` and
-    ``output_cap`` are the most MACs one input element, one weight and one
-    output take part in (``Rmax * M/G``, ``N*P*Q``, ``C/G * R * S``).
+    The read-segment view (sizes in elements, precisions and capacity in
+    bits) plus ``input_cap``, ``weight_cap`` and ``output_cap``: the most
+    MACs one input element, one weight and one output take part in
+    (``Rmax * M/G``, ``N*P*Q``, ``C/G * R * S``).
     """
 
-    macs: int
-    reuse_max: int
-    inputs: int
-    weights: int
-    outputs: int
-    input_bits: int
-    weight_bits: int
-    psum_bits: int
-    output_bits: int
-    capacity_bits: int
     input_cap: int
     weight_cap: int
     output_cap: int
@@ -144,46 +136,6 @@ def segment_macs(inst: CappedInstance, t_bits: np.ndarray, steps_n: int = 64, it
     return n_grid, upper
 
 
-def _envelope(n_grid: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The breakpoints of the least concave, nondecreasing majorant of the
-    step function that is ``upper[j]`` on ``[n_grid[j], n_grid[j+1]]``."""
-    xs = np.repeat(n_grid, 2)[1:-1]
-    ys = np.repeat(np.maximum.accumulate(upper), 2)
-    hull: list[tuple[float, float]] = []
-    for point in zip(xs.tolist(), ys.tolist()):
-        while len(hull) >= 2:
-            (x1, y1), (x2, y2) = hull[-2], hull[-1]
-            if (y2 - y1) * (point[0] - x1) <= (point[1] - y1) * (x2 - x1):
-                hull.pop()
-            else:
-                break
-        hull.append(point)
-    return np.array([p[0] for p in hull]), np.array([p[1] for p in hull])
-
-
-def _segments_needed(inst: CappedInstance, n_grid: np.ndarray, upper: np.ndarray) -> int | None:
-    """The least k with ``k * env(|O| / k) >= MACs`` (None if no k reaches)."""
-    if upper.max() <= 0:
-        return None
-    hx, hy = _envelope(n_grid, upper)
-
-    def reach(k: int) -> float:
-        return k * float(np.interp(min(inst.outputs / k, hx[-1]), hx, hy))
-
-    lo, hi = 1, 1
-    while reach(hi) < inst.macs and hi < 2**60:
-        hi *= 2
-    if reach(hi) < inst.macs:
-        return None
-    while lo < hi:  # reach(k) grows with k (concave majorant through >= 0)
-        mid = (lo + hi) // 2
-        if reach(mid) >= inst.macs:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
 @lru_cache(maxsize=512)  # a certificate, a verify and a report ask for the same instance's bound
 def capped_segment_bits(inst: CappedInstance) -> float:
     """Lower bound on the DRAM reads plus the final output writes, in bits.
@@ -212,7 +164,7 @@ def capped_segment_bits(inst: CappedInstance) -> float:
     best, best_at = 0.0, None
     n_grids, uppers = segment_macs(inst, coarse, steps_n=48)
     for i, (t, n_grid, upper) in enumerate(zip(coarse, n_grids, uppers)):
-        k = _segments_needed(inst, n_grid, upper)
+        k = segments_needed(inst, n_grid, upper)
         if k is not None and (k - 1) * (t - largest) > best:
             best, best_at = (k - 1) * (t - largest), (i, inst.outputs / k / n_grid[-1])
     if best_at is None:
@@ -221,7 +173,7 @@ def capped_segment_bits(inst: CappedInstance) -> float:
     fine = np.geomspace(coarse[max(i - 1, 0)], coarse[min(i + 1, len(coarse) - 1)], 8)
     n_grids, uppers = segment_macs(inst, fine, steps_n=320, focus=np.full(len(fine), min(1.0, 4 * share)))
     for t, n_grid, upper in zip(fine, n_grids, uppers):
-        k = _segments_needed(inst, n_grid, upper)
+        k = segments_needed(inst, n_grid, upper)
         if k is not None:
             best = max(best, (k - 1) * (t - largest))
     return float(best)

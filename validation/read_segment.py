@@ -86,13 +86,13 @@ def segment_macs(inst: SegmentInstance, t_bits: float, steps_n: int = 48, steps_
     return n_grid, upper
 
 
-def _envelope_at(n_grid: np.ndarray, upper: np.ndarray, x: float) -> float:
-    """The least concave, nondecreasing majorant of the step function that is
-    ``upper[j]`` on ``[n_grid[j], n_grid[j+1]]``, evaluated at ``x``."""
+def envelope(n_grid: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The breakpoints of the least concave, nondecreasing majorant of the
+    step function that is ``upper[j]`` on ``[n_grid[j], n_grid[j+1]]``."""
     xs = np.repeat(n_grid, 2)[1:-1]
     ys = np.repeat(np.maximum.accumulate(upper), 2)
     hull: list[tuple[float, float]] = []
-    for point in zip(xs, ys):
+    for point in zip(xs.tolist(), ys.tolist()):
         while len(hull) >= 2:
             (x1, y1), (x2, y2) = hull[-2], hull[-1]
             if (y2 - y1) * (point[0] - x1) <= (point[1] - y1) * (x2 - x1):
@@ -100,8 +100,33 @@ def _envelope_at(n_grid: np.ndarray, upper: np.ndarray, x: float) -> float:
             else:
                 break
         hull.append(point)
-    hx, hy = np.array([p[0] for p in hull]), np.array([p[1] for p in hull])
-    return float(np.interp(min(x, hx[-1]), hx, hy))
+    return np.array([p[0] for p in hull]), np.array([p[1] for p in hull])
+
+
+def segments_needed(inst: SegmentInstance, n_grid: np.ndarray, upper: np.ndarray) -> int | None:
+    """The least k with ``k * env(|O| / k) >= MACs`` (None if no k reaches),
+    ``env`` the majorant of the per-segment bounds (:func:`envelope`): the
+    k segments share the |O| creations, and by Jensen do at most that many
+    MACs."""
+    if upper.max() <= 0:
+        return None
+    hx, hy = envelope(n_grid, upper)
+
+    def reach(k: int) -> float:
+        return k * float(np.interp(min(inst.outputs / k, hx[-1]), hx, hy))
+
+    lo, hi = 1, 1
+    while reach(hi) < inst.macs and hi < 2**60:
+        hi *= 2
+    if reach(hi) < inst.macs:
+        return None
+    while lo < hi:  # reach(k) grows with k (concave majorant through >= 0)
+        mid = (lo + hi) // 2
+        if reach(mid) >= inst.macs:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def read_segment_bits(inst: SegmentInstance) -> float:
@@ -121,21 +146,8 @@ def read_segment_bits(inst: SegmentInstance) -> float:
         t = x * inst.capacity_bits
         if t <= largest:
             continue
-        n_grid, upper = segment_macs(inst, t)
-        if upper.max() <= 0:
+        k = segments_needed(inst, *segment_macs(inst, t))
+        if k is None:
             continue
-
-        def reach(k: int) -> float:
-            return k * _envelope_at(n_grid, upper, inst.outputs / k)
-
-        lo, hi = 1, 1
-        while reach(hi) < inst.macs:
-            hi *= 2
-        while lo < hi:  # reach(k) grows with k (concave majorant through >= 0)
-            mid = (lo + hi) // 2
-            if reach(mid) >= inst.macs:
-                hi = mid
-            else:
-                lo = mid + 1
-        best = max(best, (lo - 1) * (t - largest))
+        best = max(best, (k - 1) * (t - largest))
     return best
