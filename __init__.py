@@ -68,7 +68,7 @@ def _problem(problem):
 
 
 def solve(problem, method: str | None = None, time_limit: float | None = None, functional: bool = True,
-          heuristics: bool = True, jobs: int | None = None) -> Result:
+          heuristics: bool = True, jobs: int = 1) -> Result:
     """Solve an instance exactly and certify the answer.
 
     Parameters
@@ -84,9 +84,12 @@ def solve(problem, method: str | None = None, time_limit: float | None = None, f
         Execute the solution in the family's functional model.
     heuristics : bool
         Score the family's quick heuristics against the answer.
-    jobs : int, optional
+    jobs : int
         A network's distinct parts solved at once, each in its own process
-        (default: one per core). The answer does not depend on it.
+        with its share of the cores (``None``: one per core). The answer
+        does not depend on it. Above 1, the calling script must guard its
+        top level with ``if __name__ == "__main__":``, as every use of
+        Python's process pools must (the processes import it again).
 
     Returns
     -------

@@ -110,8 +110,9 @@ def solve(problem, method: str | None = None, time_limit: float | None = None, *
     family = registry.family_of(problem)
     parts = family.parts(problem)
     if parts is not None:
-        return network_result(family, problem, parts, _solve_parts(family, parts, method, time_limit, functional,
-                                                                   heuristics, seed, progress, jobs))
+        start = time.perf_counter()
+        results = _solve_parts(family, parts, method, time_limit, functional, heuristics, seed, progress, jobs)
+        return network_result(family, problem, parts, results, wall_time_s=time.perf_counter() - start)
     result = _solve_single(family, problem, method, time_limit, functional, heuristics, seed)
     result.instance = family.dump(problem)
     return result
@@ -120,6 +121,8 @@ def solve(problem, method: str | None = None, time_limit: float | None = None, *
 def _solve_parts(family: Family, parts: list[Part], method_name, time_limit, functional, heuristics, seed,
                  progress, jobs) -> list[Result]:
     """One result per part, in the parts' order, ``jobs`` parts at a time (``part_pool.py``)."""
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ValueError(f"jobs must be a whole number of at least 1 (or None: one per core), not {jobs!r}")
     jobs = part_jobs(len(parts), jobs)
     if jobs == 1 or not picklable([part.problem for part in parts]):
         results = []
@@ -292,8 +295,11 @@ def _secondary_totals(results: list[Result], counts: list[int]) -> list[Secondar
     return out
 
 
-def network_result(family: Family, problem, parts: list[Part], results: list[Result]) -> Result:
-    """One result for a network from one result per distinct part."""
+def network_result(family: Family, problem, parts: list[Part], results: list[Result],
+                   wall_time_s: float | None = None) -> Result:
+    """One result for a network from one result per distinct part;
+    ``wall_time_s`` is the elapsed time of the whole solve (parts solved
+    side by side overlap), the sum of the parts' times when not given."""
     counts = [p.count for p in parts]
     status = network_status([r.status for r in results])
     objective = _weighted([r.objective for r in results], counts)
@@ -330,7 +336,7 @@ def network_result(family: Family, problem, parts: list[Part], results: list[Res
         gap=gap_of(objective, best, lower) if status in (Status.OPTIMAL, Status.FEASIBLE) else None,
         solution=None, metrics={"distinct_layers": len(parts), "layers": sum(counts),
                                 "proved": sum(r.status == Status.OPTIMAL for r in results)},
-        method=first.method, wall_time_s=round(sum(r.wall_time_s for r in results), 4),
+        method=first.method, wall_time_s=round(sum(r.wall_time_s for r in results) if wall_time_s is None else wall_time_s, 4),
         message="" if status == Status.OPTIMAL else "; ".join(
             f"{p.name}: {r.status.value}" for p, r in zip(parts, results) if r.status != Status.OPTIMAL),
         certificate=Certificate(space=first.certificate.space, checks=checks, functional=functional),

@@ -61,3 +61,33 @@ def test_a_problem_that_cannot_be_sent_to_another_process_is_solved_here(network
     assert not pipeline.picklable([part.problem for part in parts])
     results = pipeline._solve_parts(family, parts, None, 20, False, False, 0, None, 2)
     assert [r.status.value for r in results] == ["optimal", "optimal"]
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 2.5, "2", True])
+def test_jobs_must_be_a_whole_number_of_at_least_one(network, jobs):
+    with pytest.raises(ValueError, match="jobs must be"):
+        solve(network, jobs=jobs)
+
+
+def test_the_network_time_is_the_elapsed_time_not_the_sum_of_the_parts(network):
+    import time
+
+    start = time.perf_counter()
+    result = solve(network, jobs=2, functional=False, heuristics=False)
+    elapsed = time.perf_counter() - start
+    assert max(p.result.wall_time_s for p in result.parts) <= result.wall_time_s <= elapsed
+
+
+def test_python_dash_m_mapcert_solves_a_network_side_by_side(tmp_path):
+    """End to end, as a user runs it: the command, the pool's processes
+    (started from a fork server) and the JSON result."""
+    import json
+    import subprocess
+    import sys
+
+    instance = tmp_path / "net.yaml"
+    instance.write_text(NETWORK.replace("energy", "offchip_traffic"))
+    done = subprocess.run([sys.executable, "-m", "mapcert", "solve", str(instance), "--jobs", "2", "--json",
+                           "--no-functional", "--no-heuristics"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["status"] == "optimal"

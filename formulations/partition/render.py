@@ -93,4 +93,9 @@ def render_partition(problem: PartitionProblem, result, solution, console, table
             console.print("cutoff: not solved, the covering LP's bound on the EMA already makes the size cost "
                           "at least the best design")
         if len(points) < len(problem.capacities):
-            console.print("larger sizes skipped: their size alone already costs more than the best design")
+            first = format_bytes(sorted(problem.capacities)[len(points)])
+            if result.status.value == "optimal":
+                console.print(f"sizes from {first} on not solved: each costs at least its size plus the energy of "
+                              "the compulsory EMA, already more than the best design")
+            else:
+                console.print(f"sizes from {first} on not solved: the time limit ran out first")
