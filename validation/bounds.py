@@ -78,24 +78,30 @@ def hong_kung_words(macs: int, reuse_max: int, words: int) -> float:
 def segment_instance(problem: TilingProblem) -> SegmentInstance:
     """The layer and buffer as the read-segment bound sees them: the whole
     capacity in bits (a partitioned buffer holds no more than its parts)."""
-    layer = problem.layer
-    p = layer.precision
     bits = problem.buffer.capacity_bits
     if problem.buffer.partition_bits is not None:
         bits = sum(problem.buffer.partition_bits.values())
+    return layer_segment_instance(problem.layer, bits)
+
+
+def layer_segment_instance(layer, capacity_bits: int) -> SegmentInstance:
+    """A layer on one on-chip memory of ``capacity_bits``, as the read-segment bound sees it."""
+    p = layer.precision
     return SegmentInstance(
         macs=layer.macs, reuse_max=layer.reuse_max(), inputs=layer.input_elements_used,
         weights=layer.weight_elements, outputs=layer.output_elements, input_bits=p.inputs,
-        weight_bits=p.weights, psum_bits=p.psums, output_bits=p.outputs, capacity_bits=bits,
+        weight_bits=p.weights, psum_bits=p.psums, output_bits=p.outputs, capacity_bits=capacity_bits,
     )
 
 
 def capped_instance(problem: TilingProblem) -> CappedInstance:
-    """The layer and buffer as the capped read-segment bound sees them: the
-    read-segment view plus the most MACs one element of each tensor takes
-    part in."""
-    layer = problem.layer
-    seg = segment_instance(problem)
+    """The layer and buffer as the capped read-segment bound sees them."""
+    return layer_capped_instance(problem.layer, segment_instance(problem).capacity_bits)
+
+
+def layer_capped_instance(layer, capacity_bits: int) -> CappedInstance:
+    """The read-segment view plus the most MACs one element of each tensor takes part in."""
+    seg = layer_segment_instance(layer, capacity_bits)
     return CappedInstance(
         **{f: getattr(seg, f) for f in SegmentInstance.__dataclass_fields__},
         input_cap=layer.reuse_max() * (layer.M // layer.groups),

@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from math import ceil
 
 from ..formulations.tiling.multilevel.problem import MultiLevelProblem
-from .bounds import hong_kung_words
+from .bounds import hong_kung_words, layer_capped_instance, layer_segment_instance
+from .capped_segment import capped_segment_bits
+from .read_segment import read_segment_bits
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,38 @@ def latch_price(problem: MultiLevelProblem, tensor: str) -> float:
                 shared *= fanout.size
         best = min(best, energy / shared)
     return best
+
+
+def onchip_bits(problem: MultiLevelProblem) -> int:
+    """Every bit of on-chip storage: each level's instances, and each MAC
+    unit's three operand latches."""
+    hier, p = problem.hierarchy, problem.layer.precision
+    total = 0
+    for index in range(1, len(hier.levels)):
+        level = hier.levels[index]
+        instances = 1
+        for f in hier.fanouts_above(index):
+            instances *= hier.fanouts[f].size
+        size = (sum(level.partition_bits.get(t, 0) for t in level.holds) if level.partition_bits is not None
+                else level.capacity_bits)
+        total += instances * size
+    return total + mac_units(problem) * (p.inputs + p.weights + p.psums)
+
+
+def offchip_segment_bytes(problem: MultiLevelProblem) -> dict[str, float]:
+    """The read-segment and capped read-segment bounds on the off-chip
+    traffic, in bytes, with all on-chip storage taken as one buffer.
+
+    Those bounds hold for every schedule of the layer on one buffer of the
+    given size (docs/bounds.md). A schedule on the hierarchy is one on a
+    single buffer holding everything on chip (which element sits in which
+    level or PE only restricts it), and its DRAM reads and writes are the
+    traffic of that buffer, so the bounds hold here too.
+    """
+    bits = onchip_bits(problem)
+    layer = problem.layer
+    return {"read_segment": read_segment_bits(layer_segment_instance(layer, bits)) / 8,
+            "capped_segment": capped_segment_bits(layer_capped_instance(layer, bits)) / 8}
 
 
 def mac_units(problem: MultiLevelProblem) -> int:

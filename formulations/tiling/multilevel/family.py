@@ -15,7 +15,7 @@ from ....hardware.functional.multilevel_vectorized import run_multilevel_vectori
 from ....hardware.hierarchy import MACS, Fanout
 from ....solvers.multilevel_heuristics import HEURISTICS
 from ....units import format_bytes, format_count, parse_bytes
-from ....validation.multilevel_bounds import multilevel_bounds
+from ....validation.multilevel_bounds import multilevel_bounds, offchip_segment_bytes
 from ...family import (Attempt, Bound, Check, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic, Part,
                       PlotUnsupported, Status)
 from ...registry import register
@@ -216,7 +216,14 @@ class MultiLevelTiling(Family):
 
     def bounds(self, problem: MultiLevelProblem) -> list[Bound]:
         b = multilevel_bounds(problem)
-        return [Bound("compulsory", b.objective, True, b.objective_meaning)]
+        out = [Bound("compulsory", b.objective, True, b.objective_meaning)]
+        if problem.objective == "offchip_traffic":
+            segment = offchip_segment_bytes(problem)
+            out += [Bound("read_segment", segment["read_segment"], True,
+                          "segment argument over reads and output creations, all on-chip storage as one buffer"),
+                    Bound("capped_segment", segment["capped_segment"], True,
+                          "read-segment argument with per-element MAC caps, all on-chip storage as one buffer")]
+        return out
 
     def cross_checks(self, problem: MultiLevelProblem, solution, evaluation: Evaluation) -> list[Check]:
         b = multilevel_bounds(problem)
