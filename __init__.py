@@ -86,8 +86,8 @@ def solve(problem, method: str | None = None, time_limit: float | None = None, f
         Score the family's quick heuristics against the answer.
     jobs : int
         A network's distinct parts solved at once, each in its own process
-        with its share of the cores (``None``: one per core). The answer
-        does not depend on it. Above 1, the calling script must guard its
+        with its share of the cores (``None``: one per core). The optima
+        do not depend on it. Above 1, the calling script must guard its
         top level with ``if __name__ == "__main__":``, as every use of
         Python's process pools must (the processes import it again).
 

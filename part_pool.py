@@ -14,8 +14,8 @@ Each process gets its share of the solver threads through
 ``MAPCERT_SOLVER_THREADS`` (``solvers/threads.py``), so processes times
 threads never exceed the cores. Inside a sweep's job, where the thread
 count is already fixed, parts stay serial: the sweep spreads its jobs over
-the cores itself. The processes are forked from a server that has imported
-mapcert once, so starting one costs milliseconds, not an import.
+the cores itself. The processes are forked from a server that imports
+mapcert once per pool, so each one starts with a fork, not an import.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 
 from .solvers.threads import ENVIRONMENT_VARIABLE, solver_threads, threads_fixed
@@ -87,8 +87,6 @@ def part_pool(jobs: int):
 def results_in_order(futures: list[Future], names: list[str], progress=None) -> list:
     """The futures' results in submission order; ``progress(name)`` is
     called as each one finishes, whatever the order."""
-    from concurrent.futures import as_completed
-
     index = {id(f): i for i, f in enumerate(futures)}
     for future in as_completed(futures):
         future.result()  # raise a part's error at once

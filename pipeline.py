@@ -100,7 +100,8 @@ def solve(problem, method: str | None = None, time_limit: float | None = None, *
     jobs
         Parts of a network solved at once, each in its own process with its
         share of the solver threads (``part_pool.py``); default: one per
-        core (1 inside a sweep's job). The answer does not depend on it.
+        core (1 inside a sweep's job). The optima do not depend on it (nor, for
+        tiling, the mapping: the canonical optimum).
 
     Returns
     -------

@@ -124,7 +124,7 @@ def solve(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
                                        help="A network's distinct layers (parts) solved at once, each in its own "
                                             "process with its share of the cores (default: one per core; 1 solves "
-                                            "them one after another with every core). The answer is the same."),
+                                            "them one after another with every core). The optima are the same."),
     export: Optional[tuple[str, Path]] = typer.Option(None, "--export", metavar="FORMAT PATH",
                                                       help="Also write the optimum in a peer's format: "
                                                            "`--export timeloop OUT.map.yaml` or "
