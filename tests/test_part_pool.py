@@ -21,8 +21,14 @@ def network(tmp_path_factory):
 
 
 def test_parallel_parts_give_the_serial_answer_in_the_parts_order(network):
+    import time
+
     seen = []
+    start = time.perf_counter()
     parallel = solve(network, jobs=2, progress=seen.append)
+    elapsed = time.perf_counter() - start
+    # the network's time is the elapsed time, not the sum of the parts' (they overlap)
+    assert max(p.result.wall_time_s for p in parallel.parts) <= parallel.wall_time_s <= elapsed
     serial = solve(network, jobs=1)
     names = [p.name for p in parallel.parts]
     assert names == [p.name for p in serial.parts] and sorted(seen) == sorted(names)
@@ -67,15 +73,6 @@ def test_a_problem_that_cannot_be_sent_to_another_process_is_solved_here(network
 def test_jobs_must_be_a_whole_number_of_at_least_one(network, jobs):
     with pytest.raises(ValueError, match="jobs must be"):
         solve(network, jobs=jobs)
-
-
-def test_the_network_time_is_the_elapsed_time_not_the_sum_of_the_parts(network):
-    import time
-
-    start = time.perf_counter()
-    result = solve(network, jobs=2, functional=False, heuristics=False)
-    elapsed = time.perf_counter() - start
-    assert max(p.result.wall_time_s for p in result.parts) <= result.wall_time_s <= elapsed
 
 
 def test_python_dash_m_mapcert_solves_a_network_side_by_side(tmp_path):
