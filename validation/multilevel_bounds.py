@@ -52,19 +52,29 @@ class MultiLevelBounds:
         }
 
 
-def private_words(problem: MultiLevelProblem) -> int:
-    """Words of PE-private storage over the whole array, MAC latches included."""
-    hier, layer = problem.hierarchy, problem.layer
-    p = layer.precision
-    narrow = min(p.inputs, p.weights, p.psums)
-    bits: dict[int, int] = {}  # per number of instances, the bits of one instance of those levels
-    for index in range(hier.pe_level, len(hier.levels)):
+def level_storage(problem: MultiLevelProblem, first: int) -> list[tuple[int, int]]:
+    """(instances, bits of one instance) of each level from ``first`` inwards:
+    a level under fan-outs has one instance per PE (or lane) under them, and
+    a partitioned level holds no more than its parts for the tensors it keeps."""
+    hier = problem.hierarchy
+    out = []
+    for index in range(first, len(hier.levels)):
         level = hier.levels[index]
         instances = 1
         for f in hier.fanouts_above(index):
             instances *= hier.fanouts[f].size
         size = (sum(level.partition_bits.get(t, 0) for t in level.holds) if level.partition_bits is not None
                 else level.capacity_bits)
+        out.append((instances, size))
+    return out
+
+
+def private_words(problem: MultiLevelProblem) -> int:
+    """Words of PE-private storage over the whole array, MAC latches included."""
+    hier, p = problem.hierarchy, problem.layer.precision
+    narrow = min(p.inputs, p.weights, p.psums)
+    bits: dict[int, int] = {}  # per number of instances, the bits of one instance of those levels
+    for instances, size in level_storage(problem, hier.pe_level):
         bits[instances] = bits.get(instances, 0) + size
     return sum(instances * (b // narrow) for instances, b in bits.items()) + 3 * hier.pes  # 3: MAC latches
 
@@ -100,16 +110,8 @@ def latch_price(problem: MultiLevelProblem, tensor: str) -> float:
 def onchip_bits(problem: MultiLevelProblem) -> int:
     """Every bit of on-chip storage: each level's instances, and each MAC
     unit's three operand latches."""
-    hier, p = problem.hierarchy, problem.layer.precision
-    total = 0
-    for index in range(1, len(hier.levels)):
-        level = hier.levels[index]
-        instances = 1
-        for f in hier.fanouts_above(index):
-            instances *= hier.fanouts[f].size
-        size = (sum(level.partition_bits.get(t, 0) for t in level.holds) if level.partition_bits is not None
-                else level.capacity_bits)
-        total += instances * size
+    p = problem.layer.precision
+    total = sum(instances * size for instances, size in level_storage(problem, 1))
     return total + mac_units(problem) * (p.inputs + p.weights + p.psums)
 
 
