@@ -387,7 +387,7 @@ def solve_partition(pg: PartitionGraph, capacity: int, method: str = "milp", tim
                                f"on chip, more than the capacity of {capacity:,} B")
     if cutoff is not None:
         bound = covering_lp_bound(pg, cands, max(0.0, start + time_limit - time.perf_counter()))
-        if bound >= cutoff:
+        if bound - 1e-9 * (abs(bound) + 1) >= cutoff:  # a margin for the float sum of the dual bound
             return PartitionResult("cutoff", method, None, None, bound, len(cands), time.perf_counter() - start,
                                    f"the covering LP bounds the objective by {bound:,.0f}, at or above the "
                                    f"cutoff {cutoff:,.0f}")
