@@ -68,7 +68,7 @@ def _problem(problem):
 
 
 def solve(problem, method: str | None = None, time_limit: float | None = None, functional: bool = True,
-          heuristics: bool = True, jobs: int = 1) -> Result:
+          heuristics: bool = True, jobs: int | None = 1) -> Result:
     """Solve an instance exactly and certify the answer.
 
     Parameters
@@ -84,7 +84,7 @@ def solve(problem, method: str | None = None, time_limit: float | None = None, f
         Execute the solution in the family's functional model.
     heuristics : bool
         Score the family's quick heuristics against the answer.
-    jobs : int
+    jobs : int or None
         A network's distinct parts solved at once, each in its own process
         with its share of the cores (``None``: one per core). The optima
         do not depend on it. Above 1, the calling script must guard its

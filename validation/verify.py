@@ -413,11 +413,12 @@ def _verify_network(family: Family, problem, parts, result: Result, ctx: _Contex
                       ("certificate.checks", ("name", "passed"))):
         stored_rows = [{k: row[k] for k in key} for row in _get(data, name)]
         derived_rows = [{k: row[k] for k in key} for row in _get(derived, name)]
-        differ = next((f"first difference: stored {a}, re-derived {b}" for a, b in zip(stored_rows, derived_rows)
-                       if not _same_value(a, b)), f"{len(stored_rows)} stored, {len(derived_rows)} re-derived")
-        checks.append(Check(f"{name}: re-derived from the layers", _same_value(stored_rows, derived_rows),
-                            differ if not _same_value(stored_rows, derived_rows) else
-                            f"{len(stored_rows)} stored, {len(derived_rows)} re-derived"))
+        same = _same_value(stored_rows, derived_rows)
+        detail = f"{len(stored_rows)} stored, {len(derived_rows)} re-derived"
+        if not same:  # name the first row that differs, when the counts agree
+            detail = next((f"first difference: stored {a}, re-derived {b}"
+                           for a, b in zip(stored_rows, derived_rows) if not _same_value(a, b)), detail)
+        checks.append(Check(f"{name}: re-derived from the layers", same, detail))
     stored_f, derived_f = data["certificate"]["functional"], derived["certificate"]["functional"]
     checks.append(Check("certificate.functional: re-derived from the layers",
                         (stored_f["ran"], stored_f["passed"]) == (derived_f["ran"], derived_f["passed"]),
