@@ -170,5 +170,27 @@ def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], func
     failed = [c.name for c in checks if not c.passed]
     if failed:
         return Certification(Status.ERROR, checks, run, evaluation, "check failed: " + "; ".join(failed))
-    status = Status.OPTIMAL if attempt.status == Status.OPTIMAL else Status.FEASIBLE
-    return Certification(status, checks, run, evaluation, attempt.message)
+    if attempt.status == Status.OPTIMAL:
+        return Certification(Status.OPTIMAL, checks, run, evaluation, attempt.message)
+    closing = closing_bound(attempt, bounds, value)
+    if closing is not None:
+        # a lower bound at the objective is a proof, whether or not the method finished
+        checks.append(Check("a lower bound meets the objective", True, f"{closing} = {fmt(value)}"))
+        why = f"{attempt.message}; " if attempt.message else ""
+        return Certification(Status.OPTIMAL, checks, run, evaluation, f"{why}optimal: {closing} equals the objective")
+    return Certification(Status.FEASIBLE, checks, run, evaluation, attempt.message)
+
+
+def closing_bound(attempt: Attempt, bounds: list[Bound], value: float | None) -> str | None:
+    """The name of a lower bound at or above ``value``, which proves an
+    unfinished method's solution optimal: the method's own bound or a
+    rigorous analytical one (no tolerance: equal as floats, else unproved).
+    None when no bound reaches it."""
+    if value is None:
+        return None
+    if attempt.best_bound is not None and float(attempt.best_bound) >= float(value):
+        return f"the method's bound {fmt(attempt.best_bound)}"
+    for bound in bounds:
+        if bound.rigorous and float(bound.value) >= float(value):
+            return f"the rigorous bound '{bound.name}' ({fmt(bound.value)})"
+    return None
