@@ -154,7 +154,7 @@ def bounds(problem) -> list:
     return _bounds(_problem(problem))
 
 
-def verify(result, time_limit: float = 60.0, methods: list[str] | None = None):
+def verify(result, time_limit: float = 60.0, methods: list[str] | None = None, jobs: int | None = 1):
     """Re-derive every field of a result from its instance and solution.
 
     Parameters
@@ -165,6 +165,11 @@ def verify(result, time_limit: float = 60.0, methods: list[str] | None = None):
         Seconds for each re-proof by an exact method.
     methods : list of str, optional
         The exact methods that re-prove the optimum (default: all applicable).
+    jobs : int or None
+        Layers of a network verified at once, each in its own process; None
+        is one per core. Like ``solve``, the default 1 stays in this process:
+        processes re-import the calling script, which then needs an
+        ``if __name__ == "__main__":`` guard.
 
     Returns
     -------
@@ -189,7 +194,7 @@ def verify(result, time_limit: float = 60.0, methods: list[str] | None = None):
         data = yaml.safe_load(Path(result).read_text())
     else:
         data = result
-    return _verify(data, label, time_limit=time_limit, methods=methods)
+    return _verify(data, label, time_limit=time_limit, methods=methods, jobs=jobs)
 
 
 __all__ = [

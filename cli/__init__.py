@@ -257,6 +257,9 @@ def verify(
     methods: Optional[str] = typer.Option(None, "--methods",
                                           help="Comma-separated exact methods that re-prove the optimum "
                                                "(default: every one that applies)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
+                                       help="Layers of a network verified at once, each in its own process "
+                                            "(default: one per core)."),
 ) -> None:
     """Re-derive everything in a saved result without trusting it: the objective, the metrics, the bounds,
     the certificate's checks, a functional run on fresh random data, and the optimum by every exact method."""
@@ -276,7 +279,8 @@ def verify(
                 spinner.update(what)
 
         try:
-            verification = run_verify(data, str(result), time_limit=time_limit, methods=chosen, progress=step)
+            verification = run_verify(data, str(result), time_limit=time_limit, methods=chosen, progress=step,
+                                      jobs=jobs)
         except MethodError as exc:
             _fail_input([f"--methods: {exc}"])
     if as_json:

@@ -51,3 +51,28 @@ def test_a_bound_above_a_worse_solution_is_a_failed_check_not_a_proof():
     attempt = Attempt(Status.FEASIBLE, frozenset({"b"}), 40.0, 50.0, 1.0, "", "cpsat")
     cert = certify(FAMILY, BAG, attempt, [], functional=False)
     assert cert.status == Status.ERROR
+
+
+TIGHT_BAG = ("family: knapsack\ncapacity: 9\nitems:\n  - {name: a, weight: 5, value: 10}\n"
+             "  - {name: b, weight: 4, value: 40}\n  - {name: c, weight: 5, value: 30}\n")
+
+
+def _timed_out(problem, time_limit):
+    """A method stopped by its limit with the optimal solution and no bound of its own."""
+    return Attempt(Status.FEASIBLE, frozenset({"a"}), 10.0, None, 0.1, "time limit reached", "cpsat")
+
+
+def test_solve_and_verify_accept_the_proof_by_a_rigorous_bound(monkeypatch):
+    import mapcert
+
+    monkeypatch.setattr(toy_family, "_cpsat", _timed_out)
+    result = mapcert.solve(mapcert.load_text(TIGHT_BAG), heuristics=False)
+    assert result.status == Status.OPTIMAL and result.gap == 0
+    assert "rigorous bound 'fractional'" in result.message
+    verification = mapcert.verify(result, time_limit=5)
+    assert verification.passed, [c for c in verification.checks if not c.passed]
+    status = next(c for c in verification.checks if c.name == "status: optimum re-proved")
+    assert "rigorous bound 'fractional'" in status.detail
+    # the same time-out on a bag whose bound is below the optimum proves nothing
+    loose = mapcert.solve(mapcert.load_text(TIGHT_BAG.replace("capacity: 9", "capacity: 10")), heuristics=False)
+    assert loose.status == Status.FEASIBLE

@@ -88,3 +88,27 @@ def test_python_dash_m_mapcert_solves_a_network_side_by_side(tmp_path):
                            "--no-functional", "--no-heuristics"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["status"] == "optimal"
+
+
+def test_a_network_is_verified_side_by_side_with_the_serial_checks(network):
+    result = solve(network, jobs=2)
+    seen = []
+    parallel = mapcert.verify(result, time_limit=20, methods=["cpsat"], jobs=2)
+    from mapcert.validation.verify import verify as run_verify
+
+    serial = run_verify(result.to_dict(), time_limit=20, methods=["cpsat"], jobs=1, progress=seen.append, seed=0)
+    assert parallel.passed and serial.passed
+    assert [c.name for c in parallel.checks] == [c.name for c in serial.checks]
+    assert any(name.startswith("verifying ") for name in seen)
+    tampered = result.to_dict()
+    tampered["parts"][1]["result"]["objective"] *= 0.9
+    failed = [c.name for c in mapcert.verify(tampered, time_limit=20, methods=["cpsat"], jobs=2).checks
+              if not c.passed]
+    assert f"parts[{result.parts[1].name}].objective: equals evaluate of the solution" in failed
+
+
+@pytest.mark.parametrize("jobs", [0, 1.5, True])
+def test_verify_checks_its_jobs(network, jobs):
+    result = solve(network, jobs=1, functional=False, heuristics=False)
+    with pytest.raises(ValueError, match="jobs must be"):
+        mapcert.verify(result, methods=["cpsat"], jobs=jobs)
