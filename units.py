@@ -9,13 +9,13 @@ tensors of different precisions can share one buffer without rounding.
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
-_PREFIX = {
-    "": 1,
-    "k": 1000, "m": 1000**2, "g": 1000**3,
-    "ki": 1024, "mi": 1024**2, "gi": 1024**3,
-}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]i?)?\s*([bB])?\s*$")
+_PREFIX = {"": 1, **{p: 1000**(i + 1) for i, p in enumerate("kmgtpezy")},
+           **{p + "i": 1024**(i + 1) for i, p in enumerate("kmgtpezy")}}
+"""Decimal and binary prefixes up to yotta: a size past the supported range
+(``MAX_BYTES``) is then told so, rather than called unreadable."""
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpPeEzZyY]i?)?\s*([bB])?\s*$")
 
 
 MAX_BYTES = 2**50
@@ -56,8 +56,8 @@ def _parse_bytes(value: object) -> int:
     if prefix and not unit:
         raise ValueError(f"cannot read {value!r} as a size; add the unit B, e.g. '{number} {prefix}B'")
     scale = _PREFIX[(prefix or "").lower()]
-    size = float(number) * scale
-    if size != int(size) or size <= 0:
+    size = Fraction(number) * scale  # exact: 1.5 KiB is 1536 B, and a huge size stays a whole number
+    if size.denominator != 1 or size <= 0:
         raise ValueError(f"size {value!r} is not a positive whole number of bytes")
     return int(size)
 

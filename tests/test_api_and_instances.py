@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("text,expected", [
     ("64 KiB", 65536), ("100 KB", 100000), (4096, 4096), ("4096", 4096), ("1.5 KiB", 1536),
-    ("2 MiB", 2 * 1024 ** 2), ("512 B", 512),
+    ("2 MiB", 2 * 1024 ** 2), ("512 B", 512), ("3 TB", 3 * 10 ** 12), ("1 PiB", 2 ** 50),
 ])
 def test_parse_bytes(text, expected):
     assert parse_bytes(text) == expected
@@ -26,6 +26,12 @@ def test_parse_bytes(text, expected):
 @pytest.mark.parametrize("text", ["64 K", "lots", "-1", 0, "1.3 B", True])
 def test_parse_bytes_rejects(text):
     with pytest.raises(ValueError):
+        parse_bytes(text)
+
+
+@pytest.mark.parametrize("text", ["2 PiB", "5000 TiB", "1 EiB", "3 YB", 2 ** 50 + 1])
+def test_a_size_past_the_range_is_told_so_not_called_unreadable(text):
+    with pytest.raises(ValueError, match="beyond the supported range"):
         parse_bytes(text)
 
 
