@@ -75,7 +75,8 @@ def solve_highs(
     chasing the last floating-point digits.  ``bound`` is None when HiGHS
     proved none (stopped before its first dual bound)."""
     start = time.perf_counter()
-    options = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.999 if integral_objective else 0.0}
+    options = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.999 if integral_objective else 0.0,
+               "solve_relaxation": False}  # a persistent solver may have solved a relaxation last
     if threads or threads_fixed():
         options["threads"] = threads or solver_threads()
     options.update(extra_options or {})
@@ -113,6 +114,18 @@ def solve_highs(
         values=values,
         message=str(term.name),
     )
+
+
+def relaxation_infeasible(model: pyo.ConcreteModel, time_limit: float, solver: Highs | None = None) -> bool:
+    """Whether the LP relaxation of ``model`` is infeasible, which proves the
+    MILP infeasible too. Under a cutoff on the objective this refutes many
+    models in a tenth of a second that HiGHS' MIP presolve takes seconds
+    over. False when the LP is feasible or the time ran out: nothing is then
+    known. A persistent ``solver`` keeps its options, so every MIP solve
+    passes ``solve_relaxation: False`` (``solve_highs`` does)."""
+    outcome = solve_highs(model, lambda _: None, time_limit, integral_objective=False, solver=solver,
+                          extra_options={"solve_relaxation": True})
+    return outcome.infeasible
 
 
 def not_solved(message: str, wall: float = 0.0, backend: str = "milp") -> SolverOutcome:
