@@ -5,6 +5,7 @@ refused with its place named."""
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from mapcert.formulations.tiling.multilevel.constraints import violations
@@ -51,3 +52,33 @@ def test_a_constraint_that_contradicts_the_hardware_is_refused(tmp_path):
     assert done.returncode == 2
     assert "constraints.levels.psum_spad.factors.C" in done.stderr
     assert "the hardware fixes C = 1 at psum_spad" in done.stderr
+
+
+def _agree(layer_name: str):
+    """CP-SAT and the MILP on one ResNet-18 layer on eyeriss-like, under the preset's constraints."""
+    from mapcert.formulations.tiling.multilevel.problem import MultiLevelProblem
+    from mapcert.formulations.tiling.multilevel.schema import preset_constraints
+    from mapcert.hardware.hierarchy import hierarchy_preset
+    from mapcert.instances import Located
+    from mapcert.formulations.tiling.schema import build_layer
+
+    hier = hierarchy_preset("eyeriss-like")
+    layer = build_layer(layer_name, Located(layer_name), ())
+    problem = MultiLevelProblem(layer, hier, objective="energy", constraints=preset_constraints("eyeriss-like", hier))
+    cpsat = solve_multilevel(problem, "cpsat", time_limit=120)
+    milp = solve_multilevel(problem, "milp", time_limit=300)
+    assert cpsat.status == milp.status == "optimal", (cpsat.message, milp.message)
+    assert cpsat.objective == milp.objective
+    assert cpsat.mapping == milp.mapping  # the canonical optimum, whichever method proved it
+    assert not violations(problem.constraints, hier, milp.mapping)
+
+
+def test_both_exact_methods_prove_a_resnet18_layer_on_eyeriss_like():
+    _agree("resnet18.layer4.0.downsample")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", ["resnet18.conv1", "resnet18.layer1.0.conv1", "resnet18.layer2.0.conv2",
+                                   "resnet18.layer4.0.conv2", "resnet18.fc"])
+def test_both_exact_methods_prove_resnet18_on_eyeriss_like(layer):
+    _agree(layer)
