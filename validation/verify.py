@@ -242,14 +242,14 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
 
     proofs = _reprove(family, problem, ctx)
     optimum = _proved_optimum(proofs)
-    closing = _closing_bound(value, bounds, proofs)
-    if closing is not None and optimum is None:
-        optimum = value  # nothing can be below a lower bound
+    closing = None if optimum is not None else _closing_bound(value, bounds, proofs)
+    if closing is not None:
+        optimum = value  # no method finished, but nothing can be below a lower bound
     for name, proof, proved_value in proofs:
         add(_proof_check(name, proof, proved_value, result, value))
     if result.status == Status.OPTIMAL:
-        detail = ("re-proved optimum " + _fmt(optimum) if optimum is not None and closing is None
-                  else f"{closing} meets the objective" if closing is not None
+        detail = (f"{closing} meets the objective" if closing is not None
+                  else "re-proved optimum " + _fmt(optimum) if optimum is not None
                   else "no exact method re-proved the optimum within the time limit (raise --time-limit)")
         add(Check("status: optimum re-proved", optimum is not None and value is not None and close(optimum, value),
                   detail))

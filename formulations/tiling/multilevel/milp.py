@@ -709,7 +709,7 @@ def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Res
         # -> 6.5 s for one piece); branching still finds better mappings
         if best is not None and relaxation_infeasible(m, remaining, solver):
             # the LP relaxation cannot reach below the cutoff: nothing better here (on ResNet-18's conv1
-            # on eyeriss, 11 of 27 pieces, each in 0.1 s where the MIP's presolve took 3-13 s)
+            # on eyeriss, 10 of 27 pieces, each in 0.1 s where the MIP's presolve took 3-13 s)
             settled += 1
             continue
         options = {"mip_feasibility_tolerance": 1e-7, "mip_heuristic_effort": 0.0 if best is not None else 0.05}
