@@ -23,17 +23,25 @@ MAX_BYTES = 2**50
 exists to model, and the exact models' coefficients lose precision."""
 
 
-def parse_bytes(value: object) -> int:
+def parse_bytes(value: object, limit: int = MAX_BYTES) -> int:
     """Return the byte count of ``64 KiB``, ``100 KB``, ``4096`` or ``4096 B``
-    (at most :data:`MAX_BYTES`).
+    (at most ``limit``, by default :data:`MAX_BYTES`).
 
     Raises ValueError with a message fit for the user when the text is not a
-    size, is not a whole number of bytes, or is absurdly large.
+    size, is not a whole number of bytes, or is larger than ``limit``.
     """
     size = _parse_bytes(value)
-    if size > MAX_BYTES:
-        raise ValueError(f"size {value!r} is beyond the supported range (1 B to 1 PiB)")
+    if size > limit:
+        raise ValueError(f"size {value!r} is beyond the supported range (1 B to {_whole_units(limit)})")
     return size
+
+
+def _whole_units(n_bytes: int) -> str:
+    """``n_bytes`` in the largest binary unit that holds it whole (``1 TiB``)."""
+    for power, unit in ((5, "PiB"), (4, "TiB"), (3, "GiB"), (2, "MiB"), (1, "KiB")):
+        if n_bytes % 1024**power == 0:
+            return f"{n_bytes // 1024**power:,} {unit}"
+    return f"{n_bytes:,} B"
 
 
 def _parse_bytes(value: object) -> int:
@@ -65,8 +73,8 @@ def _parse_bytes(value: object) -> int:
 def format_bytes(n_bytes: float) -> str:
     """Human-readable size with binary prefixes (``1.5 MiB``), exact below 1 KiB."""
     value = float(n_bytes)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(value) < 1024 or unit == "PiB":
             if unit == "B":
                 return f"{value:g} B"
             return f"{value:.2f} {unit}"

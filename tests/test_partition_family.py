@@ -169,6 +169,7 @@ def issues(text: str) -> str:
 
 @pytest.mark.parametrize("text, words", [
     ("workload: vgg16\nbuffer: 1000000000000000\n", ["bad.yaml:3: buffer:", "1 TiB"]),
+    ("workload: vgg16\nbuffer: 2 PiB\n", ["bad.yaml:3: buffer:", "(1 B to 1 TiB)"]),  # one range, whatever the size
     ("workload: vgg16\nbuffer: {activations: 1 KiB, weights: 2000000000000}\n", ["buffer.weights", "1 TiB"]),
     ("workload: {randwire: {nodes: 100000}}\nbuffer: 1 MiB\n", ["workload.randwire.nodes", "2 to 512"]),
     ("workload: {randwire: {nodes: 64, channels: 1000000}}\nbuffer: 1 MiB\n",

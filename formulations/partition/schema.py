@@ -392,14 +392,10 @@ def build_graph(raw: Any, where: Located, precision: GraphPrecision,
 
 def _size(raw: Any, where: Located, path: tuple) -> int | None:
     try:
-        size = parse_bytes(raw)
+        return parse_bytes(raw, MAX_BUFFER_BYTES)
     except ValueError as exc:
         where.add(path, str(exc))
         return None
-    if size > MAX_BUFFER_BYTES:
-        where.add(path, f"{size:,} B is beyond the supported range (1 B to {MAX_BUFFER_BYTES:,} B = 1 TiB)")
-        return None
-    return size
 
 
 def build_capacities(raw: Any, where: Located) -> tuple[tuple, bool] | None:
