@@ -150,8 +150,10 @@ def _solve_single(family: Family, problem, method_name, time_limit, functional, 
     start = time.perf_counter()
     attempt = method.run(problem, limit)
     attempt.method = attempt.method or method.name
+    # a time-out falls back on a better heuristic solution even with heuristics off: they only go unscored
+    unfinished = attempt.solution is None or attempt.status in (Status.FEASIBLE, Status.ERROR)
     scored = score_heuristics(family, problem, [h for h in family.heuristics(problem) if h.in_solve]) \
-        if heuristics or attempt.solution is None else []
+        if heuristics or unfinished else []
     if attempt.status in (Status.FEASIBLE, Status.ERROR):
         attempt = _fallback(family, problem, attempt, scored)
     wall = time.perf_counter() - start

@@ -120,7 +120,9 @@ def solve(
     functional: bool = typer.Option(True, "--functional/--no-functional",
                                     help="Execute the solution in the family's functional model (on by default)."),
     heuristics: bool = typer.Option(True, "--heuristics/--no-heuristics",
-                                    help="Score the family's quick heuristics against the optimum (on by default)."),
+                                    help="Score the family's quick heuristics against the optimum (on by default). "
+                                         "Off, they still stand in for an exact method that stops at its "
+                                         "time limit with a worse solution."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
                                        help="A network's distinct layers (parts) solved at once, each in its own "
                                             "process with its share of the cores (default: one per core; 1 solves "

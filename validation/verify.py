@@ -430,16 +430,22 @@ def _verify_parts(family: Family, parts, results: list[Result], ctx: _Context) -
     jobs = part_jobs(len(parts), ctx.jobs)
     if jobs == 1 or not picklable([(part.problem, result) for part, result in zip(parts, results)]):
         out = []
-        for part, result in zip(parts, results):
-            ctx.progress(f"verifying {part.name}")
-            out.append(_verify_single(family, part.problem, result, ctx, prefix=f"parts[{part.name}]."))
+        for i, (part, result) in enumerate(zip(parts, results)):
+            layer = _Context(ctx.time_limit, ctx.methods, ctx.seed,
+                             lambda what, i=i, name=part.name: ctx.progress(f"{name} ({i + 1}/{len(parts)}): {what}"), 1)
+            out.append(_verify_single(family, part.problem, result, layer, prefix=f"parts[{part.name}]."))
         return out
     quiet = _Context(ctx.time_limit, ctx.methods, ctx.seed, _quiet, 1)
+    done: list[str] = []
+
+    def finished(name: str) -> None:
+        done.append(name)
+        ctx.progress(f"verified {len(done)}/{len(parts)} layers (last: {name}), {jobs} at once")
+
     with part_pool(jobs) as pool:
         futures = [pool.submit(_verify_part, part.problem, result, quiet, f"parts[{part.name}].")
                    for part, result in zip(parts, results)]
-        return results_in_order(futures, [part.name for part in parts],
-                                lambda name: ctx.progress(f"verified {name}"))
+        return results_in_order(futures, [part.name for part in parts], finished)
 
 
 def _verify_part(problem, result: Result, ctx: _Context, prefix: str) -> list[Check]:
