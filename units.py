@@ -58,6 +58,8 @@ def _parse_bytes(value: object) -> int:
     if not isinstance(value, str):
         raise ValueError(f"expected a size such as '64 KiB', got {value!r}")
     match = _SIZE.match(value)
+    if not match and _SIZE.match(value.strip().lstrip("-")):
+        raise ValueError(f"size must be positive, got {value!r}")
     if not match:
         raise ValueError(f"cannot read {value!r} as a size; write e.g. '64 KiB', '100 KB' or 65536")
     number, prefix, unit = match.groups()

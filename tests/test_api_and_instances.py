@@ -29,6 +29,11 @@ def test_parse_bytes_rejects(text):
         parse_bytes(text)
 
 
+def test_a_negative_size_is_told_to_be_positive():
+    with pytest.raises(ValueError, match="must be positive, got '-4 KiB'"):
+        parse_bytes("-4 KiB")
+
+
 @pytest.mark.parametrize("text", ["2 PiB", "5000 TiB", "1 EiB", "3 YB", 2 ** 50 + 1])
 def test_a_size_past_the_range_is_told_so_not_called_unreadable(text):
     with pytest.raises(ValueError, match="beyond the supported range"):
