@@ -172,7 +172,7 @@ def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], func
         return Certification(Status.ERROR, checks, run, evaluation, "check failed: " + "; ".join(failed))
     if attempt.status == Status.OPTIMAL:
         return Certification(Status.OPTIMAL, checks, run, evaluation, attempt.message)
-    closing = closing_bound(attempt, bounds, value)
+    closing = closing_bound(value, bounds, [("the method's", attempt.best_bound)])
     if closing is not None:
         # a lower bound at the objective is a proof, whether or not the method finished
         checks.append(Check("a lower bound meets the objective", True, f"{closing} = {fmt(value)}"))
@@ -181,15 +181,17 @@ def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], func
     return Certification(Status.FEASIBLE, checks, run, evaluation, attempt.message)
 
 
-def closing_bound(attempt: Attempt, bounds: list[Bound], value: float | None) -> str | None:
-    """The name of a lower bound at or above ``value``, which proves an
-    unfinished method's solution optimal: the method's own bound or a
-    rigorous analytical one (no tolerance: equal as floats, else unproved).
-    None when no bound reaches it."""
+def closing_bound(value: float | None, bounds: list[Bound],
+                  method_bounds: list[tuple[str, float | None]]) -> str | None:
+    """The name of a lower bound at or above ``value``, which proves a
+    solution optimal though no method finished: a method's own bound
+    (``(whose, bound)`` pairs) or a rigorous analytical one. No tolerance:
+    equal as floats, else unproved. None when no bound reaches it."""
     if value is None:
         return None
-    if attempt.best_bound is not None and float(attempt.best_bound) >= float(value):
-        return f"the method's bound {fmt(attempt.best_bound)}"
+    for whose, bound in method_bounds:
+        if bound is not None and float(bound) >= float(value):
+            return f"{whose} bound {fmt(bound)}"
     for bound in bounds:
         if bound.rigorous and float(bound.value) >= float(value):
             return f"the rigorous bound '{bound.name}' ({fmt(bound.value)})"

@@ -25,7 +25,8 @@ from ..formulations import registry
 from ..formulations.family import Attempt, Check, Family, Secondary, Status
 from ..result import Result, excess, gap_of
 from ..units import format_value
-from .certificate import FUNCTIONAL_CHECK, NOT_REQUESTED, at_least, certify, close, lower_bound
+from .certificate import (FUNCTIONAL_CHECK, NOT_REQUESTED, at_least, certify, close, closing_bound,
+                          lower_bound)
 
 
 @dataclass
@@ -242,7 +243,8 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
 
     proofs = _reprove(family, problem, ctx)
     optimum = _proved_optimum(proofs)
-    closing = None if optimum is not None else _closing_bound(value, bounds, proofs)
+    closing = None if optimum is not None else closing_bound(
+        value, bounds, [(f"{name}'s", proof.best_bound) for name, proof, _ in proofs])
     if closing is not None:
         optimum = value  # no method finished, but nothing can be below a lower bound
     for name, proof, proved_value in proofs:
@@ -316,21 +318,6 @@ def _reprove(family: Family, problem, ctx: _Context) -> list[tuple[str, Attempt,
             value = proof.objective  # a reference that returns only a value (a cross-check)
         out.append((method.name, proof, value))
     return out
-
-
-def _closing_bound(value, bounds, proofs) -> str | None:
-    """A lower bound at or above ``value`` (exact comparison), which proves
-    it optimal without a finished search: a recomputed rigorous bound, or a
-    re-proof's own bound. None when there is none."""
-    if value is None:
-        return None
-    for bound in bounds:
-        if bound.rigorous and float(bound.value) >= float(value):
-            return f"the rigorous bound '{bound.name}' ({_fmt(bound.value)})"
-    for name, proof, _ in proofs:
-        if proof.best_bound is not None and float(proof.best_bound) >= float(value):
-            return f"{name}'s bound {_fmt(proof.best_bound)}"
-    return None
 
 
 def _proved_optimum(proofs) -> float | None:
