@@ -97,6 +97,13 @@ class Located:
                 message = "required field is missing"
             elif kind == "literal_error":
                 message = f"must be one of {err['ctx']['expected']}"
+            elif kind == "invalid_key":
+                # YAML reads `{capacity: 1,024}` as capacity 1 and a key 024 (octal 20): the comma
+                # separates entries inside braces
+                loc = loc[:-1]
+                message = (f"holds the key {err['input']!r}, which is not a field name; inside {{...}} a comma "
+                           "separates entries, so a number written with a thousands comma (1,024) splits in two: "
+                           "write 1024, or a size such as \"1 KiB\"")
             else:
                 message = err["msg"].removeprefix("Value error, ")
                 if "input" in err and not isinstance(err["input"], (dict, list)):

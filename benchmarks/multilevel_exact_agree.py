@@ -2,6 +2,7 @@
 
     python benchmarks/multilevel_exact_agree.py                       # ResNet-18 on eyeriss, energy
     python benchmarks/multilevel_exact_agree.py --network resnet50 --preset simba-pe --time-limit 300
+    python benchmarks/multilevel_exact_agree.py --halo --layers 4        # with halo reuse (space: {halo: true})
 
 For every distinct layer shape: CP-SAT and the prime-exponent MILP (whole
 model first, then the decomposition over stationary tensors), each with the
@@ -36,19 +37,22 @@ def main() -> int:
     parser.add_argument("--layers", type=int, default=0, help="only the first N distinct layers (0: all)")
     parser.add_argument("--bandwidth", action="append", default=[], metavar="LEVEL=WORDS",
                         help="words per cycle of a level (per PE for a per-PE level); repeatable")
+    parser.add_argument("--halo", action="store_true", help="the space with halo reuse (space: {halo: true})")
     args = parser.parse_args()
     hierarchy = with_bandwidths(hierarchy_preset(args.preset), args.bandwidth)
     constraints = preset_constraints(args.preset, hierarchy)  # what an instance naming the preset obeys
     layers = distinct_layers(args.network)
     if args.layers:
         layers = layers[: args.layers]
-    print(f"{args.network} on {args.preset}, {args.objective}, {args.time_limit:g} s per method and layer")
+    print(f"{args.network} on {args.preset}, {args.objective}{', halo reuse' if args.halo else ''}, "
+          f"{args.time_limit:g} s per method and layer")
     header = f"{'layer':30s} {'CP-SAT':>16s} {'s':>6s} {'MILP':>16s} {'s':>7s} {'MILP gap':>8s}  agree"
     print(header)
     print("-" * len(header))
     cp_times, milp_times, agreed = [], [], 0
     for layer, _ in layers:
-        problem = MultiLevelProblem(layer, hierarchy, objective=args.objective, constraints=constraints)
+        problem = MultiLevelProblem(layer, hierarchy, objective=args.objective, constraints=constraints,
+                                   halo=args.halo)
         cp = solve_multilevel(problem, "cpsat", args.time_limit)
         milp = solve_multilevel(problem, "milp", args.time_limit)
         both = cp.status == milp.status == "optimal"

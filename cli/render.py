@@ -110,7 +110,7 @@ def heuristics_table(console: Console, result: Result) -> None:
     for col in ("method", result.unit, f"gap to {reference}", "time", "note"):
         t.add_column(col, justify="right" if col not in ("method", "note") else "left")
     for h in result.heuristics:
-        t.add_row(h.method, number(h.objective), percent(h.gap), f"{h.wall_time_s:.2f} s", h.note[:60])
+        t.add_row(h.method, number(h.objective), percent(h.gap), f"{h.wall_time_s:.2f} s", h.note)
     show(console, t)
 
 

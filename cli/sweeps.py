@@ -333,7 +333,7 @@ def _jobs_table(rows: list[dict], axes: list[str], name: str) -> None:
         t.add_row(str(r["point"]), *[describe_value(r.get(tables.axis_column(a))) for a in axes], r["part"],
                   str(r["count"]), r["status"], format_quantity(r["objective"], r["unit"] or ""),
                   format_quantity(r["lower_bound"], r["unit"] or ""), render.percent(r["gap"]),
-                  "-" if r["wall_time_s"] is None else f"{r['wall_time_s']:.1f}", (r["reason"] or "")[:60])
+                  "-" if r["wall_time_s"] is None else f"{r['wall_time_s']:.1f}", r["reason"] or "")
     out.print(t)
 
 

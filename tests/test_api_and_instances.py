@@ -40,6 +40,27 @@ def test_a_size_past_the_range_is_told_so_not_called_unreadable(text):
         parse_bytes(text)
 
 
+def test_a_thousands_comma_inside_braces_is_explained():
+    """YAML reads ``{capacity: 1,024}`` as capacity 1 and a key ``024``
+    (octal 20); the message says why, not just that keys must be strings."""
+    from mapcert.instances import InstanceError, load_text
+
+    text = """family: tiling
+workload: vgg16.conv3_2
+hardware:
+  name: mine
+  levels:
+    - {name: DRAM, read_energy: 200}
+    - {name: GLB, capacity: 1,024, read_energy: 6}
+objective: energy
+"""
+    with pytest.raises(InstanceError) as caught:
+        load_text(text, "mine.yaml")
+    message = str(caught.value)
+    assert "mine.yaml:7: hardware.levels[1]: holds the key 20" in message
+    assert "thousands comma" in message and "Keys should be strings" not in message
+
+
 def test_minimal_design_instance_loads():
     problem = mapcert.load(ROOT / "examples" / "vgg16_conv3_2_64KiB.yaml")
     assert problem.layer.M == 256 and problem.buffer.capacity_bits == 64 * 1024 * 8

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase, given, settings, strategies as st
 
 from mapcert.formulations.tiling.multilevel.cost import evaluate_multilevel
 from mapcert.formulations.tiling.multilevel.enumeration import enumerate_multilevel
@@ -133,39 +134,81 @@ solver: {{method: cpsat, time_limit: 60, workers: 1}}
 
 
 FIXED = ", holds: [inputs, weights, outputs]"
-EXACT_CASES = [("energy", 1, 24, FIXED), ("offchip_traffic", 2, 40, ""),
+EXACT_CASES = [("energy", 1, 24, FIXED), pytest.param("offchip_traffic", 2, 40, "", marks=pytest.mark.slow),
                pytest.param("energy", 2, 40, "", marks=pytest.mark.slow),
                pytest.param("offchip_traffic", 1, 24, FIXED, marks=pytest.mark.slow),
                pytest.param("latency", 1, 24, FIXED, marks=pytest.mark.slow)]
 
 
 @pytest.mark.parametrize("objective,stride,glb,holds", EXACT_CASES)
-def test_cpsat_equals_the_enumeration_with_halo_reuse(objective, stride, glb, holds):
-    """CP-SAT's optimum with halo reuse equals the enumeration's over every
-    factor row, group order and sweeping window dimension (with the GLB's
-    keep sets fixed, or chosen), evaluate confirms it, and it is never
-    above the optimum without halo reuse."""
+def test_exact_methods_equal_the_enumeration_with_halo_reuse(objective, stride, glb, holds):
+    """CP-SAT's and the MILP's optima with halo reuse equal the
+    enumeration's over every factor row, group order and sweeping window
+    dimension (with the GLB's keep sets fixed, or chosen), evaluate
+    confirms them, and they are never above the optimum without halo reuse."""
     problem = load_text(SMALL.format(stride=stride, glb=glb, objective=objective, glb_holds=holds))
     assert problem.halo
     exact = enumerate_multilevel(problem)
-    solved = solve_multilevel(problem)
-    assert solved.status == "optimal", solved.message
-    assert solved.objective == pytest.approx(exact.objective)
-    assert evaluate_multilevel(problem, solved.mapping).objective(objective) == pytest.approx(exact.objective)
     plain = enumerate_multilevel(dataclasses.replace(problem, halo=False))
     assert exact.objective <= plain.objective
+    for method in ("cpsat", "milp"):
+        solved = solve_multilevel(problem, method=method)
+        assert solved.status == "optimal", (method, solved.message)
+        assert solved.objective == pytest.approx(exact.objective), method
+        assert evaluate_multilevel(problem, solved.mapping).objective(objective) == pytest.approx(exact.objective)
 
 
-def test_halo_reuse_is_declared_kept_and_refused_where_not_modelled():
+@st.composite
+def halo_instances(draw):
+    """Small layers (strided or dilated windows on either axis) on DRAM, a
+    GLB that keeps or bypasses as chosen, a PE array with or without
+    multicast, and a per-PE buffer."""
+    stride, dilation = draw(st.sampled_from([((1, 1), (1, 1)), ((2, 1), (1, 1)), ((1, 2), (1, 1)),
+                                              ((1, 1), (2, 1))]))
+    layer = ConvLayer(name="h", N=1, M=draw(st.sampled_from([1, 2])), C=draw(st.sampled_from([1, 2])),
+                      P=draw(st.sampled_from([2, 4, 6])), Q=draw(st.sampled_from([1, 2, 3])),
+                      R=draw(st.sampled_from([1, 2, 3])), S=draw(st.sampled_from([1, 2])), stride=stride,
+                      dilation=dilation)
+    sharing = draw(st.booleans())
+    glb = MemoryLevel("GLB", capacity_bits=8 * draw(st.sampled_from([24, 48, 96])), read_energy=6, write_energy=6,
+                      chosen=TENSORS if draw(st.booleans()) else frozenset())
+    hier = Hierarchy("halo", (MemoryLevel("DRAM", read_energy=200, write_energy=200), glb,
+                              MemoryLevel("RF", capacity_bits=8 * 16, per_pe=True, read_energy=1, write_energy=1)),
+                     mac_energy=1, fanouts=(Fanout("PEs", 2, draw(st.sampled_from([1, 2])), 2, sharing, sharing),))
+    objective = draw(st.sampled_from(["energy", "offchip_traffic", "latency"]))
+    return MultiLevelProblem(layer, hier, objective=objective, halo=True)
+
+
+def exact_methods_agree_with_enumeration(problem) -> None:
+    reference = solve_multilevel(problem, "enumerate", time_limit=600)
+    assert reference.status in ("optimal", "infeasible"), reference.message
+    for method in ("cpsat", "milp"):
+        got = solve_multilevel(problem, method, time_limit=60)
+        assert got.status == reference.status, (method, got.message)
+        if reference.status == "optimal":
+            assert got.objective == pytest.approx(reference.objective), method
+
+
+@settings(max_examples=4, deadline=None, derandomize=True)
+@given(halo_instances())
+def test_exact_methods_agree_with_the_enumeration_on_random_halo_instances(problem):
+    exact_methods_agree_with_enumeration(problem)
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, derandomize=True, phases=(Phase.explicit, Phase.reuse, Phase.generate))
+@given(halo_instances())
+def test_exact_methods_agree_with_the_enumeration_on_many_halo_instances(problem):
+    exact_methods_agree_with_enumeration(problem)
+
+
+def test_halo_reuse_is_declared_kept_and_solved_by_every_method():
     """The instance's ``space: {halo: true}`` survives a dump and reload
-    (what ``verify`` re-solves), the MILP refuses it with its reason, and
-    the space description names it."""
+    (what ``verify`` re-solves), the space description names it, and
+    every exact method takes it."""
     from mapcert.formulations.registry import family_of
-    from mapcert.formulations.tiling.multilevel.solve import MILP_HALO
-
     problem = load_text(SMALL.format(stride=1, glb=24, objective="energy", glb_holds=FIXED))
     dumped = family_of(problem).dump(problem)
     assert dumped["space"] == {"halo": True}
     assert "halo reuse" in problem.space_description
-    refused = solve_multilevel(problem, method="milp")
-    assert refused.status == "error" and refused.message == MILP_HALO
+    assert all(method.why_not(problem) is None for method in family_of(problem).methods(problem))

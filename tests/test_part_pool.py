@@ -102,9 +102,14 @@ def test_a_network_is_verified_side_by_side_with_the_serial_checks(network):
     assert any(f"(1/{len(result.parts)}): re-proving with cpsat" in what for what in seen)
     tampered = result.to_dict()
     tampered["parts"][1]["result"]["objective"] *= 0.9
-    failed = [c.name for c in mapcert.verify(tampered, time_limit=20, methods=["cpsat"], jobs=2).checks
-              if not c.passed]
+    failed = {c.name: c.detail for c in mapcert.verify(tampered, time_limit=20, methods=["cpsat"], jobs=2).checks
+              if not c.passed}
     assert f"parts[{result.parts[1].name}].objective: equals evaluate of the solution" in failed
+    # the network's total, re-added from the tampered layer, differs from the (right) stored one:
+    # the check names the layer that failed its own checks instead of leaving the total to blame
+    assert "objective: re-derived from the layers" in failed
+    assert f"{result.parts[1].name} failed its own checks above" in failed["objective: re-derived from the layers"]
+    assert "{'" not in " ".join(failed.values())  # records are printed as key=value, not as raw dicts
 
 
 @pytest.mark.parametrize("jobs", [0, 1.5, True])

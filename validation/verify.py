@@ -171,11 +171,25 @@ def _differences(stored, derived, path: str) -> list[str]:
 
 
 def _fmt(value) -> str:
-    return format_value(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    """A stored or re-derived value for a check's detail: numbers with
+    separators, records as ``key=value`` pairs, lists item by item."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format_value(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return "null" if value is None else str(value)
 
 
 def _field(name: str, stored, derived, what: str = "re-derived") -> Check:
-    return Check(f"{name}: {what}", _same_value(stored, derived), f"stored {_fmt(stored)}, re-derived {_fmt(derived)}")
+    same = _same_value(stored, derived)
+    if not same and isinstance(stored, dict) and isinstance(derived, dict):
+        # a record (metrics, a bound): name the fields that differ, not the whole of both
+        keys = [k for k in dict.fromkeys([*stored, *derived]) if not _same_value(stored.get(k), derived.get(k))]
+        detail = "; ".join(f"{k}: stored {_fmt(stored.get(k))}, re-derived {_fmt(derived.get(k))}" for k in keys[:4])
+        return Check(f"{name}: {what}", same, detail + (f" (and {len(keys) - 4} more)" if len(keys) > 4 else ""))
+    return Check(f"{name}: {what}", same, f"stored {_fmt(stored)}, re-derived {_fmt(derived)}")
 
 
 def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefix: str) -> list[Check]:
@@ -454,10 +468,14 @@ def _verify_network(family: Family, problem, parts, result: Result, ctx: _Contex
     checks.append(Check("parts: the network's distinct layers and their counts", expected == got, detail))
     if expected != got:
         return checks
-    for part_checks in _verify_parts(family, parts, [e.result for e in stored], ctx):
+    failed_parts = []
+    for part, part_checks in zip(parts, _verify_parts(family, parts, [e.result for e in stored], ctx)):
         checks.extend(part_checks)
+        if not all(c.passed for c in part_checks):
+            failed_parts.append(part.name)
     derived = network_result(family, problem, parts, [e.result for e in stored]).to_dict()
     data = result.to_dict()
+    first_network_check = len(checks)
     for name in ("objective", "secondary", "lower_bound", "best_bound", "gap", "status", "metrics"):
         checks.append(_field(name, data[name], derived[name], "re-derived from the layers"))
     for name, key in (("heuristics", ("method", "status", "objective", "gap")),
@@ -467,7 +485,7 @@ def _verify_network(family: Family, problem, parts, result: Result, ctx: _Contex
         same = _same_value(stored_rows, derived_rows)
         detail = f"{len(stored_rows)} stored, {len(derived_rows)} re-derived"
         if not same:  # name the first row that differs, when the counts agree
-            detail = next((f"first difference: stored {a}, re-derived {b}"
+            detail = next((f"first difference: stored {_fmt(a)}, re-derived {_fmt(b)}"
                            for a, b in zip(stored_rows, derived_rows) if not _same_value(a, b)), detail)
         checks.append(Check(f"{name}: re-derived from the layers", same, detail))
     stored_f, derived_f = data["certificate"]["functional"], derived["certificate"]["functional"]
@@ -475,6 +493,14 @@ def _verify_network(family: Family, problem, parts, result: Result, ctx: _Contex
                         (stored_f["ran"], stored_f["passed"]) == (derived_f["ran"], derived_f["passed"]),
                         f"stored ran={stored_f['ran']} passed={stored_f['passed']}; layers say ran={derived_f['ran']} "
                         f"passed={derived_f['passed']}"))
+    if failed_parts:
+        # the totals are re-added from the stored layer results: with a layer that failed its own
+        # checks, a difference here may be that layer's fault, not the total's
+        blame = (f"; re-added from the stored layers, and {', '.join(failed_parts[:3])}"
+                 f"{' and others' if len(failed_parts) > 3 else ''} failed {'its' if len(failed_parts) == 1 else 'their'}"
+                 " own checks above: look there first")
+        checks[first_network_check:] = [c if c.passed else Check(c.name, c.passed, c.detail + blame)
+                                        for c in checks[first_network_check:]]
     return checks
 
 

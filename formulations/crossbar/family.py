@@ -201,7 +201,7 @@ class CrossbarFamily(Family):
         for name, chip in pim_presets().items():
             budget = chip["crossbars_per_pe"] * chip["pes_per_tile"] * chip["tiles"]
             t.add_row(name, f"{chip['rows']}x{chip['columns']}", f"{chip['cell_bits']} bit",
-                      f"{chip['adc_bits']} bit", f"{budget:,} crossbars", " ".join(str(chip.get("source", "")).split())[:60])
+                      f"{chip['adc_bits']} bit", f"{budget:,} crossbars", " ".join(str(chip.get("source", "")).split()))
         return [t]
 
     # -- tests ----------------------------------------------------------------

@@ -378,7 +378,7 @@ class MultiLevelTiling(Family):
                 parts.append(level.name + ("*" if level.per_pe else "") + (f" {size}" if size else "")
                              + ("" if index == 0 else " {chosen}" if level.chosen else f" {{{held}}}"))
             described = preset_constraints(name, hier).describe(hier)
-            t.add_row(name, " > ".join(parts), described or "-", " ".join(str(hier.source).split())[:60])
+            t.add_row(name, " > ".join(parts), described or "-", " ".join(str(hier.source).split()))
         return [t]
 
     def examples(self) -> list[str]:
@@ -408,7 +408,7 @@ def dump_two_level_workload(problem: MultiLevelProblem) -> dict:
 
 
 def _milp_refused(problem) -> str | None:
-    """The MILP's prime-exponent terms are products of factors: divisor rows, no halo reuse."""
+    """The MILP's prime-exponent terms are products of factors: divisor rows only."""
     first = problem.layers[0].problem if isinstance(problem, MultiLevelNetwork) else problem
     return milp_refusal(first)
 

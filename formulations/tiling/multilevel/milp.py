@@ -22,6 +22,9 @@ hull of the points (e(v), v), far tighter than chained big-M products.
 - With a known mapping of objective ``U`` (``incumbent``), a term whose
   value alone would push the objective above ``U`` is not offered either:
   no mapping better than ``U`` needs it, so the proof stays a proof.
+- With halo reuse, a level's sweeping window dimension is a Boolean too,
+  and each halo factor a one-hot table over (P or Q row, R or S row, the
+  loop that sweeps the tile): still a choice among integer values.
 
 Derivation and the value sets: docs/tiling-multilevel.md, "The MILP in
 prime exponents".
@@ -44,7 +47,8 @@ from .cost import window_rows
 from .cpsat import _integer_scale
 from .rows import fanout_factor, spatial_factor, tile_extent as row_tile_extent
 from .space import axes_interchangeable, dim_choices, group_order, mapping_from_choice, settled_rankings
-from .terms import TENSORS, Words, boundaries, halo_value
+from .terms import TENSORS, Halo, Words, boundaries, halo_value
+from .halo import AXIS_DIMS, WINDOW_DIMS, group_of, innermost_in_group
 
 MILP_OBJECTIVES = ("offchip_traffic", "energy", "latency")
 WHOLE_MODEL_SHARE, WHOLE_MODEL_SECONDS = 0.25, 30.0
@@ -353,10 +357,12 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
             out += [_Table(t.keys, t.values, gate) for t in group]
         return out
 
+    sweeps = _halo_sweeps(b, problem, rows, nontrivial) if problem.halo else None
+
     def words_tables(words: Words) -> list[_Table]:
         out = [table(d, lambda r, f=f: fanout_factor(r, K, f)) for d, f in words.spatial]
         for h in words.halos:
-            out.append(pair_table(h.axis, lambda rp, rw, h=h: halo_value(problem, h, rp, rw)))
+            out.append(sweeps(h) if sweeps else pair_table(h.axis, lambda rp, rw, h=h: halo_value(problem, h, rp, rw)))
         return out
 
     # weights of each level's reads and writes in the objective (integers)
@@ -457,6 +463,77 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     return m, b, rows, scale, constant
 
 
+def _halo_sweeps(b: _Model, problem: MultiLevelProblem, rows, nontrivial):
+    """Halo reuse (``halo.py``): the function that gives a halo factor's
+    one-hot table, with the Booleans and rows that make it exact.
+
+    ``("sweep", j, d)``: window dimension ``d`` is the innermost loop of
+    level ``j`` that indexes the inputs and has trips. It needs trips at
+    ``j``, and the other reuse group of input loops (R, S against P, Q) must
+    not sit inside ``d``'s: it has no trips there, or it is not the
+    stationary tensor's group (with the inputs' group M, which does not
+    index the inputs, stationary, the decoding ranks ``d``'s group next).
+    A level ``l``'s tile is swept along an axis by ``(d, j)`` when
+    ``("sweep", j, d)`` holds and no level between has an input loop with
+    trips (``("tr", i, "inputs")``). Its halo factor is then a choice among
+    ``("hpair", l, axis, i, k, option)`` Booleans, one per row pair and
+    sweep its rows allow (the sweeping loop has trips); they add up to the
+    pair's Boolean. No sweep is always allowed: it never costs less, so a
+    minimum picks a sweep whenever the order allows one."""
+    cons = b.m.cons
+    K = len(problem.hierarchy.levels)
+    for j in range(K):
+        cons.add(sum(b.boolean(("sweep", j, d)) for d in WINDOW_DIMS) <= 1)
+        for d in WINDOW_DIMS:
+            sweep = b.boolean(("sweep", j, d))
+            cons.add(sweep <= nontrivial(j, d))
+            other = "outputs" if group_of(d) == "weights" else "weights"
+            idle = b.boolean(("idle", j, other))  # set only when the other input group has no trips at j
+            cons.add(sweep + b.boolean(("sigma", j, other)) <= 1 + idle)
+    for j in range(K):
+        for X in ("weights", "outputs"):
+            for d in REUSE_GROUPS[X]:
+                cons.add(b.boolean(("idle", j, X)) + nontrivial(j, d) <= 1)
+    window = {"P": "R", "Q": "S"}
+    linked: set = set()
+
+    def halo_table(h: Halo) -> _Table:
+        l, axis = h.level, h.axis
+        options = [(d, j) for j in range(l) for d in AXIS_DIMS[axis]]
+        keys, values = [], []
+        uses: dict[tuple[str, int], list] = {option: [] for option in options}
+        for i, rp in enumerate(rows[axis]):
+            for k, rw in enumerate(rows[window[axis]]):
+                plain = int(halo_value(problem, h, rp, rw))
+                # the sweeps these rows allow (trips at the sweeping level): the same for every
+                # halo factor of this level and axis, which share the Booleans
+                possible = [option for option in options if (rp if option[0] == axis else rw)[option[1]] > 1]
+                if not possible:
+                    keys.append(("pair", axis, i, k))
+                    values.append(plain)
+                    continue
+                own = [("hpair", l, axis, i, k, None)] + [("hpair", l, axis, i, k, option) for option in possible]
+                keys += own
+                values += [plain] + [int(halo_value(problem, h, rp, rw, option)) for option in possible]
+                for key in own[1:]:
+                    uses[key[-1]].append(key)
+                if (l, axis, i, k) not in linked:
+                    cons.add(sum(b.boolean(key) for key in own) == b.boolean(("pair", axis, i, k)))
+                    linked.add((l, axis, i, k))
+        if (l, axis) not in linked:
+            linked.add((l, axis))
+            for (d, j), used in uses.items():
+                if not used:
+                    continue
+                chosen = sum(b.boolean(key) for key in used)  # at most one: the pair Booleans are one-hot
+                cons.add(chosen <= b.boolean(("sweep", j, d)))
+                for i in range(j + 1, l):
+                    cons.add(chosen <= b.boolean(("tr", i, "inputs")))
+        return _Table(tuple(keys), tuple(values))
+
+    return halo_table
+
+
 def decode_milp(problem: MultiLevelProblem, builder: _Model, rows):
     K = len(problem.hierarchy.levels)
 
@@ -476,7 +553,12 @@ def decode_milp(problem: MultiLevelProblem, builder: _Model, rows):
     orders = []
     for l in range(K):
         stationary = max(TENSORS, key=lambda X: value(("sigma", l, X)))
-        orders.append(group_order((stationary, *(X for X in TENSORS if X != stationary))))
+        rest = [X for X in TENSORS if X != stationary]
+        sweep = next((d for d in WINDOW_DIMS if value(("sweep", l, d)) > 0.5), None) if problem.halo else None
+        if sweep is not None and group_of(sweep) in rest:  # the sweeping group next (``_halo_sweeps``)
+            rest.sort(key=lambda X: X != group_of(sweep))
+        order = group_order((stationary, *rest))
+        orders.append(order if sweep is None else innermost_in_group(order, sweep))
     orders = tuple(orders)
     return mapping_from_choice(problem, chosen, orders)
 

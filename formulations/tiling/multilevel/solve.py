@@ -28,15 +28,11 @@ from .space import emptied_by
 MULTILEVEL_METHODS = ("cpsat", "milp", "enumerate")
 MILP_ANY_SPACE = ("the MILP covers factors: divisors (its terms are products of factors, which partial tiles are "
                   "not); solve factors: any with cpsat or enumerate")
-MILP_HALO = ("the MILP does not model halo reuse in hierarchies (which loop sweeps a tile depends on the loop "
-             "order inside a reuse group); solve halo: true with cpsat or enumerate")
 
 
 def milp_refusal(problem: MultiLevelProblem) -> str | None:
     """Why the MILP does not take ``problem``'s space (None when it does)."""
-    if problem.factors != "divisors":
-        return MILP_ANY_SPACE
-    return MILP_HALO if problem.halo else None
+    return MILP_ANY_SPACE if problem.factors != "divisors" else None
 
 
 def _with_constraints(problem: MultiLevelProblem) -> str:
