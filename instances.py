@@ -102,8 +102,9 @@ class Located:
                 # separates entries inside braces
                 loc = loc[:-1]
                 message = (f"holds the key {err['input']!r}, which is not a field name; inside {{...}} a comma "
-                           "separates entries, so a number written with a thousands comma (1,024) splits in two: "
-                           "write 1024, or a size such as \"1 KiB\"")
+                           "separates entries, so a number written with a thousands comma (1,024) splits in two "
+                           "and the part after the comma becomes a key (YAML reads 024 as octal 20): write 1024, "
+                           "or a size such as \"1 KiB\"")
             else:
                 message = err["msg"].removeprefix("Value error, ")
                 if "input" in err and not isinstance(err["input"], (dict, list)):

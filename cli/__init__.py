@@ -21,6 +21,7 @@ from typing import Optional
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from ..formulations import registry
 from ..formulations.family import PlotUnsupported, Status
@@ -234,7 +235,7 @@ def methods(files: list[Path] = typer.Argument(..., help="Instance YAML of any f
         t.add_row(m.name + (" (default)" if m.name == default else ""), kind, "yes" if why is None else f"no: {why}",
                   m.summary)
     for h in family.heuristics(sample):
-        t.add_row(h.name, "heuristic", "yes", h.summary + ("" if h.in_solve else " (compare only)"))
+        t.add_row(h.name, "heuristic", "yes", " ".join(filter(None, (h.summary, "" if h.in_solve else "(compare only)"))))
     out.print(t)
     raise _Exit(EXIT_OK)
 
@@ -291,7 +292,16 @@ def verify(
         if verification.family is not None:
             render.say(out, verification.family.describe(verification.problem))
         render.checks_table(out, verification.checks, title="verification")
-        out.print("[bold green]VERIFIED[/]" if verification.passed else "[bold red]NOT VERIFIED[/]")
+        if verification.passed:
+            out.print("[bold green]VERIFIED[/]")
+        else:
+            # a network's table runs to hundreds of rows: repeat what failed where the reader looks
+            failed = [c for c in verification.checks if not c.passed]
+            out.print(f"[bold red]NOT VERIFIED[/]: {len(failed)} of {len(verification.checks)} checks failed")
+            for c in failed[:10]:
+                out.print(f"  - {escape(c.name)}: {escape(c.detail)}", highlight=False)
+            if len(failed) > 10:
+                out.print(f"  ... and {len(failed) - 10} more (see the table above)")
     raise _Exit(EXIT_OK if verification.passed else EXIT_ERROR)
 
 

@@ -82,11 +82,15 @@ def summary(console: Console, result: Result) -> None:
     t.add_row(f"objective: {result.objective_name} ({result.unit})", number(result.objective))
     for s in result.secondary:  # lexicographic: each least among the optima of the ones above when proved
         t.add_row(f"then: {s.objective} ({s.unit})", number(s.value) + ("" if s.proved else " (not proved least)"))
-    t.add_row("best bound", number(result.best_bound))
+    proved = result.status == Status.OPTIMAL
+    # unproved, the best bound is the larger of the method's own bound and the rigorous one (docs/results.md)
+    t.add_row("best bound" if proved else "best bound (the method's or the rigorous, whichever is larger)",
+              number(result.best_bound))
     t.add_row("gap", percent(result.gap, 3))
     t.add_row("rigorous lower bound", number(result.lower_bound))
     if result.objective and result.lower_bound:
-        t.add_row("optimum / rigorous bound", f"{result.objective / result.lower_bound:.3f}")
+        t.add_row(f"{'optimum' if proved else 'objective'} / rigorous bound",
+                  f"{result.objective / result.lower_bound:.3f}")
     show(console, t)
 
 

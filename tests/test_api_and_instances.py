@@ -61,6 +61,28 @@ objective: energy
     assert "thousands comma" in message and "Keys should be strings" not in message
 
 
+@pytest.mark.parametrize("objective", ["energy", "edp", "[latency, energy]"])
+def test_energy_without_access_energies_is_refused(objective):
+    """A hierarchy whose levels give no access energy costs every mapping
+    the same energy: minimizing it would call an arbitrary mapping optimal."""
+    from mapcert.instances import InstanceError, load_text
+
+    text = f"""family: tiling
+workload: lenet5.conv1
+hardware:
+  name: mine
+  array: {{rows: 4, cols: 4}}
+  levels:
+    - {{name: DRAM}}
+    - {{name: GLB, capacity: 8 KiB}}
+    - {{name: RF, capacity: 64 B, per_pe: true}}
+objective: {objective}
+"""
+    with pytest.raises(InstanceError, match="read_energy and write_energy is 0"):
+        load_text(text, "mine.yaml")
+    assert load_text(text.replace(f"objective: {objective}", "objective: latency"), "mine.yaml")
+
+
 def test_minimal_design_instance_loads():
     problem = mapcert.load(ROOT / "examples" / "vgg16_conv3_2_64KiB.yaml")
     assert problem.layer.M == 256 and problem.buffer.capacity_bits == 64 * 1024 * 8

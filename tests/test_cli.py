@@ -60,6 +60,10 @@ def test_verify_catches_a_tampered_result(cli, tmp_path):
     assert code == 1
     failed = {c["name"] for c in json.loads(stdout)["checks"] if not c["passed"]}
     assert "objective: equals evaluate of the solution" in failed
+    # without --json, the failures are repeated under the verdict, where the reader looks
+    code, stdout, _ = cli("verify", str(out), "--methods", "cpsat")
+    verdict = stdout[stdout.index("NOT VERIFIED"):]
+    assert code == 1 and f"{len(failed)} of" in verdict and "objective: equals evaluate of the solution" in verdict
 
 
 def test_verify_refuses_a_fractional_tile(cli, tmp_path):

@@ -105,7 +105,9 @@ class TwoLevelTiling(Family):
         return problem.solver.method
 
     def heuristics(self, problem: TilingProblem) -> list[Heuristic]:
-        return [Heuristic(name, (lambda fn=fn: fn(problem))) for name, fn in HEURISTICS.items()]
+        return [Heuristic(name, (lambda fn=fn: fn(problem)),
+                          summary="output-stationary, input channels streamed one at a time"
+                          if name == "paper-dataflow" else "") for name, fn in HEURISTICS.items()]
 
     def bounds(self, problem: TilingProblem) -> list[Bound]:
         return [Bound(b.name, b.bytes, b.rigorous, b.meaning)

@@ -30,6 +30,12 @@ from ..schema import dump_two_level
 
 UNITS = {"offchip_traffic": "bytes", "latency": "cycles"}
 TENSORS = ("inputs", "weights", "outputs")
+HEURISTIC_SUMMARIES = {
+    "random": "Timeloop-style random mapper: uniform factorizations, any loop orders",
+    "paper-dataflow": "output-stationary at every level, output dimensions on the array",
+    "greedy-largest-tile": "grows the innermost level's tile first, one prime factor at a time",
+    "zigzag-orders": "ZigZag LOMA-style: orderings of the loops' prime factors",
+}
 QUICK_HEURISTICS = ("paper-dataflow", "greedy-largest-tile")
 """Heuristics every ``solve`` scores; the others (random sampling, ZigZag's
 loop orders) take seconds per layer and run in ``compare``."""
@@ -211,8 +217,8 @@ class MultiLevelTiling(Family):
         return self._first(problem).solver.method
 
     def heuristics(self, problem: MultiLevelProblem) -> list[Heuristic]:
-        return [Heuristic(name, (lambda fn=fn: fn(problem)), in_solve=name in QUICK_HEURISTICS)
-                for name, fn in HEURISTICS.items()]
+        return [Heuristic(name, (lambda fn=fn: fn(problem)), in_solve=name in QUICK_HEURISTICS,
+                          summary=HEURISTIC_SUMMARIES.get(name, "")) for name, fn in HEURISTICS.items()]
 
     def bounds(self, problem: MultiLevelProblem) -> list[Bound]:
         b = multilevel_bounds(problem)

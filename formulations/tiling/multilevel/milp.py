@@ -477,8 +477,8 @@ def _halo_sweeps(b: _Model, problem: MultiLevelProblem, rows, nontrivial):
     ``("sweep", j, d)`` holds and no level between has an input loop with
     trips (``("tr", i, "inputs")``). Its halo factor is then a choice among
     ``("hpair", l, axis, i, k, option)`` Booleans, one per row pair and
-    sweep its rows allow (the sweeping loop has trips); they add up to the
-    pair's Boolean. No sweep is always allowed: it never costs less, so a
+    sweep its rows allow (the sweeping loop has trips) that lowers some
+    halo factor of the level and axis; they add up to the pair's Boolean. No sweep is always allowed: it never costs less, so a
     minimum picks a sweep whenever the order allows one."""
     cons = b.m.cons
     K = len(problem.hierarchy.levels)
@@ -496,18 +496,34 @@ def _halo_sweeps(b: _Model, problem: MultiLevelProblem, rows, nontrivial):
                 cons.add(b.boolean(("idle", j, X)) + nontrivial(j, d) <= 1)
     window = {"P": "R", "Q": "S"}
     linked: set = set()
+    halos: dict[tuple[int, str], set[Halo]] = {}  # every halo factor of a level and axis
+    for bd in boundaries(problem):
+        for words in (bd.parent_words, bd.child_words, bd.refill_words):
+            for h in words.halos:
+                halos.setdefault((h.level, h.axis), set()).add(h)
+
+    @lru_cache(maxsize=None)
+    def gaining(l: int, axis: str, i: int, k: int) -> tuple:
+        """The sweeps that rows ``i``, ``k`` allow (the sweeping loop has trips at its level) and that
+        lower some halo factor of this level and axis: the same for every one of them, which share
+        the Booleans. A sweep that lowers none changes no count, so leaving it out loses nothing."""
+        rp, rw = rows[axis][i], rows[window[axis]][k]
+        out = []
+        for option in ((d, j) for j in range(l) for d in AXIS_DIMS[axis]):
+            if (rp if option[0] == axis else rw)[option[1]] < 2:
+                continue
+            if any(halo_value(problem, h, rp, rw, option) < halo_value(problem, h, rp, rw) for h in halos[l, axis]):
+                out.append(option)
+        return tuple(out)
 
     def halo_table(h: Halo) -> _Table:
         l, axis = h.level, h.axis
-        options = [(d, j) for j in range(l) for d in AXIS_DIMS[axis]]
         keys, values = [], []
-        uses: dict[tuple[str, int], list] = {option: [] for option in options}
+        uses: dict[tuple[str, int], list] = {(d, j): [] for j in range(l) for d in AXIS_DIMS[axis]}
         for i, rp in enumerate(rows[axis]):
             for k, rw in enumerate(rows[window[axis]]):
                 plain = int(halo_value(problem, h, rp, rw))
-                # the sweeps these rows allow (trips at the sweeping level): the same for every
-                # halo factor of this level and axis, which share the Booleans
-                possible = [option for option in options if (rp if option[0] == axis else rw)[option[1]] > 1]
+                possible = gaining(l, axis, i, k)
                 if not possible:
                     keys.append(("pair", axis, i, k))
                     values.append(plain)
@@ -805,6 +821,7 @@ def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Res
     wall = time.perf_counter() - start
     proved = settled == len(combos)
     pieces = f"{settled}/{len(combos)} stationary-tensor pieces finished" + (
+        "" if started == settled else f", {started - settled} started but not finished") + (
         "" if started == len(combos) else f", {len(combos) - started} not started (time limit)")
     if proved:
         if best is None:

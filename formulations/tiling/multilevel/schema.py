@@ -480,6 +480,13 @@ def build_multilevel(data: dict, where: Located, label: str,
         where.add(("space",), f"factors: {spec.space.factors} and tiles: {spec.space.tiles} disagree; "
                               "a hierarchy takes factors: divisors or factors: any")
     objective_problems(spec.objectives, where)
+    costed = [name for name in spec.objectives if name in ("energy", "edp")]
+    if costed and not any(level.read_energy or level.write_energy for level in hierarchy.levels):
+        # every mapping would have the same energy (MACs x mac_energy), so any would be "optimal"
+        where.add(("objective",), f"{costed[0]} needs the energy of each memory access, and every level's "
+                                  "read_energy and write_energy is 0 here, so every mapping would cost the same; "
+                                  "give each level its read_energy (and write_energy), or minimize "
+                                  "offchip_traffic or latency")
     if factors == "any" and spec.objectives[:1] == ("edp",):
         where.add(("space", "factors"), "edp is solved over divisor factors only (its search fixes the busy PEs, "
                                         "which partial tiles do not determine the cycles of); use energy or "
