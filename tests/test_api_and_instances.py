@@ -61,14 +61,15 @@ objective: energy
     assert "thousands comma" in message and "Keys should be strings" not in message
 
 
-@pytest.mark.parametrize("objective", ["energy", "edp", "[latency, energy]"])
-def test_energy_without_access_energies_is_refused(objective):
+@pytest.mark.parametrize("objective,workload", [("energy", "lenet5.conv1"), ("edp", "lenet5.conv1"),
+                                                ("[latency, energy]", "lenet5.conv1"), ("energy", "lenet5")])
+def test_energy_without_access_energies_is_refused(objective, workload):
     """A hierarchy whose levels give no access energy costs every mapping
     the same energy: minimizing it would call an arbitrary mapping optimal."""
     from mapcert.instances import InstanceError, load_text
 
     text = f"""family: tiling
-workload: lenet5.conv1
+workload: {workload}
 hardware:
   name: mine
   array: {{rows: 4, cols: 4}}

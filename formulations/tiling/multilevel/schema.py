@@ -454,6 +454,21 @@ def _whole_network(workload: Any, where: Located, base: Path) -> tuple[str, dict
     return _inline_network(workload, where)
 
 
+def _energy_unpriced(spec: "MultiLevelSpec", hierarchy: Hierarchy, where: Located) -> bool:
+    """True (with the issue recorded) when an objective counts energy but no
+    level prices an access: every mapping would have the same energy (MACs
+    x mac_energy), so any would be called optimal. Checked last, once the
+    instance is otherwise valid, so that a structural mistake is named first."""
+    costed = [name for name in spec.objectives if name in ("energy", "edp")]
+    if not costed or any(level.read_energy or level.write_energy for level in hierarchy.levels):
+        return False
+    where.add(("objective",), f"{costed[0]} needs the energy of each memory access, and every level's "
+                              "read_energy and write_energy is 0 here, so every mapping would cost the same; "
+                              "give each level its read_energy (and write_energy), or minimize "
+                              "offchip_traffic or latency")
+    return True
+
+
 def build_multilevel(data: dict, where: Located, label: str,
                      base: Path = Path(".")) -> MultiLevelProblem | MultiLevelNetwork | None:
     """The problem of a multi-level instance document, or None with the
@@ -480,13 +495,6 @@ def build_multilevel(data: dict, where: Located, label: str,
         where.add(("space",), f"factors: {spec.space.factors} and tiles: {spec.space.tiles} disagree; "
                               "a hierarchy takes factors: divisors or factors: any")
     objective_problems(spec.objectives, where)
-    costed = [name for name in spec.objectives if name in ("energy", "edp")]
-    if costed and not any(level.read_energy or level.write_energy for level in hierarchy.levels):
-        # every mapping would have the same energy (MACs x mac_energy), so any would be "optimal"
-        where.add(("objective",), f"{costed[0]} needs the energy of each memory access, and every level's "
-                                  "read_energy and write_energy is 0 here, so every mapping would cost the same; "
-                                  "give each level its read_energy (and write_energy), or minimize "
-                                  "offchip_traffic or latency")
     if factors == "any" and spec.objectives[:1] == ("edp",):
         where.add(("space", "factors"), "edp is solved over divisor factors only (its search fixes the busy PEs, "
                                         "which partial tiles do not determine the cycles of); use energy or "
@@ -504,11 +512,12 @@ def build_multilevel(data: dict, where: Located, label: str,
         return None
     if network is not None:
         name, table = network
-        return _network_layers(name, hierarchy, spec, where, label, constraints, table)
+        built_network = _network_layers(name, hierarchy, spec, where, label, constraints, table)
+        return None if built_network is None or _energy_unpriced(spec, hierarchy, where) else built_network
     constraints = build_constraints(constraints, hierarchy, where)
     if factors == "any" and any_space_refusal(layer):
         where.add(("space", "factors"), any_space_refusal(layer))
-    if where.issues:
+    if where.issues or _energy_unpriced(spec, hierarchy, where):
         return None
     return MultiLevelProblem(
         layer=layer, hierarchy=hierarchy, objective=spec.objectives[0], secondary=spec.objectives[1:],
