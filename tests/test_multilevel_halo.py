@@ -189,7 +189,7 @@ def exact_methods_agree_with_enumeration(problem) -> None:
             assert got.objective == pytest.approx(reference.objective), method
 
 
-@settings(max_examples=4, deadline=None, derandomize=True)
+@settings(max_examples=3, deadline=None, derandomize=True)
 @given(halo_instances())
 def test_exact_methods_agree_with_the_enumeration_on_random_halo_instances(problem):
     exact_methods_agree_with_enumeration(problem)

@@ -112,8 +112,12 @@ def test_a_network_is_verified_side_by_side_with_the_serial_checks(network):
     assert "{'" not in " ".join(failed.values())  # records are printed as key=value, not as raw dicts
 
 
+@pytest.fixture(scope="module")
+def solved(network):
+    return solve(network, jobs=1, functional=False, heuristics=False)
+
+
 @pytest.mark.parametrize("jobs", [0, 1.5, True])
-def test_verify_checks_its_jobs(network, jobs):
-    result = solve(network, jobs=1, functional=False, heuristics=False)
+def test_verify_checks_its_jobs(solved, jobs):
     with pytest.raises(ValueError, match="jobs must be"):
-        mapcert.verify(result, methods=["cpsat"], jobs=jobs)
+        mapcert.verify(solved, methods=["cpsat"], jobs=jobs)
