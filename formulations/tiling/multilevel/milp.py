@@ -478,8 +478,9 @@ def _halo_sweeps(b: _Model, problem: MultiLevelProblem, rows, nontrivial):
     trips (``("tr", i, "inputs")``). Its halo factor is then a choice among
     ``("hpair", l, axis, i, k, option)`` Booleans, one per row pair and
     sweep its rows allow (the sweeping loop has trips) that lowers some
-    halo factor of the level and axis; they add up to the pair's Boolean. No sweep is always allowed: it never costs less, so a
-    minimum picks a sweep whenever the order allows one."""
+    halo factor of the level and axis; they add up to the pair's Boolean.
+    No sweep is always allowed: it never costs less, so a minimum picks a
+    sweep whenever the order allows one."""
     cons = b.m.cons
     K = len(problem.hierarchy.levels)
     for j in range(K):
