@@ -124,7 +124,8 @@ class Hierarchy:
             return out
         dram = self.levels[0]
         if dram.capacity_bits is not None or dram.partition_bits is not None:
-            out.append(f"level 0 ({dram.name}) is off-chip memory and must be unbounded")
+            out.append(f"level 0 ({dram.name}) is off-chip memory and must be unbounded (levels are listed "
+                       "outermost first: off-chip memory, then the on-chip buffers)")
         if dram.holds != frozenset(TENSORS):
             out.append(f"level 0 ({dram.name}) must hold every tensor")
         if dram.chosen:

@@ -182,14 +182,15 @@ def _fmt(value) -> str:
     return "null" if value is None else str(value)
 
 
-def _field(name: str, stored, derived, what: str = "re-derived") -> Check:
+def _field(name: str, stored, derived, what: str = "re-derived", derived_as: str = "re-derived") -> Check:
+    """Stored against re-derived; ``derived_as`` says where the second value comes from."""
     same = _same_value(stored, derived)
     if not same and isinstance(stored, dict) and isinstance(derived, dict):
         # a record (metrics, a bound): name the fields that differ, not the whole of both
         keys = [k for k in dict.fromkeys([*stored, *derived]) if not _same_value(stored.get(k), derived.get(k))]
-        detail = "; ".join(f"{k}: stored {_fmt(stored.get(k))}, re-derived {_fmt(derived.get(k))}" for k in keys[:4])
+        detail = "; ".join(f"{k}: stored {_fmt(stored.get(k))}, {derived_as} {_fmt(derived.get(k))}" for k in keys[:4])
         return Check(f"{name}: {what}", same, detail + (f" (and {len(keys) - 4} more)" if len(keys) > 4 else ""))
-    return Check(f"{name}: {what}", same, f"stored {_fmt(stored)}, re-derived {_fmt(derived)}")
+    return Check(f"{name}: {what}", same, f"stored {_fmt(stored)}, {derived_as} {_fmt(derived)}")
 
 
 def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefix: str) -> list[Check]:
@@ -477,7 +478,8 @@ def _verify_network(family: Family, problem, parts, result: Result, ctx: _Contex
     data = result.to_dict()
     first_network_check = len(checks)
     for name in ("objective", "secondary", "lower_bound", "best_bound", "gap", "status", "metrics"):
-        checks.append(_field(name, data[name], derived[name], "re-derived from the layers"))
+        checks.append(_field(name, data[name], derived[name], "re-derived from the layers",
+                             "the stored layers give"))
     for name, key in (("heuristics", ("method", "status", "objective", "gap")),
                       ("certificate.checks", ("name", "passed"))):
         stored_rows = [{k: row[k] for k in key} for row in _get(data, name)]
@@ -496,9 +498,9 @@ def _verify_network(family: Family, problem, parts, result: Result, ctx: _Contex
     if failed_parts:
         # the totals are re-added from the stored layer results: with a layer that failed its own
         # checks, a difference here may be that layer's fault, not the total's
-        blame = (f"; re-added from the stored layers, and {', '.join(failed_parts[:3])}"
-                 f"{' and others' if len(failed_parts) > 3 else ''} failed {'its' if len(failed_parts) == 1 else 'their'}"
-                 " own checks above: look there first")
+        blame = (f"; {', '.join(failed_parts[:3])}{' and others' if len(failed_parts) > 3 else ''} failed "
+                 f"{'its' if len(failed_parts) == 1 else 'their'} own checks above, so the stored total may be "
+                 "the right one: look there first")
         checks[first_network_check:] = [c if c.passed else Check(c.name, c.passed, c.detail + blame)
                                         for c in checks[first_network_check:]]
     return checks

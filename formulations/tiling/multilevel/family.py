@@ -206,9 +206,10 @@ class MultiLevelTiling(Family):
     def methods(self, problem) -> list[ExactMethod]:
         return [
             ExactMethod("cpsat", lambda p, t: _attempt(p, "cpsat", t),
-                        summary="CP-SAT, one model per stationary piece"),
+                        summary="CP-SAT, one model (keep or bypass decided inside it)"),
             ExactMethod("milp", lambda p, t: _attempt(p, "milp", t), why_not=_milp_refused,
-                        summary="MILP (pyomo + HiGHS), decomposed over the spatial choice"),
+                        summary="MILP in prime exponents (pyomo + HiGHS): one model per keep set, solved whole, "
+                                "then one piece per stationary tensor at each level"),
             ExactMethod("enumerate", lambda p, t: _attempt(p, "enumerate", t), why_not=_enumeration_refused,
                         summary="exhaustive enumeration (small layers only)"),
         ]

@@ -454,7 +454,7 @@ def _whole_network(workload: Any, where: Located, base: Path) -> tuple[str, dict
     return _inline_network(workload, where)
 
 
-def _energy_unpriced(spec: "MultiLevelSpec", hierarchy: Hierarchy, where: Located) -> bool:
+def _energy_unpriced(spec: "MultiLevelSpec", hierarchy: Hierarchy, where: Located, written: bool) -> bool:
     """True (with the issue recorded) when an objective counts energy but no
     level prices an access: every mapping would have the same energy (MACs
     x mac_energy), so any would be called optimal. Checked last, once the
@@ -462,7 +462,8 @@ def _energy_unpriced(spec: "MultiLevelSpec", hierarchy: Hierarchy, where: Locate
     costed = [name for name in spec.objectives if name in ("energy", "edp")]
     if not costed or any(level.read_energy or level.write_energy for level in hierarchy.levels):
         return False
-    where.add(("objective",), f"{costed[0]} needs the energy of each memory access, and every level's "
+    default = "" if written else " (the default objective on a hierarchy)"
+    where.add(("objective",), f"{costed[0]}{default} needs the energy of each memory access, and every level's "
                               "read_energy and write_energy is 0 here, so every mapping would cost the same; "
                               "give each level its read_energy (and write_energy), or minimize "
                               "offchip_traffic or latency")
@@ -513,11 +514,11 @@ def build_multilevel(data: dict, where: Located, label: str,
     if network is not None:
         name, table = network
         built_network = _network_layers(name, hierarchy, spec, where, label, constraints, table)
-        return None if built_network is None or _energy_unpriced(spec, hierarchy, where) else built_network
+        return None if built_network is None or _energy_unpriced(spec, hierarchy, where, "objective" in data) else built_network
     constraints = build_constraints(constraints, hierarchy, where)
     if factors == "any" and any_space_refusal(layer):
         where.add(("space", "factors"), any_space_refusal(layer))
-    if where.issues or _energy_unpriced(spec, hierarchy, where):
+    if where.issues or _energy_unpriced(spec, hierarchy, where, "objective" in data):
         return None
     return MultiLevelProblem(
         layer=layer, hierarchy=hierarchy, objective=spec.objectives[0], secondary=spec.objectives[1:],
