@@ -232,7 +232,7 @@ def methods(files: list[Path] = typer.Argument(..., help="Instance YAML of any f
     for m in family.methods(sample):
         why = m.why_not(sample)
         kind = "exact" if m.solves else "cross-check"
-        t.add_row(m.name + (" (default)" if m.name == default else ""), kind, "yes" if why is None else f"no: {why}",
+        t.add_row(m.name + (" (solve uses it)" if m.name == default else ""), kind, "yes" if why is None else f"no: {why}",
                   m.summary)
     for h in family.heuristics(sample):
         t.add_row(h.name, "heuristic", "yes", " ".join(filter(None, (h.summary, "" if h.in_solve else "(compare only)"))))
