@@ -3,6 +3,7 @@
     python benchmarks/multilevel_exact_agree.py                       # ResNet-18 on eyeriss, energy
     python benchmarks/multilevel_exact_agree.py --network resnet50 --preset simba-pe --time-limit 300
     python benchmarks/multilevel_exact_agree.py --halo --layers 4        # with halo reuse (space: {halo: true})
+    python benchmarks/multilevel_exact_agree.py --factors any --network awkward --objective latency --preset eyeriss-like
 
 For every distinct layer shape: CP-SAT and the prime-exponent MILP (whole
 model first, then the decomposition over stationary tensors), each with the
@@ -30,7 +31,7 @@ from mapcert.hardware.hierarchy import hierarchy_preset  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--network", default="resnet18")
+    parser.add_argument("--network", default="resnet18", help="a network of the library, or awkward (odd and prime sizes)")
     parser.add_argument("--preset", default="eyeriss")
     parser.add_argument("--objective", default="energy", choices=["energy", "offchip_traffic", "latency", "edp"])
     parser.add_argument("--time-limit", type=float, default=600.0)
@@ -38,13 +39,15 @@ def main() -> int:
     parser.add_argument("--bandwidth", action="append", default=[], metavar="LEVEL=WORDS",
                         help="words per cycle of a level (per PE for a per-PE level); repeatable")
     parser.add_argument("--halo", action="store_true", help="the space with halo reuse (space: {halo: true})")
+    parser.add_argument("--factors", default="divisors", choices=["divisors", "any"],
+                        help="trip counts that divide each dimension, or any that cover it (partial last tiles)")
     args = parser.parse_args()
     hierarchy = with_bandwidths(hierarchy_preset(args.preset), args.bandwidth)
     constraints = preset_constraints(args.preset, hierarchy)  # what an instance naming the preset obeys
     layers = distinct_layers(args.network)
     if args.layers:
         layers = layers[: args.layers]
-    print(f"{args.network} on {args.preset}, {args.objective}{', halo reuse' if args.halo else ''}, "
+    print(f"{args.network} on {args.preset}, {args.objective}{', halo reuse' if args.halo else ''}, factors: {args.factors}, "
           f"{args.time_limit:g} s per method and layer")
     header = f"{'layer':30s} {'CP-SAT':>16s} {'s':>6s} {'MILP':>16s} {'s':>7s} {'MILP gap':>8s}  agree"
     print(header)
@@ -52,7 +55,7 @@ def main() -> int:
     cp_times, milp_times, agreed = [], [], 0
     for layer, _ in layers:
         problem = MultiLevelProblem(layer, hierarchy, objective=args.objective, constraints=constraints,
-                                   halo=args.halo)
+                                   halo=args.halo, factors=args.factors)
         cp = solve_multilevel(problem, "cpsat", args.time_limit)
         milp = solve_multilevel(problem, "milp", args.time_limit)
         both = cp.status == milp.status == "optimal"

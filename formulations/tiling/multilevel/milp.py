@@ -36,19 +36,22 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
+import numpy as np
 import pyomo.environ as pyo
 
 from ....solvers.highs import load_model, new_highs, relaxation_infeasible, solve_highs
 from ....solvers.outcome import SolverOutcome
-from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction
+from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction, layer_extent
 from .cost import window_rows
 from .cpsat import _integer_scale
 from .rows import fanout_factor, spatial_factor, tile_extent as row_tile_extent
 from .space import axes_interchangeable, dim_choices, group_order, mapping_from_choice, settled_rankings
 from .terms import TENSORS, Halo, Words, boundaries, halo_value
 from .halo import AXIS_DIMS, WINDOW_DIMS, group_of, innermost_in_group
+from .clipped_cost import ClippedTables
+from .milp_clipped import clipped_access_terms, collapsed_group, outermost_rule
 
 MILP_OBJECTIVES = ("offchip_traffic", "energy", "latency")
 WHOLE_MODEL_SHARE, WHOLE_MODEL_SECONDS = 0.25, 30.0
@@ -90,6 +93,44 @@ class _Table:
     gate: tuple | None = None
 
 
+@dataclass(frozen=True)
+class _PrefixTable:
+    """A row choice whose value also depends on a *prefix*: ``values[i][q]``
+    when row Boolean ``keys[i]`` is set and the loops of the first ``q``
+    levels re-fetch (partial tiles, ``milp_clipped.py``). ``gates[q - 1]``
+    is the free Boolean of level ``q - 1``; the free Booleans of a fill
+    path are monotone (set from the prefix on), so the prefix is at least
+    ``q`` exactly when ``gates[q - 1]`` is clear. The exponent telescopes:
+
+        e_p = sum_i e_p(values[i][0]) x_i
+              + sum_q sum_i (e_p(values[i][q]) - e_p(values[i][q-1])) (x_i and not gates[q-1]),
+
+    exact at integer points with the same disaggregated rows as a gated table."""
+
+    keys: tuple
+    table: tuple[tuple[int, ...], ...]
+    gates: tuple
+
+    @cached_property
+    def values(self) -> tuple[int, ...]:
+        return tuple(sorted({v for row in self.table for v in row}))
+
+    @property
+    def gate(self) -> None:
+        return None
+
+    def exponent(self, model: "_Model", p: int):
+        total = 0
+        for key, row in zip(self.keys, self.table, strict=True):
+            e = [dict(factorize(v)).get(p, 0) for v in row]
+            if e[0]:
+                total += e[0] * model.boolean(key)
+            for q in range(1, len(row)):
+                if e[q] != e[q - 1]:
+                    total += (e[q] - e[q - 1]) * model.gated_row(key, self.gates[q - 1])
+        return total
+
+
 class _Model:
     """Pyomo model plus the lattice-term machinery."""
 
@@ -119,27 +160,33 @@ class _Model:
         self.m.add_component(f"v{self.count}", var)
         return var
 
-    def exponent(self, table: _Table, p: int):
+    def gated_row(self, key: tuple, gate: tuple):
+        """``key``'s Boolean and not ``gate``'s, as a continuous variable
+        that is exact at integer points (y <= x, y <= 1 - free, y >= x - free)."""
+        y = self.gated.get((key, gate))
+        if y is None:
+            x, free = self.boolean(key), self.boolean(gate)
+            y = self.continuous(0, 1)
+            self.m.cons.add(y <= x)
+            self.m.cons.add(y <= 1 - free)
+            self.m.cons.add(y >= x - free)
+            self.gated[key, gate] = y
+        return y
+
+    def exponent(self, table, p: int):
         """Exponent of prime ``p`` in the table's value, linear in its Booleans."""
+        if isinstance(table, _PrefixTable):
+            return table.exponent(self, p)
         if table.gate is None:
             return sum(dict(factorize(v)).get(p, 0) * self.boolean(k) for k, v in zip(table.keys, table.values, strict=True))
         # rows disaggregated: y_i = x_i and not free, so that a half-set free
         # Boolean cannot cancel a whole exponent (tighter than one big-M row)
-        free = self.boolean(table.gate)
         total = 0
         for k, v in zip(table.keys, table.values, strict=True):
             e = dict(factorize(v)).get(p, 0)
             if e == 0:
                 continue
-            y = self.gated.get((k, table.gate))
-            if y is None:
-                x = self.boolean(k)
-                y = self.continuous(0, 1)
-                self.m.cons.add(y <= x)
-                self.m.cons.add(y <= 1 - free)
-                self.m.cons.add(y >= x - free)
-                self.gated[k, table.gate] = y
-            total += e * y
+            total += e * self.gated_row(k, table.gate)
         return total
 
     def term(self, tables: list[_Table], cap: int):
@@ -252,6 +299,9 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     splits = {(d, f): sorted({(fanout_factor(r, K, f), r[K + 2 * f], r[K + 2 * f + 1]) for r in full[d]})
               for d in DIMS for f in range(F)}
     b.splits = splits
+    clipped = ClippedTables(problem, {d: np.asarray(rows[d], dtype=np.int64) for d in DIMS}) \
+        if problem.factors != "divisors" else None
+    extent = {d: layer_extent(layer, d) for d in DIMS}
     for d in DIMS:
         cons.add(sum(b.boolean(("x", d, i)) for i in range(len(rows[d]))) == 1)
         for f in range(F):
@@ -308,24 +358,25 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
         else:
             cons.add(busy == restriction.pes)
 
-    # capacities on tile elements
-    def tile_extent(l):
-        return lambda r: row_tile_extent(r, hier, l)
+    # capacities on tile elements (a partial tile's level holds its largest tile, clipped at the extent)
+    def tile_extent(l, d):
+        return lambda r: min(row_tile_extent(r, hier, l), extent[d])
 
     prec = layer.precision
     bits = {"inputs": prec.inputs, "weights": prec.weights, "outputs": prec.psums}
     for l in range(1, K):
         level = hier.levels[l]
-        ext = tile_extent(l)
         sizes = {}
         for X in level.holds:
             if X == "weights":
-                tables = [table(d, ext) for d in ("G", "M", "C", "R", "S")]
+                tables = [table(d, tile_extent(l, d)) for d in ("G", "M", "C", "R", "S")]
             elif X == "outputs":
-                tables = [table(d, ext) for d in ("N", "G", "M", "P", "Q")]
+                tables = [table(d, tile_extent(l, d)) for d in ("N", "G", "M", "P", "Q")]
             else:
-                tables = [table(d, ext) for d in ("N", "G", "C")] + [
-                    pair_table(a, lambda rp, rw, a=a: int(window_rows(layer, a, ext(rp), ext(rw)))) for a in pairs]
+                tables = [table(d, tile_extent(l, d)) for d in ("N", "G", "C")] + [
+                    pair_table(a, lambda rp, rw, a=a: int(window_rows(layer, a, tile_extent(l, a)(rp),
+                                                                      tile_extent(l, pairs[a])(rw))))
+                    for a in pairs]
             limit = level.partition_bits[X] if level.partition_bits is not None else level.capacity_bits
             sizes[X] = b.term(tables, limit // bits[X])
         if level.partition_bits is None and len(level.holds) > 1:
@@ -358,6 +409,8 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
         return out
 
     sweeps = _halo_sweeps(b, problem, rows, nontrivial) if problem.halo else None
+    if clipped is not None:
+        outermost_rule(b, problem, clipped, rows, nontrivial)
 
     def words_tables(words: Words) -> list[_Table]:
         out = [table(d, lambda r, f=f: fanout_factor(r, K, f)) for d, f in words.spatial]
@@ -405,7 +458,9 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
 
     needed = {l for l in range(K) if read_w[l] or write_w[l]} | (
         {l for l, lv in enumerate(hier.levels) if lv.bandwidth} if timed else set())
-    for bd in boundaries(problem):
+    if clipped is not None:
+        clipped_access_terms(b, problem, rows, clipped, cap_at, needed, read_w, write_w, tensor_w, reads, writes)
+    for bd in (boundaries(problem) if clipped is None else ()):
         X, l, a = bd.tensor, bd.level, bd.parent
         if a not in needed and l not in needed:
             continue
@@ -437,7 +492,11 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     def cycles(cap: int):
         """Integer cycles L <= ``cap`` with L >= the compute cycles and every
         bandwidth limit met within L."""
-        compute = b.term([table(d, lambda r: math.prod(r[:K])) for d in DIMS], cap)
+        if clipped is None:
+            compute = b.term([table(d, lambda r: math.prod(r[:K])) for d in DIMS], cap)
+        else:  # partial tiles: the temporal iterations in which some PE works
+            compute = b.term([_Table(tuple(("x", d, i) for i in range(len(rows[d]))),
+                                     tuple(int(v) for v in clipped.compute(d))) for d in DIMS], cap)
         latency = pyo.Var(domain=pyo.NonNegativeIntegers, bounds=(0, cap))
         m.add_component("latency", latency)
         cons.add(latency >= compute)
@@ -574,6 +633,9 @@ def decode_milp(problem: MultiLevelProblem, builder: _Model, rows):
         sweep = next((d for d in WINDOW_DIMS if value(("sweep", l, d)) > 0.5), None) if problem.halo else None
         if sweep is not None and group_of(sweep) in rest:  # the sweeping group next (``_halo_sweeps``)
             rest.sort(key=lambda X: X != group_of(sweep))
+        outermost = collapsed_group(problem, chosen, l) if problem.factors != "divisors" else None
+        if outermost in rest:  # a loop a partial tile leaves one trip ranks outermost (``milp_clipped``)
+            rest.sort(key=lambda X: X == outermost)
         order = group_order((stationary, *rest))
         orders.append(order if sweep is None else innermost_in_group(order, sweep))
     orders = tuple(orders)

@@ -26,13 +26,15 @@ from .parametric import edp_search, latency_search
 from .space import emptied_by
 
 MULTILEVEL_METHODS = ("cpsat", "milp", "enumerate")
-MILP_ANY_SPACE = ("the MILP covers factors: divisors (its terms are products of factors, which partial tiles are "
-                  "not); solve factors: any with cpsat or enumerate")
+MILP_ANY_LATENCY = ("latency under a per-PE bandwidth limit is solved by the MILP over factors: divisors only (its "
+                    "search fixes the busy PEs, which with partial tiles do not determine the cycles); use cpsat")
 
 
 def milp_refusal(problem: MultiLevelProblem) -> str | None:
     """Why the MILP does not take ``problem``'s space (None when it does)."""
-    return MILP_ANY_SPACE if problem.factors != "divisors" else None
+    if problem.factors != "divisors" and problem.objective == "latency" and _per_pe_bandwidth(problem):
+        return MILP_ANY_LATENCY
+    return None
 
 
 def _with_constraints(problem: MultiLevelProblem) -> str:
@@ -197,8 +199,8 @@ def _solve_multilevel(problem: MultiLevelProblem, method: str, limit: float, wor
     if method == "milp" and problem.objective == "latency" and _per_pe_bandwidth(problem):
         return _searched(problem, method, latency_search(problem, piece, start + limit), start,
                          "one latency MILP per number of busy PEs")
-    if method == "cpsat" and problem.factors != "divisors":
-        return _solve_with_divisor_start(problem, limit - (time.perf_counter() - start), workers)
+    if problem.factors != "divisors":
+        return _solve_with_divisor_start(problem, method, limit - (time.perf_counter() - start), workers)
     return _solve_piece(problem, method, Restriction(), limit - (time.perf_counter() - start), workers)
 
 
@@ -206,16 +208,35 @@ DIVISOR_START_SHARE = 1 / 3
 """Share of the time limit the divisor space gets before the ``any`` space."""
 
 
-def _solve_with_divisor_start(problem: MultiLevelProblem, limit: float, workers: int) -> MultiLevelResult:
+def _solve_with_divisor_start(problem: MultiLevelProblem, method: str, limit: float, workers: int) -> MultiLevelResult:
     """The ``any`` space, started from the divisor space's optimum: divisor
-    rows are rows of the ``any`` space, so that mapping is a hint CP-SAT
-    starts from, and the answer is never worse than it, even when the time
-    limit stops the larger search first."""
+    rows are rows of the ``any`` space, so that mapping is one of this space
+    too, and the answer is never worse than it, even when the time limit
+    stops the larger search first. CP-SAT takes it as a hint; the MILP
+    searches only below it (its value caps then shrink every table), and
+    "nothing below" with a proved seed proves the seed optimal here."""
     start = time.perf_counter()
-    seed = _solve_piece(replace(problem, factors="divisors"), "cpsat", Restriction(), limit * DIVISOR_START_SHARE,
+    seed = _solve_piece(replace(problem, factors="divisors"), method, Restriction(), limit * DIVISOR_START_SHARE,
                         workers)
-    result = _solve_piece(problem, "cpsat", Restriction(), limit - (time.perf_counter() - start), workers,
-                          hint=seed.mapping if seed.metrics is not None and seed.metrics.fits else None)
+    fits = seed.metrics is not None and seed.metrics.fits
+    remaining = limit - (time.perf_counter() - start)
+    if method == "cpsat":
+        result = _solve_piece(problem, method, Restriction(), remaining, workers, hint=seed.mapping if fits else None)
+    else:
+        below = Restriction(below=seed.objective) if fits and seed.objective is not None else Restriction()
+        result = _solve_piece(problem, method, below, remaining, workers)
+        if result.status == "infeasible" and below.below is not None:
+            # nothing in the larger space is strictly better than the seed
+            proved = seed.status == "optimal"
+            note = ("no mapping with partial tiles beats the divisor space's optimum" if proved else
+                    "no mapping with partial tiles beats the divisor space's best mapping, itself not proved")
+            return replace(seed, status="optimal" if proved else "feasible", wall_time_s=time.perf_counter() - start,
+                           best_bound=seed.objective if proved else seed.best_bound, message=note)
+        if result.status == "infeasible" and seed.status == "infeasible":
+            return replace(result, wall_time_s=time.perf_counter() - start)
+        if below.below is not None and result.best_bound is not None:
+            # the search covered the mappings below the seed; the others cost at least the seed
+            result = replace(result, best_bound=min(result.best_bound, below.below))
     result = replace(result, wall_time_s=time.perf_counter() - start)
     if result.status == "optimal" or seed.objective is None or seed.status not in ("optimal", "feasible"):
         return result
