@@ -415,7 +415,7 @@ def dump_two_level_workload(problem: MultiLevelProblem) -> dict:
 
 
 def _milp_refused(problem) -> str | None:
-    """The MILP's prime-exponent terms are products of factors: divisor rows only."""
+    """Latency under a per-PE bandwidth limit with partial tiles: its search fixes the busy PEs."""
     first = problem.layers[0].problem if isinstance(problem, MultiLevelNetwork) else problem
     return milp_refusal(first)
 

@@ -868,12 +868,13 @@ def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Res
         # with a cutoff most pieces only have to be refuted: primal heuristics
         # spend time there without helping the proof (ResNet-18 conv1: 18 s
         # -> 6.5 s for one piece); branching still finds better mappings
-        if best is not None and relaxation_infeasible(m, remaining, solver):
+        refuting = best is not None or restriction.below is not None  # the model holds a cutoff either way
+        if refuting and relaxation_infeasible(m, remaining, solver):
             # the LP relaxation cannot reach below the cutoff: nothing better here (on ResNet-18's conv1
             # on eyeriss, 10 of 27 pieces, each in 0.1 s where the MIP's presolve took 3-13 s)
             settled += 1
             continue
-        options = {"mip_feasibility_tolerance": 1e-7, "mip_heuristic_effort": 0.0 if best is not None else 0.05}
+        options = {"mip_feasibility_tolerance": 1e-7, "mip_heuristic_effort": 0.0 if refuting else 0.05}
         outcome = solve_highs(m, decode, deadline - time.perf_counter(), integral_objective=True,
                               extra_options=options, solver=solver)
         if finished(outcome):
