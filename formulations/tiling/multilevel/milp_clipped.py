@@ -23,8 +23,8 @@ Two more rules keep the counts exact, as in CP-SAT:
   outermost there (it is not the stationary group unless the others are
   idle, and no other group has such a loop at that level).
 
-Derivation: docs/tiling-multilevel.md, "Imperfect factors" and "The MILP in
-prime exponents".
+Derivation: docs/tiling-multilevel.md, "Imperfect factors: partial last tiles"
+(its part "The MILP with partial tiles").
 """
 
 from __future__ import annotations
