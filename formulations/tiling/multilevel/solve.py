@@ -226,12 +226,11 @@ def _solve_with_divisor_start(problem: MultiLevelProblem, method: str, limit: fl
         below = Restriction(below=seed.objective) if fits and seed.objective is not None else Restriction()
         result = _solve_piece(problem, method, below, remaining, workers)
         if result.status == "infeasible" and below.below is not None:
-            # nothing in the larger space is strictly better than the seed
-            proved = seed.status == "optimal"
-            note = ("no mapping with partial tiles beats the divisor space's optimum" if proved else
-                    "no mapping with partial tiles beats the divisor space's best mapping, itself not proved")
-            return replace(seed, status="optimal" if proved else "feasible", wall_time_s=time.perf_counter() - start,
-                           best_bound=seed.objective if proved else seed.best_bound, message=note)
+            # proved: nothing in the larger space is strictly better than the seed, itself a fitting,
+            # evaluated mapping of that space, so the seed is its optimum (proved in the divisor space or not)
+            return replace(seed, status="optimal", wall_time_s=time.perf_counter() - start, best_bound=seed.objective,
+                           message=f"no mapping of this space beats the divisor space's "
+                                   f"{'optimum' if seed.status == 'optimal' else 'best mapping'}")
         if result.status == "infeasible" and seed.status == "infeasible":
             return replace(result, wall_time_s=time.perf_counter() - start)
         if below.below is not None and result.best_bound is not None:
