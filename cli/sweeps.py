@@ -225,32 +225,55 @@ def _job_line(outcome, counts: dict, total: int, start: float, as_json: bool, in
                   + (f" ({outcome.reason})" if outcome.status == "failed" else ""), markup=False)
 
 
+def axis_label(axis: str) -> str:
+    """A sweep axis' short column header: its last field, with the named
+    level or fan-out it belongs to (``hardware.levels[GLB].capacity`` ->
+    ``GLB capacity``, ``workload.dims.M`` -> ``M``); the full path is in the
+    best point's line below the table."""
+    parts = axis.split(".")
+    owner = next((part[part.index("[") + 1:-1] for part in reversed(parts[:-1]) if "[" in part and part.endswith("]")),
+                 None)
+    return parts[-1] if owner is None else f"{owner} {parts[-1]}"
+
+
 def _summary_table(summaries: list[tables.PointSummary], axes: list[str], title: str) -> None:
     best = tables.best_point(summaries)
     winners = {s.index for s in tables.best_points(summaries).values()}
     workloads = sorted({s.workload for s in summaries})
     if len(workloads) == 1:
         title += f": {workloads[0]}"
+    # an axis with one value over the points shown reads better once, above the table
+    fixed = [a for a in axes if len(summaries) > 1 and len({describe_value(s.values.get(a)) for s in summaries}) == 1]
+    varied = [a for a in axes if a not in fixed]
+    labels = [axis_label(a) for a in varied]
+    if len(set(labels)) < len(labels):  # two axes end in the same field: their paths tell them apart
+        labels = list(varied)
+    names = sorted({s.objective_name for s in summaries if s.objective_name})
+    same = [f"{a} = {describe_value(summaries[0].values.get(a))}" for a in fixed]
+    if len(names) == 1 and "objective" not in fixed:
+        same.append(f"objective = {names[0]}")
+    if same:
+        title += "\n" + ", ".join(same)
+    title += "\nheuristic: the best heuristic mapper's excess over the optimum"
     t = render.table(title=title, title_justify="left")
-    t.add_column("#", justify="right")
-    for axis in axes:
-        t.add_column(axis, overflow="fold")
+    t.add_column("#", justify="right", no_wrap=True)
+    for label in labels:
+        t.add_column(label, overflow="fold")
     show_workload = len(workloads) > 1 and "workload" not in axes  # a swept workload is its own column
     if show_workload:
         t.add_column("workload", overflow="fold")
-    t.add_column("status")
+    t.add_column("status", no_wrap=True)
     t.add_column("proved", justify="right")
-    names = sorted({s.objective_name for s in summaries if s.objective_name})
-    t.add_column("objective" + (f" ({names[0]})" if len(names) == 1 else ""), justify="right")
-    t.add_column("lower bound", justify="right")
-    t.add_column("gap", justify="right")
-    t.add_column("best heuristic", justify="right")
+    t.add_column("objective", justify="right", no_wrap=True)
+    t.add_column("lower bound", justify="right", no_wrap=True)
+    t.add_column("gap", justify="right", no_wrap=True)
+    t.add_column("heuristic", justify="right", no_wrap=True)
     t.add_column("solve s", justify="right")
     for s in summaries:
         heuristic = min((v for v in s.heuristics.values() if v is not None), default=None)
         over = "-" if heuristic is None or not s.objective else f"+{(heuristic / s.objective - 1) * 100:.1f}%"
         mark = " *" if s.index in winners else ""
-        t.add_row(str(s.index), *[describe_value(s.values.get(a)) for a in axes],
+        t.add_row(str(s.index), *[describe_value(s.values.get(a)) for a in varied],
                   *([s.workload] if show_workload else []), s.status + mark,
                   f"{s.proved}/{s.distinct}", format_quantity(s.objective, s.unit), format_quantity(s.lower_bound, s.unit),
                   render.percent(s.gap), over, f"{s.wall_time_s:.1f}")

@@ -1,6 +1,13 @@
+import os
+
 import pytest
 
-from helpers import make_problem, run_cli
+# The CLI sizes its tables to COLUMNS when that is set (a terminal's width);
+# pytest-xdist's workers inherit COLUMNS=80, a width no test assumes.  The
+# tests read what a non-terminal gets: the CLI's own default width.
+os.environ.pop("COLUMNS", None)
+
+from helpers import make_problem, run_cli  # noqa: E402
 
 
 @pytest.fixture

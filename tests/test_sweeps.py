@@ -187,6 +187,31 @@ def test_feasible_jobs_are_kept_unless_retried_and_proved_ones_are_never_touched
             proved_at
 
 
+def test_the_summary_table_reads_on_an_80_column_terminal(tmp_path):
+    from mapcert import cli
+    from mapcert.cli.sweeps import axis_label
+
+    assert axis_label("hardware.levels[GLB].capacity") == "GLB capacity"
+    assert axis_label("workload.dims.M") == "M" and axis_label("objective") == "objective"
+    path = write_sweep(tmp_path, {"hardware.levels[GLB].capacity": ["1 KiB", "4 KiB"],
+                                  "objective": ["offchip_traffic"]})
+    assert run_mapcert("sweep", str(path), "--serial", "--json").returncode == 0
+    before = cli.out.width
+    cli.out.width = 80
+    try:
+        done = run_mapcert("results", str(tmp_path / "t.db"))
+    finally:
+        cli.out.width = before
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    # the one-valued axis is said once above the table; status and values are never broken across lines
+    assert "objective = offchip_traffic" in done.stdout
+    assert any("GLB capacity" in line or "GLB" in line for line in lines)
+    assert sum("optimal" in line for line in lines) == 2 and "optimal *" in done.stdout
+    assert "2.91 KiB" in done.stdout and "0.0%" in done.stdout
+
+
 def test_the_cli_sweeps_exports_and_filters(tmp_path):
     path = write_sweep(tmp_path, {"hardware.levels[GLB].capacity": ["1 KiB", "4 KiB"],
                                   "objective": ["offchip_traffic"]})
