@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from .units import parse_bytes
+from .units import parse_bytes, parse_seconds
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,11 @@ class InstanceError(Exception):
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+Seconds = Annotated[float, BeforeValidator(parse_seconds)]
+"""A time limit: seconds as a number, or a duration such as ``3 min`` or
+``1.5 h`` (:func:`mapcert.units.parse_seconds`), positive and at most a week."""
 
 
 

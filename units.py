@@ -124,3 +124,59 @@ def whole_number(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
         raise ValueError(f"{what} must be a whole number, got {value!r}")
     return int(value)
+
+
+# --------------------------------------------------------------------------
+# durations
+
+MAX_SECONDS = 7 * 24 * 3600.0
+"""The longest time limit (a week): longer is a typo, not a plan."""
+_SECONDS_PER = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
+                "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
+                "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600}
+_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)")
+
+
+def parse_seconds(value: object) -> float:
+    """Return the seconds of a time limit: a number (seconds) or text such as
+    ``90``, ``90 s``, ``3 min``, ``3m``, ``1.5 h`` or ``1h 30m``.
+
+    Raises ValueError with a message fit for the user when the value is not
+    a duration, is not positive, or is longer than :data:`MAX_SECONDS`.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration; write seconds (90) or a duration (90 s, 3 min, 1.5 h)")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and _is_number(value):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text, seconds, at = value.strip(), 0.0, 0
+        parts = []
+        while at < len(text):
+            match = _DURATION_PART.match(text, at)
+            if match is None or match.end() == at:
+                break
+            parts.append(match.groups())
+            at = match.end()
+        units = [unit.lower() for _, unit in parts]
+        if not parts or at < len(text) or any(u and u not in _SECONDS_PER for u in units) \
+                or (len(parts) > 1 and not all(units)):
+            raise ValueError(f"{value!r} is not a duration; write seconds (90) or a duration with a unit "
+                             f"(90 s, 3 min, 1.5 h, 1h 30m)")
+        seconds = sum(float(number) * _SECONDS_PER[unit or "s"] for number, unit in zip((n for n, _ in parts), units))
+    else:
+        raise ValueError(f"{value!r} is not a duration; write seconds (90) or a duration (90 s, 3 min, 1.5 h)")
+    if not seconds > 0:
+        raise ValueError(f"{value!r}: a time limit must be positive")
+    if not seconds <= MAX_SECONDS:  # also refuses inf and nan
+        raise ValueError(f"{value!r} is beyond the supported range (at most a week, {MAX_SECONDS:,.0f} s)")
+    return seconds
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

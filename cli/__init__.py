@@ -28,6 +28,7 @@ from ..formulations.family import PlotUnsupported, Status
 from ..instances import InstanceError, Issue, line_of, load
 from ..pipeline import MethodError, compare as run_compare, method_names, solve as run_solve
 from ..result import RESULT_FORMAT
+from ..units import parse_seconds
 from ..version import __version__
 from . import render
 
@@ -67,6 +68,14 @@ def _exit_code(status: Status) -> int:
 def _check_time_limit(time_limit: float | None) -> None:
     if time_limit is not None and time_limit <= 0:
         _fail_input([f"--time-limit: must be positive, got {time_limit}"])
+
+
+def seconds_option(text: str) -> float:
+    """``--time-limit``'s value: seconds, or a duration such as ``3 min``."""
+    try:
+        return parse_seconds(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _refuse_overwrite(path: Path | None, force: bool) -> None:
@@ -112,8 +121,8 @@ def solve(
     method: Optional[str] = typer.Option(None, "--method", "-m",
                                          help="Exact method (default: the instance's solver.method); "
                                               "`mapcert methods FILE` lists them."),
-    time_limit: Optional[float] = typer.Option(None, "--time-limit", "-t",
-                                               help="Seconds per exact solve; on time-out the best solution is "
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", "-t", parser=seconds_option, metavar="SECONDS",
+                                               help="Time per exact solve, in seconds or as a duration (3 min); on time-out the best solution is "
                                                     "returned as 'feasible' with its gap to a bound."),
     as_json: bool = typer.Option(False, "--json", help="Print the result (mapcert-result/2) as JSON instead of tables."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Save the result (YAML) for `mapcert verify`."),
@@ -256,7 +265,7 @@ def _read_yaml_file(path: Path):
 def verify(
     result: Path = typer.Argument(..., help="A result saved by `mapcert solve -o`."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    time_limit: float = typer.Option(60.0, "--time-limit", "-t", help="Seconds for each re-proof."),
+    time_limit: float = typer.Option(60.0, "--time-limit", "-t", parser=seconds_option, metavar="SECONDS", help="Time for each re-proof: seconds, or a duration (3 min)."),
     methods: Optional[str] = typer.Option(None, "--methods",
                                           help="Comma-separated exact methods that re-prove the optimum "
                                                "(default: every one that applies)."),
@@ -314,7 +323,7 @@ def compare(
     methods: Optional[str] = typer.Option(None, "--methods",
                                           help="Comma-separated methods (default: every exact method and heuristic "
                                                "that applies; `mapcert methods FILE` lists them)."),
-    time_limit: Optional[float] = typer.Option(None, "--time-limit", "-t", help="Seconds for each exact method."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", "-t", parser=seconds_option, metavar="SECONDS", help="Time for each exact method: seconds, or a duration (3 min)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with one row per method."),
     mapping: Optional[list[Path]] = typer.Option(None, "--mapping",
                                                  help="Your own solution (YAML: a solution, a `mapping:` or "
@@ -379,7 +388,7 @@ def plot(
     level: Optional[str] = typer.Option(None, "--level",
                                         help="One hierarchy layer: the level to sweep (default: the largest shared "
                                              "on-chip level)."),
-    time_limit: float = typer.Option(30.0, "--time-limit", "-t", help="Seconds per exact solve."),
+    time_limit: float = typer.Option(30.0, "--time-limit", "-t", parser=seconds_option, metavar="SECONDS", help="Time per exact solve: seconds, or a duration (3 min)."),
     x_axis: Optional[str] = typer.Option(None, "--x", help="A store: the swept field on the x axis (default: the "
                                                            "first numeric one)."),
     layer: Optional[str] = typer.Option(None, "--layer", help="A store: draw one layer instead of the network "

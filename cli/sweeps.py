@@ -21,7 +21,7 @@ from ..sweeps import runner, tables
 from ..sweeps.spec import describe_value, load_sweep
 from ..sweeps.store import Store, StoreError
 from ..units import format_quantity, format_value, parse_bytes
-from . import (EXIT_ERROR, EXIT_INPUT, EXIT_OK, _check_time_limit, _Exit, _fail_input, _Quiet, _refuse_overwrite, app,
+from . import (EXIT_ERROR, EXIT_INPUT, EXIT_OK, _check_time_limit, _Exit, seconds_option, _fail_input, _Quiet, _refuse_overwrite, app,
                err, out, render)
 
 
@@ -44,8 +44,8 @@ def sweep(
                                                  "cluster; its workers need only mapcert installed."),
     serial: bool = typer.Option(False, "--serial", help="Solve the jobs one after the other in this process "
                                                         "(no Dask)."),
-    time_limit: Optional[float] = typer.Option(None, "--time-limit", "-t",
-                                               help="Seconds per job (default: the sweep file's, else the "
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", "-t", parser=seconds_option, metavar="SECONDS",
+                                               help="Time per job, in seconds or as a duration (3 min) (default: the sweep file's, else the "
                                                     "instance's)."),
     retry_feasible: bool = typer.Option(False, "--retry-feasible",
                                         help="Solve again the jobs stored as feasible (timed out), e.g. with a "

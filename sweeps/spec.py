@@ -42,7 +42,7 @@ from typing import Any
 import yaml
 from pydantic import Field, field_validator
 
-from ..instances import InstanceError, Issue, Located, Strict, load_document, load, read_document, validate_spec
+from ..instances import InstanceError, Issue, Located, Seconds, Strict, load_document, load, read_document, validate_spec
 
 MAX_POINTS = 20_000
 """Most points a sweep may expand to: each is validated as an instance before
@@ -57,7 +57,7 @@ class SweepSpec(Strict):
     axes: dict[str, list[Any]] = Field(default_factory=dict)
     zip: list[list[str]] = Field(default_factory=list)
     exclude: list[dict[str, Any]] = Field(default_factory=list)
-    time_limit: float | None = Field(None, gt=0, le=7 * 24 * 3600)
+    time_limit: Seconds | None = None
     retries: int = Field(2, ge=0, le=20)
 
     @field_validator("axes")

@@ -29,7 +29,7 @@ from pydantic import AfterValidator, Field
 
 from ... import workload_library
 from ...hardware.pim import PimChip, pim_presets
-from ...instances import Located, Strict, validate_spec
+from ...instances import Located, Seconds, Strict, validate_spec
 from ...workload_onnx import is_onnx, onnx_workload
 from .cost import STYLES, CrossbarLayer, CrossbarProblem, SolverSettings, layers_from_network
 
@@ -91,7 +91,7 @@ class ConstraintSpec(Strict):
 
 class SolverSpec(Strict):
     method: str = "milp"
-    time_limit: float = Field(60.0, gt=0)
+    time_limit: Seconds = 60.0
     workers: int = Field(0, ge=0)
 
 

@@ -37,7 +37,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from ... import workload_library
-from ...instances import Located, Strict, validate_spec
+from ...instances import Located, Seconds, Strict, validate_spec
 from ...units import parse_bytes
 from ...workload_onnx import is_onnx, onnx_workload
 from .coexplore import ALPHA, PJ_PER_BIT
@@ -72,8 +72,6 @@ MAX_TENSOR_BYTES = 2**40
 """Largest output tensor or weight tensor of one layer (1 TiB)."""
 MAX_CAPACITIES = 200
 """Most buffer sizes a co-exploration sweeps (each is one exact solve)."""
-MAX_TIME_LIMIT = 7 * 24 * 3600.0
-"""Longest time limit (a week)."""
 
 OPS = ("conv2d", "pool", "add", "concat", "fc", "matmul")
 """Layer kinds of an inline graph (those of workloads/)."""
@@ -155,7 +153,7 @@ class AcceleratorSpec(Strict):
 
 class PartitionSolverSpec(Strict):
     method: Literal["dp", "milp", "cpsat"] = "milp"
-    time_limit: Annotated[float, AfterValidator(finite), bounded(0.001, MAX_TIME_LIMIT)] = 60.0
+    time_limit: Seconds = 60.0
     workers: Annotated[int, bounded(0, 1024)] = 0
 
 

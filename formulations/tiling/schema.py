@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ... import workload_library
 from ...hardware.presets import hardware_presets
-from ...instances import Located, Strict, pair, resolve_preset, size_bits, validate_spec
+from ...instances import Located, Seconds, Strict, pair, resolve_preset, size_bits, validate_spec
 from .problem import Buffer, ConvLayer, Precision, SolverSettings, TilingProblem, TENSORS
 
 
@@ -70,7 +70,7 @@ class SpaceSpec(Strict):
 
 class SolverSpec(Strict):
     method: Literal["cpsat", "milp", "enumerate"] = "cpsat"
-    time_limit: float = Field(60.0, gt=0)
+    time_limit: Seconds = 60.0
     workers: int = Field(0, ge=0)
 
 
