@@ -136,6 +136,10 @@ class Hierarchy:
         for level in self.levels[1:]:
             if level.capacity_bits is None and level.partition_bits is None:
                 out.append(f"on-chip level {level.name} needs a capacity or a partition")
+            if level.capacity_bits is not None and level.partition_bits is not None \
+                    and sum(level.partition_bits.values()) > level.capacity_bits:
+                out.append(f"level {level.name}: its partitions add up to {sum(level.partition_bits.values()) // 8:,} B, "
+                           f"more than its capacity of {level.capacity_bits // 8:,} B")
             if seen_private and not level.per_pe:
                 out.append(f"level {level.name} is shared but lies below a per-PE level")
             seen_private |= level.per_pe
