@@ -213,12 +213,18 @@ class Hierarchy:
         return tuple(f for f, fan in enumerate(self.fanouts) if parent < fan.level <= child)
 
     @property
-    def array_text(self) -> str:
-        """The fan-outs as a phrase, e.g. ``12 x 14 PEs`` or ``PEs 4 x 4, lanes 1 x 8``."""
-        if len(self.fanouts) == 1:
-            fan = self.fanouts[0]
-            return f"{fan.rows} x {fan.cols} PEs"
-        return ", ".join(f"{fan.name} {fan.rows} x {fan.cols}" for fan in self.fanouts)
+    def chain_text(self) -> str:
+        """The levels outermost first with each fan-out where it sits, e.g.
+        ``DRAM > GLB > [12 x 14 PEs] > RF`` or ``DRAM > GlobalBuffer >
+        [PEs 4 x 4] > PEBuffer > [lanes 8 x 8] > WeightReg``."""
+        single = len(self.fanouts) == 1
+        parts = []
+        for index in range(len(self.levels) + 1):
+            parts += [f"[{fan.rows} x {fan.cols} PEs]" if single else f"[{fan.name} {fan.rows} x {fan.cols}]"
+                      for fan in self.fanouts if fan.level == index and fan.size > 1]
+            if index < len(self.levels):
+                parts.append(self.levels[index].name)
+        return " > ".join(parts)
 
     @property
     def chooses_bypass(self) -> bool:

@@ -82,3 +82,11 @@ def test_both_exact_methods_prove_a_resnet18_layer_on_eyeriss_like():
                                    "resnet18.layer4.0.conv2", "resnet18.fc"])
 def test_both_exact_methods_prove_resnet18_on_eyeriss_like(layer):
     _agree(layer)
+
+
+def test_the_heading_places_each_fan_out_between_its_levels():
+    from mapcert.hardware.hierarchy import hierarchy_preset
+
+    assert hierarchy_preset("simba-like").chain_text == \
+        "DRAM > GlobalBuffer > [PEs 4 x 4] > PEBuffer > [lanes 8 x 8] > WeightReg"
+    assert hierarchy_preset("eyeriss").chain_text.endswith("[12 x 14 PEs] > RF")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape as _escape
+
 from ....hardware.functional.multilevel_vectorized import run_multilevel_vectorized
 from ....hardware.hierarchy import MACS, Fanout
 from ....solvers.multilevel_heuristics import HEURISTICS
@@ -257,8 +259,7 @@ class MultiLevelTiling(Family):
         first = self._first(problem)
         hier = first.hierarchy
         what = f"network {problem.network}" if isinstance(problem, MultiLevelNetwork) else first.layer.name
-        return (f"[bold]{what}[/] on [bold]{hier.name}[/] ({hier.array_text}, "
-                f"{' > '.join(level.name for level in hier.levels)}), objective {first.objective} ({unit_of(first)})"
+        return (f"[bold]{what}[/] on [bold]{hier.name}[/] ({_escape(hier.chain_text)}), objective {first.objective} ({unit_of(first)})"
                 + "".join(f", then {name}" for name in first.secondary))
 
     def render(self, problem: MultiLevelProblem, result, console, table) -> None:
