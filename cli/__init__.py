@@ -272,6 +272,8 @@ def verify(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
                                        help="Layers of a network verified at once, each in its own process "
                                             "(default: one per core)."),
+    every_check: bool = typer.Option(False, "--all", help="For a network, list every layer's checks (by default a "
+                                                          "layer that passed them all is one row)."),
 ) -> None:
     """Re-derive everything in a saved result without trusting it: the objective, the metrics, the bounds,
     the certificate's checks, a functional run on fresh random data, and the optimum by every exact method."""
@@ -300,7 +302,7 @@ def verify(
     else:
         if verification.family is not None:
             render.say(out, verification.family.describe(verification.problem))
-        render.checks_table(out, verification.checks, title="verification")
+        render.checks_table(out, verification.checks, title="verification", by_layer=not every_check)
         if verification.passed:
             out.print("[bold green]VERIFIED[/]")
         else:

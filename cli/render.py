@@ -118,14 +118,41 @@ def heuristics_table(console: Console, result: Result) -> None:
     show(console, t)
 
 
-def checks_table(console: Console, checks, title: str = "certificate checks") -> None:
+def checks_table(console: Console, checks, title: str = "certificate checks", by_layer: bool = False) -> None:
+    """The checks, one per row; ``by_layer``: a network layer's checks
+    (named ``parts[LAYER]. ...``) as one row when all of them passed, in
+    full when one failed, so a network's table stays a screen long."""
     t = table(title=title, title_justify="left")
     t.add_column("check")
     t.add_column("result")
     t.add_column("detail")
-    for c in checks:  # names and details quote user data (layer names in brackets): no markup
-        t.add_row(escape(c.name), "[green]pass[/]" if c.passed else "[red]FAIL[/]", escape(c.detail))
+    rows, layers = [], {}
+    for c in checks:
+        layer = _layer_of(c.name) if by_layer else None
+        if layer is None:
+            rows.append(c)
+        else:
+            if layer not in layers:
+                layers[layer] = []
+                rows.append(layer)
+            layers[layer].append(c)
+    for row in rows:  # names and details quote user data (layer names in brackets): no markup
+        group = layers.get(row) if isinstance(row, str) else None
+        if group is not None and all(c.passed for c in group):
+            t.add_row(escape(f"parts[{row}]: every check"), "[green]pass[/]",
+                      escape(f"{len(group)} checks (--all lists them)"))
+            continue
+        for c in group if group is not None else [row]:
+            t.add_row(escape(c.name), "[green]pass[/]" if c.passed else "[red]FAIL[/]", escape(c.detail))
     show(console, t)
+
+
+def _layer_of(name: str) -> str | None:
+    """The layer a check's name is about (``parts[LAYER]. ...``), or None."""
+    if not name.startswith("parts["):
+        return None
+    end = name.find("].")
+    return None if end < 0 else name[len("parts["):end]
 
 
 def functional_word(entry) -> str:

@@ -1,0 +1,36 @@
+"""A network's verification table: a layer that passed every check is one row; a failing layer is listed in full."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from mapcert.cli import render
+from mapcert.validation.verify import Check
+
+
+def shown(checks, by_layer: bool) -> str:
+    console = Console(record=True, width=160)
+    render.checks_table(console, checks, title="verification", by_layer=by_layer)
+    return console.export_text()
+
+
+CHECKS = [Check("family: re-derived", True, "tiling"),
+          Check("parts[net.conv1]. objective: re-derived", True, "12"),
+          Check("parts[net.conv1]. optimum: re-proved by milp", True, "12"),
+          Check("parts[net.fc]. objective: re-derived", True, "7"),
+          Check("parts[net.fc]. optimum: re-proved by milp", False, "proved 6, stored 7"),
+          Check("objective: re-derived from the layers", True, "19")]
+
+
+def test_a_layer_that_passed_everything_is_one_row_and_a_failing_one_is_listed():
+    text = shown(CHECKS, by_layer=True)
+    assert "parts[net.conv1]: every check" in text and "2 checks" in text
+    assert "parts[net.conv1]. objective" not in text
+    assert "parts[net.fc]. objective: re-derived" in text and "proved 6, stored 7" in text and "FAIL" in text
+    assert "parts[net.fc]: every check" not in text
+    assert text.index("family") < text.index("net.conv1") < text.index("net.fc") < text.index("from the layers")
+
+
+def test_every_check_is_listed_on_request():
+    text = shown(CHECKS, by_layer=False)
+    assert "every check" not in text and text.count("parts[net.") == 4
