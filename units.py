@@ -45,6 +45,8 @@ def _whole_units(n_bytes: int) -> str:
 
 
 def _parse_bytes(value: object) -> int:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError("is empty; write seconds (90) or a duration (90 s, 3 min, 1.5 h)")
     if isinstance(value, bool):
         raise ValueError(f"expected a size such as '64 KiB', got {value!r}")
     if isinstance(value, int):

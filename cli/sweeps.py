@@ -254,8 +254,8 @@ def _summary_table(summaries: list[tables.PointSummary], axes: list[str], title:
         same.append(f"objective = {names[0]}")
     if same:
         title += "\n" + ", ".join(same)
-    title += "\nheuristic: the best heuristic mapper's excess over the optimum"
-    t = render.table(title=title, title_justify="left")
+    title += "\nbound: the rigorous lower bound; heuristic: the best heuristic mapper's excess over the optimum"
+    t = render.table(title=title, title_justify="left", collapse_padding=True)
     t.add_column("#", justify="right", no_wrap=True)
     for label in labels:
         t.add_column(label, overflow="fold")
@@ -263,9 +263,11 @@ def _summary_table(summaries: list[tables.PointSummary], axes: list[str], title:
     if show_workload:
         t.add_column("workload", overflow="fold")
     t.add_column("status", no_wrap=True)
-    t.add_column("proved", justify="right")
+    networks = any(s.distinct > 1 for s in summaries)  # one layer per point: the status says it all
+    if networks:
+        t.add_column("proved", justify="right")
     t.add_column("objective", justify="right", no_wrap=True)
-    t.add_column("lower bound", justify="right", no_wrap=True)
+    t.add_column("bound", justify="right", no_wrap=True)
     t.add_column("gap", justify="right", no_wrap=True)
     t.add_column("heuristic", justify="right", no_wrap=True)
     t.add_column("solve s", justify="right")
@@ -275,7 +277,7 @@ def _summary_table(summaries: list[tables.PointSummary], axes: list[str], title:
         mark = " *" if s.index in winners else ""
         t.add_row(str(s.index), *[describe_value(s.values.get(a)) for a in varied],
                   *([s.workload] if show_workload else []), s.status + mark,
-                  f"{s.proved}/{s.distinct}", format_quantity(s.objective, s.unit), format_quantity(s.lower_bound, s.unit),
+                  *([f"{s.proved}/{s.distinct}"] if networks else []), format_quantity(s.objective, s.unit), format_quantity(s.lower_bound, s.unit),
                   render.percent(s.gap), over, f"{s.wall_time_s:.1f}")
     out.print(t)
     if best is None and winners:

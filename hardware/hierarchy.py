@@ -217,10 +217,9 @@ class Hierarchy:
         """The levels outermost first with each fan-out where it sits, e.g.
         ``DRAM > GLB > [12 x 14 PEs] > RF`` or ``DRAM > GlobalBuffer >
         [PEs 4 x 4] > PEBuffer > [lanes 8 x 8] > WeightReg``."""
-        single = len(self.fanouts) == 1
         parts = []
-        for index in range(len(self.levels) + 1):
-            parts += [f"[{fan.rows} x {fan.cols} PEs]" if single else f"[{fan.name} {fan.rows} x {fan.cols}]"
+        for index in range(len(self.levels) + 1):  # an ``array:`` is the PE array; a fan-out has its own name
+            parts += [f"[{fan.rows} x {fan.cols} PEs]" if fan.name == "array" else f"[{fan.name} {fan.rows} x {fan.cols}]"
                       for fan in self.fanouts if fan.level == index and fan.size > 1]
             if index < len(self.levels):
                 parts.append(self.levels[index].name)
