@@ -45,8 +45,6 @@ def _whole_units(n_bytes: int) -> str:
 
 
 def _parse_bytes(value: object) -> int:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise ValueError("is empty; write seconds (90) or a duration (90 s, 3 min, 1.5 h)")
     if isinstance(value, bool):
         raise ValueError(f"expected a size such as '64 KiB', got {value!r}")
     if isinstance(value, int):
@@ -146,6 +144,8 @@ def parse_seconds(value: object) -> float:
     Raises ValueError with a message fit for the user when the value is not
     a duration, is not positive, or is longer than :data:`MAX_SECONDS`.
     """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError("is empty; write seconds (90) or a duration (90 s, 3 min, 1.5 h)")
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration; write seconds (90) or a duration (90 s, 3 min, 1.5 h)")
     if isinstance(value, (int, float)):

@@ -65,11 +65,6 @@ def _exit_code(status: Status) -> int:
     return {Status.OPTIMAL: EXIT_OK, Status.FEASIBLE: EXIT_OK, Status.INFEASIBLE: EXIT_INPUT}.get(status, EXIT_ERROR)
 
 
-def _check_time_limit(time_limit: float | None) -> None:
-    if time_limit is not None and time_limit <= 0:
-        _fail_input([f"--time-limit: must be positive, got {time_limit}"])
-
-
 def seconds_option(text: str) -> float:
     """``--time-limit``'s value: seconds, or a duration such as ``3 min``."""
     try:
@@ -147,7 +142,6 @@ def solve(
     loaded = peers.load_files(files, _load)
     problem = loaded.problem
     family = registry.family_of(problem)
-    _check_time_limit(time_limit)
     _refuse_overwrite(output, force)
     for given in loaded.mappings:
         err.print(f"note: {given} is a mapping; `solve` finds the optimum and does not score it "
@@ -279,7 +273,6 @@ def verify(
     the certificate's checks, a functional run on fresh random data, and the optimum by every exact method."""
     from ..validation.verify import verify as run_verify
 
-    _check_time_limit(time_limit)
     data = _read_yaml_file(result)
     if not isinstance(data, dict) or "format" not in data:
         _fail_input([f"{result}:1: format: not a mapcert result (expected format: {RESULT_FORMAT})"])
@@ -337,7 +330,6 @@ def compare(
     loaded = peers.load_files(files, _load)
     problem = loaded.problem
     family = registry.family_of(problem)
-    _check_time_limit(time_limit)
     if family.parts(problem) is not None:
         _fail_input([f"{file}:1: workload: `mapcert compare` takes one layer; `mapcert solve` on a network scores "
                      "every quick heuristic per layer and in total, `mapcert plot` draws every heuristic's gap"])
@@ -416,7 +408,6 @@ def plot(
         raise _Exit(EXIT_OK)
     problem = _load(file)
     family = registry.family_of(problem)
-    _check_time_limit(time_limit)
     options = {"sizes": sizes, "level": level, "time_limit": time_limit}
     with _progress(False) as bar:
         def progress(what: str, total: int):

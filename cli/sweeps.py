@@ -21,7 +21,7 @@ from ..sweeps import runner, tables
 from ..sweeps.spec import describe_value, load_sweep
 from ..sweeps.store import Store, StoreError
 from ..units import format_quantity, format_value, parse_bytes
-from . import (EXIT_ERROR, EXIT_INPUT, EXIT_OK, _check_time_limit, _Exit, seconds_option, _fail_input, _Quiet, _refuse_overwrite, app,
+from . import (EXIT_ERROR, EXIT_INPUT, EXIT_OK, _Exit, seconds_option, _fail_input, _Quiet, _refuse_overwrite, app,
                err, out, render)
 
 
@@ -73,7 +73,6 @@ def sweep(
     if memory_limit is not None and (serial or scheduler):
         _fail_input(["--memory-limit: guards the workers of the local Dask cluster; a running scheduler's workers "
                      "take theirs from `dask worker --memory-limit`, and --serial has none"])
-    _check_time_limit(time_limit)
     memory = None
     if memory_limit is not None:
         try:

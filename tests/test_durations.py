@@ -21,9 +21,9 @@ def test_durations_parse_to_seconds(text, seconds):
     assert parse_seconds(text) == seconds
 
 
-@pytest.mark.parametrize("text, said", [("3x", "not a duration"), ("", "not a duration"), ("m", "not a duration"),
-                                        ("1 30m", "not a duration"), ("8 days", "not a duration"),
-                                        (True, "not a duration"), (None, "not a duration"),
+@pytest.mark.parametrize("text, said", [("3x", "not a duration"), ("", "is empty"), ("m", "not a duration"),
+                                        ("1 30m", "not a duration"), ("8 days", "not a duration"), ("  ", "is empty"),
+                                        (True, "not a duration"), (None, "is empty"),
                                         (0, "must be positive"), ("-1", "must be positive"),
                                         (math.nan, "must be positive"), (math.inf, "at most a week"),
                                         (MAX_SECONDS * 2, "at most a week")])
