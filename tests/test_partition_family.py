@@ -180,7 +180,7 @@ def issues(text: str) -> str:
      ["workload.layers.a.dims.C", "1 to 16,777,216"]),
     ("workload: {name: g, layers: {a: {op: conv2d, dims: {M: 1048576, C: 1048576, P: 8, Q: 8, R: 1024, S: 1024}}}}\n"
      "buffer: 1 MiB\n", ["workload.layers.a.dims", "weights hold", "beyond the supported range"]),
-    ("workload: vgg16\nbuffer: 1 MiB\nsolver: {time_limit: .inf}\n", ["solver.time_limit", "finite"]),
+    ("workload: vgg16\nbuffer: 1 MiB\nsolver: {time_limit: .inf}\n", ["solver.time_limit", "at most a week"]),
     ("workload: vgg16\nbuffer: 1 MiB\ncost: {alpha: .nan}\n", ["cost.alpha", "finite"]),
     ("workload: vgg16\nbuffer: 1 MiB\nprecision: {activations: 64}\n", ["precision.activations", "1 to 32"]),
 ])
