@@ -215,7 +215,8 @@ def build_buffer(raw: Any, where: Located, path: tuple) -> tuple[Buffer, str, st
     if capacity is None:
         return None
     if partition is not None and sum(partition.values()) > capacity:
-        where.add(ipath + ("partition",), f"partitions add up to {sum(partition.values()) // 8} B, more than the capacity {capacity // 8} B")
+        where.add(ipath + ("partition",), f"level {inner.name}: its partitions add up to {sum(partition.values()) // 8:,} B, "
+                                                  f"more than its capacity of {capacity // 8:,} B")
         return None
     return Buffer(inner.name, capacity, partition), outer.name, name or spec.name
 
