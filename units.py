@@ -134,7 +134,11 @@ MAX_SECONDS = 7 * 24 * 3600.0
 _SECONDS_PER = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
                 "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
                 "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600}
-_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)")
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_DURATION = re.compile(rf"(?:\s*{_NUMBER}\s*[a-zA-Z]+)+\s*")
+"""One or more (number, unit) pairs: ``1.5 h``, ``1h 30m``."""
+_DURATION_PART = re.compile(rf"({_NUMBER})\s*([a-zA-Z]+)")
+_WRITE = "write seconds (90) or a duration (90 s, 3 min, 1.5 h, 1h 30m)"
 
 
 def parse_seconds(value: object) -> float:
@@ -145,30 +149,16 @@ def parse_seconds(value: object) -> float:
     a duration, is not positive, or is longer than :data:`MAX_SECONDS`.
     """
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise ValueError("is empty; write seconds (90) or a duration (90 s, 3 min, 1.5 h)")
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration; write seconds (90) or a duration (90 s, 3 min, 1.5 h)")
-    if isinstance(value, (int, float)):
+        raise ValueError(f"is empty; {_WRITE}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     elif isinstance(value, str) and _is_number(value):
         seconds = float(value)
-    elif isinstance(value, str):
-        text, seconds, at = value.strip(), 0.0, 0
-        parts = []
-        while at < len(text):
-            match = _DURATION_PART.match(text, at)
-            if match is None or match.end() == at:
-                break
-            parts.append(match.groups())
-            at = match.end()
-        units = [unit.lower() for _, unit in parts]
-        if not parts or at < len(text) or any(u and u not in _SECONDS_PER for u in units) \
-                or (len(parts) > 1 and not all(units)):
-            raise ValueError(f"{value!r} is not a duration; write seconds (90) or a duration with a unit "
-                             f"(90 s, 3 min, 1.5 h, 1h 30m)")
-        seconds = sum(float(number) * _SECONDS_PER[unit or "s"] for number, unit in zip((n for n, _ in parts), units))
+    elif isinstance(value, str) and _DURATION.fullmatch(value) and all(
+            unit.lower() in _SECONDS_PER for _, unit in _DURATION_PART.findall(value)):
+        seconds = sum(float(number) * _SECONDS_PER[unit.lower()] for number, unit in _DURATION_PART.findall(value))
     else:
-        raise ValueError(f"{value!r} is not a duration; write seconds (90) or a duration (90 s, 3 min, 1.5 h)")
+        raise ValueError(f"{value!r} is not a duration; {_WRITE}")
     if not seconds > 0:
         raise ValueError(f"{value!r}: a time limit must be positive")
     if not seconds <= MAX_SECONDS:  # also refuses inf and nan
