@@ -23,8 +23,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from typing import Callable
 
 from .solvers.threads import ENVIRONMENT_VARIABLE, solver_threads, threads_fixed
 
@@ -60,22 +63,26 @@ def picklable(problems: list) -> bool:
     return True
 
 
-def _limit_threads(threads: int) -> None:
+def _start_process(threads: int, initializer, initargs: tuple) -> None:
     os.environ[ENVIRONMENT_VARIABLE] = str(threads)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 @contextmanager
-def part_pool(jobs: int):
+def part_pool(jobs: int, initializer=None, initargs: tuple = ()):
     """A pool of ``jobs`` processes, each with its share of the solver threads.
 
+    ``initializer(*initargs)``, when given, runs once in each process after
+    its thread share is set (to build what every task of the pool reuses).
     Leaving the block waits for the parts under way; an exception (Ctrl-C
     among them) cancels those not yet started.
     """
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["mapcert.pipeline"])
     threads = max(1, solver_threads() // jobs)
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_limit_threads,
-                               initargs=(threads,))
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_process,
+                               initargs=(threads, initializer, initargs))
     try:
         yield pool
     except BaseException:
@@ -93,3 +100,36 @@ def results_in_order(futures: list[Future], names: list[str], progress=None) -> 
         if progress is not None:
             progress(names[index[id(future)]])
     return [f.result() for f in futures]
+
+
+def side_by_side(items: list, task: Callable, args_of: Callable, record: Callable, deadline: float, jobs: int,
+                 initializer=None, initargs: tuple = ()) -> list:
+    """Run ``task(*args_of(item))`` for each item in a pool of ``jobs`` processes.
+
+    At most ``jobs`` items are under way at once, and ``args_of(item)`` is
+    called when an item is sent, so it may use what the results so far
+    taught (a search's cutoff, say). ``record(item, result)`` is called in
+    this process as each result arrives. No item is sent after ``deadline``
+    (``time.perf_counter``). Returns the items without a result: those not
+    sent by the deadline, or, if a process of the pool died, every item not
+    answered, for the caller to run here or report.
+    """
+    queue = list(items)
+    pending: dict = {}
+    answered: list = []
+    try:
+        with part_pool(jobs, initializer=initializer, initargs=initargs) as pool:
+            while queue or pending:
+                while queue and len(pending) < jobs and time.perf_counter() < deadline:
+                    item = queue.pop(0)
+                    pending[pool.submit(task, *args_of(item))] = item
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    item = pending.pop(future)
+                    record(item, future.result())
+                    answered.append(item)
+    except BrokenProcessPool:
+        return [item for item in items if item not in answered]
+    return queue

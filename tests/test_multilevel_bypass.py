@@ -78,6 +78,29 @@ def test_exact_methods_agree_with_enumeration_when_bypass_is_chosen(problem):
     exact_methods_agree(problem)
 
 
+def test_keep_sets_in_a_pool_of_processes_find_the_optimum(monkeypatch):
+    """The keep sets after the first sent to two processes, each with the
+    cutoff of the moment: the enumerated optimum, and the message says so."""
+    import mapcert.formulations.tiling.multilevel.milp as milp
+    import mapcert.formulations.tiling.multilevel.milp_pieces as pieces
+
+    monkeypatch.setattr(milp, "KEEP_SET_POOL_AFTER", 0.0)
+    monkeypatch.setattr(pieces, "MIN_POOL_SECONDS", 0.0)
+    layer = ConvLayer(name="k", N=1, M=4, C=3, P=4, Q=2, R=3, S=1)
+    hier = Hierarchy("h", (
+        MemoryLevel("DRAM", read_energy=200, write_energy=200),
+        MemoryLevel("GLB", capacity_bits=8 * 48, chosen=ALL, read_energy=6, write_energy=7.5),
+        MemoryLevel("RF", capacity_bits=8 * 12, per_pe=True, chosen=frozenset({"inputs", "outputs"}),
+                    read_energy=1, write_energy=1),
+    ), rows=2, cols=2, mac_energy=1)
+    problem = MultiLevelProblem(layer, hier, objective="energy")
+    reference = solve_multilevel(problem, "enumerate")
+    got = solve_multilevel(problem, "milp", time_limit=60, workers=2, canonical=False)
+    assert reference.status == got.status == "optimal", got.message
+    assert got.objective == pytest.approx(reference.objective)
+    assert f"{len(keep_sets(hier))}/{len(keep_sets(hier))} keep sets finished in 2 processes" in got.message
+
+
 @pytest.mark.slow
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(instances())

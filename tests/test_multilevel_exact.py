@@ -133,7 +133,7 @@ def test_milp_decomposition_over_stationary_tensors_agrees_with_enumeration(prob
     saved = milp.WHOLE_MODEL_SECONDS
     milp.WHOLE_MODEL_SECONDS = 0.0
     try:
-        got = solve_multilevel(problem, "milp", time_limit=60)
+        got = solve_multilevel(problem, "milp", time_limit=60, workers=1)
     finally:
         milp.WHOLE_MODEL_SECONDS = saved
     if reference.status == "infeasible":
@@ -164,6 +164,44 @@ def test_milp_refuses_instances_it_cannot_list(monkeypatch):
     for objective in ("energy", "edp"):
         got = solve_multilevel(replace(problem, objective=objective), "milp", time_limit=30)
         assert got.status == "error" and "use cpsat" in got.message, objective
+
+
+@pytest.mark.parametrize("layer", [
+    ConvLayer(name="a", N=1, M=4, C=2, P=4, Q=2, R=3, S=1),
+    ConvLayer(name="b", N=1, M=2, C=4, P=4, Q=4, R=3, S=3, stride=(2, 1)),
+])
+def test_milp_pieces_in_a_pool_of_processes_find_the_optimum(monkeypatch, layer):
+    """Pieces sent to two processes, each with its own copy of the model and
+    the cutoff of the moment: the same optimum as the enumeration, and the
+    message says the pool solved them."""
+    import mapcert.formulations.tiling.multilevel.milp as milp
+    import mapcert.formulations.tiling.multilevel.milp_pieces as pieces
+
+    monkeypatch.setattr(milp, "WHOLE_MODEL_SECONDS", 0.0)
+    monkeypatch.setattr(pieces, "MIN_POOL_SECONDS", 0.0)
+    for objective in ("energy", "offchip_traffic")[: 2 if layer.name == "a" else 1]:
+        problem = MultiLevelProblem(layer, two_by_two_hierarchy(), objective=objective)
+        reference = solve_multilevel(problem, "enumerate")
+        got = solve_multilevel(problem, "milp", time_limit=60, workers=2, canonical=False)
+        assert reference.status == got.status == "optimal", got.message
+        assert got.objective == pytest.approx(reference.objective)
+        assert "in 2 processes" in got.message, got.message
+
+
+def test_milp_pieces_stay_in_this_process_where_a_pool_cannot_help(monkeypatch):
+    """One worker, one piece, too little time, or a daemonic process (a Dask
+    worker's, which may not have children): no pool."""
+    import multiprocessing
+
+    from mapcert.formulations.tiling.multilevel.milp_pieces import MIN_POOL_SECONDS, piece_processes
+
+    assert piece_processes(2, 27, 60.0) == 2
+    assert piece_processes(4, 3, 60.0) == 3
+    assert piece_processes(1, 27, 60.0) == 1
+    assert piece_processes(2, 1, 60.0) == 1
+    assert piece_processes(2, 27, MIN_POOL_SECONDS / 2) == 1
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True, raising=False)
+    assert piece_processes(2, 27, 60.0) == 1
 
 
 @pytest.mark.parametrize("whole_model_seconds", [30.0, 0.0])

@@ -41,7 +41,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 import pyomo.environ as pyo
 
-from ....solvers.highs import load_model, new_highs, relaxation_infeasible, solve_highs
+from ....solvers.highs import load_model, new_highs, solve_highs
 from ....solvers.outcome import SolverOutcome
 from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction, layer_extent
 from .cost import window_rows
@@ -52,6 +52,7 @@ from .terms import TENSORS, Halo, Words, boundaries, halo_value
 from .halo import AXIS_DIMS, WINDOW_DIMS, group_of, innermost_in_group
 from .clipped_cost import ClippedTables
 from .milp_clipped import clipped_access_terms, collapsed_group, outermost_rule
+from .milp_pieces import PieceModel, PieceResult, piece_processes, solve_pieces
 
 MILP_OBJECTIVES = ("offchip_traffic", "energy", "latency")
 WHOLE_MODEL_SHARE, WHOLE_MODEL_SECONDS = 0.25, 30.0
@@ -60,6 +61,10 @@ many seconds) before the decomposition over stationary tensors starts."""
 MAX_VALUES = 400_000
 """Most candidate values (z Booleans) the model accepts in all; beyond it
 the instance is too large for this formulation and CP-SAT is the method."""
+KEEP_SET_POOL_AFTER = 5.0
+"""The keep sets after the first are solved side by side (one process per
+core) only when the first took at least this many seconds: a pool costs
+about a second to start, which short solves should not pay."""
 HAND_OVER = 1.0
 """The model goes to HiGHS only with at least this many times its build
 time left: pyomo's translation takes about as long as the build, and
@@ -674,7 +679,8 @@ def _stationary(mapping) -> tuple[str, ...]:
     return tuple(out)
 
 
-def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, restriction: Restriction | None = None):
+def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, restriction: Restriction | None = None,
+                          workers: int = 0):
     """Solve exactly; with keep or bypass chosen, as a union over keep sets.
 
     Each keep set (``bypass.keep_sets``) is a fixed hierarchy solved by
@@ -687,7 +693,7 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, restric
     if restriction is not None and restriction.caps:
         raise ValueError("the MILP holds no other objective at a cap; the lexicographic steps use CP-SAT")
     if not problem.hierarchy.chooses_bypass:
-        return _solve_fixed(problem, time_limit, restriction)
+        return _solve_fixed(problem, time_limit, restriction, workers)
     from .bypass import keep_sets, with_keep
 
     start = time.perf_counter()
@@ -703,14 +709,16 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, restric
         sets.sort(key=lambda keep: keep != own)  # its keep set first: the others start with a cutoff
     open_bounds: list[float | None] = []  # model units
     settled = 0
-    for keep in sets:
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            open_bounds.append(None)
-            continue
-        below = best if restriction.below is None or best is None else min(best, restriction.below)
-        piece = replace(restriction, below=restriction.below if best is None else below)
-        outcome, sc, c = _solve_fixed(problem.kept(keep), remaining, piece)
+
+    def below() -> Restriction:
+        """The restriction a keep set starts with: only mappings better than the best so far."""
+        if best is None:
+            return restriction
+        return replace(restriction, below=best if restriction.below is None else min(best, restriction.below))
+
+    def record(keep, solved) -> None:
+        nonlocal best, best_mapping, settled
+        outcome, sc, c = solved
         if outcome.values is not None and outcome.objective is not None:
             value = (outcome.objective + c) / sc
             if best is None or value < best:
@@ -721,8 +729,29 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, restric
             open_bounds.append(None)
         else:
             open_bounds.append((math.ceil(outcome.bound - 1e-6) + c) / sc * scale - constant)
+
+    # the first keep set here (its pieces side by side); if it took long, the others side by side, each
+    # whole in one process (its pieces one after another there), so short solves never wait for a pool
+    first = time.perf_counter()
+    record(sets[0], _solve_fixed(problem.kept(sets[0]), deadline - first, below(), workers))
+    left, processes = sets[1:], 1
+    if time.perf_counter() - first >= KEEP_SET_POOL_AFTER:
+        processes = piece_processes(workers, len(left), deadline - time.perf_counter(), problem)
+    if processes > 1:
+        from ....part_pool import side_by_side
+
+        deadline_epoch = time.time() + (deadline - time.perf_counter())  # the wall clock, which processes share
+        left = side_by_side(left, _solve_keep_set, lambda keep: (problem, keep, below(), deadline_epoch), record,
+                            deadline, processes)
+    for keep in left:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            open_bounds.append(None)
+            continue
+        record(keep, _solve_fixed(problem.kept(keep), remaining, below(), workers))
     wall = time.perf_counter() - start
-    pieces = f"{settled}/{len(sets)} keep sets finished"
+    pieces = f"{settled}/{len(sets)} keep sets finished" + (
+        "" if processes == 1 else f" in {processes} processes")
     best_units = None if best is None else round(best * scale - constant)
     if settled == len(sets):
         if best is None:
@@ -733,6 +762,12 @@ def solve_multilevel_milp(problem: MultiLevelProblem, time_limit: float, restric
     if all(b is not None for b in open_bounds):
         bound = min([*([] if best_units is None else [best_units]), *open_bounds])
     return SolverOutcome("highs", False, False, best_units, bound, wall, best_mapping, pieces), scale, constant
+
+
+def _solve_keep_set(problem: MultiLevelProblem, keep, restriction: Restriction, deadline_epoch: float):
+    """One keep set of ``problem`` in a pool process, its pieces one after
+    another; the deadline is on the wall clock, which processes share."""
+    return _solve_fixed(problem.kept(keep), max(0.0, deadline_epoch - time.time()), restriction, workers=1)
 
 
 def _objective_units(problem: MultiLevelProblem) -> tuple[int, int]:
@@ -748,7 +783,8 @@ def _objective_units(problem: MultiLevelProblem) -> tuple[int, int]:
     return 1, 0
 
 
-def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Restriction | None = None):
+def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Restriction | None = None,
+                 workers: int = 0):
     """Solve by a decomposition over the stationary tensor of every level.
 
     Fixing which tensor is stationary at each level (3^K combinations) turns
@@ -770,6 +806,9 @@ def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Res
 
     Under a ``restriction`` only mappings that satisfy it count; with its
     ``below``, "infeasible" means that none is strictly better.
+
+    ``workers`` processes solve the pieces side by side (0: one per solver
+    thread; ``milp_pieces.py`` says when a pool is not started).
 
     Returns (outcome, scale, constant) with the objective in model units."""
     from .cost import evaluate_multilevel
@@ -850,41 +889,30 @@ def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Res
         combos.sort(key=lambda combo: combo != own)
     open_bounds: list[float | None] = []  # per piece not finished: its bound, None when unknown
     settled = started = 0
-    for combo in combos:
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
+
+    def record(piece: PieceResult) -> None:
+        nonlocal settled, started
+        if not piece.started:
             open_bounds.append(whole_bound)
-            continue
+            return
         started += 1
-        for l in range(K):
-            for X in TENSORS:
-                builder.boolean(("sigma", l, X)).fix(1 if X == combo[l] else 0)
-        if m.find_component("cutoff") is not None:
-            m.del_component("cutoff")
-        if best is not None:
-            # only strictly better mappings are of interest: "infeasible" then means none is in this piece
-            # (the restriction's own ``below`` is already a constraint of the model)
-            m.cutoff = pyo.Constraint(expr=m.objective.expr <= best - 0.5)
-        # with a cutoff most pieces only have to be refuted: primal heuristics
-        # spend time there without helping the proof (ResNet-18 conv1: 18 s
-        # -> 6.5 s for one piece); branching still finds better mappings
-        refuting = best is not None or restriction.below is not None  # the model holds a cutoff either way
-        if refuting and relaxation_infeasible(m, remaining, solver):
-            # the LP relaxation cannot reach below the cutoff: nothing better here (on ResNet-18's conv1
-            # on eyeriss, 10 of 27 pieces, each in 0.1 s where the MIP's presolve took 3-13 s)
+        if piece.refuted_by_relaxation or finished(piece.outcome):
             settled += 1
-            continue
-        options = {"mip_feasibility_tolerance": 1e-7, "mip_heuristic_effort": 0.0 if refuting else 0.05}
-        outcome = solve_highs(m, decode, deadline - time.perf_counter(), integral_objective=True,
-                              extra_options=options, solver=solver)
-        if finished(outcome):
-            settled += 1
-        else:
-            known = [b for b in (outcome.bound, whole_bound) if b is not None]
-            open_bounds.append(max(known) if known else None)
+            return
+        known = [b for b in (piece.outcome.bound, whole_bound) if b is not None]
+        open_bounds.append(max(known) if known else None)
+
+    processes = piece_processes(workers, len(combos), deadline - time.perf_counter(), problem)
+    processes = solve_pieces(
+        PieceModel(problem, m, builder, rows, solver), combos,
+        cutoff=lambda: None if best is None else best - 0.5,
+        refuting=lambda: best is not None or restriction.below is not None,  # the model holds a cutoff either way
+        record=record, deadline=deadline, processes=processes,
+        build_args=(problem, None if found is None else found[1], restriction))
     wall = time.perf_counter() - start
     proved = settled == len(combos)
     pieces = f"{settled}/{len(combos)} stationary-tensor pieces finished" + (
+        "" if processes == 1 else f" in {processes} processes") + (
         "" if started == settled else f", {started - settled} started but not finished") + (
         "" if started == len(combos) else f", {len(combos) - started} not started (time limit)")
     if proved:

@@ -93,7 +93,8 @@ def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_lim
         Seconds (default: the problem's); each secondary objective and the
         canonical search get at least :data:`CANONICAL_SECONDS` more.
     workers
-        CP-SAT's search workers (0: one per core).
+        CP-SAT's search workers, or the processes that solve the MILP's
+        pieces side by side (0: one per core).
     canonical
         Return the canonical optimal mapping (``canonical.py``): the same
         mapping whichever method proved the optimum and with any number of
@@ -272,7 +273,7 @@ def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restricti
         outcome = solve_cpsat(builder.m, lambda s: decode(problem, rows, x, o, s, builder.keep, builder.halo_dims), remaining, workers)
     else:
         try:
-            outcome, scale, constant = solve_multilevel_milp(problem, limit, restriction)
+            outcome, scale, constant = solve_multilevel_milp(problem, limit, restriction, workers)
         except ValueError as exc:
             return MultiLevelResult("error", method, None, None, None, None, time.perf_counter() - start, str(exc))
     wall = time.perf_counter() - start
