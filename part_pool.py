@@ -21,8 +21,10 @@ mapcert once per pool, so each one starts with a fork, not an import.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -65,8 +67,27 @@ def picklable(problems: list) -> bool:
 
 def _start_process(threads: int, initializer, initargs: tuple) -> None:
     os.environ[ENVIRONMENT_VARIABLE] = str(threads)
+    _exit_with_parent()
     if initializer is not None:
         initializer(*initargs)
+
+
+def _exit_with_parent() -> None:
+    """End this pool process as soon as the process that started it ends.
+
+    A solver call cannot be interrupted from Python, and the pool's own
+    shutdown only reaches processes between tasks; without this, a killed
+    ``mapcert`` (a job scheduler's SIGTERM, a closed terminal) would leave
+    its pool solving on every core until each task's time limit."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 @contextmanager

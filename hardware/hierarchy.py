@@ -69,6 +69,12 @@ class MemoryLevel:
         return sum(tile_bits[t] for t in self.holds) <= self.capacity_bits
 
 
+ARRAY = "array"
+"""The name of the one fan-out a hierarchy given with ``array:`` has (the
+PE array above the first per-PE level); fan-outs given under ``fanouts:``
+carry their own names."""
+
+
 @dataclass(frozen=True)
 class Fanout:
     """A spatial fan-out right above level ``level`` (``len(levels)``: right
@@ -86,6 +92,11 @@ class Fanout:
     @property
     def size(self) -> int:
         return self.rows * self.cols
+
+    @property
+    def is_array(self) -> bool:
+        """Whether this is the PE array of an ``array:`` hierarchy."""
+        return self.name == ARRAY
 
     def shares(self, tensor: str) -> bool:
         """Whether the network merges the transfers of ``tensor`` that instances share."""
@@ -111,7 +122,7 @@ class Hierarchy:
 
     def __post_init__(self) -> None:
         if not self.fanouts:
-            object.__setattr__(self, "fanouts", (Fanout("array", self.pe_level, self.rows, self.cols),))
+            object.__setattr__(self, "fanouts", (Fanout(ARRAY, self.pe_level, self.rows, self.cols),))
         problems = self.problems()
         if problems:
             raise ValueError("; ".join(problems))
@@ -219,7 +230,7 @@ class Hierarchy:
         [PEs 4 x 4] > PEBuffer > [lanes 8 x 8] > WeightReg``."""
         parts = []
         for index in range(len(self.levels) + 1):  # an ``array:`` is the PE array; a fan-out has its own name
-            parts += [f"[{fan.rows} x {fan.cols} PEs]" if fan.name == "array" else f"[{fan.name} {fan.rows} x {fan.cols}]"
+            parts += [f"[{fan.rows} x {fan.cols} PEs]" if fan.is_array else f"[{fan.name} {fan.rows} x {fan.cols}]"
                       for fan in self.fanouts if fan.level == index and fan.size > 1]
             if index < len(self.levels):
                 parts.append(self.levels[index].name)

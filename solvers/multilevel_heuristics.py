@@ -313,6 +313,107 @@ def zigzag_orders(problem: MultiLevelProblem, max_factors: int = 6, max_ordering
     return best[1]
 
 
+POLISH_SECONDS = 2.0
+"""Time :func:`polish` spends at most (a few dozen vectorized sweeps)."""
+POLISH_CANDIDATES = 16
+"""Best candidates of one coordinate step checked against the instance's
+constraints before the step gives up on that coordinate."""
+POLISH_KEEP_SETS = 256
+"""Most keep sets a polish step scores every candidate under (more are sampled)."""
+
+
+def polish(problem: MultiLevelProblem, mapping: MultiLevelMapping, seconds: float = POLISH_SECONDS
+           ) -> MultiLevelMapping:
+    """Coordinate descent from ``mapping``: a better mapping, or ``mapping``.
+
+    A sampled mapping is rarely a local optimum: its factor rows and loop
+    orders were drawn, not chosen. Each step here holds all but one choice
+    and picks the best value of that one by the vectorized cost model:
+    a dimension's whole factor row (every level and fan-out at once, among
+    the divisor rows), then a level's loop order among the six reuse-group
+    orders, each with its best keep set where bypass is chosen. Only moves
+    that fit, keep the instance's constraints and strictly lower the
+    objective are taken, until a sweep changes nothing or ``seconds`` run
+    out. Exact solvers use the result as a starting incumbent (a tighter
+    first cutoff), so it only has to be a valid mapping, never an optimum.
+    A mapping with partial tiles is returned as it is.
+    """
+    import time
+
+    from ..formulations.tiling.multilevel.bypass import keep_sets
+    from ..formulations.tiling.multilevel.space import GROUP_ORDERS
+
+    deadline = time.perf_counter() + seconds
+    hier = problem.hierarchy
+    K, F = len(hier.levels), len(hier.fanouts)
+    if not mapping.divides(problem.layer, F):
+        return mapping
+    divisors = replace(problem, factors="divisors")
+    keeps = None
+    if hier.chooses_bypass:
+        try:
+            keeps = keep_sets(hier)
+        except ValueError:  # too many to list
+            keeps = []
+        if not keeps or len(keeps) > POLISH_KEEP_SETS:
+            keeps = sample_keep_sets(hier, random.Random(0), POLISH_KEEP_SETS)
+        own = mapping.keep_sets(hier)
+        keeps = [own, *[k for k in keeps if k != own]]
+    rows = {d: np.asarray(mapping.row(d, F), dtype=np.int64) for d in DIMS}
+    orders = [loops.order for loops in mapping.levels]
+    tables: dict[str, np.ndarray] = {}
+
+    def obeys(candidate: MultiLevelMapping) -> bool:
+        return problem.constraints.empty or not violations(problem.constraints, hier, candidate)
+
+    def assemble(picked_rows, picked_orders, keep_index) -> MultiLevelMapping:
+        out = mapping_from_choice(problem, picked_rows, tuple(picked_orders))
+        return out if keeps is None else with_keep(problem, out, keeps[keep_index])
+
+    def scored(picks, picked_orders):
+        out = objective_values(problem, picks, list(picked_orders), keeps)
+        value = np.where(out[1], out[0], np.inf)
+        return value, (out[2] if keeps is not None else np.zeros(value.shape, dtype=np.int64))
+
+    value, keep_of = scored({d: rows[d][None, :] for d in DIMS}, orders)
+    best, best_keep_index = float(value[0]), int(keep_of[0])
+    if not np.isfinite(best):
+        return mapping
+    current = assemble(rows, orders, best_keep_index)
+    improved = True
+    while improved and time.perf_counter() < deadline:
+        improved = False
+        for d in DIMS:
+            if time.perf_counter() >= deadline:
+                break
+            if d not in tables:
+                tables[d] = dim_choices(divisors, d)
+            table = tables[d]
+            if len(table) < 2:
+                continue
+            picks = {e: (table if e == d else np.broadcast_to(rows[e], (len(table), len(rows[e])))) for e in DIMS}
+            values, keep_index = scored(picks, orders)
+            for i in np.argsort(values, kind="stable")[:POLISH_CANDIDATES]:
+                if not values[i] < best * (1 - 1e-12):
+                    break
+                trial_rows = {**rows, d: table[i]}
+                candidate = assemble(trial_rows, orders, int(keep_index[i]))
+                if obeys(candidate):
+                    rows, best, current, improved = trial_rows, float(values[i]), candidate, True
+                    break
+        for level in range(K):
+            for order in GROUP_ORDERS:
+                if order == orders[level] or time.perf_counter() >= deadline:
+                    continue
+                trial_orders = [*orders[:level], order, *orders[level + 1:]]
+                values, keep_index = scored({d: rows[d][None, :] for d in DIMS}, trial_orders)
+                if values[0] < best * (1 - 1e-12):
+                    candidate = assemble(rows, trial_orders, int(keep_index[0]))
+                    if obeys(candidate):
+                        orders, best, current, improved = trial_orders, float(values[0]), candidate, True
+    return current
+
+
 HEURISTICS = {
     "random": random_sampling,
     "paper-dataflow": paper_dataflow,

@@ -52,3 +52,54 @@ def test_greedy_mappers_keep_the_presets_constraints(preset):
         assert isinstance(mapping, MultiLevelMapping), name
         assert not violations(problem.constraints, problem.hierarchy, mapping), name
         assert evaluate_multilevel(problem, mapping).fits, name
+
+
+def _polish_keeps_a_valid_mapping_never_worse(pair) -> bool:
+    """polish() from a sampled mapping: it fits, keeps the instance's
+    constraints, is never worse than where it started, and never below the
+    enumerated optimum. True when it improved the start."""
+    from mapcert.formulations.tiling.multilevel.constraints import violations
+    from mapcert.formulations.tiling.multilevel.problem import mapping_problems
+    from mapcert.solvers.multilevel_heuristics import polish, random_sampling
+
+    _, problem = pair
+    if problem.objective == "edp":
+        from dataclasses import replace
+
+        problem = replace(problem, objective="energy")
+    start = random_sampling(problem, samples=50, seed=1)
+    if start is None:
+        return False
+    before = evaluate_multilevel(problem, start)
+    polished = polish(problem, start)
+    after = evaluate_multilevel(problem, polished)
+    assert mapping_problems(problem.layer, problem.hierarchy, polished) == []
+    assert after.fits
+    assert violations(problem.constraints, problem.hierarchy, polished) == [] or \
+        violations(problem.constraints, problem.hierarchy, start) != []
+    if before.fits:
+        assert after.objective(problem.objective) <= before.objective(problem.objective) + 1e-9
+    optimum = solve_multilevel(problem, "enumerate")
+    if optimum.status == "optimal":
+        assert after.objective(problem.objective) >= optimum.objective - 1e-9
+    return after.objective(problem.objective) < before.objective(problem.objective) - 1e-9
+
+
+def test_polish_keeps_a_valid_mapping_and_never_makes_it_worse():
+    """Coordinate descent on random constrained instances, with keep or
+    bypass chosen on some of them; it must improve some starts (a polish
+    that never moves would pass the other checks)."""
+    from hypothesis import given, settings, strategies as st
+
+    from test_multilevel_bypass import instances as bypass_instances
+    from test_multilevel_constraints import constrained
+
+    improved = []
+
+    @settings(max_examples=25, deadline=None, derandomize=True, database=None)
+    @given(st.one_of(constrained(), constrained(base=bypass_instances)))
+    def check(pair):
+        improved.append(_polish_keeps_a_valid_mapping_never_worse(pair))
+
+    check()
+    assert any(improved), "polish never improved a sampled start"

@@ -121,3 +121,57 @@ def solved(network):
 def test_verify_checks_its_jobs(solved, jobs):
     with pytest.raises(ValueError, match="jobs must be"):
         mapcert.verify(solved, methods=["cpsat"], jobs=jobs)
+
+
+POOL_SCRIPT = """
+import os, sys, time
+from mapcert.part_pool import part_pool
+
+def pid_then_spin(seconds):
+    print(os.getpid(), flush=True)
+    end = time.time() + seconds
+    while time.time() < end:
+        pass
+
+if __name__ == "__main__":
+    with part_pool(2) as pool:
+        for _ in range(2):
+            pool.submit(pid_then_spin, 120)
+        time.sleep(120)
+"""
+
+
+def test_pool_processes_end_with_the_process_that_started_them(tmp_path):
+    """A killed mapcert (SIGTERM from a job scheduler) must not leave its
+    pool solving: each pool process watches its parent and exits with it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "pool.py"
+    script.write_text(POOL_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(parent.stdout.readline()) for _ in range(2)]
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(timeout=30)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        try:  # a zombie waiting for its (now gone) parent to reap it is dead too
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().split(") ")[-1][:1] != "Z"
+        except OSError:
+            return False
+        return True
+
+    deadline = time.time() + 20
+    while any(alive(pid) for pid in pids) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in pids), "pool processes outlived their parent"

@@ -26,6 +26,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ....hardware.hierarchy import ARRAY
+
+
 @dataclass(frozen=True)
 class LevelConstraint:
     """Fixed trip counts and whole dimensions at one memory level."""
@@ -152,7 +155,7 @@ class MappingConstraints:
         return out
 
 
-def _fanout_label(hierarchy, f: int, single: str = "array") -> str:
+def _fanout_label(hierarchy, f: int, single: str = ARRAY) -> str:
     """How messages name fan-out ``f``: ``single`` when it is the only one."""
     return single if len(hierarchy.fanouts) == 1 else f"fan-out {hierarchy.fanouts[f].name}"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.markup import escape as _escape
 
 from ....hardware.functional.multilevel_vectorized import run_multilevel_vectorized
-from ....hardware.hierarchy import MACS, Fanout
+from ....hardware.hierarchy import ARRAY, MACS, Fanout
 from ....solvers.multilevel_heuristics import HEURISTICS
 from ....units import format_bytes, format_count, parse_bytes
 from ....validation.multilevel_bounds import multilevel_bounds, offchip_segment_bytes
@@ -60,7 +60,7 @@ def objective_field(problem: MultiLevelProblem) -> str | list[str]:
 
 def _as_array(hier) -> bool:
     """Whether the hierarchy's fan-outs are the plain ``array`` shorthand."""
-    return len(hier.fanouts) == 1 and hier.fanouts[0] == Fanout("array", hier.pe_level, hier.fanouts[0].rows,
+    return len(hier.fanouts) == 1 and hier.fanouts[0] == Fanout(ARRAY, hier.pe_level, hier.fanouts[0].rows,
                                                                 hier.fanouts[0].cols)
 
 
@@ -293,7 +293,7 @@ class MultiLevelTiling(Family):
             spread = mapping.fanout(f)
             spatial = " ".join(f"{d}{v}" for d, v in spread.rows.items()) or "-"
             spatial += " | " + (" ".join(f"{d}{v}" for d, v in spread.cols.items()) or "-")
-            label = "array" if fan.name == "array" else f"fan-out {fan.name}"
+            label = ARRAY if fan.is_array else f"fan-out {fan.name}"
             sharing = "" if fan.multicast and fan.reduction else " (no " + " or ".join(
                 w for w, on in (("multicast", fan.multicast), ("reduction", fan.reduction)) if not on) + ")"
             loops.add_row(f"{label} (rows | cols)", spatial, sharing)
