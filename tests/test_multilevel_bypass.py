@@ -89,7 +89,8 @@ def test_keep_sets_in_a_pool_of_processes_find_the_optimum(monkeypatch):
     layer = ConvLayer(name="k", N=1, M=4, C=3, P=4, Q=2, R=3, S=1)
     hier = Hierarchy("h", (
         MemoryLevel("DRAM", read_energy=200, write_energy=200),
-        MemoryLevel("GLB", capacity_bits=8 * 48, chosen=ALL, read_energy=6, write_energy=7.5),
+        MemoryLevel("GLB", capacity_bits=8 * 48, chosen=frozenset({"weights", "outputs"}), read_energy=6,
+                    write_energy=7.5),
         MemoryLevel("RF", capacity_bits=8 * 12, per_pe=True, chosen=frozenset({"inputs", "outputs"}),
                     read_energy=1, write_energy=1),
     ), rows=2, cols=2, mac_energy=1)

@@ -52,7 +52,7 @@ from .terms import TENSORS, Halo, Words, boundaries, halo_value
 from .halo import AXIS_DIMS, WINDOW_DIMS, group_of, innermost_in_group
 from .clipped_cost import ClippedTables
 from .milp_clipped import clipped_access_terms, collapsed_group, outermost_rule
-from .milp_pieces import PieceModel, PieceResult, piece_processes, solve_pieces
+from .milp_pieces import MIP_OPTIONS, PieceModel, PieceResult, piece_processes, solve_pieces
 
 MILP_OBJECTIVES = ("offchip_traffic", "energy", "latency")
 WHOLE_MODEL_SHARE, WHOLE_MODEL_SECONDS = 0.25, 30.0
@@ -890,7 +890,7 @@ def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Res
     whole_bound = None  # valid for every piece: the pieces only fix what the whole model chooses
     if whole_limit > 0:
         whole = solve_highs(m, decode, whole_limit, integral_objective=True, solver=solver,
-                            extra_options={"mip_feasibility_tolerance": 1e-7, "mip_heuristic_effort": 0.05})
+                            extra_options={**MIP_OPTIONS, "mip_heuristic_effort": 0.05})
         if finished(whole) and (whole.proved or best is None):
             message = "whole model proved" if whole.proved else "no mapping fits the hierarchy"
             return SolverOutcome("highs", True, whole.infeasible, best, best, time.perf_counter() - start,

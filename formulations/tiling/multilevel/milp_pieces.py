@@ -38,6 +38,8 @@ process imports nothing (it is forked from a server) but builds and
 translates its model, a second or two on the largest layers."""
 
 MIP_OPTIONS = {"mip_feasibility_tolerance": 1e-7}
+"""HiGHS options of every piece (as of the whole model): a tight
+feasibility tolerance, so that a claimed mapping is one ``evaluate`` confirms."""
 
 
 @dataclass
@@ -123,8 +125,8 @@ def solve_pieces(local: PieceModel, combos: list[tuple[str, ...]], cutoff: Calla
     process, so it may update what ``cutoff`` returns). A piece the time
     left no room for is recorded as not started. With ``processes`` > 1 the
     pieces go to a pool whose processes each build the model from
-    ``build_args`` (the arguments of ``build_multilevel_milp``). Returns the
-    number of processes that solved pieces (1 when a pool could not start)."""
+    ``build_args`` (the arguments of ``build_multilevel_milp``); pieces a
+    broken pool did not answer are solved here. Returns ``processes``."""
     if processes > 1:
         from ....part_pool import side_by_side
 
