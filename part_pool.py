@@ -16,6 +16,9 @@ threads never exceed the cores. Inside a sweep's job, where the thread
 count is already fixed, parts stay serial: the sweep spreads its jobs over
 the cores itself. The processes are forked from a server that imports
 mapcert once per pool, so each one starts with a fork, not an import.
+
+``side_by_side`` runs any list of independent tasks the same way; the MILP
+of multi-level tiling sends it its pieces and keep sets (``milp_pieces.py``).
 """
 
 from __future__ import annotations
