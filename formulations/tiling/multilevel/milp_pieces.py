@@ -126,15 +126,17 @@ def solve_pieces(local: PieceModel, combos: list[tuple[str, ...]], cutoff: Calla
     left no room for is recorded as not started. With ``processes`` > 1 the
     pieces go to a pool whose processes each build the model from
     ``build_args`` (the arguments of ``build_multilevel_milp``); pieces a
-    broken pool did not answer are solved here. Returns ``processes``."""
+    broken pool did not answer are solved here. Returns the processes that
+    solved pieces (1 when the pool answered none)."""
     if processes > 1:
         from ....part_pool import side_by_side
 
         deadline_epoch = time.time() + (deadline - time.perf_counter())  # the wall clock, which processes share
-        combos = side_by_side(combos, _solve_in_worker, lambda combo: (combo, cutoff(), refuting(), deadline_epoch),
-                              lambda _, piece: record(piece), deadline, processes, _build_in_worker, build_args)
-        if not combos:
-            return processes
+        left = side_by_side(combos, _solve_in_worker, lambda combo: (combo, cutoff(), refuting(), deadline_epoch),
+                            lambda _, piece: record(piece), deadline, processes, _build_in_worker, build_args)
+        if len(left) == len(combos):  # the pool answered nothing (it broke at once): say so, not "in N processes"
+            processes = 1
+        combos = left
     for combo in combos:
         remaining = deadline - time.perf_counter()
         record(PieceResult(combo, False) if remaining <= 0 else local.solve(combo, cutoff(), refuting(), remaining))
