@@ -84,6 +84,33 @@ objective: {objective}
     assert load_text(text.replace(f"objective: {objective}", "objective: latency"), "mine.yaml")
 
 
+@pytest.mark.parametrize("objective,named", [("energy", "GLB, RF have"), ("[edp, latency]", "GLB, RF have"),
+                                             ("offchip_traffic", None)])
+def test_levels_without_access_energy_are_named(objective, named):
+    """When DRAM prices its accesses but the on-chip levels give none, the
+    instance is legal (a level may be negligible) but its energy counts no
+    on-chip access: the header of every command says which levels, since a
+    forgotten read_energy would otherwise pass unnoticed."""
+    from mapcert.formulations import registry
+    from mapcert.instances import load_text
+
+    problem = load_text(f"""family: tiling
+workload: lenet5.conv1
+hardware:
+  array: {{rows: 4, cols: 4}}
+  levels:
+    - {{name: DRAM, read_energy: 200}}
+    - {{name: GLB, capacity: 8 KiB}}
+    - {{name: RF, capacity: 64 B, per_pe: true}}
+objective: {objective}
+""", "mine.yaml")
+    header = registry.family_of(problem).describe(problem)
+    if named is None:
+        assert "note:" not in header
+    else:
+        assert f"note: {named} no access energy" in header and "DRAM" not in header.split("note:")[1]
+
+
 def test_minimal_design_instance_loads():
     problem = mapcert.load(ROOT / "examples" / "vgg16_conv3_2_64KiB.yaml")
     assert problem.layer.M == 256 and problem.buffer.capacity_bits == 64 * 1024 * 8

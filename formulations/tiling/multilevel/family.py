@@ -99,6 +99,19 @@ def dump_hierarchy(hier) -> dict:
     return out
 
 
+def unpriced_levels(problem: MultiLevelProblem) -> list[str]:
+    """Names of the levels whose accesses cost nothing in an energy or EDP
+    objective while another level's do: legal (a level may be negligible),
+    but more often a forgotten ``read_energy``, so the output says it. (When
+    no level prices an access the instance is refused: ``schema.py``.)"""
+    if not {"energy", "edp"} & set(problem.objectives):
+        return []
+    levels = problem.hierarchy.levels
+    if not any(level.read_energy or level.write_energy for level in levels):
+        return []
+    return [level.name for level in levels if not (level.read_energy or level.write_energy)]
+
+
 def _attempt(problem: MultiLevelProblem, method: str, time_limit: float | None) -> Attempt:
     r = solve_multilevel(problem, method, time_limit, problem.solver.workers)
     return Attempt(Status(r.status), r.mapping, r.objective, r.best_bound, r.wall_time_s, r.message, r.method,
@@ -259,8 +272,13 @@ class MultiLevelTiling(Family):
         first = self._first(problem)
         hier = first.hierarchy
         what = f"network {problem.network}" if isinstance(problem, MultiLevelNetwork) else first.layer.name
+        unpriced = unpriced_levels(first)
+        note = "" if not unpriced else (
+            f"\nnote: {', '.join(unpriced)} {'has' if len(unpriced) == 1 else 'have'} no access energy (read_energy "
+            f"and write_energy 0), so the {'energy' if 'energy' in first.objectives else 'EDP'} counts no access "
+            f"there; give {'it' if len(unpriced) == 1 else 'them'} read_energy if accesses there cost energy")
         return (f"[bold]{what}[/] on [bold]{hier.name}[/] ({_escape(hier.chain_text)}), objective {first.objective} ({unit_of(first)})"
-                + "".join(f", then {name}" for name in first.secondary))
+                + "".join(f", then {name}" for name in first.secondary) + note)
 
     def render(self, problem: MultiLevelProblem, result, console, table) -> None:
         if result.solution is None:
