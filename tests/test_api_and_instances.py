@@ -166,3 +166,30 @@ def test_dumped_instance_round_trips():
                         "space: {tiles: any}\n")
     again = load_text(yaml.safe_dump(family_of(problem).dump(problem)))
     assert again.layer == problem.layer and again.buffer == problem.buffer and again.space == "any"
+
+
+def test_a_partial_partition_is_read_the_same_way_by_both_tiling_models():
+    """A two-level buffer whose partition leaves out a tensor lets that
+    tensor bypass it, as a hierarchy level does: the instance goes to the
+    multi-level model (the two-level one keeps every tensor in its buffer),
+    which solves it; a partition of all three tensors stays two-level."""
+    import mapcert
+    from mapcert.formulations import registry
+    from mapcert.instances import load_text
+
+    text = """family: tiling
+workload: {name: small, dims: {N: 1, M: 16, C: 8, P: 8, Q: 8, R: 3, S: 3}}
+hardware:
+  levels:
+    - {name: DRAM}
+    - {name: GLB, partition: {inputs: 1 KiB, weights: 1 KiB}}
+objective: offchip_traffic
+solver: {time_limit: 30}
+"""
+    problem = load_text(text, "partial.yaml")
+    assert registry.family_of(problem).key == "tiling-hierarchy"
+    assert problem.hierarchy.levels[1].holds == {"inputs", "weights"}
+    result = mapcert.solve(problem)
+    assert result.status.value == "optimal"
+    whole = load_text(text.replace("weights: 1 KiB}", "weights: 1 KiB, outputs: 1 KiB}"), "whole.yaml")
+    assert registry.family_of(whole).key != "tiling-hierarchy"

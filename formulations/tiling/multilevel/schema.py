@@ -303,7 +303,17 @@ def is_multilevel(data: dict) -> bool:
     levels = hardware.get("levels") or []
     if "array" in hardware or "fanouts" in hardware or "mac_energy" in hardware or len(levels) > 2:
         return True
-    return any(isinstance(level, dict) and MULTILEVEL_KEYS & set(level) for level in levels)
+    return any(isinstance(level, dict) and (MULTILEVEL_KEYS & set(level) or _partial_partition(level))
+               for level in levels)
+
+
+def _partial_partition(level: dict) -> bool:
+    """Whether a level's ``partition`` leaves out a tensor: that tensor
+    bypasses the level, which only the multi-level model represents (the
+    two-level model keeps every tensor in its buffer), so both families
+    read a partial partition the same way."""
+    partition = level.get("partition")
+    return isinstance(partition, dict) and not {"inputs", "weights", "outputs"} <= set(partition)
 
 
 def build_hierarchy(raw: Any, where: Located, path: tuple) -> tuple[Hierarchy, ConstraintsSpec] | None:
