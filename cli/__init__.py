@@ -173,6 +173,8 @@ def solve(
     if result.status == Status.INFEASIBLE and not as_json:
         line = line_of(file, family.infeasible_field)
         field = ".".join(str(p) for p in family.infeasible_field)
+        if output is not None:  # the infeasibility is a result too (`verify` re-checks it): say where it went
+            err.print(f"result (status infeasible) saved to {output}", markup=False, soft_wrap=True)
         _fail_input([str(Issue(str(file), line, field, f"no feasible solution: {result.message}"))])
     said = None
     if export is not None and result.solution_object is not None:

@@ -97,6 +97,17 @@ def test_infeasible_json_has_a_status(cli):
     assert code == 2 and data["status"] == "infeasible" and "smallest footprint" in data["message"]
 
 
+def test_an_infeasible_result_saved_with_output_is_announced(cli, tmp_path):
+    """`solve -o` keeps the infeasibility as a result (verify re-checks it);
+    the user is told it was written, or a later run meets an unexplained
+    "exists; not overwritten"."""
+    bad = Path(__file__).parent / "bad_instances" / "28_infeasible_tiny_buffer.yaml"
+    saved = tmp_path / "r.yaml"
+    code, _, stderr = cli("solve", str(bad), "-o", str(saved))
+    assert code == 2 and saved.exists() and f"saved to {saved}" in " ".join(stderr.split())
+    assert "no feasible solution" in stderr
+
+
 def test_time_out_returns_feasible_with_gap(monkeypatch):
     """A solver stopped by its time limit yields the best mapping it has,
     status feasible, and the gap to its bound; never 'optimal'."""
