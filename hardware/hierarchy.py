@@ -34,7 +34,7 @@ from importlib import resources
 
 import yaml
 
-from ..units import parse_bytes
+from ..units import format_bytes, parse_bytes
 
 TENSORS = ("inputs", "weights", "outputs")
 
@@ -67,6 +67,22 @@ class MemoryLevel:
         if self.capacity_bits is None:
             return True
         return sum(tile_bits[t] for t in self.holds) <= self.capacity_bits
+
+
+def overflow(name: str, capacity_bits: int | None, partition_bits: dict[str, int] | None,
+             tile_bits: dict[str, int], held) -> str | None:
+    """Why the tiles of the ``held`` tensors do not fit a level, naming the
+    tensor and its partition when the level is split per tensor (a total
+    below the level's size is no explanation there), or None when they fit."""
+    if partition_bits is not None:
+        over = [f"the {t} tile ({format_bytes(tile_bits[t] / 8)}) exceeds its partition "
+                f"({format_bytes(partition_bits.get(t, 0) / 8)})" for t in held if tile_bits[t] > partition_bits.get(t, 0)]
+        return f"{name}: {'; '.join(over)}" if over else None
+    total = sum(tile_bits[t] for t in held)
+    if capacity_bits is None or total <= capacity_bits:
+        return None
+    parts = ", ".join(f"{t} {format_bytes(tile_bits[t] / 8)}" for t in held)
+    return f"{name}: tiles of {format_bytes(total / 8)} ({parts}) exceed its {format_bytes(capacity_bits / 8)}"
 
 
 ARRAY = "array"

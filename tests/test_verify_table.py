@@ -34,3 +34,18 @@ def test_a_layer_that_passed_everything_is_one_row_and_a_failing_one_is_listed()
 def test_every_check_is_listed_on_request():
     text = shown(CHECKS, by_layer=False)
     assert "every check" not in text and text.count("parts[net.") == 4
+
+
+def test_a_tile_over_its_partition_is_named_with_the_partition():
+    """On a level split per tensor, the total footprint can be below the
+    level's size while one tensor overflows its part: the violation names
+    that tensor and its partition (a total would explain nothing)."""
+    from mapcert.hardware.hierarchy import overflow
+
+    tiles = {"inputs": 8 * 1000, "weights": 8 * 500, "outputs": 8 * 4056}
+    parts = {"inputs": 8 * 3072, "weights": 8 * 1024, "outputs": 8 * 2048}
+    said = overflow("GLB", 8 * 6144, parts, tiles, ("inputs", "weights", "outputs"))
+    assert said.startswith("GLB: the outputs tile") and "partition (2.00 KiB)" in said and "inputs" not in said
+    shared = overflow("GLB", 8 * 4096, None, tiles, ("inputs", "weights", "outputs"))
+    assert "exceed its 4.00 KiB" in shared and "outputs 3.96 KiB" in shared
+    assert overflow("GLB", 8 * 6144, None, tiles, ("inputs", "weights", "outputs")) is None

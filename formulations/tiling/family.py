@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...hardware.functional.tiling import run_tiling
+from ...hardware.hierarchy import overflow
 from ...solvers.tiling_heuristics import HEURISTICS
 from ...units import format_bytes
 from ...validation.bounds import tiling_bounds
@@ -19,7 +20,7 @@ from ..family import Attempt, Bound, Evaluation, ExactMethod, Family, Functional
 from ..registry import register
 from .cost import evaluate
 from .enumeration import enumerate_space
-from .problem import LOOP_DIMS, Mapping, TilingProblem
+from .problem import LOOP_DIMS, TENSORS, Mapping, TilingProblem
 from .schema import build_two_level, dump_two_level
 from .solve import solve_tiling
 from .space import CANONICAL_ORDER, stationary_of
@@ -77,9 +78,10 @@ class TwoLevelTiling(Family):
 
     def evaluate(self, problem: TilingProblem, solution: Mapping) -> Evaluation:
         metrics = evaluate(problem, solution)
+        buffer = problem.buffer
         violations = [] if metrics.fits else [
-            f"footprint {format_bytes(sum(metrics.footprint_bits.values()) / 8)} exceeds "
-            f"{problem.buffer.name} {format_bytes(problem.buffer.capacity_bytes)}"]
+            overflow(buffer.name, buffer.capacity_bits, buffer.partition_bits, metrics.footprint_bits, TENSORS)
+            or f"the footprint does not fit {buffer.name}"]
         return Evaluation(metrics.objective if metrics.fits else None, metrics.fits, metrics.to_dict(), violations)
 
     def solution_to_dict(self, problem: TilingProblem, solution: Mapping) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.markup import escape as _escape
 
 from ....hardware.functional.multilevel_vectorized import run_multilevel_vectorized
-from ....hardware.hierarchy import ARRAY, MACS, Fanout
+from ....hardware.hierarchy import ARRAY, MACS, Fanout, overflow
 from ....solvers.multilevel_heuristics import HEURISTICS
 from ....units import format_bytes, format_count, parse_bytes
 from ....validation.multilevel_bounds import multilevel_bounds, offchip_segment_bytes
@@ -197,9 +197,9 @@ class MultiLevelTiling(Family):
         if not metrics.fits:
             kept = problem.hierarchy.kept(solution.keep_sets(problem.hierarchy))
             for level, tiles in zip(kept.levels, metrics.tile_bits, strict=True):
-                if not level.fits(tiles):
-                    held = sum(tiles[t] for t in level.holds) / 8
-                    violations.append(f"{level.name}: tiles of {format_bytes(held)} do not fit")
+                why = overflow(level.name, level.capacity_bits, level.partition_bits, tiles, sorted(level.holds))
+                if why is not None:
+                    violations.append(why)
             violations = violations or ["the mapping does not fit the hierarchy or the array"]
         broken = violations_of(problem.constraints, problem.hierarchy, solution) \
             if not problem.constraints.empty else []
