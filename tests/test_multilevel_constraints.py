@@ -220,3 +220,20 @@ def test_a_constraint_that_favours_one_axis_keeps_the_axes_apart(objective, leve
     for method in ("cpsat", "milp"):
         result = solve_multilevel(problem, method, time_limit=60)
         assert result.status == "optimal" and result.objective == best, method
+
+
+def test_groups_can_be_named_in_spatial_constraints():
+    """G is a dimension of the model like any other: a spatial constraint may
+    allow it (rows: [G]) or fix its factor, and one that does not name it
+    keeps it off that axis. Solved by CP-SAT and the enumeration alike."""
+    grouped = {**SMALL, "workload": {"name": "grouped", "dims": {"N": 1, "M": 8, "C": 4, "P": 4, "Q": 4, "R": 3,
+                                                                 "S": 3}, "groups": 2}}
+    problem = load_text(yaml.safe_dump({**grouped, "constraints": {"spatial": {"rows": ["G"], "cols": ["M"],
+                                                                               "row_factors": {"G": 2}}}}))
+    found = {method: solve_multilevel(problem, method, 60) for method in ("cpsat", "enumerate")}
+    assert all(r.status == "optimal" for r in found.values()), {m: r.message for m, r in found.items()}
+    assert found["cpsat"].objective == found["enumerate"].objective
+    array = found["cpsat"].mapping.fanout(0)
+    assert {d: f for d, f in array.rows.items() if f > 1} == {"G": 2} and {d for d, f in array.cols.items() if f > 1} <= {"M"}
+    banned = load_text(yaml.safe_dump({**grouped, "constraints": {"spatial": {"rows": ["M"], "cols": ["M"]}}}))
+    assert solve_multilevel(banned, "cpsat", 60).mapping.spatial("G") == 1

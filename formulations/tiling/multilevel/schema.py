@@ -69,7 +69,7 @@ class FanoutSpec(Strict):
     reduction: bool = True
 
 
-Dim = Literal["N", "M", "C", "P", "Q", "R", "S"]
+Dim = Literal["N", "G", "M", "C", "P", "Q", "R", "S"]
 
 
 class LevelConstraintSpec(Strict):
