@@ -94,27 +94,36 @@ class Located:
 
     def pydantic(self, error: ValidationError, prefix: tuple = ()) -> None:
         for err in error.errors():
-            loc = prefix + tuple(err["loc"])
-            kind = err["type"]
-            if kind == "extra_forbidden":
-                message = "unknown field"
-            elif kind == "missing":
-                message = "required field is missing"
-            elif kind == "literal_error":
-                message = f"must be one of {err['ctx']['expected']}"
-            elif kind == "invalid_key":
-                # YAML reads `{capacity: 1,024}` as capacity 1 and a key 024 (octal 20): the comma
-                # separates entries inside braces
-                loc = loc[:-1]
-                message = (f"holds the key {err['input']!r}, which is not a field name; inside {{...}} a comma "
-                           "separates entries, so a number written with a thousands comma (1,024) splits in two "
-                           "and the part after the comma becomes a key (YAML reads 024 as octal 20): write 1024, "
-                           "or a size such as \"1 KiB\"")
-            else:
-                message = err["msg"].removeprefix("Value error, ")
-                if "input" in err and not isinstance(err["input"], (dict, list)):
-                    message += f" (got {err['input']!r})"
-            self.add(loc, message)
+            loc, message = schema_problem(err)
+            self.add(prefix + loc, message)
+
+
+def schema_problem(err: dict) -> tuple[tuple, str]:
+    """(where, what) of one pydantic error, in a user's words: the field's
+    path and a message that names no class of ours."""
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        message = "unknown field"
+    elif kind == "missing":
+        message = "required field is missing"
+    elif kind == "literal_error":
+        message = f"must be one of {err['ctx']['expected']}"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        message = f"must be a mapping of fields, got {type(err.get('input')).__name__}"
+    elif kind == "invalid_key":
+        # YAML reads `{capacity: 1,024}` as capacity 1 and a key 024 (octal 20): the comma
+        # separates entries inside braces
+        loc = loc[:-1]
+        message = (f"holds the key {err['input']!r}, which is not a field name; inside {{...}} a comma "
+                   "separates entries, so a number written with a thousands comma (1,024) splits in two "
+                   "and the part after the comma becomes a key (YAML reads 024 as octal 20): write 1024, "
+                   "or a size such as \"1 KiB\"")
+    else:
+        message = err["msg"].removeprefix("Value error, ")
+        if "input" in err and not isinstance(err["input"], (dict, list)):
+            message += f" (got {err['input']!r})"
+    return loc, message
 
 
 def _dotted(path: tuple) -> str:

@@ -49,3 +49,19 @@ def test_a_tile_over_its_partition_is_named_with_the_partition():
     shared = overflow("GLB", 8 * 4096, None, tiles, ("inputs", "weights", "outputs"))
     assert "exceed its 4.00 KiB" in shared and "outputs 3.96 KiB" in shared
     assert overflow("GLB", 8 * 6144, None, tiles, ("inputs", "weights", "outputs")) is None
+
+
+def test_a_result_cut_short_or_edited_out_of_shape_fails_in_a_users_words():
+    """A result whose shape is broken (a truncated file, a bound replaced by
+    a number) fails verification with the field named and a message that
+    names no internal class."""
+    import mapcert
+
+    result = mapcert.solve(mapcert.load("examples/vgg16_conv3_2_64KiB.yaml"), functional=False).to_dict()
+    cut = {k: v for k, v in result.items() if k not in ("certificate", "method")}
+    edited = {**result, "bounds": [5]}
+    for data, field in ((cut, "certificate"), (edited, "bounds.0")):
+        verification = mapcert.verify(data, time_limit=30, methods=["cpsat"])
+        failed = [c for c in verification.checks if not c.passed]
+        assert not verification.passed and any(c.name.startswith(field + ":") for c in failed)
+        assert all("Entry" not in c.detail and "Input should be" not in c.detail for c in failed)

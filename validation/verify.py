@@ -86,15 +86,17 @@ def verify(data: dict, label: str = "<result>", time_limit: float = 60.0, method
     >>> [c.name for c in mapcert.verify(tampered, time_limit=30, methods=["cpsat"]).checks if not c.passed]
     ['objective: equals evaluate of the solution']
     """
-    from ..instances import InstanceError, load_document
+    from ..instances import InstanceError, load_document, schema_problem
 
     out = Verification()
     try:
         result = Result.from_dict(data)
     except ValidationError as exc:
         for err in exc.errors()[:10]:
-            where = ".".join(str(p) for p in err["loc"]) or "(document)"
-            out.checks.append(Check(f"{where}: matches the mapcert-result/2 schema", False, err["msg"]))
+            loc, message = schema_problem(err)
+            where = ".".join(str(p) for p in loc) or "(document)"
+            out.checks.append(Check(f"{where}: matches the mapcert-result/2 schema", False,
+                                    f"{message} (is the file a whole result of `mapcert solve -o`?)"))
         return out
     if result.instance is None:
         out.checks.append(Check("instance: present", False, "the result holds no instance to re-derive it from"))
@@ -190,7 +192,14 @@ def _field(name: str, stored, derived, what: str = "re-derived", derived_as: str
         keys = [k for k in dict.fromkeys([*stored, *derived]) if not _same_value(stored.get(k), derived.get(k))]
         detail = "; ".join(f"{k}: stored {_fmt(stored.get(k))}, {derived_as} {_fmt(derived.get(k))}" for k in keys[:4])
         return Check(f"{name}: {what}", same, detail + (f" (and {len(keys) - 4} more)" if len(keys) > 4 else ""))
-    return Check(f"{name}: {what}", same, f"stored {_fmt(stored)}, {derived_as} {_fmt(derived)}")
+    text = _fmt(stored)
+    if same and len(text) > SHORT_DETAIL:  # one copy of a long value that agrees says all there is to say
+        return Check(f"{name}: {what}", same, f"stored = {derived_as}: {text[:SHORT_DETAIL - 3]}...")
+    return Check(f"{name}: {what}", same, f"stored {text}, {derived_as} {_fmt(derived)}")
+
+
+SHORT_DETAIL = 80
+"""Characters of a long agreeing value a check's detail shows."""
 
 
 def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefix: str) -> list[Check]:
