@@ -267,6 +267,10 @@ def test_a_partial_tile_lies_outside_the_divisor_space():
     empty = MultiLevelMapping.on_array((LevelLoops({"P": 3}, DIMS), LevelLoops({"P": 4}, DIMS)))
     wasteful = family.evaluate(MultiLevelProblem(layer, hier, factors="any"), empty)
     assert not wasteful.feasible and any("empty iteration" in v for v in wasteful.violations)
+    # in the divisors space, a covering no space admits is not sent to factors: any
+    outside = family.evaluate(MultiLevelProblem(layer, hier), empty)
+    assert not outside.feasible and any("outside every space" in v for v in outside.violations)
+    assert not any("factors: any" in v for v in outside.violations)
 
 
 def test_a_partial_tile_of_groups_is_solved_under_the_same_rule():

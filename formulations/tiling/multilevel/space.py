@@ -181,11 +181,13 @@ def outside_space(problem: MultiLevelProblem, mapping: MultiLevelMapping) -> lis
         row = mapping.row(d, len(hier.fanouts))
         extent = layer_extent(problem.layer, d)
         total = int(np.prod(row))
+        one_partial = chain(row, hier) in _remainder_set(extent, limits)
         if problem.factors == "divisors":
             if total != extent:
-                out.append(f"factors of {d} multiply to {total}, not its extent {extent}: a partial tile, outside "
-                           "the divisors space (space: {factors: any} allows one per dimension)")
-        elif chain(row, hier) not in _remainder_set(extent, limits):
+                out.append(f"factors of {d} multiply to {total}, not its extent {extent}: " + (
+                    "a partial tile, outside the divisors space (space: {factors: any} allows one per dimension)"
+                    if one_partial else "an empty iteration or partial tiles at two levels, outside every space"))
+        elif not one_partial:
             out.append(f"factors of {d} ({total} for its extent {extent}) leave an empty iteration or partial "
                        "tiles at two levels, outside the space of one partial tile per dimension")
     return out
