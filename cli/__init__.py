@@ -359,10 +359,11 @@ def _read_user_solution(family, loaded, path: Path):
     peer = peers.read_peer_mapping(loaded, path, data)
     if peer is not None:
         return peer
+    prefix: tuple = ()
     if isinstance(data, dict) and isinstance(data.get("solution"), dict):
-        data = data["solution"]
+        data, prefix = data["solution"], ("solution",)
     if isinstance(data, dict) and isinstance(data.get("mapping"), dict):
-        data = data["mapping"]
+        data, prefix = data["mapping"], prefix + ("mapping",)
     if not isinstance(data, dict):
         _fail_input([f"{path}:1: solution: not a mapping file mapcert reads: mapcert's own solution YAML (or a result "
                      "of `mapcert solve -o`), a Timeloop mapping (map.yaml, not the map.txt summary) or a ZigZag "
@@ -370,7 +371,30 @@ def _read_user_solution(family, loaded, path: Path):
     try:
         return family.solution_from_dict(problem, data)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        _fail_input([f"{path}:1: solution: {exc}"])
+        field = _field_of_mapping_problem(data, str(exc))
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in prefix + field).lstrip(".") or "solution"
+        _fail_input([f"{path}:{line_of(path, prefix + field)}: {where}: {exc}"])
+
+
+def _field_of_mapping_problem(data: dict, message: str) -> tuple:
+    """The entry of a hand-written mapping that ``message`` is about, so the
+    error points at its line: a level it names, the spatial block, or the
+    first level with a factor of the dimension it names (() if none)."""
+    import re
+
+    levels = data.get("levels")
+    names = [lv.get("name") if isinstance(lv, dict) else None for lv in levels] if isinstance(levels, list) else []
+    named = re.match(r"(?:mapping )?level '?([^':]+)'?", message)
+    if named and named.group(1) in names:
+        return ("levels", names.index(named.group(1)))
+    if message.startswith("spatial"):
+        return ("spatial",) if "spatial" in data else ()
+    dim = re.match(r"factors of (\w+)", message)
+    if dim and names:
+        for i, lv in enumerate(levels):
+            if isinstance(lv, dict) and dim.group(1) in (lv.get("factors") or {}):
+                return ("levels", i, "factors", dim.group(1))
+    return ("levels",) if names else ()
 
 
 @app.command()

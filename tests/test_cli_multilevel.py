@@ -93,6 +93,24 @@ def test_compare_scores_a_users_mapping(tmp_path):
     assert bad.returncode == 2 and "3 levels" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_a_hand_written_mapping_error_points_at_its_line(tmp_path):
+    """An error in a mapping file names the line of the entry it is about:
+    the level with the short factor, an unknown level, the spatial block."""
+    cases = {
+        "short": ("solution:\n  levels:\n  - {name: DRAM, factors: {M: 4}}\n  - {name: GLB, factors: {C: 4, P: 2}}\n"
+                  "  - {name: RF, factors: {Q: 2, R: 3}}\n", ":4: solution.levels[1].factors.P: factors of P multiply to 2"),
+        "unknown": ("levels:\n- {name: DRAM, factors: {M: 4}}\n- {name: SRAM}\n- {name: RF}\n",
+                    ":3: levels[1]: mapping level 'SRAM' where the hierarchy has 'GLB'"),
+        "wide": ("levels:\n- {name: DRAM, factors: {M: 4, C: 4, P: 4, Q: 2}}\n- {name: GLB}\n- {name: RF, factors: {R: 3}}\n"
+                 "spatial: {rows: {M: 4}}\n", ":5: spatial: spatial unrolling uses 4 x 1 PEs"),
+    }
+    for name, (text, expected) in cases.items():
+        mine = tmp_path / f"{name}.yaml"
+        mine.write_text(text)
+        done = run("compare", str(EXAMPLE), "--mapping", str(mine))
+        assert done.returncode == 2 and f"{mine}{expected}" in " ".join(done.stderr.split()), done.stderr
+
+
 def test_bound_compare_and_verify_say_what_they_do_with_hierarchies(tmp_path):
     assert mapcert_json("bound", str(EXAMPLE), "--json")["bounds"][0]["value"] > 0
     network = tmp_path / "net.yaml"
