@@ -90,6 +90,7 @@ def test_python_dash_m_mapcert_solves_a_network_side_by_side(tmp_path):
     assert json.loads(done.stdout)["status"] == "optimal"
 
 
+@pytest.mark.slow
 def test_a_network_is_verified_side_by_side_with_the_serial_checks(network):
     result = solve(network, jobs=2)
     seen = []
@@ -100,6 +101,10 @@ def test_a_network_is_verified_side_by_side_with_the_serial_checks(network):
     assert parallel.passed and serial.passed
     assert [c.name for c in parallel.checks] == [c.name for c in serial.checks]
     assert any(f"(1/{len(result.parts)}): re-proving with cpsat" in what for what in seen)
+
+
+def test_a_tampered_layer_of_a_network_is_named_when_verified_side_by_side(network):
+    result = solve(network, jobs=2, functional=False)
     tampered = result.to_dict()
     tampered["parts"][1]["result"]["objective"] *= 0.9
     failed = {c.name: c.detail for c in mapcert.verify(tampered, time_limit=20, methods=["cpsat"], jobs=2).checks
