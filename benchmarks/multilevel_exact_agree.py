@@ -4,6 +4,7 @@
     python benchmarks/multilevel_exact_agree.py --network resnet50 --preset simba-pe --time-limit 300
     python benchmarks/multilevel_exact_agree.py --halo --layers 4        # with halo reuse (space: {halo: true})
     python benchmarks/multilevel_exact_agree.py --factors any --network awkward --objective latency --preset eyeriss-like
+    python benchmarks/multilevel_exact_agree.py --only layer4.0.conv2,fc --whole-model-seconds 30   # the MILP's first phase
 
 For every distinct layer shape: CP-SAT and the prime-exponent MILP (whole
 model first, then the decomposition over stationary tensors), each with the
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from functional_multilevel import functional_check  # noqa: E402
 from tiling_onchip import distinct_layers, with_bandwidths  # noqa: E402
 
+from mapcert.formulations.tiling.multilevel import milp as milp_module  # noqa: E402
 from mapcert.formulations.tiling.multilevel.problem import MultiLevelProblem  # noqa: E402
 from mapcert.formulations.tiling.multilevel.schema import preset_constraints  # noqa: E402
 from mapcert.formulations.tiling.multilevel.solve import solve_multilevel  # noqa: E402
@@ -46,15 +48,25 @@ def main() -> int:
                         help="processes that solve the MILP's pieces side by side (0: one per core, 1: one after another)")
     parser.add_argument("--factors", default="divisors", choices=["divisors", "any"],
                         help="trip counts that divide each dimension, or any that cover it (partial last tiles)")
+    parser.add_argument("--only", default="", help="comma-separated layer names (without the network's prefix)")
+    parser.add_argument("--whole-model-seconds", type=float, default=None,
+                        help="the MILP's whole-model phase before its pieces, at most this long (default: "
+                             f"{milp_module.WHOLE_MODEL_SECONDS:g} s)")
     args = parser.parse_args()
+    if args.whole_model_seconds is not None:
+        milp_module.WHOLE_MODEL_SECONDS = args.whole_model_seconds
     hierarchy = with_bandwidths(hierarchy_preset(args.preset), args.bandwidth)
     constraints = preset_constraints(args.preset, hierarchy)  # what an instance naming the preset obeys
     layers = distinct_layers(args.network)
+    if args.only:
+        wanted = set(args.only.split(","))
+        layers = [entry for entry in layers if entry[0].name.split(".", 1)[-1] in wanted]
     if args.layers:
         layers = layers[: args.layers]
     print(f"{args.network} on {args.preset}, {args.objective}{', halo reuse' if args.halo else ''}, factors: {args.factors}, "
           f"{args.time_limit:g} s per method and layer, MILP pieces in "
-          f"{'one process per core' if args.milp_workers == 0 else f'{args.milp_workers} process(es)'}")
+          f"{'one process per core' if args.milp_workers == 0 else f'{args.milp_workers} process(es)'}, whole model at most "
+          f"{milp_module.WHOLE_MODEL_SECONDS:g} s")
     header = f"{'layer':30s} {'CP-SAT':>16s} {'s':>6s} {'MILP':>16s} {'s':>7s} {'MILP gap':>8s} {'functional':>10s}  agree"
     print(header)
     print("-" * len(header))
