@@ -193,3 +193,5 @@ solver: {time_limit: 30}
     assert result.status.value == "optimal"
     whole = load_text(text.replace("weights: 1 KiB}", "weights: 1 KiB, outputs: 1 KiB}"), "whole.yaml")
     assert registry.family_of(whole).key != "tiling-hierarchy"
+    # without an objective, DRAM and one buffer without energies keep the two-level default
+    assert load_text(text.replace("objective: offchip_traffic\n", ""), "default.yaml").objective == "offchip_traffic"

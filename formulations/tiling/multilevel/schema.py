@@ -521,6 +521,11 @@ def build_multilevel(data: dict, where: Located, label: str,
     constraints = merge_constraints(hardware_constraints, spec.constraints, hierarchy, where)
     if where.issues:
         return None
+    if "objective" not in data and len(hierarchy.levels) == 2 and \
+            not any(level.read_energy or level.write_energy for level in hierarchy.levels):
+        # DRAM and one buffer without energies (a two-level instance whose partition lets a tensor
+        # bypass, say): the default is the two-level model's objective, not an energy nothing prices
+        spec = spec.model_copy(update={"objective": "offchip_traffic"})
     if network is not None:
         name, table = network
         built_network = _network_layers(name, hierarchy, spec, where, label, constraints, table)
