@@ -134,7 +134,7 @@ solver: {{method: cpsat, time_limit: 60, workers: 1}}
 
 
 FIXED = ", holds: [inputs, weights, outputs]"
-EXACT_CASES = [("energy", 1, 24, FIXED), ("offchip_traffic", 2, 40, ""),
+EXACT_CASES = [pytest.param("energy", 1, 24, FIXED, marks=pytest.mark.slow), ("offchip_traffic", 2, 40, ""),
                pytest.param("energy", 2, 40, "", marks=pytest.mark.slow),
                pytest.param("offchip_traffic", 1, 24, FIXED, marks=pytest.mark.slow),
                pytest.param("latency", 1, 24, FIXED, marks=pytest.mark.slow)]
