@@ -371,9 +371,12 @@ def _read_user_solution(family, loaded, path: Path):
     try:
         return family.solution_from_dict(problem, data)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        field = _field_of_mapping_problem(data, str(exc))
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in prefix + field).lstrip(".") or "solution"
-        _fail_input([f"{path}:{line_of(path, prefix + field)}: {where}: {exc}"])
+        lines = []
+        for message in getattr(exc, "problems", None) or (str(exc),):  # each problem at the line it is about
+            field = _field_of_mapping_problem(data, message)
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in prefix + field).lstrip(".") or "solution"
+            lines.append(f"{path}:{line_of(path, prefix + field)}: {where}: {message}")
+        _fail_input(lines)
 
 
 def _field_of_mapping_problem(data: dict, message: str) -> tuple:

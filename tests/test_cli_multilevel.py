@@ -111,6 +111,27 @@ def test_a_hand_written_mapping_error_points_at_its_line(tmp_path):
         assert done.returncode == 2 and f"{mine}{expected}" in " ".join(done.stderr.split()), done.stderr
 
 
+def test_every_problem_of_a_hand_written_mapping_is_reported_at_once(tmp_path):
+    """Several problems in one mapping file: each is reported, at its own
+    line, in one run (the user fixes them all, not one per run)."""
+    structural = tmp_path / "structural.yaml"
+    structural.write_text("levels:\n- {name: DRAM, factors: {M: 4}}\n- {name: SRAM}\n"
+                          "- {name: RF, factors: {X: 3}}\nspatial: {rows: {Z: 2}}\n")
+    done = run("compare", str(EXAMPLE), "--mapping", str(structural))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    for expected in (":3: levels[1]: mapping level 'SRAM' where the hierarchy has 'GLB'",
+                     ":4: levels[2]: level RF: unknown dimension(s) ['X']",
+                     ":5: spatial: spatial: unknown dimension(s) ['Z'] on the rows"):
+        assert f"{structural}{expected}" in said, done.stderr
+    short = tmp_path / "short.yaml"
+    short.write_text("levels:\n- {name: DRAM}\n- {name: GLB, factors: {P: 2}}\n- {name: RF, factors: {C: 2}}\n")
+    done = run("compare", str(EXAMPLE), "--mapping", str(short))
+    said = " ".join(done.stderr.split())
+    assert f"{short}:3: levels[1].factors.P: factors of P multiply to 2" in said, done.stderr
+    assert f"{short}:4: levels[2].factors.C: factors of C multiply to 2" in said, done.stderr
+
+
 def test_bound_compare_and_verify_say_what_they_do_with_hierarchies(tmp_path):
     assert mapcert_json("bound", str(EXAMPLE), "--json")["bounds"][0]["value"] > 0
     network = tmp_path / "net.yaml"

@@ -153,37 +153,64 @@ class MultiLevelMapping:
         if not isinstance(raw_levels, list) or len(raw_levels) != len(hierarchy.levels):
             count = len(raw_levels) if isinstance(raw_levels, list) else "no list of"
             raise ValueError(f"the hierarchy has {len(hierarchy.levels)} levels, the mapping {count}")
-        levels, keep = [], []
+        levels, keep, problems = [], [], []
         for level, raw in zip(hierarchy.levels, raw_levels, strict=True):
-            if not isinstance(raw, dict):
-                raise ValueError(f"mapping level for {level.name!r} must be a mapping with factors and order")
-            if raw.get("name", level.name) != level.name:
-                raise ValueError(f"mapping level {raw.get('name')!r} where the hierarchy has {level.name!r}")
-            factors = {d: whole_number(f, f"level {level.name}: factor of {d}")
-                       for d, f in (raw.get("factors") or {}).items()}
-            unknown = set(factors) - set(DIMS)
-            if unknown:
-                raise ValueError(f"level {level.name}: unknown dimension(s) {sorted(unknown)}")
-            order = [d for d in raw.get("order", [])]
-            if set(order) - set(DIMS) or len(set(order)) != len(order):
-                raise ValueError(f"level {level.name}: order must name distinct dimensions of {', '.join(DIMS)}")
-            order = [d for d in DIMS if d not in order] + order  # unnamed loops outermost
-            levels.append(LevelLoops(factors={d: factors.get(d, 1) for d in DIMS}, order=tuple(order)))
-            kept = raw.get("keep")
-            if kept is None:
-                keep.append(level.holds)
-            elif not isinstance(kept, list) or not set(kept) <= set(RELEVANT):
-                raise ValueError(f"level {level.name}: keep must list tensors of {', '.join(RELEVANT)}")
-            else:
-                keep.append(frozenset(kept))
-        fanouts = _spatial_from_dict(data.get("spatial") or {}, hierarchy)
+            try:
+                loops, kept = _level_from_dict(level, raw)
+            except ValueError as exc:  # every level is read, so one message names every problem
+                problems.append(str(exc))
+                continue
+            levels.append(loops)
+            keep.append(level.holds if kept is None else kept)
+        try:
+            fanouts = _spatial_from_dict(data.get("spatial") or {}, hierarchy)
+        except ValueError as exc:
+            problems.append(str(exc))
+        if problems:
+            raise MappingProblems(problems)
         keep_sets = tuple(keep)
         mapping = cls(levels=tuple(levels), fanouts=fanouts,
                       keep=None if keep_sets == hierarchy.default_keep() else keep_sets)
         problems = mapping_problems(layer, hierarchy, mapping)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise MappingProblems(problems)
         return mapping
+
+
+class MappingProblems(ValueError):
+    """Every problem found in a written mapping, each a sentence of its own
+    (``str`` joins them), so that a user sees them all in one run."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = tuple(problems)
+
+
+def _level_from_dict(level, raw) -> tuple[LevelLoops, frozenset[str] | None]:
+    """One level's loops and keep set (None: what the level may hold) from a
+    written mapping; raises ValueError naming the level."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"mapping level for {level.name!r} must be a mapping with factors and order")
+    if raw.get("name", level.name) != level.name:
+        raise ValueError(f"mapping level {raw.get('name')!r} where the hierarchy has {level.name!r}")
+    written = raw.get("factors") or {}
+    if not isinstance(written, dict):
+        raise ValueError(f"level {level.name}: factors must map dimensions to trip counts, e.g. {{P: 7, C: 4}}")
+    factors = {d: whole_number(f, f"level {level.name}: factor of {d}") for d, f in written.items()}
+    unknown = set(factors) - set(DIMS)
+    if unknown:
+        raise ValueError(f"level {level.name}: unknown dimension(s) {sorted(unknown)}")
+    order = [d for d in raw.get("order", [])]
+    if set(order) - set(DIMS) or len(set(order)) != len(order):
+        raise ValueError(f"level {level.name}: order must name distinct dimensions of {', '.join(DIMS)}")
+    order = [d for d in DIMS if d not in order] + order  # unnamed loops outermost
+    loops = LevelLoops(factors={d: factors.get(d, 1) for d in DIMS}, order=tuple(order))
+    kept = raw.get("keep")
+    if kept is None:
+        return loops, None
+    if not isinstance(kept, list) or not set(kept) <= set(RELEVANT):
+        raise ValueError(f"level {level.name}: keep must list tensors of {', '.join(RELEVANT)}")
+    return loops, frozenset(kept)
 
 
 def _spatial_from_dict(spatial, hierarchy: Hierarchy) -> tuple[SpatialLoops, ...]:
