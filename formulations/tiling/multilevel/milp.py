@@ -46,7 +46,7 @@ from ....solvers.outcome import SolverOutcome
 from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction, layer_extent
 from .cost import window_rows
 from .cpsat import _integer_scale
-from .rows import fanout_factor, spatial_factor, tile_extent as row_tile_extent
+from .rows import collapse_splits, fanout_factor, spatial_factor, tile_extent as row_tile_extent
 from .space import axes_interchangeable, dim_choices, group_order, mapping_from_choice, settled_rankings
 from .terms import TENSORS, Halo, Words, boundaries, halo_value
 from .halo import AXIS_DIMS, WINDOW_DIMS, group_of, innermost_in_group
@@ -297,18 +297,13 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
         incumbent = restriction.below if incumbent is None else min(incumbent, restriction.below)
     b = _Model(deadline)
     m, cons = b.m, b.m.cons
-    # The cost sees a fan-out's spatial factor of a dimension only as a whole
-    # (s = rows x cols); how it splits over the fan-out's rows and columns
-    # decides only whether it fits. So a row here is (factor per level...,
-    # s_0, 1, s_1, 1, ...), and a second one-hot per dimension and fan-out
-    # picks the split of s. Rows that differ only in the split would be
-    # equal-cost twins the search has to tell apart.
+    # a row is (factor per level..., s_0, 1, s_1, 1, ...); a second one-hot per dimension
+    # and fan-out picks the split of s (``rows.collapse_splits``)
     F = len(hier.fanouts)
-    full = {d: [tuple(int(v) for v in r) for r in dim_choices(problem, d)] for d in DIMS}
-    rows = {d: sorted({(*r[:K], *(v for f in range(F) for v in (fanout_factor(r, K, f), 1))) for r in full[d]})
-            for d in DIMS}
-    splits = {(d, f): sorted({(fanout_factor(r, K, f), r[K + 2 * f], r[K + 2 * f + 1]) for r in full[d]})
-              for d in DIMS for f in range(F)}
+    rows, splits = {}, {}
+    for d in DIMS:
+        rows[d], per_fanout = collapse_splits(dim_choices(problem, d), K, F)
+        splits.update({(d, f): options for f, options in enumerate(per_fanout)})
     b.splits = splits
     clipped = ClippedTables(problem, {d: np.asarray(rows[d], dtype=np.int64) for d in DIMS}) \
         if problem.factors != "divisors" else None

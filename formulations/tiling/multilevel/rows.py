@@ -45,3 +45,22 @@ def fits_fanouts(row, hierarchy: Hierarchy) -> bool:
     K = len(hierarchy.levels)
     return all(row[K + 2 * f] <= fan.rows and row[K + 2 * f + 1] <= fan.cols
                for f, fan in enumerate(hierarchy.fanouts))
+
+
+def collapse_splits(rows, K: int, F: int) -> tuple[list[tuple[int, ...]], list[list[tuple[int, int, int]]]]:
+    """One dimension's rows with each fan-out's split left out, and the splits.
+
+    The cost sees a fan-out's spatial factor of a dimension only as a whole
+    (``s = rows x cols``, :func:`fanout_factor`); how it splits over the
+    fan-out's rows and columns decides only whether the array fits. Rows
+    that differ only in the split are equal-cost twins that an exact search
+    would have to refute one by one. So the exact models pick a collapsed
+    row ``(factor per level..., s_0, 1, s_1, 1, ...)`` and, per fan-out, a
+    split ``(s, rows, cols)`` among those of ``splits[f]`` with the same
+    ``s``. The splits of one fan-out do not depend on the rest of the row
+    (``dim_choices`` admits each fan-out's split on its own), so every pair
+    of a collapsed row and matching splits is a row of the table."""
+    rows = [tuple(int(v) for v in r) for r in rows]
+    collapsed = sorted({(*r[:K], *(v for f in range(F) for v in (fanout_factor(r, K, f), 1))) for r in rows})
+    splits = [sorted({(fanout_factor(r, K, f), r[K + 2 * f], r[K + 2 * f + 1]) for r in rows}) for f in range(F)]
+    return collapsed, splits
