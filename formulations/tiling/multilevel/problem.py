@@ -146,7 +146,9 @@ class MultiLevelMapping:
 
     @classmethod
     def from_dict(cls, data: dict, hierarchy: Hierarchy, layer: ConvLayer) -> "MultiLevelMapping":
-        """Inverse of :meth:`to_dict`; raises ValueError with a sentence on anything off."""
+        """Inverse of :meth:`to_dict`; raises :class:`MappingProblems` (a
+        ValueError) with a sentence per problem, every level and the spatial
+        block read, or ValueError when the levels themselves are missing."""
         if not isinstance(data, dict) or "levels" not in data:
             raise ValueError("a mapping needs 'levels' (one entry per memory level) and optionally 'spatial'")
         raw_levels = data["levels"]
