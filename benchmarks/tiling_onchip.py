@@ -9,6 +9,7 @@ heuristic mapper to the certified optimum, for a network on several presets.
     python benchmarks/tiling_onchip.py --gains factors --network awkward --presets eyeriss-like --objective latency
     python benchmarks/tiling_onchip.py --gains halo --network resnet50 --presets eyeriss-like simba-like
     python benchmarks/tiling_onchip.py --whole --presets eyeriss     # `mapcert solve` on the network, 1 vs N jobs
+    python benchmarks/tiling_onchip.py --breakdown --presets eyeriss simba-pe   # where the bound's gap lies
 
 ``--gains`` prints what a larger mapping space gains instead, per layer,
 with both solve times: ``bypass``, the optimum with the preset's fixed keep
@@ -23,7 +24,12 @@ without halo reuse against the one with it (``space: {halo: true}``).
 network (every distinct layer proved, bounds, heuristics and functional
 runs included), with its distinct layers solved one after another (each
 with every core) and side by side (one per core), and the ratio.
-``--network awkward`` is a
+``--breakdown`` sets the energy of each proved optimum, level by level,
+against the terms of the rigorous energy bound that count the same
+events: DRAM against the compulsory DRAM accesses, the on-chip levels
+against the first writes, the final reads and the operand-latch changes.
+It says which part of the gap between optimum and bound lies off chip and
+which on chip. ``--network awkward`` is a
 set of layers whose sizes do not factor onto a 12 x 14 array (7 x 7 and
 13 x 13 outputs, 3 input channels, prime channel counts).
 
@@ -49,7 +55,7 @@ from mapcert.formulations.tiling.problem import ConvLayer
 from mapcert.formulations.tiling.schema import build_layer
 from mapcert.instances import Located
 from mapcert.solvers.multilevel_heuristics import HEURISTICS
-from mapcert.validation.multilevel_bounds import multilevel_bounds
+from mapcert.validation.multilevel_bounds import energy_bound_terms, multilevel_bounds
 
 
 AWKWARD = [  # (name, N, M, C, P, Q, R, S, stride)
@@ -181,6 +187,48 @@ def whole_network(network: str, preset: str, objective: str, time_limit: float) 
     print(f"summary: side by side {seconds[1] / seconds[cores]:.2f}x faster than one by one")
 
 
+def gap_breakdown(network: str, preset: str, time_limit: float) -> None:
+    """Per layer, the proved energy optimum beside the energy bound, split
+    into off-chip (DRAM's accesses against the compulsory ones) and on-chip
+    (the other levels' accesses against the first writes, final reads and
+    latch changes); the MACs are the same in both and leave no gap."""
+    hierarchy = hierarchy_preset(preset)
+    constraints = preset_constraints(preset, hierarchy)
+    print(f"\n{network} on {preset}, energy: where the optimum exceeds the rigorous bound", flush=True)
+    print(f"{'layer':30s} {'optimum':>12s} {'bound':>12s} {'/bound':>7s} {'DRAM opt':>11s} {'DRAM bnd':>11s} "
+          f"{'chip opt':>11s} {'chip bnd':>11s} {'off-chip share':>14s}", flush=True)
+    ratios, shares, chip_ratios, dram_ratios = [], [], [], []
+    for layer, _count in distinct_layers(network):
+        problem = MultiLevelProblem(layer, hierarchy, objective="energy", constraints=constraints)
+        result = solve_multilevel(problem, "cpsat", time_limit)
+        if result.status != "optimal":
+            print(f"{layer.name:30s} {result.status:>12s}", flush=True)
+            continue
+        metrics = evaluate_multilevel(problem, result.mapping)
+        per_level = [sum(r.values()) * level.read_energy + sum(w.values()) * level.write_energy
+                     for level, r, w in zip(hierarchy.levels, metrics.reads, metrics.writes, strict=True)]
+        terms = energy_bound_terms(problem)
+        dram_opt, chip_opt = per_level[0], sum(per_level[1:])
+        dram_bound = terms["dram"]
+        chip_bound = terms["first_holders"] + terms["final_reads"] + terms["latches"]
+        bound = multilevel_bounds(problem).objective
+        gap = metrics.energy - bound
+        share = (dram_opt - dram_bound) / gap if gap > 0 else float("nan")
+        ratios.append(metrics.energy / bound)
+        chip_ratios.append(chip_opt / chip_bound if chip_bound > 0 else float("inf"))
+        dram_ratios.append(dram_opt / dram_bound)
+        if gap > 0:
+            shares.append(share)
+        print(f"{layer.name:30s} {metrics.energy:12.4g} {bound:12.4g} {metrics.energy / bound:7.2f} "
+              f"{dram_opt:11.4g} {dram_bound:11.4g} {chip_opt:11.4g} {chip_bound:11.4g} "
+              f"{100 * share:13.0f}%", flush=True)
+    if ratios:
+        print(f"summary {preset}: optimum / bound median {statistics.median(ratios):.3f}; DRAM optimum / "
+              f"compulsory median {statistics.median(dram_ratios):.2f}; on-chip optimum / on-chip terms median "
+              f"{statistics.median(chip_ratios):.2f}; off-chip share of the gap median "
+              f"{100 * statistics.median(shares) if shares else float('nan'):.0f}%")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--network", default="resnet50")
@@ -192,9 +240,15 @@ def main() -> int:
                              "e.g. --bandwidth DRAM=2 for latency or edp")
     parser.add_argument("--gains", choices=["bypass", "fanouts", "factors", "halo"],
                         help="print the gain of a larger mapping space instead")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="energy only: split each optimum's gap to the rigorous bound into off chip and on chip")
     parser.add_argument("--whole", action="store_true",
                         help="time `mapcert solve` on the whole network, parts one by one and side by side")
     args = parser.parse_args()
+    if args.breakdown:
+        for preset in args.presets:
+            gap_breakdown(args.network, preset, args.time_limit)
+        return 0
     if args.whole:
         for preset in args.presets:
             whole_network(args.network, preset, args.objective, args.time_limit)

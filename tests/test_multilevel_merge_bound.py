@@ -18,7 +18,12 @@ from mapcert.formulations.tiling.multilevel.problem import MultiLevelProblem
 from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
 from mapcert.formulations.tiling.problem import ConvLayer
 from mapcert.hardware.hierarchy import Fanout, Hierarchy, MemoryLevel
-from mapcert.validation.multilevel_bounds import latch_and_merge_energy, latch_energy, multilevel_bounds
+from mapcert.validation.multilevel_bounds import (
+    energy_bound_terms,
+    latch_and_merge_energy,
+    latch_energy,
+    multilevel_bounds,
+)
 
 from helpers import random_multilevel_mapping, with_random_keep
 
@@ -80,3 +85,25 @@ def test_without_a_reduction_network_every_drained_piece_is_read_back():
     layer = LAYERS[0]
     assert (latch_and_merge_energy(MultiLevelProblem(layer, no_reduction))
             > latch_and_merge_energy(MultiLevelProblem(layer, hierarchy)))
+
+
+@pytest.mark.parametrize("chosen", [False, True])
+def test_the_energy_bound_is_the_sum_of_its_terms_each_at_most_the_optimums_events(chosen):
+    """``energy_bound_terms`` is what the benchmark sets against an
+    optimum: the terms add up to the bound, the DRAM term is at most the
+    optimum's DRAM energy and the on-chip terms at most its on-chip energy
+    (each counts a subset of those events)."""
+    layer = LAYERS[0]
+    hierarchy = simba_like(48, chosen=chosen)
+    problem = MultiLevelProblem(layer, hierarchy)
+    terms = energy_bound_terms(problem)
+    assert set(terms) == {"macs", "dram", "first_holders", "final_reads", "latches"}
+    assert sum(terms.values()) == pytest.approx(multilevel_bounds(problem).objective, rel=1e-12)
+    # an input buffer that may be bypassed is no certain first holder: its write is not counted
+    assert (terms["first_holders"] == 6 * layer.weight_elements + 6 * layer.input_elements_used) is (not chosen)
+    solved = solve_multilevel(problem, "cpsat", 60)
+    metrics = evaluate_multilevel(problem, solved.mapping)
+    per_level = [sum(r.values()) * lv.read_energy + sum(w.values()) * lv.write_energy
+                 for lv, r, w in zip(hierarchy.levels, metrics.reads, metrics.writes, strict=True)]
+    assert terms["dram"] <= per_level[0] + 1e-9
+    assert terms["first_holders"] + terms["final_reads"] + terms["latches"] <= sum(per_level[1:]) + 1e-9

@@ -191,24 +191,47 @@ def latch_and_merge_energy(problem: MultiLevelProblem) -> float:
     return max(latch_energy(problem), merged)
 
 
-def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
+def energy_bound_terms(problem: MultiLevelProblem) -> dict[str, float]:
+    """The disjoint terms of the energy bound (docs/tiling-multilevel.md,
+    "Bounds"), by the events they count: their sum is the bound.
+
+    ``macs``: every MAC once. ``dram``: every used input and every weight
+    read from DRAM once, every output written once. ``first_holders``: the
+    same inputs and weights written into the first on-chip level that always
+    keeps them. ``final_reads``: every output read once from the innermost
+    level that always keeps outputs. ``latches``: the operand-latch changes
+    and the read-backs that merge drained partial sums.  Kept apart so that
+    a benchmark can set each against the events of an optimum and say
+    which part of the gap lies where."""
     layer, hier = problem.layer, problem.hierarchy
-    p = layer.precision
     used_inputs, weights, outputs = layer.input_elements_used, layer.weight_elements, layer.output_elements
 
     def first_holder(tensor: str):  # a level that may bypass the tensor is no certain stop
         return next((lv for lv in hier.levels[1:] if tensor in lv.always_holds), None)
 
     dram = hier.levels[0]
-    energy = layer.macs * hier.mac_energy + dram.read_energy * (used_inputs + weights) + dram.write_energy * outputs
-    energy += latch_and_merge_energy(problem)
+    first = 0.0
     for tensor, count in (("inputs", used_inputs), ("weights", weights)):
         holder = first_holder(tensor)
         if holder is not None:
-            energy += holder.write_energy * count
+            first += holder.write_energy * count
     innermost_out = next((lv for lv in reversed(hier.levels[1:]) if "outputs" in lv.always_holds), None)
-    if innermost_out is not None:
-        energy += innermost_out.read_energy * outputs
+    return {
+        "macs": layer.macs * hier.mac_energy,
+        "dram": dram.read_energy * (used_inputs + weights) + dram.write_energy * outputs,
+        "first_holders": first,
+        "final_reads": innermost_out.read_energy * outputs if innermost_out is not None else 0.0,
+        "latches": latch_and_merge_energy(problem),
+    }
+
+
+def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
+    layer, hier = problem.layer, problem.hierarchy
+    p = layer.precision
+    used_inputs, weights, outputs = layer.input_elements_used, layer.weight_elements, layer.output_elements
+    terms = energy_bound_terms(problem)
+    # summed in the order the terms were derived, so that the bound is the same float as always
+    energy = terms["macs"] + terms["dram"] + terms["latches"] + terms["first_holders"] + terms["final_reads"]
     latency = ceil(layer.macs / hier.pes)
     offchip = (used_inputs * p.inputs + weights * p.weights + outputs * p.outputs) / 8
     value, meaning = {
