@@ -70,6 +70,7 @@ def _sample(problem: MultiLevelProblem, samples: int, seed: int, allowed_orders,
             orders = [tuple(rnd.sample(DIMS, len(DIMS))) for _ in range(K)]
         else:
             orders = [rnd.choice(allowed_orders) for _ in range(K)]
+        orders = problem.constraints.conform(orders)
         # the everything-kept set, then a uniform draw of the others
         keeps = sample_keep_sets(problem.hierarchy, rnd, KEEP_SAMPLE) if problem.hierarchy.chooses_bypass else None
         scored = objective_values(problem, picks, orders, keeps)
@@ -130,6 +131,7 @@ def _fits(problem: MultiLevelProblem, factors: list[dict], spatial: list[tuple[d
 
 def _assemble(problem, level_factors, spatial, orders) -> MultiLevelMapping:
     K = len(problem.hierarchy.levels)
+    orders = problem.constraints.conform(orders)
     return MultiLevelMapping(
         levels=tuple(LevelLoops({d: level_factors[l].get(d, 1) for d in DIMS}, orders[l]) for l in range(K)),
         fanouts=tuple(SpatialLoops({d: f for d, f in rows.items() if f > 1}, {d: f for d, f in cols.items() if f > 1})
@@ -360,7 +362,7 @@ def polish(problem: MultiLevelProblem, mapping: MultiLevelMapping, seconds: floa
         own = mapping.keep_sets(hier)
         keeps = [own, *[k for k in keeps if k != own]]
     rows = {d: np.asarray(mapping.row(d, F), dtype=np.int64) for d in DIMS}
-    orders = [loops.order for loops in mapping.levels]
+    orders = problem.constraints.conform([loops.order for loops in mapping.levels])
     tables: dict[str, np.ndarray] = {}
 
     def obeys(candidate: MultiLevelMapping) -> bool:
@@ -405,7 +407,7 @@ def polish(problem: MultiLevelProblem, mapping: MultiLevelMapping, seconds: floa
             for order in GROUP_ORDERS:
                 if order == orders[level] or time.perf_counter() >= deadline:
                     continue
-                trial_orders = [*orders[:level], order, *orders[level + 1:]]
+                trial_orders = problem.constraints.conform([*orders[:level], order, *orders[level + 1:]])
                 values, keep_index = scored({d: rows[d][None, :] for d in DIMS}, trial_orders)
                 if values[0] < best * (1 - 1e-12):
                     candidate = assemble(rows, trial_orders, int(keep_index[0]))

@@ -1,9 +1,12 @@
 """Mapping constraints of a hierarchy instance, in the spirit of Timeloop's.
 
 An architect fixes part of the mapping: at a memory level, the trip counts
-of some dimensions (``factors``) or dimensions whose tile there must span
+of some dimensions (``factors``), dimensions whose tile there must span
 the whole extent (``whole``: every loop of that dimension at this level or
-above it runs once); at a spatial fan-out (the PE array), which dimensions
+above it runs once) or the innermost loops' order (``order``, outermost
+first: those loops innermost in that order, every other loop of the level
+outside them; all eight fix the order, as Timeloop's ``permutation``
+does, read the other way round); at a spatial fan-out (the PE array), which dimensions
 may be unrolled on its rows and on its columns, fixed spatial factors, and
 a least fraction of its instances in use (``min_utilization``).
 
@@ -15,6 +18,9 @@ A utilization is a bound on the product of one fan-out's spatial
 factors, which both models carry.  ``violations`` checks
 a given mapping against all of them, so ``evaluate`` refuses a mapping
 that breaks a constraint, whoever wrote it.
+
+An order is not a filter on one dimension's rows: ``ordered.py`` solves
+it exactly by splitting the level into one level per ordered loop.
 
 A constraint set can leave a dimension without any factor row;
 :func:`emptying_constraints` names the constraints that do, so that
@@ -31,10 +37,12 @@ from ....hardware.hierarchy import ARRAY
 
 @dataclass(frozen=True)
 class LevelConstraint:
-    """Fixed trip counts and whole dimensions at one memory level."""
+    """Fixed trip counts, whole dimensions and the innermost loops' order at one memory level."""
 
     factors: tuple[tuple[str, int], ...] = ()
     whole: tuple[str, ...] = ()
+    order: tuple[str, ...] = ()
+    """The level's innermost loops, outermost first; the others lie outside them in any order."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,19 @@ class MappingConstraints:
     @property
     def empty(self) -> bool:
         return not self.levels and all(c == SpatialConstraint() for _, c in self.fanouts)
+
+    @property
+    def orders(self) -> dict[int, tuple[str, ...]]:
+        """Per level index, its constrained innermost loops (outermost first)."""
+        return {index: level.order for index, level in self.levels if level.order}
+
+    def conform(self, orders) -> list[tuple[str, ...]]:
+        """``orders`` (one per level, outermost first) with every constrained
+        level's ordered loops moved innermost, in their order: the nearest
+        order the constraints allow, for searches that draw free orders."""
+        fixed = self.orders
+        return [tuple(order) if l not in fixed else
+                tuple(d for d in order if d not in fixed[l]) + fixed[l] for l, order in enumerate(orders)]
 
     def tests(self, hierarchy, dim: str):
         """(description, predicate on a factor row of ``dim``) for every
@@ -106,6 +127,8 @@ class MappingConstraints:
         parts = []
         for index, level in self.levels:
             items = [f"{d}={f}" for d, f in level.factors] + [f"{d} whole" for d in level.whole]
+            if level.order:
+                items.append(order_phrase(level.order))
             parts.append(f"{level_names[index]}: {', '.join(items)}")
         for f, s in self.fanouts:
             where = _fanout_label(hierarchy, f)
@@ -130,6 +153,8 @@ class MappingConstraints:
                 entry["factors"] = dict(level.factors)
             if level.whole:
                 entry["whole"] = list(level.whole)
+            if level.order:
+                entry["order"] = list(level.order)
             levels[hierarchy.levels[index].name] = entry
         if levels:
             out["levels"] = levels
@@ -155,6 +180,27 @@ class MappingConstraints:
         return out
 
 
+def order_phrase(order: tuple[str, ...]) -> str:
+    """How messages say an order constraint: ``loops ... innermost, in this order``."""
+    from .problem import DIMS
+
+    if len(order) >= len(DIMS) - 1:
+        return f"loop order {' > '.join(order)} (outermost first)"
+    return f"{', '.join(order)} innermost, in this order"
+
+
+def order_breaks(order: tuple[str, ...], loops) -> bool:
+    """Whether a level's loops (``LevelLoops``) break the order constraint
+    ``order``. Only loops with more than one trip count: a loop that runs
+    once is no loop, wherever the order lists it. The ordered loops with
+    trips must come last among the level's loops with trips, in ``order``'s
+    relative order."""
+    real = [d for d in loops.order if loops.factors.get(d, 1) > 1]
+    fixed = [d for d in real if d in order]
+    tail = real[len(real) - len(fixed):]
+    return tail != [d for d in order if d in fixed]
+
+
 def _fanout_label(hierarchy, f: int, single: str = ARRAY) -> str:
     """How messages name fan-out ``f``: ``single`` when it is the only one."""
     return single if len(hierarchy.fanouts) == 1 else f"fan-out {hierarchy.fanouts[f].name}"
@@ -171,6 +217,9 @@ def violations(constraints: MappingConstraints, hierarchy, mapping) -> list[str]
     for dim in DIMS:
         row = mapping.row(dim, len(hierarchy.fanouts))
         out += [f"breaks the constraint {name}" for name, test in constraints.tests(hierarchy, dim) if not test(row)]
+    for index, order in constraints.orders.items():
+        if order_breaks(order, mapping.levels[index]):
+            out.append(f"breaks the constraint {hierarchy.levels[index].name}: {order_phrase(order)}")
     for f, least in constraints.least_busy(hierarchy):
         loops = mapping.fanout(f)
         busy = math.prod(loops.rows.values()) * math.prod(loops.cols.values())

@@ -75,6 +75,18 @@ Dim = Literal["N", "G", "M", "C", "P", "Q", "R", "S"]
 class LevelConstraintSpec(Strict):
     factors: dict[Dim, int] = Field(default_factory=dict)
     whole: list[Dim] = Field(default_factory=list)
+    order: list[Dim] = Field(default_factory=list)
+    """The level's innermost loops, outermost first (as a mapping lists its
+    order); the other loops lie outside them in any order. All eight fix
+    the level's order. Timeloop's ``permutation`` lists the innermost
+    first: its ``SRC`` is ``order: [C, R, S]``."""
+
+    @field_validator("order")
+    @classmethod
+    def _distinct(cls, order: list) -> list:
+        if len(set(order)) != len(order):
+            raise ValueError(f"order must name each dimension at most once, got {order}")
+        return order
 
     @field_validator("factors")
     @classmethod
@@ -197,7 +209,7 @@ def build_constraints(spec: ConstraintsSpec, hierarchy: Hierarchy, where: Locate
         if index == 0 and any(level.factors.get(d, 1) > 1 for d in ("R", "S")):
             where.add(("constraints", "levels", name, "factors"), f"{name} never splits the filter window (R, S)")
         levels.append((index, LevelConstraint(factors=tuple(sorted(level.factors.items())),
-                                              whole=tuple(sorted(set(level.whole))))))
+                                              whole=tuple(sorted(set(level.whole))), order=tuple(level.order))))
     fanout_names = [fan.name for fan in hierarchy.fanouts]
     fanouts = []
     for name, s in _fanout_constraints(spec, hierarchy, where).items():
@@ -245,6 +257,10 @@ def merge_constraints(hardware: ConstraintsSpec, instance: ConstraintsSpec, hier
                           f"the hardware fixes {dim} = {merged.factors[dim]} at {name}")
             merged.factors[dim] = value
         merged.whole = sorted(set(merged.whole) | set(level.whole))
+        if level.order and merged.order and level.order != merged.order:
+            where.add(("constraints", "levels", name, "order"),
+                      f"the hardware fixes the innermost loops at {name} to {merged.order} (outermost first)")
+        merged.order = level.order or merged.order
     ours = _fanout_constraints(instance, hierarchy, where)
     theirs = _fanout_constraints(hardware, hierarchy, where)
     fanouts = {name: _merge_spatial(theirs.get(name, SpatialConstraintSpec()), ours.get(name, SpatialConstraintSpec()),

@@ -24,6 +24,8 @@ from .enumeration import enumerate_multilevel
 from .milp import solve_multilevel_milp
 from .parametric import edp_search, latency_search
 from .space import emptied_by
+from .constraints import violations
+from .ordered import SplitLevels, split_ordered
 
 MULTILEVEL_METHODS = ("cpsat", "milp", "enumerate")
 MILP_ANY_LATENCY = ("latency under a per-PE bandwidth limit is solved by the MILP over factors: divisors only (its "
@@ -109,6 +111,12 @@ def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_lim
     """
     limit = problem.solver.time_limit if time_limit is None else time_limit
     start = time.perf_counter()
+    split = split_ordered(problem)
+    if split is not None:  # loop-order constraints: the same loop nests on split levels (``ordered.py``)
+        emptied = emptied_by(problem)
+        if emptied is not None:
+            return MultiLevelResult("infeasible", method, None, None, None, None, time.perf_counter() - start, emptied)
+        return _folded(split, solve_multilevel(split.problem, method, limit, workers, canonical))
     result = _solve_multilevel(problem, method, limit, workers, start)
     if result.status != "optimal":
         return _with_secondary(problem, result, ())
@@ -145,6 +153,27 @@ def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_lim
                   objective=found.metrics.objective(problem.objective), wall_time_s=time.perf_counter() - start,
                   message="; ".join(m for m in (result.message, *notes) if m))
     return _with_secondary(problem, out, tuple(name for name, _ in held))
+
+
+def _folded(split: SplitLevels, result: MultiLevelResult) -> MultiLevelResult:
+    """A split problem's result on the original hierarchy, scored again by
+    ``evaluate`` there: a value that differs, or a mapping that breaks the
+    order, is an error, never an optimum."""
+    if result.mapping is None:
+        return result
+    problem = split.original
+    mapping = split.fold(result.mapping)
+    metrics = evaluate_multilevel(problem, mapping)
+    broken = violations(problem.constraints, problem.hierarchy, mapping)
+    values = [(name, metrics.objective(name), result.metrics.objective(name)) for name in problem.objectives]
+    differ = [f"{name} {own:,.6g} against {theirs:,.6g} on the split levels" for name, own, theirs in values
+              if not math.isclose(own, theirs, rel_tol=1e-9, abs_tol=1e-9)]
+    if broken or differ or metrics.fits != result.metrics.fits:
+        why = "; ".join(broken + differ) or "the folded mapping does not fit"
+        return replace(result, status="error", mapping=mapping, metrics=metrics,
+                       objective=metrics.objective(problem.objective),
+                       message=f"the mapping of the split levels does not score the same on the hierarchy ({why})")
+    return replace(result, mapping=mapping, metrics=metrics, objective=metrics.objective(problem.objective))
 
 
 def _with_secondary(problem: MultiLevelProblem, result: MultiLevelResult, proved: tuple[str, ...]) -> MultiLevelResult:

@@ -1,0 +1,132 @@
+"""Loop-order constraints, solved exactly by splitting a level into sub-levels.
+
+The exact methods search six group orders per level (``space.py``): the
+exchange argument behind them moves loops freely inside a level, which an
+order constraint forbids. But the cost model reads a level's loops only as
+part of the concatenated loop nest above each level below it
+(``cost.py``): a level whose order ends with the loops ``d_1, ..., d_m``
+(outermost first), the other loops outside them in any order, has the
+loop nest of
+
+* the level itself, with the other loops (its *free* block), followed by
+* ``m`` pass-through levels, the ``i``-th with the single loop ``d_i``,
+  holding no tensor (capacity zero, no accesses, no energy).
+
+The level's tile is its loops' and everything below them, so the storage
+stays on the first of the split levels and the fills, the multicasts and
+the halo sweeps of every level see the same loops in the same order. A
+pass-through level has one loop, so its order is settled; the free block
+is a level like any other, so the group-order reduction holds there as
+proved, and a row of the split problem is a row of the original one with
+each dimension's trips at a level placed on the one split level that may
+carry them. So every exact method solves the split problem unchanged, and
+:meth:`SplitLevels.fold` puts each level's loops back together: the
+mapping ``evaluate`` scores on the original hierarchy (derivation:
+docs/tiling-multilevel.md, "Loop-order constraints").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from math import prod
+
+from ....hardware.hierarchy import Hierarchy, MemoryLevel
+from .constraints import LevelConstraint, MappingConstraints
+from .problem import DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem
+
+PASS_THROUGH = "/"
+"""Joins a level's name and a loop's in a pass-through level's name."""
+
+
+@dataclass(frozen=True)
+class SplitLevels:
+    """An ordered problem and its split form: per original level, the
+    indices of its split levels (the storage first) and which dimensions
+    each may carry."""
+
+    original: MultiLevelProblem
+    problem: MultiLevelProblem
+    parts: tuple[tuple[int, ...], ...]
+    carries: tuple[frozenset[str], ...]
+
+    def fold(self, mapping: MultiLevelMapping) -> MultiLevelMapping:
+        """The split problem's mapping on the original hierarchy: each
+        level's trips the product of its split levels', its order the free
+        block's (without the ordered loops) and then the ordered loops."""
+        fixed = self.original.constraints.orders
+        levels = []
+        for j, parts in enumerate(self.parts):
+            factors = {d: prod(mapping.levels[v].factors.get(d, 1) for v in parts) for d in DIMS}
+            ordered = fixed.get(j, ())
+            free = tuple(d for d in mapping.levels[parts[0]].order if d not in ordered)
+            levels.append(LevelLoops(factors, free + ordered))
+        keep = None if mapping.keep is None else tuple(mapping.keep[parts[0]] for parts in self.parts)
+        return MultiLevelMapping(levels=tuple(levels), fanouts=mapping.fanouts, keep=keep)
+
+    def unfold(self, mapping: MultiLevelMapping) -> MultiLevelMapping:
+        """A mapping of the original hierarchy that obeys the orders, on the
+        split one (each loop on the split level that carries it)."""
+        levels = []
+        for j, parts in enumerate(self.parts):
+            loops = mapping.levels[j]
+            for v in parts:
+                levels.append(LevelLoops({d: loops.factors.get(d, 1) if d in self.carries[v] else 1 for d in DIMS},
+                                         loops.order))
+        keep = None
+        if mapping.keep is not None:
+            keep = tuple(mapping.keep[j] if v == parts[0] else frozenset()
+                         for j, parts in enumerate(self.parts) for v in parts)
+        return MultiLevelMapping(levels=tuple(levels), fanouts=mapping.fanouts, keep=keep)
+
+
+def split_ordered(problem: MultiLevelProblem) -> SplitLevels | None:
+    """The split form of ``problem`` (None when no level's order is constrained)."""
+    orders = problem.constraints.orders
+    if not orders:
+        return None
+    hier = problem.hierarchy
+    levels: list[MemoryLevel] = []
+    parts: list[tuple[int, ...]] = []
+    carries: list[frozenset[str]] = []
+    for j, level in enumerate(hier.levels):
+        ordered = orders.get(j, ())
+        free = frozenset(DIMS) - set(ordered)
+        blocks = [free] if free else []
+        blocks += [frozenset({d}) for d in (ordered if free else ordered[1:])]
+        if not free:
+            blocks[0:0] = [frozenset({ordered[0]})]
+        start = len(levels)
+        for k, block in enumerate(blocks):
+            if k == 0:
+                levels.append(level)
+            else:
+                name = level.name + PASS_THROUGH + next(iter(block))
+                levels.append(MemoryLevel(name=name, capacity_bits=0, holds=frozenset(), per_pe=level.per_pe))
+            carries.append(block)
+        parts.append(tuple(range(start, len(levels))))
+    index = {j: p[0] for j, p in enumerate(parts)}
+    index[len(hier.levels)] = len(levels)
+    fanouts = tuple(replace(fan, level=index[fan.level]) for fan in hier.fanouts)
+    split_hier = Hierarchy(name=hier.name, levels=tuple(levels), rows=hier.rows, cols=hier.cols,
+                           mac_energy=hier.mac_energy, energy_unit=hier.energy_unit, source=hier.source,
+                           fanouts=fanouts)
+    constraints = _split_constraints(problem.constraints, parts, carries)
+    return SplitLevels(problem, replace(problem, hierarchy=split_hier, constraints=constraints),
+                       tuple(parts), tuple(carries))
+
+
+def _split_constraints(constraints: MappingConstraints, parts, carries) -> MappingConstraints:
+    """The constraints on the split levels: each carries only its
+    dimensions (DRAM's never R or S), a fixed trip count goes where its
+    dimension is carried, and a whole dimension is whole down to the
+    level's last split level."""
+    given = dict(constraints.levels)
+    out = []
+    for j, level_parts in enumerate(parts):
+        own = given.get(j, LevelConstraint())
+        for v in level_parts:
+            fixed = {d: 1 for d in DIMS if d not in carries[v] or (j == 0 and v != 0 and d in ("R", "S"))}
+            fixed.update({d: f for d, f in own.factors if d in carries[v]})
+            whole = own.whole if v == level_parts[-1] else ()
+            out.append((v, LevelConstraint(factors=tuple(sorted(fixed.items())), whole=whole)))
+    return MappingConstraints(levels=tuple(out), fanouts=constraints.fanouts)
