@@ -68,7 +68,8 @@ class Level:
     keep: list[str] = field(default_factory=list)
     bypass: list[str] = field(default_factory=list)
     factors: dict[str, int] = field(default_factory=dict)
-    ignored: list[str] = field(default_factory=list)
+    permutation: list[str] = field(default_factory=list)
+    """The temporal permutation constraint, innermost first (Timeloop's names)."""
     bandwidth: float | None = None
     read_energy: float = 0.0
     write_energy: float = 0.0
@@ -443,8 +444,7 @@ def apply_temporal(level: Level, raw, part: Part, path: tuple, dim_names: list[s
             part.fail(path + ("factors",), f"{dim} is not a dimension of the problem ({', '.join(dim_names)})")
     level.factors.update(factors)
     if raw.get("permutation"):
-        parse_permutation(raw.get("permutation"), dim_names, part, path + ("permutation",))
-        level.ignored.append("permutation")
+        level.permutation = parse_permutation(raw.get("permutation"), dim_names, part, path + ("permutation",))
     for key in raw:
         if key not in ("factors", "permutation", "target", "type"):
             part.fail(path + (key,), f"the temporal constraint {key!r} is not represented")

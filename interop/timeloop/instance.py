@@ -96,6 +96,13 @@ def _translate_factors(factors: dict[str, int], problem: ProblemRead, part: Part
     return out
 
 
+def _translate_permutation(permutation: list[str], problem: ProblemRead) -> list[str]:
+    """A Timeloop permutation (innermost first) as a mapcert ``order``
+    (outermost first), without the dimensions the layer leaves out."""
+    dims = [problem.dim_of(name) for name in reversed(permutation)]
+    return [d for d in dims if d is not None]
+
+
 def build(files: Files) -> Imported:
     """The mapcert instance of merged Timeloop files (problem and architecture, optionally ERT and constraints)."""
     problem = read_problem(files)
@@ -129,6 +136,9 @@ def build(files: Files) -> Imported:
                 part.fail(level.path, f"{level.name} fixes a factor of the filter window; mapcert's backing store "
                                       "never splits R and S")
             constraint_levels[level.name] = {"factors": factors}
+        order = _translate_permutation(level.permutation, problem)
+        if order:
+            constraint_levels.setdefault(level.name, {})["order"] = order
     arch_file = Path(files.parts["architecture"].where.file)
     arch_name = arch_file.parent.name if arch_file.stem in ("arch", "architecture") and arch_file.parent.name \
         else arch_file.stem
@@ -244,9 +254,9 @@ def render(instance: dict, files: Files, problem: ProblemRead, arch: ArchRead, n
         lines.append(f"#   {level.name} ({level.cls}): {size}; {kept}; {energy}")
         if level.words is None and level.attributes.get("depth") is not None:
             lines.append("#     its depth is not a limit: the backing store holds every tensor, as in Timeloop")
-        if level.ignored:
-            lines.append("#     its temporal permutation constraint is not applied: mapcert searches every loop "
-                         "order, so the optimum can only be lower or equal")
+        if level.permutation:
+            lines.append(f"#     its temporal permutation {''.join(level.permutation)} (innermost first) is "
+                         f"order: [{', '.join(_translate_permutation(level.permutation, problem))}] (outermost first)")
     for fan in arch.fanouts:
         parts = []
         if fan.x_name:

@@ -32,7 +32,7 @@ from math import prod
 
 from ....hardware.hierarchy import Hierarchy, MemoryLevel
 from .constraints import LevelConstraint, MappingConstraints
-from .problem import DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem
+from .problem import DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem, layer_extent
 
 PASS_THROUGH = "/"
 """Joins a level's name and a loop's in a pass-through level's name."""
@@ -89,7 +89,7 @@ def split_ordered(problem: MultiLevelProblem) -> SplitLevels | None:
     parts: list[tuple[int, ...]] = []
     carries: list[frozenset[str]] = []
     for j, level in enumerate(hier.levels):
-        ordered = orders.get(j, ())
+        ordered = tuple(d for d in orders.get(j, ()) if not _runs_once(problem, j, d))
         free = frozenset(DIMS) - set(ordered)
         blocks = [free] if free else []
         blocks += [frozenset({d}) for d in (ordered if free else ordered[1:])]
@@ -104,6 +104,8 @@ def split_ordered(problem: MultiLevelProblem) -> SplitLevels | None:
                 levels.append(MemoryLevel(name=name, capacity_bits=0, holds=frozenset(), per_pe=level.per_pe))
             carries.append(block)
         parts.append(tuple(range(start, len(levels))))
+    if len(levels) == len(hier.levels):  # every ordered loop runs once: nothing to order
+        return None
     index = {j: p[0] for j, p in enumerate(parts)}
     index[len(hier.levels)] = len(levels)
     fanouts = tuple(replace(fan, level=index[fan.level]) for fan in hier.fanouts)
@@ -113,6 +115,20 @@ def split_ordered(problem: MultiLevelProblem) -> SplitLevels | None:
     constraints = _split_constraints(problem.constraints, parts, carries)
     return SplitLevels(problem, replace(problem, hierarchy=split_hier, constraints=constraints),
                        tuple(parts), tuple(carries))
+
+
+def _runs_once(problem: MultiLevelProblem, level: int, dim: str) -> bool:
+    """Whether ``dim``'s loop at ``level`` has one trip in every mapping:
+    an extent of 1, a trip count fixed to 1 there, or ``dim`` whole at this
+    level or one below it. Such a loop needs no level of its own."""
+    if layer_extent(problem.layer, dim) == 1:
+        return True
+    for index, constraint in problem.constraints.levels:
+        if index == level and dict(constraint.factors).get(dim) == 1:
+            return True
+        if index >= level and dim in constraint.whole:
+            return True
+    return level == 0 and dim in ("R", "S")
 
 
 def _split_constraints(constraints: MappingConstraints, parts, carries) -> MappingConstraints:
