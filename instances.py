@@ -288,3 +288,16 @@ def line_of(path: str | Path, field: tuple) -> int:
     return where.line(field)
 
 
+def first_field(path: str | Path, fields: list[tuple]) -> tuple[tuple, int]:
+    """The first of ``fields`` the instance file has, with its line (the
+    last field and line 1 when it has none of them)."""
+    try:
+        _, where = _read_yaml(_read_file(Path(path), str(path)), str(path))
+    except InstanceError:
+        return fields[-1], 1
+    for field in fields:
+        if tuple(field) in where.lines:
+            return tuple(field), where.lines[tuple(field)]
+    return fields[-1], 1
+
+

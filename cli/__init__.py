@@ -25,7 +25,7 @@ from rich.markup import escape
 
 from ..formulations import registry
 from ..formulations.family import PlotUnsupported, Status
-from ..instances import InstanceError, Issue, line_of, load
+from ..instances import InstanceError, Issue, first_field, line_of, load
 from ..pipeline import MethodError, compare as run_compare, method_names, solve as run_solve
 from ..result import RESULT_FORMAT
 from ..units import parse_seconds
@@ -171,11 +171,11 @@ def solve(
     if output is not None:
         _save(output, result.to_dict())
     if result.status == Status.INFEASIBLE and not as_json:
-        line = line_of(file, family.infeasible_field)
-        field = ".".join(str(p) for p in family.infeasible_field)
+        path, line = first_field(file, family.infeasible_fields(problem, result.message))
+        field = ".".join(str(p) for p in path)
         if output is not None:  # the infeasibility is a result too (`verify` re-checks it): say where it went
             err.print(f"result (status infeasible) saved to {output}", markup=False, soft_wrap=True)
-        _fail_input([str(Issue(str(file), line, field, f"no feasible solution: {result.message}"))])
+        _fail_input([str(Issue(str(file), line, field, f"INFEASIBLE, no feasible solution: {result.message}"))])
     said = None
     if export is not None and result.solution_object is not None:
         said = peers.export(export[0], loaded, result.solution_object, family.objective_name(problem), export[1])

@@ -342,6 +342,12 @@ class Family(ABC):
     infeasible_field: tuple = ("hardware",)
     """Where in an instance file to point when no solution exists."""
 
+    def infeasible_fields(self, problem, message: str) -> list[tuple]:
+        """Where to point when no solution exists, most specific first: the
+        command names the first field the instance file has (a family whose
+        answer names a constraint points at it)."""
+        return [self.infeasible_field]
+
     # -- tests ----------------------------------------------------------------
 
     def examples(self) -> list[str]:

@@ -141,3 +141,19 @@ def test_the_schema_checks_orders(tmp_path):
         instance(tmp_path, {"GLB": {"order": ["C", "C"]}})
     with pytest.raises(InstanceError, match="no level named"):
         instance(tmp_path, {"SRAM": {"order": ["C"]}})
+
+
+def test_an_infeasible_answer_points_at_the_constraint_and_names_every_dimension(tmp_path):
+    import subprocess
+    import sys
+
+    data = {"family": "tiling", "workload": {"name": "t", "op": "conv2d", "dims": DIMS_8}, "hardware": HARDWARE,
+            "objective": "energy",
+            "constraints": {"levels": {"RF": {"factors": {"C": 1, "M": 1}}, "GLB": {"whole": ["C", "M"]}},
+                            "spatial": {"rows": ["R"], "cols": ["P"]}}}
+    path = tmp_path / "infeasible.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    run = subprocess.run([sys.executable, "-m", "mapcert", "solve", str(path)], capture_output=True, text=True)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "constraints.levels" in run.stderr and "INFEASIBLE" in run.stderr
+    assert "map M (extent 8)" in run.stderr and "map C (extent 8)" in run.stderr

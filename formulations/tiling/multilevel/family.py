@@ -379,6 +379,20 @@ class MultiLevelTiling(Family):
                           for bits, value, proved, _, _ in rows)
         return f"objective against {chosen.name} size ({shown})"
 
+    def infeasible_fields(self, problem, message: str) -> list[tuple]:
+        """The constraints an infeasible answer names (a level's, a
+        fan-out's, in the instance or in its hardware), else the hardware."""
+        first = self._first(problem)
+        hier = first.hierarchy
+        named = [("levels", level.name) for level in hier.levels if f"{level.name}:" in message]
+        named += [("fanouts", fan.name) for fan in hier.fanouts if f"fan-out {fan.name}" in message]
+        if len(hier.fanouts) == 1 and any(w in message for w in ("spatial", "array", "PEs")):
+            named += [("spatial",), ("fanouts", hier.fanouts[0].name)]
+        out = [(*base, *path) for path in named for base in (("constraints",), ("hardware", "constraints"))]
+        if "constraint" in message:
+            out += [("constraints",), ("hardware", "constraints")]
+        return out + [("hardware",)]
+
     def presets(self, table) -> list:
         from rich.markup import escape
 

@@ -53,21 +53,23 @@ def ordered_factorizations(n: int, slots: int) -> tuple[tuple[int, ...], ...]:
 
 
 def emptied_by(problem: MultiLevelProblem) -> str | None:
-    """The mapping constraint that leaves some dimension no factor row, named
-    with that dimension (None when every dimension keeps one)."""
+    """The mapping constraints that leave some dimension no factor row,
+    each named with its dimension (None when every dimension keeps one)."""
     if problem.constraints.empty:
         return None
     hier = problem.hierarchy
+    found = []
     for dim in DIMS:
         rows = [c for c in ordered_factorizations(layer_extent(problem.layer, dim), row_width(hier))
                 if not (dim in ("R", "S") and c[0] != 1) and fits_fanouts(c, hier)]
         names = emptying_constraints(problem.constraints, hier, dim, rows)
         extent = f"{dim} (extent {layer_extent(problem.layer, dim)})"
         if len(names) == 1:
-            return f"the constraint {names[0]} leaves no way to map {extent}"
-        if names:
-            return f"the constraints {', '.join(names[:-1])} and {names[-1]} together leave no way to map {extent}"
-    return _overfull_fanout(problem)
+            found.append(f"the constraint {names[0]} leaves no way to map {extent}")
+        elif names:
+            found.append(f"the constraints {', '.join(names[:-1])} and {names[-1]} together leave no way to "
+                         f"map {extent}")
+    return "; ".join(found) if found else _overfull_fanout(problem)
 
 
 def _overfull_fanout(problem: MultiLevelProblem) -> str | None:
