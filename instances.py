@@ -92,9 +92,11 @@ class Located:
         field = _dotted(path) or "(document)"
         self.issues.append(Issue(self.file, line or self.line(path), field, message))
 
-    def pydantic(self, error: ValidationError, prefix: tuple = ()) -> None:
+    def pydantic(self, error: ValidationError, prefix: tuple = (), schema: type[BaseModel] | None = None) -> None:
         for err in error.errors():
             loc, message = schema_problem(err)
+            if err["type"] == "extra_forbidden" and schema is not None and loc:
+                message += _known_fields(schema, loc)
             self.add(prefix + loc, message)
 
 
@@ -124,6 +126,66 @@ def schema_problem(err: dict) -> tuple[tuple, str]:
         if "input" in err and not isinstance(err["input"], (dict, list)):
             message += f" (got {err['input']!r})"
     return loc, message
+
+
+PEER_FIELDS = {"permutation": ("order", "it lists the loops outermost first, Timeloop's permutation innermost "
+                                         "first: permutation SRC is order: [C, R, S]")}
+"""Field names of other mappers' files, with the mapcert field that says the same."""
+
+
+def _known_fields(schema: type[BaseModel], loc: tuple) -> str:
+    """``; did you mean 'order'?`` for an unknown field close to a known
+    one at its place in ``schema``, else the fields that place takes."""
+    import difflib
+
+    model = _model_at(schema, loc[:-1])
+    if model is None:
+        return ""
+    names = list(model.model_fields)
+    name = str(loc[-1])
+    peer = PEER_FIELDS.get(name)
+    if peer is not None and peer[0] in names:
+        return f"; mapcert calls it {peer[0]!r} ({peer[1]})"
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f" (fields here: {', '.join(names)})" if names else ""
+
+
+def _model_at(schema: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The model that validates the mapping at ``loc`` (None when not one)."""
+    import types
+    import typing
+
+    def is_model(t) -> bool:
+        return isinstance(t, type) and issubclass(t, BaseModel)
+
+    model: Any = schema
+    parts = list(loc)
+    while parts:
+        if not is_model(model):
+            return None
+        field = model.model_fields.get(str(parts.pop(0)))
+        if field is None:
+            return None
+        model = field.annotation
+        while not is_model(model):
+            origin, args = typing.get_origin(model), [a for a in typing.get_args(model) if a is not type(None)]
+            if origin in (typing.Union, types.UnionType):
+                models = [a for a in args if is_model(a) or typing.get_origin(a) in (list, dict)]
+                if not models:
+                    return None
+                model = models[0]
+            elif origin in (list, dict) and args:
+                if not parts:
+                    return None
+                parts.pop(0)  # the index or the key
+                model = args[-1]
+            elif origin is typing.Annotated and args:
+                model = args[0]
+            else:
+                return None
+    return model if is_model(model) else None
 
 
 def _dotted(path: tuple) -> str:
@@ -194,7 +256,7 @@ def validate_spec(schema: type[BaseModel], raw: Any, where: Located, path: tuple
     try:
         return schema.model_validate(raw)
     except ValidationError as exc:
-        where.pydantic(exc, path)
+        where.pydantic(exc, path, schema)
         return None
 
 

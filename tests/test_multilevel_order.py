@@ -157,3 +157,13 @@ def test_an_infeasible_answer_points_at_the_constraint_and_names_every_dimension
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "constraints.levels" in run.stderr and "INFEASIBLE" in run.stderr
     assert "map M (extent 8)" in run.stderr and "map C (extent 8)" in run.stderr
+
+
+def test_an_unknown_field_gets_the_nearest_known_one(tmp_path):
+    from mapcert.instances import InstanceError
+
+    with pytest.raises(InstanceError) as caught:
+        instance(tmp_path, {"GLB": {"ordr": ["C"], "permutation": ["C", "M"]}})
+    text = str(caught.value)
+    assert "constraints.levels.GLB.ordr: unknown field; did you mean 'order'?" in text
+    assert "permutation: unknown field; mapcert calls it 'order'" in text

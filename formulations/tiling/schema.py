@@ -229,7 +229,7 @@ def build_two_level(data: dict, where: Located, label: str) -> TilingProblem | N
     try:
         spec = InstanceSpec.model_validate(data)
     except ValidationError as exc:
-        where.pydantic(exc)
+        where.pydantic(exc, (), InstanceSpec)
     # check the parts even when the top level failed, to report everything at once
     layer = build_layer(data["workload"], where, ("workload",)) if data.get("workload") is not None else None
     hardware = build_buffer(data["hardware"], where, ("hardware",)) if data.get("hardware") is not None else None
