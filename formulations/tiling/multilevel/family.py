@@ -454,10 +454,13 @@ def _milp_refused(problem) -> str | None:
 
 
 def _enumeration_refused(problem) -> str | None:
-    """Enumeration applies to small layers; the enumerator says when it refuses."""
+    """Enumeration applies to small layers; the enumerator says when it
+    refuses (of an ordered problem, the split one it enumerates)."""
     from .enumeration import enumeration_size_reason
+    from .ordered import split_ordered
 
-    return enumeration_size_reason(problem)
+    split = split_ordered(problem) if isinstance(problem, MultiLevelProblem) else None
+    return enumeration_size_reason(problem if split is None else split.problem)
 
 
 register(MultiLevelTiling())
