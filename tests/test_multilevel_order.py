@@ -167,3 +167,17 @@ def test_an_unknown_field_gets_the_nearest_known_one(tmp_path):
     text = str(caught.value)
     assert "constraints.levels.GLB.ordr: unknown field; did you mean 'order'?" in text
     assert "permutation: unknown field; mapcert calls it 'order'" in text
+
+
+def test_a_fixed_factor_that_divides_no_extent_is_a_mapping_of_the_any_space(tmp_path):
+    """RF: P = 3 with P = 8 leaves the divisor space empty, not the space
+    of partial tiles (3 trips of whole tiles at RF under 3 outer trips, the
+    last RF run partial): the answer is an optimum, not "infeasible"."""
+    dims = {"N": 1, "M": 4, "C": 4, "P": 8, "Q": 2, "R": 3, "S": 1}
+    problem = instance(tmp_path, {"RF": {"factors": {"P": 3}}}, dims, {"factors": "any"})
+    found = {method: solve_multilevel(problem, method, 120) for method in ("cpsat", "milp")}
+    assert all(r.status == "optimal" for r in found.values()), [r.message for r in found.values()]
+    assert found["cpsat"].objective == pytest.approx(found["milp"].objective)
+    assert found["cpsat"].mapping.levels[2].factors["P"] == 3
+    divisors = instance(tmp_path, {"RF": {"factors": {"P": 3}}}, dims)
+    assert solve_multilevel(divisors, "cpsat", 60).status == "infeasible"

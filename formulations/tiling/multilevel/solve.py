@@ -246,8 +246,10 @@ def _solve_with_divisor_start(problem: MultiLevelProblem, method: str, limit: fl
     searches only below it (its value caps then shrink every table), and
     "nothing below" with a proved seed proves the seed optimal here."""
     start = time.perf_counter()
-    seed = _solve_piece(replace(problem, factors="divisors"), method, Restriction(), limit * DIVISOR_START_SHARE,
-                        workers)
+    divisors = replace(problem, factors="divisors")
+    emptied = emptied_by(divisors)  # a fixed factor that divides no extent leaves the divisor space empty
+    seed = _solve_piece(divisors, method, Restriction(), limit * DIVISOR_START_SHARE, workers) if emptied is None \
+        else MultiLevelResult("infeasible", method, None, None, None, None, 0.0, emptied)
     fits = seed.metrics is not None and seed.metrics.fits
     remaining = limit - (time.perf_counter() - start)
     if method == "cpsat":

@@ -60,8 +60,9 @@ def emptied_by(problem: MultiLevelProblem) -> str | None:
     hier = problem.hierarchy
     found = []
     for dim in DIMS:
-        rows = [c for c in ordered_factorizations(layer_extent(problem.layer, dim), row_width(hier))
-                if not (dim in ("R", "S") and c[0] != 1) and fits_fanouts(c, hier)]
+        candidates = (ordered_factorizations(layer_extent(problem.layer, dim), row_width(hier))
+                      if problem.factors == "divisors" else remainder_covers(problem, dim))
+        rows = [c for c in candidates if not (dim in ("R", "S") and c[0] != 1) and fits_fanouts(c, hier)]
         names = emptying_constraints(problem.constraints, hier, dim, rows)
         extent = f"{dim} (extent {layer_extent(problem.layer, dim)})"
         if len(names) == 1:
