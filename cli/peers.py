@@ -138,7 +138,10 @@ def _timeloop_mapping(loaded: Loaded, path: Path, data):
 def _timeloop_export(loaded: Loaded, mapping, objective: str, output: Path) -> str:
     from ..interop.timeloop import mapping_to_timeloop
 
-    document = mapping_to_timeloop(loaded.problem, mapping, _timeloop_names(loaded))
+    try:
+        document = mapping_to_timeloop(loaded.problem, mapping, _timeloop_names(loaded))
+    except ValueError as exc:
+        _fail_input([f"--export timeloop: {output} not written: {exc}"])
     text = ("# Timeloop mapping written by mapcert: data-space targets, then loops innermost first;\n"
             "# permutations list the innermost loop first; spatial dimensions before `split` go on meshX.\n"
             + yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=110))

@@ -347,3 +347,20 @@ def test_the_mappers_optimization_metric_is_the_objective(tmp_path):
     assert "objective: edp" in text and "# objective: from mapper.optimization_metrics ['edp']" in text
     done = run_mapcert("import", "timeloop", *map(str, files), "--objective", "energy")
     assert done.returncode == 0 and "\nobjective: energy" in done.stdout
+
+
+def test_a_dimension_on_both_axes_of_one_container_has_no_timeloop_form():
+    """Timeloop's spatial directive gives each dimension one factor on one
+    axis: a mapping that unrolls M on meshX and on meshY of one container
+    is refused, not written as a file that needs more instances than exist."""
+    from dataclasses import replace
+
+    from mapcert.formulations.tiling.multilevel.problem import SpatialLoops
+
+    imported = import_timeloop([SWS / "arch.yaml", SWS / "problem.yaml"])
+    problem = load_text(imported.text, "sws")
+    mapping = mapping_from_timeloop(yaml.safe_load((SWS / "mapper.map.yaml").read_text()), problem, imported.names,
+                                    Source(str(SWS / "mapper.map.yaml"), None))
+    both = replace(mapping, fanouts=(SpatialLoops({"M": 2}, {"M": 2}),))
+    with pytest.raises(ValueError, match="M 2 on meshX and 2 on meshY"):
+        mapping_to_timeloop(problem, both, imported.names)
