@@ -22,6 +22,9 @@ from ..formulations.family import Attempt, Bound, Check, Evaluation, Family, Fun
 NOT_REQUESTED = "not requested (--no-functional)"
 """The functional run's reason when ``solve --no-functional`` skipped it:
 the one way a result may leave the run out (``verify`` accepts no other)."""
+NOT_FEASIBLE = "not run: the solution does not fit the instance"
+"""The functional run's reason when the solution breaks the instance (a
+capacity, a constraint): there is no valid execution to run."""
 FUNCTIONAL_CHECK = "functional run: outputs and counts match"
 
 RELATIVE_TOLERANCE = 1e-6
@@ -161,7 +164,7 @@ def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], func
         checks.extend(family.cross_checks(problem, attempt.solution, evaluation))
         if second_opinion and family.second_opinion:
             checks.extend(second_opinions(family, problem, attempt, value))
-    run = FunctionalRun(False, reason=NOT_REQUESTED)
+    run = FunctionalRun(False, reason=NOT_REQUESTED if not functional else NOT_FEASIBLE)
     if functional and evaluation.feasible:
         run = family.functional(problem, attempt.solution, seed=seed)
         if run.ran:

@@ -275,7 +275,9 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
         add(_proof_check(name, proof, proved_value, result, value))
     if result.status == Status.OPTIMAL:
         detail = (f"{closing} meets the objective" if closing is not None
-                  else "re-proved optimum " + _fmt(optimum) if optimum is not None
+                  else "re-proved optimum " + _fmt(optimum) + (
+                      "; the stored solution has no value (it does not fit the instance)" if value is None else "")
+                  if optimum is not None
                   else "no exact method re-proved the optimum within the time limit (raise --time-limit)")
         add(Check("status: optimum re-proved", optimum is not None and value is not None and close(optimum, value),
                   detail))

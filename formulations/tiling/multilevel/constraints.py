@@ -129,6 +129,8 @@ class MappingConstraints:
             items = [f"{d}={f}" for d, f in level.factors] + [f"{d} whole" for d in level.whole]
             if level.order:
                 items.append(order_phrase(level.order))
+            if not items:
+                continue
             parts.append(f"{level_names[index]}: {', '.join(items)}")
         for f, s in self.fanouts:
             where = _fanout_label(hierarchy, f)

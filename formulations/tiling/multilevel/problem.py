@@ -349,7 +349,8 @@ class MultiLevelProblem:
             + ("that multiply to each dimension's extent; " if self.factors == "divisors" else
                "that cover each dimension's extent, with at most one loop per dimension whose last iteration is "
                "partial (whole tiles inside it); ")
-            + "any loop order per level; "
+            + ("any loop order per level; " if not self.constraints.orders else
+               "any loop order per level within the order constraints; ")
             + ("halo reuse along the innermost input loop above every level; " if self.halo else "")
             + f"{self.hierarchy.levels[0].name} never splits R or S; one resident tile per tensor and level"
         )

@@ -81,6 +81,15 @@ class LevelConstraintSpec(Strict):
     the level's order. Timeloop's ``permutation`` lists the innermost
     first: its ``SRC`` is ``order: [C, R, S]``."""
 
+    @field_validator("order", mode="before")
+    @classmethod
+    def _a_list(cls, order: Any) -> Any:
+        if isinstance(order, str):
+            listed = ", ".join(order.replace(",", " ").split()) if (" " in order or "," in order) else ", ".join(order)
+            raise ValueError(f"order is a list of dimensions, outermost first: [{listed}] (a Timeloop permutation "
+                             "string lists the innermost first; reverse it)")
+        return order
+
     @field_validator("order")
     @classmethod
     def _distinct(cls, order: list) -> list:
