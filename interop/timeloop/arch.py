@@ -185,6 +185,9 @@ def parse_permutation(raw, names: list[str], part: Part, path: tuple) -> list[st
     unknown = [d for d in out if d not in names]
     if unknown:
         part.fail(path, f"names {', '.join(unknown)}, not a dimension of the problem ({', '.join(names)})")
+    twice = sorted({d for d in out if out.count(d) > 1})
+    if twice:
+        part.fail(path, f"names {', '.join(twice)} more than once; a permutation lists each dimension at most once")
     return out
 
 
