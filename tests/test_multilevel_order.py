@@ -181,3 +181,15 @@ def test_a_fixed_factor_that_divides_no_extent_is_a_mapping_of_the_any_space(tmp
     assert found["cpsat"].mapping.levels[2].factors["P"] == 3
     divisors = instance(tmp_path, {"RF": {"factors": {"P": 3}}}, dims)
     assert solve_multilevel(divisors, "cpsat", 60).status == "infeasible"
+
+
+def test_an_ordered_instance_that_nothing_fits_is_said_of_the_original_levels(tmp_path):
+    hardware = {**HARDWARE, "levels": [HARDWARE["levels"][0], {**HARDWARE["levels"][1], "capacity": "1 B"},
+                                       {**HARDWARE["levels"][2], "capacity": "1 B"}]}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({"family": "tiling", "workload": {"name": "t", "op": "conv2d", "dims": DIMS_8},
+                                    "hardware": hardware, "objective": "energy",
+                                    "constraints": {"levels": {"GLB": {"order": ["P", "Q"]}}}}))
+    result = solve_multilevel(load(str(path)), "cpsat", 30)
+    assert result.status == "infeasible"
+    assert result.message == "no mapping fits the hierarchy under the constraints (GLB: P, Q innermost, in this order)"

@@ -384,6 +384,8 @@ class MultiLevelTiling(Family):
         fan-out's, in the instance or in its hardware), else the hardware."""
         first = self._first(problem)
         hier = first.hierarchy
+        if message.startswith("no mapping fits the hierarchy"):  # the capacities, whatever the constraints
+            return [("hardware", "levels"), ("hardware",)]
         named = [("levels", level.name) for level in hier.levels if f"{level.name}:" in message]
         named += [("fanouts", fan.name) for fan in hier.fanouts if f"fan-out {fan.name}" in message]
         if len(hier.fanouts) == 1 and any(w in message for w in ("spatial", "array", "PEs")):

@@ -159,9 +159,11 @@ def _folded(split: SplitLevels, result: MultiLevelResult) -> MultiLevelResult:
     """A split problem's result on the original hierarchy, scored again by
     ``evaluate`` there: a value that differs, or a mapping that breaks the
     order, is an error, never an optimum."""
-    if result.mapping is None:
-        return result
     problem = split.original
+    if result.status == "infeasible":  # said of the original levels, not the split ones
+        return replace(result, message="no mapping fits the hierarchy" + _with_constraints(problem))
+    if result.mapping is None or result.metrics is None:
+        return result
     mapping = split.fold(result.mapping)
     metrics = evaluate_multilevel(problem, mapping)
     broken = violations(problem.constraints, problem.hierarchy, mapping)
