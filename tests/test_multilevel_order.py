@@ -109,6 +109,12 @@ def test_split_levels_carry_each_loop_once_and_fold_back(tmp_path):
     assert split.problem.hierarchy.fanouts[0].level == 4  # still right above RF
     result = solve_multilevel(problem, "cpsat", 60)
     assert split.fold(split.unfold(result.mapping)) == result.mapping
+    # a run of one reuse group's loops (Q, P: neither indexes the weights) shares a level over divisors,
+    # not with halo reuse, which reads the order inside a group
+    runs = split_ordered(instance(tmp_path, {"DRAM": {"order": ["M", "C", "Q", "P"]}}))
+    assert [level.name for level in runs.problem.hierarchy.levels][:4] == ["DRAM", "DRAM/M", "DRAM/C", "DRAM/QP"]
+    halo = split_ordered(instance(tmp_path, {"DRAM": {"order": ["M", "C", "Q", "P"]}}, space_={"halo": True}))
+    assert [level.name for level in halo.problem.hierarchy.levels][3:5] == ["DRAM/Q", "DRAM/P"]
     assert evaluate_multilevel(split.problem, split.unfold(result.mapping)).energy == pytest.approx(result.objective)
 
 

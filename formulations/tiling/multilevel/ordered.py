@@ -10,7 +10,9 @@ loop nest of
 
 * the level itself, with the other loops (its *free* block), followed by
 * ``m`` pass-through levels, the ``i``-th with the single loop ``d_i``,
-  holding no tensor (capacity zero, no accesses, no energy).
+  holding no tensor (capacity zero, no accesses, no energy); over divisor
+  factors without halo reuse, a run of ordered loops of one reuse group
+  shares one (the order inside a group changes no count there).
 
 The level's tile is its loops' and everything below them, so the storage
 stays on the first of the split levels and the fills, the multicasts and
@@ -32,7 +34,7 @@ from math import prod
 
 from ....hardware.hierarchy import Hierarchy, MemoryLevel
 from .constraints import LevelConstraint, MappingConstraints
-from .problem import DIMS, LevelLoops, MultiLevelMapping, MultiLevelProblem, layer_extent
+from .problem import DIMS, REUSE_GROUPS, LevelLoops, MultiLevelMapping, MultiLevelProblem, layer_extent
 
 PASS_THROUGH = "/"
 """Joins a level's name and a loop's in a pass-through level's name."""
@@ -91,16 +93,14 @@ def split_ordered(problem: MultiLevelProblem) -> SplitLevels | None:
     for j, level in enumerate(hier.levels):
         ordered = tuple(d for d in orders.get(j, ()) if not _runs_once(problem, j, d))
         free = frozenset(DIMS) - set(ordered)
-        blocks = [free] if free else []
-        blocks += [frozenset({d}) for d in (ordered if free else ordered[1:])]
-        if not free:
-            blocks[0:0] = [frozenset({ordered[0]})]
+        runs = _runs(ordered, merge=problem.factors == "divisors" and not problem.halo)
+        blocks = ([free] if free else []) + [frozenset(run) for run in runs]
         start = len(levels)
         for k, block in enumerate(blocks):
             if k == 0:
                 levels.append(level)
             else:
-                name = level.name + PASS_THROUGH + next(iter(block))
+                name = level.name + PASS_THROUGH + "".join(runs[k - (1 if free else 0)])
                 levels.append(MemoryLevel(name=name, capacity_bits=0, holds=frozenset(), per_pe=level.per_pe))
             carries.append(block)
         parts.append(tuple(range(start, len(levels))))
@@ -115,6 +115,29 @@ def split_ordered(problem: MultiLevelProblem) -> SplitLevels | None:
     constraints = _split_constraints(problem.constraints, parts, carries)
     return SplitLevels(problem, replace(problem, hierarchy=split_hier, constraints=constraints),
                        tuple(parts), tuple(carries))
+
+
+def _runs(ordered: tuple[str, ...], merge: bool) -> list[tuple[str, ...]]:
+    """The ordered loops in the blocks the split gives a level each: one
+    loop per block, or, with ``merge``, each run of consecutive loops of one
+    reuse group together. Over divisor factors without halo reuse the order
+    inside a reuse group changes no access count (every tensor sees all of
+    a group's loops alike: ``space.py``), so a run needs one level, not one
+    per loop; the partial-tile rule and the halo sweep read the order inside
+    a group, so there every loop keeps its own."""
+    out: list[list[str]] = []
+    for d in ordered:
+        group = _group_of(d)
+        if merge and out and group is not None and group == _group_of(out[-1][-1]):
+            out[-1].append(d)
+        else:
+            out.append([d])
+    return [tuple(run) for run in out]
+
+
+def _group_of(dim: str) -> str | None:
+    """The tensor ``dim`` does not index (None for G, which indexes all three)."""
+    return next((X for X, group in REUSE_GROUPS.items() if dim in group), None)
 
 
 def _runs_once(problem: MultiLevelProblem, level: int, dim: str) -> bool:
