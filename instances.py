@@ -12,6 +12,9 @@ families' schemas share.
 
 from __future__ import annotations
 
+import difflib
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -136,8 +139,6 @@ PEER_FIELDS = {"permutation": ("order", "it lists the loops outermost first, Tim
 def _known_fields(schema: type[BaseModel], loc: tuple) -> str:
     """``; did you mean 'order'?`` for an unknown field close to a known
     one at its place in ``schema``, else the fields that place takes."""
-    import difflib
-
     model = _model_at(schema, loc[:-1])
     if model is None:
         return ""
@@ -154,9 +155,6 @@ def _known_fields(schema: type[BaseModel], loc: tuple) -> str:
 
 def _model_at(schema: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     """The model that validates the mapping at ``loc`` (None when not one)."""
-    import types
-    import typing
-
     def is_model(t) -> bool:
         return isinstance(t, type) and issubclass(t, BaseModel)
 

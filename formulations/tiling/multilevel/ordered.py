@@ -17,7 +17,8 @@ loop nest of
 The level's tile is its loops' and everything below them, so the storage
 stays on the first of the split levels and the fills, the multicasts and
 the halo sweeps of every level see the same loops in the same order. A
-pass-through level has one loop, so its order is settled; the free block
+pass-through level has the loops of one reuse group, so its order is
+settled (``space.settled_rankings``); the free block
 is a level like any other, so the group-order reduction holds there as
 proved, and a row of the split problem is a row of the original one with
 each dimension's trips at a level placed on the one split level that may
