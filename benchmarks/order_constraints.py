@@ -4,9 +4,10 @@
     python benchmarks/order_constraints.py --network resnet50 --preset eyeriss-like --methods cpsat
 
 Per distinct conv layer: the proved energy optimum with free loop orders,
-and with the loop order of every level fixed to one of three full orders (``constraints.levels.NAME.order``): weight stationary,
-output stationary, and one that interleaves the reuse groups. Each constrained optimum is never below the free
-one (the run stops if it is); the table gives it as a ratio, and the
+and with the loop order of every level fixed to one of three full orders
+(``constraints.levels.NAME.order``): weight stationary, output stationary,
+and one that interleaves the reuse groups. Each constrained optimum is
+never below the free one (the run stops if it is); the table gives it as a ratio, and the
 solve time of each method (wall clock, this machine, one run) beside the
 free solve's. Medians at the end.
 """

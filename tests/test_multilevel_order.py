@@ -134,8 +134,9 @@ def test_evaluate_refuses_a_mapping_that_breaks_the_order(tmp_path):
 
 def test_heuristics_return_mappings_that_obey_the_order(tmp_path):
     problem = instance(tmp_path, {"GLB": {"order": ["C", "M"]}, "RF": {"order": ["Q", "P"]}})
-    for name in ("random", "greedy-largest-tile", "zigzag-orders"):
-        mapping = HEURISTICS[name](problem)
+    found = {name: HEURISTICS[name](problem) for name in ("random", "greedy-largest-tile", "zigzag-orders")}
+    assert sum(mapping is not None for mapping in found.values()) >= 2  # the check below is not vacuous
+    for name, mapping in found.items():
         if mapping is not None:
             assert not violations(problem.constraints, problem.hierarchy, mapping), name
 

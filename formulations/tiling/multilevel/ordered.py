@@ -38,7 +38,7 @@ from .constraints import LevelConstraint, MappingConstraints
 from .problem import DIMS, REUSE_GROUPS, LevelLoops, MultiLevelMapping, MultiLevelProblem, layer_extent
 
 PASS_THROUGH = "/"
-"""Joins a level's name and a loop's in a pass-through level's name."""
+"""Joins a level's name and its loops' in a pass-through level's name (``GLB/QP``)."""
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ class LevelConstraintSpec(Strict):
     @classmethod
     def _a_list(cls, order: Any) -> Any:
         if isinstance(order, str):
-            listed = ", ".join(order.replace(",", " ").split()) if (" " in order or "," in order) else ", ".join(order)
+            listed = ", ".join(ch for ch in order if ch.isalpha())  # dimensions are single letters
             raise ValueError(f"order is a list of dimensions, outermost first: [{listed}] (a Timeloop permutation "
                              "string lists the innermost first; reverse it)")
         return order
