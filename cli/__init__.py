@@ -137,7 +137,15 @@ def solve(
                                                            "`--export timeloop OUT.map.yaml` or "
                                                            "`--export zigzag OUT.yaml`."),
 ) -> None:
-    """Find the optimal mapping of an instance (or of every distinct layer of a network) and certify it."""
+    """Find the optimal mapping of an instance (or of every distinct layer of a network) and certify it.
+
+    The instance says what is optimal and among which mappings: `objective:`
+    (energy, latency, edp, offchip_traffic; a list breaks ties), `space:`
+    (`factors: divisors | any`, `halo: true`) and `constraints:` (per level
+    `factors`, `whole`, `order`; per fan-out the dimensions each axis may
+    unroll and a least utilization), Timeloop's constraints under mapcert's
+    names. docs/tiling-multilevel.md, "Mapping constraints", lists them.
+    """
     file = files[0]
     loaded = peers.load_files(files, _load)
     problem = loaded.problem
@@ -327,7 +335,12 @@ def compare(
                                                       "`solution:` entry, a result of `mapcert solve -o`, or a "
                                                       "Timeloop or ZigZag mapping), scored beside the others; repeatable."),
 ) -> None:
-    """Run every method on one instance and score each (and your own solutions) against the certified optimum."""
+    """Run every method on one instance and score each (and your own solutions) against the certified optimum.
+
+    Your mapping is scored under the instance's `constraints:` (see `mapcert
+    solve --help`): one that breaks a fixed factor, a loop order or a fan-out's
+    axes is reported with the constraint it breaks, not scored.
+    """
     file = files[0]
     loaded = peers.load_files(files, _load)
     problem = loaded.problem

@@ -233,6 +233,22 @@ def test_a_tile_that_overflows_a_level_is_refused_with_the_level(tmp_path):
     assert "over.map.yaml:" in line and "pe_spad" in line and "overflow" in line and "432" in line
 
 
+def test_a_shape_named_cnn_layer_without_its_body_is_the_built_in_shape(tmp_path):
+    """``shape: {name: CNN-Layer}`` with no dimensions: Timeloop loads its built-in shape, and so does the import."""
+    full = import_timeloop([EYERISS / "arch.yaml", EYERISS / "problem.yaml"])
+    text = (EYERISS / "problem.yaml").read_text()
+    body = text[text.index("  shape:"):text.index("  instance:")]
+    named = tmp_path / "named.yaml"
+    named.write_text(text.replace(body, "  shape:\n    name: CNN-Layer\n"))
+    short = import_timeloop([EYERISS / "arch.yaml", named])
+    assert yaml.safe_load(short.text)["workload"] == yaml.safe_load(full.text)["workload"]
+    assert short.names.all_dims == full.names.all_dims == ["C", "M", "R", "S", "N", "P", "Q"]
+    other = tmp_path / "other.yaml"
+    other.write_text(text.replace(body, "  shape:\n    name: Transformer-Block\n"))
+    message = _refused("import", "timeloop", str(EYERISS / "arch.yaml"), str(other))
+    assert "Transformer-Block" in message and "give the shape itself" in message
+
+
 def test_other_refusals_are_one_line(tmp_path):
     v03 = tmp_path / "arch03.yaml"
     v03.write_text("architecture:\n  version: 0.3\n  subtree:\n  - name: system\n")

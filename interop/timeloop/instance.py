@@ -106,9 +106,7 @@ def _translate_permutation(permutation: list[str], problem: ProblemRead) -> list
 def build(files: Files) -> Imported:
     """The mapcert instance of merged Timeloop files (problem and architecture, optionally ERT and constraints)."""
     problem = read_problem(files)
-    problem_part = files.get("problem")
-    shape = problem_part.value.get("shape") if isinstance(problem_part.value, dict) else None
-    dim_names = list(shape.get("dimensions")) if isinstance(shape, dict) else ["C", "M", "R", "S", "N", "P", "Q"]
+    dim_names = problem.dimension_names
     arch, part = read_architecture(files, problem, dim_names)
     apply_energies(arch, files)
     names = Names(dims=dict(problem.dims), all_dims=dim_names, dataspaces=dict(problem.dataspaces),

@@ -61,6 +61,8 @@ class ProblemRead:
     shape_name: str = ""
     dropped: list[str] = field(default_factory=list)
     """Problem dimensions of extent 1 that play no role (kept out of the layer)."""
+    dimension_names: list[str] = field(default_factory=list)
+    """Every dimension of the shape, in the shape's order (built-in shape included)."""
 
     def tensor_of(self, name: str) -> str | None:
         """The mapcert tensor of data space ``name`` (None when unknown)."""
@@ -93,6 +95,11 @@ def _terms(entry, part: Part, path: tuple) -> list[tuple[str, object]]:
     return out
 
 
+def _names_cnn_layer(name: str) -> bool:
+    """Whether ``name`` is Timeloop's built-in convolution shape (its spellings)."""
+    return name.lower().replace("_", "-") in ("cnn-layer", "conv2d")
+
+
 def read_problem(files: Files) -> ProblemRead:
     """The layer of the merged files' ``problem``; refuses what is not a convolution or matrix multiply."""
     part = files.get("problem")
@@ -104,10 +111,17 @@ def read_problem(files: Files) -> ProblemRead:
     shape = raw.get("shape", CNN_LAYER)
     shape_path: tuple = ("shape",)
     if isinstance(shape, str):
-        if shape.lower().replace("_", "-") not in ("cnn-layer", "cnn_layer", "conv2d"):
+        if not _names_cnn_layer(shape):
             part.fail(shape_path, f"names the shape {shape!r}; give the shape itself (dimensions, data_spaces), "
                                   "or cnn-layer")
         shape = CNN_LAYER
+    elif isinstance(shape, dict) and not ({"dimensions", "data_spaces", "data-spaces"} & set(shape)):
+        # ``shape: {name: CNN-Layer}``: Timeloop then loads its built-in shape of that name
+        name = shape.get("name")
+        if not (isinstance(name, str) and _names_cnn_layer(name)):
+            part.fail(shape_path, f"names the shape {name!r} without its dimensions and data_spaces; mapcert "
+                                  "knows only Timeloop's built-in CNN-Layer, so give the shape itself")
+        shape = {**CNN_LAYER, "name": name}
     if not isinstance(shape, dict):
         part.fail(shape_path, "must be a mapping with dimensions and data_spaces")
     instance = raw.get("instance")
@@ -264,7 +278,8 @@ def read_problem(files: Files) -> ProblemRead:
     workload["precision"] = {"inputs": 8, "weights": 8, "outputs": 8, "psums": 8}
     return ProblemRead(workload=workload, dims=dims,
                        dataspaces={"inputs": in_space[0], "weights": w_space[0], "outputs": out_space[0]},
-                       shape_name=str(shape.get("name", "")), dropped=dropped)
+                       shape_name=str(shape.get("name", "")), dropped=dropped,
+                       dimension_names=list(dimensions))
 
 
 def raise_missing(files: Files, key: str, message: str):
