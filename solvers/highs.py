@@ -68,14 +68,20 @@ def solve_highs(
     threads: int = 0,
     extra_options: dict | None = None,
     solver: Highs | None = None,
+    objective_scale: float = 1.0,
 ) -> SolverOutcome:
     """Solve to a zero gap within ``time_limit`` seconds from this call,
     translation included.  With an integer-valued objective an absolute gap
     just under one unit already proves optimality, which spares HiGHS from
     chasing the last floating-point digits.  ``bound`` is None when HiGHS
-    proved none (stopped before its first dual bound)."""
+    proved none (stopped before its first dual bound).
+
+    ``objective_scale``: the model's objective is its integer-valued units
+    times this power of two (to keep HiGHS' costs of order one); the gap is
+    one unit scaled the same way, and the objective and bound are returned
+    in units."""
     start = time.perf_counter()
-    options = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.999 if integral_objective else 0.0,
+    options = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.999 * objective_scale if integral_objective else 0.0,
                "solve_relaxation": False}  # a persistent solver may have solved a relaxation last
     if threads or threads_fixed():
         options["threads"] = threads or solver_threads()
@@ -104,11 +110,15 @@ def solve_highs(
     bound = results.objective_bound
     if bound is not None and (math.isinf(bound) or math.isnan(bound)):
         bound = None
+    objective = results.incumbent_objective if has_solution else None
+    if objective_scale != 1.0:
+        objective = None if objective is None else objective / objective_scale
+        bound = None if bound is None else bound / objective_scale
     return SolverOutcome(
         backend="milp",
         proved=term == TerminationCondition.convergenceCriteriaSatisfied and has_solution,
         infeasible=infeasible,
-        objective=results.incumbent_objective if has_solution else None,
+        objective=objective,
         bound=bound,
         wall_time_s=time.perf_counter() - start,
         values=values,

@@ -37,9 +37,17 @@ MIN_POOL_SECONDS = 10.0
 process imports nothing (it is forked from a server) but builds and
 translates its model, a second or two on the largest layers."""
 
-MIP_OPTIONS = {"mip_feasibility_tolerance": 1e-7}
+PRESOLVE_PROBING = 1 << 15
+"""HiGHS' presolve rule 15 (probing), as a bit of ``presolve_rule_off``."""
+
+MIP_OPTIONS = {"mip_feasibility_tolerance": 1e-7, "presolve_rule_off": PRESOLVE_PROBING}
 """HiGHS options of every piece (as of the whole model): a tight
-feasibility tolerance, so that a claimed mapping is one ``evaluate`` confirms."""
+feasibility tolerance, so that a claimed mapping is one ``evaluate``
+confirms, and presolve without probing. Probing fixes Booleans by trying
+each; on these models it took 6 to 9 s of a piece's presolve on
+ResNet-18's conv1 on ``eyeriss`` and saved little branching (one refuted
+piece: 28 s with probing, 20 s without). Presolve's other rules stay on
+(``docs/tiling-multilevel.md``, "Exact methods")."""
 
 
 @dataclass
@@ -53,6 +61,12 @@ class PieceModel:
     rows: object
     solver: object
 
+    def fix(self, combo: tuple[str, ...]) -> None:
+        """Fix ``sigma`` to the piece ``combo`` (a stationary tensor per level)."""
+        for level, owner in enumerate(combo):
+            for X in TENSORS:
+                self.builder.boolean(("sigma", level, X)).fix(1 if X == owner else 0)
+
     def solve(self, combo: tuple[str, ...], cutoff: float | None, refuting: bool,
               seconds: float) -> "PieceResult":
         """Solve the piece ``combo`` (a stationary tensor per level) for a
@@ -65,15 +79,13 @@ class PieceModel:
         from .milp import decode_milp
 
         m = self.model
-        for level, owner in enumerate(combo):
-            for X in TENSORS:
-                self.builder.boolean(("sigma", level, X)).fix(1 if X == owner else 0)
+        self.fix(combo)
         if m.find_component("cutoff") is not None:
             m.del_component("cutoff")
         if cutoff is not None:
             # only strictly better mappings are of interest: "infeasible" then means none is in this piece
             # (the restriction's own ``below`` is already a constraint of the model)
-            m.cutoff = pyo.Constraint(expr=m.objective.expr <= cutoff)
+            m.cutoff = pyo.Constraint(expr=self.builder.objective_units <= cutoff)
         if refuting and relaxation_infeasible(m, seconds, self.solver):
             # the LP relaxation cannot reach below the cutoff: nothing better here (on ResNet-18's conv1
             # on eyeriss, 10 of 27 pieces, each in 0.1 s where the MIP's presolve took 3-13 s)
@@ -83,7 +95,8 @@ class PieceModel:
         # -> 6.5 s for one piece); branching still finds better mappings
         options = {**MIP_OPTIONS, "mip_heuristic_effort": 0.0 if refuting else 0.05}
         outcome = solve_highs(m, lambda _: decode_milp(self.problem, self.builder, self.rows), seconds,
-                              integral_objective=True, extra_options=options, solver=self.solver)
+                              integral_objective=True, extra_options=options, solver=self.solver,
+                              objective_scale=self.builder.objective_scale)
         return PieceResult(combo, True, outcome=outcome)
 
 
