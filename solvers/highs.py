@@ -60,6 +60,22 @@ def load_model(solver: Highs, model: pyo.ConcreteModel) -> float:
     return time.perf_counter() - start
 
 
+def objective_scale(magnitude: float | None) -> float:
+    """The power of two that brings an integer-valued objective of about
+    ``magnitude`` units to about a thousand (1 when unknown or already small).
+
+    The multi-level MILP's units of energy reach 1e9 on real layers, where
+    HiGHS warns of excessive costs; scaled, ResNet-18's conv1 on
+    ``eyeriss`` took 279 s of pieces instead of 292 s (a small gain,
+    ``docs/tiling-multilevel.md``, "Exact methods"). A power of two is
+    exact in floating point, and ``solve_highs`` scales the gap and the
+    values back, so a proof means what it meant before: no solution one
+    unit better."""
+    if magnitude is None or magnitude <= 2 ** 11:
+        return 1.0
+    return 2.0 ** -(math.floor(math.log2(magnitude)) - 10)
+
+
 def solve_highs(
     model: pyo.ConcreteModel,
     read_values: Callable[[pyo.ConcreteModel], object],

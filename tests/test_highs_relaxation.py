@@ -37,3 +37,28 @@ def test_the_solver_returns_to_integers_after_a_relaxation():
     relaxation_infeasible(m, 10, solver)
     outcome = solve_highs(m, lambda model: [round(pyo.value(model.x[i]), 6) for i in range(3)], 10, solver=solver)
     assert outcome.proved and outcome.objective == -8 and outcome.values == [1.0, 0.0, 1.0]
+
+
+def test_a_scaled_objective_is_proved_to_one_unit_and_reported_in_units():
+    """Costs of 1e8 scaled by 2^-20: the gap must be one unit scaled alike, or HiGHS would stop a
+    million units short; the proved optimum is the brute-force one, in units."""
+    import itertools
+    import random
+
+    from mapcert.solvers.highs import objective_scale
+
+    rng = random.Random(3)
+    sizes = [rng.randint(10**8, 2 * 10**8) for _ in range(10)]
+    target = sum(sizes) // 2 + 1
+    best = min(s for pick in itertools.product((0, 1), repeat=len(sizes))
+               if (s := sum(a * x for a, x in zip(sizes, pick))) >= target)
+    scale = objective_scale(best)
+    assert scale == 2.0 ** -(best.bit_length() - 1 - 10)
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(range(len(sizes)), domain=pyo.Binary)
+    units = sum(a * m.x[i] for i, a in enumerate(sizes))
+    m.room = pyo.Constraint(expr=units >= target)
+    m.objective = pyo.Objective(expr=scale * units, sense=pyo.minimize)
+    outcome = solve_highs(m, lambda model: None, 60, objective_scale=scale)
+    assert outcome.proved and outcome.objective == best and outcome.bound <= best
+    assert objective_scale(None) == objective_scale(2048) == 1.0

@@ -41,7 +41,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 import pyomo.environ as pyo
 
-from ....solvers.highs import load_model, new_highs, solve_highs
+from ....solvers.highs import load_model, new_highs, objective_scale, solve_highs
 from ....solvers.outcome import SolverOutcome
 from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction, layer_extent
 from .cost import window_rows
@@ -534,20 +534,6 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     m.objective = pyo.Objective(expr=b.objective_scale * expr, sense=pyo.minimize)
     return m, b, rows, scale, constant
 
-
-def objective_scale(magnitude: float | None) -> float:
-    """The power of two that brings an objective of about ``magnitude``
-    model units to about a thousand (1 when unknown or already small).
-
-    Model units of energy reach 1e9 on real layers, and HiGHS' simplex and
-    cut separation work worse on costs that large: on ResNet-18's conv1 on
-    ``eyeriss`` a refuted piece took 20 s with the costs as they are and
-    11 s scaled by 2^-20. A power of two is exact in floating point, and
-    ``solve_highs`` scales the gap and the values back, so a proof means
-    what it meant before: no mapping one model unit better."""
-    if magnitude is None or magnitude <= 2 ** 11:
-        return 1.0
-    return 2.0 ** -(math.floor(math.log2(magnitude)) - 10)
 
 
 def _halo_sweeps(b: _Model, problem: MultiLevelProblem, rows, nontrivial):

@@ -37,16 +37,11 @@ MIN_POOL_SECONDS = 10.0
 process imports nothing (it is forked from a server) but builds and
 translates its model, a second or two on the largest layers."""
 
-PRESOLVE_PROBING = 1 << 15
-"""HiGHS' presolve rule 15 (probing), as a bit of ``presolve_rule_off``."""
-
-MIP_OPTIONS = {"mip_feasibility_tolerance": 1e-7, "presolve_rule_off": PRESOLVE_PROBING}
+MIP_OPTIONS = {"mip_feasibility_tolerance": 1e-7}
 """HiGHS options of every piece (as of the whole model): a tight
 feasibility tolerance, so that a claimed mapping is one ``evaluate``
-confirms, and presolve without probing. Probing fixes Booleans by trying
-each; on these models it took 6 to 9 s of a piece's presolve on
-ResNet-18's conv1 on ``eyeriss`` and saved little branching (one refuted
-piece: 28 s with probing, 20 s without). Presolve's other rules stay on
+confirms. Presolve keeps every rule: without probing a large layer's
+pieces go faster and a small layer's much slower
 (``docs/tiling-multilevel.md``, "Exact methods")."""
 
 
