@@ -13,12 +13,12 @@ import math
 import time
 from dataclasses import dataclass, replace
 
-from ....solvers.cpsat import solve_cpsat
+from ....solvers.cpsat import default_workers, solve_cpsat
 from ....solvers.outcome import relative_gap
 from ...family import Secondary
 from .problem import MultiLevelMapping, MultiLevelProblem, Restriction, mapping_problems
 from .cost import MultiLevelMetrics, evaluate_multilevel
-from .canonical import canonical_optimum
+from .canonical import canonical_optimum, proves_canonically
 from .cpsat import CPSAT_OBJECTIVES, add_hint, build_multilevel_cpsat, decode
 from .enumeration import enumerate_multilevel
 from .milp import solve_multilevel_milp
@@ -56,6 +56,8 @@ class MultiLevelResult:
     message: str = ""
     secondary: tuple[Secondary, ...] = ()
     """Each secondary objective's value, proved least among the optima of the objectives before it or not."""
+    canonical: bool = False
+    """Whether the proof was the canonical run itself (``canonical.py``), so its mapping is the canonical one."""
 
     @property
     def gap(self) -> float | None:
@@ -120,7 +122,7 @@ def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_lim
     result = _solve_multilevel(problem, method, limit, workers, start)
     if result.status != "optimal":
         return _with_secondary(problem, result, ())
-    if not problem.secondary and (not canonical or problem.objective not in CPSAT_OBJECTIVES):
+    if not problem.secondary and (not canonical or problem.objective not in CPSAT_OBJECTIVES or result.canonical):
         return result
 
     def remaining() -> float:
@@ -278,7 +280,7 @@ def _solve_with_divisor_start(problem: MultiLevelProblem, method: str, limit: fl
     note = (f"the partial-tile search ended without a better mapping; this is the divisor space's "
             f"{'optimum' if seed.status == 'optimal' else 'best mapping'}, a mapping of this space too")
     return replace(result, status="feasible", mapping=seed.mapping, metrics=seed.metrics, objective=seed.objective,
-                   message="; ".join(m for m in (result.message, note) if m))
+                   canonical=False, message="; ".join(m for m in (result.message, note) if m))
 
 
 def _per_pe_bandwidth(problem: MultiLevelProblem) -> bool:
@@ -304,7 +306,9 @@ def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restricti
         if hint is not None:
             add_hint(problem, builder, rows, x, o, hint)
         outcome = solve_cpsat(builder.m, lambda s: decode(problem, rows, x, o, s, builder.keep, builder.halo_dims), remaining, workers)
+        canonical = proves_canonically(problem, workers or default_workers(), restriction, hint is not None)
     else:
+        canonical = False
         try:
             outcome, scale, constant = solve_multilevel_milp(problem, limit, restriction, workers)
         except ValueError as exc:
@@ -343,7 +347,8 @@ def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restricti
                    f"loops, gives {value:,.6g}, the value reported")
     else:
         message = f"{method} claimed {claimed}, evaluate says {value}"
-    return MultiLevelResult(status, method, outcome.values, metrics, value, bound, wall, message)
+    return MultiLevelResult(status, method, outcome.values, metrics, value, bound, wall, message,
+                            canonical=canonical and status == "optimal")
 
 
 def _searched(problem: MultiLevelProblem, method: str, found, start: float, how: str) -> MultiLevelResult:
