@@ -13,6 +13,12 @@ from .outcome import SolverOutcome
 from .threads import SWEEP_JOB_VARIABLE, solver_threads
 
 
+CPSAT_SEED = 0
+"""CP-SAT's random seed in every solve: with one worker the search is then
+the same on every run, which the canonical optimum relies on
+(``formulations/tiling/multilevel/canonical.py``)."""
+
+
 def default_workers() -> int:
     """CP-SAT's search workers: one per allowed solver thread (``solvers/threads.py``)."""
     return solver_threads()
@@ -35,7 +41,7 @@ def solve_cpsat(
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(0.01, float(time_limit))
     solver.parameters.num_workers = workers or default_workers()
-    solver.parameters.random_seed = 0
+    solver.parameters.random_seed = CPSAT_SEED
     if os.environ.get(SWEEP_JOB_VARIABLE):
         # in a sweep, Ctrl-C must stop the sweep, not end this search early and
         # let a half-finished answer be stored as the job's result
