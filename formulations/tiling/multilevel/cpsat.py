@@ -262,7 +262,14 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
     for l in range(K):
         for X in TENSORS:
             m.Add(sum(nontrivial[l][d] for d in REUSE_GROUPS[X]) == 0).OnlyEnforceIf(triv_group[l][X])
+            m.Add(sum(nontrivial[l][d] for d in REUSE_GROUPS[X]) >= 1).OnlyEnforceIf(triv_group[l][X].Not())
             m.Add(sum(nontrivial[l][d] for d in RELEVANT[X]) == 0).OnlyEnforceIf(triv_rel[l][X])
+            m.Add(sum(nontrivial[l][d] for d in RELEVANT[X]) >= 1).OnlyEnforceIf(triv_rel[l][X].Not())
+    settled = settled_rankings(problem)
+    for l in range(K):
+        if l not in settled:
+            _one_ranking_per_order(m, o[l], triv_group[l])
+
     irr = [{X: b.product([factor[l][d] for d in REUSE_GROUPS[X]], macs, f"irr{l}{X[0]}") for X in TENSORS}
            for l in range(K)]
     if problem.factors != "divisors":
@@ -281,8 +288,12 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
             for i in range(j + 1, l):
                 m.AddImplication(free, triv_rel[i][X])
             for k, ranking in enumerate(GROUP_RANKINGS):
-                for Y in ranking[: ranking.index(X)]:
+                inside = ranking[: ranking.index(X)]
+                for Y in inside:
                     m.AddBoolOr([free.Not(), o[j][k].Not(), triv_group[j][Y]])
+                # and free whenever it may be (the cost model's rule), so no search branches on it
+                m.AddBoolOr([free, o[j][k].Not()] + [triv_group[j][Y].Not() for Y in inside]
+                            + [triv_rel[i][X].Not() for i in range(j + 1, l)])
         return free
 
     def refetch(l, X):
@@ -477,6 +488,22 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
 
 EXACT_FLOAT = 2**53
 """Integers up to here are exact as floats: an EDP cap beyond it is refused."""
+
+
+def _one_ranking_per_order(m, orders, trivial) -> None:
+    """Of the rankings that differ only in where groups without a loop of
+    more than one trip sit, allow one: those groups outermost, among
+    themselves in ``TENSORS`` order from the inside out. The cost reads a
+    ranking only through the groups ranked inside a non-trivial one
+    (``free`` flags, halo sweeps, the outermost rule for partial tiles), so
+    the one kept costs what the others do (docs/tiling-multilevel.md,
+    "One ranking per loop order")."""
+    for k, ranking in enumerate(GROUP_RANKINGS):
+        for i, Y in enumerate(ranking):
+            for Z in ranking[i + 1:]:  # Y ranked inside Z
+                m.AddBoolOr([orders[k].Not(), trivial[Y].Not(), trivial[Z]])
+                if TENSORS.index(Y) > TENSORS.index(Z):
+                    m.AddBoolOr([orders[k].Not(), trivial[Y].Not(), trivial[Z].Not()])
 
 
 def _edp_cap(b: _Builder, energy, latency, limit: int) -> None:
