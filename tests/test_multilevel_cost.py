@@ -110,6 +110,32 @@ def test_group_orders_lose_nothing(layer, seed):
         assert best_offchip <= other.offchip_bytes
 
 
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(small_layers(), st.integers(0, 10**6))
+def test_canonical_ranking_keeps_every_access_count(layer, seed):
+    """Moving the groups without a loop of more than one trip outermost
+    (the one ranking per loop order the CP-SAT model allows) changes no
+    access count, for every group order at every level."""
+    from mapcert.formulations.tiling.multilevel.space import (GROUP_ORDERS, GROUP_RANKINGS, canonical_ranking,
+                                                              group_order)
+    from mapcert.formulations.tiling.multilevel.problem import REUSE_GROUPS
+    rnd = random.Random(seed)
+    problem = MultiLevelProblem(layer, THREE_LEVELS)
+    base = random_multilevel_mapping(problem, rnd, full_orders=False)
+    rankings = [rnd.choice(GROUP_RANKINGS) for _ in base.levels]
+    canonical = [canonical_ranking(r, {X for X in REUSE_GROUPS if all(lv.factors.get(d, 1) == 1
+                                                                      for d in REUSE_GROUPS[X])})
+                 for r, lv in zip(rankings, base.levels)]
+
+    def with_rankings(rs):
+        return MultiLevelMapping(levels=tuple(LevelLoops(lv.factors, group_order(r)) for lv, r in zip(base.levels, rs)),
+                                 fanouts=base.fanouts)
+
+    before, after = (evaluate_multilevel(problem, with_rankings(rs)) for rs in (rankings, canonical))
+    assert (before.reads, before.writes) == (after.reads, after.writes)
+    assert all(group_order(r) in GROUP_ORDERS for r in canonical)
+
+
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(small_layers(), st.integers(0, 10**6), st.sampled_from([(False, True), (True, True), (False, False)]),
        st.sampled_from([("inputs", "weights", "outputs"), ("inputs", "outputs"), ("weights",)]))

@@ -30,8 +30,8 @@ from .bypass import links as fill_paths
 from .clipped_cost import WINDOWS, ClippedTables, path_sides
 from .cost import TENSORS, window_rows
 from .rows import fanout_factor, tile_extent
-from .space import (GROUP_ORDERS, GROUP_RANKINGS, axes_interchangeable, dim_choices, mapping_from_choice,
-                    settled_rankings)
+from .space import (GROUP_ORDERS, GROUP_RANKINGS, axes_interchangeable, canonical_ranking, dim_choices,
+                    mapping_from_choice, settled_rankings)
 from .terms import boundaries, halo_value
 from .halo import AXIS_DIMS, WINDOW_DIMS, group_of, innermost_in_group
 
@@ -709,11 +709,17 @@ def add_hint(problem: MultiLevelProblem, b: _Builder, rows, x, o, mapping) -> No
         row = mapping.row(d, len(problem.hierarchy.fanouts))
         for i, candidate in enumerate(rows[d]):
             b.m.AddHint(x[d][i], tuple(int(v) for v in candidate) == row)
+    settled = settled_rankings(problem)
     for l in range(K):
         order = tuple(mapping.levels[l].order)
         if order in GROUP_ORDERS:
-            for k, candidate in enumerate(GROUP_ORDERS):
-                b.m.AddHint(o[l][k], candidate == order)
+            ranking = GROUP_RANKINGS[GROUP_ORDERS.index(order)]
+            if l not in settled:  # the model keeps one ranking per loop order
+                factors = mapping.levels[l].factors
+                ranking = canonical_ranking(ranking, {X for X in TENSORS
+                                                      if all(factors.get(d, 1) == 1 for d in REUSE_GROUPS[X])})
+            for k, candidate in enumerate(GROUP_RANKINGS):
+                b.m.AddHint(o[l][k], candidate == ranking)
     if mapping.keep is not None:
         for l, level in enumerate(b.keep):
             for X, v in level.items():

@@ -236,6 +236,16 @@ def settled_rankings(problem: MultiLevelProblem) -> dict[int, tuple[str, ...]]:
     return settled
 
 
+def canonical_ranking(ranking: tuple[str, ...], trivial: set[str]) -> tuple[str, ...]:
+    """The one ranking the CP-SAT model allows for the loop order of
+    ``ranking`` at a level where the groups in ``trivial`` have no loop of
+    more than one trip: the others in ``ranking``'s order, innermost, then
+    the trivial ones in (inputs, weights, outputs) order
+    (docs/tiling-multilevel.md, "One ranking per loop order")."""
+    return tuple(X for X in ranking if X not in trivial) + tuple(
+        X for X in ("inputs", "weights", "outputs") if X in trivial)
+
+
 def level_orders(problem: MultiLevelProblem) -> list[tuple[tuple[str, ...], ...]]:
     """Per level, the group orders a search must try (one where the order is
     settled); with halo reuse, each also with every window dimension
