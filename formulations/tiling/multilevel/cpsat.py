@@ -146,7 +146,8 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
     o = [[m.NewBoolVar(f"o_{l}_{k}") for k in range(len(GROUP_ORDERS))] for l in range(K)]
     for l in range(K):
         m.AddExactlyOne(o[l])
-    for l, ranking in settled_rankings(problem).items():  # the order cannot matter there
+    settled = settled_rankings(problem)
+    for l, ranking in settled.items():  # the order cannot matter there
         m.Add(o[l][GROUP_RANKINGS.index(ranking)] == 1)
 
     # per-dimension quantities, linear in the row choice
@@ -265,7 +266,6 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
             m.Add(sum(nontrivial[l][d] for d in REUSE_GROUPS[X]) >= 1).OnlyEnforceIf(triv_group[l][X].Not())
             m.Add(sum(nontrivial[l][d] for d in RELEVANT[X]) == 0).OnlyEnforceIf(triv_rel[l][X])
             m.Add(sum(nontrivial[l][d] for d in RELEVANT[X]) >= 1).OnlyEnforceIf(triv_rel[l][X].Not())
-    settled = settled_rankings(problem)
     for l in range(K):
         if l not in settled:
             _one_ranking_per_order(m, o[l], triv_group[l])
