@@ -326,7 +326,8 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
             cons.add(sum(b.boolean(("pair", a, i, j)) for i in range(len(rows[a]))) == b.boolean(("x", w, j)))
     for l in range(K):
         cons.add(sum(b.boolean(("sigma", l, X)) for X in TENSORS) == 1)
-    for l, ranking in settled_rankings(problem).items():  # the order cannot matter there
+    settled = settled_rankings(problem)
+    for l, ranking in settled.items():  # the order cannot matter there
         cons.add(b.boolean(("sigma", l, ranking[0])) == 1)
     if axes_interchangeable(problem):
         # swapping (P, R) with (Q, S) keeps the cost: keep the copy with P's row index <= Q's
@@ -347,6 +348,21 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
 
     def nontrivial(l, d):
         return sum(b.boolean(("x", d, i)) for i, r in enumerate(rows[d]) if r[l] > 1)
+
+    if not problem.halo and problem.factors == "divisors":
+        # the stationary tensor is the one whose group is innermost among those with a loop of more than
+        # one trip (the inputs' when none has one): every mapping keeps a copy, and the pieces that fix
+        # sigma no longer hold mappings that another piece costs lower (docs/tiling-multilevel.md,
+        # "Stationary tensors instead of orders")
+        for l in range(K):
+            if l in settled:
+                continue
+            busy = {X: sum(nontrivial(l, d) for d in REUSE_GROUPS[X]) for X in TENSORS}
+            for X in ("weights", "outputs"):
+                cons.add(b.boolean(("sigma", l, X)) <= busy[X])
+            for X in ("weights", "outputs"):
+                for d in REUSE_GROUPS[X]:
+                    cons.add(b.boolean(("sigma", l, "inputs")) + nontrivial(l, d) <= 1 + busy["inputs"])
 
     # every fan-out: the products of its rows' and its columns' factors must fit
     for f, fan in enumerate(hier.fanouts):
@@ -689,6 +705,26 @@ def _incumbent(problem: MultiLevelProblem, restriction: Restriction):
     return best
 
 
+def stationary_choices(problem: MultiLevelProblem) -> list[tuple[str, ...]]:
+    """Per level, the stationary tensors a piece may fix: the settled
+    ranking's innermost group where the order cannot matter; otherwise
+    every tensor, except, over divisor factors without halo reuse, one
+    whose reuse group has no loop of more than one trip at the level in any
+    row (the model requires the stationary group to have one, unless it is
+    the inputs')."""
+    settled = settled_rankings(problem)
+    strict = not problem.halo and problem.factors == "divisors"
+    rows = {d: dim_choices(problem, d) for d in DIMS}
+    choices = []
+    for l in range(len(problem.hierarchy.levels)):
+        if l in settled:
+            choices.append((settled[l][0],))
+            continue
+        choices.append(tuple(X for X in TENSORS if not strict or X == "inputs"
+                             or any((rows[d][:, l] > 1).any() for d in REUSE_GROUPS[X])))
+    return choices
+
+
 def _stationary(mapping) -> tuple[str, ...]:
     """Per level, the tensor whose reuse group is innermost among the level's
     non-trivial groups (the first tensor when every group is trivial)."""
@@ -904,8 +940,7 @@ def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Res
                                  best_mapping, message), scale, constant
         whole_bound = whole.bound
     K = len(problem.hierarchy.levels)
-    fixed_orders = settled_rankings(problem)
-    combos = list(itertools.product(*((fixed_orders[l][0],) if l in fixed_orders else TENSORS for l in range(K))))
+    combos = list(itertools.product(*stationary_choices(problem)))
     if best_mapping is not None:  # the incumbent's own piece first: a better cutoff for all the others
         own = _stationary(best_mapping)
         combos.sort(key=lambda combo: combo != own)
