@@ -185,6 +185,42 @@ def test_milp_pieces_in_a_pool_of_processes_find_the_optimum(monkeypatch):
         assert "in 2 processes" in got.message, got.message
 
 
+def test_a_piece_unfinished_without_probing_is_solved_again_with_it(monkeypatch):
+    """Every first attempt (no probing) runs out of time, the second one
+    (with probing) settles the piece, whatever the first found: the
+    enumerated optimum, and the time of a probing attempt is kept as the
+    next first attempt's budget."""
+    import mapcert.formulations.tiling.multilevel.milp as milp
+    import mapcert.formulations.tiling.multilevel.milp_pieces as pieces
+    from mapcert.solvers.outcome import SolverOutcome
+
+    real = pieces.solve_highs
+    attempts = []
+
+    def first_attempts_run_out(model, read_values, limit, **kwargs):
+        probing = kwargs["extra_options"]["presolve_rule_off"] == 0
+        attempts.append(probing)
+        if probing:
+            return real(model, read_values, limit, **kwargs)
+        return SolverOutcome("highs", False, False, None, None, limit)
+
+    monkeypatch.setattr(milp, "WHOLE_MODEL_SECONDS", 0.0)
+    monkeypatch.setattr(pieces, "solve_highs", first_attempts_run_out)
+    models = []
+    real_model = pieces.PieceModel.__init__
+    monkeypatch.setattr(pieces.PieceModel, "__init__",
+                        lambda self, *a, **k: (real_model(self, *a, **k), models.append(self))[0])
+    layer = ConvLayer(name="a", N=1, M=4, C=2, P=4, Q=2, R=3, S=1, stride=(2, 1))
+    problem = MultiLevelProblem(layer, two_by_two_hierarchy(), objective="energy")
+    reference = solve_multilevel(problem, "enumerate")
+    got = solve_multilevel(problem, "milp", time_limit=60, workers=1, canonical=False)
+    assert reference.status == got.status == "optimal", got.message
+    assert got.objective == pytest.approx(reference.objective)
+    assert True in attempts and False in attempts
+    assert all(a != b for a, b in zip(attempts[::2], attempts[1::2]))  # each unfinished first one is followed
+    assert models and models[-1].probing_seconds is not None
+
+
 def test_milp_pieces_stay_in_this_process_where_a_pool_cannot_help(monkeypatch):
     """One worker, one piece, too little time, or a daemonic process (a Dask
     worker's, which may not have children): no pool."""

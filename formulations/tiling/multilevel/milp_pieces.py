@@ -45,6 +45,20 @@ pieces go faster and a small layer's much slower
 (``docs/tiling-multilevel.md``, "Exact methods")."""
 
 
+NO_PROBING = 1 << 15
+"""HiGHS' ``presolve_rule_off`` bit of probing."""
+
+QUICK_SECONDS = 1.0
+"""Seconds a piece is first given without presolve's probing, until a
+piece solved with it says how long that takes. Probing
+takes most of a large layer's pieces (6 to 9 s of each of ResNet-18's
+conv1 pieces on ``eyeriss``, whose branch and bound then ends at the
+root) and little of a small layer's, where branch and bound without it
+can take ten times longer; a short first attempt without it, then one
+with it, takes the better of both on most pieces
+(``docs/tiling-multilevel.md``, "Exact methods")."""
+
+
 @dataclass
 class PieceModel:
     """The MILP of one fixed hierarchy in a persistent HiGHS, whose pieces
@@ -55,6 +69,8 @@ class PieceModel:
     builder: object
     rows: object
     solver: object
+    probing_seconds: float | None = None
+    """How long the last piece solved with presolve's probing took."""
 
     def fix(self, combo: tuple[str, ...]) -> None:
         """Fix ``sigma`` to the piece ``combo`` (a stationary tensor per level)."""
@@ -89,9 +105,25 @@ class PieceModel:
         # spend time there without helping the proof (ResNet-18 conv1: 18 s
         # -> 6.5 s for one piece); branching still finds better mappings
         options = {**MIP_OPTIONS, "mip_heuristic_effort": 0.0 if refuting else 0.05}
-        outcome = solve_highs(m, lambda _: decode_milp(self.problem, self.builder, self.rows), seconds,
-                              integral_objective=True, extra_options=options, solver=self.solver,
-                              objective_scale=self.builder.objective_scale)
+        start = time.perf_counter()
+
+        def attempt(limit: float, probing: bool):
+            return solve_highs(m, lambda _: decode_milp(self.problem, self.builder, self.rows), limit,
+                               integral_objective=True, solver=self.solver,
+                               extra_options={**options, "presolve_rule_off": 0 if probing else NO_PROBING},
+                               objective_scale=self.builder.objective_scale)
+
+        # first without presolve's probing, for as long as a piece with it took last: most pieces end
+        # there; the rest start again with it (at most twice the better of the two, as in ski rental)
+        quick = attempt(min(seconds, self.probing_seconds or QUICK_SECONDS), probing=False)
+        left = seconds - (time.perf_counter() - start)
+        if quick.proved or quick.infeasible or left <= 0:
+            return PieceResult(combo, True, outcome=quick)
+        began = time.perf_counter()
+        outcome = attempt(left, probing=True)
+        self.probing_seconds = time.perf_counter() - began
+        if outcome.values is None and quick.values is not None and not outcome.infeasible:
+            outcome = quick  # the time ran out: keep the mapping the first attempt found
         return PieceResult(combo, True, outcome=outcome)
 
 
