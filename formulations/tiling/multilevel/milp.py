@@ -939,7 +939,6 @@ def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Res
             return SolverOutcome("highs", True, whole.infeasible, best, best, time.perf_counter() - start,
                                  best_mapping, message), scale, constant
         whole_bound = whole.bound
-    K = len(problem.hierarchy.levels)
     combos = list(itertools.product(*stationary_choices(problem)))
     if best_mapping is not None:  # the incumbent's own piece first: a better cutoff for all the others
         own = _stationary(best_mapping)
