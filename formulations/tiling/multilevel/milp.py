@@ -353,7 +353,7 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
         # the stationary tensor is the one whose group is innermost among those with a loop of more than
         # one trip (the inputs' when none has one): every mapping keeps a copy, and the pieces that fix
         # sigma no longer hold mappings that another piece costs lower (docs/tiling-multilevel.md,
-        # "Stationary tensors instead of orders")
+        # "The stationary group has trips")
         for l in range(K):
             if l in settled:
                 continue

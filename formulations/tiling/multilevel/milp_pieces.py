@@ -40,9 +40,8 @@ translates its model, a second or two on the largest layers."""
 MIP_OPTIONS = {"mip_feasibility_tolerance": 1e-7}
 """HiGHS options of every piece (as of the whole model): a tight
 feasibility tolerance, so that a claimed mapping is one ``evaluate``
-confirms. Presolve keeps every rule: without probing a large layer's
-pieces go faster and a small layer's much slower
-(``docs/tiling-multilevel.md``, "Exact methods")."""
+confirms. Whether presolve probes is decided per attempt
+(:data:`QUICK_SECONDS`)."""
 
 
 NO_PROBING = 1 << 15
