@@ -349,7 +349,7 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     def nontrivial(l, d):
         return sum(b.boolean(("x", d, i)) for i, r in enumerate(rows[d]) if r[l] > 1)
 
-    if not problem.halo and problem.factors == "divisors":
+    if _stationary_group_has_trips(problem):
         # the stationary tensor is the one whose group is innermost among those with a loop of more than
         # one trip (the inputs' when none has one): every mapping keeps a copy, and the pieces that fix
         # sigma no longer hold mappings that another piece costs lower (docs/tiling-multilevel.md,
@@ -705,6 +705,13 @@ def _incumbent(problem: MultiLevelProblem, restriction: Restriction):
     return best
 
 
+def _stationary_group_has_trips(problem: MultiLevelProblem) -> bool:
+    """Whether the model requires the stationary group to have a loop of
+    more than one trip (the inputs' excepted): over divisor factors without
+    halo reuse, where only a level's innermost such group matters."""
+    return not problem.halo and problem.factors == "divisors"
+
+
 def stationary_choices(problem: MultiLevelProblem) -> list[tuple[str, ...]]:
     """Per level, the stationary tensors a piece may fix: the settled
     ranking's innermost group where the order cannot matter; otherwise
@@ -713,7 +720,7 @@ def stationary_choices(problem: MultiLevelProblem) -> list[tuple[str, ...]]:
     row (the model requires the stationary group to have one, unless it is
     the inputs')."""
     settled = settled_rankings(problem)
-    strict = not problem.halo and problem.factors == "divisors"
+    strict = _stationary_group_has_trips(problem)
     rows = {d: dim_choices(problem, d) for d in DIMS}
     choices = []
     for l in range(len(problem.hierarchy.levels)):
