@@ -127,23 +127,32 @@ def results_in_order(futures: list[Future], names: list[str], progress=None) -> 
 
 
 def side_by_side(items: list, task: Callable, args_of: Callable, record: Callable, deadline: float, jobs: int,
-                 initializer=None, initargs: tuple = ()) -> list:
+                 initializer=None, initargs: tuple = (), then: Callable[[], list] | None = None) -> list:
     """Run ``task(*args_of(item))`` for each item in a pool of ``jobs`` processes.
 
     At most ``jobs`` items are under way at once, and ``args_of(item)`` is
     called when an item is sent, so it may use what the results so far
     taught (a search's cutoff, say). ``record(item, result)`` is called in
     this process as each result arrives. No item is sent after ``deadline``
-    (``time.perf_counter``). Returns the items without a result: those not
-    sent by the deadline, or, if a process of the pool died, every item not
-    answered, for the caller to run here or report.
+    (``time.perf_counter``). ``then``: called whenever every item sent so
+    far is answered, for more items to run in the same pool (a next phase,
+    which depends on the results so far); an empty list ends. Returns the items without a
+    result: those not sent by the deadline, or, if a process of the pool
+    died, every item not answered, for the caller to run here or report.
     """
     queue = list(items)
+    everything = list(items)
     pending: dict = {}
     answered: list = []
     try:
         with part_pool(jobs, initializer=initializer, initargs=initargs) as pool:
-            while queue or pending:
+            while queue or pending or then is not None:
+                if not queue and not pending:
+                    queue = list(then())
+                    everything += queue
+                    if not queue:
+                        then = None
+                    continue
                 while queue and len(pending) < jobs and time.perf_counter() < deadline:
                     item = queue.pop(0)
                     pending[pool.submit(task, *args_of(item))] = item
@@ -155,5 +164,5 @@ def side_by_side(items: list, task: Callable, args_of: Callable, record: Callabl
                     record(item, future.result())
                     answered.append(item)
     except BrokenProcessPool:
-        return [item for item in items if item not in answered]
+        return [item for item in everything if item not in answered]
     return queue

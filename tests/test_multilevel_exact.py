@@ -198,6 +198,8 @@ def test_a_piece_unfinished_without_probing_is_solved_again_with_it(monkeypatch)
     attempts = []
 
     def first_attempts_run_out(model, read_values, limit, **kwargs):
+        if kwargs["extra_options"].get("solve_relaxation"):  # a piece's relaxation, which orders the pieces
+            return real(model, read_values, limit, **kwargs)
         probing = kwargs["extra_options"]["presolve_rule_off"] == 0
         attempts.append(probing)
         if probing:
@@ -219,6 +221,48 @@ def test_a_piece_unfinished_without_probing_is_solved_again_with_it(monkeypatch)
     assert True in attempts and False in attempts
     assert all(a != b for a, b in zip(attempts[::2], attempts[1::2]))  # each unfinished first one is followed
     assert models and models[-1].probing_seconds is not None
+
+
+def test_milp_pieces_are_solved_best_first_and_refuted_by_their_relaxations():
+    """Pieces in the order of their relaxations' optima (ties in the given
+    order); a piece whose relaxation is infeasible, or above the cutoff
+    when its turn comes, is refuted without a solve, and one whose
+    relaxation is unknown is solved last."""
+    from mapcert.formulations.tiling.multilevel.milp_pieces import PieceResult, Relaxation, solve_pieces
+    from mapcert.solvers.outcome import SolverOutcome
+
+    relaxations = {"a": Relaxation(False, 50.0), "b": Relaxation(False, 10.0), "c": Relaxation(True, None),
+                   "d": Relaxation(False, None), "e": Relaxation(False, 30.0), "f": Relaxation(False, 10.0)}
+    optima = {"a": 60, "b": 40, "d": 35, "e": 30, "f": 45}
+    solved, recorded, best = [], [], [100.0]
+
+    class Local:
+        def relaxation(self, combo, seconds):
+            return relaxations[combo[0]]
+
+        def solve(self, combo, cutoff, refuting, seconds, relaxed=None):
+            if relaxed is not None and relaxed.refutes(cutoff):
+                return PieceResult(combo, True, refuted_by_relaxation=True)
+            solved.append(combo[0])
+            value = optima[combo[0]]
+            outcome = SolverOutcome("highs", value <= cutoff, value > cutoff, value if value <= cutoff else None,
+                                    None, 0.0)
+            return PieceResult(combo, True, outcome=outcome)
+
+    def record(piece):
+        recorded.append(piece.combo[0])
+        if piece.outcome is not None and piece.outcome.objective is not None:
+            best[0] = min(best[0], piece.outcome.objective)
+
+    import time
+
+    combos = [(name,) for name in "abcdef"]
+    solve_pieces(Local(), combos, lambda: best[0] - 0.5, lambda: True, record, time.perf_counter() + 60, 1, ())
+    assert sorted(recorded) == list("abcdef")
+    assert solved == ["b", "f", "e", "d"]  # c infeasible; a's relaxation (50) is above the cutoff (29.5) by then
+    assert best[0] == 30
+    assert Relaxation(False, 100.0).refutes(99.0) and not Relaxation(False, 100.0).refutes(99.99999)
+    assert not Relaxation(False, None).refutes(1.0) and Relaxation(True, None).refutes(None)
 
 
 def test_milp_pieces_stay_in_this_process_where_a_pool_cannot_help(monkeypatch):

@@ -180,3 +180,19 @@ def test_pool_processes_end_with_the_process_that_started_them(tmp_path):
     while any(alive(pid) for pid in pids) and time.time() < deadline:
         time.sleep(0.2)
     assert not any(alive(pid) for pid in pids), "pool processes outlived their parent"
+
+
+def test_side_by_side_runs_the_next_phase_with_what_the_last_one_taught():
+    """``then`` is asked for more items each time everything sent is
+    answered; the next phase sees every result of the one before."""
+    import time
+
+    from mapcert.part_pool import side_by_side
+
+    results: dict = {}
+    phases = [lambda: [("square", sum(results.values()))], lambda: []]
+    left = side_by_side([("square", 2), ("square", 3)], pow, lambda item: (item[1], 2),
+                        lambda item, value: results.__setitem__(item, value), time.perf_counter() + 60, 2,
+                        then=lambda: phases.pop(0)())
+    assert left == [] and not phases
+    assert results == {("square", 2): 4, ("square", 3): 9, ("square", 13): 169}

@@ -3,7 +3,8 @@
 A piece fixes the stationary tensor of every level (``sigma``) in the model
 of one fixed hierarchy and asks HiGHS for a mapping strictly better than the
 best known (the cutoff). Pieces depend on each other only through that
-cutoff, so they form a task list. HiGHS' branch and bound runs on one core;
+cutoff, so they form a task list, taken best first: in the order of their
+LP relaxations' optima, after those relaxations. HiGHS' branch and bound runs on one core;
 on a machine with more, each process of a pool holds its own copy of the
 model in a persistent HiGHS (built once per process, the way the serial
 route builds it once) and is sent pieces with the cutoff of the moment. A
@@ -22,6 +23,7 @@ must do so under ``if __name__ == "__main__":``.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import time
 from dataclasses import dataclass
@@ -77,18 +79,32 @@ class PieceModel:
             for X in TENSORS:
                 self.builder.boolean(("sigma", level, X)).fix(1 if X == owner else 0)
 
+    def relaxation(self, combo: tuple[str, ...], seconds: float) -> "Relaxation":
+        """The LP relaxation of the piece ``combo`` without a cutoff (the
+        restriction's own ``below`` stays), within ``seconds``."""
+        m = self.model
+        self.fix(combo)
+        if m.find_component("cutoff") is not None:
+            m.del_component("cutoff")
+        outcome = solve_highs(m, lambda _: None, seconds, integral_objective=False, solver=self.solver,
+                              extra_options={"solve_relaxation": True}, objective_scale=self.builder.objective_scale)
+        return Relaxation(outcome.infeasible, outcome.objective if outcome.proved else None)
+
     def solve(self, combo: tuple[str, ...], cutoff: float | None, refuting: bool,
-              seconds: float) -> "PieceResult":
+              seconds: float, relaxed: "Relaxation | None" = None) -> "PieceResult":
         """Solve the piece ``combo`` (a stationary tensor per level) for a
         mapping whose objective is at most ``cutoff`` (model units; None: no
         cutoff) within ``seconds``. ``refuting``: the model holds a cutoff
-        (this one or the restriction's), so the LP relaxation is tried first
-        and HiGHS' primal heuristics are off."""
+        (this one or the restriction's), so HiGHS' primal heuristics are
+        off and, unless ``relaxed`` (the piece's relaxation, solved before)
+        already says, the LP relaxation is tried first."""
         import pyomo.environ as pyo
 
         from .milp import decode_milp
 
         m = self.model
+        if relaxed is not None and relaxed.refutes(cutoff):
+            return PieceResult(combo, True, refuted_by_relaxation=True)
         self.fix(combo)
         if m.find_component("cutoff") is not None:
             m.del_component("cutoff")
@@ -96,7 +112,7 @@ class PieceModel:
             # only strictly better mappings are of interest: "infeasible" then means none is in this piece
             # (the restriction's own ``below`` is already a constraint of the model)
             m.cutoff = pyo.Constraint(expr=self.builder.objective_units <= cutoff)
-        if refuting and relaxation_infeasible(m, seconds, self.solver):
+        if refuting and (relaxed is None or relaxed.bound is None) and relaxation_infeasible(m, seconds, self.solver):
             # the LP relaxation cannot reach below the cutoff: nothing better here (on ResNet-18's conv1
             # on eyeriss, 10 of 27 pieces, each in 0.1 s where the MIP's presolve took 3-13 s)
             return PieceResult(combo, True, refuted_by_relaxation=True)
@@ -124,6 +140,35 @@ class PieceModel:
         if outcome.values is None and quick.values is not None and not outcome.infeasible:
             outcome = quick  # the time ran out: keep the mapping the first attempt found
         return PieceResult(combo, True, outcome=outcome)
+
+
+RELAXATION_MARGIN = 1e-6
+"""Relative margin by which a piece's LP optimum must exceed the cutoff to
+refute the piece without solving it: far above HiGHS' tolerances, far
+below the half unit by which the cutoff lies above the next integral
+objective (``docs/tiling-multilevel.md``, "Exact methods")."""
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """A piece's LP relaxation without a cutoff: infeasible (then so is the
+    piece), or its optimum (model units; None when the time ran out), a
+    lower bound on every mapping of the piece."""
+
+    infeasible: bool
+    bound: float | None
+
+    def refutes(self, cutoff: float | None) -> bool:
+        """Whether no mapping of the piece can be at most ``cutoff``."""
+        if self.infeasible:
+            return True
+        if cutoff is None or self.bound is None:
+            return False
+        return self.bound > cutoff + RELAXATION_MARGIN * max(1.0, abs(cutoff))
+
+    def rank(self) -> float:
+        """Best first: the lower the bound, the likelier the piece holds the optimum."""
+        return -math.inf if self.infeasible else math.inf if self.bound is None else self.bound
 
 
 @dataclass(frozen=True)
@@ -159,26 +204,69 @@ def solve_pieces(local: PieceModel, combos: list[tuple[str, ...]], cutoff: Calla
                  processes: int, build_args: tuple) -> int:
     """Solve every piece of ``combos`` before ``deadline`` (``time.perf_counter``).
 
+    First every piece's LP relaxation, then the pieces best first: in the
+    order of their relaxations' optima, so that the piece likeliest to
+    hold the optimum sets the cutoff early, and a piece whose relaxation is
+    infeasible or above the cutoff when its turn comes is refuted without a
+    MIP solve (``docs/tiling-multilevel.md``, "Exact methods"). Ties keep
+    the order of ``combos``.
+
     ``cutoff()`` and ``refuting()`` are read when a piece starts, and
     ``record`` is called with each piece's result as it arrives (in this
     process, so it may update what ``cutoff`` returns). A piece the time
     left no room for is recorded as not started. With ``processes`` > 1 the
-    pieces go to a pool whose processes each build the model from
-    ``build_args`` (the arguments of ``build_multilevel_milp``); pieces a
-    broken pool did not answer are solved here. Returns the processes that
-    solved pieces (1 when the pool answered none)."""
+    relaxations and pieces go to a pool whose processes each build the
+    model from ``build_args`` (the arguments of ``build_multilevel_milp``);
+    what a broken pool did not answer is done here. Returns the processes
+    that solved pieces (1 when the pool answered none)."""
+    relaxed: dict[tuple[str, ...], Relaxation] = {}
+    done: set[tuple[str, ...]] = set()
+
+    def best_first() -> list[tuple[str, ...]]:
+        """The pieces left, best first (a stable sort: ties keep their order)."""
+        return sorted((c for c in combos if c not in done),
+                      key=lambda c: relaxed[c].rank() if c in relaxed else math.inf)
+
+    def solved(piece: PieceResult) -> None:
+        done.add(piece.combo)
+        record(piece)
+
+    def relaxation_known(combo: tuple[str, ...], relaxation: Relaxation) -> None:
+        relaxed[combo] = relaxation
+        if relaxation.infeasible:  # so is the piece
+            solved(PieceResult(combo, True, refuted_by_relaxation=True))
+
     if processes > 1:
         from ....part_pool import side_by_side
 
         deadline_epoch = time.time() + (deadline - time.perf_counter())  # the wall clock, which processes share
-        left = side_by_side(combos, _solve_in_worker, lambda combo: (combo, cutoff(), refuting(), deadline_epoch),
-                            lambda _, piece: record(piece), deadline, processes, _build_in_worker, build_args)
-        if len(left) == len(combos):  # the pool answered nothing (it broke at once): say so, not "in N processes"
+
+        def args_of(item):
+            kind, combo = item
+            if kind == "relax":
+                return kind, combo, deadline_epoch
+            return kind, combo, deadline_epoch, cutoff(), refuting(), relaxed.get(combo)
+
+        def arrived(item, answer) -> None:
+            kind, combo = item
+            if kind == "relax":
+                relaxation_known(combo, answer)
+            else:
+                solved(answer)
+
+        # the best piece alone, then the rest: two first pieces would both run under the incumbent's cutoff
+        phases = [lambda: [("solve", c) for c in best_first()[:1]], lambda: [("solve", c) for c in best_first()]]
+        side_by_side([("relax", c) for c in combos], _in_worker, args_of, arrived, deadline, processes,
+                     _build_in_worker, build_args, then=lambda: phases.pop(0)() if phases else [])
+        if not done:  # the pool solved nothing (it broke, or no time was left): say so, not "in N processes"
             processes = 1
-        combos = left
     for combo in combos:
+        if combo not in relaxed and combo not in done and deadline > time.perf_counter():
+            relaxation_known(combo, local.relaxation(combo, deadline - time.perf_counter()))
+    for combo in best_first():
         remaining = deadline - time.perf_counter()
-        record(PieceResult(combo, False) if remaining <= 0 else local.solve(combo, cutoff(), refuting(), remaining))
+        solved(PieceResult(combo, False) if remaining <= 0
+               else local.solve(combo, cutoff(), refuting(), remaining, relaxed.get(combo)))
     return processes
 
 
@@ -196,10 +284,13 @@ def _build_in_worker(problem, incumbent, restriction) -> None:
     _WORKER_MODEL = PieceModel(problem, m, builder, rows, solver)
 
 
-def _solve_in_worker(combo, cutoff, refuting, deadline_epoch: float) -> PieceResult:
-    """One piece in a pool process; the deadline is on the wall clock,
-    which every process shares."""
+def _in_worker(kind: str, combo, deadline_epoch: float, *solve_args):
+    """A piece's relaxation (``kind`` "relax") or the piece itself
+    (``solve_args``: cutoff, refuting, relaxation) in a pool process; the
+    deadline is on the wall clock, which every process shares."""
     remaining = deadline_epoch - time.time()
+    if kind == "relax":
+        return Relaxation(False, None) if remaining <= 0 else _WORKER_MODEL.relaxation(combo, remaining)
     if remaining <= 0:
         return PieceResult(combo, False)
-    return _WORKER_MODEL.solve(combo, cutoff, refuting, remaining)
+    return _WORKER_MODEL.solve(combo, *solve_args[:2], remaining, solve_args[2])
