@@ -136,9 +136,10 @@ def side_by_side(items: list, task: Callable, args_of: Callable, record: Callabl
     this process as each result arrives. No item is sent after ``deadline``
     (``time.perf_counter``). ``then``: called whenever every item sent so
     far is answered, for more items to run in the same pool (a next phase,
-    which depends on the results so far); an empty list ends. Returns the items without a
-    result: those not sent by the deadline, or, if a process of the pool
-    died, every item not answered, for the caller to run here or report.
+    which depends on the results so far); an empty list ends. Returns the
+    items without a result: those not sent by the deadline, or, if a
+    process of the pool died, every item not answered, for the caller to
+    run here or report.
     """
     queue = list(items)
     everything = list(items)
