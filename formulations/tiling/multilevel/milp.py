@@ -60,8 +60,8 @@ WHOLE_MODEL_SHARE, WHOLE_MODEL_SECONDS = 0.25, 1.0
 many seconds) before the decomposition over stationary tensors starts: long
 enough for the small layers it proves at once, short because on the others
 its time is lost (docs/tiling-multilevel.md, "Exact methods": on ResNet-18
-on ``eyeriss`` no layer ends there, and the MILP's median went from 13.4 s
-with 4 s to 11.7 s with 1 s)."""
+on ``eyeriss`` none of the layers traced ends there, and the MILP's median
+went from 13.4 s with 4 s to 11.7 s with 1 s)."""
 MAX_VALUES = 400_000
 """Most candidate values (z Booleans) the model accepts in all; beyond it
 the instance is too large for this formulation and CP-SAT is the method."""

@@ -79,13 +79,17 @@ class PieceModel:
             for X in TENSORS:
                 self.builder.boolean(("sigma", level, X)).fix(1 if X == owner else 0)
 
+    def _uncut(self, combo: tuple[str, ...]) -> None:
+        """The model of the piece ``combo`` without the last piece's cutoff."""
+        self.fix(combo)
+        if self.model.find_component("cutoff") is not None:
+            self.model.del_component("cutoff")
+
     def relaxation(self, combo: tuple[str, ...], seconds: float) -> "Relaxation":
         """The LP relaxation of the piece ``combo`` without a cutoff (the
         restriction's own ``below`` stays), within ``seconds``."""
         m = self.model
-        self.fix(combo)
-        if m.find_component("cutoff") is not None:
-            m.del_component("cutoff")
+        self._uncut(combo)
         outcome = solve_highs(m, lambda _: None, seconds, integral_objective=False, solver=self.solver,
                               extra_options={"solve_relaxation": True}, objective_scale=self.builder.objective_scale)
         return Relaxation(outcome.infeasible, outcome.objective if outcome.proved else None)
@@ -105,9 +109,7 @@ class PieceModel:
         m = self.model
         if relaxed is not None and relaxed.refutes(cutoff):
             return PieceResult(combo, True, refuted_by_relaxation=True)
-        self.fix(combo)
-        if m.find_component("cutoff") is not None:
-            m.del_component("cutoff")
+        self._uncut(combo)
         if cutoff is not None:
             # only strictly better mappings are of interest: "infeasible" then means none is in this piece
             # (the restriction's own ``below`` is already a constraint of the model)
@@ -142,11 +144,12 @@ class PieceModel:
         return PieceResult(combo, True, outcome=outcome)
 
 
-RELAXATION_MARGIN = 1e-6
+RELAXATION_MARGIN = 1e-4
 """Relative margin by which a piece's LP optimum must exceed the cutoff to
-refute the piece without solving it: far above HiGHS' tolerances, far
-below the half unit by which the cutoff lies above the next integral
-objective (``docs/tiling-multilevel.md``, "Exact methods")."""
+refute the piece without solving it: far wider than the numerical error
+of the LP optimum, and costing nothing but a MIP solve for the rare piece
+whose relaxation lies within it (``docs/tiling-multilevel.md``, "Exact
+methods")."""
 
 
 @dataclass(frozen=True)
