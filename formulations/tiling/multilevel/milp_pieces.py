@@ -4,10 +4,11 @@ A piece fixes the stationary tensor of every level (``sigma``) in the model
 of one fixed hierarchy and asks HiGHS for a mapping strictly better than the
 best known (the cutoff). Pieces depend on each other only through that
 cutoff, so they form a task list, taken best first: in the order of their
-LP relaxations' optima, after those relaxations. HiGHS' branch and bound runs on one core;
-on a machine with more, each process of a pool holds its own copy of the
-model in a persistent HiGHS (built once per process, the way the serial
-route builds it once) and is sent pieces with the cutoff of the moment. A
+LP relaxations' optima, after those relaxations. HiGHS' branch and bound
+runs on one core; on a machine with more, each process of a pool holds
+its own copy of the model in a persistent HiGHS (built once per process,
+the way the serial route builds it once) and is sent pieces with the
+cutoff of the moment. A
 better mapping found by one process tightens the cutoff of every piece
 sent after it. What decides the answer is unchanged: the least piece
 optimum, with every piece finished, is the optimum, whichever process
@@ -115,8 +116,8 @@ class PieceModel:
             # (the restriction's own ``below`` is already a constraint of the model)
             m.cutoff = pyo.Constraint(expr=self.builder.objective_units <= cutoff)
         if refuting and (relaxed is None or relaxed.bound is None) and relaxation_infeasible(m, seconds, self.solver):
-            # the LP relaxation cannot reach below the cutoff: nothing better here (on ResNet-18's conv1
-            # on eyeriss, 10 of 27 pieces, each in 0.1 s where the MIP's presolve took 3-13 s)
+            # (where the relaxation without a cutoff is unknown) the LP relaxation cannot reach below the
+            # cutoff: nothing better here (each in about 0.1 s where the MIP's presolve takes 3-13 s)
             return PieceResult(combo, True, refuted_by_relaxation=True)
         # with a cutoff most pieces only have to be refuted: primal heuristics
         # spend time there without helping the proof (ResNet-18 conv1: 18 s
