@@ -79,30 +79,44 @@ def private_words(problem: MultiLevelProblem) -> int:
     return sum(instances * (b // narrow) for instances, b in bits.items()) + 3 * hier.pes  # 3: MAC latches
 
 
-def latch_price(problem: MultiLevelProblem, tensor: str) -> float:
-    """Least energy one change of a MAC unit's ``tensor`` latch can cost:
-    a read (inputs, weights) or a write of the drained partial sum
-    (outputs) at a level at or below the innermost one that always keeps the
-    tensor (any of them may serve the latch), divided by the MAC units one
-    such access can serve (the fan-outs in between that share the tensor).
-    A tensor that DRAM may serve directly costs nothing here: DRAM's
-    accesses are counted by the compulsory term, and adding them twice
-    would not be a bound."""
+def latch_servers(problem: MultiLevelProblem, tensor: str) -> list[tuple[int, int]]:
+    """``(level, shared)`` of every level that may change a MAC unit's
+    ``tensor`` latch, and how many MAC units one of its accesses can serve.
+
+    Every value a latch receives comes from the innermost level that keeps
+    the tensor in the mapping, which lies at or below the innermost level
+    that always keeps it (DRAM when none on chip does): a read of that
+    level (inputs, weights) or, for outputs, the write of the partial sum
+    the latch drains. One access reaches at most the MAC units of the
+    fan-outs below the level whose network shares the tensor (multicast,
+    or reduction for outputs)."""
     hier = problem.hierarchy
     K = len(hier.levels)
     innermost = max(i for i, level in enumerate(hier.levels) if tensor in level.always_holds or i == 0)
-    best = float("inf")
+    servers = []
     for index in range(innermost, K):
-        level = hier.levels[index]
-        if index > 0 and tensor not in level.holds:
+        if index > 0 and tensor not in hier.levels[index].holds:
             continue
-        # DRAM's reads of inputs and weights and its writes of outputs already carry the compulsory
-        # term, which may count the very same accesses: DRAM adds nothing here, so the terms stay disjoint
-        energy = 0.0 if index == 0 else level.write_energy if tensor == "outputs" else level.read_energy
         shared = 1
         for fanout in hier.fanouts:
             if index < fanout.level <= K and fanout.shares(tensor):
                 shared *= fanout.size
+        servers.append((index, shared))
+    return servers
+
+
+def latch_price(problem: MultiLevelProblem, tensor: str) -> float:
+    """Least energy one change of a MAC unit's ``tensor`` latch can cost:
+    an access of one of its ``latch_servers``, divided by the MAC units that
+    access can serve. A tensor that DRAM may serve directly costs nothing
+    here: DRAM's accesses are counted by the compulsory term, and adding
+    them twice would not be a bound."""
+    best = float("inf")
+    for index, shared in latch_servers(problem, tensor):
+        level = problem.hierarchy.levels[index]
+        # DRAM's reads of inputs and weights and its writes of outputs already carry the compulsory
+        # term, which may count the very same accesses: DRAM adds nothing here, so the terms stay disjoint
+        energy = 0.0 if index == 0 else level.write_energy if tensor == "outputs" else level.read_energy
         best = min(best, energy / shared)
     return best
 
@@ -139,16 +153,32 @@ def mac_units(problem: MultiLevelProblem) -> int:
     return max(units, problem.hierarchy.pes)
 
 
-def latch_energy(problem: MultiLevelProblem) -> float:
-    """Energy of the latch changes any schedule needs (docs/tiling-multilevel.md).
+def latch_changes(problem: MultiLevelProblem, tensors: tuple[str, ...] = ("inputs", "weights", "outputs")) -> int:
+    """Changes of the ``tensors``' latches any schedule makes, summed.
 
-    Two different MACs share at most one operand (the same input and weight,
-    or weight and output, or input and output, fix every loop index), so on
-    one MAC unit every MAC after the first changes at least two of the three
-    one-word latches: at least the two cheapest prices per MAC, less one per
-    unit for its first MAC."""
+    Two different MACs share at most one operand (the same input and
+    weight, or weight and output, or input and output, fix every loop
+    index), so between two consecutive MACs of one MAC unit at most one of
+    its three one-word latches keeps its value: of any two latches at least
+    one changes, of all three at least two. Over the units, every MAC but
+    each unit's first is such a step."""
+    return max(0, len(tensors) - 1) * max(0, problem.layer.macs - mac_units(problem))
+
+
+def latch_cuts(problem: MultiLevelProblem) -> list[tuple[tuple[str, ...], int]]:
+    """``(tensors, changes)``: each pair of tensors and all three, with the
+    latch changes they make at least (docs/tiling-multilevel.md, "The latch
+    cut"). The pairs say what the sum alone does not: the changes cannot
+    all fall on the cheapest tensor."""
+    groups = [("inputs", "weights"), ("inputs", "outputs"), ("weights", "outputs"), ("inputs", "weights", "outputs")]
+    return [(group, latch_changes(problem, group)) for group in groups if latch_changes(problem, group) > 0]
+
+
+def latch_energy(problem: MultiLevelProblem) -> float:
+    """Energy of the latch changes any schedule needs (docs/tiling-multilevel.md):
+    ``latch_changes``, each at one of the two cheapest prices."""
     prices = sorted(latch_price(problem, t) for t in ("inputs", "weights", "outputs"))
-    return max(0, problem.layer.macs - mac_units(problem)) * (prices[0] + prices[1])
+    return latch_changes(problem) / 2 * (prices[0] + prices[1])
 
 
 def merge_price(problem: MultiLevelProblem) -> float:

@@ -33,6 +33,7 @@ from .rows import fanout_factor, tile_extent
 from .space import (GROUP_ORDERS, GROUP_RANKINGS, axes_interchangeable, canonical_ranking, dim_choices,
                     mapping_from_choice, settled_rankings)
 from .terms import boundaries, halo_value
+from ....validation.multilevel_bounds import latch_cuts, latch_servers
 from .halo import AXIS_DIMS, WINDOW_DIMS, group_of, innermost_in_group
 
 CPSAT_OBJECTIVES = ("offchip_traffic", "energy", "latency")
@@ -411,6 +412,13 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
             coefficients += c
             constant += k
         return cp_model.LinearExpr.WeightedSum(variables, coefficients), constant
+
+    # every mapping changes its MAC units' latches at least this often (docs/tiling-multilevel.md,
+    # "The latch cut"): a constraint no mapping violates, which the search's relaxation lacks
+    for group, changes in latch_cuts(problem):
+        served, k = linear_sum([((writes if X == "outputs" else reads)[index][X], shared)
+                                for X in group for index, shared in latch_servers(problem, X)])
+        m.Add(served + k >= changes)
 
     def latency_variable(cap: int | None):
         """Cycles L with L * busy PEs >= MACs and every bandwidth limit met in L

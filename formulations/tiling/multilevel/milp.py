@@ -43,6 +43,7 @@ import pyomo.environ as pyo
 
 from ....solvers.highs import load_model, new_highs, objective_scale, solve_highs
 from ....solvers.outcome import SolverOutcome
+from ....validation.multilevel_bounds import latch_cuts, latch_servers
 from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction, layer_extent
 from .cost import window_rows
 from .cpsat import _integer_scale
@@ -515,6 +516,16 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
             if l < K and l in needed:
                 writes[l][X].append(refill)
                 reads[l][X].append(cc * b.term(words_tables(bd.child_words) + E, cap_at(l, read_w[l] * wX, cc)))
+
+    servers = [(X, index, shared) for X in TENSORS for index, shared in latch_servers(problem, X)]
+    if all(index in needed for _, index, _ in servers):
+        # every mapping changes its MAC units' latches at least this often (docs/tiling-multilevel.md,
+        # "The latch cut"); with a level's terms left out a sum would undercount, so then no cut
+        for group, changes in latch_cuts(problem):
+            served = sum(shared * sum((writes if X == "outputs" else reads)[index][X])
+                         for X, index, shared in servers if X in group)
+            if not isinstance(served, int):
+                cons.add(served >= changes)
 
     def cycles(cap: int):
         """Integer cycles L <= ``cap`` with L >= the compute cycles and every
