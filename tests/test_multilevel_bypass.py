@@ -235,3 +235,28 @@ def test_samplers_draw_keep_sets_however_many_there_are():
     assert 2 ** 15 > MAX_KEEP_SETS
     mapping = paper_dataflow(problem, samples=2_000)
     assert mapping is not None and evaluate_multilevel(problem, mapping).fits
+
+
+def test_a_keep_set_whose_settled_tiles_overflow_a_level_is_an_empty_model_not_an_error():
+    """With the factors pinned, every tile size of a keep set's level can be
+    settled before the solve; when they overflow the level, that keep set's
+    MILP is empty (the others still run), not a malformed constraint."""
+    from mapcert.formulations.tiling.multilevel.constraints import (LevelConstraint, MappingConstraints,
+                                                                   SpatialConstraint)
+    from mapcert.hardware.hierarchy import Fanout
+
+    every = frozenset(TENSORS)
+    levels = (MemoryLevel("DRAM", read_energy=200, write_energy=200),
+              MemoryLevel("GLB", capacity_bits=1024, holds=every, chosen=frozenset({"weights"}),
+                          read_energy=6, write_energy=6),
+              MemoryLevel("RF", capacity_bits=32, holds=every, chosen=every, read_energy=1, write_energy=1))
+    hierarchy = Hierarchy("h", levels, mac_energy=1, fanouts=(Fanout("array", 3, 1, 2),))
+    constraints = MappingConstraints(levels=((1, LevelConstraint(factors=(("M", 4),), whole=("C",), order=())),),
+                                     fanouts=((0, SpatialConstraint(rows=("M",), cols=("M", "C"), row_factors=(),
+                                                                    col_factors=(), min_utilization=0.5)),))
+    problem = MultiLevelProblem(ConvLayer("t", 1, 4, 1, 4, 1, 1, 1, stride=(2, 1)), hierarchy,
+                                constraints=constraints)
+    reference = solve_multilevel(problem, "enumerate")
+    got = solve_multilevel(problem, "milp", time_limit=60)
+    assert reference.status == got.status == "optimal", got.message
+    assert got.objective == pytest.approx(reference.objective)

@@ -408,7 +408,12 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
             limit = level.partition_bits[X] if level.partition_bits is not None else level.capacity_bits
             sizes[X] = b.term(tables, limit // bits[X])
         if level.partition_bits is None and len(level.holds) > 1:
-            cons.add(sum(bits[X] * sizes[X] for X in level.holds) <= level.capacity_bits)
+            held = sum(bits[X] * sizes[X] for X in level.holds)
+            if isinstance(held, int):  # every tile size settled (one value each): a fact, not a constraint
+                if held > level.capacity_bits:
+                    raise _NoValue
+            else:
+                cons.add(held <= level.capacity_bits)
 
     # triviality of the loops that index X, per level
     for l in range(K):
