@@ -165,3 +165,30 @@ def test_chunk_sizes_do_not_change_the_run(monkeypatch):
     split = run_multilevel_vectorized(problem, mapping)
     assert split.outputs_match
     assert (split.reads, split.writes, split.cycles) == (whole.reads, whole.writes, whole.cycles)
+
+
+@pytest.mark.parametrize("stride, dilation", [((1, 1), (1, 1)), ((2, 1), (1, 2))])
+def test_the_shifted_tile_ids_are_the_ids_of_each_tile(stride, dilation):
+    """Many tile origins at once (an array's instances) take the origin
+    tile's ids plus each origin's shift; that must be, word for word and in
+    order, what reading each tile on its own gives."""
+    import numpy as np
+
+    from mapcert.formulations.tiling.multilevel.problem import DIMS
+    from mapcert.hardware.functional.multilevel_vectorized import _Machine
+
+    layer = ConvLayer("l", 2, 6, 4, 5, 4, 3, 2, stride=stride, dilation=dilation, groups=1)
+    hier = Hierarchy("h", (MemoryLevel("DRAM"), MemoryLevel("GLB", capacity_bits=10**9),
+                           MemoryLevel("RF", capacity_bits=10**9, per_pe=True)), rows=4, cols=4)
+    problem = MultiLevelProblem(layer, hier)
+    rnd = random.Random(5)
+    for _ in range(10):
+        machine = _Machine(problem, random_multilevel_mapping(problem, rnd, full_orders=False))
+        for level in (1, 2):
+            tile = machine.T[level]
+            # origins on the tile grid, every tile inside the layer
+            grids = [range(0, machine.size[d] - tile[d] + 1, tile[d]) for d in DIMS]
+            origins = np.array([[rnd.choice(list(g)) for g in grids] for _ in range(6)], dtype=np.int64)
+            for tensor in ("inputs", "weights", "outputs"):
+                each = np.concatenate([machine.word_ids(tensor, level, row[None, :]) for row in origins])
+                assert np.array_equal(machine.word_ids(tensor, level, origins), each)

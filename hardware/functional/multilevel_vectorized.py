@@ -135,12 +135,36 @@ class _Machine:
         ``clip``, each tile's range is cut to the layer along every dimension."""
         T = self.T[level]
         col = {d: i for i, d in enumerate(DIMS)}
+        reach = offsets.max(axis=0) + np.array([T[d] for d in DIMS]) if len(offsets) else None
+        if not clip and len(offsets) > 1 and all(reach[col[d]] <= self.size[d] for d in DIMS):
+            # an unclipped tile is the one at the origin shifted: a word's linear id is linear in its
+            # indices, so every tile's ids are the origin tile's plus the id of its shift
+            local = self.span_ids(tensor, {d: np.arange(T[d]) for d in DIMS})
+            return (self.shift_ids(tensor, offsets)[:, None] + local[None, :]).ravel()
         ids = []
         for origin in offsets:
             o = {d: int(origin[col[d]]) for d in DIMS}
             ids.append(self.span_ids(tensor, {d: np.arange(o[d], min(o[d] + T[d], self.size[d]) if clip
                                                            else o[d] + T[d]) for d in DIMS}))
         return np.concatenate(ids)
+
+    def shift_ids(self, tensor: str, offsets: np.ndarray) -> np.ndarray:
+        """What moving a tile of ``tensor`` by each row of ``offsets`` (index
+        offsets in DIMS order) adds to the linear ids of its words."""
+        layer = self.layer
+        (sh, sw), (dh, dw) = layer.stride, layer.dilation
+        at = {d: offsets[:, i].astype(np.int64) for i, d in enumerate(DIMS)}
+        if tensor == "weights":
+            coords = [at["G"], at["M"], at["C"], at["R"], at["S"]]
+            shape = (layer.groups, layer.extent("M"), layer.extent("C"), layer.R, layer.S)
+        elif tensor == "outputs":
+            coords = [at["N"], at["G"], at["M"], at["P"], at["Q"]]
+            shape = (layer.N, layer.groups, layer.extent("M"), layer.P, layer.Q)
+        else:
+            coords = [at["N"], at["G"], at["C"], at["P"] * sh + at["R"] * dh, at["Q"] * sw + at["S"] * dw]
+            shape = (layer.N, layer.groups, layer.extent("C"), layer.input_height, layer.input_width)
+        strides = [math.prod(shape[k + 1:]) for k in range(len(shape))]
+        return sum(c * stride for c, stride in zip(coords, strides, strict=True))
 
     def span_ids(self, tensor: str, span: dict[str, np.ndarray]) -> np.ndarray:
         """Linear ids of the words of ``tensor`` that the index ranges ``span`` (per dimension) touch."""
