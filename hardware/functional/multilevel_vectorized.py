@@ -148,41 +148,42 @@ class _Machine:
                                                            else o[d] + T[d]) for d in DIMS}))
         return np.concatenate(ids)
 
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        """The axes of ``tensor``'s words, whose order the linear ids follow:
+        (G, M, C, R, S), (N, G, M, P, Q) or (N, G, C, rows, columns)."""
+        layer = self.layer
+        if tensor == "weights":
+            return (layer.groups, layer.extent("M"), layer.extent("C"), layer.R, layer.S)
+        if tensor == "outputs":
+            return (layer.N, layer.groups, layer.extent("M"), layer.P, layer.Q)
+        return (layer.N, layer.groups, layer.extent("C"), layer.input_height, layer.input_width)
+
     def shift_ids(self, tensor: str, offsets: np.ndarray) -> np.ndarray:
         """What moving a tile of ``tensor`` by each row of ``offsets`` (index
         offsets in DIMS order) adds to the linear ids of its words."""
-        layer = self.layer
-        (sh, sw), (dh, dw) = layer.stride, layer.dilation
+        (sh, sw), (dh, dw) = self.layer.stride, self.layer.dilation
         at = {d: offsets[:, i].astype(np.int64) for i, d in enumerate(DIMS)}
-        if tensor == "weights":
-            coords = [at["G"], at["M"], at["C"], at["R"], at["S"]]
-            shape = (layer.groups, layer.extent("M"), layer.extent("C"), layer.R, layer.S)
-        elif tensor == "outputs":
-            coords = [at["N"], at["G"], at["M"], at["P"], at["Q"]]
-            shape = (layer.N, layer.groups, layer.extent("M"), layer.P, layer.Q)
-        else:
-            coords = [at["N"], at["G"], at["C"], at["P"] * sh + at["R"] * dh, at["Q"] * sw + at["S"] * dw]
-            shape = (layer.N, layer.groups, layer.extent("C"), layer.input_height, layer.input_width)
+        coords = {"weights": lambda: [at["G"], at["M"], at["C"], at["R"], at["S"]],
+                  "outputs": lambda: [at["N"], at["G"], at["M"], at["P"], at["Q"]],
+                  "inputs": lambda: [at["N"], at["G"], at["C"], at["P"] * sh + at["R"] * dh,
+                                     at["Q"] * sw + at["S"] * dw]}[tensor]()
+        shape = self.shape(tensor)
         strides = [math.prod(shape[k + 1:]) for k in range(len(shape))]
         return sum(c * stride for c, stride in zip(coords, strides, strict=True))
 
     def span_ids(self, tensor: str, span: dict[str, np.ndarray]) -> np.ndarray:
         """Linear ids of the words of ``tensor`` that the index ranges ``span`` (per dimension) touch."""
-        layer = self.layer
-        (sh, sw), (dh, dw) = layer.stride, layer.dilation
+        (sh, sw), (dh, dw) = self.layer.stride, self.layer.dilation
         if tensor == "weights":
             axes = [span["G"], span["M"], span["C"], span["R"], span["S"]]
-            shape = (layer.groups, layer.extent("M"), layer.extent("C"), layer.R, layer.S)
         elif tensor == "outputs":
             axes = [span["N"], span["G"], span["M"], span["P"], span["Q"]]
-            shape = (layer.N, layer.groups, layer.extent("M"), layer.P, layer.Q)
         else:
             rows = np.unique(np.add.outer(span["P"] * sh, span["R"] * dh))
             cols = np.unique(np.add.outer(span["Q"] * sw, span["S"] * dw))
             axes = [span["N"], span["G"], span["C"], rows, cols]
-            shape = (layer.N, layer.groups, layer.extent("C"), layer.input_height, layer.input_width)
         grid = np.meshgrid(*axes, indexing="ij")
-        return np.ravel_multi_index(tuple(g.ravel() for g in grid), shape)
+        return np.ravel_multi_index(tuple(g.ravel() for g in grid), self.shape(tensor))
 
 
 def _outer_sum(steps: list[np.ndarray]) -> np.ndarray:
