@@ -217,7 +217,7 @@ def latch_and_merge_energy(problem: MultiLevelProblem) -> float:
     q, s = merge_price(problem), reduction_group(problem)
     prices = sorted([latch_price(problem, "inputs"), latch_price(problem, "weights"),
                      latch_price(problem, "outputs") + q / s])
-    merged = max(0, layer.macs - mac_units(problem)) * (prices[0] + prices[1]) - 2 * q * layer.output_elements
+    merged = latch_changes(problem) / 2 * (prices[0] + prices[1]) - 2 * q * layer.output_elements
     return max(latch_energy(problem), merged)
 
 

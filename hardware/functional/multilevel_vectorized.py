@@ -135,8 +135,8 @@ class _Machine:
         ``clip``, each tile's range is cut to the layer along every dimension."""
         T = self.T[level]
         col = {d: i for i, d in enumerate(DIMS)}
-        reach = offsets.max(axis=0) + np.array([T[d] for d in DIMS]) if len(offsets) else None
-        if not clip and len(offsets) > 1 and all(reach[col[d]] <= self.size[d] for d in DIMS):
+        inside = len(offsets) > 1 and all(offsets[:, col[d]].max() + T[d] <= self.size[d] for d in DIMS)
+        if not clip and inside:
             # an unclipped tile is the one at the origin shifted: a word's linear id is linear in its
             # indices, so every tile's ids are the origin tile's plus the id of its shift
             local = self.span_ids(tensor, {d: np.arange(T[d]) for d in DIMS})
