@@ -30,9 +30,10 @@ from .bypass import links as fill_paths
 from .clipped_cost import WINDOWS, ClippedTables, path_sides
 from .cost import TENSORS, window_rows
 from .rows import fanout_factor, tile_extent
-from .space import (GROUP_ORDERS, GROUP_RANKINGS, axes_interchangeable, canonical_ranking, dim_choices,
+from .space import (GROUP_ORDERS, GROUP_RANKINGS, axes_interchangeable, canonical_ranking,
                     mapping_from_choice, settled_rankings)
 from .terms import boundaries, halo_value
+from .fitting import fitting_choices
 from ....validation.multilevel_bounds import latch_cuts, latch_servers
 from .halo import AXIS_DIMS, WINDOW_DIMS, group_of, innermost_in_group
 
@@ -140,7 +141,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
         raise ValueError(f"the CP-SAT model covers {', '.join(CPSAT_OBJECTIVES)}; edp goes through solve_multilevel")
     b = _Builder(problem)
     m, K, hier, layer = b.m, b.K, b.hier, b.layer
-    rows = {d: dim_choices(problem, d) for d in DIMS}
+    rows = fitting_choices(problem)
     x = {d: [m.NewBoolVar(f"x_{d}_{i}") for i in range(len(rows[d]))] for d in DIMS}
     for d in DIMS:
         m.AddExactlyOne(x[d])

@@ -52,6 +52,7 @@ from .space import axes_interchangeable, dim_choices, group_order, mapping_from_
 from .terms import TENSORS, Halo, Words, boundaries, halo_value
 from .halo import AXIS_DIMS, WINDOW_DIMS, group_of, innermost_in_group
 from .clipped_cost import ClippedTables
+from .fitting import fitting_choices
 from .milp_clipped import clipped_access_terms, collapsed_group, outermost_rule
 from .milp_pieces import MIP_OPTIONS, PieceModel, PieceResult, piece_processes, solve_pieces
 
@@ -307,8 +308,11 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     # and fan-out picks the split of s (``rows.collapse_splits``)
     F = len(hier.fanouts)
     rows, splits = {}, {}
+    fitting_rows = fitting_choices(problem)
+    if not all(len(table) for table in fitting_rows.values()):
+        raise _NoValue  # some dimension overflows a level however the others tile (``fitting.py``)
     for d in DIMS:
-        rows[d], per_fanout = collapse_splits(dim_choices(problem, d), K, F)
+        rows[d], per_fanout = collapse_splits(fitting_rows[d], K, F)
         splits.update({(d, f): options for f, options in enumerate(per_fanout)})
     b.splits = splits
     clipped = ClippedTables(problem, {d: np.asarray(rows[d], dtype=np.int64) for d in DIMS}) \

@@ -22,6 +22,7 @@ from .canonical import canonical_optimum, proves_canonically
 from .cpsat import CPSAT_OBJECTIVES, add_hint, build_multilevel_cpsat, decode
 from .enumeration import enumerate_multilevel
 from .milp import solve_multilevel_milp
+from .fitting import overflow_reason
 from .parametric import edp_search, latency_search
 from .space import emptied_by
 from .constraints import violations
@@ -294,6 +295,10 @@ def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restricti
     ``limit`` counts from this call, the model build included. ``hint``: a
     mapping CP-SAT starts from."""
     start = time.perf_counter()
+    overflow = overflow_reason(problem)
+    if overflow is not None:
+        what = f"no mapping fits the hierarchy{_with_constraints(problem)}: {overflow}" if restriction == Restriction() else "no mapping in this piece"
+        return MultiLevelResult("infeasible", method, None, None, None, None, time.perf_counter() - start, what)
     if method == "cpsat":
         try:
             builder, rows, x, o, scale, constant = build_multilevel_cpsat(problem, restriction)

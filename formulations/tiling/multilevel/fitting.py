@@ -1,0 +1,133 @@
+"""Factor rows that cannot fit a level, whatever the other dimensions do.
+
+A level's tile of tensor X holds the product of X's dimensions' tile
+extents (for the inputs, the windows of (P, R) and (Q, S)), and every such
+extent is a function of its dimension's row alone (``rows.tile_extent``),
+nondecreasing in each argument. So a row of dimension ``d`` whose tile
+extent at level ``l``, beside the smallest extent every other dimension's
+rows offer there, already overflows ``l`` with the tensors ``l`` must hold
+(those it cannot bypass), belongs to no mapping that fits: the exact models
+can leave it out. A per-PE register that holds one weight, as on a
+weight-stationary systolic array, keeps only the rows whose factor there
+is 1 for every dimension of the weights, a third of them or fewer.
+
+Dropping rows raises the other dimensions' smallest extents, so the pass
+repeats until no row goes. The capacity rule is the exact models' own
+(``cpsat.py``, ``milp.py``: bits per word times the tile's words, summed
+over a shared level's tensors, per tensor on a partitioned one), so the
+rows left out are exactly those a solver would refute by propagation; the
+brute-force enumeration (``enumeration.py``) keeps every row and checks the
+models against it.  Derivation: docs/tiling-multilevel.md, "Rows that
+cannot fit".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .cost import window_rows
+from .problem import DIMS, MultiLevelProblem, layer_extent
+from .space import dim_choices
+
+WORD_DIMS = {"weights": ("G", "M", "C", "R", "S"), "outputs": ("N", "G", "M", "P", "Q"), "inputs": ("N", "G", "C")}
+"""The dimensions whose tile extents multiply into a tile's words (the
+inputs also take one window per spatial axis)."""
+
+WINDOWS = (("P", "R"), ("Q", "S"))
+
+
+def tile_extents(table: np.ndarray, problem: MultiLevelProblem, dim: str, level: int) -> np.ndarray:
+    """``min(rows.tile_extent(row, level), extent)`` of every row of ``table``."""
+    hier = problem.hierarchy
+    K = len(hier.levels)
+    extent = np.prod(table[:, level:K], axis=1)
+    for f, fan in enumerate(hier.fanouts):
+        if fan.level > level:
+            extent = extent * table[:, K + 2 * f] * table[:, K + 2 * f + 1]
+    return np.minimum(extent, layer_extent(problem.layer, dim))
+
+
+def _words(problem: MultiLevelProblem, tensor: str, extents: dict[str, np.ndarray]) -> np.ndarray:
+    """Words of ``tensor``'s tile for the given per-dimension extents (arrays that broadcast)."""
+    words = np.ones(1, dtype=np.int64)
+    for d in WORD_DIMS[tensor]:
+        words = words * extents[d]
+    if tensor == "inputs":
+        for axis, taps in WINDOWS:
+            words = words * window_rows(problem.layer, axis, extents[axis], extents[taps])
+    return words
+
+
+def _limits(problem: MultiLevelProblem, level: int) -> list[tuple[tuple[str, ...], int]]:
+    """The capacities of ``level`` as (tensors that share it and are always held, bits)."""
+    lv = problem.hierarchy.levels[level]
+    held = tuple(t for t in ("inputs", "weights", "outputs") if t in lv.holds and t not in lv.chosen)
+    if lv.partition_bits is not None:
+        return [((t,), lv.partition_bits.get(t, 0)) for t in held]
+    if lv.capacity_bits is None or not held:
+        return []
+    return [(held, lv.capacity_bits)]
+
+
+def fitting_choices(problem: MultiLevelProblem) -> dict[str, np.ndarray]:
+    """Per dimension, its factor rows (``space.dim_choices``) without those
+    that overflow some level beside every other dimension's smallest tile.
+
+    Parameters
+    ----------
+    problem : MultiLevelProblem
+        The layer, hierarchy and constraints.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Read-only row tables in ``dim_choices``'s order; a dimension may be
+        left without rows, and then no mapping fits (:func:`overflow_reason`
+        says where).
+    """
+    return _fitting(problem)[0]
+
+
+def overflow_reason(problem: MultiLevelProblem) -> str | None:
+    """Why no mapping fits, when the rule leaves a dimension without rows
+    (None otherwise): the dimension and the level it overflows."""
+    return _fitting(problem)[1]
+
+
+def _fitting(problem: MultiLevelProblem) -> tuple[dict[str, np.ndarray], str | None]:
+    """The pruned tables, and the reason when one ends empty."""
+    layer = problem.layer
+    hier = problem.hierarchy
+    bits = {"inputs": layer.precision.inputs, "weights": layer.precision.weights,
+            "outputs": layer.precision.psums}
+    tables = {d: dim_choices(problem, d) for d in DIMS}
+    levels = [(l, limits) for l in range(1, len(hier.levels)) if (limits := _limits(problem, l))]
+    reason = None
+    changed = all(len(table) for table in tables.values())  # an empty table is the constraints' (``emptied_by``)
+    while changed and reason is None:
+        changed = False
+        for l, limits in levels:
+            extents = {d: tile_extents(tables[d], problem, d, l) for d in DIMS}
+            least = {d: np.asarray([extents[d].min()]) for d in DIMS}
+            for d in DIMS:
+                mine = {**least, d: extents[d]}
+                fits = np.ones(len(tables[d]), dtype=bool)
+                for tensors, capacity in limits:
+                    need = sum(bits[t] * _words(problem, t, mine) for t in tensors)
+                    fits &= np.broadcast_to(need, fits.shape) <= capacity
+                if fits.all():
+                    continue
+                tables[d] = tables[d][fits]
+                changed = True
+                if not len(tables[d]):
+                    held = " and ".join(t for tensors, _ in limits for t in tensors)
+                    reason = (f"even the smallest tiles overflow {hier.levels[l].name}: no tiling of {d} leaves room "
+                              f"for the {held} it must hold")
+                    break
+                extents[d] = extents[d][fits]
+                least[d] = np.asarray([extents[d].min()])
+            if reason is not None:
+                break
+    for table in tables.values():
+        table.setflags(write=False)
+    return tables, reason
