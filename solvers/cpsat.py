@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
 from ortools.sat.python import cp_model
 
@@ -29,6 +29,7 @@ def solve_cpsat(
     read_values: Callable[[cp_model.CpSolver], object],
     time_limit: float,
     workers: int = 0,
+    parameters: Mapping[str, object] | None = None,
 ) -> SolverOutcome:
     """Solve ``model`` (which must have an integer objective) to proven
     optimality or until ``time_limit`` seconds from this call; ``read_values``
@@ -36,12 +37,17 @@ def solve_cpsat(
 
     ``bound`` is None when CP-SAT proved none: with status UNKNOWN it
     reports 0 both for "no bound yet" and for a proved 0, so a 0 there is
-    not taken as a bound."""
+    not taken as a bound.
+
+    ``parameters``: further CP-SAT parameters (``SatParameters`` field
+    names) that a model's own measurements chose."""
     start = time.perf_counter()
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(0.01, float(time_limit))
     solver.parameters.num_workers = workers or default_workers()
     solver.parameters.random_seed = CPSAT_SEED
+    for name, value in (parameters or {}).items():
+        setattr(solver.parameters, name, value)
     if os.environ.get(SWEEP_JOB_VARIABLE):
         # in a sweep, Ctrl-C must stop the sweep, not end this search early and
         # let a half-finished answer be stored as the job's result

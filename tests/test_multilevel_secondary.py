@@ -131,8 +131,8 @@ def test_a_secondary_objective_not_proved_is_never_claimed(monkeypatch):
     """A secondary step that stops short leaves a primary optimum, named unproved in the message."""
     real = multilevel_solve.solve_cpsat
 
-    def cut_short(model, read, time_limit, workers=0):
-        return replace(real(model, read, time_limit, workers), proved=False, message="FEASIBLE")
+    def cut_short(model, read, time_limit, *args):
+        return replace(real(model, read, time_limit, *args), proved=False, message="FEASIBLE")
 
     monkeypatch.setattr(multilevel_solve, "solve_cpsat", cut_short)
     problem = problem_of("[energy, latency, offchip_traffic]")

@@ -34,7 +34,7 @@ from ortools.sat.python import cp_model
 
 from ....solvers.cpsat import CPSAT_SEED
 
-from .cpsat import CPSAT_OBJECTIVES, build_multilevel_cpsat, decode
+from .cpsat import CPSAT_OBJECTIVES, CPSAT_PARAMETERS, build_multilevel_cpsat, decode
 from .problem import MultiLevelMapping, MultiLevelProblem, Restriction
 
 CANONICAL_WORKERS = 1
@@ -101,6 +101,8 @@ def canonical_optimum(problem: MultiLevelProblem, value: float, time_limit: floa
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = CANONICAL_WORKERS
     solver.parameters.random_seed = CANONICAL_SEED
+    for name, setting in CPSAT_PARAMETERS.items():  # the proof's own search
+        setattr(solver.parameters, name, setting)
     solver.parameters.max_time_in_seconds = max(0.1, float(time_limit))
     stop = _StopAtValue(round(target_value * scale) - constant)
     status = solver.Solve(builder.m, stop)

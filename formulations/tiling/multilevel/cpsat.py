@@ -38,6 +38,11 @@ from ....validation.multilevel_bounds import latch_cuts, latch_servers
 from .halo import AXIS_DIMS, WINDOW_DIMS, group_of, innermost_in_group
 
 CPSAT_OBJECTIVES = ("offchip_traffic", "energy", "latency")
+CPSAT_PARAMETERS = {"cp_model_probing_level": 0}
+"""CP-SAT parameters of every solve of this model, the canonical run's
+included (it must be the proof's own search): presolve probing is most of
+the time on the large row tables and finds little the propagation does
+not (docs/tiling-multilevel.md, "Solver parameters")."""
 INT_LIMIT = 2**62
 
 

@@ -48,7 +48,7 @@ from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restrictio
 from .cost import window_rows
 from .cpsat import _integer_scale
 from .rows import collapse_splits, fanout_factor, spatial_factor, tile_extent as row_tile_extent
-from .space import axes_interchangeable, dim_choices, group_order, mapping_from_choice, settled_rankings
+from .space import axes_interchangeable, group_order, mapping_from_choice, settled_rankings
 from .terms import TENSORS, Halo, Words, boundaries, halo_value
 from .halo import AXIS_DIMS, WINDOW_DIMS, group_of, innermost_in_group
 from .clipped_cost import ClippedTables
@@ -742,7 +742,7 @@ def stationary_choices(problem: MultiLevelProblem) -> list[tuple[str, ...]]:
     the inputs')."""
     settled = settled_rankings(problem)
     strict = _stationary_group_has_trips(problem)
-    rows = {d: dim_choices(problem, d) for d in DIMS}
+    rows = fitting_choices(problem)  # a row that fits nowhere gives no piece a mapping
     choices = []
     for l in range(len(problem.hierarchy.levels)):
         if l in settled:

@@ -19,7 +19,7 @@ from ...family import Secondary
 from .problem import MultiLevelMapping, MultiLevelProblem, Restriction, mapping_problems
 from .cost import MultiLevelMetrics, evaluate_multilevel
 from .canonical import canonical_optimum, proves_canonically
-from .cpsat import CPSAT_OBJECTIVES, add_hint, build_multilevel_cpsat, decode
+from .cpsat import CPSAT_OBJECTIVES, CPSAT_PARAMETERS, add_hint, build_multilevel_cpsat, decode
 from .enumeration import enumerate_multilevel
 from .milp import solve_multilevel_milp
 from .fitting import overflow_reason
@@ -297,7 +297,8 @@ def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restricti
     start = time.perf_counter()
     overflow = overflow_reason(problem)
     if overflow is not None:
-        what = f"no mapping fits the hierarchy{_with_constraints(problem)}: {overflow}" if restriction == Restriction() else "no mapping in this piece"
+        what = (f"no mapping fits the hierarchy{_with_constraints(problem)}: {overflow}"
+                if restriction == Restriction() else "no mapping in this piece")
         return MultiLevelResult("infeasible", method, None, None, None, None, time.perf_counter() - start, what)
     if method == "cpsat":
         try:
@@ -310,7 +311,8 @@ def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restricti
                                     "time limit reached while building the CP-SAT model")
         if hint is not None:
             add_hint(problem, builder, rows, x, o, hint)
-        outcome = solve_cpsat(builder.m, lambda s: decode(problem, rows, x, o, s, builder.keep, builder.halo_dims), remaining, workers)
+        outcome = solve_cpsat(builder.m, lambda s: decode(problem, rows, x, o, s, builder.keep, builder.halo_dims),
+                              remaining, workers, CPSAT_PARAMETERS)
         canonical = proves_canonically(problem, workers or default_workers(), restriction, hint is not None)
     else:
         canonical = False
