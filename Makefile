@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pairing_accuracy.py
 	$(BIN)/python benchmarks/partition.py
 	$(BIN)/python benchmarks/functional_multilevel.py
+	$(BIN)/python benchmarks/multilevel_model_options.py
 	$(BIN)/python benchmarks/time_limits.py
 	$(BIN)/python benchmarks/verify.py
 	$(BIN)/python benchmarks/sweep.py
