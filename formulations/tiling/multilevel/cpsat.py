@@ -42,7 +42,7 @@ CPSAT_PARAMETERS = {"cp_model_probing_level": 0}
 """CP-SAT parameters of every solve of this model, the canonical run's
 included (it must be the proof's own search): presolve probing is most of
 the time on the large row tables and finds little the propagation does
-not (docs/tiling-multilevel.md, "Solver parameters")."""
+not (docs/tiling-multilevel.md, "Presolve probing off")."""
 INT_LIMIT = 2**62
 
 

@@ -9,14 +9,15 @@ rows offer there, already overflows ``l`` with the tensors ``l`` must hold
 (those it cannot bypass), belongs to no mapping that fits: the exact models
 can leave it out. A per-PE register that holds one weight, as on a
 weight-stationary systolic array, keeps only the rows whose factor there
-is 1 for every dimension of the weights, a third of them or fewer.
+is 1 for every dimension of the weights.
 
 Dropping rows raises the other dimensions' smallest extents, so the pass
 repeats until no row goes. The capacity rule is the exact models' own
 (``cpsat.py``, ``milp.py``: bits per word times the tile's words, summed
 over a shared level's tensors, per tensor on a partitioned one), so the
-rows left out are exactly those a solver would refute by propagation; the
-brute-force enumeration (``enumeration.py``) keeps every row and checks the
+rows left out are ones a solver would otherwise refute itself, after
+presolve has expanded every table that mentions them; the brute-force
+enumeration (``enumeration.py``) keeps every row and checks the
 models against it.  Derivation: docs/tiling-multilevel.md, "Rows that
 cannot fit".
 """
@@ -25,15 +26,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .clipped_cost import WINDOWS
 from .cost import window_rows
-from .problem import DIMS, MultiLevelProblem, layer_extent
+from .problem import DIMS, RELEVANT, MultiLevelProblem, layer_extent
 from .space import dim_choices
 
-WORD_DIMS = {"weights": ("G", "M", "C", "R", "S"), "outputs": ("N", "G", "M", "P", "Q"), "inputs": ("N", "G", "C")}
-"""The dimensions whose tile extents multiply into a tile's words (the
-inputs also take one window per spatial axis)."""
-
-WINDOWS = (("P", "R"), ("Q", "S"))
+WINDOW_PARTS = frozenset(d for pair in WINDOWS for d in pair)
+"""Dimensions that reach the inputs' words only through a window."""
 
 
 def tile_extents(table: np.ndarray, problem: MultiLevelProblem, dim: str, level: int) -> np.ndarray:
@@ -50,8 +49,9 @@ def tile_extents(table: np.ndarray, problem: MultiLevelProblem, dim: str, level:
 def _words(problem: MultiLevelProblem, tensor: str, extents: dict[str, np.ndarray]) -> np.ndarray:
     """Words of ``tensor``'s tile for the given per-dimension extents (arrays that broadcast)."""
     words = np.ones(1, dtype=np.int64)
-    for d in WORD_DIMS[tensor]:
-        words = words * extents[d]
+    for d in sorted(RELEVANT[tensor]):
+        if tensor != "inputs" or d not in WINDOW_PARTS:
+            words = words * extents[d]
     if tensor == "inputs":
         for axis, taps in WINDOWS:
             words = words * window_rows(problem.layer, axis, extents[axis], extents[taps])
@@ -67,6 +67,21 @@ def _limits(problem: MultiLevelProblem, level: int) -> list[tuple[tuple[str, ...
     if lv.capacity_bits is None or not held:
         return []
     return [(held, lv.capacity_bits)]
+
+
+def _overflow_text(problem: MultiLevelProblem, level: int, limits, least, bits, dim: str) -> str:
+    """Why ``dim`` has no row left at ``level``: the level cannot hold even
+    the smallest tiles of all dimensions together, or not with any of
+    ``dim``'s tiles."""
+    name = problem.hierarchy.levels[level].name
+    for tensors, capacity in limits:
+        need = int(sum(bits[t] * _words(problem, t, least)[0] for t in tensors))
+        if need > capacity:
+            return (f"{name} holds {capacity:,} bits, and the smallest tiles of the {' and '.join(tensors)} "
+                    f"it must hold need {need:,}")
+    held = " and ".join(t for tensors, _ in limits for t in tensors)
+    return (f"{name} overflows: no tiling of {dim} leaves room there for the {held} it must hold, "
+            f"even beside the smallest tiles of the other dimensions")
 
 
 def fitting_choices(problem: MultiLevelProblem) -> dict[str, np.ndarray]:
@@ -120,9 +135,7 @@ def _fitting(problem: MultiLevelProblem) -> tuple[dict[str, np.ndarray], str | N
                 tables[d] = tables[d][fits]
                 changed = True
                 if not len(tables[d]):
-                    held = " and ".join(t for tensors, _ in limits for t in tensors)
-                    reason = (f"even the smallest tiles overflow {hier.levels[l].name}: no tiling of {d} leaves room "
-                              f"for the {held} it must hold")
+                    reason = _overflow_text(problem, l, limits, least, bits, d)
                     break
                 extents[d] = extents[d][fits]
                 least[d] = np.asarray([extents[d].min()])
