@@ -108,9 +108,6 @@ class MappingConstraints:
                         out.append((f"{where} {axis}: factor {d} = {v}", lambda r, slot=slot, v=v: r[slot] == v))
         return out
 
-    def admits_row(self, hierarchy, dim: str, row) -> bool:
-        return all(test(row) for _, test in self.tests(hierarchy, dim))
-
     def least_busy(self, hierarchy) -> list[tuple[int, int]]:
         """(fan-out, the fewest of its instances the utilization allows busy), where above one."""
         out = []

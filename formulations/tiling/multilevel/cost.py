@@ -80,6 +80,18 @@ def union_window_rows(stride: int, dilation: int, t_out: int, t_tap: int,
     return int(np.unique(np.add.outer(outputs * stride, taps * dilation)).size)
 
 
+def _on_distinct(fn, *arrays) -> np.ndarray:
+    """``np.vectorize(fn)`` over the broadcast ``arrays``, calling ``fn``
+    once per distinct combination of their values: a search scores
+    thousands of mappings whose tiles repeat a few dozen window shapes."""
+    columns = np.broadcast_arrays(*(np.asarray(a, dtype=np.int64) for a in arrays))
+    shape = columns[0].shape
+    stacked = np.stack([c.ravel() for c in columns], axis=1)
+    distinct, where = np.unique(stacked, axis=0, return_inverse=True)
+    values = np.fromiter((fn(*row) for row in distinct.tolist()), dtype=np.int64, count=len(distinct))
+    return values[where.ravel()].reshape(shape)
+
+
 def union_input_words(layer: ConvLayer, t: dict, steps: list[dict], counts: list[dict],
                       shift: tuple[str, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Distinct input words of the tiles ``t`` of all instances of some
@@ -103,7 +115,7 @@ def union_input_words(layer: ConvLayer, t: dict, steps: list[dict], counts: list
         spread = [v for step, count in zip(steps, counts, strict=True)
                   for v in (step[out_dim], count[out_dim], step[tap_dim], count[tap_dim])]
         moved = (shift[1], shift[2]) if stepped else (0, 0)
-        return np.vectorize(one, otypes=[np.int64])(t[out_dim], t[tap_dim], *moved, *spread)
+        return _on_distinct(one, t[out_dim], t[tap_dim], *moved, *spread)
 
     total = t["N"] * t["G"] * t["C"] * rows(sh, dh, "P", "R") * rows(sw, dw, "Q", "S")
     for count in counts:

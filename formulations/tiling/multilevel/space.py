@@ -109,18 +109,44 @@ def dim_choices(problem: MultiLevelProblem, dim: str) -> np.ndarray:
     """Factor rows of ``dim`` (``rows.py``: a factor per level, then rows and
     columns per fan-out), DRAM kept at 1 for R and S, spatial factors within
     each fan-out, and the instance's mapping constraints on ``dim`` kept
-    (``constraints.py``)."""
+    (``constraints.py``).
+
+    The table is read-only and shared: the models, their pieces, the
+    bounds and the heuristics all ask for it, often many times per layer,
+    and listing the factorizations is the costly part."""
+    key = (dim, problem.factors, repr(problem.layer), repr(problem.hierarchy), repr(problem.constraints))
+    table = _DIM_CHOICES.get(key)
+    if table is None:
+        table = _list_dim_choices(problem, dim)
+        table.setflags(write=False)
+        if table.nbytes <= DIM_CHOICES_BYTES:
+            while sum(t.nbytes for t in _DIM_CHOICES.values()) + table.nbytes > DIM_CHOICES_BYTES:
+                _DIM_CHOICES.pop(next(iter(_DIM_CHOICES)))  # the oldest first
+            _DIM_CHOICES[key] = table
+    return table
+
+
+DIM_CHOICES_BYTES = 64 * 2**20
+"""Bytes of row tables kept per process: a network's distinct layers on a
+preset take a few MiB; a table larger than this is listed again when asked."""
+
+_DIM_CHOICES: dict[tuple, np.ndarray] = {}
+
+
+def _list_dim_choices(problem: MultiLevelProblem, dim: str) -> np.ndarray:
+    """``dim_choices`` without the cache."""
     hier = problem.hierarchy
     width = row_width(hier)
     rows = []
     candidates = (ordered_factorizations(layer_extent(problem.layer, dim), width) if problem.factors == "divisors"
                   else remainder_covers(problem, dim))
+    tests = [] if problem.constraints.empty else [test for _, test in problem.constraints.tests(hier, dim)]
     for combo in candidates:
         if dim in ("R", "S") and combo[0] != 1:
             continue
         if not fits_fanouts(combo, hier):
             continue
-        if not problem.constraints.empty and not problem.constraints.admits_row(hier, dim, combo):
+        if tests and not all(test(combo) for test in tests):
             continue
         rows.append(combo)
     return np.asarray(rows, dtype=np.int64).reshape(-1, width)
