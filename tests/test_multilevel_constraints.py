@@ -237,3 +237,27 @@ def test_groups_can_be_named_in_spatial_constraints():
     assert {d: f for d, f in array.rows.items() if f > 1} == {"G": 2} and {d for d, f in array.cols.items() if f > 1} <= {"M"}
     banned = load_text(yaml.safe_dump({**grouped, "constraints": {"spatial": {"rows": ["M"], "cols": ["M"]}}}))
     assert solve_multilevel(banned, "cpsat", 60).mapping.spatial("G") == 1
+
+
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(constrained())
+def test_row_tables_are_shared_read_only_and_follow_the_constraints(pair):
+    """``dim_choices`` lists a table once per problem: the same read-only
+    table again, another one for other constraints, each equal to a fresh
+    listing."""
+    from mapcert.formulations.tiling.multilevel import space
+
+    plain, constrained_problem = pair
+    for problem in (plain, constrained_problem):
+        for d in DIMS:
+            table = space.dim_choices(problem, d)
+            assert space.dim_choices(problem, d) is table
+            assert not table.flags.writeable
+            assert (table == space._list_dim_choices(problem, d)).all() and table.shape == \
+                space._list_dim_choices(problem, d).shape
+    fixed = constrained_problem.constraints.levels[0]
+    dim = fixed[1].factors[0][0]
+    plain_rows = {tuple(r) for r in space.dim_choices(plain, dim)}
+    kept_rows = {tuple(r) for r in space.dim_choices(constrained_problem, dim)}
+    assert kept_rows <= plain_rows
+    assert all(r[fixed[0]] == fixed[1].factors[0][1] for r in kept_rows)

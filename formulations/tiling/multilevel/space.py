@@ -15,6 +15,7 @@ orders).
 from __future__ import annotations
 
 import itertools
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -115,14 +116,16 @@ def dim_choices(problem: MultiLevelProblem, dim: str) -> np.ndarray:
     bounds and the heuristics all ask for it, often many times per layer,
     and listing the factorizations is the costly part."""
     key = (dim, problem.factors, repr(problem.layer), repr(problem.hierarchy), repr(problem.constraints))
-    table = _DIM_CHOICES.get(key)
+    with _DIM_CHOICES_LOCK:  # a sweep may solve in threads
+        table = _DIM_CHOICES.get(key)
     if table is None:
         table = _list_dim_choices(problem, dim)
         table.setflags(write=False)
         if table.nbytes <= DIM_CHOICES_BYTES:
-            while sum(t.nbytes for t in _DIM_CHOICES.values()) + table.nbytes > DIM_CHOICES_BYTES:
-                _DIM_CHOICES.pop(next(iter(_DIM_CHOICES)))  # the oldest first
-            _DIM_CHOICES[key] = table
+            with _DIM_CHOICES_LOCK:
+                while sum(t.nbytes for t in _DIM_CHOICES.values()) + table.nbytes > DIM_CHOICES_BYTES:
+                    _DIM_CHOICES.pop(next(iter(_DIM_CHOICES)))  # the oldest first
+                _DIM_CHOICES[key] = table
     return table
 
 
@@ -131,6 +134,7 @@ DIM_CHOICES_BYTES = 64 * 2**20
 preset take a few MiB; a table larger than this is listed again when asked."""
 
 _DIM_CHOICES: dict[tuple, np.ndarray] = {}
+_DIM_CHOICES_LOCK = threading.Lock()
 
 
 def _list_dim_choices(problem: MultiLevelProblem, dim: str) -> np.ndarray:
