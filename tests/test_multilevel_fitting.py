@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from mapcert.formulations.tiling.multilevel.bypass import keep_sets
 from mapcert.formulations.tiling.multilevel.clipped_cost import ClippedTables, clipped_objective_values
 from mapcert.formulations.tiling.multilevel.cost import objective_values
-from mapcert.formulations.tiling.multilevel.fitting import fitting_choices
+from mapcert.formulations.tiling.multilevel.fitting import fitting_choices, overflow_reason
 from mapcert.formulations.tiling.multilevel.problem import DIMS, MultiLevelProblem
 from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
 from mapcert.formulations.tiling.multilevel.space import dim_choices, level_orders
@@ -132,7 +132,8 @@ def test_a_dimension_left_without_rows_is_reported_infeasible():
         assert result.status == "infeasible", (method, result.status, result.message)
         assert result.mapping is None
         if method != "enumerate":  # the exact models say which level overflows, and by how much
-            assert "RF holds 8 bits" in result.message, result.message
+            assert "RF holds 8 bits, and the smallest tiles" in result.message and "need 40 bits" in result.message, \
+                result.message
 
 
 @pytest.mark.parametrize("hardware", ["eyeriss", "simba-pe", "simba-like", "eyeriss-like", "tpu-like"])
@@ -161,3 +162,13 @@ def test_on_the_presets_no_sampled_mapping_with_a_dropped_row_fits(tmp_path, har
 
 
 SAMPLE = 500
+
+
+def test_an_overflowing_partition_is_named_with_its_bits():
+    problem = tight_instance()
+    rf = replace(problem.hierarchy.levels[2], capacity_bits=None,
+                 partition_bits={"inputs": 4, "weights": 32, "outputs": 32})
+    problem = replace(problem, hierarchy=replace(problem.hierarchy, levels=problem.hierarchy.levels[:2] + (rf,)))
+    assert overflow_reason(problem) == ("RF's inputs partition holds 4 bits, and the smallest tiles of the inputs "
+                                        "it must hold need 8 bits")
+    assert overflow_reason(tight_instance()) is None

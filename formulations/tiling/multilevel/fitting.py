@@ -73,14 +73,17 @@ def _overflow_text(problem: MultiLevelProblem, level: int, limits, least, bits, 
     """Why ``dim`` has no row left at ``level``: the level cannot hold even
     the smallest tiles of all dimensions together, or not with any of
     ``dim``'s tiles."""
-    name = problem.hierarchy.levels[level].name
+    lv = problem.hierarchy.levels[level]
+    spans = ", ".join(f"{d}={int(least[d][0])}" for d in DIMS if int(least[d][0]) > 1)
+    spans = f" (even the smallest tiles there span {spans})" if spans else ""
     for tensors, capacity in limits:
         need = int(sum(bits[t] * _words(problem, t, least)[0] for t in tensors))
         if need > capacity:
-            return (f"{name} holds {capacity:,} bits, and the smallest tiles of the {' and '.join(tensors)} "
-                    f"it must hold need {need:,}")
+            room = f"{lv.name}'s {tensors[0]} partition" if lv.partition_bits is not None else lv.name
+            return (f"{room} holds {capacity:,} bits, and the smallest tiles of the {' and '.join(tensors)} "
+                    f"it must hold need {need:,} bits{spans}")
     held = " and ".join(t for tensors, _ in limits for t in tensors)
-    return (f"{name} overflows: no tiling of {dim} leaves room there for the {held} it must hold, "
+    return (f"{lv.name} overflows: no tiling of {dim} leaves room there for the {held} it must hold, "
             f"even beside the smallest tiles of the other dimensions")
 
 
