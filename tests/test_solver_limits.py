@@ -120,6 +120,32 @@ def test_multilevel_enumeration_stops_at_the_deadline():
         assert result.best_bound is None and "time limit" in result.message
 
 
+def test_a_large_enumeration_stops_between_blocks_of_mappings(tmp_path):
+    """A space whose every group order takes longer than the limit to score
+    (simba-like's bypass choices on an odd layer: millions of mappings)
+    stops between blocks of mappings, not after the first full pass."""
+    path = tmp_path / "odd.yaml"
+    path.write_text("family: tiling\nworkload: {name: odd, dims: {N: 1, M: 48, C: 24, P: 13, Q: 13, R: 3, S: 3}, "
+                    "stride: 2}\nhardware: simba-like\nobjective: energy\n")
+    problem = load(path)
+    result, _ = within_limit(lambda: solve_multilevel(problem, "enumerate", 2.0), 2.0)
+    honest(result)
+    assert result.status != "optimal"
+
+
+def test_the_enumeration_in_blocks_finds_the_same_optimum(monkeypatch):
+    """Scoring the space in three blocks finds the optimum of scoring it at once."""
+    from mapcert.formulations.tiling.multilevel import enumeration
+
+    problem = load(EXAMPLES / "small_three_level.yaml")
+    whole = enumeration.enumerate_multilevel(problem)
+    assert whole.points <= enumeration.CHUNK_POINTS  # one block
+    monkeypatch.setattr(enumeration, "CHUNK_POINTS", whole.points // 3 + 1)
+    blocks = enumeration.enumerate_multilevel(problem)
+    assert whole.complete and blocks.complete
+    assert blocks.objective == pytest.approx(whole.objective)
+
+
 def test_edp_search_keeps_its_time_limit():
     problem = load(EXAMPLES / "resnet18_layer4_eyeriss_edp.yaml")
     result, _ = within_limit(lambda: solve_multilevel(problem, "milp", 1.0), 1.0)

@@ -23,6 +23,9 @@ from .cost import link_words, objective_values
 from .space import dim_choices, level_orders, mapping_from_choice
 
 MAX_POINTS = 5_000_000
+CHUNK_POINTS = 50_000
+"""Factor combinations scored at once: bounds the memory of a large space
+and how far a search may run past its deadline."""
 
 
 @dataclass
@@ -53,50 +56,58 @@ def enumerate_multilevel(problem: MultiLevelProblem, max_points: int = MAX_POINT
                          deadline: float | None = None) -> EnumerationResult:
     """The best mapping of the space (``mapping`` None when nothing fits).
 
-    With a ``deadline`` (perf_counter seconds) the search stops between two
-    combinations of group orders once it passes, and says so (``complete``
-    False).  Raises ValueError when the space has more than ``max_points``
-    factor combinations.  With keep or bypass chosen, every mapping is
-    scored under each keep set (``bypass.keep_sets``) and keeps its best."""
+    With a ``deadline`` (perf_counter seconds) the search stops once it
+    passes, between two blocks of at most ``CHUNK_POINTS`` factor
+    combinations or two combinations of group orders, and says so
+    (``complete`` False).  Raises ValueError when the space has more than
+    ``max_points`` factor combinations.  With keep or bypass chosen, every
+    mapping is scored under each keep set (``bypass.keep_sets``) and keeps
+    its best."""
     start = time.perf_counter()
     choices = {d: dim_choices(problem, d) for d in DIMS}
     total = int(np.prod([len(c) for c in choices.values()], dtype=np.float64))
     if total > max_points:
         raise ValueError(f"{total:,} factor combinations; enumeration stops at {max_points:,}")
-    grids = np.meshgrid(*(np.arange(len(choices[d])) for d in DIMS), indexing="ij")
-    index = {d: g.ravel() for d, g in zip(DIMS, grids, strict=True)}
-    # (points, row width), column-major: every slot is one contiguous array
-    table = {d: np.asfortranarray(choices[d][index[d]]) for d in DIMS}
+    sizes = [len(choices[d]) for d in DIMS]
     keeps = keep_sets(problem.hierarchy) if problem.hierarchy.chooses_bypass else None
-    if problem.factors == "divisors":
-        words = link_words(problem, table)  # the same for every order
-
-        def scores(orders):
-            return objective_values(problem, table, orders, keeps, words)
-    else:  # partial tiles: per-dimension sums over the candidate rows (clipped_cost.py)
-        tables = ClippedTables(problem, choices)
-
-        def scores(orders):
-            return clipped_objective_values(problem, tables, index, table, orders, keeps)
+    tables = ClippedTables(problem, choices) if problem.factors != "divisors" else None
+    all_orders = list(itertools.product(*level_orders(problem)))
     best_value, best_key = None, None
     complete = True
-    for orders in itertools.product(*level_orders(problem)):
-        if deadline is not None and time.perf_counter() > deadline:
-            complete = False
+    for first in range(0, total, CHUNK_POINTS):
+        flat = np.arange(first, min(total, first + CHUNK_POINTS))
+        index = dict(zip(DIMS, np.unravel_index(flat, sizes), strict=True))
+        # (points, row width), column-major: every slot is one contiguous array
+        table = {d: np.asfortranarray(choices[d][index[d]]) for d in DIMS}
+        if tables is None:
+            words = link_words(problem, table)  # the same for every order
+
+            def scores(orders):
+                return objective_values(problem, table, orders, keeps, words)
+        else:  # partial tiles: per-dimension sums over the candidate rows (clipped_cost.py)
+            def scores(orders):
+                return clipped_objective_values(problem, tables, index, table, orders, keeps)
+        for orders in all_orders:
+            if deadline is not None and time.perf_counter() > deadline:
+                complete = False
+                break
+            scored = scores(list(orders))
+            value, feasible = scored[:2]
+            if not feasible.any():
+                continue
+            masked = np.where(feasible, value, np.inf)
+            i = int(np.argmin(masked))
+            if best_value is None or masked[i] < best_value:
+                best_value = float(masked[i])
+                best_key = ({d: table[d][i].copy() for d in DIMS}, orders,
+                            None if keeps is None else keeps[int(scored[2][i])])
+        if not complete:
             break
-        scored = scores(list(orders))
-        value, feasible = scored[:2]
-        if not feasible.any():
-            continue
-        masked = np.where(feasible, value, np.inf)
-        i = int(np.argmin(masked))
-        if best_value is None or masked[i] < best_value:
-            best_value, best_key = float(masked[i]), (i, orders, None if keeps is None else keeps[int(scored[2][i])])
     elapsed = time.perf_counter() - start
     if best_key is None:
         return EnumerationResult(None, None, total, elapsed, complete)
-    i, orders, keep = best_key
-    mapping = mapping_from_choice(problem, {d: table[d][i] for d in DIMS}, orders)
+    rows, orders, keep = best_key
+    mapping = mapping_from_choice(problem, rows, orders)
     if keep is not None:
         mapping = with_keep(problem, mapping, keep)
     return EnumerationResult(mapping, best_value, total, elapsed, complete)

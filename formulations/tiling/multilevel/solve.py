@@ -208,10 +208,10 @@ def _solve_multilevel(problem: MultiLevelProblem, method: str, limit: float, wor
         metrics = evaluate_multilevel(problem, found.mapping)
         value = metrics.objective(problem.objective)
         agrees = metrics.fits and math.isclose(value, found.objective, rel_tol=1e-9)
-        if not found.complete:  # the best of the orders scored so far: no proof, no bound
+        if not found.complete:  # the best of the mappings scored so far: no proof, no bound
             return MultiLevelResult("feasible" if agrees else "error", method, found.mapping, metrics, value, None,
                                     found.wall_time_s, "time limit reached: enumeration stopped before every "
-                                    "loop order was scored")
+                                    "mapping and loop order was scored")
         status = "optimal" if agrees else "error"
         return MultiLevelResult(status, method, found.mapping, metrics, value, value if status == "optimal" else None,
                                 found.wall_time_s, f"{found.points:,} factor combinations x group orders")
