@@ -321,8 +321,15 @@ def _verify_no_solution(family: Family, problem, result: Result, ctx: _Context) 
     for name, proof, _ in proofs:
         found = proof.solution is not None and family.evaluate(problem, proof.solution).feasible
         confirmed |= proof.status == Status.INFEASIBLE
+        open_ = "" if proof.status in (Status.INFEASIBLE, Status.OPTIMAL) or found else "; inconclusive"
         checks.append(Check(f"status: {name} finds no solution", not found,
-                            f"{name}: {proof.status.value}" + (f" ({proof.message})" if proof.message else "")))
+                            f"{name}: {proof.status.value}" + (f" ({proof.message})" if proof.message else "") + open_))
+    if not proofs:
+        refused = [f"{m.name}: {m.why_not(problem)}" for m in family.methods(problem)
+                   if (not ctx.methods or m.name in ctx.methods) and m.why_not(problem) is not None]
+        checks.append(Check("status: infeasibility re-proved", False,
+                            "no exact method ran" + (f" ({'; '.join(refused)})" if refused else "")))
+        return checks
     checks.append(Check("status: infeasibility re-proved", confirmed,
                         "at least one exact method proved it" if confirmed else "no method proved it in time"))
     return checks
@@ -367,7 +374,7 @@ def _proof_check(name: str, proof: Attempt, proved_value, result: Result, value)
                                 f"bound {_fmt(result.best_bound)}")
     # not proved in time: its incumbent must not beat a claimed optimum, its bound must lie below
     ok = True
-    detail = f"{name}: {proof.status.value} within the limit"
+    detail = f"{name}: {proof.status.value}, no proof; inconclusive (nothing it found contradicts the claim)"
     if proved_value is not None and result.status == Status.OPTIMAL:
         ok = at_least(proved_value, value)
         detail += f"; incumbent {_fmt(proved_value)}"
