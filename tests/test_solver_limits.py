@@ -111,7 +111,7 @@ def test_multilevel_cpsat_keeps_its_time_limit():
 
 def test_multilevel_enumeration_stops_at_the_deadline():
     """Enumerating the small example's six group orders per level takes
-    seconds; a one-second limit returns the best of the orders scored so far,
+    seconds; a one-second limit returns the best of the mappings scored so far,
     feasible and without a bound."""
     problem = load(EXAMPLES / "small_three_level.yaml")
     result, _ = within_limit(lambda: solve_multilevel(problem, "enumerate", 1.0), 1.0)

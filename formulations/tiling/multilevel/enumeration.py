@@ -36,7 +36,7 @@ class EnumerationResult:
     wall_time_s: float
     complete: bool = True
     """False when the deadline stopped the search: ``mapping`` is the best of
-    the orders scored so far, not a proved optimum."""
+    the mappings and orders scored so far, not a proved optimum."""
 
 
 def space_size(problem: MultiLevelProblem) -> int:
