@@ -26,13 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .clipped_cost import WINDOWS
-from .cost import window_rows
-from .problem import DIMS, RELEVANT, MultiLevelProblem, layer_extent
+from .cost import tile_elements
+from .problem import DIMS, MultiLevelProblem, layer_extent
 from .space import dim_choices
-
-WINDOW_PARTS = frozenset(d for pair in WINDOWS for d in pair)
-"""Dimensions that reach the inputs' words only through a window."""
 
 
 def tile_extents(table: np.ndarray, problem: MultiLevelProblem, dim: str, level: int) -> np.ndarray:
@@ -44,18 +40,6 @@ def tile_extents(table: np.ndarray, problem: MultiLevelProblem, dim: str, level:
         if fan.level > level:
             extent = extent * table[:, K + 2 * f] * table[:, K + 2 * f + 1]
     return np.minimum(extent, layer_extent(problem.layer, dim))
-
-
-def _words(problem: MultiLevelProblem, tensor: str, extents: dict[str, np.ndarray]) -> np.ndarray:
-    """Words of ``tensor``'s tile for the given per-dimension extents (arrays that broadcast)."""
-    words = np.ones(1, dtype=np.int64)
-    for d in sorted(RELEVANT[tensor]):
-        if tensor != "inputs" or d not in WINDOW_PARTS:
-            words = words * extents[d]
-    if tensor == "inputs":
-        for axis, taps in WINDOWS:
-            words = words * window_rows(problem.layer, axis, extents[axis], extents[taps])
-    return words
 
 
 def _limits(problem: MultiLevelProblem, level: int) -> list[tuple[tuple[str, ...], int]]:
@@ -77,7 +61,7 @@ def _overflow_text(problem: MultiLevelProblem, level: int, limits, least, bits, 
     spans = ", ".join(f"{d}={int(least[d][0])}" for d in DIMS if int(least[d][0]) > 1)
     spans = f" (even the smallest tiles there span {spans})" if spans else ""
     for tensors, capacity in limits:
-        need = int(sum(bits[t] * _words(problem, t, least)[0] for t in tensors))
+        need = int(sum(bits[t] * tile_elements(problem.layer, t, least)[0] for t in tensors))
         if need > capacity:
             room = f"{lv.name}'s {tensors[0]} partition" if lv.partition_bits is not None else lv.name
             return (f"{room} holds {capacity:,} bits, and the smallest tiles of the {' and '.join(tensors)} "
@@ -131,7 +115,7 @@ def _fitting(problem: MultiLevelProblem) -> tuple[dict[str, np.ndarray], str | N
                 mine = {**least, d: extents[d]}
                 fits = np.ones(len(tables[d]), dtype=bool)
                 for tensors, capacity in limits:
-                    need = sum(bits[t] * _words(problem, t, mine) for t in tensors)
+                    need = sum(bits[t] * tile_elements(problem.layer, t, mine) for t in tensors)
                     fits &= np.broadcast_to(need, fits.shape) <= capacity
                 if fits.all():
                     continue
