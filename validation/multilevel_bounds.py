@@ -16,6 +16,10 @@
   - And the read-backs that merge drained partial sums
     (``latch_and_merge_energy``): an output drained in more pieces than one
     reduction network adds up must have its pieces read back and added.
+  - Or, when larger, the same events with the gaps that change two shared
+    latches paired (``latch_pairing.paired_latch_energy``): one input read
+    and one output drain serve few such gaps together, whatever each
+    alone is shared by.
 * ``array_boundary``: the traffic into and out of PE-private storage, in the
   spirit of the paper's register-level bound. All private storage of all
   PEs, plus each MAC's three operand latches, is one fast memory of S words
@@ -35,6 +39,7 @@ from math import ceil
 from ..formulations.tiling.multilevel.problem import MultiLevelProblem
 from .bounds import hong_kung_words, layer_capped_instance, layer_segment_instance
 from .capped_segment import capped_segment_bits
+from .latch_pairing import paired_latch_energy
 from .read_segment import read_segment_bits
 
 
@@ -111,14 +116,19 @@ def latch_price(problem: MultiLevelProblem, tensor: str) -> float:
     access can serve. A tensor that DRAM may serve directly costs nothing
     here: DRAM's accesses are counted by the compulsory term, and adding
     them twice would not be a bound."""
-    best = float("inf")
-    for index, shared in latch_servers(problem, tensor):
-        level = problem.hierarchy.levels[index]
-        # DRAM's reads of inputs and weights and its writes of outputs already carry the compulsory
-        # term, which may count the very same accesses: DRAM adds nothing here, so the terms stay disjoint
-        energy = 0.0 if index == 0 else level.write_energy if tensor == "outputs" else level.read_energy
-        best = min(best, energy / shared)
-    return best
+    return min(server_energy(problem, index, tensor) / shared for index, shared in latch_servers(problem, tensor))
+
+
+def server_energy(problem: MultiLevelProblem, index: int, tensor: str) -> float:
+    """Energy of the access of level ``index`` that changes a ``tensor``
+    latch: a read (inputs, weights) or the write of a drained partial sum
+    (outputs). DRAM's reads of inputs and weights and its writes of outputs
+    already carry the compulsory term, which may count the very same
+    accesses: DRAM adds nothing here, so the terms stay disjoint."""
+    if index == 0:
+        return 0.0
+    level = problem.hierarchy.levels[index]
+    return level.write_energy if tensor == "outputs" else level.read_energy
 
 
 def onchip_bits(problem: MultiLevelProblem) -> int:
@@ -221,6 +231,17 @@ def latch_and_merge_energy(problem: MultiLevelProblem) -> float:
     return max(latch_energy(problem), merged)
 
 
+def paired_latch_term(problem: MultiLevelProblem) -> float:
+    """``latch_and_merge_energy``'s events with the gaps that change two
+    shared latches paired (``latch_pairing``, docs/tiling-multilevel.md,
+    "Paired latch changes")."""
+    servers = {letter: [(server_energy(problem, index, tensor), shared) for index, shared in latch_servers(problem, tensor)]
+               for tensor, letter in (("inputs", "I"), ("weights", "W"), ("outputs", "O"))}
+    layer, units = problem.layer, mac_units(problem)
+    return paired_latch_energy(layer.macs - units, units, layer.R * layer.S, servers,
+                               merge_price(problem), layer.output_elements)
+
+
 def energy_bound_terms(problem: MultiLevelProblem) -> dict[str, float]:
     """The disjoint terms of the energy bound (docs/tiling-multilevel.md,
     "Bounds"), by the events they count: their sum is the bound.
@@ -251,7 +272,7 @@ def energy_bound_terms(problem: MultiLevelProblem) -> dict[str, float]:
         "dram": dram.read_energy * (used_inputs + weights) + dram.write_energy * outputs,
         "first_holders": first,
         "final_reads": innermost_out.read_energy * outputs if innermost_out is not None else 0.0,
-        "latches": latch_and_merge_energy(problem),
+        "latches": max(latch_and_merge_energy(problem), paired_latch_term(problem)),
     }
 
 
@@ -265,8 +286,9 @@ def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
     latency = ceil(layer.macs / hier.pes)
     offchip = (used_inputs * p.inputs + weights * p.weights + outputs * p.outputs) / 8
     value, meaning = {
-        "energy": (energy, "every MAC, two operand-latch changes per MAC, the read-backs that merge "
-                   "drained partial sums, and every word once through DRAM and its first on-chip level"),
+        "energy": (energy, "every MAC, two operand-latch changes per MAC (few of them per shared access), "
+                   "the read-backs that merge drained partial sums, and every word once through DRAM and "
+                   "its first on-chip level"),
         "latency": (float(latency), "all PEs busy every cycle"),
         "edp": (energy * latency, "energy bound times latency bound"),
         "offchip_traffic": (offchip, "each used input, weight and output crosses once"),

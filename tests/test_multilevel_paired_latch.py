@@ -1,0 +1,178 @@
+"""The paired latch term of the multi-level energy bound
+(``validation/latch_pairing.py``, docs/tiling-multilevel.md, "Paired latch
+changes").
+
+It must hold for every schedule of the latch machine, not only for our
+mapping space: the replays below stagger units with random idling, deal
+the MACs to units at random, and keep weights stationary, the schedules
+that make the most gaps change only an input and an output latch."""
+
+from __future__ import annotations
+
+import random
+
+import highspy
+import numpy as np
+import pytest
+
+from mapcert.formulations.tiling.multilevel.problem import MultiLevelProblem
+from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
+from mapcert.formulations.tiling.problem import ConvLayer
+from mapcert.hardware.hierarchy import Fanout, Hierarchy, MemoryLevel, hierarchy_preset
+from mapcert.validation import latch_pairing
+from mapcert.validation.latch_pairing import pair_capacity
+from mapcert.validation.multilevel_bounds import (
+    latch_and_merge_energy,
+    multilevel_bounds,
+    paired_latch_term,
+)
+
+from latch_replay import SCHEDULES, check_once, layer_macs, replay
+
+
+def shared_buffer(rows: int, cols: int) -> Hierarchy:
+    """DRAM, one buffer that holds everything, and a fan-out of
+    ``rows x cols`` MAC units that multicasts and reduces across all of
+    them: every latch is fed by the buffer, one access serving any units."""
+    levels = (MemoryLevel("DRAM", read_energy=200, write_energy=200),
+              MemoryLevel("Buffer", capacity_bits=8 * 4096, read_energy=6, write_energy=6))
+    return Hierarchy("shared-buffer", levels, mac_energy=1, fanouts=(Fanout("lanes", 2, rows, cols),))
+
+
+LAYERS = [
+    ConvLayer("pointwise", 1, 8, 8, 3, 3),
+    ConvLayer("conv3", 1, 4, 4, 4, 1, 3, 1),
+    ConvLayer("conv3x3", 1, 2, 3, 3, 3, 3, 3),
+]
+
+
+def test_pair_capacity():
+    """The greedy fill of the capacity LP: its known values, never above
+    the ``units / 2`` the shares alone allow, growing with both."""
+    assert pair_capacity(1, 64) == pytest.approx(9 + 10 / 11)
+    assert pair_capacity(9, 64) == pytest.approx(22.75)
+    assert pair_capacity(64, 64) == pytest.approx(32)
+    assert pair_capacity(1, 1) == pytest.approx(0.5)
+    assert pair_capacity(0, 64) == 0.0
+    values = [[pair_capacity(k, u) for u in (4, 16, 64, 256)] for k in (1, 3, 9)]
+    for k, row in zip((1, 3, 9), values):
+        assert all(a < b for a, b in zip(row, row[1:]))
+        assert all(v <= u / 2 + 1e-12 for v, u in zip(row, (4, 16, 64, 256)))
+    assert all(a <= b for a, b in zip(values[0], values[1]))
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
+@pytest.mark.parametrize("units", [4, 8, 16])
+def test_replayed_gaps_never_exceed_the_pair_capacity(layer, units):
+    """The lemma itself, on schedules outside our space: gaps that change
+    an input and an output latch (and keep the weight) number at most
+    ``pair_capacity(R*S, units)`` per input read or output drain; gaps that
+    change the input and the weight latch at most ``pair_capacity(1, units)``
+    per input or weight read."""
+    macs = layer_macs(layer)
+    rnd = random.Random(units * 31 + len(macs))
+    taps = min(layer.R * layer.S, units)
+    tightest = 0.0
+    for schedule in SCHEDULES:
+        for idle in (0.0, 0.3, 0.7):
+            steps = schedule(macs, units, rnd, idle)
+            check_once(steps, macs)
+            got = replay(steps)
+            io_events = got.reads["I"] + got.drains
+            assert got.gaps["IO"] <= pair_capacity(taps, units) * io_events
+            assert got.gaps["IW"] + got.gaps["IWO"] <= pair_capacity(1, units) * (got.reads["I"] + got.reads["W"])
+            assert got.gaps["WO"] <= pair_capacity(taps, units) * (got.reads["W"] + got.drains)
+            tightest = max(tightest, got.gaps["IO"] / (pair_capacity(taps, units) * io_events))
+    assert tightest > (0.35 if taps == 1 else 0.1)  # the lockstep grid comes within a few times of it
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
+@pytest.mark.parametrize("rows, cols", [(2, 2), (2, 4), (4, 4)])
+def test_no_replayed_schedule_spends_less_than_the_term(layer, rows, cols):
+    """The energy of the latch-feeding reads and drains and of the merge
+    read-backs of every replayed schedule is at least the paired term."""
+    problem = MultiLevelProblem(layer, shared_buffer(rows, cols))
+    bound = paired_latch_term(problem)
+    macs = layer_macs(layer)
+    rnd = random.Random(rows * 100 + cols)
+    least = float("inf")
+    for schedule in SCHEDULES:
+        for idle in (0.0, 0.2, 0.6):
+            for _ in range(3):
+                steps = schedule(macs, rows * cols, rnd, idle)
+                spent = replay(steps).energy(access=6, merge=6)
+                assert spent >= bound - 1e-9
+                least = min(least, spent)
+    assert bound > 0 and least < 12 * bound  # the term is of the order of what schedules spend
+
+
+def test_the_paired_term_is_the_larger_one_on_wide_multicast():
+    """Else the tests of the bound would not check it: with 16 units that
+    share inputs and outputs, the paired term is well above the plain one
+    on layers with fewer filter taps than units (a pair of events serves up
+    to ``R*S`` gaps), and on `simba-pe` and `tpu-like` it raises the energy
+    bound."""
+    for layer in LAYERS[:2]:
+        problem = MultiLevelProblem(layer, shared_buffer(4, 4))
+        assert paired_latch_term(problem) > 1.2 * latch_and_merge_energy(problem)
+    pointwise = ConvLayer("res2a", 1, 64, 64, 56, 56)
+    for preset in ("simba-pe", "tpu-like"):
+        problem = MultiLevelProblem(pointwise, hierarchy_preset(preset))
+        assert paired_latch_term(problem) > 2 * latch_and_merge_energy(problem)
+
+
+def test_a_unit_per_unit_fan_out_gains_nothing():
+    """With no sharing (`eyeriss`: every latch fed by a per-PE register)
+    the pairs add nothing, and the term equals the plain one."""
+    layer = ConvLayer("res2a", 1, 64, 64, 56, 56)
+    problem = MultiLevelProblem(layer, hierarchy_preset("eyeriss"))
+    assert paired_latch_term(problem) <= latch_and_merge_energy(problem) * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
+def test_no_optimum_of_the_widest_space_is_below_the_bound(layer):
+    """Proved optima of the widest declared space (any factors, halo
+    reuse) on the 4 x 4 shared fan-out stay at or above the bound."""
+    problem = MultiLevelProblem(layer, shared_buffer(4, 4), factors="any", halo=True)
+    solved = solve_multilevel(problem, "cpsat", 60)
+    assert solved.status == "optimal"
+    assert multilevel_bounds(problem).objective <= solved.objective + 1e-9
+
+
+def test_the_bound_is_read_from_a_repaired_dual():
+    """The term is the LP's optimum (up to its safety margin), and a
+    wrong dual only lowers it: weak duality with the repair never
+    overstates."""
+    problem = MultiLevelProblem(ConvLayer("pointwise", 1, 8, 8, 3, 3), shared_buffer(4, 4))
+    captured = {}
+    real_dual_bound = latch_pairing._dual_bound
+
+    def spy(matrix, rhs, cost, duals):
+        captured.update(matrix=matrix, rhs=rhs, cost=cost, duals=duals)
+        return real_dual_bound(matrix, rhs, cost, duals)
+
+    latch_pairing._dual_bound = spy
+    try:
+        value = paired_latch_term(problem)
+    finally:
+        latch_pairing._dual_bound = real_dual_bound
+    matrix, rhs, cost = captured["matrix"], captured["rhs"], captured["cost"]
+    assert value == pytest.approx(_primal_optimum(matrix, rhs, cost), rel=1e-6)
+    rnd = np.random.default_rng(3)
+    for _ in range(50):
+        noisy = captured["duals"] * rnd.uniform(0.5, 1.5, size=len(rhs)) + rnd.normal(0, 0.1, size=len(rhs))
+        assert real_dual_bound(matrix, rhs, cost, noisy) <= value * (1 + 1e-9)
+
+
+def _primal_optimum(matrix, rhs, cost) -> float:
+    lp = highspy.Highs()
+    lp.setOptionValue("output_flag", False)
+    inf = highspy.kHighsInf
+    for c in cost:
+        lp.addVar(0.0, inf)
+    lp.changeColsCost(len(cost), np.arange(len(cost), dtype=np.int32), np.array(cost, dtype=float))
+    for row, b in zip(matrix, rhs):
+        nz = np.nonzero(row)[0]
+        lp.addRow(float(b), inf, len(nz), nz.astype(np.int32), row[nz])
+    lp.run()
+    return lp.getInfo().objective_function_value

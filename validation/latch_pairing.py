@@ -1,0 +1,248 @@
+"""Operand-latch changes that come in pairs: a bound on the events that
+feed the MAC units' latches when one access serves many units
+(derived in docs/tiling-multilevel.md, "Paired latch changes").
+
+The plain latch term prices each latch change at its cheapest share of one
+access: an input read multicast to all 64 lanes costs 1/64 of a read per
+lane, and so does an output drain added up over 64 lanes. No schedule gets
+both at once: lanes that share an input differ in output channel, lanes
+that add into one output differ in input channel or filter tap. This
+module counts the *accesses* themselves.
+
+Between two consecutive MACs of one unit at least two of its three latches
+change (``latch_changes``). Take the changes of the input and the output
+latch in one such gap: the last input delivered to the unit in the gap and
+the first partial sum it drains there are two access events, and the MAC
+after the gap and the MAC before it fix the pair up to the filter tap. So a
+pair of events serves at most ``R*S`` such gaps over all units. Ranking
+every input and output event in time, the events inside one unit's gaps are
+disjoint blocks, so pairs far apart in rank need long gaps, and one unit's
+gaps hold at most all the events once. This caps the gaps at
+``pair_capacity(K, U)`` per event (``K`` gaps per pair, ``U`` units), far
+fewer than the ``U / 2`` the shares allow. The three tensor pairs, the
+latch shares and the merge read-backs are combined in one small linear
+program; its bound is read from a repaired dual solution, so that the
+solver's tolerances can only weaken it.
+"""
+
+from __future__ import annotations
+
+import highspy
+import numpy as np
+
+
+TRANSITIONS = ("IO", "IW", "WO", "IWO")
+"""The latches a gap between two MACs of a unit changes (at least two)."""
+
+SAFETY = 1e-9
+"""Relative margin taken off the bound, for the rounding of the dual sums."""
+
+
+def pair_capacity(multiplicity: int, units: int) -> float:
+    """Most gaps per access event that gaps needing a pair of events can fill.
+
+    Parameters
+    ----------
+    multiplicity : int
+        Gaps (over all units) that one pair of events may serve.
+    units : int
+        MAC units.
+
+    Returns
+    -------
+    float
+        ``max sum_s y_s`` subject to ``0 <= y_s <= multiplicity`` and
+        ``sum_s (s + 1) y_s <= units``: ``y_s`` is the number of gaps whose
+        two events lie ``s`` apart in rank, per event. At most ``n`` pairs
+        lie ``s`` apart, and a gap ``s`` apart holds ``s + 1`` of the ``n``
+        events, which one unit's gaps share out once.
+    """
+    if multiplicity < 1 or units < 1:
+        return 0.0
+    total, room, s = 0.0, float(units), 1
+    while room > 0:
+        take = min(float(multiplicity), room / (s + 1))
+        total += take
+        room -= take * (s + 1)
+        s += 1
+    return total
+
+
+def window_capacity(multiplicity: int, units: int, kinds: int) -> tuple[float, float]:
+    """``(F, c)`` with gaps at most ``F * n + c`` for ``n`` events, from
+    windows of the ranking: a tighter count than ``pair_capacity`` when
+    few gaps share a pair.
+
+    Parameters
+    ----------
+    multiplicity : int
+        Gaps that one pair of events may serve.
+    units : int
+        MAC units.
+    kinds : int
+        Event kinds a gap's pair is drawn from (2: one kind each, such as
+        an input read and an output drain; 3: any two different kinds).
+
+    Returns
+    -------
+    tuple of float
+        The best over window lengths ``S``: with ``w(S)`` the most pairs
+        of different kinds among ``S + 1`` consecutive events,
+        ``F = (multiplicity * w(S) + units) / (S + 1)`` and
+        ``c = multiplicity * S * w(S) / (S + 1)``.
+    """
+    if multiplicity < 1 or units < 1:
+        return 0.0, 0.0
+
+    span = np.arange(1, 4 * units + 2, dtype=float)  # beyond, the units / (S + 1) part no longer pays
+    length = span + 1
+    base, extra = np.floor_divide(length, kinds), np.mod(length, kinds)
+    # the kinds as even as possible: the most pairs of different kinds among `length` events
+    squares = extra * (base + 1) ** 2 + (kinds - extra) * base ** 2
+    w = (length * length - squares) / 2
+    per_event = (multiplicity * w + units) / length
+    best = int(np.argmin(per_event))
+    return float(per_event[best]), float(multiplicity * span[best] * w[best] / length[best])
+
+
+def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, list[tuple[float, int]]],
+                        merge_price: float, outputs: int) -> float:
+    """A lower bound on the energy of the latch-feeding accesses and the
+    merge read-backs, with the gaps that change two shared latches paired.
+
+    Parameters
+    ----------
+    gaps : int
+        Gaps between two consecutive MACs of one unit, over all units
+        (``MACs - units`` at least).
+    units : int
+        MAC units.
+    taps : int
+        Filter taps ``R * S``: the gaps one pair of an input and an output
+        event (or a weight and an output event) can serve.
+    servers : dict
+        Per tensor letter ``I``, ``W``, ``O``, the ``(energy, shared)`` of
+        each level that may feed that latch: the energy of one access
+        (zero for DRAM, whose accesses the compulsory term counts) and the
+        MAC units one access can serve.
+    merge_price : float
+        Least energy of reading back a stored partial sum.
+    outputs : int
+        Output elements.
+
+    Returns
+    -------
+    float
+        The bound, in the preset's energy unit; never below the linear
+        program's relaxation of the plain latch and merge terms.
+    """
+    if gaps <= 0:
+        return 0.0
+    taps = min(taps, units)
+    q = merge_price
+
+    # columns: the four gap kinds, one event count per tensor and server, the merge read-backs
+    columns: list[tuple[str, str | None, float, int]] = [("gap", kind, 0.0, 0) for kind in TRANSITIONS]
+    for letter, listed in servers.items():
+        columns += [("event", letter, energy, shared) for energy, shared in listed]
+    columns.append(("merge", None, float(q), 0))
+    cost = np.array([c[2] for c in columns])
+    rows: list[tuple[np.ndarray, float]] = []
+
+    def row() -> np.ndarray:
+        return np.zeros(len(columns))
+
+    cover = row()
+    cover[:4] = 1.0
+    rows.append((cover, float(gaps)))  # row 0: every gap is one of the four kinds
+    for letter in "IWO":  # each latch change is fed by an access that serves at most `shared` units
+        r = row()
+        for j, (kind, tag, _e, shared) in enumerate(columns):
+            if kind == "gap" and letter in tag:
+                r[j] = -1.0
+            elif kind == "event" and tag == letter:
+                r[j] = float(shared)
+        rows.append((r, 0.0))
+    multiplicity = {"IO": taps, "IW": 1, "WO": taps, "IWO": taps}
+    pairs = {"IO": ("IO",), "IW": ("IW", "IWO"), "WO": ("WO",), "IWO": TRANSITIONS}  # "IWO": every gap, one ranking
+    for pair, kinds in pairs.items():  # gaps that need both events of a pair, a pair serving a few of them
+        k = multiplicity[pair]
+        for per_event, constant in ((pair_capacity(k, units), 0.0), window_capacity(k, units, len(pair))):
+            r = row()
+            for j, (kind, tag, _e, _shared) in enumerate(columns):
+                if kind == "gap" and tag in kinds:
+                    r[j] = -1.0
+                elif kind == "event" and tag in pair:
+                    r[j] = per_event
+            rows.append((r, -constant))
+    merge = row()  # drains beyond one per output are added to a stored partial sum, read back
+    for j, (kind, tag, _e, _shared) in enumerate(columns):
+        if kind == "event" and tag == "O":
+            merge[j] = -1.0
+        elif kind == "merge":
+            merge[j] = 1.0
+    rows.append((merge, -2.0 * outputs))
+
+    matrix = np.array([r for r, _b in rows])
+    rhs = np.array([b for _r, b in rows])
+    duals = _solve_duals(matrix, rhs, cost)
+    return _dual_bound(matrix, rhs, cost, duals)
+
+
+def _solve_duals(matrix: np.ndarray, rhs: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """HiGHS's row duals of ``min cost x, matrix x >= rhs, x >= 0`` (zeros
+    when it has none)."""
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = matrix.shape[1], matrix.shape[0]
+    lp.col_cost_ = cost
+    lp.col_lower_ = np.zeros(matrix.shape[1])
+    lp.col_upper_ = np.full(matrix.shape[1], highspy.kHighsInf)
+    lp.row_lower_ = rhs
+    lp.row_upper_ = np.full(matrix.shape[0], highspy.kHighsInf)
+    sparse = matrix.T  # column-wise
+    starts, index, values = [0], [], []
+    for col in sparse:
+        nz = np.nonzero(col)[0]
+        index += nz.tolist()
+        values += col[nz].tolist()
+        starts.append(len(index))
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
+    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.array(values, dtype=float)
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("threads", 1)
+    highs.passModel(lp)
+    highs.run()
+    duals = np.array(highs.getSolution().row_dual, dtype=float)
+    if duals.shape != (matrix.shape[0],) or not np.all(np.isfinite(duals)):
+        return np.zeros(matrix.shape[0])
+    return duals
+
+
+def _dual_bound(matrix: np.ndarray, rhs: np.ndarray, cost: np.ndarray, duals: np.ndarray) -> float:
+    """``rhs . y`` for a dual-feasible ``y`` made from ``duals``.
+
+    Weak duality: for ``y >= 0`` with ``matrix^T y <= cost``, every feasible
+    ``x >= 0`` has ``cost . x >= y . matrix x >= y . rhs``. Only row 0 (the
+    gaps' cover) has positive entries in the gap columns, and the other
+    columns have only non-negative entries. So scaling the other rows'
+    duals down makes the event and merge columns feasible, and then the
+    largest cover dual that keeps every gap column feasible is read off.
+    """
+    y = np.maximum(np.abs(duals), 0.0)
+    others = y.copy()
+    others[0] = 0.0
+    gap_cols = matrix[0] > 0
+    load = matrix[:, ~gap_cols].T @ others
+    limit = cost[~gap_cols]
+    over = load > limit
+    if np.any(over):
+        scale = np.min(np.where(load > 0, limit / np.where(load > 0, load, 1.0), np.inf))
+        others *= max(0.0, min(1.0, scale))
+    # a gap column: cover dual - sum over the other rows of |entry| * dual <= 0
+    owed = -(matrix[1:, gap_cols].T @ others[1:])
+    cover = max(0.0, float(np.min(owed)))
+    value = cover * rhs[0] + float(rhs[1:] @ others[1:])
+    return max(0.0, value * (1 - SAFETY))
