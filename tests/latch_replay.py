@@ -43,6 +43,10 @@ class Replay:
     drains: int = 0
     merges: int = 0
     gaps: dict[str, int] = field(default_factory=lambda: {"IO": 0, "IW": 0, "WO": 0, "IWO": 0})
+    fresh: dict[str, int] = field(default_factory=lambda: {"IO": 0, "WO": 0, "any": 0})
+    """MACs whose own input (weight) arrived in the gap before them and whose
+    output drains in the gap after them; ``any``: with two such events of
+    different tensors."""
 
     def energy(self, access: float, merge: float) -> float:
         return access * (self.reads["I"] + self.reads["W"] + self.drains) + merge * self.merges
@@ -54,6 +58,7 @@ def replay(steps: list[dict[int, tuple]]) -> Replay:
     latch: dict[int, list] = {}
     last: dict[int, tuple] = {}
     stored: set = set()
+    sequence: dict[int, list[str]] = {}
 
     def drain(outputs: set) -> None:
         out.drains += len(outputs)
@@ -77,13 +82,28 @@ def replay(steps: list[dict[int, tuple]]) -> Replay:
                 kind = "".join(t for t, a, b in zip("IWO", before, (i, w, o)) if a != b)
                 assert len(kind) >= 2, "two MACs share two operands: the schedule repeats a MAC"
                 out.gaps[kind] += 1
+                sequence.setdefault(unit, []).append(kind)
             held[:] = [i, w, o]
             last[unit] = (i, w, o)
         for t in "IW":
             out.reads[t] += len(wanted[t])
         drain(drained)
     drain({held[2] for held in latch.values() if held[2] is not None})
+    for kinds in sequence.values():
+        count_fresh(out, kinds)
     return out
+
+
+def count_fresh(out: Replay, kinds: list[str]) -> None:
+    """Add one unit's fresh MACs; ``kinds`` are its gaps in order (before its
+    first MAC every latch is filled, after its last the output drains)."""
+    before = ["IWO"] + kinds
+    after = kinds + ["O"]
+    for gap_before, gap_after in zip(before, after):
+        i, w, o = "I" in gap_before, "W" in gap_before, "O" in gap_after
+        out.fresh["IO"] += i and o
+        out.fresh["WO"] += w and o
+        out.fresh["any"] += (i and w) or ((i or w) and o)
 
 
 def check_once(steps: list[dict[int, tuple]], macs: list) -> None:

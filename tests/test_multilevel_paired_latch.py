@@ -20,7 +20,7 @@ from mapcert.formulations.tiling.multilevel.solve import solve_multilevel
 from mapcert.formulations.tiling.problem import ConvLayer
 from mapcert.hardware.hierarchy import Fanout, Hierarchy, MemoryLevel, hierarchy_preset
 from mapcert.validation import latch_pairing
-from mapcert.validation.latch_pairing import pair_capacity
+from mapcert.validation.latch_pairing import pair_capacity, window_capacity
 from mapcert.validation.multilevel_bounds import (
     latch_and_merge_energy,
     multilevel_bounds,
@@ -59,6 +59,11 @@ def test_pair_capacity():
         assert all(a < b for a, b in zip(row, row[1:]))
         assert all(v <= u / 2 + 1e-12 for v, u in zip(row, (4, 16, 64, 256)))
     assert all(a <= b for a, b in zip(values[0], values[1]))
+    # windows: about sqrt(K U) for two kinds, with windows of some 16 events at K = 1, U = 64
+    per_event, constant = window_capacity(1, 64, 2)
+    assert per_event == pytest.approx(8.0) and 0 < constant < 64
+    assert window_capacity(1, 65536, 2)[0] == pytest.approx(256.0)
+    assert window_capacity(1, 64, 3)[0] > window_capacity(1, 64, 2)[0]  # more kinds, more pairs in a window
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
@@ -82,6 +87,19 @@ def test_replayed_gaps_never_exceed_the_pair_capacity(layer, units):
             assert got.gaps["IO"] <= pair_capacity(taps, units) * io_events
             assert got.gaps["IW"] + got.gaps["IWO"] <= pair_capacity(1, units) * (got.reads["I"] + got.reads["W"])
             assert got.gaps["WO"] <= pair_capacity(taps, units) * (got.reads["W"] + got.drains)
+            for fresh, events, gaps in (("IO", io_events, got.gaps["IO"] + got.gaps["IWO"]),
+                                        ("WO", got.reads["W"] + got.drains, got.gaps["WO"] + got.gaps["IWO"])):
+                per_event, constant = window_capacity(1, 2 * units, 2)
+                assert gaps <= got.fresh[fresh] <= min(pair_capacity(1, 2 * units) * events,
+                                                       per_event * events + constant)
+            all_events = io_events + got.reads["W"]
+            per_event, constant = window_capacity(1, 2 * units, 3)
+            assert got.gaps["IO"] + got.gaps["WO"] + got.gaps["IWO"] <= got.fresh["any"]
+            assert got.fresh["any"] <= min(pair_capacity(1, 2 * units) * all_events, per_event * all_events + constant)
+            for kinds, k, events, gaps in ((2, taps, io_events, got.gaps["IO"]),
+                                           (3, taps, all_events, sum(got.gaps.values()))):
+                per_event, constant = window_capacity(k, units, kinds)
+                assert gaps <= per_event * events + constant
             tightest = max(tightest, got.gaps["IO"] / (pair_capacity(taps, units) * io_events))
     assert tightest > (0.35 if taps == 1 else 0.1)  # the lockstep grid comes within a few times of it
 

@@ -163,11 +163,15 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
             elif kind == "event" and tag == letter:
                 r[j] = float(shared)
         rows.append((r, 0.0))
-    multiplicity = {"IO": taps, "IW": 1, "WO": taps, "IWO": taps}
-    pairs = {"IO": ("IO",), "IW": ("IW", "IWO"), "WO": ("WO",), "IWO": TRANSITIONS}  # "IWO": every gap, one ranking
-    for pair, kinds in pairs.items():  # gaps that need both events of a pair, a pair serving a few of them
-        k = multiplicity[pair]
-        for per_event, constant in ((pair_capacity(k, units), 0.0), window_capacity(k, units, len(pair))):
+    # (event kinds ranked, gaps bounded, gaps per pair, spans that may hold one event on one unit):
+    # the first four bound gaps by the pair of events inside them ("IWO": every gap, in one ranking of
+    # all events); the last three bound the MACs that sit between two of their own events (step 4)
+    pairs = [("IO", ("IO",), taps, 1), ("IW", ("IW", "IWO"), 1, 1), ("WO", ("WO",), taps, 1),
+             ("IWO", TRANSITIONS, taps, 1),
+             ("IO", ("IO", "IWO"), 1, 2), ("WO", ("WO", "IWO"), 1, 2), ("IWO", ("IO", "WO", "IWO"), 1, 2)]
+    for pair, kinds, k, spans in pairs:  # gaps that need both events of a pair, a pair serving a few of them
+        for per_event, constant in ((pair_capacity(k, spans * units), 0.0),
+                                    window_capacity(k, spans * units, len(pair))):
             r = row()
             for j, (kind, tag, _e, _shared) in enumerate(columns):
                 if kind == "gap" and tag in kinds:
