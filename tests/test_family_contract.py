@@ -273,3 +273,22 @@ def test_compare_scores_every_method_against_the_optimum(case):
         elif row.objective is not None:
             assert at_least(row.objective, comparison.optimum) and row.gap >= -1e-9, row
         assert row.functional in ("passed", "-") or row.functional.startswith("not run"), row
+
+
+def test_a_bound_from_another_version_says_so():
+    """Bounds get tighter between versions: a result whose bound differs
+    from this version's fails ``verify``, and when another version wrote
+    it the check says which one and what to do, rather than leaving the
+    user to suspect tampering."""
+    case = CASES[0]
+    family, problem = _problem(*case)
+    data = _solved(*case).to_dict()
+    for version, hint in (("0.0.1", True), (data["mapcert_version"], False)):
+        older = copy.deepcopy(data)
+        older["mapcert_version"] = version
+        older["bounds"][0]["value"] = older["bounds"][0]["value"] * 0.5
+        verification = verify(older, time_limit=30, methods=[family.default_method(problem)])
+        failed = {c.name: c.detail for c in verification.checks if not c.passed}
+        assert any(name.startswith("bounds") for name in failed), failed
+        detail = next(d for name, d in failed.items() if name.startswith("bounds"))
+        assert ("written by mapcert 0.0.1" in detail and "solve the instance again" in detail) == hint, detail

@@ -96,6 +96,9 @@ def test_replayed_gaps_never_exceed_the_pair_capacity(layer, units):
             per_event, constant = window_capacity(1, 2 * units, 3)
             assert got.gaps["IO"] + got.gaps["WO"] + got.gaps["IWO"] <= got.fresh["any"]
             assert got.fresh["any"] <= min(pair_capacity(1, 2 * units) * all_events, per_event * all_events + constant)
+            for side in (got.reads["I"], got.drains):  # step 4: one kind's events shared by many gaps
+                assert got.gaps["IO"] <= 2 * (taps * units * side * io_events) ** 0.5
+                assert got.fresh["IO"] <= 2 * (2 * units * side * io_events) ** 0.5
             for kinds, k, events, gaps in ((2, taps, io_events, got.gaps["IO"]),
                                            (3, taps, all_events, sum(got.gaps.values()))):
                 per_event, constant = window_capacity(k, units, kinds)

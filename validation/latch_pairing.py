@@ -9,23 +9,25 @@ both at once: lanes that share an input differ in output channel, lanes
 that add into one output differ in input channel or filter tap. This
 module counts the *accesses* themselves.
 
-Between two consecutive MACs of one unit at least two of its three latches
-change (``latch_changes``). Take the changes of the input and the output
-latch in one such gap: the last input delivered to the unit in the gap and
-the first partial sum it drains there are two access events, and the MAC
-after the gap and the MAC before it fix the pair up to the filter tap. So a
-pair of events serves at most ``R*S`` such gaps over all units. Ranking
-every input and output event in time, the events inside one unit's gaps are
-disjoint blocks, so pairs far apart in rank need long gaps, and one unit's
-gaps hold at most all the events once. This caps the gaps at
-``pair_capacity(K, U)`` per event (``K`` gaps per pair, ``U`` units), far
-fewer than the ``U / 2`` the shares allow. The three tensor pairs, the
-latch shares and the merge read-backs are combined in one small linear
-program; its bound is read from a repaired dual solution, so that the
-solver's tolerances can only weaken it.
+Between two consecutive MACs of one unit (a *gap*) at least two of its
+three latches change, each by an access event inside the gap, and those
+two events fix the MACs around the gap up to the filter tap: one pair of
+events serves at most ``R*S`` gaps (step 1). Ranking the events in time,
+one unit's gaps hold disjoint blocks of them, so pairs far apart need long
+gaps: few gaps per event (``pair_capacity``, step 2, and
+``window_capacity``, step 2'). A MAC whose own input (or weight) arrives
+just before it and whose output drains just after it is fixed by that
+pair outright (step 3); one event shared by many gaps pairs them far apart
+(step 4); and drains beyond one per output are merged by reading a stored
+partial sum back (step 5). These rows, the plain term's latch shares and
+the gaps' cover make one small linear program; its bound is read from a
+repaired dual solution, so that the solver's tolerances can only weaken
+it.
 """
 
 from __future__ import annotations
+
+from math import sqrt
 
 import highspy
 import numpy as np
@@ -33,6 +35,11 @@ import numpy as np
 
 TRANSITIONS = ("IO", "IW", "WO", "IWO")
 """The latches a gap between two MACs of a unit changes (at least two)."""
+
+DEGREE_WEIGHTS = tuple(2.0 ** (k / 4) for k in range(33))
+"""The ``t`` of the tangent rows of step 4, ``sqrt(a b) <= (t a + b / t) / 2``:
+each one is valid, and together they follow the curve for event shares
+``a / b`` down to 1/256."""
 
 SAFETY = 1e-9
 """Relative margin taken off the bound, for the rounding of the dual sums."""
@@ -165,7 +172,7 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
         rows.append((r, 0.0))
     # (event kinds ranked, gaps bounded, gaps per pair, spans that may hold one event on one unit):
     # the first four bound gaps by the pair of events inside them ("IWO": every gap, in one ranking of
-    # all events); the last three bound the MACs that sit between two of their own events (step 4)
+    # all events); the last three bound the MACs that sit between two of their own events (step 3)
     pairs = [("IO", ("IO",), taps, 1), ("IW", ("IW", "IWO"), 1, 1), ("WO", ("WO",), taps, 1),
              ("IWO", TRANSITIONS, taps, 1),
              ("IO", ("IO", "IWO"), 1, 2), ("WO", ("WO", "IWO"), 1, 2), ("IWO", ("IO", "WO", "IWO"), 1, 2)]
@@ -179,6 +186,16 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
                 elif kind == "event" and tag in pair:
                     r[j] = per_event
             rows.append((r, -constant))
+        if len(pair) == 2:  # step 4: an event of one kind that many gaps share pairs them far apart
+            for side in pair:
+                for t in DEGREE_WEIGHTS:
+                    r = row()
+                    for j, (kind, tag, _e, _shared) in enumerate(columns):
+                        if kind == "gap" and tag in kinds:
+                            r[j] = -1.0
+                        elif kind == "event" and tag in pair:
+                            r[j] = sqrt(k * spans * units) * ((t if tag == side else 0.0) + 1.0 / t)
+                    rows.append((r, 0.0))
     merge = row()  # drains beyond one per output are added to a stored partial sum, read back
     for j, (kind, tag, _e, _shared) in enumerate(columns):
         if kind == "event" and tag == "O":

@@ -25,6 +25,7 @@ from ..formulations import registry
 from ..formulations.family import Attempt, Check, Family, Secondary, Status
 from ..result import Result, excess, gap_of
 from ..units import format_value
+from ..version import __version__
 from .certificate import (FUNCTIONAL_CHECK, NOT_REQUESTED, at_least, certify, close, closing_bound,
                           lower_bound)
 
@@ -198,6 +199,17 @@ def _field(name: str, stored, derived, what: str = "re-derived", derived_as: str
     return Check(f"{name}: {what}", same, f"stored {text}, {derived_as} {_fmt(derived)}")
 
 
+def _older_version(check: Check, result: Result) -> Check:
+    """A bound that differs from the one this version derives, in a result
+    another version wrote, is no sign of tampering: bounds get tighter
+    between versions. The check still fails (this version cannot vouch for
+    the stored figure), and says how to bring the result up to date."""
+    if check.passed or not result.mapcert_version or result.mapcert_version == __version__:
+        return check
+    return Check(check.name, False, f"{check.detail} (written by mapcert {result.mapcert_version}, which derived "
+                 f"other bounds; this is mapcert {__version__}: solve the instance again to certify it with it)")
+
+
 SHORT_DETAIL = 80
 """Characters of a long agreeing value a check's detail shows."""
 
@@ -214,9 +226,10 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
     add(_field("certificate.space", result.certificate.space, family.space(problem)))
     bounds = family.bounds(problem)
     lower = lower_bound(bounds)
-    add(_field("bounds", [b.model_dump() for b in result.bounds], [b.to_dict() for b in bounds],
-               "recomputed from the instance"))
-    add(_field("lower_bound", result.lower_bound, lower, "the best rigorous bound, recomputed"))
+    for check in (_field("bounds", [b.model_dump() for b in result.bounds], [b.to_dict() for b in bounds],
+                         "recomputed from the instance"),
+                  _field("lower_bound", result.lower_bound, lower, "the best rigorous bound, recomputed")):
+        add(_older_version(check, result))
 
     if result.solution is None:
         checks.extend(Check(prefix + c.name, c.passed, c.detail) for c in _verify_no_solution(family, problem, result, ctx))
