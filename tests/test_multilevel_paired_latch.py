@@ -10,6 +10,7 @@ that make the most gaps change only an input and an output latch."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import highspy
 import numpy as np
@@ -160,11 +161,20 @@ def test_no_optimum_of_the_widest_space_is_below_the_bound(layer):
     assert multilevel_bounds(problem).objective <= solved.objective + 1e-9
 
 
-def test_the_bound_is_read_from_a_repaired_dual():
-    """The term is the LP's optimum (up to its safety margin), and a
-    wrong dual only lowers it: weak duality with the repair never
-    overstates."""
-    problem = MultiLevelProblem(ConvLayer("pointwise", 1, 8, 8, 3, 3), shared_buffer(4, 4))
+def bypassable_buffer() -> Hierarchy:
+    """`shared_buffer(4, 4)` whose buffer may bypass inputs: DRAM may then
+    feed the input latches, at no price in this term."""
+    base = shared_buffer(4, 4)
+    levels = (base.levels[0], replace(base.levels[1], chosen=frozenset({"inputs"})))
+    return replace(base, levels=levels)
+
+
+@pytest.mark.parametrize("hierarchy", [shared_buffer(4, 4), bypassable_buffer()], ids=["kept", "bypassable"])
+def test_the_bound_is_read_from_a_repaired_dual(hierarchy):
+    """The term is the LP's optimum (up to its safety margin), also with
+    events that cost nothing, and a wrong dual only lowers it: weak
+    duality with the repair never overstates."""
+    problem = MultiLevelProblem(ConvLayer("pointwise", 1, 8, 8, 3, 3), hierarchy)
     captured = {}
     real_dual_bound = latch_pairing._dual_bound
 

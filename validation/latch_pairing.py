@@ -146,13 +146,12 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
     if gaps <= 0:
         return 0.0
     taps = min(taps, units)
-    q = merge_price
 
     # columns: the four gap kinds, one event count per tensor and server, the merge read-backs
     columns: list[tuple[str, str | None, float, int]] = [("gap", kind, 0.0, 0) for kind in TRANSITIONS]
     for letter, listed in servers.items():
         columns += [("event", letter, energy, shared) for energy, shared in listed]
-    columns.append(("merge", None, float(q), 0))
+    columns.append(("merge", None, float(merge_price), 0))
     cost = np.array([c[2] for c in columns])
     rows: list[tuple[np.ndarray, float]] = []
 
@@ -252,14 +251,14 @@ def _dual_bound(matrix: np.ndarray, rhs: np.ndarray, cost: np.ndarray, duals: np
     duals down makes the event and merge columns feasible, and then the
     largest cover dual that keeps every gap column feasible is read off.
     """
-    y = np.maximum(np.abs(duals), 0.0)
-    others = y.copy()
+    others = np.abs(duals)
     others[0] = 0.0
     gap_cols = matrix[0] > 0
+    free = ~gap_cols & (cost <= 0)  # an event that costs nothing (DRAM's) prices every row it is in at zero,
+    others[np.any(matrix[:, free] > 0, axis=1)] = 0.0  # as the exact optimum's duals do
     load = matrix[:, ~gap_cols].T @ others
     limit = cost[~gap_cols]
-    over = load > limit
-    if np.any(over):
+    if np.any(load > limit):
         scale = np.min(np.where(load > 0, limit / np.where(load > 0, load, 1.0), np.inf))
         others *= max(0.0, min(1.0, scale))
     # a gap column: cover dual - sum over the other rows of |entry| * dual <= 0
