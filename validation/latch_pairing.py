@@ -101,7 +101,11 @@ def window_capacity(multiplicity: int, units: int, kinds: int) -> tuple[float, f
     if multiplicity < 1 or units < 1:
         return 0.0, 0.0
 
-    span = np.arange(1, 4 * units + 2, dtype=float)  # beyond, the units / (S + 1) part no longer pays
+    # about K c (S + 1) + U / (S + 1) with w(S) ~ c (S + 1)^2: least near S + 1 = sqrt(U / (K c)), and
+    # beyond four times that every S is worse (any S is valid; this only keeps the search short)
+    c = (kinds - 1) / (2 * kinds)
+    longest = min(4 * units + 1, int(4 * sqrt(units / (multiplicity * c))) + 8)
+    span = np.arange(1, longest + 1, dtype=float)
     length = span + 1
     base, extra = np.floor_divide(length, kinds), np.mod(length, kinds)
     # the kinds as even as possible: the most pairs of different kinds among `length` events
