@@ -64,6 +64,7 @@ def test_pair_capacity():
     per_event, constant = window_capacity(1, 64, 2)
     assert per_event == pytest.approx(8.0) and 0 < constant < 64
     assert window_capacity(1, 65536, 2)[0] == pytest.approx(256.0)
+    assert window_capacity(1, 10**8, 2)[0] == pytest.approx(1e4)  # a 10^4 x 10^4 array: a short search still
     assert window_capacity(1, 64, 3)[0] > window_capacity(1, 64, 2)[0]  # more kinds, more pairs in a window
 
 
