@@ -292,3 +292,22 @@ def test_a_bound_from_another_version_says_so():
         assert any(name.startswith("bounds") for name in failed), failed
         detail = next(d for name, d in failed.items() if name.startswith("bounds"))
         assert ("written by mapcert 0.0.1" in detail and "solve the instance again" in detail) == hint, detail
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda d: d.update(objective=float("inf")), "objective"),
+    (lambda d: d.update(lower_bound=float("inf")), "lower_bound"),
+    (lambda d: d.update(lower_bound=float("-inf")), "lower_bound"),
+    (lambda d: d["bounds"][0].update(value=float("inf")), "bounds"),
+    (lambda d: d.update(gap=float("inf")), "gap"),
+], ids=["objective inf", "lower_bound inf", "lower_bound -inf", "bound inf", "gap inf"])
+def test_an_infinite_value_is_no_match_for_a_finite_one(edit, field):
+    """A relative tolerance scaled by the larger value lets an infinity
+    pass as any number: ``verify`` must catch a result edited to one."""
+    case = CASES[0]
+    family, problem = _problem(*case)
+    changed = copy.deepcopy(_solved(*case).to_dict())
+    edit(changed)
+    verification = verify(changed, time_limit=30, methods=[family.default_method(problem)])
+    failed = [c.name for c in verification.checks if not c.passed]
+    assert any(name.startswith(field) for name in failed), (field, failed)

@@ -14,6 +14,8 @@ certification again, from the stored instance and solution only.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 from ..units import format_value as fmt
@@ -32,10 +34,15 @@ RELATIVE_TOLERANCE = 1e-6
 
 
 def close(a: float | None, b: float | None) -> bool:
-    """Equal within :data:`RELATIVE_TOLERANCE` (None equals only None)."""
+    """Equal within :data:`RELATIVE_TOLERANCE` (None equals only None; an
+    infinity only the same infinity, which a relative tolerance would not
+    tell from any finite number)."""
     if a is None or b is None:
         return a is None and b is None
-    return abs(float(a) - float(b)) <= RELATIVE_TOLERANCE * max(1.0, abs(float(a)), abs(float(b)))
+    a, b = float(a), float(b)
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return a == b
+    return abs(a - b) <= RELATIVE_TOLERANCE * max(1.0, abs(a), abs(b))
 
 
 def at_least(a: float, b: float) -> bool:
