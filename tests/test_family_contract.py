@@ -311,3 +311,15 @@ def test_an_infinite_value_is_no_match_for_a_finite_one(edit, field):
     verification = verify(changed, time_limit=30, methods=[family.default_method(problem)])
     failed = [c.name for c in verification.checks if not c.passed]
     assert any(name.startswith(field) for name in failed), (field, failed)
+
+
+def test_a_changed_bound_is_named_by_its_field():
+    """A result whose bounds list differs names the bound and the field,
+    not the whole list with every bound's long meaning."""
+    case = CASES[0]
+    family, problem = _problem(*case)
+    changed = copy.deepcopy(_solved(*case).to_dict())
+    changed["bounds"][0]["value"] = changed["bounds"][0]["value"] * 2 + 1
+    verification = verify(changed, time_limit=30, methods=[family.default_method(problem)])
+    detail = next(c.detail for c in verification.checks if c.name.startswith("bounds") and not c.passed)
+    assert detail.startswith("[0].value: stored ") and "meaning" not in detail, detail

@@ -188,6 +188,13 @@ def _fmt(value) -> str:
 def _field(name: str, stored, derived, what: str = "re-derived", derived_as: str = "re-derived") -> Check:
     """Stored against re-derived; ``derived_as`` says where the second value comes from."""
     same = _same_value(stored, derived)
+    if (not same and isinstance(stored, list) and isinstance(derived, list) and len(stored) == len(derived)
+            and all(isinstance(x, dict) for x in stored + derived)):
+        # a list of records (the bounds): name the records and fields that differ
+        parts = [f"[{i}].{k}: stored {_fmt(a.get(k))}, {derived_as} {_fmt(b.get(k))}"
+                 for i, (a, b) in enumerate(zip(stored, derived))
+                 for k in dict.fromkeys([*a, *b]) if not _same_value(a.get(k), b.get(k))]
+        return Check(f"{name}: {what}", same, "; ".join(parts[:4]) + (f" (and {len(parts) - 4} more)" if len(parts) > 4 else ""))
     if not same and isinstance(stored, dict) and isinstance(derived, dict):
         # a record (metrics, a bound): name the fields that differ, not the whole of both
         keys = [k for k in dict.fromkeys([*stored, *derived]) if not _same_value(stored.get(k), derived.get(k))]
