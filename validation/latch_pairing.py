@@ -116,8 +116,8 @@ def window_capacity(multiplicity: int, units: int, kinds: int) -> tuple[float, f
     return float(per_event[best]), float(multiplicity * span[best] * w[best] / length[best])
 
 
-def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, list[tuple[float, int]]],
-                        merge_price: float, outputs: int) -> float:
+def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, list[tuple[float, int, int]]],
+                        elements: dict[str, int], merge_price: float, outputs: int) -> float:
     """A lower bound on the energy of the latch-feeding accesses and the
     merge read-backs, with the gaps that change two shared latches paired.
 
@@ -132,10 +132,15 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
         Filter taps ``R * S``: the gaps one pair of an input and an output
         event (or a weight and an output event) can serve.
     servers : dict
-        Per tensor letter ``I``, ``W``, ``O``, the ``(energy, shared)`` of
-        each level that may feed that latch: the energy of one access
-        (zero for DRAM, whose accesses the compulsory term counts) and the
-        MAC units one access can serve.
+        Per tensor letter ``I``, ``W``, ``O``, the ``(energy, shared, free)``
+        of each level that may feed that latch: the energy of one access,
+        the MAC units one access can serve, and how many of its accesses
+        cost nothing here because another term counts them (DRAM's first
+        access of each element is the compulsory term's).
+    elements : dict
+        Per tensor letter, the elements that take part in some MAC: each
+        needs one access of its own at least (a delivery carries one
+        element; every output drains once at least).
     merge_price : float
         Least energy of reading back a stored partial sum.
     outputs : int
@@ -147,14 +152,19 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
         The bound, in the preset's energy unit; never below the linear
         program's relaxation of the plain latch and merge terms.
     """
-    if gaps <= 0:
-        return 0.0
+    gaps = max(0, gaps)
     taps = min(taps, units)
 
-    # columns: the four gap kinds, one event count per tensor and server, the merge read-backs
+    # columns: the four gap kinds, one event count per tensor and server (a server with free accesses
+    # has a second column for them, capped), the merge read-backs
     columns: list[tuple[str, str | None, float, int]] = [("gap", kind, 0.0, 0) for kind in TRANSITIONS]
+    capped: list[tuple[int, int]] = []  # (column, most accesses it may hold)
     for letter, listed in servers.items():
-        columns += [("event", letter, energy, shared) for energy, shared in listed]
+        for energy, shared, free in listed:
+            columns.append(("event", letter, float(energy), shared))
+            if free > 0 and energy > 0:
+                capped.append((len(columns), free))
+                columns.append(("event", letter, 0.0, shared))
     columns.append(("merge", None, float(merge_price), 0))
     cost = np.array([c[2] for c in columns])
     rows: list[tuple[np.ndarray, float]] = []
@@ -199,6 +209,12 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
                         elif kind == "event" and tag in pair:
                             r[j] = sqrt(k * spans * units) * ((t if tag == side else 0.0) + 1.0 / t)
                     rows.append((r, 0.0))
+    for letter in "IWO":  # every element that takes part in a MAC is delivered (drained) once at least
+        r = row()
+        for j, (kind, tag, _e, _shared) in enumerate(columns):
+            if kind == "event" and tag == letter:
+                r[j] = 1.0
+        rows.append((r, float(elements[letter])))
     merge = row()  # drains beyond one per output are added to a stored partial sum, read back
     for j, (kind, tag, _e, _shared) in enumerate(columns):
         if kind == "event" and tag == "O":
@@ -207,10 +223,17 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
             merge[j] = 1.0
     rows.append((merge, -2.0 * outputs))
 
+    caps = {}
+    for column, most in capped:  # free accesses: at most `most` of them
+        r = row()
+        r[column] = -1.0
+        caps[column] = len(rows)
+        rows.append((r, -float(most)))
+
     matrix = np.array([r for r, _b in rows])
     rhs = np.array([b for _r, b in rows])
     duals = _solve_duals(matrix, rhs, cost)
-    return _dual_bound(matrix, rhs, cost, duals)
+    return _dual_bound(matrix, rhs, cost, duals, caps)
 
 
 def _solve_duals(matrix: np.ndarray, rhs: np.ndarray, cost: np.ndarray) -> np.ndarray:
@@ -245,26 +268,40 @@ def _solve_duals(matrix: np.ndarray, rhs: np.ndarray, cost: np.ndarray) -> np.nd
     return duals
 
 
-def _dual_bound(matrix: np.ndarray, rhs: np.ndarray, cost: np.ndarray, duals: np.ndarray) -> float:
+def _dual_bound(matrix: np.ndarray, rhs: np.ndarray, cost: np.ndarray, duals: np.ndarray,
+                caps: dict[int, int] | None = None) -> float:
     """``rhs . y`` for a dual-feasible ``y`` made from ``duals``.
 
     Weak duality: for ``y >= 0`` with ``matrix^T y <= cost``, every feasible
     ``x >= 0`` has ``cost . x >= y . matrix x >= y . rhs``. Only row 0 (the
-    gaps' cover) has positive entries in the gap columns, and the other
-    columns have only non-negative entries. So scaling the other rows'
-    duals down makes the event and merge columns feasible, and then the
-    largest cover dual that keeps every gap column feasible is read off.
+    gaps' cover) has positive entries in the gap columns; the other
+    columns have only non-negative entries but in their cap rows
+    (``caps``: column -> the row ``-x >= -most`` of a column of free
+    accesses). So: an uncapped column that costs nothing zeroes the duals
+    of its rows (as the exact optimum's duals are); scaling the remaining
+    duals down makes the priced columns feasible; each cap row's dual is
+    set to what its column's other rows ask of it; and the largest cover
+    dual that keeps every gap column feasible is read off.
     """
+    caps = caps or {}
+    cap_rows = np.zeros(len(rhs), dtype=bool)
+    cap_rows[list(caps.values())] = True
     others = np.abs(duals)
     others[0] = 0.0
+    others[cap_rows] = 0.0
     gap_cols = matrix[0] > 0
-    free = ~gap_cols & (cost <= 0)  # an event that costs nothing (DRAM's) prices every row it is in at zero,
-    others[np.any(matrix[:, free] > 0, axis=1)] = 0.0  # as the exact optimum's duals do
-    load = matrix[:, ~gap_cols].T @ others
-    limit = cost[~gap_cols]
+    capped_cols = np.zeros(len(cost), dtype=bool)
+    capped_cols[list(caps)] = True
+    free = ~gap_cols & ~capped_cols & (cost <= 0)
+    others[np.any(matrix[:, free] > 0, axis=1) & ~cap_rows] = 0.0
+    priced = ~gap_cols & ~capped_cols
+    load = matrix[:, priced].T @ others
+    limit = cost[priced]
     if np.any(load > limit):
         scale = np.min(np.where(load > 0, limit / np.where(load > 0, load, 1.0), np.inf))
         others *= max(0.0, min(1.0, scale))
+    for column, cap_row in caps.items():  # -y_cap + (the other rows' load) <= 0
+        others[cap_row] = max(0.0, float(matrix[~cap_rows, column] @ others[~cap_rows]))
     # a gap column: cover dual - sum over the other rows of |entry| * dual <= 0
     owed = -(matrix[1:, gap_cols].T @ others[1:])
     cover = max(0.0, float(np.min(owed)))

@@ -235,10 +235,19 @@ def paired_latch_term(problem: MultiLevelProblem) -> float:
     """``latch_and_merge_energy``'s events with the gaps that change two
     shared latches paired (``latch_pairing``, docs/tiling-multilevel.md,
     "Paired latch changes")."""
-    servers = {letter: [(server_energy(problem, index, tensor), shared) for index, shared in latch_servers(problem, tensor)]
-               for tensor, letter in (("inputs", "I"), ("weights", "W"), ("outputs", "O"))}
-    layer, units = problem.layer, mac_units(problem)
-    return paired_latch_energy(layer.macs - units, units, layer.R * layer.S, servers,
+    layer, levels = problem.layer, problem.hierarchy.levels
+    elements = {"I": layer.input_elements_used, "W": layer.weight_elements, "O": layer.output_elements}
+    servers = {}
+    for tensor, letter in (("inputs", "I"), ("weights", "W"), ("outputs", "O")):
+        servers[letter] = []
+        for index, shared in latch_servers(problem, tensor):
+            if index == 0:  # DRAM: its first access of each element is the compulsory term's, the others are not
+                energy = levels[0].write_energy if tensor == "outputs" else levels[0].read_energy
+                servers[letter].append((energy, shared, elements[letter]))
+            else:
+                servers[letter].append((server_energy(problem, index, tensor), shared, 0))
+    units = mac_units(problem)
+    return paired_latch_energy(layer.macs - units, units, layer.R * layer.S, servers, elements,
                                merge_price(problem), layer.output_elements)
 
 
@@ -288,7 +297,7 @@ def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
     value, meaning = {
         "energy": (energy, "every MAC, two operand-latch changes per MAC (few of them per shared access), "
                    "the read-backs that merge drained partial sums, and every word once through DRAM and "
-                   "its first on-chip level"),
+                   "the first on-chip level that always keeps it"),
         "latency": (float(latency), "all PEs busy every cycle"),
         "edp": (energy * latency, "energy bound times latency bound"),
         "offchip_traffic": (offchip, "each used input, weight and output crosses once"),
