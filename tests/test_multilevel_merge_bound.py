@@ -23,6 +23,7 @@ from mapcert.validation.multilevel_bounds import (
     latch_and_merge_energy,
     latch_energy,
     multilevel_bounds,
+    reduction_group,
 )
 
 from helpers import random_multilevel_mapping, with_random_keep
@@ -78,13 +79,33 @@ def test_no_random_mapping_is_below_the_bound(layer):
                 assert metrics.energy >= bound - 1e-9
 
 
-def test_without_a_reduction_network_every_drained_piece_is_read_back():
-    """No reduction: the group is one unit, the merge price is paid whole."""
+def test_without_a_reduction_network_the_level_adds_one_moments_copies():
+    """No reduction network: each lane writes its own copy of a partial
+    sum, and the level adds the copies drained at one moment without a
+    read, as the cost model counts them. So the merge term is the same as
+    with the network, and it stays below the proved optima, among them
+    one that spreads the filter taps over lanes that do not reduce (a
+    bound that made every copy read back was above that optimum). The
+    copies' writes themselves are one per lane: the drains cost more."""
     hierarchy = simba_like(12)
     no_reduction = replace(hierarchy, fanouts=(Fanout("lanes", 2, 2, 2, reduction=False),))
     layer = LAYERS[0]
+    assert reduction_group(MultiLevelProblem(layer, no_reduction)) == 4
+    assert reduction_group(MultiLevelProblem(layer, hierarchy)) == 4
     assert (latch_and_merge_energy(MultiLevelProblem(layer, no_reduction))
             > latch_and_merge_energy(MultiLevelProblem(layer, hierarchy)))
+    levels = (MemoryLevel("DRAM", read_energy=200, write_energy=200),
+              MemoryLevel("G", capacity_bits=8 * 4096, read_energy=6, write_energy=6,
+                          chosen=frozenset({"inputs", "outputs"}), holds=frozenset({"inputs", "outputs"})),
+              MemoryLevel("R1", capacity_bits=8 * 256, holds=frozenset({"inputs", "outputs"}), per_pe=True,
+                          read_energy=2, write_energy=2))
+    taps_apart = Hierarchy("taps-apart", levels, mac_energy=1,
+                           fanouts=(Fanout("pe", 2, 1, 1), Fanout("ln", 3, 4, 4, multicast=False, reduction=False)))
+    grouped = ConvLayer("grouped", 2, 6, 6, 4, 3, 3, 3, groups=6)
+    problem = MultiLevelProblem(grouped, taps_apart)
+    solved = solve_multilevel(problem, "cpsat", 60)
+    assert solved.status == "optimal"
+    assert multilevel_bounds(problem).objective <= solved.objective + 1e-9
 
 
 @pytest.mark.parametrize("chosen", [False, True])

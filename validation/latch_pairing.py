@@ -28,9 +28,26 @@ it.
 from __future__ import annotations
 
 from math import sqrt
+from typing import NamedTuple
 
 import highspy
 import numpy as np
+
+
+class Server(NamedTuple):
+    """A level that may feed one tensor's latches."""
+
+    energy: float
+    """Energy of one of its accesses that feeds (drains) a latch."""
+    shared: int
+    """MAC units one access can serve (multicast, or a reduction network)."""
+    free: int
+    """Accesses that cost nothing here because another term counts them
+    (DRAM's first access of each element is the compulsory term's)."""
+    below: int
+    """MAC units under one instance of the level: drains of one output at
+    one moment come from at most ``below / shared`` separate writes, which
+    the level adds without a read."""
 
 
 TRANSITIONS = ("IO", "IW", "WO", "IWO")
@@ -116,7 +133,7 @@ def window_capacity(multiplicity: int, units: int, kinds: int) -> tuple[float, f
     return float(per_event[best]), float(multiplicity * span[best] * w[best] / length[best])
 
 
-def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, list[tuple[float, int, int]]],
+def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, list[Server]],
                         elements: dict[str, int], merge_price: float, outputs: int) -> float:
     """A lower bound on the energy of the latch-feeding accesses and the
     merge read-backs, with the gaps that change two shared latches paired.
@@ -132,11 +149,8 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
         Filter taps ``R * S``: the gaps one pair of an input and an output
         event (or a weight and an output event) can serve.
     servers : dict
-        Per tensor letter ``I``, ``W``, ``O``, the ``(energy, shared, free)``
-        of each level that may feed that latch: the energy of one access,
-        the MAC units one access can serve, and how many of its accesses
-        cost nothing here because another term counts them (DRAM's first
-        access of each element is the compulsory term's).
+        Per tensor letter ``I``, ``W``, ``O``, the ``Server`` of each level
+        that may feed that latch.
     elements : dict
         Per tensor letter, the elements that take part in some MAC: each
         needs one access of its own at least (a delivery carries one
@@ -159,12 +173,15 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
     # has a second column for them, capped), the merge read-backs
     columns: list[tuple[str, str | None, float, int]] = [("gap", kind, 0.0, 0) for kind in TRANSITIONS]
     capped: list[tuple[int, int]] = []  # (column, most accesses it may hold)
+    moments: dict[int, float] = {}  # output columns: drain moments per write
     for letter, listed in servers.items():
-        for energy, shared, free in listed:
-            columns.append(("event", letter, float(energy), shared))
-            if free > 0 and energy > 0:
-                capped.append((len(columns), free))
-                columns.append(("event", letter, 0.0, shared))
+        for server in listed:
+            columns.append(("event", letter, float(server.energy), server.shared))
+            moments[len(columns) - 1] = server.shared / max(server.below, server.shared)
+            if server.free > 0 and server.energy > 0:
+                capped.append((len(columns), server.free))
+                columns.append(("event", letter, 0.0, server.shared))
+                moments[len(columns) - 1] = moments[len(columns) - 2]
     columns.append(("merge", None, float(merge_price), 0))
     cost = np.array([c[2] for c in columns])
     rows: list[tuple[np.ndarray, float]] = []
@@ -215,10 +232,10 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
             if kind == "event" and tag == letter:
                 r[j] = 1.0
         rows.append((r, float(elements[letter])))
-    merge = row()  # drains beyond one per output are added to a stored partial sum, read back
+    merge = row()  # drain moments beyond one per output add to a stored partial sum, read back
     for j, (kind, tag, _e, _shared) in enumerate(columns):
         if kind == "event" and tag == "O":
-            merge[j] = -1.0
+            merge[j] = -moments[j]
         elif kind == "merge":
             merge[j] = 1.0
     rows.append((merge, -2.0 * outputs))

@@ -39,7 +39,7 @@ from math import ceil
 from ..formulations.tiling.multilevel.problem import MultiLevelProblem
 from .bounds import hong_kung_words, layer_capped_instance, layer_segment_instance
 from .capped_segment import capped_segment_bits
-from .latch_pairing import paired_latch_energy
+from .latch_pairing import Server, paired_latch_energy
 from .read_segment import read_segment_bits
 
 
@@ -200,11 +200,21 @@ def merge_price(problem: MultiLevelProblem) -> float:
 
 
 def reduction_group(problem: MultiLevelProblem) -> int:
-    """MAC units whose partial sums one drain can add up on the way out:
-    the product of the fan-outs whose network reduces outputs."""
+    """MAC units whose partial sums of one output, drained at one moment,
+    are added without a read: every fan-out's. A fan-out whose network
+    reduces adds them on the way up; one without a reduction network
+    writes each unit's copy, and the level they are written to adds the
+    copies of one moment (as the cost model counts them: a write per copy,
+    no read). Only a partial sum added to at a later moment is read back."""
+    return units_below(problem, 0)
+
+
+def units_below(problem: MultiLevelProblem, index: int) -> int:
+    """MAC units under one instance of level ``index``: the product of
+    the fan-outs between it and the MACs."""
     size = 1
     for fanout in problem.hierarchy.fanouts:
-        if fanout.shares("outputs"):
+        if index < fanout.level <= len(problem.hierarchy.levels):
             size *= fanout.size
     return size
 
@@ -241,11 +251,11 @@ def paired_latch_term(problem: MultiLevelProblem) -> float:
     for tensor, letter in (("inputs", "I"), ("weights", "W"), ("outputs", "O")):
         servers[letter] = []
         for index, shared in latch_servers(problem, tensor):
-            if index == 0:  # DRAM: its first access of each element is the compulsory term's, the others are not
-                energy = levels[0].write_energy if tensor == "outputs" else levels[0].read_energy
-                servers[letter].append((energy, shared, elements[letter]))
-            else:
-                servers[letter].append((server_energy(problem, index, tensor), shared, 0))
+            # DRAM: its first access of each element is the compulsory term's, the others are not
+            energy = ((levels[0].write_energy if tensor == "outputs" else levels[0].read_energy) if index == 0
+                      else server_energy(problem, index, tensor))
+            servers[letter].append(Server(energy, shared, elements[letter] if index == 0 else 0,
+                                          units_below(problem, index)))
     units = mac_units(problem)
     return paired_latch_energy(layer.macs - units, units, layer.R * layer.S, servers, elements,
                                merge_price(problem), layer.output_elements)
