@@ -18,9 +18,11 @@ gaps: few gaps per event (``pair_capacity``, step 2, and
 ``window_capacity``, step 2'). A MAC whose own input (or weight) arrives
 just before it and whose output drains just after it is fixed by that
 pair outright (step 3); one event shared by many gaps pairs them far apart
-(step 4); and drains beyond one per output are merged by reading a stored
-partial sum back (step 5). These rows, the plain term's latch shares and
-the gaps' cover make one small linear program; its bound is read from a
+(step 4); and drain moments beyond one per output are merged by reading
+a stored partial sum back (step 5). Every element needs an access of its
+own, and DRAM's accesses beyond the one per element that the compulsory
+term counts are priced. These rows, the plain term's latch shares and the
+gaps' cover make one small linear program; its bound is read from a
 repaired dual solution, so that the solver's tolerances can only weaken
 it.
 """
@@ -163,8 +165,8 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
     Returns
     -------
     float
-        The bound, in the preset's energy unit; never below the linear
-        program's relaxation of the plain latch and merge terms.
+        The bound, in the preset's energy unit (0 when the solver returns
+        no dual solution; the energy bound then keeps the plain term).
     """
     gaps = max(0, gaps)
     taps = min(taps, units)
