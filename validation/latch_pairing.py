@@ -173,35 +173,31 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
 
     # columns: the four gap kinds, one event count per tensor and server (a server with free accesses
     # has a second column for them, capped), the merge read-backs
-    columns: list[tuple[str, str | None, float, int]] = [("gap", kind, 0.0, 0) for kind in TRANSITIONS]
+    # each column: (kind, tag, cost, units one access serves, drain moments per write)
+    columns = [("gap", gap, 0.0, 0, 0.0) for gap in TRANSITIONS]
     capped: list[tuple[int, int]] = []  # (column, most accesses it may hold)
-    moments: dict[int, float] = {}  # output columns: drain moments per write
     for letter, listed in servers.items():
         for server in listed:
-            columns.append(("event", letter, float(server.energy), server.shared))
-            moments[len(columns) - 1] = server.shared / max(server.below, server.shared)
+            moment = server.shared / max(server.below, server.shared)
+            columns.append(("event", letter, float(server.energy), server.shared, moment))
             if server.free > 0 and server.energy > 0:
                 capped.append((len(columns), server.free))
-                columns.append(("event", letter, 0.0, server.shared))
-                moments[len(columns) - 1] = moments[len(columns) - 2]
-    columns.append(("merge", None, float(merge_price), 0))
-    cost = np.array([c[2] for c in columns])
+                columns.append(("event", letter, 0.0, server.shared, moment))
+    columns.append(("merge", "", float(merge_price), 0, 0.0))
+    kind, tag, cost, shared, moments = (np.array(a) for a in zip(*columns))
+    cost, shared, moments = cost.astype(float), shared.astype(float), moments.astype(float)
+
+    def gaps_of(kinds) -> np.ndarray:
+        return (kind == "gap") & np.isin(tag, kinds)
+
+    def events_of(letters: str) -> np.ndarray:
+        return (kind == "event") & np.isin(tag, list(letters))
+
     rows: list[tuple[np.ndarray, float]] = []
-
-    def row() -> np.ndarray:
-        return np.zeros(len(columns))
-
-    cover = row()
-    cover[:4] = 1.0
-    rows.append((cover, float(gaps)))  # row 0: every gap is one of the four kinds
+    rows.append(((kind == "gap").astype(float), float(gaps)))  # row 0: every gap is one of the four kinds
     for letter in "IWO":  # each latch change is fed by an access that serves at most `shared` units
-        r = row()
-        for j, (kind, tag, _e, shared) in enumerate(columns):
-            if kind == "gap" and letter in tag:
-                r[j] = -1.0
-            elif kind == "event" and tag == letter:
-                r[j] = float(shared)
-        rows.append((r, 0.0))
+        rows.append((np.where(events_of(letter), shared, 0.0) - gaps_of([g for g in TRANSITIONS if letter in g]),
+                     0.0))
     # (event kinds ranked, gaps bounded, gaps per pair, spans that may hold one event on one unit):
     # the first four bound gaps by the pair of events inside them ("IWO": every gap, in one ranking of
     # all events); the last three bound the MACs that sit between two of their own events (step 3)
@@ -211,43 +207,21 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
     for pair, kinds, k, spans in pairs:  # gaps that need both events of a pair, a pair serving a few of them
         for per_event, constant in ((pair_capacity(k, spans * units), 0.0),
                                     window_capacity(k, spans * units, len(pair))):
-            r = row()
-            for j, (kind, tag, _e, _shared) in enumerate(columns):
-                if kind == "gap" and tag in kinds:
-                    r[j] = -1.0
-                elif kind == "event" and tag in pair:
-                    r[j] = per_event
-            rows.append((r, -constant))
+            rows.append((per_event * events_of(pair) - gaps_of(kinds), -constant))
         if len(pair) == 2:  # step 4: an event of one kind that many gaps share pairs them far apart
             for side in pair:
                 for t in DEGREE_WEIGHTS:
-                    r = row()
-                    for j, (kind, tag, _e, _shared) in enumerate(columns):
-                        if kind == "gap" and tag in kinds:
-                            r[j] = -1.0
-                        elif kind == "event" and tag in pair:
-                            r[j] = sqrt(k * spans * units) * ((t if tag == side else 0.0) + 1.0 / t)
-                    rows.append((r, 0.0))
+                    weight = sqrt(k * spans * units) * (t * events_of(side) + events_of(pair) / t)
+                    rows.append((weight - gaps_of(kinds), 0.0))
     for letter in "IWO":  # every element that takes part in a MAC is delivered (drained) once at least
-        r = row()
-        for j, (kind, tag, _e, _shared) in enumerate(columns):
-            if kind == "event" and tag == letter:
-                r[j] = 1.0
-        rows.append((r, float(elements[letter])))
-    merge = row()  # drain moments beyond one per output add to a stored partial sum, read back
-    for j, (kind, tag, _e, _shared) in enumerate(columns):
-        if kind == "event" and tag == "O":
-            merge[j] = -moments[j]
-        elif kind == "merge":
-            merge[j] = 1.0
-    rows.append((merge, -2.0 * outputs))
+        rows.append((events_of(letter).astype(float), float(elements[letter])))
+    # drain moments beyond one per output add to a stored partial sum, read back
+    rows.append(((kind == "merge") - np.where(events_of("O"), moments, 0.0), -2.0 * outputs))
 
     caps = {}
-    for column, most in capped:  # free accesses: at most `most` of them
-        r = row()
-        r[column] = -1.0
-        caps[column] = len(rows)
-        rows.append((r, -float(most)))
+    for at, most in capped:  # free accesses: at most `most` of them
+        caps[at] = len(rows)
+        rows.append((-(np.arange(len(kind)) == at).astype(float), -float(most)))
 
     matrix = np.array([r for r, _b in rows])
     rhs = np.array([b for _r, b in rows])
@@ -293,14 +267,14 @@ def _dual_bound(matrix: np.ndarray, rhs: np.ndarray, cost: np.ndarray, duals: np
 
     Weak duality: for ``y >= 0`` with ``matrix^T y <= cost``, every feasible
     ``x >= 0`` has ``cost . x >= y . matrix x >= y . rhs``. Only row 0 (the
-    gaps' cover) has positive entries in the gap columns; the other
-    columns have only non-negative entries but in their cap rows
-    (``caps``: column -> the row ``-x >= -most`` of a column of free
-    accesses). So: an uncapped column that costs nothing zeroes the duals
-    of its rows (as the exact optimum's duals are); scaling the remaining
-    duals down makes the priced columns feasible; each cap row's dual is
-    set to what its column's other rows ask of it; and the largest cover
-    dual that keeps every gap column feasible is read off.
+    gaps' cover) has positive entries in the gap columns, and no column
+    costs less than nothing. So: an uncapped column that costs nothing
+    zeroes the duals of the rows with positive entries in it (as the exact
+    optimum's duals are); the load of every other column is linear in the
+    duals, so scaling them down makes each priced column feasible; a cap
+    row (``caps``: column -> the row ``-x >= -most`` of a column of free
+    accesses) gets the dual its column's other rows ask of it; and the
+    largest cover dual that keeps every gap column feasible is read off.
     """
     caps = caps or {}
     cap_rows = np.zeros(len(rhs), dtype=bool)

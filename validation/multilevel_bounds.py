@@ -102,11 +102,7 @@ def latch_servers(problem: MultiLevelProblem, tensor: str) -> list[tuple[int, in
     for index in range(innermost, K):
         if index > 0 and tensor not in hier.levels[index].holds:
             continue
-        shared = 1
-        for fanout in hier.fanouts:
-            if index < fanout.level <= K and fanout.shares(tensor):
-                shared *= fanout.size
-        servers.append((index, shared))
+        servers.append((index, units_below(problem, index, sharing=tensor)))
     return servers
 
 
@@ -209,12 +205,13 @@ def reduction_group(problem: MultiLevelProblem) -> int:
     return units_below(problem, 0)
 
 
-def units_below(problem: MultiLevelProblem, index: int) -> int:
+def units_below(problem: MultiLevelProblem, index: int, sharing: str | None = None) -> int:
     """MAC units under one instance of level ``index``: the product of
-    the fan-outs between it and the MACs."""
+    the fan-outs between it and the MACs; with ``sharing``, of those whose
+    network shares that tensor (the units one access can serve)."""
     size = 1
     for fanout in problem.hierarchy.fanouts:
-        if index < fanout.level <= len(problem.hierarchy.levels):
+        if index < fanout.level <= len(problem.hierarchy.levels) and (sharing is None or fanout.shares(sharing)):
             size *= fanout.size
     return size
 
