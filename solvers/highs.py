@@ -13,6 +13,7 @@ import math
 import time
 from typing import Callable
 
+import numpy as np
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
@@ -140,6 +141,53 @@ def solve_highs(
         values=values,
         message=str(term.name),
     )
+
+
+def run_highs(
+    highs,
+    read_values: Callable[[np.ndarray], object],
+    time_limit: float,
+    integral_objective: bool = True,
+    relaxation: bool = False,
+    extra_options: dict | None = None,
+    objective_scale: float = 1.0,
+) -> SolverOutcome:
+    """Solve a model already in ``highs`` (a ``highspy.Highs`` built by
+    ``LinearModel.highs``), as :func:`solve_highs` does a pyomo model:
+    to a zero gap (one unit with an integer-valued objective) within
+    ``time_limit`` seconds, or its LP relaxation with ``relaxation``.
+    ``read_values`` gets the column values. The model has integer columns
+    (the bound is HiGHS' MIP dual bound, or the LP optimum of a
+    relaxation), and every column is bounded, so HiGHS' "unbounded or
+    infeasible" means infeasible."""
+    import highspy
+
+    start = time.perf_counter()
+    options = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.999 * objective_scale if integral_objective else 0.0,
+               "solve_relaxation": relaxation, "presolve_rule_off": 0, "mip_heuristic_effort": 0.05,
+               "time_limit": max(MIN_SECONDS, float(time_limit))}
+    if threads_fixed():
+        options["threads"] = solver_threads()
+    options.update(extra_options or {})
+    for name, value in options.items():
+        highs.setOptionValue(name, value)
+    highs.run()
+    status = highs.getModelStatus()
+    info = highs.getInfo()
+    has_solution = info.primal_solution_status == 2  # feasible
+    values = read_values(np.asarray(highs.getSolution().col_value)) if has_solution else None
+    infeasible = status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible)
+    proved = status == highspy.HighsModelStatus.kOptimal and has_solution
+    objective = info.objective_function_value if has_solution else None
+    bound = (objective if proved else None) if relaxation else info.mip_dual_bound
+    if bound is not None and (math.isinf(bound) or math.isnan(bound)):
+        bound = None
+    if objective_scale != 1.0:
+        objective = None if objective is None else objective / objective_scale
+        bound = None if bound is None else bound / objective_scale
+    return SolverOutcome(backend="milp", proved=proved, infeasible=infeasible, objective=objective, bound=bound,
+                         wall_time_s=time.perf_counter() - start, values=values,
+                         message=highs.modelStatusToString(status))
 
 
 def relaxation_infeasible(model: pyo.ConcreteModel, time_limit: float, solver: Highs | None = None) -> bool:

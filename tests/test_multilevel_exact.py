@@ -194,11 +194,11 @@ def test_a_piece_unfinished_without_probing_is_solved_again_with_it(monkeypatch)
     import mapcert.formulations.tiling.multilevel.milp_pieces as pieces
     from mapcert.solvers.outcome import SolverOutcome
 
-    real = pieces.solve_highs
+    real = pieces.run_highs
     attempts = []
 
     def first_attempts_run_out(model, read_values, limit, **kwargs):
-        if kwargs["extra_options"].get("solve_relaxation"):  # a piece's relaxation, which orders the pieces
+        if kwargs.get("relaxation"):  # a piece's relaxation, which orders the pieces
             return real(model, read_values, limit, **kwargs)
         probing = kwargs["extra_options"]["presolve_rule_off"] == 0
         attempts.append(probing)
@@ -207,7 +207,7 @@ def test_a_piece_unfinished_without_probing_is_solved_again_with_it(monkeypatch)
         return SolverOutcome("highs", False, False, None, None, limit)
 
     monkeypatch.setattr(milp, "WHOLE_MODEL_SECONDS", 0.0)
-    monkeypatch.setattr(pieces, "solve_highs", first_attempts_run_out)
+    monkeypatch.setattr(pieces, "run_highs", first_attempts_run_out)
     models = []
     real_model = pieces.PieceModel.__init__
     monkeypatch.setattr(pieces.PieceModel, "__init__",

@@ -1,4 +1,4 @@
-"""MILP of multi-level tiling in prime exponents (pyomo + HiGHS), exact.
+"""MILP of multi-level tiling in prime exponents (HiGHS), exact.
 
 Every access count is ``const * spatial * halo * E``
 (``multilevel_terms.py``): a product of values picked from one-hot tables.
@@ -38,10 +38,12 @@ import time
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 
-import numpy as np
-import pyomo.environ as pyo
+from numbers import Real
 
-from ....solvers.highs import load_model, new_highs, objective_scale, solve_highs
+import numpy as np
+
+from ....solvers.highs import objective_scale, run_highs
+from ....solvers.linear_model import INFINITY, Column, Linear, LinearModel, Row
 from ....solvers.outcome import SolverOutcome
 from ....validation.multilevel_bounds import latch_cuts, latch_servers
 from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction, layer_extent
@@ -74,10 +76,6 @@ KEEP_SET_POOL_AFTER = 5.0
 """The keep sets after the first are solved side by side (one process per
 core) only when the first took at least this many seconds: a pool costs
 about a second to start, which short solves should not pay."""
-HAND_OVER = 1.0
-"""The model goes to HiGHS only with at least this many times its build
-time left: pyomo's translation takes about as long as the build, and
-started it cannot be stopped."""
 
 
 @lru_cache(maxsize=65536)
@@ -146,37 +144,47 @@ class _PrefixTable:
 
 
 class _Model:
-    """Pyomo model plus the lattice-term machinery."""
+    """The linear model (``solvers/linear_model.py``) plus the lattice-term machinery."""
 
     def __init__(self, deadline: float | None = None):
         self.deadline = deadline
-        self.m = pyo.ConcreteModel()
-        self.m.cons = pyo.ConstraintList()
-        self.booleans: dict[tuple, pyo.Var] = {}
+        self.lp = LinearModel()
+        self.cons = self.lp
+        """Where rows go (``cons.add(row)``)."""
+        self.booleans: dict[tuple, Column] = {}
         self.terms: dict[tuple, object] = {}
         self.gated: dict[tuple, object] = {}
         self.z_count = 0
         self.splits: dict[tuple[str, int], list[tuple[int, int, int]]] = {}  # per dimension, fan-out: (s, rows, cols)
-        self.count = 0
         self.objective_units = None
         """The objective in model units (the cutoff's expression)."""
         self.objective_scale = 1.0
         """What the model's objective multiplies the model units by (``objective_scale``)."""
+        self.cutoff_row: int | None = None
+        """The row ``objective_units <= cutoff`` (unbounded until a piece sets it)."""
+        self.cutoff_constant = 0.0
+        """The constant part of ``objective_units``, which the cutoff row's bound leaves out."""
 
-    def boolean(self, key: tuple):
+    def boolean(self, key: tuple) -> Column:
         var = self.booleans.get(key)
         if var is None:
-            var = pyo.Var(domain=pyo.Binary)
-            self.count += 1
-            self.m.add_component(f"b{self.count}", var)
+            var = self.lp.binary()
             self.booleans[key] = var
         return var
 
-    def continuous(self, lower: float, upper: float):
-        self.count += 1
-        var = pyo.Var(domain=pyo.NonNegativeReals, bounds=(lower, upper))
-        self.m.add_component(f"v{self.count}", var)
-        return var
+    def continuous(self, lower: float, upper: float) -> Column:
+        return self.lp.column(lower, upper)
+
+    def value(self, values, key: tuple) -> float:
+        """The value of ``key``'s Boolean in a solution's column ``values`` (0 when the model has none)."""
+        var = self.booleans.get(key)
+        return 0.0 if var is None else float(values[var.index])
+
+    def set_cutoff(self, highs, cutoff: float | None) -> None:
+        """Only mappings of at most ``cutoff`` model units (None: any)."""
+        if self.cutoff_row is not None:
+            upper = INFINITY if cutoff is None else cutoff - self.cutoff_constant
+            highs.changeRowBounds(self.cutoff_row, -INFINITY, upper)
 
     def gated_row(self, key: tuple, gate: tuple):
         """``key``'s Boolean and not ``gate``'s, as a continuous variable
@@ -185,9 +193,9 @@ class _Model:
         if y is None:
             x, free = self.boolean(key), self.boolean(gate)
             y = self.continuous(0, 1)
-            self.m.cons.add(y <= x)
-            self.m.cons.add(y <= 1 - free)
-            self.m.cons.add(y >= x - free)
+            self.cons.add(y <= x)
+            self.cons.add(y <= 1 - free)
+            self.cons.add(y >= x - free)
             self.gated[key, gate] = y
         return y
 
@@ -244,17 +252,15 @@ class _Model:
             # one value left: no choice to make, but the tables must still produce it
             (vec, value), = values
             for p in primes:
-                self.m.cons.add(sum(self.exponent(t, p) for t in tables) == dict(vec).get(p, 0))
+                self.cons.add(sum(self.exponent(t, p) for t in tables) == dict(vec).get(p, 0))
             self.terms[key] = value
             return value
-        self.count += 1
-        z = pyo.Var(range(len(values)), domain=pyo.Binary)
-        self.m.add_component(f"z{self.count}", z)
-        self.m.cons.add(sum(z[i] for i in range(len(values))) == 1)
+        z = [self.lp.binary().index for _ in values]
+        self.cons.add(Linear(dict.fromkeys(z, 1.0)) == 1)
         for p in primes:
-            self.m.cons.add(sum(dict(vec).get(p, 0) * z[i] for i, (vec, _) in enumerate(values))
-                            == sum(self.exponent(t, p) for t in tables))
-        expr = sum(val * z[i] for i, (_, val) in enumerate(values))
+            self.cons.add(Linear({z[i]: float(e) for i, (vec, _) in enumerate(values) if (e := dict(vec).get(p, 0))})
+                          == sum(self.exponent(t, p) for t in tables))
+        expr = Linear({z[i]: float(val) for i, (_, val) in enumerate(values)})
         self.terms[key] = expr
         return expr
 
@@ -303,7 +309,7 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     if restriction.below is not None:
         incumbent = restriction.below if incumbent is None else min(incumbent, restriction.below)
     b = _Model(deadline)
-    m, cons = b.m, b.m.cons
+    cons = b.cons
     # a row is (factor per level..., s_0, 1, s_1, 1, ...); a second one-hot per dimension
     # and fan-out picks the split of s (``rows.collapse_splits``)
     F = len(hier.fanouts)
@@ -544,8 +550,7 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
         else:  # partial tiles: the temporal iterations in which some PE works
             compute = b.term([_Table(tuple(("x", d, i) for i in range(len(rows[d]))),
                                      tuple(int(v) for v in clipped.compute(d))) for d in DIMS], cap)
-        latency = pyo.Var(domain=pyo.NonNegativeIntegers, bounds=(0, cap))
-        m.add_component("latency", latency)
+        latency = b.lp.column(0, cap, integral=True)
         cons.add(latency >= compute)
         for l, level in enumerate(hier.levels):
             if level.bandwidth:
@@ -568,8 +573,10 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     known = restriction.below if incumbent is None else incumbent
     b.objective_units = expr
     b.objective_scale = objective_scale(None if known is None else known * scale - constant)
-    m.objective = pyo.Objective(expr=b.objective_scale * expr, sense=pyo.minimize)
-    return m, b, rows, scale, constant
+    if not isinstance(expr, Real):
+        terms, b.cutoff_constant = expr.linear()
+        b.cutoff_row = cons.add(Row(terms, -INFINITY, INFINITY))
+    return b.lp.highs(expr, b.objective_scale), b, rows, scale, constant
 
 
 
@@ -591,7 +598,7 @@ def _halo_sweeps(b: _Model, problem: MultiLevelProblem, rows, nontrivial):
     halo factor of the level and axis; they add up to the pair's Boolean.
     No sweep is always allowed: it never costs less, so a minimum picks a
     sweep whenever the order allows one."""
-    cons = b.m.cons
+    cons = b.cons
     K = len(problem.hierarchy.levels)
     for j in range(K):
         cons.add(sum(b.boolean(("sweep", j, d)) for d in WINDOW_DIMS) <= 1)
@@ -661,11 +668,12 @@ def _halo_sweeps(b: _Model, problem: MultiLevelProblem, rows, nontrivial):
     return halo_table
 
 
-def decode_milp(problem: MultiLevelProblem, builder: _Model, rows):
+def decode_milp(problem: MultiLevelProblem, builder: _Model, rows, values):
+    """The mapping of a solution's column ``values``."""
     K = len(problem.hierarchy.levels)
 
     def value(key):
-        return pyo.value(builder.booleans[key]) if key in builder.booleans else 0.0
+        return builder.value(values, key)
 
     chosen = {}
     for d in DIMS:
@@ -879,11 +887,10 @@ def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Res
     as a cutoff, so a piece either improves it or is proved unable to. The
     result is optimal when every piece was finished.
 
-    ``time_limit`` counts from this call: the heuristic incumbent, the build,
-    pyomo's translation (once: one persistent HiGHS solves every piece) and
-    every solve are inside it. The build stops when the deadline passes, the
-    model goes to HiGHS only with time left for the translation, and each
-    piece gets what remains. A time-out returns the best mapping so far
+    ``time_limit`` counts from this call: the heuristic incumbent, the build
+    (once: one HiGHS holds the model and solves every piece) and every solve
+    are inside it. The build stops when the deadline passes, and each piece
+    gets what remains. A time-out returns the best mapping so far
     (the incumbent's when no solve ran) with the bound the solves proved:
     the larger of the whole model's bound and the least bound over the
     pieces (a finished piece counts as the best objective, a piece that
@@ -913,20 +920,14 @@ def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Res
         return SolverOutcome("highs", False, False, found[1], None, wall, found[0],
                              f"{why}; the heuristic incumbent is returned"), 1, 0
 
-    built = time.perf_counter()
     try:
-        m, builder, rows, scale, constant = build_multilevel_milp(problem, None if found is None else found[1],
+        highs, builder, rows, scale, constant = build_multilevel_milp(problem, None if found is None else found[1],
                                                                   restriction, deadline=deadline)
     except _NoValue:
         return SolverOutcome("highs", True, True, None, None, time.perf_counter() - start, None,
                              "no tile or array value fits"), 1, 0
     except _OutOfTime:
         return stopped("time limit reached while building the MILP")
-    build_s = time.perf_counter() - built
-    if deadline - time.perf_counter() < HAND_OVER * build_s:
-        return stopped("time limit: no time left to hand the MILP to HiGHS")
-    solver = new_highs()
-    load_model(solver, m)
 
     def model_units(value: float) -> float:
         return round(value * scale - constant)
@@ -950,18 +951,18 @@ def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Res
         confirmed = metrics.fits and restriction.admits(metrics) and outcome.objective is not None and value < outcome.objective + 0.5
         return outcome.proved and confirmed
 
-    def decode(model):
-        return decode_milp(problem, builder, rows)
+    def decode(values):
+        return decode_milp(problem, builder, rows, values)
 
     if time.perf_counter() >= deadline:
-        return stopped("time limit reached while handing the MILP to HiGHS")
+        return stopped("time limit reached while building the MILP")
     # the whole model first, for a share of the time: easy layers end here
     whole_limit = min(WHOLE_MODEL_SHARE * time_limit, WHOLE_MODEL_SECONDS, deadline - time.perf_counter())
     whole_bound = None  # valid for every piece: the pieces only fix what the whole model chooses
     if whole_limit > 0:
-        whole = solve_highs(m, decode, whole_limit, integral_objective=True, solver=solver,
-                            objective_scale=builder.objective_scale,
-                            extra_options={**MIP_OPTIONS, "mip_heuristic_effort": 0.05})
+        whole = run_highs(highs, decode, whole_limit, integral_objective=True,
+                          objective_scale=builder.objective_scale,
+                          extra_options={**MIP_OPTIONS, "mip_heuristic_effort": 0.05})
         if finished(whole) and (whole.proved or best is None):
             message = "whole model proved" if whole.proved else "no mapping fits the hierarchy"
             return SolverOutcome("highs", True, whole.infeasible, best, best, time.perf_counter() - start,
@@ -971,7 +972,7 @@ def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Res
     if best_mapping is not None:  # the incumbent's own piece first: a better cutoff for all the others
         own = _stationary(best_mapping)
         combos.sort(key=lambda combo: combo != own)
-    local = PieceModel(problem, m, builder, rows, solver)
+    local = PieceModel(problem, highs, builder, rows)
     open_bounds: list[float | None] = []  # per piece not finished: its bound, None when unknown
     settled = started = 0
 

@@ -6,8 +6,8 @@ best known (the cutoff). Pieces depend on each other only through that
 cutoff, so they form a task list, taken best first: in the order of their
 LP relaxations' optima, after those relaxations. HiGHS' branch and bound
 runs on one core; on a machine with more, each process of a pool holds
-its own copy of the model in a persistent HiGHS (built once per process,
-the way the serial route builds it once) and is sent pieces with the
+its own copy of the model in HiGHS (built once per process, the way the
+serial route builds it once) and is sent pieces with the
 cutoff of the moment. A
 better mapping found by one process tightens the cutoff of every piece
 sent after it. What decides the answer is unchanged: the least piece
@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ....solvers.highs import load_model, new_highs, relaxation_infeasible, solve_highs
+from ....solvers.highs import run_highs
 from ....solvers.outcome import SolverOutcome
 from ....solvers.threads import solver_threads
 from .terms import TENSORS
@@ -63,14 +63,14 @@ with it, takes the better of both on most pieces
 
 @dataclass
 class PieceModel:
-    """The MILP of one fixed hierarchy in a persistent HiGHS, whose pieces
-    are solved by fixing ``sigma`` and replacing the cutoff."""
+    """The MILP of one fixed hierarchy in HiGHS, whose pieces are solved by
+    fixing ``sigma`` and moving the cutoff row's bound, in place."""
 
     problem: object
-    model: object
+    highs: object
+    """The ``highspy.Highs`` that holds the model (``LinearModel.highs``)."""
     builder: object
     rows: object
-    solver: object
     probing_seconds: float | None = None
     """How long the last piece solved with presolve's probing took."""
 
@@ -78,21 +78,19 @@ class PieceModel:
         """Fix ``sigma`` to the piece ``combo`` (a stationary tensor per level)."""
         for level, owner in enumerate(combo):
             for X in TENSORS:
-                self.builder.boolean(("sigma", level, X)).fix(1 if X == owner else 0)
-
-    def _uncut(self, combo: tuple[str, ...]) -> None:
-        """The model of the piece ``combo`` without the last piece's cutoff."""
-        self.fix(combo)
-        if self.model.find_component("cutoff") is not None:
-            self.model.del_component("cutoff")
+                var = self.builder.booleans.get(("sigma", level, X))
+                if var is not None:
+                    value = 1.0 if X == owner else 0.0
+                    self.highs.changeColBounds(var.index, value, value)
 
     def relaxation(self, combo: tuple[str, ...], seconds: float) -> "Relaxation":
         """The LP relaxation of the piece ``combo`` without a cutoff (the
         restriction's own ``below`` stays), within ``seconds``."""
-        m = self.model
-        self._uncut(combo)
-        outcome = solve_highs(m, lambda _: None, seconds, integral_objective=False, solver=self.solver,
-                              extra_options={"solve_relaxation": True}, objective_scale=self.builder.objective_scale)
+        self.fix(combo)
+        self.builder.set_cutoff(self.highs, None)
+        self.highs.clearSolver()  # from scratch, with presolve: a warm start from the last basis skips it
+        outcome = run_highs(self.highs, lambda _: None, seconds, integral_objective=False, relaxation=True,
+                            objective_scale=self.builder.objective_scale)
         return Relaxation(outcome.infeasible, outcome.objective if outcome.proved else None)
 
     def solve(self, combo: tuple[str, ...], cutoff: float | None, refuting: bool,
@@ -103,19 +101,16 @@ class PieceModel:
         (this one or the restriction's), so HiGHS' primal heuristics are
         off and, unless ``relaxed`` (the piece's relaxation, solved before)
         already says, the LP relaxation is tried first."""
-        import pyomo.environ as pyo
-
         from .milp import decode_milp
 
-        m = self.model
         if relaxed is not None and relaxed.refutes(cutoff):
             return PieceResult(combo, True, refuted_by_relaxation=True)
-        self._uncut(combo)
-        if cutoff is not None:
-            # only strictly better mappings are of interest: "infeasible" then means none is in this piece
-            # (the restriction's own ``below`` is already a constraint of the model)
-            m.cutoff = pyo.Constraint(expr=self.builder.objective_units <= cutoff)
-        if refuting and (relaxed is None or relaxed.bound is None) and relaxation_infeasible(m, seconds, self.solver):
+        self.fix(combo)
+        # only strictly better mappings are of interest: "infeasible" then means none is in this piece
+        # (the restriction's own ``below`` is already a row of the model)
+        self.builder.set_cutoff(self.highs, cutoff)
+        if refuting and (relaxed is None or relaxed.bound is None) and run_highs(
+                self.highs, lambda _: None, seconds, integral_objective=False, relaxation=True).infeasible:
             # (where the relaxation without a cutoff is unknown) the LP relaxation cannot reach below the
             # cutoff: nothing better here (each in about 0.1 s where the MIP's presolve takes 3-13 s)
             return PieceResult(combo, True, refuted_by_relaxation=True)
@@ -126,10 +121,10 @@ class PieceModel:
         start = time.perf_counter()
 
         def attempt(limit: float, probing: bool):
-            return solve_highs(m, lambda _: decode_milp(self.problem, self.builder, self.rows), limit,
-                               integral_objective=True, solver=self.solver,
-                               extra_options={**options, "presolve_rule_off": 0 if probing else NO_PROBING},
-                               objective_scale=self.builder.objective_scale)
+            return run_highs(self.highs, lambda values: decode_milp(self.problem, self.builder, self.rows, values),
+                             limit, integral_objective=True,
+                             extra_options={**options, "presolve_rule_off": 0 if probing else NO_PROBING},
+                             objective_scale=self.builder.objective_scale)
 
         # first without presolve's probing, for as long as a piece with it took last: most pieces end
         # there; the rest start again with it (at most twice the better of the two, as in ski rental)
@@ -282,10 +277,8 @@ def _build_in_worker(problem, incumbent, restriction) -> None:
     from .milp import build_multilevel_milp
 
     global _WORKER_MODEL
-    m, builder, rows, _, _ = build_multilevel_milp(problem, incumbent, restriction)
-    solver = new_highs()
-    load_model(solver, m)
-    _WORKER_MODEL = PieceModel(problem, m, builder, rows, solver)
+    highs, builder, rows, _, _ = build_multilevel_milp(problem, incumbent, restriction)
+    _WORKER_MODEL = PieceModel(problem, highs, builder, rows)
 
 
 def _in_worker(kind: str, combo, deadline_epoch: float, *solve_args):
