@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from ....solvers.highs import run_highs
@@ -165,6 +165,14 @@ class Relaxation:
             return False
         return self.bound > cutoff + RELAXATION_MARGIN * max(1.0, abs(cutoff))
 
+    def lower_bound(self) -> float | None:
+        """A bound on every mapping of the piece that the LP optimum's
+        numerical error cannot overstate (the optimum less the margin);
+        None when infeasible or unknown."""
+        if self.infeasible or self.bound is None:
+            return None
+        return self.bound - RELAXATION_MARGIN * max(1.0, abs(self.bound))
+
     def rank(self) -> float:
         """Best first: the lower the bound, the likelier the piece holds the optimum."""
         return -math.inf if self.infeasible else math.inf if self.bound is None else self.bound
@@ -173,12 +181,15 @@ class Relaxation:
 @dataclass(frozen=True)
 class PieceResult:
     """What became of one piece: not started (the time ran out first),
-    refuted by its LP relaxation, or solved by HiGHS (``outcome``)."""
+    refuted by its LP relaxation, or solved by HiGHS (``outcome``), with
+    its LP relaxation when that was solved (a bound where the piece was
+    not finished)."""
 
     combo: tuple[str, ...]
     started: bool
     refuted_by_relaxation: bool = False
     outcome: SolverOutcome | None = None
+    relaxation: "Relaxation | None" = None
 
 
 def piece_processes(workers: int, pieces: int, seconds: float, problem=None) -> int:
@@ -228,6 +239,8 @@ def solve_pieces(local: PieceModel, combos: list[tuple[str, ...]], cutoff: Calla
 
     def solved(piece: PieceResult) -> None:
         done.add(piece.combo)
+        if piece.relaxation is None and piece.combo in relaxed:
+            piece = replace(piece, relaxation=relaxed[piece.combo])
         record(piece)
 
     def relaxation_known(combo: tuple[str, ...], relaxation: Relaxation) -> None:
