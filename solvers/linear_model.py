@@ -179,6 +179,8 @@ class LinearModel:
         self.row_lower: list[float] = []
         self.row_upper: list[float] = []
         self.row_terms: list[dict[int, float]] = []
+        self.objective: dict[int, float] = {}
+        self.objective_offset = 0.0
 
     @property
     def columns(self) -> int:
@@ -212,23 +214,28 @@ class LinearModel:
         self.row_upper.append(row.upper)
         return len(self.row_terms) - 1
 
-    def highs(self, objective, objective_factor: float = 1.0):
-        """A silent ``highspy.Highs`` holding this model, minimizing
-        ``objective_factor * objective``."""
+    def minimize(self, objective, factor: float = 1.0) -> None:
+        """Make ``factor * objective`` the objective (to be minimized)."""
+        if isinstance(objective, Real):
+            self.objective, self.objective_offset = {}, factor * float(objective)
+        else:
+            terms, offset = objective.linear()
+            self.objective = {i: factor * c for i, c in terms.items() if c != 0.0}
+            self.objective_offset = factor * offset
+
+    def highs(self):
+        """A silent ``highspy.Highs`` holding this model. A model sent to
+        other processes is built there again from its arrays, without its
+        expressions."""
         import highspy
 
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         n = self.columns
         cost = np.zeros(n)
-        offset = 0.0
-        if not isinstance(objective, Real):
-            terms, offset = objective.linear()
-            for i, c in terms.items():
-                cost[i] = objective_factor * c
-            offset *= objective_factor
-        else:
-            offset = objective_factor * float(objective)
+        for i, c in self.objective.items():
+            cost[i] = c
+        offset = self.objective_offset
         h.addVars(n, np.asarray(self.lower), np.asarray(self.upper))
         if n:
             h.changeColsCost(n, np.arange(n, dtype=np.int32), cost)

@@ -177,6 +177,13 @@ class _Model:
     def continuous(self, lower: float, upper: float) -> Column:
         return self.lp.column(lower, upper)
 
+    def __getstate__(self):
+        """What a pool process needs to solve pieces: the model's arrays and
+        the Booleans' columns, not the expressions they were built from."""
+        state = dict(self.__dict__)
+        state.update(terms={}, gated={}, objective_units=None, deadline=None)
+        return state
+
     def value(self, values, key: tuple) -> float:
         """The value of ``key``'s Boolean in a solution's column ``values`` (0 when the model has none)."""
         var = self.booleans.get(key)
@@ -578,7 +585,8 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     if not isinstance(expr, Real):
         terms, b.cutoff_constant = expr.linear()
         b.cutoff_row = cons.add(Row(terms, -INFINITY, INFINITY))
-    return b.lp.highs(expr, b.objective_scale), b, rows, scale, constant
+    b.lp.minimize(expr, b.objective_scale)
+    return b.lp.highs(), b, rows, scale, constant
 
 
 
@@ -998,7 +1006,7 @@ def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Res
         cutoff=lambda: None if best is None else best - 0.5,
         refuting=lambda: best is not None or restriction.below is not None,  # the model holds a cutoff either way
         record=record, deadline=deadline, processes=processes,
-        build_args=(problem, None if found is None else found[1], restriction))
+        build_args=(problem, builder, rows))
     wall = time.perf_counter() - start
     proved = settled == len(combos)
     pieces = f"{settled}/{len(combos)} stationary-tensor pieces finished" + (

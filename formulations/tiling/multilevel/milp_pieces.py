@@ -6,9 +6,8 @@ best known (the cutoff). Pieces depend on each other only through that
 cutoff, so they form a task list, taken best first: in the order of their
 LP relaxations' optima, after those relaxations. HiGHS' branch and bound
 runs on one core; on a machine with more, each process of a pool holds
-its own copy of the model in HiGHS (built once per process, the way the
-serial route builds it once) and is sent pieces with the
-cutoff of the moment. A
+its own copy of the model in HiGHS (the arrays built here, loaded once
+per process) and is sent pieces with the cutoff of the moment. A
 better mapping found by one process tightens the cutoff of every piece
 sent after it. What decides the answer is unchanged: the least piece
 optimum, with every piece finished, is the optimum, whichever process
@@ -37,8 +36,8 @@ from .terms import TENSORS
 
 MIN_POOL_SECONDS = 10.0
 """Least time left for the pieces for a pool to be worth starting: each
-process imports nothing (it is forked from a server) but builds and
-translates its model, a second or two on the largest layers."""
+process imports nothing (it is forked from a server) but loads the model
+into its own HiGHS."""
 
 MIP_OPTIONS = {"mip_feasibility_tolerance": 1e-7}
 """HiGHS options of every piece (as of the whole model): a tight
@@ -225,9 +224,9 @@ def solve_pieces(local: PieceModel, combos: list[tuple[str, ...]], cutoff: Calla
     ``record`` is called with each piece's result as it arrives (in this
     process, so it may update what ``cutoff`` returns). A piece the time
     left no room for is recorded as not started. With ``processes`` > 1 the
-    relaxations and pieces go to a pool whose processes each build the
-    model from ``build_args`` (the arguments of ``build_multilevel_milp``);
-    what a broken pool did not answer is done here. Returns the processes
+    relaxations and pieces go to a pool whose processes each load the
+    model from ``build_args`` (the problem, the model's builder and its
+    rows, as ``build_multilevel_milp`` returned them); what a broken pool did not answer is done here. Returns the processes
     that solved pieces (1 when the pool answered none)."""
     relaxed: dict[tuple[str, ...], Relaxation] = {}
     done: set[tuple[str, ...]] = set()
@@ -286,12 +285,10 @@ _WORKER_MODEL: PieceModel | None = None
 """The model of this pool process (set by :func:`_build_in_worker`)."""
 
 
-def _build_in_worker(problem, incumbent, restriction) -> None:
-    from .milp import build_multilevel_milp
-
+def _build_in_worker(problem, builder, rows) -> None:
+    """Load the model built in the parent process (its arrays, sent pickled)."""
     global _WORKER_MODEL
-    highs, builder, rows, _, _ = build_multilevel_milp(problem, incumbent, restriction)
-    _WORKER_MODEL = PieceModel(problem, highs, builder, rows)
+    _WORKER_MODEL = PieceModel(problem, builder.lp.highs(), builder, rows)
 
 
 def _in_worker(kind: str, combo, deadline_epoch: float, *solve_args):
