@@ -1,10 +1,14 @@
-"""Solve a pyomo MILP with HiGHS and report the outcome uniformly.
+"""Solve a MILP with HiGHS and report the outcome uniformly.
+
+Two routes: a pyomo model (:func:`solve_highs`: the crossbar, pairing,
+partition and two-level tiling models), and a model already in HiGHS
+(:func:`run_highs`: the multi-level MILP, written straight into HiGHS by
+``linear_model.py`` and solved many times with bounds changed in place).
 
 The time limit of a solve counts from the call: pyomo's translation of the
 model into HiGHS (about as long as building the model, over a second for
 the larger ones) is spent inside it, and HiGHS gets only what is left when
-it starts. A persistent solver (``new_highs``) that already holds the model
-spends only the update of what changed.
+it starts.
 """
 
 from __future__ import annotations
@@ -47,20 +51,6 @@ def highs_available() -> bool:
         return False
 
 
-def new_highs() -> Highs:
-    """A persistent HiGHS solver: solve several variants of one model with
-    it (``solve_highs(..., solver=...)``, fixing variables or adding and
-    removing constraints in between) and the model is translated once."""
-    return _DeadlineHighs()
-
-
-def load_model(solver: Highs, model: pyo.ConcreteModel) -> float:
-    """Translate ``model`` into ``solver`` now; returns the seconds it took."""
-    start = time.perf_counter()
-    solver.set_instance(model)
-    return time.perf_counter() - start
-
-
 def objective_scale(magnitude: float | None) -> float:
     """The power of two that brings an integer-valued objective of about
     ``magnitude`` units to about a thousand (1 when unknown or already small).
@@ -84,7 +74,6 @@ def solve_highs(
     integral_objective: bool = True,
     threads: int = 0,
     extra_options: dict | None = None,
-    solver: Highs | None = None,
     objective_scale: float = 1.0,
 ) -> SolverOutcome:
     """Solve to a zero gap within ``time_limit`` seconds from this call,
@@ -98,14 +87,12 @@ def solve_highs(
     one unit scaled the same way, and the objective and bound are returned
     in units."""
     start = time.perf_counter()
-    options = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.999 * objective_scale if integral_objective else 0.0,
-               "solve_relaxation": False}  # a persistent solver may have solved a relaxation last
+    options = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.999 * objective_scale if integral_objective else 0.0}
     if threads or threads_fixed():
         options["threads"] = threads or solver_threads()
     options.update(extra_options or {})
-    solver = solver if solver is not None else _DeadlineHighs()
-    if isinstance(solver, _DeadlineHighs):
-        solver.deadline = start + max(0.0, float(time_limit))
+    solver = _DeadlineHighs()
+    solver.deadline = start + max(0.0, float(time_limit))
     results = solver.solve(
         model,
         tee=False,
@@ -188,18 +175,6 @@ def run_highs(
     return SolverOutcome(backend="milp", proved=proved, infeasible=infeasible, objective=objective, bound=bound,
                          wall_time_s=time.perf_counter() - start, values=values,
                          message=highs.modelStatusToString(status))
-
-
-def relaxation_infeasible(model: pyo.ConcreteModel, time_limit: float, solver: Highs | None = None) -> bool:
-    """Whether the LP relaxation of ``model`` is infeasible, which proves the
-    MILP infeasible too. Under a cutoff on the objective this refutes many
-    models in a tenth of a second that HiGHS' MIP presolve takes seconds
-    over. False when the LP is feasible or the time ran out: nothing is then
-    known. A persistent ``solver`` keeps its options, so every MIP solve
-    passes ``solve_relaxation: False`` (``solve_highs`` does)."""
-    outcome = solve_highs(model, lambda _: None, time_limit, integral_objective=False, solver=solver,
-                          extra_options={"solve_relaxation": True})
-    return outcome.infeasible
 
 
 def not_solved(message: str, wall: float = 0.0, backend: str = "milp") -> SolverOutcome:
