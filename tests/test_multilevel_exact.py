@@ -338,3 +338,27 @@ def test_the_optimum_is_the_same_mapping_whatever_the_method_and_workers():
         assert result.status == "optimal", result.message
         texts.add(yaml.safe_dump(family.solution_to_dict(problem, result.mapping)))
     assert len(texts) == 1, texts
+
+
+def test_pieces_cut_short_are_bounded_by_their_relaxations(monkeypatch):
+    """No piece's MIP solve ends (each one times out at once), and no whole
+    model runs: the bound comes from the pieces' LP relaxations, less their
+    margin, and lies between zero and the enumerated optimum."""
+    import mapcert.formulations.tiling.multilevel.milp_pieces as pieces
+    from mapcert.solvers.outcome import SolverOutcome
+
+    real = pieces.run_highs
+
+    def only_relaxations(highs, read_values, limit, **kwargs):
+        if kwargs.get("relaxation"):
+            return real(highs, read_values, limit, **kwargs)
+        return SolverOutcome("highs", False, False, None, None, 0.0, message="Time limit reached")
+
+    monkeypatch.setattr(pieces, "run_highs", only_relaxations)
+    layer = ConvLayer(name="a", N=1, M=4, C=2, P=4, Q=2, R=3, S=1, stride=(2, 1))
+    problem = MultiLevelProblem(layer, two_by_two_hierarchy(), objective="energy")
+    reference = solve_multilevel(problem, "enumerate")
+    got = solve_multilevel(problem, "milp", time_limit=30, workers=1, canonical=False)
+    assert reference.status == "optimal" and got.status == "feasible", got.message
+    assert got.best_bound is not None and 0 < got.best_bound <= reference.objective
+    assert "started but not finished" in got.message
