@@ -114,6 +114,11 @@ def schema_problem(err: dict) -> tuple[tuple, str]:
         message = "required field is missing"
     elif kind == "literal_error":
         message = f"must be one of {err['ctx']['expected']}"
+    elif kind == "too_short":
+        ctx = err.get("ctx", {})
+        message = f"needs at least {ctx.get('min_length')} entries, got {ctx.get('actual_length')}"
+        if loc and loc[-1] == "levels" and ctx.get("min_length") == 2:  # a memory hierarchy's
+            message += " (DRAM first, then at least one on-chip level; the last one is next to the MACs)"
     elif kind in ("model_type", "model_attributes_type", "dict_type"):
         message = f"must be a mapping of fields, got {type(err.get('input')).__name__}"
     elif kind == "invalid_key":

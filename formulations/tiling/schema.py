@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from ... import workload_library
 from ...hardware.presets import hardware_presets
-from ...instances import Located, Seconds, Strict, pair, resolve_preset, size_bits, validate_spec
+from ...instances import Located, Seconds, Strict, pair, resolve_preset, schema_problem, size_bits, validate_spec
 from .problem import Buffer, ConvLayer, Precision, SolverSettings, TilingProblem, TENSORS
 
 
@@ -27,7 +27,8 @@ class PrecisionSpec(Strict):
 class WorkloadSpec(Strict):
     name: str = "layer"
     op: Literal["conv2d", "matmul", "fc"] = "conv2d"
-    dims: dict[str, int]
+    dims: dict[str, Any]
+    """Checked one by one (:func:`build_layer`), so that every bad size is named at once."""
     stride: int | list[int] = 1
     dilation: int | list[int] = 1
     groups: int = Field(1, ge=1)
@@ -107,6 +108,8 @@ MAX_TENSOR = 2**40
 """Most elements of one tensor (inputs, weights or outputs)."""
 
 _CONV_DIMS = ("N", "M", "C", "P", "Q", "R", "S")
+_SIZE = TypeAdapter(int)
+"""A dimension's size, read as pydantic reads an int field (``8``, ``8.0``, ``"8"``)."""
 _MATMUL_DIMS = ("N", "M", "C")
 
 
@@ -130,7 +133,15 @@ def build_layer(raw: Any, where: Located, path: tuple) -> ConvLayer | None:
         return None
     allowed = _CONV_DIMS if spec.op == "conv2d" else _MATMUL_DIMS
     bad = False
-    for dim, value in spec.dims.items():
+    sizes: dict[str, int] = {}
+    for dim, given in spec.dims.items():
+        try:
+            value = _SIZE.validate_python(given)
+        except ValidationError as exc:
+            where.add(path + ("dims", dim), schema_problem(exc.errors()[0])[1])
+            bad = True
+            continue
+        sizes[dim] = value
         if dim not in allowed:
             hint = "" if spec.op == "conv2d" else " (a matmul / fc layer has N, M and C)"
             where.add(path + ("dims", dim), f"unknown dimension; expected one of {', '.join(allowed)}{hint}")
@@ -154,7 +165,7 @@ def build_layer(raw: Any, where: Located, path: tuple) -> ConvLayer | None:
         if max(value) > MAX_WINDOW:
             where.add(path + (name,), f"{max(value):,} is beyond the supported range (1 to {MAX_WINDOW:,})")
             return None
-    dims = {d: spec.dims.get(d, 1) for d in _CONV_DIMS}
+    dims = {d: sizes.get(d, 1) for d in _CONV_DIMS}
     if spec.op != "conv2d" and (stride != (1, 1) or dilation != (1, 1) or spec.groups != 1):
         where.add(path + ("op",), f"{spec.op} takes no stride, dilation or groups")
         return None
