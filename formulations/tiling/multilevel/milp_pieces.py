@@ -136,7 +136,7 @@ class PieceModel:
         self.probing_seconds = time.perf_counter() - began
         if outcome.values is None and quick.values is not None and not outcome.infeasible:
             outcome = quick  # the time ran out: keep the mapping the first attempt found
-        return PieceResult(combo, True, outcome=outcome)
+        return PieceResult(combo, True, outcome=outcome, probing_seconds=self.probing_seconds)
 
 
 RELAXATION_MARGIN = 1e-4
@@ -189,6 +189,8 @@ class PieceResult:
     refuted_by_relaxation: bool = False
     outcome: SolverOutcome | None = None
     relaxation: "Relaxation | None" = None
+    probing_seconds: float | None = None
+    """How long its solve with presolve's probing took, when it needed one."""
 
 
 def piece_processes(workers: int, pieces: int, seconds: float, problem=None) -> int:
@@ -252,17 +254,22 @@ def solve_pieces(local: PieceModel, combos: list[tuple[str, ...]], cutoff: Calla
 
         deadline_epoch = time.time() + (deadline - time.perf_counter())  # the wall clock, which processes share
 
+        probing: list[float] = []  # the probing times the pool's pieces reported, latest last
+
         def args_of(item):
             kind, combo = item
             if kind == "relax":
                 return kind, combo, deadline_epoch
-            return kind, combo, deadline_epoch, cutoff(), refuting(), relaxed.get(combo)
+            return (kind, combo, deadline_epoch, cutoff(), refuting(), relaxed.get(combo),
+                    probing[-1] if probing else None)
 
         def arrived(item, answer) -> None:
             kind, combo = item
             if kind == "relax":
                 relaxation_known(combo, answer)
             else:
+                if answer.probing_seconds is not None:
+                    probing.append(answer.probing_seconds)
                 solved(answer)
 
         # the best piece alone, then the rest: two first pieces would both run under the incumbent's cutoff
@@ -293,11 +300,17 @@ def _build_in_worker(problem, builder, rows) -> None:
 
 def _in_worker(kind: str, combo, deadline_epoch: float, *solve_args):
     """A piece's relaxation (``kind`` "relax") or the piece itself
-    (``solve_args``: cutoff, refuting, relaxation) in a pool process; the
-    deadline is on the wall clock, which every process shares."""
+    (``solve_args``: cutoff, refuting, relaxation, and how long the last
+    piece solved with probing took in any process) in a pool process; the
+    deadline is on the wall clock, which every process shares. A process
+    whose first piece needs probing then tries without it only as long as
+    probing took elsewhere, not the default second."""
     remaining = deadline_epoch - time.time()
     if kind == "relax":
         return Relaxation(False, None) if remaining <= 0 else _WORKER_MODEL.relaxation(combo, remaining)
     if remaining <= 0:
         return PieceResult(combo, False)
-    return _WORKER_MODEL.solve(combo, *solve_args[:2], remaining, solve_args[2])
+    cutoff, refuting, relaxed, probing_seconds = solve_args
+    if probing_seconds is not None:
+        _WORKER_MODEL.probing_seconds = probing_seconds
+    return _WORKER_MODEL.solve(combo, cutoff, refuting, remaining, relaxed)
