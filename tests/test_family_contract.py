@@ -323,3 +323,35 @@ def test_a_changed_bound_is_named_by_its_field():
     verification = verify(changed, time_limit=30, methods=[family.default_method(problem)])
     detail = next(c.detail for c in verification.checks if c.name.startswith("bounds") and not c.passed)
     assert detail.startswith("[0].value: stored ") and "meaning" not in detail, detail
+
+
+LARGE_OBJECTIVE = """family: tiling
+workload: {name: pw_conv, op: conv2d, dims: {N: 1, M: 24, C: 20, P: 14, Q: 14, R: 1, S: 1}}
+hardware: simba-pe
+objective: energy
+"""
+"""A pointwise layer on ``simba-pe``: its optimum is 2,199,136 units, where
+one unit is below a relative 1e-6."""
+
+
+@pytest.mark.parametrize("case", [*CASES, ("large objective", 0)], ids=_label)
+def test_an_optimum_claimed_one_unit_lower_fails_verify(case):
+    """The objective and the best bound both lowered by one unit claim a
+    proved optimum that does not exist; however large the objective, the
+    tolerance must not let one unit pass (a relative 1e-6 let -1 pass on
+    the large objective, and -250 on 3e8)."""
+    if case[0] == "large objective":
+        problem = load_text(LARGE_OBJECTIVE, "large-objective")
+        family, data = registry.family_of(problem), solve(problem, time_limit=60).to_dict()
+        assert data["objective"] > 1e6
+    else:
+        family, problem = _problem(*case)
+        data = _solved(*case).to_dict()
+    if data["objective"] is None or data["status"] != "optimal":
+        pytest.skip(f"{case[0]}'s example has no proved optimum")
+    changed = copy.deepcopy(data)
+    changed["objective"] -= 1
+    changed["best_bound"] -= 1
+    verification = verify(changed, time_limit=30, methods=[family.default_method(problem)])
+    failed = [c.name for c in verification.checks if not c.passed]
+    assert any(name.startswith("objective") for name in failed), failed

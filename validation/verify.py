@@ -26,8 +26,8 @@ from ..formulations.family import Attempt, Check, Family, Secondary, Status
 from ..result import Result, excess, gap_of
 from ..units import format_value
 from ..version import __version__
-from .certificate import (FUNCTIONAL_CHECK, NOT_REQUESTED, at_least, certify, close, closing_bound,
-                          lower_bound)
+from .certificate import (FUNCTIONAL_CHECK, NOT_REQUESTED, SAME_VALUE_TOLERANCE, at_least, certify, close,
+                          closing_bound, lower_bound)
 
 
 @dataclass
@@ -149,13 +149,14 @@ class _Context:
 
 
 def _same_value(a, b) -> bool:
-    """Deep equality of stored and re-derived JSON values, numbers within tolerance."""
+    """Deep equality of stored and re-derived JSON values, numbers within
+    :data:`SAME_VALUE_TOLERANCE` (the same solution, the same code)."""
     if isinstance(a, bool) or isinstance(b, bool):
         return a == b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
             return True
-        return close(a, b)
+        return close(a, b, SAME_VALUE_TOLERANCE)
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
