@@ -39,6 +39,25 @@ from ..units import format_bytes, parse_bytes
 TENSORS = ("inputs", "weights", "outputs")
 
 
+class SortedFrozenset(frozenset):
+    """A frozenset that iterates in sorted order.
+
+    A frozenset of strings iterates in the order of their hashes, which
+    change from one Python process to the next (``PYTHONHASHSEED``). The
+    exact models are built by iterating over such sets (the tensors a level
+    holds, the loops that index a tensor), so their variables came in
+    another order on every run, and so did the one-worker CP-SAT
+    trajectory that defines the canonical optimum: two runs of one instance
+    returned two optimal mappings. Sorted iteration builds the same model
+    in every process; equality, hashing and membership are a frozenset's."""
+
+    def __iter__(self):
+        return iter(sorted(frozenset.__iter__(self)))
+
+    def __repr__(self):
+        return f"SortedFrozenset({sorted(self)!r})"
+
+
 @dataclass(frozen=True)
 class MemoryLevel:
     """One level of the hierarchy; ``capacity_bits`` None means unbounded."""
@@ -55,10 +74,14 @@ class MemoryLevel:
     write_energy: float = 0.0
     bandwidth: float | None = None
 
+    def __post_init__(self):
+        object.__setattr__(self, "holds", SortedFrozenset(self.holds))
+        object.__setattr__(self, "chosen", SortedFrozenset(self.chosen))
+
     @property
     def always_holds(self) -> frozenset[str]:
         """The tensors this level keeps in every mapping."""
-        return self.holds - self.chosen
+        return SortedFrozenset(self.holds - self.chosen)
 
     def fits(self, tile_bits: dict[str, int]) -> bool:
         """Whether one tile of each held tensor fits (bits per tensor)."""

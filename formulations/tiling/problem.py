@@ -19,15 +19,17 @@ from math import prod
 
 import numpy as np
 
+from ...hardware.hierarchy import SortedFrozenset
+
 LOOP_DIMS: tuple[str, ...] = ("N", "G", "M", "C", "P", "Q")
 """Dimensions tiled at the DRAM level, in canonical order."""
 
 TENSORS: tuple[str, ...] = ("inputs", "weights", "outputs")
 
 RELEVANT: dict[str, frozenset[str]] = {
-    "inputs": frozenset({"N", "G", "C", "P", "Q"}),
-    "weights": frozenset({"G", "M", "C"}),
-    "outputs": frozenset({"N", "G", "M", "P", "Q"}),
+    "inputs": SortedFrozenset({"N", "G", "C", "P", "Q"}),
+    "weights": SortedFrozenset({"G", "M", "C"}),
+    "outputs": SortedFrozenset({"N", "G", "M", "P", "Q"}),
 }
 """Loop dimensions that index each tensor (R and S index inputs and weights but
 are never DRAM loops)."""

@@ -22,18 +22,19 @@ from ....units import whole_number
 from dataclasses import dataclass, field, replace
 from math import prod
 
-from ....hardware.hierarchy import Hierarchy
+from ....hardware.hierarchy import Hierarchy, SortedFrozenset
 from ..problem import ConvLayer, SolverSettings
 from .constraints import NO_CONSTRAINTS, MappingConstraints
 
 DIMS: tuple[str, ...] = ("N", "G", "M", "C", "P", "Q", "R", "S")
 
 RELEVANT: dict[str, frozenset[str]] = {
-    "inputs": frozenset({"N", "G", "C", "P", "Q", "R", "S"}),
-    "weights": frozenset({"G", "M", "C", "R", "S"}),
-    "outputs": frozenset({"N", "G", "M", "P", "Q"}),
+    "inputs": SortedFrozenset({"N", "G", "C", "P", "Q", "R", "S"}),
+    "weights": SortedFrozenset({"G", "M", "C", "R", "S"}),
+    "outputs": SortedFrozenset({"N", "G", "M", "P", "Q"}),
 }
-"""Dimensions that index each tensor (R and S index inputs through the window)."""
+"""Dimensions that index each tensor (R and S index inputs through the
+window), iterated in one order in every process (``SortedFrozenset``)."""
 
 REUSE_GROUPS: dict[str, tuple[str, ...]] = {
     "weights": ("N", "P", "Q"),
