@@ -37,16 +37,17 @@ def test_compare_scores_heuristics_against_the_optimum():
 
 
 def test_every_bad_size_and_a_missing_on_chip_level_are_said_plainly(tmp_path):
-    """A negative size and a fractional one in the same layer are both named
-    (not only the one a type check meets first), and a hierarchy with DRAM
-    alone says what a hierarchy needs."""
+    """A negative size, a fractional one and a Boolean in the same layer are
+    all named (not only the one a type check meets first), and a hierarchy
+    with DRAM alone says what a hierarchy needs."""
     sizes = tmp_path / "sizes.yaml"
-    sizes.write_text("family: tiling\nworkload: {name: bad, dims: {N: 1, M: 8, C: -3, P: 4, Q: 4, R: 1.5, S: 1}}\n"
+    sizes.write_text("family: tiling\nworkload: {name: bad, dims: {N: true, M: 8, C: -3, P: 4, Q: 4, R: 1.5, S: 1}}\n"
                      "hardware: eyeriss\nobjective: energy\n")
     done = run("solve", str(sizes))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "workload.dims.C: must be a positive integer, got -3" in done.stderr
     assert "workload.dims.R:" in done.stderr and "fractional part (got 1.5)" in done.stderr
+    assert "workload.dims.N: must be a positive integer, got True" in done.stderr  # not read as 1
     alone = tmp_path / "alone.yaml"
     alone.write_text("family: tiling\nworkload: {name: ok, dims: {N: 1, M: 8, C: 8, P: 4, Q: 4, R: 1, S: 1}}\n"
                      "hardware:\n  name: h\n  levels:\n    - {name: DRAM, read_energy: 200, write_energy: 200}\n"
