@@ -27,6 +27,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
@@ -93,6 +94,41 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+@contextmanager
+def _main_script_hidden():
+    """Hide the main script from the processes started inside this block.
+
+    A process forked from the server imports the parent's ``__main__`` by
+    its path (or module name) before its first task, which runs a script's
+    top-level code again: a script that calls ``mapcert.solve`` without
+    ``if __name__ == "__main__":`` solved again in the child, which tried
+    to start a pool of its own and died, and the parent stopped with a
+    broken pipe. The pool's tasks are functions of mapcert, which the
+    child imports by name, so it needs nothing from ``__main__``."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    missing = object()
+    saved = {name: main.__dict__.pop(name, missing) for name in ("__file__", "__spec__")}
+    main.__spec__ = None  # multiprocessing reads it as an attribute
+    try:
+        yield
+    finally:
+        del main.__spec__
+        for name, value in saved.items():
+            if value is not missing:
+                setattr(main, name, value)
+
+
+class _Pool(ProcessPoolExecutor):
+    """A process pool whose processes do not import the main script."""
+
+    def _spawn_process(self):
+        with _main_script_hidden():
+            super()._spawn_process()
+
+
 PRELOAD = ["mapcert.pipeline", "mapcert.formulations.tiling.multilevel.milp"]
 """What the fork server imports once, so that a process forked from it does
 not: the pipeline, and the solver modules with pyomo, HiGHS and CP-SAT
@@ -113,7 +149,7 @@ def part_pool(jobs: int, initializer=None, initargs: tuple = ()):
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
     threads = max(1, solver_threads() // jobs)
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_process,
+    pool = _Pool(max_workers=jobs, mp_context=context, initializer=_start_process,
                                initargs=(threads, initializer, initargs))
     try:
         yield pool

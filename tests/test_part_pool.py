@@ -90,6 +90,27 @@ def test_python_dash_m_mapcert_solves_a_network_side_by_side(tmp_path):
     assert json.loads(done.stdout)["status"] == "optimal"
 
 
+def test_a_script_without_a_main_guard_solves_with_a_pool(tmp_path):
+    """A user's script that calls ``mapcert.solve`` at its top level, with
+    no ``if __name__ == "__main__":``: the MILP's pool processes must not
+    run the script again (they once did, died, and the script stopped with
+    a broken pipe)."""
+    import subprocess
+    import sys
+
+    instance = tmp_path / "two_workers.yaml"
+    instance.write_text("family: tiling\nworkload: {name: small, dims: {N: 1, M: 16, C: 16, P: 7, Q: 7, R: 3, S: 3}}\n"
+                        "hardware: eyeriss\nobjective: energy\nsolver: {method: milp, time_limit: 60, workers: 2}\n")
+    script = tmp_path / "unguarded.py"
+    script.write_text("import mapcert\n"
+                      f"result = mapcert.solve(mapcert.load({str(instance)!r}))\n"
+                      "print('RESULT', result.status, result.message)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stdout.count("RESULT") == 1 and "RESULT optimal" in done.stdout, done.stdout
+    assert "in 2 processes" in done.stdout, done.stdout
+
+
 @pytest.mark.slow
 def test_a_network_is_verified_side_by_side_with_the_serial_checks(network):
     result = solve(network, jobs=2)

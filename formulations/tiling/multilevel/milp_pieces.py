@@ -17,8 +17,8 @@ Pools are not started where processes cannot have children (a daemonic
 process, such as a Dask worker's), inside another pool's process, or where
 the thread count is fixed from outside to one (a sweep's job, a network's
 part solved beside others): there the pieces run here, one after another.
-As with any pool of Python processes, a script that solves at import time
-must do so under ``if __name__ == "__main__":``.
+The pool's processes do not import the main script (``part_pool``), so a
+script that solves at its top level needs no ``if __name__ == "__main__":``.
 """
 
 from __future__ import annotations
