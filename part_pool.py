@@ -144,7 +144,9 @@ def part_pool(jobs: int, initializer=None, initargs: tuple = ()):
     ``initializer(*initargs)``, when given, runs once in each process after
     its thread share is set (to build what every task of the pool reuses).
     Leaving the block waits for the parts under way; an exception (Ctrl-C
-    among them) cancels those not yet started.
+    among them) cancels those not yet started. Tasks and the initializer
+    must be importable by name: the processes do not import the main
+    script (``_main_script_hidden``).
     """
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)

@@ -149,15 +149,21 @@ def test_verify_checks_its_jobs(solved, jobs):
         mapcert.verify(solved, methods=["cpsat"], jobs=jobs)
 
 
-POOL_SCRIPT = """
-import os, sys, time
-from mapcert.part_pool import part_pool
+SPIN_MODULE = """
+import os, time
 
 def pid_then_spin(seconds):
     print(os.getpid(), flush=True)
     end = time.time() + seconds
     while time.time() < end:
         pass
+"""
+"""A pool's task lives in a module: its processes do not import the main script."""
+
+POOL_SCRIPT = """
+import time
+from mapcert.part_pool import part_pool
+from spin import pid_then_spin
 
 if __name__ == "__main__":
     with part_pool(2) as pool:
@@ -178,6 +184,7 @@ def test_pool_processes_end_with_the_process_that_started_them(tmp_path):
 
     script = tmp_path / "pool.py"
     script.write_text(POOL_SCRIPT)
+    (tmp_path / "spin.py").write_text(SPIN_MODULE)
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         pids = [int(parent.stdout.readline()) for _ in range(2)]
