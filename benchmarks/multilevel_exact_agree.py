@@ -6,9 +6,9 @@
     python benchmarks/multilevel_exact_agree.py --factors any --network awkward --objective latency --preset eyeriss-like
     python benchmarks/multilevel_exact_agree.py --only layer4.0.conv2,fc --whole-model-seconds 30   # the MILP's first phase
 
-For every distinct layer shape: CP-SAT and the prime-exponent MILP (whole
-model first, then the decomposition over stationary tensors), each with the
-same time limit; the MILP's pieces are solved side by side, one process
+For every distinct layer shape: CP-SAT and the prime-exponent MILP (the
+decomposition over stationary tensors, after the whole model when
+``--whole-model-seconds`` gives it time), each with the same time limit; the MILP's pieces are solved side by side, one process
 per core, unless ``--milp-workers 1``. Prints both objectives, statuses, bounds and wall times,
 whether they agree, and whether the MILP's mapping passes the functional
 model (outputs and every level's counts); medians at the end. Times are wall clock on this
