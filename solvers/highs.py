@@ -146,7 +146,9 @@ def run_highs(
     ``read_values`` gets the column values. The model has integer columns
     (the bound is HiGHS' MIP dual bound, or the LP optimum of a
     relaxation), and every column is bounded, so HiGHS' "unbounded or
-    infeasible" means infeasible."""
+    infeasible" means infeasible. A solve that HiGHS itself reports as an
+    error (its presolve can postsolve a point that breaks a row) runs once
+    more without presolve."""
     import highspy
 
     start = time.perf_counter()
@@ -160,6 +162,14 @@ def run_highs(
         highs.setOptionValue(name, value)
     highs.run()
     status = highs.getModelStatus()
+    if status == highspy.HighsModelStatus.kSolveError and options.get("presolve", "choose") != "off":
+        # HiGHS' presolve can reduce a model with fixed columns to nothing and postsolve a point that
+        # breaks a row (HiGHS then reports the error itself); once more without presolve
+        highs.setOptionValue("presolve", "off")
+        highs.setOptionValue("time_limit", max(MIN_SECONDS, float(time_limit) - (time.perf_counter() - start)))
+        highs.run()
+        highs.setOptionValue("presolve", "choose")
+        status = highs.getModelStatus()
     info = highs.getInfo()
     has_solution = info.primal_solution_status == 2  # feasible
     values = read_values(np.asarray(highs.getSolution().col_value)) if has_solution else None

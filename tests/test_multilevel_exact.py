@@ -396,3 +396,23 @@ def test_pieces_cut_short_are_bounded_by_their_relaxations(monkeypatch):
     assert reference.status == "optimal" and got.status == "feasible", got.message
     assert got.best_bound is not None and 0 < got.best_bound <= reference.objective
     assert "started but not finished" in got.message
+
+
+def test_a_solve_highs_reports_as_an_error_is_run_again():
+    """An EDP search on a shared register file: HiGHS' presolve reduces one
+    piece (its stationary tensors fixed by column bounds) to nothing and
+    postsolves a point that breaks a row, which HiGHS reports as a solve
+    error. The piece must be solved again, not left unfinished: the MILP
+    proves the enumerated optimum (it returned "feasible" before)."""
+    hier = Hierarchy("h", (
+        MemoryLevel("DRAM", read_energy=200, write_energy=200),
+        MemoryLevel("GLB", capacity_bits=512, holds=frozenset({"inputs", "outputs"}), read_energy=6,
+                    write_energy=6, bandwidth=2),
+        MemoryLevel("RF", capacity_bits=64, read_energy=1, write_energy=1, bandwidth=3),
+    ), rows=1, cols=2, mac_energy=1)
+    layer = ConvLayer(name="t", N=1, M=4, C=4, P=4, Q=2, R=3, S=1, stride=(2, 1))
+    problem = MultiLevelProblem(layer, hier, objective="edp")
+    reference = solve_multilevel(problem, "enumerate")
+    got = solve_multilevel(problem, "milp", time_limit=60, workers=1)
+    assert reference.status == got.status == "optimal", got.message
+    assert got.objective == pytest.approx(reference.objective)
