@@ -135,13 +135,15 @@ def build_layer(raw: Any, where: Located, path: tuple) -> ConvLayer | None:
     bad = False
     sizes: dict[str, int] = {}
     for dim, given in spec.dims.items():
-        try:
-            if isinstance(given, bool):  # YAML's true / yes, which an int field would read as 1
-                raise ValueError
-            value = _SIZE.validate_python(given)
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            message = schema_problem(exc.errors()[0])[1] if isinstance(exc, ValidationError) \
-                else f"must be a positive integer, got {given!r}"
+        message = None
+        if isinstance(given, bool):  # YAML's true / yes, which an int field would read as 1
+            message = f"must be a positive integer, got {given!r}"
+        else:
+            try:
+                value = _SIZE.validate_python(given)
+            except ValidationError as exc:
+                message = schema_problem(exc.errors()[0])[1]
+        if message is not None:
             where.add(path + ("dims", dim), message)
             bad = True
             continue
