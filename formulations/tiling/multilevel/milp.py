@@ -37,7 +37,6 @@ import math
 import time
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
-
 from numbers import Real
 
 import numpy as np
@@ -151,21 +150,18 @@ class _Model:
     def __init__(self, deadline: float | None = None):
         self.deadline = deadline
         self.lp = LinearModel()
-        self.cons = self.lp
-        """Where rows go (``cons.add(row)``)."""
+        """Columns and rows (``lp.add(row)``)."""
         self.booleans: dict[tuple, Column] = {}
         self.terms: dict[tuple, object] = {}
         self.gated: dict[tuple, object] = {}
         self.z_count = 0
         self.splits: dict[tuple[str, int], list[tuple[int, int, int]]] = {}  # per dimension, fan-out: (s, rows, cols)
-        self.objective_units = None
-        """The objective in model units (the cutoff's expression)."""
         self.objective_scale = 1.0
         """What the model's objective multiplies the model units by (``objective_scale``)."""
         self.cutoff_row: int | None = None
-        """The row ``objective_units <= cutoff`` (unbounded until a piece sets it)."""
+        """The row "objective in model units <= cutoff" (unbounded until a piece sets it)."""
         self.cutoff_constant = 0.0
-        """The constant part of ``objective_units``, which the cutoff row's bound leaves out."""
+        """The constant part of the objective in model units, which the cutoff row's bound leaves out."""
 
     def boolean(self, key: tuple) -> Column:
         var = self.booleans.get(key)
@@ -181,7 +177,7 @@ class _Model:
         """What a pool process needs to solve pieces: the model's arrays and
         the Booleans' columns, not the expressions they were built from."""
         state = dict(self.__dict__)
-        state.update(terms={}, gated={}, objective_units=None, deadline=None)
+        state.update(terms={}, gated={}, deadline=None)
         return state
 
     def value(self, values, key: tuple) -> float:
@@ -202,9 +198,9 @@ class _Model:
         if y is None:
             x, free = self.boolean(key), self.boolean(gate)
             y = self.continuous(0, 1)
-            self.cons.add(y <= x)
-            self.cons.add(y <= 1 - free)
-            self.cons.add(y >= x - free)
+            self.lp.add(y <= x)
+            self.lp.add(y <= 1 - free)
+            self.lp.add(y >= x - free)
             self.gated[key, gate] = y
         return y
 
@@ -261,13 +257,13 @@ class _Model:
             # one value left: no choice to make, but the tables must still produce it
             (vec, value), = values
             for p in primes:
-                self.cons.add(sum(self.exponent(t, p) for t in tables) == dict(vec).get(p, 0))
+                self.lp.add(sum(self.exponent(t, p) for t in tables) == dict(vec).get(p, 0))
             self.terms[key] = value
             return value
         z = [self.lp.binary().index for _ in values]
-        self.cons.add(Linear(dict.fromkeys(z, 1.0)) == 1)
+        self.lp.add(Linear(dict.fromkeys(z, 1.0)) == 1)
         for p in primes:
-            self.cons.add(Linear({z[i]: float(e) for i, (vec, _) in enumerate(values) if (e := dict(vec).get(p, 0))})
+            self.lp.add(Linear({z[i]: float(e) for i, (vec, _) in enumerate(values) if (e := dict(vec).get(p, 0))})
                           == sum(self.exponent(t, p) for t in tables))
         expr = Linear({z[i]: float(val) for i, (_, val) in enumerate(values)})
         self.terms[key] = expr
@@ -318,7 +314,7 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     if restriction.below is not None:
         incumbent = restriction.below if incumbent is None else min(incumbent, restriction.below)
     b = _Model(deadline)
-    cons = b.cons
+    cons = b.lp
     # a row is (factor per level..., s_0, 1, s_1, 1, ...); a second one-hot per dimension
     # and fan-out picks the split of s (``rows.collapse_splits``)
     F = len(hier.fanouts)
@@ -580,7 +576,6 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
         # integer model units strictly below the given objective
         cons.add(expr <= math.ceil(restriction.below * scale - constant - 1e-9) - 0.5)
     known = restriction.below if incumbent is None else incumbent
-    b.objective_units = expr
     b.objective_scale = objective_scale(None if known is None else known * scale - constant)
     if not isinstance(expr, Real):
         terms, b.cutoff_constant = expr.linear()
@@ -608,7 +603,7 @@ def _halo_sweeps(b: _Model, problem: MultiLevelProblem, rows, nontrivial):
     halo factor of the level and axis; they add up to the pair's Boolean.
     No sweep is always allowed: it never costs less, so a minimum picks a
     sweep whenever the order allows one."""
-    cons = b.cons
+    cons = b.lp
     K = len(problem.hierarchy.levels)
     for j in range(K):
         cons.add(sum(b.boolean(("sweep", j, d)) for d in WINDOW_DIMS) <= 1)
@@ -903,8 +898,9 @@ def _solve_fixed(problem: MultiLevelProblem, time_limit: float, restriction: Res
     gets what remains. A time-out returns the best mapping so far
     (the incumbent's when no solve ran) with the bound the solves proved:
     the larger of the whole model's bound and the least bound over the
-    pieces (a finished piece counts as the best objective, a piece that
-    never ran as unknown), and None when neither is known.
+    pieces (a finished piece counts as the best objective, any other as its
+    own bound or its LP relaxation's, less the margin, and as unknown when
+    it has neither), and None when neither is known.
 
     Under a ``restriction`` only mappings that satisfy it count; with its
     ``below``, "infeasible" means that none is strictly better.

@@ -54,12 +54,12 @@ def free_chain(b, problem: MultiLevelProblem, rows, l: int, X: str) -> tuple:
         if gate not in b.booleans:
             free = b.boolean(gate)
             for i in range(j + 1, l):
-                b.cons.add(free <= b.boolean(("tr", i, X)))
+                b.lp.add(free <= b.boolean(("tr", i, X)))
             if any(r[j] > 1 for d in REUSE_GROUPS[X] for r in rows[d]):
-                b.cons.add(free <= b.boolean(("sigma", j, X)))
+                b.lp.add(free <= b.boolean(("sigma", j, X)))
         gates.append(gate)
     for low, high in zip(gates, gates[1:]):
-        b.cons.add(b.boolean(low) <= b.boolean(high))
+        b.lp.add(b.boolean(low) <= b.boolean(high))
     return tuple(gates)
 
 
@@ -135,7 +135,7 @@ def outermost_rule(b, problem: MultiLevelProblem, tables: ClippedTables, rows, n
     needs its group outermost, which the decoding writes
     (:func:`collapsed_group`) unless the group is the stationary one, where
     every other group must be idle."""
-    cons = b.cons
+    cons = b.lp
     K = len(problem.hierarchy.levels)
     idle_linked: set = set()
 
