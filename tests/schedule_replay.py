@@ -55,9 +55,13 @@ def loop_nest_order(layer: ConvLayer, rng: np.random.Generator) -> np.ndarray:
     return index[keep]
 
 
-def replay_bits(layer: ConvLayer, macs: np.ndarray, capacity_bits: int) -> int:
+def replay_bits(layer: ConvLayer, macs: np.ndarray, capacity_bits: int | None = None,
+                rooms_bits: dict[str, int] | None = None) -> int:
     """DRAM bits (reads and writes) of executing ``macs`` in that order on a
-    buffer of ``capacity_bits``, with Belady eviction."""
+    buffer of ``capacity_bits``, with Belady eviction; or, with
+    ``rooms_bits`` (``{"i": ..., "w": ..., "o": ...}``), on a buffer split
+    into one part per tensor, each evicting by Belady's rule among its own
+    elements."""
     prec = layer.precision
     sh, sw = layer.stride
     dh, dw = layer.dilation
@@ -78,25 +82,27 @@ def replay_bits(layer: ConvLayer, macs: np.ndarray, capacity_bits: int) -> int:
     for key in keys[2]:
         remaining[key] = remaining.get(key, 0) + 1
     resident: dict = {}  # key -> next use
-    heap: list = []
-    used = 0
+    # one pool (its used bits, its capacity, its heap) for the whole buffer, or one per tensor
+    pools = ({kind: [0, rooms_bits[kind], []] for kind in "iwo"} if rooms_bits is not None
+             else dict.fromkeys("iwo", [0, capacity_bits, []]))
     spilled: set = set()
     traffic = 0
     for pos, key in enumerate(accesses):
         kind = key[0]
+        pool = pools[kind]
         if key not in resident:
             if kind == "o" and key in spilled:
                 traffic += prec.psums
                 spilled.discard(key)
             elif kind != "o":
                 traffic += size[kind]
-            used += size[kind]
+            pool[0] += size[kind]
             pinned = set(accesses[pos - pos % 3: pos - pos % 3 + 3])
             held = []
-            while used > capacity_bits:
-                if not heap:
+            while pool[0] > pool[1]:
+                if not pool[2]:
                     raise ValueError("buffer smaller than one MAC's operands")
-                entry = heapq.heappop(heap)
+                entry = heapq.heappop(pool[2])
                 victim = entry[1]
                 if resident.get(victim) != -entry[0]:
                     continue  # stale: the element left or was used again since
@@ -104,18 +110,18 @@ def replay_bits(layer: ConvLayer, macs: np.ndarray, capacity_bits: int) -> int:
                     held.append(entry)
                     continue
                 del resident[victim]
-                used -= size[victim[0]]
+                pool[0] -= size[victim[0]]
                 if victim[0] == "o":  # an unfinished output: spill its partial sum
                     traffic += prec.psums
                     spilled.add(victim)
             for entry in held:
-                heapq.heappush(heap, entry)
+                heapq.heappush(pool[2], entry)
         resident[key] = next_use[pos]
-        heapq.heappush(heap, (-next_use[pos], key))
+        heapq.heappush(pool[2], (-next_use[pos], key))
         if kind == "o":
             remaining[key] -= 1
             if remaining[key] == 0:  # finished: written once at output precision
                 traffic += prec.outputs
                 del resident[key]
-                used -= size["o"]
+                pool[0] -= size["o"]
     return traffic

@@ -55,18 +55,26 @@ def _least_cost(v: np.ndarray, inst: CappedInstance, floor_c: np.ndarray) -> np.
     """Least bits ``b_I a + b_W b + b_P c`` over real ``a, b, c``
     that allow ``v`` MACs: ``R a b c >= v^2``, ``a >= v / K_I``,
     ``b >= v / K_W``, ``c >= max(v / K_O, floor_c)``, each at most its
-    tensor's size (``inf`` where no such point exists).
+    tensor's size (``inf`` where no such point exists): ``least_cost``."""
+    prices = np.array([inst.input_bits, inst.weight_bits, inst.psum_bits], dtype=float)
+    lower = np.stack([v / inst.input_cap, v / inst.weight_cap, np.maximum(v / inst.output_cap, floor_c)])
+    upper = np.array([inst.inputs, inst.weights, inst.outputs], dtype=float).reshape((3,) + (1,) * v.ndim)
+    return least_cost(v, prices, lower, np.broadcast_to(upper, lower.shape), inst.reuse_max)
+
+
+def least_cost(v: np.ndarray, prices: np.ndarray, lower: np.ndarray, upper: np.ndarray, reuse_max: int) -> np.ndarray:
+    """Least ``sum_x prices[x] * x`` over real touched counts ``x = (a, b, c)``
+    with ``reuse_max * a * b * c >= v^2`` and ``lower <= x <= upper``
+    (elementwise over ``v``; ``lower`` and ``upper`` have a leading axis of
+    3; ``inf`` where no such point exists).
 
     The problem is convex in ``log a, log b, log c``, so its minimum is a
     KKT point: each variable at its lower end, its upper end, or free with
-    ``b_x x`` the same for every free one (the product constraint then
-    tight).  All 27 patterns are evaluated and the cheapest feasible one is
-    the exact minimum."""
-    w = np.array([inst.input_bits, inst.weight_bits, inst.psum_bits], dtype=float)
-    lower = np.stack([v / inst.input_cap, v / inst.weight_cap, np.maximum(v / inst.output_cap, floor_c)])
-    upper = np.array([inst.inputs, inst.weights, inst.outputs], dtype=float).reshape((3,) + (1,) * v.ndim)
-    upper = np.broadcast_to(upper, lower.shape)
-    need = 2 * np.log(np.maximum(v, 1e-300)) - np.log(inst.reuse_max)  # log of the product a*b*c needed
+    ``prices[x] * x`` the same for every free one (the product constraint
+    then tight).  All 27 patterns are evaluated and the cheapest feasible
+    one is the exact minimum."""
+    w = np.asarray(prices, dtype=float)
+    need = 2 * np.log(np.maximum(v, 1e-300)) - np.log(reuse_max)  # log of the product a*b*c needed
     log_lo, log_hi = np.log(np.maximum(lower, 1e-300)), np.log(upper)
     shape = (len(_PATTERNS),) + (1,) * v.ndim
     state = [_PATTERNS[:, i].reshape(shape) for i in range(3)]
@@ -85,7 +93,7 @@ def _least_cost(v: np.ndarray, inst: CappedInstance, floor_c: np.ndarray) -> np.
     return np.where(ok, cost, np.inf).min(axis=0)
 
 
-def _cell_edges(steps: int, focus: np.ndarray) -> np.ndarray:
+def cell_edges(steps: int, focus: np.ndarray) -> np.ndarray:
     """Cell edges on [0, 1], per row of ``focus``: three quarters of the
     cells evenly on ``[0, focus]``, the rest evenly on ``[focus, 1]``.
     Segments that reach every MAC create on average only a fraction of what
@@ -105,7 +113,7 @@ def segment_macs(inst: CappedInstance, t_bits: np.ndarray, steps_n: int = 64, it
 
     Returns ``(n_grid, upper)`` of shapes ``(T, steps_n + 1)`` and
     ``(T, steps_n)`` (cells finer below ``focus * n_max``, see
-    ``_cell_edges``): a segment of ``t_bits[i]`` bits that creates ``n``
+    ``cell_edges``): a segment of ``t_bits[i]`` bits that creates ``n``
     outputs, ``n`` in ``[n_grid[i, j], n_grid[i, j + 1]]``, performs at most
     ``upper[i, j]`` MACs (the smaller of two relaxations over the cell);
     the largest MAC count the budget allows is found by bisection on the
@@ -114,7 +122,7 @@ def segment_macs(inst: CappedInstance, t_bits: np.ndarray, steps_n: int = 64, it
     t = np.asarray(t_bits, dtype=float)[:, None]
     total = inst.capacity_bits + t
     n_max = np.minimum(inst.outputs, total / inst.output_bits)
-    n_grid = n_max * _cell_edges(steps_n, np.ones(len(t)) if focus is None else focus)
+    n_grid = n_max * cell_edges(steps_n, np.ones(len(t)) if focus is None else focus)
     n_lo, n_hi = n_grid[:, :-1], n_grid[:, 1:]
     # n in [n_lo, n_hi] creates outputs at b_O and leaves c - n old partial sums at b_P:
     #   b_I a + b_W b + b_P c <= total + (b_P - b_O) n,  c >= n.
@@ -125,15 +133,24 @@ def segment_macs(inst: CappedInstance, t_bits: np.ndarray, steps_n: int = 64, it
     floor_c = np.stack([n_lo, n_hi])
     top = float(min(inst.macs, inst.weight_cap * inst.weights, inst.input_cap * inst.inputs,
                     inst.output_cap * inst.outputs))
-    hi = np.full(budget.shape, np.log(top))
+    upper = most_macs(lambda v: _least_cost(v, inst, floor_c) <= budget, budget.shape, top, iterations)
+    return n_grid, upper.min(axis=0)
+
+
+def most_macs(fits, shape: tuple, top: float, iterations: int) -> np.ndarray:
+    """At least the largest MAC count ``v <= top`` with ``fits(v)``, per
+    entry of an array of ``shape``, by bisection on ``log v`` (``fits``
+    must hold for every count below one that fits: the least cost grows
+    with the count).  The upper end of the last bracket is returned, so the
+    result errs upwards, which keeps a bound built on it valid."""
+    hi = np.full(shape, np.log(top))
     lo = hi - 14.0  # log of a MAC count the budget allows, or so small that its error does not matter
-    top_fits = _least_cost(np.full(budget.shape, top), inst, floor_c) <= budget
+    top_fits = fits(np.full(shape, top))
     for _ in range(iterations):
         mid = (lo + hi) / 2
-        fits = _least_cost(np.exp(mid), inst, floor_c) <= budget
-        lo, hi = np.where(fits, mid, lo), np.where(fits, hi, mid)
-    upper = np.where(top_fits, top, np.exp(hi)).min(axis=0)
-    return n_grid, upper
+        ok = fits(np.exp(mid))
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    return np.where(top_fits, top, np.exp(hi))
 
 
 @lru_cache(maxsize=512)  # a certificate, a verify and a report ask for the same instance's bound

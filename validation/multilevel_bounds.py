@@ -2,10 +2,13 @@
 
 * ``objective``: a bound on the instance's objective that any mapping obeys.
   - Energy: every MAC once, every used input and every weight read from DRAM
-    once and written once into the first on-chip level that always holds it
-    (a level whose keep is chosen may be bypassed), every output written to
-    DRAM once and read once from the innermost level that always holds it.
-  - Off-chip traffic: the compulsory traffic.
+    once, written once into every on-chip level that always holds it (a
+    level whose keep is chosen may be bypassed) and read once out of each
+    but the innermost, every output written to DRAM once and read once from
+    the innermost level that always holds it.  DRAM's accesses are the
+    larger of those and the room segment bound (``dram_room_energy``).
+  - Off-chip traffic: the compulsory traffic; the family also reports the
+    segment bounds (``offchip_segment_bytes``).
   - Latency: ceil(MACs / PEs).
   - EDP: the product of the energy and latency bounds.
   - Energy also counts the MAC operand latches (``latch_energy``): each MAC
@@ -41,6 +44,7 @@ from .bounds import hong_kung_words, layer_capped_instance, layer_segment_instan
 from .capped_segment import capped_segment_bits
 from .latch_pairing import Server, paired_latch_energy
 from .read_segment import read_segment_bits
+from .room_segment import RoomInstance, room_segment_cost
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,8 @@ def onchip_bits(problem: MultiLevelProblem) -> int:
 
 def offchip_segment_bytes(problem: MultiLevelProblem) -> dict[str, float]:
     """The read-segment and capped read-segment bounds on the off-chip
-    traffic, in bytes, with all on-chip storage taken as one buffer.
+    traffic, in bytes, with all on-chip storage taken as one buffer, and
+    the room segment bound, with each tensor's own room.
 
     Those bounds hold for every schedule of the layer on one buffer of the
     given size (docs/bounds.md). A schedule on the hierarchy is one on a
@@ -148,7 +153,58 @@ def offchip_segment_bytes(problem: MultiLevelProblem) -> dict[str, float]:
     bits = onchip_bits(problem)
     layer = problem.layer
     return {"read_segment": read_segment_bits(layer_segment_instance(layer, bits)) / 8,
-            "capped_segment": capped_segment_bits(layer_capped_instance(layer, bits)) / 8}
+            "capped_segment": capped_segment_bits(layer_capped_instance(layer, bits)) / 8,
+            "room_segment": room_segment_bytes(problem)}
+
+
+def tensor_rooms(problem: MultiLevelProblem) -> dict[str, int]:
+    """Elements of each tensor that on-chip storage can hold at one moment
+    (outputs as partial sums): every instance of every on-chip level that
+    may keep the tensor, its partition for it or its whole capacity when
+    shared, plus one operand latch per MAC unit."""
+    hier, p = problem.hierarchy, problem.layer.precision
+    bits = {"inputs": p.inputs, "weights": p.weights, "outputs": p.psums}
+    room = {t: 0 for t in bits}
+    for index, (instances, _size) in enumerate(level_storage(problem, 1), start=1):
+        level = hier.levels[index]
+        for tensor in level.holds:
+            part = level.partition_bits.get(tensor, 0) if level.partition_bits is not None else level.capacity_bits
+            room[tensor] += instances * part
+    units = mac_units(problem)
+    return {t: room[t] // bits[t] + units for t in bits}
+
+
+def room_instance(problem: MultiLevelProblem, input_read: float, weight_read: float, psum_return: float,
+                  output_write: float) -> RoomInstance:
+    """The layer and its on-chip rooms as the room segment bound sees them,
+    with the given weights of the events."""
+    layer, rooms = problem.layer, tensor_rooms(problem)
+    capped = layer_capped_instance(layer, 1)
+    return RoomInstance(macs=layer.macs, reuse_max=capped.reuse_max, inputs=capped.inputs, weights=capped.weights,
+                        outputs=capped.outputs, input_cap=capped.input_cap, weight_cap=capped.weight_cap,
+                        output_cap=capped.output_cap, input_room=rooms["inputs"], weight_room=rooms["weights"],
+                        psum_room=rooms["outputs"], input_read=input_read, weight_read=weight_read,
+                        psum_return=psum_return, output_write=output_write)
+
+
+def room_segment_bytes(problem: MultiLevelProblem) -> float:
+    """The room segment bound on the off-chip traffic, in bytes: every bit
+    read, the spill write and the read of every partial sum read back (both
+    off-chip traffic), the final writes (docs/bounds.md)."""
+    p = problem.layer.precision
+    return room_segment_cost(room_instance(problem, p.inputs, p.weights, 2 * p.psums, p.outputs)) / 8
+
+
+def dram_room_energy(problem: MultiLevelProblem) -> float:
+    """The room segment bound on DRAM's energy: reads of inputs and weights,
+    the final writes, and for every partial sum read back its read and the
+    write that spilled it, less ``merge_price``: the merge terms count a
+    read of an unfinished partial sum at that price wherever it happens, so
+    the two together never count a DRAM read twice
+    (docs/tiling-multilevel.md, "Bounds")."""
+    dram = problem.hierarchy.levels[0]
+    returned = dram.write_energy + dram.read_energy - merge_price(problem)
+    return room_segment_cost(room_instance(problem, dram.read_energy, dram.read_energy, returned, dram.write_energy))
 
 
 def mac_units(problem: MultiLevelProblem) -> int:
@@ -238,10 +294,19 @@ def latch_and_merge_energy(problem: MultiLevelProblem) -> float:
     return max(latch_energy(problem), merged)
 
 
-def paired_latch_term(problem: MultiLevelProblem) -> float:
+def dram_serves_latches(problem: MultiLevelProblem) -> bool:
+    """Whether DRAM may feed some tensor's latches directly (no on-chip
+    level always keeps that tensor)."""
+    return any(index == 0 for tensor in ("inputs", "weights", "outputs")
+               for index, _shared in latch_servers(problem, tensor))
+
+
+def paired_latch_term(problem: MultiLevelProblem, dram_counted: bool = False) -> float:
     """``latch_and_merge_energy``'s events with the gaps that change two
     shared latches paired (``latch_pairing``, docs/tiling-multilevel.md,
-    "Paired latch changes")."""
+    "Paired latch changes").  With ``dram_counted``, DRAM's accesses are
+    another term's (the room segment bound counts every DRAM read): a DRAM
+    server's accesses cost nothing here."""
     layer, levels = problem.layer, problem.hierarchy.levels
     elements = {"I": layer.input_elements_used, "W": layer.weight_elements, "O": layer.output_elements}
     servers = {}
@@ -251,6 +316,8 @@ def paired_latch_term(problem: MultiLevelProblem) -> float:
             # DRAM: its first access of each element is the compulsory term's, the others are not
             energy = ((levels[0].write_energy if tensor == "outputs" else levels[0].read_energy) if index == 0
                       else server_energy(problem, index, tensor))
+            if index == 0 and dram_counted:
+                energy = 0.0
             servers[letter].append(Server(energy, shared, elements[letter] if index == 0 else 0,
                                           units_below(problem, index)))
     units = mac_units(problem)
@@ -263,9 +330,10 @@ def energy_bound_terms(problem: MultiLevelProblem) -> dict[str, float]:
     "Bounds"), by the events they count: their sum is the bound.
 
     ``macs``: every MAC once. ``dram``: every used input and every weight
-    read from DRAM once, every output written once. ``first_holders``: the
-    same inputs and weights written into the first on-chip level that always
-    keeps them. ``final_reads``: every output read once from the innermost
+    read from DRAM once, every output written once, or the room segment
+    bound on DRAM's accesses when that is more. ``holders``: the same
+    inputs and weights written into every on-chip level that always keeps
+    them and read out of each but the innermost. ``final_reads``: every output read once from the innermost
     level that always keeps outputs. ``latches``: the operand-latch changes
     and the read-backs that merge drained partial sums.  Kept apart so that
     a benchmark can set each against the events of an optimum and say
@@ -273,23 +341,29 @@ def energy_bound_terms(problem: MultiLevelProblem) -> dict[str, float]:
     layer, hier = problem.layer, problem.hierarchy
     used_inputs, weights, outputs = layer.input_elements_used, layer.weight_elements, layer.output_elements
 
-    def first_holder(tensor: str):  # a level that may bypass the tensor is no certain stop
-        return next((lv for lv in hier.levels[1:] if tensor in lv.always_holds), None)
-
     dram = hier.levels[0]
-    first = 0.0
+    holders = 0.0
     for tensor, count in (("inputs", used_inputs), ("weights", weights)):
-        holder = first_holder(tensor)
-        if holder is not None:
-            first += holder.write_energy * count
+        # every element passes through each level that always keeps it (one that may bypass it is no
+        # certain stop): written into each, read out of each but the innermost, whose reads feed latches
+        chain = [lv for lv in hier.levels[1:] if tensor in lv.always_holds]
+        holders += count * (sum(lv.write_energy for lv in chain) + sum(lv.read_energy for lv in chain[:-1]))
     innermost_out = next((lv for lv in reversed(hier.levels[1:]) if "outputs" in lv.always_holds), None)
-    return {
+    compulsory = {
         "macs": layer.macs * hier.mac_energy,
         "dram": dram.read_energy * (used_inputs + weights) + dram.write_energy * outputs,
-        "first_holders": first,
+        "holders": holders,
         "final_reads": innermost_out.read_energy * outputs if innermost_out is not None else 0.0,
         "latches": max(latch_and_merge_energy(problem), paired_latch_term(problem)),
     }
+    rooms = dram_room_energy(problem)
+    if rooms <= compulsory["dram"]:
+        return compulsory
+    # the room segment bound counts every DRAM read: a latch fed by DRAM is then paid for there
+    latches = (max(latch_and_merge_energy(problem), paired_latch_term(problem, dram_counted=True))
+               if dram_serves_latches(problem) else compulsory["latches"])
+    with_rooms = dict(compulsory, dram=rooms, latches=latches)
+    return with_rooms if sum(with_rooms.values()) > sum(compulsory.values()) else compulsory
 
 
 def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
@@ -298,13 +372,14 @@ def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
     used_inputs, weights, outputs = layer.input_elements_used, layer.weight_elements, layer.output_elements
     terms = energy_bound_terms(problem)
     # summed in the order the terms were derived, so that the bound is the same float as always
-    energy = terms["macs"] + terms["dram"] + terms["latches"] + terms["first_holders"] + terms["final_reads"]
+    energy = terms["macs"] + terms["dram"] + terms["latches"] + terms["holders"] + terms["final_reads"]
     latency = ceil(layer.macs / hier.pes)
     offchip = (used_inputs * p.inputs + weights * p.weights + outputs * p.outputs) / 8
     value, meaning = {
         "energy": (energy, "every MAC, two operand-latch changes per MAC (few of them per shared access), "
-                   "the read-backs that merge drained partial sums, and every word once through DRAM and "
-                   "the first on-chip level that always keeps it"),
+                   "the read-backs that merge drained partial sums, every word once through DRAM and "
+                   "the on-chip levels that always keep it, and DRAM's accesses with each tensor's room on "
+                   "chip"),
         "latency": (float(latency), "all PEs busy every cycle"),
         "edp": (energy * latency, "energy bound times latency bound"),
         "offchip_traffic": (offchip, "each used input, weight and output crosses once"),

@@ -244,7 +244,10 @@ class MultiLevelTiling(Family):
             out += [Bound("read_segment", segment["read_segment"], True,
                           "segment argument over reads and output creations, all on-chip storage as one buffer"),
                     Bound("capped_segment", segment["capped_segment"], True,
-                          "read-segment argument with per-element MAC caps, all on-chip storage as one buffer")]
+                          "read-segment argument with per-element MAC caps, all on-chip storage as one buffer"),
+                    Bound("room_segment", segment["room_segment"], True,
+                          "capped segment argument with each tensor's room on chip (its partitions and the "
+                          "levels that may keep it), spills of partial sums counted")]
         return out
 
     def cross_checks(self, problem: MultiLevelProblem, solution, evaluation: Evaluation) -> list[Check]:

@@ -33,6 +33,10 @@ MILP_ANY_LATENCY = ("latency under a per-PE bandwidth limit is solved by the MIL
                     "search fixes the busy PEs, which with partial tiles do not determine the cycles); use cpsat")
 
 
+HALO_ANY = ("halo reuse in a hierarchy is modelled over divisor factors (a partial last tile breaks the equal "
+            "steps of a sweep); use factors: divisors with halo, or drop halo")
+
+
 def milp_refusal(problem: MultiLevelProblem) -> str | None:
     """Why the MILP does not take ``problem``'s space (None when it does)."""
     if problem.factors != "divisors" and problem.objective == "latency" and _per_pe_bandwidth(problem):
@@ -114,6 +118,10 @@ def solve_multilevel(problem: MultiLevelProblem, method: str = "cpsat", time_lim
     """
     limit = problem.solver.time_limit if time_limit is None else time_limit
     start = time.perf_counter()
+    if problem.halo and problem.factors != "divisors":
+        # the exact models cost halo sweeps over divisor rows only: with partial tiles they would overstate
+        # a sweeping mapping, and neither their optimum nor their bound would hold
+        return MultiLevelResult("error", method, None, None, None, None, 0.0, HALO_ANY)
     split = split_ordered(problem)
     if split is not None:  # loop-order constraints: the same loop nests on split levels (``ordered.py``)
         emptied = emptied_by(problem)

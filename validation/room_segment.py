@@ -1,0 +1,146 @@
+"""The room segment bound: off-chip accesses when each tensor has its own room on chip
+(derivation in docs/bounds.md, "Room segment bound").
+
+The read-segment and capped read-segment bounds take all on-chip storage
+as one buffer, so a segment of the execution may start with the buffer
+full of whichever tensor suits it.  Hardware with a partitioned buffer, or
+with levels that keep only some tensors, cannot: Simba's PE holds at most
+1,024 partial sums in its 3 KiB accumulation buffer, however empty its
+weight buffer is.  Here each tensor's elements on chip at any moment are at
+most its *room* (every place on chip that may hold it, added up), and a
+segment may touch no more of a tensor than its room plus what it fetches.
+
+The segments are cut by a weighted count of events: a read of an input or
+a weight, the spill write owed by a partial sum read back, and the final
+write owed by an output created.  With the weights of bits this bounds the
+off-chip traffic; with DRAM's access energies, DRAM's energy.
+
+Rigorous for every schedule on storage that holds at most the rooms (any
+loop order, tiles, halo reuse, replacement, each MAC once and added into
+its output's one partial sum).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .capped_segment import cell_edges, least_cost, most_macs
+from .read_segment import segments_needed
+
+
+@dataclass(frozen=True)
+class RoomInstance:
+    """What the room segment bound needs to know about a layer and its storage.
+
+    Sizes and rooms are in elements: ``inputs`` counts the input elements
+    some MAC reads, ``psum_room`` the partial sums on-chip storage can hold
+    at once.  ``input_cap``, ``weight_cap`` and ``output_cap`` are the most
+    MACs one element of each tensor takes part in.  The four prices weigh
+    the events the segments are cut by: a read of an input or a weight,
+    the write that stored a partial sum read back (its spill), and the
+    final write of an output created.
+    """
+
+    macs: int
+    reuse_max: int
+    inputs: int
+    weights: int
+    outputs: int
+    input_cap: int
+    weight_cap: int
+    output_cap: int
+    input_room: int
+    weight_room: int
+    psum_room: int
+    input_read: float
+    weight_read: float
+    psum_return: float
+    output_write: float
+
+
+def segment_macs(inst: RoomInstance, lengths: np.ndarray, steps_n: int = 64, iterations: int = 14,
+                 focus: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Upper bounds on the MACs of one segment whose events weigh at most
+    ``lengths[i]``, for every length at once.
+
+    Returns ``(n_grid, upper)`` as ``capped_segment.segment_macs`` does: a
+    segment that creates ``n`` outputs, ``n`` in ``[n_grid[i, j],
+    n_grid[i, j + 1]]``, performs at most ``upper[i, j]`` MACs.
+
+    A segment touching ``x = (a, b, c)`` elements fetches at least
+    ``x - room`` of each (outputs: beyond the ``n`` it creates), so its
+    weight is at least ``sum p_x (x - L_x)^+ + p_N n`` with ``L = (room_I,
+    room_W, n + room_O)`` capped at the tensor sizes.  Touching up to ``L``
+    is free and never lowers the MAC count, so the largest count is that of
+    ``x >= L`` under the linear budget ``sum p_x x <= length - p_N n +
+    sum p_x L_x``; over a cell of ``n`` the budget of ``n_lo`` and the
+    floor of ``n_hi`` relax every ``n`` in it."""
+    t = np.asarray(lengths, dtype=float)[:, None]
+    n_max = np.minimum(inst.outputs, t / inst.output_write)
+    n_grid = n_max * cell_edges(steps_n, np.ones(len(t)) if focus is None else focus)
+    n_lo, n_hi = n_grid[:, :-1], n_grid[:, 1:]
+    sizes = np.array([inst.inputs, inst.weights, inst.outputs], dtype=float)
+    prices = np.array([inst.input_read, inst.weight_read, inst.psum_return], dtype=float)
+    free_in, free_w = min(inst.input_room, inst.inputs), min(inst.weight_room, inst.weights)
+    free_out = np.minimum(n_hi + inst.psum_room, inst.outputs)
+    budget = t - inst.output_write * n_lo + prices[0] * free_in + prices[1] * free_w + prices[2] * free_out
+    upper = np.broadcast_to(sizes.reshape(3, 1, 1), (3,) + budget.shape)
+
+    def fits(v: np.ndarray) -> np.ndarray:
+        lower = np.stack([np.maximum(v / inst.input_cap, free_in), np.maximum(v / inst.weight_cap, free_w),
+                          np.maximum(v / inst.output_cap, free_out)])
+        return least_cost(v, prices, lower, upper, inst.reuse_max) <= budget
+
+    top = float(min(inst.macs, inst.weight_cap * inst.weights, inst.input_cap * inst.inputs,
+                    inst.output_cap * inst.outputs))
+    return n_grid, most_macs(fits, budget.shape, top, iterations)
+
+
+@lru_cache(maxsize=512)  # a certificate, a verify and a report ask for the same instance's bound
+def room_segment_cost(inst: RoomInstance) -> float:
+    """Lower bound on the weighted off-chip events: reads of inputs and
+    weights, spill writes of the partial sums read back, final writes.
+
+    For a segment length T, k segments do at most ``k * env(|O| / k)``
+    MACs (env the concave majorant of the per-segment bound in the outputs
+    created, as in the read-segment bound), so the least k that reaches
+    every MAC gives ``events >= (k - 1) * (T - heaviest event)``.  Any T is
+    valid; T is searched on a coarse grid from a twentieth of the weight
+    of refilling every room to 64 times it (or to the weight of every
+    element once, if more), then finely around the best.
+
+    >>> inst = RoomInstance(macs=2**20, reuse_max=1, inputs=2**10, weights=2**10, outputs=2**10,
+    ...     input_cap=2**10, weight_cap=2**10, output_cap=2**10, input_room=2**10, weight_room=2**10,
+    ...     psum_room=16, input_read=1, weight_read=1, psum_return=1, output_write=1)
+    >>> room_segment_cost(inst) > 3 * 2**10    # 16 partial sums on chip: more than every element once
+    True
+    """
+    prices = (inst.input_read, inst.weight_read, inst.psum_return, inst.output_write)
+    if inst.macs <= 0 or min(prices) <= 0:
+        return 0.0
+    heaviest = max(prices)
+    refill = (inst.input_read * min(inst.input_room, inst.inputs) + inst.weight_read * min(inst.weight_room, inst.weights)
+              + inst.psum_return * min(inst.psum_room, inst.outputs))
+    once = inst.input_read * inst.inputs + inst.weight_read * inst.weights + inst.output_write * inst.outputs
+    coarse = np.geomspace(max(0.05 * refill, 3 * heaviest), max(64 * refill, once), 20)
+    coarse = coarse[coarse > 2 * heaviest]
+    if len(coarse) == 0:
+        return 0.0
+    best, best_at = 0.0, None
+    for i, (t, n_grid, upper) in enumerate(zip(coarse, *segment_macs(inst, coarse, steps_n=48))):
+        k = segments_needed(inst, n_grid, upper)
+        if k is not None and (k - 1) * (t - heaviest) > best:
+            best, best_at = (k - 1) * (t - heaviest), (i, inst.outputs / k / n_grid[-1])
+    if best_at is None:
+        return float(best)
+    i, share = best_at
+    fine = np.geomspace(coarse[max(i - 1, 0)], coarse[min(i + 1, len(coarse) - 1)], 12)
+    n_grids, uppers = segment_macs(inst, fine, steps_n=320, focus=np.full(len(fine), min(1.0, 4 * share)))
+    for t, n_grid, upper in zip(fine, n_grids, uppers):
+        k = segments_needed(inst, n_grid, upper)
+        if k is not None:
+            best = max(best, (k - 1) * (t - heaviest))
+    return float(best)
