@@ -19,8 +19,11 @@ gaps: few gaps per event (``pair_capacity``, step 2, and
 just before it and whose output drains just after it is fixed by that
 pair outright (step 3); one event shared by many gaps pairs them far apart
 (step 4); and drain moments beyond one per output are merged by reading
-a stored partial sum back (step 5). Every element needs an access of its
-own, and DRAM's accesses beyond the one per element that the compulsory
+a stored partial sum back (step 5). Units whose weight stays put pair their
+input reads with their drains as a lockstep grid does, up to the weight
+changes around them (step 6), and a latch fed by a one-word register
+needs that register refilled for every change (step 7). Every element
+needs an access of its own, and DRAM's accesses beyond the one per element that the compulsory
 term counts are priced. These rows, the plain term's latch shares and the
 gaps' cover make one small linear program; its bound is read from a
 repaired dual solution, so that the solver's tolerances can only weaken
@@ -50,6 +53,29 @@ class Server(NamedTuple):
     """MAC units under one instance of the level: drains of one output at
     one moment come from at most ``below / shared`` separate writes, which
     the level adds without a read."""
+
+
+class Refill(NamedTuple):
+    """A tensor whose latches only one level feeds, and that level holds one
+    element of it per instance (a per-lane weight register): every latch
+    change needs a write into it since the unit's last load, and every
+    write a fill from above."""
+
+    write: float
+    """Energy of one write into the level."""
+    fill: float
+    """Least energy, per instance filled, of the read above that fills it
+    (a read over its multicast share; 0 when it may come from DRAM, whose
+    reads another term counts)."""
+    units: int
+    """MAC units under one instance of the level."""
+    instances: int
+    """Instances of the level."""
+    free_writes: float
+    """Writes into the level another term counts already (one per element)."""
+    free_fills: float
+    """Fills whose reads another term may count already: one read per
+    element at the dearest level that may fill it, in fills at ``fill``."""
 
 
 TRANSITIONS = ("IO", "IW", "WO", "IWO")
@@ -136,7 +162,8 @@ def window_capacity(multiplicity: int, units: int, kinds: int) -> tuple[float, f
 
 
 def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, list[Server]],
-                        elements: dict[str, int], merge_price: float, outputs: int) -> float:
+                        elements: dict[str, int], merge_price: float, outputs: int,
+                        refills: dict[str, Refill] | None = None) -> float:
     """A lower bound on the energy of the latch-feeding accesses and the
     merge read-backs, with the gaps that change two shared latches paired.
 
@@ -161,6 +188,9 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
         Least energy of reading back a stored partial sum.
     outputs : int
         Output elements.
+    refills : dict, optional
+        Per tensor letter (``I``, ``W``), the ``Refill`` of a one-element
+        level that alone feeds its latches (step 7).
 
     Returns
     -------
@@ -184,6 +214,11 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
                 capped.append((len(columns), server.free))
                 columns.append(("event", letter, 0.0, server.shared, moment))
     columns.append(("merge", "", float(merge_price), 0, 0.0))
+    refills = refills or {}
+    for letter, refill in refills.items():  # step 7: the refill writes, and the fills above that feed them
+        columns.append(("refill", letter + ":write", float(refill.write), 0, 0.0))
+        if refill.fill > 0:
+            columns.append(("refill", letter + ":fill", float(refill.fill), 0, 0.0))
     kind, tag, cost, shared, moments = (np.array(a) for a in zip(*columns))
     cost, shared, moments = cost.astype(float), shared.astype(float), moments.astype(float)
 
@@ -213,6 +248,21 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
                 for t in DEGREE_WEIGHTS:
                     weight = sqrt(k * spans * units) * (t * events_of(side) + events_of(pair) / t)
                     rows.append((weight - gaps_of(kinds), 0.0))
+    # step 6: input reads and drains of the gaps that keep the weight, paired through the units that
+    # hold the weights, K^2 (U E_O (E_I + X_W)) >= G_IO^2 and K^2 (U E_I (E_O + X_W)) >= G_IO^2,
+    # tangent rows of the square roots
+    weight_changes = gaps_of(["IW", "WO", "IWO"]).astype(float)
+    for first, second in (("O", "I"), ("I", "O")):
+        for t in DEGREE_WEIGHTS + tuple(1 / w for w in DEGREE_WEIGHTS[1:]):
+            weight = taps * sqrt(units) / 2 * (t * events_of(first) + (events_of(second) + weight_changes) / t)
+            rows.append((weight - gaps_of(["IO"]), 0.0))
+    for letter, refill in refills.items():  # step 7: a write per latch change and unit, less those counted
+        changes = gaps_of([g for g in TRANSITIONS if letter in g]).astype(float)
+        for what, free in (("write", refill.free_writes), ("fill", refill.free_fills)):
+            if what == "fill" and refill.fill <= 0:
+                continue
+            rows.append((refill.units * (tag == f"{letter}:{what}") - changes,
+                         -float(refill.units * (refill.instances + free))))
     for letter in "IWO":  # every element that takes part in a MAC is delivered (drained) once at least
         rows.append((events_of(letter).astype(float), float(elements[letter])))
     # drain moments beyond one per output add to a stored partial sum, read back

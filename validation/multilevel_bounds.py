@@ -42,7 +42,7 @@ from math import ceil
 from ..formulations.tiling.multilevel.problem import MultiLevelProblem
 from .bounds import hong_kung_words, layer_capped_instance, layer_segment_instance
 from .capped_segment import capped_segment_bits
-from .latch_pairing import Server, paired_latch_energy
+from .latch_pairing import Refill, Server, paired_latch_energy
 from .read_segment import read_segment_bits
 from .room_segment import RoomInstance, room_segment_cost
 
@@ -294,6 +294,47 @@ def latch_and_merge_energy(problem: MultiLevelProblem) -> float:
     return max(latch_energy(problem), merged)
 
 
+def latch_refill(problem: MultiLevelProblem, tensor: str) -> Refill | None:
+    """The ``Refill`` of ``tensor`` (inputs or weights) when one level alone
+    feeds its latches and each instance of it holds a single element, as a
+    per-lane weight register does: a latch change loads another element
+    than the last load, so the register was written in between (None
+    otherwise).
+
+    The write fills it from the nearest level above that keeps the tensor:
+    one that may hold it, or DRAM when none of those always does (DRAM's
+    reads cost nothing here, the DRAM term counts them); one read there
+    fills every instance below the fan-outs in between that multicast."""
+    servers = latch_servers(problem, tensor)
+    if len(servers) != 1 or servers[0][0] == 0:
+        return None
+    index = servers[0][0]
+    hier, layer = problem.hierarchy, problem.layer
+    level = hier.levels[index]
+    bits = layer.precision.inputs if tensor == "inputs" else layer.precision.weights
+    room = level.partition_bits.get(tensor, 0) if level.partition_bits is not None else level.capacity_bits
+    if room is None or room >= 2 * bits:
+        return None
+    fills = []  # per level that may fill it: (energy per instance filled, energy of one read)
+    for above in range(index - 1, -1, -1):
+        if above > 0 and tensor not in hier.levels[above].holds:
+            continue
+        share = 1
+        for fanout in hier.fanouts:
+            if above < fanout.level <= index and fanout.shares(tensor):
+                share *= fanout.size
+        energy = 0.0 if above == 0 else hier.levels[above].read_energy
+        fills.append((energy / share, energy))
+        if above == 0 or tensor in hier.levels[above].always_holds:
+            break  # the fill comes from this level or one inside it
+    elements = layer.input_elements_used if tensor == "inputs" else layer.weight_elements
+    fill = min(price for price, _energy in fills)
+    dearest = max(energy for _price, energy in fills)
+    return Refill(write=level.write_energy, fill=fill, units=units_below(problem, index),
+                  instances=level_storage(problem, index)[0][0], free_writes=elements,
+                  free_fills=dearest * elements / fill if fill > 0 else 0.0)
+
+
 def dram_serves_latches(problem: MultiLevelProblem) -> bool:
     """Whether DRAM may feed some tensor's latches directly (no on-chip
     level always keeps that tensor)."""
@@ -321,8 +362,10 @@ def paired_latch_term(problem: MultiLevelProblem, dram_counted: bool = False) ->
             servers[letter].append(Server(energy, shared, elements[letter] if index == 0 else 0,
                                           units_below(problem, index)))
     units = mac_units(problem)
+    refills = {letter: refill for tensor, letter in (("inputs", "I"), ("weights", "W"))
+               if (refill := latch_refill(problem, tensor)) is not None}
     return paired_latch_energy(layer.macs - units, units, layer.R * layer.S, servers, elements,
-                               merge_price(problem), layer.output_elements)
+                               merge_price(problem), layer.output_elements, refills)
 
 
 def energy_bound_terms(problem: MultiLevelProblem) -> dict[str, float]:
