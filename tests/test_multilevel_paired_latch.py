@@ -224,7 +224,8 @@ def test_no_optimum_of_the_widest_space_is_below_the_bound(layer):
             assert multilevel_bounds(problem).objective <= solved.objective + 1e-9
 
 
-@pytest.mark.parametrize("hierarchy", [shared_buffer(4, 4), bypassable_buffer()], ids=["kept", "bypassable"])
+@pytest.mark.parametrize("hierarchy", [shared_buffer(4, 4), bypassable_buffer(), weight_register_buffer(2, 2)],
+                         ids=["kept", "bypassable", "weight-register"])
 def test_the_bound_is_read_from_a_repaired_dual(hierarchy, monkeypatch):
     """The term is the LP's optimum (up to its safety margin), also with
     events that cost nothing, and a wrong dual only lowers it: weak
@@ -245,6 +246,20 @@ def test_the_bound_is_read_from_a_repaired_dual(hierarchy, monkeypatch):
     for _ in range(50):
         noisy = captured["duals"] * rnd.uniform(0.5, 1.5, size=len(rhs)) + rnd.normal(0, 0.1, size=len(rhs))
         assert real_dual_bound(matrix, rhs, cost, noisy, captured["caps"]) <= value * (1 + 1e-9)
+    # the repaired duals are feasible: every column within its cost, also from duals that overweight the
+    # rows pairing the gaps that keep the weight (step 6), whose entries in the columns of the gaps that
+    # change the weight are positive, where raising them alone would break those columns
+    step6 = np.any(matrix[:, matrix[0] > 0] > 0, axis=1) & (np.arange(len(rhs)) > 0)
+    assert step6.any()
+    scale = np.abs(captured["duals"]).max()
+    trials = [captured["duals"] * rnd.uniform(0.5, 1.5, size=len(rhs)) + rnd.normal(0, 0.1, size=len(rhs))
+              for _ in range(20)]
+    trials += [captured["duals"] + factor * scale * step6 * rnd.uniform(0, 1, size=len(rhs))
+               for factor in (0.01, 0.1, 1.0, 10.0)]
+    for duals in trials:
+        y = latch_pairing._repaired_duals(matrix, rhs, cost, duals, captured["caps"])
+        assert np.all(y >= 0)
+        assert np.all(matrix.T @ y <= cost + 1e-9 * (1 + np.abs(cost))), "a column's dual constraint is broken"
 
 
 def _primal_optimum(matrix, rhs, cost) -> float:

@@ -313,16 +313,25 @@ def _solve_duals(matrix: np.ndarray, rhs: np.ndarray, cost: np.ndarray) -> np.nd
 
 def _dual_bound(matrix: np.ndarray, rhs: np.ndarray, cost: np.ndarray, duals: np.ndarray,
                 caps: dict[int, int] | None = None) -> float:
-    """``rhs . y`` for a dual-feasible ``y`` made from ``duals``.
+    """``rhs . y`` for the dual-feasible ``y`` that ``_repaired_duals`` makes
+    from ``duals``, less the relative ``SAFETY`` margin."""
+    y = _repaired_duals(matrix, rhs, cost, duals, caps)
+    return max(0.0, float(rhs @ y) * (1 - SAFETY))
+
+
+def _repaired_duals(matrix: np.ndarray, rhs: np.ndarray, cost: np.ndarray, duals: np.ndarray,
+                    caps: dict[int, int] | None = None) -> np.ndarray:
+    """A dual-feasible ``y`` made from ``duals``.
 
     Weak duality: for ``y >= 0`` with ``matrix^T y <= cost``, every feasible
-    ``x >= 0`` has ``cost . x >= y . matrix x >= y . rhs``. Only row 0 (the
-    gaps' cover) has positive entries in the gap columns, and no column
-    costs less than nothing. So: an uncapped column that costs nothing
+    ``x >= 0`` has ``cost . x >= y . matrix x >= y . rhs``. The gap columns
+    cost nothing, and no column costs less. So: an uncapped column that costs nothing
     zeroes the duals of the rows with positive entries in it (as the exact
     optimum's duals are); the load of every other column is linear in the
-    duals, so scaling them down makes each priced column feasible; a cap
-    row (``caps``: column -> the row ``-x >= -most`` of a column of free
+    duals, so scaling them down makes each priced column feasible; the rows
+    with a positive entry in a gap column (step 6) are scaled down until no
+    gap column's other rows add up to more than nothing; a cap row
+    (``caps``: column -> the row ``-x >= -most`` of a column of free
     accesses) gets the dual its column's other rows ask of it; and the
     largest cover dual that keeps every gap column feasible is read off.
     """
@@ -343,10 +352,22 @@ def _dual_bound(matrix: np.ndarray, rhs: np.ndarray, cost: np.ndarray, duals: np
     if np.any(load > limit):
         scale = np.min(np.where(load > 0, limit / np.where(load > 0, load, 1.0), np.inf))
         others *= max(0.0, min(1.0, scale))
+    # a gap column: cover dual + sum over the other rows of entry * dual <= 0, so those sums must not be
+    # positive. Rows with a positive entry in a gap column (step 6 counts weight changes for the gaps that
+    # keep the weight) are scaled down until they are not; their entries in priced columns are positive,
+    # so that only lowers those columns' loads
+    gaps_part = matrix[:, gap_cols]  # row 0's dual is not set yet: others[0] is 0 here
+    lifting = np.any(gaps_part > 0, axis=1)
+    lifting[0] = False
+    if np.any(lifting & (others > 0)):
+        raise_by = gaps_part[lifting].T @ others[lifting]  # per gap column, what the scaled rows add
+        rest = -(gaps_part[~lifting].T @ others[~lifting])  # what the others leave room for
+        over = raise_by > 0
+        if np.any(over):
+            scale = float(np.min(np.where(over, np.maximum(rest, 0.0) / np.where(over, raise_by, 1.0), np.inf)))
+            others[lifting] *= max(0.0, min(1.0, scale))
     for column, cap_row in caps.items():  # -y_cap + (the other rows' load) <= 0
         others[cap_row] = max(0.0, float(matrix[~cap_rows, column] @ others[~cap_rows]))
-    # a gap column: cover dual - sum over the other rows of |entry| * dual <= 0
     owed = -(matrix[1:, gap_cols].T @ others[1:])
-    cover = max(0.0, float(np.min(owed)))
-    value = cover * rhs[0] + float(rhs[1:] @ others[1:])
-    return max(0.0, value * (1 - SAFETY))
+    others[0] = max(0.0, float(np.min(owed)))
+    return others
