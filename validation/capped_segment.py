@@ -174,23 +174,35 @@ def capped_segment_bits(inst: CappedInstance) -> float:
     if inst.macs <= 0:
         return 0.0
     largest = max(inst.input_bits, inst.weight_bits, inst.psum_bits, inst.output_bits)
-    coarse = np.geomspace(0.05, 64.0, 16) * inst.capacity_bits
-    coarse = coarse[coarse > 2 * largest]
+    return best_length_bound(inst, segment_macs, np.geomspace(0.05, 64.0, 16) * inst.capacity_bits, largest)
+
+
+def best_length_bound(inst, macs_of, coarse: np.ndarray, heaviest: float, fine_lengths: int = 8) -> float:
+    """The best ``(k - 1) * (T - heaviest)`` over segment lengths T, ``k``
+    the least number of segments of length T that reach every MAC
+    (``read_segment.segments_needed``, from ``macs_of(inst, lengths,
+    steps_n, focus=...)``'s per-segment bounds).
+
+    Any T gives a valid bound; the search is in two passes: the ``coarse``
+    lengths with 48 cells of the outputs created, then ``fine_lengths``
+    lengths around the best one with 320 cells, fine where its segments
+    create ``|O| / k`` outputs each."""
+    coarse = coarse[coarse > 2 * heaviest]
     if len(coarse) == 0:
         return 0.0
     best, best_at = 0.0, None
-    n_grids, uppers = segment_macs(inst, coarse, steps_n=48)
+    n_grids, uppers = macs_of(inst, coarse, steps_n=48)
     for i, (t, n_grid, upper) in enumerate(zip(coarse, n_grids, uppers)):
         k = segments_needed(inst, n_grid, upper)
-        if k is not None and (k - 1) * (t - largest) > best:
-            best, best_at = (k - 1) * (t - largest), (i, inst.outputs / k / n_grid[-1])
+        if k is not None and (k - 1) * (t - heaviest) > best:
+            best, best_at = (k - 1) * (t - heaviest), (i, inst.outputs / k / n_grid[-1])
     if best_at is None:
         return float(best)
     i, share = best_at
-    fine = np.geomspace(coarse[max(i - 1, 0)], coarse[min(i + 1, len(coarse) - 1)], 8)
-    n_grids, uppers = segment_macs(inst, fine, steps_n=320, focus=np.full(len(fine), min(1.0, 4 * share)))
+    fine = np.geomspace(coarse[max(i - 1, 0)], coarse[min(i + 1, len(coarse) - 1)], fine_lengths)
+    n_grids, uppers = macs_of(inst, fine, steps_n=320, focus=np.full(len(fine), min(1.0, 4 * share)))
     for t, n_grid, upper in zip(fine, n_grids, uppers):
         k = segments_needed(inst, n_grid, upper)
         if k is not None:
-            best = max(best, (k - 1) * (t - largest))
+            best = max(best, (k - 1) * (t - heaviest))
     return float(best)

@@ -27,8 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .capped_segment import cell_edges, least_cost, most_macs
-from .read_segment import segments_needed
+from .capped_segment import best_length_bound, cell_edges, least_cost, most_macs
 
 
 @dataclass(frozen=True)
@@ -125,22 +124,5 @@ def room_segment_cost(inst: RoomInstance) -> float:
     refill = (inst.input_read * min(inst.input_room, inst.inputs) + inst.weight_read * min(inst.weight_room, inst.weights)
               + inst.psum_return * min(inst.psum_room, inst.outputs))
     once = inst.input_read * inst.inputs + inst.weight_read * inst.weights + inst.output_write * inst.outputs
-    coarse = np.geomspace(max(0.05 * refill, 3 * heaviest), max(64 * refill, once), 20)
-    coarse = coarse[coarse > 2 * heaviest]
-    if len(coarse) == 0:
-        return 0.0
-    best, best_at = 0.0, None
-    for i, (t, n_grid, upper) in enumerate(zip(coarse, *segment_macs(inst, coarse, steps_n=48))):
-        k = segments_needed(inst, n_grid, upper)
-        if k is not None and (k - 1) * (t - heaviest) > best:
-            best, best_at = (k - 1) * (t - heaviest), (i, inst.outputs / k / n_grid[-1])
-    if best_at is None:
-        return float(best)
-    i, share = best_at
-    fine = np.geomspace(coarse[max(i - 1, 0)], coarse[min(i + 1, len(coarse) - 1)], 12)
-    n_grids, uppers = segment_macs(inst, fine, steps_n=320, focus=np.full(len(fine), min(1.0, 4 * share)))
-    for t, n_grid, upper in zip(fine, n_grids, uppers):
-        k = segments_needed(inst, n_grid, upper)
-        if k is not None:
-            best = max(best, (k - 1) * (t - heaviest))
-    return float(best)
+    coarse = np.geomspace(max(0.05 * refill, 3 * heaviest), max(64 * refill, once), 16)
+    return best_length_bound(inst, segment_macs, coarse, heaviest)
