@@ -222,11 +222,19 @@ def paired_latch_energy(gaps: int, units: int, taps: int, servers: dict[str, lis
     kind, tag, cost, shared, moments = (np.array(a) for a in zip(*columns))
     cost, shared, moments = cost.astype(float), shared.astype(float), moments.astype(float)
 
+    masks: dict[tuple, np.ndarray] = {}  # the rows below ask for the same few column sets many times
+
     def gaps_of(kinds) -> np.ndarray:
-        return (kind == "gap") & np.isin(tag, kinds)
+        key = ("gap", *kinds)
+        if key not in masks:
+            masks[key] = (kind == "gap") & np.isin(tag, list(kinds))
+        return masks[key]
 
     def events_of(letters: str) -> np.ndarray:
-        return (kind == "event") & np.isin(tag, list(letters))
+        key = ("event", letters)
+        if key not in masks:
+            masks[key] = (kind == "event") & np.isin(tag, list(letters))
+        return masks[key]
 
     rows: list[tuple[np.ndarray, float]] = []
     rows.append(((kind == "gap").astype(float), float(gaps)))  # row 0: every gap is one of the four kinds

@@ -120,6 +120,8 @@ def room_segment_cost(inst: RoomInstance) -> float:
     prices = (inst.input_read, inst.weight_read, inst.psum_return, inst.output_write)
     if inst.macs <= 0 or min(prices) <= 0:
         return 0.0
+    if inst.input_room >= inst.inputs and inst.weight_room >= inst.weights and inst.psum_room >= inst.outputs:
+        return 0.0  # everything fits at once: one segment may do every MAC
     heaviest = max(prices)
     refill = (inst.input_read * min(inst.input_room, inst.inputs) + inst.weight_read * min(inst.weight_room, inst.weights)
               + inst.psum_return * min(inst.psum_room, inst.outputs))
