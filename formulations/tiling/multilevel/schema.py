@@ -39,6 +39,13 @@ class PartitionBytes(Strict):
     outputs: int | str | None = None
 
 
+MAX_ENERGY = 1e9
+"""Largest energy of one access or MAC, in the instance's unit: the exact
+models count energy in 64-bit integers, so energies must be finite and
+leave room for the access counts of large layers (a DRAM access in
+femtojoules is about 1e7)."""
+
+
 class MemoryLevelSpec(Strict):
     name: str
     capacity: int | str | None = None
@@ -47,8 +54,8 @@ class MemoryLevelSpec(Strict):
     keep: list[Literal["inputs", "weights", "outputs"]] | None = None
     bypass: list[Literal["inputs", "weights", "outputs"]] | None = None
     per_pe: bool | None = None
-    read_energy: float = Field(0.0, ge=0)
-    write_energy: float | None = Field(None, ge=0)
+    read_energy: float = Field(0.0, ge=0, le=MAX_ENERGY)
+    write_energy: float | None = Field(None, ge=0, le=MAX_ENERGY)
     bandwidth: float | None = Field(None, gt=0)
 
 
@@ -131,7 +138,7 @@ class HierarchySpec(Strict):
     name: str = ""
     source: str = ""
     energy_unit: str = "pJ"
-    mac_energy: float = Field(0.0, ge=0)
+    mac_energy: float = Field(0.0, ge=0, le=MAX_ENERGY)
     array: ArraySpec | None = None
     fanouts: list[FanoutSpec] = Field(default_factory=list)
     """Any number of fan-outs between levels, outermost first (instead of ``array``)."""

@@ -334,6 +334,11 @@ def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restricti
             else "no mapping in this piece"
         return MultiLevelResult("infeasible", method, None, None, None, None, wall, what)
     if not outcome.has_solution:
+        if outcome.message == "MODEL_INVALID":  # CP-SAT refuses the model outright: no time-out
+            return MultiLevelResult("error", method, None, None, None, None, wall,
+                                    "CP-SAT refused the model as invalid: its objective, the access counts times "
+                                    "the energies in integer units, does not fit in 64 bits; give the energies "
+                                    "in a larger unit (fewer digits), or use method: milp")
         bound = None if outcome.bound is None else (math.ceil(outcome.bound - 1e-6) + constant) / scale
         return MultiLevelResult("error", method, None, None, None, bound, wall,
                                 f"{method} found no mapping within the time limit ({outcome.message})")
