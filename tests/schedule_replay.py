@@ -125,3 +125,16 @@ def replay_bits(layer: ConvLayer, macs: np.ndarray, capacity_bits: int | None = 
                 del resident[key]
                 pool[0] -= size["o"]
     return traffic
+
+
+def schedules(layer: ConvLayer, rng: np.random.Generator, count: int):
+    """``count`` random loop nests, a random MAC order, and the orders good
+    schedules use: output-stationary (the reduction innermost), outputs
+    revisited per input channel, and weight-stationary (pixels innermost)."""
+    for _ in range(count):
+        yield loop_nest_order(layer, rng)
+    macs = all_macs(layer)
+    yield macs[rng.permutation(len(macs))]
+    yield macs  # N, M, C, P, Q, R, S: outputs revisited per input channel
+    yield macs[np.lexsort((macs[:, 2], macs[:, 6], macs[:, 5]))]  # reduction innermost
+    yield macs[np.lexsort((macs[:, 4], macs[:, 3], macs[:, 0]))]  # pixels innermost: weight stationary

@@ -18,7 +18,7 @@ from mapcert.formulations.tiling.solve import solve_tiling
 from mapcert.validation.bounds import capped_instance, tiling_bounds
 from mapcert.validation.capped_segment import _least_cost
 
-from schedule_replay import all_macs, loop_nest_order, replay_bits
+from schedule_replay import replay_bits, schedules
 
 LAYERS = [
     ConvLayer("conv3x3", 1, 4, 3, 5, 5, 3, 3),
@@ -27,17 +27,6 @@ LAYERS = [
     ConvLayer("short-reduction", 2, 8, 2, 4, 4),  # two MACs per output: the capped bound's caps bind
 ]
 PRECISIONS = [Precision(), Precision(8, 8, 8, 8), Precision(16, 4, 8, 24)]
-
-
-def schedules(layer: ConvLayer, rng: np.random.Generator, count: int):
-    """Random loop nests, a random MAC order, and output-stationary and
-    weight-stationary nests (the orders good schedules use)."""
-    for _ in range(count):
-        yield loop_nest_order(layer, rng)
-    macs = all_macs(layer)
-    yield macs[rng.permutation(len(macs))]
-    yield macs  # N, M, C, P, Q, R, S: outputs revisited per input channel
-    yield macs[np.lexsort((macs[:, 2], macs[:, 6], macs[:, 5]))]  # reduction innermost
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)

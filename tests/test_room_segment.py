@@ -31,7 +31,7 @@ from mapcert.validation.multilevel_bounds import (
 )
 from mapcert.validation.room_segment import RoomInstance, room_segment_cost
 
-from schedule_replay import all_macs, loop_nest_order, replay_bits
+from schedule_replay import replay_bits, schedules
 
 LAYERS = [
     ConvLayer("conv3x3", 1, 4, 3, 5, 5, 3, 3),
@@ -47,21 +47,9 @@ ROOMS = [(1, 1, 1), (4, 2, 1), (2, 12, 2), (30, 30, 3), (6, 6, 12)]  # elements 
 def room_instance(layer: ConvLayer, rooms: tuple[int, int, int]) -> RoomInstance:
     """The layer on a split buffer, priced in bits as the replay counts them:
     a partial sum read back costs its read and the write that spilled it."""
-    p, capped = layer.precision, layer_capped_instance(layer, 1)
-    return RoomInstance(macs=layer.macs, reuse_max=capped.reuse_max, inputs=capped.inputs, weights=capped.weights,
-                        outputs=capped.outputs, input_cap=capped.input_cap, weight_cap=capped.weight_cap,
-                        output_cap=capped.output_cap, input_room=rooms[0], weight_room=rooms[1], psum_room=rooms[2],
-                        input_read=p.inputs, weight_read=p.weights, psum_return=2 * p.psums, output_write=p.outputs)
-
-
-def schedules(layer: ConvLayer, rng: np.random.Generator, count: int):
-    for _ in range(count):
-        yield loop_nest_order(layer, rng)
-    macs = all_macs(layer)
-    yield macs[rng.permutation(len(macs))]
-    yield macs  # N, M, C, P, Q, R, S: outputs revisited per input channel
-    yield macs[np.lexsort((macs[:, 2], macs[:, 6], macs[:, 5]))]  # reduction innermost
-    yield macs[np.lexsort((macs[:, 4], macs[:, 3], macs[:, 0]))]  # pixels innermost: weight stationary
+    p = layer.precision
+    return RoomInstance.from_capped(layer_capped_instance(layer, 1), rooms,
+                                    (p.inputs, p.weights, 2 * p.psums, p.outputs))
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)

@@ -159,11 +159,6 @@ def partitioned_room_instance(problem: TilingProblem) -> RoomInstance:
     part holds that many of its elements (outputs as partial sums), and the
     events weigh their bits (a partial sum read back: its read and the
     write that spilled it)."""
-    layer, p, parts = problem.layer, problem.layer.precision, problem.buffer.partition_bits
-    capped = capped_instance(problem)
-    return RoomInstance(macs=layer.macs, reuse_max=capped.reuse_max, inputs=capped.inputs, weights=capped.weights,
-                        outputs=capped.outputs, input_cap=capped.input_cap, weight_cap=capped.weight_cap,
-                        output_cap=capped.output_cap, input_room=parts.get("inputs", 0) // p.inputs,
-                        weight_room=parts.get("weights", 0) // p.weights,
-                        psum_room=parts.get("outputs", 0) // p.psums, input_read=p.inputs, weight_read=p.weights,
-                        psum_return=2 * p.psums, output_write=p.outputs)
+    p, parts = problem.layer.precision, problem.buffer.partition_bits
+    rooms = (parts.get("inputs", 0) // p.inputs, parts.get("weights", 0) // p.weights, parts.get("outputs", 0) // p.psums)
+    return RoomInstance.from_capped(capped_instance(problem), rooms, (p.inputs, p.weights, 2 * p.psums, p.outputs))

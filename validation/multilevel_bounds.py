@@ -178,13 +178,10 @@ def room_instance(problem: MultiLevelProblem, input_read: float, weight_read: fl
                   output_write: float) -> RoomInstance:
     """The layer and its on-chip rooms as the room segment bound sees them,
     with the given weights of the events."""
-    layer, rooms = problem.layer, tensor_rooms(problem)
-    capped = layer_capped_instance(layer, 1)
-    return RoomInstance(macs=layer.macs, reuse_max=capped.reuse_max, inputs=capped.inputs, weights=capped.weights,
-                        outputs=capped.outputs, input_cap=capped.input_cap, weight_cap=capped.weight_cap,
-                        output_cap=capped.output_cap, input_room=rooms["inputs"], weight_room=rooms["weights"],
-                        psum_room=rooms["outputs"], input_read=input_read, weight_read=weight_read,
-                        psum_return=psum_return, output_write=output_write)
+    rooms = tensor_rooms(problem)
+    return RoomInstance.from_capped(layer_capped_instance(problem.layer, 1),
+                                    (rooms["inputs"], rooms["weights"], rooms["outputs"]),
+                                    (input_read, weight_read, psum_return, output_write))
 
 
 def room_segment_bytes(problem: MultiLevelProblem) -> float:

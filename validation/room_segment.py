@@ -59,6 +59,15 @@ class RoomInstance:
     psum_return: float
     output_write: float
 
+    @classmethod
+    def from_capped(cls, capped, rooms: tuple[int, int, int], prices: tuple[float, float, float, float]):
+        """A layer's sizes and caps (a ``CappedInstance``), with the rooms of
+        inputs, weights and partial sums and the four prices of the events."""
+        return cls(macs=capped.macs, reuse_max=capped.reuse_max, inputs=capped.inputs, weights=capped.weights,
+                   outputs=capped.outputs, input_cap=capped.input_cap, weight_cap=capped.weight_cap,
+                   output_cap=capped.output_cap, input_room=rooms[0], weight_room=rooms[1], psum_room=rooms[2],
+                   input_read=prices[0], weight_read=prices[1], psum_return=prices[2], output_write=prices[3])
+
 
 def segment_macs(inst: RoomInstance, lengths: np.ndarray, steps_n: int = 64, iterations: int = 14,
                  focus: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
