@@ -389,18 +389,19 @@ def energy_bound_terms(problem: MultiLevelProblem) -> dict[str, float]:
         chain = [lv for lv in hier.levels[1:] if tensor in lv.always_holds]
         holders += count * (sum(lv.write_energy for lv in chain) + sum(lv.read_energy for lv in chain[:-1]))
     innermost_out = next((lv for lv in reversed(hier.levels[1:]) if "outputs" in lv.always_holds), None)
+    plain = latch_and_merge_energy(problem)
     compulsory = {
         "macs": layer.macs * hier.mac_energy,
         "dram": dram.read_energy * (used_inputs + weights) + dram.write_energy * outputs,
         "holders": holders,
         "final_reads": innermost_out.read_energy * outputs if innermost_out is not None else 0.0,
-        "latches": max(latch_and_merge_energy(problem), paired_latch_term(problem)),
+        "latches": max(plain, paired_latch_term(problem)),
     }
     rooms = dram_room_energy(problem)
     if rooms <= compulsory["dram"]:
         return compulsory
     # the room segment bound counts every DRAM read: a latch fed by DRAM is then paid for there
-    latches = (max(latch_and_merge_energy(problem), paired_latch_term(problem, dram_counted=True))
+    latches = (max(plain, paired_latch_term(problem, dram_counted=True))
                if dram_serves_latches(problem) else compulsory["latches"])
     with_rooms = dict(compulsory, dram=rooms, latches=latches)
     return with_rooms if sum(with_rooms.values()) > sum(compulsory.values()) else compulsory
