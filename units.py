@@ -67,8 +67,10 @@ def _parse_bytes(value: object) -> int:
         raise ValueError(f"cannot read {value!r} as a size; add the unit B, e.g. '{number} {prefix}B'")
     scale = _PREFIX[(prefix or "").lower()]
     size = Fraction(number) * scale  # exact: 1.5 KiB is 1536 B, and a huge size stays a whole number
-    if size.denominator != 1 or size <= 0:
-        raise ValueError(f"size {value!r} is not a positive whole number of bytes")
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {value!r}")
+    if size.denominator != 1:
+        raise ValueError(f"size {value!r} is not a whole number of bytes")
     return int(size)
 
 

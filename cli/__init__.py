@@ -225,7 +225,8 @@ def bound(
     for row in rows:
         for b in row["bounds"]:
             lead = [row["name"], str(row["count"])] if parts != [None] else []
-            t.add_row(*lead, b["name"], render.number(b["value"]), "yes" if b["rigorous"] else "no", b["meaning"])
+            t.add_row(*lead, b["name"], render.number(b["value"]), "yes" if b["rigorous"] else "no",
+                      render.bound_meaning(b["value"], b["meaning"]))
     render.show(out, t)
     raise _Exit(EXIT_OK)
 

@@ -94,6 +94,12 @@ def summary(console: Console, result: Result) -> None:
     show(console, t)
 
 
+def bound_meaning(value: float, meaning: str) -> str:
+    """A bound's meaning, saying so when its argument gives nothing on
+    this instance (a segment bound is 0 when every tensor fits on chip)."""
+    return f"{meaning} (not binding here)" if value <= 0 else meaning
+
+
 def bounds_table(console: Console, result: Result) -> None:
     if not result.bounds:
         return
@@ -102,7 +108,7 @@ def bounds_table(console: Console, result: Result) -> None:
         t.add_column(col, justify="right" if col in (result.unit, "objective / bound") else "left")
     for b in result.bounds:
         ratio = f"{result.objective / b.value:.3f}" if result.objective and b.value > 0 else "-"
-        t.add_row(b.name, number(b.value), ratio, "yes" if b.rigorous else "no", b.meaning)
+        t.add_row(b.name, number(b.value), ratio, "yes" if b.rigorous else "no", bound_meaning(b.value, b.meaning))
     show(console, t)
 
 

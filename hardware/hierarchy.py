@@ -200,6 +200,8 @@ class Hierarchy:
                 out.append(f"level {level.name} may bypass {sorted(level.chosen - level.holds)}, "
                            "which it cannot hold")
             if level.partition_bits is not None:
+                if not level.partition_bits:
+                    out.append(f"level {level.name}: its partition lists no tensor")
                 missing = set(level.holds) - set(level.partition_bits)
                 if missing:
                     out.append(f"level {level.name} has no partition for {sorted(missing)}")

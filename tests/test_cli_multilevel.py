@@ -171,3 +171,22 @@ def test_usage_errors_exit_2_without_a_traceback():
         done = run(*args)
         assert done.returncode == 2, args
         assert "Traceback" not in done.stderr and "solve --help' for help" in done.stderr
+
+
+def test_a_hierarchy_without_energies_shows_no_energy_and_idle_bounds_say_so(tmp_path):
+    """A traffic instance whose levels carry no energy has no energy row or
+    column (rather than zeros), and a segment bound that gives nothing
+    because every tensor fits says it is not binding."""
+    instance = tmp_path / "traffic.yaml"
+    instance.write_text("family: tiling\nworkload: {name: c, op: conv2d, dims: {N: 1, M: 16, C: 16, P: 7, Q: 7, "
+                        "R: 3, S: 3}}\nhardware:\n  array: {rows: 2, cols: 2}\n  levels:\n    - {name: DRAM}\n"
+                        "    - {name: GLB, capacity: 1 MiB}\n    - {name: RF, per_pe: true, capacity: 64 B}\n"
+                        "objective: offchip_traffic\nsolver: {time_limit: 20}\n")
+    solved = run("solve", str(instance))
+    assert solved.returncode == 0, solved.stderr
+    assert "energy (" not in solved.stdout and "accesses (words)" in solved.stdout
+    assert "(not binding here)" in solved.stdout
+    bounded = run("bound", str(instance))
+    assert bounded.returncode == 0 and "(not binding here)" in bounded.stdout
+    priced = run("solve", str(EXAMPLE))
+    assert "energy (" in priced.stdout

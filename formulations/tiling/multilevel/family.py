@@ -292,7 +292,9 @@ class MultiLevelTiling(Family):
         summary = table(show_header=False)
         summary.add_column("what")
         summary.add_column("value", justify="right")
-        summary.add_row(f"energy ({hier.energy_unit})", f"{m.energy:,.0f}")
+        priced = hier.mac_energy > 0 or any(lv.read_energy > 0 or lv.write_energy > 0 for lv in hier.levels)
+        if priced:  # a hierarchy given without energies (a traffic instance) has no energy to show
+            summary.add_row(f"energy ({hier.energy_unit})", f"{m.energy:,.0f}")
         summary.add_row("latency (cycles)", f"{m.latency:,.0f} (compute {m.compute_cycles:,})")
         summary.add_row("off-chip traffic", format_bytes(m.offchip_bytes))
         summary.add_row("PE utilization", f"{100 * m.utilization:.1f}%")
@@ -322,13 +324,13 @@ class MultiLevelTiling(Family):
         console.print(loops)
         access = table(title="accesses (words)", title_justify="left")
         access.add_column("level")
-        for col in ("inputs r/w", "weights r/w", "outputs r/w", f"energy ({hier.energy_unit})"):
+        for col in ("inputs r/w", "weights r/w", "outputs r/w") + ((f"energy ({hier.energy_unit})",) if priced else ()):
             access.add_column(col, justify="right")
         for i, level in enumerate(hier.levels):
             cells = [f"{format_count(m.reads[i][t])} / {format_count(m.writes[i][t])}" for t in TENSORS]
             energy = sum(m.reads[i][t] * level.read_energy + m.writes[i][t] * level.write_energy for t in TENSORS)
-            access.add_row(level.name, *cells, f"{energy:,.0f}")
-        access.add_row("MAC", "", "", f"{format_count(m.macs)} MACs", f"{m.macs * hier.mac_energy:,.0f}")
+            access.add_row(level.name, *cells, *([f"{energy:,.0f}"] if priced else []))
+        access.add_row("MAC", "", "", f"{format_count(m.macs)} MACs", *([f"{m.macs * hier.mac_energy:,.0f}"] if priced else []))
         console.print()
         console.print(access)
 

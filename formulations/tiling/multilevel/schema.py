@@ -368,6 +368,16 @@ def build_hierarchy(raw: Any, where: Located, path: tuple) -> tuple[Hierarchy, C
                 value = getattr(level.partition, tensor)
                 if value is not None:
                     partition[tensor] = size_bits(value, where, lpath + ("partition", tensor))
+        if partition is not None and not partition:
+            where.add(lpath + ("partition",), f"level {level.name}: its partition lists no tensor; give a size to each "
+                                              "tensor the level may keep (inputs, weights, outputs), or a capacity")
+            continue
+        if partition is not None and level.holds is not None and set(partition) - set(level.holds):
+            extra = sorted(set(partition) - set(level.holds))
+            where.add(lpath + ("partition",), f"level {level.name} has a partition for {', '.join(extra)}, which its "
+                                              f"'holds' ({', '.join(level.holds) or 'nothing'}) leaves out; remove "
+                                              "the part or add the tensor to 'holds'")
+            continue
         try:
             holds, chosen = level_holdings(i, level.holds, level.keep, level.bypass, partition)
         except ValueError as exc:
