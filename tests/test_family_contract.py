@@ -196,6 +196,7 @@ def _tampers(data: dict) -> dict:
         "a failed check": (lambda d: d["certificate"]["checks"][0].update(passed=False), "certificate.checks"),
         "functional run": (lambda d: d["certificate"]["functional"].update(passed=False), "certificate.functional"),
         "family": (lambda d: d.update(family="no-such-family"), "family"),
+        "method": (lambda d: d.update(method="a-heuristic"), "method"),
         "checks removed": (lambda d: d["certificate"].update(checks=[]), "certificate.checks"),
         "functional run left out": (lambda d: d["certificate"].update(
             functional={"ran": False, "passed": None, "reason": "skipped", "counts": {}, "wall_time_s": 0.0}),
@@ -219,7 +220,7 @@ def _tampers(data: dict) -> dict:
 
 TAMPER_NAMES = ["status infeasible", "status error", "objective", "best_bound above the optimum", "gap",
                 "lower_bound", "bound value", "bound rigour", "a failed check", "functional run", "family",
-                "checks removed", "functional run left out", "solution", "instance", "metrics",
+                "method", "checks removed", "functional run left out", "solution", "instance", "metrics",
                 "heuristic objective", "heuristic status"]
 
 

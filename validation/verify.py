@@ -247,6 +247,7 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
     except (ValueError, TypeError, KeyError) as exc:
         add(Check("solution: lies in the declared space", False, str(exc)))
         return checks
+    add(_method_check(family, problem, result))
     ctx.progress("re-certifying the solution")
     # the stored objective is compared field-wise below; the certificate re-derives everything else
     attempt = Attempt(result.status if result.status == Status.OPTIMAL else Status.FEASIBLE, solution,
@@ -328,6 +329,18 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
         checks.extend(Check(prefix + c.name, c.passed, c.detail)
                       for c in _verify_heuristic(family, problem, i, h, reference))
     return checks
+
+
+def _method_check(family: Family, problem, result: Result) -> Check:
+    """The stored method names one of the family's exact methods (an
+    optimum) or starts with one (a solution a time-out left, perhaps then
+    bettered by a heuristic): what a reader takes as the solution's
+    provenance must be a method this instance can be solved by."""
+    exact = [m.name for m in family.methods(problem) if m.solves]
+    first = result.method.split(" ", 1)[0]
+    named = result.method in exact if result.status == Status.OPTIMAL else first in exact
+    return Check("method: an exact method of the family", named,
+                 f"stored {result.method!r}; the family's exact methods: {', '.join(exact)}")
 
 
 def _verify_no_solution(family: Family, problem, result: Result, ctx: _Context) -> list[Check]:
