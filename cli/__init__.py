@@ -74,6 +74,8 @@ def seconds_option(text: str) -> float:
 
 
 def _refuse_overwrite(path: Path | None, force: bool) -> None:
+    if path is not None and path.is_dir():
+        _fail_input([f"{path}: is a directory; give a file to write, e.g. {path / 'result.yaml'}"])
     if path is not None and path.exists() and not force:
         _fail_input([f"{path}: exists; not overwritten (use --force to replace it)"])
 

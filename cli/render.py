@@ -117,7 +117,9 @@ def heuristics_table(console: Console, result: Result) -> None:
         return
     reference = "optimum" if result.status == Status.OPTIMAL else "bound"
     t = table(title="heuristics", title_justify="left")
-    for col in ("method", result.unit, f"gap to {reference}", "time", "note"):
+    # (objective - reference) / reference: how far above the reference, unlike the summary's gap, which is
+    # relative to the objective (docs/results.md)
+    for col in ("method", result.unit, f"above {reference}", "time", "note"):
         t.add_column(col, justify="right" if col not in ("method", "note") else "left")
     for h in result.heuristics:
         t.add_row(h.method, number(h.objective), percent(h.gap), f"{h.wall_time_s:.2f} s", h.note)
@@ -190,13 +192,13 @@ def render_network(console: Console, result: Result) -> None:
     colour = COLOURS.get(result.status, "red")
     console.print(f"status: [bold {colour}]{result.status.value.upper()}[/]; each distinct layer solved once")
     t = table()
-    for col in ("layer", "x", "status", result.unit, "gap", "to bound", "time", "functional"):
+    for col in ("layer", "x", "status", result.unit, "gap", "/ rigorous bound", "time", "functional"):
         t.add_column(col, justify="left" if col in ("layer", "status", "functional") else "right")
     for part in result.parts:
         r = part.result
-        to_bound = None if not (r.objective and r.lower_bound) else max(0.0, 1 - r.lower_bound / r.objective)
+        ratio = f"{r.objective / r.lower_bound:.3f}" if r.objective and r.lower_bound else "-"
         t.add_row(escape(part.name), str(part.count), r.status.value, number(r.objective), percent(r.gap),
-                  percent(to_bound, 0), f"{r.wall_time_s:.1f} s", functional_word(r.certificate.functional))
+                  ratio, f"{r.wall_time_s:.1f} s", functional_word(r.certificate.functional))
     show(console, t)
     metrics = result.metrics or {}
     console.print(f"total {number(result.objective)} {result.unit} over {metrics.get('layers', '?')} layers; "

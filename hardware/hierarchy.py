@@ -204,7 +204,7 @@ class Hierarchy:
                     out.append(f"level {level.name}: its partition lists no tensor")
                 missing = set(level.holds) - set(level.partition_bits)
                 if missing:
-                    out.append(f"level {level.name} has no partition for {sorted(missing)}")
+                    out.append(f"level {level.name} has no partition for {', '.join(sorted(missing))}")
         if self.rows < 1 or self.cols < 1:
             out.append("the PE array needs at least one row and one column")
         out.extend(self._fanout_problems())

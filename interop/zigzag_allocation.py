@@ -114,7 +114,7 @@ def difference(problem: MultiLevelProblem, loops: list[tuple[str, int]], spatial
         for x, c in theirs[level].items():
             if c != cuts[level]:
                 def upto(k):
-                    return "no loop" if k == 0 else f"{k} loops (up to {MAPCERT_TO_ZIGZAG[loops[k - 1][0]]})"
+                    return "no loop" if k == 0 else f"{k} loop{'s' if k > 1 else ''} (up to {MAPCERT_TO_ZIGZAG[loops[k - 1][0]]})"
                 return (f"ZigZag's allocator would give memory {problem.hierarchy.levels[level].name} "
                         f"{upto(c)} of {names[x]}, mapcert's chain {upto(cuts[level])}")
     return None

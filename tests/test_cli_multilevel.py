@@ -190,3 +190,39 @@ def test_a_hierarchy_without_energies_shows_no_energy_and_idle_bounds_say_so(tmp
     assert bounded.returncode == 0 and "(not binding here)" in bounded.stdout
     priced = run("solve", str(EXAMPLE))
     assert "energy (" in priced.stdout
+
+
+def test_a_buffer_without_an_array_shows_no_array_and_a_directory_is_no_output(tmp_path):
+    """DRAM and one buffer split per tensor (two parts only) is a hierarchy
+    over one MAC unit: no array row, utilization or spatial factors are
+    shown. An output path that is a directory is refused, --force or not."""
+    instance = tmp_path / "one_unit.yaml"
+    instance.write_text("family: tiling\nworkload: {name: x, op: conv2d, dims: {M: 32, C: 16, P: 8, Q: 8, R: 3, "
+                        "S: 3}}\nhardware:\n  levels:\n    - {name: DRAM}\n"
+                        "    - {name: GLB, partition: {inputs: 4 KiB, weights: 4 KiB}}\nobjective: offchip_traffic\n")
+    solved = run("solve", str(instance))
+    assert solved.returncode == 0, solved.stderr
+    assert "array (rows" not in solved.stdout and "PE utilization" not in solved.stdout
+    assert "spatial factors" not in solved.stdout
+    for extra in ([], ["--force"]):
+        refused = run("solve", str(instance), "-o", str(tmp_path), *extra)
+        assert refused.returncode == 2 and "is a directory" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_an_optimum_that_leaves_most_units_idle_says_how_to_pick_a_faster_one(tmp_path):
+    instance = tmp_path / "idle.yaml"
+    instance.write_text("family: tiling\nworkload: {name: pw, op: conv2d, dims: {N: 4, M: 128, C: 64, P: 16, "
+                        "Q: 16}}\nhardware:\n  array: {rows: 16, cols: 4}\n  levels:\n    - {name: DRAM}\n"
+                        "    - {name: GB, capacity: 32 KiB}\n"
+                        "    - {name: LB, per_pe: true, partition: {weights: 32 B, outputs: 32 B}}\n"
+                        "objective: offchip_traffic\nsolver: {time_limit: 30}\n")
+    solved = run("solve", str(instance))
+    assert solved.returncode == 0, solved.stderr
+    data = mapcert_json("solve", str(instance), "--json")
+    assert data["metrics"]["pe_utilization"] < 0.5  # the canonical optimum of this traffic tie uses one column
+    assert "objective: [offchip_traffic, latency]" in solved.stdout
+    faster = tmp_path / "faster.yaml"
+    faster.write_text(instance.read_text().replace("objective: offchip_traffic", "objective: [offchip_traffic, latency]"))
+    both = mapcert_json("solve", str(faster), "--json")
+    assert both["objective"] == data["objective"] and both["metrics"]["latency_cycles"] <= data["metrics"]["latency_cycles"]
+    assert "objective: [offchip_traffic, latency]" not in run("solve", str(faster)).stdout

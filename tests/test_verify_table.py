@@ -65,3 +65,35 @@ def test_a_result_cut_short_or_edited_out_of_shape_fails_in_a_users_words():
         failed = [c for c in verification.checks if not c.passed]
         assert not verification.passed and any(c.name.startswith(field + ":") for c in failed)
         assert all("Entry" not in c.detail and "Input should be" not in c.detail for c in failed)
+
+
+def test_an_edited_tile_fails_on_the_solution_and_nothing_else_is_blamed():
+    """A smaller tile in a saved optimum makes the solution worse: verify
+    fails on its objective and status, while the stored best bound and the
+    heuristics' gaps, which are right against the re-proved optimum, pass
+    (measured against the edited solution they would seem wrong)."""
+    import mapcert
+
+    result = mapcert.solve(mapcert.load("examples/vgg16_conv3_2_64KiB.yaml"), functional=False).to_dict()
+    result["solution"]["tiles"]["C"] //= 2
+    verification = mapcert.verify(result, time_limit=30, methods=["cpsat"])
+    failed = [c.name for c in verification.checks if not c.passed]
+    assert not verification.passed and any(name.startswith("objective:") for name in failed)
+    assert not any(name.startswith(("best_bound", "heuristics")) for name in failed), failed
+
+
+def test_a_status_understated_as_feasible_passes_and_says_so():
+    import mapcert
+
+    result = mapcert.solve(mapcert.load("examples/vgg16_conv3_2_64KiB.yaml"), functional=False).to_dict()
+    result["status"] = "feasible"
+    verification = mapcert.verify(result, time_limit=30, methods=["cpsat"])
+    status = next(c for c in verification.checks if c.name == "status: re-derived")
+    assert status.passed and "weaker, not false" in status.detail
+
+
+def test_a_difference_the_display_rounds_away_is_shown_in_full():
+    from mapcert.validation.verify import _field
+
+    check = _field("best_bound", 8966988.7999, 8966989.0, "equals the proved optimum")
+    assert not check.passed and "8966988.7999" in check.detail and "8966989.0" in check.detail

@@ -36,14 +36,14 @@ class WorkloadSpec(Strict):
 
 
 class PartitionSpec(Strict):
-    inputs: int | str
-    weights: int | str
-    outputs: int | str
+    inputs: int | float | str
+    weights: int | float | str
+    outputs: int | float | str
 
 
 class LevelSpec(Strict):
     name: str
-    capacity: int | str | None = None
+    capacity: int | float | str | None = None
     partition: PartitionSpec | None = None
 
 

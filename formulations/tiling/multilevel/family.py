@@ -297,10 +297,17 @@ class MultiLevelTiling(Family):
             summary.add_row(f"energy ({hier.energy_unit})", f"{m.energy:,.0f}")
         summary.add_row("latency (cycles)", f"{m.latency:,.0f} (compute {m.compute_cycles:,})")
         summary.add_row("off-chip traffic", format_bytes(m.offchip_bytes))
-        summary.add_row("PE utilization", f"{100 * m.utilization:.1f}%")
-        summary.add_row("array boundary (words)", f"{m.array_boundary_words:,}")
+        has_array = any(fan.size > 1 for fan in hier.fanouts)  # DRAM and buffers over one MAC unit have none
+        if has_array:
+            summary.add_row("PE utilization", f"{100 * m.utilization:.1f}%")
+            summary.add_row("array boundary (words)", f"{m.array_boundary_words:,}")
         console.print()
         console.print(summary)
+        if has_array and m.utilization < 0.5 and not problem.secondary and problem.objective in ("offchip_traffic",
+                                                                                               "energy"):
+            console.print(f"note: this optimum keeps {100 * m.utilization:.1f}% of the MAC units busy; other mappings "
+                          f"may have the same {problem.objective} and run faster. To pick the fastest of them, "
+                          f"give objective: [{problem.objective}, latency]", markup=False)
         loops = table(title="loops per level (outermost first)", title_justify="left")
         loops.add_column("level")
         loops.add_column("loops")
@@ -313,6 +320,8 @@ class MultiLevelTiling(Family):
                 keeps += " (chosen" + (f": bypasses {', '.join(bypassed)})" if bypassed else ")")
             loops.add_row(level.name, text, keeps)
         for f, fan in enumerate(hier.fanouts):
+            if fan.size <= 1:
+                continue
             spread = mapping.fanout(f)
             spatial = " ".join(f"{d}{v}" for d, v in spread.rows.items()) or "-"
             spatial += " | " + (" ".join(f"{d}{v}" for d, v in spread.cols.items()) or "-")

@@ -345,8 +345,10 @@ class MultiLevelProblem:
     def space_description(self) -> str:
         spatial = ("the array rows and columns" if len(self.hierarchy.fanouts) == 1 else
                    "the rows and columns of fan-outs " + ", ".join(f.name for f in self.hierarchy.fanouts))
+        if all(f.size <= 1 for f in self.hierarchy.fanouts):  # one MAC unit: nothing to spread
+            spatial = ""
         text = (
-            f"temporal trip counts at every level and spatial factors on {spatial} "
+            "temporal trip counts at every level " + (f"and spatial factors on {spatial} " if spatial else "")
             + ("that multiply to each dimension's extent; " if self.factors == "divisors" else
                "that cover each dimension's extent, with at most one loop per dimension whose last iteration is "
                "partial (whole tiles inside it); ")

@@ -34,9 +34,9 @@ MULTILEVEL_KEYS = {"holds", "keep", "bypass", "per_pe", "read_energy", "write_en
 
 
 class PartitionBytes(Strict):
-    inputs: int | str | None = None
-    weights: int | str | None = None
-    outputs: int | str | None = None
+    inputs: int | float | str | None = None
+    weights: int | float | str | None = None
+    outputs: int | float | str | None = None
 
 
 MAX_ENERGY = 1e9
@@ -48,7 +48,7 @@ femtojoules is about 1e7)."""
 
 class MemoryLevelSpec(Strict):
     name: str
-    capacity: int | str | None = None
+    capacity: int | float | str | None = None
     partition: PartitionBytes | None = None
     holds: list[Literal["inputs", "weights", "outputs"]] | None = None
     keep: list[Literal["inputs", "weights", "outputs"]] | None = None
@@ -371,6 +371,11 @@ def build_hierarchy(raw: Any, where: Located, path: tuple) -> tuple[Hierarchy, C
         if partition is not None and not partition:
             where.add(lpath + ("partition",), f"level {level.name}: its partition lists no tensor; give a size to each "
                                               "tensor the level may keep (inputs, weights, outputs), or a capacity")
+            continue
+        if partition is not None and level.holds is not None and set(level.holds) - set(partition):
+            missing = [t for t in TENSORS if t in set(level.holds) - set(partition)]
+            where.add(lpath + ("partition",), f"level {level.name} holds {', '.join(missing)} but its partition "
+                                              "gives no room for it; add a size for it to the partition")
             continue
         if partition is not None and level.holds is not None and set(partition) - set(level.holds):
             extra = sorted(set(partition) - set(level.holds))
