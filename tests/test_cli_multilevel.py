@@ -212,7 +212,7 @@ def test_a_buffer_without_an_array_shows_no_array_and_a_directory_is_no_output(t
 def test_an_optimum_that_leaves_most_units_idle_says_how_to_pick_a_faster_one(tmp_path):
     instance = tmp_path / "idle.yaml"
     instance.write_text("family: tiling\nworkload: {name: pw, op: conv2d, dims: {N: 4, M: 128, C: 64, P: 16, "
-                        "Q: 16}}\nhardware:\n  array: {rows: 16, cols: 4}\n  levels:\n    - {name: DRAM}\n"
+                        "Q: 16}, precision: {inputs: 8, weights: 4, outputs: 8, psums: 16}}\nhardware:\n  array: {rows: 16, cols: 4}\n  levels:\n    - {name: DRAM}\n"
                         "    - {name: GB, capacity: 32 KiB}\n"
                         "    - {name: LB, per_pe: true, partition: {weights: 32 B, outputs: 32 B}}\n"
                         "objective: offchip_traffic\nsolver: {time_limit: 30}\n")
