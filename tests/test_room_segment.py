@@ -29,7 +29,7 @@ from mapcert.validation.multilevel_bounds import (
     offchip_segment_bytes,
     tensor_rooms,
 )
-from mapcert.validation.room_segment import RoomInstance, room_segment_cost
+from mapcert.validation.room_segment import REPRICINGS, RoomInstance, room_segment_cost, segments_at_prices
 
 from schedule_replay import replay_bits, schedules
 
@@ -63,6 +63,28 @@ def test_no_schedule_on_a_split_buffer_moves_less_than_the_room_bound(layer, pre
         for macs in schedules(layer, rng, 3):
             moved = replay_bits(layer, macs, rooms_bits=split)
             assert moved >= bound - 1e-9, (rooms, moved, bound)
+
+
+@pytest.mark.parametrize("layer", LAYERS[:3], ids=lambda layer: layer.name)
+def test_every_repricing_alone_stays_below_every_replay(layer):
+    """Each repriced bound (cheaper reads and creations, the compulsory
+    ones added back) is valid on its own, not only the best of them; and
+    the repricing raises the bound well above the true prices' on a split
+    with few partial sums (docs/bounds.md, "Repriced segments")."""
+    layer = replace(layer, precision=Precision(16, 4, 8, 24))
+    rng = np.random.default_rng(5)
+    for rooms in ROOMS:
+        inst = room_instance(layer, rooms)
+        once = (inst.input_read * inst.inputs, inst.weight_read * inst.weights, inst.output_write * inst.outputs)
+        repriced = [segments_at_prices(replace(inst, input_read=f[0] * inst.input_read,
+                                               weight_read=f[1] * inst.weight_read,
+                                               output_write=f[2] * inst.output_write))
+                    + sum((1 - x) * e for x, e in zip(f, once, strict=True)) for f in REPRICINGS]
+        split = {"i": rooms[0] * 16, "w": rooms[1] * 4, "o": rooms[2] * 24}
+        least = min(replay_bits(layer, macs, rooms_bits=split) for macs in schedules(layer, rng, 3))
+        assert max(repriced) <= least + 1e-9, (rooms, least, repriced)
+    few_psums = room_instance(replace(LAYERS[1], precision=Precision(16, 4, 8, 24)), (30, 30, 3))
+    assert room_segment_cost(few_psums) > 1.5 * segments_at_prices(few_psums)
 
 
 def test_the_room_bound_binds_where_one_tensor_has_little_room():

@@ -186,7 +186,8 @@ def best_length_bound(inst, macs_of, coarse: np.ndarray, heaviest: float, fine_l
     Any T gives a valid bound; the search is in two passes: the ``coarse``
     lengths with 48 cells of the outputs created, then ``fine_lengths``
     lengths around the best one with 320 cells, fine where its segments
-    create ``|O| / k`` outputs each."""
+    create ``|O| / k`` outputs each (no second pass with ``fine_lengths``
+    0)."""
     coarse = coarse[coarse > 2 * heaviest]
     if len(coarse) == 0:
         return 0.0
@@ -196,7 +197,7 @@ def best_length_bound(inst, macs_of, coarse: np.ndarray, heaviest: float, fine_l
         k = segments_needed(inst, n_grid, upper)
         if k is not None and (k - 1) * (t - heaviest) > best:
             best, best_at = (k - 1) * (t - heaviest), (i, inst.outputs / k / n_grid[-1])
-    if best_at is None:
+    if best_at is None or fine_lengths <= 0:
         return float(best)
     i, share = best_at
     fine = np.geomspace(coarse[max(i - 1, 0)], coarse[min(i + 1, len(coarse) - 1)], fine_lengths)
