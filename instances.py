@@ -129,11 +129,25 @@ def schema_problem(err: dict) -> tuple[tuple, str]:
                    "separates entries, so a number written with a thousands comma (1,024) splits in two "
                    "and the part after the comma becomes a key (YAML reads 024 as octal 20): write 1024, "
                    "or a size such as \"1 KiB\"")
+    elif kind in _BOUNDS:
+        word, key = _BOUNDS[kind]
+        limit = err.get("ctx", {}).get(key)
+        if isinstance(limit, float) and limit.is_integer():
+            limit = int(limit)
+        message = f"must be {word} {limit:,}, got {err.get('input')!r}" if isinstance(limit, int) else \
+            f"must be {word} {limit}, got {err.get('input')!r}"
+    elif kind in ("int_from_float", "int_parsing"):
+        message = f"must be a whole number, got {err.get('input')!r}"
     else:
         message = err["msg"].removeprefix("Value error, ")
         if "input" in err and not isinstance(err["input"], (dict, list)):
             message += f" (got {err['input']!r})"
     return loc, message
+
+
+_BOUNDS = {"greater_than_equal": ("at least", "ge"), "greater_than": ("more than", "gt"),
+           "less_than_equal": ("at most", "le"), "less_than": ("less than", "lt")}
+"""pydantic's range errors, in the words of mapcert's own messages."""
 
 
 PEER_FIELDS = {"permutation": ("order", "it lists the loops outermost first, Timeloop's permutation innermost "
