@@ -222,7 +222,7 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
     console.print(f"{comparison.family}: {comparison.objective_name} ({comparison.unit}); {verdict}")
     if comparison.message:
         console.print(f"[bold red]{comparison.message}[/]")
-    gap_title = "gap to optimum" if comparison.optimum is not None or comparison.lower_bound is None else "gap to bound"
+    gap_title = "above optimum" if comparison.optimum is not None or comparison.lower_bound is None else "above bound"
     t = table()
     for col in ("method", "kind", "status", "objective", gap_title, "time", "functional", "note"):
         t.add_column(col, justify="right" if col in ("objective", gap_title, "time") else "left")
