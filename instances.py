@@ -278,6 +278,9 @@ def validate_spec(schema: type[BaseModel], raw: Any, where: Located, path: tuple
 
 
 def size_bits(value: Any, where: Located, path: tuple) -> int | None:
+    if value is None:  # `capacity:` with nothing after it
+        where.add(path, "has no size; give one such as '64 KiB'")
+        return None
     try:
         return parse_bytes(value) * 8
     except ValueError as exc:

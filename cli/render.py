@@ -203,7 +203,9 @@ def render_network(console: Console, result: Result) -> None:
     metrics = result.metrics or {}
     console.print(f"total {number(result.objective)} {result.unit} over {metrics.get('layers', '?')} layers; "
                   f"{metrics.get('proved', 0)}/{metrics.get('distinct_layers', '?')} distinct layers proved optimal "
-                  f"in {result.wall_time_s:.0f} s; rigorous bound {number(result.lower_bound)}")
+                  f"in {result.wall_time_s:.0f} s; best bound {number(result.best_bound)} (gap "
+                  f"{percent(result.gap)}; the heuristics are measured against it); rigorous bound "
+                  f"{number(result.lower_bound)}")
     for s in result.secondary:
         proved = "least among the optima" if s.proved else "not proved least"
         console.print(f"then {s.objective}: {number(s.value)} {s.unit} ({proved} on every layer)")

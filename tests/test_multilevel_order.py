@@ -60,6 +60,7 @@ def brute_force(problem, monkeypatch):
     return found
 
 
+@pytest.mark.slow  # 45 s; the default run checks orders against the brute force with halo and partial tiles below
 def test_an_order_that_costs_energy_is_solved_exactly_by_every_method(tmp_path, monkeypatch):
     free = solve_multilevel(instance(tmp_path, {}), "cpsat", 60)
     problem = instance(tmp_path, {"DRAM": {"order": ["M", "C", "Q", "P"]}})

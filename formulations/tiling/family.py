@@ -147,8 +147,12 @@ class TwoLevelTiling(Family):
         if problem.buffer.partition_bits:
             hw += " (partitioned: " + ", ".join(
                 f"{t} {format_bytes(b / 8)}" for t, b in problem.buffer.partition_bits.items()) + ")"
+        note = "" if not problem.buffer.partition_bits else (
+            f"\nnote: every tensor keeps a tile in {problem.buffer.name}'s part for it (the two-level model); a "
+            f"small part forces small tiles. To let the mapping bypass {problem.buffer.name} for a tensor instead, "
+            f"add 'keep: []' to the level (the solver then keeps or bypasses each tensor)")
         return (f"[bold]{layer.name}[/] ({layer.op} {dims}{', ' + ', '.join(extra) if extra else ''}) on {hw}; "
-                "objective: off-chip traffic (bytes)")
+                "objective: off-chip traffic (bytes)" + note)
 
     def render(self, problem: TilingProblem, result, console, table) -> None:
         if result.solution is None:

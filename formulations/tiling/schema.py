@@ -36,14 +36,14 @@ class WorkloadSpec(Strict):
 
 
 class PartitionSpec(Strict):
-    inputs: int | float | str
-    weights: int | float | str
-    outputs: int | float | str
+    inputs: Any
+    weights: Any
+    outputs: Any
 
 
 class LevelSpec(Strict):
     name: str
-    capacity: int | float | str | None = None
+    capacity: Any = None
     partition: PartitionSpec | None = None
 
 

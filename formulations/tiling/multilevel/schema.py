@@ -34,9 +34,9 @@ MULTILEVEL_KEYS = {"holds", "keep", "bypass", "per_pe", "read_energy", "write_en
 
 
 class PartitionBytes(Strict):
-    inputs: int | float | str | None = None
-    weights: int | float | str | None = None
-    outputs: int | float | str | None = None
+    inputs: Any = None
+    weights: Any = None
+    outputs: Any = None
 
 
 MAX_ENERGY = 1e9
@@ -48,7 +48,7 @@ femtojoules is about 1e7)."""
 
 class MemoryLevelSpec(Strict):
     name: str
-    capacity: int | float | str | None = None
+    capacity: Any = None
     partition: PartitionBytes | None = None
     holds: list[Literal["inputs", "weights", "outputs"]] | None = None
     keep: list[Literal["inputs", "weights", "outputs"]] | None = None
@@ -368,6 +368,10 @@ def build_hierarchy(raw: Any, where: Located, path: tuple) -> tuple[Hierarchy, C
                 value = getattr(level.partition, tensor)
                 if value is not None:
                     partition[tensor] = size_bits(value, where, lpath + ("partition", tensor))
+                elif tensor in level.partition.model_fields_set:  # `outputs:` with nothing after it
+                    where.add(lpath + ("partition", tensor), f"has no size; give one (e.g. 1 KiB), or leave "
+                                                             f"{tensor} out of the partition if {level.name} "
+                                                             "has no room for it")
         if partition is not None and not partition:
             where.add(lpath + ("partition",), f"level {level.name}: its partition lists no tensor; give a size to each "
                                               "tensor the level may keep (inputs, weights, outputs), or a capacity")
