@@ -226,3 +226,8 @@ def test_an_optimum_that_leaves_most_units_idle_says_how_to_pick_a_faster_one(tm
     both = mapcert_json("solve", str(faster), "--json")
     assert both["objective"] == data["objective"] and both["metrics"]["latency_cycles"] <= data["metrics"]["latency_cycles"]
     assert "objective: [offchip_traffic, latency]" not in run("solve", str(faster)).stdout
+
+
+def test_a_directory_given_as_the_instance_is_said_plainly(tmp_path):
+    done = run("solve", str(tmp_path))
+    assert done.returncode == 2 and "is a directory" in done.stderr and ":0:" not in done.stderr

@@ -97,3 +97,36 @@ def test_a_difference_the_display_rounds_away_is_shown_in_full():
 
     check = _field("best_bound", 8966988.7999, 8966989.0, "equals the proved optimum")
     assert not check.passed and "8966988.7999" in check.detail and "8966989.0" in check.detail
+
+
+def test_an_optimum_claimed_with_its_own_value_as_the_bound_fails_on_the_gap():
+    """A worse solution stored as optimal, its objective and best bound set
+    to its own value and the gap to 0, agrees with itself; the gap re-derived
+    from the re-proved optimum does not."""
+    import mapcert
+    from mapcert.formulations.registry import family_of
+
+    problem = mapcert.load("examples/vgg16_conv3_2_64KiB.yaml")
+    result = mapcert.solve(problem, functional=False).to_dict()
+    result["solution"]["tiles"]["C"] //= 2
+    family = family_of(problem)
+    worse = family.evaluate(problem, family.solution_from_dict(problem, result["solution"])).objective
+    assert worse > result["objective"]
+    result.update(objective=worse, best_bound=worse, gap=0.0)
+    verification = mapcert.verify(result, time_limit=30, methods=["cpsat"])
+    gap = next(c for c in verification.checks if c.name.startswith("gap:"))
+    assert not gap.passed and not verification.passed
+
+
+def test_a_networks_summary_names_the_bound_its_heuristics_are_measured_against():
+    import mapcert
+    from mapcert.instances import load_text
+
+    problem = load_text("family: tiling\nworkload: lenet5\nhardware:\n  levels:\n    - {name: DRAM}\n"
+                        "    - {name: GLB, capacity: 2 KiB}\nsolver: {time_limit: 20}\n")
+    result = mapcert.solve(problem, functional=False)
+    console = Console(record=True, width=200)
+    render.render_network(console, result)
+    text = console.export_text()
+    assert f"best bound {render.number(result.best_bound)}" in text and "gap" in text
+    assert "/ rigorous bound" in text
