@@ -8,9 +8,12 @@ of them, which CP-SAT represents exactly (``AddMultiplicationEquality``).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
+
+from ...solvers.cpsat import solve_cpsat
 
 from .problem import LOOP_DIMS, TENSORS, TilingProblem
 from .space import DimTable, halo_axis_of, stationary_of
@@ -24,6 +27,7 @@ class CpsatTilingModel:
     tables: dict[str, DimTable]
     stationary: str
     unit: int
+    objective: object = None  # the linear expression minimized (in ``unit`` bits)
 
 
 def _feature(model, table: DimTable, choice: list, values, name: str):
@@ -111,7 +115,38 @@ def build_cpsat(problem: TilingProblem, tables: dict[str, DimTable], order_class
     if stationary != "outputs":
         objective += terms.psums * (trips["C"] - 1)
     model.Minimize(objective)
-    return CpsatTilingModel(model, choice, tables, order_class, terms.unit)
+    return CpsatTilingModel(model, choice, tables, order_class, terms.unit, objective)
+
+
+def canonical_choice(handle: CpsatTilingModel, optimum: int, time_limit: float, workers: int = 0):
+    """The optimal mapping of this class that is least in a fixed order:
+    with the objective held at ``optimum`` (in ``unit`` bits), the smallest
+    tile of N, then of G, M, C, P, Q, R, S, each minimized and fixed in
+    turn. Every optimum of the class competes, so the answer does not
+    depend on the solver's search, its workers or which method proved the
+    optimum (docs/tiling-exact-models.md, "The canonical optimum").
+
+    Returns ``("found", index per dim)``, ``("infeasible", None)`` when no
+    mapping of the class reaches ``optimum``, or ``("unknown", None)`` when
+    a step is not proved within ``time_limit`` seconds."""
+    deadline = time.perf_counter() + time_limit
+    model = handle.model
+    model.Add(handle.objective == optimum)
+    read = read_choice(handle)
+    chosen = None
+    steps = [d for d in LOOP_DIMS if handle.choice[d]] or [None]
+    for d in steps:
+        bools = handle.choice[d] if d is not None else []
+        model.Minimize(sum(k * b for k, b in enumerate(bools)))
+        outcome = solve_cpsat(model, read, deadline - time.perf_counter(), workers)
+        if outcome.infeasible:
+            return "infeasible", None
+        if not outcome.proved or outcome.values is None:
+            return "unknown", None
+        chosen = outcome.values
+        if d is not None:
+            model.Add(bools[chosen[d]] == 1)
+    return "found", chosen
 
 
 def read_choice(handle: CpsatTilingModel):
