@@ -80,7 +80,8 @@ def test_no_drawn_mapping_violates_the_latch_cut(name, which):
     assert latch_changes(problem) > 0
 
 
-@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
+@pytest.mark.parametrize("layer", [pytest.param(LAYERS[0], marks=pytest.mark.slow), *LAYERS[1:]],  # 3x3: 17 s
+                         ids=lambda layer: layer.name)
 def test_the_optimum_meets_the_cut_and_both_methods_keep_the_enumerated_optimum(layer):
     """The cut removes no optimum: CP-SAT and the MILP, which both carry
     it, prove the optimum the enumeration finds without it."""
