@@ -208,28 +208,36 @@ def bound(
     """Analytical lower bounds of an instance (each flagged rigorous or not), without solving."""
     problem = peers.load_files(files, _load).problem
     family = registry.family_of(problem)
-    parts = family.parts(problem) or [None]
-    rows = []
-    for part in parts:
-        p = problem if part is None else part.problem
-        rows.append({"name": "" if part is None else part.name, "count": 1 if part is None else part.count,
-                     "bounds": [b.to_dict() for b in family.bounds(p)]})
+    parts = family.parts(problem)
     unit, objective = family.unit(problem), family.objective_name(problem)
+    if parts is None:
+        bounds = [b.to_dict() for b in family.bounds(problem)]
+        if as_json:
+            print(json.dumps({"family": family.name, "objective_name": objective, "unit": unit,
+                              "bounds": bounds}, indent=2))
+            raise _Exit(EXIT_OK)
+        render.say(out, family.describe(problem))
+        t = render.table()
+        for col in ("bound", unit, "rigorous", "meaning"):
+            t.add_column(col, justify="right" if col == unit else "left")
+        for b in bounds:
+            t.add_row(b["name"], render.number(b["value"]), "yes" if b["rigorous"] else "no",
+                      render.bound_meaning(b["value"], b["meaning"]))
+        render.show(out, t)
+        raise _Exit(EXIT_OK)
+    rows = []
+    with _progress(as_json) as bar:
+        task = bar.add_task(f"bounding {len(parts)} distinct parts", total=len(parts))
+        for part in parts:
+            rows.append({"name": part.name, "count": part.count,
+                         "bounds": [b.to_dict() for b in family.bounds(part.problem)]})
+            bar.update(task, description=f"bounded {part.name}", advance=1)
     if as_json:
-        data = {"family": family.name, "objective_name": objective, "unit": unit}
-        data.update({"bounds": rows[0]["bounds"]} if parts == [None] else {"parts": rows})
-        print(json.dumps(data, indent=2))
+        print(json.dumps({"family": family.name, "objective_name": objective, "unit": unit,
+                          "parts": rows, "total": render.network_bound_totals(rows)}, indent=2))
         raise _Exit(EXIT_OK)
     render.say(out, family.describe(problem))
-    t = render.table()
-    for col in (["layer", "x"] if parts != [None] else []) + ["bound", unit, "rigorous", "meaning"]:
-        t.add_column(col, justify="right" if col in (unit, "x") else "left")
-    for row in rows:
-        for b in row["bounds"]:
-            lead = [row["name"], str(row["count"])] if parts != [None] else []
-            t.add_row(*lead, b["name"], render.number(b["value"]), "yes" if b["rigorous"] else "no",
-                      render.bound_meaning(b["value"], b["meaning"]))
-    render.show(out, t)
+    render.network_bounds(out, rows, unit)
     raise _Exit(EXIT_OK)
 
 

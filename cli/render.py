@@ -100,6 +100,63 @@ def bound_meaning(value: float, meaning: str) -> str:
     return f"{meaning} (not binding here)" if value <= 0 else meaning
 
 
+def network_bound_totals(rows: list[dict]) -> dict:
+    """A network's bounds: each bound summed over its distinct parts, each
+    part weighed by how often it occurs, and ``best_rigorous``, the sum of
+    each part's largest rigorous bound. The network's objective is that
+    weighted sum of its parts' objectives, so each total bounds it, and
+    ``best_rigorous`` is the tightest of them."""
+    totals: dict[str, float] = {}
+    best = 0.0
+    for row in rows:
+        for b in row["bounds"]:
+            totals[b["name"]] = totals.get(b["name"], 0.0) + row["count"] * b["value"]
+        best += row["count"] * max((b["value"] for b in row["bounds"] if b["rigorous"]), default=0.0)
+    return {"bounds": totals, "best_rigorous": best}
+
+
+def network_bounds(console: Console, rows: list[dict], unit: str) -> None:
+    """A network's bounds as one table: a row per distinct part, a column
+    per bound and the best rigorous one, the network's totals below, and
+    each bound's meaning once under the table."""
+    names: list[str] = []
+    meanings: dict[str, tuple[bool, str]] = {}
+    for row in rows:
+        for b in row["bounds"]:
+            if b["name"] not in names:
+                names.append(b["name"])
+            meanings.setdefault(b["name"], (b["rigorous"], b["meaning"]))
+    t = table(title=f"lower bounds ({unit}); '-': the argument gives nothing on that layer", title_justify="left")
+    t.add_column("layer")
+    t.add_column("x", justify="right")
+    for name in names:
+        t.add_column(name if meanings[name][0] else f"{name} (not rigorous)", justify="right")
+    several = sum(rigorous for rigorous, _meaning in meanings.values()) > 1
+    if several:
+        t.add_column("best rigorous", justify="right")
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None or value <= 0 else number(value)
+
+    for row in rows:
+        values = {b["name"]: b["value"] for b in row["bounds"]}
+        best = max((b["value"] for b in row["bounds"] if b["rigorous"]), default=None)
+        t.add_row(row["name"], str(row["count"]), *(cell(values.get(n)) for n in names), *([cell(best)] if several else []))
+    totals = network_bound_totals(rows)
+    t.add_section()
+    t.add_row(f"network ({sum(r['count'] for r in rows)} layers)", "",
+              *(cell(totals["bounds"].get(n)) for n in names), *([cell(totals["best_rigorous"])] if several else []))
+    show(console, t)
+    console.print()
+    console.print("The network's totals weigh each layer by how often it occurs (x)"
+                  + ("; 'best rigorous' adds each layer's largest rigorous bound, so it is the tightest." if several
+                     else "."), markup=False, soft_wrap=True)
+    for name in names:
+        rigorous, meaning = meanings[name]
+        console.print(f"  {name}: {meaning}" + ("" if rigorous else " (not rigorous: never asserted)"),
+                      markup=False, soft_wrap=True)
+
+
 def bounds_table(console: Console, result: Result) -> None:
     if not result.bounds:
         return

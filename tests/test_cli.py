@@ -90,6 +90,43 @@ def test_bound_command(cli):
     assert bounds["hong_kung"]["rigorous"] and not bounds["seed"]["rigorous"]
 
 
+TINY_NETWORK = """family: tiling
+workload:
+  name: tiny
+  layers:
+    conv1: {op: conv2d, dims: {M: 16, C: 3, P: 16, Q: 16, R: 3, S: 3}}
+    conv2: {op: conv2d, dims: {M: 16, C: 16, P: 16, Q: 16, R: 3, S: 3}, inputs: [conv1]}
+    conv3: {op: conv2d, dims: {M: 16, C: 16, P: 16, Q: 16, R: 3, S: 3}, inputs: [conv2]}
+hardware:
+  levels:
+    - {name: DRAM}
+    - {name: GLB, capacity: 2 KiB}
+objective: offchip_traffic
+"""
+
+
+def test_bound_of_a_network_is_one_table_with_the_network_totals(cli, tmp_path):
+    """A network's bounds: a row per distinct layer and a column per bound,
+    the totals weighed by each layer's count, each meaning said once."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_NETWORK)
+    code, stdout, _ = cli("bound", str(path), "--json")
+    data = json.loads(stdout)
+    assert code == 0 and [(p["name"], p["count"]) for p in data["parts"]] == [("tiny.conv1", 1), ("tiny.conv2", 2)]
+    for name, total in data["total"]["bounds"].items():
+        assert total == sum(p["count"] * b["value"] for p in data["parts"] for b in p["bounds"] if b["name"] == name)
+    best = sum(p["count"] * max(b["value"] for b in p["bounds"] if b["rigorous"]) for p in data["parts"])
+    assert data["total"]["best_rigorous"] == best >= max(data["total"]["bounds"].values())
+    code, stdout, _ = cli("bound", str(path))
+    assert code == 0
+    header = next(line for line in stdout.splitlines() if line.strip().startswith("layer"))
+    assert header.split() == ["layer", "x", *data["total"]["bounds"], "best", "rigorous"]
+    total_row = next(line for line in stdout.splitlines() if "network (3 layers)" in line)
+    assert total_row.split()[-1] == f"{best:,.0f}"
+    meaning = data["parts"][0]["bounds"][0]["meaning"]
+    assert stdout.count(meaning) == 1
+
+
 def test_infeasible_json_has_a_status(cli):
     bad = Path(__file__).parent / "bad_instances" / "28_infeasible_tiny_buffer.yaml"
     code, stdout, _ = cli("solve", str(bad), "--json")
