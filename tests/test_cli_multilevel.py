@@ -190,6 +190,12 @@ def test_a_hierarchy_without_energies_shows_no_energy_and_idle_bounds_say_so(tmp
     assert bounded.returncode == 0 and "(not binding here)" in bounded.stdout
     priced = run("solve", str(EXAMPLE))
     assert "energy (" in priced.stdout
+    assert "no access energy" not in priced.stdout
+    # energies on DRAM alone: the energy shown says which levels it leaves out
+    instance.write_text(instance.read_text().replace("{name: DRAM}", "{name: DRAM, read_energy: 200}"))
+    partly = run("solve", str(instance))
+    assert partly.returncode == 0 and "energy (" in partly.stdout
+    assert "note: GLB and RF have no access energy, so the energy shown counts no access there" in partly.stdout
 
 
 def test_a_buffer_without_an_array_shows_no_array_and_a_directory_is_no_output(tmp_path):

@@ -303,6 +303,11 @@ class MultiLevelTiling(Family):
             summary.add_row("array boundary (words)", f"{m.array_boundary_words:,}")
         console.print()
         console.print(summary)
+        free = [lv.name for lv in hier.levels if not (lv.read_energy or lv.write_energy)]
+        if priced and free and not {"energy", "edp"} & set(problem.objectives):  # describe() says it otherwise
+            names = free[0] if len(free) == 1 else f"{', '.join(free[:-1])} and {free[-1]}"
+            console.print(f"note: {names} {'has' if len(free) == 1 else 'have'} no access energy, so the "
+                          f"energy shown counts no access there", markup=False)
         if has_array and m.utilization < 0.5 and not problem.secondary and problem.objective in ("offchip_traffic",
                                                                                                "energy"):
             console.print(f"note: this optimum keeps {100 * m.utilization:.1f}% of the MAC units busy; other mappings "
