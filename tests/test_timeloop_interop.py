@@ -380,3 +380,38 @@ def test_a_dimension_on_both_axes_of_one_container_has_no_timeloop_form():
     both = replace(mapping, fanouts=(SpatialLoops({"M": 2}, {"M": 2}),))
     with pytest.raises(ValueError, match="M 2 on meshX and 2 on meshY"):
         mapping_to_timeloop(problem, both, imported.names)
+
+
+def test_a_cluster_shares_its_row_so_each_instance_holds_width_over_cluster_words(tmp_path):
+    """Timeloop sizes a storage at ``depth * block_size`` words per
+    instance, ``block_size = width / (cluster_size * datawidth)``: Simba's
+    weight registers (depth 1, width 512, datawidth 8, cluster_size 64)
+    hold one weight each, not 64. A given ``block_size`` is the row's
+    words per instance; without a cluster the whole row is one instance's."""
+    def capacity(attributes: str) -> int:
+        arch = MATMUL_ARCH.replace("{entries: 2}", attributes)
+        (tmp_path / "arch.yaml").write_text(arch)
+        (tmp_path / "problem.yaml").write_text(MATMUL_PROBLEM)
+        doc = yaml.safe_load(import_timeloop([tmp_path / "arch.yaml", tmp_path / "problem.yaml"]).text)
+        return {lv["name"]: lv.get("capacity") for lv in doc["hardware"]["levels"]}["Reg"]
+
+    assert capacity("{depth: 1, width: 512, datawidth: 8, cluster_size: 64}") == 1
+    assert capacity("{depth: 4, width: 512, datawidth: 8, cluster-size: 16}") == 16
+    assert capacity("{depth: 4, width: 512, datawidth: 8}") == 256
+    assert capacity("{depth: 4, width: 512, datawidth: 8, block_size: 2, cluster_size: 32}") == 8
+    assert capacity("{depth: 3, block_size: 4}") == 12
+    (tmp_path / "arch.yaml").write_text(MATMUL_ARCH.replace("{entries: 2}", "{depth: 1, width: 512, datawidth: 8, "
+                                                                            "cluster_size: 3}"))
+    line = _refused("import", "timeloop", str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml"))
+    assert "Reg" in line and "cluster_size 3" in line and "not a whole number of words" in line
+
+
+def test_small_energies_keep_three_significant_digits():
+    """A thousandth of a pJ would turn a register's 0.00125 pJ per word into
+    0.001 (20% less); energies that small keep three significant digits,
+    the others a thousandth, so the exact models' integer scale stays small."""
+    from mapcert.interop.timeloop.instance import written_energy
+
+    assert written_energy(0.00125) == 0.00125 and written_energy(0.259899 / 64) == 0.00406
+    assert written_energy(30.26049) == 30.26 and written_energy(64.0) == 64.0 and written_energy(0.0) == 0.0
+    assert written_energy(1.2e-9) == 0.0  # below a millionth: nothing left to keep

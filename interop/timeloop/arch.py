@@ -9,8 +9,10 @@ tensors: flattened in the order listed, as Timeloop flattens them) and
 ``!Hierarchical`` (a nested list). The first storage component is the
 backing store (DRAM); the compute component closes the tree.
 
-Capacities count words, as Timeloop counts them: ``depth * width /
-datawidth`` (or ``entries`` / ``size`` words). The written instance gives
+Capacities count words per instance, as Timeloop counts them: ``depth *
+block_size``, with ``block_size = width / (cluster_size * datawidth)`` when
+not given (``cluster_size`` 1 by default: a cluster's instances share each
+row), or ``entries`` / ``size`` words. The written instance gives
 every tensor 8 bits and each level ``words`` bytes, so a mapcert tile of
 ``n`` elements fills ``n`` of Timeloop's words whatever the tensor.
 """
@@ -386,16 +388,22 @@ class _Walker:
         if depth is None:
             self.part.fail(path + ("attributes",), f"component {name}: an on-chip storage needs depth (and "
                                                    "width, datawidth) or entries")
+        block = self.number(attributes, scope, ("block_size", "block-size"), path)
+        cluster = self.number(attributes, scope, ("cluster_size", "cluster-size"), path)
         if width is None or datawidth is None:
             if width is None and datawidth is None:
-                return int(depth)  # one word per entry
-            block = self.number(attributes, scope, ("block_size", "block-size"), path) or 1
-            width = width if width is not None else datawidth * block
-            datawidth = datawidth if datawidth is not None else width / block
-        words = depth * width / datawidth
+                return int(depth * (block or 1))  # block_size words per entry, one if not given
+            width = width if width is not None else datawidth * (block or 1) * (cluster or 1)
+            datawidth = datawidth if datawidth is not None else width / ((block or 1) * (cluster or 1))
+        if block is None:
+            # Timeloop: a row of `width` bits is shared by the `cluster_size` instances of a cluster, each
+            # holding width / (cluster_size * datawidth) words of it per entry
+            block = width / ((cluster or 1) * datawidth)
+        words = depth * block
         if words != int(words) or words < 1:
-            self.part.fail(path + ("attributes",), f"component {name}: depth {depth} x width {width} / datawidth "
-                                                   f"{datawidth} is not a whole number of words")
+            shared = f" / cluster_size {cluster:g}" if cluster else ""
+            self.part.fail(path + ("attributes",), f"component {name}: depth {depth:g} x width {width:g}{shared} / "
+                                                   f"datawidth {datawidth:g} is not a whole number of words")
         return int(words)
 
     def block(self, attributes: dict, scope: dict, path: tuple) -> float:

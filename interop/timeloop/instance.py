@@ -27,7 +27,20 @@ MAPCERT_DIMS = ("N", "M", "C", "P", "Q", "R", "S")
 NAMES_PREFIX = "# timeloop-names: "
 ENERGY_DIGITS = 3
 """Energies are written to a thousandth of their unit (1 fJ for an ERT's pJ): the exact
-models scale energies to integers, and a common denominator of 1000 keeps them small."""
+models scale energies to integers, and a common denominator of 1000 keeps them small.
+An energy so small that a thousandth would move it by more than half a percent keeps
+three significant digits (at most six decimals) instead: see :func:`written_energy`."""
+
+
+def written_energy(value: float) -> float:
+    """``value`` to a thousandth, or to three significant digits when a thousandth
+    would move it by more than 0.5% (a register's 0.00125 pJ per word stays 0.00125,
+    not 0.001); never beyond six decimals, so the exact models' integer scale stays
+    at most 10**6."""
+    rounded = round(value, ENERGY_DIGITS)
+    if value and abs(rounded - value) > 0.005 * abs(value):
+        rounded = round(float(f"{value:.3g}"), 6)
+    return rounded
 
 
 @dataclass
@@ -123,8 +136,8 @@ def build(files: Files) -> Imported:
                     entry["keep"] = level.keep
                 if level.bypass:
                     entry["bypass"] = level.bypass
-        entry["read_energy"] = round(level.read_energy, ENERGY_DIGITS)
-        entry["write_energy"] = round(level.write_energy, ENERGY_DIGITS)
+        entry["read_energy"] = written_energy(level.read_energy)
+        entry["write_energy"] = written_energy(level.write_energy)
         if level.bandwidth is not None and index > 0:
             entry["bandwidth"] = level.bandwidth
         levels.append(entry)
@@ -142,7 +155,7 @@ def build(files: Files) -> Imported:
         else arch_file.stem
     hardware: dict = {"name": arch_name,
                       "source": "Timeloop v0.4 files " + ", ".join(Path(p).name for p in files.paths),
-                      "energy_unit": arch.energy_unit, "mac_energy": round(arch.mac_energy, ENERGY_DIGITS)}
+                      "energy_unit": arch.energy_unit, "mac_energy": written_energy(arch.mac_energy)}
     if arch.fanouts:
         hardware["fanouts"] = [{"name": fan.name, "above": arch.levels[fan.above].name
                                 if fan.above < len(arch.levels) else "MACs", "x": fan.x, "y": fan.y}
@@ -238,11 +251,12 @@ def render(instance: dict, files: Files, problem: ProblemRead, arch: ArchRead, n
     if problem.dropped:
         lines.append(f"#   dimensions of extent 1 left out: {', '.join(problem.dropped)}")
     lines.append("#   precision: every tensor 8 bits and each level's capacity in bytes = its Timeloop word count,")
-    lines.append("#   so capacities count words as Timeloop does (depth * width / datawidth).")
+    lines.append("#   so capacities count words as Timeloop does (depth * width / (cluster_size * datawidth)).")
     lines.append(f"#   off-chip traffic is then in words; {w['op']} layer.")
     lines.append("# hardware, level by level:")
     for level in arch.levels:
-        size = "backing store" if level.words is None else f"{level.words} words"
+        size = ("backing store" if level.words is None
+                else f"{level.words} word{'' if level.words == 1 else 's'}")
         kept = "keeps every tensor" if level.words is None else ("holds " + ", ".join(level.holds)
                                                                  + (" (!Parallel: its siblings keep the rest)"
                                                                     if level.parallel else "")) if level.holds is not None else (
