@@ -199,8 +199,18 @@ def import_zigzag_command(
     sources = [p for p in (workload, hardware, mapping) if p is not None]
     text = instance_text(instance, sources)
     _load_imported(text, f"{hardware} (imported with {workload})")  # refuses what mapcert would not load
+    _say_precision_notes(instance)
     _write(output, text, f": layer {instance['workload']['name']} on {instance['hardware']['name']}")
     raise _Exit(0)
+
+
+def _say_precision_notes(instance: dict) -> None:
+    """Where mapcert's per-element energy charges a ZigZag memory's narrower
+    operands more than ZigZag does (``zigzag.precision_notes``)."""
+    from ..interop.zigzag import precision_notes
+
+    for note in precision_notes(instance):
+        err.print(f"note: {note}", markup=False, soft_wrap=True)
 
 
 def _zigzag_mapping(loaded: Loaded, path: Path, data):
@@ -270,6 +280,7 @@ def _load_zigzag(files: list[Path]) -> Loaded:
                      for i in issues])
     problem = _load_imported(instance_text(instance, list(files)), f"{kinds['hardware']} (imported with "
                              f"{kinds['workload']})")
+    _say_precision_notes(instance)
     return Loaded(problem, files[0], mappings=(kinds["mapping"],) if "mapping" in kinds else ())
 
 

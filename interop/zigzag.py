@@ -29,7 +29,8 @@ from .zigzag_hardware import read_hardware
 from .zigzag_mapping import MappingError, export, is_zigzag_mapping, mapping_from_zigzag, pick_entry
 from .zigzag_workload import pick_layer, read_layer
 
-__all__ = ["import_instance", "read_mapping", "export_mapping", "is_zigzag_mapping", "instance_text"]
+__all__ = ["import_instance", "read_mapping", "export_mapping", "is_zigzag_mapping", "instance_text",
+           "precision_notes"]
 
 
 def _links(mapping: Path | None, layer_name: str, operator_type: str) -> dict[str, str]:
@@ -125,10 +126,33 @@ def _energies_per_element(hardware: dict, memories: dict, precision: dict) -> No
                 level[energy] = round(level[energy] * share, 9)
 
 
+def precision_notes(instance: dict) -> list[str]:
+    """What the per-element energies leave out: ZigZag charges each operand
+    of a shared memory at its own precision, mapcert one energy per element
+    of a level, set by its widest operand (``_energies_per_element``). One
+    sentence per level whose operands differ in width, saying how much more
+    than ZigZag the narrower ones are charged there."""
+    precision = instance["workload"].get("precision", {})
+    bits = {"inputs": precision.get("inputs", 8), "weights": precision.get("weights", 8),
+            "outputs": precision.get("psums", precision.get("outputs", 8))}
+    notes = []
+    for level in instance["hardware"]["levels"]:
+        held = level.get("holds", ("inputs", "weights", "outputs"))
+        widest = max(bits[t] for t in held)
+        narrow = [t for t in held if bits[t] < widest]
+        if narrow and (level.get("read_energy") or level.get("write_energy")):
+            what = " and ".join(f"{t} ({bits[t]} bits, {widest / bits[t]:g}x)" for t in narrow)
+            notes.append(f"{level['name']} charges every element as {widest} bits, its widest operand: {what} "
+                         "cost more there than ZigZag charges them, so energies and the optimum are mapcert's "
+                         "for these per-element prices (docs/interop.md)")
+    return notes
+
+
 def instance_text(instance: dict, sources: list[Path]) -> str:
     """The instance as YAML with a header naming the files it came from."""
     head = "# Imported from ZigZag: " + ", ".join(str(p) for p in sources) + "\n"
     head += "# Fan-outs are named after ZigZag's array dimensions (rows x columns); docs/interop.md\n"
+    head += "".join(f"# note: {note}\n" for note in precision_notes(instance))
     return head + yaml.safe_dump(instance, sort_keys=False, default_flow_style=None, width=110)
 
 
