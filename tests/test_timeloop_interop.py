@@ -253,6 +253,9 @@ def test_other_refusals_are_one_line(tmp_path):
     v03 = tmp_path / "arch03.yaml"
     v03.write_text("architecture:\n  version: 0.3\n  subtree:\n  - name: system\n")
     assert "v0.3 architecture" in _refused("import", "timeloop", str(v03), str(EYERISS / "problem.yaml"))
+    v03.write_text("dumped_by_timeloop_front_end: true\narchitecture:\n  version: '0.4'\n  subtree:\n  - name: s\n")
+    line = _refused("import", "timeloop", str(v03), str(EYERISS / "problem.yaml"))
+    assert "timeloopfe's processed output" in line and "give the v0.4 input files it was made from" in line
     sparse = _edited(tmp_path, EYERISS / "problem.yaml", "densities: {}", "densities: {Inputs: 0.5}", "p.yaml")
     assert "densities.Inputs" in _refused("import", "timeloop", str(EYERISS / "arch.yaml"), sparse)
     bound = _edited(tmp_path, EYERISS / "arch.yaml", "factors: [N=1, P=1, Q=1, R=1]",
@@ -415,3 +418,23 @@ def test_small_energies_keep_three_significant_digits():
     assert written_energy(0.00125) == 0.00125 and written_energy(0.259899 / 64) == 0.00406
     assert written_energy(30.26049) == 30.26 and written_energy(64.0) == 64.0 and written_energy(0.0) == 0.0
     assert written_energy(1.2e-9) == 0.0  # below a millionth: nothing left to keep
+
+
+def test_a_permutation_with_blanks_and_a_factor_of_zero_read_as_timeloop_reads_them(tmp_path):
+    """Timeloop reads a permutation letter by letter, skipping blanks (the
+    published Eyeriss constraints write ``NCPQRS M``), and a factor of 0
+    as the whole problem dimension (``R=0``, a factor beyond it is cut to
+    it); a mapping, which gives trip counts, may not say 0."""
+    (tmp_path / "arch.yaml").write_text(MATMUL_ARCH)
+    (tmp_path / "problem.yaml").write_text(MATMUL_PROBLEM)
+    (tmp_path / "c.yaml").write_text("mapspace_constraints:\n  targets:\n"
+                                     "  - {target: Buffer, type: temporal, permutation: 'M N K', factors: K=0 N=1}\n"
+                                     "  - {target: Reg, type: temporal, permutation: MN K, factors: M=99}\n")
+    doc = yaml.safe_load(import_timeloop([tmp_path / "arch.yaml", tmp_path / "problem.yaml", tmp_path / "c.yaml"]).text)
+    levels = doc["hardware"]["constraints"]["levels"]
+    assert levels["Buffer"]["factors"]["C"] == 8 and levels["Buffer"]["order"][0] == "C"  # K is mapcert's C
+    assert levels["Reg"]["factors"]["N"] == 4 and levels["Reg"]["order"] == levels["Buffer"]["order"]  # M is N
+    (tmp_path / "m.yaml").write_text("mapping:\n  - {target: MainMemory, type: temporal, factors: M=0 N=6 K=8, "
+                                     "permutation: MNK}\n")
+    line = _refused("compare", str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml"), str(tmp_path / "m.yaml"))
+    assert "M=0" in line and "extent instead of 0" in line

@@ -134,7 +134,9 @@ GLUED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*?)()(\d+)\s*$")
 
 def parse_factors(raw, part: Part, path: tuple) -> dict[str, int]:
     """Timeloop's factor lists: ``[N=1, C=1]``, ``"N=1,C=1"``, ``"N=1 C=1"`` or a mapping's ``"C1 M2"``.
-    Bounds (``<=``, ``>=``) are refused: mapcert fixes factors or leaves them free."""
+    Bounds (``<=``, ``>=``) are refused: mapcert fixes factors or leaves them free. A factor of 0
+    is Timeloop's "the whole problem dimension"; it is kept as 0 here and resolved against the
+    problem where the factors are translated."""
     if raw is None:
         return {}
     if isinstance(raw, dict):
@@ -154,8 +156,8 @@ def parse_factors(raw, part: Part, path: tuple) -> dict[str, int]:
         if op in ("<=", ">="):
             part.fail(path, f"{item}: a bound on a factor is not represented (mapcert fixes a factor "
                             "or leaves it to the solver)")
-        if value < 1:
-            part.fail(path, f"{item}: a factor must be a positive whole number")
+        if value < 0:
+            part.fail(path, f"{item}: a factor must be a positive whole number (or 0: the whole dimension)")
         out[dim] = value
     return out
 
@@ -167,12 +169,16 @@ def parse_permutation(raw, names: list[str], part: Part, path: tuple) -> list[st
     if isinstance(raw, list):
         out = [str(x) for x in raw]
     elif isinstance(raw, str):
-        text = raw.strip()
-        if re.search(r"[\s,]", text):
-            out = [x for x in re.split(r"[\s,]+", text) if x]
-        else:
-            out, rest = [], text
-            by_length = sorted(names, key=len, reverse=True)
+        # Timeloop reads a permutation letter by letter and skips blanks ("NCPQRS M" is NCPQRSM); names
+        # longer than a letter are written apart. Each blank- or comma-separated word is a name, or
+        # names written together.
+        out = []
+        by_length = sorted(names, key=len, reverse=True)
+        for word in (x for x in re.split(r"[\s,]+", raw.strip()) if x):
+            if word in names:
+                out.append(word)
+                continue
+            rest = word
             while rest:
                 for name in by_length:
                     if rest.startswith(name):
@@ -471,8 +477,11 @@ def read_architecture(files: Files, problem: ProblemRead, dim_names: list[str]) 
         part.fail((), "must be a mapping with version and nodes")
     if "nodes" not in raw:
         if "subtree" in raw:
-            part.fail(("subtree",), "a v0.3 architecture (subtree/local); mapcert reads the v0.4 tree "
-                                    "(version: 0.4, nodes: [!Container, !Component, ...])")
+            processed = " (timeloopfe's processed output for Timeloop)" if files.get(
+                "dumped_by_timeloop_front_end") is not None else ""
+            part.fail(("subtree",), f"a v0.3 architecture (subtree/local){processed}; mapcert reads the v0.4 "
+                                    "tree (version: 0.4, nodes: [!Container, !Component, ...]): give the v0.4 "
+                                    "input files it was made from")
         part.fail((), "has no 'nodes' (the v0.4 tree of !Container, !Component and !Parallel)")
     walker = _Walker(part, files, problem, dim_names)
     walker.walk(raw["nodes"], ("nodes",), {})

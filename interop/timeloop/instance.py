@@ -97,6 +97,11 @@ def _translate_factors(factors: dict[str, int], problem: ProblemRead, part: Part
     out = {}
     for name, value in factors.items():
         dim = problem.dim_of(name)
+        groups = problem.workload.get("groups", 1)
+        extent = 1 if dim is None else (groups if dim == "G" else problem.workload["dims"].get(dim, 1)
+                                        // (groups if dim in ("M", "C") else 1))  # the problem's own extent
+        if value == 0 or value > extent:
+            value = extent  # Timeloop: 0 is the whole dimension, and a factor beyond it is cut to it
         if dim is None:
             if value == 1:
                 continue  # a dimension of extent 1 that mapcert's layer leaves out

@@ -116,6 +116,9 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
             continue
         own = {}
         for tl, value in raw.items():
+            if value == 0:
+                source.fail(path + ("factors",), field, f"{tl}=0: a mapping gives each loop's trip count; write "
+                                                        f"{tl}'s extent instead of 0")
             dim = names.dim(tl)
             if dim is None:
                 if tl in names.all_dims and value == 1:
