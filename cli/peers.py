@@ -50,14 +50,28 @@ def _timeloop_imported(paths: list[Path]):
         imported = import_timeloop(paths)
     except InstanceError as exc:
         _fail_input([str(exc.issues[0])] if exc.issues else ["cannot import the Timeloop files"])
-    return imported, _load_imported(imported.text, " ".join(str(p) for p in paths))
+    problem_files = [p for p in paths if _gives_key(p, "problem")]
+    arch_files = [p for p in paths if _gives_key(p, "architecture")]
+    return imported, _load_imported(imported.text, " ".join(str(p) for p in paths),
+                                    {"workload": " ".join(map(str, problem_files)),
+                                     "hardware": " ".join(map(str, arch_files))})
 
 
-def _load_imported(text: str, files: str):
+def _gives_key(path: Path, key: str) -> bool:
+    """Whether the YAML file ``path`` has the top-level ``key`` (read loosely: a
+    line that starts with it)."""
+    try:
+        return any(line.startswith(f"{key}:") for line in path.read_text().splitlines())
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _load_imported(text: str, files: str, sources: dict[str, str] | None = None):
     """The problem of an instance imported in memory. A value the peer's
     files give but mapcert refuses (an absurd size, say) is reported against
-    those files, naming the field of the instance ``mapcert import`` would
-    write, since the line is one of that instance."""
+    the file it came from (``sources``: the peer's files of the workload
+    and of the hardware), naming the field of the mapcert instance and,
+    for a level, the level's name in the peer's file."""
     try:
         return load_text(text, "<imported>")
     except InstanceError as exc:
@@ -70,8 +84,10 @@ def _load_imported(text: str, files: str):
                 what = f"level {name} ({what})"
             except (KeyError, IndexError, TypeError, yaml.YAMLError):
                 pass
-        _fail_input([f"{files}: the imported instance is refused at {what} (`mapcert import ... -o FILE` writes it "
-                     "with comments saying where each value came from)"])
+        field = first.field if first is not None else ""
+        where = next((given for section, given in (sources or {}).items() if given and field.startswith(section)),
+                     files)
+        _fail_input([f"{where}: mapcert cannot take what these files give, at the imported instance's {what}"])
 
 
 @import_app.command("timeloop")
@@ -198,7 +214,8 @@ def import_zigzag_command(
         _fail_input([str(i) for i in exc.issues])
     sources = [p for p in (workload, hardware, mapping) if p is not None]
     text = instance_text(instance, sources)
-    _load_imported(text, f"{hardware} (imported with {workload})")  # refuses what mapcert would not load
+    _load_imported(text, f"{hardware} (imported with {workload})",  # refuses what mapcert would not load
+                   {"workload": str(workload), "hardware": str(hardware)})
     _say_precision_notes(instance)
     _write(output, text, f": layer {instance['workload']['name']} on {instance['hardware']['name']}")
     raise _Exit(0)
@@ -279,7 +296,8 @@ def _load_zigzag(files: list[Path]) -> Loaded:
         _fail_input([i.replace("choose one with --layer", "choose one with `mapcert import zigzag ... --layer`")
                      for i in issues])
     problem = _load_imported(instance_text(instance, list(files)), f"{kinds['hardware']} (imported with "
-                             f"{kinds['workload']})")
+                             f"{kinds['workload']})", {"workload": str(kinds["workload"]),
+                                                       "hardware": str(kinds["hardware"])})
     _say_precision_notes(instance)
     return Loaded(problem, files[0], mappings=(kinds["mapping"],) if "mapping" in kinds else ())
 
