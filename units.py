@@ -63,6 +63,13 @@ def _parse_bytes(value: object) -> int:
     if not match:
         raise ValueError(f"cannot read {value!r} as a size; write e.g. '64 KiB', '100 KB' or 65536")
     number, prefix, unit = match.groups()
+    if unit == "b":  # a lowercase b is a bit (64 kb is 64 kilobits): never taken for a byte silently
+        bytes_then = f"'{number} {prefix or ''}B'"
+        decimal = dict(zip("kmgtpezy", ("kilo", "mega", "giga", "tera", "peta", "exa", "zetta", "yotta")))
+        binary = dict(zip("kmgtpezy", ("kibi", "mebi", "gibi", "tebi", "pebi", "exbi", "zebi", "yobi")))
+        named = ((binary if prefix.endswith("i") else decimal)[prefix[0].lower()]) if prefix else ""
+        raise ValueError(f"{value!r} reads as {named}bits (a lowercase b is a bit); write {bytes_then} for bytes, "
+                         "or give the size in bytes")
     if prefix and not unit:
         raise ValueError(f"cannot read {value!r} as a size; add the unit B, e.g. '{number} {prefix}B'")
     scale = _PREFIX[(prefix or "").lower()]
