@@ -190,6 +190,11 @@ def test_malformed_mappings_are_refused(cli, tpu_instance, tmp_path):
     nothing.write_text('- name: default\n  spatial_mapping: {D1: ["K, 4"]}\n')
     line = _one_line(cli, "compare", str(tpu_instance), "--methods", "cpsat", "--mapping", str(nothing))
     assert "temporal_ordering" in line
+    partial = tmp_path / "constrained.yaml"  # ZigZag's published constrained mappings leave loops to its mapper
+    partial.write_text('- name: default\n  spatial_mapping: {D1: ["K, 4"]}\n'
+                       "  temporal_ordering:\n    - [OY, '*']\n    - ['*', '*']\n")
+    line = _one_line(cli, "compare", str(tpu_instance), "--methods", "cpsat", "--mapping", str(partial))
+    assert "partial (constrained) mapping" in line and "mapcert solve" in line
 
 
 def test_a_tile_that_overflows_is_refused_with_its_memory(tmp_path):
