@@ -283,9 +283,14 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
         console.print(f"[bold red]{comparison.message}[/]")
     gap_title = "above optimum" if comparison.optimum is not None or comparison.lower_bound is None else "above bound"
     t = table()
-    for col in ("method", "kind", "status", "objective", gap_title, "time", "functional", "note"):
-        t.add_column(col, justify="right" if col in ("objective", gap_title, "time") else "left")
-    for row in comparison.rows:
-        t.add_row(row.method, row.kind, row.status.value, number(row.objective), percent(row.gap),
-                  f"{row.wall_time_s:.2f} s", row.functional, row.note)
+    cells = [(row.method, row.kind, row.status.value, number(row.objective), percent(row.gap),
+              f"{row.wall_time_s:.2f} s", row.functional, row.note) for row in comparison.rows]
+    columns = ("method", "kind", "status", "objective", gap_title, "time", "functional", "note")
+    for i, col in enumerate(columns):
+        # every column but the note keeps its longest cell whole: a narrow terminal or a log wraps the note
+        widest = max((len(c[i]) for c in cells), default=0) if col != "note" else None
+        t.add_column(col, justify="right" if col in ("objective", gap_title, "time") else "left",
+                     min_width=widest)
+    for row in cells:
+        t.add_row(*row)
     show(console, t)
