@@ -443,3 +443,20 @@ def test_a_permutation_with_blanks_and_a_factor_of_zero_read_as_timeloop_reads_t
                                      "permutation: MNK}\n")
     line = _refused("compare", str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml"), str(tmp_path / "m.yaml"))
     assert "M=0" in line and "extent instead of 0" in line
+
+
+def test_a_constraints_file_adds_to_the_architectures_own_spatial_constraint(tmp_path):
+    """A spatial target in a constraints file over a container that has its
+    own constraint keeps what it leaves out: factors add up (C=1 M=1 takes
+    C and M off the rows that the inline permutation allowed), and the
+    inline permutation and split stay."""
+    base = yaml.safe_load(import_timeloop([EYERISS / "arch.yaml", EYERISS / "problem.yaml"]).text)
+    rows = base["hardware"]["constraints"]["fanouts"]
+    (tmp_path / "c.yaml").write_text("architecture_constraints:\n  targets:\n"
+                                     "  - {target: inter_PE_spatial, type: spatial, factors: C=1 M=1}\n")
+    doc = yaml.safe_load(import_timeloop([EYERISS / "arch.yaml", EYERISS / "problem.yaml", tmp_path / "c.yaml"]).text)
+    fan, = doc["hardware"]["constraints"]["fanouts"]
+    before = rows[fan]["rows"]
+    assert "C" in before and "M" in before
+    assert doc["hardware"]["constraints"]["fanouts"][fan]["rows"] == [d for d in before if d not in ("C", "M")]
+    assert doc["hardware"]["constraints"]["fanouts"][fan]["cols"] == rows[fan]["cols"]

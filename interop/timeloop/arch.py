@@ -555,6 +555,22 @@ def spatial_limits(fan: Fanout, mesh: Mesh, part: Part) -> None:
         (fan.col_factors if on_x else fan.row_factors)[dim] = value
 
 
+def merged_spatial(before: dict, given: dict) -> dict:
+    """A container's spatial constraint after another target names it (a
+    constraints file over the architecture's own): the factors add up, one
+    dimension's new factor replacing its old one, and a permutation or split
+    given replaces the one before; what the new target leaves out stays."""
+    if not before:
+        return given
+    out = dict(before, factors={**before.get("factors", {}), **given.get("factors", {})})
+    if given.get("permutation"):
+        out["permutation"] = given["permutation"]
+        out.pop("split", None)
+    if "split" in given:
+        out["split"] = given["split"]
+    return out
+
+
 CONSTRAINT_KEYS = ("constraints", "architecture_constraints", "mapspace_constraints", "mapspace")
 
 
@@ -591,13 +607,14 @@ def apply_targets(files: Files, walker: _Walker, problem: ProblemRead, dim_names
                     mesh = [m for m in walker.meshes if m.below == walker.levels.index(levels[name]) + 1]
                     if not mesh:
                         part.fail(path + ("target",), f"{name} has no spatial fan-out below it")
-                    mesh[0].constraint = walker.spatial_constraint(entry, path)
+                    mesh[0].constraint = merged_spatial(mesh[0].constraint, walker.spatial_constraint(entry, path))
                 else:
                     part.fail(path + ("type",), f"constraint type {kind!r} is not represented (mapcert reads "
                                                 "temporal, spatial and dataspace constraints)")
             elif container is not None:
                 if kind == "spatial":
-                    meshes[container].constraint = walker.spatial_constraint(entry, path)
+                    meshes[container].constraint = merged_spatial(meshes[container].constraint,
+                                                                  walker.spatial_constraint(entry, path))
                 elif kind == "temporal":
                     factors = parse_factors(entry.get("factors"), part, path + ("factors",))
                     if any(v > 1 for v in factors.values()):
