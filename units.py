@@ -15,7 +15,7 @@ _PREFIX = {"": 1, **{p: 1000**(i + 1) for i, p in enumerate("kmgtpezy")},
            **{p + "i": 1024**(i + 1) for i, p in enumerate("kmgtpezy")}}
 """Decimal and binary prefixes up to yotta: a size past the supported range
 (``MAX_BYTES``) is then told so, rather than called unreadable."""
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpPeEzZyY]i?)?\s*([bB])?\s*$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*([kKmMgGtTpPeEzZyY][iI]?)?\s*([bB])?\s*$")
 
 
 MAX_BYTES = 2**50
@@ -67,7 +67,7 @@ def _parse_bytes(value: object) -> int:
         bytes_then = f"'{number} {prefix or ''}B'"
         decimal = dict(zip("kmgtpezy", ("kilo", "mega", "giga", "tera", "peta", "exa", "zetta", "yotta")))
         binary = dict(zip("kmgtpezy", ("kibi", "mebi", "gibi", "tebi", "pebi", "exbi", "zebi", "yobi")))
-        named = ((binary if prefix.endswith("i") else decimal)[prefix[0].lower()]) if prefix else ""
+        named = ((binary if prefix.lower().endswith("i") else decimal)[prefix[0].lower()]) if prefix else ""
         raise ValueError(f"{value!r} reads as {named}bits (a lowercase b is a bit); write {bytes_then} for bytes, "
                          "or give the size in bytes")
     if prefix and not unit:

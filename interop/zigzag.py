@@ -139,9 +139,12 @@ def precision_notes(instance: dict) -> list[str]:
     for level in instance["hardware"]["levels"]:
         held = level.get("holds", ("inputs", "weights", "outputs"))
         widest = max(bits[t] for t in held)
-        narrow = [t for t in held if bits[t] < widest]
+        narrow = {t: bits[t] for t in held if bits[t] < widest}
+        final = precision.get("outputs", bits["outputs"])
+        if "outputs" in held and final < widest:  # a final output is written at its own precision in ZigZag
+            narrow["final outputs"] = final
         if narrow and (level.get("read_energy") or level.get("write_energy")):
-            what = " and ".join(f"{t} ({bits[t]} bits, {widest / bits[t]:g}x)" for t in narrow)
+            what = " and ".join(f"{t} ({b} bits, {widest / b:g}x)" for t, b in narrow.items())
             notes.append(f"{level['name']} charges every element as {widest} bits, its widest operand: {what} "
                          "cost more there than ZigZag charges them, so energies and the optimum are mapcert's "
                          "for these per-element prices (docs/interop.md)")

@@ -18,12 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("text,expected", [
     ("64 KiB", 65536), ("100 KB", 100000), (4096, 4096), ("4096", 4096), ("1.5 KiB", 1536),
     ("2 MiB", 2 * 1024 ** 2), ("512 B", 512), ("3 TB", 3 * 10 ** 12), ("1 PiB", 2 ** 50),
+    ("64 KIB", 65536), ("1e3", 1000), ("1.5e3 B", 1500), ("64 kB", 64000),
 ])
 def test_parse_bytes(text, expected):
     assert parse_bytes(text) == expected
 
 
-@pytest.mark.parametrize("text", ["64 K", "lots", "-1", 0, "1.3 B", True])
+@pytest.mark.parametrize("text", ["64 K", "lots", "-1", 0, "1.3 B", True, "64 kb", "4096 b", "1e-3"])
 def test_parse_bytes_rejects(text):
     with pytest.raises(ValueError):
         parse_bytes(text)

@@ -411,7 +411,7 @@ def test_a_cluster_shares_its_row_so_each_instance_holds_width_over_cluster_word
     (tmp_path / "arch.yaml").write_text(MATMUL_ARCH.replace("{entries: 2}", "{depth: 1, width: 512, datawidth: 8, "
                                                                             "cluster_size: 3}"))
     line = _refused("import", "timeloop", str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml"))
-    assert "Reg" in line and "cluster_size 3" in line and "not a whole number of words" in line
+    assert "Reg" in line and "cluster_size 3" in line and "not a whole number of 8-bit words" in line
 
 
 def test_small_energies_keep_three_significant_digits():

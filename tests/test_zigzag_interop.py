@@ -52,13 +52,16 @@ def test_import_reads_the_layer_and_the_hierarchy(tpu_instance):
 def test_memories_with_operands_of_several_widths_are_named(cli, tpu_instance):
     """mapcert prices a level per element, at its widest operand; where
     ZigZag would charge a narrower operand less, the import says so, on
-    standard error and in the written instance, and a memory with one
-    operand width is not named."""
+    standard error and in the written instance (a final output, written at
+    its own precision, included), and a memory with one operand width is
+    not named."""
     code, _, stderr = cli("import", "zigzag", str(CONV), str(TPU), "--mapping", str(TPU_MAPPING))
     assert code == 0
     notes = [line for line in stderr.splitlines() if line.startswith("note:")]
-    assert len(notes) == 2 and "dram charges every element as 16 bits" in notes[0]
-    assert "inputs (8 bits, 2x) and weights (8 bits, 2x)" in notes[0] and notes[1].startswith("note: sram_512B")
+    assert len(notes) == 3 and "dram charges every element as 16 bits" in notes[0]
+    assert "inputs (8 bits, 2x) and weights (8 bits, 2x) and final outputs (8 bits, 2x)" in notes[0]
+    assert notes[1].startswith("note: sram_512B") and notes[2].startswith("note: rf_4B")  # 16-bit psums, 8-bit finals
+    assert "rf_16B" not in stderr  # weights alone: one width
     assert "# note: dram charges every element as 16 bits" in tpu_instance.read_text()
 
 

@@ -83,6 +83,19 @@ class InstanceSpec(Strict):
     space: SpaceSpec = SpaceSpec()
     solver: SolverSpec = SolverSpec()
 
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _objective(cls, value: Any) -> Any:
+        """A name that is no objective is told every objective tiling has: the
+        others (energy, latency, EDP, a list) send the instance to the
+        hierarchy model, so only a misspelt or unknown name ends here."""
+        from .multilevel.problem import MULTILEVEL_OBJECTIVES
+
+        if value != "offchip_traffic":
+            names = ", ".join(repr(o) for o in MULTILEVEL_OBJECTIVES)
+            raise ValueError(f"must be one of {names}, or a list of them")
+        return value
+
     @field_validator("workload", "hardware")
     @classmethod
     def _present(cls, value):

@@ -405,6 +405,11 @@ class _Walker:
             # Timeloop: a row of `width` bits is shared by the `cluster_size` instances of a cluster, each
             # holding width / (cluster_size * datawidth) words of it per entry
             block = width / ((cluster or 1) * datawidth)
+            if block != int(block) or block < 1:
+                shared = f" shared by cluster_size {cluster:g}" if cluster else ""
+                self.part.fail(path + ("attributes",), f"component {name}: a row of width {width:g}{shared} is "
+                                                       f"not a whole number of {datawidth:g}-bit words per instance "
+                                                       "(Timeloop requires it)")
         words = depth * block
         if words != int(words) or words < 1:
             shared = f" / cluster_size {cluster:g}" if cluster else ""

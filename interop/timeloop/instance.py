@@ -143,6 +143,11 @@ def build(files: Files) -> Imported:
                     entry["bypass"] = level.bypass
         entry["read_energy"] = written_energy(level.read_energy)
         entry["write_energy"] = written_energy(level.write_energy)
+        for what, exact in (("read_energy", level.read_energy), ("write_energy", level.write_energy)):
+            if exact and abs(entry[what] - exact) > 0.005 * exact:  # below a millionth of the unit
+                arch.notes.append(f"{level.name}'s {what} {exact:.3g} {arch.energy_unit} per word is written as "
+                                  f"{entry[what]:g} (energies keep at most six decimals); scale the ERT up if "
+                                  "it matters")
         if level.bandwidth is not None and index > 0:
             entry["bandwidth"] = level.bandwidth
         levels.append(entry)
@@ -285,7 +290,8 @@ def render(instance: dict, files: Files, problem: ProblemRead, arch: ArchRead, n
     lines.append(f"#   compute: {arch.compute} ({arch.compute_cls}), mac_energy "
                  + ("DEFAULT 1" if arch.energy_unit == "MAC" else "from the ERT"))
     if arch.energy_unit == "pJ":
-        lines.append("# energies: pJ per word from the ERT, rounded to 0.001 pJ")
+        lines.append("# energies: pJ per word from the ERT, to 0.001 pJ, or to three significant digits when "
+                     "smaller (at most six decimals)")
     for note in arch.notes:
         lines.append(f"# note: {note}")
     lines.append(names.to_comment())

@@ -308,8 +308,8 @@ class MultiLevelTiling(Family):
             names = free[0] if len(free) == 1 else f"{', '.join(free[:-1])} and {free[-1]}"
             console.print(f"note: {names} {'has' if len(free) == 1 else 'have'} no access energy, so the "
                           f"energy shown counts no access there", markup=False)
-        if has_array and m.utilization < 0.5 and not problem.secondary and problem.objective in ("offchip_traffic",
-                                                                                               "energy"):
+        if (has_array and m.utilization < 0.5 and not problem.secondary and result.status == Status.OPTIMAL
+                and problem.objective in ("offchip_traffic", "energy")):
             console.print(f"note: this optimum keeps {100 * m.utilization:.1f}% of the MAC units busy; other mappings "
                           f"may have the same {problem.objective} and run faster. To pick the fastest of them, "
                           f"give objective: [{problem.objective}, latency]", markup=False)
