@@ -126,7 +126,7 @@ def network_bounds(console: Console, rows: list[dict], unit: str) -> None:
             if b["name"] not in names:
                 names.append(b["name"])
             meanings.setdefault(b["name"], (b["rigorous"], b["meaning"]))
-    t = table(title=f"lower bounds ({unit}); '-': the argument gives nothing on that layer", title_justify="left")
+    t = table(title=f"lower bounds ({unit})", title_justify="left")
     t.add_column("layer")
     t.add_column("x", justify="right")
     for name in names:
@@ -148,6 +148,9 @@ def network_bounds(console: Console, rows: list[dict], unit: str) -> None:
               *(cell(totals["bounds"].get(n)) for n in names), *([cell(totals["best_rigorous"])] if several else []))
     show(console, t)
     console.print()
+    if any(b["value"] <= 0 for row in rows for b in row["bounds"]):
+        console.print("'-': the argument gives nothing on that layer (every tensor it counts fits on chip).",
+                      markup=False, soft_wrap=True)
     console.print("The network's totals weigh each layer by how often it occurs (x)"
                   + ("; 'best rigorous' adds each layer's largest rigorous bound, so it is the tightest." if several
                      else "."), markup=False, soft_wrap=True)

@@ -134,8 +134,15 @@ def read_files(paths: list[Path]) -> Files:
         for key, value in data.items():
             if key in files.parts:
                 first = files.parts[key]
+                hint = ""
+                if key in ("constraints", "architecture_constraints", "mapspace_constraints", "mapspace"):
+                    others = [k for k in ("architecture_constraints", "mapspace_constraints", "constraints")
+                              if k not in files.parts and k != key]
+                    hint = ("; put both files' targets under one key" + (f", or name this one {others[0]}: (each of "
+                            "constraints, architecture_constraints, mapspace_constraints and mapspace is read)"
+                            if others else ""))
                 raise TimeloopError([Issue(str(path), where.line((key,)), str(key),
-                                           f"given twice (first in {first.where.file}:{first.line()})")])
+                                           f"given twice (first in {first.where.file}:{first.line()}){hint}")])
             files.parts[str(key)] = Part(str(key), value, where)
     return files
 
