@@ -52,9 +52,25 @@ def _timeloop_imported(paths: list[Path]):
         _fail_input([str(exc.issues[0])] if exc.issues else ["cannot import the Timeloop files"])
     problem_files = [p for p in paths if _gives_key(p, "problem")]
     arch_files = [p for p in paths if _gives_key(p, "architecture")]
+
+    def locate(field: str) -> str | None:
+        """``file:line: problem.instance.NAME`` of a layer dimension mapcert refuses."""
+        from ..interop.timeloop.files import read_yaml
+
+        dim = re.fullmatch(r"workload\.dims\.([A-Z])", field)
+        name = imported.names.dims.get(dim.group(1)) if dim else None
+        for path in problem_files if name else ():
+            try:
+                data, where = read_yaml(path)
+            except Exception:  # noqa: BLE001 (it was read once already; no line is no worse than before)
+                return None
+            if isinstance(data, dict) and "problem" in data:
+                return f"{path}:{where.line(('problem', 'instance', name))}: problem.instance.{name}"
+        return None
+
     return imported, _load_imported(imported.text, " ".join(str(p) for p in paths),
                                     {"workload": " ".join(map(str, problem_files)),
-                                     "hardware": " ".join(map(str, arch_files))})
+                                     "hardware": " ".join(map(str, arch_files))}, locate)
 
 
 def _gives_key(path: Path, key: str) -> bool:
@@ -66,7 +82,7 @@ def _gives_key(path: Path, key: str) -> bool:
         return False
 
 
-def _load_imported(text: str, files: str, sources: dict[str, str] | None = None):
+def _load_imported(text: str, files: str, sources: dict[str, str] | None = None, locate=None):
     """The problem of an instance imported in memory. A value the peer's
     files give but mapcert refuses (an absurd size, say) is reported against
     the file it came from (``sources``: the peer's files of the workload
@@ -85,6 +101,9 @@ def _load_imported(text: str, files: str, sources: dict[str, str] | None = None)
             except (KeyError, IndexError, TypeError, yaml.YAMLError):
                 pass
         field = first.field if first is not None else ""
+        located = locate(field) if locate is not None and first is not None else None
+        if located is not None:  # the peer's own file, line and field
+            _fail_input([f"{located}: {first.message}"])
         where = next((given for section, given in (sources or {}).items() if given and field.startswith(section)),
                      files)
         _fail_input([f"{where}: mapcert cannot take what these files give, at the imported instance's {what}"])

@@ -348,7 +348,7 @@ def test_an_absurd_size_is_refused_naming_the_level(tmp_path):
     (tmp_path / "arch.yaml").write_text(MATMUL_ARCH)
     (tmp_path / "problem.yaml").write_text(MATMUL_PROBLEM.replace("N: 6", "N: 100000000"))
     line = _refused("import", "timeloop", str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml"))
-    assert line.startswith(str(tmp_path / "problem.yaml") + ":") and "workload.dims" in line and "100,000,000" in line
+    assert line.startswith(str(tmp_path / "problem.yaml") + ":11: problem.instance.N:") and "100,000,000" in line
 
 
 def test_a_nothing_branch_of_a_parallel_is_skipped(tmp_path):
