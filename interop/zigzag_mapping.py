@@ -91,11 +91,11 @@ def _fanout_axes(problem: MultiLevelProblem) -> dict[str, tuple[int, str, int]]:
 
 
 def _dim(name: Any, path: tuple) -> str:
-    ours = ZIGZAG_DIMS.get(str(name).strip())
     if str(name).strip() == "*":
         raise MappingError(path, "'*' leaves this loop to ZigZag's mapper: a partial (constrained) mapping is not "
                                  "one mapping to score; give a complete temporal_ordering, or `mapcert solve` the "
                                  "files without it for the optimum over every mapping")
+    ours = ZIGZAG_DIMS.get(str(name).strip())
     if ours is None:
         raise MappingError(path, f"unknown loop dimension {name!r}; ZigZag names them "
                                  f"{', '.join(ZIGZAG_DIMS)}")

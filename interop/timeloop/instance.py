@@ -144,7 +144,7 @@ def build(files: Files) -> Imported:
         entry["read_energy"] = written_energy(level.read_energy)
         entry["write_energy"] = written_energy(level.write_energy)
         for what, exact in (("read_energy", level.read_energy), ("write_energy", level.write_energy)):
-            if exact and abs(entry[what] - exact) > 0.005 * exact:  # below a millionth of the unit
+            if exact and abs(entry[what] - exact) > 0.005 * exact:  # six decimals cannot hold it within 0.5%
                 arch.notes.append(f"{level.name}'s {what} {exact:.3g} {arch.energy_unit} per word is written as "
                                   f"{entry[what]:g} (energies keep at most six decimals); scale the ERT up if "
                                   "it matters")
