@@ -460,3 +460,16 @@ def test_a_constraints_file_adds_to_the_architectures_own_spatial_constraint(tmp
     assert "C" in before and "M" in before
     assert doc["hardware"]["constraints"]["fanouts"][fan]["rows"] == [d for d in before if d not in ("C", "M")]
     assert doc["hardware"]["constraints"]["fanouts"][fan]["cols"] == rows[fan]["cols"]
+
+
+def test_a_mapping_refused_for_its_mesh_or_its_keep_names_the_targets_line(tmp_path):
+    """A spatial target that needs more instances than the mesh has, and a
+    keep the architecture does not allow, point at their own lines."""
+    source = EYERISS / "mapper.map.yaml"
+    mesh = _edited(tmp_path, source, "factors: C4 M1 R1 S3 N1 P1 Q1", "factors: C8 M1 R1 S3 N1 P1 Q1", "mesh.yaml")
+    line = _refused("compare", str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml"), mesh, "--methods", "cpsat")
+    assert line.startswith(f"{mesh}:47:") and "needs 24 instances; it has 12" in line, line
+    keep = _edited(tmp_path, source, "keep: [Inputs, Outputs]\n    bypass: [Weights]",
+                   "keep: [Inputs, Outputs, Weights]\n    bypass: []", "keep.yaml")
+    line = _refused("compare", str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml"), keep, "--methods", "cpsat")
+    assert line.startswith(f"{keep}:27:") and "shared_glb" in line and "Weights" in line, line

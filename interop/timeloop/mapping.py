@@ -72,6 +72,7 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
     cols = [{} for _ in hier.fanouts]
     origin: dict[tuple, str] = {}  # (kind, index, dim) -> target name, for messages
     where: dict[str, int] = {}  # target name -> index of its loop entry, for the line of a refusal
+    kept_at: dict[str, int] = {}  # level name -> index of its keep/bypass entry, likewise
     for i, target in enumerate(targets):
         path = ("mapping", i)
         if not isinstance(target, dict) or "target" not in target:
@@ -91,6 +92,7 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
                     continue  # a container keeps nothing; the mapper lists it bypassing everything
                 source.fail(path + ("target",), field, _unknown(name, level_names, hier))
             kept = set()
+            kept_at.setdefault(name, i)
             for tl in target.get("keep") or []:
                 tensor = names.tensor(str(tl))
                 if tensor is None:
@@ -177,7 +179,8 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
             if prod(used.values()) > size:
                 who = sorted({origin[("s", f, d)] for d in used})
                 spread = " x ".join(f"{names.dims[d]}{v}" for d, v in used.items())
-                source.fail(("mapping",), f"mapping ({', '.join(who)})",
+                at = next((where[w] for w in who if w in where), None)
+                source.fail(("mapping",) if at is None else ("mapping", at, "factors"), f"mapping ({', '.join(who)})",
                             f"{spread} on {axis} needs {prod(used.values())} instances; it has {size}")
     mapping_levels = []
     for index, level in enumerate(hier.levels):
@@ -187,12 +190,12 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
             if keeps[index] is not None:
                 wrong = keeps[index] - level.holds
                 if wrong:
-                    source.fail(("mapping",), f"mapping ({level.name})",
+                    source.fail(("mapping", kept_at.get(level.name, 0), "keep"), f"mapping ({level.name})",
                                 f"keeps {', '.join(sorted(names.dataspaces[t] for t in wrong))}, which the "
                                 "architecture bypasses there")
                 mapping_levels[-1]["keep"] = sorted(keeps[index])
         elif keeps[index] is not None and index > 0 and keeps[index] != set(level.holds):
-            source.fail(("mapping",), f"mapping ({level.name})",
+            source.fail(("mapping", kept_at.get(level.name, 0), "keep"), f"mapping ({level.name})",
                         f"keeps {', '.join(sorted(names.dataspaces[t] for t in keeps[index])) or 'nothing'}; "
                         f"the architecture fixes {', '.join(sorted(names.dataspaces[t] for t in level.holds))}")
     for dim in DIMS:
