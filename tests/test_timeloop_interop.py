@@ -408,6 +408,21 @@ def test_a_cluster_shares_its_row_so_each_instance_holds_width_over_cluster_word
     assert capacity("{depth: 4, width: 512, datawidth: 8}") == 256
     assert capacity("{depth: 4, width: 512, datawidth: 8, block_size: 2, cluster_size: 32}") == 8
     assert capacity("{depth: 3, block_size: 4}") == 12
+    # an ERT action pays for a whole row, spread over the cluster: a word's share is width / datawidth
+    (tmp_path / "ert.yaml").write_text("ERT:\n  tables:\n  - name: system.Reg[1..4]\n    actions:\n"
+                                       "    - {name: read, energy: 6.4}\n    - {name: write, energy: 3.2}\n"
+                                       "  - name: system.MainMemory[1..1]\n    actions:\n"
+                                       "    - {name: read, energy: 64}\n    - {name: write, energy: 64}\n"
+                                       "  - name: system.Buffer[1..1]\n    actions:\n"
+                                       "    - {name: read, energy: 2}\n    - {name: write, energy: 2}\n"
+                                       "  - name: system.MAC[1..4]\n    actions:\n    - {name: compute, energy: 1}\n")
+    for attributes in ("{depth: 4, width: 512, datawidth: 8, block_size: 2, cluster_size: 32}",
+                       "{depth: 4, datawidth: 8, block_size: 2, cluster_size: 32}"):
+        (tmp_path / "arch.yaml").write_text(MATMUL_ARCH.replace("{entries: 2}", attributes))
+        doc = yaml.safe_load(import_timeloop([tmp_path / "arch.yaml", tmp_path / "problem.yaml",
+                                              tmp_path / "ert.yaml"]).text)
+        reg = {lv["name"]: lv for lv in doc["hardware"]["levels"]}["Reg"]
+        assert (reg["capacity"], reg["read_energy"], reg["write_energy"]) == (8, 0.1, 0.05), attributes
     (tmp_path / "arch.yaml").write_text(MATMUL_ARCH.replace("{entries: 2}", "{depth: 1, width: 512, datawidth: 8, "
                                                                             "cluster_size: 3}"))
     line = _refused("import", "timeloop", str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml"))

@@ -418,14 +418,17 @@ class _Walker:
         return int(words)
 
     def block(self, attributes: dict, scope: dict, path: tuple) -> float:
-        block = self.number(attributes, scope, ("block_size", "block-size"), path)
-        if block is not None:
-            return float(block)
+        """Words one ERT action pays for: Timeloop charges an action per access of a
+        row (``block_size`` words for each of the ``cluster_size`` instances that share
+        it, ``width / datawidth`` in all) and spreads it over the instances of the
+        cluster, so a word's share is the action over ``width / datawidth``."""
         width = self.number(attributes, scope, ("width", "memory_width", "memory-width"), path)
         datawidth = self.number(attributes, scope, DATAWIDTH_KEYS, path)
         if width and datawidth and width >= datawidth:
             return float(width / datawidth)
-        return 1.0
+        block = self.number(attributes, scope, ("block_size", "block-size"), path)
+        cluster = self.number(attributes, scope, ("cluster_size", "cluster-size"), path)
+        return float((block or 1) * (cluster or 1))
 
 
 def apply_dataspace(level: Level, raw, part: Part, path: tuple, problem: ProblemRead) -> None:
