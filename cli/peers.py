@@ -227,8 +227,9 @@ def import_zigzag_command(
         if kind is not None and kind != expected:
             _fail_input([f"{given}:1: (document): a ZigZag {kind} file where the {expected} goes; the order is "
                          "WORKLOAD.yaml HARDWARE.yaml [--mapping MAPPING.yaml]"])
+    notes: list[str] = []
     try:
-        instance = import_instance(workload, hardware, mapping, layer, objective)
+        instance = import_instance(workload, hardware, mapping, layer, objective, notes)
     except InstanceError as exc:
         _fail_input([str(i) for i in exc.issues])
     sources = [p for p in (workload, hardware, mapping) if p is not None]
@@ -236,6 +237,8 @@ def import_zigzag_command(
     _load_imported(text, f"{hardware} (imported with {workload})",  # refuses what mapcert would not load
                    {"workload": str(workload), "hardware": str(hardware)})
     _say_precision_notes(instance)
+    for note in notes:
+        err.print(f"note: {note}", markup=False, soft_wrap=True)
     _write(output, text, f": layer {instance['workload']['name']} on {instance['hardware']['name']}")
     raise _Exit(0)
 

@@ -33,8 +33,11 @@ __all__ = ["import_instance", "read_mapping", "export_mapping", "is_zigzag_mappi
            "precision_notes"]
 
 
-def _links(mapping: Path | None, layer_name: str, operator_type: str) -> dict[str, str]:
-    """The ``memory_operand_links`` ZigZag would use for the layer."""
+def _links(mapping: Path | None, layer_name: str, operator_type: str,
+           notes: list[str] | None = None) -> dict[str, str]:
+    """The ``memory_operand_links`` ZigZag would use for the layer. The
+    entry's loops are not part of an instance; when it gives some, a note
+    (in ``notes``) says how to score them instead of dropping them unsaid."""
     if mapping is None:
         return dict(DEFAULT_LINKS)
     data, where = read(mapping)
@@ -48,6 +51,16 @@ def _links(mapping: Path | None, layer_name: str, operator_type: str) -> dict[st
         where.add(exc.path, str(exc))
         fail(where)
     links = entry.get("memory_operand_links") or DEFAULT_LINKS
+    loops = [key for key in ("spatial_mapping", "temporal_ordering") if entry.get(key)]
+    if loops and notes is not None:
+        ordering = entry.get("temporal_ordering")
+        partial = isinstance(ordering, list) and any(isinstance(loop, (list, tuple)) and loop
+                                                     and str(loop[0]).strip() == "*" for loop in ordering)
+        notes.append(f"{mapping}: only the memory_operand_links of entry {entry.get('name', index)!r} are read; "
+                     f"its {' and '.join(loops)} are not part of the instance"
+                     + (" (its '*' loops make it a partial mapping, a constraint mapcert does not read)" if partial
+                        else f": `mapcert compare INSTANCE.yaml --mapping {mapping}` scores that mapping against "
+                             "the optimum"))
     path = (index, "memory_operand_links")
     if not isinstance(links, dict):
         where.add(path, "must map the layer operands O, W, I to memory operands")
@@ -64,7 +77,7 @@ def _links(mapping: Path | None, layer_name: str, operator_type: str) -> dict[st
 
 
 def import_instance(workload: str | Path, hardware: str | Path, mapping: str | Path | None = None,
-                    layer: str | None = None, objective: str = "energy") -> dict:
+                    layer: str | None = None, objective: str = "energy", notes: list[str] | None = None) -> dict:
     """A mapcert tiling instance from ZigZag files.
 
     Parameters
@@ -78,6 +91,9 @@ def import_instance(workload: str | Path, hardware: str | Path, mapping: str | P
         with weights).
     objective
         ``energy`` (ZigZag's), ``latency``, ``edp`` or ``offchip_traffic``.
+    notes
+        When given, a note is appended for what of the files the instance
+        leaves out (the mapping's loops).
 
     Returns
     -------
@@ -96,7 +112,7 @@ def import_instance(workload: str | Path, hardware: str | Path, mapping: str | P
     path = (index,) if isinstance(data, list) else ()
     zz_layer = read_layer(raw, where, path)
     fail(where)
-    links = _links(Path(mapping) if mapping is not None else None, zz_layer.name, zz_layer.operator_type)
+    links = _links(Path(mapping) if mapping is not None else None, zz_layer.name, zz_layer.operator_type, notes)
     hw_data, hw_where = read(hardware)
     hw = read_hardware(hw_data, hw_where, links)
     fail(hw_where)

@@ -233,6 +233,16 @@ def test_a_tile_that_overflows_a_level_is_refused_with_the_level(tmp_path):
     assert "over.map.yaml:" in line and "pe_spad" in line and "overflow" in line and "432" in line
 
 
+def test_a_filter_loop_at_the_backing_store_is_refused_at_its_target(tmp_path):
+    """R3 moved from pe_spad to DRAM: refused at the DRAM target's line, saying where R may go."""
+    bad = _edited(tmp_path, SWS / "mapper.map.yaml", "factors: C1 M2 R3 S3", "factors: C1 M2 R1 S3", "r.map.yaml")
+    text = Path(bad).read_text() + "  - {target: DRAM, type: temporal, factors: C1 M1 R3 S1 N1 P1 Q1}\n"
+    Path(bad).write_text(text)
+    line = _refused("compare", str(SWS / "arch.yaml"), str(SWS / "problem.yaml"), "--mapping", bad)
+    assert line.startswith(f"{bad}:{len(text.splitlines())}: mapping (DRAM): DRAM cannot split the filter window (R)")
+    assert "give that loop to a level below it" in line
+
+
 def test_a_shape_named_cnn_layer_without_its_body_is_the_built_in_shape(tmp_path):
     """``shape: {name: CNN-Layer}`` with no dimensions: Timeloop loads its built-in shape, and so does the import."""
     full = import_timeloop([EYERISS / "arch.yaml", EYERISS / "problem.yaml"])

@@ -58,7 +58,8 @@ def test_memories_with_operands_of_several_widths_are_named(cli, tpu_instance):
     code, _, stderr = cli("import", "zigzag", str(CONV), str(TPU), "--mapping", str(TPU_MAPPING))
     assert code == 0
     notes = [line for line in stderr.splitlines() if line.startswith("note:")]
-    assert len(notes) == 3 and "dram charges every element as 16 bits" in notes[0]
+    assert len(notes) == 4 and "dram charges every element as 16 bits" in notes[0]
+    assert "only the memory_operand_links of entry 'conv1' are read" in notes[3] and "compare INSTANCE.yaml --mapping" in notes[3]
     assert "inputs (8 bits, 2x) and weights (8 bits, 2x) and final outputs (8 bits, 2x)" in notes[0]
     assert notes[1].startswith("note: sram_512B") and notes[2].startswith("note: rf_4B")  # 16-bit psums, 8-bit finals
     assert "rf_16B" not in stderr  # weights alone: one width

@@ -217,7 +217,14 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
     try:
         mapping = MultiLevelMapping.from_dict(doc, hier, problem.layer)
     except ValueError as exc:
-        source.fail(("mapping",), "mapping", str(exc))
+        named = next((level.name for level in hier.levels if str(exc).startswith(f"{level.name} ")
+                      and level.name in where), None)  # the level the refusal is about: its loops' line
+        message = str(exc)
+        if named == hier.levels[0].name and "filter window" in message:
+            message += ("; mapcert's backing store never does (docs/interop.md): give that loop to a level "
+                        "below it")
+        source.fail(("mapping",) if named is None else ("mapping", where[named], "factors"),
+                    "mapping" if named is None else f"mapping ({named})", message)
     _check_fits(problem, mapping, source, where)
     return mapping
 
