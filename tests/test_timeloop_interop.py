@@ -260,12 +260,6 @@ def test_a_shape_named_cnn_layer_without_its_body_is_the_built_in_shape(tmp_path
 
 
 def test_other_refusals_are_one_line(tmp_path):
-    v03 = tmp_path / "arch03.yaml"
-    v03.write_text("architecture:\n  version: 0.3\n  subtree:\n  - name: system\n")
-    assert "v0.3 architecture" in _refused("import", "timeloop", str(v03), str(EYERISS / "problem.yaml"))
-    v03.write_text("dumped_by_timeloop_front_end: true\narchitecture:\n  version: '0.4'\n  subtree:\n  - name: s\n")
-    line = _refused("import", "timeloop", str(v03), str(EYERISS / "problem.yaml"))
-    assert "timeloopfe's processed output" in line and "give the v0.4 input files it was made from" in line
     sparse = _edited(tmp_path, EYERISS / "problem.yaml", "densities: {}", "densities: {Inputs: 0.5}", "p.yaml")
     assert "densities.Inputs" in _refused("import", "timeloop", str(EYERISS / "arch.yaml"), sparse)
     bound = _edited(tmp_path, EYERISS / "arch.yaml", "factors: [N=1, P=1, Q=1, R=1]",

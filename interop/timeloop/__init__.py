@@ -1,4 +1,5 @@
-"""Timeloop v0.4 files in and out.
+"""Timeloop files in and out: the v0.4 tree, and the v0.3 tree (subtree /
+local) that older designs and timeloopfe's processed output use.
 
 - :func:`import_timeloop`: architecture, problem, optional Accelergy ERT and
   constraints files -> a mapcert instance (document and commented YAML);

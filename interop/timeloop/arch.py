@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from .files import TAG, ExpressionError, Files, Part, evaluate
+from .legacy_tree import ORIGIN, legacy_nodes
 from .problem import ProblemRead, raise_missing
 
 DRAM_CLASSES = ("dram", "hbm", "hbm2", "lpddr4", "offchip")
@@ -241,7 +242,7 @@ class _Walker:
             self.part.fail(path, "must be a list of nodes (!Container, !Component, !Parallel)")
         scope = dict(inherited)
         for i, node in enumerate(nodes):
-            npath = path + (i,)
+            npath = tuple(node[ORIGIN]) if isinstance(node, dict) and ORIGIN in node else path + (i,)
             if not isinstance(node, dict):
                 self.part.fail(npath, "a node is a mapping (!Container, !Component, !Parallel, !Hierarchical)")
             tag = _tag(node)
@@ -483,20 +484,19 @@ def read_architecture(files: Files, problem: ProblemRead, dim_names: list[str]) 
     raw = part.value
     if not isinstance(raw, dict):
         part.fail((), "must be a mapping with version and nodes")
-    if "nodes" not in raw:
-        if "subtree" in raw:
-            processed = " (timeloopfe's processed output for Timeloop)" if files.get(
-                "dumped_by_timeloop_front_end") is not None else ""
-            part.fail(("subtree",), f"a v0.3 architecture (subtree/local){processed}; mapcert reads the v0.4 "
-                                    "tree (version: 0.4, nodes: [!Container, !Component, ...]): give the v0.4 "
-                                    "input files it was made from")
-        part.fail((), "has no 'nodes' (the v0.4 tree of !Container, !Component and !Parallel)")
     walker = _Walker(part, files, problem, dim_names)
-    walker.walk(raw["nodes"], ("nodes",), {})
+    top = ("nodes",) if "nodes" in raw else ("subtree",)
+    if "nodes" in raw:
+        walker.walk(raw["nodes"], ("nodes",), {})
+    elif "subtree" in raw:  # the v0.3 tree (timeloopfe's processed output too)
+        walker.walk(legacy_nodes(raw, part), ("subtree",), {})
+    else:
+        part.fail((), "has no 'nodes' (the v0.4 tree of !Container, !Component and !Parallel) nor 'subtree' "
+                      "(the v0.3 tree of local components)")
     if walker.compute is None:
-        part.fail(("nodes",), "has no compute component (a MAC: class intmac, fpmac, mac, compute)")
+        part.fail(top, "has no compute component (a MAC: class intmac, fpmac, mac, compute)")
     if len(walker.levels) < 2:
-        part.fail(("nodes",), "needs the backing store (DRAM) and at least one on-chip storage level")
+        part.fail(top, "needs the backing store (DRAM) and at least one on-chip storage level")
     apply_targets(files, walker, problem, dim_names)
     fanouts = merge_meshes(walker.meshes, walker.levels, part)
     arch = ArchRead(levels=walker.levels, fanouts=fanouts, compute=walker.compute[0], compute_cls=walker.compute[1])

@@ -6,7 +6,9 @@ block of ``width`` bits, ``width / datawidth`` words (``block_size`` when
 given), as Timeloop charges it; mapcert charges per word, so a level's
 read energy is the ``read`` action's energy divided by its block, and its
 write energy the ``write`` action's (``update`` when there is no
-``write``). The MAC energy is the compute unit's ``compute`` action (or
+``write``). An action listed several times, once per argument set
+(``data_delta``, ``address_delta`` of v0.3 ERTs), costs its dearest entry,
+as Timeloop reads it (``Topology::Specs::ParseAccelergyERT``). The MAC energy is the compute unit's ``compute`` action (or
 its first action other than ``leak``). Table names are matched on their
 last dotted part without the instance range: ``system_top_level.DRAM[1..1]``
 is DRAM.
@@ -48,7 +50,8 @@ def _tables(part: Part) -> dict[str, tuple[int, dict[str, float]]]:
             energy = action.get("energy")
             if isinstance(energy, bool) or not isinstance(energy, (int, float)) or energy < 0:
                 part.fail(("tables", i, "actions", j, "energy"), f"must be a non-negative number, got {energy!r}")
-            actions.setdefault(str(action["name"]), float(energy))
+            name = str(action["name"])  # listed once per argument set: Timeloop charges the dearest
+            actions[name] = max(actions.get(name, 0.0), float(energy))
         out[_short(table["name"])] = (i, actions)
     return out
 

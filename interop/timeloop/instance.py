@@ -21,6 +21,7 @@ import yaml
 from .arch import ArchRead, read_architecture
 from .energy import apply_energies
 from .files import Files, Part, read_files
+from .legacy_tree import is_container_free
 from .problem import ProblemRead, read_problem
 
 MAPCERT_DIMS = ("N", "M", "C", "P", "Q", "R", "S")
@@ -56,6 +57,8 @@ class Names:
     fanouts: dict[str, list] = field(default_factory=dict)
     """mapcert fan-out -> [container spreading meshX, container spreading meshY] (None: no such axis)."""
     compute: str = "mac"
+    level_targets: bool = False
+    """A v0.3 tree without containers: a fan-out's spatial loops target the storage level above it."""
 
     def to_comment(self) -> str:
         return NAMES_PREFIX + json.dumps(asdict(self), separators=(",", ":"))
@@ -128,7 +131,8 @@ def build(files: Files) -> Imported:
     arch, part = read_architecture(files, problem, dim_names)
     apply_energies(arch, files)
     names = Names(dims=dict(problem.dims), all_dims=dim_names, dataspaces=dict(problem.dataspaces),
-                  fanouts={fan.name: [fan.x_name, fan.y_name] for fan in arch.fanouts}, compute=arch.compute)
+                  fanouts={fan.name: [fan.x_name, fan.y_name] for fan in arch.fanouts}, compute=arch.compute,
+                  level_targets=is_container_free(files.parts["architecture"].value))
     levels, constraint_levels = [], {}
     for index, level in enumerate(arch.levels):
         entry: dict = {"name": level.name}
@@ -164,7 +168,8 @@ def build(files: Files) -> Imported:
     arch_name = arch_file.parent.name if arch_file.stem in ("arch", "architecture") and arch_file.parent.name \
         else arch_file.stem
     hardware: dict = {"name": arch_name,
-                      "source": "Timeloop v0.4 files " + ", ".join(Path(p).name for p in files.paths),
+                      "source": f"Timeloop {'v0.4' if 'nodes' in files.parts['architecture'].value else 'v0.3'} "
+                                f"files " + ", ".join(Path(p).name for p in files.paths),
                       "energy_unit": arch.energy_unit, "mac_energy": written_energy(arch.mac_energy)}
     if arch.fanouts:
         hardware["fanouts"] = [{"name": fan.name, "above": arch.levels[fan.above].name
@@ -267,7 +272,7 @@ def render(instance: dict, files: Files, problem: ProblemRead, arch: ArchRead, n
     for level in arch.levels:
         size = ("backing store" if level.words is None
                 else f"{level.words} word{'' if level.words == 1 else 's'}")
-        kept = "keeps every tensor" if level.words is None else ("holds " + ", ".join(level.holds)
+        kept = "keeps every tensor" if level.words is None else ("holds " + (", ".join(level.holds) or "nothing")
                                                                  + (" (!Parallel: its siblings keep the rest)"
                                                                     if level.parallel else "")) if level.holds is not None else (
             "keep or bypass chosen by the mapping" + (f" (keeps {', '.join(level.keep)})" if level.keep else "")

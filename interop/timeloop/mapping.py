@@ -299,7 +299,7 @@ def to_timeloop(problem: MultiLevelProblem, mapping: MultiLevelMapping, names: N
         f = spatial_at[index]
         fan, loops = hier.fanouts[f], mapping.fanout(f)
         x_name, y_name = names.fanouts.get(fan.name) or [fan.name, fan.name]
-        if x_name == y_name or x_name is None and y_name is None:
+        if names.level_targets or x_name == y_name or x_name is None and y_name is None:
             one = x_name or fan.name
             both = [d for d in DIMS if loops.cols.get(d, 1) > 1 and loops.rows.get(d, 1) > 1]
             if both:
@@ -312,7 +312,9 @@ def to_timeloop(problem: MultiLevelProblem, mapping: MultiLevelMapping, names: N
             x_dims = [names.dims[d] for d in DIMS if loops.cols.get(d, 1) > 1]
             rest = [d for d in all_dims if d not in x_dims]
             values = {d: loops.factor(d) for d in DIMS}
-            targets.append({"target": f"inter_{one}_spatial", "type": "spatial", "factors": factor_text(values),
+            # a v0.3 tree has no container to name: its fan-out is the storage level's above it
+            target = hier.levels[fan.level - 1].name if names.level_targets else f"inter_{one}_spatial"
+            targets.append({"target": target, "type": "spatial", "factors": factor_text(values),
                             "permutation": permutation_text(x_dims + rest), "split": len(x_dims)})
             continue
         for container, axis, split in ((y_name, loops.rows, 0), (x_name, loops.cols, len(all_dims))):
