@@ -24,7 +24,7 @@ from ..instances import InstanceError, load_text
 from . import _Exit, _fail_input, _refuse_overwrite, err, out
 
 import_app = typer.Typer(add_completion=False, no_args_is_help=True,
-                         help="Read another mapper's files (Timeloop v0.4, ZigZag) into a mapcert instance "
+                         help="Read another mapper's files (Timeloop v0.4 or v0.3, ZigZag) into a mapcert instance "
                               "(docs/interop.md).")
 
 
@@ -111,7 +111,7 @@ def _load_imported(text: str, files: str, sources: dict[str, str] | None = None,
 
 @import_app.command("timeloop")
 def import_timeloop_command(
-    files: list[Path] = typer.Argument(..., help="ARCH.yaml PROBLEM.yaml (Timeloop v0.4; more files are merged by "
+    files: list[Path] = typer.Argument(..., help="ARCH.yaml PROBLEM.yaml (Timeloop v0.4 or v0.3 tree; more files are merged by "
                                                  "top-level key, as Timeloop merges them)."),
     ert: Optional[Path] = typer.Option(None, "--ert", help="Accelergy energy reference table (ERT.yaml); without "
                                                            "it, documented default energies are written."),

@@ -1,4 +1,7 @@
-"""Timeloop v0.4 ``architecture:`` tree -> mapcert levels and fan-outs.
+"""Timeloop ``architecture:`` tree -> mapcert levels and fan-outs.
+
+The v0.3 tree (``subtree`` / ``local``) is first turned into the v0.4 node
+list by ``legacy_tree``; what follows is the v0.4 reading.
 
 The tree is a list of nodes read in order, each inside every container
 before it: ``!Container`` (its ``spatial: {meshX, meshY}`` replicates
