@@ -130,3 +130,15 @@ def test_a_v03_optimum_exports_with_the_levels_as_spatial_targets():
     assert spatial == ["DummyBuffer", "shared_glb"]  # the 12 rows below DummyBuffer, the 14 columns below the GLB
     back = mapping_from_timeloop(exported, problem, imported.names, Source("opt.map.yaml", None))
     assert evaluate_multilevel(problem, back).energy == result.objective
+
+
+def test_timeloops_first_format_is_named_and_refused(tmp_path):
+    """``arch: {arithmetic, storage}`` (Timeloop's 2019 configs) is not read; the refusal says what is."""
+    old = tmp_path / "sample.yaml"
+    old.write_text("arch:\n  arithmetic: {instances: 16, meshX: 4, word-bits: 8}\n  storage:\n"
+                   "  - {name: Registers, entries: 1, instances: 16, meshX: 4, word-bits: 8}\n"
+                   "  - {name: DRAM, technology: DRAM, instances: 1, word-bits: 8}\n")
+    with pytest.raises(TimeloopError) as caught:
+        import_timeloop([old, V03 / "problem.yaml"])
+    (issue,) = caught.value.issues
+    assert str(issue).startswith(f"{old}:1: arch: Timeloop's first format") and "version: 0.3" in str(issue)

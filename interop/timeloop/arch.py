@@ -483,6 +483,11 @@ def read_architecture(files: Files, problem: ProblemRead, dim_names: list[str]) 
     """The levels, fan-outs and compute unit of the merged files' ``architecture``."""
     part = files.get("architecture")
     if part is None:
+        old = files.get("arch")
+        if old is not None:  # Timeloop's first format (ISPASS 2019): arch: {arithmetic, storage: innermost first}
+            old.fail((), "Timeloop's first format (arch: with arithmetic and storage lists), which mapcert does "
+                         "not read; write the architecture as a v0.4 tree (architecture: {version: 0.4, nodes: "
+                         "[...]}) or a v0.3 one (architecture: {version: 0.3, subtree: [...]}), docs/interop.md")
         raise_missing(files, "architecture", "no file gives 'architecture:'")
     raw = part.value
     if not isinstance(raw, dict):

@@ -115,8 +115,8 @@ def read_yaml(path: Path) -> tuple[Any, Located]:
     return data, where
 
 
-KNOWN_KEYS = ("architecture", "problem", "constraints", "architecture_constraints", "mapping", "ERT", "variables",
-              "mapspace_constraints", "mapspace", "mapper", "components", "compound_components", "globals",
+KNOWN_KEYS = ("architecture", "arch", "problem", "constraints", "architecture_constraints", "mapping", "ERT",
+              "variables", "mapspace_constraints", "mapspace", "mapper", "components", "compound_components", "globals",
               "sparse_optimizations", "ART", "model", "dumped_by_timeloop_front_end", "ERT_summary",
               "ART_summary")
 
@@ -151,7 +151,7 @@ def is_timeloop_document(data: Any) -> bool:
     """Whether a parsed YAML document is one of Timeloop's files rather than a mapcert instance."""
     if not isinstance(data, dict) or "family" in data:
         return False
-    return bool({"architecture", "problem", "ERT", "architecture_constraints", "constraints", "mapspace_constraints",
+    return bool({"architecture", "arch", "problem", "ERT", "architecture_constraints", "constraints", "mapspace_constraints",
                  "mapspace", "mapper"} & set(data)) or isinstance(data.get("mapping"), list)
 
 
