@@ -78,6 +78,8 @@ def _refuse_overwrite(path: Path | None, force: bool) -> None:
         _fail_input([f"{path}: is a directory; give a file to write, e.g. {path / 'result.yaml'}"])
     if path is not None and path.exists() and not force:
         _fail_input([f"{path}: exists; not overwritten (use --force to replace it)"])
+    if path is not None and not path.parent.is_dir():  # said before the work, not after it
+        _fail_input([f"{path}: cannot write: the folder {path.parent} does not exist"])
 
 
 def _save(path: Path, data: dict) -> None:

@@ -63,8 +63,11 @@ def say(console: Console, text: str) -> None:
 def status_line(console: Console, result: Result) -> None:
     """One line: the status, who proved it, how long it took."""
     colour = COLOURS.get(result.status, "red")
+    method, _, fallback = result.method.partition(" (then heuristic ")
+    proved = (f"found by heuristic {fallback[:-1]} after {method} stopped, proved optimal by a rigorous bound"
+              if fallback else f"proved by {result.method}")
     text = {
-        Status.OPTIMAL: f"proved by {result.method} in {result.wall_time_s:.2f} s, confirmed by evaluate"
+        Status.OPTIMAL: f"{proved} in {result.wall_time_s:.2f} s, confirmed by evaluate"
                         + (" and the functional model" if result.certificate.functional.passed else ""),
         Status.FEASIBLE: f"best found by {result.method} in {result.wall_time_s:.2f} s; optimality not proved",
     }.get(result.status, result.message)

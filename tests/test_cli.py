@@ -243,3 +243,14 @@ def test_compare_on_an_infeasible_instance_exits_2(cli):
     bad = Path(__file__).parent / "bad_instances" / "28_infeasible_tiny_buffer.yaml"
     code, stdout, _ = cli("compare", str(bad), "--json")
     assert code == 2 and json.loads(stdout)["status"] == "infeasible"
+
+
+def test_an_output_in_a_missing_folder_is_refused_before_the_work(tmp_path):
+    """plot and solve name the missing folder (exit 2) instead of failing after the work."""
+    from .helpers import run_cli
+
+    missing = tmp_path / "no" / "such"
+    example = str(Path(__file__).resolve().parents[1] / "examples" / "resnet50_partition_512KiB.yaml")
+    for args in (("plot", example, "-o", str(missing / "p.png")), ("solve", example, "-o", str(missing / "r.yaml"))):
+        code, _, stderr = run_cli(*args)
+        assert code == 2 and f"cannot write: the folder {missing} does not exist" in stderr, stderr

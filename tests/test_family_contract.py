@@ -356,3 +356,25 @@ def test_an_optimum_claimed_one_unit_lower_fails_verify(case):
     verification = verify(changed, time_limit=30, methods=[family.default_method(problem)])
     failed = [c.name for c in verification.checks if not c.passed]
     assert any(name.startswith("objective") for name in failed), failed
+
+
+@pytest.mark.parametrize("case", CASES, ids=_label)
+def test_method_check_knows_what_applies_and_a_heuristic_after_a_time_out(case):
+    """verify's method check: an exact method that does not apply to the instance fails it
+    (naming why); "M (then heuristic H)", a time-out's answer a heuristic bettered, passes."""
+    from mapcert.validation.verify import _method_check
+    from mapcert.result import Result
+
+    family, problem = _problem(*case)
+    data = _solved(*case).to_dict()
+    heuristics = [h.name for h in family.heuristics(problem)]
+    if heuristics:
+        data["method"] = f"{family.default_method(problem)} (then heuristic {heuristics[0]})"
+        assert _method_check(family, problem, Result.from_dict(data)).passed
+        data["method"] = f"{family.default_method(problem)} (then heuristic no-such-heuristic)"
+        assert not _method_check(family, problem, Result.from_dict(data)).passed
+    refused = [m for m in family.methods(problem) if m.solves and m.why_not(problem) is not None]
+    for method in refused:
+        data["method"] = method.name
+        check = _method_check(family, problem, Result.from_dict(data))
+        assert not check.passed and "does not apply" in check.detail

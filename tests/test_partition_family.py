@@ -304,3 +304,23 @@ def test_plot_draws_the_optimal_partition(tmp_path):
     picture = tmp_path / "partition.png"
     said = FAMILY.plot(load_text(FIXED), picture, {"time_limit": 30}, lambda what, total: (lambda: None))
     assert "optimal partition" in said and picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_verify_fails_a_result_whose_subgraphs_are_listed_out_of_order():
+    """The listed order is the schedule: a stored result with its subgraphs (or the layers
+    of one) swapped reads back to the same partition, and verify names the edit."""
+    from mapcert.pipeline import solve
+    from mapcert.validation.verify import verify
+
+    problem = load_text(FIXED)
+    data = solve(problem).to_dict()
+    subgraphs = data["solution"]["subgraphs"]
+    assert len(subgraphs) > 1 or len(subgraphs[0]) > 1
+    edited = copy.deepcopy(data)
+    if len(subgraphs) > 1:
+        edited["solution"]["subgraphs"] = list(reversed(subgraphs))
+    else:
+        edited["solution"]["subgraphs"] = [list(reversed(subgraphs[0]))]
+    failed = [c for c in verify(edited, time_limit=30).checks if not c.passed]
+    assert [c.name for c in failed] == ["solution: stored as mapcert writes it"], failed
+    assert verify(data, time_limit=30).passed

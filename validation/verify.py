@@ -14,6 +14,8 @@ check whose name starts with the field it concerns.
 
 from __future__ import annotations
 
+import json
+
 import math
 import secrets
 from dataclasses import dataclass, field
@@ -249,6 +251,7 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
     except (ValueError, TypeError, KeyError) as exc:
         add(Check("solution: lies in the declared space", False, str(exc)))
         return checks
+    add(_canonical_check(family, problem, solution, result.solution))
     add(_method_check(family, problem, result))
     ctx.progress("re-certifying the solution")
     # the stored objective is compared field-wise below; the certificate re-derives everything else
@@ -342,16 +345,41 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
     return checks
 
 
+def _canonical_check(family: Family, problem, solution, stored) -> Check:
+    """The stored solution is written as mapcert writes it. A solution's
+    written form carries meaning its value does not check (a partition's
+    subgraphs and layers in the order they run, a loop nest's order), so a
+    stored form that reads back to the same solution but is written
+    otherwise has been edited."""
+    written = json.loads(json.dumps(family.solution_to_dict(problem, solution)))
+    same = written == json.loads(json.dumps(stored))
+    return Check("solution: stored as mapcert writes it", same,
+                 "reads back to the same form" if same else
+                 f"stored {_short(stored)}; mapcert writes this solution as {_short(written)} (an edited order?)")
+
+
+def _short(value, limit: int = 160) -> str:
+    text = json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _method_check(family: Family, problem, result: Result) -> Check:
     """The stored method names one of the family's exact methods (an
     optimum) or starts with one (a solution a time-out left, perhaps then
     bettered by a heuristic): what a reader takes as the solution's
     provenance must be a method this instance can be solved by."""
-    exact = [m.name for m in family.methods(problem) if m.solves]
-    first = result.method.split(" ", 1)[0]
-    named = result.method in exact if result.status == Status.OPTIMAL else first in exact
-    return Check("method: an exact method of the family", named,
-                 f"stored {result.method!r}; the family's exact methods: {', '.join(exact)}")
+    methods = [m for m in family.methods(problem) if m.solves]
+    exact = [m.name for m in methods if m.why_not(problem) is None]
+    first, _, rest = result.method.partition(" ")
+    heuristics = {h.name for h in family.heuristics(problem)}
+    # a time-out's solution bettered by a heuristic: "cpsat (then heuristic NAME)", optimal when a bound meets it
+    fallback = rest.startswith("(then heuristic ") and rest.endswith(")") and rest[16:-1] in heuristics
+    named = first in exact and (fallback or (not rest if result.status == Status.OPTIMAL else True))
+    detail = f"stored {result.method!r}; the exact methods for this instance: {', '.join(exact)}"
+    refused = next((m for m in methods if m.name == first and m.why_not(problem) is not None), None)
+    if refused is not None:
+        detail += f" ({first} does not apply: {refused.why_not(problem)})"
+    return Check("method: an exact method of the family", named, detail)
 
 
 def _verify_no_solution(family: Family, problem, result: Result, ctx: _Context) -> list[Check]:
