@@ -324,3 +324,16 @@ def test_verify_fails_a_result_whose_subgraphs_are_listed_out_of_order():
     failed = [c for c in verify(edited, time_limit=30).checks if not c.passed]
     assert [c.name for c in failed] == ["solution: stored as mapcert writes it"], failed
     assert verify(data, time_limit=30).passed
+
+
+@pytest.mark.parametrize("buffer, words", [
+    ("{activations: 1 KiB, weights: 10 MiB}", "B of activations, more than the activations buffer's 1,024 B"),
+    ("{activations: 10 MiB, weights: 1 KiB}", "B of weights, more than the weights buffer's 1,024 B"),
+])
+def test_separate_buffers_too_small_name_the_short_one(buffer, words):
+    """An infeasible instance with separate buffers says which buffer a layer
+    overflows, not a shared total that would hold it."""
+    problem = load_text(f"family: partition\nworkload: resnet18\nbuffer: {buffer}\n")
+    result = solve(problem, time_limit=20)
+    assert result.status == Status.INFEASIBLE and "alone needs at least" in result.message
+    assert words in result.message and "+" not in result.message, result.message

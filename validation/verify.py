@@ -114,11 +114,16 @@ def verify(data: dict, label: str = "<result>", time_limit: float = 60.0, method
     if methods:
         from ..pipeline import MethodError
 
-        known = {m.name for m in family.methods(_sample(family, problem))}
+        sample = _sample(family, problem)
+        known = {m.name: m for m in family.methods(sample)}
         unknown = [m for m in methods if m not in known]
         if unknown:
             raise MethodError(f"unknown method(s) {', '.join(unknown)} for the {family.name} family; "
                               f"choose from {', '.join(sorted(known))}")
+        refused = [(m, known[m].why_not(sample)) for m in methods if known[m].why_not(sample) is not None]
+        if len(refused) == len(methods):  # nothing left to re-prove with: more time would not help
+            raise MethodError("; ".join(f"{m} does not apply: {why}" for m, why in refused)
+                              + f" (applicable: {', '.join(n for n, m in known.items() if m.why_not(sample) is None)})")
     seed = secrets.randbits(31) if seed is None else seed
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ValueError(f"jobs must be a whole number of at least 1 (or None: one per core), not {jobs!r}")

@@ -223,6 +223,26 @@ def execution(pg: PartitionGraph, nodes: frozenset, capacity, objective: str = "
                      weight_memory=weights)
 
 
+def lone_shortfall(pg: PartitionGraph, v: str, capacity) -> str:
+    """Why layer ``v`` cannot run alone in ``capacity``: its least need against
+    the one buffer, or, with separate buffers, against the buffer that is
+    short in every way of running it (the least activations and the least
+    weights any execution holds)."""
+    modes = lone_layer_modes(pg, v)
+    if not isinstance(capacity, SplitCapacity):
+        return (f"layer {v} alone needs at least {min(m.memory for m in modes):,} B on chip, more than the "
+                f"capacity of {capacity:,} B")
+    activations = min(m.memory - m.weight_memory for m in modes)
+    weights = min(m.weight_memory for m in modes)
+    short = [f"at least {need:,} B of {kind}, more than the {kind} buffer's {have:,} B"
+             for kind, need, have in (("activations", activations, capacity.activations),
+                                      ("weights", weights, capacity.weights)) if need > have]
+    if not short:  # each fits in some execution, but no execution fits both
+        return (f"layer {v} alone fits neither way: each of its executions needs more activations than "
+                f"{capacity.activations:,} B or more weights than {capacity.weights:,} B")
+    return f"layer {v} alone needs " + " and ".join(short)
+
+
 def least_memory(pg: PartitionGraph, nodes: frozenset) -> int:
     """The least on-chip memory any execution of ``nodes`` needs."""
     if len(nodes) == 1:

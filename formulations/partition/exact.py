@@ -28,7 +28,7 @@ from ortools.sat.python import cp_model
 
 from ...solvers.cpsat import solve_cpsat
 from ...solvers.highs import not_solved, solve_highs
-from .cost import (DEFAULT_MACHINE, OBJECTIVES, Machine, bound_fits, ema_bytes, execution, fits, least_memory,
+from .cost import (DEFAULT_MACHINE, OBJECTIVES, Machine, bound_fits, ema_bytes, execution, fits, lone_shortfall,
                    memory_parts, quotient_is_acyclic)
 from .graph import PartitionGraph
 from .relaxation import covering_lp_bound
@@ -302,8 +302,7 @@ def _compact_fallback(pg: PartitionGraph, capacity: int, method: str, start: flo
     lone = [v for v in pg.order if execution(pg, frozenset([v]), capacity) is None]
     if lone:
         return PartitionResult("infeasible", method, None, None, None, 0, time.perf_counter() - start,
-                               f"layer {lone[0]} alone needs at least {least_memory(pg, frozenset(lone[:1])):,} B "
-                               f"on chip, more than the capacity of {capacity:,} B")
+                               lone_shortfall(pg, lone[0], capacity))
     # a quarter of what is left for the heuristics, the rest for the compact model (if enough for a round)
     remaining = time_limit - (time.perf_counter() - start)
     best = _best_heuristic(pg, capacity, objective, machine, time.perf_counter() + HEURISTIC_SHARE * remaining)
@@ -383,8 +382,7 @@ def solve_partition(pg: PartitionGraph, capacity: int, method: str = "milp", tim
     missing = [v for v in pg.order if v not in covered]
     if missing:
         return PartitionResult("infeasible", method, None, None, None, len(cands), time.perf_counter() - start,
-                               f"layer {missing[0]} alone needs at least {least_memory(pg, frozenset(missing[:1])):,} B "
-                               f"on chip, more than the capacity of {capacity:,} B")
+                               lone_shortfall(pg, missing[0], capacity))
     if cutoff is not None:
         bound = covering_lp_bound(pg, cands, max(0.0, start + time_limit - time.perf_counter()))
         if bound - 1e-9 * (abs(bound) + 1) >= cutoff:  # a margin for the float sum of the dual bound
