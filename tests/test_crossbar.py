@@ -297,3 +297,16 @@ def test_inline_layers_are_checked():
     assert any("workload[2].dims.K: unknown dimension" in i for i in issues)
     assert any("workload[3].groups" in i for i in issues)
     assert any("workload[4].op" in i for i in issues)
+
+
+def test_an_infeasible_budget_names_every_layer_that_cannot_fit():
+    """Every layer whose one copy exceeds the budget is named with what it needs."""
+    from mapcert.formulations.crossbar.exact import solve_crossbar
+    from mapcert.instances import load_text
+
+    problem = load_text("family: crossbar\nworkload: alexnet\nhardware: neurosim-rram\nobjective: bottleneck\n"
+                        "styles: [conventional, split]\nconstraints: {budget: 250}\n")
+    result = solve_crossbar(problem, "milp", 10)
+    assert result.status == "infeasible"
+    assert result.message.startswith("5 layers cannot fit even one copy: conv3 (432 crossbars)")
+    assert "fc8 (2,016 crossbars)" in result.message and result.message.endswith("the crossbar budget of 250")

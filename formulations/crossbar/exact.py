@@ -206,6 +206,20 @@ def bisection(problem: CrossbarProblem) -> tuple[Allocation | None, int | None]:
     return _allocation(problem, best), max(o.cycles for o in best)
 
 
+def _too_large(problem: CrossbarProblem, layers) -> str:
+    """Every layer whose one copy does not fit, with what it needs, against the budget (and tiles)."""
+    needs = []
+    for layer in layers:
+        crossbars = min(problem.crossbars_per_copy(layer, style) for style in problem.styles)
+        needs.append(f"{layer.name} ({crossbars:,} crossbars"
+                     + (f", {problem.tiles_for(crossbars):,} tiles" if problem.one_layer_per_tile else "") + ")")
+    limit = f"the crossbar budget of {problem.crossbar_budget:,}"
+    if problem.one_layer_per_tile:
+        limit += f" or the {problem.chip.tiles:,} tiles one layer may take"
+    return (f"{len(layers)} layer{'s' if len(layers) > 1 else ''} cannot fit even one copy: {', '.join(needs)}; "
+            f"{limit}")
+
+
 def solve_crossbar(problem: CrossbarProblem, method: str = "milp", time_limit: float = 60.0,
                    workers: int = 0) -> CrossbarResult:
     """Solve ``problem`` exactly with ``method`` (milp, cpsat or bisection).
@@ -221,15 +235,15 @@ def solve_crossbar(problem: CrossbarProblem, method: str = "milp", time_limit: f
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     start = time.perf_counter()
     opts = options(problem)
-    empty = [problem.layers[l].name for l, o in enumerate(opts) if not o]
+    empty = [problem.layers[l] for l, o in enumerate(opts) if not o]
     if empty:
         return CrossbarResult("infeasible", method, None, None, None, time.perf_counter() - start,
-                              f"even one copy of {', '.join(empty[:3])} exceeds the crossbar budget")
+                              _too_large(problem, empty))
     least = sum(min(o.crossbars for o in layer_opts) for layer_opts in opts)
     if least > problem.crossbar_budget:
         return CrossbarResult("infeasible", method, None, None, None, time.perf_counter() - start,
-                              f"one copy of every layer needs {least} crossbars; the budget is "
-                              f"{problem.crossbar_budget}")
+                              f"one copy of every layer needs {least:,} crossbars; the budget is "
+                              f"{problem.crossbar_budget:,}")
     if method == "bisection":
         refusal = bisection_refusal(problem)
         if refusal is not None:
