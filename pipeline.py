@@ -150,9 +150,11 @@ def _solve_single(family: Family, problem, method_name, time_limit, functional, 
     start = time.perf_counter()
     attempt = method.run(problem, limit)
     attempt.method = attempt.method or method.name
-    # a time-out falls back on a better heuristic solution even with heuristics off: they only go unscored
+    # a time-out falls back on a better heuristic solution even with heuristics off (they only go unscored),
+    # within what is left of the time limit then, unless there is no solution at all
     unfinished = attempt.solution is None or attempt.status in (Status.FEASIBLE, Status.ERROR)
-    scored = score_heuristics(family, problem, [h for h in family.heuristics(problem) if h.in_solve]) \
+    deadline = None if heuristics or attempt.solution is None or limit is None else start + limit
+    scored = score_heuristics(family, problem, [h for h in family.heuristics(problem) if h.in_solve], deadline) \
         if heuristics or unfinished else []
     if attempt.status in (Status.FEASIBLE, Status.ERROR):
         attempt = _fallback(family, problem, attempt, scored)
@@ -181,10 +183,13 @@ class Scored:
         return self.evaluation.objective if ok else None
 
 
-def score_heuristics(family: Family, problem, chosen) -> list[Scored]:
-    """Run each heuristic of ``chosen`` and evaluate its solution."""
+def score_heuristics(family: Family, problem, chosen, deadline: float | None = None) -> list[Scored]:
+    """Run each heuristic of ``chosen`` and evaluate its solution; none is
+    started after ``deadline`` (a ``time.perf_counter()`` value)."""
     out = []
     for h in chosen:
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
         start = time.perf_counter()
         solution = h.run()
         evaluation = family.evaluate(problem, solution) if solution is not None else None

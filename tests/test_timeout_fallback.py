@@ -1,7 +1,8 @@
-"""A time-out's answer does not depend on whether the heuristics are scored:
-``heuristics=False`` (``--no-heuristics``) only leaves them out of the
-result, it still returns the better heuristic solution when the exact
-method stopped with a worse one."""
+"""A time-out's answer with and without scored heuristics:
+``heuristics=False`` (``--no-heuristics``) leaves them out of the result,
+and still returns the better heuristic solution when the exact method
+stopped early with a worse one; after a method that used its whole limit
+it keeps the method's, on time."""
 
 from __future__ import annotations
 
@@ -26,3 +27,19 @@ def test_the_answer_is_the_same_with_or_without_scored_heuristics(monkeypatch):
     assert scored.objective == unscored.objective < 80  # greedy's packing beats the method's
     assert "heuristic greedy" in unscored.method and unscored.status == Status.FEASIBLE
     assert scored.heuristics and not unscored.heuristics
+
+
+def test_without_heuristics_a_method_that_used_its_whole_limit_is_not_followed_by_them(monkeypatch):
+    """With the heuristics off, the fallback runs only within what is left of the limit:
+    a method that stopped at its limit returns its own solution, on time."""
+    import time
+
+    def used_it_all(problem, time_limit):
+        time.sleep(0.05)
+        return _stopped_early(problem, time_limit)
+
+    monkeypatch.setattr(toy_family, "_cpsat", used_it_all)
+    unscored = mapcert.solve(mapcert.load_text(BAG), time_limit=0.01, heuristics=False)
+    assert unscored.objective == 80 and unscored.method == "cpsat"
+    scored = mapcert.solve(mapcert.load_text(BAG), time_limit=0.01)
+    assert scored.objective < 80 and "heuristic greedy" in scored.method  # asked for: they run anyway
