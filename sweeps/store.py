@@ -266,8 +266,8 @@ class Store:
         """Store a finished job's result (one transaction)."""
         reason = (result.get("message") or "") if result.get("status") != "optimal" else ""
         with self.transaction():
-            if not _improves(self.db.execute("SELECT status, objective FROM jobs WHERE key = ?", (job.key,)).fetchone(),
-                             result):
+            if not _improves(self.db.execute("SELECT status, objective, best_bound FROM jobs WHERE key = ?",
+                                             (job.key,)).fetchone(), result):
                 return
             self.db.execute(
                 "INSERT OR REPLACE INTO jobs VALUES "
@@ -335,13 +335,19 @@ class Store:
 
 def _improves(stored, result: dict) -> bool:
     """Whether ``result`` may replace the stored row: anything replaces a
-    failure; a feasible answer never replaces a better feasible one (a retry
-    with a shorter limit must not lose what an earlier run found)."""
+    failure; a feasible answer never replaces a better feasible one, nor an
+    equal one with a tighter bound (a retry must not lose what an earlier
+    run found or proved)."""
     if stored is None or stored["status"] in ("failed",):
         return True
     if stored["status"] == "feasible" and result.get("status") == "feasible":
         old, new = stored["objective"], result.get("objective")
-        return old is None or (new is not None and new <= old)
+        if old is None or new is None:
+            return old is None
+        if new != old:
+            return new < old
+        old_bound, new_bound = stored["best_bound"], result.get("best_bound")
+        return old_bound is None or (new_bound is not None and new_bound >= old_bound)
     return True
 
 

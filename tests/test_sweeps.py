@@ -396,3 +396,25 @@ def test_json_lines_of_stored_jobs_and_of_a_dry_run(tmp_path):
     points = [json.loads(line) for line in plan.stdout.splitlines()]
     assert [p["values"]["hardware.levels[GLB].capacity"] for p in points] == ["1 KiB", "4 KiB"]
     assert all(p["event"] == "point" and p["to_solve"] == 0 for p in points)
+
+
+def test_a_retry_keeps_the_better_answer_and_the_tighter_bound(tmp_path):
+    """A feasible retry replaces a feasible row only with a better solution, or an equal one
+    with a tighter bound: ``--retry-feasible`` with a shorter limit loses nothing."""
+    from types import SimpleNamespace
+
+    job = SimpleNamespace(key="k", family="partition", workload="w", layer="", hardware="h", document={})
+
+    def feasible(objective, bound):
+        return {"status": "feasible", "objective": objective, "best_bound": bound, "objective_name": "ema",
+                "unit": "bytes", "gap": None, "method": "milp", "wall_time_s": 1.0, "message": "time limit"}
+
+    with Store(tmp_path / "s.db") as store:
+        for objective, bound in ((100, 90), (100, 80), (101, 99), (100, 95), (99, 50)):
+            store.save_result(job, feasible(objective, bound), 10.0, "w", 1.0, 1)
+            row = store.db.execute("SELECT objective, best_bound FROM jobs WHERE key = 'k'").fetchone()
+            kept = tuple(row)
+            if (objective, bound) == (100, 80) or objective == 101:
+                assert kept == (100, 90)
+            else:
+                assert kept == (objective, bound)
