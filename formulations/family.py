@@ -233,6 +233,13 @@ class Family(ABC):
         """A self-contained instance document that :meth:`build` reads back to
         an equal problem (results embed it, so they can be re-verified)."""
 
+    def editable_dump(self, problem) -> dict:
+        """The instance with its presets written out, to be edited (a sweep
+        sets its axes in it): :meth:`dump` without what only certifies the
+        instance as it is (a checksum of data derived from fields an edit
+        may change)."""
+        return self.dump(problem)
+
     @abstractmethod
     def owns(self, problem) -> bool:
         """Whether ``problem`` is one of this family's problems."""

@@ -201,7 +201,7 @@ def expand_presets(document: dict, label: str, base: Path) -> dict:
     from ..formulations import registry
 
     problem = load_document(document, label, base)
-    return registry.family_of(problem).dump(problem)
+    return registry.family_of(problem).editable_dump(problem)
 
 
 def apply(document: dict, path: str, value, label: str, base: Path) -> dict:

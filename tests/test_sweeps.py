@@ -418,3 +418,16 @@ def test_a_retry_keeps_the_better_answer_and_the_tighter_bound(tmp_path):
                 assert kept == (100, 90)
             else:
                 assert kept == (objective, bound)
+
+
+def test_a_sweep_over_the_weight_bits_of_generated_pairing_weights_expands():
+    """Generated weights follow the weight bits: a sweep that sets them gets other weights,
+    not a checksum refusal (the expanded instance drops the checksum of generated weights)."""
+    from mapcert.sweeps.spec import apply
+
+    base = {"family": "pairing", "workload": "mobilenetv2.block14.project", "hardware": "ddc-sram",
+            "weights": {"generate": {"seed": 0}}}
+    point = apply(base, "hardware.weight_bits", 4, "<sweep>", Path("."))
+    assert point["hardware"]["weight_bits"] == 4 and "sha256" not in point["weights"]
+    problem = load_document(point, "<point>")
+    assert problem.bits == 4 and abs(problem.weights).max() <= 8

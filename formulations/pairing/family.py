@@ -86,6 +86,15 @@ class PairingFamily(Family):
     def dump(self, problem: PairingProblem) -> dict:
         return dump_pairing(problem)
 
+    def editable_dump(self, problem: PairingProblem) -> dict:
+        """Generated weights follow the seed, spread and weight bits: an edit of
+        any of them makes other weights, which their checksum would refuse."""
+        document = dump_pairing(problem)
+        weights = document.get("weights")
+        if isinstance(weights, dict) and "generate" in weights:
+            weights.pop("sha256", None)
+        return document
+
     def owns(self, problem) -> bool:
         return isinstance(problem, PairingProblem)
 
