@@ -354,7 +354,7 @@ def test_filters_compare_sizes_as_values_and_say_when_nothing_matches(tmp_path):
     layer = run_mapcert("results", str(db), "--where", "layer=small", "--csv", str(tmp_path / "l.csv"))
     assert layer.returncode == 0, layer.stderr
     bad = run_mapcert("results", str(db), "--csv", str(tmp_path / "missing" / "x.csv"))
-    assert bad.returncode == 2 and "cannot be written" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "cannot write: the folder" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_an_axis_a_later_axis_overwrites_is_warned_about(tmp_path):
