@@ -347,6 +347,10 @@ def _build(data: Any, where: Located, label: str, base: Path | None):
 
     if not isinstance(data, dict):
         raise InstanceError([Issue(label, 1, "(document)", "an instance is a mapping with family, workload and hardware")])
+    if str(data.get("format", "")).startswith("mapcert-result/") or {"certificate", "instance"} <= set(data):
+        # a saved result where an instance goes: one line, not one per field of the result
+        raise InstanceError([Issue(label, 1, "(document)", "a saved result (mapcert solve -o), not an instance: "
+                                   "`mapcert verify` checks it; its `instance:` field is the instance it solved")])
     if "family" not in data:
         where.add(("family",), f"required field is missing; one of: {', '.join(registry.names())}")
         raise InstanceError(where.issues)

@@ -143,12 +143,17 @@ def solve(
 ) -> None:
     """Find the optimal mapping of an instance (or of every distinct layer of a network) and certify it.
 
-    The instance says what is optimal and among which mappings: `objective:`
-    (energy, latency, edp, offchip_traffic; a list breaks ties), `space:`
-    (`factors: divisors | any`, `halo: true`) and `constraints:` (per level
-    `factors`, `whole`, `order`; per fan-out the dimensions each axis may
-    unroll and a least utilization), Timeloop's constraints under mapcert's
-    names. docs/tiling-multilevel.md, "Mapping constraints", lists them.
+    The instance says what is optimal and among which mappings, by family:
+    tiling: `objective:` energy, latency, edp or offchip_traffic (a list
+    breaks ties), `space:` (`factors: divisors | any`, `halo: true`) and
+    `constraints:` (per level `factors`, `whole`, `order`; per fan-out the
+    dimensions each axis may unroll and a least utilization; docs/tiling-
+    multilevel.md, "Mapping constraints"); crossbar: `objective:`
+    bottleneck, latency or energy, `styles:` and `constraints:` (budget,
+    tiles, bandwidth; docs/crossbar.md); pairing: the least distortion
+    (docs/pairing.md); partition: `objective:` ema or latency, one `buffer:`
+    or several to co-explore (docs/partition.md). `mapcert methods FILE`
+    lists the methods that apply.
     """
     file = files[0]
     loaded = peers.load_files(files, _load)
@@ -334,7 +339,8 @@ def verify(
 
 @app.command()
 def compare(
-    files: list[Path] = typer.Argument(..., help="Instance YAML of any family (one layer, not a network), or "
+    files: list[Path] = typer.Argument(..., help="Instance YAML of any family (of tiling, one layer: `solve` "
+                                                 "scores the heuristics of a network's layers), or "
                                                  "a peer's files: Timeloop's (ARCH.yaml PROBLEM.yaml [ERT.yaml] "
                                                  "...) or ZigZag's (WORKLOAD.yaml HARDWARE.yaml [MAPPING.yaml]); a "
                                                  "mapping file among them is scored as with --mapping."),

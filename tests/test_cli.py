@@ -254,3 +254,16 @@ def test_an_output_in_a_missing_folder_is_refused_before_the_work(tmp_path):
     for args in (("plot", example, "-o", str(missing / "p.png")), ("solve", example, "-o", str(missing / "r.yaml"))):
         code, _, stderr = run_cli(*args)
         assert code == 2 and f"cannot write: the folder {missing} does not exist" in stderr, stderr
+
+
+def test_a_saved_result_where_an_instance_goes_is_one_line(tmp_path):
+    """solve or plot given a result (instead of its instance) say so in one line."""
+    from .helpers import run_cli
+
+    saved = tmp_path / "r.yaml"
+    example = str(Path(__file__).resolve().parents[1] / "examples" / "mobilenetv2_pairing.yaml")
+    assert run_cli("solve", example, "-t", "20", "--no-functional", "-o", str(saved))[0] == 0
+    for command in ("solve", "plot"):
+        code, _, stderr = run_cli(command, str(saved))
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and "a saved result (mapcert solve -o), not an instance" in lines[0]
