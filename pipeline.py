@@ -54,6 +54,9 @@ def exact_method(family: Family, problem, name: str | None) -> ExactMethod:
         name = family.default_method(problem)
     if name not in methods:
         choices = [m.name for m in methods.values() if m.solves and m.why_not(problem) is None]
+        if name in {h.name for h in family.heuristics(problem)}:
+            raise MethodError(f"{name!r} is a heuristic, which proves nothing: `mapcert compare FILE --methods "
+                              f"{name}` scores it against the optimum; solve with one of {', '.join(choices)}")
         raise MethodError(f"unknown method {name!r} for the {family.name} family; choose one of {', '.join(choices)}")
     method = methods[name]
     reason = method.why_not(problem)
