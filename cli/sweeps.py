@@ -118,8 +118,8 @@ def sweep(
         try:
             summary = _run_with_progress(plan, store, executor, settings, as_json)
         except runner.SweepInterrupted as exc:
-            err.print(f"interrupted ({exc}): every job finished before it is in {db}; the jobs in flight were "
-                      f"not stored. Run the same command again to finish the sweep.", markup=False)
+            err.print(f"interrupted ({exc}): the jobs that finished are stored in {db}, the ones in flight are "
+                      f"not. Run the same command again to finish the sweep.", markup=False)
             raise _Exit(130)
         summaries = tables.point_summaries(store, spec.name)
     except runner.SweepError as exc:
@@ -218,7 +218,8 @@ def _job_line(outcome, counts: dict, total: int, start: float, as_json: bool, in
                           "reason": "" if outcome.status == "optimal" else outcome.reason,
                           "worker": outcome.worker, "cached": False}), flush=True)
     elif not interactive:
-        err.print(f"[{counts['done']}/{total} {time.perf_counter() - start:.0f} s] {job.layer} on {job.hardware or '-'}:"
+        where = f"{job.layer} on {job.hardware}" if job.hardware else job.layer  # a partition has no hardware
+        err.print(f"[{counts['done']}/{total} {time.perf_counter() - start:.0f} s] {where}:"
                   f" {outcome.status}" + (f" {format_value(result.get('objective'))} {result.get('unit', '')}"
                                           if result.get("objective") is not None else "")
                   + (f" ({outcome.reason})" if outcome.status == "failed" else ""), markup=False)

@@ -243,6 +243,38 @@ def layers(fig, summaries: list[PointSummary], axes: list[str], x_axis: str, cou
     return chosen
 
 
+def _slant_crowded_ticks(fig) -> None:
+    """Slant the x tick labels of every panel whose labels would run into
+    each other (sizes such as "128 KiB" on a log axis, totals in MiB)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        labels = [t for t in ax.get_xticklabels() if t.get_text()]
+        boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
+        if any(a.x1 + 2 > b.x0 for a, b in zip(boxes, boxes[1:])):
+            for t in labels:
+                t.set_rotation(30)
+                t.set_horizontalalignment("right")
+
+
+
+def _legends_below_labels(fig) -> None:
+    """Put a legend anchored below its panel under the panel's tick labels and
+    axis label (slanted labels take more room than the anchor allowed);
+    after ``tight_layout``, which moves the panels."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        anchor = legend.get_bbox_to_anchor().transformed(ax.transAxes.inverted())
+        if anchor.y0 >= 0:
+            continue
+        bottom = (ax.xaxis.get_tightbbox(renderer).y0 - ax.bbox.y0) / ax.bbox.height
+        legend.set_bbox_to_anchor((anchor.x0, bottom - 0.02), transform=ax.transAxes)
+
+
 def draw(summaries: list[PointSummary], axes: list[str], output: Path, x_axis: str | None = None,
          layer: str | None = None) -> str:
     """Write the sweep's main picture to ``output``; returns what was drawn.
@@ -287,7 +319,9 @@ def draw(summaries: list[PointSummary], axes: list[str], output: Path, x_axis: s
         whole = group[0].workload
         right.set_title(f"{whole}: every point's total" + (f" (best: #{best.index})" if best else ""), fontsize=10)
         said.append(f"the {objective} totals of {len(group)} points" + (f" (best #{best.index})" if best else ""))
+    _slant_crowded_ticks(fig)
     fig.tight_layout()
+    _legends_below_labels(fig)
     fig.savefig(output, dpi=150, bbox_inches="tight")
     plt.close(fig)
     return "; ".join(said)

@@ -56,13 +56,13 @@ def test_bound_rejects_bad_input_too(cli):
 
 def test_verify_says_why_no_method_could_reprove_an_infeasibility(tmp_path, cli):
     """An infeasible result checked only by a method that refuses the
-    instance fails verification, naming the refusal, not "in time"."""
+    instance is refused at once, naming the refusal, not "in time"."""
     saved = tmp_path / "result.yaml"
     code, _, _ = cli("solve", str(Path(__file__).parent / "bad_instances" / "32_hierarchy_nothing_fits.yaml"),
                      "--no-functional", "-o", str(saved))
     assert code == 2 and saved.exists()
-    code, stdout, _ = cli("verify", str(saved), "--methods", "enumerate")
-    assert code != 0
-    assert "no exact method ran (enumerate:" in " ".join(stdout.split())
+    code, _, stderr = cli("verify", str(saved), "--methods", "enumerate")
+    assert code == 2  # nothing left to re-prove with: said at once, with the reason, not as a failed check
+    assert "enumerate does not apply:" in " ".join(stderr.split())
     code, stdout, _ = cli("verify", str(saved), "--methods", "cpsat")
     assert code == 0, stdout

@@ -274,7 +274,7 @@ def solve_pairing(problem: PairingProblem, method: str = "milp", time_limit: flo
         status=status, method=method, pairing=Pairing(pairs, unpaired), objective=objective,
         best_bound=float(bound), lp_bound=lower, edges_total=total, edges_kept=len(edges),
         wall_time_s=time.perf_counter() - start,
-        message=f"{len(edges):,} of {total:,} edges kept after LP reduced-cost fixing ({rounds} LP rounds)"
+        message=f"{len(edges):,} of {total:,} edges kept after LP reduced-cost fixing ({rounds} LP round{'s' if rounds != 1 else ''})"
                 + ("" if status == "optimal" else f"; time limit of {time_limit:g} s reached, optimality not proved"),
         details={"solver_status": outcome.message, "greedy_cost": _cost(cost, greedy), "lp_bound": lower},
     )

@@ -190,8 +190,8 @@ class PairingFamily(Family):
             failures.append(f"the macro stores {macro.rows} rows; evaluate says {metrics.rows}")
         counts = {**macro.to_dict(), "vectors": FUNCTIONAL_VECTORS, "distortion_read_back": distortion}
         reason = "; ".join(failures) if failures else (
-            f"{macro.rows} rows of cells hold {problem.filters} filters; both filters of every pair computed "
-            f"from one stored word")
+            f"{macro.rows} stored filters hold {problem.filters} filter{'s' if problem.filters != 1 else ''}; both "
+            f"filters of every pair computed from one stored word")
         return FunctionalRun(True, not failures, reason, counts, time.perf_counter() - start)
 
     # -- presentation ---------------------------------------------------------
@@ -213,12 +213,12 @@ class PairingFamily(Family):
         console.print(f"distortion {metrics.distortion:,} (sum of squared weight changes)"
                       + (f"; {details['edges_kept']:,} of {details['edges_total']:,} pairs kept after LP "
                          f"reduced-cost fixing" if "edges_kept" in details else ""))
-        console.print(f"{metrics.pairs} pairs, {len(pairing.unpaired)} unpaired: {metrics.rows} rows instead of "
-                      f"{metrics.rows_unpaired} ({metrics.density_gain:.2f}x weight density)")
+        console.print(f"{metrics.pairs} pairs, {len(pairing.unpaired)} unpaired: {metrics.rows} stored filters "
+                      f"instead of {metrics.rows_unpaired} ({metrics.density_gain:.2f}x weight density)")
         if metrics.arrays is not None:
             console.print(f"arrays of {problem.chip.name} ({problem.chip.rows}x{problem.chip.columns}): "
                           f"{metrics.arrays_unpaired} without pairing, {metrics.arrays} with pairing")
-        console.print(f"without pairing (the baseline): distortion 0, {metrics.rows_unpaired} rows")
+        console.print(f"without pairing (the baseline): distortion 0, {metrics.rows_unpaired} stored filters")
         shown = ", ".join(f"{i}+{j}" for i, j in pairing.pairs[:12])
         console.print(f"pairs: {shown}{', ...' if len(pairing.pairs) > 12 else ''}")
 
