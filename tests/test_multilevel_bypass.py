@@ -72,6 +72,7 @@ def exact_methods_agree(problem) -> None:
         assert got.objective >= multilevel_bounds(problem).objective - 1e-9
 
 
+@pytest.mark.slow  # 14 s; bypass with constraints and from the command line run by default
 @settings(max_examples=3, deadline=None, derandomize=True)
 @given(few_keep_sets())
 def test_exact_methods_agree_with_enumeration_when_bypass_is_chosen(problem):

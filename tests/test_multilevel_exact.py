@@ -351,6 +351,7 @@ objective: energy
 the reverse): the hash order of a set of names once chose between them."""
 
 
+@pytest.mark.slow  # 16 s: three processes; the canonical mapping in one process is tested by default
 def test_the_optimum_is_the_same_mapping_in_processes_with_other_hash_seeds(tmp_path):
     """Python orders a set of strings by hashes that change from one process
     to the next (``PYTHONHASHSEED``); the models must not, or the canonical

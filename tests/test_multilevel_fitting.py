@@ -80,6 +80,7 @@ def test_no_dropped_row_belongs_to_a_fitting_mapping(problem):
     assert_no_dropped_row_fits(problem)
 
 
+@pytest.mark.slow  # 14 s; the divisor-tile case runs by default
 @settings(max_examples=4, deadline=None, derandomize=True)
 @given(instances())
 def test_no_dropped_row_belongs_to_a_fitting_mapping_with_partial_tiles(problem):

@@ -95,6 +95,7 @@ def test_a_killed_driver_loses_only_jobs_in_flight_and_a_rerun_finishes_each_job
     assert all(row in after for row in before)  # what was stored is kept as it was
 
 
+@pytest.mark.slow  # 12.5 s; a killed driver and a raising job run by default
 def test_a_worker_killed_mid_job_is_survived_and_a_job_that_always_kills_is_recorded(tmp_path):
     marker = tmp_path / "killed-once"
     base = write_sweep(tmp_path, ["steady"])
