@@ -75,6 +75,7 @@ def test_jobs_must_be_a_whole_number_of_at_least_one(network, jobs):
         solve(network, jobs=jobs)
 
 
+@pytest.mark.slow  # 8 s; a pool's answer equal to the serial one is tested by default
 def test_python_dash_m_mapcert_solves_a_network_side_by_side(tmp_path):
     """End to end, as a user runs it: the command, the pool's processes
     (started from a fork server) and the JSON result."""
@@ -90,6 +91,7 @@ def test_python_dash_m_mapcert_solves_a_network_side_by_side(tmp_path):
     assert json.loads(done.stdout)["status"] == "optimal"
 
 
+@pytest.mark.slow  # 7 s; a pool's answer equal to the serial one is tested by default
 def test_a_script_without_a_main_guard_solves_with_a_pool(tmp_path):
     """A user's script that calls ``mapcert.solve`` at its top level, with
     no ``if __name__ == "__main__":``: the MILP's pool processes must not
