@@ -390,10 +390,11 @@ class GraphPartition(Family):
 
         evaluation = self.evaluate(problem, solution)
         size = describe_capacity(solution.capacity) + (" (co-explored)" if problem.coexplore else "")
-        ema = evaluation.metrics.get("ema_bytes") if evaluation.feasible else None
+        metrics = evaluation.metrics if evaluation.feasible else {}
+        figures = ([f"latency {metrics['latency_cycles']:,} cycles"] if problem.objective_name == "latency" else []) \
+            + ([f"EMA {format_bytes(metrics['ema_bytes'])}"] if metrics.get("ema_bytes") is not None else [])
         plots.plot_partition(problem.graph, list(solution.blocks), output,
-                             f"{problem.graph.name}: {what}, {size}"
-                             + (f", EMA {format_bytes(ema)}" if ema is not None else ""))
+                             f"{problem.graph.name}: {what}, {size}" + "".join(f", {f}" for f in figures))
         return f"the {what} of {problem.graph.name} into {len(solution.blocks)} subgraph{'s' * (len(solution.blocks) != 1)}"
 
     def examples(self) -> list[str]:
