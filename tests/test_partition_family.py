@@ -183,6 +183,8 @@ def issues(text: str) -> str:
     ("workload: vgg16\nbuffer: 1 MiB\nsolver: {time_limit: .inf}\n", ["solver.time_limit", "at most a week"]),
     ("workload: vgg16\nbuffer: 1 MiB\ncost: {alpha: .nan}\n", ["cost.alpha", "finite"]),
     ("workload: vgg16\nbuffer: 1 MiB\nprecision: {activations: 64}\n", ["precision.activations", "1 to 32"]),
+    ("workload: {name: g, layers: {a: {op: concat, dims: {M: 8, P: 4, Q: 4}}}}\nbuffer: 1 MiB\n",
+     ["workload.layers.a.dims", "dimension C (input channels) is missing", "channels of its inputs together"]),
 ])
 def test_absurd_sizes_are_refused_naming_the_field_and_the_range(text, words):
     message = issues("family: partition\n" + text)

@@ -219,7 +219,11 @@ def _layer(name: str, raw: Any, where: Located, path: tuple) -> dict | None:
             ok = False
     for dim in ("M", "C"):
         if dim not in spec.dims:
-            where.add(path + ("dims",), f"dimension {dim} is missing")
+            meaning = {"M": "output channels", "C": "input channels"}[dim]
+            same = {"pool": "; a pool layer keeps its channels: C equals M",
+                    "add": "; an add layer keeps its channels: C equals M",
+                    "concat": "; a concat layer's C and M are both the channels of its inputs together"}
+            where.add(path + ("dims",), f"dimension {dim} ({meaning}) is missing{same.get(spec.op, '')}")
             ok = False
     stride = spec.stride if isinstance(spec.stride, list) else [spec.stride]
     if not 1 <= len(stride) <= 2 or any(not 1 <= s <= MAX_WINDOW for s in stride):
