@@ -256,3 +256,14 @@ def test_the_mobilenetv2_example_is_certified():
     result = solve(load("examples/mobilenetv2_pairing.yaml"), time_limit=60)
     assert result.status == "optimal" and result.certificate.functional.passed
     assert result.metrics["arrays"] < result.metrics["arrays_without_pairing"]
+
+
+def test_values_without_a_workload_give_the_shape():
+    """`weights: {values: ...}` names its own shape, as a weights file does; the instance
+    written back reads to the same weights."""
+    problem = load_text("family: pairing\nweights: {values: [[1, 2, 3], [-2, -3, -4], [0, 1, 1], [3, 3, 3]]}\n")
+    assert (problem.filters, problem.positions) == (4, 3)
+    again = load_document(FAMILY.dump(problem))
+    assert (again.weights == problem.weights).all()
+    with pytest.raises(Exception, match="all of one length"):
+        load_text("family: pairing\nweights: {values: [[1, 2, 3], [-2, -3]]}\n")

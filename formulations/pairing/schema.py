@@ -6,7 +6,7 @@ parts are the crossbar family's (``formulations/crossbar/schema.py``)::
 
     family: pairing
     workload: mobilenetv2.block2.expand   # a layer name, or {name, dims: {M, C, R, S}, groups};
-                                          # may be left out when a weights file gives the shape
+                                          # may be left out when the weights (a file or values) give the shape
     weights: {file: w.npy}                # .npy / .npz (key: ...); or {generate: {seed: 0, std: 0.35}};
                                           # or {values: [[...], ...]} one list per filter; default: generated
     hardware: ddc-sram
@@ -251,9 +251,9 @@ def build_pairing(data: dict, where: Located, label: str, base: Path) -> Pairing
     layer = build_layer(spec.workload, where, ("workload",)) if spec.workload is not None else None
     if spec.workload is not None and layer is None:
         return None
-    if layer is None and w.file is None:
-        where.add(("workload",), "required field is missing: name the layer (or give a weights file, "
-                                 "whose shape names it)")
+    if layer is None and w.file is None and w.values is None:
+        where.add(("workload",), "required field is missing: name the layer (or give the weights as a file or "
+                                 "as values, whose shape names it)")
         return None
     generated = None
     if w.file is not None:
@@ -265,6 +265,12 @@ def build_pairing(data: dict, where: Located, label: str, base: Path) -> Pairing
     elif w.values is not None:
         rows = len(w.values)
         lengths = {len(r) for r in w.values}
+        if layer is None:  # the values give the shape: one list per filter
+            if len(lengths) != 1 or 0 in lengths:
+                where.add(("weights", "values"), f"needs one list per filter, all of one length; got {rows} lists of "
+                                                f"{', '.join(str(n) for n in sorted(lengths)) or 'no'} integers")
+                return None
+            layer = _layer_from_shape((rows, next(iter(lengths))), "weights")
         if len(lengths) != 1 or rows != layer.M or lengths != {layer.positions}:
             where.add(("weights", "values"), f"needs {layer.M} lists (one per filter) of {layer.positions} integers "
                                             f"for layer {layer.name}; got {rows} lists of "
