@@ -118,7 +118,11 @@ class GenomeTable:
         self.crossbars = copies * per_copy[:, None]
         self.tiles = -(-self.crossbars // problem.chip.crossbars_per_tile)
         self.cycles = problem.chip.cycles_per_mvm * -(-outputs[:, None] // copies)
-        bits = sum(problem.input_bits(l, s) for l, s in zip(problem.layers, styles))
+        layer_bits = np.array([problem.input_bits(l, s) for l, s in zip(problem.layers, styles)])
+        bits = int(layer_bits.sum())
+        # a stage's time for the latency: at least its own input bits through the buffer (CrossbarProblem.stage_time)
+        own = -(-layer_bits // problem.chip.bandwidth_bits_per_cycle) if problem.bandwidth else 0 * layer_bits
+        self.times = np.maximum(self.cycles, own[:, None])
         self.bandwidth = -(-bits // problem.chip.bandwidth_bits_per_cycle) if problem.bandwidth else 0
         self.energy = sum(problem.energy_pj(l, s) for l, s in zip(problem.layers, styles))
         self.rows = np.arange(len(self.candidates))
@@ -139,7 +143,7 @@ class GenomeTable:
         objective = self.problem.objective
         if objective == "bottleneck":
             return float(max(stages.max(), self.bandwidth))
-        return float(stages.sum()) if objective == "latency" else self.energy
+        return float(self.times[self.rows, genome].sum()) if objective == "latency" else self.energy
 
 
 def genetic(problem: CrossbarProblem, population: int = 40, generations: int = 60, seed: int = 0) -> Allocation:

@@ -310,3 +310,21 @@ def test_an_infeasible_budget_names_every_layer_that_cannot_fit():
     assert result.status == "infeasible"
     assert result.message.startswith("5 layers cannot fit even one copy: conv3 (432 crossbars)")
     assert "fc8 (2,016 crossbars)" in result.message and result.message.endswith("the crossbar budget of 250")
+
+
+def test_with_the_bandwidth_each_stage_of_the_latency_waits_for_its_own_input_bits():
+    """The latency sums stage times of one image; with the bandwidth a stage takes at least
+    its own input bits through the buffer, so the allocation changes to meet it (the period
+    is unchanged by this, its bound on all stages together implying each one's)."""
+    problem = load_text("family: crossbar\nworkload: resnet18\nhardware: {preset: neurosim-rram, rows: 256, "
+                        "columns: 256, tiles: 64}\nobjective: latency\nstyles: [conventional, split]\n"
+                        "constraints: {budget: 4096, one_layer_per_tile: true, bandwidth: true}\n")
+    result = solve_crossbar(problem, "milp", 60)
+    metrics = evaluate(problem, result.allocation)
+    own = [-(-bits // problem.chip.bandwidth_bits_per_cycle) for bits in metrics.input_bits]
+    assert result.status == "optimal" and metrics.latency == result.objective
+    assert metrics.latency == sum(max(c, b) for c, b in zip(metrics.stage_cycles, own))
+    assert metrics.latency > sum(metrics.stage_cycles) and metrics.latency >= sum(own)  # it binds on conv1
+    free = solve_crossbar(replace(problem, bandwidth=False), "milp", 60)
+    assert free.objective < result.objective
+    assert crossbar_bounds(problem)[0].value <= result.objective

@@ -10,7 +10,8 @@ each bound holds with and without them.
 * period (``bottleneck``): per-layer copy limit, total work, water-filling,
   buffer bandwidth;
 * ``latency`` (sum of stage times): the per-layer copy limit summed over the
-  layers, and the Lagrangian relaxation of the crossbar budget (and of the
+  layers (each stage also at least its own input bits through the buffer,
+  with the bandwidth), and the Lagrangian relaxation of the crossbar budget (and of the
   tile count, with one layer per tile);
 * ``energy``: each layer's least-energy style, and the same Lagrangian
   relaxations over the style choice.
@@ -140,7 +141,7 @@ def _options(problem: CrossbarProblem, copies_of) -> tuple[np.ndarray, ...]:
             for r in copies_of(layer):
                 if r * per_copy > problem.crossbar_budget:
                     break
-                cost.append(problem.stage_cycles(layer, r) if problem.objective == "latency"
+                cost.append(problem.stage_time(layer, style, r) if problem.objective == "latency"
                             else problem.energy_pj(layer, style))
                 crossbars.append(r * per_copy)
                 tiles.append(problem.tiles_for(r * per_copy))
@@ -164,13 +165,23 @@ def _lagrangian_bounds(problem: CrossbarProblem, cost, crossbars, tiles, owner, 
     return out
 
 
+def _least_own_bandwidth(problem: CrossbarProblem, layer) -> int:
+    """The fewest cycles a layer's own input bits take through the buffer, in
+    its cheapest style (0 without the bandwidth constraint)."""
+    if not problem.bandwidth:
+        return 0
+    return min(ceil(problem.input_bits(layer, s) / problem.chip.bandwidth_bits_per_cycle) for s in problem.styles)
+
+
 def latency_bounds(problem: CrossbarProblem) -> list[CrossbarBound]:
     """Lower bounds on the latency (sum of the stage times, cycles)."""
     cyc = problem.chip.cycles_per_mvm
-    per_layer = sum(cyc * ceil(l.outputs / r) for l, r in zip(problem.layers, _copy_limits(problem)))
+    per_layer = sum(max(cyc * ceil(l.outputs / r), _least_own_bandwidth(problem, l))
+                    for l, r in zip(problem.layers, _copy_limits(problem)))
     cost, crossbars, tiles, owner = _options(problem, lambda layer: copy_candidates(layer).tolist())
     return [CrossbarBound("per-layer copy limit", float(per_layer),
-                          "every layer with every copy the budget leaves it once the others have one copy")
+                          "every layer with every copy the budget leaves it once the others have one copy"
+                          + (", and at least its own input bits through the buffer" if problem.bandwidth else ""))
             ] + _lagrangian_bounds(problem, cost, crossbars, tiles, owner, whole=True)
 
 

@@ -145,6 +145,16 @@ class CrossbarProblem:
     def stage_cycles(self, layer: CrossbarLayer, copies: int) -> int:
         return self.chip.cycles_per_mvm * ceil(layer.outputs / copies)
 
+    def stage_time(self, layer: CrossbarLayer, style: str, copies: int) -> int:
+        """A stage's time for one image: its compute cycles, and with the
+        buffer bandwidth at least the cycles its own input bits take through
+        the buffer (``ceil(bits / B)``; the period's bound on all stages
+        together already implies this one, so only the latency changes)."""
+        cycles = self.stage_cycles(layer, copies)
+        if not self.bandwidth:
+            return cycles
+        return max(cycles, ceil(self.input_bits(layer, style) / self.chip.bandwidth_bits_per_cycle))
+
     def input_bits(self, layer: CrossbarLayer, style: str) -> int:
         """Input bits fetched from the buffer per image: the conventional
         layout fetches every output pixel's receptive field; the split layout
@@ -193,7 +203,7 @@ class CrossbarMetrics:
     input_bits: list[int]
     bandwidth_cycles: int
     period: int            # pipeline period in cycles (objective 'bottleneck')
-    latency: int           # sum of stage times (objective 'latency')
+    latency: int           # sum of stage times, each at least its own input bits / bandwidth (objective 'latency')
     energy_pj: float       # per image (objective 'energy')
     crossbars_used: int
     tiles_used: int
@@ -238,6 +248,8 @@ def evaluate(problem: CrossbarProblem, allocation: Allocation) -> CrossbarMetric
         energy += problem.energy_pj(layer, style)
     data = sum(bits)
     bandwidth = ceil(data / problem.chip.bandwidth_bits_per_cycle) if problem.bandwidth else 0
+    times = [problem.stage_time(layer, style, max(1, copies))
+             for layer, style, copies in zip(layers, allocation.styles, allocation.copies)]
     used = sum(xbars)
     if problem.one_layer_per_tile:
         tiles = sum(problem.tiles_for(x) for x in xbars)
@@ -248,5 +260,5 @@ def evaluate(problem: CrossbarProblem, allocation: Allocation) -> CrossbarMetric
     if used > problem.crossbar_budget:
         violations.append(f"{used} crossbars used, budget {problem.crossbar_budget}")
     period = max(max(stage), bandwidth)
-    return CrossbarMetrics(stage, xbars, acts, bits, bandwidth, period, sum(stage), energy, used, tiles,
+    return CrossbarMetrics(stage, xbars, acts, bits, bandwidth, period, sum(times), energy, used, tiles,
                            not violations, violations)

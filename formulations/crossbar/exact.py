@@ -80,7 +80,7 @@ def options(problem: CrossbarProblem) -> list[list[Option]]:
                 tiles = problem.tiles_for(xb)
                 if problem.one_layer_per_tile and tiles > problem.chip.tiles:
                     break
-                opts.append(Option(li, style, r, xb, tiles, problem.stage_cycles(layer, r),
+                opts.append(Option(li, style, r, xb, tiles, problem.stage_time(layer, style, r),
                                    problem.input_bits(layer, style), round(problem.energy_pj(layer, style) * 1000)))
         out.append(opts)
     return out

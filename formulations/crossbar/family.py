@@ -86,9 +86,8 @@ class CrossbarFamily(Family):
             constraints.append(f"each layer on tiles of its own, at most {problem.chip.tiles} tiles")
         if problem.bandwidth:
             constraints.append(f"buffer bandwidth {problem.chip.bandwidth_bits_per_cycle:,} bits per cycle"
-                               + ("" if problem.objective == "bottleneck" else
-                                  f" (it bounds the pipeline period, which the {problem.objective} objective "
-                                  "does not include: reported, not optimized)"))
+                               + (" (the period, reported: the energy objective does not depend on it)"
+                                  if problem.objective == "energy" else ""))
         return (f"per layer of {problem.name} ({len(problem.layers)} pipeline stages): a mapping style among "
                 f"{{{', '.join(problem.styles)}}} and 1..N*P*Q weight copies; " + "; ".join(constraints))
 
