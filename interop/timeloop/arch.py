@@ -35,6 +35,8 @@ STORAGE_CLASSES = ("dram", "sram", "smartbuffer_sram", "smartbuffer_rf", "smartb
                    "scratchpad", "fifo")
 COMPUTE_CLASSES = ("intmac", "fpmac", "mac", "compute", "intmultiplier", "fpmultiplier", "multiplier",
                    "aladdin_multiplier", "int_mac", "fp_mac", "bitwise_mac")
+STORAGE_WORDS = ("dram", "sram", "storage", "buffer", "regfile", "register", "cache", "fifo", "scratchpad")
+"""Timeloop classifies a component by words in its class (``reg_storage``, ``SRAM_bank``): these make a buffer."""
 SKIPPED_CLASSES = ("dummy_storage", "nothing")
 """Flattening artefacts with nothing to map (Timeloop's ``inter_*_spatial`` placeholders)."""
 
@@ -335,7 +337,7 @@ class _Walker:
                     mesh.below = len(self.levels)
             self.compute = (name, cls, path, attributes)
             return
-        if kind not in STORAGE_CLASSES:
+        if kind not in STORAGE_CLASSES and not any(word in kind for word in STORAGE_WORDS):
             self.part.fail(path + ("class",), f"component {name}: unknown class {cls!r}; mapcert reads the "
                                               f"storage classes {', '.join(STORAGE_CLASSES)} and the compute "
                                               f"classes {', '.join(COMPUTE_CLASSES)}")
@@ -351,7 +353,7 @@ class _Walker:
             value = evaluate(attributes.get(key, 0), scope)
             if value not in (0, False, "false", "False"):
                 self.part.fail(path + ("attributes", key), f"component {name}: {key}: {value!r}; {why}")
-        buffering = self.number(attributes, scope, ("multiple_buffering",), path) or 1
+        buffering = self.number(attributes, scope, ("multiple_buffering", "multiple-buffering"), path) or 1
         if words is not None and buffering != 1:
             words = int(words // buffering)  # Timeloop keeps a tile in 1 / multiple_buffering of the level
             if words < 1:
@@ -391,13 +393,20 @@ class _Walker:
         depth = self.number(attributes, scope, ("depth", "memory_depth", "memory-depth"), path)
         width = self.number(attributes, scope, ("width", "memory_width", "memory-width"), path)
         entries = self.number(attributes, scope, ("entries", "size"), path)
+        size_kb = self.number(attributes, scope, ("sizeKB",), path)
         if not self.levels:  # the backing store holds everything, as Timeloop requires
             return None
         if entries is not None:
             return int(entries)
+        if size_kb is not None and depth is None:  # Timeloop: sizeKB * 1024 * 8 / word bits
+            words = size_kb * 1024 * 8 / (datawidth or 16)
+            if words != int(words) or words < 1:
+                self.part.fail(path + ("attributes", "sizeKB"), f"component {name}: sizeKB {size_kb:g} is not a whole "
+                                                                f"number of {datawidth or 16:g}-bit words")
+            return int(words)
         if depth is None:
             self.part.fail(path + ("attributes",), f"component {name}: an on-chip storage needs depth (and "
-                                                   "width, datawidth) or entries")
+                                                   "width, datawidth), entries or sizeKB")
         block = self.number(attributes, scope, ("block_size", "block-size"), path)
         cluster = self.number(attributes, scope, ("cluster_size", "cluster-size"), path)
         if width is None or datawidth is None:
@@ -497,7 +506,8 @@ def read_architecture(files: Files, problem: ProblemRead, dim_names: list[str]) 
     if "nodes" in raw:
         walker.walk(raw["nodes"], ("nodes",), {})
     elif "subtree" in raw:  # the v0.3 tree (timeloopfe's processed output too)
-        walker.walk(legacy_nodes(raw, part), ("subtree",), {})
+        walker.walk(legacy_nodes(raw, part, lambda kind: kind in COMPUTE_CLASSES or kind.endswith("mac")),
+                    ("subtree",), {})
     else:
         part.fail((), "has no 'nodes' (the v0.4 tree of !Container, !Component and !Parallel) nor 'subtree' "
                       "(the v0.3 tree of local components)")
@@ -600,12 +610,14 @@ def apply_targets(files: Files, walker: _Walker, problem: ProblemRead, dim_names
         if part is None:
             continue
         raw = part.value
-        targets = raw.get("targets") if isinstance(raw, dict) else raw
+        # as Timeloop's parser: a list, or one under `targets` or `constraints` (mapspace: {constraints: [...]})
+        inner = next((k for k in ("targets", "constraints") if isinstance(raw, dict) and k in raw), None)
+        targets = raw.get(inner) if inner else (None if isinstance(raw, dict) else raw)
         if targets is None:
             continue
         if not isinstance(targets, list):
-            part.fail(("targets",), "must be a list of {target, type, ...}")
-        base = ("targets",) if isinstance(raw, dict) else ()
+            part.fail((inner,) if inner else (), "must be a list of {target, type, ...}")
+        base = (inner,) if inner else ()
         for i, entry in enumerate(targets):
             path = base + (i,)
             if not isinstance(entry, dict) or "target" not in entry:

@@ -75,10 +75,12 @@ def apply_energies(arch: ArchRead, files: Files) -> None:
             part.fail(("tables",), f"has no table for component {level.name}; mapcert needs the energy of every "
                                    "storage level and of the compute unit")
         index, actions = found
-        read = actions.get("read", actions.get("random_read"))
-        write = actions.get("write", actions.get("update", actions.get("random_write")))
+        access = actions.get("access")  # one action for both, as some v0.3 ERTs give a register
+        read = actions.get("read", actions.get("random_read", access))
+        write = actions.get("write", actions.get("update", actions.get("random_write", access)))
         if read is None or write is None:
-            part.fail(("tables", index), f"{level.name}: needs read and write (or update) actions")
+            part.fail(("tables", index), f"{level.name}: needs read and write (or update, or one access) actions; "
+                                         f"it has {', '.join(actions) or 'none'}")
         block = level.block or 1.0
         level.read_energy, level.write_energy = read / block, write / block
         level.energy_note = "ERT" if block == 1 else f"ERT / {block:g} words per access"

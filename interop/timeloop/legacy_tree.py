@@ -48,6 +48,8 @@ def split_range(name: str, part: Part, path: tuple) -> tuple[str, int]:
             part.fail(path, f"{name!r}: an instance range is written NAME[FIRST..LAST], as PE[0..167]")
         return name.strip(), 1
     first, last = int(match.group(2)), int(match.group(3))
+    if first < 0:
+        part.fail(path, f"{name!r}: an instance range starts at 0 or more")
     if last < first:
         part.fail(path, f"{name!r}: the range ends before it starts")
     return match.group(1).strip(), last - first + 1
@@ -100,8 +102,10 @@ def is_container_free(raw) -> bool:
     return not any(_PLACEHOLDER.match(name) for name in names)
 
 
-def legacy_nodes(raw: dict, part: Part) -> list[dict]:
-    """The v0.4 node list of a v0.3 ``architecture`` (``subtree`` / ``local``)."""
+def legacy_nodes(raw: dict, part: Part, is_compute=lambda cls: False) -> list[dict]:
+    """The v0.4 node list of a v0.3 ``architecture`` (``subtree`` / ``local``).
+    ``is_compute(class)`` tells the compute unit, which Timeloop puts below
+    every storage level wherever its ``local`` list names it."""
     flat: list[tuple[dict, tuple, int, str | None]] = []  # component, path, instances, tree node starting there
     node, path, count = raw, (), 1
     while node.get("subtree") is not None:
@@ -132,9 +136,15 @@ def legacy_nodes(raw: dict, part: Part) -> list[dict]:
                 part.fail(cpath, "a component is {name, class, attributes}")
             _, own = split_range(component["name"], part, cpath + ("name",))
             flat.append((component, cpath, count * own, starts))
-            starts = None
     if not flat:
         part.fail(("subtree",), "has no local components (DRAM, buffers and the compute unit)")
+    computes = [entry for entry in flat if entry[2] and is_compute(str(entry[0].get("class", "")).lower())]
+    flat = [entry for entry in flat if entry not in computes] + computes
+    seen: set = set()  # a ranged tree node names the growth at its first component as placed
+    for i, (component, cpath, instances, starts) in enumerate(flat):
+        if starts is not None and instances:
+            flat[i] = (component, cpath, instances, None if cpath[:-2] in seen else starts)
+            seen.add(cpath[:-2])
     nodes: list[dict] = []
     previous, above = (1, 1), None
     names = {split_range(c["name"], part, p + ("name",))[0] for c, p, n, _ in flat if n}
