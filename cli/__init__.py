@@ -193,16 +193,15 @@ def solve(
         if output is not None:  # the infeasibility is a result too (`verify` re-checks it): say where it went
             err.print(f"result (status infeasible) saved to {output}", markup=False, soft_wrap=True)
         _fail_input([str(Issue(str(file), line, field, f"INFEASIBLE, no feasible solution: {result.message}"))])
-    said = None
-    if export is not None and result.solution_object is not None:
-        said = peers.export(export[0], loaded, result.solution_object, family.objective_name(problem), export[1])
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         render.render_result(out, family, problem, result)
         if output is not None:
             out.print(f"result saved to {output}")
-        if said:
+    if export is not None and result.solution_object is not None:  # after the report: a refusal keeps it
+        said = peers.export(export[0], loaded, result.solution_object, family.objective_name(problem), export[1])
+        if said and not as_json:
             out.print(said, markup=False, soft_wrap=True)
     raise _Exit(_exit_code(result.status))
 

@@ -185,3 +185,12 @@ def test_older_spellings_timeloop_reads_are_read(tmp_path):
     ert.write_text(yaml.safe_dump({"ERT": {"version": 0.3, "tables": tables + [
         {"name": "mac", "actions": [{"name": "compute", "energy": 1.0}]}]}}))
     assert _instance(V03_FILES + [ert])["hardware"]["levels"][3]["read_energy"] == 1.0  # 2 pJ, 2 words a row
+
+
+def test_extents_beside_the_shape_are_the_instance(tmp_path):
+    """Older problem files give the extents beside ``shape:``, with no ``instance:``; Timeloop reads them."""
+    problem = yaml.safe_load((V03 / "problem.yaml").read_text())
+    older = {**{k: v for k, v in problem["problem"].items() if k != "instance"}, **problem["problem"]["instance"]}
+    path = tmp_path / "older.prob.yaml"
+    path.write_text(yaml.safe_dump({"problem": older}))
+    assert _instance([V03 / "arch.yaml", path])["workload"] == _instance(V03_FILES[:2])["workload"]

@@ -125,8 +125,11 @@ def read_problem(files: Files) -> ProblemRead:
     if not isinstance(shape, dict):
         part.fail(shape_path, "must be a mapping with dimensions and data_spaces")
     instance = raw.get("instance")
+    if instance is None:  # Timeloop's older form: the extents beside the shape, as it still reads them
+        instance = {k: v for k, v in raw.items() if k not in ("shape", "version", "name")} or None
     if not isinstance(instance, dict):
-        part.fail(("instance",), "must map each dimension (and coefficient) to its value")
+        part.fail(("instance",), "must map each dimension (and coefficient) to its value (under instance:, or "
+                                 "beside shape: as older files give them)")
     dimensions = shape.get("dimensions")
     if not isinstance(dimensions, list) or not all(isinstance(d, str) for d in dimensions):
         part.fail(shape_path + ("dimensions",), "must list the problem's dimension names")
