@@ -255,6 +255,10 @@ class _Walker:
             if not isinstance(attributes, dict):
                 self.part.fail(npath + ("attributes",), "must be a mapping")
             if self.compute is not None:
+                kind = str(node.get("class", "")).lower()
+                if tag == "Component" and (kind in COMPUTE_CLASSES or kind.endswith("mac")):
+                    self.part.fail(npath, f"{node.get('name')} is a second compute unit beside {self.compute[0]}; "
+                                          "mapcert maps a layer onto one kind of MAC unit: keep one")
                 self.part.fail(npath, f"{node.get('name', tag)} lies below the compute unit {self.compute[0]}; "
                                       "the compute unit closes the hierarchy")
             if tag == "Container":

@@ -60,6 +60,10 @@ def apply_energies(arch: ArchRead, files: Files) -> None:
     """Fill in every level's read and write energy and the MAC energy."""
     part = files.get("ERT")
     if part is None:
+        given = [level.name for level in arch.levels if "vector-access-energy" in level.attributes]
+        if given:  # Timeloop's own energy per access: not read, since the MAC and the other levels lack one
+            arch.notes.append(f"vector-access-energy of {', '.join(given)} is not read (mapcert takes energies "
+                              "from an ERT, or uses its defaults for every level); give an Accelergy ERT")
         for level in arch.levels:
             level.read_energy = level.write_energy = default_energy(level.cls.split("/")[0], level.words)
             level.energy_note = "default"
