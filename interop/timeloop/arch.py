@@ -35,6 +35,11 @@ STORAGE_CLASSES = ("dram", "sram", "smartbuffer_sram", "smartbuffer_rf", "smartb
                    "scratchpad", "fifo")
 COMPUTE_CLASSES = ("intmac", "fpmac", "mac", "compute", "intmultiplier", "fpmultiplier", "multiplier",
                    "aladdin_multiplier", "int_mac", "fp_mac", "bitwise_mac")
+def is_compute_class(kind: str) -> bool:
+    """Whether a (lower-case) class is a compute unit: one of the known classes, or any ending in ``mac``."""
+    return kind in COMPUTE_CLASSES or kind.endswith("mac")
+
+
 STORAGE_WORDS = ("dram", "sram", "storage", "buffer", "regfile", "register", "cache", "fifo", "scratchpad")
 """Timeloop classifies a component by words in its class (``reg_storage``, ``SRAM_bank``): these make a buffer."""
 SKIPPED_CLASSES = ("dummy_storage", "nothing")
@@ -256,7 +261,7 @@ class _Walker:
                 self.part.fail(npath + ("attributes",), "must be a mapping")
             if self.compute is not None:
                 kind = str(node.get("class", "")).lower()
-                if tag == "Component" and (kind in COMPUTE_CLASSES or kind.endswith("mac")):
+                if tag == "Component" and is_compute_class(kind):
                     self.part.fail(npath, f"{node.get('name')} is a second compute unit beside {self.compute[0]}; "
                                           "mapcert maps a layer onto one kind of MAC unit: keep one")
                 self.part.fail(npath, f"{node.get('name', tag)} lies below the compute unit {self.compute[0]}; "
@@ -333,7 +338,7 @@ class _Walker:
         if "metadata" in kind or "metadata" in subclass:
             self.part.fail(path + ("class",), f"component {name}: {cls} stores sparse metadata; mapcert maps "
                                               "dense tensors")
-        if kind in COMPUTE_CLASSES or kind.endswith("mac"):
+        if is_compute_class(kind):
             if node.get("spatial"):
                 self.container(node, path, component=True)
             for mesh in self.meshes:
@@ -510,8 +515,7 @@ def read_architecture(files: Files, problem: ProblemRead, dim_names: list[str]) 
     if "nodes" in raw:
         walker.walk(raw["nodes"], ("nodes",), {})
     elif "subtree" in raw:  # the v0.3 tree (timeloopfe's processed output too)
-        walker.walk(legacy_nodes(raw, part, lambda kind: kind in COMPUTE_CLASSES or kind.endswith("mac")),
-                    ("subtree",), {})
+        walker.walk(legacy_nodes(raw, part, is_compute_class), ("subtree",), {})
     else:
         part.fail((), "has no 'nodes' (the v0.4 tree of !Container, !Component and !Parallel) nor 'subtree' "
                       "(the v0.3 tree of local components)")

@@ -23,8 +23,11 @@ reads: each component as a ``!Component`` and, wherever the mesh grows, a
 is named after what grows the mesh: timeloopfe's placeholder
 ``inter_NAME_spatial`` just above (NAME, so constraints that target the
 placeholder reach it), else the tree node whose range starts there, else
-the component itself. Every node carries ``ORIGIN``, the path of the YAML
-it comes from, so a refusal names the line the user wrote.
+``COMPONENT_array`` (never a level's name: a spatial target naming a level
+means the fan-out below it). The compute unit goes last, wherever its
+``local`` list names it, as Timeloop places it. Every node carries
+``ORIGIN``, the path of the YAML it comes from, so a refusal names the
+line the user wrote.
 """
 
 from __future__ import annotations
