@@ -15,7 +15,6 @@ check whose name starts with the field it concerns.
 from __future__ import annotations
 
 import json
-
 import math
 import secrets
 from dataclasses import dataclass, field
@@ -378,7 +377,8 @@ def _method_check(family: Family, problem, result: Result) -> Check:
     first, _, rest = result.method.partition(" ")
     heuristics = {h.name for h in family.heuristics(problem)}
     # a time-out's solution bettered by a heuristic: "cpsat (then heuristic NAME)", optimal when a bound meets it
-    fallback = rest.startswith("(then heuristic ") and rest.endswith(")") and rest[16:-1] in heuristics
+    prefix = "(then heuristic "
+    fallback = rest.startswith(prefix) and rest.endswith(")") and rest[len(prefix):-1] in heuristics
     named = first in exact and (fallback or (not rest if result.status == Status.OPTIMAL else True))
     detail = f"stored {result.method!r}; the exact methods for this instance: {', '.join(exact)}"
     refused = next((m for m in methods if m.name == first and m.why_not(problem) is not None), None)
