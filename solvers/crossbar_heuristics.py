@@ -121,7 +121,7 @@ class GenomeTable:
         layer_bits = np.array([problem.input_bits(l, s) for l, s in zip(problem.layers, styles)])
         bits = int(layer_bits.sum())
         # a stage's time for the latency: at least its own input bits through the buffer (CrossbarProblem.stage_time)
-        own = -(-layer_bits // problem.chip.bandwidth_bits_per_cycle) if problem.bandwidth else 0 * layer_bits
+        own = -(-layer_bits // problem.chip.bandwidth_bits_per_cycle) if problem.bandwidth else np.zeros_like(layer_bits)
         self.times = np.maximum(self.cycles, own[:, None])
         self.bandwidth = -(-bits // problem.chip.bandwidth_bits_per_cycle) if problem.bandwidth else 0
         self.energy = sum(problem.energy_pj(l, s) for l, s in zip(problem.layers, styles))

@@ -257,7 +257,6 @@ def _slant_crowded_ticks(fig) -> None:
                 t.set_horizontalalignment("right")
 
 
-
 def _legends_below_labels(fig) -> None:
     """Put a legend anchored below its panel under the panel's tick labels and
     axis label (slanted labels take more room than the anchor allowed);

@@ -234,7 +234,7 @@ def evaluate(problem: CrossbarProblem, allocation: Allocation) -> CrossbarMetric
     layers = problem.layers
     if len(allocation.copies) != len(layers) or len(allocation.styles) != len(layers):
         raise ValueError("an allocation needs one style and one copy count per layer")
-    stage, xbars, acts, bits, energy = [], [], [], [], 0.0
+    stage, times, xbars, acts, bits, energy = [], [], [], [], [], 0.0
     violations = []
     for layer, style, copies in zip(layers, allocation.styles, allocation.copies):
         if style not in problem.styles:
@@ -242,14 +242,13 @@ def evaluate(problem: CrossbarProblem, allocation: Allocation) -> CrossbarMetric
         if not 1 <= copies <= layer.outputs:
             violations.append(f"{layer.name}: copies {copies} outside 1..{layer.outputs}")
         stage.append(problem.stage_cycles(layer, max(1, copies)))
+        times.append(problem.stage_time(layer, style, max(1, copies)))
         xbars.append(copies * problem.crossbars_per_copy(layer, style))
         acts.append(problem.activations(layer, style))
         bits.append(problem.input_bits(layer, style))
         energy += problem.energy_pj(layer, style)
     data = sum(bits)
     bandwidth = ceil(data / problem.chip.bandwidth_bits_per_cycle) if problem.bandwidth else 0
-    times = [problem.stage_time(layer, style, max(1, copies))
-             for layer, style, copies in zip(layers, allocation.styles, allocation.copies)]
     used = sum(xbars)
     if problem.one_layer_per_tile:
         tiles = sum(problem.tiles_for(x) for x in xbars)
