@@ -158,6 +158,11 @@ class Hierarchy:
     energy_unit: str = "pJ"
     source: str = ""
     fanouts: tuple[Fanout, ...] = ()
+    latches: bool = True
+    """Whether each MAC unit keeps its last operand of each tensor (and its
+    partial sum) and accesses a level only when it changes. False: every MAC
+    reads its input and weight from the innermost level that keeps them and
+    reads and updates its partial sum there, as Timeloop counts."""
 
     def __post_init__(self) -> None:
         if not self.fanouts:
@@ -422,6 +427,7 @@ def hierarchy_from_dict(name: str, raw: dict) -> Hierarchy:
         energy_unit=str(raw.get("energy_unit", "pJ")),
         source=str(raw.get("source", "")),
         fanouts=fanouts,
+        latches=bool(raw.get("latches", True)),
     )
 
 

@@ -132,7 +132,7 @@ def term_counts(problem, mapping):
         if not all(b.tensor in keep[j] for j in b.kept) or any(b.tensor in keep[j] for j in b.bypassed):
             continue
         loops = [(d, mapping.factor(j, d)) for j in range(b.level) for d in mapping.levels[j].order]
-        fills, distinct = fills_and_distinct(loops, b.tensor)
+        fills, distinct = fills_and_distinct(loops, b.tensor, b.level < K or problem.hierarchy.latches)
         E = int(fills) // int(distinct)
         P = words_value(problem, b.parent_words, rows)
         C = words_value(problem, b.child_words, rows)

@@ -291,6 +291,22 @@ def latch_and_merge_energy(problem: MultiLevelProblem) -> float:
     return max(latch_energy(problem), merged)
 
 
+def fetch_energy(problem: MultiLevelProblem) -> float:
+    """Energy of the operand fetches and drains of MAC units without latches
+    (``latches: false``; docs/tiling-multilevel.md, "Bounds"): every MAC,
+    the first on its unit included, reads its input and weight from a level
+    and drains its partial sum into one, so each of the three happens once
+    per MAC at ``latch_price`` at least; and every MAC is a run of its own,
+    so the merge argument of ``latch_and_merge_energy`` counts its
+    read-backs with ``MACs`` runs. Zero on hardware with latches."""
+    if problem.hierarchy.latches:
+        return 0.0
+    macs, outputs = problem.layer.macs, problem.layer.output_elements
+    q, s = merge_price(problem), reduction_group(problem)
+    price = sum(latch_price(problem, tensor) for tensor in ("inputs", "weights", "outputs"))
+    return max(macs * price, macs * (price + q / s) - 2 * q * outputs)
+
+
 def latch_refill(problem: MultiLevelProblem, tensor: str) -> Refill | None:
     """The ``Refill`` of ``tensor`` (inputs or weights) when one level alone
     feeds its latches and each instance of it holds a single element, as a
@@ -395,13 +411,13 @@ def energy_bound_terms(problem: MultiLevelProblem) -> dict[str, float]:
         "dram": dram.read_energy * (used_inputs + weights) + dram.write_energy * outputs,
         "holders": holders,
         "final_reads": innermost_out.read_energy * outputs if innermost_out is not None else 0.0,
-        "latches": max(plain, paired_latch_term(problem)),
+        "latches": max(plain, paired_latch_term(problem), fetch_energy(problem)),
     }
     rooms = dram_room_energy(problem)
     if rooms <= compulsory["dram"]:
         return compulsory
     # the room segment bound counts every DRAM read: a latch fed by DRAM is then paid for there
-    latches = (max(plain, paired_latch_term(problem, dram_counted=True))
+    latches = (max(plain, paired_latch_term(problem, dram_counted=True), fetch_energy(problem))
                if dram_serves_latches(problem) else compulsory["latches"])
     with_rooms = dict(compulsory, dram=rooms, latches=latches)
     return with_rooms if sum(with_rooms.values()) > sum(compulsory.values()) else compulsory

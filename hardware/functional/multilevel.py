@@ -6,7 +6,10 @@ own spatial slice. Every level instance keeps one tile per tensor it holds,
 as a dictionary from words to values, and knows which tile that is.
 
 When a MAC needs a word that its level does not hold, the level is filled,
-after its parent has been filled if the parent lacks it too.
+after its parent has been filled if the parent lacks it too. Without
+operand latches (``latches: false``) a MAC unit keeps nothing between
+cycles: its partial sum is drained after every MAC and its operands are
+fetched anew.
 
 - A level has one instance per point of the fan-outs above it. A parent
   that fills several instances in the same cycle reads each distinct word
@@ -93,7 +96,7 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
     # indexes the inputs) when that loop moves the input window (P, Q, R or S)
     sweep = {}
     if problem.halo:
-        for l in range(1, K + 1):
+        for l in range(1, K + 1 if hier.latches else K):  # a MAC without latches keeps nothing to reuse
             above = [i for i, (d, _, _) in enumerate(loops) if loop_level[i] < l and d in RELEVANT["inputs"]]
             if above and loops[above[-1]][0] in ("P", "Q", "R", "S"):
                 sweep[l] = above[-1]
@@ -221,7 +224,7 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
             leaving[l] = set()
             for p in range(n_pe):
                 held = store[l][instance(l, p)].get("outputs")
-                if held is not None and (instance(a, p) in leaving[a]
+                if held is not None and (instance(a, p) in leaving[a] or (l == K and not hier.latches)
                                          or (p in needs and held[0] != key("outputs", l, needs[p]))):
                     leaving[l].add(instance(l, p))
         for l in reversed(levels_of["outputs"]):
@@ -237,7 +240,7 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
                     i = instance(l, p)
                     k = key(tensor, l, index)
                     held = store[l][i].get(tensor)
-                    if held is not None and held[0] == k:
+                    if held is not None and held[0] == k and (l < K or hier.latches):
                         continue  # resident, or already filled for another unit of this instance
                     tile = words(tensor, l, index)
                     content = {}

@@ -23,7 +23,8 @@ no limit on the number of tiles:
   arrays in the mapping's order, and the level's tile key (which tile of
   the tensor the level must hold) is computed at every iteration. The level
   is filled whenever the key changes, exactly as a one-tile buffer would
-  be; an output tile is drained before every such change and at the end,
+  be (MAC units without operand latches, ``latches: false``, in every
+  iteration); an output tile is drained before every such change and at the end,
   and its first visit starts from zero. The words moved per fill are
   counted from the tile's word coordinates: all distinct words of one
   instance for the writes into it, and for the parent's reads the distinct
@@ -417,9 +418,11 @@ def _clipped_transfers(machine: _Machine, tensor: str, level: int, parent: int,
     tile = np.array([T[d] for d in DIMS], dtype=np.int64)
     n = {d: -(-size[d] // T[d]) for d in DIMS}  # tiles that reach into the layer
     part = {d: size[d] - (n[d] - 1) * T[d] for d in DIMS}  # extent of the last of them
-    # the loops outside the level, in tiles; innermost loops that do not index the tensor never start a run
+    # the loops outside the level, in tiles; innermost loops that do not index the tensor never start a
+    # run, except at MAC units without latches, which fetch in every iteration they are needed
+    every = level == machine.K and not hier.latches
     loops = [(d, f, stride // T[d]) for d, f, stride in machine.outer_loops(level)]
-    while loops and loops[-1][0] not in rel:
+    while loops and loops[-1][0] not in rel and not every:
         loops.pop()
     trips = [f for _, f, _ in loops]
     total = math.prod(trips)
@@ -489,6 +492,8 @@ def _clipped_transfers(machine: _Machine, tensor: str, level: int, parent: int,
             change = np.empty(len(at), dtype=bool)
             change[1:] = keys[1:] != keys[:-1]
             change[0] = last[t] is None or keys[0] != last[t][0]
+            if every:
+                change[:] = True
             leaves = parent_leaves[t]
             if len(leaves):  # the parent's tile left since the last needed iteration: this one left with it
                 gone = np.searchsorted(leaves, at + start, side="right")  # parent's tiles gone so far
@@ -844,6 +849,8 @@ def run_multilevel_vectorized(problem: MultiLevelProblem, mapping: MultiLevelMap
                         reads[level][tensor] += moved["own"]
                 continue
             fills, distinct = _key_runs(machine, tensor, level, distinct=tensor == "outputs")
+            if level == K and not hier.latches:  # no operand latches: a fetch in every iteration
+                fills = math.prod(f for _, f, _ in machine.outer_loops(K))
             own = len(machine.word_ids(tensor, level, origin))  # words of one instance's tile
             crossed = hier.fanouts_between(parent, level)
             if not crossed:  # each instance has its own parent instance
@@ -858,7 +865,7 @@ def run_multilevel_vectorized(problem: MultiLevelProblem, mapping: MultiLevelMap
                                                                                       machine.offsets(crossed))))
             if tensor != "outputs":
                 steps, served_new, own_new = 0, 0, 0
-                if tensor == "inputs" and problem.halo:
+                if tensor == "inputs" and problem.halo and (level < K or hier.latches):
                     steps, served_new, own_new = _halo_steps(machine, level, parent)
                 reads[parent][tensor] += (fills - steps) * served + steps * served_new
                 if level < K:

@@ -170,7 +170,8 @@ def build(files: Files) -> Imported:
     hardware: dict = {"name": arch_name,
                       "source": f"Timeloop {'v0.4' if 'nodes' in files.parts['architecture'].value else 'v0.3'} "
                                 f"files " + ", ".join(Path(p).name for p in files.paths),
-                      "energy_unit": arch.energy_unit, "mac_energy": written_energy(arch.mac_energy)}
+                      "energy_unit": arch.energy_unit, "mac_energy": written_energy(arch.mac_energy),
+                      "latches": False}
     if arch.fanouts:
         hardware["fanouts"] = [{"name": fan.name, "above": arch.levels[fan.above].name
                                 if fan.above < len(arch.levels) else "MACs", "x": fan.x, "y": fan.y}
@@ -301,10 +302,9 @@ def render(instance: dict, files: Files, problem: ProblemRead, arch: ArchRead, n
                      "smaller (at most six decimals)")
     lines.append("# space: halo reuse on, as Timeloop counts it: the next input tile along a level's innermost "
                  "input loop reads only the rows it does not share with the current one")
-    lines.append("# model: each MAC unit holds one operand of each tensor (docs/tiling-multilevel.md, 'Operand "
-                 "latches') and reads a level only when one changes; Timeloop's MAC reads the innermost level "
-                 "that keeps each tensor at every MAC, so where consecutive MACs of a unit share an operand the "
-                 "same mapping costs more reads in Timeloop than here")
+    lines.append("# model: latches: false, as Timeloop counts: every MAC reads its input and weight from the "
+                 "innermost level that keeps them and reads and updates its partial sum there (true: each MAC "
+                 "unit holds its last operands and reads a level only when one changes)")
     for note in arch.notes:
         lines.append(f"# note: {note}")
     lines.append(names.to_comment())

@@ -8,7 +8,9 @@ word of each tensor per PE):
   level's block in its own order; a *fill* of ``l``'s tile happens whenever
   a loop that indexes ``X`` advances, and every loop that does not index
   ``X`` multiplies the fills unless it sits inside all non-trivial loops
-  that do (the tile then stays resident);
+  that do (the tile then stays resident); without operand latches
+  (``latches: false``) the MAC units' one-word tiles are fetched at every
+  MAC, so there every loop multiplies them;
 * a fill is served by the nearest level above that holds ``X`` (levels that
   do not hold it are bypassed).  When spatial fan-outs lie between the
   two, a word that several instances need is read once (multicast), and
@@ -133,11 +135,13 @@ def tile_elements(layer: ConvLayer, tensor: str, t: dict[str, np.ndarray]) -> np
             * window_rows(layer, "P", t["P"], t["R"]) * window_rows(layer, "Q", t["Q"], t["S"]))
 
 
-def fills_and_distinct(loops: list[tuple[str, np.ndarray]], tensor: str) -> tuple[np.ndarray, np.ndarray]:
+def fills_and_distinct(loops: list[tuple[str, np.ndarray]], tensor: str,
+                       resident: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(fill events, distinct tiles) of one instance of a tile of ``tensor``
-    under ``loops`` (outermost first)."""
+    under ``loops`` (outermost first). ``resident`` False: the tile is
+    fetched at every iteration (MAC units without operand latches)."""
     relevant = RELEVANT[tensor]
-    in_suffix = np.asarray(True)
+    in_suffix = np.asarray(resident)
     fills = np.asarray(1, dtype=np.int64)
     distinct = np.asarray(1, dtype=np.int64)
     for dim, trips in reversed(loops):
@@ -363,15 +367,16 @@ def link_terms(problem: MultiLevelProblem, table: dict[str, np.ndarray], orders:
         l, tensor, a = link.level, link.tensor, link.parent
         above = tuple(orders[:l])
         cached = words.fills.get((l, tensor))
+        latched = l < K or problem.hierarchy.latches
         if cached is None or cached[0] != above:
             loops = [(d, table[d][..., j]) for j in range(l) for d in orders[j]]
-            cached = words.fills[l, tensor] = (above, *fills_and_distinct(loops, tensor))
+            cached = words.fills[l, tensor] = (above, *fills_and_distinct(loops, tensor, latched))
         fills, distinct = cached[1:]
         counts = []
         boundary = np.asarray(0, dtype=np.int64)  # words into and out of PE-private storage
         if tensor != "outputs":
             written, read = fills * child_words, fills * parent_words
-            if tensor == "inputs" and problem.halo:
+            if tensor == "inputs" and problem.halo and latched:
                 written, read = halo_totals(problem, table, orders, words, link, fills, child_words, parent_words)
             counts.append(("reads", a, read))
             if l < K:

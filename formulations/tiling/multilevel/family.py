@@ -89,6 +89,8 @@ def dump_hierarchy(hier) -> dict:
             entry["bandwidth"] = level.bandwidth
         levels.append(entry)
     out = {"name": hier.name, "source": hier.source, "energy_unit": hier.energy_unit, "mac_energy": hier.mac_energy}
+    if not hier.latches:
+        out["latches"] = False
     if _as_array(hier):
         out["array"] = {"rows": hier.fanouts[0].rows, "cols": hier.fanouts[0].cols}
     else:
@@ -344,7 +346,8 @@ class MultiLevelTiling(Family):
             cells = [f"{format_count(m.reads[i][t])} / {format_count(m.writes[i][t])}" for t in TENSORS]
             energy = sum(m.reads[i][t] * level.read_energy + m.writes[i][t] * level.write_energy for t in TENSORS)
             access.add_row(level.name, *cells, *([f"{energy:,.0f}"] if priced else []))
-        access.add_row("MAC", "", "", f"{format_count(m.macs)} MACs", *([f"{m.macs * hier.mac_energy:,.0f}"] if priced else []))
+        mac = f"{format_count(m.macs)} MACs" + ("" if hier.latches else " (no latches)")
+        access.add_row("MAC", "", "", mac, *([f"{m.macs * hier.mac_energy:,.0f}"] if priced else []))
         console.print()
         console.print(access)
 

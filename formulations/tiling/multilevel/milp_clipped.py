@@ -91,8 +91,9 @@ def clipped_access_terms(b, problem: MultiLevelProblem, rows, tables: ClippedTab
                 const *= int(values[0, 0])
                 continue
             keys = tuple(("x", d, i) for i in range(len(rows[d])))
-            if first:  # no loop re-fetches: the prefix is 0
-                parts.append(_Table(keys, tuple(int(v) for v in values[:, 0])))
+            if first or gates is None:  # no loop re-fetches (prefix 0), or every one does (no latches)
+                column = 0 if first else side.level
+                parts.append(_Table(keys, tuple(int(v) for v in values[:, column])))
             else:
                 parts.append(_PrefixTable(keys, tuple(tuple(int(v) for v in row) for row in values), gates))
         for axis, tap in pairs.items() if X == "inputs" else ():
@@ -106,7 +107,8 @@ def clipped_access_terms(b, problem: MultiLevelProblem, rows, tables: ClippedTab
         l, X, a = link.level, link.tensor, link.parent
         if a not in needed and l not in needed:
             continue
-        gates = free_chain(b, problem, rows, l, X)
+        # MAC units without operand latches fetch at every trip of every loop: no gates
+        gates = None if l == K and not hier.latches else free_chain(b, problem, rows, l, X)
         child, parent, refill = path_sides(hier, link)
         wX = tensor_w[X]
         if X != "outputs":

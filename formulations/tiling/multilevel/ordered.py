@@ -112,7 +112,7 @@ def split_ordered(problem: MultiLevelProblem) -> SplitLevels | None:
     fanouts = tuple(replace(fan, level=index[fan.level]) for fan in hier.fanouts)
     split_hier = Hierarchy(name=hier.name, levels=tuple(levels), rows=hier.rows, cols=hier.cols,
                            mac_energy=hier.mac_energy, energy_unit=hier.energy_unit, source=hier.source,
-                           fanouts=fanouts)
+                           fanouts=fanouts, latches=hier.latches)
     constraints = _split_constraints(problem.constraints, parts, carries)
     return SplitLevels(problem, replace(problem, hierarchy=split_hier, constraints=constraints),
                        tuple(parts), tuple(carries))

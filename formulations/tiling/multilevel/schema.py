@@ -139,6 +139,12 @@ class HierarchySpec(Strict):
     source: str = ""
     energy_unit: str = "pJ"
     mac_energy: float = Field(0.0, ge=0, le=MAX_ENERGY)
+    latches: bool = True
+    """Whether each MAC unit keeps its last operand of each tensor and its
+    partial sum, reading (draining to) a level only when one changes.
+    ``false``: every MAC reads its input and weight from the innermost level
+    that keeps them and reads and updates its partial sum there, as Timeloop
+    counts; the Timeloop import sets it."""
     array: ArraySpec | None = None
     fanouts: list[FanoutSpec] = Field(default_factory=list)
     """Any number of fan-outs between levels, outermost first (instead of ``array``)."""
@@ -333,7 +339,7 @@ def is_multilevel(data: dict) -> bool:
     if not isinstance(hardware, dict):
         return False
     levels = hardware.get("levels") or []
-    if "array" in hardware or "fanouts" in hardware or "mac_energy" in hardware or len(levels) > 2:
+    if any(key in hardware for key in ("array", "fanouts", "mac_energy", "latches")) or len(levels) > 2:
         return True
     return any(isinstance(level, dict) and (MULTILEVEL_KEYS & set(level) or _partial_partition(level))
                for level in levels)
@@ -422,7 +428,7 @@ def build_hierarchy(raw: Any, where: Located, path: tuple) -> tuple[Hierarchy, C
     try:
         hierarchy = Hierarchy(name=name or spec.name or "hierarchy", levels=tuple(levels), rows=array.rows,
                               cols=array.cols, mac_energy=spec.mac_energy, energy_unit=spec.energy_unit,
-                              source=" ".join(spec.source.split()), fanouts=fanouts)
+                              source=" ".join(spec.source.split()), fanouts=fanouts, latches=spec.latches)
         return hierarchy, spec.constraints
     except ValueError as exc:
         for sentence in str(exc).split("; "):
