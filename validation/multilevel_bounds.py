@@ -433,8 +433,9 @@ def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
     latency = ceil(layer.macs / hier.pes)
     offchip = (used_inputs * p.inputs + weights * p.weights + outputs * p.outputs) / 8
     value, meaning = {
-        "energy": (energy, "every MAC, two operand-latch changes per MAC (few of them per shared access), "
-                   "the read-backs that merge drained partial sums, every word once through DRAM and "
+        "energy": (energy, "every MAC, " + ("two operand-latch changes per MAC (few of them per shared access)"
+                                            if hier.latches else "three operand fetches per MAC (no latches)")
+                   + ", the read-backs that merge drained partial sums, every word once through DRAM and "
                    "the on-chip levels that always keep it, and DRAM's accesses with each tensor's room on "
                    "chip"),
         "latency": (float(latency), "all PEs busy every cycle"),
