@@ -162,7 +162,7 @@ def _greedy_spatial(problem: MultiLevelProblem) -> tuple[list[tuple[dict, dict]]
                     room //= v
             fixed_dims = {d for d, _ in fixed}
             for d in (dims if allowed is None else sorted(allowed, key=lambda d: -left[d])):
-                if d in fixed_dims:
+                if d in fixed_dims or (c.one_axis and d in rows and axis is cols):
                     continue
                 f_ = max(x for x in range(1, min(room, left[d]) + 1) if left[d] % x == 0)
                 if f_ > 1:

@@ -390,8 +390,36 @@ def test_a_dimension_on_both_axes_of_one_container_has_no_timeloop_form():
     mapping = mapping_from_timeloop(yaml.safe_load((SWS / "mapper.map.yaml").read_text()), problem, imported.names,
                                     Source(str(SWS / "mapper.map.yaml"), None))
     both = replace(mapping, fanouts=(SpatialLoops({"M": 2}, {"M": 2}),))
-    with pytest.raises(ValueError, match="M 2 on meshX and 2 on meshY"):
+    with pytest.raises(ValueError, match="M 2 on meshX and 2 on meshY.*one_axis: true"):
         mapping_to_timeloop(problem, both, imported.names)
+
+
+def test_the_import_keeps_each_dimension_on_one_axis_of_a_container(tmp_path):
+    """A container that spreads both mesh axes gets ``one_axis: true``, so
+    no optimum unrolls one dimension on both and every optimum exports; the
+    same hardware without it finds a mapping that does (M on both axes of a
+    4 x 4 array, the layer's other dimensions too small to fill it)."""
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(MATMUL_ARCH.replace("spatial: {meshX: 4}", "spatial: {meshX: 4, meshY: 4}"))
+    problem = tmp_path / "problem.yaml"
+    problem.write_text(MATMUL_PROBLEM.replace("instance: {M: 4, N: 6, K: 8}", "instance: {M: 16, N: 1, K: 1}"))
+    instance = tmp_path / "mm.yaml"
+    assert run_mapcert("import", "timeloop", str(arch), str(problem), "-o", str(instance)).returncode == 0
+    text = instance.read_text()
+    assert "one_axis: true" in text
+    exported = tmp_path / "optimum.map.yaml"
+    result = _json("solve", str(instance), "-t", "20", "--no-heuristics", "--json", "--export", "timeloop",
+                   str(exported))
+    assert result["status"] == "optimal" and exported.exists()
+    spatial = load(instance).constraints.fanouts[0][1]
+    assert spatial.one_axis
+    assert "\nobjective: energy\n" in text
+    fast, free = tmp_path / "fast.yaml", tmp_path / "free.yaml"
+    fast.write_text(text.replace("\nobjective: energy\n", "\nobjective: latency\n"))
+    free.write_text(fast.read_text().replace("one_axis: true", "one_axis: false"))
+    unconstrained = _json("solve", str(free), "-t", "20", "--no-heuristics", "--json")
+    constrained = _json("solve", str(fast), "-t", "20", "--no-heuristics", "--json")
+    assert unconstrained["objective"] == 1 < constrained["objective"]  # M16 on 4 x 4 takes one cycle
 
 
 def test_a_cluster_shares_its_row_so_each_instance_holds_width_over_cluster_words(tmp_path):

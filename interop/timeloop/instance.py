@@ -198,6 +198,9 @@ def build(files: Files) -> Imported:
             fixed = _translate_factors(getattr(fan, axis), problem, part, fan.meshes[0].path)
             if fixed:
                 spec[axis] = fixed
+        one_directive = names.level_targets or fan.x_name == fan.y_name or None in (fan.x_name, fan.y_name)
+        if fan.x > 1 and fan.y > 1 and one_directive:  # one spatial directive: one axis per dimension
+            spec["one_axis"] = True
         if spec:
             fanout_constraints[fan.name] = spec
     if fanout_constraints:

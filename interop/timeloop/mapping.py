@@ -306,9 +306,8 @@ def to_timeloop(problem: MultiLevelProblem, mapping: MultiLevelMapping, names: N
                 split = ", ".join(f"{d} {loops.cols[d]} on meshX and {loops.rows[d]} on meshY" for d in both)
                 raise ValueError(
                     f"the mapping unrolls {split} of container {one}; a Timeloop spatial directive gives each "
-                    f"dimension one factor on one axis, so this mapping has no Timeloop form. Give the fan-out's "
-                    f"axes no common dimension (constraints.fanouts.{fan.name}: rows and cols, or "
-                    f"constraints.spatial) and solve again")
+                    f"dimension one factor on one axis, so this mapping has no Timeloop form. Give the fan-out "
+                    f"one_axis: true (constraints.fanouts.{fan.name}, or constraints.spatial) and solve again")
             x_dims = [names.dims[d] for d in DIMS if loops.cols.get(d, 1) > 1]
             rest = [d for d in all_dims if d not in x_dims]
             values = {d: loops.factor(d) for d in DIMS}

@@ -55,6 +55,9 @@ class SpatialConstraint:
     row_factors: tuple[tuple[str, int], ...] = ()
     col_factors: tuple[tuple[str, int], ...] = ()
     min_utilization: float = 0.0
+    one_axis: bool = False
+    """Each dimension unrolled on the rows or on the columns, not on both (a
+    Timeloop spatial mapping gives a dimension one factor and one axis)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,9 @@ class MappingConstraints:
                 for d, v in fixed:
                     if d == dim:
                         out.append((f"{where} {axis}: factor {d} = {v}", lambda r, slot=slot, v=v: r[slot] == v))
+            if s.one_axis:
+                out.append((f"{where}: {dim} on one axis only",
+                            lambda r, slot=K + 2 * f: r[slot] == 1 or r[slot + 1] == 1))
         return out
 
     def least_busy(self, hierarchy) -> list[tuple[int, int]]:
@@ -140,6 +146,8 @@ class MappingConstraints:
                     parts.append(f"{where} {axis}: {', '.join(items)}")
             if s.min_utilization:
                 parts.append(f"at least {s.min_utilization:.0%} of {_fanout_label(hierarchy, f, 'the PEs')} busy")
+            if s.one_axis:
+                parts.append(f"{where}: each dimension on one axis")
         return "; ".join(parts)
 
     def to_dict(self, hierarchy) -> dict:
@@ -170,6 +178,8 @@ class MappingConstraints:
                 spatial["col_factors"] = dict(s.col_factors)
             if s.min_utilization:
                 spatial["min_utilization"] = s.min_utilization
+            if s.one_axis:
+                spatial["one_axis"] = True
             if spatial:
                 fanouts[hierarchy.fanouts[f].name] = spatial
         if len(hierarchy.fanouts) == 1 and fanouts:

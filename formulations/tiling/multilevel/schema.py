@@ -119,6 +119,9 @@ class SpatialConstraintSpec(Strict):
     row_factors: dict[Dim, int] = Field(default_factory=dict)
     col_factors: dict[Dim, int] = Field(default_factory=dict)
     min_utilization: float = Field(0.0, ge=0, le=1)
+    one_axis: bool = False
+    """Each dimension on the rows or on the columns, not both, as a Timeloop
+    spatial mapping writes it (one factor and one axis per dimension)."""
 
     @field_validator("row_factors", "col_factors")
     @classmethod
@@ -243,7 +246,7 @@ def build_constraints(spec: ConstraintsSpec, hierarchy: Hierarchy, where: Locate
             rows=None if s.rows is None else tuple(sorted(set(s.rows))),
             cols=None if s.cols is None else tuple(sorted(set(s.cols))),
             row_factors=tuple(sorted(s.row_factors.items())), col_factors=tuple(sorted(s.col_factors.items())),
-            min_utilization=s.min_utilization)))
+            min_utilization=s.min_utilization, one_axis=s.one_axis)))
     return MappingConstraints(levels=tuple(sorted(levels)), fanouts=tuple(sorted(fanouts)))
 
 
@@ -298,7 +301,7 @@ def _merge_spatial(hw: SpatialConstraintSpec, own: SpatialConstraintSpec, where:
         rows=own.rows if hw.rows is None else hw.rows if own.rows is None else [d for d in hw.rows if d in own.rows],
         cols=own.cols if hw.cols is None else hw.cols if own.cols is None else [d for d in hw.cols if d in own.cols],
         row_factors={**hw.row_factors, **own.row_factors}, col_factors={**hw.col_factors, **own.col_factors},
-        min_utilization=max(hw.min_utilization, own.min_utilization))
+        min_utilization=max(hw.min_utilization, own.min_utilization), one_axis=hw.one_axis or own.one_axis)
     for axis, theirs, mine in (("row_factors", hw.row_factors, own.row_factors),
                                ("col_factors", hw.col_factors, own.col_factors)):
         for dim, value in mine.items():
