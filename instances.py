@@ -221,11 +221,33 @@ def _read_file(path: Path, label: str) -> str:
         raise InstanceError([Issue(label, 0, "(file)", f"cannot read: {exc.strerror or exc}")]) from None
 
 
+def unreadable_tag(text: str, loader=yaml.SafeLoader) -> tuple[int, str]:
+    """(line, reason) of the first scalar whose explicit YAML tag cannot
+    build it (``!!bool maybe``, ``!!int abc``): PyYAML raises a plain
+    KeyError or ValueError there, with no mark to point at."""
+    stack = [yaml.compose(text, Loader=loader)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                loader("").construct_object(node, deep=True)
+            except Exception:  # noqa: BLE001 (PyYAML's constructors raise several kinds)
+                return node.start_mark.line + 1, f"{node.tag.rsplit(':', 1)[-1]} cannot read {node.value!r}"
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(item for pair in reversed(node.value) for item in reversed(pair))
+    return 1, "a value its tag cannot build"
+
+
 def _read_yaml(text: str, label: str) -> tuple[Any, Located]:
     where = Located(label)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+    except (ValueError, KeyError, TypeError, OverflowError):  # an explicit tag its value does not fit
+        line, reason = unreadable_tag(text)
+        raise InstanceError([Issue(label, line, "(yaml)", f"not valid YAML: the tag !!{reason}")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1

@@ -25,7 +25,7 @@ from rich.markup import escape
 
 from ..formulations import registry
 from ..formulations.family import PlotUnsupported, Status
-from ..instances import InstanceError, Issue, first_field, line_of, load
+from ..instances import InstanceError, Issue, first_field, line_of, load, unreadable_tag
 from ..pipeline import MethodError, compare as run_compare, method_names, solve as run_solve
 from ..result import RESULT_FORMAT
 from ..units import parse_seconds
@@ -278,6 +278,9 @@ def _read_yaml_file(path: Path):
         _fail_input([f"{path}: cannot read: {exc.strerror or exc}"])
     except UnicodeDecodeError:
         _fail_input([f"{path}:1: (file): not a text file"])
+    except (ValueError, KeyError, TypeError, OverflowError):  # an explicit tag its value does not fit
+        line, reason = unreadable_tag(path.read_text())
+        _fail_input([f"{path}:{line}: (yaml): not valid YAML: the tag !!{reason}"])
     except yaml.YAMLError as exc:
         _fail_input([f"{path}:1: (yaml): not valid YAML: {exc}"])
 
@@ -372,7 +375,9 @@ def compare(
     available = method_names(family, problem)
     unknown = [m for m in chosen or [] if m not in available]
     if unknown:
-        _fail_input([f"--methods: unknown or inapplicable {', '.join(unknown)}; choose from {', '.join(available)}"])
+        why = {m.name: m.why_not(problem) for m in family.methods(problem)}
+        named = [f"{m} (does not apply: {why[m]})" if why.get(m) else m for m in unknown]
+        _fail_input([f"--methods: unknown or inapplicable {', '.join(named)}; choose from {', '.join(available)}"])
     with _spinner(as_json):
         comparison = run_compare(problem, chosen, time_limit, user)
     if as_json:

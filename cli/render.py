@@ -292,11 +292,17 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
     cells = [(row.method, row.kind, row.status.value, number(row.objective), percent(row.gap),
               f"{row.wall_time_s:.2f} s", row.functional, row.note) for row in comparison.rows]
     columns = ("method", "kind", "status", "objective", gap_title, "time", "functional", "note")
+    widest = [max([len(col)] + [len(c[i]) for c in cells]) for i, col in enumerate(columns)]
+    notes = []
+    if sum(w + 3 for w in widest) > console.width:  # the notes would be cut at the edge: list them below
+        notes = [c[-1] for c in cells if c[-1]]
+        cells = [c[:-1] + (f"[{notes.index(c[-1]) + 1}]" if c[-1] else "",) for c in cells]
     for i, col in enumerate(columns):
-        # every column but the note keeps its longest cell whole: a narrow terminal or a log wraps the note
-        widest = max((len(c[i]) for c in cells), default=0) if col != "note" else None
+        # every column but the note keeps its longest cell whole
         t.add_column(col, justify="right" if col in ("objective", gap_title, "time") else "left",
-                     min_width=widest)
+                     min_width=widest[i] if col != "note" else None)
     for row in cells:
         t.add_row(*row)
     show(console, t)
+    for n, note in enumerate(notes, start=1):
+        console.print(f"[{n}] {note}", markup=False)

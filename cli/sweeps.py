@@ -350,7 +350,7 @@ def _jobs_table(rows: list[dict], axes: list[str], name: str) -> None:
     t = render.table(title=f"sweep {name}: {len(rows)} layer rows", title_justify="left")
     t.add_column("#", justify="right")
     for axis in axes:
-        t.add_column(axis, overflow="fold")
+        t.add_column(axis, overflow="fold", min_width=min(len(axis), 24))  # the axis's name in one piece
     for column in ("layer", "x", "status", "objective", "lower bound", "gap", "solve s", "reason"):
         t.add_column(column, justify="right" if column in ("x", "objective", "lower bound", "gap", "solve s")
                      else "left", overflow="fold")

@@ -109,7 +109,10 @@ def curve(ax, summaries: list[PointSummary], axes: list[str], x_axis: str, layer
         rows.sort(key=lambda r: numeric_value(r[0].values.get(x_axis)))
         colour = PALETTE[g % len(PALETTE)]
         xs = [numeric_value(r[0].values.get(x_axis)) for r in rows]
-        name = ", ".join(f"{_short(a)}={v}" if len(others) > 1 else v for a, v in zip(others, key))
+        # a lone value says what it is ("64 KiB", "eyeriss") unless it is a bare flag or number
+        bare = [isinstance(rows[0][0].values.get(a), (bool, int, float)) for a in others]
+        name = ", ".join(f"{_short(a)}={v}" if len(others) > 1 or plain else v
+                         for a, v, plain in zip(others, key, bare))
         prefix = f"{name}: " if name else ""
         solved = [(x, r[1]) for x, r in zip(xs, rows) if r[1] is not None]
         if solved:

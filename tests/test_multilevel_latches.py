@@ -192,3 +192,26 @@ def test_latches_must_be_true_or_false(tmp_path):
     done = run_mapcert("solve", str(instance))
     assert done.returncode == 2
     assert "latches" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("value", ["!!bool maybe", "!!int 3"])
+def test_a_value_its_yaml_tag_cannot_build_is_one_line(tmp_path, value):
+    """PyYAML raises a bare KeyError or ValueError for ``!!bool maybe``; the
+    instance, a Timeloop file and a mapping given to compare name the line."""
+    instance = tmp_path / "tagged.yaml"
+    instance.write_text("family: tiling\nworkload: {dims: {N: 1, M: 8, C: 4, P: 6, Q: 6, R: 3, S: 3}}\nhardware:\n"
+                        f"  latches: {value}\n  levels:\n    - {{name: DRAM, read_energy: 200}}\n"
+                        "    - {name: GLB, capacity: 2 KiB, read_energy: 6}\n")
+    done = run_mapcert("solve", str(instance))
+    if value == "!!int 3":  # a tag its value fits is read as YAML reads it: 3 is not a Boolean
+        assert done.returncode == 2 and "hardware.latches" in done.stderr
+        return
+    assert done.returncode == 2 and "tagged.yaml:4" in done.stderr and "!!bool cannot read 'maybe'" in done.stderr
+    arch = tmp_path / "arch.yaml"
+    arch.write_text("architecture:\n  version: !!float zero\n")
+    done = run_mapcert("import", "timeloop", str(arch), str(EYERISS / "problem.yaml"))
+    assert done.returncode == 2 and "arch.yaml:2" in done.stderr and "!!float cannot read 'zero'" in done.stderr
+    good = tmp_path / "good.yaml"
+    good.write_text(instance.read_text().replace(value, "false"))
+    done = run_mapcert("compare", str(good), "--mapping", str(instance))
+    assert done.returncode == 2 and "tagged.yaml:4" in done.stderr and "Traceback" not in done.stderr

@@ -37,7 +37,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil
+from math import ceil, inf
 
 from ..formulations.tiling.multilevel.problem import MultiLevelProblem
 from .bounds import hong_kung_words, layer_capped_instance, layer_segment_instance
@@ -291,20 +291,49 @@ def latch_and_merge_energy(problem: MultiLevelProblem) -> float:
     return max(latch_energy(problem), merged)
 
 
-def fetch_energy(problem: MultiLevelProblem) -> float:
+def fetch_energy(problem: MultiLevelProblem, dram_counted: bool = False) -> float:
     """Energy of the operand fetches and drains of MAC units without latches
     (``latches: false``; docs/tiling-multilevel.md, "Bounds"): every MAC,
     the first on its unit included, reads its input and weight from a level
-    and drains its partial sum into one, so each of the three happens once
-    per MAC at ``latch_price`` at least; and every MAC is a run of its own,
-    so the merge argument of ``latch_and_merge_energy`` counts its
-    read-backs with ``MACs`` runs. Zero on hardware with latches."""
+    and drains its partial sum into one, so each tensor has ``MACs`` such
+    events (``fetch_cost``); and every MAC is a run of its own, so the merge
+    argument of ``latch_and_merge_energy`` counts its read-backs with
+    ``MACs`` runs. Zero on hardware with latches."""
     if problem.hierarchy.latches:
         return 0.0
     macs, outputs = problem.layer.macs, problem.layer.output_elements
     q, s = merge_price(problem), reduction_group(problem)
-    price = sum(latch_price(problem, tensor) for tensor in ("inputs", "weights", "outputs"))
-    return max(macs * price, macs * (price + q / s) - 2 * q * outputs)
+    fetches = sum(fetch_cost(problem, tensor, dram_counted) for tensor in ("inputs", "weights", "outputs"))
+    return max(fetches, fetches + macs * q / s - 2 * q * outputs)
+
+
+def fetch_cost(problem: MultiLevelProblem, tensor: str, dram_counted: bool = False) -> float:
+    """Least energy of ``MACs`` latch-feeding events of ``tensor``
+    (``latch_servers``: one access of a level serves at most ``shared``
+    units). On chip each costs at least the cheapest on-chip price per
+    unit. From DRAM, the first access of each element is the compulsory
+    term's and costs nothing here, the others DRAM's access energy (all
+    nothing when the room segment bound counts DRAM, ``dram_counted``).
+    With ``n`` events from DRAM the cost is ``e (n / shared - |X|)^+ +
+    p (MACs - n)``, piecewise linear in ``n``: its least value is at ``n =
+    |X| shared`` or at an end."""
+    layer, levels = problem.layer, problem.hierarchy.levels
+    macs = layer.macs
+    onchip = [server_energy(problem, index, tensor) / shared
+              for index, shared in latch_servers(problem, tensor) if index > 0]
+    dram = [shared for index, shared in latch_servers(problem, tensor) if index == 0]
+    price = min(onchip, default=inf)
+    if not dram:
+        return macs * price
+    if dram_counted:
+        return 0.0
+    shared = dram[0]
+    elements = {"inputs": layer.input_elements_used, "weights": layer.weight_elements,
+                "outputs": layer.output_elements}[tensor]
+    energy = levels[0].write_energy if tensor == "outputs" else levels[0].read_energy
+    from_dram = energy * max(0.0, macs / shared - elements)
+    free_first = price * max(0, macs - elements * shared) if price < inf else inf
+    return min(from_dram, free_first)
 
 
 def latch_refill(problem: MultiLevelProblem, tensor: str) -> Refill | None:
@@ -417,7 +446,7 @@ def energy_bound_terms(problem: MultiLevelProblem) -> dict[str, float]:
     if rooms <= compulsory["dram"]:
         return compulsory
     # the room segment bound counts every DRAM read: a latch fed by DRAM is then paid for there
-    latches = (max(plain, paired_latch_term(problem, dram_counted=True), fetch_energy(problem))
+    latches = (max(plain, paired_latch_term(problem, dram_counted=True), fetch_energy(problem, dram_counted=True))
                if dram_serves_latches(problem) else compulsory["latches"])
     with_rooms = dict(compulsory, dram=rooms, latches=latches)
     return with_rooms if sum(with_rooms.values()) > sum(compulsory.values()) else compulsory

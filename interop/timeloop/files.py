@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from ...instances import InstanceError, Issue, Located
+from ...instances import InstanceError, Issue, Located, unreadable_tag
 
 TAG = "!"
 """Key under which a tagged node keeps its tag (``Container``, ``Component``, ...)."""
@@ -104,6 +104,9 @@ def read_yaml(path: Path) -> tuple[Any, Located]:
     try:
         node = yaml.compose(text, Loader=_TagLoader)
         data = yaml.load(text, Loader=_TagLoader)  # noqa: S506 (a SafeLoader with a tag recorder)
+    except (ValueError, KeyError, TypeError, OverflowError):  # an explicit tag its value does not fit
+        line, reason = unreadable_tag(text, _TagLoader)
+        raise TimeloopError([Issue(label, line, "(yaml)", f"not valid YAML: the tag !!{reason}")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise TimeloopError([Issue(label, mark.line + 1 if mark else 1, "(yaml)",

@@ -361,6 +361,8 @@ class MultiLevelProblem:
                   for level in self.hierarchy.levels if level.chosen]
         if chosen:
             text += "; keep or bypass chosen at " + ", ".join(chosen)
+        if not self.hierarchy.latches:
+            text += "; MAC units without operand latches (every MAC fetches its operands, as Timeloop counts)"
         if not self.constraints.empty:
             text += f"; constraints: {self.constraints.describe(self.hierarchy)}"
         return text
