@@ -8,6 +8,7 @@ heuristic mapper to the certified optimum, for a network on several presets.
     python benchmarks/tiling_onchip.py --gains fanouts --presets simba-like
     python benchmarks/tiling_onchip.py --gains factors --network awkward --presets eyeriss-like --objective latency
     python benchmarks/tiling_onchip.py --gains halo --network resnet50 --presets eyeriss-like simba-like
+    python benchmarks/tiling_onchip.py --gains latches --network resnet18 --presets eyeriss-like
     python benchmarks/tiling_onchip.py --whole --presets eyeriss     # `mapcert solve` on the network, 1 vs N jobs
     python benchmarks/tiling_onchip.py --breakdown --presets eyeriss simba-pe   # where the bound's gap lies
 
@@ -19,7 +20,10 @@ with only the outermost fan-out against the optimum with all of them (a
 space that contains the first: an inner fan-out unrolling nothing);
 ``factors``, the optimum over divisor trip counts against the one with
 partial last tiles (``space: {factors: any}``); ``halo``, the optimum
-without halo reuse against the one with it (``space: {halo: true}``).
+without halo reuse against the one with it (``space: {halo: true}``);
+``latches``, the optimum of MAC units without operand latches (every MAC
+fetches its operands, as Timeloop counts: ``latches: false``) against the
+preset's units with them, and each one's optimum / rigorous bound.
 ``--whole`` times what a user waits for: ``mapcert solve`` on the whole
 network (every distinct layer proved, bounds, heuristics and functional
 runs included), with its distinct layers solved one after another (each
@@ -126,6 +130,9 @@ def gain_table(network: str, hierarchy, objective: str, time_limit: float, const
     elif gains_of == "bypass":
         small, small_constraints, larger = hierarchy, constraints, bypass_chosen(hierarchy)
         labels = ("fixed", "chosen", "fixed keep sets vs bypass chosen", "bypassed")
+    elif gains_of == "latches":
+        small, small_constraints, larger = replace(hierarchy, latches=False), constraints, hierarchy
+        labels = ("no latches", "latches", "MACs without operand latches (Timeloop's count) vs with", "bypassed")
     elif gains_of == "factors":
         small, small_constraints, larger = hierarchy, constraints, hierarchy
         factors = ("divisors", "any")
@@ -138,12 +145,16 @@ def gain_table(network: str, hierarchy, objective: str, time_limit: float, const
         labels = ("one", "all", f"the outermost fan-out vs all {len(hierarchy.fanouts)}", "bypassed")
     print(f"\n{network} on {hierarchy.name}, objective {objective}: {labels[2]} (limit {time_limit:g} s)", flush=True)
     print(f"{'layer':30s} {labels[0]:>14s} {'s':>7s} {labels[1]:>14s} {'s':>7s} {'gain':>7s}  {labels[3]}", flush=True)
-    gains, slow = [], []
+    gains, slow, tightness = [], [], ([], [])
     for layer, _ in distinct_layers(network):
-        base = solve_multilevel(MultiLevelProblem(layer, small, objective=objective, constraints=small_constraints,
-                                                  factors=factors[0], halo=halo[0]), "cpsat", time_limit)
-        wide = solve_multilevel(MultiLevelProblem(layer, larger, objective=objective, constraints=constraints,
-                                                  factors=factors[1], halo=halo[1]), "cpsat", time_limit)
+        problems = (MultiLevelProblem(layer, small, objective=objective, constraints=small_constraints,
+                                      factors=factors[0], halo=halo[0]),
+                    MultiLevelProblem(layer, larger, objective=objective, constraints=constraints,
+                                      factors=factors[1], halo=halo[1]))
+        base, wide = (solve_multilevel(problem, "cpsat", time_limit) for problem in problems)
+        for problem, result, ratios in zip(problems, (base, wide), tightness):
+            if result.status == "optimal":
+                ratios.append(result.objective / multilevel_bounds(problem).objective)
         if base.objective is None or wide.objective is None:
             print(f"{layer.name:30s} {base.status:>14s} {'':>7s} {wide.status:>14s}", flush=True)
             continue
@@ -162,7 +173,9 @@ def gain_table(network: str, hierarchy, objective: str, time_limit: float, const
         print(f"summary {hierarchy.name}: gain median {100 * statistics.median(gains):.1f}%, "
               f"largest {100 * max(gains):.1f}%; solve time {labels[1]}/{labels[0]} median "
               f"{statistics.median(slow):.2f}x, "
-              f"worst {max(slow):.2f}x")
+              f"worst {max(slow):.2f}x; optimum / rigorous bound median {labels[0]} "
+              f"{statistics.median(tightness[0]) if tightness[0] else float('nan'):.3f}, {labels[1]} "
+              f"{statistics.median(tightness[1]) if tightness[1] else float('nan'):.3f}")
 
 
 def whole_network(network: str, preset: str, objective: str, time_limit: float) -> None:
@@ -240,7 +253,7 @@ def main() -> int:
     parser.add_argument("--bandwidth", action="append", default=[], metavar="LEVEL=WORDS",
                         help="words per cycle of a level (per PE for a per-PE level); repeatable, "
                              "e.g. --bandwidth DRAM=2 for latency or edp")
-    parser.add_argument("--gains", choices=["bypass", "fanouts", "factors", "halo"],
+    parser.add_argument("--gains", choices=["bypass", "fanouts", "factors", "halo", "latches"],
                         help="print the gain of a larger mapping space instead")
     parser.add_argument("--breakdown", action="store_true",
                         help="energy only: split each optimum's gap to the rigorous bound into off chip and on chip")

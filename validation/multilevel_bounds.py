@@ -228,7 +228,10 @@ def latch_cuts(problem: MultiLevelProblem) -> list[tuple[tuple[str, ...], int]]:
     """``(tensors, changes)``: each pair of tensors and all three, with the
     latch changes they make at least (docs/tiling-multilevel.md, "The latch
     cut"). The pairs say what the sum alone does not: the changes cannot
-    all fall on the cheapest tensor."""
+    all fall on the cheapest tensor. Without latches each tensor has one
+    change per MAC, the fetch each MAC makes."""
+    if not problem.hierarchy.latches:  # every MAC fetches each operand and drains its sum (``fetch_energy``)
+        return [((tensor,), problem.layer.macs) for tensor in ("inputs", "weights", "outputs")]
     groups = [("inputs", "weights"), ("inputs", "outputs"), ("weights", "outputs"), ("inputs", "weights", "outputs")]
     return [(group, latch_changes(problem, group)) for group in groups if latch_changes(problem, group) > 0]
 
