@@ -138,6 +138,8 @@ def schema_problem(err: dict) -> tuple[tuple, str]:
             f"must be {word} {limit}, got {err.get('input')!r}"
     elif kind in ("int_from_float", "int_parsing"):
         message = f"must be a whole number, got {err.get('input')!r}"
+    elif kind in ("bool_type", "bool_parsing"):
+        message = f"must be true or false, got {err.get('input')!r}"
     else:
         message = err["msg"].removeprefix("Value error, ")
         if "input" in err and not isinstance(err["input"], (dict, list)):

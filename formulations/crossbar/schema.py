@@ -25,7 +25,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StrictBool
 
 from ... import workload_library
 from ...hardware.pim import PimChip, pim_presets
@@ -72,7 +72,7 @@ class ChipSpec(Strict):
     input_bits: int | None = Field(None, ge=1, le=16)
     dac_bits: int | None = Field(None, ge=1, le=16)
     adc_bits: int | None = Field(None, ge=1, le=32)
-    differential: bool | None = None
+    differential: StrictBool | None = None
     crossbars_per_pe: Annotated[int, up_to(LIMITS["crossbars_per_pe"])] | None = None
     pes_per_tile: Annotated[int, up_to(LIMITS["pes_per_tile"])] | None = None
     tiles: Annotated[int, up_to(LIMITS["tiles"])] | None = None
@@ -85,8 +85,8 @@ class ChipSpec(Strict):
 
 class ConstraintSpec(Strict):
     budget: Annotated[int, up_to(LIMITS["crossbars"])] | None = None
-    one_layer_per_tile: bool = False
-    bandwidth: bool = False
+    one_layer_per_tile: StrictBool = False
+    bandwidth: StrictBool = False
 
 
 class SolverSpec(Strict):

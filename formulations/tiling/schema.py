@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import Field, StrictBool, TypeAdapter, ValidationError, field_validator, model_validator
 
 from ... import workload_library
 from ...hardware.presets import hardware_presets
@@ -57,7 +57,7 @@ class SpaceSpec(Strict):
     tiles: Literal["divisors", "any"] = "divisors"
     factors: Literal["divisors", "any"] | None = None
     """The hierarchies' name for ``tiles``: either may be given, or both alike."""
-    halo: bool = False
+    halo: StrictBool = False
     """Keep the input rows and columns consecutive tiles share (ZigZag's halo reuse)."""
 
     @model_validator(mode="after")

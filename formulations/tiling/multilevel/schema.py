@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 
 from .... import workload_library
 from ....workload_onnx import is_onnx, onnx_workload
@@ -53,7 +53,7 @@ class MemoryLevelSpec(Strict):
     holds: list[Literal["inputs", "weights", "outputs"]] | None = None
     keep: list[Literal["inputs", "weights", "outputs"]] | None = None
     bypass: list[Literal["inputs", "weights", "outputs"]] | None = None
-    per_pe: bool | None = None
+    per_pe: StrictBool | None = None
     read_energy: float = Field(0.0, ge=0, le=MAX_ENERGY)
     write_energy: float | None = Field(None, ge=0, le=MAX_ENERGY)
     bandwidth: float | None = Field(None, gt=0)
@@ -72,8 +72,8 @@ class FanoutSpec(Strict):
     above: str
     x: int = Field(1, ge=1, le=1 << 16)
     y: int = Field(1, ge=1, le=1 << 16)
-    multicast: bool = True
-    reduction: bool = True
+    multicast: StrictBool = True
+    reduction: StrictBool = True
 
 
 Dim = Literal["N", "G", "M", "C", "P", "Q", "R", "S"]
@@ -119,7 +119,7 @@ class SpatialConstraintSpec(Strict):
     row_factors: dict[Dim, int] = Field(default_factory=dict)
     col_factors: dict[Dim, int] = Field(default_factory=dict)
     min_utilization: float = Field(0.0, ge=0, le=1)
-    one_axis: bool = False
+    one_axis: StrictBool = False
     """Each dimension on the rows or on the columns, not both, as a Timeloop
     spatial mapping writes it (one factor and one axis per dimension)."""
 
@@ -142,7 +142,7 @@ class HierarchySpec(Strict):
     source: str = ""
     energy_unit: str = "pJ"
     mac_energy: float = Field(0.0, ge=0, le=MAX_ENERGY)
-    latches: bool = True
+    latches: StrictBool = True
     """Whether each MAC unit keeps its last operand of each tensor and its
     partial sum, reading (draining to) a level only when one changes.
     ``false``: every MAC reads its input and weight from the innermost level
@@ -165,7 +165,7 @@ class HierarchySpaceSpec(Strict):
     to at least it, with one partial tile per dimension (``clipping.py``)."""
     tiles: Literal["divisors", "any"] | None = None
     """The two-level family's name for ``factors``."""
-    halo: bool = False
+    halo: StrictBool = False
     """Halo reuse: an input tile that the innermost input loop above its
     level moves one step keeps the rows (columns) it shares with the
     previous tile and reads only the new ones (ZigZag's input reuse)."""
