@@ -37,8 +37,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Provably optimal mappings of neural-network layers onto accelerators, with certificates.",
 )
-out = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 110, highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 110, highlight=False, emoji=False)
+err = Console(stderr=True, highlight=False, emoji=False)  # file.yaml:100: is no emoji
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
 

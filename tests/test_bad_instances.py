@@ -66,3 +66,12 @@ def test_verify_says_why_no_method_could_reprove_an_infeasibility(tmp_path, cli)
     assert "enumerate does not apply:" in " ".join(stderr.split())
     code, stdout, _ = cli("verify", str(saved), "--methods", "cpsat")
     assert code == 0, stdout
+
+
+def test_line_100_is_a_number_not_an_emoji(cli, tmp_path):
+    """Rich would print ``file.yaml:100:`` as an emoji shortcode."""
+    path = tmp_path / "long.yaml"
+    path.write_text("family: tiling\n" + "# padding\n" * 98 + "workload: {dims: {N: 0}}\n")
+    code, _, stderr = cli("solve", str(path))
+    assert code == 2
+    assert "long.yaml:100:" in stderr and "\N{HUNDRED POINTS SYMBOL}" not in stderr
