@@ -38,8 +38,13 @@ def table(**kwargs) -> RichTable:
 
 
 def number(value: float | None, digits: int = 0) -> str:
-    """A value with thousands separators, '-' for None."""
-    return "-" if value is None else f"{value:,.{digits}f}"
+    """A value with thousands separators, '-' for None; below 1,000 a
+    fraction keeps up to three decimals (296.972 pJ is not 297)."""
+    if value is None:
+        return "-"
+    if digits == 0 and abs(value) < 1000 and value != round(value):
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    return f"{value:,.{digits}f}"
 
 
 def percent(value: float | None, digits: int = 1) -> str:
@@ -277,11 +282,11 @@ def render_network(console: Console, result: Result) -> None:
 
 def render_comparison(console: Console, comparison: Comparison) -> None:
     if comparison.optimum is not None:
-        verdict = f"certified optimum {comparison.optimum:,.0f}"
+        verdict = f"certified optimum {number(comparison.optimum)}"
     elif comparison.status == Status.INFEASIBLE:
         verdict = "no feasible solution"
     elif comparison.lower_bound is not None:
-        verdict = f"optimum not proved; gaps are to the lower bound {comparison.lower_bound:,.0f}"
+        verdict = f"optimum not proved; gaps are to the lower bound {number(comparison.lower_bound)}"
     else:
         verdict = "optimum not proved"
     console.print(f"{comparison.family}: {comparison.objective_name} ({comparison.unit}); {verdict}")

@@ -261,3 +261,18 @@ def test_row_tables_are_shared_read_only_and_follow_the_constraints(pair):
     kept_rows = {tuple(r) for r in space.dim_choices(constrained_problem, dim)}
     assert kept_rows <= plain_rows
     assert all(r[fixed[0]] == fixed[1].factors[0][1] for r in kept_rows)
+
+
+@pytest.mark.parametrize("own, merged", [(["C", "M"], ("C", "M")), (["M"], ("C", "M")), (["M", "C"], None)])
+def test_an_order_that_ends_the_hardwares_refines_it(own, merged):
+    """Both orders name the innermost loops, outermost first: the hardware's
+    [C, M] and an instance's [M] (or the reverse) agree; [M, C] does not."""
+    hardware = dict(SMALL["hardware"], constraints={"levels": {"GLB": {"order": ["C", "M"]}}})
+    document = {**SMALL, "hardware": hardware, "constraints": {"levels": {"GLB": {"order": own}}}}
+    if merged is None:
+        with pytest.raises(Exception, match="fixes the innermost loops at GLB"):
+            load_text(yaml.safe_dump(document, sort_keys=False))
+        return
+    problem = load_text(yaml.safe_dump(document, sort_keys=False))
+    index = [level.name for level in problem.hierarchy.levels].index("GLB")
+    assert problem.constraints.orders[index] == merged

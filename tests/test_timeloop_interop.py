@@ -188,6 +188,12 @@ constraints:
     line = _refused("import", "timeloop", str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml"),
                     "--constraints", str(tmp_path / "bad.yaml"))
     assert "bad.yaml:3" in line and "GLB is not a component or spatial container" in line
+    # a refusal about a constraint names the constraint's file and line, not the architecture's
+    (tmp_path / "window.yaml").write_text("constraints:\n  targets:\n  - {target: DRAM, type: temporal, "
+                                          "factors: R=3}\n")
+    line = _refused("import", "timeloop", str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml"),
+                    "--constraints", str(tmp_path / "window.yaml"))
+    assert "window.yaml:3" in line and "filter window" in line
 
 
 def test_a_mapping_of_another_architecture_is_refused():
@@ -364,6 +370,9 @@ def test_a_nothing_branch_of_a_parallel_is_skipped(tmp_path):
     (tmp_path / "problem.yaml").write_text(MATMUL_PROBLEM)
     doc = yaml.safe_load(import_timeloop([tmp_path / "arch.yaml", tmp_path / "problem.yaml"]).text)
     assert [level["name"] for level in doc["hardware"]["levels"]] == ["MainMemory", "Buffer", "Reg"]
+    (tmp_path / "arch.yaml").write_text(arch.replace("!Nothing {constraints: {dataspace: {keep: [A]}}}", "!Nothing"))
+    bare = yaml.safe_load(import_timeloop([tmp_path / "arch.yaml", tmp_path / "problem.yaml"]).text)  # a bare tag
+    assert [level["name"] for level in bare["hardware"]["levels"]] == ["MainMemory", "Buffer", "Reg"]
 
 
 def test_the_mappers_optimization_metric_is_the_objective(tmp_path):
@@ -375,6 +384,13 @@ def test_the_mappers_optimization_metric_is_the_objective(tmp_path):
     assert "objective: edp" in text and "# objective: from mapper.optimization_metrics ['edp']" in text
     done = run_mapcert("import", "timeloop", *map(str, files), "--objective", "energy")
     assert done.returncode == 0 and "\nobjective: energy" in done.stdout
+    # timeloopfe's processed file spells it in the singular; Timeloop ranks ties by the next metrics
+    (tmp_path / "mapper.yaml").write_text("mapper:\n  optimization_metric: [delay, edp, energy]\n")
+    text = import_timeloop(files).text
+    assert "\nobjective: [latency, energy]\n" in text and "edp left out" in text
+    path = tmp_path / "ranked.yaml"
+    path.write_text(text)
+    assert load(path).secondary == ("energy",)
 
 
 def test_a_dimension_on_both_axes_of_one_container_has_no_timeloop_form():

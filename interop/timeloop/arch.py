@@ -81,6 +81,8 @@ class Level:
     keep: list[str] = field(default_factory=list)
     bypass: list[str] = field(default_factory=list)
     factors: dict[str, int] = field(default_factory=dict)
+    factors_from: tuple | None = None
+    """(part, path) of the temporal constraint that fixed ``factors`` last, for refusals about it."""
     permutation: list[str] = field(default_factory=list)
     """The temporal permutation constraint, innermost first (Timeloop's names)."""
     bandwidth: float | None = None
@@ -490,6 +492,8 @@ def apply_temporal(level: Level, raw, part: Part, path: tuple, dim_names: list[s
         if dim not in dim_names:
             part.fail(path + ("factors",), f"{dim} is not a dimension of the problem ({', '.join(dim_names)})")
     level.factors.update(factors)
+    if factors:
+        level.factors_from = (part, path + ("factors",))
     if raw.get("permutation"):
         level.permutation = parse_permutation(raw.get("permutation"), dim_names, part, path + ("permutation",))
     for key in raw:

@@ -43,6 +43,8 @@ def _tagged(loader: _TagLoader, suffix: str, node: yaml.Node):
         return data
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node, deep=True)
+    if node.value == "":  # a bare tag (`- !Nothing`): a node with no fields
+        return {TAG: suffix.lstrip("!")}
     return loader.construct_scalar(node)
 
 

@@ -158,8 +158,9 @@ def build(files: Files) -> Imported:
         factors = _translate_factors(level.factors, problem, part, level.path + ("constraints", "temporal"))
         if factors:
             if index == 0 and any(factors.get(d, 1) > 1 for d in "RS"):
-                part.fail(level.path, f"{level.name} fixes a factor of the filter window; mapcert's backing store "
-                                      "never splits R and S")
+                where, path = level.factors_from or (part, level.path)  # the constraint's own file and line
+                where.fail(path, f"{level.name} fixes a factor of the filter window; mapcert's backing store "
+                                 "never splits R and S: give the loop to a level below")
             constraint_levels[level.name] = {"factors": factors}
         order = _translate_permutation(level.permutation, problem)
         if order:
@@ -168,8 +169,9 @@ def build(files: Files) -> Imported:
     arch_name = arch_file.parent.name if arch_file.stem in ("arch", "architecture") and arch_file.parent.name \
         else arch_file.stem
     hardware: dict = {"name": arch_name,
-                      "source": f"Timeloop {'v0.4' if 'nodes' in files.parts['architecture'].value else 'v0.3'} "
-                                f"files " + ", ".join(Path(p).name for p in files.paths),
+                      "source": ("Timeloop v0.4 files " if "nodes" in files.parts["architecture"].value
+                                 else "Timeloop files (a v0.3 subtree architecture) ")
+                                + ", ".join(Path(p).name for p in files.paths),
                       "energy_unit": arch.energy_unit, "mac_energy": written_energy(arch.mac_energy),
                       "latches": False}
     if arch.fanouts:
@@ -221,15 +223,21 @@ METRIC_OBJECTIVES = {"edp": "edp", "energy": "energy", "delay": "latency", "cycl
 """Timeloop's ``mapper.optimization_metrics`` and the objective each is in mapcert."""
 
 
-def mapper_objective(files: Files) -> tuple[str, str | None]:
-    """The objective a ``mapper:`` part asks for (its first optimization
-    metric: Timeloop ranks them in order), with a sentence saying so, or
-    energy and None. A gap to a mapper's output is only meaningful in the
-    objective that mapper optimized."""
+def mapper_objective(files: Files) -> tuple[str | list[str], str | None]:
+    """The objectives a ``mapper:`` part asks for, in Timeloop's order (it
+    ranks mappings by the first metric, then the next), with a sentence
+    saying so, or energy and None. A gap to a mapper's output is only
+    meaningful in the objective that mapper optimized. Metrics after the
+    first that mapcert cannot rank by (EDP, one without a mapcert
+    objective) are left out and said."""
     part = files.get("mapper")
-    metrics = None
-    if part is not None and isinstance(part.value, dict):  # the mapper reads the hyphenated key, timeloopfe the other
-        metrics = part.value.get("optimization_metrics", part.value.get("optimization-metrics"))
+    metrics, key = None, "optimization_metrics"
+    if part is not None and isinstance(part.value, dict):
+        # the mapper reads the hyphenated key, timeloopfe's spec the plural, its processed file the singular
+        for key in ("optimization_metrics", "optimization-metrics", "optimization_metric"):
+            if key in part.value:
+                metrics = part.value[key]
+                break
     if isinstance(metrics, str):
         metrics = [metrics]
     if not isinstance(metrics, list) or not metrics:
@@ -237,7 +245,18 @@ def mapper_objective(files: Files) -> tuple[str, str | None]:
     first = str(metrics[0]).lower()
     if first not in METRIC_OBJECTIVES:
         return "energy", f"energy (the mapper's first optimization metric, {metrics[0]}, has no mapcert objective)"
-    return METRIC_OBJECTIVES[first], f"from mapper.optimization_metrics {list(map(str, metrics))}"
+    objectives = [METRIC_OBJECTIVES[first]]
+    dropped = []
+    for metric in metrics[1:]:
+        name = METRIC_OBJECTIVES.get(str(metric).lower())
+        if name is None or name == "edp" or name in objectives:
+            dropped.append(str(metric))
+        else:
+            objectives.append(name)
+    why = f"from mapper.{key} {list(map(str, metrics))}"
+    if dropped:
+        why += f" ({', '.join(dropped)} left out: no mapcert objective ranks ties by it)"
+    return (objectives if len(objectives) > 1 else objectives[0]), why
 
 
 def import_timeloop(paths: list[Path]) -> Imported:

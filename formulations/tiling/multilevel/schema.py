@@ -282,10 +282,12 @@ def merge_constraints(hardware: ConstraintsSpec, instance: ConstraintsSpec, hier
                           f"the hardware fixes {dim} = {merged.factors[dim]} at {name}")
             merged.factors[dim] = value
         merged.whole = sorted(set(merged.whole) | set(level.whole))
-        if level.order and merged.order and level.order != merged.order:
+        # both name the innermost loops, outermost first: one that ends the other refines it
+        longer, shorter = sorted((list(level.order), list(merged.order)), key=len, reverse=True)
+        if shorter and longer[len(longer) - len(shorter):] != shorter:
             where.add(("constraints", "levels", name, "order"),
                       f"the hardware fixes the innermost loops at {name} to {merged.order} (outermost first)")
-        merged.order = level.order or merged.order
+        merged.order = longer
     ours = _fanout_constraints(instance, hierarchy, where)
     theirs = _fanout_constraints(hardware, hierarchy, where)
     fanouts = {name: _merge_spatial(theirs.get(name, SpatialConstraintSpec()), ours.get(name, SpatialConstraintSpec()),
