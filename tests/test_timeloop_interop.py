@@ -194,6 +194,11 @@ constraints:
     line = _refused("import", "timeloop", str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml"),
                     "--constraints", str(tmp_path / "window.yaml"))
     assert "window.yaml:3" in line and "filter window" in line
+    (tmp_path / "clash.yaml").write_text("constraints:\n  targets:\n  - {target: Buffer, type: dataspace, "
+                                         "bypass: [B]}\n  - {target: Buffer, type: dataspace, keep: [B]}\n")
+    line = _refused("import", "timeloop", str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml"),
+                    "--constraints", str(tmp_path / "clash.yaml"))
+    assert "clash.yaml:4" in line and "already given bypass B" in line
 
 
 def test_a_mapping_of_another_architecture_is_refused():
@@ -536,3 +541,19 @@ def test_a_mapping_refused_for_its_mesh_or_its_keep_names_the_targets_line(tmp_p
                    "keep: [Inputs, Outputs, Weights]\n    bypass: []", "keep.yaml")
     line = _refused("compare", str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml"), keep, "--methods", "cpsat")
     assert line.startswith(f"{keep}:27:") and "shared_glb" in line and "Weights" in line, line
+
+
+def test_a_target_or_a_factor_given_twice_is_refused(tmp_path):
+    """Timeloop keeps one entry per target and one factor per dimension:
+    a second one is a mistake to name, not a value to take silently."""
+    text = (EYERISS / "mapper.map.yaml").read_text()
+    entry = "  - target: psum_spad\n    type: temporal\n    factors: C1 M2 R1 S1 N1 P1 Q1\n    permutation: MCRSNPQ\n"
+    assert entry in text
+    twice = tmp_path / "twice.map.yaml"
+    twice.write_text(text.replace(entry, entry + entry.replace("M2", "M1")))
+    line = _refused("compare", str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml"), "--mapping", str(twice))
+    assert "second temporal entry for psum_spad" in line and "twice.map.yaml:" in line
+    doubled = tmp_path / "doubled.map.yaml"
+    doubled.write_text(text.replace("factors: C1 M2 R1 S1 N1 P1 Q1", "factors: C1 M2 R1 S1 N1 P1 Q1 M1"))
+    line = _refused("compare", str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml"), "--mapping", str(doubled))
+    assert "M is given twice (M=2 and M1)" in line

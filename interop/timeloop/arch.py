@@ -171,6 +171,8 @@ def parse_factors(raw, part: Part, path: tuple) -> dict[str, int]:
                             "or leaves it to the solver)")
         if value < 0:
             part.fail(path, f"{item}: a factor must be a positive whole number (or 0: the whole dimension)")
+        if out.get(dim, value) != value:
+            part.fail(path, f"{dim} is given twice ({dim}={out[dim]} and {item}); give each dimension once")
         out[dim] = value
     return out
 
@@ -477,6 +479,11 @@ def apply_dataspace(level: Level, raw, part: Part, path: tuple, problem: Problem
             part.fail(path + (key,), f"the dataspace constraint {key!r} is not represented")
     if set(lists["keep"]) & set(lists["bypass"]):
         part.fail(path, f"{level.name} both keeps and bypasses {', '.join(set(lists['keep']) & set(lists['bypass']))}")
+    for key, other, earlier in (("keep", "bypass", level.bypass), ("bypass", "keep", level.keep)):
+        clash = [problem.dataspaces.get(t, t) for t in sorted(set(lists[key]) & set(earlier))]
+        if clash:  # the architecture, or a constraint read before, said the opposite
+            part.fail(path + (key,), f"{level.name} is already given {other} {', '.join(clash)}; a {key} of it "
+                                     "here contradicts that")
     keep = sorted(set(level.keep) | set(lists["keep"]))
     bypass = sorted(set(level.bypass) | set(lists["bypass"]))
     level.keep, level.bypass = keep, bypass

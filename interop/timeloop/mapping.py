@@ -73,6 +73,7 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
     origin: dict[tuple, str] = {}  # (kind, index, dim) -> target name, for messages
     where: dict[str, int] = {}  # target name -> index of its loop entry, for the line of a refusal
     kept_at: dict[str, int] = {}  # level name -> index of its keep/bypass entry, likewise
+    entry_of: dict[tuple[str, str], int] = {}  # (target, temporal or spatial) -> index of its entry
     for i, target in enumerate(targets):
         path = ("mapping", i)
         if not isinstance(target, dict) or "target" not in target:
@@ -104,6 +105,10 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
                     source.fail(path + ("bypass",), field, f"{tl} is not a data space of the problem")
             keeps[level_names.index(name)] = kept
             continue
+        if (name, kind) in entry_of:
+            source.fail(path + ("target",), field, f"a second {kind} entry for {name} (the first is mapping"
+                                                   f"[{entry_of[name, kind]}]); give each target's loops once")
+        entry_of[name, kind] = i
         where.setdefault(name, i)
         if kind not in ("temporal", "spatial"):
             source.fail(path + ("type",), field, f"type {kind!r}; a mapping's targets are temporal, spatial or "
