@@ -146,6 +146,7 @@ def test_conflicting_constraints_are_named_together(constraints, message):
     ({"levels": {"GLB": {"factors": {"K": 2}}}}, "constraints.levels.GLB.factors.K"),
     ({"spatial": {"min_utilization": 1.5}}, "constraints.spatial.min_utilization"),
     ({"levels": {"GLB": {"factors": {"M": 0}}}}, "between 1 and 2^20"),
+    ({"spatial": {"row_factors": {"M": 2, "C": 2}}}, "M = 2 x C = 2 needs 4 rows; fan-out array has 3"),
 ])
 def test_bad_constraints_are_input_errors(tmp_path, constraints, message):
     done = run_mapcert("solve", str(write(tmp_path, constraints)))
