@@ -374,11 +374,13 @@ class Row:
     gap: float | None = None
     note: str = ""
     functional: str = "-"
+    metrics: dict = field(default_factory=dict)
+    """The cost model's metrics of the row's solution (per-level accesses of a tiling mapping, ...)."""
 
     def to_dict(self) -> dict:
         return {"method": self.method, "kind": self.kind, "status": self.status.value, "objective": self.objective,
                 "gap": self.gap, "wall_time_s": round(self.wall_time_s, 4), "note": self.note,
-                "functional": self.functional}
+                "functional": self.functional, "metrics": self.metrics}
 
 
 @dataclass
@@ -453,12 +455,13 @@ def compare(problem, methods: list[str] | None = None, time_limit: float | None 
             if attempt.status == Status.FEASIBLE and attempt.best_bound is not None and value:
                 note = f"gap {100 * gap_of(value, attempt.best_bound, None):.1f}% to its bound; " + note
             row = Row(name, "exact" if exact[name].solves else "check", attempt.status, value,
-                      time.perf_counter() - start, note=note.strip("; "))
+                      time.perf_counter() - start, note=note.strip("; "),
+                      metrics=evaluation.metrics if evaluation is not None else {})
             solution = attempt.solution
         else:
             s = score_heuristics(family, problem, [heuristics[name]])[0]
             row = Row(name, "heuristic", Status.FEASIBLE if s.value is not None else Status.INFEASIBLE, s.value,
-                      s.wall_time_s, note=s.note)
+                      s.wall_time_s, note=s.note, metrics=s.evaluation.metrics if s.evaluation is not None else {})
             solution, evaluation = s.solution, s.evaluation
         if functional:
             row.functional = _functional_word(family, problem, solution, evaluation)
@@ -467,7 +470,7 @@ def compare(problem, methods: list[str] | None = None, time_limit: float | None 
         start = time.perf_counter()
         evaluation = family.evaluate(problem, solution)
         row = Row(label, "user", Status.FEASIBLE if evaluation.feasible else Status.INFEASIBLE, evaluation.objective,
-                  time.perf_counter() - start, note="; ".join(evaluation.violations[:2]))
+                  time.perf_counter() - start, note="; ".join(evaluation.violations[:2]), metrics=evaluation.metrics)
         if functional:
             row.functional = _functional_word(family, problem, solution, evaluation)
         comparison.rows.append(row)

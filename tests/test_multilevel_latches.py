@@ -178,6 +178,12 @@ solver: {method: cpsat, time_limit: 30}
     assert saved["status"] == "optimal" and saved["instance"]["hardware"]["latches"] is False
     verified = run_mapcert("verify", str(result), "--methods", "cpsat")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    compared = yaml.safe_load(run_mapcert("compare", str(instance), "--mapping", str(result), "--methods", "cpsat",
+                                          "--json").stdout)
+    mine = next(row for row in compared["rows"] if row["kind"] == "user")
+    assert mine["objective"] == pytest.approx(saved["objective"])  # its metrics give every level's accesses
+    assert [level["name"] for level in mine["metrics"]["levels"]] == ["DRAM", "GLB", "RF"]
+    assert mine["metrics"]["levels"] == saved["metrics"]["levels"]
     with_latches = tmp_path / "latch.yaml"
     with_latches.write_text(instance.read_text().replace("latches: false", "latches: true"))
     latched = yaml.safe_load(run_mapcert("solve", str(with_latches), "--no-heuristics", "--json").stdout)
