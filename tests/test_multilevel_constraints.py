@@ -130,6 +130,8 @@ def test_a_constraint_that_empties_the_space_is_named(tmp_path):
     # each dimension fits the 3 rows alone, not together
     ({"spatial": {"row_factors": {"M": 2, "C": 2}}},
      "the constraints on spatial rows unroll at least M=2 x C=2 = 4, more than its 3 rows"),
+    # one fixed factor wider than its axis, said with the axis's size
+    ({"spatial": {"row_factors": {"M": 4}}}, "the constraint spatial rows: factor M = 4 needs 4 rows; the fan-out has 3"),
     # 4 columns, but C = 4 is the only dimension they may unroll and RF fixes C
     ({"spatial": {"cols": ["C"], "min_utilization": 1.0}, "levels": {"RF": {"factors": {"C": 2}}}},
      "the constraint of at least 12 busy instances of the array (12 in all) cannot be met"),
@@ -146,7 +148,6 @@ def test_conflicting_constraints_are_named_together(constraints, message):
     ({"levels": {"GLB": {"factors": {"K": 2}}}}, "constraints.levels.GLB.factors.K"),
     ({"spatial": {"min_utilization": 1.5}}, "constraints.spatial.min_utilization"),
     ({"levels": {"GLB": {"factors": {"M": 0}}}}, "between 1 and 2^20"),
-    ({"spatial": {"row_factors": {"M": 2, "C": 2}}}, "M = 2 x C = 2 needs 4 rows; fan-out array has 3"),
 ])
 def test_bad_constraints_are_input_errors(tmp_path, constraints, message):
     done = run_mapcert("solve", str(write(tmp_path, constraints)))

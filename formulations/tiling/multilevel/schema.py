@@ -12,8 +12,6 @@ instances of the foundation keep loading as before.
 
 from __future__ import annotations
 
-import math
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -244,13 +242,6 @@ def build_constraints(spec: ConstraintsSpec, hierarchy: Hierarchy, where: Locate
             where.add(("constraints", "fanouts", name),
                       f"no fan-out named {name!r}; the fan-outs are {', '.join(fanout_names)}")
             continue
-        fan = hierarchy.fanouts[fanout_names.index(name)]
-        for axis, fixed, size in (("row_factors", s.row_factors, fan.rows), ("col_factors", s.col_factors, fan.cols)):
-            if math.prod(fixed.values()) > size:
-                spread = " x ".join(f"{d} = {v}" for d, v in fixed.items())
-                where.add(("constraints", "fanouts", name, axis),
-                          f"{spread} needs {math.prod(fixed.values())} {axis.split('_')[0]}s; fan-out {name} has "
-                          f"{size}")
         fanouts.append((fanout_names.index(name), SpatialConstraint(
             rows=None if s.rows is None else tuple(sorted(set(s.rows))),
             cols=None if s.cols is None else tuple(sorted(set(s.cols))),

@@ -59,6 +59,14 @@ def emptied_by(problem: MultiLevelProblem) -> str | None:
     if problem.constraints.empty:
         return None
     hier = problem.hierarchy
+    for f, spatial in problem.constraints.fanouts:  # a fixed factor wider than its axis, said with the axis's size
+        fan = hier.fanouts[f]
+        label = f"fan-out {fan.name}" if len(hier.fanouts) > 1 else "spatial"
+        for axis, fixed, size in (("rows", spatial.row_factors, fan.rows), ("cols", spatial.col_factors, fan.cols)):
+            wide = [(d, v) for d, v in fixed if v > size]
+            if wide:
+                return (f"the constraint {label} {axis}: factor {wide[0][0]} = {wide[0][1]} needs {wide[0][1]} "
+                        f"{axis}; the fan-out has {size}")
     found = []
     for dim in DIMS:
         candidates = (ordered_factorizations(layer_extent(problem.layer, dim), row_width(hier))
