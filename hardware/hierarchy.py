@@ -164,6 +164,12 @@ class Hierarchy:
     reads its input and weight from the innermost level that keeps them and
     reads and updates its partial sum there, as Timeloop counts."""
 
+    def fetches_every_trip(self, level: int) -> bool:
+        """Whether ``level``'s tile is fetched anew at every iteration of the
+        loops above it, whatever they index: the MAC units (level ``K``, one
+        below the last memory level) when they have no operand latches."""
+        return level == len(self.levels) and not self.latches
+
     def __post_init__(self) -> None:
         if not self.fanouts:
             object.__setattr__(self, "fanouts", (Fanout(ARRAY, self.pe_level, self.rows, self.cols),))

@@ -96,7 +96,7 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
     # indexes the inputs) when that loop moves the input window (P, Q, R or S)
     sweep = {}
     if problem.halo:
-        for l in range(1, K + 1 if hier.latches else K):  # a MAC without latches keeps nothing to reuse
+        for l in (j for j in range(1, K + 1) if not hier.fetches_every_trip(j)):  # no latches: nothing to reuse
             above = [i for i, (d, _, _) in enumerate(loops) if loop_level[i] < l and d in RELEVANT["inputs"]]
             if above and loops[above[-1]][0] in ("P", "Q", "R", "S"):
                 sweep[l] = above[-1]
@@ -224,7 +224,7 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
             leaving[l] = set()
             for p in range(n_pe):
                 held = store[l][instance(l, p)].get("outputs")
-                if held is not None and (instance(a, p) in leaving[a] or (l == K and not hier.latches)
+                if held is not None and (instance(a, p) in leaving[a] or hier.fetches_every_trip(l)
                                          or (p in needs and held[0] != key("outputs", l, needs[p]))):
                     leaving[l].add(instance(l, p))
         for l in reversed(levels_of["outputs"]):
@@ -240,7 +240,7 @@ def run_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping, seed:
                     i = instance(l, p)
                     k = key(tensor, l, index)
                     held = store[l][i].get(tensor)
-                    if held is not None and held[0] == k and (l < K or hier.latches):
+                    if held is not None and held[0] == k and not hier.fetches_every_trip(l):
                         continue  # resident, or already filled for another unit of this instance
                     tile = words(tensor, l, index)
                     content = {}

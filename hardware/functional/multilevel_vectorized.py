@@ -420,7 +420,7 @@ def _clipped_transfers(machine: _Machine, tensor: str, level: int, parent: int,
     part = {d: size[d] - (n[d] - 1) * T[d] for d in DIMS}  # extent of the last of them
     # the loops outside the level, in tiles; innermost loops that do not index the tensor never start a
     # run, except at MAC units without latches, which fetch in every iteration they are needed
-    every = level == machine.K and not hier.latches
+    every = hier.fetches_every_trip(level)
     loops = [(d, f, stride // T[d]) for d, f, stride in machine.outer_loops(level)]
     while loops and loops[-1][0] not in rel and not every:
         loops.pop()
@@ -849,7 +849,7 @@ def run_multilevel_vectorized(problem: MultiLevelProblem, mapping: MultiLevelMap
                         reads[level][tensor] += moved["own"]
                 continue
             fills, distinct = _key_runs(machine, tensor, level, distinct=tensor == "outputs")
-            if level == K and not hier.latches:  # no operand latches: a fetch in every iteration
+            if hier.fetches_every_trip(level):  # no operand latches: a fetch in every iteration
                 fills = math.prod(f for _, f, _ in machine.outer_loops(K))
             own = len(machine.word_ids(tensor, level, origin))  # words of one instance's tile
             crossed = hier.fanouts_between(parent, level)
@@ -865,7 +865,7 @@ def run_multilevel_vectorized(problem: MultiLevelProblem, mapping: MultiLevelMap
                                                                                       machine.offsets(crossed))))
             if tensor != "outputs":
                 steps, served_new, own_new = 0, 0, 0
-                if tensor == "inputs" and problem.halo and (level < K or hier.latches):
+                if tensor == "inputs" and problem.halo and not hier.fetches_every_trip(level):
                     steps, served_new, own_new = _halo_steps(machine, level, parent)
                 reads[parent][tensor] += (fills - steps) * served + steps * served_new
                 if level < K:

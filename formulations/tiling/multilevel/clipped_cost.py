@@ -205,7 +205,7 @@ def clipped_link_terms(problem: MultiLevelProblem, tables: ClippedTables, index:
         l, X, a = link.level, link.tensor, link.parent
         if (l, X) not in prefixes:
             prefixes[l, X] = nonfree_prefix(table, orders, l, X)
-            if l == K and not hier.latches:  # no operand latches: every loop above re-fetches
+            if hier.fetches_every_trip(l):  # no operand latches: every loop above re-fetches
                 prefixes[l, X] = {d: np.full(np.shape(v), K, dtype=np.int64) for d, v in prefixes[l, X].items()}
         prefix = prefixes[l, X]
         child, parent, refill = path_sides(hier, link)

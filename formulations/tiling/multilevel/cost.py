@@ -367,7 +367,7 @@ def link_terms(problem: MultiLevelProblem, table: dict[str, np.ndarray], orders:
         l, tensor, a = link.level, link.tensor, link.parent
         above = tuple(orders[:l])
         cached = words.fills.get((l, tensor))
-        latched = l < K or problem.hierarchy.latches
+        latched = not problem.hierarchy.fetches_every_trip(l)
         if cached is None or cached[0] != above:
             loops = [(d, table[d][..., j]) for j in range(l) for d in orders[j]]
             cached = words.fills[l, tensor] = (above, *fills_and_distinct(loops, tensor, latched))

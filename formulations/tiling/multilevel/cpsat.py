@@ -305,7 +305,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
 
     def refetch(l, X):
         """E: the product of the reuse-group trips above ``l`` that are not free."""
-        if l == K and not hier.latches:  # MAC units without latches fetch at every trip
+        if hier.fetches_every_trip(l):  # MAC units without latches: every trip above multiplies
             return b.product([irr[j][X] for j in range(l)], macs, f"E{l}{X[0]}")
         effs = []
         for j in range(l):
@@ -339,7 +339,7 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
     def halo_var(h):
         window = "R" if h.axis == "P" else "S"
         pi, wi = row_index[h.axis], row_index[window]
-        options, mode = sweeps.mode(h.level, h.axis) if sweeps and (h.level < K or hier.latches) else ((), 0)
+        options, mode = sweeps.mode(h.level, h.axis) if sweeps and not hier.fetches_every_trip(h.level) else ((), 0)
         tuples = [(i, j, k, int(halo_value(problem, h, tuple(rows[h.axis][i]), tuple(rows[window][j]),
                                            options[k - 1] if k else None)))
                   for i in range(len(rows[h.axis])) for j in range(len(rows[window])) for k in range(len(options) + 1)]
@@ -589,7 +589,7 @@ def _clipped_terms(problem: MultiLevelProblem, b: _Builder, tables: ClippedTable
     prefix_vars: dict = {}
 
     def prefix(l, X):
-        if l == K and not hier.latches:  # MAC units without latches: every level's loops re-fetch
+        if hier.fetches_every_trip(l):  # every level's loops re-fetch
             return l
         if (l, X) not in prefix_vars:
             p = m.NewIntVar(0, l, b.name(f"prefix_{l}_{X[0]}"))

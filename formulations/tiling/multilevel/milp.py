@@ -445,7 +445,7 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
             group = [t for t in group if len(set(t.values)) > 1 or t.values[0] != 1]
             if not group:
                 continue
-            if l == K and not hier.latches:  # MAC units without latches fetch at every trip: no gate
+            if hier.fetches_every_trip(l):  # MAC units without latches: no loop keeps their operands, no gate
                 out += group
                 continue
             gate = ("free", l, X, j)
@@ -466,7 +466,7 @@ def build_multilevel_milp(problem: MultiLevelProblem, incumbent: float | None = 
     def words_tables(words: Words) -> list[_Table]:
         out = [table(d, lambda r, f=f: fanout_factor(r, K, f)) for d, f in words.spatial]
         for h in words.halos:
-            swept = sweeps and (h.level < K or hier.latches)  # a MAC without latches reuses no rows
+            swept = sweeps and not hier.fetches_every_trip(h.level)  # a MAC without latches reuses no rows
             out.append(sweeps(h) if swept else pair_table(h.axis, lambda rp, rw, h=h: halo_value(problem, h, rp, rw)))
         return out
 

@@ -108,7 +108,7 @@ def clipped_access_terms(b, problem: MultiLevelProblem, rows, tables: ClippedTab
         if a not in needed and l not in needed:
             continue
         # MAC units without operand latches fetch at every trip of every loop: no gates
-        gates = None if l == K and not hier.latches else free_chain(b, problem, rows, l, X)
+        gates = None if hier.fetches_every_trip(l) else free_chain(b, problem, rows, l, X)
         child, parent, refill = path_sides(hier, link)
         wX = tensor_w[X]
         if X != "outputs":
