@@ -171,6 +171,10 @@ def instance_text(instance: dict, sources: list[Path]) -> str:
     """The instance as YAML with a header naming the files it came from."""
     head = "# Imported from ZigZag: " + ", ".join(str(p) for p in sources) + "\n"
     head += "# Fan-outs are named after ZigZag's array dimensions (rows x columns); docs/interop.md\n"
+    head += ("# model: latches: false, as ZigZag's API counts (access_same_data_considered_as_no_access: false): "
+             "every MAC reads its input and weight from the innermost memory that holds them and updates its "
+             "partial sum there (true: each MAC unit holds its last operands and reads a memory only when one "
+             "changes, as ZigZag counts with that flag true)\n")
     head += "".join(f"# note: {note}\n" for note in precision_notes(instance))
     return head + yaml.safe_dump(instance, sort_keys=False, default_flow_style=None, width=110)
 

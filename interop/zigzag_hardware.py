@@ -113,7 +113,10 @@ def read_hardware(data: Any, where: Located, links: dict[str, str] | None = None
                                           + (f"; left out, serving no operand of the layer: {', '.join(unused)}"
                                              if unused else ""),
                                 "energy_unit": "pJ",
-                                "mac_energy": float(array.get("unit_energy", array.get("multiplier_energy", 0)) or 0)}
+                                "mac_energy": float(array.get("unit_energy", array.get("multiplier_energy", 0)) or 0),
+                                # ZigZag's API counts a read of the innermost memory per MAC
+                                # (access_same_data_considered_as_no_access=False): no operand latches
+                                "latches": False}
     if fanouts:
         hardware["fanouts"] = fanouts
     hardware["levels"] = levels

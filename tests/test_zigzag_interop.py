@@ -89,7 +89,6 @@ def test_cli_solves_scores_the_mapping_and_exports(cli, tpu_instance, tmp_path):
     assert all(isinstance(s, str) and ", " in s for v in entry["spatial_mapping"].values() for s in v)
 
 
-@pytest.mark.slow  # about 12 s: its energy optimum takes CP-SAT that long to prove
 def test_eyeriss_round_trip_gives_the_same_mapping_and_objective():
     """A second published hardware (per-operand memories at three depths):
     import, solve, export, import again, export again."""
@@ -387,3 +386,33 @@ def test_published_quirks_are_read_and_mistakes_named(cli, tmp_path):
     (tmp_path / "map.txt").write_text("DRAM [ Weights:9216 ]\n| for M in [0:4)\n")
     code, _, stderr = cli("compare", str(CONV), str(TPU), "--methods", "cpsat", "--mapping", str(tmp_path / "map.txt"))
     assert code == 2 and "not the map.txt summary" in stderr
+
+
+def test_innermost_memories_count_as_zigzag_does():
+    """ZigZag's API evaluates with ``access_same_data_considered_as_no_access``
+    false: the innermost memory of an input operand is read once per MAC
+    (divided by the MACs under one instance that share the element; none on
+    per-PE registers), and the output's is written once per MAC and read
+    for every MAC but each output's first, plus the drains to the memory
+    above. The import writes ``latches: false`` so that a ZigZag mapping is
+    scored in that count; with latches the same mapping reads less."""
+    instance = import_instance(CONV, EYERISS, layer="conv1")
+    assert instance["hardware"]["latches"] is False
+    problem = load_document(instance)
+    metrics = evaluate_multilevel(problem, read_mapping(problem, EYERISS_MAPPING))
+    levels = {level["name"]: level for level in metrics.to_dict()["levels"]}
+    macs, outputs = metrics.macs, 8 * 4 * 4
+    assert levels["rf_8B_A"]["reads"]["inputs"] == macs and levels["rf_16B_W"]["reads"]["weights"] == macs
+    assert levels["rf_8B_O"]["writes"]["outputs"] == macs
+    drains = levels["sram_256B"]["writes"]["outputs"]
+    assert levels["rf_8B_O"]["reads"]["outputs"] == macs - outputs + drains
+    instance["hardware"]["latches"] = True
+    latched = load_document(instance)
+    with_latches = evaluate_multilevel(latched, read_mapping(latched, EYERISS_MAPPING))
+    assert with_latches.to_dict()["levels"][4]["reads"]["outputs"] < macs  # rf_8B_O: the latch accumulates
+    assert with_latches.energy < metrics.energy
+    # a memory shared by the array: one read per MAC, multicast to the 4 MACs of D1 (K) that share the input
+    tpu = load_document(import_instance(CONV, TPU, layer="conv1"))
+    shared = evaluate_multilevel(tpu, read_mapping(tpu, TPU_MAPPING)).to_dict()["levels"]
+    assert shared[1]["name"] == "sram_512B" and shared[1]["reads"]["inputs"] == macs // 4
+    assert shared[3]["name"] == "rf_16B" and shared[3]["reads"]["weights"] == macs
