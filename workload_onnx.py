@@ -10,8 +10,8 @@ where the layers came from.
 What becomes what (docs/interop.md has the full table):
 
 - Conv, Gemm and MatMul with a constant weight operand are the layers with
-  weights (``conv2d``, ``fc``, ``matmul``); MaxPool, AveragePool and the
-  global pools are ``pool`` layers; an Add of two layers' outputs is an
+  weights (``conv2d``, ``fc``, ``matmul``); MaxPool, AveragePool, the
+  global pools and reductions over the spatial axes are ``pool`` layers; an Add of two layers' outputs is an
   ``add`` layer and a channel Concat a ``concat`` layer, so residual and
   inception joins stay nodes of the graph the partition family cuts.
 - Element-wise nodes on one layer's output (BatchNormalization, Relu,
@@ -30,6 +30,7 @@ refused, every unsupported node named in one message.
 
 from __future__ import annotations
 
+import ast
 from math import prod
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,10 @@ MAX_BATCH = 2**20
 """Largest batch an instance may ask for (the largest extent of one dimension)."""
 
 POOLS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
+REDUCTIONS = ("ReduceMean", "ReduceMax", "ReduceSum")
+"""Reductions: a global pool when they reduce exactly the spatial axes
+(PyTorch exports ``AdaptiveAvgPool2d(1)`` and ``x.mean([2, 3])`` as a
+ReduceMean)."""
 JOINS = ("Add", "Sum")
 """Element-wise sums: a layer of its own when they add two layers' outputs."""
 ELEMENTWISE = frozenset({
@@ -57,6 +62,18 @@ PASSED = frozenset({"Dropout", "Flatten", "Identity", "Pad", "Reshape", "Squeeze
 """Nodes whose output is their first input under another shape."""
 SHAPE_SOURCES = frozenset({"Constant", "Shape", "Size"})
 """Nodes whose outputs are known before the network runs."""
+UNSUPPORTED_REASONS = {
+    "ConvTranspose": "a transposed convolution scatters each input into a window of outputs; the layer table has "
+                     "no such layer",
+    "Resize": "upsampling moves data without weights and changes the map's size; the layer table has no such layer",
+    "Upsample": "upsampling moves data without weights and changes the map's size; the layer table has no such "
+                "layer",
+    "Transpose": "a permutation of axes; layers read NCHW tensors in place",
+    "Slice": "a part of a tensor; layers read whole tensors",
+    "Split": "parts of a tensor; layers read whole tensors",
+    "Gather": "an indexed part of a tensor; layers read whole tensors",
+}
+"""Why common operators on activations are refused, for the one message."""
 
 
 class OnnxWorkloadError(ValueError):
@@ -165,10 +182,30 @@ def _read(onnx, path: Path):
     except Exception as exc:  # the protobuf parser's errors differ between versions
         raise OnnxWorkloadError(f"not an ONNX model ({_first_line(exc)})") from None
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(_without_external_data(onnx, model))
     except onnx.checker.ValidationError as exc:
         raise OnnxWorkloadError(f"not a valid ONNX model: {_first_line(exc)}") from None
     return model
+
+
+def _without_external_data(onnx, model):
+    """``model`` with its externally stored weights as graph inputs of the
+    same type, for the checker: it would open their data file (PyTorch's
+    exporter writes ``model.onnx.data``), relative to the working folder,
+    and only their shapes are read here."""
+    external = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if not external:
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    names = {t.name for t in external}
+    kept = [t for t in copy.graph.initializer if t.name not in names]
+    del copy.graph.initializer[:]
+    copy.graph.initializer.extend(kept)
+    declared = {v.name for v in copy.graph.input}
+    copy.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                            for t in external if t.name not in declared)
+    return copy
 
 
 def _fix_batch(graph, batch: int | None) -> None:
@@ -194,6 +231,31 @@ def _fix_batch(graph, batch: int | None) -> None:
             dim.Clear()
             dim.dim_value = batch or 1
     del graph.value_info[:]  # sizes recorded by the exporter, possibly symbolic: inference recomputes them
+
+
+def _module_name(node, op: str) -> str | None:
+    """The PyTorch module a node of ``torch.onnx.export`` (dynamo) computes,
+    from the scopes the exporter records (``pkg.torch.onnx.name_scopes``:
+    the module paths from the root, then the traced operation), for nodes
+    it names ``node_Conv_292``: a layer is named after its innermost module
+    (``layer1.0.conv1``; a Conv the exporter fused with its BatchNorm after
+    the BatchNorm, whose output it computes), a join or a root-level
+    operation after the module and the operation (``layer1.0.add_3``).
+    None when the node has no such record or a name of its own."""
+    if not node.name.startswith("node_"):
+        return None
+    scopes = next((p.value for p in getattr(node, "metadata_props", ()) if p.key == "pkg.torch.onnx.name_scopes"),
+                  None)
+    try:
+        scopes = ast.literal_eval(scopes) if scopes else None
+    except (ValueError, SyntaxError):
+        return None
+    if not isinstance(scopes, list) or len(scopes) < 2 or not all(isinstance(x, str) for x in scopes):
+        return None
+    module, operation = scopes[-2], scopes[-1]
+    if module and op in COMPUTE_OPS + ("pool",):
+        return module
+    return f"{module}.{operation}" if module else operation or None
 
 
 class _Refused(Exception):
@@ -226,8 +288,10 @@ class _Reader:
                 self.shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None
                                            for d in value.type.tensor_type.shape.dim]
         self.constant = {t.name for t in graph.initializer}
+        self.values: dict[str, list[int]] = {}  # small integer constants: the axes a reduction reads as an input
         for t in graph.initializer:
             self.shapes[t.name] = list(t.dims)
+            self._keep_value(t.name, t)
         self.source: dict[str, str] = {v.name: "input" for v in graph.input if v.name not in self.constant}
         self.graph = graph
         self.table: dict[str, dict] = {}
@@ -238,6 +302,13 @@ class _Reader:
             activations = [t for t in node.input if t and t not in self.constant]
             if node.op_type in SHAPE_SOURCES or not activations:
                 self.constant.update(node.output)
+                if node.op_type == "Constant":
+                    for attribute in node.attribute:
+                        if attribute.name == "value":
+                            self._keep_value(node.output[0], attribute.t)
+                        elif attribute.name in ("value_ints", "value_int"):
+                            self.values[node.output[0]] = list(self.onnx.helper.get_attribute_value(attribute)) \
+                                if attribute.name == "value_ints" else [attribute.i]
                 continue
             producers = [self.source[t] for t in activations]
             try:
@@ -252,6 +323,14 @@ class _Reader:
         if not any(layer["op"] in COMPUTE_OPS for layer in self.table.values()):
             raise OnnxWorkloadError("no Conv, Gemm or MatMul node with constant weights: no layer to map")
         return self.table
+
+    def _keep_value(self, name: str, tensor) -> None:
+        """Record an integer tensor of a few elements stored in the model
+        (never one whose data lies in an external file)."""
+        integers = (self.onnx.TensorProto.INT64, self.onnx.TensorProto.INT32)
+        if (tensor.data_type in integers and prod(tensor.dims) <= 8
+                and tensor.data_location != self.onnx.TensorProto.EXTERNAL):
+            self.values[name] = [int(v) for v in self.onnx.numpy_helper.to_array(tensor).reshape(-1)]
 
     def _alias(self, node, producer: str) -> None:
         self.source[node.output[0]] = producer
@@ -272,15 +351,17 @@ class _Reader:
             return self._concat(node, index, activations, producers)
         if op in POOLS:
             return self._add(node, index, self._pool(node), producers[:1])
+        if op in REDUCTIONS:
+            return self._add(node, index, self._reduction(node), producers[:1])
         if op == "Conv":
             return self._add(node, index, self._conv(node), producers[:1])
         if op in ("Gemm", "MatMul"):
             return self._add(node, index, self._product(node), producers[:1])
-        raise _Refused("")
+        raise _Refused(UNSUPPORTED_REASONS.get(op, ""))
 
     def _add(self, node, index: int, layer: dict, inputs: list[str]) -> None:
         op = layer.pop("op")
-        name = node.name or node.output[0] or f"{node.op_type}_{index}"
+        name = _module_name(node, op) or node.name or node.output[0] or f"{node.op_type}_{index}"
         unique, k = name, 1
         while unique in self.table or unique == "input":
             unique, k = f"{name}.{k}", k + 1
@@ -292,7 +373,10 @@ class _Reader:
     def _shape(self, tensor: str) -> list[int]:
         shape = self.shapes.get(tensor)
         if shape is None or any(d is None or d < 1 for d in shape):
-            raise _Refused(f"the shape of {tensor!r} is unknown after shape inference")
+            raise _Refused(f"the shape of {tensor!r} is unknown after shape inference (a size computed at run time "
+                           "by nodes ONNX cannot fold, such as the pads of a reflect padding exported with "
+                           "dynamo=False); export with the default exporter (dynamo=True) or fold the "
+                           "constants first (onnxsim)")
         return shape
 
     def _activation(self, tensor: str) -> dict:
@@ -357,13 +441,41 @@ class _Reader:
         kernel = next(a.ints for a in node.attribute if a.name == "kernel_shape")
         return self._windowed(node, "pool", list(kernel), out, given[1])
 
+    def _reduction(self, node) -> dict:
+        """A ReduceMean, ReduceMax or ReduceSum over exactly the spatial axes:
+        a pool whose one window covers the map, as a global pool is."""
+        given = self._shape(node.input[0])
+        self._spatial_rank(given)
+        attributes = {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if "axes" in attributes:
+            axes = list(attributes["axes"])
+        elif len(node.input) > 1 and node.input[1]:
+            if node.input[1] not in self.values:
+                raise _Refused("its axes are computed at run time; a pool reduces fixed spatial axes")
+            axes = self.values[node.input[1]]
+        else:
+            axes = []
+        spatial = list(range(2, len(given)))
+        if sorted(a % len(given) for a in axes) != spatial:
+            what = f"axes {axes}" if axes else "every axis"
+            raise _Refused(f"reduces {what}; a pool reduces the spatial axes {spatial} of an NCHW (NCL) tensor")
+        out = self._activation(node.output[0])
+        layer = self._windowed(node, "pool", given[2:], out, given[1])
+        layer["stride"] = _pair(_spatial(given[2:], len(given) - 2))  # one window covers the map
+        return layer
+
     def _product(self, node) -> dict:
         """A Gemm (``fc``) or a MatMul (``matmul``) by a constant weight matrix."""
         a, b = node.input[0], node.input[1]
+        out = self._shape(node.output[0])
+        if node.op_type == "MatMul" and a in self.constant and b not in self.constant:
+            weights = self._shape(a)  # W @ x: the weights on the left, (M, C) by (..., C, L) to (..., M, L)
+            if len(weights) != 2:
+                raise _Refused(f"weights of rank {len(weights)}; a layer's weight matrix has rank 2")
+            return {"op": "matmul", "dims": {"N": prod(out) // weights[0], "M": weights[0], "C": weights[1]}}
         if b not in self.constant or a in self.constant:
             raise _Refused("multiplies two activations; a layer multiplies its input by constant weights")
         weights = self._shape(b)
-        out = self._shape(node.output[0])
         if node.op_type == "Gemm":
             trans_b = next((x.i for x in node.attribute if x.name == "transB"), 0)
             return {"op": "fc", "dims": {"N": out[0], "M": out[1], "C": weights[1] if trans_b else weights[0]}}

@@ -47,10 +47,10 @@ class Model:
             y = self.node(act, [y], name + "." + act.lower())
         return y
 
-    def save(self, path, output: str, rank: int = 4):
+    def save(self, path, output: str, rank: int = 4, opset: int = 17, **options):
         out = helper.make_tensor_value_info(output, TensorProto.FLOAT, [None] * rank)  # sizes left to inference
         graph = helper.make_graph(self.nodes, path.stem, self.inputs, [out], self.weights)
-        save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+        save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), path, **options)
         return path
 
 
@@ -249,9 +249,76 @@ def test_unsupported_operators_are_all_named_in_one_line(tmp_path, cli):
     code, stdout, stderr = cli("solve", str(file))
     lines = stderr.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "Traceback" not in stdout + stderr, stderr
-    assert lines[0] == (f"{file}:2: workload.onnx: odd.onnx: unsupported ONNX nodes: 'swap' (Transpose), "
+    assert lines[0] == (f"{file}:2: workload.onnx: odd.onnx: unsupported ONNX nodes: 'swap' (Transpose: a "
+                        "permutation of axes; layers read NCHW tensors in place), "
                         "'gating' (Mul: combines after, gate; only Add joins two layers' outputs), "
                         "'norm' (LpNormalization); docs/interop.md lists what is read"), lines[0]
+
+
+def test_reductions_over_the_map_are_global_pools(tmp_path):
+    """PyTorch exports AdaptiveAvgPool2d(1) and x.mean([2, 3]) as a
+    ReduceMean: axes as an attribute up to opset 17, as a constant input
+    from opset 18; either is a pool whose one window covers the map. A
+    reduction over the channels is refused, saying why."""
+    for opset in (17, 18):
+        net = Model(3, 8)
+        y = net.conv("x", "c", 3, 4, 3)
+        if opset == 17:
+            y = net.node("ReduceMean", [y], "gap", axes=[-2, -1], keepdims=0)
+        else:
+            y = net.node("ReduceMean", [y, net.constant("axes", [2], [2, 3])], "gap", keepdims=0)
+        y = net.node("Gemm", [y, net.constant("fc.w", [5, 4])], "fc", transB=1)
+        layers = onnx_layers(net.save(tmp_path / f"gap{opset}.onnx", y, rank=2, opset=opset))
+        assert layers["gap"] == {"op": "pool", "dims": {"N": 1, "M": 4, "C": 4, "P": 1, "Q": 1, "R": 8, "S": 8},
+                                 "stride": 8, "inputs": ["c"]}
+        assert layers["fc"]["inputs"] == ["gap"] and layers["fc"]["dims"] == {"N": 1, "M": 5, "C": 4}
+    net = Model(3, 8)
+    y = net.node("ReduceMax", [net.conv("x", "c", 3, 4, 3)], "across", axes=[1])
+    with pytest.raises(OnnxWorkloadError, match=r"'across' \(ReduceMax: reduces axes \[1\]; a pool reduces the "
+                                                r"spatial axes \[2, 3\]"):
+        onnx_layers(net.save(tmp_path / "across.onnx", y))
+
+
+def test_weights_on_the_left_of_a_matmul_are_a_layer(tmp_path):
+    """``W @ x`` (a Parameter times an activation): M rows of W, C its
+    columns, N every other output element."""
+    net = Model(3, 8)
+    y = net.node("Reshape", [net.conv("x", "c", 3, 4, 3), net.constant("shape", [3], [1, 4, 64])], "flat")
+    y = net.node("MatMul", [net.constant("w", [6, 4]), y], "mix")
+    layers = onnx_layers(net.save(tmp_path / "left.onnx", y, rank=3))
+    assert layers["mix"] == {"op": "matmul", "dims": {"N": 64, "M": 6, "C": 4}, "inputs": ["c"]}
+
+
+def test_weights_in_a_data_file_need_not_be_there(tmp_path, monkeypatch):
+    """PyTorch's exporter writes the weights to ``model.onnx.data``; only
+    shapes are read, so the model reads from any folder, with or without
+    that file."""
+    net = Model(3, 8)
+    path = net.save(tmp_path / "ext.onnx", net.conv("x", "c", 3, 4, 3), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="ext.onnx.data", size_threshold=0)
+    expected = {"op": "conv2d", "dims": {"N": 1, "M": 4, "C": 3, "P": 8, "Q": 8, "R": 3, "S": 3}, "inputs": ["input"]}
+    monkeypatch.chdir(tmp_path.parent)
+    assert onnx_layers(path)["c"] == expected
+    (tmp_path / "ext.onnx.data").unlink()
+    assert onnx_layers(path)["c"] == expected
+
+
+def test_layers_of_pytorch_exports_are_named_after_their_modules(tmp_path):
+    """The dynamo exporter names nodes ``node_Conv_12`` and records the
+    module path of each; a layer takes its module's name, a join the
+    module's and the operation's."""
+    net = Model(3, 8)
+    a = net.conv("x", "node_Conv_12", 3, 4, 3, bn=False, act=None)
+    b = net.conv(a, "node_Conv_15", 4, 4, 3, bn=False, act=None)
+    y = net.node("Add", [a, b], "node_add_3")
+    scopes = {"node_Conv_12": "['', 'stem', 'stem.conv', 'conv2d']",
+              "node_Conv_15": "['', 'block', 'block.conv1', 'conv2d_1']",
+              "node_add_3": "['', 'block', 'add_3']"}
+    for node in net.nodes:
+        helper.set_metadata_props(node, {"pkg.torch.onnx.name_scopes": scopes[node.name]})
+    layers = onnx_layers(net.save(tmp_path / "named.onnx", y))
+    assert list(layers) == ["stem.conv", "block.conv1", "block.add_3"]
+    assert layers["block.add_3"]["inputs"] == ["stem.conv", "block.conv1"]
 
 
 def broken_models(tmp_path):
