@@ -256,17 +256,55 @@ def render_result(console: Console, family: Family, problem, result: Result) -> 
     console.print(f"functional model: {functional_word(result.certificate.functional)}")
 
 
+def shape_text(layer: dict) -> str:
+    """A layer of a network's table in a few characters, with the peers'
+    dimension names: ``N4 M64 C3 P112 Q112 R7 S7 /2 g2`` (N only when
+    not 1)."""
+    dims = layer.get("dims", {})
+    text = " ".join(f"{d}{dims[d]}" for d in "NMCPQRS" if d in dims and (d != "N" or dims[d] != 1))
+    stride = layer.get("stride", 1)
+    if stride != 1:
+        text += " /" + ("x".join(map(str, stride)) if isinstance(stride, list) else str(stride))
+    if layer.get("dilation", 1) != 1:
+        dilation = layer["dilation"]
+        text += " dil" + ("x".join(map(str, dilation)) if isinstance(dilation, list) else str(dilation))
+    if layer.get("groups", 1) != 1:
+        text += f" g{layer['groups']}"
+    return text
+
+
+def network_layers(result: Result) -> tuple[str, dict]:
+    """The network's name and its layer table, as the saved instance holds
+    them (empty when the instance does not list its layers)."""
+    workload = (result.instance or {}).get("workload")
+    if not isinstance(workload, dict) or not isinstance(workload.get("layers"), dict):
+        return "", {}
+    return str(workload.get("name", "")), workload["layers"]
+
+
 def render_network(console: Console, result: Result) -> None:
     colour = COLOURS.get(result.status, "red")
     console.print(f"status: [bold {colour}]{result.status.value.upper()}[/]; each distinct layer solved once")
+    network, layers = network_layers(result)
+    prefix = f"{network}." if network and all(p.name.startswith(f"{network}.") for p in result.parts) else ""
+    names = [part.name[len(prefix):] for part in result.parts]
+    shapes = [shape_text(layers[name]) if isinstance(layers.get(name), dict) else "" for name in names]
     t = table()
-    for col in ("layer", "x", "status", result.unit, "gap", "/ rigorous bound", "time", "functional"):
-        t.add_column(col, justify="left" if col in ("layer", "status", "functional") else "right")
-    for part in result.parts:
+    objectives = [number(part.result.objective) for part in result.parts]
+    columns = ("layer", "shape", "x", "status", result.unit, "gap", "/ bound", "time", "functional")
+    for col in columns:
+        if col == "shape" and not any(shapes):
+            continue
+        # names and numbers stay whole (a user finds the layer by its name); a shape breaks between dimensions
+        widest = {"layer": max(map(len, names)), result.unit: max(map(len, objectives))}.get(col)
+        t.add_column(col, justify="left" if col in ("layer", "shape", "status", "functional") else "right",
+                     min_width=widest)
+    for part, name, shape in zip(result.parts, names, shapes, strict=True):
         r = part.result
         ratio = f"{r.objective / r.lower_bound:.3f}" if r.objective and r.lower_bound else "-"
-        t.add_row(escape(part.name), str(part.count), r.status.value, number(r.objective), percent(r.gap),
-                  ratio, f"{r.wall_time_s:.1f} s", functional_word(r.certificate.functional))
+        t.add_row(escape(name), *([escape(shape)] if any(shapes) else []), str(part.count), r.status.value,
+                  number(r.objective), percent(r.gap), ratio, f"{r.wall_time_s:.1f} s",
+                  functional_word(r.certificate.functional))
     show(console, t)
     metrics = result.metrics or {}
     console.print(f"total {number(result.objective)} {result.unit} over {metrics.get('layers', '?')} layers; "
@@ -300,7 +338,7 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
     widest = [max([len(col)] + [len(c[i]) for c in cells]) for i, col in enumerate(columns)]
     notes = []
     if sum(w + 3 for w in widest) > console.width:  # the notes would be cut at the edge: list them below
-        notes = [c[-1] for c in cells if c[-1]]
+        notes = list(dict.fromkeys(c[-1] for c in cells if c[-1]))  # rows with one note share its number
         cells = [c[:-1] + (f"[{notes.index(c[-1]) + 1}]" if c[-1] else "",) for c in cells]
     for i, col in enumerate(columns):
         # every column but the note keeps its longest cell whole

@@ -127,6 +127,23 @@ def test_bound_of_a_network_is_one_table_with_the_network_totals(cli, tmp_path):
     assert stdout.count(meaning) == 1
 
 
+def test_a_network_table_names_each_layer_and_its_shape(cli, tmp_path):
+    """Each distinct layer's row gives its name within the network (the
+    header names the network) and its shape in the peers' dimension names,
+    so a user can check what was read, from an ONNX model say."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_NETWORK.replace("conv2: {op: conv2d, dims: {M: 16,", "conv2: {op: conv2d, stride: 2, "
+                                         "dims: {M: 16,").replace("C: 16, P: 16, Q: 16, R: 3, S: 3}, inputs: [conv1]",
+                                                                  "C: 16, P: 8, Q: 8, R: 3, S: 3}, inputs: [conv1]"))
+    code, stdout, stderr = cli("solve", str(path), "-t", "20", "--no-heuristics")
+    assert code == 0, stderr
+    rows = {line.split()[0]: line.split() for line in stdout.splitlines() if line.strip().startswith("conv")}
+    assert rows["conv1"][1:8] == ["M16", "C3", "P16", "Q16", "R3", "S3", "1"], rows
+    assert rows["conv2"][1:9] == ["M16", "C16", "P8", "Q8", "R3", "S3", "/2", "1"], rows
+    assert rows["conv3"][1:8] == ["M16", "C16", "P16", "Q16", "R3", "S3", "1"], rows
+    assert "tiny.conv1" not in stdout
+
+
 def test_infeasible_json_has_a_status(cli):
     bad = Path(__file__).parent / "bad_instances" / "28_infeasible_tiny_buffer.yaml"
     code, stdout, _ = cli("solve", str(bad), "--json")
@@ -269,3 +286,23 @@ def test_a_saved_result_where_an_instance_goes_is_one_line(tmp_path):
         code, _, stderr = run_cli(command, str(saved))
         lines = [line for line in stderr.splitlines() if line.strip()]
         assert code == 2 and len(lines) == 1 and "a saved result (mapcert solve -o), not an instance" in lines[0]
+
+
+def test_compare_lists_a_note_shared_by_rows_once():
+    """When the notes do not fit beside the table they are listed below it,
+    one number per distinct note, so that every listed number is used."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from mapcert.cli.render import render_comparison
+    from mapcert.formulations.family import Status
+    from mapcert.pipeline import Comparison, Row
+
+    note = "39 candidate subgraphs, every one checked against the buffer size of the instance"
+    rows = [Row(method, "exact", Status.OPTIMAL, 18_737_459.0, 0.01, gap=0.0, note=note, functional="passed")
+            for method in ("milp", "cpsat")] + [Row("greedy", "heuristic", Status.FEASIBLE, 2e7, 0.01, 0.07)]
+    out = StringIO()
+    render_comparison(Console(file=out, width=100, emoji=False), Comparison("partition", "B", "ema", rows, 18_737_459.0))
+    text = out.getvalue()
+    assert text.count("[1]") == 3 and "[2]" not in text and text.count(note) == 1, text
