@@ -81,7 +81,7 @@ class OnnxWorkloadError(ValueError):
 
 
 class OnnxWorkloadSpec(Strict):
-    onnx: str
+    onnx: str = Field(min_length=1)
     name: str | None = None
     batch: int | None = Field(None, ge=1, le=MAX_BATCH)
 
@@ -104,6 +104,9 @@ def onnx_workload(raw: Any, where: Located, path: tuple, base: Path) -> tuple[st
     file = Path(spec.onnx)
     if not file.is_absolute():
         file = base / file
+    if file.is_dir():
+        where.add(path + ("onnx",), f"{spec.onnx}: is a folder ({file.resolve()}); give the .onnx file")
+        return None
     if not file.is_file():
         relative = "" if Path(spec.onnx).is_absolute() else f" (relative to the instance's folder {base.resolve()})"
         where.add(path + ("onnx",), f"{spec.onnx}: no such file: {file.resolve()}{relative}")

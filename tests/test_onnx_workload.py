@@ -337,7 +337,9 @@ def broken_models(tmp_path):
     plain = Model(3, 8)
     plain.node("Relu", ["x"], "r")
     plain.save(tmp_path / "plain.onnx", "r:out")
+    (tmp_path / "models").mkdir()
     return [("missing.onnx", f"no such file: {tmp_path.resolve() / 'missing.onnx'} (relative to the instance's folder"),
+            ("models", f"is a folder ({tmp_path.resolve() / 'models'}); give the .onnx file"),
             ("text.onnx", "not an ONNX model"),
             ("channels.onnx", "unsupported ONNX node: 'c' (Conv: weights for 4 input channels, its input has 3)"),
             ("mismatch.onnx", "shapes cannot be inferred: [ShapeInferenceError]"),
@@ -362,3 +364,16 @@ def test_unreadable_models_are_one_line_each(tmp_path):
 def test_an_inline_network_to_tile_is_checked_layer_by_layer(workload, words):
     with pytest.raises(InstanceError, match=words):
         load_text(f"family: tiling\nhardware: eyeriss\nworkload: {workload}\n")
+
+
+def test_a_partition_refusal_names_the_model_and_its_node(tmp_path):
+    """A graph the partition family cannot cut (an Add of the network
+    input itself) is said of the model's node, at the instance's onnx
+    line, not of a field the instance does not have."""
+    net = Model(3, 8)
+    y = net.node("Add", ["x", net.conv("x", "c", 3, 3, 3)], "skip")
+    net.save(tmp_path / "skip.onnx", y)
+    with pytest.raises(InstanceError) as info:
+        load_text("family: partition\nbuffer: 1 MiB\nworkload: {onnx: skip.onnx}\n", "i.yaml", base=tmp_path)
+    assert str(info.value) == ("i.yaml:3: workload.onnx: skip.onnx: layer 'skip' (inputs): only a conv2d, pool, fc "
+                               "or matmul layer may read the network input, and then nothing else"), str(info.value)
