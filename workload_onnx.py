@@ -84,6 +84,7 @@ class OnnxWorkloadSpec(Strict):
     onnx: str = Field(min_length=1)
     name: str | None = None
     batch: int | None = Field(None, ge=1, le=MAX_BATCH)
+    layer: str | None = Field(None, min_length=1)
 
 
 def is_onnx(raw: Any) -> bool:
@@ -91,12 +92,14 @@ def is_onnx(raw: Any) -> bool:
     return isinstance(raw, dict) and "onnx" in raw
 
 
-def onnx_workload(raw: Any, where: Located, path: tuple, base: Path) -> tuple[str, dict[str, dict]] | None:
+def onnx_workload(raw: Any, where: Located, path: tuple, base: Path,
+                  one_layer: bool = False) -> tuple[str, dict[str, dict]] | None:
     """``(network name, layers)`` of a ``workload: {onnx: file, name, batch}``,
     or None with the problem recorded on ``where`` (one line, at ``onnx``).
 
     The file is looked up relative to ``base`` (the instance's folder); the
-    network is named ``name``, else after the file.
+    network is named ``name``, else after the file. ``layer`` (one layer
+    to tile, :func:`onnx_layer`) is refused unless ``one_layer``.
     """
     spec = validate_spec(OnnxWorkloadSpec, raw, where, path, "{onnx: model.onnx}")
     if spec is None:
@@ -111,12 +114,42 @@ def onnx_workload(raw: Any, where: Located, path: tuple, base: Path) -> tuple[st
         relative = "" if Path(spec.onnx).is_absolute() else f" (relative to the instance's folder {base.resolve()})"
         where.add(path + ("onnx",), f"{spec.onnx}: no such file: {file.resolve()}{relative}")
         return None
+    if spec.layer is not None and not one_layer:
+        where.add(path + ("layer",), "picks one layer of the model to tile; this instance reads the whole model: "
+                                     "remove it")
+        return None
     try:
         layers = onnx_layers(file, spec.batch)
     except OnnxWorkloadError as exc:
         where.add(path + ("onnx",), f"{spec.onnx}: {exc}")
         return None
     return spec.name or file.stem, layers
+
+
+def onnx_layer(raw: Any, where: Located, path: tuple, base: Path) -> dict | None:
+    """The layer ``layer:`` picks of a ``workload: {onnx: file, layer: name}``,
+    as the layer mapping of one-layer tiling instances (``name`` the
+    network's name and the layer's, as in ``resnet18.conv1``), or None with
+    the problem recorded on ``where``. Without ``layer`` it is recorded
+    that one layer is needed, naming the model's layers with weights."""
+    found = onnx_workload(raw, where, path, base, one_layer=True)
+    if found is None:
+        return None
+    network, layers = found
+    weighted = [name for name, layer in layers.items() if layer["op"] in COMPUTE_OPS]
+    wanted = raw.get("layer")
+    if wanted in weighted:
+        return {"name": f"{network}.{wanted}", **{k: v for k, v in layers[wanted].items() if k != "inputs"}}
+    shown = ", ".join(weighted[:12]) + (f", ... ({len(weighted)} in all)" if len(weighted) > 12 else "")
+    if wanted is None:
+        where.add(path, f"one layer is tiled here: give layer: NAME, one of {shown} (or a hierarchy, to tile "
+                        "every layer)")
+    elif wanted in layers:
+        where.add(path + ("layer",), f"{wanted!r} is a {layers[wanted]['op']} layer without weights; the tiling "
+                                     f"family maps {shown}")
+    else:
+        where.add(path + ("layer",), f"{wanted!r} is no layer of the model; its layers with weights are {shown}")
+    return None
 
 
 def onnx_layers(path: str | Path, batch: int | None = None) -> dict[str, dict]:

@@ -5,6 +5,8 @@ model that cannot be read is one line naming why (and the nodes)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import yaml
@@ -377,3 +379,33 @@ def test_a_partition_refusal_names_the_model_and_its_node(tmp_path):
         load_text("family: partition\nbuffer: 1 MiB\nworkload: {onnx: skip.onnx}\n", "i.yaml", base=tmp_path)
     assert str(info.value) == ("i.yaml:3: workload.onnx: skip.onnx: layer 'skip' (inputs): only a conv2d, pool, fc "
                                "or matmul layer may read the network input, and then nothing else"), str(info.value)
+
+
+def test_one_layer_of_a_model_is_an_instance_of_its_own(tmp_path, cli):
+    """``layer:`` picks one layer with weights: a one-layer tiling instance
+    (two-level or on a hierarchy) that ``compare`` takes; a wrong name, a
+    layer without weights, or ``layer`` where the whole model is read,
+    is one line naming the choices."""
+    path = residual_block(tmp_path / "r.onnx")
+    two = load_text(f"family: tiling\nworkload: {{onnx: {path}, layer: block1.conv1}}\nhardware: glb-64KiB\n")
+    assert two.layer.name == "r.block1.conv1" and (two.layer.M, two.layer.C, two.layer.P) == (16, 8, 8)
+    assert two.layer.stride == (2, 2)
+    multi = load_text(f"family: tiling\nworkload: {{onnx: {path}, layer: block1.conv1, name: net}}\n"
+                      "hardware: eyeriss\n")
+    assert multi.layer.name == "net.block1.conv1" and multi.layer.dims() == two.layer.dims()
+    file = tmp_path / "one.yaml"
+    file.write_text("family: tiling\nworkload: {onnx: r.onnx, layer: stem}\nhardware: glb-64KiB\n")
+    code, stdout, stderr = cli("compare", str(file), "--methods", "cpsat", "-t", "20")
+    assert code == 0 and "certified optimum" in stdout, stderr
+    for workload, words in [("layer: stem.conv", "'stem.conv' is no layer of the model; its layers with weights "
+                                                 "are stem, block1.conv1"),
+                            ("layer: block1.add", "'block1.add' is a add layer without weights"),
+                            ("batch: 2", "or tile one layer of the model: workload: {onnx: ..., layer: NAME}"),
+                            ("layer: null", "one layer is tiled here: give layer: NAME, one of stem, block1.conv1")]:
+        with pytest.raises(InstanceError, match=re.escape(words)):
+            load_text(f"family: tiling\nworkload: {{onnx: r.onnx, {workload}}}\nhardware: glb-64KiB\n", "i.yaml",
+                      base=tmp_path)
+    with pytest.raises(InstanceError, match="workload.layer: picks one layer of the model to tile; this instance "
+                                            "reads the whole model"):
+        load_text("family: partition\nbuffer: 1 MiB\nworkload: {onnx: r.onnx, layer: stem}\n", "i.yaml",
+                  base=tmp_path)

@@ -56,7 +56,7 @@ class TwoLevelTiling(Family):
         return not is_multilevel(data)
 
     def build(self, data: dict, where, label: str, base: Path):
-        return build_two_level(data, where, label)
+        return build_two_level(data, where, label, base)
 
     def dump(self, problem: TilingProblem) -> dict:
         return dump_two_level(problem)

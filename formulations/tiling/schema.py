@@ -7,6 +7,7 @@ hierarchy (``multilevel_schema.py``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, StrictBool, TypeAdapter, ValidationError, field_validator, model_validator
@@ -14,6 +15,7 @@ from pydantic import Field, StrictBool, TypeAdapter, ValidationError, field_vali
 from ... import workload_library
 from ...hardware.presets import hardware_presets
 from ...instances import Located, Seconds, Strict, pair, resolve_preset, schema_problem, size_bits, validate_spec
+from ...workload_onnx import is_onnx, onnx_layer
 from .problem import Buffer, ConvLayer, Precision, SolverSettings, TilingProblem, TENSORS
 
 
@@ -251,8 +253,9 @@ def build_buffer(raw: Any, where: Located, path: tuple) -> tuple[Buffer, str, st
     return Buffer(inner.name, capacity, partition), outer.name, name or spec.name
 
 
-def build_two_level(data: dict, where: Located, label: str) -> TilingProblem | None:
-    """The two-level problem of an instance document, or None with issues on ``where``."""
+def build_two_level(data: dict, where: Located, label: str, base: Path = Path(".")) -> TilingProblem | None:
+    """The two-level problem of an instance document, or None with issues on
+    ``where`` (``base``: the instance's folder, where an ONNX model is looked up)."""
     from pydantic import ValidationError
 
     spec = None
@@ -261,7 +264,10 @@ def build_two_level(data: dict, where: Located, label: str) -> TilingProblem | N
     except ValidationError as exc:
         where.pydantic(exc, (), InstanceSpec)
     # check the parts even when the top level failed, to report everything at once
-    layer = build_layer(data["workload"], where, ("workload",)) if data.get("workload") is not None else None
+    workload = data.get("workload")
+    if is_onnx(workload):
+        workload = onnx_layer(workload, where, ("workload",), base)
+    layer = build_layer(workload, where, ("workload",)) if workload is not None else None
     hardware = build_buffer(data["hardware"], where, ("hardware",)) if data.get("hardware") is not None else None
     if where.issues or spec is None or layer is None or hardware is None:
         return None

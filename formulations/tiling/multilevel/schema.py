@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, StrictBool, field_validator
 
 from .... import workload_library
-from ....workload_onnx import is_onnx, onnx_workload
+from ....workload_onnx import is_onnx, onnx_layer, onnx_workload
 from .constraints import LevelConstraint, MappingConstraints, SpatialConstraint
 from .problem import MULTILEVEL_OBJECTIVES, MultiLevelProblem
 from .space import any_space_refusal
@@ -328,7 +328,9 @@ def is_network(workload: Any) -> bool:
     """Whether a tiling ``workload`` is a whole network rather than one layer."""
     if isinstance(workload, str):
         return workload in workload_library.networks()
-    return is_onnx(workload) or (isinstance(workload, dict) and "layers" in workload)
+    if is_onnx(workload):
+        return not (isinstance(workload, dict) and "layer" in workload)  # {onnx: m.onnx, layer: conv1}: one layer
+    return isinstance(workload, dict) and "layers" in workload
 
 
 def is_multilevel(data: dict) -> bool:
@@ -551,13 +553,17 @@ def build_multilevel(data: dict, where: Located, label: str,
     network = _whole_network(workload, where, base) if is_network(workload) else None
     layer = None
     if network is None and workload is not None and not is_network(workload):
-        layer = build_layer(workload, where, ("workload",))
+        if is_onnx(workload):
+            workload = onnx_layer(workload, where, ("workload",), base)
+        layer = build_layer(workload, where, ("workload",)) if workload is not None else None
     hardware = data.get("hardware")
     one_layer = set(hardware_presets()) - set(hierarchy_presets())
     if is_network(workload) and isinstance(hardware, str) and hardware in one_layer:
         where.add(("hardware",), f"{hardware} is a buffer for one layer; a whole network is tiled on a hierarchy: "
                                  f"a preset ({', '.join(hierarchy_presets())}) or levels: [{{name: DRAM}}, "
-                                 "{name: GLB, capacity: 64 KiB}] with objective: offchip_traffic")
+                                 "{name: GLB, capacity: 64 KiB}] with objective: offchip_traffic"
+                                 + ("; or tile one layer of the model: workload: {onnx: ..., layer: NAME}"
+                                    if is_onnx(workload) else ""))
         return None
     built = build_hierarchy(hardware, where, ("hardware",)) if hardware is not None else None
     if where.issues or spec is None or built is None or (layer is None and network is None):
