@@ -123,7 +123,8 @@ def import_instance(workload: str | Path, hardware: str | Path, mapping: str | P
 
 def _energies_per_element(hardware: dict, memories: dict, precision: dict) -> None:
     """ZigZag charges ``r_cost`` (``w_cost``) per access of ``r_bw``
-    (``w_bw``) bits; mapcert charges a level per element moved. An element
+    (``w_bw``) bits (ZigZag 3: of its port's ``bandwidth_max``, :func:`port_width`);
+    mapcert charges a level per element moved. An element
     of ``b`` bits is ``b / bw`` of an access when an access carries several
     (``ceil(b / bw)`` accesses when it needs several), ``b`` being the
     widest of the operands the level holds (partial sums at their
@@ -136,10 +137,24 @@ def _energies_per_element(hardware: dict, memories: dict, precision: dict) -> No
         held = level.get("holds", ("inputs", "weights", "outputs"))
         width = max(bits[t] for t in held)
         for energy, bandwidth in (("read_energy", "r_bw"), ("write_energy", "w_bw")):
-            bw = raw.get(bandwidth)
+            bw = raw.get(bandwidth, port_width(raw.get("ports"), "read" if bandwidth == "r_bw" else "write"))
             if isinstance(bw, (int, float)) and not isinstance(bw, bool) and bw > 0:
                 share = width / bw if width <= bw else math.ceil(width / bw)
                 level[energy] = round(level[energy] * share, 9)
+
+
+def port_width(ports, direction: str) -> float | None:
+    """The bits one access moves, in ZigZag 3's format (``ports:`` with
+    ``type`` and ``bandwidth_max``, no ``r_bw``): ZigZag charges ``r_cost``
+    per ``bandwidth_max`` bits read (its ``ceil(bits / bandwidth_min) *
+    bandwidth_min / bandwidth_max`` accesses). The widest port that reads
+    (``read``, ``read_write``) or writes; None without one."""
+    if not isinstance(ports, list):
+        return None
+    widths = [port.get("bandwidth_max") for port in ports
+              if isinstance(port, dict) and port.get("type") in (direction, "read_write")]
+    widths = [w for w in widths if isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0]
+    return max(widths) if widths else None
 
 
 def precision_notes(instance: dict) -> list[str]:

@@ -45,6 +45,10 @@ def test_import_reads_the_layer_and_the_hierarchy(tpu_instance):
     assert hw["levels"][1]["holds"] == ["inputs", "outputs"] and hw["levels"][1]["capacity"] == 512
     assert hw["fanouts"] == [{"name": "D1xD2", "above": "rf_4B", "y": 4, "x": 4}]
     assert hw["mac_energy"] == 0.04
+    # ZigZag 3's ports: r_cost per access of the port's bandwidth_max bits (64), 16-bit elements
+    energies = {level["name"]: (level["read_energy"], level["write_energy"]) for level in hw["levels"]}
+    assert energies == {"dram": (175.0, 187.5), "sram_512B": (10.4, 9.45), "rf_4B": (0.021, 0.021),
+                        "rf_16B": (0.095, 0.095)}
     problem = load(tpu_instance)
     assert problem.hierarchy.levels[3].per_pe and not problem.hierarchy.levels[1].per_pe
 
