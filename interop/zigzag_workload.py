@@ -145,8 +145,8 @@ def _roles(raw: dict, size: dict, where: Located, path: tuple):
         where.add(path + ("equation",), "not a ZigZag equation such as O[b][k][oy][ox]+=W[k][c][fy][fx]*I[b][c][iy][ix]")
         return None
     out, out_idx, assign, a, a_idx, operator, b, b_idx = match.groups()
-    if assign != "+=" or operator != "*":
-        where.add(path + ("equation",), "an element-wise operation (no += of a product); the tiling family maps "
+    if operator != "*":  # O=W*I and O+=W*I are both products summed over the loops O lacks, as ZigZag reads them
+        where.add(path + ("equation",), "an element-wise sum (+ between the operands); the tiling family maps "
                                         "layers that multiply inputs by weights")
         return None
     operands = {out: _indices(out_idx), a: _indices(a_idx), b: _indices(b_idx)}

@@ -148,6 +148,14 @@ def test_a_strided_layer_with_other_loop_names():
     assert workload["dims"] == {"N": 2, "M": 4, "C": 3, "P": 5, "Q": 6, "R": 3, "S": 2}
     assert workload["stride"] == 2 and workload["dilation"] == [1, 2]
     assert workload["precision"] == {"inputs": 8, "weights": 4, "outputs": 24, "psums": 24}
+    # '=' of a product is a product summed over the loops O lacks, as ZigZag reads it (zigzag-llm's matmuls)
+    with tempfile.TemporaryDirectory() as folder:
+        wl = Path(folder) / "mm.yaml"
+        wl.write_text(text.replace("+=", "="))
+        assert import_instance(wl, TPU)["workload"] == workload
+        wl.write_text(text.replace("*I[", "+I["))
+        with pytest.raises(InstanceError, match="an element-wise sum"):
+            import_instance(wl, TPU)
 
 
 def _one_line(cli, *args) -> str:
