@@ -557,3 +557,23 @@ def test_a_target_or_a_factor_given_twice_is_refused(tmp_path):
     doubled.write_text(text.replace("factors: C1 M2 R1 S1 N1 P1 Q1", "factors: C1 M2 R1 S1 N1 P1 Q1 M1"))
     line = _refused("compare", str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml"), "--mapping", str(doubled))
     assert "M is given twice (M=2 and M1)" in line
+
+
+def test_timeloopfe_idioms_read_or_are_said_plainly(tmp_path):
+    """``depth: INF`` on the backing store (its size is never read) imports;
+    on an on-chip level it is refused as unbounded; a key given twice and a
+    Jinja2 template are one line each, at their place."""
+    problem = str(EYERISS / "problem.yaml")
+    unbounded = _edited(tmp_path, EYERISS / "arch.yaml", "width: 64\n      datawidth: 8",
+                        "width: 64\n      depth: INF\n      datawidth: 8", "inf.yaml")
+    assert run_mapcert("import", "timeloop", unbounded, problem, "-o", str(tmp_path / "i.yaml")).returncode == 0
+    on_chip = _edited(tmp_path, EYERISS / "arch.yaml", "depth: 16384", "depth: INF", "inf_glb.yaml")
+    line = _refused("import", "timeloop", on_chip, problem)
+    assert "depth INF: an on-chip storage needs a finite size" in line and "shared_glb" in line, line
+    twice = _edited(tmp_path, EYERISS / "arch.yaml", "width: 64\n      datawidth: 8",
+                    "width: 64\n      width: 32\n      datawidth: 8", "twice.yaml")
+    assert "twice.yaml:16: " in (line := _refused("import", "timeloop", twice, problem)) and "duplicate key" in line
+    template = tmp_path / "arch.jinja.yaml"
+    template.write_text("{% set N = 4 %}\narchitecture:\n  nodes: {{ nodes }}\n")
+    line = _refused("import", "timeloop", str(template), problem)
+    assert "not valid YAML" in line and "a Jinja2 template" in line and "render it first" in line, line

@@ -22,6 +22,7 @@ every tensor 8 bits and each level ``words`` bytes, so a mapcert tile of
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -242,8 +243,11 @@ class _Walker:
     def number(self, attributes: dict, scope: dict, keys: tuple[str, ...], path: tuple):
         for key in keys:
             if key in attributes:
+                raw = attributes[key]
+                if isinstance(raw, str) and raw.strip().lower() in ("inf", "infinity") or raw == math.inf:
+                    return math.inf  # timeloopfe's unbounded size (a backing store's depth: INF)
                 try:
-                    value = evaluate(attributes[key], scope)
+                    value = evaluate(raw, scope)
                 except ExpressionError as exc:
                     self.part.fail(path + ("attributes", key), str(exc))
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
@@ -409,6 +413,12 @@ class _Walker:
         size_kb = self.number(attributes, scope, ("sizeKB",), path)
         if not self.levels:  # the backing store holds everything, as Timeloop requires
             return None
+        unbounded = [key for key, value in (("depth", depth), ("entries", entries), ("sizeKB", size_kb))
+                     if value == math.inf]
+        if unbounded:
+            self.part.fail(path + ("attributes", unbounded[0]), f"component {name}: {unbounded[0]} INF: an on-chip "
+                                                                "storage needs a finite size (only the backing "
+                                                                "store, the first storage, may be unbounded)")
         if entries is not None:
             return int(entries)
         if size_kb is not None and depth is None:  # Timeloop: sizeKB * 1024 * 8 / word bits

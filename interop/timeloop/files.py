@@ -111,12 +111,16 @@ def read_yaml(path: Path) -> tuple[Any, Located]:
         raise TimeloopError([Issue(label, line, "(yaml)", f"not valid YAML: the tag !!{reason}")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        template = ("; the file is a Jinja2 template ({{ }} or {% %}): render it first, as timeloopfe does, and "
+                    "import the rendered file" if "{{" in text or "{%" in text else "")
         raise TimeloopError([Issue(label, mark.line + 1 if mark else 1, "(yaml)",
-                                   f"not valid YAML: {exc.problem or exc}")]) from None
+                                   f"not valid YAML: {exc.problem or exc}{template}")]) from None
     except yaml.YAMLError as exc:
         raise TimeloopError([Issue(label, 1, "(yaml)", f"not valid YAML: {exc}")]) from None
     if node is not None:
         where.walk(node)
+    if where.issues:  # a key given twice: YAML keeps the last silently, and Timeloop's parser may not
+        raise TimeloopError(list(where.issues))
     return data, where
 
 
