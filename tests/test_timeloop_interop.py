@@ -577,3 +577,24 @@ def test_timeloopfe_idioms_read_or_are_said_plainly(tmp_path):
     template.write_text("{% set N = 4 %}\narchitecture:\n  nodes: {{ nodes }}\n")
     line = _refused("import", "timeloop", str(template), problem)
     assert "not valid YAML" in line and "a Jinja2 template" in line and "render it first" in line, line
+
+
+def test_a_factor_on_a_dimension_of_extent_one_says_so(tmp_path):
+    """A dimension of extent 1 that mapcert's loop nest leaves out (a head
+    count H = 1 beside M) given a larger factor by a mapping of another
+    problem names the extent, not a missing dimension."""
+    (tmp_path / "arch.yaml").write_text(MATMUL_ARCH)
+    (tmp_path / "problem.yaml").write_text(MATMUL_PROBLEM.replace("dimensions: [M, N, K]", "dimensions: [H, M, N, K]")
+                                           .replace("[[[M]], [[K]]]", "[[[H]], [[M]], [[K]]]")
+                                           .replace("[[[M]], [[N]]]", "[[[H]], [[M]], [[N]]]")
+                                           .replace("{M: 4,", "{H: 1, M: 4,"))
+    files = [str(tmp_path / "arch.yaml"), str(tmp_path / "problem.yaml")]
+    out = tmp_path / "opt.map.yaml"
+    assert run_mapcert("solve", *files, "-t", "20", "--no-heuristics", "--export", "timeloop", str(out)).returncode == 0
+    text = out.read_text()
+    assert "target: MainMemory, type: temporal, factors: H1 " in text
+    other = tmp_path / "other.map.yaml"
+    other.write_text(text.replace("target: MainMemory, type: temporal, factors: H1 ",
+                                  "target: MainMemory, type: temporal, factors: H2 "))
+    line = _refused("compare", *files, "--mapping", str(other), "--methods", "cpsat", "-t", "10")
+    assert "H=2, but H has extent 1 in the problem" in line and "not a dimension" not in line, line

@@ -130,6 +130,10 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
             if dim is None:
                 if tl in names.all_dims and value == 1:
                     continue
+                if tl in names.all_dims:  # a dimension of extent 1 (dropped), given a larger factor here
+                    source.fail(path + ("factors",), field, f"{tl}={value}, but {tl} has extent 1 in the problem; "
+                                                            "is this a mapping of another problem (a batch or "
+                                                            "head count of 1 here)?")
                 source.fail(path + ("factors",), field, f"{tl} is not a dimension of the problem "
                                                         f"({', '.join(names.all_dims)})")
             own[dim] = value
