@@ -340,10 +340,12 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
     if sum(w + 3 for w in widest) > console.width:  # the notes would be cut at the edge: list them below
         notes = list(dict.fromkeys(c[-1] for c in cells if c[-1]))  # rows with one note share its number
         cells = [c[:-1] + (f"[{notes.index(c[-1]) + 1}]" if c[-1] else "",) for c in cells]
+    # every column but the note keeps its longest cell whole; when even that is too wide (a mapping file with a
+    # long name), the method's name breaks over lines rather than a number column being dropped
+    folded = {"note"} | ({"method"} if sum(w + 3 for w in widest[:-1]) > console.width else set())
     for i, col in enumerate(columns):
-        # every column but the note keeps its longest cell whole
         t.add_column(col, justify="right" if col in ("objective", gap_title, "time") else "left",
-                     min_width=widest[i] if col != "note" else None)
+                     min_width=widest[i] if col not in folded else None)
     for row in cells:
         t.add_row(*row)
     show(console, t)

@@ -306,3 +306,23 @@ def test_compare_lists_a_note_shared_by_rows_once():
     render_comparison(Console(file=out, width=100, emoji=False), Comparison("partition", "B", "ema", rows, 18_737_459.0))
     text = out.getvalue()
     assert text.count("[1]") == 3 and "[2]" not in text and text.count(note) == 1, text
+
+
+def test_compare_keeps_every_number_column_beside_a_long_mapping_name():
+    """A mapping file with a long name breaks over lines in the method
+    column; the objective and the gap stay on the page."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from mapcert.cli.render import render_comparison
+    from mapcert.formulations.family import Status
+    from mapcert.pipeline import Comparison, Row
+
+    long = "mapping: " + "versacore_mapping_1_32_32_os_with_a_very_long_descriptive_name" * 2 + ".yaml"
+    rows = [Row("cpsat", "exact", Status.OPTIMAL, 1234.0, 0.5, gap=0.0, functional="passed"),
+            Row(long, "user", Status.FEASIBLE, 64_290.0, 0.5, gap=51.1, functional="passed")]
+    out = StringIO()
+    render_comparison(Console(file=out, width=110, emoji=False), Comparison("tiling", "pJ", "energy", rows, 1234.0))
+    text = out.getvalue()
+    assert "above optimum" in text and "5110.0%" in text and "64,290" in text, text
