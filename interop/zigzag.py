@@ -117,8 +117,22 @@ def import_instance(workload: str | Path, hardware: str | Path, mapping: str | P
     hw = read_hardware(hw_data, hw_where, links)
     fail(hw_where)
     _energies_per_element(hw.hardware, hw_data["memories"], zz_layer.workload.get("precision", {}))
+    outer = hw.hardware["levels"][0]
+    size = hw_data["memories"].get(outer["name"], {}).get("size")
+    if isinstance(size, (int, float)) and not isinstance(size, bool) and 0 < size < OFF_CHIP_BITS:
+        said = (f"the last memory, {outer['name']} ({size / 8 / 1024:,.0f} KiB), is the off-chip level: its size is "
+                "not read (mapcert's outermost level holds every tensor whole), its energies are")
+        hw.hardware["source"] += f"; {said} ZigZag's"
+        if notes is not None:
+            notes.append(f"{said} ZigZag's; add a larger memory above it to bound it")
     return {"family": "tiling", "workload": zz_layer.workload, "hardware": hw.hardware, "objective": objective,
             "solver": {"method": "cpsat", "time_limit": 60}}
+
+
+OFF_CHIP_BITS = 2**30
+"""A last memory smaller than this many bits (128 MiB) is likely on chip
+(ZigZag's ``gemm_l1``: a 512 KiB L1 holds everything), and the import
+says that it becomes the unbounded off-chip level."""
 
 
 def _energies_per_element(hardware: dict, memories: dict, precision: dict) -> None:

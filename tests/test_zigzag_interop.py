@@ -428,3 +428,17 @@ def test_innermost_memories_count_as_zigzag_does():
     shared = evaluate_multilevel(tpu, read_mapping(tpu, TPU_MAPPING)).to_dict()["levels"]
     assert shared[1]["name"] == "sram_512B" and shared[1]["reads"]["inputs"] == macs // 4
     assert shared[3]["name"] == "rf_16B" and shared[3]["reads"]["weights"] == macs
+
+
+def test_an_on_chip_last_memory_is_said_to_become_the_off_chip_level(tmp_path):
+    """ZigZag's gemm_l1 ends its hierarchy at a 512 KiB L1; mapcert's
+    outermost level is unbounded, and the import says so."""
+    hardware = tmp_path / "l1.yaml"
+    hardware.write_text(TPU.read_text().replace("size: 10000000000", "size: 4194304"))
+    notes: list[str] = []
+    instance = import_instance(CONV, hardware, layer="conv1", notes=notes)
+    said = "the last memory, dram (512 KiB), is the off-chip level: its size is not read"
+    assert any(said in note for note in notes) and said in instance["hardware"]["source"]
+    notes.clear()
+    import_instance(CONV, TPU, layer="conv1", notes=notes)
+    assert not any("last memory" in note for note in notes)
