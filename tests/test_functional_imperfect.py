@@ -15,6 +15,7 @@ from mapcert.formulations.tiling.multilevel.problem import (DIMS, LevelLoops, Mu
                                                             SpatialLoops, layer_extent)
 from mapcert.formulations.tiling.problem import ConvLayer
 from mapcert.hardware.functional import multilevel_vectorized as mv
+from mapcert.hardware.functional import tiling as functional_tiling
 from mapcert.hardware.functional.multilevel import run_multilevel
 from mapcert.hardware.functional.multilevel_vectorized import run_multilevel_vectorized
 from mapcert.hardware.hierarchy import Fanout, Hierarchy, MemoryLevel
@@ -234,4 +235,17 @@ def test_the_vectorized_model_refuses_too_long_clipped_sequences(monkeypatch):
                                                  LevelLoops(dict(ONE, P=2), order("P"))))
     monkeypatch.setattr(mv, "CLIPPED_MAX_ITERATIONS", 10)
     with pytest.raises(ValueError, match="partial tiles: the loops outside the MACs run 24 iterations"):
+        run_multilevel_vectorized(MultiLevelProblem(layer, hier), mapping)
+
+
+def test_a_layer_beyond_the_models_macs_is_not_run(monkeypatch):
+    """An LLM-sized matrix product would take the functional model hours:
+    beyond ``MAX_MACS`` it says so instead of running (the certificate then
+    reports it not run, with the reason)."""
+    layer = ConvLayer(name="p7", N=1, M=3, C=1, P=7, Q=1, R=1, S=1)
+    hier = Hierarchy("h", (MemoryLevel("DRAM"), MemoryLevel("Buf", capacity_bits=10**9)))
+    mapping = MultiLevelMapping.on_array(levels=(LevelLoops(dict(ONE, P=7, M=3), order("P", "M")),
+                                                 LevelLoops(dict(ONE), order("P"))))
+    monkeypatch.setattr(functional_tiling, "MAX_MACS", 20)
+    with pytest.raises(ValueError, match="the layer's 2.10e[+]01 MACs are beyond the 2.00e[+]01 the model executes"):
         run_multilevel_vectorized(MultiLevelProblem(layer, hier), mapping)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...hardware.functional.tiling import run_tiling
+from ...hardware.functional.tiling import run_tiling, too_many_macs
 from ...hardware.hierarchy import overflow
 from ...solvers.tiling_heuristics import HEURISTICS
 from ...units import format_bytes
@@ -118,6 +118,8 @@ class TwoLevelTiling(Family):
     def functional(self, problem: TilingProblem, solution: Mapping, seed: int = 0) -> FunctionalRun:
         layer = problem.layer
         need = 2 * 8 * (layer.input_elements + layer.weight_elements + 2 * layer.output_elements)
+        if too_many_macs(layer):
+            return FunctionalRun(False, reason=too_many_macs(layer))
         if need > FUNCTIONAL_MEMORY_BYTES:
             return FunctionalRun(False, reason=f"the layer's tensors need {format_bytes(need)} in the functional "
                                                f"model, more than its {format_bytes(FUNCTIONAL_MEMORY_BYTES)} limit")

@@ -48,6 +48,20 @@ class FunctionalReport:
         }
 
 
+MAX_MACS = 1 << 34
+"""Most MACs a functional model executes (twice: the mapping's tiles and the
+direct convolution it is checked against), about ten seconds on two cores;
+an LLM-sized matrix product beyond it is not run, and ``evaluate`` alone
+confirms its counts."""
+
+
+def too_many_macs(layer: ConvLayer) -> str:
+    """Why a layer is not run (empty when it is): beyond ``MAX_MACS``."""
+    if layer.macs <= MAX_MACS:
+        return ""
+    return f"the layer's {layer.macs:.2e} MACs are beyond the {MAX_MACS:.2e} the model executes in about ten seconds"
+
+
 def random_operands(layer: ConvLayer, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Integer inputs (N, G, C/G, H, W) and weights (G, M/G, C/G, R, S) in
     their precisions' ranges (at most 8 bits, so that float64 sums are exact)."""
@@ -72,7 +86,7 @@ def reference_conv(layer: ConvLayer, inputs: np.ndarray, weights: np.ndarray) ->
         for s in range(layer.S):
             window = inputs[:, :, :, r * dh: r * dh + (layer.P - 1) * sh + 1: sh,
                             s * dw: s * dw + (layer.Q - 1) * sw + 1: sw]
-            out += np.einsum("ngcpq,gmc->ngmpq", window, weights[:, :, :, r, s])
+            out += np.einsum("ngcpq,gmc->ngmpq", window, weights[:, :, :, r, s], optimize=True)  # BLAS
     return out
 
 
