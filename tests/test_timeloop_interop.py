@@ -598,3 +598,17 @@ def test_a_factor_on_a_dimension_of_extent_one_says_so(tmp_path):
                                   "target: MainMemory, type: temporal, factors: H2 "))
     line = _refused("compare", *files, "--mapping", str(other), "--methods", "cpsat", "-t", "10")
     assert "H=2, but H has extent 1 in the problem" in line and "not a dimension" not in line, line
+
+
+def test_a_container_without_a_mesh_may_be_a_target(tmp_path):
+    """timeloopfe lets a constraints file name a container of meshX =
+    meshY = 1 (CiMLoop's CiMBank): factors of 1 there are read and
+    ignored, a larger factor is refused at its line."""
+    constraints = tmp_path / "c.yaml"
+    constraints.write_text("constraints:\n  targets:\n  - {target: eyeriss, type: spatial, factors: [N=1, M=1]}\n"
+                           "  - {target: eyeriss, type: temporal, factors: [N=1]}\n")
+    files = [str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml"), str(constraints)]
+    assert run_mapcert("import", "timeloop", *files, "-o", str(tmp_path / "i.yaml")).returncode == 0
+    constraints.write_text("constraints:\n  targets:\n  - {target: eyeriss, type: spatial, factors: [M=2]}\n")
+    line = _refused("import", "timeloop", *files)
+    assert "c.yaml:3:" in line and "eyeriss spreads no mesh (meshX = meshY = 1)" in line, line

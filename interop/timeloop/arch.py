@@ -235,6 +235,7 @@ class _Walker:
         self.scope = dict(variables.value or {}) if variables and isinstance(variables.value, dict) else {}
         self.levels: list[Level] = []
         self.meshes: list[Mesh] = []
+        self.flat: set[str] = set()  # containers without a mesh (meshX = meshY = 1): nothing to map there
         self.compute: tuple | None = None  # (name, class, path, attributes)
 
     def attribute_scope(self, inherited: dict, attributes: dict) -> dict:
@@ -304,6 +305,7 @@ class _Walker:
             size[key] = int(value)
         name = str(node.get("name", f"container{len(self.meshes)}"))
         if size["meshX"] * size["meshY"] == 1:
+            self.flat.add(name)
             return
         if not self.levels:
             self.part.fail(path, f"{'component' if component else 'container'} {name} spreads the backing store "
@@ -344,8 +346,10 @@ class _Walker:
         if kind in SKIPPED_CLASSES:
             return
         if "metadata" in kind or "metadata" in subclass:
-            self.part.fail(path + ("class",), f"component {name}: {cls} stores sparse metadata; mapcert maps "
-                                              "dense tensors")
+            which = ("class", cls) if "metadata" in kind else ("subclass", node.get("subclass"))
+            self.part.fail(path + (which[0],), f"component {name}: {which[0]} {which[1]} stores sparse metadata; "
+                                               "mapcert maps dense tensors (give a dense subclass, such as "
+                                               "smartbuffer_SRAM, to map the dense layer)")
         if is_compute_class(kind):
             if node.get("spatial"):
                 self.container(node, path, component=True)
@@ -678,8 +682,13 @@ def apply_targets(files: Files, walker: _Walker, problem: ProblemRead, dim_names
                         part.fail(path + ("factors",), f"{name} is a spatial container; it has no temporal loops")
                 elif kind not in ("dataspace", "bypass", "datatype"):
                     part.fail(path + ("type",), f"constraint type {kind!r} is not represented")
-            elif name.startswith("inter_") and name.endswith("_spatial"):
-                continue  # the placeholder of a container without a mesh (meshX = meshY = 1)
+            elif name in walker.flat or (name.startswith("inter_") and name.endswith("_spatial")):
+                # a container without a mesh (meshX = meshY = 1), or its placeholder: only factors of 1 fit
+                factors = parse_factors(entry.get("factors"), part, path + ("factors",))
+                if kind in ("spatial", "temporal") and any(v > 1 for v in factors.values()):
+                    part.fail(path + ("factors",), f"{name} spreads no mesh (meshX = meshY = 1) and keeps no "
+                                                   "data: its loops have one iteration")
+                continue
             else:
                 part.fail(path + ("target",), f"{name} is not a component or spatial container of the architecture")
 
