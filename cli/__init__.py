@@ -355,6 +355,9 @@ def compare(
                                                  help="Your own solution (YAML: a solution, a `mapping:` or "
                                                       "`solution:` entry, a result of `mapcert solve -o`, or a "
                                                       "Timeloop or ZigZag mapping), scored beside the others; repeatable."),
+    functional: bool = typer.Option(True, "--functional/--no-functional",
+                                    help="Execute each row's solution in the family's functional model (on by "
+                                         "default; off saves its time on large layers)."),
 ) -> None:
     """Run every method on one instance and score each (and your own solutions) against the certified optimum.
 
@@ -379,7 +382,7 @@ def compare(
         named = [f"{m} (does not apply: {why[m]})" if why.get(m) else m for m in unknown]
         _fail_input([f"--methods: unknown or inapplicable {', '.join(named)}; choose from {', '.join(available)}"])
     with _spinner(as_json):
-        comparison = run_compare(problem, chosen, time_limit, user)
+        comparison = run_compare(problem, chosen, time_limit, user, functional=functional)
     if as_json:
         print(json.dumps(comparison.to_dict(), indent=2))
     else:

@@ -13,6 +13,7 @@ from rich.errors import MarkupError
 from rich.markup import escape
 from rich.table import Table as RichTable
 
+from .. import workload_library
 from ..formulations.family import Family, Status
 from ..pipeline import Comparison
 from ..result import Result
@@ -277,6 +278,8 @@ def network_layers(result: Result) -> tuple[str, dict]:
     """The network's name and its layer table, as the saved instance holds
     them (empty when the instance does not list its layers)."""
     workload = (result.instance or {}).get("workload")
+    if isinstance(workload, str) and workload in workload_library.networks():  # a network of workloads/
+        return workload, workload_library.network(workload)
     if not isinstance(workload, dict) or not isinstance(workload.get("layers"), dict):
         return "", {}
     return str(workload.get("name", "")), workload["layers"]
@@ -291,21 +294,25 @@ def render_network(console: Console, result: Result) -> None:
     shapes = [shape_text(layers[name]) if isinstance(layers.get(name), dict) else "" for name in names]
     t = table()
     objectives = [number(part.result.objective) for part in result.parts]
-    columns = ("layer", "shape", "x", "status", result.unit, "gap", "/ bound", "time", "functional")
+    words = [functional_word(part.result.certificate.functional) for part in result.parts]
+    same_word = len(set(words)) == 1  # one line below the table says it, and the shapes get the room
+    columns = ("layer", "shape", "x", "status", result.unit, "gap", "/ rigorous bound", "time", "functional")
     for col in columns:
-        if col == "shape" and not any(shapes):
+        if (col == "shape" and not any(shapes)) or (col == "functional" and same_word):
             continue
         # names and numbers stay whole (a user finds the layer by its name); a shape breaks between dimensions
         widest = {"layer": max(map(len, names)), result.unit: max(map(len, objectives))}.get(col)
         t.add_column(col, justify="left" if col in ("layer", "shape", "status", "functional") else "right",
-                     min_width=widest)
-    for part, name, shape in zip(result.parts, names, shapes, strict=True):
+                     min_width=widest, max_width=10 if col == "/ rigorous bound" else None)
+    for part, name, shape, word in zip(result.parts, names, shapes, words, strict=True):
         r = part.result
         ratio = f"{r.objective / r.lower_bound:.3f}" if r.objective and r.lower_bound else "-"
         t.add_row(escape(name), *([escape(shape)] if any(shapes) else []), str(part.count), r.status.value,
                   number(r.objective), percent(r.gap), ratio, f"{r.wall_time_s:.1f} s",
-                  functional_word(r.certificate.functional))
+                  *([] if same_word else [word]))
     show(console, t)
+    if same_word and words:
+        console.print(f"functional model: {words[0]} on every distinct layer", markup=False)
     metrics = result.metrics or {}
     console.print(f"total {number(result.objective)} {result.unit} over {metrics.get('layers', '?')} layers; "
                   f"{metrics.get('proved', 0)}/{metrics.get('distinct_layers', '?')} distinct layers proved optimal "

@@ -326,3 +326,16 @@ def test_compare_keeps_every_number_column_beside_a_long_mapping_name():
     render_comparison(Console(file=out, width=110, emoji=False), Comparison("tiling", "pJ", "energy", rows, 1234.0))
     text = out.getvalue()
     assert "above optimum" in text and "5110.0%" in text and "64,290" in text, text
+
+
+def test_compare_without_the_functional_model(cli, tmp_path):
+    """``--no-functional`` skips each row's functional run (its time on a
+    large layer); the column then says '-'."""
+    path = tmp_path / "one.yaml"
+    path.write_text("family: tiling\nworkload: {op: conv2d, dims: {M: 16, C: 8, P: 8, Q: 8, R: 3, S: 3}}\n"
+                    "hardware: {levels: [{name: DRAM}, {name: GLB, capacity: 2 KiB}]}\n")
+    code, stdout, stderr = cli("compare", str(path), "--methods", "cpsat,paper-dataflow", "--json", "--no-functional")
+    rows = json.loads(stdout)["rows"]
+    assert code == 0 and rows and all(row["functional"] == "-" for row in rows), stderr
+    code, stdout, _ = cli("compare", str(path), "--methods", "cpsat", "--json")
+    assert json.loads(stdout)["rows"][0]["functional"] == "passed"
