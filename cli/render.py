@@ -294,22 +294,26 @@ def render_network(console: Console, result: Result) -> None:
     shapes = [shape_text(layers[name]) if isinstance(layers.get(name), dict) else "" for name in names]
     t = table()
     objectives = [number(part.result.objective) for part in result.parts]
+    cells = [(percent(r.gap), f"{r.objective / r.lower_bound:.3f}" if r.objective and r.lower_bound else "-",
+              f"{r.wall_time_s:.1f} s") for r in (part.result for part in result.parts)]
     words = [functional_word(part.result.certificate.functional) for part in result.parts]
     same_word = len(set(words)) == 1  # one line below the table says it, and the shapes get the room
     columns = ("layer", "shape", "x", "status", result.unit, "gap", "/ rigorous bound", "time", "functional")
+    # numbers stay whole; a name stays whole when the table still fits (a user finds the layer by it), else it
+    # breaks over lines, as a shape does between dimensions
+    whole_names = max(map(len, names)) + max(map(len, objectives)) + 70 <= console.width
     for col in columns:
         if (col == "shape" and not any(shapes)) or (col == "functional" and same_word):
             continue
-        # names and numbers stay whole (a user finds the layer by its name); a shape breaks between dimensions
-        widest = {"layer": max(map(len, names)), result.unit: max(map(len, objectives))}.get(col)
+        widest = {"layer": max(map(len, names)) if whole_names else None, result.unit: max(map(len, objectives)),
+                  **{c: max(len(row[i]) for row in cells) for i, c in enumerate(("gap", "/ rigorous bound", "time"))}
+                  }.get(col)
         t.add_column(col, justify="left" if col in ("layer", "shape", "status", "functional") else "right",
                      min_width=widest, max_width=10 if col == "/ rigorous bound" else None)
-    for part, name, shape, word in zip(result.parts, names, shapes, words, strict=True):
-        r = part.result
-        ratio = f"{r.objective / r.lower_bound:.3f}" if r.objective and r.lower_bound else "-"
-        t.add_row(escape(name), *([escape(shape)] if any(shapes) else []), str(part.count), r.status.value,
-                  number(r.objective), percent(r.gap), ratio, f"{r.wall_time_s:.1f} s",
-                  *([] if same_word else [word]))
+    for part, name, shape, word, objective, (gap, ratio, seconds) in zip(result.parts, names, shapes, words,
+                                                                         objectives, cells, strict=True):
+        t.add_row(escape(name), *([escape(shape)] if any(shapes) else []), str(part.count),
+                  part.result.status.value, objective, gap, ratio, seconds, *([] if same_word else [word]))
     show(console, t)
     if same_word and words:
         console.print(f"functional model: {words[0]} on every distinct layer", markup=False)

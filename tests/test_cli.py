@@ -339,3 +339,24 @@ def test_compare_without_the_functional_model(cli, tmp_path):
     assert code == 0 and rows and all(row["functional"] == "-" for row in rows), stderr
     code, stdout, _ = cli("compare", str(path), "--methods", "cpsat", "--json")
     assert json.loads(stdout)["rows"][0]["functional"] == "passed"
+
+
+def test_a_network_table_with_long_layer_names_keeps_every_number_whole():
+    """Names as long as a framework's module paths break over lines; the
+    objective, the gap, the ratio and the time stay whole at 80 columns."""
+    from rich.console import Console
+
+    import mapcert
+    from mapcert.cli import render
+    from mapcert.instances import load_text
+
+    long = "features.block2.dilated_context_module.conv_dilation4_with_a_long_name"
+    problem = load_text(TINY_NETWORK.replace("conv2:", f"{long}:").replace("inputs: [conv2]", f"inputs: [{long}]"))
+    result = mapcert.solve(problem, functional=False, heuristics=False)
+    console = Console(record=True, width=80)
+    render.render_network(console, result)
+    text = console.export_text()
+    for part in result.parts:
+        r = part.result
+        for cell in (render.number(r.objective), render.percent(r.gap), f"{r.objective / r.lower_bound:.3f}"):
+            assert cell in text, (cell, text)
