@@ -242,6 +242,15 @@ def unreadable_tag(text: str, loader=yaml.SafeLoader) -> tuple[int, str]:
     return 1, "a value its tag cannot build"
 
 
+def template_hint(text: str) -> str:
+    """What to add to a YAML error when the file is a Jinja2 template (as
+    timeloopfe's and CiMLoop's inputs often are): empty otherwise."""
+    if "{{" in text or "{%" in text:
+        return ("; the file is a Jinja2 template ({{ }} or {% %}): render it first (timeloopfe renders Timeloop's "
+                "templates) and give the rendered file")
+    return ""
+
+
 def _read_yaml(text: str, label: str) -> tuple[Any, Located]:
     where = Located(label)
     try:
@@ -253,9 +262,10 @@ def _read_yaml(text: str, label: str) -> tuple[Any, Located]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise InstanceError([Issue(label, line, "(yaml)", f"not valid YAML: {exc.problem or exc}")]) from None
+        raise InstanceError([Issue(label, line, "(yaml)", f"not valid YAML: {exc.problem or exc}"
+                                                          f"{template_hint(text)}")]) from None
     except yaml.YAMLError as exc:
-        raise InstanceError([Issue(label, 1, "(yaml)", f"not valid YAML: {exc}")]) from None
+        raise InstanceError([Issue(label, 1, "(yaml)", f"not valid YAML: {exc}{template_hint(text)}")]) from None
     if node is not None:
         where.walk(node)
     return data, where

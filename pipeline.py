@@ -451,7 +451,7 @@ def compare(problem, methods: list[str] | None = None, time_limit: float | None 
             attempt = exact[name].run(problem, limit)
             evaluation = family.evaluate(problem, attempt.solution) if attempt.solution is not None else None
             value = evaluation.objective if evaluation is not None and evaluation.feasible else attempt.objective
-            note = attempt.message
+            note = "" if attempt.message.strip().lower() == attempt.status.value else attempt.message  # "OPTIMAL"
             if attempt.status == Status.FEASIBLE and attempt.best_bound is not None and value:
                 note = f"gap {100 * gap_of(value, attempt.best_bound, None):.1f}% to its bound; " + note
             row = Row(name, "exact" if exact[name].solves else "check", attempt.status, value,

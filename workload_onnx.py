@@ -84,7 +84,7 @@ class OnnxWorkloadSpec(Strict):
     onnx: str = Field(min_length=1)
     name: str | None = None
     batch: int | None = Field(None, ge=1, le=MAX_BATCH)
-    layer: str | None = Field(None, min_length=1)
+    layer: str | int | None = None
 
 
 def is_onnx(raw: Any) -> bool:
@@ -138,6 +138,10 @@ def onnx_layer(raw: Any, where: Located, path: tuple, base: Path) -> dict | None
     network, layers = found
     weighted = [name for name, layer in layers.items() if layer["op"] in COMPUTE_OPS]
     wanted = raw.get("layer")
+    if isinstance(wanted, int) and not isinstance(wanted, bool):
+        wanted = str(wanted)  # layer: 123, a node ONNX named 123
+    if isinstance(wanted, str) and wanted not in layers and wanted.startswith(f"{network}."):
+        wanted = wanted[len(network) + 1:]  # as reports print it, after the network's name
     if wanted in weighted:
         return {"name": f"{network}.{wanted}", **{k: v for k, v in layers[wanted].items() if k != "inputs"}}
     shown = ", ".join(weighted[:12]) + (f", ... ({len(weighted)} in all)" if len(weighted) > 12 else "")
@@ -388,6 +392,9 @@ class _Reader:
         if op in POOLS:
             return self._add(node, index, self._pool(node), producers[:1])
         if op in REDUCTIONS:
+            noop = any(a.name == "noop_with_empty_axes" and a.i for a in node.attribute)
+            if noop and not any(a.name == "axes" for a in node.attribute) and (len(node.input) < 2 or not node.input[1]):
+                return self._alias(node, producers[0])  # no axes and noop_with_empty_axes: the identity
             return self._add(node, index, self._reduction(node), producers[:1])
         if op == "Conv":
             return self._add(node, index, self._conv(node), producers[:1])
@@ -508,6 +515,9 @@ class _Reader:
             weights = self._shape(a)  # W @ x: the weights on the left, (M, C) by (..., C, L) to (..., M, L)
             if len(weights) != 2:
                 raise _Refused(f"weights of rank {len(weights)}; a layer's weight matrix has rank 2")
+            if len(out) == 3:  # (N, C, L) to (N, M, L): a 1 x 1 convolution along L, channels on axis 1 as NCL
+                return {"op": "conv2d", "dims": {"N": out[0], "M": weights[0], "C": weights[1], "P": 1, "Q": out[2],
+                                                 "R": 1, "S": 1}}
             return {"op": "matmul", "dims": {"N": prod(out) // weights[0], "M": weights[0], "C": weights[1]}}
         if b not in self.constant or a in self.constant:
             raise _Refused("multiplies two activations; a layer multiplies its input by constant weights")

@@ -370,8 +370,11 @@ def compare(
     problem = loaded.problem
     family = registry.family_of(problem)
     if family.parts(problem) is not None:
-        _fail_input([f"{file}:1: workload: `mapcert compare` takes one layer; `mapcert solve` on a network scores "
-                     "every quick heuristic per layer and in total, `mapcert plot` draws every heuristic's gap"])
+        one = ("; `workload: {onnx: ..., layer: NAME}` picks one layer of a model"
+               if "onnx:" in file.read_text(errors="replace") else "")
+        _fail_input([f"{file}:{line_of(file, ('workload',))}: workload: `mapcert compare` takes one layer; `mapcert "
+                     "solve` on a network scores every quick heuristic per layer and in total, `mapcert plot` draws "
+                     f"every heuristic's gap{one}"])
     given = list(dict.fromkeys([*loaded.mappings, *(mapping or [])]))  # a mapping among the files, then --mapping
     user = {f"mapping: {path.name}": _read_user_solution(family, loaded, path) for path in given}
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None

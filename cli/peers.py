@@ -20,7 +20,7 @@ from typing import Callable, Optional
 import typer
 import yaml
 
-from ..instances import InstanceError, load_text
+from ..instances import InstanceError, load_text, template_hint
 from . import _Exit, _fail_input, _refuse_overwrite, err, out
 
 import_app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -311,8 +311,9 @@ def _load_zigzag(files: list[Path]) -> Loaded:
     if "workload" not in kinds or "hardware" not in kinds:
         _fail_input([f"{files[0]}:1: (document): ZigZag files are read as WORKLOAD.yaml HARDWARE.yaml "
                      "[MAPPING.yaml]; a workload or hardware file is missing"])
+    notes: list[str] = []
     try:
-        instance = import_instance(kinds["workload"], kinds["hardware"], kinds.get("mapping"))
+        instance = import_instance(kinds["workload"], kinds["hardware"], kinds.get("mapping"), notes=notes)
     except InstanceError as exc:
         issues = [str(i) for i in exc.issues]
         _fail_input([i.replace("choose one with --layer", "choose one with `mapcert import zigzag ... --layer`")
@@ -321,6 +322,9 @@ def _load_zigzag(files: list[Path]) -> Loaded:
                              f"{kinds['workload']})", {"workload": str(kinds["workload"]),
                                                        "hardware": str(kinds["hardware"])})
     _say_precision_notes(instance)
+    for note in notes:  # what the import leaves out; a mapping file given here is scored, not left out
+        if "only the memory_operand_links" not in note:
+            err.print(f"note: {note}", markup=False, soft_wrap=True)
     return Loaded(problem, files[0], mappings=(kinds["mapping"],) if "mapping" in kinds else ())
 
 
@@ -337,6 +341,21 @@ FILE_KINDS: dict[str, tuple[Callable, Callable]] = {"timeloop": (_is_timeloop_fi
 """Format name -> (whether a file is one of the format's, the problem of a set of them)."""
 
 
+def _refuse_template(path: Path) -> None:
+    """Exit 2 with the YAML error and what to do when ``path`` is a Jinja2
+    template that does not parse as YAML (nothing when it is not one)."""
+    text = path.read_text(errors="replace")
+    if not template_hint(text):
+        return
+    try:
+        yaml.safe_load(text)
+    except yaml.YAMLError:
+        try:
+            load_text(text, str(path))
+        except InstanceError as exc:
+            _fail_input([str(i) for i in exc.issues])
+
+
 def load_files(files: list[Path], load_instance) -> Loaded:
     """The problem of ``solve`` / ``compare``'s files: one mapcert instance,
     or a peer's files (every one of one format) imported in memory."""
@@ -348,6 +367,8 @@ def load_files(files: list[Path], load_instance) -> Loaded:
     for name, (recognises, load) in FILE_KINDS.items():
         if any(recognises(f) for f in files):
             strangers = [f for f in files if not recognises(f)]
+            for stranger in strangers:  # a template among a peer's files: say so, not "another format"
+                _refuse_template(stranger)
             if strangers:
                 known = next(f for f in files if recognises(f))
                 _fail_input([f"{strangers[0]}:1: (document): not a {name} file, while {known} is one; a peer's "

@@ -318,7 +318,8 @@ def render_network(console: Console, result: Result) -> None:
     if same_word and words:
         console.print(f"functional model: {words[0]} on every distinct layer", markup=False)
     metrics = result.metrics or {}
-    console.print(f"total {number(result.objective)} {result.unit} over {metrics.get('layers', '?')} layers; "
+    layers = metrics.get("layers", "?")
+    console.print(f"total {number(result.objective)} {result.unit} over {layers} layer{'' if layers == 1 else 's'}; "
                   f"{metrics.get('proved', 0)}/{metrics.get('distinct_layers', '?')} distinct layers proved optimal "
                   f"in {result.wall_time_s:.0f} s; best bound {number(result.best_bound)} (gap "
                   f"{percent(result.gap)}; the heuristics are measured against it); rigorous bound "

@@ -282,12 +282,23 @@ def test_reductions_over_the_map_are_global_pools(tmp_path):
 
 
 def test_weights_on_the_left_of_a_matmul_are_a_layer(tmp_path):
-    """``W @ x`` (a Parameter times an activation): M rows of W, C its
-    columns, N every other output element."""
+    """``W @ x`` (a Parameter times an activation): on an (N, C, L) tensor a
+    1 x 1 convolution along L (M rows of W, C its columns), which every
+    family reads, a partition's row schedule included; on a (C, L) matrix
+    a matmul whose N is every other output element."""
     net = Model(3, 8)
     y = net.node("Reshape", [net.conv("x", "c", 3, 4, 3), net.constant("shape", [3], [1, 4, 64])], "flat")
     y = net.node("MatMul", [net.constant("w", [6, 4]), y], "mix")
-    layers = onnx_layers(net.save(tmp_path / "left.onnx", y, rank=3))
+    path = net.save(tmp_path / "left.onnx", y, rank=3)
+    layers = onnx_layers(path)
+    assert layers["mix"] == {"op": "conv2d", "dims": {"N": 1, "M": 6, "C": 4, "P": 1, "Q": 64, "R": 1, "S": 1},
+                             "inputs": ["c"]}
+    partition = load_text(f"family: partition\nbuffer: 1 MiB\nworkload: {{onnx: {path}}}\n")
+    assert "mix" in partition.workload["layers"]
+    net = Model(3, 8)
+    y = net.node("Reshape", [net.conv("x", "c", 3, 4, 3), net.constant("shape", [2], [4, 64])], "flat")
+    y = net.node("MatMul", [net.constant("w", [6, 4]), y], "mix")
+    layers = onnx_layers(net.save(tmp_path / "left2.onnx", y, rank=2))
     assert layers["mix"] == {"op": "matmul", "dims": {"N": 64, "M": 6, "C": 4}, "inputs": ["c"]}
 
 

@@ -575,8 +575,10 @@ def test_timeloopfe_idioms_read_or_are_said_plainly(tmp_path):
     assert "twice.yaml:16: " in (line := _refused("import", "timeloop", twice, problem)) and "duplicate key" in line
     template = tmp_path / "arch.jinja.yaml"
     template.write_text("{% set N = 4 %}\narchitecture:\n  nodes: {{ nodes }}\n")
-    line = _refused("import", "timeloop", str(template), problem)
-    assert "not valid YAML" in line and "a Jinja2 template" in line and "render it first" in line, line
+    for command in (("import", "timeloop", str(template), problem), ("solve", str(template), problem),
+                    ("solve", str(template))):
+        line = _refused(*command)
+        assert "not valid YAML" in line and "a Jinja2 template" in line and "render it first" in line, line
 
 
 def test_a_factor_on_a_dimension_of_extent_one_says_so(tmp_path):

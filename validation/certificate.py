@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from ..units import format_value as fmt
 from ..formulations.family import Attempt, Bound, Check, Evaluation, Family, FunctionalRun, Status
 
-NOT_REQUESTED = "not requested (--no-functional)"
+NOT_REQUESTED = "not requested: --no-functional"
 """The functional run's reason when ``solve --no-functional`` skipped it:
 the one way a result may leave the run out (``verify`` accepts no other)."""
 NOT_FEASIBLE = "not run: the solution does not fit the instance"

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from ...instances import InstanceError, Issue, Located, unreadable_tag
+from ...instances import InstanceError, Issue, Located, template_hint, unreadable_tag
 
 TAG = "!"
 """Key under which a tagged node keeps its tag (``Container``, ``Component``, ...)."""
@@ -111,10 +111,8 @@ def read_yaml(path: Path) -> tuple[Any, Located]:
         raise TimeloopError([Issue(label, line, "(yaml)", f"not valid YAML: the tag !!{reason}")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        template = ("; the file is a Jinja2 template ({{ }} or {% %}): render it first, as timeloopfe does, and "
-                    "import the rendered file" if "{{" in text or "{%" in text else "")
         raise TimeloopError([Issue(label, mark.line + 1 if mark else 1, "(yaml)",
-                                   f"not valid YAML: {exc.problem or exc}{template}")]) from None
+                                   f"not valid YAML: {exc.problem or exc}{template_hint(text)}")]) from None
     except yaml.YAMLError as exc:
         raise TimeloopError([Issue(label, 1, "(yaml)", f"not valid YAML: {exc}")]) from None
     if node is not None:

@@ -362,7 +362,7 @@ class MultiLevelProblem:
         if chosen:
             text += "; keep or bypass chosen at " + ", ".join(chosen)
         if not self.hierarchy.latches:
-            text += "; MAC units without operand latches (every MAC fetches its operands, as Timeloop counts)"
+            text += "; MAC units without operand latches (every MAC fetches its operands, as Timeloop and ZigZag count)"
         if not self.constraints.empty:
             text += f"; constraints: {self.constraints.describe(self.hierarchy)}"
         return text
