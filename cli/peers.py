@@ -36,6 +36,7 @@ class Loaded:
     problem: object
     path: Path
     names: object | None = None
+    """Timeloop's names (``Names``), or a ZigZag workload's own loop names (a dict)."""
     mappings: tuple[Path, ...] = ()
     """Mapping files given among the peer's files: ``compare`` scores them,
     ``solve`` says it does not."""
@@ -139,7 +140,7 @@ def import_timeloop_command(
 def _timeloop_names(loaded: Loaded):
     from ..interop.timeloop import Names
 
-    if loaded.names is not None:
+    if loaded.names is not None and not isinstance(loaded.names, dict):  # a dict: a ZigZag workload's names
         return loaded.names
     try:
         found = Names.from_text(loaded.path.read_text())
@@ -228,12 +229,13 @@ def import_zigzag_command(
             _fail_input([f"{given}:1: (document): a ZigZag {kind} file where the {expected} goes; the order is "
                          "WORKLOAD.yaml HARDWARE.yaml [--mapping MAPPING.yaml]"])
     notes: list[str] = []
+    names: dict[str, str] = {}
     try:
-        instance = import_instance(workload, hardware, mapping, layer, objective, notes)
+        instance = import_instance(workload, hardware, mapping, layer, objective, notes, names)
     except InstanceError as exc:
         _fail_input([str(i) for i in exc.issues])
     sources = [p for p in (workload, hardware, mapping) if p is not None]
-    text = instance_text(instance, sources)
+    text = instance_text(instance, sources, names)
     _load_imported(text, f"{hardware} (imported with {workload})",  # refuses what mapcert would not load
                    {"workload": str(workload), "hardware": str(hardware)})
     _say_precision_notes(instance)
@@ -252,6 +254,20 @@ def _say_precision_notes(instance: dict) -> None:
         err.print(f"note: {note}", markup=False, soft_wrap=True)
 
 
+def _zigzag_names(loaded: Loaded) -> dict[str, str] | None:
+    """The workload's own loop names: of ZigZag files given directly, or
+    kept in the header of an instance the import wrote (None: ZigZag's
+    usual names)."""
+    from ..interop.zigzag_common import names_from_text
+
+    if isinstance(loaded.names, dict):
+        return loaded.names or None
+    try:
+        return names_from_text(loaded.path.read_text()) or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def _zigzag_mapping(loaded: Loaded, path: Path, data):
     from ..interop.zigzag import is_zigzag_mapping, read_mapping
 
@@ -262,7 +278,7 @@ def _zigzag_mapping(loaded: Loaded, path: Path, data):
                      "is of another kind"])
     notes: list[str] = []
     try:
-        mapping = read_mapping(loaded.problem, path, notes)
+        mapping = read_mapping(loaded.problem, path, notes, _zigzag_names(loaded))
     except InstanceError as exc:
         _fail_input([str(i) for i in exc.issues])
     for note in notes:
@@ -275,7 +291,7 @@ def _zigzag_export(loaded: Loaded, mapping, objective: str, output: Path) -> str
     from ..interop.zigzag import export_mapping
 
     try:
-        value, same, allocation = export_mapping(loaded.problem, mapping, objective, output)
+        value, same, allocation = export_mapping(loaded.problem, mapping, objective, output, _zigzag_names(loaded))
     except InstanceError as exc:
         _fail_input([str(i) for i in exc.issues])
     note = "" if same else f" (it reads back to {objective} {value:.6g}, not the optimum's)"
@@ -312,20 +328,22 @@ def _load_zigzag(files: list[Path]) -> Loaded:
         _fail_input([f"{files[0]}:1: (document): ZigZag files are read as WORKLOAD.yaml HARDWARE.yaml "
                      "[MAPPING.yaml]; a workload or hardware file is missing"])
     notes: list[str] = []
+    names: dict[str, str] = {}
     try:
-        instance = import_instance(kinds["workload"], kinds["hardware"], kinds.get("mapping"), notes=notes)
+        instance = import_instance(kinds["workload"], kinds["hardware"], kinds.get("mapping"), notes=notes,
+                                   names=names)
     except InstanceError as exc:
         issues = [str(i) for i in exc.issues]
         _fail_input([i.replace("choose one with --layer", "choose one with `mapcert import zigzag ... --layer`")
                      for i in issues])
-    problem = _load_imported(instance_text(instance, list(files)), f"{kinds['hardware']} (imported with "
+    problem = _load_imported(instance_text(instance, list(files), names), f"{kinds['hardware']} (imported with "
                              f"{kinds['workload']})", {"workload": str(kinds["workload"]),
                                                        "hardware": str(kinds["hardware"])})
     _say_precision_notes(instance)
     for note in notes:  # what the import leaves out; a mapping file given here is scored, not left out
         if "only the memory_operand_links" not in note:
             err.print(f"note: {note}", markup=False, soft_wrap=True)
-    return Loaded(problem, files[0], mappings=(kinds["mapping"],) if "mapping" in kinds else ())
+    return Loaded(problem, files[0], names=names, mappings=(kinds["mapping"],) if "mapping" in kinds else ())
 
 
 # ---------------------------------------------------------------- the tables

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from ..instances import InstanceError, Issue
-from .zigzag_common import DEFAULT_LINKS, LAYER_TENSORS, fail, read
+from .zigzag_common import DEFAULT_LINKS, LAYER_TENSORS, ZIGZAG_DIMS, fail, names_comment, read
 from .zigzag_hardware import read_hardware
 from .zigzag_mapping import MappingError, export, is_zigzag_mapping, mapping_from_zigzag, pick_entry
 from .zigzag_workload import pick_layer, read_layer
@@ -77,7 +77,8 @@ def _links(mapping: Path | None, layer_name: str, operator_type: str,
 
 
 def import_instance(workload: str | Path, hardware: str | Path, mapping: str | Path | None = None,
-                    layer: str | None = None, objective: str = "energy", notes: list[str] | None = None) -> dict:
+                    layer: str | None = None, objective: str = "energy", notes: list[str] | None = None,
+                    names: dict[str, str] | None = None) -> dict:
     """A mapcert tiling instance from ZigZag files.
 
     Parameters
@@ -94,6 +95,10 @@ def import_instance(workload: str | Path, hardware: str | Path, mapping: str | P
     notes
         When given, a note is appended for what of the files the instance
         leaves out (the mapping's loops).
+    names
+        When given, filled with the workload's loop names (ZigZag name ->
+        mapcert dimension), which :func:`instance_text` keeps in the header
+        so that mappings written with them can be read.
 
     Returns
     -------
@@ -112,6 +117,8 @@ def import_instance(workload: str | Path, hardware: str | Path, mapping: str | P
     path = (index,) if isinstance(data, list) else ()
     zz_layer = read_layer(raw, where, path)
     fail(where)
+    if names is not None:
+        names.update(zz_layer.dims)
     links = _links(Path(mapping) if mapping is not None else None, zz_layer.name, zz_layer.operator_type, notes)
     hw_data, hw_where = read(hardware)
     hw = read_hardware(hw_data, hw_where, links)
@@ -196,9 +203,12 @@ def precision_notes(instance: dict) -> list[str]:
     return notes
 
 
-def instance_text(instance: dict, sources: list[Path]) -> str:
-    """The instance as YAML with a header naming the files it came from."""
+def instance_text(instance: dict, sources: list[Path], names: dict[str, str] | None = None) -> str:
+    """The instance as YAML with a header naming the files it came from (and
+    the workload's loop names, when they are not ZigZag's usual ones)."""
     head = "# Imported from ZigZag: " + ", ".join(str(p) for p in sources) + "\n"
+    comment = names_comment(names or {})
+    head += f"{comment}\n" if comment else ""
     head += "# Fan-outs are named after ZigZag's array dimensions (rows x columns); docs/interop.md\n"
     head += ("# model: latches: false, as ZigZag's API counts (access_same_data_considered_as_no_access: false): "
              "every MAC reads its input and weight from the innermost memory that holds them and updates its "
@@ -208,10 +218,10 @@ def instance_text(instance: dict, sources: list[Path]) -> str:
     return head + yaml.safe_dump(instance, sort_keys=False, default_flow_style=None, width=110)
 
 
-def read_mapping(problem, path: str | Path, notes: list[str] | None = None):
+def read_mapping(problem, path: str | Path, notes: list[str] | None = None, names: dict[str, str] | None = None):
     """The mapcert mapping a ZigZag mapping file gives ``problem`` (``notes``
     receives a sentence when ZigZag's own allocator would place its loops
-    otherwise).
+    otherwise; ``names``: the workload's own loop names, when it has them).
 
     Raises
     ------
@@ -220,16 +230,19 @@ def read_mapping(problem, path: str | Path, notes: list[str] | None = None):
     """
     data, where = read(path)
     try:
-        return mapping_from_zigzag(problem, data, notes)
+        return mapping_from_zigzag(problem, data, notes, names)
     except MappingError as exc:
         where.add(exc.path, str(exc))
         raise InstanceError(where.issues) from None
 
 
-def export_mapping(problem, mapping, objective: str, output: str | Path) -> tuple[float, bool, str | None]:
+def export_mapping(problem, mapping, objective: str, output: str | Path,
+                   names: dict[str, str] | None = None) -> tuple[float, bool, str | None]:
     """Write ``mapping`` as a ZigZag mapping file; returns the objective it
     reads back to, whether that equals the mapping's own, and why ZigZag's
     own allocator would place the loops otherwise (None when it agrees).
+    With ``names`` (the workload's own loop names) the loops are written
+    with them, so that ZigZag reads the file with that workload.
 
     Raises
     ------
@@ -244,7 +257,25 @@ def export_mapping(problem, mapping, objective: str, output: str | Path) -> tupl
     head = (f"# The mapping mapcert found for layer {problem.layer.name} on {problem.hierarchy.name} "
             f"({objective} {exported.objective:.6g}).\n"
             "# temporal_ordering lists the loops innermost first, memory by memory from the innermost.\n")
-    body: Any = exported.entries
+    body: Any = _renamed(exported.entries, names) if names else exported.entries
     Path(output).write_text(head + yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=110))
     return exported.objective, exported.reads_back, exported.note
 
+
+
+def _renamed(entries: list[dict], names: dict[str, str]) -> list[dict]:
+    """``entries`` (written with ZigZag's usual loop names) with the
+    workload's own names instead: each mapcert dimension takes the name the
+    workload gives it."""
+    own = {ZIGZAG_DIMS[usual]: usual for usual in ZIGZAG_DIMS}
+    own.update({dim: name for name, dim in names.items()})
+    rename = {usual: own[dim] for usual, dim in ZIGZAG_DIMS.items()}
+    out = []
+    for entry in entries:
+        entry = dict(entry)
+        entry["spatial_mapping"] = {axis: [f"{rename[u.split(',')[0].strip()]}, {u.split(',')[1].strip()}"
+                                           for u in unrolls]
+                                    for axis, unrolls in (entry.get("spatial_mapping") or {}).items()}
+        entry["temporal_ordering"] = [[rename[str(d)], size] for d, size in entry.get("temporal_ordering") or []]
+        out.append(entry)
+    return out

@@ -3,6 +3,7 @@ every field, and ZigZag's names for the loop dimensions and operands."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +41,29 @@ def fail(where: Located) -> None:
 
 def positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+NAMES_PREFIX = "# zigzag-names: "
+"""The header line of an imported instance that keeps the workload's own
+loop names (``D`` for a sequence, say), so that a ZigZag mapping written
+with them can be read against the instance."""
+
+
+def names_comment(dims: dict[str, str]) -> str:
+    """The header line for a workload's loop names (ZigZag name -> mapcert
+    dimension); empty when they are ZigZag's usual ones."""
+    if all(ZIGZAG_DIMS.get(name) == dim for name, dim in dims.items()):
+        return ""
+    return NAMES_PREFIX + json.dumps(dims, separators=(",", ":"))
+
+
+def names_from_text(text: str) -> dict[str, str]:
+    """The loop names an imported instance's header keeps ({} without one)."""
+    for line in text.splitlines():
+        if line.startswith(NAMES_PREFIX):
+            try:
+                found = json.loads(line[len(NAMES_PREFIX):])
+            except ValueError:
+                return {}
+            return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+    return {}

@@ -90,19 +90,21 @@ def _fanout_axes(problem: MultiLevelProblem) -> dict[str, tuple[int, str, int]]:
     return out
 
 
-def _dim(name: Any, path: tuple) -> str:
+def _dim(name: Any, path: tuple, names: dict[str, str] | None = None) -> str:
     if str(name).strip() == "*":
         raise MappingError(path, "'*' leaves this loop to ZigZag's mapper: a partial (constrained) mapping is not "
                                  "one mapping to score; give a complete temporal_ordering, or `mapcert solve` the "
                                  "files without it for the optimum over every mapping")
-    ours = ZIGZAG_DIMS.get(str(name).strip())
+    known = {**ZIGZAG_DIMS, **(names or {})}  # the workload's own names, when the import kept them, come first
+    ours = known.get(str(name).strip())
     if ours is None:
-        raise MappingError(path, f"unknown loop dimension {name!r}; ZigZag names them "
-                                 f"{', '.join(ZIGZAG_DIMS)}")
+        raise MappingError(path, f"unknown loop dimension {name!r}; the workload's loops are "
+                                 f"{', '.join(known)}")
     return ours
 
 
-def mapping_from_zigzag(problem: MultiLevelProblem, entries: Any, notes: list[str] | None = None) -> MultiLevelMapping:
+def mapping_from_zigzag(problem: MultiLevelProblem, entries: Any, notes: list[str] | None = None,
+                        names: dict[str, str] | None = None) -> MultiLevelMapping:
     """The mapcert mapping a ZigZag mapping file gives ``problem``.
 
     Parameters
@@ -115,6 +117,10 @@ def mapping_from_zigzag(problem: MultiLevelProblem, entries: Any, notes: list[st
     notes
         Where to say that ZigZag's own allocator would place the loops
         otherwise (``zigzag_allocation``), when given.
+    names
+        The workload's own loop names (ZigZag name -> mapcert dimension)
+        when they are not ZigZag's usual ones (the import keeps them in the
+        instance's header); ZigZag's usual names otherwise.
 
     Raises
     ------
@@ -137,7 +143,7 @@ def mapping_from_zigzag(problem: MultiLevelProblem, entries: Any, notes: list[st
     spatial = [SpatialLoops({}, {}) for _ in hier.fanouts]
     for array_dim, unrolls in (entry.get("spatial_mapping") or {}).items():
         path = base + ("spatial_mapping", array_dim)
-        loops = _unrollings(unrolls, path)
+        loops = _unrollings(unrolls, path, names)
         used = prod(f for _, f in loops)
         if used == 1:
             continue
@@ -154,7 +160,7 @@ def mapping_from_zigzag(problem: MultiLevelProblem, entries: Any, notes: list[st
             left = extent[dim] // prod(loops_.factor(dim) for loops_ in spatial)
             target[dim] = target.get(dim, 1) * (left if factor > left else factor)
     s = {d: prod(loops.factor(d) for loops in spatial) for d in DIMS}
-    temporal = _temporal(entry.get("temporal_ordering"), extent, s, base + ("temporal_ordering",))
+    temporal = _temporal(entry.get("temporal_ordering"), extent, s, base + ("temporal_ordering",), names)
     mapping, cuts = _allocate(problem, temporal, tuple(spatial), base + ("temporal_ordering",))
     if notes is not None:
         from .zigzag_allocation import difference
@@ -168,18 +174,19 @@ def mapping_from_zigzag(problem: MultiLevelProblem, entries: Any, notes: list[st
     return mapping
 
 
-def _unrollings(raw: Any, path: tuple) -> list[tuple[str, int]]:
+def _unrollings(raw: Any, path: tuple, names: dict[str, str] | None = None) -> list[tuple[str, int]]:
     items = raw if isinstance(raw, list) else [raw]
     out = []
     for i, item in enumerate(items):
         parts = [p.strip() for p in str(item).split(",")] if not isinstance(item, list) else [str(p) for p in item]
         if len(parts) != 2 or not parts[1].strip().isdigit() or int(parts[1]) < 1:
             raise MappingError(path + (i,), f"not 'DIM, FACTOR' (such as 'K, 32'), got {item!r}")
-        out.append((_dim(parts[0], path + (i,)), int(parts[1])))
+        out.append((_dim(parts[0], path + (i,), names), int(parts[1])))
     return out
 
 
-def _temporal(raw: Any, extent: dict, s: dict, path: tuple) -> list[tuple[str, int]]:
+def _temporal(raw: Any, extent: dict, s: dict, path: tuple,
+              names: dict[str, str] | None = None) -> list[tuple[str, int]]:
     """The temporal loops innermost first, ``*`` resolved; checks that every
     dimension multiplies out to its size."""
     if not raw:
@@ -191,7 +198,7 @@ def _temporal(raw: Any, extent: dict, s: dict, path: tuple) -> list[tuple[str, i
     for i, item in enumerate(raw):
         if not isinstance(item, (list, tuple)) or len(item) != 2:
             raise MappingError(path + (i,), f"a loop is [DIM, SIZE], got {item!r}")
-        dim = _dim(item[0], path + (i,))
+        dim = _dim(item[0], path + (i,), names)
         size = item[1]
         if size != "*" and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
             raise MappingError(path + (i,), f"size of {item[0]} must be a positive integer or '*', got {size!r}")

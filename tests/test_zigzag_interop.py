@@ -442,3 +442,41 @@ def test_an_on_chip_last_memory_is_said_to_become_the_off_chip_level(tmp_path):
     notes.clear()
     import_instance(CONV, TPU, layer="conv1", notes=notes)
     assert not any("last memory" in note for note in notes)
+
+
+def test_a_workloads_own_loop_names_read_and_write_its_mappings(cli, tmp_path):
+    """A workload that calls its loops N, M, CH, Y, X, KY, KX: the import
+    keeps the names in the instance's header, the export writes them, and
+    the exported mapping is read back, against the instance and against
+    the ZigZag files given directly."""
+    workload = tmp_path / "odd.yaml"
+    workload.write_text("""
+- id: 3
+  name: odd
+  operator_type: Conv
+  equation: O[n][m][y][x]=W[m][ch][ky][kx]*I[n][ch][iy][ix]
+  dimension_relations: [iy=1*y+1*ky, ix=1*x+1*kx]
+  loop_dims: [N, M, CH, Y, X, KY, KX]
+  loop_sizes: [1, 8, 4, 4, 4, 3, 3]
+  operand_precision: {I: 8, W: 8, O: 16, O_final: 8}
+""")
+    instance, exported = tmp_path / "i.yaml", tmp_path / "opt.yaml"
+    code, _, stderr = cli("import", "zigzag", str(workload), str(TPU), "-o", str(instance))
+    assert code == 0, stderr
+    header = next(line for line in instance.read_text().splitlines() if line.startswith("# zigzag-names: "))
+    assert json.loads(header.split(": ", 1)[1]) == {"N": "N", "M": "M", "CH": "C", "Y": "P", "X": "Q", "KY": "R",
+                                                    "KX": "S"}
+    code, stdout, stderr = cli("solve", str(instance), "-t", "20", "--no-heuristics", "--no-functional",
+                               "--export", "zigzag", str(exported))
+    assert code == 0 and "not the optimum" not in stdout, stderr
+    loops = {loop[0] for loop in yaml.safe_load(exported.read_text())[0]["temporal_ordering"]}
+    spatial = {u.split(",")[0] for unrolls in yaml.safe_load(exported.read_text())[0]["spatial_mapping"].values()
+               for u in unrolls}
+    assert loops | spatial <= {"N", "M", "CH", "Y", "X", "KY", "KX"} and "CH" in loops | spatial, (loops, spatial)
+    for files in ([str(instance)], [str(workload), str(TPU)]):
+        code, stdout, stderr = cli("compare", *files, "--methods", "cpsat", "-t", "20", "--json",
+                                   "--mapping", str(exported), "--no-functional")
+        assert code == 0, stderr
+        data = json.loads(stdout)
+        row = {r["method"]: r for r in data["rows"]}[f"mapping: {exported.name}"]
+        assert row["objective"] == pytest.approx(data["optimum"], rel=1e-12)
