@@ -236,3 +236,21 @@ def test_highs_counts_the_translation_in_its_time_limit(monkeypatch):
     # HiGHS' own limit ends at the caller's deadline (or is the token minimum when the translation used it up)
     assert given <= max(limit - (entered - start), 0.005) + 1e-3, (given, entered - start)
     assert entered - start > 0.05  # the translation came first and took its time
+
+def test_a_large_unrolling_times_a_count_stays_within_int64():
+    """A count times a word constant of 2^26 (an LLM-sized matrix product on
+    a 256 x 256 array) whose bound is 2^38: the product's variables are
+    declared at most 2^38 / 2^26, what the whole's bound implies, so CP-SAT
+    accepts the model (it refused it as a possible int64 overflow)."""
+    from mapcert.formulations.tiling.multilevel.cpsat import _Builder
+
+    problem = load(EXAMPLES / "resnet18_layer4_eyeriss.yaml")
+    b = _Builder(problem)
+    count = b.m.NewIntVar(0, 2**38, "count")
+    b.uppers[count.Index()] = 2**38
+    words = b.product([count, 2**26], 2**38, "rd")
+    assert b.upper(words) <= 2**38
+    other = b.m.NewIntVar(1, 2**20, "other")
+    b.uppers[other.Index()] = 2**20
+    b.product([count, other, 2**26], 2**38, "rd2")
+    assert b.m.Validate() == "", b.m.Validate()

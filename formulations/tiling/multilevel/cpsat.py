@@ -108,7 +108,17 @@ class _Builder:
         if len(variables) == 1 and constant == 1:
             return variables[0]
         upper = min(upper, INT_LIMIT)
+        # the whole is at most ``upper`` and the constant (at least 1) is one of its factors, so the
+        # variables' product, and each partial product below (as the cap at ``upper`` already takes), is
+        # at most upper // constant: declared, it keeps ``constant * product`` within int64 (an LLM-sized
+        # matrix product times a 2^26 unrolling overflowed CP-SAT's check of that constraint)
+        whole, upper = upper, upper // constant
         current = variables[0]
+        if self.upper(current) > upper:
+            narrowed = self.m.NewIntVar(min(self.lowest(current), upper), upper, self.name(base))
+            self.m.Add(narrowed == current)
+            self.uppers[narrowed.Index()] = upper
+            current = narrowed
         for other in variables[1:]:
             # the product of the factors' largest values is a tighter bound than ``upper`` often
             reach = min(upper, self.upper(current) * self.upper(other))
@@ -116,13 +126,17 @@ class _Builder:
             self.m.AddMultiplicationEquality(nxt, [current, other])
             self.uppers[nxt.Index()] = reach
             current = nxt
-        upper = min(upper, constant * self.upper(current))
+        upper = min(whole, constant * self.upper(current))
         if constant == 1:
             return current
         out = self.m.NewIntVar(0, upper, self.name(base))
         self.m.Add(out == constant * current)
         self.uppers[out.Index()] = upper
         return out
+
+    def lowest(self, var) -> int:
+        """The least value of a variable's domain, as declared."""
+        return self.m.Proto().variables[var.Index()].domain[0]
 
     def upper(self, value) -> int:
         if isinstance(value, int):
