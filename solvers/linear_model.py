@@ -255,5 +255,10 @@ class LinearModel:
             status = h.addRows(len(self.row_terms), np.asarray(self.row_lower), np.asarray(self.row_upper), len(indices),
                                starts, np.asarray(indices, dtype=np.int32), np.asarray(values, dtype=np.float64))
             if status == highspy.HighsStatus.kError:
-                raise ValueError("HiGHS refused the rows of the model")
+                largest = max((abs(v) for v in values), default=0.0)
+                limit = h.getOptionValue("large_matrix_value")
+                limit = limit[-1] if isinstance(limit, tuple) else limit  # (status, value) in highspy 1.7+
+                why = (f": a coefficient of {largest:.3g} is beyond its limit of {limit:.0e} (a layer this large "
+                       "needs method cpsat)" if largest >= limit else "")
+                raise ValueError(f"HiGHS refused the rows of the model{why}")
         return h

@@ -127,3 +127,14 @@ def test_a_time_out_is_not_a_proof():
     m.minimize(sum(x))
     outcome = run_highs(m.highs(), _values, 0.001)
     assert not outcome.proved and not outcome.infeasible and outcome.message == "Time limit reached"
+
+
+def test_a_coefficient_beyond_highs_range_is_named():
+    """HiGHS refuses a matrix value above 1e15 (an LLM-sized layer's counts
+    times a word constant); the message says which and what to use."""
+    model = LinearModel()
+    x = model.column(0, 10)
+    model.add(x * 4.5e15 <= 1e17)
+    with pytest.raises(ValueError, match=r"a coefficient of 4.5e\+15 is beyond its limit of 1e\+15 "
+                                         r"\(a layer this large needs method cpsat\)"):
+        model.highs()
