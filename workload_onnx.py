@@ -11,9 +11,10 @@ What becomes what (docs/interop.md has the full table):
 
 - Conv, Gemm and MatMul with a constant weight operand are the layers with
   weights (``conv2d``, ``fc``, ``matmul``); MaxPool, AveragePool, the
-  global pools and reductions over the spatial axes are ``pool`` layers; an Add of two layers' outputs is an
-  ``add`` layer and a channel Concat a ``concat`` layer, so residual and
-  inception joins stay nodes of the graph the partition family cuts.
+  global pools and reductions over the spatial axes are ``pool`` layers;
+  an Add of two layers' outputs is an ``add`` layer and a channel Concat a
+  ``concat`` layer, so residual and inception joins stay nodes of the
+  graph the partition family cuts.
 - Element-wise nodes on one layer's output (BatchNormalization, Relu,
   Clip, Sigmoid, a Mul by a constant, ...) fold into that layer: they move
   no data of their own across a memory boundary a mapping chooses.
@@ -393,7 +394,8 @@ class _Reader:
             return self._add(node, index, self._pool(node), producers[:1])
         if op in REDUCTIONS:
             noop = any(a.name == "noop_with_empty_axes" and a.i for a in node.attribute)
-            if noop and not any(a.name == "axes" for a in node.attribute) and (len(node.input) < 2 or not node.input[1]):
+            no_axes = not any(a.name == "axes" for a in node.attribute) and (len(node.input) < 2 or not node.input[1])
+            if noop and no_axes:
                 return self._alias(node, producers[0])  # no axes and noop_with_empty_axes: the identity
             return self._add(node, index, self._reduction(node), producers[:1])
         if op == "Conv":

@@ -299,8 +299,8 @@ def render_network(console: Console, result: Result) -> None:
     words = [functional_word(part.result.certificate.functional) for part in result.parts]
     same_word = len(set(words)) == 1  # one line below the table says it, and the shapes get the room
     columns = ("layer", "shape", "x", "status", result.unit, "gap", "/ rigorous bound", "time", "functional")
-    # numbers stay whole; a name stays whole when the table still fits (a user finds the layer by it), else it
-    # breaks over lines, as a shape does between dimensions
+    # numbers stay whole; a name stays whole when the table still fits (a user finds the layer by it: about 70
+    # columns go to the other cells and their gaps), else it breaks over lines, as a shape does between dimensions
     whole_names = max(map(len, names)) + max(map(len, objectives)) + 70 <= console.width
     for col in columns:
         if (col == "shape" and not any(shapes)) or (col == "functional" and same_word):
@@ -318,8 +318,8 @@ def render_network(console: Console, result: Result) -> None:
     if same_word and words:
         console.print(f"functional model: {words[0]} on every distinct layer", markup=False)
     metrics = result.metrics or {}
-    layers = metrics.get("layers", "?")
-    console.print(f"total {number(result.objective)} {result.unit} over {layers} layer{'' if layers == 1 else 's'}; "
+    counted = metrics.get("layers", "?")
+    console.print(f"total {number(result.objective)} {result.unit} over {counted} layer{'' if counted == 1 else 's'}; "
                   f"{metrics.get('proved', 0)}/{metrics.get('distinct_layers', '?')} distinct layers proved optimal "
                   f"in {result.wall_time_s:.0f} s; best bound {number(result.best_bound)} (gap "
                   f"{percent(result.gap)}; the heuristics are measured against it); rigorous bound "
