@@ -93,14 +93,16 @@ def is_onnx(raw: Any) -> bool:
     return isinstance(raw, dict) and "onnx" in raw
 
 
-def onnx_workload(raw: Any, where: Located, path: tuple, base: Path,
-                  one_layer: bool = False) -> tuple[str, dict[str, dict]] | None:
+def onnx_workload(raw: Any, where: Located, path: tuple, base: Path, one_layer: bool = False,
+                  refused: list[str] | None = None) -> tuple[str, dict[str, dict]] | None:
     """``(network name, layers)`` of a ``workload: {onnx: file, name, batch}``,
     or None with the problem recorded on ``where`` (one line, at ``onnx``).
 
     The file is looked up relative to ``base`` (the instance's folder); the
     network is named ``name``, else after the file. ``layer`` (one layer
-    to tile, :func:`onnx_layer`) is refused unless ``one_layer``.
+    to tile, :func:`onnx_layer`) is refused unless ``one_layer``; then
+    unsupported nodes elsewhere in the model do not stop the reading, and
+    ``refused`` (when given) receives them.
     """
     spec = validate_spec(OnnxWorkloadSpec, raw, where, path, "{onnx: model.onnx}")
     if spec is None:
@@ -120,7 +122,7 @@ def onnx_workload(raw: Any, where: Located, path: tuple, base: Path,
                                      "remove it")
         return None
     try:
-        layers = onnx_layers(file, spec.batch)
+        layers = onnx_layers(file, spec.batch, whole=not one_layer, refused=refused)
     except OnnxWorkloadError as exc:
         where.add(path + ("onnx",), f"{spec.onnx}: {exc}")
         return None
@@ -133,7 +135,8 @@ def onnx_layer(raw: Any, where: Located, path: tuple, base: Path) -> dict | None
     network's name and the layer's, as in ``resnet18.conv1``), or None with
     the problem recorded on ``where``. Without ``layer`` it is recorded
     that one layer is needed, naming the model's layers with weights."""
-    found = onnx_workload(raw, where, path, base, one_layer=True)
+    refused: list[str] = []
+    found = onnx_workload(raw, where, path, base, one_layer=True, refused=refused)
     if found is None:
         return None
     network, layers = found
@@ -153,11 +156,15 @@ def onnx_layer(raw: Any, where: Located, path: tuple, base: Path) -> dict | None
         where.add(path + ("layer",), f"{wanted!r} is a {layers[wanted]['op']} layer without weights; the tiling "
                                      f"family maps {shown}")
     else:
-        where.add(path + ("layer",), f"{wanted!r} is no layer of the model; its layers with weights are {shown}")
+        unsupported = next((r for r in refused if r.startswith(f"{wanted!r} (")), None)
+        where.add(path + ("layer",), f"{wanted!r} is an unsupported node: {unsupported}; the model's layers with "
+                                     f"weights are {shown}" if unsupported else
+                                     f"{wanted!r} is no layer of the model; its layers with weights are {shown}")
     return None
 
 
-def onnx_layers(path: str | Path, batch: int | None = None) -> dict[str, dict]:
+def onnx_layers(path: str | Path, batch: int | None = None, whole: bool = True,
+                refused: list[str] | None = None) -> dict[str, dict]:
     """The layers of an ONNX model in the format of workloads/.
 
     Parameters
@@ -168,6 +175,13 @@ def onnx_layers(path: str | Path, batch: int | None = None) -> dict[str, dict]:
         The batch of the network input when the model leaves it symbolic
         (default 1, the batch of the networks of workloads/); a model that
         fixes its batch keeps it, and a different ``batch`` is refused.
+    whole
+        Whether the whole network is read: then an unsupported node is an
+        error. When one layer is wanted, the layers around unsupported
+        nodes (a transformer's projections around its attention) are read
+        all the same, their shapes coming from shape inference.
+    refused
+        When given, receives each unsupported node with the reason.
 
     Returns
     -------
@@ -206,7 +220,11 @@ def onnx_layers(path: str | Path, batch: int | None = None) -> dict[str, dict]:
         model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except (onnx.shape_inference.InferenceError, RuntimeError) as exc:  # RuntimeError: onnx before 1.16
         raise OnnxWorkloadError(f"shapes cannot be inferred: {_first_line(exc)}") from None
-    return _Reader(onnx, model.graph).layers()
+    reader = _Reader(onnx, model.graph)
+    table = reader.layers(whole)
+    if refused is not None:
+        refused.extend(reader.refused)
+    return table
 
 
 def _first_line(exc: Exception) -> str:
@@ -338,7 +356,7 @@ class _Reader:
         self.table: dict[str, dict] = {}
         self.refused: list[str] = []
 
-    def layers(self) -> dict[str, dict]:
+    def layers(self, whole: bool = True) -> dict[str, dict]:
         for index, node in enumerate(self.graph.node):
             activations = [t for t in node.input if t and t not in self.constant]
             if node.op_type in SHAPE_SOURCES or not activations:
@@ -358,7 +376,7 @@ class _Reader:
                 label = node.name or node.output[0]
                 self.refused.append(f"{label!r} ({node.op_type}{': ' + str(exc) if str(exc) else ''})")
                 self._alias(node, label)  # its consumers are read on, to name every refused node at once
-        if self.refused:
+        if self.refused and whole:
             raise OnnxWorkloadError(f"unsupported ONNX node{'s' if len(self.refused) > 1 else ''}: "
                                     f"{', '.join(self.refused)}; docs/interop.md lists what is read")
         if not any(layer["op"] in COMPUTE_OPS for layer in self.table.values()):

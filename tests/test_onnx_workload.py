@@ -420,3 +420,31 @@ def test_one_layer_of_a_model_is_an_instance_of_its_own(tmp_path, cli):
                                             "reads the whole model"):
         load_text("family: partition\nbuffer: 1 MiB\nworkload: {onnx: r.onnx, layer: stem}\n", "i.yaml",
                   base=tmp_path)
+
+
+def test_one_layer_of_a_model_with_attention_is_read(tmp_path):
+    """A transformer block's attention (a MatMul of two activations) stops
+    the whole model from being read, but not one of its projections:
+    ``layer:`` tiles the query projection; naming the attention itself says
+    why it is not a layer."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 64])
+    weights = [numpy_helper.from_array(np.zeros((64, 64), np.float32), name) for name in ("wq", "wk", "wo")]
+    nodes = [helper.make_node("MatMul", ["x", "wq"], ["q"], name="query"),
+             helper.make_node("MatMul", ["x", "wk"], ["k"], name="key"),
+             helper.make_node("Transpose", ["k"], ["kt"], name="kt", perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["q", "kt"], ["s"], name="scores"),
+             helper.make_node("Softmax", ["s"], ["p"], name="softmax", axis=-1),
+             helper.make_node("MatMul", ["p", "x"], ["a"], name="mix"),
+             helper.make_node("MatMul", ["a", "wo"], ["y"], name="out")]
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 3)
+    save(helper.make_model(helper.make_graph(nodes, "block", [x], [y], weights),
+                           opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "block.onnx")
+    with pytest.raises(InstanceError, match="unsupported ONNX nodes: 'kt' .Transpose"):
+        load_text("family: tiling\nworkload: {onnx: block.onnx}\nhardware: eyeriss\n", "i.yaml", base=tmp_path)
+    one = load_text("family: tiling\nworkload: {onnx: block.onnx, layer: out}\nhardware: eyeriss\n", "i.yaml",
+                    base=tmp_path)
+    assert (one.layer.op, one.layer.N, one.layer.M, one.layer.C) == ("matmul", 16, 64, 64)
+    with pytest.raises(InstanceError, match="'scores' is an unsupported node: 'scores' .MatMul: multiplies two "
+                                            "activations"):
+        load_text("family: tiling\nworkload: {onnx: block.onnx, layer: scores}\nhardware: glb-64KiB\n", "i.yaml",
+                  base=tmp_path)
