@@ -368,12 +368,12 @@ def _onnx(raw: dict, where: Located, precision: GraphPrecision, base: Path) -> t
                                         "partition family models undilated windows")
         return None
     inner = Located(where.file)  # the layers' problems, said of the model's nodes, not of fields the file lacks
-    inner.lines = {("workload",): where.line(("workload", "onnx"))}
     built = _inline({"name": name, "layers": layers}, inner, precision)
     for issue in inner.issues:
         field = issue.field.removeprefix("workload.layers.")
         layer = max((n for n in layers if field == n or field.startswith(n + ".")), key=len, default=None)
-        what = f"layer {layer!r} ({field[len(layer) + 1:] or 'dims'})" if layer else field
+        rest = field[len(layer) + 1:] if layer else ""
+        what = (f"layer {layer!r}" + (f" ({rest})" if rest else "")) if layer else field
         where.add(("workload", "onnx"), f"{raw['onnx']}: {what}: {issue.message}")
     return None if inner.issues else built
 
