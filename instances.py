@@ -163,8 +163,13 @@ def _known_fields(schema: type[BaseModel], loc: tuple) -> str:
     model = _model_at(schema, loc[:-1])
     if model is None:
         return ""
-    names = list(model.model_fields)
-    name = str(loc[-1])
+    return field_hint(str(loc[-1]), list(model.model_fields))
+
+
+def field_hint(name: str, names: list[str]) -> str:
+    """``; did you mean 'order'?`` for an unknown field ``name`` close to
+    one of ``names`` (or a peer's name for one of them), else the fields
+    that place takes: for instances and for hand-written mappings alike."""
     peer = PEER_FIELDS.get(name)
     if peer is not None and peer[0] in names:
         return f"; mapcert calls it {peer[0]!r} ({peer[1]})"

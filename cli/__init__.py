@@ -431,7 +431,12 @@ def _field_of_mapping_problem(data: dict, message: str) -> tuple:
     names = [lv.get("name") if isinstance(lv, dict) else None for lv in levels] if isinstance(levels, list) else []
     named = re.match(r"(?:mapping )?level '?([^':]+)'?", message)
     if named and named.group(1) in names:
-        return ("levels", names.index(named.group(1)))
+        unknown = re.search(r"unknown field '([^']+)'", message)
+        index = names.index(named.group(1))
+        return ("levels", index) + ((unknown.group(1),) if unknown else ())
+    unknown = re.match(r"unknown field '([^']+)'", message)
+    if unknown and unknown.group(1) in data:
+        return (unknown.group(1),)
     if message.startswith("spatial"):
         return ("spatial",) if "spatial" in data else ()
     dim = re.match(r"factors of (\w+)", message)

@@ -360,3 +360,25 @@ def test_a_network_table_with_long_layer_names_keeps_every_number_whole():
         r = part.result
         for cell in (render.number(r.objective), render.percent(r.gap), f"{r.objective / r.lower_bound:.3f}"):
             assert cell in text, (cell, text)
+
+
+def test_a_misspelt_field_in_a_written_mapping_is_refused_at_its_line(cli, tmp_path):
+    """A hand-written mapping is read as strictly as an instance: 'ordr'
+    would otherwise leave the level's loops in the default order and score
+    another mapping than the one written."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "resnet18_layer4_eyeriss.yaml"
+    saved = tmp_path / "r.yaml"
+    code, _, stderr = cli("solve", str(example), "-t", "20", "--no-heuristics", "--no-functional", "-o", str(saved))
+    assert code == 0, stderr
+    solution = yaml.safe_load(saved.read_text())["solution"]
+    level = next(lv for lv in solution["levels"] if lv.get("order"))
+    level["ordr"] = level.pop("order")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump({"solution": solution}, sort_keys=False))
+    code, _, stderr = cli("compare", str(example), "--methods", "paper-dataflow", "--mapping", str(mine))
+    assert code == 2 and f"level {level['name']}: unknown field 'ordr'; did you mean 'order'?" in stderr, stderr
+    del level["ordr"]
+    solution["spatail"] = solution.pop("spatial")
+    mine.write_text(yaml.safe_dump({"solution": solution}, sort_keys=False))
+    code, _, stderr = cli("compare", str(example), "--methods", "paper-dataflow", "--mapping", str(mine))
+    assert code == 2 and "solution.spatail: unknown field 'spatail'; did you mean 'spatial'?" in stderr, stderr

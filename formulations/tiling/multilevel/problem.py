@@ -17,6 +17,7 @@ around it do not change that word.
 
 from __future__ import annotations
 
+from ....instances import field_hint
 from ....units import whole_number
 
 from dataclasses import dataclass, field, replace
@@ -157,6 +158,8 @@ class MultiLevelMapping:
             count = len(raw_levels) if isinstance(raw_levels, list) else "no list of"
             raise ValueError(f"the hierarchy has {len(hierarchy.levels)} levels, the mapping {count}")
         levels, keep, problems = [], [], []
+        problems += [f"unknown field {key!r}{field_hint(str(key), list(MAPPING_FIELDS))}" for key in data
+                     if key not in MAPPING_FIELDS]
         for level, raw in zip(hierarchy.levels, raw_levels, strict=True):
             try:
                 loops, kept = _level_from_dict(level, raw)
@@ -189,11 +192,20 @@ class MappingProblems(ValueError):
         self.problems = tuple(problems)
 
 
+LEVEL_FIELDS = ("name", "factors", "order", "keep")
+"""What a level of a written mapping gives."""
+MAPPING_FIELDS = ("levels", "spatial")
+"""What a written mapping gives."""
+
+
 def _level_from_dict(level, raw) -> tuple[LevelLoops, frozenset[str] | None]:
     """One level's loops and keep set (None: what the level may hold) from a
     written mapping; raises ValueError naming the level."""
     if not isinstance(raw, dict):
         raise ValueError(f"mapping level for {level.name!r} must be a mapping with factors and order")
+    for key in raw:  # a misspelt field would silently leave its loops in the default order, say
+        if key not in LEVEL_FIELDS:
+            raise ValueError(f"level {level.name}: unknown field {key!r}{field_hint(str(key), list(LEVEL_FIELDS))}")
     if raw.get("name", level.name) != level.name:
         raise ValueError(f"mapping level {raw.get('name')!r} where the hierarchy has {level.name!r}")
     written = raw.get("factors") or {}
