@@ -382,3 +382,10 @@ def test_a_misspelt_field_in_a_written_mapping_is_refused_at_its_line(cli, tmp_p
     mine.write_text(yaml.safe_dump({"solution": solution}, sort_keys=False))
     code, _, stderr = cli("compare", str(example), "--methods", "paper-dataflow", "--mapping", str(mine))
     assert code == 2 and "solution.spatail: unknown field 'spatail'; did you mean 'spatial'?" in stderr, stderr
+
+
+def test_a_misspelt_field_in_a_two_level_mapping_is_refused(cli, tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("solution:\n  tiles: {N: 1, M: 1, C: 128, P: 14, Q: 28, R: 3, S: 3}\n  ordr: [N, C, P, Q, M]\n")
+    code, _, stderr = cli("compare", str(EXAMPLE), "--methods", "paper-dataflow", "--mapping", str(mine))
+    assert code == 2 and f"{mine}:3: solution.ordr: unknown field 'ordr'; did you mean 'order'?" in stderr, stderr

@@ -20,6 +20,7 @@ from math import prod
 import numpy as np
 
 from ...hardware.hierarchy import SortedFrozenset
+from ...instances import field_hint
 
 LOOP_DIMS: tuple[str, ...] = ("N", "G", "M", "C", "P", "Q")
 """Dimensions tiled at the DRAM level, in canonical order."""
@@ -244,6 +245,9 @@ class Mapping:
         """Inverse of :meth:`to_dict`; raises ValueError on anything off."""
         if not isinstance(data, dict) or "tiles" not in data:
             raise ValueError("a mapping needs 'tiles' (and optionally 'order')")
+        for key in data:  # a misspelt 'order' would silently score the default loop order
+            if key not in ("tiles", "order"):
+                raise ValueError(f"unknown field {key!r}{field_hint(str(key), ['tiles', 'order'])}")
         raw = dict(data["tiles"])
         for window in ("R", "S"):
             if window in raw and whole_number(raw.pop(window), f"tile of {window}") != getattr(layer, window):
