@@ -25,7 +25,7 @@ from .milp import solve_multilevel_milp
 from .fitting import overflow_reason
 from .parametric import edp_search, latency_search
 from .space import emptied_by
-from .constraints import violations
+from .constraints import NO_CONSTRAINTS, violations
 from .ordered import SplitLevels, split_ordered
 
 MULTILEVEL_METHODS = ("cpsat", "milp", "enumerate")
@@ -47,6 +47,18 @@ def milp_refusal(problem: MultiLevelProblem) -> str | None:
 def _with_constraints(problem: MultiLevelProblem) -> str:
     return "" if problem.constraints.empty else \
         f" under the constraints ({problem.constraints.describe(problem.hierarchy)})"
+
+
+def _no_fit(problem: MultiLevelProblem) -> str:
+    """Why no mapping fits, as precisely as the capacity rule of
+    ``fitting.py`` says: a level too small for even the smallest tiles is
+    named whatever the constraints (they are not the cause then), else the
+    constraints are named, with the level they overflow when known."""
+    alone = overflow_reason(replace(problem, constraints=NO_CONSTRAINTS)) if not problem.constraints.empty else None
+    if alone is not None:
+        return f"no mapping fits the hierarchy, whatever the constraints: {alone}"
+    reason = overflow_reason(problem)
+    return "no mapping fits the hierarchy" + _with_constraints(problem) + (f": {reason}" if reason else "")
 
 
 @dataclass
@@ -172,7 +184,7 @@ def _folded(split: SplitLevels, result: MultiLevelResult) -> MultiLevelResult:
     order, is an error, never an optimum."""
     problem = split.original
     if result.status == "infeasible":  # said of the original levels, not the split ones
-        return replace(result, message="no mapping fits the hierarchy" + _with_constraints(problem))
+        return replace(result, message=_no_fit(problem))
     if result.mapping is None or result.metrics is None:
         return result
     mapping = split.fold(result.mapping)
@@ -212,7 +224,7 @@ def _solve_multilevel(problem: MultiLevelProblem, method: str, limit: float, wor
                 return MultiLevelResult("error", method, None, None, None, None, found.wall_time_s,
                                         "time limit reached before the enumeration found a mapping")
             return MultiLevelResult("infeasible", method, None, None, None, None, found.wall_time_s,
-                                    "no mapping fits the hierarchy" + _with_constraints(problem))
+                                    _no_fit(problem))
         metrics = evaluate_multilevel(problem, found.mapping)
         value = metrics.objective(problem.objective)
         agrees = metrics.fits and math.isclose(value, found.objective, rel_tol=1e-9)
@@ -305,8 +317,7 @@ def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restricti
     start = time.perf_counter()
     overflow = overflow_reason(problem)
     if overflow is not None:
-        what = (f"no mapping fits the hierarchy{_with_constraints(problem)}: {overflow}"
-                if restriction == Restriction() else "no mapping in this piece")
+        what = _no_fit(problem) if restriction == Restriction() else "no mapping in this piece"
         return MultiLevelResult("infeasible", method, None, None, None, None, time.perf_counter() - start, what)
     if method == "cpsat":
         try:
@@ -330,7 +341,7 @@ def _solve_piece(problem: MultiLevelProblem, method: str, restriction: Restricti
             return MultiLevelResult("error", method, None, None, None, None, time.perf_counter() - start, str(exc))
     wall = time.perf_counter() - start
     if outcome.infeasible:
-        what = "no mapping fits the hierarchy" + _with_constraints(problem) if restriction == Restriction() \
+        what = _no_fit(problem) if restriction == Restriction() \
             else "no mapping in this piece"
         return MultiLevelResult("infeasible", method, None, None, None, None, wall, what)
     if not outcome.has_solution:
@@ -377,7 +388,7 @@ def _searched(problem: MultiLevelProblem, method: str, found, start: float, how:
     what = f"{how}: {found.pieces} {method} solve{'' if found.pieces == 1 else 's'}"
     if found.infeasible:
         return MultiLevelResult("infeasible", method, None, None, None, None, wall,
-                                "no mapping fits the hierarchy" + _with_constraints(problem))
+                                _no_fit(problem))
     if found.mapping is None:
         return MultiLevelResult("error", method, None, None, None, found.bound, wall,
                                 found.message or f"no mapping found within the time limit ({what})")
