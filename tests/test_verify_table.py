@@ -130,3 +130,20 @@ def test_a_networks_summary_names_the_bound_its_heuristics_are_measured_against(
     text = console.export_text()
     assert f"best bound {render.number(result.best_bound)}" in text and "gap" in text
     assert "/ rigorous" in text and "rigorous bound" in text  # the ratio column, and the summary line
+
+
+def test_an_unproved_incumbent_below_a_claimed_optimum_says_so():
+    """A re-proof cut short whose incumbent beats the stored optimum fails
+    the claim, and its detail says why (it read "nothing it found
+    contradicts the claim" beside the failure)."""
+    from types import SimpleNamespace
+
+    from mapcert.formulations.family import Attempt, Status
+    from mapcert.validation.verify import _proof_check
+
+    claimed = SimpleNamespace(status=Status.OPTIMAL, best_bound=None)
+    cut_short = Attempt(Status.FEASIBLE, objective=35_864_576.0)
+    check = _proof_check("milp", cut_short, 35_864_576.0, claimed, 40_000_000.0)
+    assert not check.passed and "its incumbent 35,864,576 is below the claimed optimum 40,000,000" in check.detail
+    agrees = _proof_check("milp", cut_short, 40_000_000.0, claimed, 40_000_000.0)
+    assert agrees.passed and "inconclusive (nothing it found contradicts the claim)" in agrees.detail

@@ -451,15 +451,17 @@ def _proof_check(name: str, proof: Attempt, proved_value, result: Result, value)
         return Check(label, ok, f"{name} proves {_fmt(proved_value)}; stored {_fmt(value)}, "
                                 f"bound {_fmt(result.best_bound)}")
     # not proved in time: its incumbent must not beat a claimed optimum, its bound must lie below
-    ok = True
-    detail = f"{name}: {proof.status.value}, no proof; inconclusive (nothing it found contradicts the claim)"
-    if proved_value is not None and result.status == Status.OPTIMAL:
-        ok = at_least(proved_value, value)
-        detail += f"; incumbent {_fmt(proved_value)}"
-    if proof.best_bound is not None:
-        ok = ok and at_least(value, proof.best_bound)
-        detail += f"; bound {_fmt(proof.best_bound)}"
-    return Check(label, ok, detail)
+    beaten = proved_value is not None and result.status == Status.OPTIMAL and not at_least(proved_value, value)
+    above = proof.best_bound is not None and not at_least(value, proof.best_bound)
+    found = "".join([f"; incumbent {_fmt(proved_value)}" if proved_value is not None
+                     and result.status == Status.OPTIMAL else "",
+                     f"; bound {_fmt(proof.best_bound)}" if proof.best_bound is not None else ""])
+    if beaten or above:
+        why = (f"its incumbent {_fmt(proved_value)} is below the claimed optimum {_fmt(value)}" if beaten
+               else f"its bound {_fmt(proof.best_bound)} lies above the stored {_fmt(value)}")
+        return Check(label, False, f"{name}: {proof.status.value}, no proof, but {why}")
+    return Check(label, True, f"{name}: {proof.status.value}, no proof; inconclusive (nothing it found contradicts "
+                              f"the claim){found}")
 
 
 def _objectives_text(values: list[tuple]) -> str:
