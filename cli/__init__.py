@@ -370,8 +370,11 @@ def compare(
     problem = loaded.problem
     family = registry.family_of(problem)
     if family.parts(problem) is not None:
+        from ..workload_onnx import is_onnx
+
+        document = _read_yaml_file(file)
         one = ("; `workload: {onnx: ..., layer: NAME}` picks one layer of a model"
-               if "onnx:" in file.read_text(errors="replace") else "")
+               if isinstance(document, dict) and is_onnx(document.get("workload")) else "")
         _fail_input([f"{file}:{line_of(file, ('workload',))}: workload: `mapcert compare` takes one layer; `mapcert "
                      "solve` on a network scores every quick heuristic per layer and in total, `mapcert plot` draws "
                      f"every heuristic's gap{one}"])

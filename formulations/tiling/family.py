@@ -118,8 +118,9 @@ class TwoLevelTiling(Family):
     def functional(self, problem: TilingProblem, solution: Mapping, seed: int = 0) -> FunctionalRun:
         layer = problem.layer
         need = 2 * 8 * (layer.input_elements + layer.weight_elements + 2 * layer.output_elements)
-        if too_many_macs(layer):
-            return FunctionalRun(False, reason=too_many_macs(layer))
+        too_large = too_many_macs(layer)
+        if too_large:
+            return FunctionalRun(False, reason=too_large)
         if need > FUNCTIONAL_MEMORY_BYTES:
             return FunctionalRun(False, reason=f"the layer's tensors need {format_bytes(need)} in the functional "
                                                f"model, more than its {format_bytes(FUNCTIONAL_MEMORY_BYTES)} limit")

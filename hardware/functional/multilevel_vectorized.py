@@ -814,16 +814,18 @@ def run_multilevel_vectorized(problem: MultiLevelProblem, mapping: MultiLevelMap
     Raises
     ------
     ValueError
-        When the layer has more than ``tiling.MAX_MACS`` MACs or its tensors would
-        need more than ``MAX_TENSOR_BYTES`` (guards of time and memory;
-        there is no limit on tiles or loop iterations of divisor mappings), or when a mapping with partial tiles runs more
+        When the layer has more than ``tiling.MAX_MACS`` MACs or its
+        tensors would need more than ``MAX_TENSOR_BYTES`` (guards of time
+        and memory; there is no limit on tiles or loop iterations of
+        divisor mappings), or when a mapping with partial tiles runs more
         than ``CLIPPED_MAX_ITERATIONS`` loop iterations outside one level.
     """
     start = time.perf_counter()
     problem = kept_problem(problem, mapping)
     needed = _memory_needed(problem.layer)
-    if too_many_macs(problem.layer):
-        raise ValueError(too_many_macs(problem.layer))
+    too_large = too_many_macs(problem.layer)
+    if too_large:
+        raise ValueError(too_large)
     if needed > MAX_TENSOR_BYTES:
         raise ValueError(f"the layer's tensors need {needed / 2**30:.1f} GiB in float64; "
                          f"the vectorized model stops at {MAX_TENSOR_BYTES / 2**30:.0f} GiB")

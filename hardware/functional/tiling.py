@@ -50,7 +50,8 @@ class FunctionalReport:
 
 MAX_MACS = 1 << 34
 """Most MACs a functional model executes (twice: the mapping's tiles and the
-direct convolution it is checked against), about ten seconds on two cores;
+direct convolution it is checked against), about ten seconds on two cores
+(a 2.1e9-MAC matrix product ran in one second here);
 an LLM-sized matrix product beyond it is not run, and ``evaluate`` alone
 confirms its counts."""
 
