@@ -9,7 +9,8 @@
     larger of those and the room segment bound (``dram_room_energy``).
   - Off-chip traffic: the compulsory traffic; the family also reports the
     segment bounds (``offchip_segment_bytes``).
-  - Latency: ceil(MACs / PEs).
+  - Latency: ceil(MACs / PEs), or a bandwidth-limited level's cycles to
+    move the words every mapping moves there (``latency_bound``).
   - EDP: the product of the energy and latency bounds.
   - Energy also counts the MAC operand latches (``latch_energy``): each MAC
     unit holds one word of each tensor, two different MACs share at most
@@ -37,7 +38,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil, inf
+from math import inf
 
 from ..formulations.tiling.multilevel.problem import MultiLevelProblem
 from .bounds import hong_kung_words, layer_capped_instance, layer_segment_instance
@@ -462,7 +463,9 @@ def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
     terms = energy_bound_terms(problem)
     # summed in the order the terms were derived, so that the bound is the same float as always
     energy = terms["macs"] + terms["dram"] + terms["latches"] + terms["holders"] + terms["final_reads"]
-    latency = ceil(layer.macs / hier.pes)
+    from .latency_bound import COMPUTE_FLOOR, latency_floor  # it builds on this module's latch counts
+
+    latency, latency_reason = latency_floor(problem)
     offchip = (used_inputs * p.inputs + weights * p.weights + outputs * p.outputs) / 8
     value, meaning = {
         "energy": (energy, "every MAC, " + ("two operand-latch changes per MAC (few of them per shared access)"
@@ -470,8 +473,9 @@ def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
                    + ", the read-backs that merge drained partial sums, every word once through DRAM and "
                    "the on-chip levels that always keep it, and DRAM's accesses with each tensor's room on "
                    "chip"),
-        "latency": (float(latency), "all PEs busy every cycle"),
-        "edp": (energy * latency, "energy bound times latency bound"),
+        "latency": (float(latency), latency_reason),
+        "edp": (energy * latency, "energy bound times latency bound"
+                + ("" if latency_reason == COMPUTE_FLOOR else f" ({latency_reason})")),
         "offchip_traffic": (offchip, "each used input, weight and output crosses once"),
     }[problem.objective]
     words = private_words(problem)
