@@ -10,7 +10,8 @@ cycles. Two kinds of words are certain:
 * every element passes through every level that always keeps its tensor
   (and through DRAM): each used input and each weight is written into
   such a level once and read out of it once, each output is written into
-  it once (its value arrives) and read out once (its value leaves);
+  it once (its value arrives) and read out once (its value leaves); DRAM
+  moves at least the room segment bound's accesses (docs/bounds.md);
 * when one level is the only one that can change a tensor's MAC latch, it
   makes those changes (``latch_changes``), one access serving at most the
   units below it whose network shares the tensor.
@@ -21,7 +22,8 @@ from __future__ import annotations
 from math import ceil
 
 from ..formulations.tiling.multilevel.problem import MultiLevelProblem
-from .multilevel_bounds import latch_changes, latch_servers, mac_units
+from .multilevel_bounds import latch_changes, latch_servers, mac_units, room_instance
+from .room_segment import room_segment_cost
 
 
 COMPUTE_FLOOR = "all PEs busy every cycle"
@@ -70,25 +72,26 @@ def latch_accesses(problem: MultiLevelProblem, level: int) -> float:
     return accesses
 
 
-def level_words(problem: MultiLevelProblem) -> list[float]:
-    """Words (reads and writes, all instances) each level moves in every
-    mapping: the compulsory passes of ``always_holds`` (DRAM: each used
-    input and weight read, each output written) and, on the side that feeds
-    the MACs, the larger of those and ``latch_accesses``."""
-    hier = problem.hierarchy
+def level_words(problem: MultiLevelProblem, index: int) -> float:
+    """Words (reads and writes, all instances) level ``index`` moves in
+    every mapping: the compulsory passes of the tensors it always keeps
+    (DRAM: each used input and weight read, each output written, or the
+    room segment bound on its accesses when more) and, on the side that
+    feeds the MACs, the larger of those and ``latch_accesses``."""
+    level = problem.hierarchy.levels[index]
     elements = _elements(problem)
-    words = []
-    for index, level in enumerate(hier.levels):
-        kept = ("inputs", "weights", "outputs") if index == 0 else level.always_holds
-        served = [t for t, (server, _) in sole_servers(problem).items() if server == index]
-        # the feeding side (reads of inputs and weights, writes of outputs): each tensor's own
-        # events, so the latch changes replace the compulsory count of the tensors they concern only
-        feed = (sum(elements[t] for t in kept if t not in served)
-                + max(sum(elements[t] for t in served), latch_accesses(problem, index)))
-        # the other side on chip: inputs and weights written in, outputs read out
-        other = 0 if index == 0 else sum(elements[t] for t in kept)
-        words.append(other + feed)
-    return words
+    kept = ("inputs", "weights", "outputs") if index == 0 else level.always_holds
+    served = [t for t, (server, _) in sole_servers(problem).items() if server == index]
+    # the feeding side (reads of inputs and weights, writes of outputs): each tensor's own
+    # events, so the latch changes replace the compulsory count of the tensors they concern only
+    feed = (sum(elements[t] for t in kept if t not in served)
+            + max(sum(elements[t] for t in served), latch_accesses(problem, index)))
+    if index == 0:
+        # every DRAM access is one word: the room segment bound with each read weighing one and
+        # each partial sum read back two (its read and the write that spilled it)
+        return max(feed, room_segment_cost(room_instance(problem, 1, 1, 2, 1)))
+    # the other side on chip: inputs and weights written in, outputs read out
+    return sum(elements[t] for t in kept) + feed
 
 
 def instances(problem: MultiLevelProblem, index: int) -> int:
@@ -106,9 +109,10 @@ def latency_floor(problem: MultiLevelProblem) -> tuple[int, str]:
     hier = problem.hierarchy
     best = ceil(problem.layer.macs / hier.pes)
     reason = COMPUTE_FLOOR
-    for index, (level, words) in enumerate(zip(hier.levels, level_words(problem), strict=True)):
+    for index, level in enumerate(hier.levels):
         if not level.bandwidth:
             continue
+        words = level_words(problem, index)
         cycles = ceil(words / instances(problem, index) / level.bandwidth - 1e-9)
         if cycles > best:
             best, reason = cycles, (f"{level.name} moves at least {words:,.0f} words at "
