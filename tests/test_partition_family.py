@@ -339,3 +339,25 @@ def test_separate_buffers_too_small_name_the_short_one(buffer, words):
     result = solve(problem, time_limit=20)
     assert result.status == Status.INFEASIBLE and "alone needs at least" in result.message
     assert words in result.message and "+" not in result.message, result.message
+
+
+def test_every_library_network_a_partition_reads_is_its_real_graph():
+    """A library network whose layers, read as a graph, do not fit together
+    (a chain of shapes without its pools and skip connections) is refused,
+    naming what does not fit; the others pass the checks of an inline graph
+    and keep their layers with weights in order."""
+    from mapcert import workload_library
+    from mapcert.formulations.partition.schema import library_graph_problems
+
+    refused = [name for name in workload_library.networks() if library_graph_problems(name)]
+    assert refused == ["efficientnet_b0"]
+    message = issues("family: partition\nworkload: efficientnet_b0\nbuffer: 512 KiB\n")
+    assert "se_reduce" in message and "onnx" in message and "resnet18" in message
+    for name in ("resnet18", "resnet34", "alexnet"):
+        graph = workload_library.network_graph(name)
+        joins = [n for n, data in graph.nodes(data=True) if data["op"] in ("add", "pool")]
+        assert joins, name
+    # the downsample of a ResNet block reads the block's input, not the conv before it
+    graph = workload_library.network_graph("resnet18")
+    assert list(graph.predecessors("layer2.0.downsample")) == ["layer1.1.add"]
+    assert sorted(graph.predecessors("layer2.0.add")) == ["layer2.0.conv2", "layer2.0.downsample"]

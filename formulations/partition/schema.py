@@ -31,6 +31,7 @@ the layer before, the network input for the first).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -177,7 +178,25 @@ def _preset(name: str, where: Located, precision: GraphPrecision) -> PartitionGr
         where.add(("workload",), f"unknown network {name!r}; choose one of {', '.join(workload_library.networks())}, "
                   "{onnx: model.onnx}, {randwire: {nodes: 32}} or {name: ..., layers: {...}}")
         return None
+    problems = library_graph_problems(name)
+    if problems:
+        complete = [n for n in workload_library.networks() if not library_graph_problems(n)]
+        where.add(("workload",), f"the library lists {name}'s layer shapes but not all of its graph "
+                                 f"({problems[0]}), so its partitions would be of another network; give "
+                                 f"{{onnx: {name}.onnx}} (an export of the model) or {{name: ..., layers: {{...}}}} "
+                                 f"with each layer's inputs, or one of {', '.join(complete)}")
+        return None
     return from_network(name, precision.activations, precision.weights)
+
+
+@lru_cache(maxsize=None)
+def library_graph_problems(name: str) -> tuple[str, ...]:
+    """What the checks of an inline graph find in the library network
+    ``name``: a network listed as a chain of layer shapes, without the
+    pools, joins and branches between them, fails them."""
+    found = Located(Path(f"{name}.yaml"))
+    _inline({"name": name, "layers": workload_library.network(name)}, found, GraphPrecision())
+    return tuple(f"{issue.field.removeprefix('workload.layers.')}: {issue.message}" for issue in found.issues)
 
 
 def _randwire(raw: dict, where: Located, precision: GraphPrecision) -> tuple[PartitionGraph, dict] | None:
