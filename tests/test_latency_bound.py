@@ -140,3 +140,35 @@ def test_dram_moves_at_least_what_its_rooms_force():
         metrics = solved.metrics
         assert sum(metrics.reads[0].values()) + sum(metrics.writes[0].values()) >= words
         assert metrics.latency >= floor
+
+
+SMALL_BANDWIDTH = """family: tiling
+workload: {{name: fcish, op: conv2d, dims: {{N: 2, M: 24, C: 12, P: 10, Q: 10, R: 3, S: 3}}, stride: 2}}
+hardware:
+  name: slow-l2
+  energy_unit: pJ
+  mac_energy: 0.5
+  array: {{rows: 6, cols: 4}}
+  levels:
+    - {{name: DRAM, read_energy: 100, write_energy: 120, bandwidth: 2}}
+    - {{name: L2, capacity: 16 KiB, holds: [inputs, weights, outputs], read_energy: 5, bandwidth: {bandwidth}}}
+    - {{name: L1, per_pe: true, holds: [weights, outputs], partition: {{weights: 64 B, outputs: 16 B}},
+       read_energy: 0.7, bandwidth: 0.3}}
+objective: [latency, energy]
+solver: {{method: cpsat, time_limit: 60}}
+"""
+
+
+@pytest.mark.parametrize("bandwidth, cycles", [("0.0003", 197_200_000), ("0.0005", 118_320_000),
+                                               ("0.0014", 42_257_143)])
+def test_a_small_decimal_bandwidth_is_read_as_written(bandwidth, cycles):
+    """L2 moves its 59,160 words at the bandwidth as written (3e-4 is
+    3/10000): CP-SAT proves the same whole cycles the evaluation counts,
+    where a bandwidth rounded to a denominator of 1,000 made it claim
+    "no mapping fits" (3e-4 became 0) or half the cycles (5e-4 became 1/1000)."""
+    from mapcert.instances import load_text
+    from mapcert.pipeline import solve
+
+    result = solve(load_text(SMALL_BANDWIDTH.format(bandwidth=bandwidth)))
+    assert result.status.value == "optimal", result.notes
+    assert result.objective == cycles

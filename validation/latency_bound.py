@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from math import ceil
 
+from ..formulations.tiling.multilevel.cost import busy_cycles
 from ..formulations.tiling.multilevel.problem import MultiLevelProblem
 from .multilevel_bounds import latch_changes, latch_servers, mac_units, room_instance
 from .room_segment import room_segment_cost
@@ -113,7 +114,8 @@ def latency_floor(problem: MultiLevelProblem) -> tuple[int, str]:
         if not level.bandwidth:
             continue
         words = level_words(problem, index)
-        cycles = ceil(words / instances(problem, index) / level.bandwidth - 1e-9)
+        # the words are whole: at least the float floor less its rounding
+        cycles = busy_cycles(ceil(words * (1 - 1e-9)), instances(problem, index), level.bandwidth)
         if cycles > best:
             best, reason = cycles, (f"{level.name} moves at least {words:,.0f} words at "
                                     f"{level.bandwidth:g} per cycle" + (

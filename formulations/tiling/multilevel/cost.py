@@ -30,8 +30,8 @@ millions of mappings with the very code that scores one.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
@@ -469,6 +469,21 @@ def evaluate_multilevel(problem: MultiLevelProblem, mapping: MultiLevelMapping) 
                             int(pes_used) / hier.pes, int(boundary))
 
 
+def bandwidth_ratio(bandwidth: float) -> Fraction:
+    """A declared bandwidth as the ratio it was written as: ``3e-4`` is
+    3/10000, not the binary float nearest to it, so that cycles counted from
+    it are whole numbers where the decimal gives them."""
+    return Fraction(bandwidth).limit_denominator(10**12)
+
+
+def busy_cycles(words: int, instances: int, bandwidth: float) -> int:
+    """Whole cycles a level needs to move ``words`` over ``instances`` at
+    ``bandwidth`` words per cycle each: ``ceil(words / (instances *
+    bandwidth))``, in exact integer arithmetic."""
+    ratio = bandwidth_ratio(bandwidth)
+    return -(-int(words) * ratio.denominator // (int(instances) * ratio.numerator))
+
+
 def assemble_metrics(problem: MultiLevelProblem, reads, writes, tile_bits, compute: int, instances: list[int],
                      utilization: float, boundary: int) -> MultiLevelMetrics:
     """The metrics of one mapping from its counts (words per level and
@@ -483,7 +498,7 @@ def assemble_metrics(problem: MultiLevelProblem, reads, writes, tile_bits, compu
     for l, level in enumerate(hier.levels):
         words = sum(reads[l].values()) + sum(writes[l].values())
         # whole cycles: a level moving w words at b words per cycle is busy ceil(w / b) cycles
-        level_cycles.append(float(math.ceil(words / instances[l] / level.bandwidth - 1e-9)) if level.bandwidth else 0.0)
+        level_cycles.append(float(busy_cycles(words, instances[l], level.bandwidth)) if level.bandwidth else 0.0)
     return MultiLevelMetrics(
         level_names=[level.name for level in hier.levels],
         reads=reads,
@@ -572,7 +587,8 @@ def best_keep(problem: MultiLevelProblem, counts, tile_bits, compute, instances,
             for l, level in enumerate(hier.levels):
                 if level.bandwidth:
                     words = sum(reads[l][t] + writes[l][t] for t in TENSORS)
-                    latency = np.maximum(latency, np.ceil(words / instances[l] / level.bandwidth - 1e-9))
+                    cycles = words / instances[l] / float(bandwidth_ratio(level.bandwidth))
+                    latency = np.maximum(latency, np.ceil(cycles - 1e-9 * np.maximum(1.0, cycles)))
             value = {"energy": energy, "latency": latency, "edp": energy * latency}[name]
         value = np.asarray(value, dtype=np.float64)
         shape = np.broadcast_shapes(value.shape, np.shape(feasible))

@@ -28,7 +28,7 @@ from ortools.sat.python import cp_model
 from .problem import DIMS, RELEVANT, REUSE_GROUPS, MultiLevelProblem, Restriction, layer_extent
 from .bypass import links as fill_paths
 from .clipped_cost import WINDOWS, ClippedTables, path_sides
-from .cost import TENSORS, window_rows
+from .cost import TENSORS, bandwidth_ratio, window_rows
 from .rows import fanout_factor, tile_extent
 from .space import (GROUP_ORDERS, GROUP_RANKINGS, axes_interchangeable, canonical_ranking,
                     mapping_from_choice, settled_rankings)
@@ -52,6 +52,20 @@ def _integer_scale(values: list[float]) -> int:
     for v in values:
         scale = lcm(scale, Fraction(v).limit_denominator(10**6).denominator)
     return scale
+
+
+def exact_bandwidth(level, most_words: int, most_cycles: int) -> Fraction:
+    """``level``'s bandwidth as the ratio ``p / q`` the evaluation reads it
+    as (``cost.bandwidth_ratio``), for the row ``q * words <= p * cycles``,
+    with both sides within 64-bit integers; else a ValueError that says so
+    (the MILP takes any value)."""
+    ratio = bandwidth_ratio(level.bandwidth)
+    if (ratio <= 0 or abs(float(ratio) - level.bandwidth) > level.bandwidth * 1e-12
+            or ratio.denominator * most_words >= INT_LIMIT or ratio.numerator * most_cycles >= INT_LIMIT):
+        raise ValueError(f"{level.name}'s bandwidth of {level.bandwidth:g} words per cycle cannot be held exactly "
+                         "in CP-SAT's 64-bit rows with this layer's word counts; give it with fewer significant "
+                         "digits or solve with method: milp")
+    return ratio
 
 
 def objective_scale(problem: MultiLevelProblem, objective: str | None = None) -> int:
@@ -447,10 +461,12 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
         (a level is busy a whole number of cycles); a private level's words
         are spread over its busy PEs."""
         horizon = macs
+        most_words = {}
         for l, level in enumerate(hier.levels):
             if level.bandwidth:
                 items = [i for X in TENSORS for i in reads[l][X] + writes[l][X] if not isinstance(i, tuple)]
-                horizon = max(horizon, math.ceil(sum(b.upper(i) for i in items) / level.bandwidth))
+                most_words[l] = sum(b.upper(i) for i in items)
+                horizon = max(horizon, math.ceil(most_words[l] / level.bandwidth))
         horizon = min(horizon, INT_LIMIT // (2 * hier.pes))
         if cap is not None:
             horizon = max(1, min(horizon, cap))
@@ -464,8 +480,10 @@ def build_multilevel_cpsat(problem: MultiLevelProblem, restriction: Restriction 
         for l, level in enumerate(hier.levels):
             if not level.bandwidth:
                 continue
-            bw = Fraction(level.bandwidth).limit_denominator(1000)
             words, k = linear_sum([(reads[l][X], 1) for X in TENSORS] + [(writes[l][X], 1) for X in TENSORS])
+            if most_words[l] + k <= level.bandwidth:
+                continue  # it moves every word it may in one cycle: never the bottleneck
+            bw = exact_bandwidth(level, most_words[l] + k, horizon * hier.pes)
             above = hier.fanouts_above(l)  # the level's words spread over its busy instances
             per = lat_pes if len(above) == F else b.product([latency] + [busy[f] for f in above],
                                                             horizon * hier.pes, f"lat_inst{l}")
