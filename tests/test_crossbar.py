@@ -325,6 +325,7 @@ def test_with_the_bandwidth_each_stage_of_the_latency_waits_for_its_own_input_bi
     assert result.status == "optimal" and metrics.latency == result.objective
     assert metrics.latency == sum(max(c, b) for c, b in zip(metrics.stage_cycles, own))
     assert metrics.latency > sum(metrics.stage_cycles) and metrics.latency >= sum(own)  # it binds on conv1
+    assert metrics.latency == sum(metrics.stage_times)  # the table's stage times add up to it
     free = solve_crossbar(replace(problem, bandwidth=False), "milp", 60)
     assert free.objective < result.objective
     assert crossbar_bounds(problem)[0].value <= result.objective

@@ -209,6 +209,10 @@ class CrossbarMetrics:
     tiles_used: int
     feasible: bool
     violations: list[str] = field(default_factory=list)
+    stage_times: list[int] = field(default_factory=list)
+    """Each stage's time for one image: its compute cycles, or with the
+    buffer bandwidth the cycles its own input bits take when more (the
+    latency is their sum)."""
 
     def objective(self, name: str) -> float:
         return {"bottleneck": self.period, "latency": self.latency, "energy": self.energy_pj}[name]
@@ -217,7 +221,7 @@ class CrossbarMetrics:
         return {"period_cycles": self.period, "latency_cycles": self.latency, "energy_pj": self.energy_pj,
                 "bandwidth_cycles": self.bandwidth_cycles, "crossbars_used": self.crossbars_used,
                 "tiles_used": self.tiles_used, "feasible": self.feasible, "violations": self.violations,
-                "stage_cycles": self.stage_cycles, "crossbars": self.crossbars, "activations": self.activations,
+                "stage_cycles": self.stage_cycles, "stage_times": self.stage_times, "crossbars": self.crossbars, "activations": self.activations,
                 "input_bits": self.input_bits}
 
 
@@ -260,4 +264,4 @@ def evaluate(problem: CrossbarProblem, allocation: Allocation) -> CrossbarMetric
         violations.append(f"{used} crossbars used, budget {problem.crossbar_budget}")
     period = max(max(stage), bandwidth)
     return CrossbarMetrics(stage, xbars, acts, bits, bandwidth, period, sum(times), energy, used, tiles,
-                           not violations, violations)
+                           not violations, violations, times)

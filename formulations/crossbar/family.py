@@ -174,14 +174,20 @@ class CrossbarFamily(Family):
         allocation = self.solution_from_dict(problem, result.solution)
         metrics = evaluate(problem, allocation)
         t = table(title="allocation", title_justify="left")
-        for col in ("layer", "style", "copies", "crossbars", "stage cycles"):
+        input_bound = metrics.stage_times != metrics.stage_cycles  # a stage waits for its own input bits
+        columns = ("layer", "style", "copies", "crossbars", "stage cycles") + (("stage time",) if input_bound else ())
+        for col in columns:
             t.add_column(col, justify="left" if col in ("layer", "style") else "right")
         slowest = max(metrics.stage_cycles)
-        for layer, style, copies, xb, cyc in zip(problem.layers, allocation.styles, allocation.copies,
-                                                 metrics.crossbars, metrics.stage_cycles):
-            t.add_row(layer.name, style, str(copies), f"{xb:,}", f"{cyc:,}" + (" <" if cyc == slowest else ""))
+        for layer, style, copies, xb, cyc, time in zip(problem.layers, allocation.styles, allocation.copies,
+                                                       metrics.crossbars, metrics.stage_cycles, metrics.stage_times):
+            row = [layer.name, style, str(copies), f"{xb:,}", f"{cyc:,}" + (" <" if cyc == slowest else "")]
+            t.add_row(*row, *([f"{time:,}" + (" (input bits)" if time > cyc else "")] if input_bound else []))
         console.print()
         console.print(t)
+        if input_bound:
+            console.print("stage time: the stage's cycles, or the cycles its own input bits take through the "
+                          "buffer when more; the latency adds them up")
         console.print(f"pipeline period {metrics.period:,} cycles (slowest stage {slowest:,}"
                       + (f", bandwidth {metrics.bandwidth_cycles:,}" if problem.bandwidth else "")
                       + f"); latency {metrics.latency:,} cycles; energy {metrics.energy_pj / 1e6:,.3f} uJ per image; "
