@@ -147,3 +147,15 @@ def test_an_unproved_incumbent_below_a_claimed_optimum_says_so():
     assert not check.passed and "its incumbent 35,864,576 is below the claimed optimum 40,000,000" in check.detail
     agrees = _proof_check("milp", cut_short, 40_000_000.0, claimed, 40_000_000.0)
     assert agrees.passed and "inconclusive (nothing it found contradicts the claim)" in agrees.detail
+
+
+def test_an_edited_written_form_is_shown_where_it_differs():
+    """Two long solutions that differ deep inside: the check names the
+    place and both values there, not two texts cut before the difference."""
+    from mapcert.validation.verify import _first_difference
+
+    ours = {"levels": [{"name": "L2", "factors": {"P": 5, "Q": 10}}, {"name": "L1", "factors": {"P": 2}}]}
+    theirs = {"levels": [{"name": "L2", "factors": {"P": 10, "Q": 10}}, {"name": "L1", "factors": {"P": 1}}]}
+    assert _first_difference(ours, theirs, "solution") == ("solution.levels[0].factors.P", 5, 10)
+    assert _first_difference({"a": 1}, {"a": 1, "b": 2}, "s") == ("s.b", "(absent)", 2)
+    assert _first_difference([1, 2], [1, 2, 3], "s") == ("s", [1, 2], [1, 2, 3])

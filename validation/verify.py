@@ -356,10 +356,28 @@ def _canonical_check(family: Family, problem, solution, stored) -> Check:
     stored form that reads back to the same solution but is written
     otherwise has been edited."""
     written = json.loads(json.dumps(family.solution_to_dict(problem, solution)))
-    same = written == json.loads(json.dumps(stored))
-    return Check("solution: stored as mapcert writes it", same,
-                 "reads back to the same form" if same else
-                 f"stored {_short(stored)}; mapcert writes this solution as {_short(written)} (an edited order?)")
+    stored = json.loads(json.dumps(stored))
+    if written == stored:
+        return Check("solution: stored as mapcert writes it", True, "reads back to the same form")
+    where, ours, theirs = _first_difference(written, stored, "solution")
+    return Check("solution: stored as mapcert writes it", False,
+                 f"at {where}: stored {_short(theirs)}; mapcert writes this solution with {_short(ours)} "
+                 "(an edited order or factor?)")
+
+
+def _first_difference(ours, theirs, path: str) -> tuple[str, object, object]:
+    """The first place where two JSON values differ, and the two values there."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        for key in list(ours) + [k for k in theirs if k not in ours]:
+            if key not in ours or key not in theirs:
+                return f"{path}.{key}", ours.get(key, "(absent)"), theirs.get(key, "(absent)")
+            if ours[key] != theirs[key]:
+                return _first_difference(ours[key], theirs[key], f"{path}.{key}")
+    if isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            if a != b:
+                return _first_difference(a, b, f"{path}[{i}]")
+    return path, ours, theirs
 
 
 def _short(value, limit: int = 160) -> str:
