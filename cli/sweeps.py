@@ -89,6 +89,7 @@ def sweep(
     else:
         store = _open_store(db, readonly=False)
     try:
+        _same_sweep_or_refuse(store, spec.name, file, spec.spec.model_dump())  # a dry run says so too
         with err.status("expanding the sweep...", spinner="dots") if sys.stderr.isatty() and not as_json \
                 else _Quiet():
             plan = runner.plan(spec, store, retry_feasible=retry_feasible, functional=functional)
@@ -108,7 +109,6 @@ def sweep(
             else:
                 _show_plan(plan, db)
             raise _Exit(EXIT_OK)
-        _same_sweep_or_refuse(store, spec.name, file, spec.spec.model_dump())
         store.save_sweep(spec.name, str(file.resolve()), spec.axes, spec.spec.model_dump(), plan.points)
         executor = runner.SerialExecutor() if serial else runner.DaskExecutor(workers, scheduler, memory)
         if not as_json:

@@ -317,21 +317,25 @@ def load_sweep(path: str | Path) -> Sweep:
         raise InstanceError(where.issues)
     spec = validate_spec(SweepSpec, data, where, (), "a mapping with base and axes")
     if spec is None or where.issues:
-        raise InstanceError(where.issues or [Issue(label, 1, "(document)", "not a valid sweep file")])
+        spec = _without_bad_settings(data, where)  # go on to the axes: every problem in one run
+        if spec is None:
+            raise InstanceError(where.issues or [Issue(label, 1, "(document)", "not a valid sweep file")])
+    early = len(where.issues)  # the settings' problems, said with the axes' below
     base_document, base_dir = _base(spec, path, where)
     groups = _groups(spec, where)
     for i, rule in enumerate(spec.exclude):
         for axis in rule:
             if axis not in spec.axes:
                 where.add(("exclude", i, axis), f"not an axis of this sweep; the axes are {', '.join(spec.axes)}")
-    if where.issues:
+    if len(where.issues) > early:
         raise InstanceError(where.issues)
     size = math.prod(len(_group_values(spec, g)) for g in groups)
     if size > MAX_POINTS:
         where.add(("axes",), f"{size:,} points before exclusions; a sweep expands to at most {MAX_POINTS:,} "
                              f"(split it into several sweeps sharing one store)")
         raise InstanceError(where.issues)
-    points, issues, excluded, invalid = [], [], 0, 0
+    points, issues, excluded, invalid = [], list(where.issues), 0, 0
+    broken: set[str] = set()  # axes whose path names nothing: said once, left out of the later points
     for combination in itertools.product(*[_group_values(spec, g) for g in groups]):
         values = {axis: value for chunk in combination for axis, value in chunk}
         values = {axis: values[axis] for axis in spec.axes}
@@ -344,16 +348,20 @@ def load_sweep(path: str | Path) -> Sweep:
         document = base_document
         try:
             for axis, value in values.items():
+                if axis in broken:
+                    continue
                 try:
                     document = apply(document, axis, value, point_label, base_dir)
                 except PathError as exc:
                     issues.append(Issue(label, where.line(("axes", axis)), f"axes.{axis}", str(exc)))
-                    raise
+                    broken.add(axis)
             load_document(document, point_label, base_dir)
-        except PathError:
-            break  # the same path fails on every point: one message is enough
+            if broken:
+                invalid += 1
+                continue
         except InstanceError as exc:
-            issues.extend(_at_point(exc.issues, values, index, label, where))
+            used = {axis: value for axis, value in values.items() if axis not in broken}
+            issues.extend(_at_point(exc.issues, used, index, label, where))
             invalid += 1
             if len(issues) >= 20:
                 break
@@ -365,6 +373,19 @@ def load_sweep(path: str | Path) -> Sweep:
         raise InstanceError([Issue(label, where.line(("exclude",)), "exclude", "every point is excluded; "
                                    "nothing to solve")])
     return Sweep(name=spec.sweep or path.stem, path=path, spec=spec, points=points, excluded=excluded)
+
+
+def _without_bad_settings(data: dict, where: Located) -> SweepSpec | None:
+    """The sweep read without the settings whose problems ``where`` holds
+    (``time_limit``, ``retries``, an unknown key), so that the axes are
+    checked in the same run; None when the problems concern the sweep's
+    own shape (``base``, ``axes``, ``zip``, ``exclude``, ``sweep``)."""
+    bad = {issue.field.split(".", 1)[0].split("[", 1)[0] for issue in where.issues}
+    if not bad or bad & {"base", "axes", "zip", "exclude", "sweep", "(document)"}:
+        return None
+    scratch = Located(where.file)
+    return validate_spec(SweepSpec, {k: v for k, v in data.items() if k not in bad}, scratch, (),
+                         "a mapping with base and axes")
 
 
 def _at_point(issues: list[Issue], values: dict, index: int, label: str, where: Located) -> list[Issue]:

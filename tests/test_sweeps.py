@@ -102,6 +102,23 @@ def test_bad_sweep_files_are_refused_with_the_line(tmp_path, text, expected):
     assert done.returncode == 2 and expected in done.stderr and "Traceback" not in done.stderr
 
 
+def test_every_problem_of_a_sweep_file_is_said_in_one_run(tmp_path):
+    """A bad setting, an axis that names no level and bad values of the
+    other axes: all of them at once, each at its line, instead of one
+    stage per run."""
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    path = tmp_path / "s.yaml"
+    path.write_text("base: base.yaml\naxes:\n  hardware.levels[L3].capacity: [1 KiB]\n"
+                    "  hardware.levels[GLB].capacity: [1 KiB, lots]\n  objective: [energy, speed]\n"
+                    "retries: 50\nextra: 1\n")
+    with pytest.raises(InstanceError) as info:
+        load_sweep(path)
+    text = str(info.value)
+    for expected in ("s.yaml:6: retries", "s.yaml:7: extra", "s.yaml:3: axes.hardware.levels[L3].capacity",
+                     "s.yaml:4: hardware.levels", "'lots'", "s.yaml:5: objective", "'speed'"):
+        assert expected in text, text
+
+
 def test_job_identity_is_the_instance_not_the_time_limit():
     a = load_document(BASE)
     from mapcert.formulations import registry
@@ -321,6 +338,8 @@ def test_another_sweep_file_under_a_stored_name_is_refused(tmp_path):
     second = write_sweep(other, {"hardware.levels[GLB].capacity": ["4 KiB"]})
     db = tmp_path / "shared.db"
     assert run_mapcert("sweep", str(first), "--serial", "--db", str(db)).returncode == 0
+    dry = run_mapcert("sweep", str(second), "--dry-run", "--db", str(db))  # a dry run says what the run would
+    assert dry.returncode == 2 and "already holds a sweep named 't'" in dry.stderr
     done = run_mapcert("sweep", str(second), "--serial", "--db", str(db))
     assert done.returncode == 2 and "already holds a sweep named 't'" in done.stderr
     with Store(db, readonly=True) as store:
