@@ -314,6 +314,8 @@ def verify(
         def step(what: str) -> None:
             if hasattr(spinner, "update"):
                 spinner.update(what)
+            elif not as_json and what.startswith("verified "):  # a network's layers, in a log: one line each
+                err.print(what, markup=False, highlight=False)
 
         try:
             verification = run_verify(data, str(result), time_limit=time_limit, methods=chosen, progress=step,
