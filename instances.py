@@ -116,7 +116,8 @@ def schema_problem(err: dict) -> tuple[tuple, str]:
         message = f"must be one of {err['ctx']['expected']}"
     elif kind == "too_short":
         ctx = err.get("ctx", {})
-        message = f"needs at least {ctx.get('min_length')} entries, got {ctx.get('actual_length')}"
+        least = ctx.get('min_length')
+        message = f"needs at least {least} {'entry' if least == 1 else 'entries'}, got {ctx.get('actual_length')}"
         if loc and loc[-1] == "levels" and ctx.get("min_length") == 2:  # a memory hierarchy's
             message += " (DRAM first, then at least one on-chip level; the last one is next to the MACs)"
     elif kind in ("model_type", "model_attributes_type", "dict_type"):

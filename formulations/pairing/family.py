@@ -213,12 +213,12 @@ class PairingFamily(Family):
         console.print(f"distortion {metrics.distortion:,} (sum of squared weight changes)"
                       + (f"; {details['edges_kept']:,} of {details['edges_total']:,} pairs kept after LP "
                          f"reduced-cost fixing" if "edges_kept" in details else ""))
-        console.print(f"{metrics.pairs} pairs, {len(pairing.unpaired)} unpaired: {metrics.rows} stored filters "
-                      f"instead of {metrics.rows_unpaired} ({metrics.density_gain:.2f}x weight density)")
+        console.print(f"{metrics.pairs:,} pairs, {len(pairing.unpaired):,} unpaired: {metrics.rows:,} stored filters "
+                      f"instead of {metrics.rows_unpaired:,} ({metrics.density_gain:.2f}x weight density)")
         if metrics.arrays is not None:
             console.print(f"arrays of {problem.chip.name} ({problem.chip.rows}x{problem.chip.columns}): "
-                          f"{metrics.arrays_unpaired} without pairing, {metrics.arrays} with pairing")
-        console.print(f"without pairing (the baseline): distortion 0, {metrics.rows_unpaired} stored filters")
+                          f"{metrics.arrays_unpaired:,} without pairing, {metrics.arrays:,} with pairing")
+        console.print(f"without pairing (the baseline): distortion 0, {metrics.rows_unpaired:,} stored filters")
         shown = ", ".join(f"{i}+{j}" for i, j in pairing.pairs[:12])
         console.print(f"pairs: {shown}{', ...' if len(pairing.pairs) > 12 else ''}")
 
