@@ -189,6 +189,7 @@ def _run_with_progress(plan, store, executor, settings, as_json: bool) -> runner
         return (f"done {counts['done']}/{total} · proved {counts['proved']} · failed {counts['failed']} · "
                 f"running {counts['running']}")
 
+    points_of = _points_of_jobs(plan)
     start = time.perf_counter()
     with progress:
         task = progress.add_task("jobs", total=max(total, 1), completed=counts["done"], counts=text())
@@ -203,12 +204,31 @@ def _run_with_progress(plan, store, executor, settings, as_json: bool) -> runner
             counts["running"] = min(workers, counts["handed"] - (counts["done"] - len(plan.reused)))
             progress.update(task, completed=counts["done"], counts=text())
             if kind == "finished":
-                _job_line(outcome, counts, total, start, as_json, interactive)
+                _job_line(outcome, counts, total, start, as_json, interactive, points_of.get(outcome.job.key, ""))
 
         return runner.run(plan, store, executor, settings, report=report)
 
 
-def _job_line(outcome, counts: dict, total: int, start: float, as_json: bool, interactive: bool) -> None:
+def _points_of_jobs(plan) -> dict[str, str]:
+    """For each job, the points that use it, by the values of the axes that
+    vary (``point 3: GLB capacity=8 KiB``): jobs of different points often
+    share a layer and a hardware name, and a log line should say which."""
+    varied = [a for a in plan.sweep.axes if len({describe_value(p.values[a]) for p in plan.points}) > 1]
+    users: dict[str, list] = {}
+    for point in plan.points:
+        for part in point.parts:
+            users.setdefault(part.job.key, []).append(point)
+    out = {}
+    for key, points in users.items():
+        first = points[0]
+        values = ", ".join(f"{axis_label(a)}={describe_value(first.values[a])}" for a in varied)
+        more = f" and {len(points) - 1} more" if len(points) > 1 else ""
+        out[key] = f"point {first.index}{more}" + (f": {values}" if values else "")
+    return out
+
+
+def _job_line(outcome, counts: dict, total: int, start: float, as_json: bool, interactive: bool,
+              points: str = "") -> None:
     job, result = outcome.job, outcome.result or {}
     if as_json:
         print(json.dumps({"event": "job", "key": job.key, "family": job.family, "layer": job.layer,
@@ -219,10 +239,11 @@ def _job_line(outcome, counts: dict, total: int, start: float, as_json: bool, in
                           "worker": outcome.worker, "cached": False}), flush=True)
     elif not interactive:
         where = f"{job.layer} on {job.hardware}" if job.hardware else job.layer  # a partition has no hardware
+        where += f" ({points})" if points else ""
         err.print(f"[{counts['done']}/{total} {time.perf_counter() - start:.0f} s] {where}:"
                   f" {outcome.status}" + (f" {format_value(result.get('objective'))} {result.get('unit', '')}"
                                           if result.get("objective") is not None else "")
-                  + (f" ({outcome.reason})" if outcome.status == "failed" else ""), markup=False)
+                  + (f" ({outcome.reason})" if outcome.status == "failed" else ""), markup=False, soft_wrap=True)
 
 
 def axis_label(axis: str) -> str:

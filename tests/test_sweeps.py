@@ -337,7 +337,8 @@ def test_another_sweep_file_under_a_stored_name_is_refused(tmp_path):
     other.mkdir()
     second = write_sweep(other, {"hardware.levels[GLB].capacity": ["4 KiB"]})
     db = tmp_path / "shared.db"
-    assert run_mapcert("sweep", str(first), "--serial", "--db", str(db)).returncode == 0
+    ran = run_mapcert("sweep", str(first), "--serial", "--db", str(db))
+    assert ran.returncode == 0 and "(point 0)" in ran.stderr  # each job's log line names its point
     dry = run_mapcert("sweep", str(second), "--dry-run", "--db", str(db))  # a dry run says what the run would
     assert dry.returncode == 2 and "already holds a sweep named 't'" in dry.stderr
     done = run_mapcert("sweep", str(second), "--serial", "--db", str(db))
