@@ -49,7 +49,13 @@ def number(value: float | None, digits: int = 0) -> str:
 
 
 def percent(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{100 * value:.{digits}f}%"
+    """A ratio as a percentage; a gap too small to show at ``digits`` but not
+    zero says so (``<0.1%``) rather than reading as proved."""
+    if value is None:
+        return "-"
+    if 0 < value < 0.5 * 10 ** -(digits + 2):
+        return f"<{10 ** -digits:.{digits}f}%"
+    return f"{100 * value:.{digits}f}%"
 
 
 def show(console: Console, item) -> None:

@@ -275,7 +275,8 @@ def _summary_table(summaries: list[tables.PointSummary], axes: list[str], title:
         same.append(f"objective = {names[0]}")
     if same:
         title += "\n" + ", ".join(same)
-    title += "\nbound: the rigorous lower bound; heuristic: the best heuristic mapper's excess over the optimum"
+    title += ("\nbound: the rigorous lower bound; gap: to the best bound of the solver, the certificate's "
+              "(0 when proved); heuristic: the best heuristic mapper's excess over the optimum")
     t = render.table(title=title, title_justify="left", collapse_padding=True)
     t.add_column("#", justify="right", no_wrap=True)
     for label in labels:

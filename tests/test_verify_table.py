@@ -159,3 +159,11 @@ def test_an_edited_written_form_is_shown_where_it_differs():
     assert _first_difference(ours, theirs, "solution") == ("solution.levels[0].factors.P", 5, 10)
     assert _first_difference({"a": 1}, {"a": 1, "b": 2}, "s") == ("s.b", "(absent)", 2)
     assert _first_difference([1, 2], [1, 2, 3], "s") == ("s", [1, 2], [1, 2, 3])
+
+
+def test_a_small_gap_is_not_shown_as_none():
+    """A gap below the shown precision is not zero: tables say so."""
+    from mapcert.cli.render import percent
+
+    assert percent(3e-5) == "<0.1%" and percent(0.0) == "0.0%" and percent(0.123) == "12.3%"
+    assert percent(None) == "-" and percent(1e-7, 3) == "<0.001%"
