@@ -38,7 +38,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import inf
+from math import ceil, inf
 
 from ..formulations.tiling.multilevel.problem import MultiLevelProblem
 from .bounds import hong_kung_words, layer_capped_instance, layer_segment_instance
@@ -465,7 +465,9 @@ def multilevel_bounds(problem: MultiLevelProblem) -> MultiLevelBounds:
     energy = terms["macs"] + terms["dram"] + terms["latches"] + terms["holders"] + terms["final_reads"]
     from .latency_bound import COMPUTE_FLOOR, latency_floor  # it builds on this module's latch counts
 
-    latency, latency_reason = latency_floor(problem)
+    # the bandwidth floor may run the room segment bound: only for the objectives that read it
+    latency, latency_reason = (latency_floor(problem) if problem.objective in ("latency", "edp")
+                               else (ceil(layer.macs / hier.pes), COMPUTE_FLOOR))
     offchip = (used_inputs * p.inputs + weights * p.weights + outputs * p.outputs) / 8
     value, meaning = {
         "energy": (energy, "every MAC, " + ("two operand-latch changes per MAC (few of them per shared access)"
