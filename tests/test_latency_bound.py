@@ -172,3 +172,15 @@ def test_a_small_decimal_bandwidth_is_read_as_written(bandwidth, cycles):
     result = solve(load_text(SMALL_BANDWIDTH.format(bandwidth=bandwidth)))
     assert result.status.value == "optimal", result.notes
     assert result.objective == cycles
+
+
+def test_the_milp_latency_search_stops_at_the_floor():
+    """A per-PE bandwidth makes the MILP solve one piece per number of busy
+    PEs; once a piece reaches the floor no other can be faster, so the
+    search stops there, proved, instead of solving the rest."""
+    hier = hierarchy(0.5, None, 64.0)  # DRAM binds; the RF's bandwidth only calls for the search by pieces
+    problem = MultiLevelProblem(LAYERS[1], hier, objective="latency")
+    floor, _ = latency_floor(problem)
+    solved = solve_multilevel(problem, "milp", 120)
+    assert solved.status == "optimal" and solved.objective == floor
+    assert solved.message.endswith(": 1 milp solve"), solved.message

@@ -123,14 +123,17 @@ def edp_search(problem: MultiLevelProblem, solve_piece: PieceSolver, deadline: f
 
 def latency_search(problem: MultiLevelProblem, solve_piece: PieceSolver, deadline: float) -> SearchOutcome:
     """Least latency when a per-PE level has a bandwidth limit: one piece per U."""
+    from ....validation.latency_bound import latency_floor  # the bounds build on this package's model
+
     macs = problem.layer.macs
+    floor = latency_floor(problem)[0]  # no mapping, whatever its U, is faster (docs/tiling-multilevel.md)
     best = None  # (latency, mapping, metrics)
     open_bounds: list[float] = []
     pieces = 0
     for pes in achievable_pe_counts(problem):
-        compute = macs // pes
+        compute = max(macs // pes, floor)
         if best is not None and compute >= best[0]:
-            break  # smaller U never compute in fewer cycles
+            break  # smaller U never compute in fewer cycles, and none is below the floor
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
             open_bounds.append(compute)  # this U and every smaller one
