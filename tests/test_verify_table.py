@@ -167,3 +167,13 @@ def test_a_small_gap_is_not_shown_as_none():
 
     assert percent(3e-5) == "<0.1%" and percent(0.0) == "0.0%" and percent(0.123) == "12.3%"
     assert percent(None) == "-" and percent(1e-7, 3) == "<0.001%"
+
+
+def test_metrics_differences_name_the_entry_and_both_values():
+    from mapcert.validation.verify import _differences
+
+    stored = {"energy": 5, "levels": [{"name": "GLB", "reads": {"inputs": 16}}, {"name": "RF", "reads": {"inputs": 4}}]}
+    derived = {"energy": 5, "levels": [{"name": "GLB", "reads": {"inputs": 12}}, {"name": "RF", "reads": {"inputs": 4}}],
+               "extra": 1}
+    assert _differences(stored, derived, "metrics") == [
+        "metrics.extra (only in the re-derived)", "metrics.levels[0].reads.inputs (stored 16, re-derived 12)"]

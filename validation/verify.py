@@ -171,13 +171,19 @@ def _same_value(a, b) -> bool:
 
 
 def _differences(stored, derived, path: str) -> list[str]:
-    """Dotted paths where ``stored`` differs from ``derived``."""
+    """Where ``stored`` differs from ``derived``: dotted paths (list items
+    by index), each leaf with both values, so that an edit is found, not
+    only its section."""
     if isinstance(stored, dict) and isinstance(derived, dict):
-        out = [f"{path}.{k}" for k in sorted(set(stored) ^ set(derived), key=str)]
+        out = [f"{path}.{k} (only in the {'stored' if k in stored else 're-derived'})"
+               for k in sorted(set(stored) ^ set(derived), key=str)]
         for k in stored.keys() & derived.keys():
             out.extend(_differences(stored[k], derived[k], f"{path}.{k}"))
         return out
-    return [] if _same_value(stored, derived) else [path]
+    if (isinstance(stored, list) and isinstance(derived, list) and len(stored) == len(derived)
+            and any(isinstance(x, (dict, list)) for x in stored)):
+        return [d for i, (a, b) in enumerate(zip(stored, derived)) for d in _differences(a, b, f"{path}[{i}]")]
+    return [] if _same_value(stored, derived) else [f"{path} (stored {_fmt(stored)}, re-derived {_fmt(derived)})"]
 
 
 def _fmt(value) -> str:
@@ -361,8 +367,8 @@ def _canonical_check(family: Family, problem, solution, stored) -> Check:
         return Check("solution: stored as mapcert writes it", True, "reads back to the same form")
     where, ours, theirs = _first_difference(written, stored, "solution")
     return Check("solution: stored as mapcert writes it", False,
-                 f"at {where}: stored {_short(theirs)}; mapcert writes this solution with {_short(ours)} "
-                 "(an edited order or factor?)")
+                 f"at {where}: stored {_short(theirs)}; mapcert writes this solution "
+                 + ("without it" if ours == "(absent)" else f"with {_short(ours)}") + " (an edited order or factor?)")
 
 
 def _first_difference(ours, theirs, path: str) -> tuple[str, object, object]:
