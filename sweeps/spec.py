@@ -323,12 +323,12 @@ def load_sweep(path: str | Path) -> Sweep:
     early = len(where.issues)  # the settings' problems, said with the axes' below
     base_document, base_dir = _base(spec, path, where)
     groups = _groups(spec, where)
-    for i, rule in enumerate(spec.exclude):
+    if len(where.issues) > early:  # a zip that pairs nothing: the points are checked as a product
+        groups = [[axis] for axis in spec.axes]
+    for i, rule in enumerate(spec.exclude):  # a rule naming no axis excludes nothing: the points are checked too
         for axis in rule:
             if axis not in spec.axes:
                 where.add(("exclude", i, axis), f"not an axis of this sweep; the axes are {', '.join(spec.axes)}")
-    if len(where.issues) > early:
-        raise InstanceError(where.issues)
     size = math.prod(len(_group_values(spec, g)) for g in groups)
     if size > MAX_POINTS:
         where.add(("axes",), f"{size:,} points before exclusions; a sweep expands to at most {MAX_POINTS:,} "
@@ -364,6 +364,11 @@ def load_sweep(path: str | Path) -> Sweep:
             issues.extend(_at_point(exc.issues, used, index, label, where))
             invalid += 1
             if len(issues) >= 20:
+                unchecked = size - index - 1  # before exclusions: an upper count
+                if unchecked:
+                    issues.append(Issue(label, where.line(("axes",)), "axes",
+                                        f"the points after point {index} were not checked (up to {unchecked:,} "
+                                        f"more): fix these and run again"))
                 break
             continue
         points.append(Point(index=index, values=values, document=document, label=point_label))
@@ -377,11 +382,11 @@ def load_sweep(path: str | Path) -> Sweep:
 
 def _without_bad_settings(data: dict, where: Located) -> SweepSpec | None:
     """The sweep read without the settings whose problems ``where`` holds
-    (``time_limit``, ``retries``, an unknown key), so that the axes are
-    checked in the same run; None when the problems concern the sweep's
-    own shape (``base``, ``axes``, ``zip``, ``exclude``, ``sweep``)."""
+    (``time_limit``, ``retries``, ``zip``, ``exclude``, an unknown key), so
+    that the axes are checked in the same run; None when the problems
+    concern what the points are made of (``base``, ``axes``, ``sweep``)."""
     bad = {issue.field.split(".", 1)[0].split("[", 1)[0] for issue in where.issues}
-    if not bad or bad & {"base", "axes", "zip", "exclude", "sweep", "(document)"}:
+    if not bad or bad & {"base", "axes", "sweep", "(document)"}:
         return None
     scratch = Located(where.file)
     return validate_spec(SweepSpec, {k: v for k, v in data.items() if k not in bad}, scratch, (),

@@ -110,11 +110,12 @@ def test_every_problem_of_a_sweep_file_is_said_in_one_run(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("base: base.yaml\naxes:\n  hardware.levels[L3].capacity: [1 KiB]\n"
                     "  hardware.levels[GLB].capacity: [1 KiB, lots]\n  objective: [energy, speed]\n"
-                    "retries: 50\nextra: 1\n")
+                    "retries: 50\nextra: 1\nzip: [[objective]]\nexclude: [{nope: 1}]\n")
     with pytest.raises(InstanceError) as info:
         load_sweep(path)
     text = str(info.value)
-    for expected in ("s.yaml:6: retries", "s.yaml:7: extra", "s.yaml:3: axes.hardware.levels[L3].capacity",
+    for expected in ("s.yaml:6: retries", "s.yaml:7: extra", "s.yaml:8: zip[0]", "s.yaml:9: exclude[0].nope",
+                     "s.yaml:3: axes.hardware.levels[L3].capacity",
                      "s.yaml:4: hardware.levels", "'lots'", "s.yaml:5: objective", "'speed'"):
         assert expected in text, text
 
