@@ -113,12 +113,11 @@ def latency_floor(problem: MultiLevelProblem) -> tuple[int, str]:
     for index, level in enumerate(hier.levels):
         if not level.bandwidth:
             continue
-        words = level_words(problem, index)
+        words, count = level_words(problem, index), instances(problem, index)
         # the words are whole: at least the float floor less its rounding
-        cycles = busy_cycles(ceil(words * (1 - 1e-9)), instances(problem, index), level.bandwidth)
+        cycles = busy_cycles(ceil(words * (1 - 1e-9)), count, level.bandwidth)
         if cycles > best:
-            best, reason = cycles, (f"{level.name} moves at least {words:,.0f} words at "
-                                    f"{level.bandwidth:g} per cycle" + (
-                                        f" on each of {instances(problem, index):,} instances"
-                                        if instances(problem, index) > 1 else ""))
+            best = cycles
+            reason = (f"{level.name} moves at least {words:,.0f} words at {level.bandwidth:g} per cycle"
+                      + (f" on each of {count:,} instances" if count > 1 else ""))
     return best, reason
