@@ -184,3 +184,15 @@ def test_the_milp_latency_search_stops_at_the_floor():
     solved = solve_multilevel(problem, "milp", 120)
     assert solved.status == "optimal" and solved.objective == floor
     assert solved.message.endswith(": 1 milp solve"), solved.message
+
+
+def test_the_milp_edp_search_bounds_each_piece_by_the_floor():
+    """The EDP search walks pieces of busy PEs and cycle caps; with every
+    piece's cycles at least the floor, an energy optimum that reaches it
+    ends the search, proved (otherwise it walks further pieces)."""
+    problem = MultiLevelProblem(LAYERS[1], hierarchy(0.5, None, None), objective="edp")
+    solved = solve_multilevel(problem, "milp", 120)
+    assert solved.status == "optimal", solved.message
+    assert solved.message.endswith(": 1 milp solve"), solved.message
+    energy = solve_multilevel(replace(problem, objective="energy"), "cpsat", 60)
+    assert solved.objective <= energy.metrics.edp

@@ -75,8 +75,10 @@ def edp_search(problem: MultiLevelProblem, solve_piece: PieceSolver, deadline: f
     if overall.mapping is None and overall.best_bound is None:
         # the method could not even start (an instance too large for it, or no time)
         return SearchOutcome(None, None, None, None, False, False, pieces, overall.message)
+    from ....validation.latency_bound import latency_floor
     from ....validation.multilevel_bounds import multilevel_bounds
 
+    fastest = latency_floor(problem)[0]  # no mapping, whatever its U, is faster (docs/tiling-multilevel.md)
     least_energy = max(multilevel_bounds(energy_problem).objective,
                        overall.best_bound if overall.best_bound is not None else 0.0)
     best = None  # (edp, mapping, metrics)
@@ -85,7 +87,7 @@ def edp_search(problem: MultiLevelProblem, solve_piece: PieceSolver, deadline: f
     open_bounds: list[float] = []
     counts = achievable_pe_counts(problem)
     for index, pes in enumerate(counts):
-        compute = macs // pes
+        compute = max(macs // pes, fastest)
         if best is not None and compute * least_energy >= best[0]:
             break  # every smaller U has more compute cycles and no less energy
         cap, floor = None, least_energy
@@ -111,8 +113,9 @@ def edp_search(problem: MultiLevelProblem, solve_piece: PieceSolver, deadline: f
             cap, floor = int(latency) - 1, energy
         if deadline - time.perf_counter() <= 0:
             # every smaller U is at least its own compute cycles times the least energy
-            if index + 1 < len(counts) and (best is None or macs // counts[index + 1] * least_energy < best[0]):
-                open_bounds.append(macs // counts[index + 1] * least_energy)
+            rest = max(macs // counts[index + 1], fastest) if index + 1 < len(counts) else None
+            if rest is not None and (best is None or rest * least_energy < best[0]):
+                open_bounds.append(rest * least_energy)
             break
     if best is None:
         bound = min(open_bounds) if open_bounds else None
