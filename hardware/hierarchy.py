@@ -271,6 +271,13 @@ class Hierarchy:
         ``level`` has one instance per point of all of them."""
         return tuple(f for f, fan in enumerate(self.fanouts) if fan.level <= level)
 
+    def instances(self, level: int) -> int:
+        """Instances of ``level``: one per point of the fan-outs above it."""
+        out = 1
+        for f in self.fanouts_above(level):
+            out *= self.fanouts[f].size
+        return out
+
     def fanouts_between(self, parent: int, child: int) -> tuple[int, ...]:
         """Indices of the fan-outs a transfer from ``parent`` to ``child`` crosses."""
         return tuple(f for f, fan in enumerate(self.fanouts) if parent < fan.level <= child)

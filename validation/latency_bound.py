@@ -95,14 +95,6 @@ def level_words(problem: MultiLevelProblem, index: int) -> float:
     return sum(elements[t] for t in kept) + feed
 
 
-def instances(problem: MultiLevelProblem, index: int) -> int:
-    """Instances of level ``index``: one per point of the fan-outs above it."""
-    out = 1
-    for f in problem.hierarchy.fanouts_above(index):
-        out *= problem.hierarchy.fanouts[f].size
-    return out
-
-
 def latency_floor(problem: MultiLevelProblem) -> tuple[int, str]:
     """``(cycles, reason)``: the compute floor ``ceil(MACs / PEs)``, or a
     bandwidth-limited level's floor ``ceil(level_words / instances /
@@ -113,7 +105,7 @@ def latency_floor(problem: MultiLevelProblem) -> tuple[int, str]:
     for index, level in enumerate(hier.levels):
         if not level.bandwidth:
             continue
-        words, count = level_words(problem, index), instances(problem, index)
+        words, count = level_words(problem, index), hier.instances(index)
         # the words are whole: at least the float floor less its rounding
         cycles = busy_cycles(ceil(words * (1 - 1e-9)), count, level.bandwidth)
         if cycles > best:

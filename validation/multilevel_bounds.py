@@ -70,9 +70,7 @@ def level_storage(problem: MultiLevelProblem, first: int) -> list[tuple[int, int
     out = []
     for index in range(first, len(hier.levels)):
         level = hier.levels[index]
-        instances = 1
-        for f in hier.fanouts_above(index):
-            instances *= hier.fanouts[f].size
+        instances = hier.instances(index)
         size = (sum(level.partition_bits.get(t, 0) for t in level.holds) if level.partition_bits is not None
                 else level.capacity_bits)
         out.append((instances, size))
