@@ -165,7 +165,7 @@ def solve(
                   f"(`mapcert compare {' '.join(str(f) for f in files)}` does)", markup=False, soft_wrap=True)
     export = None if export is None or export[0] is None else export
     if export is not None:
-        peers.check_export(export[0], family, problem, export[1], force)
+        peers.check_export(export[0], family, loaded, export[1], force)
     parts = family.parts(problem)
     try:
         if parts is None:

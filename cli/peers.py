@@ -408,9 +408,11 @@ def read_peer_mapping(loaded: Loaded, path: Path, data):
     return None
 
 
-def check_export(fmt: str, family, problem, output: Path, force: bool) -> None:
+def check_export(fmt: str, family, loaded: Loaded, output: Path, force: bool) -> None:
     """Refuse an unknown format, an instance that is not one layer on a
-    hierarchy, or an existing file, before anything is solved."""
+    hierarchy, a space whose optimum the format may not hold, or an existing
+    file, before anything is solved."""
+    problem = loaded.problem
     if fmt not in EXPORTERS:
         _fail_input([f"--export: unknown format {fmt!r}; one of {', '.join(EXPORTERS)}"])
     if family.parts(problem) is not None or not hasattr(problem, "hierarchy"):
@@ -427,6 +429,15 @@ def check_export(fmt: str, family, problem, output: Path, force: bool) -> None:
             _fail_input([f"--export zigzag: fan-out {foreign[0]} is not named after ZigZag array dimensions (D1, "
                          "D1xD2), so its unrollings have no place in a ZigZag spatial_mapping; export to ZigZag "
                          "takes an instance imported from ZigZag files (or with fan-outs so named)"])
+    if fmt == "timeloop":
+        from ..interop.timeloop.mapping import two_axis_fanouts
+
+        both = two_axis_fanouts(problem, _timeloop_names(loaded))
+        if both:
+            _fail_input([f"--export timeloop: fan-out {both[0]} may unroll one dimension on both its axes, and a "
+                         "Timeloop spatial directive gives each dimension one factor on one axis; add `one_axis: "
+                         f"true` to constraints.fanouts.{both[0]} (or constraints.spatial) to export, at a cost the "
+                         "certificate then proves, or solve without --export"])
     _refuse_overwrite(output, force)
 
 

@@ -614,3 +614,26 @@ def test_a_container_without_a_mesh_may_be_a_target(tmp_path):
     constraints.write_text("constraints:\n  targets:\n  - {target: eyeriss, type: spatial, factors: [M=2]}\n")
     line = _refused("import", "timeloop", *files)
     assert "c.yaml:3:" in line and "eyeriss spreads no mesh (meshX = meshY = 1)" in line, line
+
+
+def test_an_export_that_may_need_two_axes_is_refused_before_the_solve(tmp_path, monkeypatch):
+    """A hand-written instance on a 2D array whose axes may unroll the same
+    dimension (`eyeriss`: M on rows and columns) could have an optimum with
+    no Timeloop form: `--export timeloop` says so before solving and writes
+    nothing; with `one_axis: true` the same command solves and exports."""
+    def never(*args, **kwargs):
+        raise AssertionError("solved before the export was checked")
+
+    instance = tmp_path / "eyeriss.yaml"
+    instance.write_text("family: tiling\nworkload: resnet18.layer4.0.conv2\nhardware: eyeriss\n")
+    out = tmp_path / "optimum.map.yaml"
+    with monkeypatch.context() as patch:
+        patch.setattr("mapcert.cli.run_solve", never)
+        done = run_mapcert("solve", str(instance), "--export", "timeloop", str(out))
+    assert done.returncode == 2 and not out.exists()
+    assert "fan-out array may unroll one dimension on both its axes" in done.stderr
+    assert "one_axis: true" in done.stderr and "Traceback" not in done.stderr
+    instance.write_text(instance.read_text() + "constraints:\n  spatial: {one_axis: true}\n")
+    done = run_mapcert("solve", str(instance), "-t", "20", "--no-heuristics", "--export", "timeloop", str(out))
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(out.read_text())["mapping"]

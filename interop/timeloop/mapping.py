@@ -274,6 +274,34 @@ def _check_fits(problem: MultiLevelProblem, mapping: MultiLevelMapping, source: 
                     f"mapping ({level.name})", f"the tiles kept at {level.name} overflow it: {words} words, room for {room}")
 
 
+def one_directive(fan, names: Names) -> bool:
+    """Whether fan-out ``fan``'s unrollings go into one Timeloop spatial
+    directive (a container that spreads both mesh axes, or a v0.3 tree's
+    level), which gives each dimension one factor on one axis."""
+    x_name, y_name = names.fanouts.get(fan.name) or [fan.name, fan.name]
+    return names.level_targets or x_name == y_name or x_name is None and y_name is None
+
+
+def two_axis_fanouts(problem: MultiLevelProblem, names: Names) -> list[str]:
+    """Fan-outs whose optimum may unroll one dimension on both axes, which
+    one Timeloop spatial directive cannot say: both axes wider than one,
+    one directive for both, and no ``one_axis`` constraint where the
+    dimensions each axis may unroll overlap."""
+    constraints = dict(problem.constraints.fanouts)
+    out = []
+    for f, fan in enumerate(problem.hierarchy.fanouts):
+        if fan.rows < 2 or fan.cols < 2 or not one_directive(fan, names):
+            continue
+        spatial = constraints.get(f)
+        if spatial is not None and spatial.one_axis:
+            continue
+        rows = None if spatial is None else spatial.rows
+        cols = None if spatial is None else spatial.cols
+        if rows is None or cols is None or set(rows) & set(cols):
+            out.append(fan.name)
+    return out
+
+
 def to_timeloop(problem: MultiLevelProblem, mapping: MultiLevelMapping, names: Names) -> dict:
     """A Timeloop mapping (``{mapping: [...]}``) of a mapcert mapping, in the mapper's layout:
     data-space targets first, then the loops, innermost target first."""
@@ -308,7 +336,7 @@ def to_timeloop(problem: MultiLevelProblem, mapping: MultiLevelMapping, names: N
         f = spatial_at[index]
         fan, loops = hier.fanouts[f], mapping.fanout(f)
         x_name, y_name = names.fanouts.get(fan.name) or [fan.name, fan.name]
-        if names.level_targets or x_name == y_name or x_name is None and y_name is None:
+        if one_directive(fan, names):
             one = x_name or fan.name
             both = [d for d in DIMS if loops.cols.get(d, 1) > 1 and loops.rows.get(d, 1) > 1]
             if both:

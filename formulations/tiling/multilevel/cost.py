@@ -173,6 +173,9 @@ class MultiLevelMetrics:
     array_boundary_words: int = 0
     """Words written into PE-private storage (registers and the MACs' operand
     latches) from shared levels, plus partial sums drained out of it."""
+    held: list[frozenset[str]] | None = None
+    """Per level, the tensors it keeps in this mapping: a result lists the
+    tile sizes of those only (a bypassed tensor takes no room there)."""
 
     @property
     def offchip_bytes(self) -> float:
@@ -210,9 +213,10 @@ class MultiLevelMetrics:
             "array_boundary_words": self.array_boundary_words,
             "fits": self.fits,
             "levels": [
-                {"name": n, "reads": r, "writes": w, "tile_bytes": {k: v / 8 for k, v in b.items()}, "cycles": c}
-                for n, r, w, b, c in zip(self.level_names, self.reads, self.writes,
-                                         self.tile_bits, self.level_cycles, strict=True)
+                {"name": n, "reads": r, "writes": w, "cycles": c,
+                 "tile_bytes": {k: v / 8 for k, v in b.items() if self.held is None or k in self.held[l]}}
+                for l, (n, r, w, b, c) in enumerate(zip(self.level_names, self.reads, self.writes,
+                                                        self.tile_bits, self.level_cycles, strict=True))
             ],
         }
 
@@ -512,6 +516,7 @@ def assemble_metrics(problem: MultiLevelProblem, reads, writes, tile_bits, compu
         macs=layer.macs,
         utilization=utilization,
         array_boundary_words=boundary,
+        held=[frozenset(TENSORS) if l == 0 else frozenset(level.holds) for l, level in enumerate(hier.levels)],
     )
 
 
