@@ -18,6 +18,7 @@ it never stops the sweep.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -268,8 +269,9 @@ class DaskExecutor:
             self.workers = max(1, len(client.scheduler_info().get("workers", {})))
             return client, None
         memory = self.memory_limit or _default_memory(self.workers)
-        cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, memory_limit=memory,
-                               dashboard_address=None, silence_logs=logging.CRITICAL)
+        with _workers_ignore_interrupts():
+            cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, memory_limit=memory,
+                                   dashboard_address=None, silence_logs=logging.CRITICAL)
         return Client(cluster), cluster
 
     def run(self, jobs: list[Job], settings: Settings, finished: Callable[[Outcome], None], report: Report) -> None:
@@ -308,6 +310,23 @@ class DaskExecutor:
             client.close()
             if cluster is not None:
                 cluster.close()
+
+
+@contextlib.contextmanager
+def _workers_ignore_interrupts():
+    """Start worker processes with SIGINT ignored: Ctrl-C in a terminal
+    reaches the whole process group, and a worker that took it would print
+    its own KeyboardInterrupt traceback while the driver stops the sweep
+    and closes them. A process started with SIGINT ignored keeps it so
+    (Python and asyncio install their handlers only over the default)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _worker_version() -> str:

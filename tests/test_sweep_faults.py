@@ -192,3 +192,43 @@ def test_an_unreachable_scheduler_is_a_clear_input_error(tmp_path):
     path = write_sweep(tmp_path, ["x"])
     done = sweep(str(path), "--scheduler", "tcp://127.0.0.1:9")
     assert done.returncode == 2 and "cannot reach the scheduler" in done.stderr and "dask scheduler" in done.stderr
+
+
+def test_ctrl_c_in_a_terminal_stops_a_dask_sweep_without_a_worker_traceback(tmp_path):
+    """Ctrl-C in a terminal signals the whole process group, the local
+    cluster's worker processes too: they must leave the stopping to the
+    driver, which says what was kept, with no traceback of their own."""
+    path = write_sweep(tmp_path, ["first", "second", "third"], seconds=3.0)
+    driver = subprocess.Popen([sys.executable, "-m", "mapcert", "sweep", str(path), "--workers", "1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(),
+                              start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and driver.poll() is None:  # the workers run once a job has started
+            if any("spawn_main" in " ".join(p) for p in _children_commands(driver.pid)):
+                break
+            time.sleep(0.2)
+        time.sleep(4)
+        os.killpg(driver.pid, signal.SIGINT)
+        out, err = driver.communicate(timeout=60)
+    finally:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert driver.returncode == 130, err
+    assert "interrupted (SIGINT)" in err and "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
+def _children_commands(pid: int) -> list[list[str]]:
+    """The command lines of the processes in ``pid``'s process group."""
+    commands = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) == pid:
+                commands.append((entry / "cmdline").read_bytes().decode(errors="replace").split("\0"))
+        except (OSError, ProcessLookupError):
+            continue
+    return commands
