@@ -369,18 +369,27 @@ def results(
 
 
 def _jobs_table(rows: list[dict], axes: list[str], name: str) -> None:
-    t = render.table(title=f"sweep {name}: {len(rows)} layer rows", title_justify="left")
-    t.add_column("#", justify="right")
-    for axis in axes:
-        t.add_column(axis, overflow="fold", min_width=min(len(axis), 24))  # the axis's name in one piece
-    for column in ("layer", "x", "status", "objective", "lower bound", "gap", "solve s", "reason"):
-        t.add_column(column, justify="right" if column in ("x", "objective", "lower bound", "gap", "solve s")
-                     else "left", overflow="fold")
+    labels = [axis_label(a) for a in axes]
+    if len(set(labels)) < len(labels):  # two axes end in the same field: their paths tell them apart
+        labels = list(axes)
+    title = f"sweep {name}: {len(rows)} layer rows"
+    if labels != list(axes):
+        title += "\n" + ", ".join(f"{label}: {axis}" for label, axis in zip(labels, axes) if label != axis)
+    t = render.table(title=title, title_justify="left", collapse_padding=True)
+    t.add_column("#", justify="right", no_wrap=True)
+    for label in labels:
+        t.add_column(label, overflow="fold")
+    reasons = any(r["reason"] for r in rows)  # a column of failures' reasons only when some job failed
+    longest = max((len(r["part"]) for r in rows), default=5)
+    for column in ("layer", "x", "status", "objective", "bound", "gap", "solve s") + ("reason",) * reasons:
+        numeric = column in ("x", "objective", "bound", "gap", "solve s")
+        t.add_column(column, justify="right" if numeric else "left", overflow="fold",
+                     no_wrap=numeric or column == "status", min_width=min(longest, 28) if column == "layer" else None)
     for r in rows:
         t.add_row(str(r["point"]), *[describe_value(r.get(tables.axis_column(a))) for a in axes], r["part"],
                   str(r["count"]), r["status"], format_quantity(r["objective"], r["unit"] or ""),
                   format_quantity(r["lower_bound"], r["unit"] or ""), render.percent(r["gap"]),
-                  "-" if r["wall_time_s"] is None else f"{r['wall_time_s']:.1f}", r["reason"] or "")
+                  "-" if r["wall_time_s"] is None else f"{r['wall_time_s']:.1f}", *[r["reason"] or ""] * reasons)
     out.print(t)
 
 
