@@ -285,6 +285,23 @@ def test_other_refusals_are_one_line(tmp_path):
     assert out.read_text() == "keep me"
 
 
+@pytest.mark.parametrize("file, old, new, where, says", [
+    ("problem.yaml", "  instance:", "  instanse:", "problem.instanse", "did you mean 'instance'?"),
+    ("problem.yaml", "    M: 8", "    K: 8", "problem.instance.K", "neither a dimension nor a coefficient"),
+    ("problem.yaml", "    Wstride: 1", "    Wstrid: 2", "problem.instance.Wstrid", "did you mean 'Wstride'?"),
+    ("arch.yaml", "spatial: {meshX: 14}", "spatial: {meshx: 14}", "spatial.meshx", "did you mean 'meshX'?"),
+    ("arch.yaml", "    constraints:", "    constraint:", ".constraint", "did you mean 'constraints'?"),
+], ids=["instance", "dimension", "coefficient", "mesh", "constraints"])
+def test_a_misspelt_field_in_timeloop_files_is_refused_not_dropped(tmp_path, file, old, new, where, says):
+    """Read on, each of these would solve another layer or another array
+    (every dimension 1, M 1, stride 1, a 1-wide mesh, no constraints) and
+    call it optimal: the field is refused at its line, with the name meant."""
+    edited = _edited(tmp_path, EYERISS / file, old, new, file)
+    files = [edited, str(EYERISS / "problem.yaml")] if file == "arch.yaml" else [str(EYERISS / "arch.yaml"), edited]
+    line = _refused("import", "timeloop", *files)
+    assert where in line and says in line, line
+
+
 def test_expressions_are_arithmetic_only():
     assert evaluate("depth * 2", {"depth": "DEPTH", "DEPTH": 8}) == 16
     assert evaluate("LPDDR4", {}) == "LPDDR4"

@@ -215,6 +215,28 @@ def parse_permutation(raw, names: list[str], part: Part, path: tuple) -> list[st
     return out
 
 
+NODE_FIELDS = ("name", "class", "subclass", "attributes", "spatial", "constraints", "nodes", "sparse_optimizations",
+               "required_actions", "enabled", "area_scale", "energy_scale", "power_gated_at")
+"""The fields of an architecture node (timeloopfe v0.4) that a misspelling
+is checked against; other fields a tool writes are left alone."""
+
+
+def refuse_misspelt(part: Part, mapping: dict, known: tuple[str, ...], path: tuple, what: str) -> None:
+    """Refuse a field that is not one of ``known`` but so close to one
+    (the same but for case, or a letter off) that it is a misspelling:
+    ``meshy`` for ``meshY``, ``constraint`` for ``constraints``. Read on,
+    it would be dropped and the hardware silently be another."""
+    import difflib
+
+    lowered = {k.lower(): k for k in known}
+    for key in mapping:
+        if not isinstance(key, str) or key in known or key.startswith("__") or key == TAG:
+            continue
+        meant = lowered.get(key.lower()) or next(iter(difflib.get_close_matches(key, known, n=1, cutoff=0.85)), None)
+        if meant is not None:
+            part.fail(path + (key,), f"{what}: unknown field {key!r}; did you mean {meant!r}?")
+
+
 def _tag(node: dict) -> str:
     tag = node.get(TAG)
     if tag:
@@ -264,6 +286,7 @@ class _Walker:
             npath = tuple(node[ORIGIN]) if isinstance(node, dict) and ORIGIN in node else path + (i,)
             if not isinstance(node, dict):
                 self.part.fail(npath, "a node is a mapping (!Container, !Component, !Parallel, !Hierarchical)")
+            refuse_misspelt(self.part, node, NODE_FIELDS, npath, f"node {node.get('name', '(unnamed)')}")
             tag = _tag(node)
             attributes = node.get("attributes") or {}
             if not isinstance(attributes, dict):
@@ -296,6 +319,7 @@ class _Walker:
         spatial = node.get("spatial") or {}
         if not isinstance(spatial, dict):
             self.part.fail(path + ("spatial",), "must be {meshX: ..., meshY: ...}")
+        refuse_misspelt(self.part, spatial, ("meshX", "meshY"), path + ("spatial",), "spatial")
         scope = self.attribute_scope({}, spatial)
         size = {}
         for key in ("meshX", "meshY"):

@@ -124,12 +124,6 @@ def read_problem(files: Files) -> ProblemRead:
         shape = {**CNN_LAYER, "name": name}
     if not isinstance(shape, dict):
         part.fail(shape_path, "must be a mapping with dimensions and data_spaces")
-    instance = raw.get("instance")
-    if instance is None:  # Timeloop's older form: the extents beside the shape, as it still reads them
-        instance = {k: v for k, v in raw.items() if k not in ("shape", "version", "name")} or None
-    if not isinstance(instance, dict):
-        part.fail(("instance",), "must map each dimension (and coefficient) to its value (under instance:, or "
-                                 "beside shape: as older files give them)")
     dimensions = shape.get("dimensions")
     if not isinstance(dimensions, list) or not all(isinstance(d, str) for d in dimensions):
         part.fail(shape_path + ("dimensions",), "must list the problem's dimension names")
@@ -138,6 +132,14 @@ def read_problem(files: Files) -> ProblemRead:
         if not isinstance(c, dict) or "name" not in c:
             part.fail(shape_path + ("coefficients", i), "a coefficient is {name, default}")
         coefficients[str(c["name"])] = c.get("default", 1)
+    instance = raw.get("instance")
+    older = instance is None  # Timeloop's older form: the extents beside the shape, as it still reads them
+    if older:
+        instance = {k: v for k, v in raw.items() if k not in PROBLEM_FIELDS} or None
+    if not isinstance(instance, dict):
+        part.fail(("instance",), "must map each dimension (and coefficient) to its value (under instance:, or "
+                                 "beside shape: as older files give them)")
+    _refuse_unknown_names(part, instance, dimensions, coefficients, older)
     variables = dict((files.get("variables").value or {}) if files.get("variables") else {})
     scope = {**variables, **coefficients, **{k: v for k, v in instance.items() if isinstance(k, str)}}
 
@@ -283,6 +285,34 @@ def read_problem(files: Files) -> ProblemRead:
                        dataspaces={"inputs": in_space[0], "weights": w_space[0], "outputs": out_space[0]},
                        shape_name=str(shape.get("name", "")), dropped=dropped,
                        dimension_names=list(dimensions))
+
+
+PROBLEM_FIELDS = ("version", "shape", "instance", "name")
+"""The fields of a Timeloop ``problem`` that are not an extent."""
+
+
+def _refuse_unknown_names(part: Part, instance: dict, dimensions: list[str], coefficients: dict, older: bool) -> None:
+    """Refuse a name in the instance that is neither a dimension, a
+    coefficient nor ``densities``: Timeloop would stop on it, and reading
+    on would solve a layer whose misspelt dimension is silently 1 (``K``
+    for CNN-Layer's ``M``, ``Wstrid`` for ``Wstride``). In the older form,
+    where the extents sit beside the shape, a misspelt ``instance`` is
+    such a name."""
+    from ...instances import field_hint
+
+    known = list(dimensions) + list(coefficients) + ["densities"]
+    for name in instance:
+        if isinstance(name, str) and name in known:
+            continue
+        text = str(name)
+        if older:
+            hint = field_hint(text, list(PROBLEM_FIELDS) + known)
+            part.fail((text,), f"unknown field {text!r}{hint} (a problem gives shape and instance; an older file "
+                               f"gives the extents beside the shape: {', '.join(known[:-1])})")
+        hint = field_hint(text, known)
+        part.fail(("instance", text), f"{text!r} is neither a dimension nor a coefficient of the shape"
+                                      f"{hint if 'did you mean' in hint else ''} (dimensions: {', '.join(dimensions)}; "
+                                      f"coefficients: {', '.join(coefficients) or 'none'})")
 
 
 def raise_missing(files: Files, key: str, message: str):
