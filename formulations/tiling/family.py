@@ -138,14 +138,6 @@ class TwoLevelTiling(Family):
 
     def describe(self, problem: TilingProblem) -> str:
         layer = problem.layer
-        dims = " ".join(f"{k}={v}" for k, v in layer.dims().items())
-        extra = []
-        if layer.stride != (1, 1):
-            extra.append(f"stride {layer.stride[0]}x{layer.stride[1]}")
-        if layer.dilation != (1, 1):
-            extra.append(f"dilation {layer.dilation[0]}x{layer.dilation[1]}")
-        if layer.groups != 1:
-            extra.append(f"groups {layer.groups}")
         hw = f"{problem.buffer.name} {format_bytes(problem.buffer.capacity_bytes)}"
         if problem.buffer.partition_bits:
             hw += " (partitioned: " + ", ".join(
@@ -154,7 +146,7 @@ class TwoLevelTiling(Family):
             f"\nnote: every tensor keeps a tile in {problem.buffer.name}'s part for it (the two-level model); a "
             f"small part forces small tiles. To let the mapping bypass {problem.buffer.name} for a tensor instead, "
             f"add 'keep: []' to the level (the solver then keeps or bypasses each tensor)")
-        return (f"[bold]{layer.name}[/] ({layer.op} {dims}{', ' + ', '.join(extra) if extra else ''}) on {hw}; "
+        return (f"[bold]{layer.name}[/] ({layer.shape_text()}) on {hw}; "
                 "objective: off-chip traffic (bytes)" + note)
 
     def render(self, problem: TilingProblem, result, console, table) -> None:

@@ -146,6 +146,20 @@ class ConvLayer:
         """User-facing dimensions (Timeloop names, totals for M and C)."""
         return {"N": self.N, "M": self.M, "C": self.C, "P": self.P, "Q": self.Q, "R": self.R, "S": self.S}
 
+    def shape_text(self) -> str:
+        """The operation and every extent, as a report's header shows them, so
+        that a layer read wrong (a misnamed dimension left at 1) shows:
+        ``conv2d N=1 M=64 C=64 P=56 Q=56 R=3 S=3, stride 2x2``."""
+        dims = " ".join(f"{k}={v}" for k, v in self.dims().items())
+        extra = []
+        if self.stride != (1, 1):
+            extra.append(f"stride {self.stride[0]}x{self.stride[1]}")
+        if self.dilation != (1, 1):
+            extra.append(f"dilation {self.dilation[0]}x{self.dilation[1]}")
+        if self.groups != 1:
+            extra.append(f"groups {self.groups}")
+        return f"{self.op} {dims}" + "".join(", " + e for e in extra)
+
 
 def _window_table(stride: int, dilation: int, window: int, upto: int) -> np.ndarray:
     key = (stride, dilation, window, upto)

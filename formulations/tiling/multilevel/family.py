@@ -286,13 +286,14 @@ class MultiLevelTiling(Family):
     def describe(self, problem) -> str:
         first = self._first(problem)
         hier = first.hierarchy
-        what = f"network {problem.network}" if isinstance(problem, MultiLevelNetwork) else first.layer.name
+        what = (f"[bold]network {problem.network}[/]" if isinstance(problem, MultiLevelNetwork)
+                else f"[bold]{first.layer.name}[/] ({first.layer.shape_text()})")
         unpriced = unpriced_levels(first)
         note = "" if not unpriced else (
             f"\nnote: {', '.join(unpriced)} {'has' if len(unpriced) == 1 else 'have'} no access energy (read_energy "
             f"and write_energy 0), so the {'energy' if 'energy' in first.objectives else 'EDP'} counts no access "
             f"there; give {'it' if len(unpriced) == 1 else 'them'} read_energy if accesses there cost energy")
-        return (f"[bold]{what}[/] on [bold]{hier.name}[/] ({_escape(hier.chain_text)}), objective {first.objective} ({unit_of(first)})"
+        return (f"{what} on [bold]{hier.name}[/] ({_escape(hier.chain_text)}), objective {first.objective} ({unit_of(first)})"
                 + "".join(f", then {name}" for name in first.secondary) + note)
 
     def render(self, problem: MultiLevelProblem, result, console, table) -> None:
