@@ -106,6 +106,8 @@ hardware:
 objective: {objective}
 """, "mine.yaml")
     header = registry.family_of(problem).describe(problem)
+    layer = problem.layer  # the extents as read, so that a dimension read wrong shows in every header
+    assert f"(conv2d N=1 M={layer.M} C={layer.C} P={layer.P} Q={layer.Q} R={layer.R} S={layer.S})" in header
     if named is None:
         assert "note:" not in header
     else:
