@@ -349,9 +349,11 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
     add(_field("gap", result.gap, gap_of(value, gap_bound, lower)
                if result.status in (Status.OPTIMAL, Status.FEASIBLE) else None))
     reference = (optimum if optimum is not None else value) if result.status == Status.OPTIMAL else result.best_bound
+    heuristics = {h.name: h for h in family.heuristics(problem)} if result.heuristics else {}
     for i, h in enumerate(result.heuristics):
+        ctx.progress(f"running heuristic {h.method} again")
         checks.extend(Check(prefix + c.name, c.passed, c.detail)
-                      for c in _verify_heuristic(family, problem, i, h, reference))
+                      for c in _verify_heuristic(family, problem, i, h, reference, heuristics))
     return checks
 
 
@@ -528,11 +530,21 @@ def _heuristic_value(family: Family, problem, h) -> float | None:
     return evaluation.objective if evaluation.feasible else None
 
 
-def _verify_heuristic(family: Family, problem, index: int, h, reference) -> list[Check]:
+def _verify_heuristic(family: Family, problem, index: int, h, reference, heuristics: dict) -> list[Check]:
+    """A stored heuristic's row: its method is one of the family's, which,
+    run again, finds a solution of the stored value (its solution may differ
+    where several have that value), and the stored solution evaluates to
+    the stored objective, status and gap."""
     name = f"heuristics[{index}] ({h.method})"
+    method = heuristics.get(h.method)
+    if method is None:
+        return [Check(f"{name}.method: a heuristic of this family", False,
+                      f"{h.method!r} is not one of {', '.join(heuristics)}")]
+    again = _run_again(family, problem, method)
     if h.solution is None:
         return [Check(f"{name}: no solution", h.objective is None and h.status == Status.INFEASIBLE,
-                      f"stored {h.status.value}, objective {_fmt(h.objective)}")]
+                      f"stored {h.status.value}, objective {_fmt(h.objective)}"),
+                _field(f"{name}.objective", h.objective, again, "equals what the heuristic finds when run again", "found again")]
     try:
         evaluation = family.evaluate(problem, family.solution_from_dict(problem, h.solution))
     except (ValueError, TypeError, KeyError) as exc:
@@ -540,9 +552,20 @@ def _verify_heuristic(family: Family, problem, index: int, h, reference) -> list
     value = evaluation.objective if evaluation.feasible else None
     status = Status.FEASIBLE if value is not None else Status.INFEASIBLE
     checks = [_field(f"{name}.objective", h.objective, value, "equals evaluate of its solution")]
+    checks.append(_field(f"{name}.objective", h.objective, again, "equals what the heuristic finds when run again", "found again"))
     checks.append(_field(f"{name}.status", h.status.value, status.value))
     checks.append(_field(f"{name}.gap", h.gap, excess(value, reference)))
     return checks
+
+
+def _run_again(family: Family, problem, heuristic) -> float | None:
+    """The value of the solution ``heuristic`` finds now (None: none that
+    fits). Every heuristic is seeded, so a stored row is reproducible."""
+    solution = heuristic.run()
+    if solution is None:
+        return None
+    evaluation = family.evaluate(problem, solution)
+    return evaluation.objective if evaluation.feasible else None
 
 
 def _verify_parts(family: Family, parts, results: list[Result], ctx: _Context) -> list[list[Check]]:
