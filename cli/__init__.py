@@ -7,7 +7,9 @@ asked of the family through the contract (``formulations/family.py``).
 Exit status: 0 when a mapping is optimal or feasible (or a verification
 passed), 2 for bad input, a method that does not apply, or an instance with
 no feasible solution (one line per problem, ``file:line: field: what is
-wrong``), 1 when a check failed or no method gave a usable answer.
+wrong``), 1 when a check failed or no method gave a usable answer, 3 when
+``verify`` could not decide a check within its time limit (a re-proof that
+did not finish) and nothing contradicts the result.
 """
 
 from __future__ import annotations
@@ -36,11 +38,14 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Provably optimal mappings of neural-network layers onto accelerators, with certificates.",
+    epilog="Exit status: 0 optimal or feasible (verify: verified); 1 a failed check or no usable answer; 2 bad "
+           "input, a method that does not apply, or no feasible mapping (file:line: field: what is wrong); 3 verify "
+           "could not decide a check in its time limit and nothing contradicts the result.",
 )
 out = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 110, highlight=False, emoji=False)
 err = Console(stderr=True, highlight=False, emoji=False)  # file.yaml:100: is no emoji
 
-EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_UNDECIDED = 0, 1, 2, 3
 
 
 class _Exit(Exception):
@@ -300,7 +305,9 @@ def verify(
                                                           "layer that passed them all is one row)."),
 ) -> None:
     """Re-derive everything in a saved result without trusting it: the objective, the metrics, the bounds,
-    the certificate's checks, a functional run on fresh random data, and the optimum by every exact method."""
+    the certificate's checks, a functional run on fresh random data, the heuristics' scores, and the optimum by
+    every exact method. Exit status 0 verified, 1 a check failed, 3 inconclusive: a re-proof did not finish in
+    the time limit and nothing contradicts the result (raise --time-limit)."""
     from ..validation.verify import verify as run_verify
 
     data = _read_yaml_file(result)
@@ -330,6 +337,13 @@ def verify(
         render.checks_table(out, verification.checks, title="verification", by_layer=not every_check)
         if verification.passed:
             out.print("[bold green]VERIFIED[/]")
+        elif verification.inconclusive:
+            undecided = [c for c in verification.checks if not c.passed]
+            out.print(f"[bold yellow]INCONCLUSIVE[/]: {len(undecided)} of {len(verification.checks)} checks could not "
+                      f"be decided within the time limit ({time_limit:g} s per re-proof) and nothing contradicts the "
+                      "result; raise --time-limit to decide them")
+            for c in undecided[:10]:
+                out.print(f"  - {escape(c.name)}: {escape(c.detail)}", highlight=False)
         else:
             # a network's table runs to hundreds of rows: repeat what failed where the reader looks
             failed = [c for c in verification.checks if not c.passed]
@@ -338,7 +352,7 @@ def verify(
                 out.print(f"  - {escape(c.name)}: {escape(c.detail)}", highlight=False)
             if len(failed) > 10:
                 out.print(f"  ... and {len(failed) - 10} more (see the table above)")
-    raise _Exit(EXIT_OK if verification.passed else EXIT_ERROR)
+    raise _Exit(EXIT_OK if verification.passed else EXIT_UNDECIDED if verification.inconclusive else EXIT_ERROR)
 
 
 @app.command()

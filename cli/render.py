@@ -101,7 +101,7 @@ def summary(console: Console, result: Result) -> None:
     # unproved, the best bound is the larger of the method's own bound and the rigorous one (docs/results.md)
     t.add_row("best bound" if proved else "best bound (the method's or the rigorous, whichever is larger)",
               number(result.best_bound))
-    t.add_row("gap", percent(result.gap, 3))
+    t.add_row("gap (objective - best bound) / objective", percent(result.gap, 3))
     t.add_row("rigorous lower bound", number(result.lower_bound))
     if result.objective and result.lower_bound:
         t.add_row(f"{'optimum' if proved else 'objective'} / rigorous bound",
@@ -226,7 +226,7 @@ def checks_table(console: Console, checks, title: str = "certificate checks", by
                       escape(f"{len(group)} checks (--all lists them)"))
             continue
         for c in group if group is not None else [row]:
-            t.add_row(escape(c.name), "[green]pass[/]" if c.passed else "[red]FAIL[/]", escape(c.detail))
+            t.add_row(escape(c.name), "[green]pass[/]" if c.passed else "[yellow]undecided[/]" if getattr(c, "undecided", False) else "[red]FAIL[/]", escape(c.detail))
     show(console, t)
 
 
@@ -336,6 +336,15 @@ def render_network(console: Console, result: Result) -> None:
     heuristics_table(console, result)
 
 
+def row_status(row) -> str:
+    """A comparison row's status word: ``time-out`` for a method that ran
+    out of time without an answer (its status is ``error``: no usable
+    answer), so that it does not read as a failed check."""
+    if row.status == Status.ERROR and "time limit" in (row.note or ""):
+        return "time-out"
+    return row.status.value
+
+
 def render_comparison(console: Console, comparison: Comparison) -> None:
     if comparison.optimum is not None:
         verdict = f"certified optimum {number(comparison.optimum)}"
@@ -350,7 +359,7 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
         console.print(f"[bold red]{comparison.message}[/]")
     gap_title = "above optimum" if comparison.optimum is not None or comparison.lower_bound is None else "above bound"
     t = table()
-    cells = [(row.method, row.kind, row.status.value, number(row.objective), percent(row.gap),
+    cells = [(row.method, row.kind, row_status(row), number(row.objective), percent(row.gap),
               f"{row.wall_time_s:.2f} s", row.functional, row.note) for row in comparison.rows]
     columns = ("method", "kind", "status", "objective", gap_title, "time", "functional", "note")
     widest = [max([len(col)] + [len(c[i]) for c in cells]) for i, col in enumerate(columns)]

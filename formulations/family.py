@@ -180,9 +180,16 @@ class Check:
     name: str
     passed: bool
     detail: str = ""
+    undecided: bool = False
+    """Failed only for want of time (a re-proof that did not finish), not
+    because anything contradicts the claim: ``verify`` then says
+    inconclusive rather than not verified."""
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "passed": bool(self.passed), "detail": self.detail}
+        out = {"name": self.name, "passed": bool(self.passed), "detail": self.detail}
+        if self.undecided and not self.passed:
+            out["undecided"] = True
+        return out
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,33 @@ def test_fresh_result_verifies(case):
     assert verification.passed, failed
 
 
+@pytest.mark.parametrize("case", CASES, ids=_label)
+def test_a_re_proof_that_does_not_finish_is_inconclusive_not_a_failure(case, monkeypatch, tmp_path):
+    """When no exact method finishes in the time limit, the checks that
+    needed a proof are undecided: the verdict is INCONCLUSIVE (exit 3),
+    unless a check that time does not excuse fails too (a tampered field)."""
+    from mapcert.formulations.family import Attempt
+    from mapcert.validation import verify as verify_module
+
+    def timed_out(family, problem, ctx):
+        return [("cpsat", Attempt(Status.ERROR, message="time limit reached while building the model"), None)]
+
+    monkeypatch.setattr(verify_module, "_reprove", timed_out)
+    data = _solved(*case).to_dict()
+    verification = verify(data, time_limit=30)
+    failed = [c for c in verification.checks if not c.passed]
+    assert verification.passed or (verification.inconclusive and all(c.undecided for c in failed)), \
+        [(c.name, c.detail) for c in failed]
+    tampered = copy.deepcopy(data)
+    tampered["gap"] = 0.5
+    assert not verify(tampered, time_limit=30).inconclusive
+    if not verification.passed:  # the command says so and exits 3
+        saved = tmp_path / "result.yaml"
+        saved.write_text(yaml.safe_dump(data, sort_keys=False))
+        code, stdout, _ = run_cli("verify", str(saved))
+        assert code == 3 and "INCONCLUSIVE" in stdout and "undecided" in stdout
+
+
 def _first_number(node, path=()):
     """Path of the first int/float leaf (not bool) in a JSON tree, or None."""
     if isinstance(node, dict):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from pydantic import ValidationError
@@ -43,8 +43,16 @@ class Verification:
     def passed(self) -> bool:
         return bool(self.checks) and all(c.passed for c in self.checks)
 
+    @property
+    def inconclusive(self) -> bool:
+        """Not passed, but every failed check failed only for want of time:
+        nothing contradicts the result, a longer time limit may verify it."""
+        failed = [c for c in self.checks if not c.passed]
+        return bool(failed) and all(c.undecided for c in failed)
+
     def to_dict(self) -> dict:
-        return {"verified": self.passed, "checks": [c.to_dict() for c in self.checks]}
+        return {"verified": self.passed, "inconclusive": self.inconclusive,
+                "checks": [c.to_dict() for c in self.checks]}
 
 
 def verify(data: dict, label: str = "<result>", time_limit: float = 60.0, methods: list[str] | None = None,
@@ -240,7 +248,7 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
     checks: list[Check] = []
 
     def add(check: Check) -> None:
-        checks.append(Check(prefix + check.name, check.passed, check.detail))
+        checks.append(Check(prefix + check.name, check.passed, check.detail, check.undecided))
 
     add(_field("family", result.family, family.name))
     add(_field("objective_name", result.objective_name, family.objective_name(problem)))
@@ -254,7 +262,7 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
         add(_older_version(check, result))
 
     if result.solution is None:
-        checks.extend(Check(prefix + c.name, c.passed, c.detail) for c in _verify_no_solution(family, problem, result, ctx))
+        checks.extend(Check(prefix + c.name, c.passed, c.detail, c.undecided) for c in _verify_no_solution(family, problem, result, ctx))
         return checks
     try:
         solution = family.solution_from_dict(problem, result.solution)
@@ -317,12 +325,16 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
                   if optimum is not None
                   else "no exact method re-proved the optimum within the time limit (raise --time-limit)")
         add(Check("status: optimum re-proved", optimum is not None and value is not None and close(optimum, value),
-                  detail))
+                  detail, undecided=optimum is None and value is not None))
     for entry in result.secondary:
         if entry.proved:
             add(_secondary_check(entry, result.status, proofs))
     derived_status = _derived_status(result.status, cert.status, optimum, value)
     status_check = _field("status", result.status.value, derived_status.value)
+    if (not status_check.passed and result.status == Status.OPTIMAL and derived_status == Status.FEASIBLE
+            and optimum is None and value is not None):  # feasible only because no re-proof finished
+        status_check = replace(status_check, undecided=True,
+                               detail=status_check.detail + " (no re-proof finished in the time limit)")
     if (status_check.passed and result.status == Status.FEASIBLE and optimum is not None and value is not None
             and close(optimum, value)):
         status_check = Check(status_check.name, True, "stored feasible; the re-derivation proves the solution "
@@ -352,7 +364,7 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
     heuristics = {h.name: h for h in family.heuristics(problem)} if result.heuristics else {}
     for i, h in enumerate(result.heuristics):
         ctx.progress(f"running heuristic {h.method} again")
-        checks.extend(Check(prefix + c.name, c.passed, c.detail)
+        checks.extend(Check(prefix + c.name, c.passed, c.detail, c.undecided)
                       for c in _verify_heuristic(family, problem, i, h, reference, heuristics))
     return checks
 
@@ -434,8 +446,10 @@ def _verify_no_solution(family: Family, problem, result: Result, ctx: _Context) 
         checks.append(Check("status: infeasibility re-proved", False,
                             "no exact method ran" + (f" ({'; '.join(refused)})" if refused else "")))
         return checks
+    found_any = any(not c.passed for c in checks)
     checks.append(Check("status: infeasibility re-proved", confirmed,
-                        "at least one exact method proved it" if confirmed else "no method proved it in time"))
+                        "at least one exact method proved it" if confirmed else "no method proved it in time",
+                        undecided=not confirmed and not found_any))
     return checks
 
 
@@ -504,7 +518,8 @@ def _secondary_check(entry, status: Status, proofs) -> Check:
     proved = [(name, c.value) for name, proof, _ in proofs for c in proof.secondary
               if c.objective == entry.objective and c.proved]
     if not proved:
-        return Check(label, False, "no exact method re-proved it within the time limit (raise --time-limit)")
+        return Check(label, False, "no exact method re-proved it within the time limit (raise --time-limit)",
+                     undecided=True)
     wrong = [f"{name} proves {_fmt(v)}" for name, v in proved if not close(v, entry.value)]
     return Check(label, not wrong, "; ".join(wrong) + f"; stored {_fmt(entry.value)}" if wrong
                  else ", ".join(f"{name} proves {_fmt(v)}" for name, v in proved))
@@ -552,7 +567,10 @@ def _verify_heuristic(family: Family, problem, index: int, h, reference, heurist
     value = evaluation.objective if evaluation.feasible else None
     status = Status.FEASIBLE if value is not None else Status.INFEASIBLE
     checks = [_field(f"{name}.objective", h.objective, value, "equals evaluate of its solution")]
-    checks.append(_field(f"{name}.objective", h.objective, again, "equals what the heuristic finds when run again", "found again"))
+    found = _field(f"{name}.objective", h.objective, again, "equals what the heuristic finds when run again",
+                   "found again")
+    # a heuristic that is itself a time-limited solve may find nothing this time: that decides nothing
+    checks.append(replace(found, undecided=again is None))
     checks.append(_field(f"{name}.status", h.status.value, status.value))
     checks.append(_field(f"{name}.gap", h.gap, excess(value, reference)))
     return checks
