@@ -415,9 +415,15 @@ def check_export(fmt: str, family, loaded: Loaded, output: Path, force: bool) ->
     problem = loaded.problem
     if fmt not in EXPORTERS:
         _fail_input([f"--export: unknown format {fmt!r}; one of {', '.join(EXPORTERS)}"])
+    if family.parts(problem) is None and hasattr(problem, "buffer") and hasattr(problem, "layer"):
+        _fail_input([f"--export {fmt}: this instance is solved by the two-level model (DRAM and one buffer), "
+                     "which does not export; add `mac_energy: 1` under hardware: and the same levels and objective "
+                     "are solved by the hierarchy model, whose mapping exports"])
     if family.parts(problem) is not None or not hasattr(problem, "hierarchy"):
         _fail_input([f"--export {fmt}: writes the mapping of one layer on a memory hierarchy (a tiling instance "
-                     "with levels, or a peer's files); this instance is not one"])
+                     "with levels, or a peer's files); this instance is "
+                     + ("a network: give one layer" if family.parts(problem) is not None else f"of the {family.name} "
+                        "family")])
     if getattr(problem, "factors", "divisors") != "divisors":
         _fail_input([f"--export {fmt}: a {fmt} mapping takes trip counts that multiply to each dimension's extent, "
                      "and space: {factors: any} allows partial tiles; solve with factors: divisors to export"])

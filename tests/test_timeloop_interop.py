@@ -654,3 +654,18 @@ def test_an_export_that_may_need_two_axes_is_refused_before_the_solve(tmp_path, 
     done = run_mapcert("solve", str(instance), "-t", "20", "--no-heuristics", "--export", "timeloop", str(out))
     assert done.returncode == 0, done.stderr
     assert yaml.safe_load(out.read_text())["mapping"]
+
+
+def test_a_two_level_instance_says_how_to_export_it(tmp_path):
+    """The README's two-level instance has levels but is solved by the
+    two-level model: `--export` says so and what to add, before solving;
+    with `mac_energy: 1` the hierarchy model solves and exports it."""
+    source = Path(__file__).parent.parent / "examples" / "vgg16_conv3_2_64KiB.yaml"
+    out = tmp_path / "optimum.map.yaml"
+    line = _refused("solve", str(source), "--export", "timeloop", str(out))
+    assert "two-level model" in line and "mac_energy: 1" in line and not out.exists()
+    instance = tmp_path / "vgg.yaml"
+    instance.write_text(source.read_text().replace("hardware:\n", "hardware:\n  mac_energy: 1\n", 1))
+    done = run_mapcert("solve", str(instance), "-t", "30", "--no-heuristics", "--export", "timeloop", str(out))
+    assert done.returncode == 0, done.stderr
+    assert out.exists()
