@@ -119,6 +119,8 @@ def import_instance(workload: str | Path, hardware: str | Path, mapping: str | P
     fail(where)
     if names is not None:
         names.update(zz_layer.dims)
+    if notes is not None:
+        notes.extend(zz_layer.notes)
     links = _links(Path(mapping) if mapping is not None else None, zz_layer.name, zz_layer.operator_type, notes)
     hw_data, hw_where = read(hardware)
     hw = read_hardware(hw_data, hw_where, links)

@@ -48,6 +48,8 @@ class ZigZagLayer:
     workload: dict
     dims: dict[str, str] = field(default_factory=dict)
     """ZigZag loop name -> mapcert dimension."""
+    notes: tuple[str, ...] = ()
+    """What the import reads otherwise than ZigZag (its padding)."""
 
 
 def _indices(text: str) -> list[str]:
@@ -119,7 +121,7 @@ def read_layer(raw: dict, where: Located, path: tuple) -> ZigZagLayer | None:
     groups = extent["G"]
     conv = any(extent[d] > 1 for d in "PQRS") or stride != [1, 1] or dilation != [1, 1] or groups > 1
     precision = _precision(raw.get("operand_precision"), where, path + ("operand_precision",))
-    _padding(raw, extent, stride, dilation, assigned, where, path)
+    padded = _padding(raw, extent, stride, dilation, where, path)
     if precision is None or where.issues:
         return None
     workload: dict[str, Any] = {"name": str(label), "op": "conv2d" if conv else "matmul"}
@@ -135,7 +137,7 @@ def read_layer(raw: dict, where: Located, path: tuple) -> ZigZagLayer | None:
     else:
         workload["dims"] = {"N": extent["N"], "M": extent["M"], "C": extent["C"]}
     workload["precision"] = precision
-    return ZigZagLayer(str(label), op_type, workload, assigned)
+    return ZigZagLayer(str(label), op_type, workload, assigned, tuple(n for n in [padded] if n))
 
 
 def _roles(raw: dict, size: dict, where: Located, path: tuple):
@@ -265,21 +267,62 @@ def _precision(raw: Any, where: Located, path: tuple) -> dict | None:
     return {"inputs": raw["I"], "weights": raw["W"], "outputs": final, "psums": raw["O"]}
 
 
-def _padding(raw: dict, extent: dict, stride: list, dilation: list, assigned: dict, where: Located,
-             path: tuple) -> None:
-    """mapcert reads the padded input; padding or an input size that differs
-    from it would count words ZigZag does not move."""
-    padding = raw.get("padding")
-    if padding and any(any(v for v in pair) for pair in padding if isinstance(pair, list)):
-        where.add(path + ("padding",), "padding is not read: mapcert's input is the padded input "
-                                       "((P-1)*stride + (R-1)*dilation + 1 rows), so the padded borders would "
-                                       "count as moved words; give padding 0 and the padded sizes")
+def _padding(raw: dict, extent: dict, stride: list, dilation: list, where: Located, path: tuple) -> str | None:
+    """Read a layer's padding: mapcert's input is the padded one ((P-1) *
+    stride + (R-1) * dilation + 1 rows), so its zero borders count as input
+    words, which ZigZag does not move. Returns the note that says how many
+    more (None without padding); the input sizes given (``pr_loop_sizes``)
+    must be the padded or the unpadded extent."""
+    full = {"P": (extent["P"] - 1) * stride[0] + (extent["R"] - 1) * dilation[0] + 1,
+            "Q": (extent["Q"] - 1) * stride[1] + (extent["S"] - 1) * dilation[1] + 1}
+    pads = _pads(raw.get("padding"), where, path + ("padding",))
+    if pads is None:
+        return None
     sizes, dims = raw.get("pr_loop_sizes"), raw.get("pr_loop_dims")
     if sizes and dims:
-        full = {"P": (extent["P"] - 1) * stride[0] + (extent["R"] - 1) * dilation[0] + 1,
-                "Q": (extent["Q"] - 1) * stride[1] + (extent["S"] - 1) * dilation[1] + 1}
         for i, (dim, value) in enumerate(zip(dims, sizes)):
             axis = "P" if str(dim).upper() in ("IY", "Y") else "Q" if str(dim).upper() in ("IX", "X") else None
-            if axis is not None and value != full[axis]:
-                where.add(path + ("pr_loop_sizes", i), f"{dim} = {value}, but the outputs and the window read "
-                                                       f"{full[axis]}; mapcert reads the padded input")
+            if axis is not None and value not in (full[axis], full[axis] - pads[axis]):
+                where.add(path + ("pr_loop_sizes", i),
+                          f"{dim} = {value}, but the outputs and the window read {full[axis]} rows (with the "
+                          f"padding, {full[axis] - pads[axis]} of them data)")
+    if not any(pads.values()):
+        return None
+    inner = (full["P"] - pads["P"]) * (full["Q"] - pads["Q"])
+    if inner < 1:
+        where.add(path + ("padding",), f"pads {pads['P']} rows and {pads['Q']} columns of a "
+                                       f"{full['P']} x {full['Q']} input: no data left")
+        return None
+    more = full["P"] * full["Q"] / inner - 1
+    return (f"padding: mapcert reads the padded input, {full['P']} x {full['Q']} per channel where ZigZag moves the "
+            f"{full['P'] - pads['P']} x {full['Q'] - pads['Q']} of data, so its input words include the zero borders "
+            f"({100 * more:.1f}% more inputs than ZigZag counts; docs/interop.md)")
+
+
+def _pads(padding, where: Located, path: tuple) -> dict[str, int] | None:
+    """Rows (P) and columns (Q) of padding, both sides added: ZigZag 3's
+    ``[[top, bottom], [left, right]]`` or the older ``{IY: (top, bottom),
+    IX: (left, right)}``; None when absent or malformed (then recorded)."""
+    if padding is None:
+        return None
+    if isinstance(padding, dict):
+        keys = {str(k).upper(): v for k, v in padding.items()}
+        pairs = [keys.get("IY", [0, 0]), keys.get("IX", [0, 0])]
+        unknown = [k for k in keys if k not in ("IY", "IX")]
+        if unknown:
+            where.add(path + (unknown[0],), "padding names IY (rows) and IX (columns)")
+            return None
+    elif isinstance(padding, list) and len(padding) == 2:
+        pairs = padding
+    else:
+        where.add(path, f"must be [[top, bottom], [left, right]] or {{IY: [top, bottom], IX: [left, right]}}, "
+                        f"got {padding!r}")
+        return None
+    out = {}
+    for axis, pair in zip("PQ", pairs):
+        pair = list(pair) if isinstance(pair, (list, tuple)) else [pair, pair]
+        if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in pair):
+            where.add(path, f"each side's padding is a whole number of zero or more, got {padding!r}")
+            return None
+        out[axis] = pair[0] + pair[1]
+    return out

@@ -20,6 +20,8 @@ from mapcert.interop.zigzag import import_instance, read_mapping
 from mapcert.interop.zigzag_mapping import export, mapping_to_zigzag
 from mapcert.pipeline import solve
 
+from .helpers import run_mapcert
+
 FIX = Path(__file__).resolve().parent / "fixtures" / "zigzag"
 CONV = FIX / "conv_small.yaml"
 TPU, TPU_MAPPING = FIX / "tpu_small.yaml", FIX / "tpu_small_mapping.yaml"
@@ -480,3 +482,29 @@ def test_a_workloads_own_loop_names_read_and_write_its_mappings(cli, tmp_path):
         data = json.loads(stdout)
         row = {r["method"]: r for r in data["rows"]}[f"mapping: {exported.name}"]
         assert row["objective"] == pytest.approx(data["optimum"], rel=1e-12)
+
+
+@pytest.mark.parametrize("padding", ["[[1, 1], [1, 1]]", "{IY: [1, 1], IX: [1, 1]}"], ids=["zigzag3", "older"])
+def test_a_padded_layer_is_read_as_its_padded_input_with_a_note(tmp_path, padding):
+    """ZigZag's published workloads pad their convolutions. mapcert's input
+    is the padded one, so the layer imports with a note of how many more
+    input words that is (6 x 6 read per channel where ZigZag moves 4 x 4:
+    125% more); the given input sizes may be either; a malformed padding is
+    refused at its line."""
+    text = CONV.read_text().replace("  operand_source:\n    I: 0\n    W: 1",
+                                    f"  operand_source:\n    I: 0\n    W: 1\n  padding: {padding}\n"
+                                    "  pr_loop_dims: [IY, IX]\n  pr_loop_sizes: [4, 6]")
+    workload = tmp_path / "padded.yaml"
+    workload.write_text(text)
+    notes: list[str] = []
+    instance = import_instance(workload, TPU, notes=notes)
+    assert instance["workload"]["dims"] == {"N": 1, "M": 8, "C": 4, "P": 4, "Q": 4, "R": 3, "S": 3}
+    assert any("6 x 6 per channel where ZigZag moves the 4 x 4" in n and "125.0% more" in n for n in notes), notes
+    done = run_mapcert("import", "zigzag", str(workload), str(TPU), "-o", str(tmp_path / "i.yaml"))
+    assert done.returncode == 0 and "note: padding" in done.stderr, done.stderr
+    workload.write_text(text.replace("pr_loop_sizes: [4, 6]", "pr_loop_sizes: [5, 6]"))
+    done = run_mapcert("import", "zigzag", str(workload), str(TPU))
+    assert done.returncode == 2 and "pr_loop_sizes" in done.stderr and "Traceback" not in done.stderr
+    workload.write_text(text.replace(f"padding: {padding}", "padding: [1, 2, 3]"))
+    done = run_mapcert("import", "zigzag", str(workload), str(TPU))
+    assert done.returncode == 2 and "padding" in done.stderr and "Traceback" not in done.stderr
