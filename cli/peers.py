@@ -151,6 +151,12 @@ def _timeloop_names(loaded: Loaded):
     names = Names()  # an instance written by hand: Timeloop's CNN-Layer names, levels and fan-outs by their own
     if getattr(getattr(loaded.problem, "layer", None), "groups", 1) > 1:
         names.all_dims = ["G", *names.all_dims]
+    hierarchy = getattr(loaded.problem, "hierarchy", None)
+    if hierarchy is not None:  # a preset after a Timeloop example: that example's containers
+        from ..interop.timeloop.instance import PRESET_CONTAINERS
+
+        containers = PRESET_CONTAINERS.get(hierarchy.name, {})
+        names.fanouts = {fan.name: containers[fan.name] for fan in hierarchy.fanouts if fan.name in containers}
     return names
 
 

@@ -128,6 +128,16 @@ def test_eyeriss_like_matches_the_preset_modelled_on_it():
     assert set(spatial.rows) == {"C", "M", "S"} and set(spatial.cols) == {"Q", "M"}
     fixed = {problem.hierarchy.levels[i].name: dict(c.factors) for i, c in problem.constraints.levels}
     assert fixed["weights_spad"] == {"N": 1, "M": 1, "P": 1, "Q": 1, "S": 1}
+    # the loops a scratchpad may have keep the example's order: C inside R at the weight scratchpad
+    from mapcert.formulations.tiling.multilevel.schema import preset_constraints
+
+    ours_orders = {problem.hierarchy.levels[i].name: c.order for i, c in problem.constraints.levels}
+    preset_orders = {preset.levels[i].name: c.order for i, c in preset_constraints("eyeriss-like", preset).levels}
+    for level, order in preset_orders.items():
+        free = [d for d in ours_orders[level] if d not in fixed[level] or fixed[level][d] != 1]
+        if len(free) > 1:  # one loop that may be there needs no order
+            assert [d for d in order if d in free] == free, (level, order, ours_orders[level])
+    assert preset_orders["weights_spad"] == ("R", "C")
 
 
 def test_second_published_example_with_variables_and_old_attribute_names():
@@ -669,3 +679,21 @@ def test_a_two_level_instance_says_how_to_export_it(tmp_path):
     done = run_mapcert("solve", str(instance), "-t", "30", "--no-heuristics", "--export", "timeloop", str(out))
     assert done.returncode == 0, done.stderr
     assert out.exists()
+
+
+def test_the_eyeriss_like_preset_exports_onto_the_timeloop_example_it_follows(tmp_path):
+    """A layer solved on the `eyeriss-like` preset exports to the containers
+    of Timeloop's eyeriss_like (PE_column on meshX, PE on meshY), and the
+    example architecture takes the mapping under its own constraints."""
+    instance = tmp_path / "layer.yaml"
+    instance.write_text("family: tiling\nworkload: {name: l, op: conv2d, dims: {M: 8, C: 4, P: 6, Q: 6, R: 3, S: 3}}\n"
+                        "hardware: eyeriss-like\n")
+    out = tmp_path / "optimum.map.yaml"
+    done = run_mapcert("solve", str(instance), "-t", "20", "--no-heuristics", "--export", "timeloop", str(out))
+    assert done.returncode == 0, done.stderr
+    targets = {entry["target"] for entry in yaml.safe_load(out.read_text())["mapping"] if entry["type"] == "spatial"}
+    assert targets <= {"inter_PE_column_spatial", "inter_PE_spatial"}, targets
+    scored = _json("compare", str(EYERISS / "arch.yaml"), str(EYERISS / "problem.yaml"), "--mapping", str(out),
+                   "--methods", "cpsat", "-t", "20", "--json")
+    row = {r["method"]: r for r in scored["rows"]}[f"mapping: {out.name}"]
+    assert row["status"] == "feasible" and row["functional"] == "passed", row

@@ -44,6 +44,13 @@ def written_energy(value: float) -> float:
     return rounded
 
 
+PRESET_CONTAINERS = {"eyeriss-like": {"array": ["PE_column", "PE"]}}
+"""Presets modelled on a Timeloop example architecture: per fan-out, the
+example's containers that spread meshX and meshY, so that an exported
+mapping targets the example's own containers (its columns, meshX, are the
+fan-out's columns; its rows, meshY, the fan-out's rows)."""
+
+
 @dataclass
 class Names:
     """How mapcert's names translate to the Timeloop files'."""
