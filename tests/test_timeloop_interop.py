@@ -697,3 +697,22 @@ def test_the_eyeriss_like_preset_exports_onto_the_timeloop_example_it_follows(tm
                    "--methods", "cpsat", "-t", "20", "--json")
     row = {r["method"]: r for r in scored["rows"]}[f"mapping: {out.name}"]
     assert row["status"] == "feasible" and row["functional"] == "passed", row
+
+
+@pytest.mark.parametrize("spatial, expected", [
+    ("spatial: {meshX: 4, meshY: 4}, constraints: {spatial: {permutation: [K, M], split: 1}}",
+     {"cols": ["C"], "rows": ["N", "M"]}),
+    ("spatial: {meshX: 4}, constraints: {spatial: {permutation: [K]}}", None),
+    ("spatial: {meshX: 4, meshY: 4}, constraints: {spatial: {permutation: [K], split: 3}}", {"rows": ["N", "M"]}),
+], ids=["split-inside", "order-only", "split-beyond"])
+def test_a_partial_spatial_permutation_reads_as_timeloop_reads_it(tmp_path, spatial, expected):
+    """Timeloop's spatial permutation may be partial: the dimensions it
+    leaves out follow it and take the positions after `split` (meshY), or
+    either axis when `split` lies beyond the list; the order alone limits
+    no dimension. (K is the matmul's reduction, mapcert's C.)"""
+    (tmp_path / "arch.yaml").write_text(MATMUL_ARCH.replace("spatial: {meshX: 4}", spatial))
+    (tmp_path / "problem.yaml").write_text(MATMUL_PROBLEM)
+    doc = yaml.safe_load(import_timeloop([tmp_path / "arch.yaml", tmp_path / "problem.yaml"]).text)
+    fanouts = doc["hardware"].get("constraints", {}).get("fanouts")
+    got = None if fanouts is None else {k: v for k, v in fanouts["lanes"].items() if k in ("rows", "cols")}
+    assert (got or None) == expected, got

@@ -612,30 +612,53 @@ def spatial_limits(fan: Fanout, mesh: Mesh, part: Part) -> None:
     factors, permutation = c.get("factors", {}), c.get("permutation", [])
     ones = {d for d, v in factors.items() if v == 1}
     path = mesh.path + ("constraints", "spatial")
-    if "split" in c and permutation:
-        x_dims, y_dims = permutation[:c["split"]], permutation[c["split"]:]
-    elif mesh.y == 1:
-        x_dims, y_dims = permutation or None, []
-    elif mesh.x == 1:
-        x_dims, y_dims = [], permutation or None
-    else:
-        x_dims = y_dims = permutation or None
+    x_dims, y_dims = spatial_axes(permutation, c.get("split"), mesh.x, mesh.y)
     for axis, dims, size in (("cols", x_dims, mesh.x), ("rows", y_dims, mesh.y)):
         if size == 1:
             continue
-        allowed = None if dims is None else [d for d in dims if d not in ones]
-        if dims is None and ones:
-            allowed = ["*"] + sorted(ones)  # every dimension but these: resolved against the problem's
+        if isinstance(dims, tuple):  # every dimension but the excluded ones: resolved against the problem's
+            excluded = set(dims[1]) | ones
+            allowed = ["*"] + sorted(excluded) if excluded else None
+        else:
+            allowed = [d for d in dims if d not in ones]
         setattr(fan, axis, allowed)
     for dim, value in factors.items():
         if value == 1:
             continue
-        on_x = x_dims is not None and dim in x_dims and mesh.x > 1
-        on_y = y_dims is not None and dim in y_dims and mesh.y > 1
+        on_x = _may_hold(x_dims, dim) and mesh.x > 1
+        on_y = _may_hold(y_dims, dim) and mesh.y > 1
         if on_x == on_y:
             part.fail(path + ("factors",), f"{dim}={value}: cannot tell whether it spreads meshX or meshY of "
                                            f"container {mesh.name} (give a permutation and split)")
         (fan.col_factors if on_x else fan.row_factors)[dim] = value
+
+
+def spatial_axes(permutation: list[str], split: int | None, x: int, y: int):
+    """The dimensions a container's meshX and meshY may unroll, as Timeloop
+    reads its spatial permutation: a list (only these) or ``("*", excluded)``
+    (every dimension but those).
+
+    The permutation orders the spatial loops, innermost first, and may be
+    partial: the dimensions it leaves out follow it, in any order. The first
+    ``split`` positions go on meshX, the rest on meshY. So with ``split`` at
+    most the permutation's length, meshX takes the first ``split`` listed and
+    meshY the other listed and every unlisted one; with ``split`` beyond it,
+    meshX takes every listed one and unlisted ones may go on either axis.
+    Without a split Timeloop searches it, and the order alone restricts no
+    dimension: which dimensions a mesh unrolls is its factors' business."""
+    every = ("*", ())
+    if split is None:
+        return (every if x > 1 else []), (every if y > 1 else [])
+    if split <= len(permutation):
+        return list(permutation[:split]), ("*", tuple(permutation[:split]))
+    return every, ("*", tuple(permutation))
+
+
+def _may_hold(dims, dim: str) -> bool:
+    """Whether ``dims`` (as :func:`spatial_axes` gives them) allows ``dim``."""
+    if isinstance(dims, tuple):
+        return dim not in dims[1]
+    return dim in dims
 
 
 def merged_spatial(before: dict, given: dict) -> dict:

@@ -167,7 +167,9 @@ def from_timeloop(data, problem: MultiLevelProblem, names: Names, source: Source
                 continue
             tl = names.dims[dim]
             if split is not None and perm:
-                on_x = tl in perm[:int(split)]
+                # a partial permutation: the dimensions it leaves out follow it in the shape's order
+                full = list(perm) + [d for d in names.all_dims if d not in perm]
+                on_x = tl in full[:int(split)]
             elif container is not None and container == x_name and container != y_name:
                 on_x = True
             elif container is not None and container == y_name and container != x_name:
