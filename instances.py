@@ -35,6 +35,8 @@ class Issue:
     message: str
 
     def __str__(self) -> str:
+        if self.line <= 0:  # not a place in the file (it could not be read): no line to point at
+            return f"{self.file}: {self.message}" if self.field == "(file)" else f"{self.file}: {self.field}: {self.message}"
         return f"{self.file}:{self.line}: {self.field}: {self.message}"
 
 

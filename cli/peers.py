@@ -385,7 +385,7 @@ def load_files(files: list[Path], load_instance) -> Loaded:
     or a peer's files (every one of one format) imported in memory."""
     for f in files:
         if not f.exists():
-            _fail_input([f"{f}:0: (file): cannot read: No such file or directory"])  # as an instance's own message
+            _fail_input([f"{f}: cannot read: No such file or directory"])  # as an instance's own message
         if f.is_dir():
             _fail_input([f"{f}: is a directory; give an instance file (YAML), or a peer's files"])
     for name, (recognises, load) in FILE_KINDS.items():

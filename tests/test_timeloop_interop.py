@@ -716,3 +716,14 @@ def test_a_partial_spatial_permutation_reads_as_timeloop_reads_it(tmp_path, spat
     fanouts = doc["hardware"].get("constraints", {}).get("fanouts")
     got = None if fanouts is None else {k: v for k, v in fanouts["lanes"].items() if k in ("rows", "cols")}
     assert (got or None) == expected, got
+
+
+def test_a_scratchpad_too_small_is_said_in_words(tmp_path):
+    """Timeloop counts a memory in words: a weight scratchpad of 4 words that
+    the constraints make hold a 4 x 3 weight tile is refused in words."""
+    arch = _edited(tmp_path, EYERISS / "arch.yaml", "factors: [N=1, M=1, P=1, Q=1, S=1]",
+                   "factors: [N=1, M=1, P=1, Q=1, S=1, C=4, R=3]", "arch.yaml")
+    Path(arch).write_text(Path(arch).read_text().replace("depth: 192", "depth: 2", 1))
+    done = run_mapcert("solve", arch, str(EYERISS / "problem.yaml"), "-t", "10")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "weights_spad holds 4 words of 8 bits" in done.stderr and "need 12 words of 8 bits" in done.stderr

@@ -64,11 +64,24 @@ def _overflow_text(problem: MultiLevelProblem, level: int, limits, least, bits, 
         need = int(sum(bits[t] * tile_elements(problem.layer, t, least)[0] for t in tensors))
         if need > capacity:
             room = f"{lv.name}'s {tensors[0]} partition" if lv.partition_bits is not None else lv.name
-            return (f"{room} holds {capacity:,} bits, and the smallest tiles of the {' and '.join(tensors)} "
-                    f"it must hold need {need:,} bits{spans}")
+            have, want = _sizes_text(capacity, need, tensors, bits)
+            return (f"{room} holds {have}, and the smallest tiles of the {' and '.join(tensors)} it must hold "
+                    f"need {want}{spans}")
     held = " and ".join(t for tensors, _ in limits for t in tensors)
     return (f"{lv.name} overflows: no tiling of {dim} leaves room there for the {held} it must hold, "
             f"even beside the smallest tiles of the other dimensions")
+
+
+def _sizes_text(capacity_bits: int, need_bits: int, tensors, bits) -> tuple[str, str]:
+    """Two sizes in the words of ``tensors`` when they share one width and
+    both are whole words (as a Timeloop or ZigZag user counts a memory:
+    ``4 words of 8 bits``), else both in bits."""
+    widths = {bits[t] for t in tensors}
+    width = widths.pop() if len(widths) == 1 else 0
+    if width and capacity_bits % width == 0 and need_bits % width == 0:
+        return tuple(f"{n // width:,} word{'s' * (n // width != 1)} of {width} bits"
+                     for n in (capacity_bits, need_bits))
+    return f"{capacity_bits:,} bits", f"{need_bits:,} bits"
 
 
 def fitting_choices(problem: MultiLevelProblem) -> dict[str, np.ndarray]:
