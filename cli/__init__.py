@@ -137,7 +137,7 @@ def solve(
                                     help="Score the family's quick heuristics against the optimum (on by default). "
                                          "Off, they still stand in for an exact method that stops at its "
                                          "time limit with a worse solution."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, metavar="N",
                                        help="A network's distinct layers (parts) solved at once, each in its own "
                                             "process with its share of the cores (default: one per core; 1 solves "
                                             "them one after another with every core). The optima are the same."),
@@ -298,7 +298,7 @@ def verify(
     methods: Optional[str] = typer.Option(None, "--methods",
                                           help="Comma-separated exact methods that re-prove the optimum "
                                                "(default: every one that applies)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, metavar="N",
                                        help="Layers of a network verified at once, each in its own process "
                                             "(default: one per core)."),
     every_check: bool = typer.Option(False, "--all", help="For a network, list every layer's checks (by default a "

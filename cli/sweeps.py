@@ -37,7 +37,7 @@ def sweep(
     file: Path = typer.Argument(..., help="Sweep YAML: a base instance and axes (docs/sweeps.md)."),
     db: Optional[Path] = typer.Option(None, "--db", help="Results store (SQLite); default: the sweep file's name "
                                                          "with .db, next to it."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1,
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, metavar="N",
                                           help="Worker processes of the local Dask cluster (default: one per core)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler",
                                             help="Use a running Dask scheduler (tcp://HOST:PORT) instead of a local "
@@ -56,7 +56,7 @@ def sweep(
     memory_limit: Optional[str] = typer.Option(None, "--memory-limit",
                                                help="Memory guard per local worker, e.g. '4 GiB' (default: 90% "
                                                     "of the machine's memory shared among the workers)."),
-    threads: int = typer.Option(1, "--threads", min=1, max=64, help="Solver threads per job."),
+    threads: int = typer.Option(1, "--threads", min=1, max=64, metavar="N", help="Solver threads per job."),
     functional: bool = typer.Option(True, "--functional/--no-functional",
                                     help="Run each solution in the functional model (the certificate's check)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the points and the jobs to solve; solve nothing."),
