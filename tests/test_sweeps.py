@@ -7,7 +7,10 @@ separately started Dask scheduler) are in tests/test_sweep_faults.py.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -257,11 +260,15 @@ def test_the_cli_sweeps_exports_and_filters(tmp_path):
     assert bad.returncode == 2 and "unknown field 'colour'" in bad.stderr
     jobs = run_mapcert("results", str(db), "--jobs")
     assert jobs.returncode == 0 and "small" in jobs.stdout
-    # 80 columns: the axis under its short name (the path above), one line per job, no empty reason column
-    assert "GLB capacity: hardware.levels[GLB].capacity" in jobs.stdout and "reason" not in jobs.stdout
-    rows = [line for line in jobs.stdout.splitlines() if "optimal" in line]
+    # in an 80-column terminal: the axis under its short name (the path above), one line per job, no empty
+    # reason column
+    narrow = subprocess.run([sys.executable, "-m", "mapcert", "results", str(db), "--jobs"], capture_output=True,
+                            text=True, env={**os.environ, "COLUMNS": "80"})
+    assert narrow.returncode == 0, narrow.stderr
+    assert "GLB capacity: hardware.levels[GLB].capacity" in narrow.stdout and "reason" not in narrow.stdout
+    rows = [line for line in narrow.stdout.splitlines() if "optimal" in line]
     assert len(rows) == 2 and all("KiB" in row and "small" in row for row in rows)
-    assert max(len(line.rstrip()) for line in jobs.stdout.splitlines()) <= 80
+    assert max(len(line.rstrip()) for line in narrow.stdout.splitlines()) <= 80
     rerun = run_mapcert("sweep", str(path), "--serial")
     assert rerun.returncode == 0 and "2 from the store, 0 solved" in rerun.stdout
 
