@@ -78,13 +78,25 @@ def seconds_option(text: str) -> float:
         raise typer.BadParameter(str(exc)) from None
 
 
-def _refuse_overwrite(path: Path | None, force: bool) -> None:
+def _refuse_overwrite(path: Path | None, force: bool, inputs: list[Path] = ()) -> None:
+    """Refuse, before any work, an output that would replace a file without
+    ``--force``, or ever one of the command's own input files."""
+    if path is not None and any(_same_file(path, given) for given in inputs):
+        _fail_input([f"{path}: is an input of this command; not overwritten, even with --force (give another "
+                     "output file)"])
     if path is not None and path.is_dir():
         _fail_input([f"{path}: is a directory; give a file to write, e.g. {path / 'result.yaml'}"])
     if path is not None and path.exists() and not force:
         _fail_input([f"{path}: exists; not overwritten (use --force to replace it)"])
     if path is not None and not path.parent.is_dir():  # said before the work, not after it
         _fail_input([f"{path}: cannot write: the folder {path.parent} does not exist"])
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
 
 
 def _save(path: Path, data: dict) -> None:
@@ -164,13 +176,13 @@ def solve(
     loaded = peers.load_files(files, _load)
     problem = loaded.problem
     family = registry.family_of(problem)
-    _refuse_overwrite(output, force)
+    _refuse_overwrite(output, force, files)
     for given in loaded.mappings:
         err.print(f"note: {given} is a mapping; `solve` finds the optimum and does not score it "
                   f"(`mapcert compare {' '.join(str(f) for f in files)}` does)", markup=False, soft_wrap=True)
     export = None if export is None or export[0] is None else export
     if export is not None:
-        peers.check_export(export[0], family, loaded, export[1], force)
+        peers.check_export(export[0], family, loaded, export[1], force, files)
     parts = family.parts(problem)
     try:
         if parts is None:

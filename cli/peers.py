@@ -128,8 +128,8 @@ def import_timeloop_command(
     which are defaults)."""
     if objective is not None:
         _check_objective(objective)
-    _refuse_overwrite(output, force)
     paths = list(files) + ([ert] if ert else []) + list(constraints or [])
+    _refuse_overwrite(output, force, paths)
     imported, _ = _timeloop_imported(paths)  # refuses what mapcert would not load
     text = imported.text if objective is None else re.sub(r"(?m)^objective: .*$", f"objective: {objective}",
                                                           imported.text, count=1)
@@ -228,7 +228,7 @@ def import_zigzag_command(
     from ..interop.zigzag import import_instance, instance_text
 
     _check_objective(objective)
-    _refuse_overwrite(output, force)
+    _refuse_overwrite(output, force, [workload, hardware] + ([mapping] if mapping else []))
     for given, expected in ((workload, "workload"), (hardware, "hardware")):
         kind = _zigzag_kind(given) if given.exists() else None
         if kind is not None and kind != expected:
@@ -414,11 +414,12 @@ def read_peer_mapping(loaded: Loaded, path: Path, data):
     return None
 
 
-def check_export(fmt: str, family, loaded: Loaded, output: Path, force: bool) -> None:
+def check_export(fmt: str, family, loaded: Loaded, output: Path, force: bool, inputs: list[Path] = ()) -> None:
     """Refuse an unknown format, an instance that is not one layer on a
     hierarchy, a space whose optimum the format may not hold, or an existing
     file, before anything is solved."""
     problem = loaded.problem
+    _refuse_overwrite(output, force, [loaded.path, *loaded.mappings, *inputs])
     if fmt not in EXPORTERS:
         _fail_input([f"--export: unknown format {fmt!r}; one of {', '.join(EXPORTERS)}"])
     if family.parts(problem) is None and hasattr(problem, "buffer") and hasattr(problem, "layer"):
@@ -450,7 +451,6 @@ def check_export(fmt: str, family, loaded: Loaded, output: Path, force: bool) ->
                          "Timeloop spatial directive gives each dimension one factor on one axis; add `one_axis: "
                          f"true` to constraints.fanouts.{both[0]} (or constraints.spatial) to export, at a cost the "
                          "certificate then proves, or solve without --export"])
-    _refuse_overwrite(output, force)
 
 
 def export(fmt: str, loaded: Loaded, mapping, objective: str, output: Path) -> str:

@@ -50,6 +50,17 @@ def test_saved_result_verifies_and_is_not_overwritten(cli, tmp_path):
     assert code == 0 and json.loads(stdout)["verified"]
 
 
+def test_an_input_file_is_never_the_output_even_with_force(cli, tmp_path):
+    """`-o` (or `--export`) naming the instance being solved would replace
+    the user's instance with a result: refused before solving, --force or not."""
+    instance = tmp_path / "mine.yaml"
+    instance.write_text(EXAMPLE.read_text())
+    for args in (["-o", str(instance), "--force"], ["--export", "timeloop", str(instance), "--force"]):
+        code, _, stderr = cli("solve", str(instance), *args)
+        assert code == 2 and "is an input of this command" in stderr, stderr
+        assert instance.read_text() == EXAMPLE.read_text()
+
+
 def test_verify_catches_a_tampered_result(cli, tmp_path):
     out = tmp_path / "result.yaml"
     cli("solve", str(EXAMPLE), "-o", str(out), "--no-functional")
