@@ -128,6 +128,14 @@ class _Pool(ProcessPoolExecutor):
         with _main_script_hidden():
             super()._spawn_process()
 
+    def terminate_workers(self) -> None:
+        """Stop every process of the pool now (after Ctrl-C): a process
+        that took the interrupt in one task would go on with the tasks
+        already handed to it, and the command would wait for them."""
+        for process in list((getattr(self, "_processes", None) or {}).values()):
+            if process.is_alive():
+                process.terminate()
+
 
 PRELOAD = ["mapcert.pipeline", "mapcert.formulations.tiling.multilevel.milp"]
 """What the fork server imports once, so that a process forked from it does
@@ -155,7 +163,9 @@ def part_pool(jobs: int, initializer=None, initargs: tuple = ()):
                                initargs=(threads, initializer, initargs))
     try:
         yield pool
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            pool.terminate_workers()  # before the shutdown, which lets go of the processes
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)

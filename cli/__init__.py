@@ -612,13 +612,15 @@ app.add_typer(peers.import_app, name="import")
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status instead of raising."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C into a return of 130 when not standalone
+            raise KeyboardInterrupt
     except _Exit as exc:
         return exc.code
     except typer.Exit as exc:
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        err.print("aborted")
+        err.print("interrupted: stopped before the end; nothing more was written")
         return 130
     except registry.PluginError as exc:
         err.print(f"mapcert: {exc} (check {registry.PLUGIN_VARIABLE} and the installed plug-ins)", markup=False)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from typing import Callable, Mapping
 
 from ortools.sat.python import cp_model
 
+from .interrupt import interruptible
 from .outcome import SolverOutcome
-from .threads import SWEEP_JOB_VARIABLE, solver_threads
+from .threads import solver_threads
 
 
 CPSAT_SEED = 0
@@ -22,6 +22,15 @@ the same on every run, which the canonical optimum relies on
 def default_workers() -> int:
     """CP-SAT's search workers: one per allowed solver thread (``solvers/threads.py``)."""
     return solver_threads()
+
+
+def solve_interruptibly(solver: cp_model.CpSolver, model: cp_model.CpModel, callback=None) -> int:
+    """``solver.Solve(model, callback)``, with Ctrl-C stopping the search
+    and raising KeyboardInterrupt (``solvers/interrupt.py``): CP-SAT's own
+    SIGINT handling is off, which would end the search as a time-out and
+    leave the process's SIGINT action at the default."""
+    solver.parameters.catch_sigint_signal = False
+    return interruptible(lambda: solver.Solve(model, callback), solver.StopSearch)
 
 
 def solve_cpsat(
@@ -48,11 +57,7 @@ def solve_cpsat(
     solver.parameters.random_seed = CPSAT_SEED
     for name, value in (parameters or {}).items():
         setattr(solver.parameters, name, value)
-    if os.environ.get(SWEEP_JOB_VARIABLE):
-        # in a sweep, Ctrl-C must stop the sweep, not end this search early and
-        # let a half-finished answer be stored as the job's result
-        solver.parameters.catch_sigint_signal = False
-    status = solver.Solve(model)
+    status = solve_interruptibly(solver, model)
     has_solution = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     bound = None
     if status != cp_model.INFEASIBLE and status != cp_model.MODEL_INVALID:

@@ -23,6 +23,7 @@ from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 from pyomo.contrib.solver.solvers.highs import Highs
 
+from .interrupt import interruptible
 from .outcome import SolverOutcome
 from .threads import solver_threads, threads_fixed
 
@@ -41,7 +42,16 @@ class _DeadlineHighs(Highs):
     def _solve(self):
         if self.deadline is not None:
             self._active_config.time_limit = max(MIN_SECONDS, self.deadline - time.perf_counter())
+        native = getattr(self, "_solver_model", None)
+        if native is not None and hasattr(native, "HandleUserInterrupt"):
+            native.HandleUserInterrupt = True  # so that cancel() stops it (``solvers/interrupt.py``)
         return super()._solve()
+
+    def cancel(self) -> None:
+        """Ask the running HiGHS to stop (from another thread)."""
+        native = getattr(self, "_solver_model", None)
+        if native is not None and hasattr(native, "cancelSolve"):
+            native.cancelSolve()
 
 
 def highs_available() -> bool:
@@ -93,14 +103,14 @@ def solve_highs(
     options.update(extra_options or {})
     solver = _DeadlineHighs()
     solver.deadline = start + max(0.0, float(time_limit))
-    results = solver.solve(
+    results = interruptible(lambda: solver.solve(
         model,
         tee=False,
         time_limit=max(MIN_SECONDS, float(time_limit)),
         solver_options=options,
         load_solutions=False,
         raise_exception_on_nonoptimal_result=False,
-    )
+    ), solver.cancel)
     term = results.termination_condition
     has_solution = results.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
     values = None
@@ -160,14 +170,15 @@ def run_highs(
     options.update(extra_options or {})
     for name, value in options.items():
         highs.setOptionValue(name, value)
-    highs.run()
+    highs.HandleUserInterrupt = True  # so that cancelSolve() stops it (``solvers/interrupt.py``)
+    interruptible(highs.run, highs.cancelSolve)
     status = highs.getModelStatus()
     if status == highspy.HighsModelStatus.kSolveError and options.get("presolve", "choose") != "off":
         # HiGHS' presolve can reduce a model with fixed columns to nothing and postsolve a point that
         # breaks a row (HiGHS then reports the error itself); once more without presolve
         highs.setOptionValue("presolve", "off")
         highs.setOptionValue("time_limit", max(MIN_SECONDS, float(time_limit) - (time.perf_counter() - start)))
-        highs.run()
+        interruptible(highs.run, highs.cancelSolve)
         highs.setOptionValue("presolve", "choose")
         status = highs.getModelStatus()
     info = highs.getInfo()

@@ -226,3 +226,40 @@ def test_side_by_side_runs_the_next_phase_with_what_the_last_one_taught():
                         then=lambda: phases.pop(0)())
     assert left == [] and not phases
     assert results == {("square", 2): 4, ("square", 3): 9, ("square", 13): 169}
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_stops_a_network_solve_at_once_and_says_so(tmp_path, jobs):
+    """Ctrl-C in a terminal (SIGINT to the process group) during a network's
+    solve stops it within a second or two, one layer at a time or side by
+    side: the native solver is told to stop rather than catching the signal
+    itself (CP-SAT then ended its search as at a time-out, the solve went on
+    to the next layer and saved its result), the pool's processes end, and
+    the command says it was interrupted (exit 130) and writes nothing."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    instance = tmp_path / "r50.yaml"
+    instance.write_text("family: tiling\nworkload: resnet50\nhardware: eyeriss\nobjective: energy\n")
+    out = tmp_path / "result.yaml"
+    driver = subprocess.Popen([sys.executable, "-m", "mapcert", "solve", str(instance), "--jobs", jobs, "-o", str(out)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        time.sleep(7)  # started, and solving layers
+        assert driver.poll() is None, driver.communicate()
+        sent = time.time()
+        os.killpg(driver.pid, signal.SIGINT)
+        _, err = driver.communicate(timeout=60)
+        waited = time.time() - sent
+    finally:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert driver.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err and "terminate called" not in err, err
+    assert waited < 5, waited
+    assert not out.exists()

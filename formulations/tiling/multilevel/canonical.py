@@ -32,7 +32,7 @@ from dataclasses import replace
 
 from ortools.sat.python import cp_model
 
-from ....solvers.cpsat import CPSAT_SEED
+from ....solvers.cpsat import CPSAT_SEED, solve_interruptibly
 
 from .cpsat import CPSAT_OBJECTIVES, CPSAT_PARAMETERS, build_multilevel_cpsat, decode
 from .problem import MultiLevelMapping, MultiLevelProblem, Restriction
@@ -105,7 +105,7 @@ def canonical_optimum(problem: MultiLevelProblem, value: float, time_limit: floa
         setattr(solver.parameters, name, setting)
     solver.parameters.max_time_in_seconds = max(0.1, float(time_limit))
     stop = _StopAtValue(round(target_value * scale) - constant)
-    status = solver.Solve(builder.m, stop)
+    status = solve_interruptibly(solver, builder.m, stop)
     if not stop.reached or status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     return decode(problem, rows, x, o, solver, builder.keep, builder.halo_dims)
