@@ -29,11 +29,12 @@ from typing import Callable
 
 from .version import __version__
 from .formulations import registry
-from .formulations.family import Attempt, Bound, Evaluation, ExactMethod, Family, Part, Status
+from .formulations.family import Attempt, Bound, Check, Evaluation, ExactMethod, Family, Part, Status
 from .result import (Certificate, CheckEntry, FunctionalEntry, HeuristicEntry, PartEntry, Result, BoundEntry,
                      SecondaryEntry, excess, gap_of)
 from .part_pool import part_jobs, part_pool, picklable, results_in_order
-from .validation.certificate import Certification, certify, lower_bound
+from .units import format_value
+from .validation.certificate import Certification, at_least, certify, lower_bound
 
 
 class MethodError(ValueError):
@@ -164,6 +165,15 @@ def _solve_single(family: Family, problem, method_name, time_limit, functional, 
     wall = time.perf_counter() - start
     all_bounds = family.bounds(problem)
     cert = certify(family, problem, attempt, all_bounds, functional=functional, seed=seed)
+    if cert.better is not None:  # the method stopped short and another exact method proved a better optimum
+        stopped, value = attempt, cert.evaluation.objective
+        attempt = cert.better
+        attempt.message = (f"{stopped.method} stopped at {format_value(value)} ({stopped.message or 'time limit'}); "
+                           f"{attempt.method}, run as the second opinion, proved the optimum")
+        cert = certify(family, problem, attempt, all_bounds, functional=functional, seed=seed, second_opinion=False)
+        cert.checks.append(Check(f"{stopped.method} agrees", at_least(value, attempt.objective),
+                                 f"{stopped.method}: {stopped.status.value} at {format_value(value)}, at or above "
+                                 "this optimum"))
     result = assemble(family, problem, attempt, all_bounds, cert, wall)
     if heuristics:
         result.heuristics = heuristic_entries(family, problem, scored, result)

@@ -17,6 +17,7 @@ from .. import workload_library
 from ..formulations.family import Family, Status
 from ..pipeline import Comparison
 from ..result import Result
+from ..validation.certificate import NO_CONCLUSION
 
 COLOURS = {Status.OPTIMAL: "green", Status.FEASIBLE: "yellow"}
 
@@ -76,8 +77,10 @@ def status_line(console: Console, result: Result) -> None:
     """One line: the status, who proved it, how long it took."""
     colour = COLOURS.get(result.status, "red")
     method, _, fallback = result.method.partition(" (then heuristic ")
-    proved = (f"found by heuristic {fallback[:-1]} after {method} stopped, proved optimal by a rigorous bound"
-              if fallback else f"proved by {result.method}")
+    proof = result.message.rpartition("optimal: ")[2] if "optimal: " in (result.message or "") else ""
+    proved = (f"found by heuristic {fallback[:-1]} after {method} stopped, proved optimal: "
+              f"{proof or 'a rigorous bound meets it'}," if fallback
+              else f"found by {result.method}, proved optimal: {proof}," if proof else f"proved by {result.method}")
     text = {
         Status.OPTIMAL: f"{proved} in {result.wall_time_s:.2f} s, confirmed by evaluate"
                         + (" and the functional model" if result.certificate.functional.passed else ""),
@@ -201,6 +204,15 @@ def heuristics_table(console: Console, result: Result) -> None:
     show(console, t)
 
 
+def check_word(check) -> str:
+    """A check's verdict: ``pass``, ``FAIL``, ``undecided`` (failed only for
+    want of time), or ``no answer`` (another method that ran out of time:
+    nothing contradicts the result, nothing confirms it)."""
+    if check.passed:
+        return "[yellow]no answer[/]" if NO_CONCLUSION in check.detail else "[green]pass[/]"
+    return "[yellow]undecided[/]" if getattr(check, "undecided", False) else "[red]FAIL[/]"
+
+
 def checks_table(console: Console, checks, title: str = "certificate checks", by_layer: bool = False) -> None:
     """The checks, one per row; ``by_layer``: a network layer's checks
     (named ``parts[LAYER]. ...``) as one row when all of them passed, in
@@ -226,7 +238,7 @@ def checks_table(console: Console, checks, title: str = "certificate checks", by
                       escape(f"{len(group)} checks (--all lists them)"))
             continue
         for c in group if group is not None else [row]:
-            t.add_row(escape(c.name), "[green]pass[/]" if c.passed else "[yellow]undecided[/]" if getattr(c, "undecided", False) else "[red]FAIL[/]", escape(c.detail))
+            t.add_row(escape(c.name), check_word(c), escape(c.detail))
     show(console, t)
 
 

@@ -267,3 +267,59 @@ def test_values_without_a_workload_give_the_shape():
     assert (again.weights == problem.weights).all()
     with pytest.raises(Exception, match="all of one length"):
         load_text("family: pairing\nweights: {values: [[1, 2, 3], [-2, -3]]}\n")
+
+
+def test_a_better_optimum_proved_by_the_second_opinion_is_the_answer(monkeypatch):
+    """When the instance's method stops short with a worse pairing and the
+    other exact method, run as the second opinion, proves a better optimum,
+    the result is that optimum (status optimal, by that method), not the
+    worse pairing called feasible with a gap; the stopped method's answer
+    is a check of its own, and the result verifies."""
+    from mapcert.formulations.family import Attempt, Status
+    from mapcert.formulations.pairing import family as pairing_family
+
+    real = pairing_family._attempt
+    problem = load_text(TINY)
+    worse = PAIRING_HEURISTICS["sort-by-norm"](problem)
+
+    def stopped_short(p, method, time_limit):
+        if method != "milp":
+            return real(p, method, time_limit)
+        return Attempt(Status.FEASIBLE, worse, float(evaluate(p, worse).distortion), None, 0.1,
+                       "time limit reached", "milp")
+
+    monkeypatch.setattr(pairing_family, "_attempt", stopped_short)
+    result = solve(problem, method="milp", time_limit=30)
+    assert result.status == "optimal" and result.method == "cpsat", (result.status, result.method)
+    assert result.message.startswith("milp") and "stopped at" in result.message and result.gap == 0.0
+    assert result.objective < float(evaluate(problem, worse).distortion)
+    stopped = [c for c in result.certificate.checks if c.name.startswith("milp") and c.name.endswith("agrees")]
+    assert len(stopped) == 1 and stopped[0].passed, result.certificate.checks
+    monkeypatch.setattr(pairing_family, "_attempt", real)
+    assert verify(result.to_dict(), time_limit=30).passed
+
+
+def test_an_unproved_optimum_that_the_second_opinion_proves_is_optimal(monkeypatch):
+    """The method stops with the optimal pairing but no proof; the other
+    exact method proves that value optimal: the status is optimal, said so,
+    and a method that proves nothing in time is a check with no answer."""
+    from mapcert.cli.render import check_word
+    from mapcert.formulations.family import Attempt, Check, Status
+    from mapcert.formulations.pairing import family as pairing_family
+    from mapcert.validation.certificate import NO_CONCLUSION
+
+    real = pairing_family._attempt
+    problem = load_text(TINY)
+    best = real(problem, "cpsat", 30)
+
+    def unproved(p, method, time_limit):
+        if method != "milp":
+            return real(p, method, time_limit)
+        return Attempt(Status.FEASIBLE, best.solution, best.objective, None, 0.1, "time limit reached", "milp")
+
+    monkeypatch.setattr(pairing_family, "_attempt", unproved)
+    result = solve(problem, method="milp", time_limit=30, heuristics=False)
+    assert result.status == "optimal" and result.method == "milp"
+    assert "optimal: cpsat proves the optimum" in result.message
+    assert "no answer" in check_word(Check("cpsat agrees", True, f"cpsat: feasible within the time limit, {NO_CONCLUSION}"))
+    assert "pass" in check_word(Check("cpsat agrees", True, "cpsat proves 1"))

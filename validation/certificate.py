@@ -90,6 +90,14 @@ class Certification:
     functional: FunctionalRun = field(default_factory=lambda: FunctionalRun(False, reason="no solution"))
     evaluation: Evaluation | None = None
     message: str = ""
+    better: Attempt | None = None
+    """Another exact method's proved optimum below an unproved solution's
+    value: the answer the pipeline then certifies instead."""
+
+
+NO_CONCLUSION = "no conclusion"
+"""What the detail of another method's check says when that method proved
+nothing in its time limit (the check passes: nothing contradicts)."""
 
 
 def other_method_check(name: str, other: Attempt, value: float, claimed: Status) -> Check:
@@ -108,13 +116,18 @@ def other_method_check(name: str, other: Attempt, value: float, claimed: Status)
         return Check(label, agree, detail)
     if other.status == Status.INFEASIBLE:
         return Check(label, False, f"{name} finds the instance infeasible ({other.message})")
-    return Check(label, True, f"{name}: {other.status.value} within the time limit, no conclusion"
+    return Check(label, True, f"{name}: {other.status.value} within the time limit, {NO_CONCLUSION}"
                               + (f" ({other.message})" if other.message else ""))
 
 
-def second_opinions(family: Family, problem, attempt: Attempt, value: float) -> list[Check]:
-    """Every other applicable exact method (and reference) on ``problem``."""
-    checks = []
+def second_opinions(family: Family, problem, attempt: Attempt,
+                    value: float) -> tuple[list[Check], str | None, Attempt | None]:
+    """Every other applicable exact method (and reference) on ``problem``:
+    the checks; the first method that proved the optimum at ``value``
+    (which proves an unproved solution optimal), if any; and the first
+    proved optimum below ``value`` with its solution (a better answer than
+    an unproved one), if any."""
+    checks, proof, better = [], None, None
     for method in family.methods(problem):
         if method.name == attempt.method or method.why_not(problem) is not None:
             continue
@@ -123,7 +136,14 @@ def second_opinions(family: Family, problem, attempt: Attempt, value: float) -> 
             evaluation = family.evaluate(problem, other.solution)
             other.objective = evaluation.objective if evaluation.feasible else None
         checks.append(other_method_check(method.name, other, value, attempt.status))
-    return checks
+        if other.status == Status.OPTIMAL and other.objective is not None:
+            if proof is None and close(other.objective, value):
+                proof = f"{method.name} proves the optimum {fmt(other.objective)}"
+            elif better is None and other.solution is not None and other.objective < value \
+                    and not close(other.objective, value):
+                other.method = other.method or method.name
+                better = other
+    return checks, proof, better
 
 
 def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], functional: bool = True,
@@ -155,6 +175,7 @@ def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], func
         status = attempt.status if attempt.status in (Status.INFEASIBLE, Status.ERROR) else Status.ERROR
         return Certification(status, message=attempt.message or "no solution")
     checks: list[Check] = []
+    other_proof, better = None, None
     evaluation = family.evaluate(problem, attempt.solution)
     checks.append(Check("solution is feasible", evaluation.feasible,
                         "; ".join(evaluation.violations[:3]) or "fits every capacity and constraint"))
@@ -180,7 +201,8 @@ def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], func
                                 f"bound {fmt(attempt.best_bound)}"))
         checks.extend(family.cross_checks(problem, attempt.solution, evaluation))
         if second_opinion and family.second_opinion:
-            checks.extend(second_opinions(family, problem, attempt, value))
+            opinions, other_proof, better = second_opinions(family, problem, attempt, value)
+            checks.extend(opinions)
     run = FunctionalRun(False, reason=NOT_REQUESTED if not functional else NOT_FEASIBLE)
     if functional and evaluation.feasible:
         run = family.functional(problem, attempt.solution, seed=seed)
@@ -192,11 +214,15 @@ def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], func
         return Certification(Status.ERROR, checks, run, evaluation, "check failed: " + "; ".join(failed))
     if attempt.status == Status.OPTIMAL:
         return Certification(Status.OPTIMAL, checks, run, evaluation, attempt.message)
+    why = f"{attempt.message}; " if attempt.message else ""
+    if other_proof is not None:  # the method stopped short, another exact method proved this value optimal
+        return Certification(Status.OPTIMAL, checks, run, evaluation, f"{why}optimal: {other_proof}")
     closing = closing_bound(value, bounds, [("the method's", attempt.best_bound)])
+    if better is not None and closing is None:  # a proved optimum below this unproved solution: the answer
+        return Certification(Status.FEASIBLE, checks, run, evaluation, attempt.message, better=better)
     if closing is not None:
         # a lower bound at the objective is a proof, whether or not the method finished
         checks.append(Check("a lower bound meets the objective", True, f"{closing} = {fmt(value)}"))
-        why = f"{attempt.message}; " if attempt.message else ""
         return Certification(Status.OPTIMAL, checks, run, evaluation, f"{why}optimal: {closing} equals the objective")
     return Certification(Status.FEASIBLE, checks, run, evaluation, attempt.message)
 
