@@ -140,6 +140,19 @@ def test_a_tampered_layer_of_a_network_is_named_when_verified_side_by_side(netwo
     assert "{'" not in " ".join(failed.values())  # records are printed as key=value, not as raw dicts
 
 
+def test_a_layer_list_moved_between_distinct_layers_fails_verify(network):
+    """`same_shape` says which layers of the network a distinct layer stands
+    for: a result that credits them to another layer does not verify."""
+    result = solve(network, jobs=1, functional=False, heuristics=False)
+    tampered = result.to_dict()
+    first, last = tampered["parts"][0], tampered["parts"][-1]
+    first["same_shape"], last["same_shape"] = last["same_shape"] or [last["name"]], first["same_shape"] or [first["name"]]
+    assert tampered != result.to_dict()
+    failed = [c.name for c in mapcert.verify(tampered, time_limit=20, methods=["cpsat"], jobs=1).checks
+              if not c.passed]
+    assert "parts: the layers each distinct layer stands for (same_shape)" in failed
+
+
 @pytest.fixture(scope="module")
 def solved(network):
     return solve(network, jobs=1, functional=False, heuristics=False)

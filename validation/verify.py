@@ -632,6 +632,11 @@ def _verify_network(family: Family, problem, parts, result: Result, ctx: _Contex
     checks.append(Check("parts: the network's distinct layers and their counts", expected == got, detail))
     if expected != got:
         return checks
+    shapes = [(p.name, list(p.same_shape), list(e.same_shape)) for p, e in zip(parts, stored)]
+    other = next(((name, want, have) for name, want, have in shapes if want != have), None)
+    checks.append(Check("parts: the layers each distinct layer stands for (same_shape)", other is None,
+                        "as the instance expands" if other is None else
+                        f"{other[0]}: the instance gives {other[1] or 'none'}, the result {other[2] or 'none'}"))
     failed_parts = []
     for part, part_checks in zip(parts, _verify_parts(family, parts, [e.result for e in stored], ctx)):
         checks.extend(part_checks)
