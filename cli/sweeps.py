@@ -252,9 +252,12 @@ def axis_label(axis: str) -> str:
     ``GLB capacity``, ``workload.dims.M`` -> ``M``); the full path is in the
     best point's line below the table."""
     parts = axis.split(".")
-    owner = next((part[part.index("[") + 1:-1] for part in reversed(parts[:-1]) if "[" in part and part.endswith("]")),
-                 None)
-    return parts[-1] if owner is None else f"{owner} {parts[-1]}"
+    owner = next((part for part in reversed(parts[:-1]) if "[" in part and part.endswith("]")), None)
+    if owner is None:
+        return parts[-1]
+    key = owner[owner.index("[") + 1:-1]
+    # a level named by its position says where: levels[1] scale, not "1 scale"
+    return f"{owner} {parts[-1]}" if key.isdigit() else f"{key} {parts[-1]}"
 
 
 def _summary_table(summaries: list[tables.PointSummary], axes: list[str], title: str) -> None:

@@ -88,10 +88,11 @@ def plan(sweep: Sweep, store: Store, retry_feasible: bool = False, functional: b
         written = registry.family_of(problem).dump(problem).get("workload")
         first = parts[0].job
         workload = point.document.get("workload")
+        network = getattr(problem, "network", None)  # a network's own name, not its first layer's
         if isinstance(workload, dict):
-            workload = workload.get("name") or first.workload
+            workload = workload.get("name") or network or first.workload
         elif not isinstance(workload, str):
-            workload = first.workload
+            workload = network or first.workload
         points.append(PlannedPoint(index=point.index, values=point.values, document=point.document,
                                    label=point.label, family=first.family, workload=str(workload),
                                    hardware=first.hardware, parts=parts,
