@@ -181,3 +181,9 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def article(word) -> str:
+    """``word`` with its indefinite article: ``an add``, ``a conv2d``."""
+    text = str(word)
+    return f"{'an' if text[:1].lower() in 'aeio' else 'a'} {text}"

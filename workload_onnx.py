@@ -39,6 +39,7 @@ from typing import Any
 from pydantic import Field
 
 from .instances import Located, Strict, validate_spec
+from .units import article
 from .workload_library import COMPUTE_OPS
 
 MAX_BATCH = 2**20
@@ -153,7 +154,7 @@ def onnx_layer(raw: Any, where: Located, path: tuple, base: Path) -> dict | None
         where.add(path, f"one layer is tiled here: give layer: NAME, one of {shown} (or a hierarchy, to tile "
                         "every layer)")
     elif wanted in layers:
-        where.add(path + ("layer",), f"{wanted!r} is a {layers[wanted]['op']} layer without weights; the tiling "
+        where.add(path + ("layer",), f"{wanted!r} is {article(layers[wanted]['op'])} layer without weights; the tiling "
                                      f"family maps {shown}")
     else:
         unsupported = next((r for r in refused if r.startswith(f"{wanted!r} (")), None)

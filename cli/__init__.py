@@ -324,7 +324,9 @@ def verify(
 
     data = _read_yaml_file(result)
     if not isinstance(data, dict) or "format" not in data:
-        _fail_input([f"{result}:1: format: not a mapcert result (expected format: {RESULT_FORMAT})"])
+        hint = (f"; it looks like an instance: `mapcert solve {result} -o result.yaml` writes a result to verify"
+                if isinstance(data, dict) and "family" in data else "")
+        _fail_input([f"{result}:1: format: not a mapcert result (expected format: {RESULT_FORMAT}){hint}"])
     if data["format"] != RESULT_FORMAT:
         _fail_input([f"{result}:1: format: {data['format']!r} is not {RESULT_FORMAT}; solve the instance again "
                      "with this version to get a result it can verify"])
@@ -433,6 +435,11 @@ def _read_user_solution(family, loaded, path: Path):
     if peer is not None:
         return peer
     prefix: tuple = ()
+    if isinstance(data, dict) and data.get("parts") and data.get("solution") is None:
+        names = [str(part.get("name")) for part in data["parts"] if isinstance(part, dict)][:3]
+        _fail_input([f"{path}:1: parts: a network's result holds one solution per distinct layer; compare one layer: "
+                     f"its solution is under parts[NAME].result.solution ({', '.join(names)}, ...), to copy into a "
+                     "file of its own"])
     if isinstance(data, dict) and isinstance(data.get("solution"), dict):
         data, prefix = data["solution"], ("solution",)
     if isinstance(data, dict) and isinstance(data.get("mapping"), dict):

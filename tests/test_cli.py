@@ -400,3 +400,25 @@ def test_a_misspelt_field_in_a_two_level_mapping_is_refused(cli, tmp_path):
     mine.write_text("solution:\n  tiles: {N: 1, M: 1, C: 128, P: 14, Q: 28, R: 3, S: 3}\n  ordr: [N, C, P, Q, M]\n")
     code, _, stderr = cli("compare", str(EXAMPLE), "--methods", "paper-dataflow", "--mapping", str(mine))
     assert code == 2 and f"{mine}:3: solution.ordr: unknown field 'ordr'; did you mean 'order'?" in stderr, stderr
+
+
+def test_a_file_of_another_kind_is_named_with_what_to_do(cli, tmp_path):
+    """An instance given to verify, a pairing without its unpaired list, and
+    a network's result given as one layer's mapping each say what to give."""
+    code, _, stderr = cli("verify", str(EXAMPLE))
+    assert code == 2 and "looks like an instance" in stderr and "mapcert solve" in stderr
+    pairing = tmp_path / "pairing.yaml"
+    pairing.write_text("family: pairing\nworkload: {name: t, dims: {M: 4, C: 2, R: 2}}\n"
+                       "hardware: {preset: ddc-sram, rows: 16, columns: 64}\nweights: {generate: {seed: 4}}\n")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("pairs: [[0, 1], [2, 3]]\n")
+    code, _, stderr = cli("compare", str(pairing), "--mapping", str(mine))
+    assert code == 2 and "missing unpaired" in stderr and "unpaired: []" in stderr
+    network = tmp_path / "net.yaml"
+    network.write_text("family: tiling\nworkload: lenet5\nhardware: chen2020-3level\nobjective: energy\n")
+    result = tmp_path / "net.result.yaml"
+    assert cli("solve", str(network), "-o", str(result), "--no-functional", "--no-heuristics", "--jobs", "1")[0] == 0
+    layer = tmp_path / "layer.yaml"
+    layer.write_text("family: tiling\nworkload: lenet5.conv2\nhardware: chen2020-3level\nobjective: energy\n")
+    code, _, stderr = cli("compare", str(layer), "--mapping", str(result))
+    assert code == 2 and "a network's result holds one solution per distinct layer" in stderr

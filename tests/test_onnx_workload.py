@@ -410,7 +410,7 @@ def test_one_layer_of_a_model_is_an_instance_of_its_own(tmp_path, cli):
     assert code == 0 and "certified optimum" in stdout, stderr
     for workload, words in [("layer: stem.conv", "'stem.conv' is no layer of the model; its layers with weights "
                                                  "are stem, block1.conv1"),
-                            ("layer: block1.add", "'block1.add' is a add layer without weights"),
+                            ("layer: block1.add", "'block1.add' is an add layer without weights"),
                             ("batch: 2", "or tile one layer of the model: workload: {onnx: ..., layer: NAME}"),
                             ("layer: null", "one layer is tiled here: give layer: NAME, one of stem, block1.conv1")]:
         with pytest.raises(InstanceError, match=re.escape(words)):

@@ -83,7 +83,7 @@ class CrossbarFamily(Family):
     def space(self, problem: CrossbarProblem) -> str:
         constraints = [f"at most {problem.crossbar_budget:,} crossbars"]
         if problem.one_layer_per_tile:
-            constraints.append(f"each layer on tiles of its own, at most {problem.chip.tiles} tiles")
+            constraints.append(f"each layer on tiles of its own, at most {problem.chip.tiles:,} tiles")
         if problem.bandwidth:
             constraints.append(f"buffer bandwidth {problem.chip.bandwidth_bits_per_cycle:,} bits per cycle"
                                + (" (the period, reported: the energy objective does not depend on it)"
@@ -164,7 +164,7 @@ class CrossbarFamily(Family):
         extras = [w for w, on in (("one layer per tile", problem.one_layer_per_tile),
                                   ("buffer bandwidth", problem.bandwidth)) if on]
         return (f"[bold]{problem.name}[/] ({len(problem.layers)} layers) on {chip.name}: {chip.rows}x{chip.columns} "
-                f"crossbars, budget {problem.crossbar_budget:,} crossbars, {chip.tiles} tiles; objective "
+                f"crossbars, budget {problem.crossbar_budget:,} crossbars, {chip.tiles:,} tiles; objective "
                 f"{OBJECTIVE_WORDS[problem.objective]}; styles {', '.join(problem.styles)}"
                 + (f"; {', '.join(extras)}" if extras else ""))
 
@@ -192,7 +192,7 @@ class CrossbarFamily(Family):
                       + (f", bandwidth {metrics.bandwidth_cycles:,}" if problem.bandwidth else "")
                       + f"); latency {metrics.latency:,} cycles; energy {metrics.energy_pj / 1e6:,.3f} uJ per image; "
                       f"{metrics.crossbars_used:,} of {problem.crossbar_budget:,} crossbars, "
-                      f"{metrics.tiles_used} tiles")
+                      f"{metrics.tiles_used:,} tiles")
         alone = {h.method.removesuffix("-only"): h.objective for h in result.heuristics
                  if h.method.endswith("-only") and h.method.removesuffix("-only") in STYLES}
         conv, split = alone.get("conventional"), alone.get("split")

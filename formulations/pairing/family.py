@@ -129,7 +129,14 @@ class PairingFamily(Family):
 
     def solution_from_dict(self, problem: PairingProblem, data) -> Pairing:
         if not isinstance(data, dict) or set(data) != {"pairs", "unpaired"}:
-            raise ValueError("a pairing is {pairs: [[i, j], ...], unpaired: [k, ...]}")
+            said = ""
+            if isinstance(data, dict):
+                missing = sorted({"pairs", "unpaired"} - set(data))
+                extra = sorted(str(k) for k in set(data) - {"pairs", "unpaired"})
+                said = "; " + "; ".join(([f"missing {', '.join(missing)} (give unpaired: [] when every filter is "
+                                          f"paired)"] if missing else [])
+                                        + ([f"unknown {', '.join(extra)}"] if extra else []))
+            raise ValueError("a pairing is {pairs: [[i, j], ...], unpaired: [k, ...]}" + said)
         pairs, unpaired = data["pairs"], data["unpaired"]
         if not isinstance(pairs, list) or any(not isinstance(p, (list, tuple)) or len(p) != 2 for p in pairs):
             raise ValueError("pairs must be a list of [i, j]")

@@ -31,6 +31,7 @@ import numpy as np
 from pydantic import Field
 
 from ... import workload_library
+from ...units import article
 from ...hardware.pim import PimChip
 from ...instances import Located, Strict, validate_spec
 from ..crossbar.schema import SolverSpec, build_chip, build_solver, dump_chip, dump_solver
@@ -132,7 +133,7 @@ def build_layer(raw: Any, where: Located, path: tuple) -> PairingLayer | None:
             where.add(path, exc.args[0] if exc.args else str(exc))
             return None
         if found.get("op") not in workload_library.COMPUTE_OPS:
-            where.add(path, f"{raw} is a {found.get('op')} layer; it has no filters to pair")
+            where.add(path, f"{raw} is {article(found.get('op'))} layer; it has no filters to pair")
             return None
         d = found["dims"]
         layer = PairingLayer(raw, d["M"], d["C"], d.get("R", 1), d.get("S", 1), found.get("groups", 1))

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, StrictBool, TypeAdapter, ValidationError, field_validator, model_validator
 
 from ... import workload_library
+from ...units import article
 from ...hardware.presets import hardware_presets
 from ...instances import Located, Seconds, Strict, pair, resolve_preset, schema_problem, size_bits, validate_spec
 from ...workload_onnx import is_onnx, onnx_layer
@@ -136,7 +137,7 @@ def build_layer(raw: Any, where: Located, path: tuple) -> ConvLayer | None:
             where.add(path, exc.args[0] if exc.args else str(exc))
             return None
         if raw.get("op") not in workload_library.COMPUTE_OPS:
-            where.add(path, f"{raw['name']} is a {raw.get('op')} layer without weights; the tiling family maps "
+            where.add(path, f"{raw['name']} is {article(raw.get('op'))} layer without weights; the tiling family maps "
                             f"{', '.join(workload_library.COMPUTE_OPS)} layers")
             return None
         raw.pop("inputs", None)  # graph edges matter to the partition family, not to one layer

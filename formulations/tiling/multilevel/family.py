@@ -368,13 +368,15 @@ class MultiLevelTiling(Family):
 
         time_limit = options.get("time_limit") or 30.0
         if isinstance(problem, MultiLevelNetwork):
-            names, gaps = [], {name: [] for name in HEURISTICS}
+            names, gaps, unproved = [], {name: [] for name in HEURISTICS}, []
             advance = progress("solving", len(problem.layers))
             for item in problem.layers:
                 p = item.problem
                 comparison = compare(p, ["cpsat", *HEURISTICS], time_limit, functional=False)
                 names.append(p.layer.name)
                 proved = comparison.optimum is not None
+                if not proved:
+                    unproved.append(p.layer.name)
                 for row in comparison.rows:
                     if row.method in gaps:
                         gaps[row.method].append(row.gap if proved else None)
@@ -383,7 +385,9 @@ class MultiLevelTiling(Family):
             plots.plot_network_gaps(problem.network, names, gaps, output,
                                     f"{problem.network} on {first.hierarchy.name}: heuristic gap to the optimum "
                                     f"({first.objective})")
-            return f"{len(names)} distinct layers; layers not proved within the limit have no bars"
+            said = (f"; {len(unproved)} not proved within the limit, without bars: {', '.join(unproved)}"
+                    if unproved else "; every one proved")
+            return f"{len(names)} distinct layers{said} (a heuristic at the optimum has a bar of zero height)"
         hier = problem.hierarchy
         level = options.get("level")
         shared = [i for i, lv in enumerate(hier.levels) if i > 0 and not lv.per_pe]
