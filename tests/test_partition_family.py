@@ -222,6 +222,12 @@ def test_a_million_layers_or_sizes_are_refused_before_they_are_read():
     ("a: {op: conv2d, dims: {M: 4, C: 2, P: 8, Q: 8, K: 3}}", ["workload.layers.a.dims.K", "unknown dimension"]),
     ("input: {op: conv2d, dims: {M: 4, C: 2}}", ["workload.layers.input", "network input"]),
     ("a: {op: softmax, dims: {M: 4, C: 2}}", ["workload.layers.a.op"]),
+    ("a: {op: conv2d, dims: {M: 4, C: 2, P: 8, Q: 8, R: 3, S: 3}}\n"
+     "    b: {op: conv2d, dims: {M: 4, C: 4, P: 16, Q: 16, R: 3, S: 3}}",
+     ["workload.layers.b.dims.P", "reads 18 rows of its input", "a gives 8"]),
+    ("a: {op: conv2d, dims: {M: 4, C: 2, P: 8, Q: 8, R: 3, S: 3}}\n"
+     "    b: {op: pool, dims: {M: 4, C: 4, P: 4, Q: 2, R: 2, S: 2}, stride: 2}",
+     ["workload.layers.b.dims.Q", "reads 4 columns", "a gives 8"]),
 ])
 def test_inline_graphs_are_checked_layer_by_layer(layers, words):
     message = issues(f"family: partition\nbuffer: 1 MiB\nworkload:\n  name: g\n  layers:\n    {layers}\n")

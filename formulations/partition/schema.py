@@ -286,6 +286,29 @@ def _output_shape(layer: dict) -> tuple[int, int, int]:
     return d.get("P", 1), d["M"], d.get("Q", 1)
 
 
+def _window_fits(layer: dict, given: tuple[int, int, int], source: str, where: Located, path: tuple) -> bool:
+    """A windowed layer's output size follows from the map it reads: it
+    reads ``(P - 1) * stride + R`` rows of its (padded) input, which may
+    pad the map by at most ``R - 1`` rows on each side and may leave out up
+    to ``stride - 1`` rows at the end (likewise for the width). Beyond that
+    the layers do not form a network, and a partition of them would be
+    another network's."""
+    d = layer["dims"]
+    stride = layer.get("stride", 1)
+    strides = (stride, stride) if isinstance(stride, int) else tuple(stride)
+    rows, _, width = given
+    for axis, have, out, window, step in (("P", rows, d.get("P", 1), d.get("R", 1), strides[0]),
+                                          ("Q", width, d.get("Q", 1), d.get("S", 1), strides[1])):
+        read = (out - 1) * step + window
+        if not have - (step - 1) <= read <= have + 2 * (window - 1):
+            side = "rows" if axis == "P" else "columns"
+            where.add(path + ("dims", axis), f"{axis} = {out} reads {read} {side} of its input (stride {step}, window "
+                                             f"{window}), but {source} gives {have}: a window of {window} pads at "
+                                             f"most {window - 1} on each side; check {axis} or the layer it reads")
+            return False
+    return True
+
+
 def _check_inputs(name: str, layer: dict, earlier: list[str], shapes: dict, where: Located, path: tuple) -> bool:
     """The layer reads earlier layers (or the network input) of the shapes it
     needs, so that the cost model's sizes and the functional model agree.
@@ -323,7 +346,7 @@ def _check_inputs(name: str, layer: dict, earlier: list[str], shapes: dict, wher
         if channels != d["C"]:
             where.add(path + ("dims", "C"), f"must equal the channels of {sources[0]} ({channels:,}), got {d['C']:,}")
             return False
-        return True
+        return _window_fits(layer, given[0], sources[0], where, path)
     out = _output_shape(layer)
     if any((r, w) != (out[0], out[2]) for r, _, w in given):
         where.add(path + ("inputs",), f"a {op} layer joins tensors of its own rows and width ({out[0]} x {out[2]}); "
