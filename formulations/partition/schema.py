@@ -290,13 +290,17 @@ def _window_fits(layer: dict, given: tuple[int, int, int], source: str, where: L
     """A windowed layer's output size follows from the map it reads: it
     reads ``(P - 1) * stride + R`` rows of its (padded) input, which may
     pad the map by at most ``R - 1`` rows on each side and may leave out up
-    to ``stride - 1`` rows at the end (likewise for the width). Beyond that
-    the layers do not form a network, and a partition of them would be
-    another network's."""
+    to ``stride - 1`` rows at the end (likewise for the width), unless it
+    reads the same number of positions laid out otherwise (a reshape).
+    Beyond that the layers do not form a network, and a partition of them
+    would be another network's."""
     d = layer["dims"]
     stride = layer.get("stride", 1)
     strides = (stride, stride) if isinstance(stride, int) else tuple(stride)
     rows, _, width = given
+    reads = [(d.get("P", 1) - 1) * strides[0] + d.get("R", 1), (d.get("Q", 1) - 1) * strides[1] + d.get("S", 1)]
+    if reads[0] * reads[1] == rows * width:  # the same map reshaped (an ONNX Reshape between them)
+        return True
     for axis, have, out, window, step in (("P", rows, d.get("P", 1), d.get("R", 1), strides[0]),
                                           ("Q", width, d.get("Q", 1), d.get("S", 1), strides[1])):
         read = (out - 1) * step + window
