@@ -51,7 +51,7 @@ def interruptible(run: Callable[[], T], stop: Callable[[], object]) -> T:
     except KeyboardInterrupt:
         stop()
         while not done.wait(POLL_SECONDS):
-            pass
+            stop()  # again: a solver still translating its model when first told may start after it
         raise
     if "error" in box:
         raise box["error"]
