@@ -361,7 +361,9 @@ def verify(
         else:
             # a network's table runs to hundreds of rows: repeat what failed where the reader looks
             failed = [c for c in verification.checks if not c.passed]
-            out.print(f"[bold red]NOT VERIFIED[/]: {len(failed)} of {len(verification.checks)} checks failed")
+            undecided = sum(1 for c in failed if c.undecided)
+            out.print(f"[bold red]NOT VERIFIED[/]: {len(failed) - undecided} of {len(verification.checks)} checks "
+                      "failed" + (f", {undecided} undecided in the time limit" if undecided else ""))
             for c in failed[:10]:
                 out.print(f"  - {escape(c.name)}: {escape(c.detail)}", highlight=False)
             if len(failed) > 10:

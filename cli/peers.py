@@ -241,7 +241,7 @@ def import_zigzag_command(
     except InstanceError as exc:
         _fail_input([str(i) for i in exc.issues])
     sources = [p for p in (workload, hardware, mapping) if p is not None]
-    text = instance_text(instance, sources, names)
+    text = instance_text(instance, sources, names, notes)
     _load_imported(text, f"{hardware} (imported with {workload})",  # refuses what mapcert would not load
                    {"workload": str(workload), "hardware": str(hardware)})
     _say_precision_notes(instance)

@@ -331,7 +331,7 @@ def results(
     """Summarise a results store: one row per point with its network totals (or per job with --jobs), the best
     point, and exports to CSV, Parquet and an HTML report."""
     for path in (csv, parquet, html):
-        _refuse_overwrite(path, force)
+        _refuse_overwrite(path, force, [db])
     store = _open_store(db, readonly=True)
     try:
         name = tables.sweep_name(store, sweep_name)
@@ -383,11 +383,11 @@ def _jobs_table(rows: list[dict], axes: list[str], name: str) -> None:
     for label in labels:
         t.add_column(label, overflow="fold")
     reasons = any(r["reason"] for r in rows)  # a column of failures' reasons only when some job failed
-    longest = max((len(r["part"]) for r in rows), default=5)
     for column in ("layer", "x", "status", "objective", "bound", "gap", "solve s") + ("reason",) * reasons:
         numeric = column in ("x", "objective", "bound", "gap", "solve s")
+        # numbers and statuses keep one line; a long layer name folds rather than a column being cut
         t.add_column(column, justify="right" if numeric else "left", overflow="fold",
-                     no_wrap=numeric or column == "status", min_width=min(longest, 28) if column == "layer" else None)
+                     no_wrap=numeric or column == "status", min_width=12 if column == "layer" else None)
     for r in rows:
         t.add_row(str(r["point"]), *[describe_value(r.get(tables.axis_column(a))) for a in axes], r["part"],
                   str(r["count"]), r["status"], format_quantity(r["objective"], r["unit"] or ""),

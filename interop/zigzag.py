@@ -205,9 +205,11 @@ def precision_notes(instance: dict) -> list[str]:
     return notes
 
 
-def instance_text(instance: dict, sources: list[Path], names: dict[str, str] | None = None) -> str:
+def instance_text(instance: dict, sources: list[Path], names: dict[str, str] | None = None,
+                  notes: list[str] = ()) -> str:
     """The instance as YAML with a header naming the files it came from (and
-    the workload's loop names, when they are not ZigZag's usual ones)."""
+    the workload's loop names, when they are not ZigZag's usual ones), and
+    the import's ``notes`` (what it reads otherwise than ZigZag)."""
     head = "# Imported from ZigZag: " + ", ".join(str(p) for p in sources) + "\n"
     comment = names_comment(names or {})
     head += f"{comment}\n" if comment else ""
@@ -216,7 +218,7 @@ def instance_text(instance: dict, sources: list[Path], names: dict[str, str] | N
              "every MAC reads its input and weight from the innermost memory that holds them and updates its "
              "partial sum there (true: each MAC unit holds its last operands and reads a memory only when one "
              "changes, as ZigZag counts with that flag true)\n")
-    head += "".join(f"# note: {note}\n" for note in precision_notes(instance))
+    head += "".join(f"# note: {note}\n" for note in [*precision_notes(instance), *notes])
     return head + yaml.safe_dump(instance, sort_keys=False, default_flow_style=None, width=110)
 
 

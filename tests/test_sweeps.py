@@ -256,6 +256,8 @@ def test_the_cli_sweeps_exports_and_filters(tmp_path):
     assert table.num_rows == 1 and table.column("status").to_pylist() == ["optimal"]
     again = run_mapcert("results", str(db), "--csv", str(tmp_path / "r.csv"))
     assert again.returncode == 2 and "--force" in again.stderr
+    onto_store = run_mapcert("results", str(db), "--csv", str(db), "--force")  # the store is never an export's file
+    assert onto_store.returncode == 2 and "is an input of this command" in onto_store.stderr
     bad = run_mapcert("results", str(db), "--where", "colour=red")
     assert bad.returncode == 2 and "unknown field 'colour'" in bad.stderr
     jobs = run_mapcert("results", str(db), "--jobs")

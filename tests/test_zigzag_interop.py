@@ -502,6 +502,7 @@ def test_a_padded_layer_is_read_as_its_padded_input_with_a_note(tmp_path, paddin
     assert any("6 x 6 per channel where ZigZag moves the 4 x 4" in n and "125.0% more" in n for n in notes), notes
     done = run_mapcert("import", "zigzag", str(workload), str(TPU), "-o", str(tmp_path / "i.yaml"))
     assert done.returncode == 0 and "note: padding" in done.stderr, done.stderr
+    assert "# note: padding: mapcert reads the padded input" in (tmp_path / "i.yaml").read_text()
     workload.write_text(text.replace("pr_loop_sizes: [4, 6]", "pr_loop_sizes: [5, 6]"))
     done = run_mapcert("import", "zigzag", str(workload), str(TPU))
     assert done.returncode == 2 and "pr_loop_sizes" in done.stderr and "Traceback" not in done.stderr

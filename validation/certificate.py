@@ -128,8 +128,9 @@ def second_opinions(family: Family, problem, attempt: Attempt,
     proved optimum below ``value`` with its solution (a better answer than
     an unproved one), if any."""
     checks, proof, better = [], None, None
+    own = attempt.method.partition(" (then heuristic ")[0]  # a time-out's method stays its own, heuristic or not
     for method in family.methods(problem):
-        if method.name == attempt.method or method.why_not(problem) is not None:
+        if method.name == own or method.why_not(problem) is not None:
             continue
         other = method.run(problem, family.time_limit(problem))
         if other.solution is not None:

@@ -337,6 +337,8 @@ def to_timeloop(problem: MultiLevelProblem, mapping: MultiLevelMapping, names: N
             continue
         f = spatial_at[index]
         fan, loops = hier.fanouts[f], mapping.fanout(f)
+        if fan.rows * fan.cols == 1:  # no array there: nothing spreads, and the architecture names no container
+            continue
         x_name, y_name = names.fanouts.get(fan.name) or [fan.name, fan.name]
         if one_directive(fan, names):
             one = x_name or fan.name
