@@ -301,7 +301,9 @@ def test_other_refusals_are_one_line(tmp_path):
     ("problem.yaml", "    Wstride: 1", "    Wstrid: 2", "problem.instance.Wstrid", "did you mean 'Wstride'?"),
     ("arch.yaml", "spatial: {meshX: 14}", "spatial: {meshx: 14}", "spatial.meshx", "did you mean 'meshX'?"),
     ("arch.yaml", "    constraints:", "    constraint:", ".constraint", "did you mean 'constraints'?"),
-], ids=["instance", "dimension", "coefficient", "mesh", "constraints"])
+    ("arch.yaml", "permutation: [N, M, C, P, Q, R, S]", "permutaton: [N, M, C, P, Q, R, S]", ".permutaton",
+     "did you mean 'permutation'?"),
+], ids=["instance", "dimension", "coefficient", "mesh", "constraints", "permutation"])
 def test_a_misspelt_field_in_timeloop_files_is_refused_not_dropped(tmp_path, file, old, new, where, says):
     """Read on, each of these would solve another layer or another array
     (every dimension 1, M 1, stride 1, a 1-wide mesh, no constraints) and

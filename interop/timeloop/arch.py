@@ -215,6 +215,14 @@ def parse_permutation(raw, names: list[str], part: Part, path: tuple) -> list[st
     return out
 
 
+def _meant(key, known: tuple[str, ...]) -> str:
+    """``; did you mean 'permutation'?`` for a key close to a known one, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 NODE_FIELDS = ("name", "class", "subclass", "attributes", "spatial", "constraints", "nodes", "sparse_optimizations",
                "required_actions", "enabled", "area_scale", "energy_scale", "power_gated_at")
 """The fields of an architecture node (timeloopfe v0.4) that a misspelling
@@ -353,8 +361,9 @@ class _Walker:
             out["split"] = split
         for key in raw:
             if key not in ("factors", "permutation", "split", "target", "type"):
-                self.part.fail(path + (key,), f"the spatial constraint {key!r} is not represented "
-                                              "(mapcert reads factors, permutation and split)")
+                self.part.fail(path + (key,), f"the spatial constraint {key!r} is not represented"
+                                              + (_meant(key, ("factors", "permutation", "split")) or
+                                                 " (mapcert reads factors, permutation and split)"))
         return out
 
     def component(self, node: dict, path: tuple, inherited: dict, parallel: bool = False) -> None:
@@ -514,7 +523,8 @@ def apply_dataspace(level: Level, raw, part: Part, path: tuple, problem: Problem
         lists[key] = tensors
     for key in raw:
         if key not in ("keep", "bypass", "target", "type", "no_coalesce"):
-            part.fail(path + (key,), f"the dataspace constraint {key!r} is not represented")
+            part.fail(path + (key,), f"the dataspace constraint {key!r} is not represented"
+                      + _meant(key, ("keep", "bypass")))
     if set(lists["keep"]) & set(lists["bypass"]):
         part.fail(path, f"{level.name} both keeps and bypasses {', '.join(set(lists['keep']) & set(lists['bypass']))}")
     for key, other, earlier in (("keep", "bypass", level.bypass), ("bypass", "keep", level.keep)):
@@ -543,7 +553,8 @@ def apply_temporal(level: Level, raw, part: Part, path: tuple, dim_names: list[s
         level.permutation = parse_permutation(raw.get("permutation"), dim_names, part, path + ("permutation",))
     for key in raw:
         if key not in ("factors", "permutation", "target", "type"):
-            part.fail(path + (key,), f"the temporal constraint {key!r} is not represented")
+            part.fail(path + (key,), f"the temporal constraint {key!r} is not represented"
+                      + _meant(key, ("factors", "permutation")))
 
 
 def read_architecture(files: Files, problem: ProblemRead, dim_names: list[str]) -> tuple[ArchRead, Part]:
