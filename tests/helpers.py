@@ -148,3 +148,24 @@ def term_counts(problem, mapping):
                 writes[b.level]["outputs"] += (E - 1) * refill
                 reads[b.level]["outputs"] += E * C
     return reads, writes
+
+
+def interrupt_group(process: subprocess.Popen, timeout: float = 60) -> tuple[str, str, float]:
+    """Ctrl-C as a terminal sends it: SIGINT to ``process``'s whole process
+    group (started with ``start_new_session=True``). Returns its standard
+    output and error and the seconds it took to end; whatever is left of
+    the group is killed afterwards."""
+    import os
+    import signal
+    import time
+
+    try:
+        sent = time.time()
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=timeout)
+        return out, err, time.time() - sent
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

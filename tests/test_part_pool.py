@@ -249,29 +249,20 @@ def test_ctrl_c_stops_a_network_solve_at_once_and_says_so(tmp_path, jobs):
     itself (CP-SAT then ended its search as at a time-out, the solve went on
     to the next layer and saved its result), the pool's processes end, and
     the command says it was interrupted (exit 130) and writes nothing."""
-    import os
-    import signal
     import subprocess
     import sys
     import time
+
+    from helpers import interrupt_group
 
     instance = tmp_path / "r50.yaml"
     instance.write_text("family: tiling\nworkload: resnet50\nhardware: eyeriss\nobjective: energy\n")
     out = tmp_path / "result.yaml"
     driver = subprocess.Popen([sys.executable, "-m", "mapcert", "solve", str(instance), "--jobs", jobs, "-o", str(out)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        time.sleep(7)  # started, and solving layers
-        assert driver.poll() is None, driver.communicate()
-        sent = time.time()
-        os.killpg(driver.pid, signal.SIGINT)
-        _, err = driver.communicate(timeout=60)
-        waited = time.time() - sent
-    finally:
-        try:
-            os.killpg(driver.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    time.sleep(7)  # started, and solving layers
+    assert driver.poll() is None, driver.communicate()
+    _, err, waited = interrupt_group(driver)
     assert driver.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err and "terminate called" not in err, err
     assert waited < 5, waited

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import interrupt_group
+
 TESTS = Path(__file__).resolve().parent
 ITEMS = [{"name": "a", "weight": 3, "value": 4}, {"name": "b", "weight": 4, "value": 5},
          {"name": "c", "weight": 2, "value": 3}]
@@ -202,20 +204,13 @@ def test_ctrl_c_in_a_terminal_stops_a_dask_sweep_without_a_worker_traceback(tmp_
     driver = subprocess.Popen([sys.executable, "-m", "mapcert", "sweep", str(path), "--workers", "1"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(),
                               start_new_session=True)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline and driver.poll() is None:  # the workers run once a job has started
-            if any("spawn_main" in " ".join(p) for p in _children_commands(driver.pid)):
-                break
-            time.sleep(0.2)
-        time.sleep(4)
-        os.killpg(driver.pid, signal.SIGINT)
-        out, err = driver.communicate(timeout=60)
-    finally:
-        try:
-            os.killpg(driver.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    deadline = time.time() + 120
+    while time.time() < deadline and driver.poll() is None:  # the workers run once a job has started
+        if any("spawn_main" in " ".join(p) for p in _children_commands(driver.pid)):
+            break
+        time.sleep(0.2)
+    time.sleep(4)
+    _, err, _ = interrupt_group(driver)
     assert driver.returncode == 130, err
     assert "interrupted (SIGINT)" in err and "Traceback" not in err and "KeyboardInterrupt" not in err, err
 
