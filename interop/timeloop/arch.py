@@ -215,12 +215,20 @@ def parse_permutation(raw, names: list[str], part: Part, path: tuple) -> list[st
     return out
 
 
-def _meant(key, known: tuple[str, ...]) -> str:
-    """``; did you mean 'permutation'?`` for a key close to a known one, else ''."""
+def _closest(key, known: tuple[str, ...], cutoff: float) -> str | None:
+    """The known field ``key`` is a misspelling of: the same but for case,
+    or as close as ``cutoff`` (difflib's ratio); None when none is."""
     import difflib
 
-    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.75)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    text = str(key)
+    same_case = {k.lower(): k for k in known}.get(text.lower())
+    return same_case or next(iter(difflib.get_close_matches(text, known, n=1, cutoff=cutoff)), None)
+
+
+def _meant(key, known: tuple[str, ...]) -> str:
+    """``; did you mean 'permutation'?`` for a key close to a known one, else ''."""
+    close = _closest(key, known, 0.75)
+    return f"; did you mean {close!r}?" if close else ""
 
 
 NODE_FIELDS = ("name", "class", "subclass", "attributes", "spatial", "constraints", "nodes", "sparse_optimizations",
@@ -234,13 +242,10 @@ def refuse_misspelt(part: Part, mapping: dict, known: tuple[str, ...], path: tup
     (the same but for case, or a letter off) that it is a misspelling:
     ``meshy`` for ``meshY``, ``constraint`` for ``constraints``. Read on,
     it would be dropped and the hardware silently be another."""
-    import difflib
-
-    lowered = {k.lower(): k for k in known}
     for key in mapping:
         if not isinstance(key, str) or key in known or key.startswith("__") or key == TAG:
             continue
-        meant = lowered.get(key.lower()) or next(iter(difflib.get_close_matches(key, known, n=1, cutoff=0.85)), None)
+        meant = _closest(key, known, 0.85)  # closer than a hint needs: a field not meant is left alone
         if meant is not None:
             part.fail(path + (key,), f"{what}: unknown field {key!r}; did you mean {meant!r}?")
 
