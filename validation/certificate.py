@@ -176,7 +176,7 @@ def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], func
         status = attempt.status if attempt.status in (Status.INFEASIBLE, Status.ERROR) else Status.ERROR
         return Certification(status, message=attempt.message or "no solution")
     checks: list[Check] = []
-    other_proof, better = None, None
+    other_proof = None
     evaluation = family.evaluate(problem, attempt.solution)
     checks.append(Check("solution is feasible", evaluation.feasible,
                         "; ".join(evaluation.violations[:3]) or "fits every capacity and constraint"))
@@ -204,6 +204,11 @@ def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], func
         if second_opinion and family.second_opinion:
             opinions, other_proof, better = second_opinions(family, problem, attempt, value)
             checks.extend(opinions)
+            if better is not None and all(c.passed for c in checks):
+                # another method proved a lower optimum: that is the answer, certified (and run) in its turn,
+                # so this solution goes no further
+                return Certification(Status.FEASIBLE, checks, evaluation=evaluation, message=attempt.message,
+                                     better=better)
     run = FunctionalRun(False, reason=NOT_REQUESTED if not functional else NOT_FEASIBLE)
     if functional and evaluation.feasible:
         run = family.functional(problem, attempt.solution, seed=seed)
@@ -219,8 +224,6 @@ def certify(family: Family, problem, attempt: Attempt, bounds: list[Bound], func
     if other_proof is not None:  # the method stopped short, another exact method proved this value optimal
         return Certification(Status.OPTIMAL, checks, run, evaluation, f"{why}optimal: {other_proof}")
     closing = closing_bound(value, bounds, [("the method's", attempt.best_bound)])
-    if better is not None and closing is None:  # a proved optimum below this unproved solution: the answer
-        return Certification(Status.FEASIBLE, checks, run, evaluation, attempt.message, better=better)
     if closing is not None:
         # a lower bound at the objective is a proof, whether or not the method finished
         checks.append(Check("a lower bound meets the objective", True, f"{closing} = {fmt(value)}"))
