@@ -185,3 +185,31 @@ def test_a_network_passes_the_secondary_objectives_to_every_layer():
     assert result.status.value == "optimal"
     assert [(s.objective, s.proved) for s in result.secondary] == [("latency", True)]
     assert result.secondary[0].value == sum(part.result.secondary[0].value for part in result.parts)
+
+
+PRICED_ON_CHIP = HARDWARE.replace("holds: [inputs, outputs], read_energy: 0, bandwidth: 1",
+                                  "holds: [inputs, outputs], read_energy: 6")
+
+
+@pytest.mark.parametrize(("objective", "hardware", "secondary"), [
+    ("latency", PRICED_ON_CHIP, ("energy",)),
+    ("offchip_traffic", PRICED_ON_CHIP, ("energy",)),
+    ("[latency]", PRICED_ON_CHIP, ()),
+    ("latency", HARDWARE, ()),       # only DRAM prices its accesses: energy follows the traffic
+    ("energy", PRICED_ON_CHIP, ()),
+])
+def test_latency_or_traffic_alone_is_followed_by_energy(objective, hardware, secondary):
+    """Many mappings share the least latency and differ in energy by
+    several times: named alone, latency (or traffic) is followed by energy
+    when an on-chip level prices its accesses, and the answer is the least
+    energy among them; a one-element list asks for the first alone."""
+    problem = load_text(f"family: tiling\n{LAYER}{hardware}objective: {objective}\nsolver: {{time_limit: 30}}\n",
+                        "<ties>")
+    assert problem.secondary == secondary
+    if secondary:
+        result = solve_multilevel(problem, "cpsat", 30)
+        assert result.status == "optimal" and all(s.proved for s in result.secondary)
+        latency, energy = scores(problem, (problem.objective, "energy"))
+        least = np.isclose(latency, latency.min())
+        assert energy[least].min() < energy[least].max()     # the tie is real
+        assert result.secondary[0].value == pytest.approx(energy[least].min())

@@ -544,6 +544,24 @@ def _energy_unpriced(spec: "MultiLevelSpec", hierarchy: Hierarchy, where: Locate
     return True
 
 
+TIES_BROKEN_BY_ENERGY = ("latency", "offchip_traffic")
+"""Objectives that, named alone, are followed by energy: many mappings share
+the least latency (every one that keeps the array busy) or the least
+traffic, and their energies differ by several times, so any one of them
+would be a poor answer. A one-element list (``objective: [latency]``)
+asks for no second objective."""
+
+
+def _energy_breaks_ties(spec: "MultiLevelSpec", hierarchy: Hierarchy) -> "MultiLevelSpec":
+    """``spec`` with energy after an objective named alone (not in a list)
+    that leaves it free, when some on-chip level prices its accesses (with
+    DRAM's alone, energy follows the traffic and would break no tie)."""
+    priced = any(level.read_energy or level.write_energy for level in hierarchy.levels[1:])
+    if isinstance(spec.objective, str) and spec.objective in TIES_BROKEN_BY_ENERGY and priced:
+        return spec.model_copy(update={"objective": [spec.objective, "energy"]})
+    return spec
+
+
 def build_multilevel(data: dict, where: Located, label: str,
                      base: Path = Path(".")) -> MultiLevelProblem | MultiLevelNetwork | None:
     """The problem of a multi-level instance document, or None with the
@@ -594,6 +612,7 @@ def build_multilevel(data: dict, where: Located, label: str,
         # DRAM and one buffer without energies (a two-level instance whose partition lets a tensor
         # bypass, say): the default is the two-level model's objective, not an energy nothing prices
         spec = spec.model_copy(update={"objective": "offchip_traffic"})
+    spec = _energy_breaks_ties(spec, hierarchy)
     if network is not None:
         name, table = network
         built_network = _network_layers(name, hierarchy, spec, where, label, constraints, table)
