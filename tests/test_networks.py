@@ -64,3 +64,36 @@ def test_network_layer_subset(layer, size):
 @pytest.mark.parametrize("layer", [l for l in ALL if l not in SUBSET])
 def test_network_layer_all(layer, size):
     check_layer(layer, size)
+
+
+@pytest.mark.parametrize("space", ["", "space: {bypass: chosen}\n"])
+def test_a_layer_has_one_optimum_alone_and_in_its_network(space):
+    """On DRAM and one buffer a layer alone is solved by the two-level
+    model, which keeps every tensor in the buffer; in a network its layers
+    are solved the same way, so both give one optimum. ``bypass: chosen``
+    lets the network's layers stream a tensor past the buffer instead:
+    ResNet-18's conv1 then moves less (its weights go straight to the MACs)."""
+    import mapcert
+
+    hardware = "hardware:\n  levels:\n    - {name: DRAM}\n    - {name: GLB, capacity: 16 KiB}\n"
+    layers = {"conv1": "{op: conv2d, dims: {M: 64, C: 3, P: 112, Q: 112, R: 7, S: 7}, stride: 2}",
+              "pw": "{op: conv2d, dims: {M: 64, C: 64, P: 56, Q: 56}}"}
+    network = "workload:\n  name: two\n  layers:\n" + "".join(f"    {n}: {d}\n" for n, d in layers.items())
+    whole = mapcert.solve(load_text(f"family: tiling\n{network}{hardware}{space}", "net.yaml"),
+                          functional=False, heuristics=False, jobs=1)
+    assert [part.name for part in whole.parts] == ["two.conv1", "two.pw"]
+    for part in whole.parts:
+        name = part.name.split(".")[1]
+        alone = load_text(f"family: tiling\nworkload: {{name: {name}, {layers[name][1:]}\n{hardware}",
+                          "one.yaml")
+        assert family_of(alone).name == "tiling"       # the two-level model
+        optimum = mapcert.solve(alone, functional=False, heuristics=False)
+        assert optimum.status == part.result.status == Status.OPTIMAL
+        if space:
+            assert part.result.objective <= optimum.objective
+        else:
+            assert part.result.objective == optimum.objective
+    if space:
+        assert whole.parts[0].result.objective < mapcert.solve(
+            load_text(f"family: tiling\nworkload: {{name: conv1, {layers['conv1'][1:]}\n{hardware}", "c.yaml"),
+            functional=False, heuristics=False).objective

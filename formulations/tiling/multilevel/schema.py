@@ -352,6 +352,15 @@ def is_multilevel(data: dict) -> bool:
                for level in levels)
 
 
+def _layer_alone_is_two_level(data: dict) -> bool:
+    """Whether one layer of this network instance would be solved by the
+    two-level model, which keeps every tensor in its buffer. The network's
+    layers are then solved with every tensor kept as well (unless ``space:
+    {bypass: chosen}`` says otherwise), so that a layer has one optimum
+    whether it is solved alone or in its network."""
+    return "bypass" not in (data.get("space") or {}) and not is_multilevel({**data, "workload": None})
+
+
 def _partial_partition(level: dict) -> bool:
     """Whether a level's ``partition`` leaves out a tensor: that tensor
     bypasses the level, which only the multi-level model represents (the
@@ -602,7 +611,7 @@ def build_multilevel(data: dict, where: Located, label: str,
                                      "halo: true, or drop halo")
     if where.issues:
         return None
-    if spec.space.bypass == "fixed":
+    if spec.space.bypass == "fixed" or (network is not None and _layer_alone_is_two_level(data)):
         hierarchy = hierarchy.fixed()
     constraints = merge_constraints(hardware_constraints, spec.constraints, hierarchy, where)
     if where.issues:
