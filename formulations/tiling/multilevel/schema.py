@@ -558,7 +558,10 @@ TIES_BROKEN_BY_ENERGY = ("latency", "offchip_traffic")
 the least latency (every one that keeps the array busy) or the least
 traffic, and their energies differ by several times, so any one of them
 would be a poor answer. A one-element list (``objective: [latency]``)
-asks for no second objective."""
+asks for no second objective. ``edp`` alone is followed by energy too,
+whatever is priced: CP-SAT cannot minimize a product, so an EDP optimum
+is made canonical only by a search that holds it and minimizes the next
+objective (docs/tiling-multilevel.md, "Secondary objectives")."""
 
 
 def _energy_breaks_ties(spec: "MultiLevelSpec", hierarchy: Hierarchy) -> "MultiLevelSpec":
@@ -566,7 +569,8 @@ def _energy_breaks_ties(spec: "MultiLevelSpec", hierarchy: Hierarchy) -> "MultiL
     that leaves it free, when some on-chip level prices its accesses (with
     DRAM's alone, energy follows the traffic and would break no tie)."""
     priced = any(level.read_energy or level.write_energy for level in hierarchy.levels[1:])
-    if isinstance(spec.objective, str) and spec.objective in TIES_BROKEN_BY_ENERGY and priced:
+    if spec.objective == "edp" or (isinstance(spec.objective, str) and spec.objective in TIES_BROKEN_BY_ENERGY
+                                   and priced):
         return spec.model_copy(update={"objective": [spec.objective, "energy"]})
     return spec
 
