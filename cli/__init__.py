@@ -437,6 +437,10 @@ def _read_user_solution(family, loaded, path: Path):
     if peer is not None:
         return peer
     prefix: tuple = ()
+    other = _other_layer(problem, data)
+    if other:
+        _fail_input([f"{path}:1: instance: this result solves {other}; the instance is "
+                     f"{problem.layer.shape_text()}: a mapping of one layer cannot be scored on another"])
     if isinstance(data, dict) and data.get("parts") and data.get("solution") is None:
         names = [str(part.get("name")) for part in data["parts"] if isinstance(part, dict)][:3]
         _fail_input([f"{path}:1: parts: a network's result holds one solution per distinct layer; compare one layer: "
@@ -459,6 +463,26 @@ def _read_user_solution(family, loaded, path: Path):
             where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in prefix + field).lstrip(".") or "solution"
             lines.append(f"{path}:{line_of(path, prefix + field)}: {where}: {message}")
         _fail_input(lines)
+
+
+def _other_layer(problem, data) -> str | None:
+    """The layer a saved result was solved for, when it is not the
+    problem's (a tiling result's ``instance`` names it): its solution's
+    factors would not multiply to this layer's extents, and saying so beats
+    a line per dimension. None when it is the same layer or cannot be told."""
+    from ..instances import InstanceError, load_document
+
+    instance = data.get("instance") if isinstance(data, dict) else None
+    layer = getattr(problem, "layer", None)
+    if not isinstance(instance, dict) or layer is None or "solution" not in data:
+        return None
+    try:
+        theirs = getattr(load_document(instance, "result"), "layer", None)
+    except (InstanceError, ValueError, TypeError, KeyError, AttributeError, OSError):
+        return None
+    if theirs is None or theirs.shape_text() == layer.shape_text():
+        return None
+    return theirs.shape_text()
 
 
 def _field_of_mapping_problem(data: dict, message: str) -> tuple:

@@ -237,3 +237,25 @@ def test_an_optimum_that_leaves_most_units_idle_says_how_to_pick_a_faster_one(tm
 def test_a_directory_given_as_the_instance_is_said_plainly(tmp_path):
     done = run("solve", str(tmp_path))
     assert done.returncode == 2 and "is a directory" in done.stderr and ":0:" not in done.stderr
+
+
+def test_a_mapping_short_of_a_dimension_or_of_another_layer_says_which(tmp_path):
+    """A hand mapping whose factors fall short says so (with the levels they
+    sit at, tests/test_multilevel_imperfect.py); a saved result of another layer is named as such,
+    not as one short product per dimension."""
+    mapping = tmp_path / "short.yaml"
+    mapping.write_text("levels:\n  - {name: DRAM, factors: {M: 2}}\n  - {name: GLB, factors: {C: 4, P: 2}}\n"
+                       "  - {name: RF, factors: {M: 2, Q: 2, R: 3}}\nspatial: {rows: {}, cols: {}}\n")
+    short = run("compare", str(EXAMPLE), "--methods", "cpsat", "--mapping", str(mapping))
+    assert short.returncode == 2
+    assert "factors of P multiply to 2, less than its extent 4: part of the layer would never be computed" \
+        in short.stderr
+    wider = tmp_path / "wider.yaml"
+    wider.write_text(EXAMPLE.read_text().replace("M: 4, C: 4", "M: 8, C: 4"))
+    saved = tmp_path / "wider.result.yaml"
+    assert run("solve", str(wider), "--no-heuristics", "-o", str(saved)).returncode == 0
+    other = run("compare", str(EXAMPLE), "--methods", "cpsat", "--mapping", str(saved))
+    assert other.returncode == 2, other.stdout
+    assert ("this result solves conv2d N=1 M=8 C=4 P=4 Q=2 R=3 S=1; the instance is conv2d N=1 M=4 C=4 P=4 Q=2 "
+            "R=3 S=1: a mapping of one layer cannot be scored on another") in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1

@@ -112,7 +112,7 @@ def test_a_single_trip_loop_inside_another_dimensions_loop_is_refused():
                                           LevelLoops({"P": 2, "M": 2}, ("P", "N", "G", "M", "C", "Q", "R", "S"))))
     assert evaluate_multilevel(problem, outside).compute_cycles == 14
     short = MultiLevelMapping.on_array((LevelLoops({"P": 2}, DIMS), LevelLoops({"P": 3}, DIMS)))
-    with pytest.raises(ValueError, match="multiply to 6, less than its extent 7"):
+    with pytest.raises(ValueError, match="multiply to DRAM 2 x B 3 = 6, less than its extent 7: part of the layer"):
         evaluate_multilevel(problem, short)
 
 

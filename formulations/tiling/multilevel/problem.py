@@ -255,7 +255,8 @@ def mapping_problems(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevel
         total = prod(mapping.factor(l, dim) for l in range(len(mapping.levels))) * mapping.spatial(dim)
         extent = layer_extent(layer, dim)
         if total < extent:
-            out.append(f"factors of {dim} multiply to {total}, less than its extent {extent}")
+            out.append(f"factors of {dim} multiply to {_factor_product_text(hierarchy, mapping, dim)}, less than its "
+                       f"extent {extent}: part of the layer would never be computed")
         elif total > extent and len(mapping.fanouts) <= len(hierarchy.fanouts) and \
                 len(mapping.levels) == len(hierarchy.levels):
             out.extend(_collapse_problems(hierarchy, mapping, dim, extent))
@@ -281,6 +282,17 @@ def mapping_problems(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevel
         if any(v < 1 for v in (*loops.rows.values(), *loops.cols.values())):
             out.append("spatial factors must be positive")
     return out
+
+
+def _factor_product_text(hierarchy: Hierarchy, mapping: MultiLevelMapping, dim: str) -> str:
+    """``dim``'s factors where they are written and their product ("GLB 4 x
+    SPAD 5 = 20"), so that a user sees which level is short."""
+    parts = [f"{level.name} {mapping.factor(i, dim)}" for i, level in enumerate(hierarchy.levels)
+             if mapping.factor(i, dim) > 1]
+    parts += [f"{fan.name} {loops.factor(dim)}" for fan, loops in zip(hierarchy.fanouts, mapping.fanouts)
+              if loops.factor(dim) > 1]
+    total = prod(mapping.factor(i, dim) for i in range(len(mapping.levels))) * mapping.spatial(dim)
+    return f"{' x '.join(parts)} = {total}" if len(parts) > 1 else str(total)
 
 
 def _collapse_problems(hierarchy: Hierarchy, mapping: MultiLevelMapping, dim: str, extent: int) -> list[str]:
