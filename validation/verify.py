@@ -357,9 +357,9 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
                   f"best bound {_fmt(result.best_bound)}, best solution re-derived {_fmt(min(known))}"))
     # a claimed optimum's gap is re-derived from the re-proved optimum (the best bound there is); a feasible
     # result's from its stored best bound, which the checks above hold at or below the optimum
-    gap_bound = optimum if result.status == Status.OPTIMAL and optimum is not None else result.best_bound
-    add(_field("gap", result.gap, gap_of(value, gap_bound, lower)
-               if result.status in (Status.OPTIMAL, Status.FEASIBLE) else None))
+    claimed = result.status if result.status in (Status.OPTIMAL, Status.FEASIBLE) else derived_status
+    gap_bound = optimum if claimed == Status.OPTIMAL and optimum is not None else result.best_bound
+    add(_field("gap", result.gap, gap_of(value, gap_bound, lower)))
     reference = (optimum if optimum is not None else value) if result.status == Status.OPTIMAL else result.best_bound
     heuristics = {h.name: h for h in family.heuristics(problem)} if result.heuristics else {}
     for i, h in enumerate(result.heuristics):
@@ -526,11 +526,13 @@ def _secondary_check(entry, status: Status, proofs) -> Check:
 
 
 def _derived_status(stored: Status, certified: Status, optimum, value) -> Status:
-    """The status the re-derivation supports (never more than what is stored claims)."""
+    """The status the re-derivation supports: optimal when the solution's
+    value is the re-proved optimum, else feasible. A stored ``feasible`` is
+    left as it is (weaker than what a re-proof may show, not false)."""
     if certified == Status.ERROR:
         return Status.ERROR
-    if stored == Status.OPTIMAL:
-        return Status.OPTIMAL if optimum is not None and value is not None and close(optimum, value) else Status.FEASIBLE
+    if stored != Status.FEASIBLE and optimum is not None and value is not None and close(optimum, value):
+        return Status.OPTIMAL
     return Status.FEASIBLE
 
 
