@@ -259,3 +259,32 @@ def test_a_mapping_short_of_a_dimension_or_of_another_layer_says_which(tmp_path)
     assert ("this result solves conv2d N=1 M=8 C=4 P=4 Q=2 R=3 S=1; the instance is conv2d N=1 M=4 C=4 P=4 Q=2 "
             "R=3 S=1: a mapping of one layer cannot be scored on another") in other.stderr
     assert len(other.stderr.strip().splitlines()) == 1
+
+
+def test_enumeration_is_not_offered_where_it_could_not_finish(tmp_path):
+    """Few factor combinations can still be too many mappings once the loop
+    orders of four levels and the keep sets multiply them: `methods` says
+    how many, rather than offer a search that runs for half an hour."""
+    instance = tmp_path / "tiny.yaml"
+    instance.write_text("""family: tiling
+workload: {name: tiny, dims: {M: 4, C: 6, P: 4, Q: 2, R: 3}, stride: [2, 1]}
+hardware:
+  mac_energy: 0.25
+  array: {rows: 2, cols: 3}
+  levels:
+    - {name: DRAM, read_energy: 100, write_energy: 120}
+    - {name: GLB, capacity: 96 B, bypass: [weights], read_energy: 5, write_energy: 6}
+    - {name: SPAD, capacity: 24 B, per_pe: true, keep: [weights], read_energy: 1}
+    - {name: REG, capacity: 4 B, per_pe: true, bypass: [inputs], read_energy: 0.1}
+""")
+    from mapcert.formulations.registry import family_of
+    from mapcert.instances import load
+
+    problem = load(instance)
+    why = {m.name: m.why_not(problem) for m in family_of(problem).methods(problem)}
+    assert why["enumerate"].startswith("251,256 factor combinations x 1,296 loop orders x 64 keep sets = 2.1e+10 "
+                                       "mappings to score")
+    assert why["cpsat"] is None and why["milp"] is None
+    assert "enumerate" in run("methods", str(instance)).stdout
+    small = load(EXAMPLE)
+    assert next(m for m in family_of(small).methods(small) if m.name == "enumerate").why_not(small) is None

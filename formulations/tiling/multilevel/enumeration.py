@@ -44,11 +44,25 @@ def space_size(problem: MultiLevelProblem) -> int:
     return int(np.prod([len(dim_choices(problem, d)) for d in DIMS], dtype=np.float64))
 
 
+MAX_SCORINGS = 2_000_000_000
+"""Mappings (factor combinations x loop orders x keep sets) the enumeration
+takes on: it scores about 15 million a second on one core, so this is a
+few minutes at most. Beyond it, it could not finish in any time limit a
+user would give, and ``methods`` says so rather than offer it."""
+
+
 def enumeration_size_reason(problem: MultiLevelProblem, max_points: int = MAX_POINTS) -> str | None:
     """Why the enumeration refuses ``problem`` (None when it accepts it)."""
     total = space_size(problem)
     if total > max_points:
         return f"{total:,} factor combinations; enumeration stops at {max_points:,} (use cpsat or milp)"
+    orders = int(np.prod([len(o) for o in level_orders(problem)], dtype=np.float64))
+    keeps = len(keep_sets(problem.hierarchy)) if problem.hierarchy.chooses_bypass else 1
+    if total * orders * keeps > MAX_SCORINGS:
+        return (f"{total:,} factor combinations x {orders:,} loop orders" + (f" x {keeps} keep sets" if keeps > 1
+                else "") + f" = {total * orders * keeps:.2g} mappings to score, about "
+                f"{total * orders * keeps / 15e6 / 60:,.0f} minutes; enumeration takes up to {MAX_SCORINGS:.0e} "
+                "(use cpsat or milp)")
     return None
 
 
