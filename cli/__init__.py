@@ -9,7 +9,8 @@ passed), 2 for bad input, a method that does not apply, or an instance with
 no feasible solution (one line per problem, ``file:line: field: what is
 wrong``), 1 when a check failed or no method gave a usable answer, 3 when
 ``verify`` could not decide a check within its time limit (a re-proof that
-did not finish) and nothing contradicts the result.
+did not finish) and nothing contradicts the result, 130 when interrupted
+(Ctrl-C), 141 when the reader of the output closed it (``| head``).
 """
 
 from __future__ import annotations
@@ -40,12 +41,23 @@ app = typer.Typer(
     help="Provably optimal mappings of neural-network layers onto accelerators, with certificates.",
     epilog="Exit status: 0 optimal or feasible (verify: verified); 1 a failed check or no usable answer; 2 bad "
            "input, a method that does not apply, or no feasible mapping (file:line: field: what is wrong); 3 verify "
-           "could not decide a check in its time limit and nothing contradicts the result.",
+           "could not decide a check in its time limit and nothing contradicts the result; 130 interrupted; 141 "
+           "the output's reader closed it (| head).",
 )
-out = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 110, highlight=False, emoji=False)
+class _PipedConsole(Console):
+    """A console that lets a closed pipe reach ``main`` (rich's own answer is
+    to exit with status 1, which reads as a failed check)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
+out = _PipedConsole(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 110, highlight=False, emoji=False)
 err = Console(stderr=True, highlight=False, emoji=False)  # file.yaml:100: is no emoji
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_UNDECIDED = 0, 1, 2, 3
+EXIT_BROKEN_PIPE = 141
+"""The output's reader closed it (`mapcert solve x | head`): 128 + SIGPIPE, as a shell reports it."""
 
 
 class _Exit(Exception):
@@ -658,6 +670,11 @@ def main(argv: list[str] | None = None) -> int:
     except registry.PluginError as exc:
         err.print(f"mapcert: {exc} (check {registry.PLUGIN_VARIABLE} and the installed plug-ins)", markup=False)
         return EXIT_INPUT
+    except BrokenPipeError:
+        # the reader of the output closed it (`| head`): stop quietly, with the status a shell gives a
+        # process its pipe's reader left (128 + SIGPIPE), and keep Python from reporting it at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except MemoryError:
         err.print("mapcert: out of memory: the instance is too large for this machine; reduce its sizes")
         return EXIT_INPUT

@@ -422,3 +422,18 @@ def test_a_file_of_another_kind_is_named_with_what_to_do(cli, tmp_path):
     layer.write_text("family: tiling\nworkload: lenet5.conv2\nhardware: chen2020-3level\nobjective: energy\n")
     code, _, stderr = cli("compare", str(layer), "--mapping", str(result))
     assert code == 2 and "a network's result holds one solution per distinct layer" in stderr
+
+
+def test_a_closed_pipe_stops_quietly_with_its_own_status(tmp_path):
+    """`mapcert solve x | head`: the reader closes the pipe; mapcert stops
+    without a traceback, with the status a shell gives (141), not the 1 of a
+    failed check, and the result file given with -o is written all the same."""
+    saved = tmp_path / "result.yaml"
+    process = subprocess.Popen([sys.executable, "-m", "mapcert", "solve", str(EXAMPLE.parent / "small_three_level.yaml"),
+                                "--no-heuristics", "-o", str(saved)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before anything is written: every write fails
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, stderr
+    assert stderr == ""
+    assert yaml.safe_load(saved.read_text())["status"] == "optimal"
