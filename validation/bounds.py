@@ -140,7 +140,8 @@ def tiling_bounds(problem: TilingProblem) -> dict[str, Bound]:
     )
     seed = Bound(
         "seed", seed_words(layer.macs, layer.reuse_average(), words, layer.output_elements) * wb, False,
-        f"paper's 2N/sqrt(Rw*S)+|O|, Rw={layer.reuse_average():g}",
+        f"paper's asymptotic 2N/sqrt(Rw*S)+|O|, Rw={layer.reuse_average():g}: an estimate, not a bound (it may "
+        "exceed the optimum)",
     )
     bounds = {"compulsory": compulsory, "hong_kung": hk, "read_segment": reads, "capped_segment": capped}
     if problem.buffer.partition_bits is not None:  # each tensor in its own part: the room segment bound
