@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.errors import MarkupError
 from rich.markup import escape
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from .. import workload_library
 from ..formulations.family import Family, Status
@@ -382,6 +383,12 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
     # every column but the note keeps its longest cell whole; when even that is too wide (a mapping file with a
     # long name), the method's name breaks over lines rather than a number column being dropped
     folded = {"note"} | ({"method"} if sum(w + 3 for w in widest[:-1]) > console.width else set())
+    if sum(w + 3 for i, w in enumerate(widest) if columns[i] not in folded) + 15 + 7 > console.width:
+        # still too wide (80 columns): each row's kind goes under its method's name, so no column is cut
+        # and a header may wrap at its spaces
+        widest = [max([len(c[i]) for c in cells] + [max(map(len, col.split()))]) for i, col in enumerate(columns)]
+        cells = [(Text(c[0].removeprefix("mapping: ")) + Text("\n" + c[1], style="dim"),) + c[2:] for c in cells]
+        columns, widest = columns[:1] + columns[2:], widest[:1] + widest[2:]
     for i, col in enumerate(columns):
         t.add_column(col, justify="right" if col in ("objective", gap_title, "time") else "left",
                      min_width=widest[i] if col not in folded else None)

@@ -437,3 +437,33 @@ def test_a_closed_pipe_stops_quietly_with_its_own_status(tmp_path):
     assert process.wait(timeout=120) == 141, stderr
     assert stderr == ""
     assert yaml.safe_load(saved.read_text())["status"] == "optimal"
+
+
+def test_a_comparison_at_80_columns_keeps_every_column_and_note_marker():
+    """At 80 columns the kind of each row goes under its method's name, so
+    that no header is cut and the note column keeps the markers the notes
+    below refer to."""
+    from rich.console import Console
+
+    from mapcert.cli import render
+    from mapcert.formulations.registry import family_of
+    from mapcert.pipeline import compare
+
+    problem = mapcert.load(EXAMPLE.parent / "small_three_level.yaml")
+    family = family_of(problem)
+    outside = family.solution_from_dict(problem, {
+        "levels": [{"name": "DRAM", "factors": {"M": 4, "P": 4}}, {"name": "GLB", "factors": {"C": 4, "P": 2}},
+                   {"name": "RF", "factors": {"Q": 2, "R": 3}}], "spatial": {"rows": {}, "cols": {}}})
+    comparison = compare(problem, ["cpsat", "greedy-largest-tile"], 30,
+                         {"mapping: a_rather_long_file_name.yaml": outside}, functional=False)
+    console = Console(record=True, width=80)
+    render.render_comparison(console, comparison)
+    text = console.export_text()
+    header = text.split("─")[0].split("certified optimum")[1].split()
+    assert sorted(header) == sorted(["method", "status", "objective", "above", "optimum", "time", "functional",
+                                     "note", "30,960"])
+    assert "[1]" in text.split("\n[1] ")[0] and "\n[1] RF: tiles of 15 B" in text and "factors of P multiply" in text
+    assert all(kind in text for kind in ("exact", "heuristic", "user"))
+    wide = Console(record=True, width=140)
+    render.render_comparison(wide, comparison)
+    assert "kind" in wide.export_text()
