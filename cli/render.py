@@ -383,7 +383,8 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
     # every column but the note keeps its longest cell whole; when even that is too wide (a mapping file with a
     # long name), the method's name breaks over lines rather than a number column being dropped
     folded = {"note"} | ({"method"} if sum(w + 3 for w in widest[:-1]) > console.width else set())
-    if sum(w + 3 for i, w in enumerate(widest) if columns[i] not in folded) + 15 + 7 > console.width:
+    room = 7 + (15 if "method" in folded else 0)  # the note's marker, and a folded name's few letters a line
+    if sum(w + 3 for i, w in enumerate(widest) if columns[i] not in folded) + room > console.width:
         # still too wide (80 columns): each row's kind goes under its method's name, so no column is cut
         # and a header may wrap at its spaces
         widest = [max([len(c[i]) for c in cells] + [max(map(len, col.split()))]) for i, col in enumerate(columns)]

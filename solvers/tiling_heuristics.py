@@ -27,7 +27,7 @@ def paper_dataflow(problem: TilingProblem) -> Mapping | None:
     tables = dim_tables(layer, problem.space, reduced=True)
     one = np.array([1], dtype=np.int64)
     channels = np.array([layer.extent("C")], dtype=np.int64)
-    tables["C"] = DimTable("C", tiles=one, trips=channels, swept=channels, input_extent=one)
+    tables["C"] = DimTable("C", tiles=one, trips=channels, swept=channels, input_extent=one, halo=channels)
     try:
         outcome = enumerate_space(problem, tables=tables, classes=("outputs",), limit=HEURISTIC_LIMIT)
     except SpaceTooLarge:

@@ -15,7 +15,7 @@ recomputes it here.  The model (derived in docs/tiling-cost-model.md):
 * an input tile reads exactly the input rows and columns its window touches
   (stride gaps and dilation holes are skipped); with halo reuse, the next
   tile along the innermost input loop keeps the rows (P) or columns (Q) it
-  shares with the current one and reads only the new ones.
+  shares with the current one and reads only the others.
 
 The core works on numpy arrays so that exhaustive enumeration evaluates
 millions of mappings with the very same formulas ``evaluate`` uses.
@@ -48,6 +48,17 @@ def swept_extent(layer: ConvLayer, dim: str, tiles: np.ndarray) -> np.ndarray:
     trips = trips_of(extent, tiles)
     last = extent - (trips - 1) * tiles
     return (trips - 1) * table[tiles] + table[last]
+
+
+def halo_swept(layer: ConvLayer, dim: str, tiles: np.ndarray) -> np.ndarray:
+    """Elements of the input along ``dim`` one sweep reads with halo reuse
+    (``ConvLayer.halo_rows``), per tile size; the extent for dims without a
+    window."""
+    tiles = np.asarray(tiles, dtype=np.int64)
+    if dim not in ("P", "Q"):
+        return np.full(tiles.shape, layer.extent(dim), dtype=np.int64)
+    sizes, where = np.unique(tiles, return_inverse=True)
+    return np.array([layer.halo_rows(dim, int(t)) for t in sizes], dtype=np.int64)[where].reshape(tiles.shape)
 
 
 def input_tile_extent(layer: ConvLayer, dim: str, tiles: np.ndarray) -> np.ndarray:
@@ -97,14 +108,14 @@ def traffic_bits(layer: ConvLayer, order: tuple[str, ...], tiles: dict[str, np.n
     """DRAM traffic in bits per term, broadcast over array-valued tiles.
 
     With ``halo``, a sweep along the innermost input loop (when it is P or Q)
-    reads the rows of the whole swept range once: the union of the tiles'
-    windows instead of their sum (docs/tiling-cost-model.md)."""
+    reads, per tile, only the rows the tile before it does not hold
+    (``halo_swept``; without dilation, every row of the range once)."""
     prec = layer.precision
     trips = {d: trips_of(layer.extent(d), tiles[d]) for d in LOOP_DIMS}
     swept = {d: swept_extent(layer, d, tiles[d]) for d in ("P", "Q")}
     if halo:
         for axis, inner in halo_axes(order, trips).items():
-            swept[axis] = np.where(inner, layer.window_table(axis)[layer.extent(axis)], swept[axis])
+            swept[axis] = np.where(inner, halo_swept(layer, axis, tiles[axis]), swept[axis])
     sweep_inputs = layer.extent("N") * layer.extent("G") * layer.extent("C") * swept["P"] * swept["Q"]
     visits = multiplicity(order, trips, "outputs")
     outputs = layer.output_elements

@@ -32,7 +32,7 @@ class CpsatTilingModel:
 
 def _feature(model, table: DimTable, choice: list, values, name: str):
     values = [int(v) for v in values]
-    if len(values) == 1:
+    if len(set(values)) == 1:  # the same whatever the choice: a constant
         return values[0]
     var = model.NewIntVarFromDomain(cp_model.Domain.FromValues(sorted(set(values))), name)
     model.Add(var == sum(v * b for v, b in zip(values, choice)))
@@ -77,8 +77,8 @@ def build_cpsat(problem: TilingProblem, tables: dict[str, DimTable], order_class
         tile[d] = _feature(model, table, bools, table.tiles, f"t_{d}")
         in_extent[d] = _feature(model, table, bools, table.input_extent, f"f_{d}")
         swept[d] = _feature(model, table, bools, table.swept, f"A_{d}")
-    if halo is not None:  # a sweep along the innermost input loop reads the union of its windows once
-        swept[halo] = int(layer.window_table(halo)[layer.extent(halo)])
+    if halo is not None:  # a sweep along the innermost input loop reads what each tile's predecessor lacks
+        swept[halo] = _feature(model, tables[halo], choice[halo], tables[halo].halo, f"H_{halo}")
 
     # capacity: products are bounded by what may fit
     prec = layer.precision

@@ -194,8 +194,8 @@ def build_milp(
     f = {d: tables[d].input_extent for d in LOOP_DIMS}
     n = {d: tables[d].trips for d in LOOP_DIMS}
     a = {d: tables[d].swept for d in LOOP_DIMS}
-    if halo is not None:  # a sweep along the innermost input loop reads the union of its windows once
-        a[halo] = np.full(len(tables[halo]), int(layer.window_table(halo)[layer.extent(halo)]), dtype=np.int64)
+    if halo is not None:  # a sweep along the innermost input loop reads what each tile's predecessor lacks
+        a[halo] = tables[halo].halo
     tile_factors = {
         "inputs": [("N", t["N"]), ("G", t["G"]), ("C", t["C"]), ("P", f["P"]), ("Q", f["Q"])],
         "weights": [("G", t["G"]), ("M", t["M"]), ("C", t["C"])],

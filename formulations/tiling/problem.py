@@ -14,7 +14,7 @@ from __future__ import annotations
 from ...units import whole_number
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import lru_cache, cached_property
 from math import prod
 
 import numpy as np
@@ -96,6 +96,20 @@ class ConvLayer:
     def window_table(self, axis: str) -> np.ndarray:
         """``table[e]`` = distinct input rows for ``e`` output rows, e = 0..P."""
         return _window_table(*self._window_params(axis), self.extent(axis) + 1)
+
+    def halo_rows(self, axis: str, tile: int) -> int:
+        """Input rows (columns) one sweep along ``axis`` reads with halo reuse,
+        in tiles of ``tile`` output rows (the last one possibly partial):
+        each tile reads the rows of its window that the tile before it does
+        not hold. Without dilation that is every row of the whole window
+        once; with it, a tile shorter than the dilation shares no row with
+        its neighbour, and a row may leave the buffer and be read again
+        (docs/tiling-cost-model.md, "Halo reuse")."""
+        stride, dilation, window = self._window_params(axis)
+        extent = self.extent(axis)
+        if dilation == 1:
+            return int(self.window_table(axis)[extent])
+        return _halo_rows(stride, dilation, window, extent, int(tile))
 
     def _window_params(self, axis: str) -> tuple[int, int, int]:
         if axis == "P":
@@ -180,6 +194,20 @@ def _window_table(stride: int, dilation: int, window: int, upto: int) -> np.ndar
 
 
 _WINDOW_CACHE: dict[tuple[int, int, int, int], np.ndarray] = {}
+
+
+@lru_cache(maxsize=65536)
+def _halo_rows(stride: int, dilation: int, window: int, extent: int, tile: int) -> int:
+    """``ConvLayer.halo_rows``: tile ``k`` holds the rows ``U_k`` of its
+    output rows' windows and reads ``|U_k - U_(k-1)|`` of them."""
+    outputs = np.arange(extent, dtype=np.int64)
+    rows = (outputs[:, None] * stride + np.arange(window, dtype=np.int64)[None, :] * dilation).ravel()
+    tiles = np.repeat(outputs // tile, window)
+    span = int(rows.max()) + 2
+    held = np.unique(tiles * span + rows)               # (tile, row) pairs, one per row a tile holds
+    before = held - span                                # the same row in the tile before
+    shared = np.isin(before, held, assume_unique=True)
+    return int(np.count_nonzero(~shared))
 
 
 def _max_hits(stride: int, dilation: int, window: int, length: int) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cost import input_tile_extent, swept_extent, trips_of
+from .cost import halo_swept, input_tile_extent, swept_extent, trips_of
 from .problem import LOOP_DIMS, ConvLayer
 
 STATIONARY_CLASSES: tuple[str, ...] = ("outputs", "inputs", "weights")
@@ -67,18 +67,20 @@ def all_tiles(layer: ConvLayer, dim: str, space: str) -> np.ndarray:
 
 
 def undominated_tiles(layer: ConvLayer, dim: str, space: str) -> np.ndarray:
-    """Tile sizes not dominated in (trips, swept input extent, tile extents)."""
+    """Tile sizes not dominated in (trips, swept input extent, input extent
+    swept with halo reuse, tile extents)."""
     tiles = all_tiles(layer, dim, space)
     trips = trips_of(layer.extent(dim), tiles)
     swept = swept_extent(layer, dim, tiles)
+    halo = halo_swept(layer, dim, tiles)
     keep = []
-    best_pairs: list[tuple[int, int]] = []  # (trips, swept) of kept smaller tiles
-    for t, n, a in zip(tiles.tolist(), trips.tolist(), swept.tolist()):
+    best: list[tuple[int, int, int]] = []  # (trips, swept, halo) of kept smaller tiles
+    for t, n, a, h in zip(tiles.tolist(), trips.tolist(), swept.tolist(), halo.tolist()):
         # tiles ascend, so every earlier tile is smaller in both tile extents
-        if any(n0 <= n and a0 <= a for n0, a0 in best_pairs):
+        if any(n0 <= n and a0 <= a and h0 <= h for n0, a0, h0 in best):
             continue
         keep.append(t)
-        best_pairs.append((n, a))
+        best.append((n, a, h))
     return np.asarray(keep, dtype=np.int64)
 
 
@@ -91,6 +93,8 @@ class DimTable:
     trips: np.ndarray
     swept: np.ndarray
     input_extent: np.ndarray
+    halo: np.ndarray
+    """Input elements one sweep reads with halo reuse (``cost.halo_swept``)."""
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -107,6 +111,7 @@ def dim_tables(layer: ConvLayer, space: str, reduced: bool = True) -> dict[str, 
             trips=trips_of(layer.extent(dim), tiles),
             swept=swept_extent(layer, dim, tiles),
             input_extent=input_tile_extent(layer, dim, tiles),
+            halo=halo_swept(layer, dim, tiles),
         )
     return tables
 
