@@ -402,6 +402,33 @@ def test_a_misspelt_field_in_a_two_level_mapping_is_refused(cli, tmp_path):
     assert code == 2 and f"{mine}:3: solution.ordr: unknown field 'ordr'; did you mean 'order'?" in stderr, stderr
 
 
+def test_a_two_level_mapping_off_the_space_is_scored_infeasible_and_a_short_order_completed(cli, tmp_path):
+    """A partial tile in the divisors space is a row that says so (the other
+    methods still run); loops left out of an order run outside it, as in a
+    hierarchy's mapping; a loop named that does not exist, or twice, is
+    named."""
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("solution:\n  tiles: {N: 1, M: 5, C: 128, P: 14, Q: 28}\n  order: [C, P, Q, M]\n")
+    code, stdout, stderr = cli("compare", str(EXAMPLE), "--methods", "paper-dataflow", "--mapping", str(mine),
+                               "--json")
+    assert code == 0, stderr
+    row = next(r for r in json.loads(stdout)["rows"] if r["kind"] == "user")
+    assert row["status"] == "infeasible"
+    assert "tile of M = 5 does not divide 256: a partial tile, outside the divisors space" in row["note"]
+    mine.write_text(mine.read_text().replace("M: 5", "M: 1"))
+    code, stdout, stderr = cli("compare", str(EXAMPLE), "--methods", "paper-dataflow", "--mapping", str(mine),
+                               "--json")
+    row = next(r for r in json.loads(stdout)["rows"] if r["kind"] == "user")
+    full = tmp_path / "full.yaml"
+    full.write_text(mine.read_text().replace("[C, P, Q, M]", "[N, G, C, P, Q, M]"))
+    _, written, _ = cli("compare", str(EXAMPLE), "--methods", "paper-dataflow", "--mapping", str(full), "--json")
+    same = next(r for r in json.loads(written)["rows"] if r["kind"] == "user")
+    assert code == 0 and row["status"] == "feasible" and row["objective"] == same["objective"]
+    mine.write_text(mine.read_text().replace("[C, P, Q, M]", "[C, X, P, Q, P]"))
+    code, _, stderr = cli("compare", str(EXAMPLE), "--methods", "paper-dataflow", "--mapping", str(mine))
+    assert code == 2 and "order names X, not a DRAM loop" in stderr and "; P twice" in stderr, stderr
+
+
 def test_a_file_of_another_kind_is_named_with_what_to_do(cli, tmp_path):
     """An instance given to verify, a pairing without its unpaired list, and
     a network's result given as one layer's mapping each say what to give."""

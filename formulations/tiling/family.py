@@ -9,6 +9,7 @@ connects them to the family contract.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ...hardware.functional.tiling import run_tiling, too_many_macs
@@ -77,12 +78,17 @@ class TwoLevelTiling(Family):
         return problem.space_description
 
     def evaluate(self, problem: TilingProblem, solution: Mapping) -> Evaluation:
-        metrics = evaluate(problem, solution)
+        # a partial tile in the divisors space is scored as the cost model counts it, and lies outside the space
+        outside = [f"tile of {d} = {solution.tiles[d]} does not divide {problem.layer.extent(d)}: a partial tile, "
+                   "outside the divisors space (space: {tiles: any} allows it)"
+                   for d in LOOP_DIMS if problem.space == "divisors" and problem.layer.extent(d) % solution.tiles[d]]
+        metrics = evaluate(replace(problem, space="any") if outside else problem, solution)
         buffer = problem.buffer
-        violations = [] if metrics.fits else [
+        violations = outside + ([] if metrics.fits else [
             overflow(buffer.name, buffer.capacity_bits, buffer.partition_bits, metrics.footprint_bits, TENSORS)
-            or f"the footprint does not fit {buffer.name}"]
-        return Evaluation(metrics.objective if metrics.fits else None, metrics.fits, metrics.to_dict(), violations)
+            or f"the footprint does not fit {buffer.name}"])
+        feasible = metrics.fits and not outside
+        return Evaluation(metrics.objective if feasible else None, feasible, metrics.to_dict(), violations)
 
     def solution_to_dict(self, problem: TilingProblem, solution: Mapping) -> dict:
         return solution.to_dict(problem.layer)

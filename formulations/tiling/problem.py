@@ -305,9 +305,15 @@ class Mapping:
             if not 1 <= value <= layer.extent(d):
                 raise ValueError(f"tile of {d} must be between 1 and {layer.extent(d)}, got {value}")
             tiles[d] = value
-        order = list(data.get("order", LOOP_DIMS))
-        if "G" not in order:
-            order.insert(0, "G")
-        if sorted(order) != sorted(LOOP_DIMS):
-            raise ValueError(f"order must list each of {', '.join(LOOP_DIMS)} once, got {order}")
+        order = data.get("order", LOOP_DIMS)
+        if not isinstance(order, (list, tuple)):
+            raise ValueError(f"order must be a list of dimensions of {', '.join(LOOP_DIMS)}, outermost first")
+        unknown = [d for d in order if d not in LOOP_DIMS]
+        twice = sorted({d for d in order if list(order).count(d) > 1})
+        if unknown or twice:
+            raise ValueError("order names " + "; ".join(
+                ([f"{', '.join(map(str, unknown))}, not a DRAM loop (the loops are {', '.join(LOOP_DIMS)}; R and S "
+                  "stay whole on chip)"] if unknown else []) + ([f"{', '.join(twice)} twice"] if twice else [])))
+        # loops left out run outside the ones listed, as in a hierarchy's mapping
+        order = [d for d in LOOP_DIMS if d not in order] + list(order)
         return cls(tiles=tiles, order=tuple(order))
