@@ -28,7 +28,7 @@ from rich.markup import escape
 
 from ..formulations import registry
 from ..formulations.family import PlotUnsupported, Status
-from ..instances import InstanceError, Issue, first_field, line_of, load, unreadable_tag
+from ..instances import InstanceError, Issue, first_field, line_of, load, read_document
 from ..pipeline import MethodError, compare as run_compare, method_names, solve as run_solve
 from ..result import RESULT_FORMAT
 from ..units import parse_seconds
@@ -300,18 +300,12 @@ def methods(files: list[Path] = typer.Argument(..., help="Instance YAML of any f
 
 
 def _read_yaml_file(path: Path):
-    """The YAML document in ``path``, or a clear exit 2 saying why it cannot be read."""
+    """The YAML document in ``path``, or a clear exit 2 saying why it cannot be
+    read (at the line of a syntax error, as for an instance)."""
     try:
-        return yaml.safe_load(path.read_text())
-    except OSError as exc:
-        _fail_input([f"{path}: cannot read: {exc.strerror or exc}"])
-    except UnicodeDecodeError:
-        _fail_input([f"{path}:1: (file): not a text file"])
-    except (ValueError, KeyError, TypeError, OverflowError):  # an explicit tag its value does not fit
-        line, reason = unreadable_tag(path.read_text())
-        _fail_input([f"{path}:{line}: (yaml): not valid YAML: the tag !!{reason}"])
-    except yaml.YAMLError as exc:
-        _fail_input([f"{path}:1: (yaml): not valid YAML: {exc}"])
+        return read_document(path)[0]
+    except InstanceError as exc:
+        _fail_input([str(i) for i in exc.issues])
 
 
 @app.command()

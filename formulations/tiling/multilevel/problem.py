@@ -251,7 +251,9 @@ def mapping_problems(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevel
     if len(mapping.levels) != len(hierarchy.levels):
         out.append(f"{len(mapping.levels)} loop blocks for {len(hierarchy.levels)} levels")
         return out
-    for dim in DIMS:
+    positive = all(f >= 1 for loops in mapping.levels for f in loops.factors.values()) and all(
+        f >= 1 for loops in mapping.fanouts for f in (*loops.rows.values(), *loops.cols.values()))
+    for dim in DIMS if positive else ():  # a factor below 1 is named below; a product of it says nothing more
         total = prod(mapping.factor(l, dim) for l in range(len(mapping.levels))) * mapping.spatial(dim)
         extent = layer_extent(layer, dim)
         if total < extent:
@@ -263,11 +265,13 @@ def mapping_problems(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevel
     for dim in ("R", "S"):
         if mapping.factor(0, dim) != 1:
             out.append(f"{hierarchy.levels[0].name} cannot split the filter window ({dim})")
-    for loops in mapping.levels:
+    for level, loops in zip(hierarchy.levels, mapping.levels):
         if sorted(loops.order) != sorted(DIMS):
             out.append(f"order {list(loops.order)} must list each of {', '.join(DIMS)} once")
-        if any(f < 1 for f in loops.factors.values()):
-            out.append("factors must be positive")
+        low = {d: f for d, f in loops.factors.items() if f < 1}
+        if low:
+            out.append(f"level {level.name}: factors must be positive, got "
+                       + ", ".join(f"{d}: {f}" for d, f in low.items()))
     if mapping.keep is not None:
         out.extend(hierarchy.keep_problems(mapping.keep))
     if len(mapping.fanouts) > len(hierarchy.fanouts):
