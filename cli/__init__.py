@@ -112,9 +112,11 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _save(path: Path, data: dict) -> None:
-    """Write a result as YAML, or exit 2 saying why not."""
+    """Write a result as YAML (as JSON when the name ends in .json), or exit 2
+    saying why not. Either reads back with ``verify``: JSON is YAML."""
     try:
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        path.write_text(json.dumps(data, indent=2) + "\n" if path.suffix.lower() == ".json"
+                        else yaml.safe_dump(data, sort_keys=False))
     except OSError as exc:
         _fail_input([f"{path}: cannot write: {exc.strerror or exc}"])
 
@@ -153,7 +155,7 @@ def solve(
                                                help="Time per exact solve, in seconds or as a duration (3 min); on time-out the best solution is "
                                                     "returned as 'feasible' with its gap to a bound."),
     as_json: bool = typer.Option(False, "--json", help="Print the result (mapcert-result/2) as JSON instead of tables."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Save the result (YAML) for `mapcert verify`."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Save the result for `mapcert verify`: YAML, or JSON when the name ends in .json."),
     force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
     functional: bool = typer.Option(True, "--functional/--no-functional",
                                     help="Execute the solution in the family's functional model (on by default)."),

@@ -494,3 +494,12 @@ def test_a_comparison_at_80_columns_keeps_every_column_and_note_marker():
     wide = Console(record=True, width=140)
     render.render_comparison(wide, comparison)
     assert "kind" in wide.export_text()
+
+
+def test_a_result_named_json_is_written_as_json_and_verifies(cli, tmp_path):
+    saved = tmp_path / "result.json"
+    code, _, stderr = cli("solve", str(EXAMPLE.parent / "small_three_level.yaml"), "--no-heuristics", "-o", str(saved))
+    assert code == 0, stderr
+    assert json.loads(saved.read_text())["format"] == "mapcert-result/2"
+    code, stdout, stderr = cli("verify", str(saved))
+    assert code == 0 and "VERIFIED" in stdout, stdout + stderr
