@@ -187,3 +187,15 @@ def article(word) -> str:
     """``word`` with its indefinite article: ``an add``, ``a conv2d``."""
     text = str(word)
     return f"{'an' if text[:1].lower() in 'aeio' else 'a'} {text}"
+
+
+def format_number(value: float | None, digits: int = 0) -> str:
+    """A value with thousands separators, '-' for None; a fraction keeps up
+    to three decimals below 1,000 (296.972 pJ is not 297) and two above, so
+    that a product of two shown values (EDP) can be checked by hand."""
+    if value is None:
+        return "-"
+    if digits == 0 and value != round(value):
+        places = 3 if abs(value) < 1000 else 2
+        return f"{value:,.{places}f}".rstrip("0").rstrip(".")
+    return f"{value:,.{digits}f}"

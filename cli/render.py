@@ -19,6 +19,7 @@ from ..formulations.family import Family, Status
 from ..pipeline import Comparison
 from ..result import Result
 from ..validation.certificate import NO_CONCLUSION
+from ..units import format_number as number
 
 COLOURS = {Status.OPTIMAL: "green", Status.FEASIBLE: "yellow"}
 
@@ -38,16 +39,6 @@ def table(**kwargs) -> RichTable:
     kwargs.setdefault("box", box.SIMPLE_HEAD)
     kwargs.setdefault("show_edge", False)
     return _FoldingTable(**kwargs)
-
-
-def number(value: float | None, digits: int = 0) -> str:
-    """A value with thousands separators, '-' for None; below 1,000 a
-    fraction keeps up to three decimals (296.972 pJ is not 297)."""
-    if value is None:
-        return "-"
-    if digits == 0 and abs(value) < 1000 and value != round(value):
-        return f"{value:.3f}".rstrip("0").rstrip(".")
-    return f"{value:,.{digits}f}"
 
 
 def percent(value: float | None, digits: int = 1) -> str:

@@ -16,7 +16,7 @@ from rich.markup import escape as _escape
 from ....hardware.functional.multilevel_vectorized import run_multilevel_vectorized
 from ....hardware.hierarchy import ARRAY, MACS, Fanout, overflow
 from ....solvers.multilevel_heuristics import HEURISTICS
-from ....units import format_bytes, format_count, parse_bytes
+from ....units import format_bytes, format_count, format_number, parse_bytes
 from ....validation.multilevel_bounds import multilevel_bounds, offchip_segment_bytes
 from ...family import (Attempt, Bound, Check, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic, Part,
                       PlotUnsupported, Status)
@@ -307,13 +307,13 @@ class MultiLevelTiling(Family):
         summary.add_column("value", justify="right")
         priced = hier.mac_energy > 0 or any(lv.read_energy > 0 or lv.write_energy > 0 for lv in hier.levels)
         if priced:  # a hierarchy given without energies (a traffic instance) has no energy to show
-            summary.add_row(f"energy ({hier.energy_unit})", f"{m.energy:,.0f}")
+            summary.add_row(f"energy ({hier.energy_unit})", format_number(m.energy))
         summary.add_row("latency (cycles)", f"{m.latency:,.0f} (compute {m.compute_cycles:,})")
         summary.add_row("off-chip traffic", format_bytes(m.offchip_bytes))
         has_array = any(fan.size > 1 for fan in hier.fanouts)  # DRAM and buffers over one MAC unit have none
         if has_array:
             summary.add_row("PE utilization", f"{100 * m.utilization:.1f}%")
-            summary.add_row("array boundary (words)", f"{m.array_boundary_words:,}")
+            summary.add_row("array boundary (words in and out of the PEs)", f"{m.array_boundary_words:,}")
         console.print()
         console.print(summary)
         free = [lv.name for lv in hier.levels if not (lv.read_energy or lv.write_energy)]
