@@ -1,6 +1,7 @@
 """Pictures for multi-level tiling (``mapcert plot``).
 
-* For one layer: the objective against the size of one on-chip level. The
+* For one layer (on a hierarchy, or on DRAM and one buffer): the objective
+  against the size of one on-chip level. The
   curves are the certified optimum at each size, every heuristic mapper,
   and the rigorous lower bound, so one can see where a heuristic loses and
   how much a larger buffer would buy.
@@ -64,23 +65,48 @@ def sweep(problem: MultiLevelProblem, level: int, sizes_bits: list[int], time_li
     return rows
 
 
-def plot_sweep(problem: MultiLevelProblem, level: int, rows, unit: str, path: Path) -> None:
+def default_sizes(current_bits: int) -> list[int]:
+    """The sizes a plot sweeps when none are given: an eighth of the level's
+    to four times it, doubling."""
+    return [max(8, int(current_bits * f)) for f in (0.125, 0.25, 0.5, 1, 2, 4)]
+
+
+def sizes_option(text: str) -> list[int]:
+    """``--sizes 16KiB,64KiB`` in bits; PlotUnsupported names a bad size."""
+    from .formulations.family import PlotUnsupported
+    from .units import parse_bytes
+
+    try:
+        return [parse_bytes(x.strip()) * 8 for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise PlotUnsupported(f"--sizes: {exc}") from None
+
+
+def sweep_text(rows) -> str:
+    """The swept values in one line, as the command reports them."""
+    return ", ".join(f"{format_bytes(bits / 8)}: " + ("-" if value is None else f"{value:,.0f}")
+                     + ("" if proved or value is None else " (best)") for bits, value, proved, _, _ in rows)
+
+
+def plot_sweep(rows, heuristics, level_name: str, objective: str, title: str, path: Path) -> None:
+    """One layer's objective against a level's size (rows of ``sweep``):
+    the optimum, each of ``heuristics`` and the rigorous lower bound."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     kib = [bits / 8 / 1024 for bits, *_ in rows]
     ax.plot(kib, [r[1] for r in rows], "o-", color="black", linewidth=2, label="optimum (CP-SAT)")
     unproved = [(k, r[1]) for k, r in zip(kib, rows, strict=True) if r[1] is not None and not r[2]]
     if unproved:
         ax.plot(*zip(*unproved, strict=True), "o", mfc="white", color="black", label="best found, not proved")
-    for name in HEURISTICS:
-        ax.plot(kib, [r[4][name] for r in rows], ".--", label=name)
+    for name in heuristics:
+        ax.plot(kib, [r[4].get(name) for r in rows], ".--", label=name)
     ax.plot(kib, [r[3] for r in rows], ":", color="grey", label="rigorous lower bound")
     ax.set_xscale("log", base=2)
     ax.set_xticks(kib)
     ax.set_xticklabels([format_bytes(bits / 8) for bits, *_ in rows], fontsize=8)
     ax.minorticks_off()
-    ax.set_xlabel(f"{problem.hierarchy.levels[level].name} capacity")
-    ax.set_ylabel(f"{problem.objective} ({unit})")
-    ax.set_title(f"{problem.layer.name} on {problem.hierarchy.name}")
+    ax.set_xlabel(f"{level_name} capacity")
+    ax.set_ylabel(objective)
+    ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -521,14 +521,14 @@ def _field_of_mapping_problem(data: dict, message: str) -> tuple:
 
 @app.command()
 def plot(
-    file: Path = typer.Argument(..., help="Instance YAML (a hierarchy layer or network, or a graph partition), or a "
+    file: Path = typer.Argument(..., help="Instance YAML (a tiling layer or network, or a graph partition), or a "
                                           "results store written by `mapcert sweep`."),
     output: Path = typer.Option(Path("mapcert_plot.png"), "--output", "-o", help="Picture to write (PNG, SVG, PDF)."),
     sizes: Optional[str] = typer.Option(None, "--sizes",
-                                        help="One hierarchy layer: comma-separated capacities of the swept level "
+                                        help="One tiling layer: comma-separated capacities of the swept level "
                                              "(default: 1/8x to 4x of its size)."),
     level: Optional[str] = typer.Option(None, "--level",
-                                        help="One hierarchy layer: the level to sweep (default: the largest shared "
+                                        help="One tiling layer: the level to sweep (default: the largest shared "
                                              "on-chip level)."),
     time_limit: float = typer.Option(30.0, "--time-limit", "-t", parser=seconds_option, metavar="SECONDS", help="Time per exact solve: seconds, or a duration (3 min)."),
     x_axis: Optional[str] = typer.Option(None, "--x", help="A store: the swept field on the x axis (default: the "

@@ -17,7 +17,8 @@ from ...hardware.hierarchy import overflow
 from ...solvers.tiling_heuristics import HEURISTICS
 from ...units import format_bytes
 from ...validation.bounds import tiling_bounds
-from ..family import Attempt, Bound, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic, Status
+from ..family import (Attempt, Bound, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic,
+                      PlotUnsupported, Status)
 from ..registry import register
 from .cost import evaluate
 from .enumeration import enumerate_space
@@ -116,6 +117,37 @@ class TwoLevelTiling(Family):
         return [Heuristic(name, (lambda fn=fn: fn(problem)),
                           summary="output-stationary, input channels streamed one at a time"
                           if name == "paper-dataflow" else "") for name, fn in HEURISTICS.items()]
+
+    def plot(self, problem: TilingProblem, output: Path, options: dict, progress) -> str:
+        """Off-chip traffic against the buffer's size: the optimum, the
+        heuristics and the rigorous bound (the lower-bound paper's picture)."""
+        from ... import plots
+
+        if options.get("level") not in (None, problem.buffer.name):
+            raise PlotUnsupported(f"--level: {options['level']!r} is not the buffer; DRAM and one buffer have only "
+                                  f"{problem.buffer.name}")
+        buffer = problem.buffer
+        current = buffer.capacity_bits
+        sizes = plots.sizes_option(options["sizes"]) if options.get("sizes") else plots.default_sizes(current)
+        time_limit = options.get("time_limit") or 30.0
+        advance = progress(f"sweeping {buffer.name}", len(sizes))
+        rows = []
+        for bits in sizes:
+            parts = None if buffer.partition_bits is None else {
+                t: max(1, b * bits // current) for t, b in buffer.partition_bits.items()}
+            p = replace(problem, buffer=replace(buffer, capacity_bits=bits, partition_bits=parts))
+            result = solve_tiling(p, "cpsat", time_limit)
+            values = {}
+            for heuristic in self.heuristics(p):
+                mapping = heuristic.run()
+                scored = self.evaluate(p, mapping) if mapping is not None else None
+                values[heuristic.name] = scored.objective if scored is not None and scored.feasible else None
+            bound = max(b.value for b in self.bounds(p) if b.rigorous)
+            rows.append((bits, result.objective, result.status == "optimal", bound, values))
+            advance()
+        plots.plot_sweep(rows, list(HEURISTICS), buffer.name, "off-chip traffic (bytes)",
+                         f"{problem.layer.name} on DRAM and {buffer.name}", output)
+        return f"off-chip traffic against {buffer.name} size ({plots.sweep_text(rows)})"
 
     def bounds(self, problem: TilingProblem) -> list[Bound]:
         return [Bound(b.name, b.bytes, b.rigorous, b.meaning)

@@ -16,7 +16,7 @@ from rich.markup import escape as _escape
 from ....hardware.functional.multilevel_vectorized import run_multilevel_vectorized
 from ....hardware.hierarchy import ARRAY, MACS, Fanout, overflow
 from ....solvers.multilevel_heuristics import HEURISTICS
-from ....units import format_bytes, format_count, format_number, parse_bytes
+from ....units import format_bytes, format_count, format_number
 from ....validation.multilevel_bounds import multilevel_bounds, offchip_segment_bytes
 from ...family import (Attempt, Bound, Check, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic, Part,
                       PlotUnsupported, Status)
@@ -402,19 +402,14 @@ class MultiLevelTiling(Family):
         current = chosen.capacity_bits or sum(chosen.partition_bits.values())
         sizes = options.get("sizes")
         if sizes:
-            try:
-                sizes_bits = [parse_bytes(x.strip()) * 8 for x in sizes.split(",") if x.strip()]
-            except ValueError as exc:
-                raise PlotUnsupported(f"--sizes: {exc}") from None
+            sizes_bits = plots.sizes_option(sizes)
         else:
-            sizes_bits = [max(8, int(current * f)) for f in (0.125, 0.25, 0.5, 1, 2, 4)]
+            sizes_bits = plots.default_sizes(current)
         advance = progress(f"sweeping {chosen.name}", len(sizes_bits))
         rows = plots.sweep(problem, index, sizes_bits, time_limit, progress=advance)
-        plots.plot_sweep(problem, index, rows, unit_of(problem), output)
-        shown = ", ".join(f"{format_bytes(bits / 8)}: " + ("-" if value is None else f"{value:,.0f}")
-                          + ("" if proved or value is None else " (best)")
-                          for bits, value, proved, _, _ in rows)
-        return f"objective against {chosen.name} size ({shown})"
+        plots.plot_sweep(rows, HEURISTICS, chosen.name, f"{problem.objective} ({unit_of(problem)})",
+                         f"{problem.layer.name} on {problem.hierarchy.name}", output)
+        return f"objective against {chosen.name} size ({plots.sweep_text(rows)})"
 
     def infeasible_fields(self, problem, message: str) -> list[tuple]:
         """The constraints an infeasible answer names (a level's, a
