@@ -244,6 +244,8 @@ def _tampers(data: dict) -> dict:
         out["heuristic status"] = (lambda d: d["heuristics"][i].update(status="optimal"), f"heuristics[{i}]")
         out["heuristic renamed"] = (lambda d: d["heuristics"][i].update(method=d["heuristics"][i]["method"] + "z"),
                                     f"heuristics[{i}]")
+    if len(data["heuristics"]) >= 2:  # none at all is a solve with --no-heuristics
+        out["heuristic row removed"] = (lambda d: d["heuristics"].pop(), "heuristics")
     worse = [i for i, h in enumerate(data["heuristics"])
              if h["objective"] is not None and data["solution"] is not None and h["objective"] != data["objective"]]
     if worse:  # a heuristic credited with the optimum: its own solution, value and gap, all consistent
@@ -258,7 +260,7 @@ TAMPER_NAMES = ["status infeasible", "status error", "objective", "best_bound ab
                 "lower_bound", "bound value", "bound rigour", "a failed check", "functional run", "family",
                 "method", "checks removed", "functional run left out", "solution", "instance", "metrics",
                 "heuristic objective", "heuristic status", "heuristic renamed",
-                "heuristic credited with the optimum"]
+                "heuristic credited with the optimum", "heuristic row removed"]
 
 
 @pytest.mark.parametrize("tamper", TAMPER_NAMES)

@@ -362,6 +362,15 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
     add(_field("gap", result.gap, gap_of(value, gap_bound, lower)))
     reference = (optimum if optimum is not None else value) if result.status == Status.OPTIMAL else result.best_bound
     heuristics = {h.name: h for h in family.heuristics(problem)} if result.heuristics else {}
+    if result.heuristics:
+        # solve scores these in this order, all of them; only a method stopped short with heuristics off scores
+        # the first ones the rest of its time limit allows (the answer is then not a finished proof of its own)
+        expected = [h.name for h in heuristics.values() if h.in_solve]
+        stored = [h.method for h in result.heuristics]
+        cut = result.status != Status.OPTIMAL or "second opinion" in (result.message or "")
+        add(Check("heuristics: the rows solve writes, in order",
+                  stored == expected[:len(stored)] if cut else stored == expected,
+                  f"stored {', '.join(stored)}; solve scores {', '.join(expected)}"))
     for i, h in enumerate(result.heuristics):
         ctx.progress(f"running heuristic {h.method} again")
         checks.extend(Check(prefix + c.name, c.passed, c.detail, c.undecided)
