@@ -37,6 +37,7 @@ from . import render
 
 app = typer.Typer(
     add_completion=False,
+    rich_markup_mode="markdown",  # help paragraphs are prose: a line break in a docstring is a space
     no_args_is_help=True,
     help="Provably optimal mappings of neural-network layers onto accelerators, with certificates.",
     epilog="Exit status: 0 optimal or feasible (verify: verified); 1 a failed check or no usable answer; 2 bad "
@@ -178,8 +179,8 @@ def solve(
     tiling: `objective:` energy, latency, edp or offchip_traffic (a list
     breaks ties), `space:` (`factors: divisors | any`, `halo: true`) and
     `constraints:` (per level `factors`, `whole`, `order`; per fan-out the
-    dimensions each axis may unroll and a least utilization; docs/tiling-
-    multilevel.md, "Mapping constraints"); crossbar: `objective:`
+    dimensions each axis may unroll and a least utilization;
+    docs/tiling-multilevel.md, "Mapping constraints"); crossbar: `objective:`
     bottleneck, latency or energy, `styles:` and `constraints:` (budget,
     tiles, bandwidth; docs/crossbar.md); pairing: the least distortion
     (docs/pairing.md); partition: `objective:` ema or latency, one `buffer:`
@@ -324,10 +325,12 @@ def verify(
     every_check: bool = typer.Option(False, "--all", help="For a network, list every layer's checks (by default a "
                                                           "layer that passed them all is one row)."),
 ) -> None:
-    """Re-derive everything in a saved result without trusting it: the objective, the metrics, the bounds,
-    the certificate's checks, a functional run on fresh random data, the heuristics' scores, and the optimum by
-    every exact method. Exit status 0 verified, 1 a check failed, 3 inconclusive: a re-proof did not finish in
-    the time limit and nothing contradicts the result (raise --time-limit)."""
+    """Re-derive everything in a saved result without trusting it.
+
+    The objective, the metrics, the bounds, the certificate's checks, a functional run on fresh random data,
+    the heuristics' scores, and the optimum by every exact method. Exit status 0 verified, 1 a check failed,
+    3 inconclusive: a re-proof did not finish in the time limit and nothing contradicts the result (raise
+    --time-limit)."""
     from ..validation.verify import verify as run_verify
 
     data = _read_yaml_file(result)
@@ -540,10 +543,12 @@ def plot(
                                                         "(FIELD=VALUE; repeatable)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
 ) -> None:
-    """Draw what the family's users read: the objective against buffer size with the lower bound (one layer),
-    each heuristic's gap per layer (a network), or the optimal partition with its subgraphs coloured.  Given a
-    results store: the proved objective against a swept size with the lower bound and the heuristics, and every
-    point's total with the best point."""
+    """Draw an instance's picture, or a results store's.
+
+    The objective against buffer size with the lower bound (one layer), each heuristic's gap per layer (a
+    network), or the optimal partition with its subgraphs coloured.  Given a results store: the proved
+    objective against a swept size with the lower bound and the heuristics, and every point's total with the
+    best point."""
     _refuse_overwrite(output, force)
     formats = _picture_formats()
     if output.suffix.lower().lstrip(".") not in formats:

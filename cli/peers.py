@@ -23,7 +23,7 @@ import yaml
 from ..instances import InstanceError, load_text, template_hint
 from . import _Exit, _fail_input, _refuse_overwrite, err, out
 
-import_app = typer.Typer(add_completion=False, no_args_is_help=True,
+import_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                          help="Read another mapper's files (Timeloop v0.4 or v0.3, ZigZag) into a mapcert instance "
                               "(docs/interop.md).")
 

@@ -328,8 +328,10 @@ def results(
                                                              "pictures)."),
     force: bool = typer.Option(False, "--force", help="Overwrite the export files if they exist."),
 ) -> None:
-    """Summarise a results store: one row per point with its network totals (or per job with --jobs), the best
-    point, and exports to CSV, Parquet and an HTML report."""
+    """Summarise a results store: its points, the best one, and exports.
+
+    One row per point with its network totals (or per job with --jobs), the best point, and exports to CSV,
+    Parquet and an HTML report."""
     for path in (csv, parquet, html):
         _refuse_overwrite(path, force, [db])
     store = _open_store(db, readonly=True)
