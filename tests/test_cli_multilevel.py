@@ -184,7 +184,7 @@ def test_a_hierarchy_without_energies_shows_no_energy_and_idle_bounds_say_so(tmp
                         "objective: offchip_traffic\nsolver: {time_limit: 20}\n")
     solved = run("solve", str(instance))
     assert solved.returncode == 0, solved.stderr
-    assert "energy (" not in solved.stdout and "accesses (words)" in solved.stdout
+    assert "energy (" not in solved.stdout and "accesses (words;" in solved.stdout
     assert "(not binding here)" in solved.stdout
     bounded = run("bound", str(instance))
     assert bounded.returncode == 0 and "(not binding here)" in bounded.stdout

@@ -349,16 +349,16 @@ class MultiLevelTiling(Family):
             loops.add_row(f"{label} (rows | cols)", spatial, sharing)
         console.print()
         console.print(loops)
-        access = table(title="accesses (words)", title_justify="left")
+        access = table(title="accesses (words; exact counts in the result's metrics, --json)", title_justify="left")
         access.add_column("level")
         for col in ("inputs r/w", "weights r/w", "outputs r/w") + ((f"energy ({hier.energy_unit})",) if priced else ()):
             access.add_column(col, justify="right")
         for i, level in enumerate(hier.levels):
             cells = [f"{format_count(m.reads[i][t])} / {format_count(m.writes[i][t])}" for t in TENSORS]
             energy = sum(m.reads[i][t] * level.read_energy + m.writes[i][t] * level.write_energy for t in TENSORS)
-            access.add_row(level.name, *cells, *([f"{energy:,.0f}"] if priced else []))
+            access.add_row(level.name, *cells, *([format_number(energy)] if priced else []))
         mac = f"{format_count(m.macs)} MACs" + ("" if hier.latches else " (no latches)")
-        access.add_row("MAC", "", "", mac, *([f"{m.macs * hier.mac_energy:,.0f}"] if priced else []))
+        access.add_row("MAC", "", "", mac, *([format_number(m.macs * hier.mac_energy)] if priced else []))
         console.print()
         console.print(access)
 
