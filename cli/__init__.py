@@ -15,6 +15,7 @@ did not finish) and nothing contradicts the result, 130 when interrupted
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -401,6 +402,9 @@ def compare(
     functional: bool = typer.Option(True, "--functional/--no-functional",
                                     help="Execute each row's solution in the family's functional model (on by "
                                          "default; off saves its time on large layers)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, metavar="N",
+                                       help="Threads (and processes) each method may use: CP-SAT's search workers, "
+                                            "the MILP's keep sets side by side (default: one per core, at most 8)."),
 ) -> None:
     """Run every method on one instance and score each (and your own solutions) against the certified optimum.
 
@@ -430,13 +434,32 @@ def compare(
         why = {m.name: m.why_not(problem) for m in family.methods(problem)}
         named = [f"{m} (does not apply: {why[m]})" if why.get(m) else m for m in unknown]
         _fail_input([f"--methods: unknown or inapplicable {', '.join(named)}; choose from {', '.join(available)}"])
-    with _spinner(as_json):
+    with _spinner(as_json), _solver_threads(jobs):
         comparison = run_compare(problem, chosen, time_limit, user, functional=functional)
     if as_json:
         print(json.dumps(comparison.to_dict(), indent=2))
     else:
         render.render_comparison(out, comparison)
     raise _Exit(_exit_code(comparison.status))
+
+
+@contextlib.contextmanager
+def _solver_threads(jobs: int | None):
+    """``MAPCERT_SOLVER_THREADS`` at ``jobs`` while the block runs (unchanged
+    when None): every solver back-end reads its thread count there."""
+    from ..solvers.threads import ENVIRONMENT_VARIABLE
+
+    before = os.environ.get(ENVIRONMENT_VARIABLE)
+    if jobs is not None:
+        os.environ[ENVIRONMENT_VARIABLE] = str(jobs)
+    try:
+        yield
+    finally:
+        if jobs is not None:
+            if before is None:
+                os.environ.pop(ENVIRONMENT_VARIABLE, None)
+            else:
+                os.environ[ENVIRONMENT_VARIABLE] = before
 
 
 def _read_user_solution(family, loaded, path: Path):

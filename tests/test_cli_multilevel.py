@@ -288,3 +288,25 @@ hardware:
     assert "enumerate" in run("methods", str(instance)).stdout
     small = load(EXAMPLE)
     assert next(m for m in family_of(small).methods(small) if m.name == "enumerate").why_not(small) is None
+
+
+def test_compare_keeps_to_the_threads_it_is_given(monkeypatch):
+    """--jobs sets the solvers' thread count (MAPCERT_SOLVER_THREADS, which
+    every back-end reads) for the run, and puts it back."""
+    import os
+
+    import mapcert.cli as cli
+    from mapcert.solvers.threads import ENVIRONMENT_VARIABLE, solver_threads
+
+    seen = []
+    original = cli.run_compare
+
+    def watched(*args, **kwargs):
+        seen.append(solver_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "run_compare", watched)
+    monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
+    done = run("compare", str(EXAMPLE), "--methods", "cpsat", "--jobs", "1")
+    assert done.returncode == 0, done.stderr
+    assert seen == [1] and ENVIRONMENT_VARIABLE not in os.environ
