@@ -484,13 +484,24 @@ def compare(problem, methods: list[str] | None = None, time_limit: float | None 
         if functional:
             row.functional = _functional_word(family, problem, solution, evaluation)
         comparison.rows.append(row)
-    proved = {r.objective for r in comparison.rows if r.kind in ("exact", "check") and r.status == Status.OPTIMAL}
-    proved_sorted = sorted(proved)
+    for row in comparison.rows:
+        if row.functional == "FAILED":  # the cost model and the functional model disagree on this solution
+            row.note = "; ".join(filter(None, [row.note, "the functional model moved other counts than evaluate: "
+                                                          "its value is not trusted (a defect; please report it)"]))
+    proved_rows = [r for r in comparison.rows if r.kind in ("exact", "check") and r.status == Status.OPTIMAL]
+    proved_sorted = sorted({r.objective for r in proved_rows})
+    comparison.lower_bound = lower_bound(family.bounds(problem))
     if proved_sorted and any(not _same(proved_sorted[0], v) for v in proved_sorted):
         comparison.message = f"exact methods disagree: {proved_sorted}"
+    elif any(r.functional == "FAILED" for r in proved_rows):
+        comparison.message = ("no optimum is certified: the functional model disagrees with evaluate on "
+                              + ", ".join(r.method for r in proved_rows if r.functional == "FAILED") + "'s optimum")
+    elif proved_sorted and comparison.lower_bound is not None and not at_least(proved_sorted[0],
+                                                                                comparison.lower_bound):
+        comparison.message = (f"no optimum is certified: the proved {format_value(proved_sorted[0])} lies below "
+                              f"the rigorous lower bound {format_value(comparison.lower_bound)}")
     elif proved_sorted:
         comparison.optimum = proved_sorted[0]
-    comparison.lower_bound = lower_bound(family.bounds(problem))
     reference = comparison.optimum if comparison.optimum is not None else comparison.lower_bound
     for row in comparison.rows:
         if row.objective is not None and row.status != Status.INFEASIBLE:
