@@ -4,7 +4,7 @@
   the network input its layers read and the network outputs it writes
   (``cost.ema_bytes``, and a lone layer that streams its weights reads
   them all once too), so every partition moves at least every weight,
-  every network input read and every network output once.
+  the network input and every network output once.
 * **Latency**: ``least_latency``. Subgraphs run one after another, each
   at ``max(ceil(MACs / macs_per_cycle), ceil(EMA / dram_bytes_per_cycle))``;
   a sum of maxima is at least the maximum of the sums, a sum of ceilings at
@@ -71,5 +71,5 @@ def partition_bounds(problem: PartitionProblem) -> list[Bound]:
         return [Bound("least_latency", float(least_latency(problem)), True,
                       "all MACs at full rate, or the compulsory EMA at full DRAM bandwidth, whichever is longer")]
     return [Bound("compulsory_ema", float(compulsory_ema(pg)), True,
-                  "every weight, every network input read and every network output crosses the chip boundary "
+                  "every weight, the network input and every network output cross the chip boundary "
                   "once")]

@@ -52,16 +52,19 @@ def ema_bytes(pg: PartitionGraph, nodes: frozenset) -> int:
     g = pg.graph
     total = 0
     external = set()
+    inputs = {}  # the network input once per subgraph, however many of its layers read it
     for v in nodes:
         node = pg.node(v)
-        total += node.weight_bytes + node.input_bytes
+        total += node.weight_bytes
+        if node.input_bytes:
+            inputs[node.input_tensor] = node.input_bytes
         for u in g.predecessors(v):
             if u not in nodes:
                 external.add(u)
         successors = list(g.successors(v))
         if not successors or any(w not in nodes for w in successors):
             total += node.out_bytes
-    return total + sum(pg.node(u).out_bytes for u in external)
+    return total + sum(inputs.values()) + sum(pg.node(u).out_bytes for u in external)
 
 
 def memory_bytes(pg: PartitionGraph, nodes: frozenset) -> int:
@@ -314,5 +317,6 @@ def compulsory_ema(pg: PartitionGraph) -> int:
     """No partition moves less: every weight, the network input and every
     network output cross the chip boundary at least once."""
     g = pg.graph
-    return sum(pg.node(v).weight_bytes + pg.node(v).input_bytes + (pg.node(v).out_bytes if g.out_degree(v) == 0 else 0)
-               for v in g.nodes)
+    inputs = {pg.node(v).input_tensor: pg.node(v).input_bytes for v in g.nodes if pg.node(v).input_bytes}
+    return sum(pg.node(v).weight_bytes + (pg.node(v).out_bytes if g.out_degree(v) == 0 else 0)
+               for v in g.nodes) + sum(inputs.values())

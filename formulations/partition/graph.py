@@ -26,6 +26,11 @@ class Node:
     input_row_bytes: int
     channels: int = 1    # output channels M: a lone layer may stream its weights in groups of them
     macs: int = 0        # multiply-accumulates (layers with weights)
+    input_tensor: str = ""
+    """The network input's buffer this layer reads (``input_key``): one
+    shared by every reader when they read one tensor (``_shared_input``),
+    so that a subgraph holding several of them reads it once."""
+    input_pad: int = 0   # rows of padding above the network input this layer adds (shared input only)
 
     @property
     def out_bytes(self) -> int:
@@ -49,7 +54,7 @@ def node_from_layer(name: str, raw: dict, act_bytes: int, weight_bits: int, read
         weights = m * (d["C"] // groups) * d.get("R", 1) * d.get("S", 1) * weight_bits // 8
         macs = n * m * (d["C"] // groups) * p * q * d.get("R", 1) * d.get("S", 1)
     in_rows = (p - 1) * stride + window
-    in_row_bytes = n * d["C"] * ((q - 1) * stride + d.get("S", 1) if op in ("conv2d", "pool") else q) * act_bytes
+    in_row_bytes = n * d["C"] * (input_extent(raw)[1] if op in ("conv2d", "pool") else q) * act_bytes
     return Node(
         name=name, rows=p, row_bytes=n * m * q * act_bytes, window=window, stride=stride, weight_bytes=weights,
         input_bytes=in_rows * in_row_bytes if reads_input else 0,
@@ -101,4 +106,85 @@ def from_layers(name: str, layers: dict[str, dict], act_bits: int = 8, weight_bi
             node = replace(node, window=max(graph.nodes[u]["node"].rows for u in producers), stride=1)
         graph.add_node(v, index=index, node=node, layer=raw)
     graph.add_edges_from(source.edges)
+    readers = [v for v in graph.nodes if graph.nodes[v]["node"].input_bytes]
+    shared = _shared_input([layers[v] for v in readers], act_bits // 8 or 1)
+    for v in readers:
+        node = graph.nodes[v]["node"]
+        if shared is None:
+            graph.nodes[v]["node"] = replace(node, input_tensor=input_key(v))
+        else:
+            rows, row_bytes = shared
+            graph.nodes[v]["node"] = replace(node, input_bytes=rows * row_bytes, input_row_bytes=row_bytes,
+                                             input_tensor=SHARED_INPUT,
+                                             input_pad=top_padding(node.rows, node.stride, node.window, rows))
     return PartitionGraph(graph, name)
+
+
+SHARED_INPUT = "network input"
+"""The buffer name of a network input that several layers read."""
+
+
+def input_key(layer: str) -> str:
+    """Name of the buffer that holds the network input read by ``layer`` alone."""
+    return f"input->{layer}"
+
+
+def input_extent(raw: dict) -> tuple[int, int]:
+    """Rows and columns of the network input a conv or pool reads, padding
+    included: ``(P - 1) * stride + R`` by ``(Q - 1) * stride + S``."""
+    d = raw["dims"]
+    stride = raw.get("stride", 1)
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    return (d.get("P", 1) - 1) * sh + d.get("R", 1), (d.get("Q", 1) - 1) * sw + d.get("S", 1)
+
+
+def _shared_input(readers: list[dict], act_bytes: int) -> tuple[int, int] | None:
+    """``(rows, row bytes)`` of the one network input that several convs or
+    pools read, or None (one reader, or readers that cannot share a tensor:
+    each then reads its own, as the first layer alone does). Their input
+    is the smallest region any of them reads; the others pad it, each by
+    less than its window on either side, as a layer pads the map it reads
+    (docs/partition.md)."""
+    if len(readers) < 2 or any(raw.get("op", "conv2d") not in ("conv2d", "pool") for raw in readers):
+        return None
+    if len({(raw["dims"].get("N", 1), raw["dims"]["C"]) for raw in readers}) > 1:
+        return None
+    extents = [input_extent(raw) for raw in readers]
+    rows, cols = min(e[0] for e in extents), min(e[1] for e in extents)
+    for raw, (read_rows, read_cols) in zip(readers, extents):
+        d = raw["dims"]
+        if read_rows > rows + 2 * (d.get("R", 1) - 1) or read_cols > cols + 2 * (d.get("S", 1) - 1):
+            return None
+    first = readers[0]["dims"]
+    return rows, first.get("N", 1) * first["C"] * cols * act_bytes
+
+
+def input_conflict(readers: dict[str, dict]) -> str | None:
+    """Why layers that read the network input cannot read one tensor (None
+    when they can, or when one reads it): one image has one batch and one
+    channel count, and each windowed reader pads it by less than its window."""
+    if len(readers) < 2:
+        return None
+    names = list(readers)
+    windowed = [v for v in names if readers[v].get("op", "conv2d") in ("conv2d", "pool")]
+    if len(windowed) != len(names):
+        flat = [v for v in names if v not in windowed]
+        return (f"{', '.join(flat)} read{'s' if len(flat) == 1 else ''} the network input flattened and "
+                f"{', '.join(windowed) or 'another layer'} as a map; give the network input one reader of each kind")
+    described = {v: (readers[v]["dims"].get("N", 1), readers[v]["dims"]["C"]) for v in names}
+    if len(set(described.values())) > 1:
+        return ("they read it with different batch and channels (" + ", ".join(
+            f"{v}: N={n}, C={c}" for v, (n, c) in described.items()) + "); one network input has one of each")
+    if _shared_input(list(readers.values()), 1) is None:
+        extents = {v: input_extent(readers[v]) for v in names}
+        return ("their windows need maps of sizes that no one input gives (" + ", ".join(
+            f"{v}: {r} x {c}" for v, (r, c) in extents.items()) + "), each padding it by less than its window")
+    return None
+
+
+def top_padding(consumer_rows: int, stride: int, window: int, source_rows: int) -> int:
+    """Rows of padding above a tensor of ``source_rows`` rows that a consumer
+    of ``consumer_rows`` rows needs: half the rows its windows reach beyond
+    the tensor, rounded up (3x3 stride 1 or 2: 1; 7x7 stride 2 on 224: 3)."""
+    beyond = (consumer_rows - 1) * stride + window - source_rows
+    return max(0, (beyond + 1) // 2)

@@ -36,12 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import gcd, lcm
 
-from .graph import PartitionGraph
-
-
-def input_key(layer: str) -> str:
-    """Name of the buffer that holds the network input read by ``layer``."""
-    return f"input->{layer}"
+from .graph import PartitionGraph, input_key, top_padding  # noqa: F401 (input_key: the models' key)
 
 
 @dataclass(frozen=True)
@@ -112,14 +107,6 @@ class RowSchedule:
         return [e for e in self.edges if e.consumer == layer]
 
 
-def top_padding(consumer_rows: int, stride: int, window: int, source_rows: int) -> int:
-    """Rows of padding above a tensor of ``source_rows`` rows that a consumer
-    of ``consumer_rows`` rows needs: half the rows its windows reach beyond
-    the tensor, rounded up (3x3 stride 1 or 2: 1; 7x7 stride 2 on 224: 3)."""
-    beyond = (consumer_rows - 1) * stride + window - source_rows
-    return max(0, (beyond + 1) // 2)
-
-
 def _edges_into(pg: PartitionGraph, c: str) -> tuple[Edge, ...]:
     """The edges a layer reads along; they do not depend on the subgraph,
     so they are computed once per graph."""
@@ -129,7 +116,7 @@ def _edges_into(pg: PartitionGraph, c: str) -> tuple[Edge, ...]:
         edges = [Edge(u, c, node.window, node.stride, top_padding(node.rows, node.stride, node.window, pg.node(u).rows))
                  for u in pg.graph.predecessors(c)]
         if node.input_bytes:
-            edges.append(Edge(input_key(c), c, node.window, node.stride, 0))
+            edges.append(Edge(node.input_tensor or input_key(c), c, node.window, node.stride, node.input_pad))
         cache[c] = tuple(edges)
     return cache[c]
 

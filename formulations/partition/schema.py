@@ -43,7 +43,7 @@ from ...units import parse_bytes
 from ...workload_onnx import is_onnx, onnx_workload
 from .coexplore import ALPHA, PJ_PER_BIT
 from .cost import Machine, SplitCapacity
-from .graph import FLATTENING_OPS, PartitionGraph, from_layers, from_network
+from .graph import FLATTENING_OPS, PartitionGraph, from_layers, from_network, input_conflict
 from .problem import PartitionProblem
 
 # --------------------------------------------------------------------------
@@ -396,6 +396,23 @@ def _inline(raw: dict, where: Located, precision: GraphPrecision) -> tuple[Parti
         layers[name] = layer
         shapes[name] = _output_shape(layer)
     if not ok:
+        return None
+    names = list(layers)
+    for i, (v, layer) in enumerate(layers.items()):  # one batch flows through the network
+        batch = layer["dims"].get("N", 1)
+        for u in layer.get("inputs") or names[i - 1:i]:  # a layer without inputs reads the one before it
+            if u in layers and layers[u]["dims"].get("N", 1) != batch:
+                where.add(path + ("layers", v, "dims", "N"), f"must equal the batch of {u} "
+                                                             f"({layers[u]['dims'].get('N', 1)}), got {batch}")
+                ok = False
+    if not ok:
+        return None
+    readers = {v: layer for i, (v, layer) in enumerate(layers.items())
+               if "input" in layer.get("inputs", []) or (i == 0 and "inputs" not in layer)}
+    conflict = input_conflict(readers)
+    if conflict is not None:
+        where.add(path + ("layers", next(iter(readers)), "inputs"),
+                  f"{', '.join(readers)} read the network input, but {conflict}")
         return None
     return from_layers(spec.name, layers, precision.activations, precision.weights), {"name": spec.name,
                                                                                        "layers": layers}

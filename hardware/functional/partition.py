@@ -37,8 +37,8 @@ import networkx as nx
 import numpy as np
 
 from ...formulations.partition.cost import DEFAULT_MACHINE, Machine, execution
-from ...formulations.partition.graph import FLATTENING_OPS, PartitionGraph
-from ...formulations.partition.schedule import RowSchedule, input_key, row_schedule
+from ...formulations.partition.graph import FLATTENING_OPS, SHARED_INPUT, PartitionGraph, input_key
+from ...formulations.partition.schedule import RowSchedule, row_schedule
 from .blas import single_threaded_blas
 from .layer_rows import DTYPE, LayerShape, check_sources, layer_output, layer_row, layer_weights
 
@@ -117,7 +117,7 @@ def _source_names(pg: PartitionGraph, layer: str) -> list[str]:
     """The buffers a layer reads, in the order of its ``inputs``."""
     raw = pg.graph.nodes[layer]["layer"]
     names = raw.get("inputs") or list(pg.graph.predecessors(layer)) or ["input"]
-    return [input_key(layer) if name == "input" else name for name in names]
+    return [(pg.node(layer).input_tensor or input_key(layer)) if name == "input" else name for name in names]
 
 
 class _Network:
@@ -135,16 +135,22 @@ class _Network:
         self.weights = {}
         for v in pg.order:
             shape, node = self.shape[v], pg.node(v)
-            if node.input_bytes:
+            key = node.input_tensor or input_key(v)
+            if node.input_bytes and key not in self.inputs:  # a shared network input is made once
                 width = shape.input_width() if shape.op in ("conv2d", "pool") else 1
                 channels = shape.channels_in if shape.op not in ("add", "concat") else shape.channels_out
                 rows = node.input_bytes // node.input_row_bytes
-                self.inputs[input_key(v)] = rng.standard_normal((rows, channels, width), dtype=DTYPE)
-                self.tensor_shape[input_key(v)] = (rows, channels, width)
+                if key == SHARED_INPUT:  # the smallest region its readers read; the others pad it
+                    width = min(self.shape[u].input_width() for u in pg.order
+                                if pg.node(u).input_tensor == SHARED_INPUT)
+                self.inputs[key] = rng.standard_normal((rows, channels, width), dtype=DTYPE)
+                self.tensor_shape[key] = (rows, channels, width)
             sources = [self.tensor_shape[k] for k in _source_names(pg, v)]
             check_sources(shape, sources)
             self.weights[v] = layer_weights(shape, sources, rng)
             self.tensor_shape[v] = (shape.rows, shape.channels_out, shape.width)
+        first = pg.order[0]  # the bytes of one value, from a layer's output row (batch 1)
+        self.value_bytes = Fraction(pg.node(first).row_bytes, self.shape[first].channels_out * self.shape[first].width)
         self.reference: dict[str, np.ndarray] = {}
         for v in pg.order:
             ins = [self.inputs[k] if k in self.inputs else self.reference[k] for k in _source_names(pg, v)]
@@ -205,11 +211,11 @@ class _BlockExecutor:
             return live[key][i]
         return read
 
-    def run(self, channels: slice = slice(None), fraction: Fraction = Fraction(1),
-            resident: dict | None = None) -> None:
-        """One pass of the schedule, for output channels ``channels`` (a
-        ``fraction`` of them); ``resident`` holds fetched tensors kept whole
-        across passes."""
+    def run(self, channels: slice = slice(None), resident: dict | None = None) -> None:
+        """One pass of the schedule, for output channels ``channels``;
+        ``resident`` holds fetched tensors kept whole across passes. Bytes
+        are counted from the rows moved, as the tensors hold them, not from
+        the cost model's row sizes."""
         s, pg, net = self.schedule, self.pg, self.net
         held = held_rows(s, resident is not None)
         live: dict[str, dict[int, np.ndarray]] = {k: {} for k in s.buffers}
@@ -229,7 +235,7 @@ class _BlockExecutor:
                         tensor = net.inputs[k] if k in net.inputs else self.dram[k]
                         if np.isnan(tensor[y]).any():
                             raise ScheduleError(f"{k} row {y} is read from DRAM before it was written")
-                        self.bytes += s.buffers[k].row_bytes
+                        self.bytes += tensor[y].size * net.value_bytes  # the row as the tensor holds it
                         self._store(k, y, tensor[y], live)
                         produced[k] += 1
                         if resident is None:
@@ -244,7 +250,7 @@ class _BlockExecutor:
                     row = layer_row(net.shape[v], y, sources, net.weights[v], channels)
                     if v in self.leaves:
                         self.dram[v][y, channels] = row
-                        self.bytes += s.buffers[v].row_bytes * fraction
+                        self.bytes += row.size * net.value_bytes
                     if s.buffers[v].consumers:
                         self._store(v, y, row, live)
                     produced[v] += 1
@@ -309,7 +315,7 @@ def _run(pg: PartitionGraph, blocks: list[frozenset], capacity: int, seed: int, 
             per_group = net.shape[v].channels_out // k
             resident = {} if plan.resident_input else None
             for g in range(k):
-                executor.run(slice(g * per_group, (g + 1) * per_group), Fraction(1, k), resident)
+                executor.run(slice(g * per_group, (g + 1) * per_group), resident)
         if executor.bytes.denominator != 1:
             raise ValueError("a streamed row or weight group is not a whole number of bytes")
         runs.append(BlockRun(list(schedule.nodes), int(executor.bytes), plan.ema, executor.peak,
