@@ -329,3 +329,19 @@ def test_with_the_bandwidth_each_stage_of_the_latency_waits_for_its_own_input_bi
     free = solve_crossbar(replace(problem, bandwidth=False), "milp", 60)
     assert free.objective < result.objective
     assert crossbar_bounds(problem)[0].value <= result.objective
+
+
+@pytest.mark.parametrize(("chip", "cycles"), [
+    ("{preset: neurosim-rram}", 8),                                  # 8-bit inputs, a 1-bit DAC
+    ("{preset: neurosim-rram, input_bits: 16}", 16),                 # the preset's 8 follows the inputs
+    ("{preset: neurosim-rram, input_bits: 4, dac_bits: 2}", 2),
+    ("{preset: neurosim-rram, input_bits: 4, dac_bits: 2, cycles_per_mvm: 5}", 5),  # given: kept
+])
+def test_cycles_per_mvm_follow_the_bit_serial_input_chunks(chip, cycles):
+    """A stage's time and its energy count the same input chunks: one cycle
+    per chunk of dac_bits unless the chip says otherwise."""
+    from mapcert.instances import load_text
+
+    problem = load_text(f"family: crossbar\nworkload: [{{name: c, dims: {{M: 16, C: 16, P: 4, Q: 4, R: 3, S: 3}}}}]\n"
+                        f"hardware: {chip}\n", "xb.yaml")
+    assert problem.chip.cycles_per_mvm == cycles

@@ -143,6 +143,8 @@ def build_chip(raw: Any, where: Located, path: tuple) -> PimChip | None:
     if missing:
         where.add(path, f"needs {' and '.join(missing)} (or a preset)")
         return None
+    if spec.cycles_per_mvm is None:  # bit-serial inputs: one cycle per DAC chunk, as the energy counts them
+        values["cycles_per_mvm"] = -(-values.get("input_bits", 8) // values.get("dac_bits", 1))
     chip = PimChip(name=name, **values)
     if chip.crossbar_budget > LIMITS["crossbars"]:
         where.add(path + ("tiles",), f"crossbars_per_pe x pes_per_tile x tiles = {chip.crossbar_budget:,} crossbars; "
