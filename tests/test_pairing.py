@@ -323,3 +323,14 @@ def test_an_unproved_optimum_that_the_second_opinion_proves_is_optimal(monkeypat
     assert "optimal: cpsat proves the optimum" in result.message
     assert "no answer" in check_word(Check("cpsat agrees", True, f"cpsat: feasible within the time limit, {NO_CONCLUSION}"))
     assert "pass" in check_word(Check("cpsat agrees", True, "cpsat proves 1"))
+
+
+def test_a_grouped_layer_says_its_pairs_may_cross_groups():
+    from mapcert.instances import load_text
+
+    text = "family: pairing\nworkload: {name: gl, dims: {M: 8, C: 8, R: 1, S: 1}, groups: GROUPS}\n" \
+           "weights: {generate: {seed: 3}}\nhardware: ddc-sram\n"
+    grouped = load_text(text.replace("GROUPS", "2"), "g.yaml")
+    assert "note: groups = 2: pairs may join filters of different groups" in registry.family_of(grouped).describe(grouped)
+    plain = load_text(text.replace("GROUPS", "1"), "g.yaml")
+    assert "note:" not in registry.family_of(plain).describe(plain)

@@ -207,8 +207,13 @@ class PairingFamily(Family):
         chip = problem.chip
         where = f" on {chip.name} ({chip.rows}x{chip.columns})" if chip is not None else ""
         origin = (f"generated (seed {problem.generated[0]})" if problem.generated is not None else "given")
+        groups = problem.layer.groups if problem.layer is not None else 1
+        note = (f"\nnote: groups = {groups}: pairs may join filters of different groups, which read different "
+                "input channels; to keep each pair within a group, solve each group as a layer of its own "
+                "(docs/pairing.md)" if groups > 1 else "")
         return (f"[bold]{problem.name}[/]: {problem.filters} filters x {problem.positions} weights, "
-                f"{problem.bits}-bit, weights {origin}{where}; objective: distortion (sum of squared weight changes)")
+                f"{problem.bits}-bit, weights {origin}{where}; objective: distortion (sum of squared weight changes)"
+                + note)
 
     def render(self, problem: PairingProblem, result, console, table) -> None:
         if result.solution is None:
