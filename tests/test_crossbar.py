@@ -345,3 +345,16 @@ def test_cycles_per_mvm_follow_the_bit_serial_input_chunks(chip, cycles):
     problem = load_text(f"family: crossbar\nworkload: [{{name: c, dims: {{M: 16, C: 16, P: 4, Q: 4, R: 3, S: 3}}}}]\n"
                         f"hardware: {chip}\n", "xb.yaml")
     assert problem.chip.cycles_per_mvm == cycles
+
+
+def test_too_few_tiles_for_one_layer_each_says_how_many():
+    from mapcert.instances import load_text
+
+    problem = load_text("family: crossbar\nworkload:\n  - {name: c1, dims: {M: 32, C: 3, P: 32, Q: 32, R: 3, S: 3}}\n"
+                        "  - {name: c2, dims: {M: 64, C: 32, P: 16, Q: 16, R: 3, S: 3}}\n"
+                        "hardware: {preset: neurosim-rram, tiles: 1}\n"
+                        "constraints: {budget: 64, one_layer_per_tile: true}\n", "xt.yaml")
+    for method in ("milp", "cpsat"):
+        result = solve_crossbar(problem, method, 10)
+        assert result.status == "infeasible"
+        assert "with one layer per tile, one copy of every layer needs 2 tiles; the chip has 1" in result.message

@@ -244,6 +244,12 @@ def solve_crossbar(problem: CrossbarProblem, method: str = "milp", time_limit: f
         return CrossbarResult("infeasible", method, None, None, None, time.perf_counter() - start,
                               f"one copy of every layer needs {least:,} crossbars; the budget is "
                               f"{problem.crossbar_budget:,}")
+    if problem.one_layer_per_tile:
+        tiles = sum(min(problem.tiles_for(o.crossbars) for o in layer_opts) for layer_opts in opts)
+        if tiles > problem.chip.tiles:
+            return CrossbarResult("infeasible", method, None, None, None, time.perf_counter() - start,
+                                  f"with one layer per tile, one copy of every layer needs {tiles:,} tiles; the chip "
+                                  f"has {problem.chip.tiles:,} (raise hardware.tiles, or drop one_layer_per_tile)")
     if method == "bisection":
         refusal = bisection_refusal(problem)
         if refusal is not None:
