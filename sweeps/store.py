@@ -140,15 +140,16 @@ def check_file(path: Path) -> None:
     if head == b"":
         return  # an empty file: nothing to lose, it becomes a store
     if head != SQLITE_MAGIC:
-        raise StoreError(f"{path}: not an SQLite database (a mapcert results store is one); left untouched — "
-                         f"give another file with --db")
+        raise StoreError(f"{path}: not an SQLite database (a mapcert results store is one); left untouched; a store is "
+                         "the file `mapcert sweep` writes (its --db)")
     try:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if tables and "meta" not in tables:
                 raise StoreError(f"{path}: an SQLite database of another program (tables: "
-                                 f"{', '.join(sorted(tables)[:6])}); left untouched — give another file with --db")
+                                 f"{', '.join(sorted(tables)[:6])}); left untouched; a store is the file `mapcert sweep` "
+                                 "writes (its --db)")
             if "meta" in tables:
                 row = connection.execute("SELECT value FROM meta WHERE key='format'").fetchone()
                 if row is None or row[0] != STORE_FORMAT:
