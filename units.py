@@ -87,7 +87,7 @@ def format_bytes(n_bytes: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if abs(value) < 1024 or unit == "PiB":
             if unit == "B":
-                return f"{value:g} B"
+                return f"{value:,.0f} B" if value == int(value) else f"{value:g} B"
             return f"{value:.2f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")

@@ -61,7 +61,8 @@ def render_partition(problem: PartitionProblem, result, solution, console, table
     if fusion["layer_by_layer_ema_bytes"] is not None:
         summary.add_row("EMA layer by layer", format_bytes(fusion["layer_by_layer_ema_bytes"]))
         summary.add_row("saved by fusion", f"{100 * fusion['fusion_saving']:.1f}%")
-    summary.add_row("peak on-chip memory", format_bytes(metrics["peak_memory_bytes"]))
+    peak = metrics["peak_memory_bytes"]
+    summary.add_row("peak on-chip memory", format_bytes(peak) + (f" ({peak:,} B)" if peak >= 1024 else ""))
     m = problem.machine
     summary.add_row("latency", f"{metrics['latency_cycles']:,} cycles at {m.macs_per_cycle} MACs and "
                                f"{m.dram_bytes_per_cycle:g} DRAM bytes per cycle")
