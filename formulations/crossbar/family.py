@@ -188,6 +188,7 @@ class CrossbarFamily(Family):
         if input_bound:
             console.print("stage time: the stage's cycles, or the cycles its own input bits take through the "
                           "buffer when more; the latency adds them up")
+        console.print("<: the slowest stage, which sets the pipeline period")
         console.print(f"pipeline period {metrics.period:,} cycles (slowest stage {slowest:,}"
                       + (f", bandwidth {metrics.bandwidth_cycles:,}" if problem.bandwidth else "")
                       + f"); latency {metrics.latency:,} cycles; energy {metrics.energy_pj / 1e6:,.3f} uJ per image; "
