@@ -134,7 +134,7 @@ def input_extent(raw: dict) -> tuple[int, int]:
     included: ``(P - 1) * stride + R`` by ``(Q - 1) * stride + S``."""
     d = raw["dims"]
     stride = raw.get("stride", 1)
-    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    sh, sw = (stride, stride) if isinstance(stride, int) else (stride[0], stride[-1])
     return (d.get("P", 1) - 1) * sh + d.get("R", 1), (d.get("Q", 1) - 1) * sw + d.get("S", 1)
 
 
@@ -160,17 +160,14 @@ def _shared_input(readers: list[dict], act_bytes: int) -> tuple[int, int] | None
 
 
 def input_conflict(readers: dict[str, dict]) -> str | None:
-    """Why layers that read the network input cannot read one tensor (None
-    when they can, or when one reads it): one image has one batch and one
-    channel count, and each windowed reader pads it by less than its window."""
-    if len(readers) < 2:
-        return None
+    """Why convs and pools that read the network input cannot read one
+    tensor (None when they can, or when one reads it): one image has one
+    batch and one channel count, and each reader pads it by less than its
+    window. Readers of other kinds (an fc reading it flattened) each read
+    a copy of their own."""
     names = list(readers)
-    windowed = [v for v in names if readers[v].get("op", "conv2d") in ("conv2d", "pool")]
-    if len(windowed) != len(names):
-        flat = [v for v in names if v not in windowed]
-        return (f"{', '.join(flat)} read{'s' if len(flat) == 1 else ''} the network input flattened and "
-                f"{', '.join(windowed) or 'another layer'} as a map; give the network input one reader of each kind")
+    if len(names) < 2 or any(readers[v].get("op", "conv2d") not in ("conv2d", "pool") for v in names):
+        return None
     described = {v: (readers[v]["dims"].get("N", 1), readers[v]["dims"]["C"]) for v in names}
     if len(set(described.values())) > 1:
         return ("they read it with different batch and channels (" + ", ".join(
