@@ -44,3 +44,20 @@ def test_an_honest_comparison_is_certified(problem):
     comparison = compare(problem, ["cpsat", "milp"], 30)
     assert comparison.status == Status.OPTIMAL and comparison.optimum == 30960
     assert not any("not trusted" in row.note for row in comparison.rows)
+
+
+def test_an_honest_error_result_verifies_its_gap_as_none(problem, monkeypatch):
+    """A result that solve itself marked ERROR (its functional run failed)
+    stores no gap; verify, re-deriving the same failure, expects none either,
+    so only the failure is reported, not the gap."""
+    from mapcert.validation.verify import verify
+
+    family = type(family_of(problem))
+    monkeypatch.setattr(family, "functional", lambda self, p, s, seed=0: FunctionalRun(True, False))
+    result = mapcert.solve(problem, heuristics=False)
+    assert result.status == Status.ERROR and result.gap is None
+    checks = verify(result.to_dict(), time_limit=30, methods=["cpsat"]).checks
+    gap = next(c for c in checks if c.name.startswith("gap"))
+    assert gap.passed, gap.detail
+    status = next(c for c in checks if c.name == "status: re-derived")
+    assert status.passed, status.detail

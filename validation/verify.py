@@ -359,7 +359,8 @@ def _verify_single(family: Family, problem, result: Result, ctx: _Context, prefi
     # result's from its stored best bound, which the checks above hold at or below the optimum
     claimed = result.status if result.status in (Status.OPTIMAL, Status.FEASIBLE) else derived_status
     gap_bound = optimum if claimed == Status.OPTIMAL and optimum is not None else result.best_bound
-    add(_field("gap", result.gap, gap_of(value, gap_bound, lower)))
+    add(_field("gap", result.gap, gap_of(value, gap_bound, lower)
+               if claimed in (Status.OPTIMAL, Status.FEASIBLE) else None))
     reference = (optimum if optimum is not None else value) if result.status == Status.OPTIMAL else result.best_bound
     heuristics = {h.name: h for h in family.heuristics(problem)} if result.heuristics else {}
     if result.heuristics:
