@@ -376,11 +376,13 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
     folded = {"note"} | ({"method"} if sum(w + 3 for w in widest[:-1]) > console.width else set())
     room = 7 + (15 if "method" in folded else 0)  # the note's marker, and a folded name's few letters a line
     if sum(w + 3 for i, w in enumerate(widest) if columns[i] not in folded) + room > console.width:
-        # still too wide (80 columns): each row's kind goes under its method's name, so no column is cut
-        # and a header may wrap at its spaces
+        # still too wide (80 columns): each row's kind goes under its method's name, so no column is cut,
+        # a header may wrap at its spaces
         widest = [max([len(c[i]) for c in cells] + [max(map(len, col.split()))]) for i, col in enumerate(columns)]
-        cells = [(Text(c[0].removeprefix("mapping: ")) + Text("\n" + c[1], style="dim"),) + c[2:] for c in cells]
-        columns, widest = columns[:1] + columns[2:], widest[:1] + widest[2:]
+        # and its note's marker after the kind, so the note column gives the names its room
+        cells = [(Text(c[0].removeprefix("mapping: ")) + Text("\n" + c[1], style="dim") + Text(
+            f" {c[-1]}" if c[-1] else ""),) + c[2:-1] for c in cells]
+        columns, widest = columns[:1] + columns[2:-1], widest[:1] + widest[2:-1]
     for i, col in enumerate(columns):
         t.add_column(col, justify="right" if col in ("objective", gap_title, "time") else "left",
                      min_width=widest[i] if col not in folded else None)

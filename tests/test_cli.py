@@ -467,9 +467,9 @@ def test_a_closed_pipe_stops_quietly_with_its_own_status(tmp_path):
 
 
 def test_a_comparison_at_80_columns_keeps_every_column_and_note_marker():
-    """At 80 columns the kind of each row goes under its method's name, so
-    that no header is cut and the note column keeps the markers the notes
-    below refer to."""
+    """At 80 columns the kind of each row goes under its method's name, with
+    the marker of its note, so that no header is cut and every note below
+    has its marker."""
     from rich.console import Console
 
     from mapcert.cli import render
@@ -488,7 +488,8 @@ def test_a_comparison_at_80_columns_keeps_every_column_and_note_marker():
     text = console.export_text()
     header = text.split("─")[0].split("certified optimum")[1].split()
     assert sorted(header) == sorted(["method", "status", "objective", "above", "optimum", "time", "functional",
-                                     "note", "30,960"])
+                                     "30,960"])
+    assert "user [1]" in text  # the note's marker follows the row's kind
     assert "[1]" in text.split("\n[1] ")[0] and "\n[1] RF: tiles of 15 B" in text and "factors of P multiply" in text
     assert all(kind in text for kind in ("exact", "heuristic", "user"))
     wide = Console(record=True, width=140)

@@ -93,6 +93,10 @@ def test_a_layer_has_one_optimum_alone_and_in_its_network(space):
             assert part.result.objective <= optimum.objective
         else:
             assert part.result.objective == optimum.objective
+            # the network's mapping (hierarchy format) scores the same on the layer alone (two-level format)
+            family = family_of(alone)
+            scored = family.evaluate(alone, family.solution_from_dict(alone, part.result.solution))
+            assert scored.feasible and scored.objective == part.result.objective
     if space:
         assert whole.parts[0].result.objective < mapcert.solve(
             load_text(f"family: tiling\nworkload: {{name: conv1, {layers['conv1'][1:]}\n{hardware}", "c.yaml"),

@@ -38,6 +38,36 @@ STATIONARY = {
 }
 
 
+def _from_levels(problem: TilingProblem, data: dict) -> dict:
+    """A mapping written for the hierarchy model on the same DRAM and buffer
+    (a network's layer is solved there): the buffer's factors are the tile,
+    DRAM's loop order the order. Raises ValueError for what the two-level
+    model cannot hold (another number of levels, a tensor the buffer
+    bypasses, spatial unrolling)."""
+    levels = data.get("levels")
+    if not isinstance(levels, list) or len(levels) != 2 or not all(isinstance(lv, dict) for lv in levels):
+        raise ValueError(f"a mapping of DRAM and {problem.buffer.name} gives tiles: and order: (or, as the hierarchy "
+                         "model writes it, levels: with DRAM's and the buffer's loops)")
+    dram, buffer = levels
+    kept = buffer.get("keep")
+    if kept is not None and set(kept) != set(TENSORS):
+        raise ValueError(f"{problem.buffer.name} keeps only {', '.join(kept) or 'nothing'}; the two-level model keeps "
+                         f"every tensor in it (solve with keep: [] on the buffer for the hierarchy model)")
+    spatial = data.get("spatial") or {}
+    if any((spatial.get(axis) or {}) for axis in ("rows", "cols")):
+        raise ValueError("spatial unrolling needs an array; DRAM and one buffer have none")
+    factors, trips = buffer.get("factors") or {}, dram.get("factors") or {}
+    tiles = {d: factors.get(d, 1) for d in LOOP_DIMS}
+    for d, tile in tiles.items():
+        extent = problem.layer.extent(d)
+        if isinstance(tile, int) and tile >= 1 and trips.get(d, 1) != -(-extent // tile):
+            raise ValueError(f"{d}: DRAM's {trips.get(d, 1)} trips of {problem.buffer.name}'s {tile} do not "
+                             f"cover its extent {extent} once")
+    tiles["R"], tiles["S"] = factors.get("R", problem.layer.R), factors.get("S", problem.layer.S)
+    order = [d for d in dram.get("order", LOOP_DIMS) if d in LOOP_DIMS]
+    return {"tiles": tiles, "order": order}
+
+
 def _attempt(problem: TilingProblem, method: str, time_limit: float | None) -> Attempt:
     r = solve_tiling(problem, method, time_limit)
     return Attempt(Status(r.status), r.mapping, r.solver_objective if r.solver_objective is not None else r.objective,
@@ -95,6 +125,8 @@ class TwoLevelTiling(Family):
         return solution.to_dict(problem.layer)
 
     def solution_from_dict(self, problem: TilingProblem, data) -> Mapping:
+        if isinstance(data, dict) and "levels" in data and "tiles" not in data:
+            data = _from_levels(problem, data)
         try:
             return Mapping.from_dict(data, problem.layer)
         except (KeyError, TypeError, AttributeError) as exc:
