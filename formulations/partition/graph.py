@@ -175,7 +175,9 @@ def input_conflict(readers: dict[str, dict]) -> str | None:
     if _shared_input(list(readers.values()), 1) is None:
         extents = {v: input_extent(readers[v]) for v in names}
         return ("their windows need maps of sizes that no one input gives (" + ", ".join(
-            f"{v}: {r} x {c}" for v, (r, c) in extents.items()) + "), each padding it by less than its window")
+            f"{v}: {r} x {c}" for v, (r, c) in extents.items()) + "), each padding the smallest by less than its "
+            "window; a strided reader that leaves the image's last rows unread beside one that reads them all is "
+            "not modelled (give the strided one the rows it reads, or read the image through one layer)")
     return None
 
 
