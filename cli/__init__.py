@@ -168,7 +168,8 @@ def solve(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, metavar="N",
                                        help="A network's distinct layers (parts) solved at once, each in its own "
                                             "process with its share of the cores (default: one per core; 1 solves "
-                                            "them one after another with every core). The optima are the same."),
+                                            "them one after another with every core); one layer: the threads "
+                                            "and processes its solve may use. The optima are the same."),
     export: Optional[tuple[str, Path]] = typer.Option(None, "--export", metavar="FORMAT PATH",
                                                       help="Also write the optimum in a peer's format: "
                                                            "`--export timeloop OUT.map.yaml` or "
@@ -202,7 +203,7 @@ def solve(
     parts = family.parts(problem)
     try:
         if parts is None:
-            with _spinner(as_json):
+            with _spinner(as_json), _solver_threads(jobs):  # one layer: the threads and processes it may use
                 result = run_solve(problem, method, time_limit, functional=functional, heuristics=heuristics)
         else:
             with _progress(as_json) as bar:
