@@ -543,6 +543,11 @@ def _field_of_mapping_problem(data: dict, message: str) -> tuple:
         for i, lv in enumerate(levels):
             if isinstance(lv, dict) and dim.group(1) in (lv.get("factors") or {}):
                 return ("levels", i, "factors", dim.group(1))
+    tile = re.match(r"tile of (\w+)", message)  # a two-level mapping: its tiles and its order
+    if tile and tile.group(1) in (data.get("tiles") or {}):
+        return ("tiles", tile.group(1))
+    if message.startswith("order") and "order" in data:
+        return ("order",)
     return ("levels",) if names else ()
 
 

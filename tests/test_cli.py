@@ -427,6 +427,10 @@ def test_a_two_level_mapping_off_the_space_is_scored_infeasible_and_a_short_orde
     mine.write_text(mine.read_text().replace("[C, P, Q, M]", "[C, X, P, Q, P]"))
     code, _, stderr = cli("compare", str(EXAMPLE), "--methods", "paper-dataflow", "--mapping", str(mine))
     assert code == 2 and "order names X, not a DRAM loop" in stderr and "; P twice" in stderr, stderr
+    assert f"{mine}:3: solution.order: " in stderr  # at the order's line
+    mine.write_text("solution:\n  tiles: {N: 1, M: 1, C: 128, P: 14, Q: 280}\n")
+    code, _, stderr = cli("compare", str(EXAMPLE), "--methods", "paper-dataflow", "--mapping", str(mine))
+    assert code == 2 and f"{mine}:2: solution.tiles.Q: tile of Q must be between 1 and 56, got 280" in stderr
 
 
 def test_a_file_of_another_kind_is_named_with_what_to_do(cli, tmp_path):
