@@ -293,3 +293,29 @@ def test_two_level_instances_take_the_hierarchies_name_for_the_space():
     assert load_text(text).space == "any"
     with pytest.raises(InstanceError, match="factors: any and tiles: divisors disagree"):
         load_text(text.replace("{factors: any}", "{factors: any, tiles: divisors}"))
+
+
+def test_a_written_mapping_the_model_cannot_count_is_scored_outside_every_space(tmp_path):
+    """P = 7 as 4 DRAM trips of 2 rows with the buffer's M loop outside its P
+    loop: a mapping of the layer, which the cost model cannot count exactly.
+    `compare --mapping` scores it as an infeasible row that says why, beside
+    the others, rather than refusing the whole comparison."""
+    from mapcert.formulations.registry import family_of
+    from mapcert.instances import load_text
+
+    problem = load_text("""family: tiling
+workload: {name: p7, dims: {M: 2, C: 1, P: 7, Q: 1}}
+hardware:
+  mac_energy: 1
+  levels:
+    - {name: DRAM, read_energy: 100, write_energy: 100}
+    - {name: B, capacity: 1 KiB, read_energy: 1, write_energy: 1}
+space: {factors: any}
+""", "p7.yaml")
+    family = family_of(problem)
+    mapping = family.solution_from_dict(problem, {"levels": [
+        {"name": "DRAM", "factors": {"P": 4}, "order": ["P"]},
+        {"name": "B", "factors": {"P": 2, "M": 2}, "order": ["M", "P"]}]})
+    scored = family.evaluate(problem, mapping)
+    assert not scored.feasible and scored.objective is None
+    assert scored.violations[0].startswith("outside every space: the partial last tile of P leaves its loop at B")

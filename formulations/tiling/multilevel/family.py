@@ -21,7 +21,7 @@ from ....validation.multilevel_bounds import multilevel_bounds, offchip_segment_
 from ...family import (Attempt, Bound, Check, Evaluation, ExactMethod, Family, FunctionalRun, Heuristic, Part,
                       PlotUnsupported, Status)
 from ...registry import register
-from .problem import MultiLevelMapping, MultiLevelProblem
+from .problem import MultiLevelMapping, MultiLevelProblem, uncountable
 from .constraints import violations as violations_of
 from .cost import evaluate_multilevel
 from .enumeration import enumerate_multilevel
@@ -201,6 +201,9 @@ class MultiLevelTiling(Family):
         return self._first(problem).space_description
 
     def evaluate(self, problem: MultiLevelProblem, solution: MultiLevelMapping) -> Evaluation:
+        cannot = uncountable(problem.layer, problem.hierarchy, solution)
+        if cannot:  # a partial tile the cost model cannot count: outside every space, and not scored
+            return Evaluation(None, False, {}, [f"outside every space: {why}" for why in cannot])
         metrics = evaluate_multilevel(problem, solution)
         violations = []
         if not metrics.fits:

@@ -177,7 +177,7 @@ class MultiLevelMapping:
         keep_sets = tuple(keep)
         mapping = cls(levels=tuple(levels), fanouts=fanouts,
                       keep=None if keep_sets == hierarchy.default_keep() else keep_sets)
-        problems = mapping_problems(layer, hierarchy, mapping)
+        problems = mapping_problems(layer, hierarchy, mapping, countable=False)
         if problems:
             raise MappingProblems(problems)
         return mapping
@@ -243,10 +243,14 @@ def _spatial_from_dict(spatial, hierarchy: Hierarchy) -> tuple[SpatialLoops, ...
     return tuple(SpatialLoops.from_dict(spatial.get(name) or {}, f"spatial {name}") for name in names)
 
 
-def mapping_problems(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevelMapping) -> list[str]:
+def mapping_problems(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevelMapping,
+                     countable: bool = True) -> list[str]:
     """Why ``mapping`` is not a mapping of ``layer`` (empty when it is).
     Capacity is not checked here: an overfull mapping is a mapping that does
-    not fit, reported by ``evaluate``."""
+    not fit, reported by ``evaluate``. ``countable=False`` leaves out the
+    partial tiles the cost model cannot count exactly (``uncountable``): a
+    written mapping with one is still a mapping of the layer, which the
+    family scores as outside its space."""
     out = []
     if len(mapping.levels) != len(hierarchy.levels):
         out.append(f"{len(mapping.levels)} loop blocks for {len(hierarchy.levels)} levels")
@@ -259,8 +263,7 @@ def mapping_problems(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevel
         if total < extent:
             out.append(f"factors of {dim} multiply to {_factor_product_text(hierarchy, mapping, dim)}, less than its "
                        f"extent {extent}: part of the layer would never be computed")
-        elif total > extent and len(mapping.fanouts) <= len(hierarchy.fanouts) and \
-                len(mapping.levels) == len(hierarchy.levels):
+        elif countable and total > extent and len(mapping.fanouts) <= len(hierarchy.fanouts):
             out.extend(_collapse_problems(hierarchy, mapping, dim, extent))
     for dim in ("R", "S"):
         if mapping.factor(0, dim) != 1:
@@ -297,6 +300,19 @@ def _factor_product_text(hierarchy: Hierarchy, mapping: MultiLevelMapping, dim: 
               if loops.factor(dim) > 1]
     total = prod(mapping.factor(i, dim) for i in range(len(mapping.levels))) * mapping.spatial(dim)
     return f"{' x '.join(parts)} = {total}" if len(parts) > 1 else str(total)
+
+
+def uncountable(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevelMapping) -> list[str]:
+    """The partial tiles of a mapping of ``layer`` that the cost model cannot
+    count exactly (``_collapse_problems``), one sentence each."""
+    if len(mapping.fanouts) > len(hierarchy.fanouts) or len(mapping.levels) != len(hierarchy.levels):
+        return []
+    out = []
+    for dim in DIMS:
+        extent = layer_extent(layer, dim)
+        if prod(mapping.factor(l, dim) for l in range(len(mapping.levels))) * mapping.spatial(dim) > extent:
+            out.extend(_collapse_problems(hierarchy, mapping, dim, extent))
+    return out
 
 
 def _collapse_problems(hierarchy: Hierarchy, mapping: MultiLevelMapping, dim: str, extent: int) -> list[str]:
