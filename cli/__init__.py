@@ -505,7 +505,7 @@ def _other_layer(problem, data) -> str | None:
     problem's (a tiling result's ``instance`` names it): its solution's
     factors would not multiply to this layer's extents, and saying so beats
     a line per dimension. None when it is the same layer or cannot be told."""
-    from ..instances import InstanceError, load_document
+    from ..instances import load_document
 
     instance = data.get("instance") if isinstance(data, dict) else None
     layer = getattr(problem, "layer", None)

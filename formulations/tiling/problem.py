@@ -102,8 +102,9 @@ class ConvLayer:
         in tiles of ``tile`` output rows (the last one possibly partial):
         each tile reads the rows of its window that the tile before it does
         not hold. Without dilation that is every row of the whole window
-        once; with it, a tile shorter than the dilation shares no row with
-        its neighbour, and a row may leave the buffer and be read again
+        once; with it, a short tile holds rows with holes and shares fewer
+        rows with its neighbour, or none (one output row at dilation 2), and
+        a row may leave the buffer and be read again
         (docs/tiling-cost-model.md, "Halo reuse")."""
         stride, dilation, window = self._window_params(axis)
         extent = self.extent(axis)

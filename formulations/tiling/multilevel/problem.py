@@ -263,8 +263,8 @@ def mapping_problems(layer: ConvLayer, hierarchy: Hierarchy, mapping: MultiLevel
         if total < extent:
             out.append(f"factors of {dim} multiply to {_factor_product_text(hierarchy, mapping, dim)}, less than its "
                        f"extent {extent}: part of the layer would never be computed")
-        elif countable and total > extent and len(mapping.fanouts) <= len(hierarchy.fanouts):
-            out.extend(_collapse_problems(hierarchy, mapping, dim, extent))
+    if countable and positive:
+        out.extend(uncountable(layer, hierarchy, mapping))
     for dim in ("R", "S"):
         if mapping.factor(0, dim) != 1:
             out.append(f"{hierarchy.levels[0].name} cannot split the filter window ({dim})")
